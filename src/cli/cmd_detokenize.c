@@ -1,0 +1,8 @@
+/* shimmy detokenize — not built yet. */
+#include "cli.h"
+
+int cli_cmd_detokenize(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    return cli_not_built("detokenize");
+}

@@ -1,0 +1,8 @@
+/* shimmy logits — not built yet. */
+#include "cli.h"
+
+int cli_cmd_logits(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    return cli_not_built("logits");
+}

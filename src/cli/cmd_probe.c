@@ -1,0 +1,8 @@
+/* shimmy probe — not built yet. */
+#include "cli.h"
+
+int cli_cmd_probe(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    return cli_not_built("probe");
+}

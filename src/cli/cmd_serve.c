@@ -1,0 +1,8 @@
+/* shimmy serve — not built yet. */
+#include "cli.h"
+
+int cli_cmd_serve(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    return cli_not_built("serve");
+}

@@ -1,0 +1,8 @@
+/* shimmy template — not built yet. */
+#include "cli.h"
+
+int cli_cmd_template(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    return cli_not_built("template");
+}

@@ -1,0 +1,101 @@
+/* shimmy entry point: dispatches to the subcommand table. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cli_command {
+    const char *name;
+    cli_cmd_fn fn;
+    const char *summary;
+} cli_command;
+
+static const cli_command commands[] = {
+    {"serve", cli_cmd_serve, "serve models over an OpenAI-compatible HTTP API"},
+    {"list", cli_cmd_list, "list the models the registry knows"},
+    {"discover", cli_cmd_discover, "rescan and show where each model came from"},
+    {"probe", cli_cmd_probe, "load a model, run one token, report what it is"},
+    {"bench", cli_cmd_bench, "prompt and generation tokens/s"},
+    {"generate", cli_cmd_generate, "generate text from a prompt"},
+    {"tokenize", cli_cmd_tokenize, "print the token ids of a text"},
+    {"detokenize", cli_cmd_detokenize, "print the text of token ids"},
+    {"logits", cli_cmd_logits, "print top-k logits (reference checking)"},
+    {"perplexity", cli_cmd_perplexity, "perplexity of a model on a text file"},
+    {"template", cli_cmd_template, "render a chat with a model's template"},
+    {"inspect", cli_cmd_inspect, "print GGUF metadata and tensor table"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "shimmy %s — local LLM inference server\n\nusage: shimmy <command> [options]\n\n",
+            SHIMMY_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nshimmy <command> --help shows a command's options.\n");
+}
+
+int cli_not_built(const char *cmd) {
+    fprintf(stderr, "shimmy: %s: not built yet\n", cmd);
+    return 2;
+}
+
+int cli_fail(const shimmy_error *err) {
+    if (err->where[0])
+        fprintf(stderr, "shimmy: error: %s (%s)\n", err->message, err->where);
+    else
+        fprintf(stderr, "shimmy: error: %s\n", err->message);
+    return 1;
+}
+
+int cli_usage_error(const char *cmd, const char *usage_line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "shimmy: %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: %s\n", usage_line);
+    return 2;
+}
+
+bool cli_parse_long(const char *s, long lo, long hi, long *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_double(const char *s, double lo, double hi, double *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !(v >= lo && v <= hi)) return false;
+    *out = v;
+    return true;
+}
+
+int main(int argc, char **argv) {
+    const char *lvl = getenv("SHIMMY_LOG");
+    core_log_level min = CORE_LOG_INFO;
+    if (lvl && strcmp(lvl, "debug") == 0) min = CORE_LOG_DEBUG;
+    if (lvl && strcmp(lvl, "warn") == 0) min = CORE_LOG_WARN;
+    core_log_set_sink(core_log_stderr_sink, NULL, min);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("shimmy %s\n", SHIMMY_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "shimmy: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

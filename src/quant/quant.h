@@ -1,0 +1,119 @@
+/*
+ * quant — the table of tensor types: block layout, dequantize, quantize and dot products.
+ *
+ * One row per GGUF type id. Each row carries the scalar reference kernels (src/quant/ref/) and,
+ * after quant_init(), the fastest variant the CPU supports (src/quant/x86/, src/quant/arm/),
+ * chosen once from core_cpu_usable() (so SHIMMY_ISA=scalar forces the reference).
+ *
+ * Dot products follow the established engine's numerics: a weight row of type T is multiplied
+ * with activations already converted to T's vec_dot_type (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for
+ * Q4_1/Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16, F32 for F32). from_float of the
+ * vec_dot_type is how activations are converted.
+ *
+ * Invariants: kernels never allocate; n is a multiple of the type's block size (callers check);
+ * kernels accept unaligned pointers. Thread-safety: after quant_init() everything is read-only.
+ */
+#ifndef SHIMMY_QUANT_H
+#define SHIMMY_QUANT_H
+
+#include "core/core.h"
+#include "gguf/gguf.h"
+
+#include <stdint.h>
+#include <string.h>
+
+typedef void (*quant_to_float_fn)(const void *x, float *y, int64_t n);
+typedef void (*quant_from_float_fn)(const float *x, void *y, int64_t n);
+/* *s = dot(row x of the weight type, y of the vec_dot_type), n elements. */
+typedef void (*quant_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+
+typedef struct quant_traits {
+    const char *name;
+    uint32_t type;
+    uint32_t block_size;
+    uint32_t type_size;
+    uint32_t vec_dot_type;
+    quant_to_float_fn to_float;
+    quant_from_float_fn from_float; /* reference quantizer; NULL if the type cannot be made */
+    quant_vec_dot_fn vec_dot;       /* NULL for activation-only types */
+} quant_traits;
+
+/* Selects kernels for this CPU; idempotent and thread-safe; quant_get calls it. */
+void quant_init(void);
+/* The active traits of a type, or NULL when this build does not support it. */
+const quant_traits *quant_get(uint32_t type);
+/* The scalar reference traits of a type (for tests), or NULL. */
+const quant_traits *quant_get_ref(uint32_t type);
+/* Name of the kernel set in use: "avx512-vnni", "avx2", "neon", "scalar". */
+const char *quant_isa(void);
+
+/* Every compiled ISA variant, for tests that hold each equal to the reference.
+ * quant_variant_get returns NULL when the variant has no kernel for the type or the CPU cannot
+ * run it. Index 0 is always "scalar". */
+int quant_n_variants(void);
+const char *quant_variant_name(int i);
+const quant_traits *quant_variant_get(int i, uint32_t type);
+
+/* ---- half-precision scalars (exact IEEE round-to-nearest-even) ---- */
+
+static inline float quant_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3FF) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7F800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t quant_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t absx = x & 0x7FFFFFFFu;
+    if (absx >= 0x7F800000u) /* inf or nan */
+        return (uint16_t)(sign | 0x7C00 | (absx > 0x7F800000u ? 0x200 : 0));
+    if (absx >= 0x477FF000u) return (uint16_t)(sign | 0x7C00); /* rounds to inf */
+    if (absx < 0x38800000u) {                                  /* subnormal or zero in f16 */
+        if (absx < 0x33000000u) return (uint16_t)sign;         /* < half the smallest subnormal */
+        uint32_t e = absx >> 23, m = (absx & 0x7FFFFF) | 0x800000;
+        uint32_t shift = 126 - e; /* 14 + (113 - e) */
+        uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1))) q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t h = ((absx >> 13) - ((127 - 15) << 10));
+    uint32_t rem = absx & 0x1FFF;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+static inline float quant_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t quant_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((x >> 16) | 64); /* quiet nan */
+    return (uint16_t)((x + (0x7FFF + ((x >> 16) & 1))) >> 16);
+}
+
+#endif

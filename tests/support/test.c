@@ -1,0 +1,90 @@
+/* Shared unit-test support: counters, skips, test-data paths, temp dirs and a seeded PRNG. */
+#include "test.h"
+
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int test_failures;
+int test_checks;
+
+int test_finish(const char *name) {
+    printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
+    return test_failures ? 1 : 0;
+}
+
+void test_skip(const char *why) {
+    printf("SKIP: %s\n", why);
+    exit(77);
+}
+
+const char *test_data_path(const char *rel, char *buf, size_t cap) {
+    const char *root = getenv("SHIMMY_TESTDATA");
+    if (!root || !*root) return NULL;
+    snprintf(buf, cap, "%s/%s", root, rel);
+    struct stat st;
+    return stat(buf, &st) == 0 ? buf : NULL;
+}
+
+const char *test_require_data(const char *rel, char *buf, size_t cap) {
+    if (!test_data_path(rel, buf, cap)) {
+        char msg[512];
+        snprintf(msg, sizeof msg,
+                 "test data %s not found (set SHIMMY_TESTDATA to ../shared/testdata)", rel);
+        test_skip(msg);
+    }
+    return buf;
+}
+
+char *test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        if (len) *len = (size_t)n;
+    }
+    return buf;
+}
+
+const char *test_tmpdir(char *buf, size_t cap) {
+    const char *t = getenv("TMPDIR");
+    snprintf(buf, cap, "%s/shimmy-test-XXXXXX", t && *t ? t : "/tmp");
+    return mkdtemp(buf);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+void test_rm_rf(const char *path) {
+    if (path) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void test_rng_seed(test_rng *r, unsigned long long seed) { r->s = seed ? seed : 0x9E3779B97F4A7C15ull; }
+
+unsigned long long test_rng_u64(test_rng *r) {
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 2685821657736338717ull;
+}
+
+double test_rng_uniform(test_rng *r) { return (double)(test_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+
+double test_rng_normal(test_rng *r) {
+    double u1 = test_rng_uniform(r), u2 = test_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
