@@ -1,0 +1,182 @@
+/*
+ * engine — a generation: prompt tokens in, tokens and text out through a sink.
+ *
+ * An engine_model bundles what is loaded once per file: the GGUF mapping, the bound weights
+ * (model), the vocabulary (tokenizer), the chat template text, BOS/EOS strings and a summary
+ * (engine_model_info). An engine_session is one sequence: KV cache, scratch and sampler, reused
+ * across requests with prefix caching (the KV of the longest common prefix of the previous
+ * tokens and the new prompt is kept). engine_generate runs prompt processing in batches, then
+ * one token per step: sample, detokenize (UTF-8 safe), match stop strings (never emitted, even
+ * across token boundaries), and hand text to the sink.
+ *
+ * Invariants:
+ *  - Prompts longer than the context, or prompt + max_tokens beyond it, fail with
+ *    SHIMMY_ERR_CONTEXT_EXCEEDED naming both numbers; nothing is truncated silently.
+ *  - The decode loop allocates nothing (everything is sized at engine_session_new).
+ *  - A sink returning false, or engine_session_cancel, stops generation within one token
+ *    (finish = ENGINE_FINISH_CANCELLED).
+ *
+ * Ownership: engine_model_open/engine_model_close, engine_session_new/engine_session_free;
+ * both free functions accept NULL. A session borrows its model (close the model after freeing
+ * its sessions) and the optional pool/compute_lock of its params. Accessor results are borrowed
+ * until engine_model_close / the next call on the session.
+ *
+ * Thread-safety: an engine_model is immutable after open and may be shared by any number of
+ * sessions and threads. A session is used by one thread at a time, except
+ * engine_session_cancel, which any thread may call.
+ */
+#ifndef SHIMMY_ENGINE_H
+#define SHIMMY_ENGINE_H
+
+#include "core/core.h"
+#include "model/model.h"
+#include "sampling/sampling.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tok_vocab tok_vocab;
+
+/* ---- loaded model bundle ---- */
+
+typedef struct engine_model_params {
+    bool no_tokenizer; /* load weights only (tests of the forward pass without a vocabulary) */
+} engine_model_params;
+
+typedef struct engine_model_info {
+    char architecture[32]; /* "llama", "qwen2", "qwen3" */
+    char name[128];        /* general.name, or the file's base name */
+    char file_type[32];    /* dominant matrix type: "Q4_K", "F16", ... */
+    uint64_t n_params;
+    int32_t n_ctx_train;
+    int32_t n_embd;
+    int32_t n_layer;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t n_vocab;
+    uint64_t file_bytes;
+    uint64_t weight_bytes;
+} engine_model_info;
+
+typedef struct engine_model engine_model;
+
+/* p may be NULL (defaults). Errors name the file and what is missing or unsupported. */
+shimmy_status engine_model_open(const char *path, const engine_model_params *p, engine_model **out,
+                                shimmy_error *err);
+void engine_model_close(engine_model *m);
+
+const engine_model_info *engine_model_get_info(const engine_model *m);
+/* NULL when opened with no_tokenizer. */
+const tok_vocab *engine_model_vocab(const engine_model *m);
+/* tokenizer.chat_template (NUL-terminated copy), or NULL when the file has none. */
+const char *engine_model_chat_template(const engine_model *m);
+/* Text of the BOS / EOS tokens ("" when absent). */
+const char *engine_model_bos_text(const engine_model *m);
+const char *engine_model_eos_text(const engine_model *m);
+const model *engine_model_weights(const engine_model *m);
+const gguf_file *engine_model_file(const engine_model *m);
+
+/* ---- sessions ---- */
+
+typedef struct engine_session_params {
+    int32_t n_ctx;                 /* 0 = min(n_ctx_train, 4096) */
+    int32_t n_batch;               /* prompt tokens per forward step (0 = 512, at most n_ctx) */
+    int32_t n_logits;              /* positions whose logits one engine_eval may return (0 = 1) */
+    model_kv_type kv_type;         /* MODEL_KV_F16 (default) or MODEL_KV_F32 */
+    int32_t n_threads;             /* own pool of this size when pool is NULL; 0 = physical cores */
+    core_pool *pool;               /* borrowed, shared between sessions; NULL = own pool */
+    pthread_mutex_t *compute_lock; /* borrowed; held around each forward step when non-NULL */
+} engine_session_params;
+
+typedef struct engine_session engine_session;
+
+/* p may be NULL (defaults). */
+shimmy_status engine_session_new(engine_model *m, const engine_session_params *p,
+                                 engine_session **out, shimmy_error *err);
+void engine_session_free(engine_session *s);
+int32_t engine_session_n_ctx(const engine_session *s);
+/* Asks a running engine_generate to stop (from any thread). engine_generate clears the request
+ * when it starts, so a cancel must be issued while the generation runs (or via the sink). */
+void engine_session_cancel(engine_session *s);
+
+/* ---- generation ---- */
+
+typedef enum engine_finish {
+    ENGINE_FINISH_STOP,     /* end-of-generation token or a stop string */
+    ENGINE_FINISH_LENGTH,   /* max_tokens reached (or the context is full) */
+    ENGINE_FINISH_CANCELLED /* the sink refused or engine_session_cancel */
+} engine_finish;
+
+/* "stop", "length", "cancelled" */
+const char *engine_finish_name(engine_finish f);
+
+typedef struct engine_gen_params {
+    sampling_params sampling;
+    int32_t max_tokens;      /* <= 0: until the context is full */
+    const char *const *stop; /* stop strings (borrowed for the call); never emitted */
+    size_t n_stop;
+    bool ignore_eos;       /* keep going after an end-of-generation token */
+    int32_t *out_tokens;   /* optional: receives the generated ids (borrowed for the call) */
+    size_t out_tokens_cap; /* capacity of out_tokens; ids beyond it are not stored */
+} engine_gen_params;
+
+/* Defaults: llama.cpp's sampling defaults, max_tokens 128, no stop strings. */
+void engine_gen_params_default(engine_gen_params *p);
+
+/* Receives generated text as it becomes final (whole UTF-8 characters, stop strings held back
+ * until they can be ruled out). token is the id whose decoding completed the text (-1 for text
+ * released at the end). Return false to stop (e.g. the client went away). */
+typedef bool (*engine_sink_fn)(void *user, const char *text, size_t len, int32_t token);
+
+typedef struct engine_result {
+    int32_t n_prompt;
+    int32_t n_generated;
+    int32_t n_cached; /* prompt tokens whose KV came from the previous request */
+    engine_finish finish;
+    double prompt_ms; /* prompt processing */
+    double gen_ms;    /* generation after the first token */
+    double ttft_ms;   /* from the call to the first generated token */
+} engine_result;
+
+/* Generates a continuation of prompt (n_prompt >= 1). sink may be NULL. res may be NULL. */
+shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n_prompt,
+                              const engine_gen_params *gp, engine_sink_fn sink, void *user,
+                              engine_result *res, shimmy_error *err);
+
+/* ---- teacher forcing (logits, perplexity) ---- */
+
+/* Evaluates tokens at positions pos..pos+n-1, first discarding cached positions >= pos
+ * (pos <= engine_session_n_past). Any n (split into n_batch steps). When want_all, the logits of
+ * every position are kept (n <= n_logits); otherwise only the last position's. */
+shimmy_status engine_eval(engine_session *s, const int32_t *tokens, size_t n, int32_t pos,
+                          bool want_all, shimmy_error *err);
+/* Logits (n_vocab floats) of the i-th position of the last engine_eval (0 when !want_all). */
+const float *engine_logits(const engine_session *s, int32_t i);
+int32_t engine_session_n_past(const engine_session *s);
+int32_t engine_n_vocab(const engine_session *s);
+
+/* ---- stop strings (exposed for tests) ---- */
+
+/* Holds generated text back while it could still be the start of a stop string. */
+typedef struct engine_stop {
+    const char *const *stop; /* borrowed */
+    size_t n_stop;
+    size_t max_len;
+    char *buf; /* owned: [0, off) emitted by the last call, [off, len) held back */
+    size_t off, len, cap;
+} engine_stop;
+
+shimmy_status engine_stop_init(engine_stop *st, const char *const *stop, size_t n_stop,
+                               shimmy_error *err);
+void engine_stop_deinit(engine_stop *st);
+/* Appends text. Sets *emit/*n_emit to the text that is now safe to emit (borrowed until the
+ * next call) and returns true when a stop string matched (the text before it is emitted, the
+ * stop string and anything after it are dropped). */
+bool engine_stop_push(engine_stop *st, const char *text, size_t len, const char **emit,
+                      size_t *n_emit);
+/* Releases what is still held back (at the end of generation). */
+void engine_stop_flush(engine_stop *st, const char **emit, size_t *n_emit);
+
+#endif
