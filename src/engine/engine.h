@@ -171,7 +171,7 @@ typedef struct engine_stop {
 shimmy_status engine_stop_init(engine_stop *st, const char *const *stop, size_t n_stop,
                                shimmy_error *err);
 void engine_stop_deinit(engine_stop *st);
-/* Appends text. Sets *emit/*n_emit to the text that is now safe to emit (borrowed until the
+/* Appends text. Sets *emit and *n_emit to the text that is now safe to emit (borrowed until the
  * next call) and returns true when a stop string matched (the text before it is emitted, the
  * stop string and anything after it are dropped). */
 bool engine_stop_push(engine_stop *st, const char *text, size_t len, const char **emit,
