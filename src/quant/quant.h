@@ -34,9 +34,20 @@ typedef struct quant_traits {
     uint32_t type_size;
     uint32_t vec_dot_type;
     quant_to_float_fn to_float;
-    quant_from_float_fn from_float; /* reference quantizer; NULL if the type cannot be made */
-    quant_vec_dot_fn vec_dot;       /* NULL for activation-only types */
+    /* Converts a float row the way the reference engine converts activations at run time (for
+     * Q8_0/Q8_1: round half to even with 127/amax as multiplier, like its x86 path); a valid
+     * quantizer for every type. NULL if the type cannot be made. */
+    quant_from_float_fn from_float;
+    quant_vec_dot_fn vec_dot; /* NULL for activation-only types */
+    /* The model-file quantizer (what llama-quantize writes without an importance matrix;
+     * byte-exact for Q4_0..Q8_0). Same as from_float except for Q8_0/Q8_1. */
+    quant_from_float_fn quantize;
 } quant_traits;
+
+/* Bytes of a row of n elements of this type (n a multiple of block_size). */
+static inline size_t quant_row_bytes(const quant_traits *t, int64_t n) {
+    return (size_t)(n / t->block_size) * t->type_size;
+}
 
 /* Selects kernels for this CPU; idempotent and thread-safe; quant_get calls it. */
 void quant_init(void);
