@@ -247,12 +247,17 @@ static void gen_task(void *ctx, int ith, int nth) {
         int64_t n = nr * j->ne0;
         test_rng rng;
         test_rng_seed(&rng, splitmix(j->seed + (uint64_t)c));
-        /* Box-Muller yields two normals per pair of uniforms: use both. */
+        /* Marsaglia's polar method: two normals per accepted pair, no trigonometry. */
         for (int64_t i = 0; i < n; i += 2) {
-            double u1 = test_rng_uniform(&rng), u2 = test_rng_uniform(&rng);
-            double r = sqrt(-2.0 * log(u1 < 1e-300 ? 1e-300 : u1)), a = 6.283185307179586 * u2;
-            x[i] = (float)(j->mean + j->std * r * cos(a));
-            if (i + 1 < n) x[i + 1] = (float)(j->mean + j->std * r * sin(a));
+            double u, v, s;
+            do {
+                u = 2.0 * test_rng_uniform(&rng) - 1.0;
+                v = 2.0 * test_rng_uniform(&rng) - 1.0;
+                s = u * u + v * v;
+            } while (s >= 1.0 || s == 0.0);
+            double k = sqrt(-2.0 * log(s) / s);
+            x[i] = (float)(j->mean + j->std * u * k);
+            if (i + 1 < n) x[i + 1] = (float)(j->mean + j->std * v * k);
         }
         unsigned char *dst = j->out + (size_t)r0 * j->row_bytes;
         if (j->encode)
