@@ -55,6 +55,9 @@ typedef struct quant_variant {
 
 static const quant_variant variants[] = {
     {"scalar", 0, -1, NULL},
+#if defined(__x86_64__)
+    {"avx2", X86_AVX2, 0, quant_x86_avx2_install},
+#endif
 };
 #define N_VARIANTS ((int)(sizeof variants / sizeof variants[0]))
 

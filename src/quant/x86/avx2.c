@@ -1,0 +1,253 @@
+/* AVX2 (+FMA, F16C) kernels: the activation quantizers Q8_0/Q8_1/Q8_K, the legacy block dots
+ * and the float dots. K-quant dots are in avx2_kquants.c.
+ *
+ * The quantizers produce exactly the bytes of the scalar reference (same float operations:
+ * vector max/abs are exact, the multiply is the same single rounding, and round-to-nearest-even
+ * is what the reference's integer rounding computes). The dots sum integers exactly per block
+ * and accumulate the scaled block sums in 8 float lanes, so they differ from the reference only
+ * in the order of float additions. */
+#include "quant/x86/avx2_util.h"
+
+/* ---- activation quantizers ---- */
+
+/* One block of 32: quants as 4 x 8 int32 with multiplier 127/amax; returns d = amax/127. */
+static inline float q8_block(const float *x, __m256i q[4]) {
+    __m256 v[4], m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        m = _mm256_max_ps(m, qx_abs_ps(v[k]));
+    }
+    const float amax = qx_max_ps(m);
+    const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+    for (int k = 0; k < 4; k++)
+        q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    return amax / 127.0f;
+}
+
+static void from_float_q8_0(const float *x, void *vy, int64_t n) {
+    quant_block_q8_0 *y = vy;
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        __m256i q[4];
+        const float d = q8_block(x + i * QUANT_QK, q);
+        y[i].d = quant_f32_to_f16(d);
+        _mm256_storeu_si256((__m256i *)y[i].qs, qx_pack32(q[0], q[1], q[2], q[3]));
+    }
+}
+
+static void from_float_q8_1(const float *x, void *vy, int64_t n) {
+    quant_block_q8_1 *y = vy;
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        __m256i q[4];
+        const float d = q8_block(x + i * QUANT_QK, q);
+        const int sum = qx_hsum_epi32(
+            _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+        y[i].d = quant_f32_to_f16(d);
+        y[i].s = quant_f32_to_f16(d * (float)sum);
+        _mm256_storeu_si256((__m256i *)y[i].qs, qx_pack32(q[0], q[1], q[2], q[3]));
+    }
+}
+
+/* Q8_K: scale -127/max, max the first value of largest magnitude (its sign matters). */
+static void from_float_q8_k(const float *x, void *vy, int64_t n) {
+    quant_block_q8_k *y = vy;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++, x += QUANT_QKK) {
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < 32; k++) m = _mm256_max_ps(m, qx_abs_ps(_mm256_loadu_ps(x + 8 * k)));
+        const float amax = qx_max_ps(m);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const __m256 am = _mm256_set1_ps(amax);
+        int first = 0;
+        for (int k = 0; k < 32; k++) {
+            int mask = _mm256_movemask_ps(
+                _mm256_cmp_ps(qx_abs_ps(_mm256_loadu_ps(x + 8 * k)), am, _CMP_EQ_OQ));
+            if (mask) {
+                first = 8 * k + __builtin_ctz((unsigned)mask);
+                break;
+            }
+        }
+        const float iscale = -127.0f / x[first];
+        const __m256 is = _mm256_set1_ps(iscale);
+        const __m256i top = _mm256_set1_epi32(127);
+        for (int g = 0; g < 8; g++) { /* 32 values = 2 groups of 16 per step */
+            __m256i q[4];
+            for (int k = 0; k < 4; k++) {
+                __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 32 * g + 8 * k), is);
+                q[k] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_round_ps(
+                                            v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)),
+                                        top);
+            }
+            y[i].bsums[2 * g] = (int16_t)qx_hsum_epi32(_mm256_add_epi32(q[0], q[1]));
+            y[i].bsums[2 * g + 1] = (int16_t)qx_hsum_epi32(_mm256_add_epi32(q[2], q[3]));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * g), qx_pack32(q[0], q[1], q[2], q[3]));
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+/* ---- legacy block dots ---- */
+
+static void vec_dot_q8_0(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q8_0 *x = vx, *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        __m256i p = qx_dot_s8s8(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                                _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256 d = _mm256_set1_ps(qx_h2f(x[i].d) * qx_h2f(y[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = qx_hsum_ps(acc);
+}
+
+/* Q4_0 (offset 8) and Q5_0 (offset 16, fifth bit from qh) against Q8_0. */
+static inline __m256i q40_levels(const quant_block_q4_0 *b) {
+    return _mm256_sub_epi8(qx_nibbles32(b->qs), _mm256_set1_epi8(8));
+}
+
+static inline __m256i q50_levels(const quant_block_q5_0 *b) {
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    __m256i hi = _mm256_and_si256(qx_bits32(qh), _mm256_set1_epi8(0x10));
+    return _mm256_sub_epi8(_mm256_or_si256(qx_nibbles32(b->qs), hi), _mm256_set1_epi8(16));
+}
+
+static void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q4_0 *x = vx;
+    const quant_block_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        __m256i p = qx_dot_s8s8(q40_levels(&x[i]), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256 d = _mm256_set1_ps(qx_h2f(x[i].d) * qx_h2f(y[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = qx_hsum_ps(acc);
+}
+
+static void vec_dot_q5_0(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q5_0 *x = vx;
+    const quant_block_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        __m256i p = qx_dot_s8s8(q50_levels(&x[i]), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256 d = _mm256_set1_ps(qx_h2f(x[i].d) * qx_h2f(y[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = qx_hsum_ps(acc);
+}
+
+/* Q4_1 and Q5_1 against Q8_1: unsigned levels, plus m_w * s_x per block. */
+static void vec_dot_q4_1(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q4_1 *x = vx;
+    const quant_block_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        __m256i p =
+            qx_dot_u8s8(qx_nibbles32(x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256 d = _mm256_set1_ps(qx_h2f(x[i].d) * qx_h2f(y[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+        mins += qx_h2f(x[i].m) * qx_h2f(y[i].s);
+    }
+    *s = qx_hsum_ps(acc) + mins;
+}
+
+static void vec_dot_q5_1(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q5_1 *x = vx;
+    const quant_block_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        __m256i hi = _mm256_and_si256(qx_bits32(qh), _mm256_set1_epi8(0x10));
+        __m256i q = _mm256_or_si256(qx_nibbles32(x[i].qs), hi);
+        __m256i p = qx_dot_u8s8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256 d = _mm256_set1_ps(qx_h2f(x[i].d) * qx_h2f(y[i].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+        mins += qx_h2f(x[i].m) * qx_h2f(y[i].s);
+    }
+    *s = qx_hsum_ps(acc) + mins;
+}
+
+/* ---- float dots: 32 elements per step in 4 accumulators, then a scalar tail ---- */
+
+static inline __m256 load_f16(const unsigned char *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+static inline __m256 load_bf16(const unsigned char *p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+
+static inline __m256 load_f32(const unsigned char *p) {
+    return _mm256_loadu_ps((const float *)p);
+}
+
+typedef __m256 (*load8_fn)(const unsigned char *p);
+
+/* esz: bytes per element; `one` converts a single element for the tail. */
+static inline float dot_float(int64_t n, const unsigned char *a, const unsigned char *b, int esz,
+                              load8_fn load, float (*one)(const unsigned char *)) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 4; k++)
+            acc[k] =
+                _mm256_fmadd_ps(load(a + (i + 8 * k) * esz), load(b + (i + 8 * k) * esz), acc[k]);
+    for (; i + 8 <= n; i += 8)
+        acc[0] = _mm256_fmadd_ps(load(a + i * esz), load(b + i * esz), acc[0]);
+    float sum =
+        qx_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; i < n; i++) sum += one(a + i * esz) * one(b + i * esz);
+    return sum;
+}
+
+static float one_f16(const unsigned char *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return qx_h2f(h);
+}
+
+static float one_bf16(const unsigned char *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return quant_bf16_to_f32(h);
+}
+
+static float one_f32(const unsigned char *p) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+static void vec_dot_f16(int64_t n, float *s, const void *x, const void *y) {
+    *s = dot_float(n, x, y, 2, load_f16, one_f16);
+}
+
+static void vec_dot_bf16(int64_t n, float *s, const void *x, const void *y) {
+    *s = dot_float(n, x, y, 2, load_bf16, one_bf16);
+}
+
+static void vec_dot_f32(int64_t n, float *s, const void *x, const void *y) {
+    *s = dot_float(n, x, y, 4, load_f32, one_f32);
+}
+
+void quant_x86_avx2_install(quant_traits *t) {
+    t[GGUF_T_Q8_0].from_float = from_float_q8_0;
+    t[GGUF_T_Q8_1].from_float = from_float_q8_1;
+    t[GGUF_T_Q8_K].from_float = from_float_q8_k;
+    t[GGUF_T_Q8_0].vec_dot = vec_dot_q8_0;
+    t[GGUF_T_Q4_0].vec_dot = vec_dot_q4_0;
+    t[GGUF_T_Q5_0].vec_dot = vec_dot_q5_0;
+    t[GGUF_T_Q4_1].vec_dot = vec_dot_q4_1;
+    t[GGUF_T_Q5_1].vec_dot = vec_dot_q5_1;
+    t[GGUF_T_F16].vec_dot = vec_dot_f16;
+    t[GGUF_T_BF16].vec_dot = vec_dot_bf16;
+    t[GGUF_T_F32].vec_dot = vec_dot_f32;
+    quant_x86_avx2_install_kquants(t);
+}

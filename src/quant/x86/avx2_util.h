@@ -1,0 +1,74 @@
+/* Small AVX2 building blocks shared by the x86 kernel files (all compiled with at least
+ * -mavx2 -mfma -mf16c). Private to src/quant/x86/. */
+#ifndef SHIMMY_QUANT_AVX2_UTIL_H
+#define SHIMMY_QUANT_AVX2_UTIL_H
+
+#include "quant/quant_impl.h"
+
+#include <immintrin.h>
+
+static inline float qx_hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int qx_hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float qx_max_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static inline __m256 qx_abs_ps(__m256 v) {
+    return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+}
+
+/* fp16 -> f32 of one value (exact, F16C). */
+static inline float qx_h2f(uint16_t h) {
+    return _cvtsh_ss(h);
+}
+
+/* Unsigned bytes u (<= 127 in practice) times signed bytes s, summed in fours: 8 x int32. */
+static inline __m256i qx_dot_u8s8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* Signed bytes times signed bytes (neither -128), summed in fours: 8 x int32. */
+static inline __m256i qx_dot_s8s8(__m256i a, __m256i b) {
+    return qx_dot_u8s8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+}
+
+/* 32 nibbles of 16 bytes: element j < 16 is the low nibble of byte j, j >= 16 the high nibble of
+ * byte j - 16 (the legacy block order). */
+static inline __m256i qx_nibbles32(const uint8_t *p) {
+    __m128i t = _mm_loadu_si128((const __m128i *)p);
+    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+}
+
+/* Byte j is 0xFF when bit j of the 32-bit word is set. */
+static inline __m256i qx_bits32(uint32_t bits) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                            2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
+}
+
+/* 32 int32 (four vectors, in order) -> 32 saturated int8. */
+static inline __m256i qx_pack32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+    __m256i a = _mm256_packs_epi32(v0, v1), b = _mm256_packs_epi32(v2, v3);
+    return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b),
+                                       _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+#endif
