@@ -112,12 +112,14 @@ typedef struct model {
     const float *output_norm;
     model_weight output; /* == tok_embd rows when the embedding is tied */
     bool tied_output;
-    const float *rope_freqs; /* (n_rot/2) llama3 frequency factors, or NULL */
-    model_layer *layers;     /* owned, n_layer */
-    int32_t n_weights;       /* number of slots */
-    uint64_t n_params;       /* elements of all tensors */
-    uint64_t weight_bytes;   /* bytes of all tensors */
-    uint32_t file_type;      /* dominant matrix type (gguf_ttype) */
+    const float *rope_freqs;  /* (n_rot/2) llama3 frequency factors, or NULL */
+    model_layer *layers;      /* owned, n_layer */
+    int32_t n_weights;        /* number of slots */
+    uint64_t n_params;        /* elements of all tensors */
+    uint64_t weight_bytes;    /* bytes of all tensors */
+    uint32_t file_type;       /* dominant matrix type (gguf_ttype) */
+    size_t max_act_row_bytes; /* largest quantized activation row any product needs */
+    int64_t max_in;           /* largest n_in of any weight */
 } model;
 
 /* Binds f's tensors. Unsupported architecture, missing tensor, wrong shape or an unsupported
@@ -157,6 +159,47 @@ int32_t model_ctx_n_batch(const model_ctx *c);
 void model_ctx_truncate(model_ctx *c, int32_t n);
 /* Bytes allocated by the context (KV cache + scratch). */
 size_t model_ctx_bytes(const model_ctx *c);
+
+/* ---- operations of the forward pass (scalar; exposed for tests) ---- */
+
+/* y = x / sqrt(mean(x^2) + eps) * w over n elements (w may be NULL: no scaling). */
+void model_rms_norm(const float *x, const float *w, float *y, int64_t n, float eps);
+/* Rotates the first n_rot dims of each of n_head heads of size head_dim at position pos.
+ * freq_factors (n_rot/2) may be NULL. */
+void model_rope(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, int32_t pos, float base,
+                float freq_scale, const float *freq_factors, model_rope_mode mode);
+/* In place softmax of x[0..n) (max-subtracted, sum in double). */
+void model_softmax(float *x, int64_t n);
+/* g[i] = silu(g[i]) * u[i] */
+void model_swiglu(float *g, const float *u, int64_t n);
+/* The exact F16 -> F32 table (65536 entries), built on first use; thread-safe. */
+const float *model_f16_table(void);
+
+/* ---- context layout (shared by the model's own files; opaque to other modules) ---- */
+
+struct model_ctx {
+    const model *m;
+    core_pool *pool; /* borrowed or NULL */
+    int n_threads;
+    int32_t n_ctx, n_batch, n_logits, n_past;
+    int32_t n_logits_last; /* positions computed by the last eval */
+    model_kv_type kv_type;
+    size_t kv_elt; /* bytes per cache element */
+    void *k_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) F16 or F32 */
+    void *v_cache; /* (n_layer, n_ctx, n_head_kv*head_dim_v) */
+    float *x;      /* (n_batch, n_embd) residual stream */
+    float *xn;     /* (n_batch, max(n_embd, n_head*head_dim_v)) normed input / projections */
+    float *q;      /* (n_batch, n_head*head_dim) */
+    float *k;      /* (n_batch, n_head_kv*head_dim) */
+    float *v;      /* (n_batch, n_head_kv*head_dim_v) */
+    float *att;    /* (n_batch, n_head*head_dim_v) attention output */
+    float *gate;   /* (n_batch, n_ff) */
+    float *up;     /* (n_batch, n_ff) */
+    void *xq;      /* (n_batch, max_act_row_bytes) quantized activations */
+    float *scores; /* (n_threads, n_ctx + head_dim) per-thread attention scratch */
+    float *logits; /* (n_logits, n_vocab) */
+    size_t bytes;
+};
 
 /* y (n_tok, w->n_out) = x (n_tok, w->n_in) · wᵀ. The single entry point for every weight
  * product (quantizes x once with w's vec_dot_type into the ctx scratch). */

@@ -1,0 +1,134 @@
+/* Compute contexts: every buffer the forward pass touches is allocated here, once, so that
+ * evaluation never allocates. */
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CTX_ALIGN 64
+
+/* Sums sizes with overflow checks, then hands out 64-byte aligned slices of one block. */
+typedef struct layout {
+    uint64_t total;
+    bool overflow;
+} layout;
+
+static uint64_t reserve(layout *l, uint64_t n, uint64_t elt) {
+    uint64_t bytes, off = l->total, end;
+    if (!core_mul_u64(n, elt, &bytes) || !core_add_u64(bytes, CTX_ALIGN - 1, &bytes)) {
+        l->overflow = true;
+        return 0;
+    }
+    bytes &= ~(uint64_t)(CTX_ALIGN - 1);
+    if (!core_add_u64(off, bytes, &end)) l->overflow = true;
+    l->total = end;
+    return off;
+}
+
+shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx **out,
+                            shimmy_error *err) {
+    *out = NULL;
+    const model_hparams *hp = &m->hp;
+    if (p->n_ctx < 1 || p->n_ctx > (1 << 24))
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_ctx",
+                          "context size %d is out of range (1 .. 16777216)", p->n_ctx);
+    if (p->n_batch < 0 || p->n_logits < 0)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_batch",
+                          "batch size and logits count must not be negative");
+    if (p->kv_type != MODEL_KV_F16 && p->kv_type != MODEL_KV_F32)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "kv_type",
+                          "KV cache type must be f16 or f32");
+    model_ctx *c = calloc(1, sizeof *c);
+    if (!c) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate a model context");
+    c->m = m;
+    c->pool = p->pool;
+    c->n_threads = p->pool ? core_pool_size(p->pool) : 1;
+    c->n_ctx = p->n_ctx;
+    c->n_batch = p->n_batch ? p->n_batch : 512;
+    if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
+    c->n_logits = p->n_logits ? p->n_logits : 1;
+    c->kv_type = p->kv_type;
+    c->kv_elt = p->kv_type == MODEL_KV_F16 ? 2 : 4;
+
+    const uint64_t B = (uint64_t)c->n_batch, L = (uint64_t)hp->n_layer, N = (uint64_t)c->n_ctx;
+    const uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim;
+    const uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
+    const uint64_t v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
+    const uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
+    const uint64_t xn_dim = o_dim > (uint64_t)hp->n_embd ? o_dim : (uint64_t)hp->n_embd;
+    layout l = {0};
+    uint64_t o_k = reserve(&l, L * N, k_dim * c->kv_elt);
+    uint64_t o_v = reserve(&l, L * N, v_dim * c->kv_elt);
+    uint64_t o_x = reserve(&l, B * (uint64_t)hp->n_embd, 4);
+    uint64_t o_xn = reserve(&l, B * xn_dim, 4);
+    uint64_t o_q = reserve(&l, B * q_dim, 4);
+    uint64_t o_kk = reserve(&l, B * k_dim, 4);
+    uint64_t o_vv = reserve(&l, B * v_dim, 4);
+    uint64_t o_att = reserve(&l, B * o_dim, 4);
+    uint64_t o_gate = reserve(&l, B * (uint64_t)hp->n_ff, 4);
+    uint64_t o_up = reserve(&l, B * (uint64_t)hp->n_ff, 4);
+    uint64_t o_xq = reserve(&l, B, m->max_act_row_bytes ? m->max_act_row_bytes : 1);
+    uint64_t o_sc = reserve(&l, (uint64_t)c->n_threads, (N + (uint64_t)hp->head_dim) * 4);
+    uint64_t o_lg = reserve(&l, (uint64_t)c->n_logits * (uint64_t)hp->n_vocab, 4);
+    if (l.overflow || l.total > SIZE_MAX / 2) {
+        free(c);
+        return core_error(err, SHIMMY_ERR_NOMEM, "n_ctx",
+                          "a context of %d positions is too large for this model", p->n_ctx);
+    }
+    unsigned char *base = core_aligned_alloc(CTX_ALIGN, (size_t)l.total);
+    if (!base) {
+        free(c);
+        return core_error(err, SHIMMY_ERR_NOMEM, "n_ctx",
+                          "cannot allocate %.1f MiB for a context of %d positions (try a smaller "
+                          "--ctx-size)",
+                          (double)l.total / (1024.0 * 1024.0), p->n_ctx);
+    }
+    /* zeroed so that a truncated cache never exposes uninitialised memory to the sanitizers */
+    memset(base, 0, (size_t)l.total);
+    c->k_cache = base + o_k;
+    c->v_cache = base + o_v;
+    c->x = (float *)(base + o_x);
+    c->xn = (float *)(base + o_xn);
+    c->q = (float *)(base + o_q);
+    c->k = (float *)(base + o_kk);
+    c->v = (float *)(base + o_vv);
+    c->att = (float *)(base + o_att);
+    c->gate = (float *)(base + o_gate);
+    c->up = (float *)(base + o_up);
+    c->xq = base + o_xq;
+    c->scores = (float *)(base + o_sc);
+    c->logits = (float *)(base + o_lg);
+    c->bytes = (size_t)l.total;
+    (void)model_f16_table();
+    *out = c;
+    return SHIMMY_OK;
+}
+
+void model_ctx_free(model_ctx *c) {
+    if (!c) return;
+    core_aligned_free(c->k_cache); /* the start of the single block */
+    free(c);
+}
+
+const float *model_ctx_logits(const model_ctx *c, int32_t i) {
+    if (i < 0 || i >= c->n_logits_last) return NULL;
+    return c->logits + (int64_t)i * c->m->hp.n_vocab;
+}
+
+int32_t model_ctx_n_past(const model_ctx *c) {
+    return c->n_past;
+}
+int32_t model_ctx_n_ctx(const model_ctx *c) {
+    return c->n_ctx;
+}
+int32_t model_ctx_n_batch(const model_ctx *c) {
+    return c->n_batch;
+}
+size_t model_ctx_bytes(const model_ctx *c) {
+    return c->bytes;
+}
+
+void model_ctx_truncate(model_ctx *c, int32_t n) {
+    if (n < 0) n = 0;
+    if (n < c->n_past) c->n_past = n;
+}

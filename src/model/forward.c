@@ -1,0 +1,182 @@
+/* The forward pass shared by every architecture: embeddings, n_layer blocks of
+ * (RMSNorm -> q/k/v -> [bias] -> [q/k norm] -> RoPE -> causal GQA attention over the KV cache ->
+ * output projection -> residual -> RMSNorm -> SwiGLU FFN -> residual), final norm, output.
+ *
+ * With an F16 cache the attention rounds like ggml's CPU path: K and V are stored as F16, the
+ * query is rounded to F16 before K·q, and the softmax probabilities are rounded to F16 before
+ * they weight V (both products accumulate in F32). With an F32 cache nothing is rounded. */
+#include "model.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct attn_task {
+    model_ctx *c;
+    int32_t layer;
+    int32_t n_tok;
+} attn_task;
+
+static void attn_task_fn(void *ctx, int ith, int nth) {
+    const attn_task *t = ctx;
+    model_ctx *c = t->c;
+    const model_hparams *hp = &c->m->hp;
+    const int32_t hd = hp->head_dim, hdv = hp->head_dim_v;
+    const int32_t gqa = hp->n_head / hp->n_head_kv;
+    const int64_t q_dim = (int64_t)hp->n_head * hd, k_dim = (int64_t)hp->n_head_kv * hd;
+    const int64_t v_dim = (int64_t)hp->n_head_kv * hdv, o_dim = (int64_t)hp->n_head * hdv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const bool f16 = c->kv_type == MODEL_KV_F16;
+    const float *f16t = model_f16_table();
+    const uint16_t *k16 = c->k_cache, *v16 = c->v_cache;
+    const float *k32 = c->k_cache, *v32 = c->v_cache;
+    const int64_t layer_k = (int64_t)t->layer * c->n_ctx * k_dim;
+    const int64_t layer_v = (int64_t)t->layer * c->n_ctx * v_dim;
+    float *sc = c->scores + (int64_t)ith * (c->n_ctx + hd);
+    float *qr = sc + c->n_ctx;
+
+    int64_t lo, hi;
+    core_split_range((int64_t)t->n_tok * hp->n_head, ith, nth, &lo, &hi);
+    for (int64_t job = lo; job < hi; job++) {
+        const int32_t tok = (int32_t)(job / hp->n_head), h = (int32_t)(job % hp->n_head);
+        const int32_t kvh = h / gqa;
+        const int32_t n_kv = c->n_past + tok + 1;
+        const float *q = c->q + tok * q_dim + (int64_t)h * hd;
+        for (int32_t i = 0; i < hd; i++) qr[i] = f16 ? f16t[quant_f32_to_f16(q[i])] : q[i];
+        for (int32_t p = 0; p < n_kv; p++) {
+            const int64_t off = layer_k + p * k_dim + (int64_t)kvh * hd;
+            float s = 0.0f;
+            if (f16)
+                for (int32_t i = 0; i < hd; i++) s += qr[i] * f16t[k16[off + i]];
+            else
+                for (int32_t i = 0; i < hd; i++) s += qr[i] * k32[off + i];
+            sc[p] = s * scale;
+        }
+        model_softmax(sc, n_kv);
+        float *out = c->att + tok * o_dim + (int64_t)h * hdv;
+        memset(out, 0, sizeof(float) * (size_t)hdv);
+        for (int32_t p = 0; p < n_kv; p++) {
+            const int64_t off = layer_v + p * v_dim + (int64_t)kvh * hdv;
+            if (f16) {
+                const float w = f16t[quant_f32_to_f16(sc[p])];
+                for (int32_t d = 0; d < hdv; d++) out[d] += w * f16t[v16[off + d]];
+            } else {
+                const float w = sc[p];
+                for (int32_t d = 0; d < hdv; d++) out[d] += w * v32[off + d];
+            }
+        }
+    }
+}
+
+static void store_kv(model_ctx *c, int32_t layer, int32_t n_tok) {
+    const model_hparams *hp = &c->m->hp;
+    const int64_t k_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t v_dim = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    const int64_t k0 = ((int64_t)layer * c->n_ctx + c->n_past) * k_dim;
+    const int64_t v0 = ((int64_t)layer * c->n_ctx + c->n_past) * v_dim;
+    if (c->kv_type == MODEL_KV_F16) {
+        uint16_t *kc = (uint16_t *)c->k_cache + k0, *vc = (uint16_t *)c->v_cache + v0;
+        for (int64_t i = 0; i < n_tok * k_dim; i++) kc[i] = quant_f32_to_f16(c->k[i]);
+        for (int64_t i = 0; i < n_tok * v_dim; i++) vc[i] = quant_f32_to_f16(c->v[i]);
+    } else {
+        memcpy((float *)c->k_cache + k0, c->k, sizeof(float) * (size_t)(n_tok * k_dim));
+        memcpy((float *)c->v_cache + v0, c->v, sizeof(float) * (size_t)(n_tok * v_dim));
+    }
+}
+
+static void add_bias(float *y, const float *b, int32_t n_tok, int64_t dim) {
+    if (!b) return;
+    for (int32_t t = 0; t < n_tok; t++)
+        for (int64_t i = 0; i < dim; i++) y[t * dim + i] += b[i];
+}
+
+static void head_norm(float *y, const float *w, int32_t n_tok, int32_t n_head, int32_t hd,
+                      float eps) {
+    if (!w) return;
+    for (int64_t i = 0; i < (int64_t)n_tok * n_head; i++)
+        model_rms_norm(y + i * hd, w, y + i * hd, hd, eps);
+}
+
+static void attention_block(model_ctx *c, const model_layer *L, int32_t il, int32_t n_tok) {
+    const model *m = c->m;
+    const model_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd;
+    const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t k_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t v_dim = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    for (int32_t t = 0; t < n_tok; t++)
+        model_rms_norm(c->x + t * E, L->attn_norm, c->xn + t * E, E, hp->rms_eps);
+    model_linear(c, &L->wq, c->xn, c->q, n_tok);
+    model_linear(c, &L->wk, c->xn, c->k, n_tok);
+    model_linear(c, &L->wv, c->xn, c->v, n_tok);
+    add_bias(c->q, L->bq, n_tok, q_dim);
+    add_bias(c->k, L->bk, n_tok, k_dim);
+    add_bias(c->v, L->bv, n_tok, v_dim);
+    head_norm(c->q, L->q_norm, n_tok, hp->n_head, hp->head_dim, hp->rms_eps);
+    head_norm(c->k, L->k_norm, n_tok, hp->n_head_kv, hp->head_dim, hp->rms_eps);
+    for (int32_t t = 0; t < n_tok; t++) {
+        const int32_t pos = c->n_past + t;
+        model_rope(c->q + t * q_dim, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_base,
+                   hp->rope_freq_scale, m->rope_freqs, m->arch->rope_mode);
+        model_rope(c->k + t * k_dim, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_base,
+                   hp->rope_freq_scale, m->rope_freqs, m->arch->rope_mode);
+    }
+    store_kv(c, il, n_tok);
+    attn_task at = {.c = c, .layer = il, .n_tok = n_tok};
+    if (c->pool && c->n_threads > 1)
+        core_pool_run(c->pool, attn_task_fn, &at);
+    else
+        attn_task_fn(&at, 0, 1);
+    model_linear(c, &L->wo, c->att, c->xn, n_tok);
+    for (int64_t i = 0; i < n_tok * E; i++) c->x[i] += c->xn[i];
+}
+
+static void ffn_block(model_ctx *c, const model_layer *L, int32_t n_tok) {
+    const model_hparams *hp = &c->m->hp;
+    const int64_t E = hp->n_embd;
+    for (int32_t t = 0; t < n_tok; t++)
+        model_rms_norm(c->x + t * E, L->ffn_norm, c->xn + t * E, E, hp->rms_eps);
+    model_linear(c, &L->w_gate, c->xn, c->gate, n_tok);
+    model_linear(c, &L->w_up, c->xn, c->up, n_tok);
+    model_swiglu(c->gate, c->up, (int64_t)n_tok * hp->n_ff);
+    model_linear(c, &L->w_down, c->gate, c->xn, n_tok);
+    for (int64_t i = 0; i < n_tok * E; i++) c->x[i] += c->xn[i];
+}
+
+shimmy_status model_ctx_eval(model_ctx *c, const int32_t *tokens, int32_t n, int32_t n_logits_out,
+                             shimmy_error *err) {
+    const model *m = c->m;
+    const model_hparams *hp = &m->hp;
+    if (n < 1 || n > c->n_batch)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_tokens",
+                          "%d tokens in one step; the batch holds 1 .. %d", n, c->n_batch);
+    if (n > c->n_ctx - c->n_past)
+        return core_error(err, SHIMMY_ERR_CONTEXT_EXCEEDED, "n_ctx",
+                          "%d cached + %d new tokens exceed the context size %d", c->n_past, n,
+                          c->n_ctx);
+    if (n_logits_out < 0 || n_logits_out > n || n_logits_out > c->n_logits)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_logits",
+                          "cannot return logits of %d positions (at most %d)", n_logits_out,
+                          n < c->n_logits ? n : c->n_logits);
+    for (int32_t t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, "tokens",
+                              "token id %d at index %d is outside the vocabulary (0 .. %d)",
+                              tokens[t], t, hp->n_vocab - 1);
+    const int64_t E = hp->n_embd;
+    const unsigned char *emb = m->tok_embd.data;
+    for (int32_t t = 0; t < n; t++)
+        m->tok_embd.qt->to_float(emb + (size_t)tokens[t] * m->tok_embd.row_bytes, c->x + t * E, E);
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        attention_block(c, &m->layers[il], il, n);
+        ffn_block(c, &m->layers[il], n);
+    }
+    c->n_logits_last = n_logits_out;
+    if (n_logits_out > 0) {
+        const int32_t first = n - n_logits_out;
+        for (int32_t j = 0; j < n_logits_out; j++)
+            model_rms_norm(c->x + (first + j) * E, m->output_norm, c->xn + j * E, E, hp->rms_eps);
+        model_linear(c, &m->output, c->xn, c->logits, n_logits_out);
+    }
+    c->n_past += n;
+    return SHIMMY_OK;
+}

@@ -1,0 +1,168 @@
+/* The architecture table and hyper-parameters read from `<arch>.*` metadata keys. Every value is
+ * validated here so that the forward pass can trust shapes (no division by zero, no overflow). */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const model_arch *const arch_table[] = {&model_arch_llama, &model_arch_qwen2,
+                                               &model_arch_qwen3};
+#define N_ARCH (sizeof arch_table / sizeof arch_table[0])
+
+const model_arch *model_arch_find(const char *name) {
+    for (size_t i = 0; i < N_ARCH; i++)
+        if (strcmp(arch_table[i]->name, name) == 0) return arch_table[i];
+    return NULL;
+}
+
+const char *model_arch_names(void) {
+    static char names[256];
+    static int built;
+    if (!__atomic_load_n(&built, __ATOMIC_ACQUIRE)) {
+        char tmp[256] = "";
+        for (size_t i = 0; i < N_ARCH; i++) {
+            if (i) strncat(tmp, ", ", sizeof tmp - strlen(tmp) - 1);
+            strncat(tmp, arch_table[i]->name, sizeof tmp - strlen(tmp) - 1);
+        }
+        memcpy(names, tmp, sizeof names); /* same bytes from any racing thread */
+        __atomic_store_n(&built, 1, __ATOMIC_RELEASE);
+    }
+    return names;
+}
+
+/* Limits that keep every derived size far from overflow and reject absurd files early. */
+#define MAX_DIM    (1 << 20)
+#define MAX_LAYERS 4096
+#define MAX_HEADS  4096
+
+typedef struct hp_key {
+    const char *suffix;
+    int32_t *dst;
+    bool required;
+    int32_t lo, hi;
+} hp_key;
+
+static shimmy_status read_i32(const gguf_file *f, const char *arch, const hp_key *k,
+                              shimmy_error *err) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, k->suffix);
+    const gguf_value *v = gguf_get(f, key);
+    if (!v) {
+        if (k->required)
+            return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f), "metadata key '%s' is missing",
+                              key);
+        return SHIMMY_OK;
+    }
+    if (v->type == GGUF_VT_ARRAY)
+        return core_error(err, SHIMMY_ERR_UNSUPPORTED, gguf_path(f),
+                          "metadata key '%s' is a per-layer array; only a single value is "
+                          "supported",
+                          key);
+    uint32_t u;
+    if (!gguf_get_u32(f, key, &u) || u > (uint32_t)k->hi || (int64_t)u < k->lo)
+        return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
+                          "metadata key '%s' must be an integer in [%d, %d]", key, k->lo, k->hi);
+    *k->dst = (int32_t)u;
+    return SHIMMY_OK;
+}
+
+static shimmy_status read_f32(const gguf_file *f, const char *arch, const char *suffix, float *dst,
+                              bool required, shimmy_error *err) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (!gguf_get(f, key)) {
+        if (required)
+            return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f), "metadata key '%s' is missing",
+                              key);
+        return SHIMMY_OK;
+    }
+    float v;
+    if (!gguf_get_f32(f, key, &v) || !isfinite(v))
+        return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
+                          "metadata key '%s' must be a finite number", key);
+    *dst = v;
+    return SHIMMY_OK;
+}
+
+static shimmy_status read_rope_scaling(const gguf_file *f, const char *arch, model_hparams *hp,
+                                       shimmy_error *err) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    gguf_str type;
+    float factor = 0.0f;
+    shimmy_status st = read_f32(f, arch, "rope.scaling.factor", &factor, false, err);
+    if (st) return st;
+    bool has_type = gguf_get_str(f, key, &type);
+    if (!has_type || gguf_str_eq(type, "none")) {
+        /* llama.cpp applies a bare factor as linear scaling only when the type says so */
+        return SHIMMY_OK;
+    }
+    if (!gguf_str_eq(type, "linear")) {
+        char name[32];
+        return core_error(err, SHIMMY_ERR_UNSUPPORTED, gguf_path(f),
+                          "RoPE scaling type '%s' (%s) is not supported; only linear scaling is",
+                          gguf_str_copy(type, name, sizeof name), key);
+    }
+    if (factor > 0.0f) hp->rope_freq_scale = 1.0f / factor;
+    return SHIMMY_OK;
+}
+
+shimmy_status model_hparams_read(const gguf_file *f, const model_arch *a, model_hparams *hp,
+                                 shimmy_error *err) {
+    memset(hp, 0, sizeof *hp);
+    hp->n_head_kv = -1;
+    hp->head_dim = -1;
+    hp->head_dim_v = -1;
+    hp->n_rot = -1;
+    hp->rope_base = 10000.0f;
+    hp->rope_freq_scale = 1.0f;
+    hp->rms_eps = 1e-5f;
+    const hp_key keys[] = {
+        {"context_length", &hp->n_ctx_train, true, 1, 1 << 24},
+        {"embedding_length", &hp->n_embd, true, 1, MAX_DIM},
+        {"block_count", &hp->n_layer, true, 1, MAX_LAYERS},
+        {"feed_forward_length", &hp->n_ff, true, 1, MAX_DIM},
+        {"attention.head_count", &hp->n_head, true, 1, MAX_HEADS},
+        {"attention.head_count_kv", &hp->n_head_kv, false, 1, MAX_HEADS},
+        {"attention.key_length", &hp->head_dim, false, 1, 65536},
+        {"attention.value_length", &hp->head_dim_v, false, 1, 65536},
+        {"rope.dimension_count", &hp->n_rot, false, 0, 65536},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        shimmy_status st = read_i32(f, a->name, &keys[i], err);
+        if (st) return st;
+    }
+    shimmy_status st;
+    if ((st = read_f32(f, a->name, "attention.layer_norm_rms_epsilon", &hp->rms_eps, true, err)) ||
+        (st = read_f32(f, a->name, "rope.freq_base", &hp->rope_base, false, err)) ||
+        (st = read_rope_scaling(f, a->name, hp, err)))
+        return st;
+    if (hp->n_head_kv < 0) hp->n_head_kv = hp->n_head;
+    if (hp->head_dim < 0) {
+        if (hp->n_embd % hp->n_head)
+            return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
+                              "%s.embedding_length %d is not a multiple of "
+                              "%s.attention.head_count %d",
+                              a->name, hp->n_embd, a->name, hp->n_head);
+        hp->head_dim = hp->n_embd / hp->n_head;
+    }
+    if (hp->head_dim_v < 0) hp->head_dim_v = hp->head_dim;
+    if (hp->n_rot < 0) hp->n_rot = hp->head_dim;
+    if (hp->n_head % hp->n_head_kv)
+        return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
+                          "%s.attention.head_count %d is not a multiple of head_count_kv %d",
+                          a->name, hp->n_head, hp->n_head_kv);
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
+                          "%s.rope.dimension_count %d must be even and at most the head size %d",
+                          a->name, hp->n_rot, hp->head_dim);
+    if ((int64_t)hp->n_head * hp->head_dim > MAX_DIM ||
+        (int64_t)hp->n_head * hp->head_dim_v > MAX_DIM)
+        return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f), "attention size %d x %d too large",
+                          hp->n_head, hp->head_dim);
+    if (!(hp->rms_eps > 0.0f) || !(hp->rope_base > 0.0f))
+        return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
+                          "%s: RMSNorm epsilon and RoPE base must be positive", a->name);
+    return SHIMMY_OK;
+}
