@@ -1,0 +1,336 @@
+/* libmicrohttpd glue: the route table, auth, CORS, body limits, replies and SSE streaming. */
+#include "server.h"
+
+#include <microhttpd.h>
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+enum { ROUTE_PUBLIC = 1 }; /* answered without an API key */
+
+typedef struct server_route {
+    const char *method;
+    const char *pattern; /* "{}" matches one or more characters (a model name may hold '/') */
+    server_handler handler;
+    unsigned flags;
+} server_route;
+
+static const server_route routes[] = {
+    {"GET", "/health", server_handle_health, ROUTE_PUBLIC},
+    {"GET", "/metrics", server_handle_metrics, 0},
+    {"GET", "/v1/models", server_handle_models, 0},
+    {"GET", "/v1/models/{}", server_handle_model, 0},
+    {"POST", "/v1/chat/completions", server_handle_chat, 0},
+    {"POST", "/v1/completions", server_handle_completions, 0},
+    {"POST", "/api/generate", server_handle_generate, 0},
+    {"GET", "/ws/generate", server_handle_ws, 0},
+    {"GET", "/api/models", server_handle_api_models, 0},
+    {"POST", "/api/models/discover", server_handle_discover, 0},
+    {"POST", "/api/models/{}/load", server_handle_load, 0},
+    {"POST", "/api/models/{}/unload", server_handle_unload, 0},
+    {"GET", "/api/models/{}/status", server_handle_status, 0},
+};
+
+static bool route_match(const char *pattern, const char *url, char *param, size_t cap) {
+    const char *hole = strstr(pattern, "{}");
+    if (!hole) return strcmp(pattern, url) == 0;
+    size_t pre = (size_t)(hole - pattern), suf = strlen(hole + 2), n = strlen(url);
+    if (n <= pre + suf || strncmp(url, pattern, pre) != 0 || strcmp(url + n - suf, hole + 2) != 0)
+        return false;
+    size_t len = n - pre - suf;
+    if (len >= cap) return false;
+    memcpy(param, url + pre, len);
+    param[len] = '\0';
+    return true;
+}
+
+/* ---- replies ---- */
+
+static void add_common_headers(server_call *c, struct MHD_Response *r) {
+    const char *origin = c->srv->cfg.cors_origin;
+    if (origin && *origin) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(r, "Vary", "Origin");
+    }
+}
+
+int server_reply(server_call *c, int status, const char *ctype, const char *body, size_t len) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    if (ctype) MHD_add_response_header(r, "Content-Type", ctype);
+    add_common_headers(c, r);
+    enum MHD_Result ok = MHD_queue_response(c->conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    c->status = status;
+    c->responded = true;
+    return ok;
+}
+
+int server_reply_json(server_call *c, int status, json_t *v) {
+    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (!s) {
+        static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
+                                  "\"server_error\",\"param\":null,\"code\":null}}";
+        return server_reply(c, 500, "application/json", oom, sizeof oom - 1);
+    }
+    int ok = server_reply(c, status, "application/json", s, strlen(s));
+    free(s);
+    return ok;
+}
+
+int server_reply_error(server_call *c, const shimmy_error *err) {
+    int http;
+    char *s = server_error_json(err, &http);
+    if (!s) return server_reply_json(c, 500, NULL);
+    int ok = server_reply(c, http, "application/json", s, strlen(s));
+    free(s);
+    return ok;
+}
+
+bool server_call_gone(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return true;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)) return true;
+    /* Readable: either a pipelined request (still there) or EOF (gone). */
+    char b;
+    return recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+typedef struct stream_ctx {
+    server_job *job;
+    struct MHD_Connection *conn;
+} stream_ctx;
+
+/* Blocks (on this connection's own thread) until the worker has bytes; gives up when the client
+ * hangs up, so that its slot is freed within a token. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    stream_ctx *sc = cls;
+    for (;;) {
+        long n = server_job_read(sc->job, buf, max, 100);
+        if (n > 0) return n;
+        if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (atomic_load(&sc->job->cancelled) || server_call_gone(sc->conn)) {
+            server_job_cancel(sc->job);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+}
+
+static void stream_free(void *cls) {
+    stream_ctx *sc = cls;
+    /* The connection is done with the stream, whether or not the generation finished. */
+    server_job_cancel(sc->job);
+    server_job_release(sc->job);
+    free(sc);
+}
+
+int server_reply_stream(server_call *c, server_job *j) {
+    stream_ctx *sc = calloc(1, sizeof *sc);
+    if (!sc) return MHD_NO;
+    pthread_mutex_lock(&j->mu);
+    j->refs++;
+    pthread_mutex_unlock(&j->mu);
+    sc->job = j;
+    sc->conn = c->conn;
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, sc, stream_free);
+    if (!r) {
+        stream_free(sc);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    add_common_headers(c, r);
+    enum MHD_Result ok = MHD_queue_response(c->conn, 200, r);
+    MHD_destroy_response(r);
+    c->status = 200;
+    c->responded = true;
+    return ok;
+}
+
+/* ---- the access handler ---- */
+
+static bool authorized(server_call *c) {
+    const char *key = c->srv->cfg.api_key;
+    if (!key || !*key) return true;
+    const char *h = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
+    h += 7;
+    while (*h == ' ') h++;
+    /* Compare in time independent of where the first difference is. */
+    size_t n = strlen(key), m = strlen(h);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < n; i++) diff |= (unsigned char)(key[i] ^ (i < m ? h[i] : 0));
+    return diff == 0;
+}
+
+static int reply_status(server_call *c, shimmy_status st, const char *where, const char *fmt,
+                        const char *arg) {
+    shimmy_error err;
+    core_error(&err, st, where, fmt, arg);
+    return server_reply_error(c, &err);
+}
+
+static int preflight(server_call *c) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!r) return MHD_NO;
+    add_common_headers(c, r);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    enum MHD_Result ok = MHD_queue_response(c->conn, 204, r);
+    MHD_destroy_response(r);
+    c->status = 204;
+    c->responded = true;
+    return ok;
+}
+
+/* Finds the route; a path known under another method is a 405, an unknown path a 404. */
+static const server_route *find_route(server_call *c, const char *url, const char *method,
+                                      bool *wrong_method) {
+    *wrong_method = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        char param[sizeof c->param];
+        if (!route_match(routes[i].pattern, url, param, sizeof param)) continue;
+        if (strcmp(routes[i].method, method) != 0) {
+            *wrong_method = true;
+            c->route = routes[i].pattern;
+            continue;
+        }
+        memcpy(c->param, param, sizeof param);
+        c->route = routes[i].pattern;
+        return &routes[i];
+    }
+    return NULL;
+}
+
+static bool body_append(server_call *c, const char *data, size_t n) {
+    if (c->body_len + n > c->srv->cfg.max_body) return false;
+    if (c->body_len + n + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap : 1024;
+        while (cap < c->body_len + n + 1) cap *= 2;
+        char *p = realloc(c->body, cap);
+        if (!p) return false;
+        c->body = p;
+        c->body_cap = cap;
+    }
+    memcpy(c->body + c->body_len, data, n);
+    c->body_len += n;
+    c->body[c->body_len] = '\0';
+    return true;
+}
+
+static int too_large(server_call *c) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "the request body is larger than the server's limit of %zu bytes",
+             c->srv->cfg.max_body);
+    return reply_status(c, SHIMMY_ERR_TOO_LARGE, NULL, "%s", msg);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+    server *s = cls;
+    server_call *c = *con_cls;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return MHD_NO;
+        c->srv = s;
+        c->conn = conn;
+        c->route = "other";
+        *con_cls = c;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) return (enum MHD_Result)too_large(c);
+        return MHD_YES;
+    }
+    if (c->responded) {
+        *upload_size = 0; /* the reply is already queued; drop the rest of the body */
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!body_append(c, upload, *upload_size)) return (enum MHD_Result)too_large(c);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!c->body && !body_append(c, "", 0)) return MHD_NO;
+    if (strcmp(method, "OPTIONS") == 0 && s->cfg.cors_origin) return (enum MHD_Result)preflight(c);
+    bool wrong_method;
+    const server_route *rt = find_route(c, url, method, &wrong_method);
+    if (!rt && wrong_method)
+        return (enum MHD_Result)reply_status(c, SHIMMY_ERR_METHOD, NULL,
+                                             "method %s is not allowed on this path", method);
+    if (!rt)
+        return (enum MHD_Result)reply_status(c, SHIMMY_ERR_NOT_FOUND, NULL,
+                                             "no route %s; see docs/server.md for the endpoints",
+                                             url);
+    if (!(rt->flags & ROUTE_PUBLIC) && !authorized(c))
+        return (enum MHD_Result)reply_status(
+            c, SHIMMY_ERR_UNAUTHORIZED, NULL, "%s",
+            "missing or invalid API key: send the header 'Authorization: Bearer <key>'");
+    if (atomic_load(&s->stopping))
+        return (enum MHD_Result)reply_status(c, SHIMMY_ERR_BUSY, NULL, "%s",
+                                             "the server is shutting down");
+    return (enum MHD_Result)rt->handler(c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    server *s = cls;
+    server_call *c = *con_cls;
+    if (!c) return;
+    if (c->responded) server_metrics_request(&s->metrics, c->route, c->status);
+    free(c->body);
+    free(c);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+    core_log(CORE_LOG_DEBUG, "server: mhd: %s", msg);
+}
+
+shimmy_status server_http_start(server *s, shimmy_error *err) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->cfg.port)};
+    if (inet_pton(AF_INET, s->cfg.host, &addr.sin_addr) != 1)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "--bind",
+                          "'%s' is not an IPv4 address (use e.g. 127.0.0.1:11435)", s->cfg.host);
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE | MHD_USE_ITC;
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!s->daemon)
+        return core_error(err, SHIMMY_ERR_IO, "--bind",
+                          "cannot listen on %s:%d (address in use or not permitted); choose "
+                          "another with --bind HOST:PORT or --bind auto",
+                          s->cfg.host, s->cfg.port);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    int port = di ? di->port : s->cfg.port;
+    snprintf(s->url, sizeof s->url, "http://%s:%d", s->cfg.host, port);
+    return SHIMMY_OK;
+}
+
+void server_http_quiesce(server *s) {
+    if (s->daemon) MHD_quiesce_daemon(s->daemon);
+}
+
+void server_http_stop(server *s) {
+    if (s->daemon) MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+}

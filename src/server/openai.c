@@ -1,0 +1,183 @@
+/* The OpenAI-compatible endpoints: /v1/models, /v1/chat/completions, /v1/completions, and the
+ * formatters that shape their JSON bodies and SSE chunks. */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- shared pieces ---- */
+
+static json_t *text_value(const char *text, size_t len) {
+    /* The engine hands over whole UTF-8 characters; anything else is a bug upstream, and an
+     * empty string keeps the stream well-formed. */
+    json_t *v = json_stringn(text, len);
+    return v ? v : json_string("");
+}
+
+static json_t *usage_object(const server_job *j) {
+    return json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)j->usage_prompt,
+                     "completion_tokens", (json_int_t)j->usage_completion, "total_tokens",
+                     (json_int_t)(j->usage_prompt + j->usage_completion));
+}
+
+static json_t *envelope(const server_job *j, const char *object, json_t *choices) {
+    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o}", "id", j->id, "object", object, "created",
+                     (json_int_t)j->created, "model", j->req.model, "system_fingerprint",
+                     "shimmy-" SHIMMY_VERSION, "choices", choices);
+}
+
+static json_t *acc_take(server_job *j) {
+    json_t *v = text_value(j->acc ? j->acc : "", j->acc_len);
+    j->acc_len = 0;
+    return v;
+}
+
+static void write_json(server_job *j, json_t *v) {
+    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    if (s) server_job_write(j, s, strlen(s));
+    free(s);
+}
+
+static void nothing(server_job *j) {
+    (void)j;
+}
+
+static void json_fail(server_job *j, const shimmy_error *err) {
+    write_json(j, server_error_object(err));
+}
+
+/* Errors after a stream has started can only travel inside it, as OpenAI does. */
+static void sse_fail(server_job *j, const shimmy_error *err) {
+    server_job_sse(j, server_error_object(err));
+}
+
+static void sse_done(server_job *j) {
+    if (j->req.include_usage) {
+        json_t *u =
+            envelope(j, j->req.api == SERVER_API_CHAT ? "chat.completion.chunk" : "text_completion",
+                     json_array());
+        if (u) json_object_set_new(u, "usage", usage_object(j));
+        server_job_sse(j, u);
+    }
+    server_job_printf(j, "data: [DONE]\n\n");
+}
+
+/* ---- chat ---- */
+
+static void chat_chunk(server_job *j, json_t *delta, const char *finish) {
+    json_t *choice = json_pack("{s:i,s:o,s:n,s:o}", "index", 0, "delta", delta, "logprobs",
+                               "finish_reason", finish ? json_string(finish) : json_null());
+    server_job_sse(j, envelope(j, "chat.completion.chunk", json_pack("[o]", choice)));
+}
+
+static void chat_sse_begin(server_job *j) {
+    chat_chunk(j, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL);
+}
+
+static void chat_sse_text(server_job *j, size_t choice, const char *text, size_t len) {
+    chat_chunk(j, json_pack("{s:o}", "content", text_value(text, len)), NULL);
+}
+
+static void chat_sse_end(server_job *j, size_t choice, const char *finish) {
+    chat_chunk(j, json_object(), finish);
+}
+
+const server_fmt server_fmt_chat_sse = {"chat-sse",   chat_sse_begin, chat_sse_text,
+                                        chat_sse_end, sse_done,       sse_fail};
+
+static void json_text(server_job *j, size_t choice, const char *text, size_t len) {
+    server_job_acc_append(j, text, len);
+}
+
+static void chat_json_end(server_job *j, size_t choice, const char *finish) {
+    if (!j->choices) j->choices = json_array();
+    json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content", acc_take(j));
+    json_array_append_new(j->choices,
+                          json_pack("{s:I,s:o,s:n,s:s}", "index", (json_int_t)choice, "message",
+                                    msg, "logprobs", "finish_reason", finish));
+}
+
+static void json_done(server_job *j) {
+    const char *object = j->req.api == SERVER_API_CHAT ? "chat.completion" : "text_completion";
+    json_t *v = envelope(j, object, j->choices ? json_incref(j->choices) : json_array());
+    if (v) json_object_set_new(v, "usage", usage_object(j));
+    write_json(j, v);
+}
+
+const server_fmt server_fmt_chat_json = {"chat-json",   nothing,   json_text,
+                                         chat_json_end, json_done, json_fail};
+
+/* ---- legacy completions ---- */
+
+static void compl_chunk(server_job *j, size_t choice, json_t *text, const char *finish) {
+    json_t *c = json_pack("{s:o,s:I,s:n,s:o}", "text", text, "index", (json_int_t)choice,
+                          "logprobs", "finish_reason", finish ? json_string(finish) : json_null());
+    server_job_sse(j, envelope(j, "text_completion", json_pack("[o]", c)));
+}
+
+static void compl_sse_text(server_job *j, size_t choice, const char *text, size_t len) {
+    compl_chunk(j, choice, text_value(text, len), NULL);
+}
+
+static void compl_sse_end(server_job *j, size_t choice, const char *finish) {
+    compl_chunk(j, choice, json_string(""), finish);
+}
+
+const server_fmt server_fmt_compl_sse = {"completion-sse", nothing,  compl_sse_text,
+                                         compl_sse_end,    sse_done, sse_fail};
+
+static void compl_json_end(server_job *j, size_t choice, const char *finish) {
+    if (!j->choices) j->choices = json_array();
+    json_array_append_new(j->choices,
+                          json_pack("{s:o,s:I,s:n,s:s}", "text", acc_take(j), "index",
+                                    (json_int_t)choice, "logprobs", "finish_reason", finish));
+}
+
+const server_fmt server_fmt_compl_json = {"completion-json", nothing,   json_text,
+                                          compl_json_end,    json_done, json_fail};
+
+/* ---- handlers ---- */
+
+int server_handle_chat(server_call *c) {
+    return server_run(c, SERVER_API_CHAT, &server_fmt_chat_sse, &server_fmt_chat_json);
+}
+
+int server_handle_completions(server_call *c) {
+    return server_run(c, SERVER_API_COMPLETIONS, &server_fmt_compl_sse, &server_fmt_compl_json);
+}
+
+static json_t *model_object(const registry_entry *e) {
+    struct stat st;
+    json_int_t created = stat(e->path, &st) == 0 ? (json_int_t)st.st_mtime : 0;
+    return json_pack("{s:s,s:s,s:I,s:s}", "id", e->name, "object", "model", "created", created,
+                     "owned_by", "shimmy");
+}
+
+int server_handle_models(server_call *c) {
+    registry *reg = manager_get_registry(c->srv->mgr);
+    json_t *data = json_array();
+    for (size_t i = 0; reg && i < registry_count(reg); i++)
+        json_array_append_new(data, model_object(registry_entry_at(reg, i)));
+    registry_free(reg);
+    return server_reply_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+}
+
+int server_handle_model(server_call *c) {
+    registry *reg = manager_get_registry(c->srv->mgr);
+    const registry_entry *e = reg ? registry_find(reg, c->param) : NULL;
+    if (e) {
+        json_t *v = model_object(e);
+        registry_free(reg);
+        return server_reply_json(c, 200, v);
+    }
+    const char *near[1];
+    size_t n = reg ? registry_suggest(reg, c->param, near, 1) : 0;
+    shimmy_error err;
+    core_error(&err, SHIMMY_ERR_MODEL_NOT_FOUND, "model",
+               "the model '%.200s' does not exist%s%.200s%s", c->param, n ? " (did you mean '" : "",
+               n ? near[0] : "", n ? "'?)" : "");
+    registry_free(reg);
+    return server_reply_error(c, &err);
+}

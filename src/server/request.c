@@ -1,0 +1,481 @@
+/* Request bodies -> server_request: every field is checked against a table of parsers, so a bad
+ * field is reported by name and unknown fields are ignored (as OpenAI's API does). */
+#include "server.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    API_CHAT = 1u << SERVER_API_CHAT,
+    API_COMPL = 1u << SERVER_API_COMPLETIONS,
+    API_GEN = 1u << SERVER_API_GENERATE,
+    API_ALL = API_CHAT | API_COMPL | API_GEN,
+};
+
+/* Parse state shared by the field parsers: the request plus fields that combine later. */
+typedef struct parse_ctx {
+    server_request *r;
+    const json_t *messages;
+    const json_t *prompt;
+    const char *system;
+    bool raw;
+    bool has_max_tokens;
+} parse_ctx;
+
+typedef shimmy_status (*field_fn)(parse_ctx *c, const char *name, const json_t *v,
+                                  shimmy_error *err);
+
+typedef struct field_rule {
+    const char *name;
+    unsigned apis;
+    field_fn parse;
+} field_rule;
+
+static shimmy_status bad(shimmy_error *err, const char *name, const char *what) {
+    return core_error(err, SHIMMY_ERR_INVALID_ARG, name, "'%s' %s", name, what);
+}
+
+static shimmy_status number_in(const json_t *v, const char *name, double lo, double hi, double *out,
+                               shimmy_error *err) {
+    if (!json_is_number(v)) return bad(err, name, "must be a number");
+    double d = json_number_value(v);
+    if (!(d >= lo && d <= hi)) {
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                          "'%s' must be between %g and %g (got %g)", name, lo, hi, d);
+    }
+    *out = d;
+    return SHIMMY_OK;
+}
+
+static shimmy_status integer_in(const json_t *v, const char *name, json_int_t lo, json_int_t hi,
+                                json_int_t *out, shimmy_error *err) {
+    /* Clients written in JavaScript send 5.0 as 5; accept integral reals too. */
+    json_int_t i;
+    if (json_is_integer(v)) {
+        i = json_integer_value(v);
+    } else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+               fabs(json_real_value(v)) < 9e15) {
+        i = (json_int_t)json_real_value(v);
+    } else {
+        return bad(err, name, "must be an integer");
+    }
+    if (i < lo || i > hi) {
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                          "'%s' must be between %lld and %lld (got %lld)", name, (long long)lo,
+                          (long long)hi, (long long)i);
+    }
+    *out = i;
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_model(parse_ctx *c, const char *name, const json_t *v,
+                                 shimmy_error *err) {
+    if (!json_is_string(v)) return bad(err, name, "must be a string");
+    size_t n = json_string_length(v);
+    if (n == 0) return bad(err, name, "must not be empty");
+    if (n >= sizeof c->r->model) return bad(err, name, "is too long");
+    memcpy(c->r->model, json_string_value(v), n + 1);
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_store_json(parse_ctx *c, const char *name, const json_t *v,
+                                      shimmy_error *err) {
+    if (strcmp(name, "messages") == 0)
+        c->messages = v;
+    else
+        c->prompt = v;
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_system(parse_ctx *c, const char *name, const json_t *v,
+                                  shimmy_error *err) {
+    if (!json_is_string(v)) return bad(err, name, "must be a string");
+    c->system = json_string_value(v);
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_max_tokens(parse_ctx *c, const char *name, const json_t *v,
+                                      shimmy_error *err) {
+    json_int_t i;
+    shimmy_status st = integer_in(v, name, 1, INT32_MAX, &i, err);
+    if (st) return st;
+    c->r->max_tokens = (int32_t)i;
+    c->has_max_tokens = true;
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_float(parse_ctx *c, const char *name, const json_t *v,
+                                 shimmy_error *err) {
+    /* Ranges follow OpenAI's reference; the local extensions use llama.cpp's meaningful ranges. */
+    static const struct {
+        const char *name;
+        double lo, hi;
+        size_t off;
+    } rows[] = {
+        {"temperature", 0, 2, offsetof(sampling_params, temperature)},
+        {"top_p", 0, 1, offsetof(sampling_params, top_p)},
+        {"min_p", 0, 1, offsetof(sampling_params, min_p)},
+        {"presence_penalty", -2, 2, offsetof(sampling_params, presence_penalty)},
+        {"frequency_penalty", -2, 2, offsetof(sampling_params, frequency_penalty)},
+        {"repeat_penalty", 0, 10, offsetof(sampling_params, repeat_penalty)},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (strcmp(rows[i].name, name) != 0) continue;
+        double d;
+        shimmy_status st = number_in(v, name, rows[i].lo, rows[i].hi, &d, err);
+        if (st) return st;
+        *(float *)((char *)&c->r->sampling + rows[i].off) = (float)d;
+        return SHIMMY_OK;
+    }
+    return core_error(err, SHIMMY_ERR_INTERNAL, name, "no range for '%s'", name);
+}
+
+static shimmy_status parse_top_k(parse_ctx *c, const char *name, const json_t *v,
+                                 shimmy_error *err) {
+    json_int_t i;
+    shimmy_status st = integer_in(v, name, 0, INT32_MAX, &i, err);
+    if (!st) c->r->sampling.top_k = (int32_t)i;
+    return st;
+}
+
+static shimmy_status parse_seed(parse_ctx *c, const char *name, const json_t *v,
+                                shimmy_error *err) {
+    json_int_t i;
+    shimmy_status st = integer_in(v, name, INT64_MIN, INT64_MAX, &i, err);
+    if (st) return st;
+    /* OpenAI seeds are 64-bit; fold them into the sampler's 32 bits, keeping clear of the
+     * "random seed" marker so an explicit seed is always reproducible. */
+    uint64_t u = (uint64_t)i;
+    uint32_t s = (uint32_t)(u ^ (u >> 32));
+    c->r->sampling.seed = s == SAMPLING_SEED_RANDOM ? s - 1 : s;
+    return SHIMMY_OK;
+}
+
+static shimmy_status add_stop(server_request *r, const json_t *v, const char *where,
+                              shimmy_error *err) {
+    if (!json_is_string(v)) return bad(err, where, "must be a string or an array of strings");
+    if (json_string_length(v) == 0) return bad(err, where, "must not contain empty strings");
+    if (r->n_stop == SERVER_MAX_STOP) return bad(err, where, "has too many entries (at most 16)");
+    r->stop[r->n_stop] = strdup(json_string_value(v));
+    if (!r->stop[r->n_stop]) return core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+    r->n_stop++;
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_stop(parse_ctx *c, const char *name, const json_t *v,
+                                shimmy_error *err) {
+    if (!json_is_array(v)) return add_stop(c->r, v, name, err);
+    size_t i;
+    const json_t *s;
+    json_array_foreach(v, i, s) {
+        shimmy_status st = add_stop(c->r, s, name, err);
+        if (st) return st;
+    }
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_bool(parse_ctx *c, const char *name, const json_t *v,
+                                shimmy_error *err) {
+    if (!json_is_boolean(v)) return bad(err, name, "must be true or false");
+    bool b = json_is_true(v);
+    if (strcmp(name, "stream") == 0)
+        c->r->stream = b;
+    else if (strcmp(name, "echo") == 0)
+        c->r->echo = b;
+    else
+        c->raw = b;
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_stream_options(parse_ctx *c, const char *name, const json_t *v,
+                                          shimmy_error *err) {
+    if (!json_is_object(v)) return bad(err, name, "must be an object");
+    const json_t *u = json_object_get(v, "include_usage");
+    if (u && !json_is_null(u)) {
+        if (!json_is_boolean(u))
+            return bad(err, "stream_options.include_usage", "must be true or false");
+        c->r->include_usage = json_is_true(u);
+    }
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_n(parse_ctx *c, const char *name, const json_t *v, shimmy_error *err) {
+    json_int_t i;
+    shimmy_status st = integer_in(v, name, INT64_MIN, INT64_MAX, &i, err);
+    if (st) return st;
+    if (i != 1) {
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                          "'n' must be 1: this server generates one choice per request (got %lld)",
+                          (long long)i);
+    }
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_logit_bias(parse_ctx *c, const char *name, const json_t *v,
+                                      shimmy_error *err) {
+    if (!json_is_object(v)) return bad(err, name, "must be an object mapping token ids to numbers");
+    const char *key;
+    const json_t *val;
+    server_request *r = c->r;
+    json_object_foreach((json_t *)v, key, val) {
+        char *end;
+        long id = strtol(key, &end, 10);
+        if (!*key || *end || id < 0 || id > INT32_MAX)
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                              "'logit_bias' keys must be token ids (got \"%.64s\")", key);
+        double b;
+        shimmy_status st = number_in(val, name, -100, 100, &b, err);
+        if (st) return st;
+        if (r->sampling.n_logit_bias == SERVER_MAX_BIAS)
+            return bad(err, name, "has too many entries");
+        r->bias[r->sampling.n_logit_bias].token = (int32_t)id;
+        r->bias[r->sampling.n_logit_bias].bias = (float)b;
+        r->sampling.n_logit_bias++;
+    }
+    return SHIMMY_OK;
+}
+
+static shimmy_status parse_user(parse_ctx *c, const char *name, const json_t *v,
+                                shimmy_error *err) {
+    return json_is_string(v) ? SHIMMY_OK : bad(err, name, "must be a string");
+}
+
+static const field_rule field_rules[] = {
+    {"model", API_ALL, parse_model},
+    {"messages", API_CHAT | API_GEN, parse_store_json},
+    {"prompt", API_COMPL | API_GEN, parse_store_json},
+    {"system", API_GEN, parse_system},
+    {"max_tokens", API_ALL, parse_max_tokens},
+    {"max_completion_tokens", API_CHAT, parse_max_tokens},
+    {"temperature", API_ALL, parse_float},
+    {"top_p", API_ALL, parse_float},
+    {"min_p", API_ALL, parse_float},
+    {"presence_penalty", API_ALL, parse_float},
+    {"frequency_penalty", API_ALL, parse_float},
+    {"repeat_penalty", API_ALL, parse_float},
+    {"top_k", API_ALL, parse_top_k},
+    {"seed", API_ALL, parse_seed},
+    {"stop", API_ALL, parse_stop},
+    {"stream", API_ALL, parse_bool},
+    {"echo", API_COMPL, parse_bool},
+    {"raw", API_GEN, parse_bool},
+    {"stream_options", API_CHAT | API_COMPL, parse_stream_options},
+    {"n", API_CHAT | API_COMPL, parse_n},
+    {"logit_bias", API_ALL, parse_logit_bias},
+    {"user", API_CHAT | API_COMPL, parse_user},
+};
+
+/* ---- messages ---- */
+
+static const char *const roles[] = {"system", "user", "assistant", "tool", "developer"};
+
+static shimmy_status message_content(const json_t *content, const char *role, size_t idx,
+                                     json_t **out, shimmy_error *err) {
+    char where[64];
+    snprintf(where, sizeof where, "messages[%zu].content", idx);
+    if (json_is_string(content)) {
+        *out = json_incref((json_t *)content);
+        return SHIMMY_OK;
+    }
+    /* An assistant turn that only called tools has content null. */
+    if (!content || json_is_null(content)) {
+        if (strcmp(role, "assistant") == 0 || strcmp(role, "tool") == 0) {
+            *out = json_string("");
+            return *out ? SHIMMY_OK : core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+        }
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, where, "'%s' is required", where);
+    }
+    if (!json_is_array(content))
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, where,
+                          "'%s' must be a string or an array of content parts", where);
+    /* Text parts are joined as OpenAI does for text-only models: with newlines between. */
+    size_t total = 0, i;
+    const json_t *part;
+    json_array_foreach(content, i, part) {
+        const char *type = json_string_value(json_object_get(part, "type"));
+        const json_t *text = json_object_get(part, "text");
+        if (!json_is_object(part) || !type || strcmp(type, "text") != 0 || !json_is_string(text)) {
+            char pw[96];
+            snprintf(pw, sizeof pw, "%s[%zu]", where, i);
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, pw,
+                              "'%s' must be {\"type\":\"text\",\"text\":string}; only text content "
+                              "is supported",
+                              pw);
+        }
+        total += json_string_length(text) + 1;
+    }
+    char *buf = malloc(total + 1), *p = buf;
+    if (!buf) return core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+    json_array_foreach(content, i, part) {
+        const json_t *text = json_object_get(part, "text");
+        if (i) *p++ = '\n';
+        memcpy(p, json_string_value(text), json_string_length(text));
+        p += json_string_length(text);
+    }
+    *out = json_stringn_nocheck(buf, (size_t)(p - buf));
+    free(buf);
+    return *out ? SHIMMY_OK : core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+}
+
+static shimmy_status normalise_messages(const json_t *msgs, json_t **out, shimmy_error *err) {
+    if (!json_is_array(msgs))
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "'messages' must be an array");
+    if (json_array_size(msgs) == 0)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "'messages' must not be empty");
+    json_t *arr = json_array();
+    if (!arr) return core_error(err, SHIMMY_ERR_NOMEM, "messages", "out of memory");
+    size_t i;
+    const json_t *m;
+    json_array_foreach(msgs, i, m) {
+        char where[64];
+        snprintf(where, sizeof where, "messages[%zu]", i);
+        if (!json_is_object(m)) {
+            json_decref(arr);
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, where, "'%s' must be an object", where);
+        }
+        const char *role = json_string_value(json_object_get(m, "role"));
+        bool known = false;
+        for (size_t k = 0; role && k < sizeof roles / sizeof roles[0]; k++)
+            known = known || strcmp(role, roles[k]) == 0;
+        if (!known) {
+            json_decref(arr);
+            snprintf(where, sizeof where, "messages[%zu].role", i);
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, where,
+                              "'%s' must be one of system, user, assistant, tool", where);
+        }
+        json_t *content = NULL;
+        shimmy_status st = message_content(json_object_get(m, "content"), role, i, &content, err);
+        if (st) {
+            json_decref(arr);
+            return st;
+        }
+        /* Keep the other keys (name, tool_calls, ...) for templates that use them. */
+        json_t *copy = json_copy((json_t *)m);
+        if (!copy) {
+            json_decref(content);
+            json_decref(arr);
+            return core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+        }
+        json_object_set_new(copy, "content", content);
+        /* Templates know "system"; OpenAI's newer "developer" role means the same. */
+        if (strcmp(role, "developer") == 0)
+            json_object_set_new(copy, "role", json_string("system"));
+        json_array_append_new(arr, copy);
+    }
+    *out = arr;
+    return SHIMMY_OK;
+}
+
+static shimmy_status add_prompt(server_request *r, const json_t *v, const char *where,
+                                shimmy_error *err) {
+    if (!json_is_string(v))
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, where,
+                          "'%s' must be a string or an array of strings (token arrays are not "
+                          "supported)",
+                          where);
+    if (r->n_prompts == SERVER_MAX_PROMPTS)
+        return bad(err, where, "has too many entries (at most 16)");
+    r->prompts[r->n_prompts] = strdup(json_string_value(v));
+    if (!r->prompts[r->n_prompts]) return core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+    r->n_prompts++;
+    return SHIMMY_OK;
+}
+
+/* Native generate: a prompt goes through the chat template as one user turn (after an optional
+ * system turn) unless raw is set; messages work as in chat completions. */
+static shimmy_status finish_generate(parse_ctx *c, shimmy_error *err) {
+    server_request *r = c->r;
+    if (c->messages) {
+        if (c->prompt) return bad(err, "prompt", "cannot be combined with 'messages'");
+        return normalise_messages(c->messages, &r->messages, err);
+    }
+    if (!c->prompt)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "prompt",
+                          "'prompt' or 'messages' is required");
+    if (!json_is_string(c->prompt)) return bad(err, "prompt", "must be a string");
+    if (c->raw) return add_prompt(r, c->prompt, "prompt", err);
+    json_t *msgs = json_array();
+    if (c->system)
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", c->system));
+    json_array_append_new(msgs, json_pack("{s:s,s:O}", "role", "user", "content", c->prompt));
+    if (!msgs || json_array_size(msgs) != (c->system ? 2u : 1u)) {
+        json_decref(msgs);
+        return core_error(err, SHIMMY_ERR_NOMEM, "prompt", "out of memory");
+    }
+    r->messages = msgs;
+    return SHIMMY_OK;
+}
+
+static shimmy_status finish(parse_ctx *c, server_api api, int32_t cap, shimmy_error *err) {
+    server_request *r = c->r;
+    if (api != SERVER_API_GENERATE && !r->model[0])
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "model", "'model' is required");
+    shimmy_status st = SHIMMY_OK;
+    if (api == SERVER_API_CHAT) {
+        if (!c->messages)
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "'messages' is required");
+        st = normalise_messages(c->messages, &r->messages, err);
+    } else if (api == SERVER_API_COMPLETIONS) {
+        if (!c->prompt)
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, "prompt", "'prompt' is required");
+        if (json_is_array(c->prompt)) {
+            size_t i;
+            const json_t *p;
+            if (json_array_size(c->prompt) == 0) return bad(err, "prompt", "must not be empty");
+            json_array_foreach(c->prompt, i, p) {
+                if ((st = add_prompt(r, p, "prompt", err))) return st;
+            }
+        } else {
+            st = add_prompt(r, c->prompt, "prompt", err);
+        }
+    } else {
+        st = finish_generate(c, err);
+    }
+    if (st) return st;
+    if (r->max_tokens > cap) r->max_tokens = cap;
+    if (r->include_usage && !r->stream) r->include_usage = false;
+    return SHIMMY_OK;
+}
+
+shimmy_status server_request_parse(server_api api, const char *body, size_t len,
+                                   int32_t max_tokens_cap, server_request *out, shimmy_error *err) {
+    memset(out, 0, sizeof *out);
+    out->api = api;
+    out->max_tokens = -1;
+    sampling_params_default(&out->sampling);
+    out->sampling.logit_bias = out->bias;
+    json_error_t je;
+    /* jansson validates UTF-8 and refuses NUL bytes in strings unless asked not to. */
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return core_error(err, SHIMMY_ERR_INVALID_JSON, NULL,
+                          "request body is not valid JSON: %s (line %d, column %d)", je.text,
+                          je.line, je.column);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return core_error(err, SHIMMY_ERR_INVALID_JSON, NULL, "request body must be a JSON object");
+    }
+    parse_ctx c = {.r = out};
+    shimmy_status st = SHIMMY_OK;
+    for (size_t i = 0; !st && i < sizeof field_rules / sizeof field_rules[0]; i++) {
+        const field_rule *f = &field_rules[i];
+        if (!(f->apis & (1u << api))) continue;
+        const json_t *v = json_object_get(root, f->name);
+        if (!v || json_is_null(v)) continue; /* null means "use the default", as in OpenAI's API */
+        st = f->parse(&c, f->name, v, err);
+    }
+    if (!st) st = finish(&c, api, max_tokens_cap, err);
+    json_decref(root);
+    if (st) server_request_deinit(out);
+    return st;
+}
+
+void server_request_deinit(server_request *r) {
+    if (!r) return;
+    json_decref(r->messages);
+    r->messages = NULL;
+    for (size_t i = 0; i < r->n_prompts; i++) free(r->prompts[i]);
+    for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
+    r->n_prompts = r->n_stop = 0;
+}

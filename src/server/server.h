@@ -1,0 +1,337 @@
+/*
+ * server — `shimmy serve`: OpenAI-compatible (/v1/...) and native (/api/..., /health, /metrics,
+ * /ws/generate) HTTP APIs on libmicrohttpd.
+ *
+ * Shape of a request:
+ *   MHD connection thread: route table -> auth/CORS/limits -> body -> server_request_parse
+ *   (pure validation) -> model handle (manager) -> prompt tokens (chat template + tokenizer,
+ *   context check) -> server_job submitted to the FIFO queue (503 when full).
+ *   Slot worker (one of --parallel, each owning one engine_session; sessions share one compute
+ *   pool and a compute lock, so they interleave token by token): engine_generate -> sink ->
+ *   the job's formatter (a vtable: OpenAI chat / completion / native, as SSE chunks, WebSocket
+ *   frames or a JSON body) -> the job's bounded output buffer.
+ *   Connection side: the SSE content reader, the WebSocket thread or the waiting handler drain
+ *   that buffer and watch the socket: a client that goes away cancels its job within a token.
+ *
+ * Invariants:
+ *  - MHD runs one thread per connection, so a connection waiting for tokens never blocks another;
+ *    /health, /v1/models and /metrics never touch a slot.
+ *  - A job's output buffer is bounded (SERVER_OUT_LIMIT): a reader that falls that far behind is
+ *    cancelled instead of stalling its slot (and the compute lock with it).
+ *  - server_error_json is the one function that turns a shimmy_error into OpenAI error JSON; the
+ *    HTTP status is shimmy_status_http(err->status) and `param` is err->where.
+ *  - Library code never prints; the listening address is returned by server_url for the CLI.
+ *
+ * Ownership: server_new/server_free (free accepts NULL and a server that never started);
+ * server_request_parse fills a caller-embedded struct released by server_request_deinit; strings
+ * returned by server_error_json are malloc'd (caller frees). Jobs are reference counted
+ * (connection + worker), see server_job_release.
+ * Thread-safety: server_stop may be called from any thread once (signal handling lives in the
+ * CLI); everything else is internal and documented at each declaration.
+ */
+#ifndef SHIMMY_SERVER_H
+#define SHIMMY_SERVER_H
+
+#include "core/core.h"
+#include "manager/manager.h"
+#include "sampling/sampling.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- configuration and lifecycle ---- */
+
+typedef struct server_config {
+    const char *host;          /* "127.0.0.1" */
+    int port;                  /* 11435; 0 = any free port (--bind auto) */
+    const char *model_dirs;    /* colon-separated, NULL = registry defaults */
+    const char *const *models; /* explicit model files (--model), borrowed */
+    size_t n_models;
+    int n_threads;           /* compute threads; 0 = physical cores */
+    int ctx_size;            /* per-slot context; 0 = min(n_ctx_train, 4096) */
+    int parallel;            /* slots (concurrent generations) */
+    const char *api_key;     /* NULL/"" = no authentication */
+    const char *cors_origin; /* NULL = no CORS headers */
+    size_t max_body;         /* bytes */
+    int max_tokens_cap;      /* upper bound for max_tokens (and the default) */
+    int max_connections;
+    int timeout_s;   /* idle/slow client timeout */
+    int queue_cap;   /* jobs waiting for a slot before 503 */
+    bool ignore_env; /* registry: read no environment (tests) */
+} server_config;
+
+void server_config_defaults(server_config *c);
+
+typedef struct server server;
+
+/* Scans the registry and prepares slots; does not listen yet. */
+shimmy_status server_new(const server_config *cfg, server **out, shimmy_error *err);
+/* Binds and starts serving (returns at once). */
+shimmy_status server_start(server *s, shimmy_error *err);
+/* "http://127.0.0.1:PORT" once started (borrowed until server_free). */
+const char *server_url(const server *s);
+/* Stops accepting, cancels queued and running generations, waits for connections to finish
+ * (at most a few seconds) and stops the daemon. Idempotent. */
+void server_stop(server *s);
+void server_free(server *s);
+
+/* ---- request parsing and validation (pure; unit-tested) ---- */
+
+typedef enum server_api {
+    SERVER_API_CHAT,        /* POST /v1/chat/completions */
+    SERVER_API_COMPLETIONS, /* POST /v1/completions */
+    SERVER_API_GENERATE,    /* POST /api/generate and the /ws/generate message */
+} server_api;
+
+#define SERVER_MAX_STOP    16
+#define SERVER_MAX_PROMPTS 16
+#define SERVER_MAX_BIAS    1024
+
+typedef struct server_request {
+    server_api api;
+    char model[256];
+    /* Chat form: owned reference to a normalised array of {"role", "content": string} (text parts
+     * joined); NULL when the request is a raw prompt. */
+    json_t *messages;
+    /* Raw prompt form: owned strings (completions: one choice each; generate: one). */
+    char *prompts[SERVER_MAX_PROMPTS];
+    size_t n_prompts;
+    int32_t max_tokens;          /* -1: not given (the rest of the context, up to the cap) */
+    char *stop[SERVER_MAX_STOP]; /* owned */
+    size_t n_stop;
+    bool stream;
+    bool include_usage;       /* stream_options.include_usage */
+    bool echo;                /* completions: prefix the prompt */
+    sampling_params sampling; /* logit_bias points at bias[] */
+    sampling_logit_bias bias[SERVER_MAX_BIAS];
+} server_request;
+
+/* Parses and validates a JSON body. Errors are SHIMMY_ERR_INVALID_JSON (malformed, not an object,
+ * invalid UTF-8) or SHIMMY_ERR_INVALID_ARG with err->where = the offending field ("messages[1].
+ * role", "temperature", ...). max_tokens above max_tokens_cap is clamped (see docs/server.md). */
+shimmy_status server_request_parse(server_api api, const char *body, size_t len,
+                                   int32_t max_tokens_cap, server_request *out, shimmy_error *err);
+void server_request_deinit(server_request *r);
+
+/* ---- errors ---- */
+
+/* The OpenAI error body {"error":{"message","type","param","code"}} for err, as a malloc'd
+ * string; *http receives shimmy_status_http(err->status). NULL only when out of memory. */
+char *server_error_json(const shimmy_error *err, int *http);
+/* The same object as a json_t (owned), for embedding in stream events. */
+json_t *server_error_object(const shimmy_error *err);
+
+/* ---- output buffer between a worker and a connection ---- */
+
+#define SERVER_OUT_LIMIT (4u << 20) /* bytes a reader may fall behind before it is cancelled */
+
+/* ---- jobs (internal) ---- */
+
+typedef struct server_job server_job;
+
+/* How generated text becomes bytes on the wire: one row per API x transport. Called on the
+ * worker thread with the job's lock NOT held; they append through server_job_write. */
+typedef struct server_fmt {
+    const char *name;
+    void (*begin)(server_job *j); /* before the first token of the first choice */
+    void (*text)(server_job *j, size_t choice, const char *text, size_t len);
+    void (*choice_end)(server_job *j, size_t choice, const char *finish);
+    void (*done)(server_job *j);                          /* after the last choice */
+    void (*fail)(server_job *j, const shimmy_error *err); /* instead of done */
+} server_fmt;
+
+struct server_job {
+    server *srv;
+    server_request req;     /* owned */
+    manager_handle *handle; /* owned reference to the loaded model */
+    const server_fmt *fmt;
+    int32_t *prompt[SERVER_MAX_PROMPTS]; /* owned token ids, one per choice */
+    size_t n_prompt[SERVER_MAX_PROMPTS];
+    size_t n_choices;
+    int32_t max_tokens;   /* resolved: > 0 */
+    const char *eot_stop; /* template end-of-turn text added to the stop set (borrowed) */
+    char id[48];
+    int64_t created;
+    const char *route; /* metrics label */
+
+    /* Worker-side state (only the worker touches these while running). */
+    char *acc; /* non-streaming: text of the current choice */
+    size_t acc_len, acc_cap;
+    json_t *choices; /* non-streaming: finished choices */
+    int64_t usage_prompt, usage_completion;
+    double ttft_ms;
+
+    /* Shared state under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *out; /* bytes ready for the connection: [out_off, out_len) */
+    size_t out_off, out_len, out_cap;
+    bool finished;   /* no more bytes will be written */
+    int http_status; /* for non-streaming responses, set before finished */
+    atomic_bool cancelled;
+    int refs;
+    server_job *next; /* queue link */
+};
+
+/* Appends bytes for the connection; when the reader is SERVER_OUT_LIMIT behind the job is
+ * cancelled instead. Wakes the reader. */
+void server_job_write(server_job *j, const char *data, size_t len);
+void server_job_printf(server_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Serialises v compactly (steals the reference) and writes it as one SSE event. */
+void server_job_sse(server_job *j, json_t *v);
+/* Marks the job finished (sets http_status) and wakes the reader. */
+void server_job_finish(server_job *j, int http_status);
+/* Copies up to cap pending bytes into buf, waiting up to wait_ms for some. Returns bytes copied,
+ * 0 on timeout, -1 when finished and drained. */
+long server_job_read(server_job *j, char *buf, size_t cap, int wait_ms);
+/* Appends to the worker-side text of the current choice (non-streaming bodies). */
+void server_job_acc_append(server_job *j, const char *text, size_t len);
+/* Waits up to wait_ms for the job to finish; true when it has. */
+bool server_job_wait(server_job *j, int wait_ms);
+void server_job_cancel(server_job *j);
+void server_job_release(server_job *j); /* drops one reference; the last frees */
+
+/* Creates a job for a parsed request (the request moves into the job; on failure it is
+ * released). One reference, owned by the caller. */
+server_job *server_job_new(server *s, server_request *req, const server_fmt *fmt,
+                           const char *route);
+
+/* ---- the server (internal) ---- */
+
+struct engine_session;
+struct MHD_Connection;
+struct MHD_Daemon;
+
+typedef struct server_slot {
+    server *srv;
+    int index;
+    pthread_t thread;
+    bool started;
+    struct engine_session *session; /* for the model of `held` */
+    manager_handle *held;           /* keeps the session's model alive between jobs */
+    server_job *job;                /* running job, under srv->qmu */
+} server_slot;
+
+#define SERVER_METRIC_ROWS 128
+
+typedef struct server_metrics {
+    pthread_mutex_t mu;
+    struct {
+        const char *route; /* static string from the route table */
+        int status;
+        uint64_t count;
+    } req[SERVER_METRIC_ROWS];
+    size_t n_req;
+    uint64_t prompt_tokens, gen_tokens;
+    double prompt_ms, gen_ms; /* cumulative engine time */
+    uint64_t generations, cancelled;
+} server_metrics;
+
+struct server {
+    server_config cfg;
+    manager *mgr;
+    core_pool *pool;
+    pthread_mutex_t compute_lock; /* held by the engine around each forward step */
+    struct MHD_Daemon *daemon;
+    char url[160];
+    double t_start;
+
+    pthread_mutex_t qmu; /* queue and slots */
+    pthread_cond_t qcv;
+    server_job *qhead, *qtail;
+    int qlen;
+    int running; /* jobs on slots */
+    server_slot *slots;
+    int n_slots;
+
+    atomic_bool stopping;
+    atomic_int active; /* connections holding a job (HTTP or WebSocket) */
+    server_metrics metrics;
+};
+
+/* slots.c: worker threads and the FIFO queue. */
+shimmy_status server_slots_start(server *s, shimmy_error *err);
+void server_slots_stop(server *s); /* cancels queued and running jobs, joins the workers */
+/* Queues a job (takes a reference). SHIMMY_ERR_BUSY when the queue is full or stopping. */
+shimmy_status server_submit(server *s, server_job *j, shimmy_error *err);
+/* Frees idle slot sessions whose model the manager no longer has loaded. */
+void server_slots_drop_unloaded(server *s);
+void server_queue_depth(server *s, int *queued, int *running);
+
+/* prompt.c: model handle, prompt tokens, resolved max_tokens and stop set for a job. */
+shimmy_status server_job_prepare(server *s, server_job *j, shimmy_error *err);
+
+/* metrics.c */
+void server_metrics_init(server_metrics *m);
+void server_metrics_deinit(server_metrics *m);
+void server_metrics_request(server_metrics *m, const char *route, int status);
+void server_metrics_generation(server_metrics *m, int64_t n_prompt, double prompt_ms, int64_t n_gen,
+                               double gen_ms, bool cancelled);
+/* Prometheus text exposition (malloc'd). */
+char *server_metrics_render(server *s);
+
+/* ---- HTTP calls (http.c) ---- */
+
+shimmy_status server_http_start(server *s, shimmy_error *err);
+void server_http_quiesce(server *s); /* stop accepting connections */
+void server_http_stop(server *s);
+
+typedef struct server_call {
+    server *srv;
+    struct MHD_Connection *conn;
+    const char *route; /* the matched pattern, or "other" */
+    char param[512];   /* the {name} part of the path */
+    char *body;        /* NUL-terminated */
+    size_t body_len, body_cap;
+    int status; /* sent status, for metrics */
+    bool responded;
+} server_call;
+
+typedef int (*server_handler)(server_call *c); /* returns an MHD_Result */
+
+int server_reply(server_call *c, int status, const char *ctype, const char *body, size_t len);
+int server_reply_json(server_call *c, int status, json_t *v); /* steals v */
+int server_reply_error(server_call *c, const shimmy_error *err);
+/* Streams the job's output as text/event-stream (takes a reference). */
+int server_reply_stream(server_call *c, server_job *j);
+/* True when the client's socket has hung up. */
+bool server_call_gone(struct MHD_Connection *conn);
+
+/* WebSocket pieces (ws.c), exposed for tests: SHA-1 of data, the Sec-WebSocket-Accept value of
+ * a key (28 characters + NUL), and a server frame header (returns its length, 2..10). */
+void server_sha1(const void *data, size_t len, unsigned char out[20]);
+void server_ws_accept_key(const char *key, char out[29]);
+size_t server_ws_frame_header(int opcode, size_t len, unsigned char hdr[10]);
+
+/* Handlers (openai.c, native.c, ws.c). */
+int server_handle_chat(server_call *c);
+int server_handle_completions(server_call *c);
+int server_handle_models(server_call *c);
+int server_handle_model(server_call *c);
+int server_handle_health(server_call *c);
+int server_handle_metrics(server_call *c);
+int server_handle_generate(server_call *c);
+int server_handle_api_models(server_call *c);
+int server_handle_discover(server_call *c);
+int server_handle_load(server_call *c);
+int server_handle_unload(server_call *c);
+int server_handle_status(server_call *c);
+int server_handle_ws(server_call *c);
+
+/* Runs a generation request end to end for a handler: parse, prepare, queue, then stream or
+ * wait for the JSON body. */
+int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
+               const server_fmt *json_fmt);
+
+/* Output formats (openai.c, native.c). */
+extern const server_fmt server_fmt_chat_sse, server_fmt_chat_json;
+extern const server_fmt server_fmt_compl_sse, server_fmt_compl_json;
+/* The final object of a native generation (done, finish_reason, usage, timings). */
+json_t *server_gen_final(const server_job *j, const char *finish);
+extern const server_fmt server_fmt_gen_sse, server_fmt_gen_json, server_fmt_gen_ws;
+
+#endif
