@@ -10,35 +10,51 @@
 #include <string.h>
 
 #define KEY_MERGES "tokenizer.ggml.merges"
-#define PAIR_EMPTY UINT64_MAX
+#define PAIR_EMPTY UINT32_MAX
 
-static uint32_t pair_hash(uint64_t key, uint32_t mask) {
+static uint32_t pair_hash(uint32_t l, uint32_t r, uint32_t mask) {
+    uint64_t key = (uint64_t)l << 32 | r;
     return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
 }
 
-static bool pair_find(const tok_vocab *v, int32_t l, int32_t r, int32_t *rank, int32_t *res) {
-    uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
-    for (uint32_t i = pair_hash(key, v->pmask);; i = (i + 1) & v->pmask) {
-        if (v->pair_key[i] == PAIR_EMPTY) return false;
-        if (v->pair_key[i] == key) {
-            *rank = v->pair_rank[i];
-            *res = v->pair_res[i];
-            return true;
-        }
+static const tok_pair *pair_find(const tok_vocab *v, int32_t l, int32_t r) {
+    for (uint32_t i = pair_hash((uint32_t)l, (uint32_t)r, v->pmask);; i = (i + 1) & v->pmask) {
+        const tok_pair *p = &v->pair[i];
+        if (p->left == PAIR_EMPTY) return NULL;
+        if (p->left == (uint32_t)l && p->right == (uint32_t)r) return p;
     }
 }
 
 /* The first rank of a pair wins, as the engine keeps the first of duplicate merges. */
 static void pair_insert(tok_vocab *v, int32_t l, int32_t r, int32_t rank, int32_t res) {
-    uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)r;
-    uint32_t i = pair_hash(key, v->pmask);
-    while (v->pair_key[i] != PAIR_EMPTY) {
-        if (v->pair_key[i] == key) return;
-        i = (i + 1) & v->pmask;
-    }
-    v->pair_key[i] = key;
-    v->pair_rank[i] = rank;
-    v->pair_res[i] = res;
+    uint32_t i = pair_hash((uint32_t)l, (uint32_t)r, v->pmask);
+    for (; v->pair[i].left != PAIR_EMPTY; i = (i + 1) & v->pmask)
+        if (v->pair[i].left == (uint32_t)l && v->pair[i].right == (uint32_t)r) return;
+    v->pair[i] = (tok_pair){(uint32_t)l, (uint32_t)r, rank, res};
+}
+
+/* "left right": the separator is the first space after the first byte. */
+static bool split_merge(gguf_str s, size_t *nl, size_t *nr) {
+    const char *sp = s.len > 1 ? memchr(s.data + 1, ' ', (size_t)s.len - 1) : NULL;
+    if (!sp) return false; /* the engine files such a line under ("", ""), which never matches */
+    *nl = (size_t)(sp - s.data);
+    *nr = (size_t)s.len - *nl - 1;
+    return true;
+}
+
+/* Loading is bound by hash-table cache misses; touching the slots of merges a few lines ahead
+ * overlaps them. */
+#define PREFETCH 12
+static void prefetch_merge(const tok_vocab *v, gguf_str s) {
+    size_t nl, nr;
+    if (!split_merge(s, &nl, &nr)) return;
+    tok_intern_prefetch(v, s.data, nl);
+    tok_intern_prefetch(v, s.data + nl + 1, nr);
+    char cat[128];
+    if (nl + nr > sizeof cat) return;
+    memcpy(cat, s.data, nl);
+    memcpy(cat + nl, s.data + nl + 1, nr);
+    tok_intern_prefetch(v, cat, nl + nr);
 }
 
 shimmy_status tok_bpe_load(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
@@ -53,37 +69,45 @@ shimmy_status tok_bpe_load(tok_vocab *v, const gguf_file *f, shimmy_error *err) 
         return core_error(err, SHIMMY_ERR_FORMAT, path, KEY_MERGES " has too many entries (%llu)",
                           (unsigned long long)n);
     uint32_t slots = 1024;
-    while (slots < n * 2 + 2) slots *= 2;
+    while (slots < n + n / 2 + 2) slots *= 2; /* load factor at most 2/3 */
     v->pmask = slots - 1;
-    v->pair_key = malloc((size_t)slots * sizeof *v->pair_key);
-    v->pair_rank = malloc((size_t)slots * sizeof *v->pair_rank);
-    v->pair_res = malloc((size_t)slots * sizeof *v->pair_res);
+    v->pair = malloc((size_t)slots * sizeof *v->pair);
     char stack[512];
     char *cat = stack;
     size_t cat_cap = sizeof stack;
-    if (!v->pair_key || !v->pair_rank || !v->pair_res) goto nomem;
-    memset(v->pair_key, 0xff, (size_t)slots * sizeof *v->pair_key);
+    if (!v->pair) goto nomem;
+    for (uint32_t i = 0; i < slots; i++) v->pair[i].left = PAIR_EMPTY;
+    /* two passes so that each can prefetch what its later iterations will touch: first the
+     * string ids of every merge, then the pair table */
+    int32_t(*ids)[3] = malloc((size_t)(n ? n : 1) * sizeof *ids);
+    if (!ids) goto nomem;
     for (uint64_t i = 0; i < n; i++) {
+        if (i + PREFETCH < n) prefetch_merge(v, m->v.arr.strs[i + PREFETCH]);
         gguf_str s = m->v.arr.strs[i];
-        /* "left right": the separator is the first space after the first byte */
-        const char *sp = s.len > 1 ? memchr(s.data + 1, ' ', (size_t)s.len - 1) : NULL;
-        if (!sp) continue;
-        size_t nl = (size_t)(sp - s.data), nr = (size_t)s.len - nl - 1;
+        size_t nl, nr;
+        ids[i][0] = -1;
+        if (!split_merge(s, &nl, &nr)) continue;
         if (nl + nr > cat_cap) {
             char *q = malloc(nl + nr);
-            if (!q) goto nomem;
+            if (!q) goto nomem_ids;
             if (cat != stack) free(cat);
             cat = q;
             cat_cap = nl + nr;
         }
         memcpy(cat, s.data, nl);
-        memcpy(cat + nl, sp + 1, nr);
-        int32_t l = tok_intern_add(v, s.data, nl);
-        int32_t r = tok_intern_add(v, sp + 1, nr);
-        int32_t res = tok_intern_add(v, cat, nl + nr);
-        if (l < 0 || r < 0 || res < 0) goto nomem;
-        pair_insert(v, l, r, (int32_t)i, res);
+        memcpy(cat + nl, s.data + nl + 1, nr);
+        ids[i][0] = tok_intern_add(v, s.data, nl);
+        ids[i][1] = tok_intern_add(v, s.data + nl + 1, nr);
+        ids[i][2] = tok_intern_add(v, cat, nl + nr);
+        if (ids[i][0] < 0 || ids[i][1] < 0 || ids[i][2] < 0) goto nomem_ids;
     }
+    for (uint64_t i = 0; i < n; i++) {
+        if (i + PREFETCH < n && ids[i + PREFETCH][0] >= 0)
+            __builtin_prefetch(&v->pair[pair_hash((uint32_t)ids[i + PREFETCH][0],
+                                                  (uint32_t)ids[i + PREFETCH][1], v->pmask)]);
+        if (ids[i][0] >= 0) pair_insert(v, ids[i][0], ids[i][1], (int32_t)i, ids[i][2]);
+    }
+    free(ids);
     if (cat != stack) free(cat);
     for (int b = 0; b < 256; b++) {
         char u[2];
@@ -93,6 +117,8 @@ shimmy_status tok_bpe_load(tok_vocab *v, const gguf_file *f, shimmy_error *err) 
         v->bpe_byte_tok[b] = tok_find(v, &c, 1);
     }
     return SHIMMY_OK;
+nomem_ids:
+    free(ids);
 nomem:
     if (cat != stack) free(cat);
     return core_error(err, SHIMMY_ERR_NOMEM, path, "out of memory loading %llu merges",
@@ -101,9 +127,10 @@ nomem:
 
 static bool push_pair(const tok_vocab *v, tok_scratch *s, int32_t l, int32_t r) {
     if (l < 0 || r < 0) return true;
-    int32_t a = s->sym[l].id, b = s->sym[r].id, rank, res;
-    if (a < 0 || b < 0 || !pair_find(v, a, b, &rank, &res)) return true;
-    return tok_heap_push(s, (tok_bigram){(uint32_t)rank, l, r, (uint32_t)a, (uint32_t)b});
+    int32_t a = s->sym[l].id, b = s->sym[r].id;
+    const tok_pair *p = (a < 0 || b < 0) ? NULL : pair_find(v, a, b);
+    if (!p) return true;
+    return tok_heap_push(s, (tok_bigram){(uint32_t)p->rank, l, r, (uint32_t)a, (uint32_t)b});
 }
 
 /* The engine's last resort for a symbol that is not a token: each byte of its byte-level
@@ -142,9 +169,7 @@ static shimmy_status encode_word(const tok_vocab *v, const char *w, size_t n, to
     while (tok_heap_pop(s, &g)) {
         tok_sym *l = &s->sym[g.left], *r = &s->sym[g.right];
         if (l->n == 0 || r->n == 0 || (uint32_t)l->id != g.a || (uint32_t)r->id != g.b) continue;
-        int32_t rank, res;
-        pair_find(v, l->id, r->id, &rank, &res);
-        l->id = res;
+        l->id = pair_find(v, l->id, r->id)->res;
         l->n += r->n;
         r->n = 0;
         l->next = r->next;

@@ -45,6 +45,17 @@ typedef shimmy_status (*tok_encode_fn)(const tok_vocab *v, const char *text, siz
                                        bool prefix_space, tok_scratch *s, tok_buf *out,
                                        shimmy_error *err);
 
+typedef struct tok_hslot {
+    int32_t id;   /* string id, -1 = empty */
+    uint32_t tag; /* high half of the text's hash */
+} tok_hslot;
+
+typedef struct tok_pair {
+    uint32_t left, right; /* string ids; left == UINT32_MAX marks an empty slot */
+    int32_t rank;         /* merge priority: the line number in tokenizer.ggml.merges */
+    int32_t res;          /* string id of left+right */
+} tok_pair;
+
 struct tok_vocab {
     tok_algo algo;
     tok_encode_fn encode_fragment;
@@ -55,7 +66,7 @@ struct tok_vocab {
     uint32_t *str_len; /* (cap_str) */
     char *blob;
     size_t blob_len, blob_cap;
-    int32_t *hslot; /* (hmask + 1) string id or -1 */
+    tok_hslot *hslot; /* (hmask + 1) */
     uint32_t hmask;
 
     float *score;  /* (n_vocab) */
@@ -85,9 +96,7 @@ struct tok_vocab {
     const tok_pretok *pre;
     pcre2_code *re[TOK_MAX_REGEX];
     int n_re;
-    uint64_t *pair_key; /* (pmask + 1) (left << 32 | right), UINT64_MAX = empty */
-    int32_t *pair_rank; /* merge rank */
-    int32_t *pair_res;  /* string id of left+right */
+    tok_pair *pair; /* (pmask + 1) open-addressed merge table */
     uint32_t pmask;
     int32_t bpe_byte_sym[256]; /* string id of the byte-level character of b, or -1 */
     int32_t bpe_byte_tok[256]; /* token whose text is the single byte b (fallback), or -1 */
@@ -95,6 +104,8 @@ struct tok_vocab {
 
 /* ---- vocab.c ---- */
 int32_t tok_intern_find(const tok_vocab *v, const char *s, size_t n);
+/* Starts loading the hash slot of s into the cache (lookups are memory-bound at load). */
+void tok_intern_prefetch(const tok_vocab *v, const char *s, size_t n);
 /* Adds a string that is not a token (BPE merge operand); returns its id or -1 on NOMEM. */
 int32_t tok_intern_add(tok_vocab *v, const char *s, size_t n);
 static inline const char *tok_str(const tok_vocab *v, int32_t id, size_t *n) {

@@ -40,7 +40,7 @@ static uint64_t str_hash(const char *s, size_t n) {
         n -= 8;
     }
     uint64_t w = 0;
-    memcpy(&w, s, n);
+    for (size_t i = 0; i < n; i++) w |= (uint64_t)(unsigned char)s[i] << (8 * i);
     h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
     return h ^ (h >> 29);
 }
@@ -49,36 +49,50 @@ static bool str_is(const tok_vocab *v, int32_t id, const char *s, size_t n) {
     return v->str_len[id] == n && memcmp(v->blob + v->str_off[id], s, n) == 0;
 }
 
+/* Slots carry the hash's high half as a tag, so a probe only touches the string table when the
+ * tags agree: loading 280k merges is dominated by these lookups. */
+static uint32_t tag_of(uint64_t h) {
+    return (uint32_t)(h >> 32);
+}
+
 int32_t tok_intern_find(const tok_vocab *v, const char *s, size_t n) {
-    uint32_t i = (uint32_t)str_hash(s, n) & v->hmask;
-    for (;;) {
-        int32_t id = v->hslot[i];
-        if (id < 0) return -1;
-        if (str_is(v, id, s, n)) return id;
-        i = (i + 1) & v->hmask;
+    uint64_t h = str_hash(s, n);
+    uint32_t tag = tag_of(h);
+    for (uint32_t i = (uint32_t)h & v->hmask;; i = (i + 1) & v->hmask) {
+        tok_hslot e = v->hslot[i];
+        if (e.id < 0) return -1;
+        if (e.tag == tag && str_is(v, e.id, s, n)) return e.id;
     }
 }
 
-static bool hash_resize(tok_vocab *v, uint32_t slots) {
-    int32_t *h = malloc((size_t)slots * sizeof *h);
+void tok_intern_prefetch(const tok_vocab *v, const char *s, size_t n) {
+    __builtin_prefetch(&v->hslot[(uint32_t)str_hash(s, n) & v->hmask]);
+}
+
+/* Inserts id (whose text hashes to h) into slots h[0..mask]; a previous id with the same text
+ * is replaced, as the engine's token_to_id[text] = i keeps the last. */
+static void slot_put(tok_vocab *v, tok_hslot *slots, uint32_t mask, int32_t id, uint64_t h) {
+    const char *s = v->blob + v->str_off[id];
+    size_t n = v->str_len[id];
+    uint32_t tag = tag_of(h), i = (uint32_t)h & mask;
+    while (slots[i].id >= 0 && !(slots[i].tag == tag && str_is(v, slots[i].id, s, n)))
+        i = (i + 1) & mask;
+    slots[i] = (tok_hslot){id, tag};
+}
+
+static bool hash_resize(tok_vocab *v, uint32_t n_slots) {
+    tok_hslot *h = malloc((size_t)n_slots * sizeof *h);
     if (!h) return false;
-    memset(h, 0xff, (size_t)slots * sizeof *h);
-    uint32_t mask = slots - 1;
-    for (int32_t id = 0; id < v->n_str; id++) {
-        const char *s = v->blob + v->str_off[id];
-        size_t n = v->str_len[id];
-        uint32_t i = (uint32_t)str_hash(s, n) & mask;
-        while (h[i] >= 0 && !str_is(v, h[i], s, n)) i = (i + 1) & mask;
-        h[i] = id; /* a later duplicate replaces the earlier id */
-    }
+    for (uint32_t i = 0; i < n_slots; i++) h[i] = (tok_hslot){-1, 0};
+    for (int32_t id = 0; id < v->n_str; id++)
+        slot_put(v, h, n_slots - 1, id, str_hash(v->blob + v->str_off[id], v->str_len[id]));
     free(v->hslot);
     v->hslot = h;
-    v->hmask = mask;
+    v->hmask = n_slots - 1;
     return true;
 }
 
-/* Appends a string and maps its text to the new id; a previous id with the same text is
- * shadowed (the engine's token_to_id[text] = i keeps the last). */
+/* Appends a string and maps its text to the new id (shadowing an earlier equal text). */
 static int32_t intern_push(tok_vocab *v, const char *s, size_t n) {
     if (n > UINT32_MAX - 1 || v->n_str == INT32_MAX) return -1;
     size_t cap = (size_t)v->cap_str;
@@ -91,25 +105,15 @@ static int32_t intern_push(tok_vocab *v, const char *s, size_t n) {
     }
     if (v->blob_len + n > UINT32_MAX) return -1;
     if (!tok_grow((void **)&v->blob, &v->blob_cap, v->blob_len + n + 1, 1)) return -1;
+    if ((uint64_t)(v->n_str + 1) * 4 > ((uint64_t)v->hmask + 1) * 3) { /* load <= 3/4 */
+        if (v->hmask >= (1u << 30) || !hash_resize(v, (v->hmask + 1) * 2)) return -1;
+    }
     memcpy(v->blob + v->blob_len, s, n);
     int32_t id = v->n_str++;
     v->str_off[id] = (uint32_t)v->blob_len;
     v->str_len[id] = (uint32_t)n;
     v->blob_len += n;
-    if ((uint64_t)v->n_str * 2 > (uint64_t)v->hmask + 1) {
-        if (v->hmask >= (1u << 30) || !hash_resize(v, (v->hmask + 1) * 2)) return -1;
-    }
-    uint32_t i = (uint32_t)str_hash(s, n) & v->hmask;
-    for (;;) {
-        int32_t old = v->hslot[i];
-        if (old < 0) break;
-        if (str_is(v, old, s, n)) {
-            v->hslot[i] = id;
-            return id;
-        }
-        i = (i + 1) & v->hmask;
-    }
-    v->hslot[i] = id;
+    slot_put(v, v->hslot, v->hmask, id, str_hash(s, n));
     return id;
 }
 
@@ -149,7 +153,7 @@ static shimmy_status load_tokens(tok_vocab *v, const gguf_file *f, shimmy_error 
 
     v->n_vocab = (int32_t)n;
     uint32_t slots = 1024;
-    while (slots < n * 2 + 2) slots *= 2;
+    while (slots < n + n / 4 + 2) slots *= 2;
     size_t total = 0;
     for (uint64_t i = 0; i < n; i++) total += toks->v.arr.strs[i].len;
     v->blob = malloc(total + 1);
@@ -309,9 +313,7 @@ void tok_vocab_free(tok_vocab *v) {
     free(v->piece_len);
     free(v->piece_blob);
     free(v->special);
-    free(v->pair_key);
-    free(v->pair_rank);
-    free(v->pair_res);
+    free(v->pair);
     free(v);
 }
 
