@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GGUF_MAGIC 0x46554747u /* "GGUF" little-endian */
+#define GGUF_MAGIC             0x46554747u /* "GGUF" little-endian */
 #define GGUF_DEFAULT_ALIGNMENT 32
 
 /* Metadata value types (GGUF spec). */
@@ -125,8 +125,8 @@ typedef struct gguf_kv {
 typedef struct gguf_tensor {
     gguf_str name;
     uint32_t n_dims;
-    int64_t ne[4]; /* elements per dimension, ne[0] the row length; unused dims are 1 */
-    uint32_t type; /* gguf_ttype */
+    int64_t ne[4];   /* elements per dimension, ne[0] the row length; unused dims are 1 */
+    uint32_t type;   /* gguf_ttype */
     uint64_t offset; /* relative to the start of the data section */
     uint64_t nbytes;
     const void *data; /* into the mapping; borrowed */
@@ -167,6 +167,9 @@ bool gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
 /* An array value of the given element type (GGUF_VT_COUNT = any); NULL otherwise. */
 const gguf_value *gguf_get_arr(const gguf_file *f, const char *key, gguf_vtype elem_type);
 
+/* Element i of any array as a standalone value (a scalar, a string or a nested array);
+ * caller guarantees i < count. Strings and nested arrays are borrowed from the file. */
+gguf_value gguf_arr_elem(const gguf_value *arr, uint64_t i);
 /* Element i of a numeric array converted; caller guarantees i < count. */
 double gguf_arr_f64(const gguf_value *arr, uint64_t i);
 int64_t gguf_arr_i64(const gguf_value *arr, uint64_t i);

@@ -75,7 +75,7 @@ const gguf_value *gguf_get_arr(const gguf_file *f, const char *key, gguf_vtype e
     return v;
 }
 
-/* Element i of a numeric array, decoded as a scalar gguf_value. */
+/* Element i of a numeric array, decoded as a scalar gguf_value (type COUNT for others). */
 static gguf_value arr_elem(const gguf_value *arr, uint64_t i) {
     gguf_value e = {.type = arr->v.arr.elem_type};
     const uint8_t *p = arr->v.arr.data;
@@ -100,6 +100,13 @@ static gguf_value arr_elem(const gguf_value *arr, uint64_t i) {
     default: e.type = GGUF_VT_COUNT; break;
     }
     return e;
+}
+
+gguf_value gguf_arr_elem(const gguf_value *arr, uint64_t i) {
+    if (arr->v.arr.elem_type == GGUF_VT_STRING)
+        return (gguf_value){.type = GGUF_VT_STRING, .v.str = arr->v.arr.strs[i]};
+    if (arr->v.arr.elem_type == GGUF_VT_ARRAY) return arr->v.arr.arrays[i];
+    return arr_elem(arr, i);
 }
 
 double gguf_arr_f64(const gguf_value *arr, uint64_t i) {
