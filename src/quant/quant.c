@@ -57,6 +57,7 @@ static const quant_variant variants[] = {
     {"scalar", 0, -1, NULL},
 #if defined(__x86_64__)
     {"avx2", X86_AVX2, 0, quant_x86_avx2_install},
+    {"avx512-vnni", X86_AVX512, 1, quant_x86_avx512_install},
 #endif
 };
 #define N_VARIANTS ((int)(sizeof variants / sizeof variants[0]))

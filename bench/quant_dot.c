@@ -1,0 +1,147 @@
+/* bench_quant_dot — speed of vec_dot per tensor type and kernel variant.
+ *
+ * A weight matrix of `rows` rows of `n` elements (default 512 x 4096) is multiplied with one
+ * activation row, as in a decode-step mat-vec, on one thread. Reported per type and variant:
+ * ns per row and the weight bytes streamed per second (GB/s). The activation quantizers
+ * (from_float of Q8_0/Q8_1/Q8_K) are timed per row too.
+ *
+ * usage: bench_quant_dot [-n N] [-r ROWS] [-t SECONDS_PER_CASE] [TYPE...]   (TYPE like Q4_K) */
+#include "core/core.h"
+#include "quant/quant.h"
+#include "test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const uint32_t types[] = {GGUF_T_F32,  GGUF_T_F16,  GGUF_T_BF16, GGUF_T_Q8_0, GGUF_T_Q4_0,
+                                 GGUF_T_Q4_1, GGUF_T_Q5_0, GGUF_T_Q5_1, GGUF_T_Q2_K, GGUF_T_Q3_K,
+                                 GGUF_T_Q4_K, GGUF_T_Q5_K, GGUF_T_Q6_K};
+static const uint32_t act_types[] = {GGUF_T_Q8_0, GGUF_T_Q8_1, GGUF_T_Q8_K};
+
+static volatile float sink;
+
+static bool wanted(const char *name, int argc, char **argv, int first) {
+    if (first >= argc) return true;
+    for (int i = first; i < argc; i++)
+        if (strcmp(argv[i], name) == 0) return true;
+    return false;
+}
+
+/* True when an earlier variant already has this kernel (a variant extends the ones before it). */
+static bool inherited_dot(int v, const quant_traits *q) {
+    for (int u = 0; u < v; u++) {
+        const quant_traits *e = quant_variant_get(u, q->type);
+        if (e && e->vec_dot == q->vec_dot) return true;
+    }
+    return false;
+}
+
+static bool inherited_quantizer(int v, const quant_traits *q) {
+    for (int u = 0; u < v; u++) {
+        const quant_traits *e = quant_variant_get(u, q->type);
+        if (e && e->from_float == q->from_float) return true;
+    }
+    return false;
+}
+
+/* Repeats fn over all rows until `seconds` have passed; returns ns per row. */
+static double time_rows(const quant_traits *q, int64_t n, int rows, const unsigned char *w,
+                        const void *xq, double seconds) {
+    size_t row_bytes = quant_row_bytes(q, n);
+    uint64_t t0 = core_time_ns(), t;
+    long reps = 0;
+    float acc = 0.0f;
+    do {
+        for (int r = 0; r < rows; r++) {
+            float s;
+            q->vec_dot(n, &s, w + (size_t)r * row_bytes, xq);
+            acc += s;
+        }
+        reps++;
+        t = core_time_ns();
+    } while ((double)(t - t0) < seconds * 1e9);
+    sink = acc;
+    return (double)(t - t0) / ((double)reps * rows);
+}
+
+static double time_quantizer(quant_from_float_fn fn, const float *x, void *out, int64_t n,
+                             double seconds) {
+    uint64_t t0 = core_time_ns(), t;
+    long reps = 0;
+    do {
+        fn(x, out, n);
+        reps++;
+        t = core_time_ns();
+    } while ((double)(t - t0) < seconds * 1e9);
+    return (double)(t - t0) / (double)reps;
+}
+
+int main(int argc, char **argv) {
+    int64_t n = 4096;
+    int rows = 512, first = 1;
+    double seconds = 0.3;
+    while (first + 1 < argc && argv[first][0] == '-') {
+        if (strcmp(argv[first], "-n") == 0)
+            n = atoll(argv[first + 1]);
+        else if (strcmp(argv[first], "-r") == 0)
+            rows = atoi(argv[first + 1]);
+        else if (strcmp(argv[first], "-t") == 0)
+            seconds = atof(argv[first + 1]);
+        else
+            break;
+        first += 2;
+    }
+    if (n <= 0 || n % 256 || rows <= 0 || !(seconds > 0)) {
+        fprintf(stderr, "usage: %s [-n N (multiple of 256)] [-r ROWS] [-t SECONDS] [TYPE...]\n",
+                argv[0]);
+        return 2;
+    }
+    quant_init();
+    printf("active ISA: %s; row of %lld elements, %d rows, 1 thread\n", quant_isa(), (long long)n,
+           rows);
+    printf("%-6s %-12s %10s %10s %8s\n", "type", "variant", "ns/row", "GB/s", "speedup");
+
+    float *src = malloc((size_t)n * rows * sizeof *src), *x = malloc((size_t)n * sizeof *x);
+    unsigned char *w = malloc((size_t)n * rows * 4), *xq = malloc((size_t)n * 4);
+    test_rng rng;
+    test_rng_seed(&rng, 1);
+    for (int64_t i = 0; i < n * rows; i++) src[i] = (float)test_rng_normal(&rng);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)test_rng_normal(&rng);
+
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const quant_traits *ref = quant_get_ref(types[t]);
+        if (!wanted(ref->name, argc, argv, first)) continue;
+        size_t row_bytes = quant_row_bytes(ref, n);
+        for (int r = 0; r < rows; r++) ref->from_float(src + (size_t)r * n, w + r * row_bytes, n);
+        quant_get_ref(ref->vec_dot_type)->from_float(x, xq, n);
+        double scalar_ns = 0.0;
+        for (int v = 0; v < quant_n_variants(); v++) {
+            const quant_traits *q = quant_variant_get(v, types[t]);
+            if (!q || inherited_dot(v, q)) continue;
+            double ns = time_rows(q, n, rows, w, xq, seconds);
+            if (v == 0) scalar_ns = ns;
+            printf("%-6s %-12s %10.1f %10.2f %7.1fx\n", ref->name, quant_variant_name(v), ns,
+                   (double)row_bytes / ns, scalar_ns > 0 ? scalar_ns / ns : 0.0);
+        }
+    }
+    printf("\nactivation quantizers (from_float), one row:\n");
+    for (size_t t = 0; t < sizeof act_types / sizeof act_types[0]; t++) {
+        const quant_traits *ref = quant_get_ref(act_types[t]);
+        if (!wanted(ref->name, argc, argv, first)) continue;
+        double scalar_ns = 0.0;
+        for (int v = 0; v < quant_n_variants(); v++) {
+            const quant_traits *q = quant_variant_get(v, act_types[t]);
+            if (!q || inherited_quantizer(v, q)) continue;
+            double ns = time_quantizer(q->from_float, x, xq, n, seconds);
+            if (v == 0) scalar_ns = ns;
+            printf("%-6s %-12s %10.1f ns/row %7.1fx\n", ref->name, quant_variant_name(v), ns,
+                   scalar_ns > 0 ? scalar_ns / ns : 0.0);
+        }
+    }
+    free(src);
+    free(x);
+    free(w);
+    free(xq);
+    return 0;
+}
