@@ -186,7 +186,10 @@ static void walk_plain_dir(reg_root *root) {
 
 static void walk_file(reg_root *root) {
     reg_cand *c = reg_root_add(root, root->path, REG_NAME_STEM, NULL);
-    if (c) c->pair_env_base = root->env_lora;
+    if (c) {
+        c->pair_env_base = root->env_lora;
+        c->env_base = root->env_base;
+    }
     if (c && root->env_lora) {
         struct stat st;
         /* SHIMMY_LORA_GGUF may name a PEFT folder as well as a .gguf file. */
