@@ -40,7 +40,8 @@ typedef struct sampling_params {
     float repeat_penalty;    /* 1: off */
     float frequency_penalty; /* 0: off */
     float presence_penalty;  /* 0: off */
-    int32_t penalty_last_n;  /* window of past tokens the penalties see (0: off, -1: n_ctx) */
+    int32_t penalty_last_n;  /* window of past tokens the penalties see (0: off; the engine
+                                turns -1 into its context size) */
     uint32_t seed;           /* SAMPLING_SEED_RANDOM: from the clock */
     const sampling_logit_bias *logit_bias; /* borrowed during sampler_chain_new (copied) */
     size_t n_logit_bias;
@@ -84,10 +85,9 @@ struct sampler {
 /* The standard chain for p over a vocabulary of n_vocab tokens. */
 shimmy_status sampler_chain_new(const sampling_params *p, int32_t n_vocab, sampler **out,
                                 shimmy_error *err);
-/* An empty chain; members are added with sampler_chain_add. Without a picking member the chain
- * picks the first candidate (the best one when sorted). */
-shimmy_status sampler_chain_new_empty(int32_t n_vocab, uint32_t seed, sampler **out,
-                                      shimmy_error *err);
+/* An empty chain; members are added with sampler_chain_add. Without a picking member (greedy,
+ * dist) the chain picks the remaining candidate with the highest logit. */
+shimmy_status sampler_chain_new_empty(int32_t n_vocab, sampler **out, shimmy_error *err);
 /* Appends s (ownership moves to the chain, also on failure). */
 shimmy_status sampler_chain_add(sampler *chain, sampler *s, shimmy_error *err);
 
@@ -98,10 +98,12 @@ sampler *sampler_new_temp(float t);
 sampler *sampler_new_top_k(int32_t k);
 sampler *sampler_new_top_p(float p);
 sampler *sampler_new_min_p(float p);
-sampler *sampler_new_penalties(int32_t last_n, float repeat, float freq, float presence);
+sampler *sampler_new_penalties(int32_t last_n, float repeat, float freq, float presence,
+                               int32_t n_vocab);
 sampler *sampler_new_logit_bias(const sampling_logit_bias *b, size_t n, int32_t n_vocab);
 
-/* Chooses the next token from logits (n_vocab floats, not modified). Does not accept it. */
+/* Chooses the next token from logits (n_vocab floats, not modified) with a chain made by
+ * sampler_chain_new or sampler_chain_new_empty. Does not accept it. */
 int32_t sampler_sample(sampler *chain, const float *logits);
 /* Tells the samplers a token was appended (prompt tokens too, for penalties). */
 void sampler_accept(sampler *s, int32_t token);
