@@ -1,8 +1,132 @@
-/* shimmy discover — not built yet. */
+/* shimmy discover [--json] [--model-dirs D1:D2] — rescan and explain: the roots searched, where
+ * each model and adapter came from (and how adapters were paired), and every file that was seen
+ * but not listed, with the reason. */
 #include "cli.h"
+#include "registry/registry.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] = "shimmy discover [--json] [--model-dirs D1:D2]";
+
+/* File paths and reasons may hold bytes that are not UTF-8: replace them for JSON. */
+static json_t *jtext(const char *s) {
+    size_t len = strlen(s);
+    if (core_utf8_valid(s, len)) return json_stringn(s, len);
+    char *buf = malloc(len * 3 + 1);
+    if (!buf) return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        i += (size_t)core_utf8_decode(s + i, len - i, &cp);
+        n += (size_t)core_utf8_encode(cp, buf + n);
+    }
+    json_t *j = json_stringn(buf, n);
+    free(buf);
+    return j;
+}
+
+static const char *format_name(registry_adapter_format f) {
+    return f == REGISTRY_ADAPTER_PEFT ? "peft" : "gguf";
+}
+
+static json_t *discover_json(const registry *r) {
+    json_t *roots = json_array(), *models = json_array(), *adapters = json_array(),
+           *skipped = json_array();
+    for (size_t i = 0; i < registry_root_count(r); i++)
+        json_array_append_new(roots, jtext(registry_root_at(r, i)));
+    for (size_t i = 0; i < registry_count(r); i++) {
+        const registry_entry *e = registry_entry_at(r, i);
+        json_array_append_new(models,
+                              json_pack("{s:o,s:o,s:s,s:o,s:i}", "name", jtext(e->name), "path",
+                                        jtext(e->path), "source", registry_source_name(e->source),
+                                        "origin", jtext(e->origin), "parts", e->n_parts));
+    }
+    for (size_t i = 0; i < registry_adapter_count(r); i++) {
+        const registry_adapter *a = registry_adapter_at(r, i);
+        json_array_append_new(adapters,
+                              json_pack("{s:o,s:o,s:s,s:s,s:o,s:o}", "name", jtext(a->name), "path",
+                                        jtext(a->path), "format", format_name(a->format), "source",
+                                        registry_source_name(a->source), "base",
+                                        a->base ? jtext(a->base->name) : json_null(), "reason",
+                                        jtext(a->reason)));
+    }
+    for (size_t i = 0; i < registry_skipped_count(r); i++) {
+        const registry_skip *s = registry_skipped_at(r, i);
+        json_array_append_new(
+            skipped, json_pack("{s:o,s:o}", "path", jtext(s->path), "reason", jtext(s->reason)));
+    }
+    return json_pack("{s:o,s:o,s:o,s:o,s:f,s:I}", "roots", roots, "models", models, "adapters",
+                     adapters, "skipped", skipped, "scan_ms", registry_scan_ms(r), "files",
+                     (json_int_t)registry_files_read(r));
+}
+
+static void discover_human(const registry *r) {
+    printf("searched %zu place%s:\n", registry_root_count(r),
+           registry_root_count(r) == 1 ? "" : "s");
+    for (size_t i = 0; i < registry_root_count(r); i++) printf("  %s\n", registry_root_at(r, i));
+    printf("\n%zu model%s:\n", registry_count(r), registry_count(r) == 1 ? "" : "s");
+    for (size_t i = 0; i < registry_count(r); i++) {
+        const registry_entry *e = registry_entry_at(r, i);
+        printf("  %s\n      %s", e->name, e->path);
+        if (e->n_parts > 1) printf(" (+%d more parts)", e->n_parts - 1);
+        printf("\n      from %s [%s]\n", e->origin, registry_source_name(e->source));
+    }
+    if (registry_adapter_count(r)) {
+        printf("\n%zu LoRA adapter%s:\n", registry_adapter_count(r),
+               registry_adapter_count(r) == 1 ? "" : "s");
+        for (size_t i = 0; i < registry_adapter_count(r); i++) {
+            const registry_adapter *a = registry_adapter_at(r, i);
+            printf("  %s (%s)\n      %s\n      ", a->name, format_name(a->format), a->path);
+            if (a->base) printf("paired with %s: ", a->base->name);
+            printf("%s\n", a->reason);
+        }
+    }
+    if (registry_skipped_count(r)) {
+        printf("\nskipped %zu file%s:\n", registry_skipped_count(r),
+               registry_skipped_count(r) == 1 ? "" : "s");
+        for (size_t i = 0; i < registry_skipped_count(r); i++)
+            printf("  %s\n      %s\n", registry_skipped_at(r, i)->path,
+                   registry_skipped_at(r, i)->reason);
+    }
+    printf("\n%zu file%s read in %.1f ms\n", registry_files_read(r),
+           registry_files_read(r) == 1 ? "" : "s", registry_scan_ms(r));
+}
 
 int cli_cmd_discover(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_not_built("discover");
+    bool json = false;
+    registry_options o = {0};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "--model-dirs") == 0 && i + 1 < argc) {
+            o.dirs = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: %s\n", usage);
+            return 0;
+        } else {
+            return cli_usage_error("discover", usage, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    registry *r = NULL;
+    shimmy_error err;
+    shimmy_error_clear(&err);
+    if (registry_scan(&o, &r, &err) != SHIMMY_OK) return cli_fail(&err);
+    if (!json) {
+        discover_human(r);
+        registry_free(r);
+        return 0;
+    }
+    json_t *doc = discover_json(r);
+    registry_free(r);
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+    json_decref(doc);
+    if (!text) {
+        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "no memory to print the discovery report");
+        return cli_fail(&err);
+    }
+    puts(text);
+    free(text);
+    return 0;
 }

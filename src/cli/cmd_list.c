@@ -1,8 +1,117 @@
-/* shimmy list — not built yet. */
+/* shimmy list [--json] [--model-dirs D1:D2] — the models the registry finds, one per line, or as
+ * {"models":[...]} with each model's paired LoRA adapters. */
 #include "cli.h"
+#include "registry/registry.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] = "shimmy list [--json] [--model-dirs D1:D2]";
+
+/* File paths are bytes; JSON wants UTF-8, so invalid sequences become U+FFFD. */
+static json_t *json_text(const char *s) {
+    size_t len = strlen(s);
+    if (core_utf8_valid(s, len)) return json_stringn(s, len);
+    char *buf = malloc(len * 3 + 1);
+    if (!buf) return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        i += (size_t)core_utf8_decode(s + i, len - i, &cp);
+        n += (size_t)core_utf8_encode(cp, buf + n);
+    }
+    json_t *j = json_stringn(buf, n);
+    free(buf);
+    return j;
+}
+
+static json_t *entry_json(const registry_entry *e) {
+    json_t *adapters = json_array();
+    for (size_t k = 0; k < e->n_adapters; k++)
+        json_array_append_new(adapters,
+                              json_pack("{s:o,s:o}", "name", json_text(e->adapters[k]->name),
+                                        "path", json_text(e->adapters[k]->path)));
+    return json_pack("{s:o,s:o,s:I,s:i,s:o,s:I,s:o,s:s,s:I,s:s,s:s,s:o}", "name",
+                     json_text(e->name), "path", json_text(e->path), "size", (json_int_t)e->size,
+                     "parts", e->n_parts, "architecture", json_text(e->architecture), "parameters",
+                     (json_int_t)e->n_params, "size_label", json_text(e->size_label), "quant",
+                     e->quant, "context_length", (json_int_t)e->context_length, "template",
+                     e->template, "source", registry_source_name(e->source), "adapters", adapters);
+}
+
+static void human_size(uint64_t bytes, char *buf, size_t cap) {
+    if (bytes >= (1ull << 30))
+        snprintf(buf, cap, "%.1f GiB", (double)bytes / (double)(1ull << 30));
+    else if (bytes >= (1ull << 20))
+        snprintf(buf, cap, "%.1f MiB", (double)bytes / (double)(1ull << 20));
+    else
+        snprintf(buf, cap, "%.1f KiB", (double)bytes / 1024.0);
+}
+
+static void print_table(const registry *r) {
+    if (registry_count(r) == 0) {
+        fprintf(stderr, "no models found; put .gguf files in ./models or ~/models, pass "
+                        "--model-dirs, or set SHIMMY_MODEL_PATHS (`shimmy discover` shows "
+                        "where it looked)\n");
+        return;
+    }
+    int w = 4;
+    for (size_t i = 0; i < registry_count(r); i++) {
+        int n = (int)strlen(registry_entry_at(r, i)->name);
+        if (n > w) w = n;
+    }
+    printf("%-*s  %-10s %7s  %-8s %7s  %-10s %10s  %-8s %s\n", w, "NAME", "ARCH", "PARAMS", "QUANT",
+           "CTX", "TEMPLATE", "SIZE", "SOURCE", "ADAPTERS");
+    for (size_t i = 0; i < registry_count(r); i++) {
+        const registry_entry *e = registry_entry_at(r, i);
+        char size[32];
+        human_size(e->size, size, sizeof size);
+        printf("%-*s  %-10s %7s  %-8s %7u  %-10s %10s  %-8s", w, e->name,
+               *e->architecture ? e->architecture : "?", e->size_label, e->quant, e->context_length,
+               e->template, size, registry_source_name(e->source));
+        for (size_t k = 0; k < e->n_adapters; k++)
+            printf("%s%s", k ? "," : " ", e->adapters[k]->name);
+        printf("\n");
+    }
+}
 
 int cli_cmd_list(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_not_built("list");
+    bool json = false;
+    registry_options o = {0};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "--model-dirs") == 0 && i + 1 < argc) {
+            o.dirs = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: %s\n", usage);
+            return 0;
+        } else {
+            return cli_usage_error("list", usage, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    registry *r = NULL;
+    shimmy_error err;
+    shimmy_error_clear(&err);
+    if (registry_scan(&o, &r, &err) != SHIMMY_OK) return cli_fail(&err);
+    if (json) {
+        json_t *models = json_array();
+        for (size_t i = 0; i < registry_count(r); i++)
+            json_array_append_new(models, entry_json(registry_entry_at(r, i)));
+        json_t *doc = json_pack("{s:o}", "models", models);
+        char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+        json_decref(doc);
+        registry_free(r);
+        if (!text) {
+            core_error(&err, SHIMMY_ERR_NOMEM, NULL, "no memory to print the model list");
+            return cli_fail(&err);
+        }
+        puts(text);
+        free(text);
+        return 0;
+    }
+    print_table(r);
+    registry_free(r);
+    return 0;
 }

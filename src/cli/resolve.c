@@ -1,15 +1,51 @@
-/* MODEL arguments: a path to a .gguf file (registry names arrive with the registry module). */
+/* MODEL arguments: a path to a model file, or a registry name (`shimmy list`). A path that
+ * exists wins, so a file called like a registry name in the current folder is used as a file;
+ * names are looked up with a default scan (environment and the usual folders). */
 #include "cli.h"
+#include "registry/registry.h"
 
+#include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
+#define RESOLVE_SUGGESTIONS 3
+
+static shimmy_status copy_path(const char *path, char *buf, size_t cap, shimmy_error *err) {
+    if ((size_t)snprintf(buf, cap, "%s", path) >= cap)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, path, "model path is too long");
+    return SHIMMY_OK;
+}
+
 shimmy_status cli_resolve_model(const char *arg, char *buf, size_t cap, shimmy_error *err) {
+    if (!arg || !*arg) return core_error(err, SHIMMY_ERR_INVALID_ARG, "MODEL", "no model given");
     struct stat st;
     if (stat(arg, &st) == 0) {
-        if ((size_t)snprintf(buf, cap, "%s", arg) >= cap)
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, arg, "model path is too long");
-        return SHIMMY_OK;
+        if (S_ISDIR(st.st_mode))
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, arg,
+                              "'%s' is a folder; give a .gguf file or a name from `shimmy list`",
+                              arg);
+        return copy_path(arg, buf, cap, err);
     }
-    return core_error(err, SHIMMY_ERR_MODEL_NOT_FOUND, arg,
-                      "no model file or registry name '%s' (try `shimmy list`)", arg);
+    registry *r = NULL;
+    shimmy_status s = registry_scan(NULL, &r, err);
+    if (s != SHIMMY_OK) return s;
+    const registry_entry *e = registry_find(r, arg);
+    if (e) {
+        s = copy_path(e->path, buf, cap, err);
+        registry_free(r);
+        return s;
+    }
+    const char *close[RESOLVE_SUGGESTIONS];
+    size_t n = registry_suggest(r, arg, close, RESOLVE_SUGGESTIONS);
+    char hint[320] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < n && off < sizeof hint; i++)
+        off += (size_t)snprintf(hint + off, sizeof hint - off, "%s'%s'",
+                                i ? ", " : "; did you mean ", close[i]);
+    s = core_error(err, SHIMMY_ERR_MODEL_NOT_FOUND, arg,
+                   "no model file or registry name '%s' (run `shimmy list` to see the %zu known "
+                   "model%s)%s",
+                   arg, registry_count(r), registry_count(r) == 1 ? "" : "s", hint);
+    registry_free(r);
+    return s;
 }

@@ -235,8 +235,12 @@ static void inspect_gguf(reg_cand *c) {
     shimmy_error err;
     shimmy_error_clear(&err);
     if (gguf_open_header(c->path, &f, &err) != SHIMMY_OK) {
-        skip(c, reg_printf("corrupt GGUF: %s", err.message));
-        core_log(CORE_LOG_WARN, "registry: skipping %s: %s", c->path, err.message);
+        /* the reader's messages usually start with the path already */
+        size_t plen = strlen(c->path);
+        const char *why = err.message;
+        if (strncmp(why, c->path, plen) == 0 && strncmp(why + plen, ": ", 2) == 0) why += plen + 2;
+        skip(c, reg_printf("corrupt GGUF: %s", why));
+        core_log(CORE_LOG_WARN, "registry: skipping %s: %s", c->path, why);
         return;
     }
     inspect_gguf_meta(c, f);

@@ -277,9 +277,17 @@ size_t registry_suggest(const registry *r, const char *name, const char **out, s
     if (max > 16) max = 16;
     for (size_t i = 0; i < r->n_entries; i++) {
         const char *cand = r->entries[i].name;
-        size_t d = edit_distance(name, cand);
-        if (d > limit && !strcasestr(cand, name)) continue;
-        if (d > limit) d = limit; /* substring matches rank after close spellings */
+        /* names starting with what was typed rank first, then names containing it, then
+         * close spellings */
+        size_t d;
+        if (strncasecmp(cand, name, strlen(name)) == 0)
+            d = 0;
+        else if (strcasestr(cand, name))
+            d = 1;
+        else if ((d = edit_distance(name, cand)) <= limit)
+            d += 2;
+        else
+            continue;
         size_t k = n < max ? n++ : max;
         if (k == max) {
             if (d >= dist[max - 1]) continue;
