@@ -78,6 +78,24 @@ const char *engine_model_eos_text(const engine_model *m);
 const model *engine_model_weights(const engine_model *m);
 const gguf_file *engine_model_file(const engine_model *m);
 
+/* ---- compute backends ---- */
+
+/* What a session needs from the hardware that runs the forward pass. The CPU row wraps
+ * model_ctx; a GPU backend would be another row with the same contract. */
+typedef struct engine_backend {
+    const char *name;
+    shimmy_status (*ctx_new)(const model *m, const model_ctx_params *p, void **ctx,
+                             shimmy_error *err);
+    void (*ctx_free)(void *ctx);
+    shimmy_status (*eval)(void *ctx, const int32_t *tokens, int32_t n, int32_t n_logits,
+                          shimmy_error *err);
+    const float *(*logits)(const void *ctx, int32_t i);
+    void (*truncate)(void *ctx, int32_t n_keep);
+    int32_t (*n_past)(const void *ctx);
+} engine_backend;
+
+extern const engine_backend engine_backend_cpu;
+
 /* ---- sessions ---- */
 
 typedef struct engine_session_params {
@@ -148,8 +166,9 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
 /* ---- teacher forcing (logits, perplexity) ---- */
 
 /* Evaluates tokens at positions pos..pos+n-1, first discarding cached positions >= pos
- * (pos <= engine_session_n_past). Any n (split into n_batch steps). When want_all, the logits of
- * every position are kept (n <= n_logits); otherwise only the last position's. */
+ * (pos <= engine_session_n_past). Any n (split into n_batch steps) when only the last position's
+ * logits are wanted; with want_all the logits of every position are kept, which needs
+ * n <= min(n_batch, n_logits). */
 shimmy_status engine_eval(engine_session *s, const int32_t *tokens, size_t n, int32_t pos,
                           bool want_all, shimmy_error *err);
 /* Logits (n_vocab floats) of the i-th position of the last engine_eval (0 when !want_all). */

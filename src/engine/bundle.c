@@ -1,0 +1,135 @@
+/* engine_model: what is loaded once per file and shared by every session. */
+#include "engine.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct engine_model {
+    gguf_file *file;
+    model *weights;
+    tok_vocab *vocab;
+    char *chat_template;
+    char bos_text[128];
+    char eos_text[128];
+    engine_model_info info;
+};
+
+/* llama.cpp's general.file_type values (llama_ftype) and their names. */
+static const struct {
+    uint32_t ftype;
+    const char *name;
+} ftype_names[] = {
+    {0, "F32"},      {1, "F16"},      {2, "Q4_0"},    {3, "Q4_1"},    {7, "Q8_0"},
+    {8, "Q5_0"},     {9, "Q5_1"},     {10, "Q2_K"},   {11, "Q3_K_S"}, {12, "Q3_K_M"},
+    {13, "Q3_K_L"},  {14, "Q4_K_S"},  {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"},
+    {18, "Q6_K"},    {19, "IQ2_XXS"}, {20, "IQ2_XS"}, {21, "Q2_K_S"}, {22, "IQ3_XS"},
+    {23, "IQ3_XXS"}, {24, "IQ1_S"},   {25, "IQ4_NL"}, {26, "IQ3_S"},  {27, "IQ3_M"},
+    {28, "IQ2_S"},   {29, "IQ2_M"},   {30, "IQ4_XS"}, {31, "IQ1_M"},  {32, "BF16"},
+};
+
+static void fill_info(engine_model *m) {
+    engine_model_info *in = &m->info;
+    const model *w = m->weights;
+    snprintf(in->architecture, sizeof in->architecture, "%s", w->arch->name);
+    gguf_str s;
+    if (gguf_get_str(m->file, "general.name", &s)) {
+        gguf_str_copy(s, in->name, sizeof in->name);
+    } else {
+        const char *path = gguf_path(m->file), *slash = strrchr(path, '/');
+        snprintf(in->name, sizeof in->name, "%s", slash ? slash + 1 : path);
+        char *dot = strrchr(in->name, '.');
+        if (dot && strcmp(dot, ".gguf") == 0) *dot = '\0';
+    }
+    const char *ft = gguf_type_name(w->file_type);
+    uint32_t ftype;
+    if (gguf_get_u32(m->file, "general.file_type", &ftype))
+        for (size_t i = 0; i < sizeof ftype_names / sizeof ftype_names[0]; i++)
+            if (ftype_names[i].ftype == ftype) ft = ftype_names[i].name;
+    snprintf(in->file_type, sizeof in->file_type, "%s", ft);
+    in->n_params = w->n_params;
+    in->n_ctx_train = w->hp.n_ctx_train;
+    in->n_embd = w->hp.n_embd;
+    in->n_layer = w->hp.n_layer;
+    in->n_head = w->hp.n_head;
+    in->n_head_kv = w->hp.n_head_kv;
+    in->n_vocab = w->hp.n_vocab;
+    in->file_bytes = gguf_file_size(m->file);
+    in->weight_bytes = w->weight_bytes;
+}
+
+static void special_text(const tok_vocab *v, int32_t id, char *buf, size_t cap) {
+    buf[0] = '\0';
+    if (!v || id < 0) return;
+    size_t n = tok_piece(v, id, true, buf, cap - 1);
+    buf[n < cap - 1 ? n : 0] = '\0';
+}
+
+shimmy_status engine_model_open(const char *path, const engine_model_params *p, engine_model **out,
+                                shimmy_error *err) {
+    *out = NULL;
+    engine_model *m = calloc(1, sizeof *m);
+    if (!m) return core_error(err, SHIMMY_ERR_NOMEM, path, "cannot allocate a model");
+    shimmy_status st = gguf_open(path, &m->file, err);
+    if (!st) st = model_load(m->file, &m->weights, err);
+    if (!st && !(p && p->no_tokenizer)) {
+        st = tok_vocab_load(m->file, &m->vocab, err);
+        if (!st && tok_n_vocab(m->vocab) > m->weights->hp.n_vocab)
+            st = core_error(err, SHIMMY_ERR_FORMAT, path,
+                            "the vocabulary has %d tokens but token_embd.weight only %d rows",
+                            tok_n_vocab(m->vocab), m->weights->hp.n_vocab);
+    }
+    if (st) {
+        engine_model_close(m);
+        return st;
+    }
+    gguf_str tmpl;
+    if (gguf_get_str(m->file, "tokenizer.chat_template", &tmpl)) {
+        m->chat_template = malloc(tmpl.len + 1);
+        if (!m->chat_template) {
+            engine_model_close(m);
+            return core_error(err, SHIMMY_ERR_NOMEM, path, "cannot copy the chat template");
+        }
+        memcpy(m->chat_template, tmpl.data, tmpl.len);
+        m->chat_template[tmpl.len] = '\0';
+    }
+    if (m->vocab) {
+        special_text(m->vocab, tok_bos(m->vocab), m->bos_text, sizeof m->bos_text);
+        special_text(m->vocab, tok_eos(m->vocab), m->eos_text, sizeof m->eos_text);
+    }
+    fill_info(m);
+    *out = m;
+    return SHIMMY_OK;
+}
+
+void engine_model_close(engine_model *m) {
+    if (!m) return;
+    tok_vocab_free(m->vocab);
+    model_free(m->weights);
+    gguf_close(m->file);
+    free(m->chat_template);
+    free(m);
+}
+
+const engine_model_info *engine_model_get_info(const engine_model *m) {
+    return &m->info;
+}
+const tok_vocab *engine_model_vocab(const engine_model *m) {
+    return m->vocab;
+}
+const char *engine_model_chat_template(const engine_model *m) {
+    return m->chat_template;
+}
+const char *engine_model_bos_text(const engine_model *m) {
+    return m->bos_text;
+}
+const char *engine_model_eos_text(const engine_model *m) {
+    return m->eos_text;
+}
+const model *engine_model_weights(const engine_model *m) {
+    return m->weights;
+}
+const gguf_file *engine_model_file(const engine_model *m) {
+    return m->file;
+}

@@ -1,0 +1,289 @@
+/* Sessions: one sequence's KV cache and buffers, prefix caching across requests, teacher-forced
+ * evaluation, and the generation loop (sample -> detokenize -> stop strings -> sink). */
+#include "engine.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct engine_session {
+    engine_model *m;
+    const engine_backend *be;
+    void *ctx;
+    core_pool *pool;
+    bool own_pool;
+    pthread_mutex_t *lock;
+    int32_t n_ctx, n_batch, n_logits, n_vocab;
+    int32_t *hist; /* (n_ctx) the tokens whose K/V are in the cache, in order */
+    int32_t n_hist;
+    char *text; /* (text_cap) one decoder push */
+    size_t text_cap;
+    int cancel;
+};
+
+shimmy_status engine_session_new(engine_model *m, const engine_session_params *p,
+                                 engine_session **out, shimmy_error *err) {
+    *out = NULL;
+    engine_session_params def = {0};
+    if (!p) p = &def;
+    const model *w = engine_model_weights(m);
+    if (p->n_ctx < 0 || p->n_batch < 0 || p->n_logits < 0 || p->n_threads < 0)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_ctx",
+                          "context, batch, logits and thread counts must not be negative");
+    if (p->pool && !p->compute_lock)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "pool",
+                          "a shared thread pool needs a compute_lock (one job at a time)");
+    engine_session *s = calloc(1, sizeof *s);
+    if (!s) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate a session");
+    s->m = m;
+    s->be = &engine_backend_cpu;
+    s->lock = p->compute_lock;
+    s->n_ctx = p->n_ctx;
+    if (s->n_ctx == 0) s->n_ctx = w->hp.n_ctx_train < 4096 ? w->hp.n_ctx_train : 4096;
+    s->n_batch = p->n_batch ? p->n_batch : 512;
+    if (s->n_batch > s->n_ctx) s->n_batch = s->n_ctx;
+    s->n_logits = p->n_logits ? p->n_logits : 1;
+    s->n_vocab = w->hp.n_vocab;
+    shimmy_status st = SHIMMY_OK;
+    if (p->pool) {
+        s->pool = p->pool;
+    } else {
+        st = core_pool_new(p->n_threads, &s->pool, err);
+        s->own_pool = true;
+    }
+    model_ctx_params cp = {.n_ctx = s->n_ctx,
+                           .n_batch = s->n_batch,
+                           .n_logits = s->n_logits,
+                           .kv_type = p->kv_type,
+                           .pool = s->pool};
+    if (!st) st = s->be->ctx_new(w, &cp, &s->ctx, err);
+    if (!st) {
+        s->hist = malloc(sizeof *s->hist * (size_t)s->n_ctx);
+        const tok_vocab *v = engine_model_vocab(m);
+        s->text_cap = v ? tok_decoder_max_out(v) + 1 : 64;
+        s->text = malloc(s->text_cap);
+        if (!s->hist || !s->text)
+            st = core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate session buffers");
+    }
+    if (st) {
+        engine_session_free(s);
+        return st;
+    }
+    *out = s;
+    return SHIMMY_OK;
+}
+
+void engine_session_free(engine_session *s) {
+    if (!s) return;
+    if (s->ctx) s->be->ctx_free(s->ctx);
+    if (s->own_pool) core_pool_free(s->pool);
+    free(s->hist);
+    free(s->text);
+    free(s);
+}
+
+int32_t engine_session_n_ctx(const engine_session *s) {
+    return s->n_ctx;
+}
+int32_t engine_session_n_past(const engine_session *s) {
+    return s->n_hist;
+}
+int32_t engine_n_vocab(const engine_session *s) {
+    return s->n_vocab;
+}
+void engine_session_cancel(engine_session *s) {
+    __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+}
+
+const float *engine_logits(const engine_session *s, int32_t i) {
+    return s->be->logits(s->ctx, i);
+}
+
+/* One forward step under the compute lock; the history follows the cache. */
+static shimmy_status step(engine_session *s, const int32_t *tok, int32_t n, int32_t n_logits,
+                          shimmy_error *err) {
+    if (s->lock) pthread_mutex_lock(s->lock);
+    shimmy_status st = s->be->eval(s->ctx, tok, n, n_logits, err);
+    if (s->lock) pthread_mutex_unlock(s->lock);
+    if (!st) {
+        memcpy(s->hist + s->n_hist, tok, sizeof *tok * (size_t)n);
+        s->n_hist += n;
+    }
+    return st;
+}
+
+static void truncate_to(engine_session *s, int32_t n) {
+    s->be->truncate(s->ctx, n);
+    s->n_hist = n;
+}
+
+static shimmy_status check_tokens(const engine_session *s, const int32_t *t, size_t n,
+                                  shimmy_error *err) {
+    for (size_t i = 0; i < n; i++)
+        if (t[i] < 0 || t[i] >= s->n_vocab)
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, "tokens",
+                              "token id %d at index %zu is outside the vocabulary (0 .. %d)", t[i],
+                              i, s->n_vocab - 1);
+    return SHIMMY_OK;
+}
+
+/* Runs tokens in n_batch chunks; the last chunk computes logits of its last n_last positions. */
+static shimmy_status eval_chunks(engine_session *s, const int32_t *t, size_t n, int32_t n_last,
+                                 shimmy_error *err) {
+    for (size_t i = 0; i < n;) {
+        int32_t k = (int32_t)(n - i < (size_t)s->n_batch ? n - i : (size_t)s->n_batch);
+        shimmy_status st = step(s, t + i, k, i + (size_t)k == n ? n_last : 0, err);
+        if (st) return st;
+        i += (size_t)k;
+    }
+    return SHIMMY_OK;
+}
+
+shimmy_status engine_eval(engine_session *s, const int32_t *tokens, size_t n, int32_t pos,
+                          bool want_all, shimmy_error *err) {
+    if (n == 0) return core_error(err, SHIMMY_ERR_INVALID_ARG, "tokens", "no tokens to evaluate");
+    if (pos < 0 || pos > s->n_hist)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "pos",
+                          "position %d is beyond the %d cached tokens", pos, s->n_hist);
+    if (n > (size_t)(s->n_ctx - pos))
+        return core_error(err, SHIMMY_ERR_CONTEXT_EXCEEDED, "n_ctx",
+                          "%d cached + %zu new tokens exceed the context size %d", pos, n,
+                          s->n_ctx);
+    if (want_all && (n > (size_t)s->n_batch || n > (size_t)s->n_logits))
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_logits",
+                          "logits of %zu positions requested; the session keeps at most %d", n,
+                          s->n_batch < s->n_logits ? s->n_batch : s->n_logits);
+    shimmy_status st = check_tokens(s, tokens, n, err);
+    if (st) return st;
+    truncate_to(s, pos);
+    return eval_chunks(s, tokens, n, want_all ? (int32_t)n : 1, err);
+}
+
+/* ---- generation ---- */
+
+const char *engine_finish_name(engine_finish f) {
+    static const char *const names[] = {"stop", "length", "cancelled"};
+    return (unsigned)f < 3 ? names[f] : "unknown";
+}
+
+void engine_gen_params_default(engine_gen_params *p) {
+    memset(p, 0, sizeof *p);
+    sampling_params_default(&p->sampling);
+    p->max_tokens = 128;
+}
+
+typedef struct gen_out {
+    engine_sink_fn sink;
+    void *user;
+    bool refused;
+} gen_out;
+
+static void emit(gen_out *o, const char *text, size_t len, int32_t token) {
+    if (len == 0 || !o->sink || o->refused) return;
+    if (!o->sink(o->user, text, len, token)) o->refused = true;
+}
+
+shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n_prompt,
+                              const engine_gen_params *gp, engine_sink_fn sink, void *user,
+                              engine_result *res, shimmy_error *err) {
+    const double t0 = core_time_ms();
+    engine_result r = {0};
+    __atomic_store_n(&s->cancel, 0, __ATOMIC_RELEASE);
+    const tok_vocab *v = engine_model_vocab(s->m);
+    if (!v)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "model",
+                          "the model was opened without a tokenizer; generation needs one");
+    if (n_prompt == 0)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "prompt", "the prompt has no tokens");
+    if (n_prompt > (size_t)s->n_ctx)
+        return core_error(err, SHIMMY_ERR_CONTEXT_EXCEEDED, "prompt",
+                          "the prompt has %zu tokens but the context holds %d", n_prompt, s->n_ctx);
+    if (gp->max_tokens > 0 && n_prompt + (size_t)gp->max_tokens > (size_t)s->n_ctx)
+        return core_error(err, SHIMMY_ERR_CONTEXT_EXCEEDED, "max_tokens",
+                          "the prompt (%zu tokens) + max_tokens (%d) exceed the context size %d",
+                          n_prompt, gp->max_tokens, s->n_ctx);
+    shimmy_status st = check_tokens(s, prompt, n_prompt, err);
+    if (st) return st;
+    sampling_params sp = gp->sampling;
+    if (sp.penalty_last_n < 0) sp.penalty_last_n = s->n_ctx;
+    sampler *smp = NULL;
+    engine_stop stop;
+    if ((st = sampler_chain_new(&sp, s->n_vocab, &smp, err))) return st;
+    if ((st = engine_stop_init(&stop, gp->stop, gp->n_stop, err))) {
+        sampler_free(smp);
+        return st;
+    }
+
+    /* prefix caching: keep the K/V of the common prefix, but always recompute the last prompt
+     * token, whose logits the first sample needs */
+    int32_t keep = 0;
+    while (keep < s->n_hist && (size_t)keep < n_prompt - 1 && s->hist[keep] == prompt[keep]) keep++;
+    truncate_to(s, keep);
+    r.n_prompt = (int32_t)n_prompt;
+    r.n_cached = keep;
+    st = eval_chunks(s, prompt + keep, n_prompt - (size_t)keep, 1, err);
+    const double t_prompt = core_time_ms();
+    r.prompt_ms = t_prompt - t0;
+    for (size_t i = 0; i < n_prompt; i++) sampler_accept(smp, prompt[i]);
+
+    tok_decoder dec;
+    tok_decoder_init(&dec, v, false, false);
+    gen_out out = {sink, user, false};
+    double t_first = 0.0;
+    bool stop_matched = false;
+    r.finish = ENGINE_FINISH_LENGTH;
+    while (!st) {
+        if (__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) || out.refused) {
+            r.finish = ENGINE_FINISH_CANCELLED;
+            break;
+        }
+        const int32_t tok = sampler_sample(smp, s->be->logits(s->ctx, 0));
+        sampler_accept(smp, tok);
+        if (gp->out_tokens && (size_t)r.n_generated < gp->out_tokens_cap)
+            gp->out_tokens[r.n_generated] = tok;
+        r.n_generated++;
+        if (r.n_generated == 1) {
+            t_first = core_time_ms();
+            r.ttft_ms = t_first - t0;
+        }
+        if (!gp->ignore_eos && tok_is_eog(v, tok)) {
+            r.finish = ENGINE_FINISH_STOP;
+            break;
+        }
+        size_t n = tok_decoder_push(&dec, tok, s->text, s->text_cap);
+        const char *e;
+        size_t ne;
+        bool matched = engine_stop_push(&stop, s->text, n, &e, &ne);
+        emit(&out, e, ne, tok);
+        if (matched) {
+            r.finish = ENGINE_FINISH_STOP;
+            stop_matched = true;
+            break;
+        }
+        if (out.refused) {
+            r.finish = ENGINE_FINISH_CANCELLED;
+            break;
+        }
+        if (gp->max_tokens > 0 && r.n_generated >= gp->max_tokens) break;
+        if (s->n_hist >= s->n_ctx) break; /* the sampled token has no room in the cache */
+        st = step(s, &tok, 1, 1, err);
+    }
+    if (!st && r.finish != ENGINE_FINISH_CANCELLED && !stop_matched) {
+        /* release what the decoder and the stop matcher still hold back */
+        const char *e;
+        size_t ne;
+        size_t n = tok_decoder_flush(&dec, s->text, s->text_cap);
+        bool matched = n && engine_stop_push(&stop, s->text, n, &e, &ne);
+        if (n) emit(&out, e, ne, -1);
+        if (!matched) {
+            engine_stop_flush(&stop, &e, &ne);
+            emit(&out, e, ne, -1);
+        }
+    }
+    const double t_end = core_time_ms();
+    r.gen_ms = t_first > 0.0 ? t_end - t_first : 0.0;
+    sampler_free(smp);
+    engine_stop_deinit(&stop);
+    if (res) *res = r;
+    return st;
+}
