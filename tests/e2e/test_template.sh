@@ -28,7 +28,8 @@ for model in tiny-llama-spm-F32 tiny-llama-bpe-Q4_0 tiny-qwen2-Q4_0; do
             > "$TMP/got" 2> "$TMP/err"
         rc=$?
         cmp -s "$TMP/want" "$TMP/got"
-        check "$model $conv (rc=$rc, $(head -c 200 "$TMP/err"))" $(( rc != 0 || $? != 0 ))
+        same=$?
+        check "$model $conv (rc=$rc, $(head -c 200 "$TMP/err"))" $(( rc != 0 || same != 0 ))
     done
 done
 
@@ -46,7 +47,8 @@ for file in google-gemma-2-2b-it.jinja meta-llama-Llama-3.2-3B-Instruct.jinja \
             --messages "@$TMP/msgs.json" --no-generation-prompt > "$TMP/got"
         rc=$?
         cmp -s "$TMP/want" "$TMP/got"
-        check "--jinja $file $conv" $(( rc != 0 || $? != 0 ))
+        same=$?
+        check "--jinja $file $conv" $(( rc != 0 || same != 0 ))
     done
 done
 
@@ -64,7 +66,9 @@ printf 'line one\n{%% if x %%}\n{{ x + }}\n' > "$TMP/bad.jinja"
 "$BIN" template --jinja "$TMP/bad.jinja" --messages '[]' > /dev/null 2> "$TMP/err"
 rc=$?
 check "syntax error exit status ($rc)" $(( rc != 1 ))
-grep -q "line 3, column" "$TMP/err"; check "syntax error location ($(cat "$TMP/err"))" $?
+grep -q "line 3, column" "$TMP/err"
+found=$?
+check "syntax error location ($(cat "$TMP/err"))" $found
 
 # A built-in family without a model; no trailing newline is added.
 "$BIN" template --template chatml --messages '[{"role":"user","content":"Hi"}]' > "$TMP/got"
