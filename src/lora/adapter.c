@@ -398,11 +398,11 @@ shimmy_status lora_adapter_open(const char *path, const gguf_file *base, lora_ad
 
 shimmy_status lora_adapter_validate(const lora_adapter *a, const gguf_file *base,
                                     shimmy_error *err) {
-    char arch[64];
+    char arch[64] = "";
     if (!lora_base_arch(base, arch, sizeof arch) || strcmp(arch, a->arch) != 0)
         return core_error(err, SHIMMY_ERR_ADAPTER, a->path,
-                          "adapter '%s' is for architecture '%s' but the base model '%s' is not",
-                          a->path, a->arch, gguf_path(base));
+                          "adapter '%s' is for architecture '%s' but the base model '%s' is '%s'",
+                          a->path, a->arch, gguf_path(base), arch);
     for (size_t i = 0; i < a->n_pairs; i++) {
         const lora_pair *p = &a->pairs[i];
         shimmy_status rc =

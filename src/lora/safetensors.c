@@ -124,13 +124,12 @@ static shimmy_status parse_entry(const char *file, const char *name, json_t *v, 
     uint64_t nbytes;
     if (!core_mul_u64(elems, d->size, &nbytes))
         return bad(err, file, "tensor '%s': size overflows", name);
-    if (nbytes != off[1] - off[0]) {
-        char want[160];
-        snprintf(want, sizeof want, "%s × %llu elements = %llu bytes but data_offsets span %llu",
-                 d->name, (unsigned long long)elems, (unsigned long long)nbytes,
-                 (unsigned long long)(off[1] - off[0]));
-        return bad(err, file, "tensor '%s': dtype and shape give %s", name, want);
-    }
+    if (nbytes != off[1] - off[0])
+        return bad(err, file,
+                   "tensor '%s': dtype and shape give %s × %llu elements = %llu bytes but "
+                   "data_offsets span %llu",
+                   name, d->name, (unsigned long long)elems, (unsigned long long)nbytes,
+                   (unsigned long long)(off[1] - off[0]));
     t->name = name;
     t->type = d->type;
     t->n_dims = (int)nd;
@@ -155,31 +154,24 @@ static shimmy_status check_extents(lora_st *st, extent *ex, const uint8_t *data,
     uint64_t expect = 0;
     for (size_t i = 0; i < st->n; i++) {
         lora_st_tensor *t = &st->tensors[ex[i].idx];
-        if (ex[i].begin != expect) {
-            char msg[200];
-            snprintf(msg, sizeof msg, "data_offsets [%llu, %llu] %s byte %llu",
-                     (unsigned long long)ex[i].begin, (unsigned long long)ex[i].end,
-                     ex[i].begin < expect ? "overlap the previous tensor, which ends at"
-                                          : "leave a hole after the previous tensor, which ends at",
-                     (unsigned long long)expect);
-            return bad(err, st->name, "tensor '%s': %s", t->name, msg);
-        }
-        if (ex[i].end > data_size) {
-            char msg[200];
-            snprintf(msg, sizeof msg,
-                     "data_offsets end at %llu, past the data section (%llu bytes)",
-                     (unsigned long long)ex[i].end, (unsigned long long)data_size);
-            return bad(err, st->name, "tensor '%s': %s (file truncated?)", t->name, msg);
-        }
+        if (ex[i].begin != expect)
+            return bad(err, st->name, "tensor '%s': data_offsets [%llu, %llu] %s byte %llu",
+                       t->name, (unsigned long long)ex[i].begin, (unsigned long long)ex[i].end,
+                       ex[i].begin < expect
+                           ? "overlap the previous tensor, which ends at"
+                           : "leave a hole after the previous tensor, which ends at",
+                       (unsigned long long)expect);
+        if (ex[i].end > data_size)
+            return bad(err, st->name,
+                       "tensor '%s': data_offsets end at %llu, past the data section (%llu "
+                       "bytes): file truncated?",
+                       t->name, (unsigned long long)ex[i].end, (unsigned long long)data_size);
         t->data = data + ex[i].begin;
         expect = ex[i].end;
     }
-    if (expect != data_size) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%llu bytes of data follow the last tensor (which ends at %llu)",
-                 (unsigned long long)(data_size - expect), (unsigned long long)expect);
-        return bad(err, st->name, "%s", msg);
-    }
+    if (expect != data_size)
+        return bad(err, st->name, "%llu bytes of data follow the last tensor (which ends at %llu)",
+                   (unsigned long long)(data_size - expect), (unsigned long long)expect);
     return SHIMMY_OK;
 }
 
@@ -189,23 +181,19 @@ static shimmy_status parse(lora_st *st, const uint8_t *p, uint64_t size, shimmy_
                    (unsigned long long)size);
     uint64_t hlen;
     memcpy(&hlen, p, 8);
-    if (hlen > size - 8) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "header length %llu runs past the end of the file (%llu bytes)",
-                 (unsigned long long)hlen, (unsigned long long)size);
-        return bad(err, st->name, "%s; truncated or not a safetensors file", msg);
-    }
+    if (hlen > size - 8)
+        return bad(err, st->name,
+                   "header length %llu runs past the end of the file (%llu bytes): truncated or "
+                   "not a safetensors file",
+                   (unsigned long long)hlen, (unsigned long long)size);
     if (hlen > ST_MAX_HEADER) return bad(err, st->name, "header is larger than 100 MB");
     if (hlen < 2 || p[8] != '{')
         return bad(err, st->name, "header does not start with a JSON object");
     json_error_t jerr;
     st->root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!st->root) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "header is not valid JSON: %s (line %d, column %d)", jerr.text,
-                 jerr.line, jerr.column);
-        return bad(err, st->name, "%s", msg);
-    }
+    if (!st->root)
+        return bad(err, st->name, "header is not valid JSON: %s (line %d, column %d)", jerr.text,
+                   jerr.line, jerr.column);
     if (!json_is_object(st->root)) return bad(err, st->name, "header is not a JSON object");
     size_t n_entries = json_object_size(st->root);
     st->tensors = calloc(n_entries ? n_entries : 1, sizeof *st->tensors);
@@ -222,7 +210,7 @@ static shimmy_status parse(lora_st *st, const uint8_t *p, uint64_t size, shimmy_
             rc = parse_metadata(st->name, v, err);
             st->meta = v;
         } else {
-            uint64_t off[2];
+            uint64_t off[2] = {0, 0};
             rc = parse_entry(st->name, key, v, &st->tensors[st->n], off, err);
             ex[st->n] = (extent){off[0], off[1], st->n};
             st->n++;
