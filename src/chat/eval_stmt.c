@@ -52,12 +52,9 @@ static flow exec_for(chat_rt *rt, const chat_node *n) {
         }
         items = kept;
     }
-    int depth = 1;
-    chat_val *outer = chat_scope_find(saved, "loop");
-    if (outer && outer->type == CV_LOOP) depth = outer->u.loop->depth + 1;
     chat_loop *lp = chat_alloc(rt, sizeof *lp);
     lp->items = items;
-    lp->depth = depth;
+    lp->depth = 1; /* depth only grows in recursive loops, which are not supported */
     chat_scope_set(rt, sc, "loop", (chat_val){CV_LOOP, 0, {.loop = lp}});
     for (size_t i = 0; i < items->n; i++) {
         lp->i = i;

@@ -208,6 +208,7 @@ static chat_val f_round(chat_rt *rt, chat_val v, const chat_args *a) {
     if (method && strcmp(method->p, "floor") == 0) return chat_float(floor(x * scale) / scale);
     if (method && strcmp(method->p, "common") != 0)
         chat_fail(rt, "round: method must be common, ceil or floor");
+    if (v.type != CV_FLOAT) return v.type == CV_BOOL ? chat_int(v.u.b) : v; /* round(int) is int */
     /* printf rounds the exact binary value half-to-even, as Python's round() does */
     char tmp[512];
     snprintf(tmp, sizeof tmp, "%.*f", (int)prec, x);
