@@ -1,8 +1,145 @@
-/* shimmy serve — not built yet. */
+/* shimmy serve — the HTTP server (src/server) with signal handling and the listening line. */
 #include "cli.h"
+#include "server/server.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char serve_usage[] =
+    "shimmy serve [--bind HOST:PORT|auto] [--model-dirs D1:D2] [--model FILE]... [--threads N]\n"
+    "             [--ctx-size N] [--parallel N] [--api-key KEY] [--cors ORIGIN]\n"
+    "             [--max-body BYTES] [--max-tokens-cap N] [--max-connections N] [--timeout S]\n"
+    "             [--queue N]";
+
+#define SERVE_MAX_MODELS 64
+
+typedef struct serve_opts {
+    server_config cfg;
+    char host[64];
+    const char *models[SERVE_MAX_MODELS];
+} serve_opts;
+
+typedef bool (*opt_fn)(serve_opts *o, const char *v);
+
+static bool set_bind(serve_opts *o, const char *v) {
+    if (strcmp(v, "auto") == 0) {
+        o->cfg.port = 0;
+        return true;
+    }
+    const char *colon = strrchr(v, ':');
+    long port;
+    if (!colon || (size_t)(colon - v) >= sizeof o->host ||
+        !cli_parse_long(colon + 1, 0, 65535, &port))
+        return false;
+    memcpy(o->host, v, (size_t)(colon - v));
+    o->host[colon - v] = '\0';
+    if (!o->host[0]) snprintf(o->host, sizeof o->host, "127.0.0.1");
+    o->cfg.port = (int)port;
+    return true;
+}
+
+static bool set_model(serve_opts *o, const char *v) {
+    if (o->cfg.n_models == SERVE_MAX_MODELS) return false;
+    o->models[o->cfg.n_models++] = v;
+    return true;
+}
+
+#define INT_OPT(fn, field, lo, hi)                                                                 \
+    static bool fn(serve_opts *o, const char *v) {                                                 \
+        long x;                                                                                    \
+        if (!cli_parse_long(v, lo, hi, &x)) return false;                                          \
+        o->cfg.field = (int)x;                                                                     \
+        return true;                                                                               \
+    }
+INT_OPT(set_threads, n_threads, 0, 1024)
+INT_OPT(set_ctx, ctx_size, 0, 1 << 20)
+INT_OPT(set_parallel, parallel, 1, 256)
+INT_OPT(set_cap, max_tokens_cap, 1, 1 << 20)
+INT_OPT(set_conns, max_connections, 1, 100000)
+INT_OPT(set_timeout, timeout_s, 1, 86400)
+INT_OPT(set_queue, queue_cap, 0, 100000)
+
+static bool set_body(serve_opts *o, const char *v) {
+    long x;
+    if (!cli_parse_long(v, 64, 1L << 30, &x)) return false;
+    o->cfg.max_body = (size_t)x;
+    return true;
+}
+static bool set_dirs(serve_opts *o, const char *v) {
+    return (o->cfg.model_dirs = v) != NULL;
+}
+static bool set_key(serve_opts *o, const char *v) {
+    return (o->cfg.api_key = v) != NULL;
+}
+static bool set_cors(serve_opts *o, const char *v) {
+    return (o->cfg.cors_origin = v) != NULL;
+}
+
+static const struct {
+    const char *name;
+    opt_fn set;
+    const char *expect;
+} serve_options[] = {
+    {"--bind", set_bind, "HOST:PORT or auto"},
+    {"--model-dirs", set_dirs, "a colon-separated list of directories"},
+    {"--model", set_model, "a .gguf file (at most 64)"},
+    {"--threads", set_threads, "an integer 0..1024"},
+    {"--ctx-size", set_ctx, "an integer 0..1048576"},
+    {"--parallel", set_parallel, "an integer 1..256"},
+    {"--api-key", set_key, "a key"},
+    {"--cors", set_cors, "an origin or *"},
+    {"--max-body", set_body, "bytes, 64..1073741824"},
+    {"--max-tokens-cap", set_cap, "an integer >= 1"},
+    {"--max-connections", set_conns, "an integer >= 1"},
+    {"--timeout", set_timeout, "seconds, 1..86400"},
+    {"--queue", set_queue, "an integer >= 0"},
+};
 
 int cli_cmd_serve(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_not_built("serve");
+    serve_opts o;
+    server_config_defaults(&o.cfg);
+    snprintf(o.host, sizeof o.host, "%s", o.cfg.host);
+    for (int i = 1; i < argc; i += 2) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: %s\n", serve_usage);
+            return 0;
+        }
+        size_t k = 0, n = sizeof serve_options / sizeof serve_options[0];
+        while (k < n && strcmp(argv[i], serve_options[k].name) != 0) k++;
+        if (k == n) return cli_usage_error("serve", serve_usage, "unknown option '%s'", argv[i]);
+        if (i + 1 >= argc)
+            return cli_usage_error("serve", serve_usage, "%s needs %s", argv[i],
+                                   serve_options[k].expect);
+        if (!serve_options[k].set(&o, argv[i + 1]))
+            return cli_usage_error("serve", serve_usage, "%s expects %s (got '%s')", argv[i],
+                                   serve_options[k].expect, argv[i + 1]);
+    }
+    o.cfg.host = o.host;
+    o.cfg.models = o.models;
+
+    /* Every thread the server starts inherits this mask, so the signals arrive here only. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    server *s = NULL;
+    shimmy_error err;
+    shimmy_error_clear(&err);
+    if (server_new(&o.cfg, &s, &err) || server_start(s, &err)) {
+        server_free(s);
+        return cli_fail(&err);
+    }
+    printf("shimmy: listening on %s\n", server_url(s));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    core_log(CORE_LOG_INFO, "server: %s received, shutting down",
+             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server_stop(s);
+    server_free(s);
+    return 0;
 }

@@ -105,6 +105,14 @@ bool server_call_gone(struct MHD_Connection *conn) {
     return recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
+/* MHD's idle timeout measures time since the last byte moved; time spent waiting for a slot or a
+ * token is not the client's idleness. So the timeout is off while this thread waits and is set
+ * again (which restarts its timer) the moment there is something to send. */
+void server_call_hold(server *s, struct MHD_Connection *conn, bool hold) {
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              hold ? 0u : (unsigned)s->cfg.timeout_s);
+}
+
 typedef struct stream_ctx {
     server_job *job;
     struct MHD_Connection *conn;
@@ -114,8 +122,10 @@ typedef struct stream_ctx {
  * hangs up, so that its slot is freed within a token. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     stream_ctx *sc = cls;
+    server_call_hold(sc->job->srv, sc->conn, true);
     for (;;) {
         long n = server_job_read(sc->job, buf, max, 100);
+        if (n != 0) server_call_hold(sc->job->srv, sc->conn, false);
         if (n > 0) return n;
         if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
         if (atomic_load(&sc->job->cancelled) || server_call_gone(sc->conn)) {
@@ -250,7 +260,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         c->route = "other";
         *con_cls = c;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body) return (enum MHD_Result)too_large(c);
+        const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+        /* A client waiting for "100 Continue", or announcing far more than the limit, is
+         * answered at once; otherwise the body is read and dropped first, because closing a
+         * socket with unread data resets it and the client would never see the 413. */
+        if (declared > s->cfg.max_body &&
+            (expect || declared > SERVER_DRAIN_LIMIT + (unsigned long long)s->cfg.max_body))
+            return (enum MHD_Result)too_large(c);
+        c->oversized = declared > s->cfg.max_body;
         return MHD_YES;
     }
     if (c->responded) {
@@ -258,10 +276,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!body_append(c, upload, *upload_size)) return (enum MHD_Result)too_large(c);
+        if (!c->oversized && !body_append(c, upload, *upload_size)) c->oversized = true;
+        if (c->oversized) {
+            c->dropped += *upload_size;
+            if (c->dropped > SERVER_DRAIN_LIMIT) return (enum MHD_Result)too_large(c);
+        }
         *upload_size = 0;
         return MHD_YES;
     }
+    if (c->oversized) return (enum MHD_Result)too_large(c);
     if (!c->body && !body_append(c, "", 0)) return MHD_NO;
     if (strcmp(method, "OPTIONS") == 0 && s->cfg.cors_origin) return (enum MHD_Result)preflight(c);
     bool wrong_method;

@@ -48,6 +48,7 @@ int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
         return ok;
     }
     /* This is the connection's own thread: waiting here blocks no one else. */
+    server_call_hold(s, c->conn, true);
     while (!server_job_wait(j, 100)) {
         if (server_call_gone(c->conn)) {
             server_job_cancel(j);
@@ -56,6 +57,7 @@ int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
             return MHD_NO;
         }
     }
+    server_call_hold(s, c->conn, false);
     int status = j->http_status;
     int ok = status == 499 ? MHD_NO
                            : server_reply(c, status, "application/json", j->out + j->out_off,

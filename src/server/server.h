@@ -214,6 +214,7 @@ typedef struct server_slot {
     struct engine_session *session; /* for the model of `held` */
     manager_handle *held;           /* keeps the session's model alive between jobs */
     server_job *job;                /* running job, under srv->qmu */
+    bool counted;                   /* counted in srv->running, under srv->qmu */
 } server_slot;
 
 #define SERVER_METRIC_ROWS 128
@@ -289,7 +290,12 @@ typedef struct server_call {
     size_t body_len, body_cap;
     int status; /* sent status, for metrics */
     bool responded;
+    bool oversized; /* the body is over --max-body: drained, then refused with 413 */
+    size_t dropped; /* bytes drained */
 } server_call;
+
+/* Bytes of an oversized body read and dropped before the 413 (beyond it: reply and close). */
+#define SERVER_DRAIN_LIMIT (16u << 20)
 
 typedef int (*server_handler)(server_call *c); /* returns an MHD_Result */
 
@@ -298,6 +304,9 @@ int server_reply_json(server_call *c, int status, json_t *v); /* steals v */
 int server_reply_error(server_call *c, const shimmy_error *err);
 /* Streams the job's output as text/event-stream (takes a reference). */
 int server_reply_stream(server_call *c, server_job *j);
+/* Suspends (hold) or restores and restarts the connection's idle timeout around waits for the
+ * worker. */
+void server_call_hold(server *s, struct MHD_Connection *conn, bool hold);
 /* True when the client's socket has hung up. */
 bool server_call_gone(struct MHD_Connection *conn);
 

@@ -66,8 +66,7 @@ shimmy_status server_submit(server *s, server_job *j, shimmy_error *err) {
         return core_error(err, SHIMMY_ERR_BUSY, NULL, "the server is shutting down");
     }
     /* A free slot takes the job at once; otherwise it waits its turn (up to --queue jobs). */
-    int free_slots = s->n_slots - s->running - s->qlen;
-    if (free_slots <= 0 && s->qlen >= s->cfg.queue_cap) {
+    if (s->running + s->qlen >= s->n_slots + s->cfg.queue_cap) {
         pthread_mutex_unlock(&s->qmu);
         return core_error(err, SHIMMY_ERR_BUSY, NULL,
                           "all %d slots are busy and %d requests are waiting; retry later",
@@ -133,16 +132,31 @@ static shimmy_status slot_bind(server_slot *sl, server_job *j, shimmy_error *err
     return SHIMMY_OK;
 }
 
+/* Gives the slot's capacity back as soon as the engine is done with a job, before the final
+ * bytes reach the client: a client that sends its next request the moment it reads [DONE] must
+ * find the slot free, not a 503. The session stays this worker's until it loops. */
+static void slot_idle(server_slot *sl) {
+    server *s = sl->srv;
+    pthread_mutex_lock(&s->qmu);
+    if (sl->counted) {
+        sl->counted = false;
+        s->running--;
+    }
+    pthread_mutex_unlock(&s->qmu);
+}
+
 static void run_job(server_slot *sl, server_job *j) {
     server *s = sl->srv;
     shimmy_error err;
     shimmy_error_clear(&err);
     if (atomic_load(&j->cancelled)) {
+        slot_idle(sl);
         server_job_finish(j, 499);
         return;
     }
     shimmy_status st = slot_bind(sl, j, &err);
     if (st) {
+        slot_idle(sl);
         j->fmt->fail(j, &err);
         server_job_finish(j, shimmy_status_http(st));
         return;
@@ -169,6 +183,7 @@ static void run_job(server_slot *sl, server_job *j) {
         server_metrics_generation(&s->metrics, res.n_prompt - res.n_cached, res.prompt_ms,
                                   res.n_generated, res.gen_ms, cancelled);
         if (c == 0) j->ttft_ms = res.ttft_ms;
+        if (st || cancelled) slot_idle(sl);
         if (st) {
             core_log(CORE_LOG_WARN, "server: %s: %s", j->id, err.message);
             j->fmt->fail(j, &err);
@@ -187,6 +202,7 @@ static void run_job(server_slot *sl, server_job *j) {
         }
         j->usage_prompt += res.n_prompt;
         j->usage_completion += res.n_generated;
+        if (c + 1 == j->n_choices) slot_idle(sl);
         j->fmt->choice_end(j, c, engine_finish_name(res.finish));
     }
     j->fmt->done(j);
@@ -205,6 +221,7 @@ static void *slot_main(void *arg) {
         if (!s->qhead) s->qtail = NULL;
         s->qlen--;
         s->running++;
+        sl->counted = true;
         sl->job = j;
         pthread_mutex_unlock(&s->qmu);
         run_job(sl, j);
@@ -213,9 +230,9 @@ static void *slot_main(void *arg) {
             manager_info_of(s->mgr, manager_handle_name(sl->held), &info);
             if (info.state != MANAGER_LOADED) slot_drop_session(sl);
         }
+        slot_idle(sl);
         pthread_mutex_lock(&s->qmu);
         sl->job = NULL;
-        s->running--;
         pthread_mutex_unlock(&s->qmu);
         server_job_release(j);
         pthread_mutex_lock(&s->qmu);
