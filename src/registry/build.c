@@ -239,9 +239,17 @@ static void fill_entry(const registry *r, registry_entry *e, const reg_cand *c) 
 
 /* ---- pairing ---- */
 
-static size_t dir_len(const char *path) {
-    const char *s = strrchr(path, '/');
-    return s ? (size_t)(s - path) : 0;
+static void set_dir(reg_cand *c) {
+    const char *s = strrchr(c->path, '/');
+    c->dir_len = s ? (size_t)(s - c->path) : 0;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < c->dir_len; i++) h = (h ^ (unsigned char)c->path[i]) * 1099511628211ull;
+    c->dir_hash = h;
+}
+
+static bool same_dir(const reg_cand *a, const reg_cand *b) {
+    return a->dir_hash == b->dir_hash && a->dir_len == b->dir_len &&
+           memcmp(a->path, b->path, a->dir_len) == 0;
 }
 
 static bool arch_compatible(const reg_cand *a, const reg_cand *m) {
@@ -297,10 +305,9 @@ static reg_cand *pair_one(registry *r, reg_cand *a, reg_cand *env_base) {
         }
     }
     if (a->source == REGISTRY_SOURCE_OLLAMA) return NULL;
-    size_t dl = dir_len(a->path);
     for (size_t i = 0; i < r->n_entries; i++) {
         reg_cand *m = r->entry_cands[i];
-        if (dir_len(m->path) == dl && strncmp(m->path, a->path, dl) == 0 && arch_compatible(a, m)) {
+        if (same_dir(m, a) && arch_compatible(a, m)) {
             hit = m;
             n_dir++;
         }
@@ -402,6 +409,7 @@ shimmy_status reg_build(registry *r, shimmy_error *err) {
     for (size_t i = 0; i < r->n_cands; i++) {
         reg_cand *c = r->cands[i];
         c->entry = -1;
+        set_dir(c);
         if (c->kind == REG_KIND_MODEL && !c->size_label) {
             c->size_label = reg_size_label(c->n_params);
             if (!c->size_label) goto nomem;

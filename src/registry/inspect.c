@@ -207,44 +207,48 @@ static void inspect_gguf_meta(reg_cand *c, const gguf_file *f) {
         c->family = reg_strdup("none");
 }
 
+/* The first bytes decide between "not a GGUF file" and "a damaged one" once opening failed. */
+static bool has_gguf_magic(const char *path) {
+    unsigned char magic[4] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t got = pread(fd, magic, 4, 0);
+    close(fd);
+    return got == 4 && memcmp(magic, "GGUF", 4) == 0;
+}
+
 static void inspect_gguf(reg_cand *c) {
-    int fd = open(c->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    struct stat st;
+    /* stat follows symlinks: a Hugging Face snapshot link is identified by its blob */
+    if (stat(c->path, &st) != 0) {
         skip(c, reg_printf("cannot open: %s", strerror(errno)));
         return;
     }
-    struct stat st;
-    unsigned char magic[4] = {0};
-    bool ok = fstat(fd, &st) == 0;
-    ssize_t got = ok && S_ISREG(st.st_mode) ? pread(fd, magic, 4, 0) : -1;
-    close(fd);
-    if (!ok || !S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st.st_mode)) {
         skip(c, reg_strdup("not a regular file"));
         return;
     }
     c->dev = st.st_dev;
     c->ino = st.st_ino;
     c->size = (uint64_t)st.st_size;
-    if (got != 4 || memcmp(magic, "GGUF", 4) != 0) {
-        skip(c, reg_strdup(got == 4 ? "not a GGUF file (no GGUF magic)"
-                                    : "not a GGUF file "
-                                      "(shorter than 4 bytes)"));
-        return;
-    }
     gguf_file *f = NULL;
     shimmy_error err;
     shimmy_error_clear(&err);
-    if (gguf_open_header(c->path, &f, &err) != SHIMMY_OK) {
-        /* the reader's messages usually start with the path already */
-        size_t plen = strlen(c->path);
-        const char *why = err.message;
-        if (strncmp(why, c->path, plen) == 0 && strncmp(why + plen, ": ", 2) == 0) why += plen + 2;
-        skip(c, reg_printf("corrupt GGUF: %s", why));
-        core_log(CORE_LOG_WARN, "registry: skipping %s: %s", c->path, why);
+    if (gguf_open_header(c->path, &f, &err) == SHIMMY_OK) {
+        inspect_gguf_meta(c, f);
+        gguf_close(f);
         return;
     }
-    inspect_gguf_meta(c, f);
-    gguf_close(f);
+    if (!has_gguf_magic(c->path)) {
+        skip(c, reg_strdup("not a GGUF file (it does not start with \"GGUF\")"));
+        return;
+    }
+    /* the reader's messages usually start with the path already */
+    size_t plen = strlen(c->path);
+    const char *why = err.message;
+    if (strncmp(why, c->path, plen) == 0 && strncmp(why + plen, ": ", 2) == 0) why += plen + 2;
+    skip(c, reg_printf("corrupt GGUF: %s", why));
+    core_log(CORE_LOG_WARN, "registry: skipping %s: %s", c->path, why);
 }
 
 /* A PEFT folder: adapter_config.json (LORA) next to adapter_model.safetensors. */

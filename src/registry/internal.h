@@ -66,6 +66,8 @@ typedef struct reg_cand {
     char *name;              /* models and adapters */
     char *pair_reason;       /* adapters */
     long entry;              /* models: index in registry.entries, else -1 */
+    size_t dir_len;          /* bytes of path before its last '/' */
+    uint64_t dir_hash;       /* hash of those bytes: cheap same-folder tests when pairing */
 } reg_cand;
 
 typedef struct reg_root reg_root;
