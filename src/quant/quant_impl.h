@@ -144,13 +144,22 @@ static inline void quant_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint
     }
 }
 
-/* The 16 signed scales (-32..31) of a Q3_K block. */
+/* The 16 signed scales (-32..31) of a Q3_K block: scale j has its low 4 bits in byte j (j < 8)
+ * or the high nibble of byte j-8, and its top 2 bits in byte 8 + j%4 at bit 2*(j/4). Done four
+ * scales at a time on 32-bit words. */
 static inline void quant_q3k_scales(const uint8_t *s12, int8_t out[16]) {
-    for (int j = 0; j < 16; j++) {
-        int lo = j < 8 ? (s12[j] & 0xF) : (s12[j - 8] >> 4);
-        int hi = (s12[8 + j % 4] >> (2 * (j / 4))) & 3;
-        out[j] = (int8_t)((lo | (hi << 4)) - 32);
-    }
+    uint32_t a, b, c, w[4];
+    memcpy(&a, s12, 4);
+    memcpy(&b, s12 + 4, 4);
+    memcpy(&c, s12 + 8, 4);
+    const uint32_t low4 = 0x0F0F0F0Fu, low2 = 0x03030303u;
+    w[0] = (a & low4) | ((c & low2) << 4);
+    w[1] = (b & low4) | (((c >> 2) & low2) << 4);
+    w[2] = ((a >> 4) & low4) | (((c >> 4) & low2) << 4);
+    w[3] = ((b >> 4) & low4) | (((c >> 6) & low2) << 4);
+    uint8_t u[16];
+    memcpy(u, w, 16);
+    for (int j = 0; j < 16; j++) out[j] = (int8_t)(u[j] - 32);
 }
 
 /* ---- reference kernels (src/quant/ref/) ---- */

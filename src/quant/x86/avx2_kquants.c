@@ -20,10 +20,15 @@ static inline __m256i bits_of(__m256i v, int k, int mask) {
     return _mm256_and_si256(_mm256_srli_epi16(v, k), _mm256_set1_epi8((char)mask));
 }
 
-static int weighted_bsums(const quant_block_q8_k *y, const int8_t *sc) {
-    int sum = 0;
-    for (int g = 0; g < 16; g++) sum += sc[g] * y->bsums[g];
-    return sum;
+/* sum_g w_g * bsums_g for 16 int16 weights. */
+static inline int weighted_bsums16(const quant_block_q8_k *y, __m256i w16) {
+    __m256i bs = _mm256_loadu_si256(
+        (const __m256i *)((const unsigned char *)y + offsetof(quant_block_q8_k, bsums)));
+    return qx_hsum_epi32(_mm256_madd_epi16(bs, w16));
+}
+
+static inline int weighted_bsums(const quant_block_q8_k *y, const int8_t *sc) {
+    return weighted_bsums16(y, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)));
 }
 
 static void vec_dot_q2_k(int64_t n, float *s, const void *vx, const void *vy) {
@@ -41,8 +46,9 @@ static void vec_dot_q2_k(int64_t n, float *s, const void *vx, const void *vy) {
                                       x[i].scales[g] & 0xF, x[i].scales[g + 1] & 0xF));
             }
         }
-        int imin = 0;
-        for (int g = 0; g < 16; g++) imin += (x[i].scales[g] >> 4) * y[i].bsums[g];
+        __m128i s16 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const int imin = weighted_bsums16(&y[i], _mm256_cvtepu8_epi16(_mm_and_si128(
+                                                     _mm_srli_epi16(s16, 4), _mm_set1_epi8(0x0F))));
         const float d = y[i].d * qx_h2f(x[i].d);
         const float dmin = y[i].d * qx_h2f(x[i].dmin);
         const float a = d * (float)qx_hsum_epi32(acc);
@@ -98,18 +104,18 @@ static inline void q5k_levels(const void *vb, int c, __m256i *lo, __m256i *hi) {
 
 static inline float dot_k45(const void *block, uint16_t d16, uint16_t dmin16, const uint8_t *s12,
                             const quant_block_q8_k *y, k45_levels_fn levels) {
-    uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; j++) quant_k4_scale_min(j, s12, &sc[j], &m[j]);
+    uint64_t sc8, m8;
+    qx_k4_unpack(s12, &sc8, &m8);
     __m256i acc = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
+        const int s_lo = (int)((sc8 >> (16 * c)) & 0xFF),
+                  s_hi = (int)((sc8 >> (16 * c + 8)) & 0xFF);
         __m256i lo, hi;
         levels(block, c, &lo, &hi);
-        acc = _mm256_add_epi32(acc, scaled_dot32(lo, y->qs + 64 * c, sc[2 * c], sc[2 * c]));
-        acc = _mm256_add_epi32(acc,
-                               scaled_dot32(hi, y->qs + 64 * c + 32, sc[2 * c + 1], sc[2 * c + 1]));
+        acc = _mm256_add_epi32(acc, scaled_dot32(lo, y->qs + 64 * c, s_lo, s_lo));
+        acc = _mm256_add_epi32(acc, scaled_dot32(hi, y->qs + 64 * c + 32, s_hi, s_hi));
     }
-    int imin = 0;
-    for (int j = 0; j < 8; j++) imin += m[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+    const int imin = qx_k4_mins_dot(m8, y);
     const float d = qx_h2f(d16) * y->d, dmin = qx_h2f(dmin16) * y->d;
     const float a = d * (float)qx_hsum_epi32(acc);
     const float b = dmin * (float)imin;

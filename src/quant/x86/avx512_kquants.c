@@ -39,18 +39,31 @@ static inline __m512i q5k_levels(const void *vb, int c) {
     return _mm512_or_si512(lo4, _mm512_slli_epi16(h, 4));
 }
 
+/* int16 lane i of chunk c's products (64 values = sub-blocks 2c, 2c+1) takes scale 2c + i/16. */
+static const int16_t k45_scale_idx[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+     3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+     5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5},
+    {6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+     7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7},
+};
+
 static inline float dot_k45(const void *block, uint16_t d16, uint16_t dmin16, const uint8_t *s12,
                             const quant_block_q8_k *y, k45_levels_fn levels) {
-    uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; j++) quant_k4_scale_min(j, s12, &sc[j], &m[j]);
+    uint64_t sc, m;
+    qx_k4_unpack(s12, &sc, &m);
+    const __m512i sc16 =
+        _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
     __m512i acc = _mm512_setzero_si512();
     for (int c = 0; c < 4; c++) {
         __m512i scv =
-            _mm512_inserti64x4(_mm512_set1_epi16(sc[2 * c]), _mm256_set1_epi16(sc[2 * c + 1]), 1);
+            _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)k45_scale_idx[c]), sc16);
         acc = _mm512_add_epi32(acc, scaled_dot64(levels(block, c), y->qs + 64 * c, scv));
     }
-    int imin = 0;
-    for (int j = 0; j < 8; j++) imin += m[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+    const int imin = qx_k4_mins_dot(m, y);
     const float d = qx_h2f(d16) * y->d, dmin = qx_h2f(dmin16) * y->d;
     const float a = d * (float)_mm512_reduce_add_epi32(acc);
     const float b = dmin * (float)imin;
