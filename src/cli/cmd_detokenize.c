@@ -1,8 +1,127 @@
-/* shimmy detokenize — not built yet. */
+/* shimmy detokenize MODEL --tokens 1,2,3 [--no-special] [--json]
+ *
+ * Prints the text of token ids (the inverse of `shimmy tokenize`): pieces concatenated with the
+ * model's leading-space rule; special tokens are shown unless --no-special. Plain output is the
+ * exact bytes followed by a newline; --json gives {"text": ...} with invalid UTF-8 (a character
+ * cut off by the ids given) replaced by U+FFFD. */
 #include "cli.h"
+#include "tokenizer/tokenizer.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] = "shimmy detokenize MODEL --tokens ID,ID,... [--no-special] [--json]";
+
+static void help(void) {
+    printf("usage: %s\n\n"
+           "  --tokens LIST  token ids separated by commas or spaces (\"[1, 2]\" works too)\n"
+           "  --no-special   hide control tokens (BOS, <|im_end|>...) instead of printing them\n"
+           "  --json         print {\"text\": ...}\n",
+           usage);
+}
+
+/* Parses the id list; false (with *bad pointing at the offending text) on a malformed id. */
+static bool parse_ids(const char *s, tok_buf *b, const char **bad) {
+    const char *p = s;
+    for (;;) {
+        while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '[' || *p == ']') p++;
+        if (!*p) return true;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        bool sep_ok = *end == '\0' || *end == ',' || *end == ' ' || *end == '\t' || *end == '\n' ||
+                      *end == ']';
+        if (end == p || errno || v < INT32_MIN || v > INT32_MAX || !sep_ok) {
+            *bad = p;
+            return false;
+        }
+        if (tok_buf_push(b, (int32_t)v, NULL)) {
+            *bad = "(out of memory)";
+            return false;
+        }
+        p = end;
+    }
+}
+
+static int print_json(const tok_vocab *v, const tok_buf *b, bool special, size_t len) {
+    /* each byte of the plain text becomes at most one U+FFFD (3 bytes) */
+    size_t cap = 3 * len + tok_decoder_max_out(v) + 16, n = 0;
+    char *text = malloc(cap);
+    if (!text) {
+        fprintf(stderr, "shimmy: error: out of memory\n");
+        return 1;
+    }
+    tok_decoder d;
+    tok_decoder_init(&d, v, special, true);
+    for (size_t i = 0; i < b->n; i++) n += tok_decoder_push(&d, b->ids[i], text + n, cap - n);
+    n += tok_decoder_flush(&d, text + n, cap - n);
+    json_t *root = json_object();
+    json_object_set_new(root, "text", json_stringn(text, n));
+    json_dumpf(root, stdout, JSON_COMPACT);
+    fputc('\n', stdout);
+    json_decref(root);
+    free(text);
+    return 0;
+}
 
 int cli_cmd_detokenize(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_not_built("detokenize");
+    const char *model = NULL, *list = NULL;
+    bool special = true, as_json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            help();
+            return 0;
+        } else if (strcmp(a, "--tokens") == 0) {
+            if (i + 1 >= argc)
+                return cli_usage_error("detokenize", usage, "--tokens needs a value");
+            list = argv[++i];
+        } else if (strcmp(a, "--no-special") == 0)
+            special = false;
+        else if (strcmp(a, "--json") == 0)
+            as_json = true;
+        else if (a[0] == '-' && a[1])
+            return cli_usage_error("detokenize", usage, "unknown option %s", a);
+        else if (!model)
+            model = a;
+        else
+            return cli_usage_error("detokenize", usage, "unexpected argument '%s'", a);
+    }
+    if (!model)
+        return cli_usage_error("detokenize", usage, "which model? (a .gguf path or a name)");
+    if (!list) return cli_usage_error("detokenize", usage, "give --tokens ID,ID,...");
+    tok_buf b = {0};
+    const char *bad = NULL;
+    if (!parse_ids(list, &b, &bad)) {
+        tok_buf_free(&b);
+        return cli_usage_error("detokenize", usage, "--tokens: '%.20s' is not a token id", bad);
+    }
+
+    shimmy_error err;
+    shimmy_error_clear(&err);
+    char path[4096];
+    tok_vocab *v = NULL;
+    if (cli_resolve_model(model, path, sizeof path, &err) || tok_vocab_load_path(path, &v, &err)) {
+        tok_buf_free(&b);
+        return cli_fail(&err);
+    }
+    int rc = 0;
+    char *text = NULL;
+    size_t len = 0;
+    /* tok_decode checks every id against the vocabulary, also before a --json rendering */
+    if (tok_decode(v, b.ids, b.n, special, &text, &len, &err))
+        rc = cli_fail(&err);
+    else if (as_json)
+        rc = print_json(v, &b, special, len);
+    else {
+        fwrite(text, 1, len, stdout);
+        fputc('\n', stdout);
+    }
+    if (fflush(stdout) != 0 && rc == 0) rc = 1;
+    free(text);
+    tok_buf_free(&b);
+    tok_vocab_free(v);
+    return rc;
 }

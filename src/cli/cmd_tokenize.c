@@ -1,8 +1,168 @@
-/* shimmy tokenize — not built yet. */
+/* shimmy tokenize MODEL (--text TEXT | --file PATH) [--no-bos] [--no-special] [--json]
+ *
+ * Prints the ids the model's tokenizer gives a text, the way a prompt is tokenized: BOS/EOS as
+ * the model asks and special-token text parsed, unless switched off. Only the tokenizer
+ * metadata of the file is read. */
 #include "cli.h"
+#include "tokenizer/tokenizer.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "shimmy tokenize MODEL (--text TEXT | --file PATH|-) [--no-bos] [--no-special] [--json]";
+
+static void help(void) {
+    printf("usage: %s\n\n"
+           "  --text TEXT    the text to tokenize\n"
+           "  --file PATH    read the text from a file ('-' = standard input), bytes as is\n"
+           "  --no-bos       do not add BOS/EOS even when the model asks for them\n"
+           "  --no-special   treat special-token text (<|im_end|>, </s>...) as plain text\n"
+           "  --json         print {\"tokens\":[...],\"pieces\":[...]}\n",
+           usage);
+}
+
+/* Whole file (or stdin) into memory; NULL with err filled on failure. */
+static char *read_all(const char *path, size_t *len, shimmy_error *err) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        core_error(err, SHIMMY_ERR_IO, path, "cannot open the text file");
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            char *q = cap < (SIZE_MAX >> 1) ? realloc(buf, cap * 2) : NULL;
+            if (!q) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = q;
+            cap *= 2;
+        }
+        size_t k = fread(buf + n, 1, cap - n, f);
+        n += k;
+        if (k == 0) break;
+    }
+    bool bad = ferror(f);
+    if (f != stdin) fclose(f);
+    if (!buf) {
+        core_error(err, SHIMMY_ERR_NOMEM, path, "out of memory reading the text file");
+        return NULL;
+    }
+    if (bad) {
+        free(buf);
+        core_error(err, SHIMMY_ERR_IO, path, "error reading the text file");
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* A piece that is not valid UTF-8 (a byte token, part of a character) cannot be a JSON string:
+ * it is written as the array of its byte values. */
+static json_t *piece_json(const tok_vocab *v, int32_t id, char *buf, size_t cap) {
+    size_t n = tok_piece(v, id, true, buf, cap);
+    if (n > cap) n = cap;
+    if (core_utf8_valid(buf, n)) return json_stringn(buf, n);
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)buf[i]));
+    return a;
+}
+
+static int print_json(const tok_vocab *v, const tok_buf *b) {
+    json_t *root = json_object(), *ids = json_array(), *pieces = json_array();
+    size_t cap = tok_max_piece(v) + 1;
+    char *buf = malloc(cap);
+    if (!root || !ids || !pieces || !buf) {
+        free(buf);
+        json_decref(root);
+        json_decref(ids);
+        json_decref(pieces);
+        fprintf(stderr, "shimmy: error: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        json_array_append_new(ids, json_integer(b->ids[i]));
+        json_array_append_new(pieces, piece_json(v, b->ids[i], buf, cap));
+    }
+    free(buf);
+    json_object_set_new(root, "tokens", ids);
+    json_object_set_new(root, "pieces", pieces);
+    json_dumpf(root, stdout, JSON_COMPACT);
+    fputc('\n', stdout);
+    json_decref(root);
+    return 0;
+}
 
 int cli_cmd_tokenize(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_not_built("tokenize");
+    const char *model = NULL, *text = NULL, *file = NULL;
+    bool add_special = true, parse_special = true, as_json = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            help();
+            return 0;
+        } else if (strcmp(a, "--text") == 0 || strcmp(a, "--file") == 0) {
+            if (i + 1 >= argc) return cli_usage_error("tokenize", usage, "%s needs a value", a);
+            if (text || file)
+                return cli_usage_error("tokenize", usage, "give one --text or one --file");
+            if (a[2] == 't')
+                text = argv[++i];
+            else
+                file = argv[++i];
+        } else if (strcmp(a, "--no-bos") == 0)
+            add_special = false;
+        else if (strcmp(a, "--no-special") == 0)
+            parse_special = false;
+        else if (strcmp(a, "--json") == 0)
+            as_json = true;
+        else if (a[0] == '-' && a[1])
+            return cli_usage_error("tokenize", usage, "unknown option %s", a);
+        else if (!model)
+            model = a;
+        else
+            return cli_usage_error("tokenize", usage, "unexpected argument '%s'", a);
+    }
+    if (!model) return cli_usage_error("tokenize", usage, "which model? (a .gguf path or a name)");
+    if (!text && !file)
+        return cli_usage_error("tokenize", usage, "give --text TEXT or --file PATH");
+
+    shimmy_error err;
+    shimmy_error_clear(&err);
+    char path[4096];
+    tok_vocab *v = NULL;
+    if (cli_resolve_model(model, path, sizeof path, &err) || tok_vocab_load_path(path, &v, &err))
+        return cli_fail(&err);
+    size_t len = 0;
+    char *owned = NULL;
+    if (file) {
+        owned = read_all(file, &len, &err);
+        if (!owned) {
+            tok_vocab_free(v);
+            return cli_fail(&err);
+        }
+        text = owned;
+    } else
+        len = strlen(text);
+
+    tok_buf b = {0};
+    tok_encode_opts o = {.add_special = add_special, .parse_special = parse_special};
+    int rc = 0;
+    if (tok_encode(v, text, len, &o, &b, &err))
+        rc = cli_fail(&err);
+    else if (as_json)
+        rc = print_json(v, &b);
+    else {
+        for (size_t i = 0; i < b.n; i++) printf(i ? " %d" : "%d", b.ids[i]);
+        fputc('\n', stdout);
+    }
+    if (fflush(stdout) != 0 && rc == 0) rc = 1;
+    tok_buf_free(&b);
+    free(owned);
+    tok_vocab_free(v);
+    return rc;
 }

@@ -60,6 +60,8 @@ typedef enum tok_algo {
 /* Builds a vocabulary from f's tokenizer.* keys. On failure *out is NULL and err names the key.
  * Logs (core_log) what the engine would warn about (e.g. a missing pre-tokenizer name). */
 shimmy_status tok_vocab_load(const gguf_file *f, tok_vocab **out, shimmy_error *err);
+/* The same from a .gguf path: reads only the file's metadata (tensor data is not mapped). */
+shimmy_status tok_vocab_load_path(const char *path, tok_vocab **out, shimmy_error *err);
 void tok_vocab_free(tok_vocab *v); /* NULL is a no-op */
 
 /* ---- properties ---- */

@@ -298,6 +298,15 @@ shimmy_status tok_vocab_load(const gguf_file *f, tok_vocab **out, shimmy_error *
     return SHIMMY_OK;
 }
 
+shimmy_status tok_vocab_load_path(const char *path, tok_vocab **out, shimmy_error *err) {
+    *out = NULL;
+    gguf_file *f = NULL;
+    shimmy_status st = gguf_open_header(path, &f, err);
+    if (st == SHIMMY_OK) st = tok_vocab_load(f, out, err);
+    gguf_close(f);
+    return st;
+}
+
 void tok_vocab_free(tok_vocab *v) {
     if (!v) return;
     tok_pretok_free(v);
