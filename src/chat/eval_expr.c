@@ -375,7 +375,16 @@ static chat_val arith(chat_rt *rt, int op, chat_val a, chat_val b) {
             return chat_float(pow(fx, fy));
         }
     }
-    if (op == OP_ADD && a.type == CV_STR && b.type == CV_STR) return chat_str_cat(rt, a.u.s, b.u.s);
+    if (op == OP_ADD && a.type == CV_STR && b.type == CV_STR) {
+        bool sa = a.flags & CVF_SAFE, sb = b.flags & CVF_SAFE;
+        if (sa != sb) {
+            if (!sa) a = chat_html_escape(rt, a.u.s);
+            if (!sb) b = chat_html_escape(rt, b.u.s);
+        }
+        chat_val cat = chat_str_cat(rt, a.u.s, b.u.s);
+        cat.flags = (sa || sb) ? CVF_SAFE : 0;
+        return cat;
+    }
     if (op == OP_ADD && a.type == CV_LIST && b.type == CV_LIST) {
         chat_list *l = chat_list_new(rt, a.u.l->n + b.u.l->n);
         memcpy(l->v, a.u.l->v, a.u.l->n * sizeof *l->v);

@@ -33,7 +33,9 @@ chat_val chat_strip(chat_rt *rt, const chat_str *s, const chat_str *chars, bool 
 }
 
 static chat_val f_trim(chat_rt *rt, chat_val v, const chat_args *a) {
-    return chat_strip(rt, chat_want_str(rt, v), chat_arg_str(rt, a, 0, "chars"), true, true);
+    chat_val r = chat_strip(rt, chat_want_str(rt, v), chat_arg_str(rt, a, 0, "chars"), true, true);
+    r.flags = v.type == CV_STR ? (v.flags & CVF_SAFE) : 0;
+    return r;
 }
 
 static chat_val f_length(chat_rt *rt, chat_val v, const chat_args *a) {
@@ -140,9 +142,10 @@ static chat_val f_string(chat_rt *rt, chat_val v, const chat_args *a) {
     return chat_to_str(rt, v);
 }
 static chat_val f_safe(chat_rt *rt, chat_val v, const chat_args *a) {
-    (void)rt;
     (void)a;
-    return v;
+    chat_val s = chat_to_str(rt, v);
+    s.flags = CVF_SAFE;
+    return s;
 }
 
 static chat_val f_int(chat_rt *rt, chat_val v, const chat_args *a) {
@@ -260,9 +263,7 @@ static chat_val f_indent(chat_rt *rt, chat_val v, const chat_args *a) {
     return chat_str_derived(rt, s, out.p ? out.p : "", out.len);
 }
 
-static chat_val f_escape(chat_rt *rt, chat_val v, const chat_args *a) {
-    (void)a;
-    const chat_str *s = chat_want_str(rt, v);
+chat_val chat_html_escape(chat_rt *rt, const chat_str *s) {
     chat_buf b = {0};
     for (size_t i = 0; i < s->len; i++) {
         const char *e = NULL;
@@ -278,7 +279,15 @@ static chat_val f_escape(chat_rt *rt, chat_val v, const chat_args *a) {
         else
             chat_buf_put(rt, &b, s->p + i, 1);
     }
-    return chat_str_derived(rt, s, b.p ? b.p : "", b.len);
+    chat_val r = chat_str_derived(rt, s, b.p ? b.p : "", b.len);
+    r.flags = CVF_SAFE;
+    return r;
+}
+
+static chat_val f_escape(chat_rt *rt, chat_val v, const chat_args *a) {
+    (void)a;
+    if (v.type == CV_STR && (v.flags & CVF_SAFE)) return v;
+    return chat_html_escape(rt, chat_want_str(rt, v));
 }
 
 static chat_val f_wordcount(chat_rt *rt, chat_val v, const chat_args *a) {

@@ -1,11 +1,17 @@
 /* Every case of templates/expected.json (popular models' own templates rendered by Jinja2 with
- * trim_blocks/lstrip_blocks) reproduced byte for byte, or refused where the reference refused. */
+ * trim_blocks/lstrip_blocks) reproduced byte for byte, or refused where the reference refused;
+ * then the same for tests/chat/tool_cases.json: those templates with tools, tool calls and tool
+ * results, rendered by Jinja2 in the same environment (gen_tool_cases.py). */
 #include "chat/chat.h"
 #include "test.h"
 
-static const char *case_error_text(const char *e) {
-    const char *colon = strstr(e, ": ");
-    return colon ? colon + 2 : e;
+/* The message a template raised itself (raise_exception) must come through verbatim; other
+ * failures are Python's wording (TypeError, UndefinedError), where only the refusal counts. */
+static const char *raised_text(const char *e) {
+    static const char *const raised[] = {"TemplateError: ", "Exception: "};
+    for (size_t i = 0; i < sizeof raised / sizeof raised[0]; i++)
+        if (strncmp(e, raised[i], strlen(raised[i])) == 0) return e + strlen(raised[i]);
+    return "";
 }
 
 static void show_diff(const char *want, const char *got) {
@@ -15,14 +21,12 @@ static void show_diff(const char *want, const char *got) {
             got + i);
 }
 
-int main(void) {
-    char path[1024], dir[1024];
-    test_require_data("templates/expected.json", path, sizeof path);
-    test_require_data("templates", dir, sizeof dir);
+static void run_fixture(const char *path, const char *dir) {
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
     CHECK_MSG(root != NULL, "cannot parse %s: %s", path, jerr.text);
-    if (!root) return test_finish("chat/expected");
+    if (!root) return;
+    printf("%s\n", path);
     json_t *convs = json_object_get(root, "conversations");
     json_t *tmpls = json_object_get(root, "templates");
     size_t ti, total = 0, passed = 0;
@@ -45,8 +49,10 @@ int main(void) {
             n++;
             if (!tmpl) continue;
             const char *conv = json_string_value(json_object_get(c, "conversation"));
+            json_t *cv = json_object_get(convs, conv);
             chat_render_params p = {
-                .messages = json_object_get(convs, conv),
+                .messages = json_is_object(cv) ? json_object_get(cv, "messages") : cv,
+                .tools = json_is_object(cv) ? json_object_get(cv, "tools") : NULL,
                 .add_generation_prompt = json_is_true(json_object_get(c, "add_generation_prompt")),
                 .bos_token = json_string_value(json_object_get(t, "bos_token")),
                 .eos_token = json_string_value(json_object_get(t, "eos_token")),
@@ -69,10 +75,10 @@ int main(void) {
                 }
             } else {
                 const char *e = json_string_value(json_object_get(c, "error"));
-                ok = st == SHIMMY_ERR_TEMPLATE && strstr(err.message, case_error_text(e)) != NULL;
+                ok = st == SHIMMY_ERR_TEMPLATE && strstr(err.message, raised_text(e)) != NULL;
                 if (!ok)
-                    fprintf(stderr, "%s [%s]: expected error '%s', got status %d\n", file, conv, e,
-                            (int)st);
+                    fprintf(stderr, "%s [%s]: expected error '%s', got status %d (%s)\n", file,
+                            conv, e, (int)st, st ? err.message : "rendered");
             }
             if (st == SHIMMY_OK) chat_output_free(&out);
             CHECK(ok);
@@ -85,5 +91,15 @@ int main(void) {
     }
     printf("all templates: %zu/%zu cases\n", passed, total);
     json_decref(root);
+}
+
+int main(void) {
+    char path[1024], dir[1024], tools[1024];
+    test_require_data("templates/expected.json", path, sizeof path);
+    test_require_data("templates", dir, sizeof dir);
+    run_fixture(path, dir);
+    const char *src = getenv("SHIMMY_SRC");
+    snprintf(tools, sizeof tools, "%s/tests/chat/tool_cases.json", src ? src : ".");
+    run_fixture(tools, dir);
     return test_finish("chat/expected");
 }
