@@ -10,6 +10,9 @@
 #include <math.h>
 #include <string.h>
 
+/* Below this many multiply-adds a thread hand-off costs more than the attention itself. */
+#define ATTN_PARALLEL_MIN (1 << 16)
+
 typedef struct attn_task {
     model_ctx *c;
     int32_t layer;
@@ -105,9 +108,9 @@ static void attention_block(model_ctx *c, const model_layer *L, int32_t il, int3
     const int64_t v_dim = (int64_t)hp->n_head_kv * hp->head_dim_v;
     for (int32_t t = 0; t < n_tok; t++)
         model_rms_norm(c->x + t * E, L->attn_norm, c->xn + t * E, E, hp->rms_eps);
-    model_linear(c, &L->wq, c->xn, c->q, n_tok);
-    model_linear(c, &L->wk, c->xn, c->k, n_tok);
-    model_linear(c, &L->wv, c->xn, c->v, n_tok);
+    const model_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *const qkv_out[3] = {c->q, c->k, c->v};
+    model_linear_n(c, 3, qkv, c->xn, qkv_out, n_tok);
     add_bias(c->q, L->bq, n_tok, q_dim);
     add_bias(c->k, L->bk, n_tok, k_dim);
     add_bias(c->v, L->bv, n_tok, v_dim);
@@ -122,7 +125,8 @@ static void attention_block(model_ctx *c, const model_layer *L, int32_t il, int3
     }
     store_kv(c, il, n_tok);
     attn_task at = {.c = c, .layer = il, .n_tok = n_tok};
-    if (c->pool && c->n_threads > 1)
+    const int64_t work = (int64_t)n_tok * hp->n_head * (c->n_past + n_tok) * hp->head_dim;
+    if (c->pool && c->n_threads > 1 && work >= ATTN_PARALLEL_MIN)
         core_pool_run(c->pool, attn_task_fn, &at);
     else
         attn_task_fn(&at, 0, 1);
@@ -135,8 +139,9 @@ static void ffn_block(model_ctx *c, const model_layer *L, int32_t n_tok) {
     const int64_t E = hp->n_embd;
     for (int32_t t = 0; t < n_tok; t++)
         model_rms_norm(c->x + t * E, L->ffn_norm, c->xn + t * E, E, hp->rms_eps);
-    model_linear(c, &L->w_gate, c->xn, c->gate, n_tok);
-    model_linear(c, &L->w_up, c->xn, c->up, n_tok);
+    const model_weight *gu[2] = {&L->w_gate, &L->w_up};
+    float *const gu_out[2] = {c->gate, c->up};
+    model_linear_n(c, 2, gu, c->xn, gu_out, n_tok);
     model_swiglu(c->gate, c->up, (int64_t)n_tok * hp->n_ff);
     model_linear(c, &L->w_down, c->gate, c->xn, n_tok);
     for (int64_t i = 0; i < n_tok * E; i++) c->x[i] += c->xn[i];

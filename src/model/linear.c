@@ -4,14 +4,18 @@
  * context adds its low-rank term here. */
 #include "model.h"
 
+#define MAX_GROUP 4
+
 typedef struct lin_task {
-    const model_weight *w;
+    const model_weight *w[MAX_GROUP]; /* products sharing the same input */
+    float *y[MAX_GROUP];              /* (n_tok, w[i]->n_out) */
+    int64_t row0[MAX_GROUP + 1];      /* prefix sums of n_out: the rows are split as one range */
+    int n_w;
     const quant_traits *vt; /* traits of the activation type */
     const float *x;         /* (n_tok, n_in) */
     const unsigned char *xq;
     unsigned char *xq_out;
     size_t xq_stride; /* bytes per activation row */
-    float *y;         /* (n_tok, n_out) */
     int32_t n_tok;
 } lin_task;
 
@@ -19,7 +23,7 @@ static void quantize_task(void *ctx, int ith, int nth) {
     lin_task *t = ctx;
     int64_t lo, hi;
     core_split_range(t->n_tok, ith, nth, &lo, &hi);
-    const int64_t n_in = t->w->n_in;
+    const int64_t n_in = t->w[0]->n_in;
     for (int64_t i = lo; i < hi; i++)
         t->vt->from_float(t->x + i * n_in, t->xq_out + (size_t)i * t->xq_stride, n_in);
 }
@@ -27,11 +31,8 @@ static void quantize_task(void *ctx, int ith, int nth) {
 /* Rows in blocks so that a block of weight rows stays in L1 while every token visits it. */
 #define ROW_BLOCK 16
 
-static void dot_task(void *ctx, int ith, int nth) {
-    lin_task *t = ctx;
-    const model_weight *w = t->w;
-    int64_t lo, hi;
-    core_split_range(w->n_out, ith, nth, &lo, &hi);
+static void dot_rows(const lin_task *t, int k, int64_t lo, int64_t hi) {
+    const model_weight *w = t->w[k];
     const unsigned char *wd = w->data;
     const quant_vec_dot_fn dot = w->qt->vec_dot;
     const int64_t n_in = w->n_in, n_out = w->n_out;
@@ -39,9 +40,20 @@ static void dot_task(void *ctx, int ith, int nth) {
         const int64_t r1 = r0 + ROW_BLOCK < hi ? r0 + ROW_BLOCK : hi;
         for (int32_t tok = 0; tok < t->n_tok; tok++) {
             const void *xr = t->xq + (size_t)tok * t->xq_stride;
-            float *yr = t->y + (int64_t)tok * n_out;
+            float *yr = t->y[k] + (int64_t)tok * n_out;
             for (int64_t r = r0; r < r1; r++) dot(n_in, &yr[r], wd + (size_t)r * w->row_bytes, xr);
         }
+    }
+}
+
+static void dot_task(void *ctx, int ith, int nth) {
+    const lin_task *t = ctx;
+    int64_t lo, hi;
+    core_split_range(t->row0[t->n_w], ith, nth, &lo, &hi);
+    for (int k = 0; k < t->n_w; k++) {
+        const int64_t a = lo > t->row0[k] ? lo : t->row0[k];
+        const int64_t b = hi < t->row0[k + 1] ? hi : t->row0[k + 1];
+        if (a < b) dot_rows(t, k, a - t->row0[k], b - t->row0[k]);
     }
 }
 
@@ -52,13 +64,27 @@ static void run(model_ctx *c, core_task_fn fn, lin_task *t) {
         fn(t, 0, 1);
 }
 
-void model_linear(model_ctx *c, const model_weight *w, const float *x, float *y, int32_t n_tok) {
-    lin_task t = {.w = w, .x = x, .y = y, .n_tok = n_tok};
-    if (w->qt->vec_dot_type == GGUF_T_F32) {
+void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
+                    float *const *y, int32_t n_tok) {
+    /* one group needs one activation type; otherwise each product runs on its own */
+    bool same = n_w <= MAX_GROUP;
+    for (int k = 1; k < n_w && same; k++)
+        same = w[k]->qt->vec_dot_type == w[0]->qt->vec_dot_type && w[k]->n_in == w[0]->n_in;
+    if (!same) {
+        for (int k = 0; k < n_w; k++) model_linear_n(c, 1, &w[k], x, &y[k], n_tok);
+        return;
+    }
+    lin_task t = {.n_w = n_w, .x = x, .n_tok = n_tok};
+    for (int k = 0; k < n_w; k++) {
+        t.w[k] = w[k];
+        t.y[k] = y[k];
+        t.row0[k + 1] = t.row0[k] + w[k]->n_out;
+    }
+    if (w[0]->qt->vec_dot_type == GGUF_T_F32) {
         t.xq = (const unsigned char *)x;
-        t.xq_stride = (size_t)w->n_in * sizeof(float);
+        t.xq_stride = (size_t)w[0]->n_in * sizeof(float);
     } else {
-        t.vt = quant_get(w->qt->vec_dot_type);
+        t.vt = quant_get(w[0]->qt->vec_dot_type);
         t.xq_out = c->xq;
         t.xq = c->xq;
         t.xq_stride = c->m->max_act_row_bytes;
@@ -68,4 +94,8 @@ void model_linear(model_ctx *c, const model_weight *w, const float *x, float *y,
             quantize_task(&t, 0, 1);
     }
     run(c, dot_task, &t);
+}
+
+void model_linear(model_ctx *c, const model_weight *w, const float *x, float *y, int32_t n_tok) {
+    model_linear_n(c, 1, &w, x, &y, n_tok);
 }

@@ -10,7 +10,8 @@
  *  - Weights are never copied or dequantized as a whole: every model_weight points into the
  *    gguf mapping. Every weight matrix product goes through model_linear(), which quantizes the
  *    activations once with the weight type's vec_dot_type (exactly as llama.cpp does) and splits
- *    the output rows over the context's thread pool. LoRA deltas will be added there.
+ *    the output rows over the context's thread pool (model_linear_n runs a group of products of
+ *    one input in one parallel step). LoRA deltas will be added there.
  *  - A model_ctx allocates everything (KV cache, activations, quantized-activation scratch,
  *    logits) in model_ctx_new; model_ctx_eval allocates nothing.
  *  - KV cache rows hold positions [0, n_past); evaluation appends at n_past.
@@ -204,5 +205,9 @@ struct model_ctx {
 /* y (n_tok, w->n_out) = x (n_tok, w->n_in) · wᵀ. The single entry point for every weight
  * product (quantizes x once with w's vec_dot_type into the ctx scratch). */
 void model_linear(model_ctx *c, const model_weight *w, const float *x, float *y, int32_t n_tok);
+/* Several products of the same input (q/k/v, gate/up) in one parallel run: y[i] = x · w[i]ᵀ.
+ * Same results as n_w calls of model_linear, with one thread hand-off instead of n_w. */
+void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
+                    float *const *y, int32_t n_tok);
 
 #endif
