@@ -93,8 +93,13 @@ static void task_b(void *ctx, int ith, int nth) {
     }
 }
 
-static void run(core_pool *pool, core_task_fn fn, void *ctx) {
-    if (pool)
+/* Below this many elements of work a phase runs on the calling thread: waking the pool costs
+ * more than a decode-time low-rank product (rank × n_in multiply-adds). Results do not depend on
+ * the choice, since each output element is one kernel call either way. */
+#define LORA_POOL_MIN_WORK (1 << 16)
+
+static void run(core_pool *pool, core_task_fn fn, void *ctx, int64_t work) {
+    if (pool && work >= LORA_POOL_MIN_WORK)
         core_pool_run(pool, fn, ctx);
     else
         fn(ctx, 0, 1);
@@ -120,14 +125,15 @@ void lora_pair_apply(const lora_pair *p, float scale, int n_tokens, const float 
     const struct {
         core_task_fn fn;
         bool needed;
+        int64_t work;
     } phases[] = {
-        {task_convert_x, j.xq != NULL},
-        {task_a, true},
-        {task_convert_t, j.tq != NULL},
-        {task_b, true},
+        {task_convert_x, j.xq != NULL, n_tokens * p->n_in},
+        {task_a, true, n_tokens * p->rank * p->n_in},
+        {task_convert_t, j.tq != NULL, n_tokens * p->rank},
+        {task_b, true, n_tokens * p->n_out * p->rank},
     };
     for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
-        if (phases[i].needed) run(pool, phases[i].fn, &j);
+        if (phases[i].needed) run(pool, phases[i].fn, &j, phases[i].work);
 }
 
 /* ---- lora_set ---- */
