@@ -4,7 +4,8 @@
  * Writes the benchmark model: Llama-shaped, about 0.25B parameters by default (n_embd 1024, 16
  * layers, 16 / 4 heads, n_ff 2816, 32000 tokens, untied output), random weights and the fixture's
  * synthetic tokenizer. TYPE is a llama-quantize style mix: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
- * Q5_0, Q5_1, Q4_K_S, Q4_K_M (Q4_K, Q6_K for output and ffn_down), Q6_K. */
+ * Q5_0, Q5_1, Q4_K_S, Q4_K_M (Q4_K; Q6_K for output, and for attn_v and ffn_down on the layers
+ * llama-quantize's _M rule picks), Q6_K. */
 #include "fixture.h"
 
 #include <stdio.h>

@@ -165,6 +165,36 @@ static void test_archs(void) {
     CHECK(!fixture_params_set_mix(&p, "Q9_X"));
 }
 
+/* Q4_K_M follows llama-quantize: Q6_K for output, and for attn_v/ffn_down on the layers its
+ * rule picks — with 8 layers, the first and last (n/8 = 1) and 3 and 6 ((i - 1) % 3 == 2). */
+static void test_q4_k_m_layers(void) {
+    fixture_params p = fixture_params_default();
+    p.n_embd = 256;
+    p.n_ff = 256;
+    p.n_layer = 8;
+    p.n_vocab = 300;
+    CHECK(fixture_params_set_mix(&p, "Q4_K_M"));
+    gguf_file *f = write_open(&p, "q4km-8.gguf");
+    if (!f) return;
+    static const bool raised[8] = {true, false, false, true, false, false, true, true};
+    for (int il = 0; il < 8; il++) {
+        const char *kinds[] = {"attn_v", "ffn_down", "attn_k", "ffn_up"};
+        for (int k = 0; k < 4; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%d.%s.weight", il, kinds[k]);
+            const gguf_tensor *t = gguf_find_tensor(f, name);
+            uint32_t want = k < 2 && raised[il] ? GGUF_T_Q6_K : GGUF_T_Q4_K;
+            CHECK_MSG(t && t->type == want, "%s is %s", name, t ? gguf_type_name(t->type) : "-");
+        }
+    }
+    const gguf_tensor *o = gguf_find_tensor(f, "output.weight");
+    CHECK(o && o->type == GGUF_T_Q6_K);
+    const gguf_tensor *e = gguf_find_tensor(f, "token_embd.weight");
+    CHECK(e && e->type == GGUF_T_Q4_K);
+    CHECK_EQ_INT(get_u32(f, "general.file_type"), 15);
+    gguf_close(f);
+}
+
 /* Each type's fixture, dequantized with the reference kernels, is the F32 fixture within the
  * type's precision: same seed, same values before quantization. */
 static void test_types(void) {
@@ -194,6 +224,7 @@ static void test_types(void) {
                               *b = gguf_find_tensor(f, names[k]);
             CHECK(a && b);
             if (!a || !b) continue;
+            /* with one layer, the _M rule raises layer 0 */
             uint32_t want = k == 0 ? q.weight_type : k == 1 ? q.ffn_down_type : q.output_type;
             CHECK_MSG(b->type == want, "%s %s is %s", cases[c].mix, names[k],
                       gguf_type_name(b->type));
@@ -255,6 +286,7 @@ int main(void) {
     if (!test_tmpdir(dir, sizeof dir)) return 1;
     test_llama_f32();
     test_archs();
+    test_q4_k_m_layers();
     test_types();
     test_deterministic();
     test_rm_rf(dir);

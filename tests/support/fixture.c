@@ -38,28 +38,30 @@ fixture_params fixture_params_default(void) {
                             .rms_eps = 1e-5f,
                             .weight_type = GGUF_T_F32,
                             .output_type = GGUF_T_F32,
+                            .attn_v_type = GGUF_T_F32,
                             .ffn_down_type = GGUF_T_F32,
                             .seed = 1};
 }
 
 typedef struct mix {
     const char *name;
-    uint32_t weights, output, ffn_down;
+    uint32_t weights, output, raised; /* raised: attn_v and ffn_down */
+    bool by_layer;
     uint32_t file_type; /* llama.cpp's general.file_type (LLAMA_FTYPE_*) */
 } mix;
 
 static const mix mixes[] = {
-    {"F32", GGUF_T_F32, GGUF_T_F32, GGUF_T_F32, 0},
-    {"F16", GGUF_T_F16, GGUF_T_F16, GGUF_T_F16, 1},
-    {"BF16", GGUF_T_BF16, GGUF_T_BF16, GGUF_T_BF16, 32},
-    {"Q4_0", GGUF_T_Q4_0, GGUF_T_Q4_0, GGUF_T_Q4_0, 2},
-    {"Q4_1", GGUF_T_Q4_1, GGUF_T_Q4_1, GGUF_T_Q4_1, 3},
-    {"Q8_0", GGUF_T_Q8_0, GGUF_T_Q8_0, GGUF_T_Q8_0, 7},
-    {"Q5_0", GGUF_T_Q5_0, GGUF_T_Q5_0, GGUF_T_Q5_0, 8},
-    {"Q5_1", GGUF_T_Q5_1, GGUF_T_Q5_1, GGUF_T_Q5_1, 9},
-    {"Q4_K_S", GGUF_T_Q4_K, GGUF_T_Q4_K, GGUF_T_Q4_K, 14},
-    {"Q4_K_M", GGUF_T_Q4_K, GGUF_T_Q6_K, GGUF_T_Q6_K, 15},
-    {"Q6_K", GGUF_T_Q6_K, GGUF_T_Q6_K, GGUF_T_Q6_K, 18},
+    {"F32", GGUF_T_F32, GGUF_T_F32, GGUF_T_F32, false, 0},
+    {"F16", GGUF_T_F16, GGUF_T_F16, GGUF_T_F16, false, 1},
+    {"BF16", GGUF_T_BF16, GGUF_T_BF16, GGUF_T_BF16, false, 32},
+    {"Q4_0", GGUF_T_Q4_0, GGUF_T_Q4_0, GGUF_T_Q4_0, false, 2},
+    {"Q4_1", GGUF_T_Q4_1, GGUF_T_Q4_1, GGUF_T_Q4_1, false, 3},
+    {"Q8_0", GGUF_T_Q8_0, GGUF_T_Q8_0, GGUF_T_Q8_0, false, 7},
+    {"Q5_0", GGUF_T_Q5_0, GGUF_T_Q5_0, GGUF_T_Q5_0, false, 8},
+    {"Q5_1", GGUF_T_Q5_1, GGUF_T_Q5_1, GGUF_T_Q5_1, false, 9},
+    {"Q4_K_S", GGUF_T_Q4_K, GGUF_T_Q4_K, GGUF_T_Q4_K, false, 14},
+    {"Q4_K_M", GGUF_T_Q4_K, GGUF_T_Q6_K, GGUF_T_Q6_K, true, 15},
+    {"Q6_K", GGUF_T_Q6_K, GGUF_T_Q6_K, GGUF_T_Q6_K, false, 18},
 };
 
 bool fixture_params_set_mix(fixture_params *p, const char *name) {
@@ -67,7 +69,9 @@ bool fixture_params_set_mix(fixture_params *p, const char *name) {
         if (strcmp(mixes[i].name, name) == 0) {
             p->weight_type = mixes[i].weights;
             p->output_type = mixes[i].output;
-            p->ffn_down_type = mixes[i].ffn_down;
+            p->attn_v_type = mixes[i].raised;
+            p->ffn_down_type = mixes[i].raised;
+            p->raise_by_layer = mixes[i].by_layer;
             return true;
         }
     return false;
@@ -76,7 +80,8 @@ bool fixture_params_set_mix(fixture_params *p, const char *name) {
 /* The llama.cpp file type matching the params, for tools that display it. */
 static uint32_t file_type_of(const fixture_params *p) {
     for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++)
-        if (mixes[i].weights == p->weight_type && mixes[i].ffn_down == p->ffn_down_type)
+        if (mixes[i].weights == p->weight_type && mixes[i].raised == p->ffn_down_type &&
+            mixes[i].by_layer == p->raise_by_layer)
             return mixes[i].file_type;
     return 0;
 }
@@ -333,8 +338,18 @@ static const arch_traits archs[] = {
     {"qwen3", false, true},
 };
 
+/* The layers llama-quantize's _M mixes give more bits: the first and last eighth, and every
+ * third layer in between. */
+static bool more_bits_layer(uint32_t il, uint32_t n_layer) {
+    int i = (int)il, n = (int)n_layer;
+    return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
 static shimmy_status add_layer(model_ctx *m, const arch_traits *a, uint32_t il) {
     const fixture_params *p = m->p;
+    bool raise = !p->raise_by_layer || more_bits_layer(il, p->n_layer);
+    uint32_t v_type = raise ? p->attn_v_type : p->weight_type;
+    uint32_t down_type = raise ? p->ffn_down_type : p->weight_type;
     int64_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
     int64_t e = p->n_embd, q = hd * p->n_head, kv = hd * p->n_head_kv, ff = p->n_ff;
     float se = 1.0f / sqrtf((float)e);
@@ -350,7 +365,7 @@ static shimmy_status add_layer(model_ctx *m, const arch_traits *a, uint32_t il) 
         {"attn_norm.weight", GGUF_T_F32, e, 1, 1.0f, 0.1f, true},
         {"attn_q.weight", p->weight_type, e, q, 0, se, true},
         {"attn_k.weight", p->weight_type, e, kv, 0, se, true},
-        {"attn_v.weight", p->weight_type, e, kv, 0, se, true},
+        {"attn_v.weight", v_type, e, kv, 0, se, true},
         {"attn_q.bias", GGUF_T_F32, q, 1, 0, 0.1f, a->qkv_bias},
         {"attn_k.bias", GGUF_T_F32, kv, 1, 0, 0.1f, a->qkv_bias},
         {"attn_v.bias", GGUF_T_F32, kv, 1, 0, 0.1f, a->qkv_bias},
@@ -360,7 +375,7 @@ static shimmy_status add_layer(model_ctx *m, const arch_traits *a, uint32_t il) 
         {"ffn_norm.weight", GGUF_T_F32, e, 1, 1.0f, 0.1f, true},
         {"ffn_gate.weight", p->weight_type, e, ff, 0, se, true},
         {"ffn_up.weight", p->weight_type, e, ff, 0, se, true},
-        {"ffn_down.weight", p->ffn_down_type, ff, e, 0, 4.0f / sqrtf((float)ff), true},
+        {"ffn_down.weight", down_type, ff, e, 0, 4.0f / sqrtf((float)ff), true},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         if (!t[i].on) continue;

@@ -38,8 +38,12 @@ typedef struct fixture_params {
     float rope_base, rms_eps;
     uint32_t weight_type;   /* the layer matrices and token_embd (gguf_ttype) */
     uint32_t output_type;   /* output.weight when untied */
-    uint32_t ffn_down_type; /* blk.N.ffn_down.weight (the _M mixes raise it) */
-    bool tied;              /* no output.weight: the output projection is token_embd */
+    uint32_t attn_v_type;   /* blk.N.attn_v.weight (the _M mixes raise it) */
+    uint32_t ffn_down_type; /* blk.N.ffn_down.weight (likewise) */
+    /* llama-quantize's _M rule: attn_v_type/ffn_down_type only on the first and last eighth of
+     * the layers and every third layer between; weight_type elsewhere. false: on every layer. */
+    bool raise_by_layer;
+    bool tied; /* no output.weight: the output projection is token_embd */
     uint64_t seed;
 } fixture_params;
 
@@ -47,9 +51,9 @@ typedef struct fixture_params {
  * rope base 10000, eps 1e-5, F32 everywhere, untied, seed 1. Change fields after calling. */
 fixture_params fixture_params_default(void);
 
-/* Sets weight_type, output_type and ffn_down_type from a llama-quantize style name: "F32", "F16",
- * "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K_S" (all Q4_K), "Q4_K_M" (Q4_K with Q6_K
- * output and ffn_down), "Q6_K". False for other names (p unchanged). */
+/* Sets the weight types from a llama-quantize style name: "F32", "F16", "BF16", "Q8_0", "Q4_0",
+ * "Q4_1", "Q5_0", "Q5_1", "Q4_K_S" (all Q4_K), "Q4_K_M" (Q4_K; Q6_K for output and, on the
+ * raise_by_layer layers, attn_v and ffn_down), "Q6_K". False for other names (p unchanged). */
 bool fixture_params_set_mix(fixture_params *p, const char *mix);
 
 /* Writes the model. INVALID_ARG for impossible shapes (e.g. rows not a multiple of the type's
