@@ -58,6 +58,8 @@ static const quant_variant variants[] = {
 #if defined(__x86_64__)
     {"avx2", X86_AVX2, 0, quant_x86_avx2_install},
     {"avx512-vnni", X86_AVX512, 1, quant_x86_avx512_install},
+#elif defined(__aarch64__)
+    {"neon-dotprod", CORE_CPU_NEON | CORE_CPU_DOTPROD, 0, quant_arm_neon_install},
 #endif
 };
 #define N_VARIANTS ((int)(sizeof variants / sizeof variants[0]))

@@ -144,6 +144,20 @@ static inline void quant_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint
     }
 }
 
+/* All 8 scales and 8 mins of a Q4_K/Q5_K block as the bytes of two words (byte j = the value
+ * quant_k4_scale_min gives for j), four at a time on 32-bit words. */
+static inline void quant_k4_unpack(const uint8_t *s12, uint64_t *sc, uint64_t *m) {
+    uint32_t a, b, c;
+    memcpy(&a, s12, 4);
+    memcpy(&b, s12 + 4, 4);
+    memcpy(&c, s12 + 8, 4);
+    const uint32_t low6 = 0x3F3F3F3Fu, low4 = 0x0F0F0F0Fu, low2 = 0x03030303u;
+    uint32_t sc_hi = (c & low4) | (((a >> 6) & low2) << 4);
+    uint32_t m_hi = ((c >> 4) & low4) | (((b >> 6) & low2) << 4);
+    *sc = (uint64_t)(a & low6) | ((uint64_t)sc_hi << 32);
+    *m = (uint64_t)(b & low6) | ((uint64_t)m_hi << 32);
+}
+
 /* The 16 signed scales (-32..31) of a Q3_K block: scale j has its low 4 bits in byte j (j < 8)
  * or the high nibble of byte j-8, and its top 2 bits in byte 8 + j%4 at bit 2*(j/4). Done four
  * scales at a time on 32-bit words. */

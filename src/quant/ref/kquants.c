@@ -4,7 +4,9 @@
  * Each format is unpacked to its 256 integer levels plus per-group scales (element order in
  * quant_impl.h); dequantization and the dot then share one shape. Dots sum integers exactly per
  * super-block and apply the float scales once per super-block, as the reference engine does:
- * sum += d_w*d_x * sum_g(scale_g * sum(q_w*q_x)) - dmin_w*d_x * sum_g(min_g * bsum_g). */
+ * sum += d_w*d_x * sum_g(scale_g * sum(q_w*q_x)) - dmin_w*d_x * sum_g(min_g * bsum_g).
+ * Each product is its own statement so that no compiler contracts it into an FMA: the SIMD
+ * kernels reproduce these roundings exactly. */
 #include "quant/quant_impl.h"
 
 #include <math.h>
@@ -188,7 +190,9 @@ void quant_ref_vec_dot_q2_k(int64_t n, float *s, const void *vx, const void *vy)
         }
         const float d = y[i].d * quant_f16_to_f32(x[i].d);
         const float dmin = y[i].d * quant_f16_to_f32(x[i].dmin);
-        sum += d * (float)isum - dmin * (float)imin;
+        const float a = d * (float)isum;
+        const float b = dmin * (float)imin;
+        sum += a - b;
     }
     *s = sum;
 }
@@ -203,7 +207,8 @@ void quant_ref_vec_dot_q3_k(int64_t n, float *s, const void *vx, const void *vy)
         quant_q3k_scales(x[i].scales, sc);
         int isum = 0;
         for (int g = 0; g < 16; g++) isum += sc[g] * dot16(q + 16 * g, y[i].qs + 16 * g);
-        sum += quant_f16_to_f32(x[i].d) * y[i].d * (float)isum;
+        const float t = quant_f16_to_f32(x[i].d) * y[i].d * (float)isum;
+        sum += t;
     }
     *s = sum;
 }
@@ -219,7 +224,9 @@ static float dot_k45(uint16_t d16, uint16_t dmin16, const uint8_t s12[12], const
         imin += m[j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
     }
     const float d = quant_f16_to_f32(d16) * y->d, dmin = quant_f16_to_f32(dmin16) * y->d;
-    return d * (float)isum - dmin * (float)imin;
+    const float a = d * (float)isum;
+    const float b = dmin * (float)imin;
+    return a - b;
 }
 
 void quant_ref_vec_dot_q4_k(int64_t n, float *s, const void *vx, const void *vy) {
@@ -255,7 +262,8 @@ void quant_ref_vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy)
         unpack_q6k(&x[i], q);
         int isum = 0;
         for (int g = 0; g < 16; g++) isum += x[i].scales[g] * dot16(q + 16 * g, y[i].qs + 16 * g);
-        sum += quant_f16_to_f32(x[i].d) * y[i].d * (float)isum;
+        const float t = quant_f16_to_f32(x[i].d) * y[i].d * (float)isum;
+        sum += t;
     }
     *s = sum;
 }

@@ -164,9 +164,10 @@ void quant_ref_from_float_q5_1(const float *x, void *vy, int64_t n) {
 
 /* ---- 8-bit formats ---- */
 
+/* A plain comparison, not fmaxf: that is a library call unless NaNs are ruled out. */
 static float block_absmax(const float *x) {
     float amax = 0.0f;
-    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < 32; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
     return amax;
 }
 

@@ -105,7 +105,7 @@ static inline void q5k_levels(const void *vb, int c, __m256i *lo, __m256i *hi) {
 static inline float dot_k45(const void *block, uint16_t d16, uint16_t dmin16, const uint8_t *s12,
                             const quant_block_q8_k *y, k45_levels_fn levels) {
     uint64_t sc8, m8;
-    qx_k4_unpack(s12, &sc8, &m8);
+    quant_k4_unpack(s12, &sc8, &m8);
     __m256i acc = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
         const int s_lo = (int)((sc8 >> (16 * c)) & 0xFF),

@@ -71,20 +71,6 @@ static inline __m256i qx_pack32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) 
                                        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-/* The 8 six-bit scales and 8 mins of a Q4_K/Q5_K block as bytes (same values as
- * quant_k4_scale_min, four at a time). */
-static inline void qx_k4_unpack(const uint8_t *s12, uint64_t *sc, uint64_t *m) {
-    uint32_t a, b, c;
-    memcpy(&a, s12, 4);
-    memcpy(&b, s12 + 4, 4);
-    memcpy(&c, s12 + 8, 4);
-    const uint32_t low6 = 0x3F3F3F3Fu, low4 = 0x0F0F0F0Fu, low2 = 0x03030303u;
-    uint32_t sc_hi = (c & low4) | (((a >> 6) & low2) << 4);
-    uint32_t m_hi = ((c >> 4) & low4) | (((b >> 6) & low2) << 4);
-    *sc = (uint64_t)(a & low6) | ((uint64_t)sc_hi << 32);
-    *m = (uint64_t)(b & low6) | ((uint64_t)m_hi << 32);
-}
-
 /* sum_j m_j * (bsums[2j] + bsums[2j+1]) for the 8 mins in the bytes of m. */
 static inline int qx_k4_mins_dot(uint64_t m, const quant_block_q8_k *y) {
     __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m));

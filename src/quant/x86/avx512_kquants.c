@@ -54,7 +54,7 @@ static const int16_t k45_scale_idx[4][32] = {
 static inline float dot_k45(const void *block, uint16_t d16, uint16_t dmin16, const uint8_t *s12,
                             const quant_block_q8_k *y, k45_levels_fn levels) {
     uint64_t sc, m;
-    qx_k4_unpack(s12, &sc, &m);
+    quant_k4_unpack(s12, &sc, &m);
     const __m512i sc16 =
         _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
     __m512i acc = _mm512_setzero_si512();
