@@ -152,4 +152,23 @@ if [ $code -ne 2 ]; then
     check grep -q "tinyllama:1b" "$T/unknown.txt"
 fi
 
+# probe loads a registry name through the manager and the engine and runs one token
+run probe tinyllama:1b --json > "$T/probe.json" 2> "$T/probe.err"
+code=$?
+if [ $code -ne 2 ]; then
+    check test $code -eq 0
+    check python3 - "$T/probe.json" <<'EOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+ok = (p["name"] == "tinyllama:1b" and p["architecture"] == "llama" and p["quant"] == "Q8_0"
+      and p["context_length"] == 256 and p["template"] == "llama2" and p["load_ms"] > 0
+      and 0 <= p["token"] < 32000 and p["prompt_tokens"] >= 1 and p["weight_bytes"] > 0)
+if not ok:
+    print("probe:", p); sys.exit(1)
+EOF
+fi
+run probe "$H/models/vocab.gguf" > "$T/probe-vocab.txt" 2>&1
+check test $? -eq 1
+check grep -q "vocab-only" "$T/probe-vocab.txt"
+
 exit $fail
