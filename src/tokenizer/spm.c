@@ -4,9 +4,15 @@
  * beginning or a special token. The text starts as one symbol per UTF-8 character (by lead byte
  * only, no validation: a truncated sequence is a short symbol); the adjacent pair whose
  * concatenation is the highest-scoring vocabulary piece is merged first, ties to the left.
- * Symbols left that are not pieces are emitted as <0xXX> byte tokens. */
+ * Symbols left that are not pieces are emitted as <0xXX> byte tokens.
+ *
+ * Speed: one queue over a long text is slow (a million symbols), so the text is cut into
+ * segments wherever no vocabulary piece contains the two bytes on either side of the cut (e.g.
+ * a letter followed by the space marker). No merge can cross such a cut, and the order of
+ * merges inside a segment is the same as in the single queue, so the result is identical. */
 #include "tok_impl.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define SPACE_MARK "\xe2\x96\x81" /* U+2581 */
@@ -24,6 +30,25 @@ static uint32_t score_prio(float score) {
 static int utf8_len(unsigned char lead) {
     static const int8_t by_high_nibble[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
     return by_high_nibble[lead >> 4];
+}
+
+shimmy_status tok_spm_load(tok_vocab *v, shimmy_error *err) {
+    v->spm_pairs = calloc(65536 / 64, sizeof *v->spm_pairs);
+    if (!v->spm_pairs) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
+    for (int32_t id = 0; id < v->n_vocab; id++) {
+        size_t n;
+        const unsigned char *t = (const unsigned char *)tok_str(v, id, &n);
+        for (size_t i = 1; i < n; i++) {
+            unsigned k = (unsigned)t[i - 1] << 8 | t[i];
+            v->spm_pairs[k >> 6] |= 1ull << (k & 63);
+        }
+    }
+    return SHIMMY_OK;
+}
+
+static bool can_join(const tok_vocab *v, unsigned char a, unsigned char b) {
+    unsigned k = (unsigned)a << 8 | b;
+    return (v->spm_pairs[k >> 6] >> (k & 63)) & 1;
 }
 
 static bool try_pair(const tok_vocab *v, tok_scratch *s, int32_t l, int32_t r) {
@@ -78,20 +103,28 @@ shimmy_status tok_spm_encode(const tok_vocab *v, const char *text, size_t len, b
                                (uint32_t)k, -1};
         off += k;
     }
-    s->n_heap = 0;
-    for (size_t i = 1; i < ns; i++)
-        if (!try_pair(v, s, (int32_t)i - 1, (int32_t)i))
-            return core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory tokenizing");
-    tok_bigram g;
-    while (tok_heap_pop(s, &g)) {
-        tok_sym *l = &s->sym[g.left], *r = &s->sym[g.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != g.a) continue;
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) s->sym[r->next].prev = g.left;
-        if (!try_pair(v, s, l->prev, g.left) || !try_pair(v, s, g.left, l->next))
-            return core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory tokenizing");
+    for (size_t lo = 0; lo < ns;) {
+        size_t hi = lo + 1;
+        while (hi < ns && can_join(v, (unsigned char)s->text[s->sym[hi].start - 1],
+                                   (unsigned char)s->text[s->sym[hi].start]))
+            hi++;
+        /* merges in [lo, hi); pairs across its ends are never pieces, so never queued */
+        s->n_heap = 0;
+        for (size_t i = lo + 1; i < hi; i++)
+            if (!try_pair(v, s, (int32_t)i - 1, (int32_t)i))
+                return core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory tokenizing");
+        tok_bigram g;
+        while (tok_heap_pop(s, &g)) {
+            tok_sym *l = &s->sym[g.left], *r = &s->sym[g.right];
+            if (l->n == 0 || r->n == 0 || l->n + r->n != g.a) continue;
+            l->n += r->n;
+            r->n = 0;
+            l->next = r->next;
+            if (r->next >= 0) s->sym[r->next].prev = g.left;
+            if (!try_pair(v, s, l->prev, g.left) || !try_pair(v, s, g.left, l->next))
+                return core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory tokenizing");
+        }
+        lo = hi;
     }
     for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
         shimmy_status st = emit(v, s, &s->sym[i], out, err);

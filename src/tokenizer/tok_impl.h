@@ -91,6 +91,7 @@ struct tok_vocab {
 
     /* SPM */
     int32_t spm_byte[256]; /* token of byte b: <0xXX>, else the 1-char text, else -1 */
+    uint64_t *spm_pairs;   /* (65536 bits) byte pairs (a, b) that occur in some token text */
 
     /* BPE */
     const tok_pretok *pre;
@@ -155,6 +156,8 @@ bool tok_heap_pop(tok_scratch *s, tok_bigram *out);
 bool tok_grow(void **p, size_t *cap, size_t need, size_t elem);
 
 /* ---- spm.c / bpe.c ---- */
+/* Builds the SPM byte-pair table that lets encoding work on independent segments. */
+shimmy_status tok_spm_load(tok_vocab *v, shimmy_error *err);
 shimmy_status tok_spm_encode(const tok_vocab *v, const char *text, size_t len, bool prefix_space,
                              tok_scratch *s, tok_buf *out, shimmy_error *err);
 shimmy_status tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, bool prefix_space,

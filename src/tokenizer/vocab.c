@@ -278,6 +278,8 @@ static shimmy_status load(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
             }
             v->spm_byte[b] = id;
         }
+        st = tok_spm_load(v, err);
+        if (st) return st;
     }
     bool b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_space_prefix", &b)) v->add_space_prefix = b;
@@ -323,6 +325,7 @@ void tok_vocab_free(tok_vocab *v) {
     free(v->piece_blob);
     free(v->special);
     free(v->pair);
+    free(v->spm_pairs);
     free(v);
 }
 
