@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libmicrohttpd-dev libjansson-dev libpcre2-dev)
-if [[ "${1:-}" == "--test" ]]; then pkgs+=(nodejs npm curl python3); fi
+if [[ "${1:-}" == "--test" ]]; then pkgs+=(nodejs npm curl python3 jq); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
