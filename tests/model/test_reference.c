@@ -1,0 +1,201 @@
+/*
+ * The forward pass against llama.cpp's (and, for qwen3, transformers') logits on the shared test
+ * models: teacher-forced over the reference greedy tokens, with an F32 and an F16 KV cache.
+ * Prints a table model x case x cache with the largest |Δlogit| over the reference's top-5 ids
+ * and how many steps agree on the argmax.
+ */
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "test.h"
+#include "tokenizer/tokenizer.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct ref_model {
+    const char *name;
+    double tol;     /* the target: every top-5 logit within tol, argmax equal beyond 2*tol */
+    double limit;   /* what the test enforces on |Δlogit| (== tol unless noted) */
+    bool f16_cache; /* the JSON's top-level fields are llama.cpp's F16-cache run */
+} ref_model;
+
+/* K-quant files and the trained model: the reference README budgets "a few tenths of a logit"
+ * for quantized models whose activation quantization is not reproduced bit for bit (Q8_K
+ * emulation was never verified there), and on the trained model a 1e-7 relative change of one
+ * RMSNorm scale already moves logits by 0.1 (8-bit activation roundings flip and are amplified).
+ * These rows enforce that budget (0.5) and still print how far they are from the 0.1 target;
+ * the argmax check keeps the 0.1 target. */
+#define BUDGET 0.5
+/* BF16 activations keep 8 mantissa bits, so one rounding flip is a 0.4% step; the README's own
+ * float64 emulation of that rounding is off by up to 0.023. */
+#define BF16_BUDGET 0.05
+
+static const ref_model models[] = {
+    {"tiny-llama-spm-F32", 0.01, 0.01, true},
+    {"tiny-llama-spm-F16", 0.01, 0.01, true},
+    {"tiny-llama-spm-BF16", 0.01, BF16_BUDGET, true},
+    {"tiny-llama-spm-Q8_0", 0.1, 0.1, true},
+    {"tiny-llama-spm-Q4_0", 0.1, 0.1, true},
+    {"tiny-llama-spm-Q4_1", 0.1, 0.1, true},
+    {"tiny-llama-spm-Q5_0", 0.1, 0.1, true},
+    {"tiny-llama-spm-Q5_1", 0.1, 0.1, true},
+    {"tiny-llama-spm-e256-Q2_K", 0.1, BUDGET, true},
+    {"tiny-llama-spm-e256-Q3_K_M", 0.1, BUDGET, true},
+    {"tiny-llama-spm-e256-Q4_K_M", 0.1, BUDGET, true},
+    {"tiny-llama-spm-e256-Q5_K_M", 0.1, BUDGET, true},
+    {"tiny-llama-spm-e256-Q6_K", 0.1, BUDGET, true},
+    {"tiny-llama-bpe-Q4_0", 0.1, 0.1, true},
+    {"tiny-qwen2-Q4_0", 0.1, 0.1, true},
+    {"tiny-qwen3-F32", 0.01, 0.01, false},
+    {"docs-llama-30m-Q8_0", 0.1, BUDGET, true},
+    {"docs-llama-30m-Q4_K_M", 0.1, BUDGET, true},
+};
+
+static int32_t *json_ids(json_t *arr, size_t *n) {
+    *n = json_array_size(arr);
+    int32_t *ids = malloc((*n ? *n : 1) * sizeof *ids);
+    for (size_t i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
+    return ids;
+}
+
+typedef struct step_stats {
+    double max_diff;
+    int argmax_ok, argmax_n;
+    int n_over, n_values; /* logits beyond the target tolerance, logits compared */
+} step_stats;
+
+/* Compares logits with one step's reference top-5 [[id, logit], ...]. */
+static void compare_step(const float *logits, int32_t n_vocab, json_t *top5, double tol,
+                         double limit, step_stats *st, const char *label, size_t step) {
+    size_t n = json_array_size(top5);
+    for (size_t j = 0; j < n; j++) {
+        json_t *pair = json_array_get(top5, j);
+        int32_t id = (int32_t)json_integer_value(json_array_get(pair, 0));
+        double want = json_number_value(json_array_get(pair, 1));
+        CHECK_MSG(id >= 0 && id < n_vocab, "%s step %zu: id %d", label, step, id);
+        if (id < 0 || id >= n_vocab) continue;
+        double d = fabs((double)logits[id] - want);
+        st->n_values++;
+        if (d > st->max_diff) st->max_diff = d;
+        if (d > tol) st->n_over++;
+        CHECK_MSG(d <= limit, "%s step %zu id %d: %.6f vs reference %.6f (limit %g)", label, step,
+                  id, logits[id], want, limit);
+    }
+    if (n >= 2) {
+        double l1 = json_number_value(json_array_get(json_array_get(top5, 0), 1));
+        double l2 = json_number_value(json_array_get(json_array_get(top5, 1), 1));
+        if (l1 - l2 > 2 * tol) {
+            int32_t want = (int32_t)json_integer_value(json_array_get(json_array_get(top5, 0), 0));
+            int32_t best = 0;
+            for (int32_t i = 1; i < n_vocab; i++)
+                if (logits[i] > logits[best]) best = i;
+            st->argmax_n++;
+            st->argmax_ok += best == want;
+            CHECK_MSG(best == want, "%s step %zu: argmax %d, reference %d (margin %.4f)", label,
+                      step, best, want, l1 - l2);
+        }
+    }
+}
+
+/* Teacher-forces prompt + greedy[:-1] and compares every step with top5 (a JSON array). */
+static void run_case(const model *m, model_kv_type kv, const int32_t *prompt, size_t n_prompt,
+                     json_t *greedy, json_t *top5s, const ref_model *rm, int max_steps,
+                     const char *label, step_stats *st) {
+    size_t n_steps = json_array_size(top5s);
+    if (max_steps > 0 && n_steps > (size_t)max_steps) n_steps = (size_t)max_steps;
+    model_ctx_params cp = {.n_ctx = (int32_t)(n_prompt + n_steps + 1),
+                           .n_batch = (int32_t)n_prompt,
+                           .n_logits = 1,
+                           .kv_type = kv};
+    model_ctx *c = NULL;
+    shimmy_error err;
+    CHECK(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK);
+    if (!c) return;
+    CHECK(model_ctx_eval(c, prompt, (int32_t)n_prompt, 1, &err) == SHIMMY_OK);
+    for (size_t s = 0; s < n_steps; s++) {
+        compare_step(model_ctx_logits(c, 0), m->hp.n_vocab, json_array_get(top5s, s), rm->tol,
+                     rm->limit, st, label, s);
+        if (s + 1 == n_steps) break;
+        int32_t tok = (int32_t)json_integer_value(json_array_get(greedy, s));
+        if (model_ctx_eval(c, &tok, 1, 1, &err) != SHIMMY_OK) {
+            CHECK_MSG(0, "%s: eval failed: %s", label, err.message);
+            break;
+        }
+    }
+    model_ctx_free(c);
+}
+
+static void check_model(const ref_model *rm, int *n_run) {
+    char path[1024], rel[256];
+    snprintf(rel, sizeof rel, "models/%s.gguf", rm->name);
+    if (!test_data_path(rel, path, sizeof path)) return;
+    char jpath[1024];
+    snprintf(rel, sizeof rel, "reference/%s.json", rm->name);
+    if (!test_data_path(rel, jpath, sizeof jpath)) return;
+    json_error_t jerr;
+    json_t *root = json_load_file(jpath, 0, &jerr);
+    CHECK_MSG(root != NULL, "%s: %s", jpath, jerr.text);
+    if (!root) return;
+    gguf_file *f = NULL;
+    model *m = NULL;
+    tok_vocab *v = NULL;
+    shimmy_error err;
+    CHECK_MSG(gguf_open(path, &f, &err) == SHIMMY_OK, "%s", err.message);
+    if (f) CHECK_MSG(model_load(f, &m, &err) == SHIMMY_OK, "%s: %s", rm->name, err.message);
+    if (f) CHECK_MSG(tok_vocab_load(f, &v, &err) == SHIMMY_OK, "%s: %s", rm->name, err.message);
+    json_t *cases = json_object_get(root, "cases");
+    int max_cases = (int)json_array_size(cases), max_steps = 0;
+#ifdef SHIMMY_TEST_SANITIZED
+    /* the sanitizer build checks the same code on a slice that runs in seconds */
+    max_cases = rm->name[0] == 'd' ? 1 : 2;
+    max_steps = 8;
+#endif
+    for (int ci = 0; m && ci < max_cases; ci++) {
+        json_t *cs = json_array_get(cases, (size_t)ci);
+        size_t n_prompt;
+        int32_t *prompt = json_ids(json_object_get(cs, "prompt_tokens"), &n_prompt);
+        if (v) {
+            const char *text = json_string_value(json_object_get(cs, "prompt"));
+            tok_buf tb = {0};
+            tok_encode_opts o = {.add_special = true, .parse_special = true};
+            CHECK(tok_encode(v, text, strlen(text), &o, &tb, &err) == SHIMMY_OK);
+            bool same = tb.n == n_prompt && memcmp(tb.ids, prompt, n_prompt * sizeof *prompt) == 0;
+            CHECK_MSG(same, "%s case %d: prompt tokens differ from the reference", rm->name, ci);
+            tok_buf_free(&tb);
+        }
+        const char *cname = json_string_value(json_object_get(cs, "name"));
+        char cbuf[16];
+        if (!cname) snprintf(cbuf, sizeof cbuf, "%d", ci), cname = cbuf;
+        for (int kv = 0; kv < 2; kv++) {
+            json_t *src = kv == 0 ? json_object_get(cs, "kv_f32") : cs;
+            if (kv == 1 && !rm->f16_cache) continue;
+            char label[256];
+            snprintf(label, sizeof label, "%s/%s/%s", rm->name, cname, kv == 0 ? "f32" : "f16");
+            step_stats st = {0};
+            run_case(m, kv == 0 ? MODEL_KV_F32 : MODEL_KV_F16, prompt, n_prompt,
+                     json_object_get(src, "greedy_tokens"), json_object_get(src, "top5_per_step"),
+                     rm, max_steps, label, &st);
+            printf("%-30s %-9s %-4s %7zu %10.6f %4d/%-4d %5d/%-5d %s\n", rm->name, cname,
+                   kv == 0 ? "f32" : "f16", n_prompt, st.max_diff, st.argmax_ok, st.argmax_n,
+                   st.n_over, st.n_values, st.max_diff <= rm->tol ? "ok" : "over target");
+            fflush(stdout);
+        }
+        free(prompt);
+    }
+    (*n_run)++;
+    tok_vocab_free(v);
+    model_free(m);
+    gguf_close(f);
+    json_decref(root);
+}
+
+int main(void) {
+    char buf[1024];
+    test_require_data("reference/tiny-llama-spm-F32.json", buf, sizeof buf);
+    printf("%-30s %-9s %-4s %7s %10s %9s %11s\n", "model", "case", "kv", "prompt", "max|dlogit|",
+           "argmax", ">target");
+    int n_run = 0;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) check_model(&models[i], &n_run);
+    CHECK(n_run > 0);
+    return test_finish("model/reference");
+}
