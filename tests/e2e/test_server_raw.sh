@@ -206,6 +206,23 @@ try:
         st, _, body = request('POST', '/v1/chat/completions', chat_body(max_tokens=4))
         check(st == 200, 'serving after a disconnect')
 
+    def slow_reader_does_not_stall_others():
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((HOST, PORT))
+        body = json.dumps({'model': SLOW, 'messages': [{'role': 'user', 'content': 'Hi'}], 'max_tokens': 300,
+                           'stream': True, 'logit_bias': {str(EOS): -100}}).encode()
+        s.sendall(b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' % len(body) + body)
+        try:
+            # never reads: its slot keeps generating into the bounded buffer; others go on
+            for _ in range(3):
+                t0 = time.time()
+                st, _, _ = request('POST', '/v1/chat/completions', chat_body(max_tokens=8))
+                check(st == 200, f'status {st}')
+                check(time.time() - t0 < 20, f'a request took {time.time() - t0:.1f}s beside a slow reader')
+        finally:
+            s.close()
+
     def concurrent_streams():
         st, _, body = request('POST', '/v1/chat/completions', chat_body())
         check(st == 200, f'reference status {st}')
@@ -296,7 +313,8 @@ try:
         s.close()
 
     for fn in (malformed_http, oversized_bodies, invalid_utf8_and_json, idle_client_is_dropped,
-               disconnect_mid_stream, concurrent_streams, websocket_generate):
+               disconnect_mid_stream, slow_reader_does_not_stall_others, concurrent_streams,
+               websocket_generate):
         case(fn)
 
     def sigterm_exits_zero():
