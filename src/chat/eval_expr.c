@@ -305,7 +305,11 @@ static chat_val repeat(chat_rt *rt, chat_val seq, int64_t times) {
         if (len && (uint64_t)times > rt->max_output / len)
             chat_fail(rt, "string repetition would exceed the output limit of %zu bytes",
                       rt->max_output);
+        if (times == 1) return seq;
+        /* one exact allocation, provenance repeated along */
         chat_buf b = {0};
+        b.cap = len * (size_t)times + 1;
+        b.p = chat_alloc(rt, b.cap);
         for (int64_t i = 0; i < times; i++) chat_buf_put_str(rt, &b, seq.u.s);
         return chat_buf_to_str(rt, &b);
     }

@@ -374,6 +374,7 @@ void chat_write_json(chat_rt *rt, chat_buf *b, chat_val v, int indent, bool sort
 /* Output buffers (arena-backed, bounded by max_output). */
 void chat_buf_put(chat_rt *rt, chat_buf *b, const char *p, size_t n);
 void chat_buf_put_str(chat_rt *rt, chat_buf *b, const chat_str *s); /* with provenance */
+/* The buffer's contents as a string, without copying: write no more to b afterwards. */
 chat_val chat_buf_to_str(chat_rt *rt, const chat_buf *b);
 
 /* Iteration: lists as is, dict keys, string characters, undefined as empty. */

@@ -437,6 +437,7 @@ static void buf_reserve(chat_rt *rt, chat_buf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1) cap *= 2;
+    if (cap > rt->max_output + 1) cap = rt->max_output + 1; /* never past what may be used */
     char *np = chat_alloc(rt, cap);
     if (b->len) memcpy(np, b->p, b->len);
     b->p = np;
@@ -473,14 +474,13 @@ void chat_buf_put_str(chat_rt *rt, chat_buf *b, const chat_str *s) {
 }
 
 chat_val chat_buf_to_str(chat_rt *rt, const chat_buf *b) {
-    chat_val v = chat_str_lit(rt, b->p ? b->p : "", b->len);
-    if (b->n_r) {
-        chat_range *r = chat_alloc(rt, b->n_r * sizeof *r);
-        memcpy(r, b->r, b->n_r * sizeof *r);
-        ((chat_str *)v.u.s)->ranges = r;
-        ((chat_str *)v.u.s)->n_ranges = (uint32_t)b->n_r;
-    }
-    return v;
+    /* zero copy: the string takes over the buffer's bytes and ranges */
+    chat_str *s = chat_alloc(rt, sizeof *s);
+    s->p = b->p ? b->p : "";
+    s->len = b->len;
+    s->ranges = b->r;
+    s->n_ranges = (uint32_t)b->n_r;
+    return chat_strv(s);
 }
 
 const chat_val *chat_arg(const chat_args *a, int i, const char *name) {
