@@ -341,6 +341,55 @@ static void test_peft_refusals(void) {
     lora_adapter_unref(a);
 }
 
+/* Corrupted copies of real adapters (GGUF file, PEFT safetensors): a clean load or a clean
+ * refusal every time, never a crash or a half-built adapter. */
+static void mutate_and_open(const char *src_rel, const char *dst, const char *open_path, int n_it,
+                            unsigned long long seed) {
+    char src[600];
+    test_require_data(src_rel, src, sizeof src);
+    size_t len = 0;
+    char *orig = test_read_file(src, &len);
+    CHECK(orig != NULL);
+    if (!orig) return;
+    test_rng rng;
+    test_rng_seed(&rng, seed);
+    int ok = 0;
+    for (int it = 0; it < n_it; it++) {
+        char *buf = malloc(len);
+        memcpy(buf, orig, len);
+        size_t n = len, span = len < 4096 ? len : 4096; /* headers and directories come first */
+        for (int k = 0; k < 1 + (int)(test_rng_u64(&rng) % 3); k++)
+            buf[test_rng_u64(&rng) % span] ^= (char)(1u << (test_rng_u64(&rng) % 8));
+        if (test_rng_u64(&rng) % 5 == 0) n = (size_t)(test_rng_u64(&rng) % len);
+        FILE *fp = fopen(dst, "wb");
+        CHECK(fp && fwrite(buf, 1, n, fp) == n);
+        if (fp) fclose(fp);
+        free(buf);
+        lora_adapter *a = NULL;
+        shimmy_error err;
+        shimmy_status rc = lora_adapter_open(open_path, llama, &a, &err);
+        CHECK_MSG(rc == SHIMMY_OK ? a != NULL : a == NULL && err.message[0], "%s: %s", dst,
+                  err.message);
+        CHECK_MSG(rc != SHIMMY_ERR_INTERNAL && rc != SHIMMY_ERR_NOMEM, "%s", err.message);
+        if (a) CHECK(lora_adapter_validate(a, llama, &err) == SHIMMY_OK);
+        ok += rc == SHIMMY_OK;
+        lora_adapter_unref(a);
+    }
+    CHECK_MSG(ok > 0 && ok < n_it, "%s: %d of %d mutants loaded", dst, ok, n_it);
+    free(orig);
+}
+
+static void test_mutations(void) {
+    char path[700], st[800];
+    snprintf(path, sizeof path, "%s/mutant.gguf", tmp);
+    mutate_and_open("lora/lora-tiny-llama-spm-r8-attn.gguf", path, path, 300, 99);
+    const fx_st ok[] = {{PQ("A"), "F32", 4, 32, NULL}, {PQ("B"), "F32", 32, 4, NULL}};
+    if (!fx_peft(tmp, "mutant", "{\"r\": 8, \"lora_alpha\": 16}", ok, 2, path, sizeof path)) return;
+    snprintf(st, sizeof st, "%s/adapter_model.safetensors", path);
+    mutate_and_open("lora/peft-tiny-llama-spm-r8-attn/adapter_model.safetensors", st, path, 300,
+                    77);
+}
+
 int main(void) {
     llama = fx_base(FX_LLAMA);
     qwen2 = fx_base(FX_QWEN2);
@@ -354,6 +403,7 @@ int main(void) {
     test_permutation();
     test_gguf_refusals();
     test_peft_refusals();
+    test_mutations();
     test_rm_rf(tmp);
     gguf_close(llama);
     gguf_close(qwen2);

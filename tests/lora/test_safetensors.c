@@ -191,9 +191,60 @@ static void test_file(void) {
     test_rm_rf(dir);
 }
 
+/* Random corruption of a real adapter file: every outcome is a clean accept or refusal (ASan and
+ * UBSan watch the reads), and an accepted file still has every tensor inside the buffer. */
+static void test_mutations(void) {
+    char path[600];
+    if (!test_data_path("lora/peft-tiny-llama-spm-r8-attn/adapter_model.safetensors", path,
+                        sizeof path))
+        return;
+    size_t len = 0;
+    char *orig = test_read_file(path, &len);
+    CHECK(orig && len > 64);
+    if (!orig) return;
+    unsigned char *buf = malloc(len);
+    test_rng rng;
+    test_rng_seed(&rng, 1234);
+    static const char json_bytes[] = "0123456789{}[],:\"-e\\ ";
+    int accepted = 0;
+    for (int it = 0; it < 3000; it++) {
+        memcpy(buf, orig, len);
+        size_t n = len;
+        int kind = (int)(test_rng_u64(&rng) % 4);
+        /* mostly hit the header, where the structure is */
+        uint64_t hlen;
+        memcpy(&hlen, orig, 8);
+        size_t span = (size_t)(kind == 3 ? len : 8 + hlen);
+        for (int k = 0; k < 1 + (int)(test_rng_u64(&rng) % 4); k++) {
+            size_t at = (size_t)(test_rng_u64(&rng) % span);
+            buf[at] = kind == 0
+                          ? (unsigned char)(buf[at] ^ (1u << (test_rng_u64(&rng) % 8)))
+                          : (unsigned char)json_bytes[test_rng_u64(&rng) % (sizeof json_bytes - 1)];
+        }
+        if (kind == 2) n = (size_t)(test_rng_u64(&rng) % len);
+        lora_st *st = NULL;
+        shimmy_error err;
+        shimmy_status rc = lora_st_open_memory(buf, n, "mutant", &st, &err);
+        CHECK_MSG(rc == SHIMMY_OK || rc == SHIMMY_ERR_FORMAT || rc == SHIMMY_ERR_UNSUPPORTED,
+                  "mutation %d: %s", it, shimmy_status_name(rc));
+        CHECK(rc == SHIMMY_OK ? st != NULL : st == NULL);
+        for (size_t i = 0; st && i < lora_st_n_tensors(st); i++) {
+            const lora_st_tensor *t = lora_st_tensor_at(st, i);
+            const unsigned char *d = t->data;
+            CHECK(d >= buf && d + t->nbytes <= buf + n);
+        }
+        accepted += rc == SHIMMY_OK;
+        lora_st_close(st);
+    }
+    CHECK(accepted > 0 && accepted < 3000);
+    free(buf);
+    free(orig);
+}
+
 int main(void) {
     test_valid();
     test_hostile();
     test_file();
+    test_mutations();
     return test_finish("lora/safetensors");
 }
