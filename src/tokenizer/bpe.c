@@ -10,29 +10,6 @@
 #include <string.h>
 
 #define KEY_MERGES "tokenizer.ggml.merges"
-#define PAIR_EMPTY UINT32_MAX
-
-static uint32_t pair_hash(uint32_t l, uint32_t r, uint32_t mask) {
-    uint64_t key = (uint64_t)l << 32 | r;
-    return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
-}
-
-static const tok_pair *pair_find(const tok_vocab *v, int32_t l, int32_t r) {
-    for (uint32_t i = pair_hash((uint32_t)l, (uint32_t)r, v->pmask);; i = (i + 1) & v->pmask) {
-        const tok_pair *p = &v->pair[i];
-        if (p->left == PAIR_EMPTY) return NULL;
-        if (p->left == (uint32_t)l && p->right == (uint32_t)r) return p;
-    }
-}
-
-/* The first rank of a pair wins, as the engine keeps the first of duplicate merges. */
-static void pair_insert(tok_vocab *v, int32_t l, int32_t r, int32_t rank, int32_t res) {
-    uint32_t i = pair_hash((uint32_t)l, (uint32_t)r, v->pmask);
-    for (; v->pair[i].left != PAIR_EMPTY; i = (i + 1) & v->pmask)
-        if (v->pair[i].left == (uint32_t)l && v->pair[i].right == (uint32_t)r) return;
-    v->pair[i] = (tok_pair){(uint32_t)l, (uint32_t)r, rank, res};
-}
-
 /* "left right": the separator is the first space after the first byte. */
 static bool split_merge(gguf_str s, size_t *nl, size_t *nr) {
     const char *sp = s.len > 1 ? memchr(s.data + 1, ' ', (size_t)s.len - 1) : NULL;
@@ -68,15 +45,10 @@ shimmy_status tok_bpe_load(tok_vocab *v, const gguf_file *f, shimmy_error *err) 
     if (n >= (1u << 28))
         return core_error(err, SHIMMY_ERR_FORMAT, path, KEY_MERGES " has too many entries (%llu)",
                           (unsigned long long)n);
-    uint32_t slots = 1024;
-    while (slots < n + n / 2 + 2) slots *= 2; /* load factor at most 2/3 */
-    v->pmask = slots - 1;
-    v->pair = malloc((size_t)slots * sizeof *v->pair);
     char stack[512];
     char *cat = stack;
     size_t cat_cap = sizeof stack;
-    if (!v->pair) goto nomem;
-    for (uint32_t i = 0; i < slots; i++) v->pair[i].left = PAIR_EMPTY;
+    if (!tok_pairs_init(v, (size_t)n)) goto nomem;
     /* two passes so that each can prefetch what its later iterations will touch: first the
      * string ids of every merge, then the pair table */
     int32_t(*ids)[3] = malloc((size_t)(n ? n : 1) * sizeof *ids);
@@ -103,9 +75,9 @@ shimmy_status tok_bpe_load(tok_vocab *v, const gguf_file *f, shimmy_error *err) 
     }
     for (uint64_t i = 0; i < n; i++) {
         if (i + PREFETCH < n && ids[i + PREFETCH][0] >= 0)
-            __builtin_prefetch(&v->pair[pair_hash((uint32_t)ids[i + PREFETCH][0],
-                                                  (uint32_t)ids[i + PREFETCH][1], v->pmask)]);
-        if (ids[i][0] >= 0) pair_insert(v, ids[i][0], ids[i][1], (int32_t)i, ids[i][2]);
+            __builtin_prefetch(&v->pair[tok_pair_slot((uint32_t)ids[i + PREFETCH][0],
+                                                      (uint32_t)ids[i + PREFETCH][1], v->pmask)]);
+        if (ids[i][0] >= 0) tok_pair_insert(v, ids[i][0], ids[i][1], (int32_t)i, ids[i][2]);
     }
     free(ids);
     if (cat != stack) free(cat);
@@ -128,7 +100,7 @@ nomem:
 static bool push_pair(const tok_vocab *v, tok_scratch *s, int32_t l, int32_t r) {
     if (l < 0 || r < 0) return true;
     int32_t a = s->sym[l].id, b = s->sym[r].id;
-    const tok_pair *p = (a < 0 || b < 0) ? NULL : pair_find(v, a, b);
+    const tok_pair *p = (a < 0 || b < 0) ? NULL : tok_pair_find(v, a, b);
     if (!p) return true;
     return tok_heap_push(s, (tok_bigram){(uint32_t)p->rank, l, r, (uint32_t)a, (uint32_t)b});
 }
@@ -148,8 +120,8 @@ static shimmy_status emit_fallback(const tok_vocab *v, const char *w, const tok_
     return SHIMMY_OK;
 }
 
-static shimmy_status encode_word(const tok_vocab *v, const char *w, size_t n, tok_scratch *s,
-                                 tok_buf *out, shimmy_error *err) {
+static shimmy_status merge_word(const tok_vocab *v, const char *w, size_t n, tok_scratch *s,
+                                tok_buf *out, shimmy_error *err) {
     if (v->ignore_merges) { /* a word that is a token is taken whole */
         if (!tok_grow((void **)&s->enc, &s->cap_enc, 2 * n, 1)) goto nomem;
         size_t m = 0;
@@ -169,7 +141,7 @@ static shimmy_status encode_word(const tok_vocab *v, const char *w, size_t n, to
     while (tok_heap_pop(s, &g)) {
         tok_sym *l = &s->sym[g.left], *r = &s->sym[g.right];
         if (l->n == 0 || r->n == 0 || (uint32_t)l->id != g.a || (uint32_t)r->id != g.b) continue;
-        l->id = pair_find(v, l->id, r->id)->res;
+        l->id = tok_pair_find(v, l->id, r->id)->res;
         l->n += r->n;
         r->n = 0;
         l->next = r->next;
@@ -185,6 +157,16 @@ static shimmy_status encode_word(const tok_vocab *v, const char *w, size_t n, to
     return SHIMMY_OK;
 nomem:
     return core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory tokenizing");
+}
+
+static shimmy_status encode_word(const tok_vocab *v, const char *w, size_t n, tok_scratch *s,
+                                 tok_buf *out, shimmy_error *err) {
+    uint64_t h = tok_cache_hash(w, n);
+    if (tok_cache_get(s, w, n, h, out)) return SHIMMY_OK;
+    size_t n0 = out->n;
+    shimmy_status st = merge_word(v, w, n, s, out, err);
+    if (st == SHIMMY_OK) tok_cache_put(s, w, n, h, out->ids + n0, out->n - n0);
+    return st;
 }
 
 shimmy_status tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, bool prefix_space,

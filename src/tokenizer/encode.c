@@ -32,6 +32,9 @@ void tok_scratch_deinit(tok_scratch *s) {
     free(s->cuts);
     free(s->cuts2);
     if (s->md) pcre2_match_data_free(s->md);
+    free(s->cache);
+    free(s->ckeys);
+    free(s->cids);
     memset(s, 0, sizeof *s);
 }
 

@@ -91,6 +91,8 @@ struct tok_vocab {
 
     /* SPM */
     int32_t spm_byte[256]; /* token of byte b: <0xXX>, else the 1-char text, else -1 */
+    int32_t spm_char[256]; /* token whose text is the single byte b, or -1 */
+    int32_t spm_space;     /* token "\u2581", or -1 */
     uint64_t *spm_pairs;   /* (65536 bits) byte pairs (a, b) that occur in some token text */
 
     /* BPE */
@@ -104,6 +106,7 @@ struct tok_vocab {
 };
 
 /* ---- vocab.c ---- */
+uint64_t tok_hash(const char *s, size_t n);
 int32_t tok_intern_find(const tok_vocab *v, const char *s, size_t n);
 /* Starts loading the hash slot of s into the cache (lookups are memory-bound at load). */
 void tok_intern_prefetch(const tok_vocab *v, const char *s, size_t n);
@@ -113,6 +116,24 @@ static inline const char *tok_str(const tok_vocab *v, int32_t id, size_t *n) {
     *n = v->str_len[id];
     return v->blob + v->str_off[id];
 }
+
+/* ---- the pair table: (left, right) string ids -> result; BPE merges and SPM joins ---- */
+#define TOK_PAIR_EMPTY UINT32_MAX
+static inline uint32_t tok_pair_slot(uint32_t l, uint32_t r, uint32_t mask) {
+    uint64_t key = (uint64_t)l << 32 | r;
+    return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+static inline const tok_pair *tok_pair_find(const tok_vocab *v, int32_t l, int32_t r) {
+    for (uint32_t i = tok_pair_slot((uint32_t)l, (uint32_t)r, v->pmask);; i = (i + 1) & v->pmask) {
+        const tok_pair *p = &v->pair[i];
+        if (p->left == TOK_PAIR_EMPTY) return NULL;
+        if (p->left == (uint32_t)l && p->right == (uint32_t)r) return p;
+    }
+}
+/* Allocates an empty table for n pairs (at most 2/3 full); false on NOMEM. */
+bool tok_pairs_init(tok_vocab *v, size_t n);
+/* The first insertion of a pair wins. */
+void tok_pair_insert(tok_vocab *v, int32_t l, int32_t r, int32_t rank, int32_t res);
 
 /* ---- scratch shared by one tok_encode call (grown on demand, freed at the end) ---- */
 typedef struct tok_sym {
@@ -126,7 +147,7 @@ typedef struct tok_sym {
 typedef struct tok_bigram {
     uint32_t prio;
     int32_t left, right;
-    uint32_t a, b; /* BPE: the two string ids at push time; SPM: merged byte length */
+    uint32_t a, b; /* BPE: the two string ids at push time; SPM: merged length, piece id */
 } tok_bigram;
 
 struct tok_scratch {
@@ -143,6 +164,12 @@ struct tok_scratch {
     size_t *cuts2; /* the next regex's result while splitting */
     size_t n_cuts2, cap_cuts2;
     pcre2_match_data *md;
+    struct tok_cache_ent *cache; /* cache.c: memo of pieces already encoded in this call */
+    uint32_t cache_used;
+    char *ckeys;
+    size_t n_ckeys, cap_ckeys;
+    int32_t *cids;
+    size_t n_cids, cap_cids;
 };
 void tok_scratch_deinit(tok_scratch *s);
 
@@ -154,6 +181,15 @@ bool tok_heap_push(tok_scratch *s, tok_bigram e);
 /* false when empty */
 bool tok_heap_pop(tok_scratch *s, tok_bigram *out);
 bool tok_grow(void **p, size_t *cap, size_t need, size_t elem);
+
+/* ---- cache.c ---- */
+#define TOK_CACHE_MAX_KEY 64 /* longer pieces are not memoised */
+uint64_t tok_cache_hash(const char *w, size_t n);
+/* Appends the memoised ids of piece w (hash h) to out; false when absent. */
+bool tok_cache_get(tok_scratch *s, const char *w, size_t n, uint64_t h, tok_buf *out);
+/* Remembers ids for w; silently does nothing when w is too long or memory is short. */
+void tok_cache_put(tok_scratch *s, const char *w, size_t n, uint64_t h, const int32_t *ids,
+                   size_t k);
 
 /* ---- spm.c / bpe.c ---- */
 /* Builds the SPM byte-pair table that lets encoding work on independent segments. */

@@ -29,7 +29,7 @@ bool tok_grow(void **p, size_t *cap, size_t need, size_t elem) {
 
 /* ---- string interning: open addressing over ids, compared by bytes ---- */
 
-static uint64_t str_hash(const char *s, size_t n) {
+uint64_t tok_hash(const char *s, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
     while (n >= 8) {
         uint64_t w;
@@ -56,7 +56,7 @@ static uint32_t tag_of(uint64_t h) {
 }
 
 int32_t tok_intern_find(const tok_vocab *v, const char *s, size_t n) {
-    uint64_t h = str_hash(s, n);
+    uint64_t h = tok_hash(s, n);
     uint32_t tag = tag_of(h);
     for (uint32_t i = (uint32_t)h & v->hmask;; i = (i + 1) & v->hmask) {
         tok_hslot e = v->hslot[i];
@@ -66,7 +66,7 @@ int32_t tok_intern_find(const tok_vocab *v, const char *s, size_t n) {
 }
 
 void tok_intern_prefetch(const tok_vocab *v, const char *s, size_t n) {
-    __builtin_prefetch(&v->hslot[(uint32_t)str_hash(s, n) & v->hmask]);
+    __builtin_prefetch(&v->hslot[(uint32_t)tok_hash(s, n) & v->hmask]);
 }
 
 /* Inserts id (whose text hashes to h) into slots h[0..mask]; a previous id with the same text
@@ -85,7 +85,7 @@ static bool hash_resize(tok_vocab *v, uint32_t n_slots) {
     if (!h) return false;
     for (uint32_t i = 0; i < n_slots; i++) h[i] = (tok_hslot){-1, 0};
     for (int32_t id = 0; id < v->n_str; id++)
-        slot_put(v, h, n_slots - 1, id, str_hash(v->blob + v->str_off[id], v->str_len[id]));
+        slot_put(v, h, n_slots - 1, id, tok_hash(v->blob + v->str_off[id], v->str_len[id]));
     free(v->hslot);
     v->hslot = h;
     v->hmask = n_slots - 1;
@@ -113,13 +113,32 @@ static int32_t intern_push(tok_vocab *v, const char *s, size_t n) {
     v->str_off[id] = (uint32_t)v->blob_len;
     v->str_len[id] = (uint32_t)n;
     v->blob_len += n;
-    slot_put(v, v->hslot, v->hmask, id, str_hash(s, n));
+    slot_put(v, v->hslot, v->hmask, id, tok_hash(s, n));
     return id;
 }
 
 int32_t tok_intern_add(tok_vocab *v, const char *s, size_t n) {
     int32_t id = tok_intern_find(v, s, n);
     return id >= 0 ? id : intern_push(v, s, n);
+}
+
+/* ---- the pair table ---- */
+
+bool tok_pairs_init(tok_vocab *v, size_t n) {
+    uint32_t slots = 1024;
+    while (slots < n + n / 2 + 2) slots *= 2;
+    v->pmask = slots - 1;
+    v->pair = malloc((size_t)slots * sizeof *v->pair);
+    if (!v->pair) return false;
+    for (uint32_t i = 0; i < slots; i++) v->pair[i].left = TOK_PAIR_EMPTY;
+    return true;
+}
+
+void tok_pair_insert(tok_vocab *v, int32_t l, int32_t r, int32_t rank, int32_t res) {
+    uint32_t i = tok_pair_slot((uint32_t)l, (uint32_t)r, v->pmask);
+    for (; v->pair[i].left != TOK_PAIR_EMPTY; i = (i + 1) & v->pmask)
+        if (v->pair[i].left == (uint32_t)l && v->pair[i].right == (uint32_t)r) return;
+    v->pair[i] = (tok_pair){(uint32_t)l, (uint32_t)r, rank, res};
 }
 
 /* ---- loading ---- */
