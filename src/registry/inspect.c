@@ -5,6 +5,7 @@
  */
 #include "internal.h"
 
+#include "chat/chat.h"
 #include "gguf/gguf.h"
 
 #include <errno.h>
@@ -127,36 +128,14 @@ static char *str_key(const gguf_file *f, const char *key) {
     return gguf_get_str(f, key, &s) ? reg_strndup(s.data, (size_t)s.len) : NULL;
 }
 
-/* Chat template families by marker text, in priority order: the first row whose markers all
- * occur wins. Names are the chat module's built-in family names. */
-static const struct {
-    const char *family;
-    const char *marker, *also;
-} families[] = {
-    {"llama3", "<|start_header_id|>", NULL},
-    {"command-r", "<|START_OF_TURN_TOKEN|>", NULL},
-    {"chatml", "<|im_start|>", NULL},
-    {"gemma", "<start_of_turn>", NULL},
-    {"deepseek", "<\xef\xbd\x9cUser\xef\xbd\x9c>", NULL},
-    {"llama2", "[INST]", "<<SYS>>"},
-    {"mistral", "[INST]", NULL},
-    {"phi3", "<|user|>", "<|end|>"},
-    {"zephyr", "<|user|>", NULL},
-    {"openchat", "GPT4 Correct User", NULL},
-    {"vicuna", "USER:", "ASSISTANT:"},
-};
-
-static bool contains(const char *text, size_t len, const char *needle) {
-    return memmem(text, len, needle, strlen(needle)) != NULL;
-}
-
+/* The chat module owns the families (the same names the server renders with); it reads a
+ * NUL-terminated text, so the template is copied out of the mapping. */
 const char *reg_template_family(const char *text, size_t len) {
     if (!text || len == 0) return "none";
-    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
-        if (contains(text, len, families[i].marker) &&
-            (!families[i].also || contains(text, len, families[i].also)))
-            return families[i].family;
-    return "unknown";
+    char *copy = reg_strndup(text, len);
+    const char *family = copy ? chat_family_of(copy) : "unknown";
+    free(copy);
+    return family;
 }
 
 static void inspect_gguf_meta(reg_cand *c, const gguf_file *f) {

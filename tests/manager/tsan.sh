@@ -14,10 +14,10 @@ if ! "$CC" -fsanitize=thread "$probe" -o "$OUT/probe" 2>/dev/null || ! "$OUT/pro
     exit 77
 fi
 
-# The manager needs only core, gguf and registry below it (the engine loader is left out: the
+# The manager needs only core, gguf, chat (template families) and registry below it (the engine loader is left out: the
 # test plugs in its own loader).
 sources=("$SRC"/tests/manager/test_manager.c "$SRC"/tests/support/test.c
-         "$SRC"/src/manager/manager.c "$SRC"/src/registry/*.c "$SRC"/src/gguf/*.c "$SRC"/src/core/*.c)
+         "$SRC"/src/manager/manager.c "$SRC"/src/registry/*.c "$SRC"/src/chat/*.c "$SRC"/src/gguf/*.c "$SRC"/src/core/*.c)
 if ! "$CC" -std=c11 -D_GNU_SOURCE -DSHIMMY_TEST_TSAN=1 -O1 -g -fsanitize=thread \
         -I"$SRC/include" -I"$SRC/src" -I"$SRC/tests/support" $(pkg-config --cflags jansson) \
         "${sources[@]}" -o "$OUT/test_manager_tsan" $(pkg-config --libs jansson) -lpthread -lm; then
