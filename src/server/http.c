@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 enum { ROUTE_PUBLIC = 1 }; /* answered without an API key */
 
@@ -50,6 +51,14 @@ static bool route_match(const char *pattern, const char *url, char *param, size_
 
 /* ---- replies ---- */
 
+/* MHD's idle timeout measures time since the last byte moved; time spent waiting for a slot or a
+ * token is not the client's idleness. So the timeout is off while this thread waits and is set
+ * again (which restarts its timer) the moment there is something to send. */
+void server_call_hold(server *s, struct MHD_Connection *conn, bool hold) {
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              hold ? 0u : (unsigned)s->cfg.timeout_s);
+}
+
 static void add_common_headers(server_call *c, struct MHD_Response *r) {
     const char *origin = c->srv->cfg.cors_origin;
     if (origin && *origin) {
@@ -59,6 +68,7 @@ static void add_common_headers(server_call *c, struct MHD_Response *r) {
 }
 
 int server_reply(server_call *c, int status, const char *ctype, const char *body, size_t len) {
+    server_call_hold(c->srv, c->conn, false);
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
@@ -103,14 +113,6 @@ bool server_call_gone(struct MHD_Connection *conn) {
     /* Readable: either a pipelined request (still there) or EOF (gone). */
     char b;
     return recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
-}
-
-/* MHD's idle timeout measures time since the last byte moved; time spent waiting for a slot or a
- * token is not the client's idleness. So the timeout is off while this thread waits and is set
- * again (which restarts its timer) the moment there is something to send. */
-void server_call_hold(server *s, struct MHD_Connection *conn, bool hold) {
-    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
-                              hold ? 0u : (unsigned)s->cfg.timeout_s);
 }
 
 typedef struct stream_ctx {
@@ -327,7 +329,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 
 shimmy_status server_http_start(server *s, shimmy_error *err) {
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->cfg.port)};
-    if (inet_pton(AF_INET, s->cfg.host, &addr.sin_addr) != 1)
+    const char *host = strcmp(s->cfg.host, "localhost") == 0 ? "127.0.0.1" : s->cfg.host;
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "--bind",
                           "'%s' is not an IPv4 address (use e.g. 127.0.0.1:11435)", s->cfg.host);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -345,15 +348,18 @@ shimmy_status server_http_start(server *s, shimmy_error *err) {
                           s->cfg.host, s->cfg.port);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     int port = di ? di->port : s->cfg.port;
-    snprintf(s->url, sizeof s->url, "http://%s:%d", s->cfg.host, port);
+    snprintf(s->url, sizeof s->url, "http://%s:%d", host, port);
     return SHIMMY_OK;
 }
 
 void server_http_quiesce(server *s) {
-    if (s->daemon) MHD_quiesce_daemon(s->daemon);
+    if (s->daemon) s->listen_fd = MHD_quiesce_daemon(s->daemon);
 }
 
 void server_http_stop(server *s) {
     if (s->daemon) MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
+    /* After a quiesce the listening socket is ours to close. */
+    if (s->listen_fd >= 0) close(s->listen_fd);
+    s->listen_fd = -1;
 }

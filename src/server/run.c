@@ -20,6 +20,8 @@ static shimmy_status default_model(server *s, server_request *r, shimmy_error *e
 int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
                const server_fmt *json_fmt) {
     server *s = c->srv;
+    /* Loading a model or waiting for a slot is not client idleness (see server_call_hold). */
+    server_call_hold(s, c->conn, true);
     server_request req;
     shimmy_error err;
     shimmy_error_clear(&err);
@@ -48,7 +50,6 @@ int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
         return ok;
     }
     /* This is the connection's own thread: waiting here blocks no one else. */
-    server_call_hold(s, c->conn, true);
     while (!server_job_wait(j, 100)) {
         if (server_call_gone(c->conn)) {
             server_job_cancel(j);
@@ -57,7 +58,6 @@ int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
             return MHD_NO;
         }
     }
-    server_call_hold(s, c->conn, false);
     int status = j->http_status;
     int ok = status == 499 ? MHD_NO
                            : server_reply(c, status, "application/json", j->out + j->out_off,

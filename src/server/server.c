@@ -41,6 +41,7 @@ shimmy_status server_new(const server_config *cfg, server **out, shimmy_error *e
     if (!s) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
     s->cfg = *cfg;
     s->n_slots = cfg->parallel;
+    s->listen_fd = -1;
     pthread_mutex_init(&s->compute_lock, NULL);
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);

@@ -238,6 +238,7 @@ struct server {
     core_pool *pool;
     pthread_mutex_t compute_lock; /* held by the engine around each forward step */
     struct MHD_Daemon *daemon;
+    int listen_fd; /* returned by the quiesce at shutdown, closed after the daemon stops */
     char url[160];
     double t_start;
 

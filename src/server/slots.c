@@ -97,7 +97,6 @@ void server_queue_depth(server *s, int *queued, int *running) {
 typedef struct sink_ctx {
     server_job *job;
     size_t choice;
-    bool first;
 } sink_ctx;
 
 static bool job_sink(void *user, const char *text, size_t len, int32_t token) {
@@ -173,7 +172,7 @@ static void run_job(server_slot *sl, server_job *j) {
     gp.n_stop = n_stop;
     j->fmt->begin(j);
     for (size_t c = 0; c < j->n_choices; c++) {
-        sink_ctx sc = {.job = j, .choice = c, .first = true};
+        sink_ctx sc = {.job = j, .choice = c};
         if (j->req.echo) j->fmt->text(j, c, j->req.prompts[c], strlen(j->req.prompts[c]));
         engine_result res;
         memset(&res, 0, sizeof res);
