@@ -165,7 +165,7 @@ struct tok_scratch {
     size_t n_cuts2, cap_cuts2;
     pcre2_match_data *md;
     struct tok_cache_ent *cache; /* cache.c: memo of pieces already encoded in this call */
-    uint32_t cache_used;
+    uint32_t cache_used, cache_mask;
     char *ckeys;
     size_t n_ckeys, cap_ckeys;
     int32_t *cids;
