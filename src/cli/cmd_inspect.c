@@ -205,8 +205,12 @@ static int print_text(const gguf_file *f) {
     }
     if (gguf_n_tensors(f)) {
         printf("\n  %" PRIu64 " bytes of tensor data; types:", total);
+        const char *sep = " ";
         for (uint32_t t = 0; t < GGUF_T_COUNT; t++)
-            if (per_type[t]) printf(" %s x %d", gguf_type_name(t), per_type[t]);
+            if (per_type[t]) {
+                printf("%s%s x %d", sep, gguf_type_name(t), per_type[t]);
+                sep = ", ";
+            }
         putchar('\n');
     }
     return 0;

@@ -33,6 +33,9 @@ static void walk_value(const gguf_value *v) {
             walk_value(&v->v.arr.arrays[i]);
         else
             sink += (uint64_t)gguf_arr_i64(v, i) + (uint64_t)gguf_arr_f64(v, i);
+        /* The generic accessor must agree with the typed storage. */
+        gguf_value e = gguf_arr_elem(v, i);
+        if (e.type != v->v.arr.elem_type) abort();
     }
 }
 
