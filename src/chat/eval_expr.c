@@ -118,7 +118,7 @@ static size_t cp_offset(const chat_str *s, size_t k) {
 
 chat_val chat_getitem(chat_rt *rt, chat_val obj, chat_val key) {
     bool int_key = key.type == CV_INT || key.type == CV_BOOL;
-    int64_t ik = key.type == CV_INT ? key.u.i : key.u.b;
+    int64_t ik = key.type == CV_INT ? key.u.i : key.type == CV_BOOL ? key.u.b : 0;
     switch ((chat_vtype)obj.type) {
     case CV_UNDEF: fail_undef(rt, obj);
     case CV_DICT: {
@@ -391,7 +391,7 @@ static chat_val arith(chat_rt *rt, int op, chat_val a, chat_val b) {
     }
     if (op == OP_ADD && a.type == CV_LIST && b.type == CV_LIST) {
         chat_list *l = chat_list_new(rt, a.u.l->n + b.u.l->n);
-        memcpy(l->v, a.u.l->v, a.u.l->n * sizeof *l->v);
+        if (a.u.l->n) memcpy(l->v, a.u.l->v, a.u.l->n * sizeof *l->v);
         if (b.u.l->n) memcpy(l->v + a.u.l->n, b.u.l->v, b.u.l->n * sizeof *l->v);
         l->n = a.u.l->n + b.u.l->n;
         chat_val v = chat_listv(l);

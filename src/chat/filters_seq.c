@@ -133,7 +133,7 @@ chat_val chat_f_map(chat_rt *rt, chat_val v, const chat_args *a) {
 chat_val chat_f_list(chat_rt *rt, chat_val v, const chat_args *a) {
     (void)a;
     chat_list *l = chat_iterable(rt, v), *out = chat_list_new(rt, l->n);
-    memcpy(out->v, l->v, l->n * sizeof *l->v);
+    if (l->n) memcpy(out->v, l->v, l->n * sizeof *l->v);
     out->n = l->n;
     return chat_listv(out);
 }

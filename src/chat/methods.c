@@ -213,7 +213,7 @@ METHOD(m_keys) {
 METHOD(m_values) {
     (void)a;
     chat_list *l = chat_list_new(rt, self.u.d->n);
-    memcpy(l->v, self.u.d->v, self.u.d->n * sizeof *l->v);
+    if (self.u.d->n) memcpy(l->v, self.u.d->v, self.u.d->n * sizeof *l->v);
     l->n = self.u.d->n;
     return chat_listv(l);
 }
