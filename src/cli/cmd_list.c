@@ -67,9 +67,9 @@ static void print_table(const registry *r) {
         const registry_entry *e = registry_entry_at(r, i);
         char size[32];
         human_size(e->size, size, sizeof size);
-        printf("%-*s  %-10s %7s  %-8s %7u  %-10s %10s  %-8s", w, e->name,
+        printf("%-*s  %-10s %7s  %-8s %7u  %-10s %10s  %-*s", w, e->name,
                *e->architecture ? e->architecture : "?", e->size_label, e->quant, e->context_length,
-               e->template, size, registry_source_name(e->source));
+               e->template, size, e->n_adapters ? 8 : 0, registry_source_name(e->source));
         for (size_t k = 0; k < e->n_adapters; k++)
             printf("%s%s", k ? "," : " ", e->adapters[k]->name);
         printf("\n");
