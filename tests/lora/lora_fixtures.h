@@ -126,8 +126,16 @@ static inline bool fx_write_st(const char *path, const fx_st *ts, size_t n) {
         off += sizes[i];
     }
     total = off;
-    char *text = json_dumps(hdr, JSON_COMPACT);
-    uint64_t hl = strlen(text);
+    char *json = json_dumps(hdr, JSON_COMPACT);
+    /* trailing spaces (legal) put the data at 2 mod 4: kernels must cope with unaligned rows,
+     * as they meet in real files, and UBSan checks that they do */
+    size_t jl = strlen(json), pad = (4 + 2 - (8 + jl) % 4) % 4;
+    char *text = malloc(jl + pad + 1);
+    memcpy(text, json, jl);
+    memset(text + jl, ' ', pad);
+    text[jl + pad] = '\0';
+    free(json);
+    uint64_t hl = jl + pad;
     FILE *fp = fopen(path, "wb");
     bool ok = fp && fwrite(&hl, 8, 1, fp) == 1 && fwrite(text, 1, hl, fp) == hl;
     for (size_t i = 0; ok && i < n; i++) ok = fwrite(blobs[i], 1, sizes[i], fp) == sizes[i];
@@ -170,7 +178,7 @@ static inline bool fx_write_config(const char *dir, const char *overrides, const
 /* A PEFT folder dir/<name>/ with a config and tensors; returns its path in buf. */
 static inline const char *fx_peft(const char *dir, const char *name, const char *overrides,
                                   const fx_st *ts, size_t n, char *buf, size_t cap) {
-    char st[700];
+    char st[1100];
     snprintf(buf, cap, "%s/%s", dir, name);
     if (mkdir(buf, 0755) != 0) return NULL;
     snprintf(st, sizeof st, "%s/adapter_model.safetensors", buf);

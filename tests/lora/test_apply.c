@@ -168,6 +168,25 @@ static void test_quantized(void) {
     lora_adapter_unref(a);
 }
 
+/* PEFT matrices straight from a safetensors mapping, at unaligned addresses. */
+static void test_peft_unaligned(void) {
+    const fx_st ts[] = {{FX_PEFT "1.mlp.down_proj.lora_A.weight", "F16", 4, 96, NULL},
+                        {FX_PEFT "1.mlp.down_proj.lora_B.weight", "BF16", 32, 4, NULL},
+                        {FX_PEFT "0.self_attn.k_proj.lora_A.weight", "F32", 4, 32, NULL},
+                        {FX_PEFT "0.self_attn.k_proj.lora_B.weight", "F32", 16, 4, NULL}};
+    char path[700];
+    CHECK(fx_peft(tmp, "unaligned", "", ts, 4, path, sizeof path) != NULL);
+    lora_adapter *a = NULL;
+    shimmy_error err;
+    CHECK_MSG(lora_adapter_open(path, llama, &a, &err) == SHIMMY_OK, "%s", err.message);
+    for (size_t i = 0; a && i < lora_adapter_n_pairs(a); i++) {
+        const lora_pair *p = lora_adapter_pair_at(a, i);
+        CHECK(((uintptr_t)p->a & 3) != 0); /* the fixture really is unaligned */
+        check_pair(p, lora_pair_scale(p, 1.0f), 2, NULL, "PEFT");
+    }
+    lora_adapter_unref(a);
+}
+
 /* The same result, bit for bit, with and without a pool, for any token count. */
 static void test_pool(void) {
     core_pool *pool = NULL;
@@ -252,6 +271,7 @@ int main(void) {
     }
     test_shared();
     test_quantized();
+    test_peft_unaligned();
     test_pool();
     test_set();
     test_rm_rf(tmp);
