@@ -27,14 +27,14 @@ static void bench(const char *label, const char *src, const json_t *msgs, int it
     double t0 = core_time_ms();
     chat_template *t = NULL;
     shimmy_error err;
-    for (int i = 0; i < 20; i++) {
+    for (int i = 0; i < 200; i++) {
         chat_template_free(t);
         if (chat_template_new(src, &t, &err)) {
             printf("%-50s compile error: %s\n", label, err.message);
             return;
         }
     }
-    double compile_ms = (core_time_ms() - t0) / 20;
+    double compile_ms = (core_time_ms() - t0) / 200;
     chat_render_params p = {.messages = msgs,
                             .add_generation_prompt = true,
                             .bos_token = "<s>",

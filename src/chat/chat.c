@@ -47,11 +47,13 @@ shimmy_status chat_template_new(const char *source, chat_template **out, shimmy_
     p->src = t->source;
     p->err = &local;
     if (setjmp(p->jb)) {
+        free(p->toks);
         free(p);
         chat_template_free(t);
         return pass_error(err, &local);
     }
     chat_parse(p, &t->body, &t->n_body);
+    free(p->toks);
     free(p);
     *out = t;
     return SHIMMY_OK;

@@ -214,7 +214,7 @@ typedef struct chat_token {
 typedef struct chat_parser {
     chat_arena *arena;
     const char *src;
-    chat_token *toks;
+    chat_token *toks; /* heap (realloc), freed by the caller after parsing */
     size_t n_toks, cap_toks, pos;
     int depth; /* expression/statement nesting */
     int loops; /* enclosing for-loops (break/continue are legal inside) */
@@ -446,8 +446,9 @@ chat_val chat_items_of(chat_rt *rt, chat_val v); /* dict -> list of (key, value)
     X(join)                                                                                        \
     X(first)                                                                                       \
     X(last)                                                                                        \
-    X(items) X(select) X(reject) X(selectattr) X(rejectattr) X(map) X(list) X(unique) X(sort)      \
-        X(reverse) X(sum) X(min) X(max) X(dictsort) X(batch)
+    X(items)                                                                                       \
+    X(select) X(reject) X(selectattr) X(rejectattr) X(map) X(list) X(unique) X(sort) X(reverse)    \
+        X(sum) X(min) X(max) X(dictsort) X(batch)
 #define CHAT_DECLARE_FILTER(name)                                                                  \
     chat_val chat_f_##name(chat_rt *rt, chat_val v, const chat_args *a);
 CHAT_SEQ_FILTERS(CHAT_DECLARE_FILTER)

@@ -35,9 +35,14 @@ static int col_of(lexer *lx, size_t at) {
 static chat_token *push(lexer *lx, int kind, size_t at) {
     chat_parser *p = lx->p;
     if (p->n_toks == p->cap_toks) {
+        /* tokens live only while parsing: heap memory the caller frees, not the arena */
         size_t cap = p->cap_toks ? p->cap_toks * 2 : 256;
-        chat_token *nt = chat_parse_alloc(p, cap * sizeof *nt);
-        if (p->n_toks) memcpy(nt, p->toks, p->n_toks * sizeof *nt);
+        chat_token *nt = realloc(p->toks, cap * sizeof *nt);
+        if (!nt) {
+            core_error(p->err, SHIMMY_ERR_NOMEM, "chat template",
+                       "out of memory compiling template");
+            longjmp(p->jb, 1);
+        }
         p->toks = nt;
         p->cap_toks = cap;
     }
