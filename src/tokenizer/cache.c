@@ -54,7 +54,7 @@ bool tok_cache_get(tok_scratch *s, const char *w, size_t n, uint64_t h, tok_buf 
         if (out->n + e->ids_n > out->cap &&
             !tok_grow((void **)&out->ids, &out->cap, out->n + e->ids_n, sizeof *out->ids))
             return false; /* the caller encodes the piece and reports NOMEM itself */
-        memcpy(out->ids + out->n, s->cids + e->ids_off, e->ids_n * sizeof *out->ids);
+        if (e->ids_n) memcpy(out->ids + out->n, s->cids + e->ids_off, e->ids_n * sizeof *out->ids);
         out->n += e->ids_n;
         return true;
     }
@@ -71,7 +71,7 @@ void tok_cache_put(tok_scratch *s, const char *w, size_t n, uint64_t h, const in
     uint32_t i = (uint32_t)h & s->cache_mask;
     while (s->cache[i].h != 0) i = (i + 1) & s->cache_mask;
     memcpy(s->ckeys + s->n_ckeys, w, n);
-    memcpy(s->cids + s->n_cids, ids, k * sizeof *ids);
+    if (k) memcpy(s->cids + s->n_cids, ids, k * sizeof *ids);
     s->cache[i] =
         (tok_cache_ent){h, (uint32_t)s->n_ckeys, (uint32_t)n, (uint32_t)s->n_cids, (uint32_t)k};
     s->n_ckeys += n;

@@ -232,15 +232,8 @@ static void write_vocab(const char *path, const char *model, const char *pre, in
     if (!w) return;
     if (model) gguf_writer_set_str(w, "tokenizer.ggml.model", model);
     if (pre) gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
-    const char *toks[] = {"<unk>",
-                          "<s>",
-                          "</s>",
-                          "a",
-                          "b",
-                          "ab",
-                          "\xc4\xa0",
-                          "\xc4\xa0"
-                          "a"};
+    const char *toks[] = {"<unk>", "<s>", "</s>",     "a",
+                          "b",     "ab",  "\xc4\xa0", "\xc4\xa0\x61"}; /* "Ġa" */
     if (n_tokens) gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, (size_t)n_tokens);
     float scores[8] = {0, 0, 0, -1, -2, -0.5f, -3, -0.25f};
     if (n_scores)
@@ -331,7 +324,37 @@ static void test_bad_metadata(void) {
     test_rm_rf(dir);
 }
 
+/* Long runs of one character class: one huge word or segment, long regex matches. */
+static void test_long_runs(void) {
+    static const char *const vocabs[] = {"vocab/ggml-vocab-llama-bpe.gguf",
+                                         "vocab/ggml-vocab-qwen2.gguf",
+                                         "vocab/ggml-vocab-llama-spm.gguf"};
+    static const char fill[] = {'a', ' ', '7', '\n', '.'};
+    size_t n = 100000;
+    char *text = malloc(n);
+    for (size_t vi = 0; vi < 3; vi++) {
+        tok_vocab *v = load(vocabs[vi]);
+        for (size_t k = 0; k < sizeof fill; k++) {
+            memset(text, fill[k], n);
+            tok_buf b = {0};
+            shimmy_error err;
+            CHECK(tok_encode(v, text, n, NULL, &b, &err) == SHIMMY_OK);
+            CHECK(b.n > 0 && b.n <= n + 1);
+            char *out = NULL;
+            size_t len = 0;
+            CHECK(tok_decode(v, b.ids, b.n, false, &out, &len, &err) == SHIMMY_OK);
+            CHECK_MSG(out && len == n && memcmp(out, text, n) == 0, "%s: run of '%c'", vocabs[vi],
+                      fill[k]);
+            free(out);
+            tok_buf_free(&b);
+        }
+        tok_vocab_free(v);
+    }
+    free(text);
+}
+
 int main(void) {
+    test_long_runs();
     test_special_qwen();
     test_special_llama3();
     test_spm();

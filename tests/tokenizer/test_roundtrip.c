@@ -225,6 +225,9 @@ int main(void) {
 #else
     int iters = 2000;
 #endif
+    /* SHIMMY_FUZZ_ITERS=N runs a longer campaign by hand */
+    const char *env = getenv("SHIMMY_FUZZ_ITERS");
+    if (env && atoi(env) > 0) iters = atoi(env);
     fuzz("vocab/ggml-vocab-llama-spm.gguf", iters, 1);
     fuzz("vocab/ggml-vocab-phi-3.gguf", iters / 2, 2);
     fuzz("vocab/ggml-vocab-llama-bpe.gguf", iters, 3);
