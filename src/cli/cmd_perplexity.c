@@ -1,8 +1,315 @@
-/* shimmy perplexity — not built yet. */
+/*
+ * shimmy perplexity — what llama.cpp's llama-perplexity computes, so figures compare directly:
+ * the whole file is tokenized once (BOS per metadata, no special-token parsing), cut into
+ * n_ctx-token chunks; each chunk starts with BOS, is evaluated from position 0 with an empty
+ * cache, and only its second half is scored (positions n_ctx/2 .. n_ctx-2 predict the next
+ * token), so every scored token sees at least n_ctx/2 tokens of context.
+ *
+ * --kl-base MODEL2 evaluates a second model on the same chunks and reports how far this
+ * model's next-token distributions are from MODEL2's: mean KL(P_base || P_model), its 99th
+ * percentile, and how often both pick the same top token.
+ */
 #include "cli.h"
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PPL_USAGE                                                                                  \
+    "shimmy perplexity MODEL --file TEXT [--ctx-size N] [--batch N] [--kv f16|f32] "               \
+    "[--threads N] [--chunks N] [--kl-base MODEL2] [--json]"
+
+typedef struct ppl_opts {
+    const char *model, *file, *kl_base;
+    long ctx, batch, threads, max_chunks;
+    model_kv_type kv;
+    bool json;
+} ppl_opts;
+
+typedef struct ppl_side {
+    engine_model *model;
+    engine_session *session;
+} ppl_side;
+
+static int parse_opts(int argc, char **argv, ppl_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->ctx = 512;
+    o->kv = MODEL_KV_F16;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--json") == 0) {
+            o->json = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            printf("usage: %s\n", PPL_USAGE);
+            exit(0);
+        } else if (a[0] == '-' && !v) {
+            return cli_usage_error("perplexity", PPL_USAGE, "%s needs a value", a);
+        } else if (strcmp(a, "--file") == 0 || strcmp(a, "-f") == 0) {
+            o->file = argv[++i];
+        } else if (strcmp(a, "--kl-base") == 0) {
+            o->kl_base = argv[++i];
+        } else if (strcmp(a, "--ctx-size") == 0 || strcmp(a, "-c") == 0) {
+            if (!cli_parse_long(argv[++i], 8, 1 << 20, &o->ctx))
+                return cli_usage_error("perplexity", PPL_USAGE, "--ctx-size wants 8..1048576");
+        } else if (strcmp(a, "--batch") == 0 || strcmp(a, "-b") == 0) {
+            if (!cli_parse_long(argv[++i], 1, 1 << 20, &o->batch))
+                return cli_usage_error("perplexity", PPL_USAGE, "--batch wants a positive number");
+        } else if (strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0) {
+            if (!cli_parse_long(argv[++i], 1, 512, &o->threads))
+                return cli_usage_error("perplexity", PPL_USAGE, "--threads wants 1..512");
+        } else if (strcmp(a, "--chunks") == 0) {
+            if (!cli_parse_long(argv[++i], 1, 1 << 30, &o->max_chunks))
+                return cli_usage_error("perplexity", PPL_USAGE, "--chunks wants a positive number");
+        } else if (strcmp(a, "--kv") == 0) {
+            const char *k = argv[++i];
+            if (strcmp(k, "f16") == 0)
+                o->kv = MODEL_KV_F16;
+            else if (strcmp(k, "f32") == 0)
+                o->kv = MODEL_KV_F32;
+            else
+                return cli_usage_error("perplexity", PPL_USAGE, "--kv is f16 or f32, not '%s'", k);
+        } else if (a[0] == '-') {
+            return cli_usage_error("perplexity", PPL_USAGE, "unknown option %s", a);
+        } else if (!o->model) {
+            o->model = a;
+        } else {
+            return cli_usage_error("perplexity", PPL_USAGE, "unexpected argument '%s'", a);
+        }
+    }
+    if (!o->model) return cli_usage_error("perplexity", PPL_USAGE, "MODEL is required");
+    if (!o->file) return cli_usage_error("perplexity", PPL_USAGE, "--file is required");
+    if (o->batch == 0 || o->batch > o->ctx) o->batch = o->ctx;
+    return 0;
+}
+
+static shimmy_status open_side(const char *arg, const ppl_opts *o, ppl_side *side,
+                               shimmy_error *err) {
+    char path[4096];
+    shimmy_status st = cli_resolve_model(arg, path, sizeof path, err);
+    if (st) return st;
+    st = engine_model_open(path, NULL, &side->model, err);
+    if (st) return st;
+    engine_session_params sp = {
+        .n_ctx = (int32_t)o->ctx,
+        .n_batch = (int32_t)o->batch,
+        .n_logits = (int32_t)o->ctx,
+        .kv_type = o->kv,
+        .n_threads = (int32_t)o->threads,
+    };
+    return engine_session_new(side->model, &sp, &side->session, err);
+}
+
+static void close_side(ppl_side *side) {
+    engine_session_free(side->session);
+    engine_model_close(side->model);
+}
+
+/* Two vocabularies are the same when every token has the same text: only then are next-token
+ * distributions comparable position by position. */
+static shimmy_status check_same_vocab(const tok_vocab *a, const tok_vocab *b, const char *name,
+                                      shimmy_error *err) {
+    if (tok_n_vocab(a) != tok_n_vocab(b))
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                          "--kl-base model has %d tokens, the model %d: vocabularies differ",
+                          tok_n_vocab(b), tok_n_vocab(a));
+    for (int32_t i = 0; i < tok_n_vocab(a); i++) {
+        size_t la, lb;
+        const char *ta = tok_text(a, i, &la), *tb = tok_text(b, i, &lb);
+        if (la != lb || memcmp(ta, tb, la) != 0)
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                              "--kl-base model's token %d differs from the model's: vocabularies "
+                              "differ",
+                              i);
+    }
+    return SHIMMY_OK;
+}
+
+/* log-softmax of logits into out (double precision sum, as llama-perplexity). */
+static void log_softmax(const float *logits, int32_t n, double *out) {
+    float mx = logits[0];
+    for (int32_t j = 1; j < n; j++) mx = logits[j] > mx ? logits[j] : mx;
+    double sum = 0;
+    for (int32_t j = 0; j < n; j++) sum += exp((double)(logits[j] - mx));
+    double lse = log(sum);
+    for (int32_t j = 0; j < n; j++) out[j] = (double)(logits[j] - mx) - lse;
+}
+
+static int32_t argmax(const float *x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t j = 1; j < n; j++)
+        if (x[j] > x[best]) best = j;
+    return best;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct ppl_stats {
+    double nll, nll2;
+    long count;
+    double *kl; /* one per scored token when --kl-base */
+    long kl_n, top_agree;
+} ppl_stats;
+
+static shimmy_status score_chunk(ppl_side *m, ppl_side *base, const int32_t *toks, int32_t ctx,
+                                 double *lp_m, double *lp_b, ppl_stats *st, shimmy_error *err) {
+    shimmy_status s = engine_eval(m->session, toks, (size_t)ctx, 0, true, err);
+    if (!s && base) s = engine_eval(base->session, toks, (size_t)ctx, 0, true, err);
+    if (s) return s;
+    int32_t n_vocab = engine_n_vocab(m->session);
+    for (int32_t i = ctx / 2; i < ctx - 1; i++) {
+        const float *lg = engine_logits(m->session, i);
+        log_softmax(lg, n_vocab, lp_m);
+        double nll = -lp_m[toks[i + 1]];
+        st->nll += nll;
+        st->nll2 += nll * nll;
+        st->count++;
+        if (base) {
+            const float *lb = engine_logits(base->session, i);
+            log_softmax(lb, n_vocab, lp_b);
+            double kl = 0;
+            for (int32_t j = 0; j < n_vocab; j++) kl += exp(lp_b[j]) * (lp_b[j] - lp_m[j]);
+            st->kl[st->kl_n++] = kl;
+            st->top_agree += argmax(lg, n_vocab) == argmax(lb, n_vocab);
+        }
+    }
+    return SHIMMY_OK;
+}
+
+static char *read_text(const char *path, size_t *len, shimmy_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        core_error(err, SHIMMY_ERR_IO, path, "cannot open the text file: %s", strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        core_error(err, bad ? SHIMMY_ERR_IO : SHIMMY_ERR_NOMEM, path, "cannot read the text file");
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int report(const ppl_opts *o, const ppl_stats *st, long n_chunk, double secs) {
+    double mean = st->nll / (double)st->count, ppl = exp(mean);
+    double var = st->nll2 / (double)st->count - mean * mean;
+    double ppl_err = var > 0 && st->count > 1 ? ppl * sqrt(var / (double)(st->count - 1)) : 0;
+    double kl_mean = 0, kl_p99 = 0, agree = 0;
+    if (o->kl_base && st->kl_n > 0) {
+        for (long i = 0; i < st->kl_n; i++) kl_mean += st->kl[i];
+        kl_mean /= (double)st->kl_n;
+        qsort(st->kl, (size_t)st->kl_n, sizeof(double), cmp_double);
+        long idx = (long)ceil(0.99 * (double)st->kl_n) - 1;
+        kl_p99 = st->kl[idx < 0 ? 0 : idx];
+        agree = (double)st->top_agree / (double)st->kl_n;
+    }
+    if (o->json) {
+        json_t *j = json_pack("{s:f,s:f,s:I,s:I,s:I,s:f,s:f}", "ppl", ppl, "ppl_stderr", ppl_err,
+                              "chunks", (json_int_t)n_chunk, "ctx", (json_int_t)o->ctx,
+                              "tokens_scored", (json_int_t)st->count, "seconds", secs,
+                              "tokens_per_s", secs > 0 ? (double)(n_chunk * o->ctx) / secs : 0.0);
+        if (o->kl_base)
+            json_object_set_new(j, "kl_divergence",
+                                json_pack("{s:f,s:f,s:f}", "mean", kl_mean, "p99", kl_p99,
+                                          "top1_agreement", agree));
+        char *s = json_dumps(j, JSON_REAL_PRECISION(10));
+        printf("%s\n", s);
+        free(s);
+        json_decref(j);
+    } else {
+        printf("perplexity: %.4f +/- %.5f  (%ld chunks of %ld tokens, %ld tokens scored, %.1f s)\n",
+               ppl, ppl_err, n_chunk, o->ctx, st->count, secs);
+        if (o->kl_base)
+            printf("KL divergence from %s: mean %.6f, p99 %.6f; same top token %.2f%%\n",
+                   o->kl_base, kl_mean, kl_p99, 100.0 * agree);
+    }
+    return 0;
+}
 
 int cli_cmd_perplexity(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_not_built("perplexity");
+    ppl_opts o;
+    int rc = parse_opts(argc, argv, &o);
+    if (rc) return rc;
+    shimmy_error err;
+    shimmy_error_clear(&err);
+    ppl_side m = {0}, base = {0};
+    tok_buf toks = {0};
+    char *text = NULL;
+    double *lp_m = NULL, *lp_b = NULL;
+    ppl_stats st = {0};
+    rc = 1;
+    size_t text_len = 0;
+    if (!(text = read_text(o.file, &text_len, &err))) goto fail;
+    if (open_side(o.model, &o, &m, &err)) goto fail;
+    if (o.kl_base) {
+        if (open_side(o.kl_base, &o, &base, &err)) goto fail;
+        if (check_same_vocab(engine_model_vocab(m.model), engine_model_vocab(base.model), o.kl_base,
+                             &err))
+            goto fail;
+    }
+    const tok_vocab *v = engine_model_vocab(m.model);
+    tok_encode_opts eo = {.add_special = true, .parse_special = false};
+    if (tok_encode(v, text, text_len, &eo, &toks, &err)) goto fail;
+    long n_chunk = (long)toks.n / o.ctx;
+    if (n_chunk < 2) {
+        core_error(&err, SHIMMY_ERR_INVALID_ARG, o.file,
+                   "the text has %zu tokens: perplexity needs at least 2 chunks of --ctx-size %ld "
+                   "(%ld tokens)",
+                   toks.n, o.ctx, 2 * o.ctx);
+        goto fail;
+    }
+    if (o.max_chunks > 0 && o.max_chunks < n_chunk) n_chunk = o.max_chunks;
+    int32_t n_vocab = engine_n_vocab(m.session);
+    lp_m = malloc(sizeof(double) * (size_t)n_vocab);
+    lp_b = malloc(sizeof(double) * (size_t)n_vocab);
+    if (o.kl_base) st.kl = malloc(sizeof(double) * (size_t)(n_chunk * o.ctx));
+    if (!lp_m || !lp_b || (o.kl_base && !st.kl)) {
+        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory for %d-token distributions",
+                   n_vocab);
+        goto fail;
+    }
+    int32_t bos = tok_bos(v);
+    double t0 = core_time_ms();
+    for (long c = 0; c < n_chunk; c++) {
+        int32_t *chunk = toks.ids + c * o.ctx;
+        if (tok_add_bos(v) && bos >= 0) chunk[0] = bos;
+        if (score_chunk(&m, o.kl_base ? &base : NULL, chunk, (int32_t)o.ctx, lp_m, lp_b, &st, &err))
+            goto fail;
+        double el = (core_time_ms() - t0) / 1000.0;
+        fprintf(stderr, "\rperplexity: chunk %ld/%ld, ppl %.4f, %.0f s left   ", c + 1, n_chunk,
+                exp(st.nll / (double)st.count), el / (double)(c + 1) * (double)(n_chunk - c - 1));
+    }
+    fprintf(stderr, "\n");
+    rc = report(&o, &st, n_chunk, (core_time_ms() - t0) / 1000.0);
+fail:
+    if (rc == 1) cli_fail(&err);
+    free(st.kl);
+    free(lp_m);
+    free(lp_b);
+    tok_buf_free(&toks);
+    free(text);
+    close_side(&base);
+    close_side(&m);
+    return rc;
 }
