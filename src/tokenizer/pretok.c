@@ -130,15 +130,60 @@ const tok_pretok *tok_pretok_find(const char *name) {
     return NULL;
 }
 
+/* The engine's whitespace: PCRE2's \s also matches U+180E, which the engine (like current
+ * Unicode) does not count as a space, so \s and \S are spelled out as this set. */
+#define WS_SET                                                                                     \
+    "\\t\\n\\x{0B}\\f\\r "                                                                         \
+    "\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+
+/* Copies pattern p into out (cap bytes) with \s / \S replaced; false if it does not fit or
+ * uses \S inside a class (no pattern here does). */
+static bool rewrite_ws(const char *p, char *out, size_t cap) {
+    size_t o = 0;
+    bool in_class = false;
+    for (size_t i = 0; p[i]; i++) {
+        const char *add = NULL;
+        char two[3] = {p[i], 0, 0};
+        if (p[i] == '\\' && p[i + 1]) {
+            char c = p[++i];
+            if (c == 's')
+                add = in_class ? WS_SET : "[" WS_SET "]";
+            else if (c == 'S') {
+                if (in_class) return false;
+                add = "[^" WS_SET "]";
+            } else {
+                two[1] = c;
+                add = two;
+            }
+        } else {
+            if (p[i] == '[' && !in_class)
+                in_class = true;
+            else if (p[i] == ']' && in_class)
+                in_class = false;
+            add = two;
+        }
+        size_t n = strlen(add);
+        if (o + n + 1 > cap) return false;
+        memcpy(out + o, add, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return true;
+}
+
 shimmy_status tok_pretok_compile(tok_vocab *v, shimmy_error *err) {
     for (const char *const *r = v->pre->regex; *r; r++) {
         if (v->n_re == TOK_MAX_REGEX)
             return core_error(err, SHIMMY_ERR_INTERNAL, v->pre_name,
                               "too many pre-tokenizer regexes");
+        char pat[4096];
+        if (!rewrite_ws(*r, pat, sizeof pat))
+            return core_error(err, SHIMMY_ERR_INTERNAL, v->pre_name,
+                              "pre-tokenizer regex %d cannot be prepared", v->n_re);
         int code;
         PCRE2_SIZE off;
         pcre2_code *re =
-            pcre2_compile((PCRE2_SPTR)*r, PCRE2_ZERO_TERMINATED,
+            pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
                           PCRE2_UTF | PCRE2_UCP | PCRE2_DOLLAR_ENDONLY, &code, &off, NULL);
         if (!re) {
             char msg[128];
