@@ -100,7 +100,9 @@ int cli_cmd_discover(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             json = true;
-        } else if (strcmp(argv[i], "--model-dirs") == 0 && i + 1 < argc) {
+        } else if (strcmp(argv[i], "--model-dirs") == 0) {
+            if (i + 1 >= argc)
+                return cli_usage_error("discover", usage, "--model-dirs needs a value (D1:D2)");
             o.dirs = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: %s\n", usage);

@@ -256,6 +256,21 @@ void manager_set_registry(manager *m, registry *reg) {
     pthread_mutex_lock(&m->mu);
     registry *old = m->reg;
     m->reg = reg;
+    /* forget models that left the registry and hold nothing, so a long-running server's status
+     * list does not fill with names of deleted files */
+    size_t kept = 0;
+    for (size_t i = 0; i < m->n_recs; i++) {
+        mgr_rec *r = m->recs[i];
+        bool idle = !r->obj && (r->state == MANAGER_NOT_LOADED || r->state == MANAGER_FAILED);
+        if (idle && (!reg || !registry_find(reg, r->name))) {
+            free(r->name);
+            free(r->path);
+            free(r);
+        } else {
+            m->recs[kept++] = r;
+        }
+    }
+    m->n_recs = kept;
     pthread_mutex_unlock(&m->mu);
     registry_free(old);
 }

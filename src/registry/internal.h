@@ -39,8 +39,10 @@ typedef struct reg_cand {
     int root; /* index in the root table = priority (lower wins) */
     registry_source source;
     reg_naming naming;
-    char *hint;                  /* see reg_naming; NULL for STEM */
-    bool is_peft;                /* path is a PEFT folder */
+    char *hint;   /* see reg_naming; NULL for STEM */
+    bool is_peft; /* path is a PEFT folder */
+    int order;    /* sorts before the path within a root (0 first): a Hugging Face repo's current
+                     revision (refs/main) before older snapshots */
     struct reg_cand *pair_model; /* adapters: the model an Ollama manifest pairs it with */
     bool pair_env_base;  /* adapters: SHIMMY_LORA_GGUF, pairs with the SHIMMY_BASE_GGUF model */
     bool env_base;       /* this is SHIMMY_BASE_GGUF */

@@ -29,6 +29,7 @@ typedef struct scan_job {
 
 static int cmp_cand_path(const void *a, const void *b) {
     const reg_cand *x = *(reg_cand *const *)a, *y = *(reg_cand *const *)b;
+    if (x->order != y->order) return x->order < y->order ? -1 : 1;
     int c = strcmp(x->path, y->path);
     if (c || !x->hint || !y->hint) return c ? c : (x->hint != NULL) - (y->hint != NULL);
     return strcmp(x->hint, y->hint);

@@ -197,6 +197,25 @@ static void walk_file(reg_root *root) {
     }
 }
 
+/* Files outside the revision refs/main names sort after it, so when two revisions hold the
+ * same file name the current one gets the plain name (and is the one kept for a shared blob). */
+static void rank_revisions(reg_root *root, size_t from, const char *hub, const char *repo_dir) {
+    char *ref = reg_printf("%s/%s/refs/main", hub, repo_dir);
+    FILE *f = ref ? fopen(ref, "r") : NULL;
+    free(ref);
+    if (!f) return;
+    char rev[128] = "";
+    bool ok = fgets(rev, sizeof rev, f) != NULL;
+    fclose(f);
+    rev[strcspn(rev, "\r\n")] = '\0';
+    if (!ok || !*rev || strchr(rev, '/')) return;
+    char *marker = reg_printf("/snapshots/%s/", rev);
+    if (!marker) return;
+    for (size_t i = from; i < root->n; i++)
+        root->cands[i]->order = strstr(root->cands[i]->path, marker) ? 0 : 1;
+    free(marker);
+}
+
 /* hub/models--ORG--NAME/snapshots/REV/... ; the repo id comes from the folder name. */
 static void walk_hf(reg_root *root) {
     DIR *d = opendir(root->path);
@@ -212,7 +231,9 @@ static void walk_hf(reg_root *root) {
             root->nomem = true;
         } else {
             reg_name_clean(repo);
+            size_t before = root->n;
             walk_tree(root, snap, 3, REG_NAME_REPO, repo);
+            rank_revisions(root, before, root->path, de->d_name);
         }
         free(repo);
         free(snap);

@@ -339,6 +339,10 @@ static void test_registry_swap(const char *dir, registry *reg) {
     manager_handle *old = NULL, *h = NULL;
     CHECK(manager_acquire(m, "alpha", &old, NULL) == SHIMMY_OK);
     test_model *tm = use(old);
+    /* beta was used and unloaded: it holds nothing */
+    CHECK(manager_acquire(m, "beta", &h, NULL) == SHIMMY_OK);
+    manager_release(h);
+    CHECK(manager_unload(m, "beta", NULL) == SHIMMY_OK);
     char sub[1024];
     snprintf(sub, sizeof sub, "%s/v2", dir);
     CHECK(mkdir(sub, 0755) == 0);
@@ -355,12 +359,16 @@ static void test_registry_swap(const char *dir, registry *reg) {
     registry *cur = manager_get_registry(m);
     CHECK(cur && registry_count(cur) == 1);
     registry_free(cur);
+    /* names the new registry lacks and that hold nothing are forgotten */
+    manager_info infos[8];
+    CHECK_EQ_INT(manager_list(m, infos, 8), 1);
+    CHECK_STR(infos[0].name, "alpha");
     unuse(old, tm);
     manager_free(m);
-    CHECK_EQ_INT(atomic_load(&l.opens), 2);
-    CHECK_EQ_INT(atomic_load(&l.closes), 1); /* h is still held */
+    CHECK_EQ_INT(atomic_load(&l.opens), 3);
+    CHECK_EQ_INT(atomic_load(&l.closes), 2); /* h is still held */
     manager_release(h);
-    CHECK_EQ_INT(atomic_load(&l.closes), 2);
+    CHECK_EQ_INT(atomic_load(&l.closes), 3);
 }
 
 /* ---- stress: acquire/release on many threads while the budget and an unloader churn ---- */

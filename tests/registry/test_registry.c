@@ -175,7 +175,13 @@ static void build_tree(void) {
     mkdirs(at("%s/snapshots/rev1", repo));
     CHECK(symlink("../../blobs/aaaa",
                   at("%s/snapshots/rev1/Llama-3.2-1B-Instruct-Q4_K_M.gguf", repo)) == 0);
-    put_text(at("%s/refs/main", repo), "rev1");
+    put_text(at("%s/refs/main", repo), "rev1\n");
+    /* an older revision with another blob under the same file name (sorts before rev1) */
+    put_gguf(at("%s/blobs/bbbb", repo),
+             (gguf_spec){.arch = "llama", .file_type = 15, .n_tensors = 1});
+    mkdirs(at("%s/snapshots/0old", repo));
+    CHECK(symlink("../../blobs/bbbb",
+                  at("%s/snapshots/0old/Llama-3.2-1B-Instruct-Q4_K_M.gguf", repo)) == 0);
 
     /* Ollama store: two tags sharing a blob, a namespaced model, a bad manifest */
     put_gguf(at(".ollama/models/blobs/sha256-%s", HEX_MODEL), model("llama"));
@@ -276,6 +282,10 @@ static void check_models(registry *r) {
         CHECK_STR(e->template, "llama3");
         CHECK_STR(e->quant, "Q4_K_M");
         CHECK_EQ_INT(e->context_length, 131072);
+        /* the current revision (refs/main) keeps the plain name, the old one gets -2 */
+        const registry_entry *old =
+            registry_find(r, "bartowski/llama-3.2-1b-instruct-gguf:q4_k_m-2");
+        CHECK(old && strstr(old->path, "/snapshots/0old/"));
         /* the blob is the same file as the snapshot link */
         CHECK(registry_find(r, at(".cache/huggingface/hub/models--Bartowski--Llama-3.2-1B-"
                                   "Instruct-GGUF/blobs/aaaa")) == e);
