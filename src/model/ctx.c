@@ -68,7 +68,8 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     uint64_t o_gate = reserve(&l, B * (uint64_t)hp->n_ff, 4);
     uint64_t o_up = reserve(&l, B * (uint64_t)hp->n_ff, 4);
     uint64_t o_xq = reserve(&l, B, m->max_act_row_bytes ? m->max_act_row_bytes : 1);
-    uint64_t o_sc = reserve(&l, (uint64_t)c->n_threads, (N + (uint64_t)hp->head_dim) * 4);
+    c->scores_per_thread = (int64_t)(2 * N + (uint64_t)hp->head_dim + 16) & ~(int64_t)15;
+    uint64_t o_sc = reserve(&l, (uint64_t)c->n_threads, (uint64_t)c->scores_per_thread * 4);
     uint64_t o_lg = reserve(&l, (uint64_t)c->n_logits * (uint64_t)hp->n_vocab, 4);
     if (l.overflow || l.total > SIZE_MAX / 2) {
         free(c);
@@ -99,7 +100,6 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->scores = (float *)(base + o_sc);
     c->logits = (float *)(base + o_lg);
     c->bytes = (size_t)l.total;
-    (void)model_f16_table();
     *out = c;
     return SHIMMY_OK;
 }

@@ -4,7 +4,8 @@
  *
  * With an F16 cache the attention rounds like ggml's CPU path: K and V are stored as F16, the
  * query is rounded to F16 before K·q, and the softmax probabilities are rounded to F16 before
- * they weight V (both products accumulate in F32). With an F32 cache nothing is rounded. */
+ * they weight V (both products accumulate in F32). With an F32 cache nothing is rounded. Both
+ * products use the quant module's F16/F32 dot kernels (SIMD when the CPU has it). */
 #include "model.h"
 
 #include <math.h>
@@ -28,14 +29,18 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
     const int64_t q_dim = (int64_t)hp->n_head * hd, k_dim = (int64_t)hp->n_head_kv * hd;
     const int64_t v_dim = (int64_t)hp->n_head_kv * hdv, o_dim = (int64_t)hp->n_head * hdv;
     const float scale = 1.0f / sqrtf((float)hd);
-    const bool f16 = c->kv_type == MODEL_KV_F16;
-    const float *f16t = model_f16_table();
-    const uint16_t *k16 = c->k_cache, *v16 = c->v_cache;
-    const float *k32 = c->k_cache, *v32 = c->v_cache;
-    const int64_t layer_k = (int64_t)t->layer * c->n_ctx * k_dim;
-    const int64_t layer_v = (int64_t)t->layer * c->n_ctx * v_dim;
-    float *sc = c->scores + (int64_t)ith * (c->n_ctx + hd);
-    float *qr = sc + c->n_ctx;
+    /* the cache type's own kernels: with F16 they round q and the probabilities to F16 and
+     * accumulate in F32, which is what ggml's CPU attention does */
+    const quant_traits *kt = quant_get(c->kv_type == MODEL_KV_F16 ? GGUF_T_F16 : GGUF_T_F32);
+    const size_t elt = c->kv_elt;
+    const unsigned char *kc = (const unsigned char *)c->k_cache +
+                              (size_t)t->layer * (size_t)c->n_ctx * (size_t)k_dim * elt;
+    /* V is stored transposed, (v_dim, n_ctx) per layer, so each output element is one dot */
+    const unsigned char *vc = (const unsigned char *)c->v_cache +
+                              (size_t)t->layer * (size_t)v_dim * (size_t)c->n_ctx * elt;
+    float *sc = c->scores + (int64_t)ith * c->scores_per_thread;
+    void *qr = sc + c->n_ctx;      /* (head_dim) q in the cache type */
+    void *pr = sc + c->n_ctx + hd; /* (n_ctx) probabilities in the cache type */
 
     int64_t lo, hi;
     core_split_range((int64_t)t->n_tok * hp->n_head, ith, nth, &lo, &hi);
@@ -43,30 +48,16 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
         const int32_t tok = (int32_t)(job / hp->n_head), h = (int32_t)(job % hp->n_head);
         const int32_t kvh = h / gqa;
         const int32_t n_kv = c->n_past + tok + 1;
-        const float *q = c->q + tok * q_dim + (int64_t)h * hd;
-        for (int32_t i = 0; i < hd; i++) qr[i] = f16 ? f16t[quant_f32_to_f16(q[i])] : q[i];
+        kt->from_float(c->q + tok * q_dim + (int64_t)h * hd, qr, hd);
         for (int32_t p = 0; p < n_kv; p++) {
-            const int64_t off = layer_k + p * k_dim + (int64_t)kvh * hd;
-            float s = 0.0f;
-            if (f16)
-                for (int32_t i = 0; i < hd; i++) s += qr[i] * f16t[k16[off + i]];
-            else
-                for (int32_t i = 0; i < hd; i++) s += qr[i] * k32[off + i];
-            sc[p] = s * scale;
+            kt->vec_dot(hd, &sc[p], kc + ((size_t)p * (size_t)k_dim + (size_t)kvh * hd) * elt, qr);
+            sc[p] *= scale;
         }
         model_softmax(sc, n_kv);
+        kt->from_float(sc, pr, n_kv);
         float *out = c->att + tok * o_dim + (int64_t)h * hdv;
-        memset(out, 0, sizeof(float) * (size_t)hdv);
-        for (int32_t p = 0; p < n_kv; p++) {
-            const int64_t off = layer_v + p * v_dim + (int64_t)kvh * hdv;
-            if (f16) {
-                const float w = f16t[quant_f32_to_f16(sc[p])];
-                for (int32_t d = 0; d < hdv; d++) out[d] += w * f16t[v16[off + d]];
-            } else {
-                const float w = sc[p];
-                for (int32_t d = 0; d < hdv; d++) out[d] += w * v32[off + d];
-            }
-        }
+        for (int32_t d = 0; d < hdv; d++)
+            kt->vec_dot(n_kv, &out[d], vc + ((size_t)kvh * hdv + (size_t)d) * c->n_ctx * elt, pr);
     }
 }
 
@@ -74,16 +65,18 @@ static void store_kv(model_ctx *c, int32_t layer, int32_t n_tok) {
     const model_hparams *hp = &c->m->hp;
     const int64_t k_dim = (int64_t)hp->n_head_kv * hp->head_dim;
     const int64_t v_dim = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    const int64_t k0 = ((int64_t)layer * c->n_ctx + c->n_past) * k_dim;
-    const int64_t v0 = ((int64_t)layer * c->n_ctx + c->n_past) * v_dim;
-    if (c->kv_type == MODEL_KV_F16) {
-        uint16_t *kc = (uint16_t *)c->k_cache + k0, *vc = (uint16_t *)c->v_cache + v0;
-        for (int64_t i = 0; i < n_tok * k_dim; i++) kc[i] = quant_f32_to_f16(c->k[i]);
-        for (int64_t i = 0; i < n_tok * v_dim; i++) vc[i] = quant_f32_to_f16(c->v[i]);
-    } else {
-        memcpy((float *)c->k_cache + k0, c->k, sizeof(float) * (size_t)(n_tok * k_dim));
-        memcpy((float *)c->v_cache + v0, c->v, sizeof(float) * (size_t)(n_tok * v_dim));
-    }
+    const size_t elt = c->kv_elt;
+    const quant_traits *kt = quant_get(c->kv_type == MODEL_KV_F16 ? GGUF_T_F16 : GGUF_T_F32);
+    unsigned char *kc =
+        (unsigned char *)c->k_cache +
+        ((size_t)layer * (size_t)c->n_ctx + (size_t)c->n_past) * (size_t)k_dim * elt;
+    kt->from_float(c->k, kc, n_tok * k_dim);
+    unsigned char *vc =
+        (unsigned char *)c->v_cache + (size_t)layer * (size_t)v_dim * (size_t)c->n_ctx * elt;
+    for (int32_t t = 0; t < n_tok; t++)
+        for (int64_t j = 0; j < v_dim; j++)
+            kt->from_float(&c->v[t * v_dim + j], vc + ((size_t)j * c->n_ctx + c->n_past + t) * elt,
+                           1);
 }
 
 static void add_bias(float *y, const float *b, int32_t n_tok, int64_t dim) {

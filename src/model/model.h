@@ -173,8 +173,6 @@ void model_rope(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, int32
 void model_softmax(float *x, int64_t n);
 /* g[i] = silu(g[i]) * u[i] */
 void model_swiglu(float *g, const float *u, int64_t n);
-/* The exact F16 -> F32 table (65536 entries), built on first use; thread-safe. */
-const float *model_f16_table(void);
 
 /* ---- context layout (shared by the model's own files; opaque to other modules) ---- */
 
@@ -187,7 +185,7 @@ struct model_ctx {
     model_kv_type kv_type;
     size_t kv_elt; /* bytes per cache element */
     void *k_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) F16 or F32 */
-    void *v_cache; /* (n_layer, n_ctx, n_head_kv*head_dim_v) */
+    void *v_cache; /* (n_layer, n_head_kv*head_dim_v, n_ctx): transposed, a row per dim */
     float *x;      /* (n_batch, n_embd) residual stream */
     float *xn;     /* (n_batch, max(n_embd, n_head*head_dim_v)) normed input / projections */
     float *q;      /* (n_batch, n_head*head_dim) */
@@ -197,7 +195,8 @@ struct model_ctx {
     float *gate;   /* (n_batch, n_ff) */
     float *up;     /* (n_batch, n_ff) */
     void *xq;      /* (n_batch, max_act_row_bytes) quantized activations */
-    float *scores; /* (n_threads, n_ctx + head_dim) per-thread attention scratch */
+    float *scores; /* (n_threads, scores_per_thread): scores, q and probabilities per thread */
+    int64_t scores_per_thread;
     float *logits; /* (n_logits, n_vocab) */
     size_t bytes;
 };

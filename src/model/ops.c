@@ -4,7 +4,6 @@
 #include "model.h"
 
 #include <math.h>
-#include <pthread.h>
 
 void model_rms_norm(const float *x, const float *w, float *y, int64_t n, float eps) {
     double sum = 0.0;
@@ -55,16 +54,4 @@ void model_softmax(float *x, int64_t n) {
 
 void model_swiglu(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-
-static float f16_table[65536];
-static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
-
-static void f16_table_init(void) {
-    for (uint32_t i = 0; i < 65536; i++) f16_table[i] = quant_f16_to_f32((uint16_t)i);
-}
-
-const float *model_f16_table(void) {
-    pthread_once(&f16_once, f16_table_init);
-    return f16_table;
 }
