@@ -155,6 +155,10 @@ static bool partition(const tok_vocab *v, const char *text, size_t len, const to
 shimmy_status tok_encode(const tok_vocab *v, const char *text, size_t len,
                          const tok_encode_opts *opts, tok_buf *out, shimmy_error *err) {
     size_t n0 = out->n;
+    if (len > TOK_MAX_TEXT)
+        return core_error(err, SHIMMY_ERR_TOO_LARGE, "text",
+                          "a text of %zu bytes is too long to tokenize (the limit is %zu MiB)", len,
+                          (size_t)TOK_MAX_TEXT >> 20);
     if (opts)
         for (size_t i = 0; i < opts->n_literal; i++)
             if (opts->literal[i].begin > opts->literal[i].end || opts->literal[i].end > len)

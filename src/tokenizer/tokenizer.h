@@ -122,8 +122,11 @@ typedef struct tok_encode_opts {
     size_t n_literal;
 } tok_encode_opts;
 
+/* The longest text tok_encode accepts (bytes); longer is SHIMMY_ERR_TOO_LARGE. */
+#define TOK_MAX_TEXT ((size_t)1 << 30)
+
 /* Tokenizes text[0..len) and appends the ids to out (opts NULL = add_special and parse_special
- * false). On failure (only NOMEM or a literal span out of range) out->n is restored. */
+ * false). On failure (NOMEM, TOO_LARGE, a literal span out of range) out->n is restored. */
 shimmy_status tok_encode(const tok_vocab *v, const char *text, size_t len,
                          const tok_encode_opts *opts, tok_buf *out, shimmy_error *err);
 

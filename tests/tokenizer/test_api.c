@@ -4,6 +4,8 @@
 #include "test.h"
 #include "tokenizer/tokenizer.h"
 
+#include <pthread.h>
+
 static tok_vocab *load(const char *rel) {
     char path[1024];
     test_require_data(rel, path, sizeof path);
@@ -353,7 +355,56 @@ static void test_long_runs(void) {
     free(text);
 }
 
+/* One vocabulary, several threads: same ids as a single thread gets. */
+typedef struct job {
+    const tok_vocab *v;
+    const char *text;
+    tok_buf out;
+    int rc;
+} job;
+
+static void *encode_job(void *arg) {
+    job *j = arg;
+    tok_encode_opts o = {.add_special = true, .parse_special = true};
+    for (int r = 0; r < 20 && j->rc == 0; r++) {
+        j->out.n = 0;
+        j->rc = tok_encode(j->v, j->text, strlen(j->text), &o, &j->out, NULL);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    tok_vocab *v = load("vocab/ggml-vocab-qwen2.gguf");
+    const char *text =
+        "<|im_start|>user\nThe quick brown fox, 12345 times; \xe4\xbd\xa0\xe5\xa5\xbd "
+        "\xf0\x9f\xa6\x8a!<|im_end|>\n";
+    job jobs[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (job){v, text, {0}, 0};
+        CHECK(pthread_create(&th[i], NULL, encode_job, &jobs[i]) == 0);
+    }
+    tok_buf ref = {0};
+    tok_encode_opts o = {.add_special = true, .parse_special = true};
+    encode(v, text, &o, &ref);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(jobs[i].rc == SHIMMY_OK);
+        CHECK(jobs[i].out.n == ref.n &&
+              memcmp(jobs[i].out.ids, ref.ids, ref.n * sizeof *ref.ids) == 0);
+        tok_buf_free(&jobs[i].out);
+    }
+    tok_buf_free(&ref);
+    /* a text over the limit is refused before anything is allocated for it */
+    shimmy_error err;
+    tok_buf b = {0};
+    CHECK(tok_encode(v, text, TOK_MAX_TEXT + 1, NULL, &b, &err) == SHIMMY_ERR_TOO_LARGE);
+    CHECK(b.n == 0);
+    tok_vocab_free(v);
+}
+
 int main(void) {
+    test_threads();
     test_long_runs();
     test_special_qwen();
     test_special_llama3();
