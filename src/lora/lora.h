@@ -95,8 +95,8 @@ typedef struct lora_adapter lora_adapter;
  *    "<weight>.lora_a"/".lora_b"; F32, F16, BF16, Q8_0);
  *  - a PEFT folder (adapter_config.json + adapter_model.safetensors);
  *  - a .safetensors file with its adapter_config.json beside it.
- * Errors (SHIMMY_ERR_ADAPTER, _FORMAT, _UNSUPPORTED, _IO, _NOMEM) name the adapter, the tensor
- * and the problem. */
+ * Errors (SHIMMY_ERR_ADAPTER, _UNSUPPORTED, _FORMAT, _INVALID_JSON, _NOT_FOUND, _IO, _NOMEM)
+ * name the adapter, the tensor and the problem; on error *out is NULL and nothing is held. */
 shimmy_status lora_adapter_open(const char *path, const gguf_file *base, lora_adapter **out,
                                 shimmy_error *err);
 /* Re-checks an open adapter against another base (architecture and every pair's shape), for a
@@ -124,11 +124,13 @@ float lora_pair_scale(const lora_pair *p, float user_scale);
  * scratch is. */
 size_t lora_pair_scratch_floats(const lora_pair *p, int n_tokens);
 
-/* y (n_tokens, n_out) += scale · B(A x) for x (n_tokens, n_in), both row-major. Call it after
- * y = W·x and BEFORE adding W's bias. Converts x to A's vec_dot_type and A·x to B's (F16/BF16
- * rounding, Q8_0 quantization as for any weight of that type; F32: nothing rounded), splitting
- * rows over `pool` (NULL = the calling thread). Allocates nothing. scratch: at least
- * lora_pair_scratch_floats(p, n_tokens) floats, 64-byte aligned for best speed. */
+/* y (n_tokens, n_out) += scale · B(A x) for x (n_tokens, n_in), both row-major; x is the
+ * unquantized F32 input of the base product. Call it after y = W·x and BEFORE adding W's bias.
+ * Not from inside a task of the same pool (core_pool_run does not nest). Converts x to A's
+ * vec_dot_type and A·x to B's (F16/BF16 rounding, Q8_0 quantization as for any weight of that type;
+ * F32: nothing rounded), splitting rows over `pool` (NULL = the calling thread). Allocates nothing.
+ * scratch: at least lora_pair_scratch_floats(p, n_tokens) floats, 64-byte aligned for best speed.
+ */
 void lora_pair_apply(const lora_pair *p, float scale, int n_tokens, const float *x, float *y,
                      float *scratch, core_pool *pool);
 
