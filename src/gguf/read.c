@@ -3,7 +3,7 @@
  * Every number read from the file is untrusted. The cursor refuses any read past the end, counts
  * are bounded by the bytes left divided by the smallest encoding of one element before anything
  * is allocated, and nesting depth is capped, so memory and stack stay O(file size). */
-#include "gguf.h"
+#include "gguf_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,37 +22,23 @@
 #define GGUF_MAX_DEPTH 8
 #define GGUF_MAX_DIMS  4
 
-struct gguf_file {
-    char *path;
-    const uint8_t *base;
-    uint64_t size;
-    void *map; /* owned mapping, NULL when the caller's buffer is borrowed */
-    size_t map_size;
-    bool header_only;
-    uint32_t version;
-    uint32_t alignment;
-    uint64_t data_offset;
-    gguf_kv *kvs;
-    size_t n_kv;
-    gguf_tensor *tensors;
-    size_t n_tensors;
-    uint32_t *kv_slots; /* open addressing: index + 1, 0 = empty */
-    size_t kv_cap;
-    uint32_t *t_slots;
-    size_t t_cap;
-    void **allocs; /* every array table allocated while parsing */
-    size_t n_allocs, cap_allocs;
-};
-
 typedef struct cursor {
     const uint8_t *p;
     uint64_t pos, size;
+    /* Bytes the items still to come after the current one need at least. Counts are bounded by
+     * what is left after this reserve, so the tables allocated for all arrays together stay
+     * within a small multiple of the file size however the counts are spread. */
+    uint64_t reserve;
     gguf_file *f;
     shimmy_error *err;
 } cursor;
 
 static uint64_t remaining(const cursor *c) {
     return c->size - c->pos;
+}
+
+static uint64_t available(const cursor *c) {
+    return remaining(c) > c->reserve ? remaining(c) - c->reserve : 0;
 }
 
 static shimmy_status truncated(cursor *c, const char *what) {
@@ -157,12 +143,12 @@ static shimmy_status read_array(cursor *c, gguf_value *v, int depth, const char 
     v->v.arr.count = count;
     /* The smallest encoding of one element bounds the count before anything is allocated. */
     uint64_t min_elem = vtype_size(et) ? vtype_size(et) : et == GGUF_VT_STRING ? 8 : 12;
-    if (count > remaining(c) / min_elem)
+    if (count > available(c) / min_elem)
         return core_error(c->err, SHIMMY_ERR_FORMAT, c->f->path,
                           "%s: key '%s': array of %llu elements at offset %llu cannot fit in the "
                           "%llu bytes that remain",
                           c->f->path, key, (unsigned long long)count,
-                          (unsigned long long)(c->pos - 12), (unsigned long long)remaining(c));
+                          (unsigned long long)(c->pos - 12), (unsigned long long)available(c));
     if (vtype_size(et)) {
         v->v.arr.data = c->p + c->pos;
         c->pos += count * vtype_size(et);
@@ -189,8 +175,12 @@ static shimmy_status read_array(cursor *c, gguf_value *v, int depth, const char 
                           "%s: key '%s': no memory for %llu nested arrays", c->f->path, key,
                           (unsigned long long)count);
     v->v.arr.arrays = arrays;
-    for (uint64_t i = 0; i < count; i++)
+    uint64_t outer = c->reserve;
+    for (uint64_t i = 0; i < count; i++) {
+        c->reserve = outer + (count - i - 1) * 12; /* no overflow: count * 12 <= size */
         if ((st = read_value(c, GGUF_VT_ARRAY, &arrays[i], depth + 1, key))) return st;
+    }
+    c->reserve = outer;
     return SHIMMY_OK;
 }
 
@@ -213,66 +203,36 @@ static shimmy_status read_value(cursor *c, uint32_t type, gguf_value *v, int dep
                       type);
 }
 
-/* ---- hashing (FNV-1a) and open-addressing tables over kvs and tensors ---- */
-
-static uint64_t hash_bytes(const char *s, uint64_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (uint64_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h;
-}
-
-static bool str_eq_n(gguf_str a, const char *b, uint64_t n) {
-    return a.len == n && (n == 0 || memcmp(a.data, b, n) == 0);
-}
-
-static size_t table_cap(size_t n) {
-    size_t cap = 16;
-    while (cap < n * 2) cap *= 2;
-    return cap;
-}
-
-/* Returns the slot holding name, or the empty slot where it would go. */
-static size_t table_probe(const uint32_t *slots, size_t cap, const void *items, size_t stride,
-                          size_t name_off, const char *name, uint64_t len) {
-    size_t i = (size_t)hash_bytes(name, len) & (cap - 1);
-    while (slots[i]) {
-        const gguf_str *s =
-            (const gguf_str *)((const char *)items + (size_t)(slots[i] - 1) * stride + name_off);
-        if (str_eq_n(*s, name, len)) return i;
-        i = (i + 1) & (cap - 1);
-    }
-    return i;
-}
-
-static size_t kv_probe(const gguf_file *f, const char *name, uint64_t len) {
-    return table_probe(f->kv_slots, f->kv_cap, f->kvs, sizeof(gguf_kv), offsetof(gguf_kv, key),
-                       name, len);
-}
-
-static size_t tensor_probe(const gguf_file *f, const char *name, uint64_t len) {
-    return table_probe(f->t_slots, f->t_cap, f->tensors, sizeof(gguf_tensor),
-                       offsetof(gguf_tensor, name), name, len);
-}
-
 /* ---- parsing ---- */
 
 static void print_str(gguf_str s, char *buf, size_t cap) {
     gguf_str_copy(s, buf, cap);
 }
 
-static shimmy_status parse_kvs(cursor *c, uint64_t n_kv) {
+/* The smallest encodings: a metadata entry is a key length (8), a value type (4) and a one-byte
+ * value; a tensor entry a name length (8), n_dims (4), type (4) and offset (8). */
+#define MIN_KV_BYTES     13
+#define MIN_TENSOR_BYTES 24
+
+static shimmy_status parse_kvs(cursor *c, uint64_t n_kv, uint64_t n_tensors) {
     gguf_file *f = c->f;
     shimmy_status st;
-    /* key length (8) + value type (4) + a one-byte value */
-    if (n_kv > remaining(c) / 13)
+    if (n_kv > remaining(c) / MIN_KV_BYTES)
         return core_error(c->err, SHIMMY_ERR_FORMAT, f->path,
                           "%s: header claims %llu metadata entries but only %llu bytes remain",
                           f->path, (unsigned long long)n_kv, (unsigned long long)remaining(c));
+    if (n_tensors > remaining(c) / MIN_TENSOR_BYTES ||
+        n_kv * MIN_KV_BYTES + n_tensors * MIN_TENSOR_BYTES > remaining(c))
+        return core_error(c->err, SHIMMY_ERR_FORMAT, f->path,
+                          "%s: header claims %llu metadata entries and %llu tensors but only %llu "
+                          "bytes remain",
+                          f->path, (unsigned long long)n_kv, (unsigned long long)n_tensors,
+                          (unsigned long long)remaining(c));
     if (n_kv >= UINT32_MAX)
         return core_error(c->err, SHIMMY_ERR_UNSUPPORTED, f->path, "%s: %llu metadata entries",
                           f->path, (unsigned long long)n_kv);
     f->kvs = calloc(n_kv ? (size_t)n_kv : 1, sizeof *f->kvs);
-    f->kv_cap = table_cap((size_t)n_kv);
+    f->kv_cap = gguf_table_cap((size_t)n_kv);
     f->kv_slots = calloc(f->kv_cap, sizeof *f->kv_slots);
     if (!f->kvs || !f->kv_slots)
         return core_error(c->err, SHIMMY_ERR_NOMEM, f->path, "%s: no memory for %llu keys", f->path,
@@ -284,8 +244,10 @@ static shimmy_status parse_kvs(cursor *c, uint64_t n_kv) {
         if ((st = rd_str(c, &kv->key, "metadata key"))) return st;
         print_str(kv->key, key, sizeof key);
         if ((st = rd_u32(c, &type, "metadata value type"))) return st;
+        c->reserve = (n_kv - i - 1) * MIN_KV_BYTES + n_tensors * MIN_TENSOR_BYTES;
         if ((st = read_value(c, type, &kv->value, 0, key))) return st;
-        size_t slot = kv_probe(f, kv->key.data, kv->key.len);
+        c->reserve = 0;
+        size_t slot = gguf_kv_probe(f, kv->key.data, kv->key.len);
         if (f->kv_slots[slot])
             return core_error(c->err, SHIMMY_ERR_FORMAT, f->path,
                               "%s: metadata key '%s' appears twice", f->path, key);
@@ -301,11 +263,15 @@ static shimmy_status read_alignment(cursor *c) {
     const gguf_value *v = gguf_get(f, "general.alignment");
     if (!v) return SHIMMY_OK;
     uint32_t a = 0;
-    if (!gguf_get_u32(f, "general.alignment", &a) || a == 0 || (a & (a - 1)))
+    if (!gguf_get_u32(f, "general.alignment", &a))
         return core_error(c->err, SHIMMY_ERR_FORMAT, f->path,
-                          "%s: general.alignment must be a non-zero power of two (got %s %llu)",
-                          f->path, v->type == GGUF_VT_UINT32 ? "uint32" : "a non-uint32 value",
-                          (unsigned long long)(v->type == GGUF_VT_UINT32 ? v->v.u64 : 0));
+                          "%s: general.alignment must be an unsigned 32-bit integer (value type "
+                          "%d)",
+                          f->path, (int)v->type);
+    if (a == 0 || (a & (a - 1)))
+        return core_error(c->err, SHIMMY_ERR_FORMAT, f->path,
+                          "%s: general.alignment must be a non-zero power of two (got %u)", f->path,
+                          a);
     f->alignment = a;
     return SHIMMY_OK;
 }
@@ -350,7 +316,7 @@ static shimmy_status parse_tensor_info(cursor *c, gguf_tensor *t, uint64_t idx) 
     if (!core_mul_u64(row, rows, &t->nbytes))
         return core_error(c->err, SHIMMY_ERR_FORMAT, f->path,
                           "%s: tensor '%s': byte size overflows", f->path, name);
-    size_t slot = tensor_probe(f, t->name.data, t->name.len);
+    size_t slot = gguf_tensor_probe(f, t->name.data, t->name.len);
     if (f->t_slots[slot])
         return core_error(c->err, SHIMMY_ERR_FORMAT, f->path, "%s: tensor name '%s' appears twice",
                           f->path, name);
@@ -361,8 +327,7 @@ static shimmy_status parse_tensor_info(cursor *c, gguf_tensor *t, uint64_t idx) 
 static shimmy_status parse_tensors(cursor *c, uint64_t n_tensors) {
     gguf_file *f = c->f;
     shimmy_status st;
-    /* name length (8) + n_dims (4) + type (4) + offset (8) */
-    if (n_tensors > remaining(c) / 24)
+    if (n_tensors > remaining(c) / MIN_TENSOR_BYTES)
         return core_error(c->err, SHIMMY_ERR_FORMAT, f->path,
                           "%s: header claims %llu tensors but only %llu bytes remain", f->path,
                           (unsigned long long)n_tensors, (unsigned long long)remaining(c));
@@ -370,7 +335,7 @@ static shimmy_status parse_tensors(cursor *c, uint64_t n_tensors) {
         return core_error(c->err, SHIMMY_ERR_UNSUPPORTED, f->path, "%s: %llu tensors", f->path,
                           (unsigned long long)n_tensors);
     f->tensors = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *f->tensors);
-    f->t_cap = table_cap((size_t)n_tensors);
+    f->t_cap = gguf_table_cap((size_t)n_tensors);
     f->t_slots = calloc(f->t_cap, sizeof *f->t_slots);
     if (!f->tensors || !f->t_slots)
         return core_error(c->err, SHIMMY_ERR_NOMEM, f->path, "%s: no memory for %llu tensors",
@@ -427,7 +392,7 @@ static shimmy_status parse(gguf_file *f, shimmy_error *err) {
     f->version = version;
     if ((st = rd_u64(&c, &n_tensors, "tensor count")) || (st = rd_u64(&c, &n_kv, "metadata count")))
         return st;
-    if ((st = parse_kvs(&c, n_kv))) return st;
+    if ((st = parse_kvs(&c, n_kv, n_tensors))) return st;
     if ((st = read_alignment(&c))) return st;
     return parse_tensors(&c, n_tensors);
 }
@@ -525,48 +490,4 @@ shimmy_status gguf_open(const char *path, gguf_file **out, shimmy_error *err) {
 
 shimmy_status gguf_open_header(const char *path, gguf_file **out, shimmy_error *err) {
     return open_mapped(path, true, out, err);
-}
-
-/* ---- accessors ---- */
-
-uint32_t gguf_version(const gguf_file *f) {
-    return f->version;
-}
-const char *gguf_path(const gguf_file *f) {
-    return f->path;
-}
-uint64_t gguf_file_size(const gguf_file *f) {
-    return f->size;
-}
-uint32_t gguf_alignment(const gguf_file *f) {
-    return f->alignment;
-}
-uint64_t gguf_data_offset(const gguf_file *f) {
-    return f->data_offset;
-}
-size_t gguf_n_kv(const gguf_file *f) {
-    return f->n_kv;
-}
-size_t gguf_n_tensors(const gguf_file *f) {
-    return f->n_tensors;
-}
-
-const gguf_kv *gguf_kv_at(const gguf_file *f, size_t i) {
-    return i < f->n_kv ? &f->kvs[i] : NULL;
-}
-
-const gguf_tensor *gguf_tensor_at(const gguf_file *f, size_t i) {
-    return i < f->n_tensors ? &f->tensors[i] : NULL;
-}
-
-const gguf_value *gguf_get(const gguf_file *f, const char *key) {
-    if (!f || !key || !f->kv_slots) return NULL;
-    size_t slot = kv_probe(f, key, strlen(key));
-    return f->kv_slots[slot] ? &f->kvs[f->kv_slots[slot] - 1].value : NULL;
-}
-
-const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name) {
-    if (!f || !name || !f->t_slots) return NULL;
-    size_t slot = tensor_probe(f, name, strlen(name));
-    return f->t_slots[slot] ? &f->tensors[f->t_slots[slot] - 1] : NULL;
 }

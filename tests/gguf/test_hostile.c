@@ -214,6 +214,31 @@ static void test_deep_nesting(void) {
     CHECK(strstr(err.message, "nested") != NULL);
 }
 
+/* An outer array of 100 nested arrays (at least 1200 bytes, and they are there) whose first child
+ * claims 50 elements: the bytes would hold those 50 but not also the 99 siblings that must
+ * follow, so the child's claim is refused before its table is allocated (memory stays bounded by
+ * the file size however the counts are spread over nesting levels). */
+static void test_sibling_reserve(void) {
+    buf b = {0};
+    put_u32(&b, GGUF_MAGIC);
+    put_u32(&b, 3);
+    put_u64(&b, 0);
+    put_u64(&b, 1);
+    put_str(&b, "a");
+    put_u32(&b, GGUF_VT_ARRAY);
+    put_u32(&b, GGUF_VT_ARRAY);
+    put_u64(&b, 100);
+    put_u32(&b, GGUF_VT_ARRAY);
+    put_u64(&b, 50);
+    b.n += 50 * 12 + 700; /* zeros: empty u8 arrays; 12 + 1300 >= 1200 but < 12 + 600 + 99 * 12 */
+    shimmy_error err;
+    CHECK(open_copy(b.d, b.n, &err) == SHIMMY_ERR_FORMAT);
+    CHECK_MSG(strstr(err.message, "array of 50 elements") != NULL, "%s", err.message);
+    /* With room for every sibling the same file is valid. */
+    b.n += 99 * 12 - 700;
+    CHECK_MSG(open_copy(b.d, b.n, &err) == SHIMMY_OK, "%s", err.message);
+}
+
 /* Every single byte set to a few nasty values: the reader may accept or refuse, but it must never
  * read outside the buffer (ASan) and a refusal must carry a message. */
 static void test_byte_flips(void) {
@@ -281,6 +306,7 @@ int main(void) {
     test_metadata();
     test_tensor_directory();
     test_deep_nesting();
+    test_sibling_reserve();
     test_byte_flips();
     test_paths();
     return test_finish("gguf_hostile");
