@@ -52,8 +52,8 @@ typedef struct tok_hslot {
 
 typedef struct tok_pair {
     uint32_t left, right; /* string ids; left == UINT32_MAX marks an empty slot */
-    int32_t rank;         /* merge priority: the line number in tokenizer.ggml.merges */
-    int32_t res;          /* string id of left+right */
+    int32_t rank; /* queue priority: BPE the line in tokenizer.ggml.merges, SPM the piece's score */
+    int32_t res;  /* string id of left+right */
 } tok_pair;
 
 struct tok_vocab {
