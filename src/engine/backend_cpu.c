@@ -28,6 +28,10 @@ static int32_t cpu_n_past(const void *ctx) {
     return model_ctx_n_past(ctx);
 }
 
+static shimmy_status cpu_set_lora(void *ctx, const struct lora_set *set, shimmy_error *err) {
+    return model_ctx_set_lora(ctx, set, err);
+}
+
 const engine_backend engine_backend_cpu = {
     .name = "cpu",
     .ctx_new = cpu_ctx_new,
@@ -36,4 +40,5 @@ const engine_backend engine_backend_cpu = {
     .logits = cpu_logits,
     .truncate = cpu_truncate,
     .n_past = cpu_n_past,
+    .set_lora = cpu_set_lora,
 };

@@ -92,6 +92,7 @@ typedef struct engine_backend {
     const float *(*logits)(const void *ctx, int32_t i);
     void (*truncate)(void *ctx, int32_t n_keep);
     int32_t (*n_past)(const void *ctx);
+    shimmy_status (*set_lora)(void *ctx, const struct lora_set *set, shimmy_error *err);
 } engine_backend;
 
 extern const engine_backend engine_backend_cpu;
@@ -115,6 +116,11 @@ shimmy_status engine_session_new(engine_model *m, const engine_session_params *p
                                  engine_session **out, shimmy_error *err);
 void engine_session_free(engine_session *s);
 int32_t engine_session_n_ctx(const engine_session *s);
+/* Attaches LoRA adapters to the session (borrowed until replaced or engine_session_free; NULL
+ * detaches; the set must not change while attached). Attaching a different set drops the
+ * cached prefix, whose K/V were computed with the old weights. */
+shimmy_status engine_session_set_lora(engine_session *s, const struct lora_set *set,
+                                      shimmy_error *err);
 /* Asks a running engine_generate to stop (from any thread). engine_generate clears the request
  * when it starts, so a cancel must be issued while the generation runs (or via the sink). */
 void engine_session_cancel(engine_session *s);

@@ -19,6 +19,7 @@ struct engine_session {
     char *text; /* (text_cap) one decoder push */
     size_t text_cap;
     int cancel;
+    const struct lora_set *lora; /* borrowed */
 };
 
 shimmy_status engine_session_new(engine_model *m, const engine_session_params *p,
@@ -93,6 +94,16 @@ int32_t engine_n_vocab(const engine_session *s) {
 }
 void engine_session_cancel(engine_session *s) {
     __atomic_store_n(&s->cancel, 1, __ATOMIC_RELEASE);
+}
+
+shimmy_status engine_session_set_lora(engine_session *s, const struct lora_set *set,
+                                      shimmy_error *err) {
+    if (set == s->lora) return SHIMMY_OK;
+    shimmy_status st = s->be->set_lora(s->ctx, set, err);
+    s->lora = st ? NULL : set;
+    s->be->truncate(s->ctx, 0); /* K/V of the old weights are stale either way */
+    s->n_hist = 0;
+    return st;
 }
 
 const float *engine_logits(const engine_session *s, int32_t i) {

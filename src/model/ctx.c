@@ -1,6 +1,7 @@
 /* Compute contexts: every buffer the forward pass touches is allocated here, once, so that
  * evaluation never allocates. */
 #include "model.h"
+#include "lora/lora.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
 
 void model_ctx_free(model_ctx *c) {
     if (!c) return;
+    core_aligned_free(c->lora_scratch);
     core_aligned_free(c->k_cache); /* the start of the single block */
     free(c);
 }
@@ -131,4 +133,18 @@ size_t model_ctx_bytes(const model_ctx *c) {
 void model_ctx_truncate(model_ctx *c, int32_t n) {
     if (n < 0) n = 0;
     if (n < c->n_past) c->n_past = n;
+}
+
+shimmy_status model_ctx_set_lora(model_ctx *c, const struct lora_set *set, shimmy_error *err) {
+    core_aligned_free(c->lora_scratch);
+    c->lora_scratch = NULL;
+    c->lora = NULL;
+    if (!set || lora_set_count(set) == 0) return SHIMMY_OK;
+    size_t n = lora_set_scratch_floats(set, c->n_batch);
+    c->lora_scratch = core_aligned_alloc(64, (n ? n : 1) * sizeof(float));
+    if (!c->lora_scratch)
+        return core_error(err, SHIMMY_ERR_NOMEM, "lora",
+                          "cannot allocate %zu floats of adapter scratch", n);
+    c->lora = set;
+    return SHIMMY_OK;
 }

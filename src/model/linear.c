@@ -1,8 +1,9 @@
 /* model_linear: the one place a weight matrix meets activations. Activations are converted once
  * per product to the weight type's vec_dot_type (as llama.cpp does, which is what makes logits
- * agree), then the output rows are split over the pool. A later LoRA adapter set attached to the
- * context adds its low-rank term here. */
+ * agree), then the output rows are split over the pool. A LoRA adapter set attached to the
+ * context adds its low-rank terms here, so every weight product sees them. */
 #include "model.h"
+#include "lora/lora.h"
 
 #define MAX_GROUP 4
 
@@ -94,6 +95,10 @@ void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const f
             quantize_task(&t, 0, 1);
     }
     run(c, dot_task, &t);
+    if (c->lora) /* the adapters' low-rank terms, from the unquantized input */
+        for (int k = 0; k < n_w; k++)
+            lora_set_apply(c->lora, w[k]->name, n_tok, x, y[k], c->lora_scratch,
+                           c->n_threads > 1 ? c->pool : NULL);
 }
 
 void model_linear(model_ctx *c, const model_weight *w, const float *x, float *y, int32_t n_tok) {

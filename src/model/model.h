@@ -141,6 +141,7 @@ typedef struct model_ctx_params {
 } model_ctx_params;
 
 typedef struct model_ctx model_ctx;
+struct lora_set; /* lora/lora.h: adapters attached to a context */
 
 shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx **out,
                             shimmy_error *err);
@@ -158,6 +159,11 @@ int32_t model_ctx_n_ctx(const model_ctx *c);
 int32_t model_ctx_n_batch(const model_ctx *c);
 /* Forgets positions >= n (n <= n_past): keeps the cache of a prefix. */
 void model_ctx_truncate(model_ctx *c, int32_t n);
+/* Attaches LoRA adapters (borrowed until detached or model_ctx_free; NULL detaches): every later
+ * product of a weight an adapter touches adds its low-rank term (before any bias), as llama.cpp
+ * does. Allocates the adapters' scratch here, not per product. The cache is not touched: a
+ * caller that changes adapters must truncate K/V computed with the old ones. */
+shimmy_status model_ctx_set_lora(model_ctx *c, const struct lora_set *set, shimmy_error *err);
 /* Bytes allocated by the context (KV cache + scratch). */
 size_t model_ctx_bytes(const model_ctx *c);
 
@@ -197,7 +203,9 @@ struct model_ctx {
     void *xq;      /* (n_batch, max_act_row_bytes) quantized activations */
     float *scores; /* (n_threads, scores_per_thread): scores, q and probabilities per thread */
     int64_t scores_per_thread;
-    float *logits; /* (n_logits, n_vocab) */
+    float *logits;               /* (n_logits, n_vocab) */
+    const struct lora_set *lora; /* borrowed, or NULL */
+    float *lora_scratch;         /* owned: lora_set_scratch_floats(lora, n_batch) floats */
     size_t bytes;
 };
 
