@@ -379,6 +379,7 @@ static chat_val arith(chat_rt *rt, int op, chat_val a, chat_val b) {
             return chat_float(pow(fx, fy));
         }
     }
+    if (op == OP_MOD && a.type == CV_STR) return chat_percent_format(rt, a.u.s, b);
     if (op == OP_ADD && a.type == CV_STR && b.type == CV_STR) {
         bool sa = a.flags & CVF_SAFE, sb = b.flags & CVF_SAFE;
         if (sa != sb) {

@@ -290,6 +290,23 @@ static chat_val f_escape(chat_rt *rt, chat_val v, const chat_args *a) {
     return chat_html_escape(rt, chat_want_str(rt, v));
 }
 
+/* "%s, %s"|format(a, b): Python %-formatting with the arguments as a tuple (or the keywords). */
+static chat_val f_format(chat_rt *rt, chat_val v, const chat_args *a) {
+    if (a->n && a->nk) chat_fail(rt, "format: positional and keyword arguments cannot be mixed");
+    chat_val args;
+    if (a->nk) {
+        chat_dict *d = chat_dict_new(rt, (size_t)a->nk);
+        for (int i = 0; i < a->nk; i++) chat_dict_set(rt, d, chat_str_cstr(rt, a->kn[i]), a->kv[i]);
+        args = chat_dictv(d);
+    } else {
+        chat_list *l = chat_list_new(rt, (size_t)a->n);
+        for (int i = 0; i < a->n; i++) l->v[l->n++] = a->pos[i];
+        args = chat_listv(l);
+        args.flags = CVF_TUPLE;
+    }
+    return chat_percent_format(rt, chat_want_str(rt, v), args);
+}
+
 static chat_val f_wordcount(chat_rt *rt, chat_val v, const chat_args *a) {
     (void)a;
     const chat_str *s = chat_want_str(rt, v);
@@ -333,6 +350,7 @@ static const struct {
     {"escape", f_escape},
     {"e", f_escape},
     {"wordcount", f_wordcount},
+    {"format", f_format},
 };
 
 chat_filter_fn chat_filter_find(const char *name) {
