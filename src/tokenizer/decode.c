@@ -54,7 +54,31 @@ static void spm_normal_piece(const char *t, size_t n, sbuf *b) {
 
 /* Byte-level code points back to bytes; a code point outside the alphabet is written the way the
  * engine writes it, "[UNK_BYTE_0x<hex>" + the token text + "]". */
+/* The common case: every character is a 1- or 2-byte code point of the byte alphabet. Returns
+ * false (writing nothing) otherwise. */
+static bool bpe_plain_piece(const char *t, size_t n, sbuf *b) {
+    if (b->oom || !tok_grow((void **)&b->p, &b->cap, b->n + n + 1, 1)) return false;
+    const unsigned char *u = (const unsigned char *)t;
+    size_t o = b->n;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        if (u[i] < 0x80)
+            cp = u[i++];
+        else if ((u[i] & 0xE0) == 0xC0 && i + 1 < n && (u[i + 1] & 0xC0) == 0x80) {
+            cp = (uint32_t)(u[i] & 0x1F) << 6 | (u[i + 1] & 0x3F);
+            i += 2;
+        } else
+            return false;
+        int byte = tok_utf8_cp_to_byte(cp);
+        if (byte < 0) return false;
+        b->p[o++] = (char)byte;
+    }
+    b->n = o;
+    return true;
+}
+
 static void bpe_normal_piece(const char *t, size_t n, sbuf *b) {
+    if (bpe_plain_piece(t, n, b)) return;
     char *clean = malloc(3 * n + 1);
     if (!clean) {
         b->oom = true;
