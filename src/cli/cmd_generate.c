@@ -1,6 +1,7 @@
 /* shimmy generate: text from a prompt, streamed to stdout, or one JSON object with --json. */
 #include "cli.h"
 #include "engine/engine.h"
+#include "lora/lora.h"
 #include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
@@ -10,9 +11,11 @@
 static const char *const USAGE =
     "shimmy generate MODEL --prompt TEXT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
     "       [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--ignore-eos]\n"
-    "       [--ctx-size N] [--threads N] [--kv f16|f32] [--json]";
+    "       [--ctx-size N] [--threads N] [--kv f16|f32] [--lora FILE] [--lora-scaled FILE S]\n"
+    "       [--json]";
 
 #define MAX_STOP 16
+#define MAX_LORA 8
 
 typedef struct gen_opts {
     const char *model;
@@ -23,6 +26,8 @@ typedef struct gen_opts {
     size_t n_stop;
     model_kv_type kv;
     bool json;
+    engine_adapter_spec lora[MAX_LORA];
+    size_t n_lora;
 } gen_opts;
 
 typedef struct text_buf {
@@ -128,6 +133,19 @@ static int parse(int argc, char **argv, gen_opts *o) {
             if (!cli_parse_long(val, 1, 512, &o->threads))
                 return cli_usage_error("generate", USAGE, "--threads must be in [1, 512]");
             i++;
+        } else if (strcmp(a, "--lora") == 0 || strcmp(a, "--lora-scaled") == 0) {
+            if (o->n_lora == MAX_LORA)
+                return cli_usage_error("generate", USAGE, "at most %d adapters", MAX_LORA);
+            engine_adapter_spec *sp = &o->lora[o->n_lora++];
+            sp->path = argv[++i];
+            sp->scale = 1.0f;
+            if (a[6] == '-') {
+                if (i + 1 >= argc || !cli_parse_double(argv[i + 1], -100, 100, &d))
+                    return cli_usage_error("generate", USAGE,
+                                           "--lora-scaled needs FILE and a SCALE");
+                sp->scale = (float)d;
+                i++;
+            }
         } else if (strcmp(a, "--kv") == 0) {
             if (strcmp(val, "f16") != 0 && strcmp(val, "f32") != 0)
                 return cli_usage_error("generate", USAGE, "--kv must be f16 or f32");
@@ -190,6 +208,7 @@ int cli_cmd_generate(int argc, char **argv) {
     const double t0 = core_time_ms();
     engine_model *m = NULL;
     engine_session *s = NULL;
+    lora_set *lora = NULL;
     tok_buf prompt = {0};
     int32_t *out = NULL;
     text_buf text = {.json = o.json};
@@ -202,6 +221,9 @@ int cli_cmd_generate(int argc, char **argv) {
     engine_session_params sp = {
         .n_ctx = (int32_t)o.ctx, .kv_type = o.kv, .n_threads = (int32_t)o.threads};
     if (engine_session_new(m, &sp, &s, &err)) goto done;
+    if (o.n_lora && (engine_lora_open(m, o.lora, o.n_lora, &lora, &err) ||
+                     engine_session_set_lora(s, lora, &err)))
+        goto done;
     const double load_ms = core_time_ms() - t0;
     o.gp.max_tokens = (int32_t)(o.n_predict < 0 ? 0 : o.n_predict);
     o.gp.stop = o.stop;
@@ -241,6 +263,7 @@ done:
     free(text.data);
     tok_buf_free(&prompt);
     engine_session_free(s);
+    lora_set_free(lora);
     engine_model_close(m);
     return rc;
 }

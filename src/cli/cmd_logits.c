@@ -2,6 +2,7 @@
  * forcing: the prompt in one batch, then one token per step, as the reference files were made). */
 #include "cli.h"
 #include "engine/engine.h"
+#include "lora/lora.h"
 #include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
@@ -10,13 +11,17 @@
 
 static const char *const USAGE =
     "shimmy logits MODEL --prompt TEXT [--continue ID,ID,...] [--top K] [--kv f16|f32]\n"
-    "       [--ctx-size N] [--threads N] [--json]";
+    "       [--ctx-size N] [--threads N] [--lora FILE] [--lora-scaled FILE S] [--json]";
+
+#define MAX_LORA 8
 
 typedef struct logits_opts {
     const char *model, *prompt, *cont;
     long top, ctx, threads;
     model_kv_type kv;
     bool json;
+    engine_adapter_spec lora[MAX_LORA];
+    size_t n_lora;
 } logits_opts;
 
 static int parse(int argc, char **argv, logits_opts *o) {
@@ -47,6 +52,19 @@ static int parse(int argc, char **argv, logits_opts *o) {
             if (!cli_parse_long(val, 1, 512, &o->threads))
                 return cli_usage_error("logits", USAGE, "--threads must be in [1, 512]");
             i++;
+        } else if (strcmp(a, "--lora") == 0 || strcmp(a, "--lora-scaled") == 0) {
+            if (o->n_lora == MAX_LORA)
+                return cli_usage_error("logits", USAGE, "at most %d adapters", MAX_LORA);
+            engine_adapter_spec *sp = &o->lora[o->n_lora++];
+            sp->path = argv[++i];
+            sp->scale = 1.0f;
+            if (a[6] == '-') {
+                double d;
+                if (i + 1 >= argc || !cli_parse_double(argv[i + 1], -100, 100, &d))
+                    return cli_usage_error("logits", USAGE, "--lora-scaled needs FILE and a SCALE");
+                sp->scale = (float)d;
+                i++;
+            }
         } else if (strcmp(a, "--kv") == 0) {
             if (strcmp(val, "f16") != 0 && strcmp(val, "f32") != 0)
                 return cli_usage_error("logits", USAGE, "--kv must be f16 or f32");
@@ -112,6 +130,7 @@ int cli_cmd_logits(int argc, char **argv) {
     if (cli_resolve_model(o.model, path, sizeof path, &err)) return cli_fail(&err);
     engine_model *m = NULL;
     engine_session *s = NULL;
+    lora_set *lora = NULL;
     tok_buf prompt = {0}, cont = {0};
     json_t *root = NULL;
     int32_t *idx = NULL;
@@ -137,6 +156,9 @@ int cli_cmd_logits(int argc, char **argv) {
         goto done;
     }
     if (engine_session_new(m, &sp, &s, &err)) goto done;
+    if (o.n_lora && (engine_lora_open(m, o.lora, o.n_lora, &lora, &err) ||
+                     engine_session_set_lora(s, lora, &err)))
+        goto done;
     const int32_t n_vocab = engine_n_vocab(s);
     const int32_t k = o.top < n_vocab ? (int32_t)o.top : n_vocab;
     idx = malloc(sizeof *idx * (size_t)k);
@@ -180,6 +202,7 @@ done:
     tok_buf_free(&prompt);
     tok_buf_free(&cont);
     engine_session_free(s);
+    lora_set_free(lora);
     engine_model_close(m);
     return rc;
 }

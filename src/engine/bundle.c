@@ -1,5 +1,6 @@
 /* engine_model: what is loaded once per file and shared by every session. */
 #include "engine.h"
+#include "lora/lora.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdio.h>
@@ -132,4 +133,23 @@ const model *engine_model_weights(const engine_model *m) {
 }
 const gguf_file *engine_model_file(const engine_model *m) {
     return m->file;
+}
+
+shimmy_status engine_lora_open(const engine_model *m, const engine_adapter_spec *specs, size_t n,
+                               struct lora_set **out, shimmy_error *err) {
+    *out = NULL;
+    lora_set *set = NULL;
+    shimmy_status st = lora_set_new(&set, err);
+    for (size_t i = 0; !st && i < n; i++) {
+        lora_adapter *a = NULL;
+        st = lora_adapter_open(specs[i].path, m->file, &a, err);
+        if (!st) st = lora_set_add(set, a, specs[i].scale, err);
+        lora_adapter_unref(a); /* the set holds its own reference */
+    }
+    if (st) {
+        lora_set_free(set);
+        return st;
+    }
+    *out = set;
+    return SHIMMY_OK;
 }

@@ -121,6 +121,16 @@ int32_t engine_session_n_ctx(const engine_session *s);
  * cached prefix, whose K/V were computed with the old weights. */
 shimmy_status engine_session_set_lora(engine_session *s, const struct lora_set *set,
                                       shimmy_error *err);
+/* An adapter to attach: a GGUF LoRA file, a PEFT folder or .safetensors, and its user scale. */
+typedef struct engine_adapter_spec {
+    const char *path;
+    float scale; /* --lora means 1.0 */
+} engine_adapter_spec;
+
+/* Opens the adapters against m's file (each validated against the base) into a new lora_set
+ * that the caller owns (lora_set_free) and may attach to any session of m. */
+shimmy_status engine_lora_open(const engine_model *m, const engine_adapter_spec *specs, size_t n,
+                               struct lora_set **out, shimmy_error *err);
 /* Asks a running engine_generate to stop (from any thread). engine_generate clears the request
  * when it starts, so a cancel must be issued while the generation runs (or via the sink). */
 void engine_session_cancel(engine_session *s);

@@ -106,6 +106,22 @@ check "overflow rc=$rc $(cat "$TMP/err")" $([ $rc -eq 1 ] && grep -q "context" "
 "$BIN" generate "$M" --prompt "Hi" --ctx-size 16 -n 64 > /dev/null 2> "$TMP/err"
 rc=$?
 check "prompt+n overflow rc=$rc $(cat "$TMP/err")" $([ $rc -eq 1 ] && grep -q "64" "$TMP/err"; echo $?)
+# LoRA: two adapters (GGUF + PEFT folder) at scale 0.5, as lora/reference.json entry 5
+L=$DATA/lora
+if [ -f "$L/reference.json" ]; then
+    "$BIN" logits "$M" --prompt "Hello" --kv f32 --top 5 --json \
+        --lora-scaled "$L/lora-tiny-llama-spm-r4.gguf" 0.5 \
+        --lora-scaled "$L/peft-tiny-llama-spm-r8-attn" 0.5 > "$TMP/ll" 2> "$TMP/err"
+    check "logits --lora rc=$? $(head -c 300 "$TMP/err")" $?
+    bad=$(jq -n --slurpfile a "$TMP/ll" --slurpfile r "$L/reference.json" '
+        [range(0; 5) as $j | $a[0].steps[0][$j] as $g
+         | $r[0].entries[5].cases[0].first_top5[$j] as $w
+         | select($g[0] != $w[0] or (($g[1] - $w[1]) | fabs) > 0.01)] | length')
+    check "logits --lora vs reference: $bad mismatches" $([ "$bad" = 0 ]; echo $?)
+    "$BIN" generate "$M" --prompt x --lora "$L/missing.gguf" > /dev/null 2> "$TMP/err"
+    rc=$?
+    check "missing adapter rc=$rc $(cat "$TMP/err")" $([ $rc -eq 1 ]; echo $?)
+fi
 # usage errors exit 2
 "$BIN" generate "$M" > /dev/null 2>&1
 check "missing --prompt" $([ $? -eq 2 ]; echo $?)
