@@ -6,16 +6,24 @@
 
 #include <pthread.h>
 
+/* Each test vocabulary is loaded once and shared by the cases (freed at the end). */
+static struct {
+    const char *rel;
+    tok_vocab *v;
+} loaded[4];
+
 static tok_vocab *load(const char *rel) {
+    size_t i = 0;
+    for (; i < 4 && loaded[i].rel; i++)
+        if (strcmp(loaded[i].rel, rel) == 0) return loaded[i].v;
     char path[1024];
     test_require_data(rel, path, sizeof path);
-    gguf_file *f = NULL;
     tok_vocab *v = NULL;
     shimmy_error err;
-    CHECK_MSG(gguf_open_header(path, &f, &err) == SHIMMY_OK, "%s", err.message);
-    if (f) CHECK_MSG(tok_vocab_load(f, &v, &err) == SHIMMY_OK, "%s", err.message);
-    gguf_close(f);
-    if (!v) exit(test_finish("tokenizer/api"));
+    CHECK_MSG(tok_vocab_load_path(path, &v, &err) == SHIMMY_OK, "%s", err.message);
+    if (!v || i == 4) exit(test_finish("tokenizer/api"));
+    loaded[i].rel = rel;
+    loaded[i].v = v;
     return v;
 }
 
@@ -87,7 +95,6 @@ static void test_special_qwen(void) {
     tok_buf_free(&a);
     tok_buf_free(&b);
     tok_buf_free(&c);
-    tok_vocab_free(v);
 }
 
 /* Llama 3: BOS added, <|eot_id|> ends generation, longest special text wins, clean-up. */
@@ -154,7 +161,6 @@ static void test_special_llama3(void) {
     free(out);
     tok_buf_free(&a);
     tok_buf_free(&b);
-    tok_vocab_free(v);
 }
 
 /* SPM: dummy prefix after specials, BOS, leading-space rule, streaming of split characters. */
@@ -222,7 +228,6 @@ static void test_spm(void) {
     tok_buf_free(&a);
     tok_buf_free(&b);
     tok_buf_free(&c);
-    tok_vocab_free(v);
 }
 
 /* Metadata problems are errors that name the key; nothing crashes. */
@@ -350,7 +355,6 @@ static void test_long_runs(void) {
             free(out);
             tok_buf_free(&b);
         }
-        tok_vocab_free(v);
     }
     free(text);
 }
@@ -400,7 +404,6 @@ static void test_threads(void) {
     tok_buf b = {0};
     CHECK(tok_encode(v, text, TOK_MAX_TEXT + 1, NULL, &b, &err) == SHIMMY_ERR_TOO_LARGE);
     CHECK(b.n == 0);
-    tok_vocab_free(v);
 }
 
 int main(void) {
@@ -410,5 +413,6 @@ int main(void) {
     test_special_llama3();
     test_spm();
     test_bad_metadata();
+    for (size_t i = 0; i < 4; i++) tok_vocab_free(loaded[i].v);
     return test_finish("tokenizer/api");
 }
