@@ -92,6 +92,10 @@ static const peft_rule peft_rules[] = {
     {"layer_replication", is_empty, "layer_replication duplicates layers"},
     {"trainable_token_indices", is_empty, "trainable_token_indices trains embedding rows"},
     {"target_parameters", is_empty, "target_parameters adapts raw parameters"},
+    {"use_qalora", is_false, "use_qalora is true: QA-LoRA pools the input in groups"},
+    {"alora_invocation_tokens", is_empty,
+     "alora_invocation_tokens is set: the adapter only acts after those tokens"},
+    {"arrow_config", is_empty, "arrow_config routes between several adapters"},
 };
 
 typedef struct peft_config {

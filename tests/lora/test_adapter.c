@@ -287,6 +287,8 @@ static void test_peft_refusals(void) {
     peft_case("rp", "{\"rank_pattern\": {\"q_proj\": 8}}", ok, 2, U, "rank_pattern", NULL);
     peft_case("ap", "{\"alpha_pattern\": {\"q_proj\": 8}}", ok, 2, U, "alpha_pattern", NULL);
     peft_case("ia3", "{\"peft_type\": \"IA3\"}", ok, 2, U, "peft_type", NULL);
+    peft_case("qalora", "{\"use_qalora\": true}", ok, 2, U, "use_qalora", NULL);
+    peft_case("alora", "{\"alora_invocation_tokens\": [1, 2]}", ok, 2, U, "alora", NULL);
     peft_case("alpha0", "{\"lora_alpha\": 0}", ok, 2, A, "lora_alpha", NULL);
     peft_case("r0", "{\"r\": 0}", ok, 2, A, "r must be", NULL);
     peft_case("r-mismatch", "{\"r\": 8}", ok, 2, A, "rank 4", "r = 8");
