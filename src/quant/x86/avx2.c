@@ -3,10 +3,12 @@
  *
  * The quantizers produce exactly the bytes of the scalar reference (same float operations:
  * vector max/abs are exact, the multiply is the same single rounding, and round-to-nearest-even
- * is what the reference's integer rounding computes). The dots sum integers exactly per block
- * and accumulate the scaled block sums in 8 float lanes, so they differ from the reference only
- * in the order of float additions. */
+ * is what the reference's integer rounding computes). The dots follow llama.cpp's x86 order of
+ * float operations (see below), which the scalar reference does not: they agree with it to float
+ * re-association error. */
 #include "quant/x86/avx2_util.h"
+
+#include <math.h>
 
 /* ---- activation quantizers ---- */
 
@@ -89,42 +91,20 @@ static void from_float_q8_k(const float *x, void *vy, int64_t n) {
 }
 
 /* ---- legacy block dots ----
- * One step function per format adds block i's scaled products to an accumulator; the driver
- * alternates two accumulators so consecutive blocks do not wait on each other's FMA. */
-
-typedef __m256 (*block_step_fn)(const void *x, const void *y, int64_t i, __m256 acc);
-
-static inline float sum_blocks(int64_t nb, const void *x, const void *y, block_step_fn step) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        acc0 = step(x, y, i, acc0);
-        acc1 = step(x, y, i + 1, acc1);
-    }
-    if (i < nb) acc0 = step(x, y, i, acc0);
-    return qx_hsum_ps(_mm256_add_ps(acc0, acc1));
-}
-
-static inline __m256 scaled(uint16_t dx, uint16_t dy, __m256i p, __m256 acc) {
-    return _mm256_fmadd_ps(_mm256_set1_ps(qx_h2f(dx) * qx_h2f(dy)), _mm256_cvtepi32_ps(p), acc);
-}
+ * These reproduce the reference engine's x86 arithmetic, not just its integers: Q8_0, Q5_0,
+ * Q4_1 and Q5_1 keep 8 float lanes (lane k holds elements 4k..4k+3 of each block) updated by one
+ * FMA per block in block order and summed at the end; Q4_0 (which llama.cpp runs through its
+ * repacked 8-row kernel) adds each block's integer total with one scalar FMA per block. A
+ * different summation order would move results by an ulp, enough to flip a later activation
+ * rounding and change logits visibly. The min terms of Q4_1/Q5_1 are FMAs because the
+ * reference's compiler contracts them. */
 
 static inline __m256i load_qs(const int8_t *qs) {
     return _mm256_loadu_si256((const __m256i *)qs);
 }
 
-static inline __m256 step_q8_0(const void *vx, const void *vy, int64_t i, __m256 acc) {
-    const quant_block_q8_0 *x = (const quant_block_q8_0 *)vx + i;
-    const quant_block_q8_0 *y = (const quant_block_q8_0 *)vy + i;
-    return scaled(x->d, y->d, qx_dot_s8s8(load_qs(x->qs), load_qs(y->qs)), acc);
-}
-
-/* Q4_0 (offset 8) and Q5_0 (offset 16, fifth bit from qh) against Q8_0. */
-static inline __m256 step_q4_0(const void *vx, const void *vy, int64_t i, __m256 acc) {
-    const quant_block_q4_0 *x = (const quant_block_q4_0 *)vx + i;
-    const quant_block_q8_0 *y = (const quant_block_q8_0 *)vy + i;
-    __m256i q = _mm256_sub_epi8(qx_nibbles32(x->qs), _mm256_set1_epi8(8));
-    return scaled(x->d, y->d, qx_dot_s8s8(q, load_qs(y->qs)), acc);
+static inline __m256 scaled(uint16_t dx, uint16_t dy, __m256i p, __m256 acc) {
+    return _mm256_fmadd_ps(_mm256_set1_ps(qx_h2f(dx) * qx_h2f(dy)), _mm256_cvtepi32_ps(p), acc);
 }
 
 static inline __m256i fifth_bits(const uint8_t *qh4) {
@@ -133,53 +113,61 @@ static inline __m256i fifth_bits(const uint8_t *qh4) {
     return _mm256_and_si256(qx_bits32(qh), _mm256_set1_epi8(0x10));
 }
 
-static inline __m256 step_q5_0(const void *vx, const void *vy, int64_t i, __m256 acc) {
-    const quant_block_q5_0 *x = (const quant_block_q5_0 *)vx + i;
-    const quant_block_q8_0 *y = (const quant_block_q8_0 *)vy + i;
-    __m256i q = _mm256_sub_epi8(_mm256_or_si256(qx_nibbles32(x->qs), fifth_bits(x->qh)),
-                                _mm256_set1_epi8(16));
-    return scaled(x->d, y->d, qx_dot_s8s8(q, load_qs(y->qs)), acc);
+static void vec_dot_q8_0(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q8_0 *x = vx, *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QUANT_QK; i++)
+        acc = scaled(x[i].d, y[i].d, qx_dot_s8s8(load_qs(x[i].qs), load_qs(y[i].qs)), acc);
+    *s = qx_hsum_ps(acc);
 }
 
-/* Q4_1 and Q5_1 against Q8_1: unsigned levels, plus m_w * s_x per block, added to lane 0 (the
- * lanes are summed at the end anyway). */
-static inline __m256 with_min(uint16_t m, uint16_t s, __m256 acc) {
-    return _mm256_add_ps(acc, _mm256_castps128_ps256(_mm_set_ss(qx_h2f(m) * qx_h2f(s))));
+static void vec_dot_q5_0(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q5_0 *x = vx;
+    const quant_block_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        __m256i q = _mm256_sub_epi8(_mm256_or_si256(qx_nibbles32(x[i].qs), fifth_bits(x[i].qh)),
+                                    _mm256_set1_epi8(16));
+        acc = scaled(x[i].d, y[i].d, qx_dot_s8s8(q, load_qs(y[i].qs)), acc);
+    }
+    *s = qx_hsum_ps(acc);
 }
 
-static inline __m256 step_q4_1(const void *vx, const void *vy, int64_t i, __m256 acc) {
-    const quant_block_q4_1 *x = (const quant_block_q4_1 *)vx + i;
-    const quant_block_q8_1 *y = (const quant_block_q8_1 *)vy + i;
-    acc = scaled(x->d, y->d, qx_dot_u8s8(qx_nibbles32(x->qs), load_qs(y->qs)), acc);
-    return with_min(x->m, y->s, acc);
+static void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q4_0 *x = vx;
+    const quant_block_q8_0 *y = vy;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        __m256i q = _mm256_sub_epi8(qx_nibbles32(x[i].qs), _mm256_set1_epi8(8));
+        const int isum = qx_hsum_epi32(qx_dot_s8s8(q, load_qs(y[i].qs)));
+        sum = fmaf((float)isum, qx_h2f(x[i].d) * qx_h2f(y[i].d), sum);
+    }
+    *s = sum;
 }
 
-static inline __m256 step_q5_1(const void *vx, const void *vy, int64_t i, __m256 acc) {
-    const quant_block_q5_1 *x = (const quant_block_q5_1 *)vx + i;
-    const quant_block_q8_1 *y = (const quant_block_q8_1 *)vy + i;
-    __m256i q = _mm256_or_si256(qx_nibbles32(x->qs), fifth_bits(x->qh));
-    acc = scaled(x->d, y->d, qx_dot_u8s8(q, load_qs(y->qs)), acc);
-    return with_min(x->m, y->s, acc);
+static void vec_dot_q4_1(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q4_1 *x = vx;
+    const quant_block_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        mins = fmaf(qx_h2f(x[i].m), qx_h2f(y[i].s), mins);
+        acc = scaled(x[i].d, y[i].d, qx_dot_u8s8(qx_nibbles32(x[i].qs), load_qs(y[i].qs)), acc);
+    }
+    *s = qx_hsum_ps(acc) + mins;
 }
 
-static void vec_dot_q8_0(int64_t n, float *s, const void *x, const void *y) {
-    *s = sum_blocks(n / QUANT_QK, x, y, step_q8_0);
-}
-
-static void vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y) {
-    *s = sum_blocks(n / QUANT_QK, x, y, step_q4_0);
-}
-
-static void vec_dot_q5_0(int64_t n, float *s, const void *x, const void *y) {
-    *s = sum_blocks(n / QUANT_QK, x, y, step_q5_0);
-}
-
-static void vec_dot_q4_1(int64_t n, float *s, const void *x, const void *y) {
-    *s = sum_blocks(n / QUANT_QK, x, y, step_q4_1);
-}
-
-static void vec_dot_q5_1(int64_t n, float *s, const void *x, const void *y) {
-    *s = sum_blocks(n / QUANT_QK, x, y, step_q5_1);
+static void vec_dot_q5_1(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q5_1 *x = vx;
+    const quant_block_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QK; i++) {
+        mins = fmaf(qx_h2f(x[i].m), qx_h2f(y[i].s), mins);
+        __m256i q = _mm256_or_si256(qx_nibbles32(x[i].qs), fifth_bits(x[i].qh));
+        acc = scaled(x[i].d, y[i].d, qx_dot_u8s8(q, load_qs(y[i].qs)), acc);
+    }
+    *s = qx_hsum_ps(acc) + mins;
 }
 
 /* ---- float dots: 32 elements per step in 4 accumulators, then a scalar tail ---- */

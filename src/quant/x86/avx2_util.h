@@ -71,13 +71,36 @@ static inline __m256i qx_pack32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) 
                                        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-/* sum_j m_j * (bsums[2j] + bsums[2j+1]) for the 8 mins in the bytes of m. */
-static inline int qx_k4_mins_dot(uint64_t m, const quant_block_q8_k *y) {
-    __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m));
-    __m256i mdup = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
-    __m256i bs = _mm256_loadu_si256(
+/* ---- K-quant epilogues in the reference engine's float order ---- */
+
+static inline __m256i qx_load_bsums(const quant_block_q8_k *y) {
+    return _mm256_loadu_si256(
         (const __m256i *)((const unsigned char *)y + offsetof(quant_block_q8_k, bsums)));
-    return qx_hsum_epi32(_mm256_madd_epi16(bs, mdup));
+}
+
+/* acc += d * lanes (8 int32 lanes converted to float), one FMA. */
+static inline __m256 qx_fma_lanes(float d, __m256i lanes, __m256 acc) {
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
+}
+
+static inline float qx_hsum4_ps(__m128 v) {
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+}
+
+/* Q4_K/Q5_K mins against Q8_K's group sums, as 4 int32 lanes: lane k = m_2k*(b_4k + b_4k+1) +
+ * m_2k+1*(b_4k+2 + b_4k+3), the 8 mins being the bytes of m. */
+static inline __m128i qx_k4_mins_prod(uint64_t m, const quant_block_q8_k *y) {
+    __m256i bs = qx_load_bsums(y);
+    __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m));
+    return _mm_madd_epi16(m16, pairs);
+}
+
+/* 16 scales (int8) times the 16 group sums, as 8 int32 lanes (lane k: groups 2k, 2k+1). */
+static inline __m256i qx_bsums_prod(__m128i scales8, const quant_block_q8_k *y) {
+    return _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales8), qx_load_bsums(y));
 }
 
 #endif

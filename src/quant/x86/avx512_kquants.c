@@ -1,8 +1,11 @@
 /* AVX-512BW dots of Q4_K, Q5_K and Q6_K against Q8_K: 64 levels per step (one 512-bit register
  * of unsigned bytes), maddubs against the activations, madd against a vector of the per-group
- * scales. Integer sums are exact per super-block and scaled in the reference's order, so the
- * results are bit-identical to the scalar and AVX2 kernels. */
+ * scales. The two 256-bit halves of the integer lanes are folded into the 8 lanes the AVX2 kernels
+ * produce (lane k: elements 4k..4k+3 of every 32 values), and the float part is the AVX2 one, so
+ * both variants give bit-identical results in the reference engine's order. */
 #include "quant/x86/avx2_util.h"
+
+#include <math.h>
 
 /* Byte-wise (v >> k) & mask with k per 256-bit half (the shift runs on 16-bit lanes; the mask
  * removes what crossed from the neighbouring byte). */
@@ -16,11 +19,18 @@ static inline __m512i dup256(const uint8_t *p) {
     return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
 }
 
-/* 64 unsigned levels times 64 activations; int16 lane i of the products (elements 2i, 2i+1)
- * is scaled by scale16 lane i. */
-static inline __m512i scaled_dot64(__m512i u, const int8_t *y, __m512i scale16) {
-    __m512i p = _mm512_maddubs_epi16(u, _mm512_loadu_si512((const void *)y));
+/* 64 unsigned levels times 64 activations minus off*y per int16 pair; int16 lane i of the
+ * products (elements 2i, 2i+1) is scaled by scale16 lane i. */
+static inline __m512i scaled_dot64(__m512i u, const int8_t *y, int off, __m512i scale16) {
+    const __m512i yv = _mm512_loadu_si512((const void *)y);
+    __m512i p = _mm512_maddubs_epi16(u, yv);
+    if (off) p = _mm512_sub_epi16(p, _mm512_maddubs_epi16(_mm512_set1_epi8((char)off), yv));
     return _mm512_madd_epi16(p, scale16);
+}
+
+/* 16 int32 lanes folded to the AVX2 kernels' 8 (the halves cover the same lane positions). */
+static inline __m256i fold(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
 /* ---- Q4_K / Q5_K ---- */
@@ -51,41 +61,52 @@ static const int16_t k45_scale_idx[4][32] = {
      7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7},
 };
 
-static inline float dot_k45(const void *block, uint16_t d16, uint16_t dmin16, const uint8_t *s12,
-                            const quant_block_q8_k *y, k45_levels_fn levels) {
-    uint64_t sc, m;
-    quant_k4_unpack(s12, &sc, &m);
+static inline __m256i k45_lanes(const void *block, uint64_t sc8, const quant_block_q8_k *y,
+                                k45_levels_fn levels) {
     const __m512i sc16 =
-        _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+        _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
     __m512i acc = _mm512_setzero_si512();
     for (int c = 0; c < 4; c++) {
         __m512i scv =
             _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)k45_scale_idx[c]), sc16);
-        acc = _mm512_add_epi32(acc, scaled_dot64(levels(block, c), y->qs + 64 * c, scv));
+        acc = _mm512_add_epi32(acc, scaled_dot64(levels(block, c), y->qs + 64 * c, 0, scv));
     }
-    const int imin = qx_k4_mins_dot(m, y);
-    const float d = qx_h2f(d16) * y->d, dmin = qx_h2f(dmin16) * y->d;
-    const float a = d * (float)_mm512_reduce_add_epi32(acc);
-    const float b = dmin * (float)imin;
-    return a - b;
+    return fold(acc);
 }
 
 static void vec_dot_q4_k(int64_t n, float *s, const void *vx, const void *vy) {
     const quant_block_q4_k *x = vx;
     const quant_block_q8_k *y = vy;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QKK; i++)
-        sum += dot_k45(&x[i], x[i].d, x[i].dmin, x[i].scales, &y[i], q4k_levels);
-    *s = sum;
+    __m256 acc = _mm256_setzero_ps();
+    __m128 acc_m = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        const float d = y[i].d * qx_h2f(x[i].d);
+        const float dmin = -y[i].d * qx_h2f(x[i].dmin);
+        uint64_t sc8, m8;
+        quant_k4_unpack(x[i].scales, &sc8, &m8);
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(qx_k4_mins_prod(m8, &y[i])), acc_m);
+        acc = qx_fma_lanes(d, k45_lanes(&x[i], sc8, &y[i], q4k_levels), acc);
+    }
+    *s = qx_hsum_ps(acc) + qx_hsum4_ps(acc_m);
 }
 
 static void vec_dot_q5_k(int64_t n, float *s, const void *vx, const void *vy) {
     const quant_block_q5_k *x = vx;
     const quant_block_q8_k *y = vy;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QKK; i++)
-        sum += dot_k45(&x[i], x[i].d, x[i].dmin, x[i].scales, &y[i], q5k_levels);
-    *s = sum;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        const float d = y[i].d * qx_h2f(x[i].d);
+        const float dmin = -y[i].d * qx_h2f(x[i].dmin);
+        uint64_t sc8, m8;
+        quant_k4_unpack(x[i].scales, &sc8, &m8);
+        __m128i p = qx_k4_mins_prod(m8, &y[i]);
+        p = _mm_add_epi32(p, _mm_unpackhi_epi64(p, p));
+        p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
+        mins = fmaf(dmin, (float)_mm_cvtsi128_si32(p), mins);
+        acc = qx_fma_lanes(d, k45_lanes(&x[i], sc8, &y[i], q5k_levels), acc);
+    }
+    *s = qx_hsum_ps(acc) + mins;
 }
 
 /* ---- Q6_K ---- */
@@ -100,11 +121,12 @@ static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
         for (int i = 0; i < 32; i++) lanes[i] = (int16_t)(4 * q + i / 8);
         idx[q] = _mm512_loadu_si512((const void *)lanes);
     }
-    float sum = 0.0f;
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QUANT_QKK; i++) {
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        const __m512i sc512 = _mm512_castsi256_si512(sc16);
-        __m512i acc = _mm512_setzero_si512();
+        const float d = y[i].d * qx_h2f(x[i].d);
+        const __m512i sc512 = _mm512_castsi256_si512(
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales)));
+        __m512i sumi = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++) {
             /* low nibbles of ql[64h..64h+63] are values 128h + 0..63, high nibbles 64..127 */
             __m512i ql = _mm512_loadu_si512((const void *)(x[i].ql + 64 * h));
@@ -115,18 +137,13 @@ static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
                 __m512i hi2 = bits2(qh, 4 * half, 4 * half + 2, 3);
                 __m512i u = _mm512_or_si512(lo4, _mm512_slli_epi16(hi2, 4));
                 __m512i scv = _mm512_permutexvar_epi16(idx[2 * h + half], sc512);
-                acc = _mm512_add_epi32(acc, scaled_dot64(u, y[i].qs + 128 * h + 64 * half, scv));
+                sumi =
+                    _mm512_add_epi32(sumi, scaled_dot64(u, y[i].qs + 128 * h + 64 * half, 32, scv));
             }
         }
-        /* the offset 32 of every level: 32 * sum_g(sc_g * bsum_g) */
-        __m256i bs = _mm256_loadu_si256(
-            (const __m256i *)((const unsigned char *)&y[i] + offsetof(quant_block_q8_k, bsums)));
-        const int corr = qx_hsum_epi32(_mm256_madd_epi16(bs, sc16));
-        const int isum = _mm512_reduce_add_epi32(acc) - 32 * corr;
-        const float t = qx_h2f(x[i].d) * y[i].d * (float)isum;
-        sum += t;
+        acc = qx_fma_lanes(d, fold(sumi), acc);
     }
-    *s = sum;
+    *s = qx_hsum_ps(acc);
 }
 
 void quant_x86_avx512_install_kquants(quant_traits *t) {

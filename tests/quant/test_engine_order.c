@@ -1,0 +1,173 @@
+/* The x86 dot kernels reproduce the reference engine's floating-point order exactly (llama.cpp
+ * c392e509 built for AVX2/AVX-512, whose logits the model tests compare against): this test
+ * recomputes each dot with that order written out in scalar code (8 float lanes, one FMA per
+ * block, the same horizontal sums, the min terms folded where that engine folds them) and
+ * requires bit-identical results from every x86 variant.
+ *
+ * The integer parts come from dequantizing a copy of each block whose fp16 scale is set to 1 (and
+ * min scale to 0): every value is then exactly its integer level times its group scale. */
+#include "quant/quant_impl.h"
+#include "quant_fixture.h"
+
+#include <math.h>
+#include <stddef.h>
+
+typedef struct order_case {
+    uint32_t type;
+    int d_off, dmin_off; /* byte offsets of the fp16 scale and min scale/min (-1: none) */
+} order_case;
+
+static const order_case cases[] = {
+    {GGUF_T_Q8_0, offsetof(quant_block_q8_0, d), -1},
+    {GGUF_T_Q4_0, offsetof(quant_block_q4_0, d), -1},
+    {GGUF_T_Q5_0, offsetof(quant_block_q5_0, d), -1},
+    {GGUF_T_Q4_1, offsetof(quant_block_q4_1, d), offsetof(quant_block_q4_1, m)},
+    {GGUF_T_Q5_1, offsetof(quant_block_q5_1, d), offsetof(quant_block_q5_1, m)},
+    {GGUF_T_Q2_K, offsetof(quant_block_q2_k, d), offsetof(quant_block_q2_k, dmin)},
+    {GGUF_T_Q3_K, offsetof(quant_block_q3_k, d), -1},
+    {GGUF_T_Q4_K, offsetof(quant_block_q4_k, d), offsetof(quant_block_q4_k, dmin)},
+    {GGUF_T_Q5_K, offsetof(quant_block_q5_k, d), offsetof(quant_block_q5_k, dmin)},
+    {GGUF_T_Q6_K, offsetof(quant_block_q6_k, d), -1},
+};
+
+static float h16(const unsigned char *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return quant_f16_to_f32(h);
+}
+
+/* The integer values (level times group scale) of one block, and its mins (per value, already
+ * multiplied by their 4/6-bit factor) when the format has them. */
+static void block_ints(const quant_traits *q, const order_case *c, const unsigned char *blk,
+                       int32_t *val, int32_t *min) {
+    unsigned char tmp[256];
+    float f[256];
+    const uint16_t one = 0x3C00, zero = 0;
+    memcpy(tmp, blk, q->type_size);
+    memcpy(tmp + c->d_off, &one, 2);
+    if (c->dmin_off >= 0) memcpy(tmp + c->dmin_off, &zero, 2);
+    q->to_float(tmp, f, q->block_size);
+    for (uint32_t e = 0; e < q->block_size; e++) val[e] = (int32_t)f[e];
+    if (min && c->dmin_off >= 0) {
+        memcpy(tmp, blk, q->type_size);
+        memcpy(tmp + c->d_off, &zero, 2);
+        memcpy(tmp + c->dmin_off, &one, 2);
+        q->to_float(tmp, f, q->block_size);
+        for (uint32_t e = 0; e < q->block_size; e++) min[e] = (int32_t)-f[e];
+    }
+}
+
+/* lane k of a block: values 4k..4k+3 of every 32 */
+static void lanes(const int32_t *val, const int8_t *y, int n, int32_t out[8]) {
+    memset(out, 0, 8 * sizeof *out);
+    for (int e = 0; e < n; e++) out[(e % 32) / 4] += val[e] * y[e];
+}
+
+static float hsum8(const float l[8]) {
+    float a0 = l[0] + l[4], a1 = l[1] + l[5], a2 = l[2] + l[6], a3 = l[3] + l[7];
+    float b0 = a0 + a2, b1 = a1 + a3;
+    return b0 + b1;
+}
+
+static float hsum4(const float m[4]) {
+    float b0 = m[0] + m[2], b1 = m[1] + m[3];
+    return b0 + b1;
+}
+
+/* The reference engine's x86 arithmetic for one row. */
+static float engine_dot(const quant_traits *q, const order_case *c, int64_t n,
+                        const unsigned char *w, const unsigned char *a) {
+    const quant_traits *at = quant_get_ref(q->vec_dot_type);
+    float acc[8] = {0}, acc_m[4] = {0}, scalar = 0.0f;
+    int32_t val[256], min[256], l[8];
+    for (int64_t b = 0; b < n / q->block_size; b++) {
+        const unsigned char *wb = w + b * q->type_size, *ab = a + b * at->type_size;
+        block_ints(q, c, wb, val, min);
+        if (q->block_size == 32) {
+            const int8_t *yq = (const int8_t *)(ab + (q->vec_dot_type == GGUF_T_Q8_1 ? 4 : 2));
+            const float d = h16(wb + c->d_off) * h16(ab);
+            lanes(val, yq, 32, l);
+            if (c->type == GGUF_T_Q4_0) { /* repacked kernel: block total, one scalar FMA */
+                int32_t t = 0;
+                for (int k = 0; k < 8; k++) t += l[k];
+                scalar = fmaf((float)t, d, scalar);
+                continue;
+            }
+            if (c->dmin_off >= 0) scalar = fmaf(h16(wb + c->dmin_off), h16(ab + 2), scalar);
+            for (int k = 0; k < 8; k++) acc[k] = fmaf(d, (float)l[k], acc[k]);
+            continue;
+        }
+        float yd;
+        memcpy(&yd, ab, 4);
+        const int8_t *yq = (const int8_t *)(ab + offsetof(quant_block_q8_k, qs));
+        int16_t bs[16];
+        memcpy(bs, ab + offsetof(quant_block_q8_k, bsums), sizeof bs);
+        const float d = yd * h16(wb + c->d_off);
+        if (c->type == GGUF_T_Q2_K || c->type == GGUF_T_Q4_K || c->type == GGUF_T_Q5_K) {
+            const float dmin = -yd * h16(wb + c->dmin_off);
+            if (c->type == GGUF_T_Q2_K) { /* 8 lanes of two 16-groups each, before the values */
+                for (int k = 0; k < 8; k++)
+                    acc[k] = fmaf(
+                        dmin, (float)(min[32 * k] * bs[2 * k] + min[32 * k + 16] * bs[2 * k + 1]),
+                        acc[k]);
+            } else { /* mins of 32-groups j against bsums 2j, 2j+1 */
+                int32_t p[4], t = 0;
+                for (int k = 0; k < 4; k++) {
+                    p[k] = min[64 * k] * (bs[4 * k] + bs[4 * k + 1]) +
+                           min[64 * k + 32] * (bs[4 * k + 2] + bs[4 * k + 3]);
+                    t += p[k];
+                }
+                if (c->type == GGUF_T_Q4_K)
+                    for (int k = 0; k < 4; k++) acc_m[k] = fmaf(dmin, (float)p[k], acc_m[k]);
+                else
+                    scalar = fmaf(dmin, (float)t, scalar);
+            }
+        }
+        lanes(val, yq, 256, l);
+        for (int k = 0; k < 8; k++) acc[k] = fmaf(d, (float)l[k], acc[k]);
+    }
+    if (c->type == GGUF_T_Q4_0) return scalar;
+    float r = hsum8(acc);
+    if (c->type == GGUF_T_Q4_K) return r + hsum4(acc_m);
+    return r + scalar;
+}
+
+int main(void) {
+    test_rng rng;
+    test_rng_seed(&rng, 23);
+    int n_checked = 0;
+    for (int v = 1; v < quant_n_variants(); v++) {
+        if (strncmp(quant_variant_name(v), "avx", 3) != 0) continue; /* x86 only */
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            const order_case *c = &cases[ci];
+            const quant_traits *var = quant_variant_get(v, c->type), *ref = quant_get_ref(c->type);
+            if (!var || var->vec_dot == ref->vec_dot) continue;
+            const quant_traits *act = quant_get_ref(ref->vec_dot_type);
+            for (size_t l = 0; l < sizeof qf_blocks / sizeof qf_blocks[0]; l++) {
+                int64_t n = (int64_t)qf_blocks[l] * ref->block_size;
+                for (int p = 0; p < QF_N_PATTERNS; p++) {
+                    float *xw = malloc((size_t)n * sizeof *xw),
+                          *xa = malloc((size_t)n * sizeof *xa);
+                    qf_fill(xw, n, (qf_pattern)p, &rng);
+                    qf_fill(xa, n, p == QF_EXTREME ? QF_NORMAL : (qf_pattern)p, &rng);
+                    void *bw, *ba;
+                    const unsigned char *rw = qf_row(ref, ref->from_float, xw, n, 1, &bw);
+                    const unsigned char *ra = qf_row(act, act->from_float, xa, n, 3, &ba);
+                    float got = NAN;
+                    var->vec_dot(n, &got, rw, ra);
+                    float want = engine_dot(ref, c, n, rw, ra);
+                    CHECK_MSG(got == want, "%s %s n=%lld pattern %d: %.9g, engine order %.9g",
+                              quant_variant_name(v), ref->name, (long long)n, p, got, want);
+                    n_checked++;
+                    free(bw);
+                    free(ba);
+                    free(xw);
+                    free(xa);
+                }
+            }
+        }
+    }
+    fprintf(stderr, "%d dots checked against the engine order\n", n_checked);
+    if (n_checked == 0) test_skip("no x86 SIMD variant runs here");
+    return test_finish("quant/engine_order");
+}
