@@ -53,7 +53,10 @@ static void spm_normal_piece(const char *t, size_t n, sbuf *b) {
 }
 
 /* Byte-level code points back to bytes; a code point outside the alphabet is written the way the
- * engine writes it, "[UNK_BYTE_0x<hex>" + the token text + "]". */
+ * engine writes it, "[UNK_BYTE_0x<hex>" + the token text + "]". That repeats the whole text per
+ * such character, quadratic in a (malformed) token's length, so a piece stops growing at
+ * UNK_BUDGET bytes. */
+#define UNK_BUDGET 4096
 /* The common case: every character is a 1- or 2-byte code point of the byte alphabet. Returns
  * false (writing nothing) otherwise. */
 static bool bpe_plain_piece(const char *t, size_t n, sbuf *b) {
@@ -84,7 +87,7 @@ static void bpe_normal_piece(const char *t, size_t n, sbuf *b) {
         b->oom = true;
         return;
     }
-    size_t m = tok_utf8_sanitize(t, n, clean);
+    size_t m = tok_utf8_sanitize(t, n, clean), start = b->n;
     for (size_t i = 0; i < m;) {
         uint32_t cp;
         int k = core_utf8_decode(clean + i, m - i, &cp);
@@ -92,7 +95,7 @@ static void bpe_normal_piece(const char *t, size_t n, sbuf *b) {
         if (byte >= 0) {
             unsigned char c = (unsigned char)byte;
             sb_put(b, &c, 1);
-        } else {
+        } else if (b->n - start < UNK_BUDGET) {
             char hex[16];
             sb_put(b, "[UNK_BYTE_0x", 12);
             for (int j = 0; j < k; j++) {

@@ -130,11 +130,25 @@ static bool split_one(const tok_vocab *v, const char *text, const tok_encode_opt
 static bool partition(const tok_vocab *v, const char *text, size_t len, const tok_encode_opts *o,
                       frags *cur, frags *next) {
     if (!frag_add(cur, -1, 0, len)) return false;
+    if (v->n_special == 0) return true;
+    /* byte pairs present in the text: a token whose first two bytes never occur is skipped
+     * without a search (vocabularies carry hundreds of special tokens) */
+    uint64_t pairs[65536 / 64] = {0};
+    for (size_t i = 0; i + 1 < len; i++) {
+        unsigned p = (unsigned)(unsigned char)text[i] << 8 | (unsigned char)text[i + 1];
+        pairs[p >> 6] |= 1ull << (p & 63);
+    }
     bool parse = o && o->parse_special;
     for (size_t k = 0; k < v->n_special; k++) {
         int32_t id = v->special[k];
         if (!parse && (v->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN))) continue;
         size_t tl = v->str_len[id];
+        if (tl > len) continue;
+        if (tl >= 2) {
+            const unsigned char *t = (const unsigned char *)v->blob + v->str_off[id];
+            unsigned p = (unsigned)t[0] << 8 | t[1];
+            if (!((pairs[p >> 6] >> (p & 63)) & 1)) continue;
+        }
         bool any = false;
         for (size_t i = 0; i < cur->n && !any; i++) any = cur->a[i].id < 0 && cur->a[i].len >= tl;
         if (!any) continue;

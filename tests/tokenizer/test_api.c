@@ -328,6 +328,37 @@ static void test_bad_metadata(void) {
     }
     tok_vocab_free(v);
     gguf_close(f);
+
+    /* a byte-level token outside the byte alphabet decodes the engine's way, "[UNK_BYTE_0x..."
+     * plus the token text per such character, but a long one stays bounded */
+    {
+        gguf_writer *w = NULL;
+        CHECK(gguf_writer_new(&w, &err) == SHIMMY_OK);
+        size_t n_euro = 3000;
+        char *big = malloc(3 * n_euro + 1);
+        for (size_t i = 0; i < n_euro; i++) memcpy(big + 3 * i, "\xe2\x82\xac", 3);
+        big[3 * n_euro] = '\0';
+        const char *toks[] = {"a", "\xe2\x82\xac", big};
+        const char *merges[] = {"a a"};
+        gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+        gguf_writer_set_str(w, "tokenizer.ggml.pre", "gpt-2");
+        gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3);
+        gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+        CHECK(gguf_writer_write(w, path, &err) == SHIMMY_OK);
+        gguf_writer_free(w);
+        free(big);
+        tok_vocab *u = NULL;
+        CHECK(tok_vocab_load_path(path, &u, &err) == SHIMMY_OK);
+        if (u) {
+            char buf[64];
+            size_t n = tok_piece(u, 1, false, buf, sizeof buf);
+            const char *want = "[UNK_BYTE_0xe282ac\xe2\x82\xac]";
+            CHECK(n == strlen(want) && memcmp(buf, want, n) == 0);
+            CHECK(tok_piece(u, 2, false, NULL, 0) < 4096 + 12 + 6 + 3 * n_euro + 1);
+            CHECK(tok_max_piece(u) < 20000);
+        }
+        tok_vocab_free(u);
+    }
     test_rm_rf(dir);
 }
 
