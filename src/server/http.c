@@ -4,6 +4,8 @@
 #include <microhttpd.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,12 +109,14 @@ bool server_call_gone(struct MHD_Connection *conn) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci) return true;
-    struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
-    if (poll(&p, 1, 0) <= 0) return false;
-    if (p.revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)) return true;
-    /* Readable: either a pipelined request (still there) or EOF (gone). */
-    char b;
-    return recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+    /* Read-side EOF is ambiguous: MHD itself shuts down reading once a "Connection: close"
+     * request is in. The TCP state is not: a peer that closed or reset leaves ESTABLISHED. */
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(ci->connect_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0)
+        return ti.tcpi_state != TCP_ESTABLISHED;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLOUT};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
 }
 
 typedef struct stream_ctx {
@@ -130,7 +134,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         if (n != 0) server_call_hold(sc->job->srv, sc->conn, false);
         if (n > 0) return n;
         if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
-        if (atomic_load(&sc->job->cancelled) || server_call_gone(sc->conn)) {
+        bool cancelled = atomic_load(&sc->job->cancelled);
+        if (cancelled || server_call_gone(sc->conn)) {
+            core_log(CORE_LOG_DEBUG, "server: %s: %s", sc->job->id,
+                     cancelled ? "generation cancelled" : "client went away");
             server_job_cancel(sc->job);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
@@ -335,12 +342,13 @@ shimmy_status server_http_start(server *s, shimmy_error *err) {
                           "'%s' is not an IPv4 address (use e.g. 127.0.0.1:11435)", s->cfg.host);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE | MHD_USE_ITC;
-    s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    s->daemon =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                         s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)s->cfg.timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)64 * 1024, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!s->daemon)
         return core_error(err, SHIMMY_ERR_IO, "--bind",
                           "cannot listen on %s:%d (address in use or not permitted); choose "

@@ -236,8 +236,8 @@ static void *slot_main(void *arg) {
         server_job_release(j);
         pthread_mutex_lock(&s->qmu);
     }
+    slot_drop_session(sl); /* under qmu: server_slots_drop_unloaded may be looking */
     pthread_mutex_unlock(&s->qmu);
-    slot_drop_session(sl);
     return NULL;
 }
 

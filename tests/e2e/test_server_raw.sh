@@ -40,7 +40,8 @@ for root in ('ENV', 'MODEL_PATHS', 'LOCAL', 'HOME', 'BASE_DIR', 'OLLAMA', 'HF', 
     env[f'SHIMMY_NO_{root}'] = '1'
 proc = subprocess.Popen([BIN, 'serve', '--bind', 'auto', '--model-dirs', tmp, '--parallel', '4',
                          '--threads', '2', '--max-body', '65536', '--timeout', '2', '--queue', '64'],
-                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+                        stdout=subprocess.PIPE, env=env, text=True,
+                        stderr=None if os.environ.get('SHIMMY_E2E_VERBOSE') else subprocess.DEVNULL)
 try:
     line = proc.stdout.readline()
     m = re.search(r'listening on http://([\d.]+):(\d+)', line)
@@ -49,7 +50,7 @@ try:
         sys.exit(1)
     HOST, PORT = m.group(1), int(m.group(2))
 
-    def connect(timeout=30):
+    def connect(timeout=120):
         s = socket.create_connection((HOST, PORT), timeout=timeout)
         return s
 
