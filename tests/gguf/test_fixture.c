@@ -163,6 +163,22 @@ static void test_archs(void) {
     CHECK(fixture_write_llama(path, &p, &err) == SHIMMY_ERR_INVALID_ARG); /* 64 % 256 */
     CHECK(strstr(err.message, "block size") != NULL);
     CHECK(!fixture_params_set_mix(&p, "Q9_X"));
+    /* one type everywhere */
+    p = fixture_params_default();
+    p.n_vocab = 300;
+    fixture_params_set_type(&p, GGUF_T_Q8_0);
+    gguf_file *q = write_open(&p, "q8-uniform.gguf");
+    if (q) {
+        int n_q8 = 0, n_f32 = 0;
+        for (size_t i = 0; i < gguf_n_tensors(q); i++) {
+            uint32_t t = gguf_tensor_at(q, i)->type;
+            n_q8 += t == GGUF_T_Q8_0;
+            n_f32 += t == GGUF_T_F32;
+        }
+        CHECK_EQ_INT(n_q8, 2 * 7 + 2);  /* layer matrices, token_embd, output */
+        CHECK_EQ_INT(n_f32, 2 * 2 + 1); /* norms */
+        gguf_close(q);
+    }
 }
 
 /* Q4_K_M follows llama-quantize: Q6_K for output, and for attn_v/ffn_down on the layers its

@@ -77,6 +77,11 @@ bool fixture_params_set_mix(fixture_params *p, const char *name) {
     return false;
 }
 
+void fixture_params_set_type(fixture_params *p, uint32_t type) {
+    p->weight_type = p->output_type = p->attn_v_type = p->ffn_down_type = type;
+    p->raise_by_layer = false;
+}
+
 /* The llama.cpp file type matching the params, for tools that display it. */
 static uint32_t file_type_of(const fixture_params *p) {
     for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++)

@@ -56,6 +56,11 @@ fixture_params fixture_params_default(void);
  * raise_by_layer layers, attn_v and ffn_down), "Q6_K". False for other names (p unchanged). */
 bool fixture_params_set_mix(fixture_params *p, const char *mix);
 
+/* Uses one type for every matrix (layer matrices, token_embd, output); norms and biases stay
+ * F32. Prefer this to setting weight_type alone, which leaves output/attn_v/ffn_down as they were.
+ */
+void fixture_params_set_type(fixture_params *p, uint32_t type);
+
 /* Writes the model. INVALID_ARG for impossible shapes (e.g. rows not a multiple of the type's
  * block size) or an unknown arch; UNSUPPORTED when the quant module cannot make a type. */
 shimmy_status fixture_write_llama(const char *path, const fixture_params *p, shimmy_error *err);
