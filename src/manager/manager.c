@@ -33,6 +33,7 @@ typedef struct mgr_rec {
     shimmy_error error; /* last failure */
     mgr_obj *obj;       /* the table's reference while LOADED */
     uint64_t attempt;   /* bumped by every load start: waiters know which load they waited on */
+    int pins;           /* acquires holding this record across an unlock: it must not be freed */
 } mgr_rec;
 
 struct manager_handle {
@@ -261,7 +262,8 @@ void manager_set_registry(manager *m, registry *reg) {
     size_t kept = 0;
     for (size_t i = 0; i < m->n_recs; i++) {
         mgr_rec *r = m->recs[i];
-        bool idle = !r->obj && (r->state == MANAGER_NOT_LOADED || r->state == MANAGER_FAILED);
+        bool idle =
+            !r->obj && !r->pins && (r->state == MANAGER_NOT_LOADED || r->state == MANAGER_FAILED);
         if (idle && (!reg || !registry_find(reg, r->name))) {
             free(r->name);
             free(r->path);
@@ -408,6 +410,8 @@ shimmy_status manager_acquire(manager *m, const char *name, manager_handle **out
         st = not_found(m, name, err);
     } else if (!(r = rec_get(m, e->name, e->path))) {
         st = core_error(err, SHIMMY_ERR_NOMEM, name, "no memory to track model %s", name);
+    } else {
+        r->pins++; /* the lock is released while loading or waiting for a load */
     }
     while (st == SHIMMY_OK) {
         if (r->state == MANAGER_LOADING) {
@@ -447,6 +451,7 @@ shimmy_status manager_acquire(manager *m, const char *name, manager_handle **out
         }
         break;
     }
+    if (r) r->pins--;
     pthread_mutex_unlock(&m->mu);
     graveyard_close(m, &g);
     registry_free(reg);

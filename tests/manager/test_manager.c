@@ -371,7 +371,8 @@ static void test_registry_swap(const char *dir, registry *reg) {
     CHECK_EQ_INT(atomic_load(&l.closes), 3);
 }
 
-/* ---- stress: acquire/release on many threads while the budget and an unloader churn ---- */
+/* ---- stress: acquire/release on many threads while the budget, an unloader and registry
+ * swaps churn ---- */
 
 typedef struct stress_ctx {
     manager *m;
@@ -379,6 +380,8 @@ typedef struct stress_ctx {
     unsigned seed;
     atomic_int *stop;
     int errors;
+    int not_found;     /* names absent from the registry swapped in at that moment */
+    registry *regs[2]; /* the swapper alternates between these */
 } stress_ctx;
 
 static const char *const stress_names[] = {"alpha", "beta", "gamma", "delta"};
@@ -388,7 +391,12 @@ static void *stress_user(void *arg) {
     for (int i = 0; i < c->iters; i++) {
         c->seed = c->seed * 1103515245u + 12345u;
         manager_handle *h = NULL;
-        if (manager_acquire(c->m, stress_names[(c->seed >> 16) & 3], &h, NULL) != SHIMMY_OK) {
+        shimmy_status st = manager_acquire(c->m, stress_names[(c->seed >> 16) & 3], &h, NULL);
+        if (st == SHIMMY_ERR_MODEL_NOT_FOUND) {
+            c->not_found++;
+            continue;
+        }
+        if (st != SHIMMY_OK) {
             c->errors++;
             continue;
         }
@@ -418,7 +426,18 @@ static void *stress_unloader(void *arg) {
     return NULL;
 }
 
-static void test_stress(registry *reg) {
+static void *stress_swapper(void *arg) {
+    stress_ctx *c = arg;
+    for (int k = 0; !atomic_load(c->stop); k ^= 1) {
+        manager_set_registry(c->m, c->regs[k]);
+        usleep(300);
+    }
+    manager_set_registry(c->m, c->regs[0]);
+    return NULL;
+}
+
+/* reg2 lists alpha and beta only, as other files: every swap repoints two names and hides two */
+static void test_stress(registry *reg, registry *reg2) {
     test_loader l = {0};
     l.bytes = 100;
     manager *m = NULL;
@@ -431,18 +450,28 @@ static void test_stress(registry *reg) {
 #endif
     enum { USERS = 4 };
     atomic_int stop = 0;
-    pthread_t th[USERS + 1];
-    stress_ctx c[USERS + 1];
-    for (int i = 0; i <= USERS; i++) {
-        c[i] = (stress_ctx){.m = m, .iters = iters, .seed = 7u + (unsigned)i, .stop = &stop};
-        pthread_create(&th[i], NULL, i < USERS ? stress_user : stress_unloader, &c[i]);
+    pthread_t th[USERS + 2];
+    stress_ctx c[USERS + 2];
+    for (int i = 0; i < USERS + 2; i++) {
+        c[i] = (stress_ctx){
+            .m = m, .iters = iters, .seed = 7u + (unsigned)i, .stop = &stop, .regs = {reg, reg2}};
+        pthread_create(&th[i], NULL,
+                       i < USERS    ? stress_user
+                       : i == USERS ? stress_unloader
+                                    : stress_swapper,
+                       &c[i]);
     }
     for (int i = 0; i < USERS; i++) pthread_join(th[i], NULL);
     atomic_store(&stop, 1);
     pthread_join(th[USERS], NULL);
-    int errors = 0;
-    for (int i = 0; i < USERS; i++) errors += c[i].errors;
+    pthread_join(th[USERS + 1], NULL);
+    int errors = 0, not_found = 0;
+    for (int i = 0; i < USERS; i++) {
+        errors += c[i].errors;
+        not_found += c[i].not_found;
+    }
     CHECK_EQ_INT(errors, 0);
+    CHECK(not_found < USERS * iters); /* most requests were served */
     CHECK_EQ_INT(atomic_load(&l.freed_in_use), 0);
     manager_stats s;
     manager_get_stats(m, &s);
@@ -463,12 +492,20 @@ int main(void) {
     write_model(dir, "delta.gguf", "llama");
     registry *reg = scan_dir(dir);
     CHECK_EQ_INT(registry_count(reg), 4);
+    char other[1024];
+    snprintf(other, sizeof other, "%s/other", dir);
+    CHECK(mkdir(other, 0755) == 0);
+    write_model(other, "alpha.gguf", "llama");
+    write_model(other, "beta.gguf", "llama");
+    registry *reg2 = scan_dir(other);
+    CHECK_EQ_INT(registry_count(reg2), 2);
     test_single_flight(reg);
     test_unload_in_use(reg);
     test_failure_and_retry(reg);
     test_budget_lru(reg);
     test_keep_alive(reg);
-    test_stress(reg);
+    test_stress(reg, reg2);
+    registry_free(reg2);
     test_registry_swap(dir, reg);
     registry_free(reg);
     test_rm_rf(dir);
