@@ -133,13 +133,38 @@ static void vec_dot_q5_0(int64_t n, float *s, const void *vx, const void *vy) {
     *s = qx_hsum_ps(acc);
 }
 
+static inline __m256i q4_0_lanes(const quant_block_q4_0 *x, const quant_block_q8_0 *y) {
+    __m256i q = _mm256_sub_epi8(qx_nibbles32(x->qs), _mm256_set1_epi8(8));
+    return qx_dot_s8s8(q, load_qs(y->qs));
+}
+
+/* The chain of scalar FMAs is the bound here, so the work around it is batched: four blocks'
+ * integer totals by a tree of horizontal adds, their scales converted together. */
 static void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
     const quant_block_q4_0 *x = vx;
     const quant_block_q8_0 *y = vy;
+    const int64_t nb = n / QUANT_QK;
     float sum = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QK; i++) {
-        __m256i q = _mm256_sub_epi8(qx_nibbles32(x[i].qs), _mm256_set1_epi8(8));
-        const int isum = qx_hsum_epi32(qx_dot_s8s8(q, load_qs(y[i].qs)));
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        __m256i h01 = _mm256_hadd_epi32(q4_0_lanes(&x[i], &y[i]), q4_0_lanes(&x[i + 1], &y[i + 1]));
+        __m256i h23 =
+            _mm256_hadd_epi32(q4_0_lanes(&x[i + 2], &y[i + 2]), q4_0_lanes(&x[i + 3], &y[i + 3]));
+        __m256i h = _mm256_hadd_epi32(h01, h23);
+        __m128 t = _mm_cvtepi32_ps(
+            _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+        __m128i hx = _mm_setr_epi16((short)x[i].d, (short)x[i + 1].d, (short)x[i + 2].d,
+                                    (short)x[i + 3].d, 0, 0, 0, 0);
+        __m128i hy = _mm_setr_epi16((short)y[i].d, (short)y[i + 1].d, (short)y[i + 2].d,
+                                    (short)y[i + 3].d, 0, 0, 0, 0);
+        __m128 d = _mm_mul_ps(_mm_cvtph_ps(hx), _mm_cvtph_ps(hy));
+        float tv[4], dv[4];
+        _mm_storeu_ps(tv, t);
+        _mm_storeu_ps(dv, d);
+        for (int k = 0; k < 4; k++) sum = fmaf(tv[k], dv[k], sum);
+    }
+    for (; i < nb; i++) {
+        const int isum = qx_hsum_epi32(q4_0_lanes(&x[i], &y[i]));
         sum = fmaf((float)isum, qx_h2f(x[i].d) * qx_h2f(y[i].d), sum);
     }
     *s = sum;
