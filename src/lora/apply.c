@@ -62,10 +62,12 @@ static void task_a(void *ctx, int ith, int nth) {
     const lora_pair *p = j->p;
     int64_t lo, hi;
     core_split_range((int64_t)j->n_tok * p->rank, ith, nth, &lo, &hi);
+    /* element i is (token i / rank, row i % rank); the indices advance without dividing */
+    int64_t tok = lo / p->rank, r = lo % p->rank;
     for (int64_t i = lo; i < hi; i++) {
-        int64_t tok = i / p->rank, r = i % p->rank;
         p->qa->vec_dot(p->n_in, &j->t[i], (const char *)p->a + (size_t)r * p->a_row_bytes,
                        (const char *)j->xs + (size_t)tok * j->xs_row);
+        if (++r == p->rank) r = 0, tok++;
     }
 }
 
@@ -83,13 +85,14 @@ static void task_b(void *ctx, int ith, int nth) {
     const lora_pair *p = j->p;
     int64_t lo, hi;
     core_split_range((int64_t)j->n_tok * p->n_out, ith, nth, &lo, &hi);
+    int64_t tok = lo / p->n_out, o = lo % p->n_out;
+    const char *trow = (const char *)j->ts + (size_t)tok * j->ts_row;
     for (int64_t i = lo; i < hi; i++) {
-        int64_t tok = i / p->n_out, o = i % p->n_out;
         float d;
-        p->qb->vec_dot(p->rank, &d, (const char *)p->b + (size_t)o * p->b_row_bytes,
-                       (const char *)j->ts + (size_t)tok * j->ts_row);
+        p->qb->vec_dot(p->rank, &d, (const char *)p->b + (size_t)o * p->b_row_bytes, trow);
         /* scale, then add: the order of llama.cpp's ggml_scale + ggml_add */
         j->y[i] += j->scale * d;
+        if (++o == p->n_out) o = 0, trow += j->ts_row;
     }
 }
 
