@@ -165,7 +165,7 @@ static shimmy_status encode_word(const tok_vocab *v, const char *w, size_t n, to
     if (tok_cache_get(s, w, n, h, out)) return SHIMMY_OK;
     size_t n0 = out->n;
     shimmy_status st = merge_word(v, w, n, s, out, err);
-    if (st == SHIMMY_OK) tok_cache_put(s, w, n, h, out->ids + n0, out->n - n0);
+    if (st == SHIMMY_OK) tok_cache_put(s, w, n, h, out->n > n0 ? out->ids + n0 : NULL, out->n - n0);
     return st;
 }
 

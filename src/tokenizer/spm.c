@@ -194,7 +194,7 @@ shimmy_status tok_spm_encode(const tok_vocab *v, const char *text, size_t len, b
             size_t n0 = out->n;
             shimmy_status st = merge_segment(v, s, lo, hi, out, err);
             if (st) return st;
-            tok_cache_put(s, seg, seg_n, h, out->ids + n0, out->n - n0);
+            tok_cache_put(s, seg, seg_n, h, out->n > n0 ? out->ids + n0 : NULL, out->n - n0);
         }
         lo = hi;
     }
