@@ -45,7 +45,7 @@ static char *read_all(const char *path, size_t *len, shimmy_error *err) {
         }
         size_t k = fread(buf + n, 1, cap - n, f);
         n += k;
-        if (k == 0) break;
+        if (k == 0 || n > TOK_MAX_TEXT) break;
     }
     bool bad = ferror(f);
     if (f != stdin) fclose(f);
@@ -56,6 +56,12 @@ static char *read_all(const char *path, size_t *len, shimmy_error *err) {
     if (bad) {
         free(buf);
         core_error(err, SHIMMY_ERR_IO, path, "error reading the text file");
+        return NULL;
+    }
+    if (n > TOK_MAX_TEXT) {
+        free(buf);
+        core_error(err, SHIMMY_ERR_TOO_LARGE, path, "the text file is larger than %zu MiB",
+                   (size_t)TOK_MAX_TEXT >> 20);
         return NULL;
     }
     *len = n;
