@@ -249,7 +249,7 @@ static void inspect_peft(reg_cand *c) {
         skip(c, NULL);
     } else if (stat(weights, &ws) != 0) {
         skip(c, reg_strdup("PEFT folder without adapter_model.safetensors"));
-    } else if (stat(cfg, &cs) != 0 || cs.st_size > PEFT_CONFIG_MAX) {
+    } else if (stat(cfg, &cs) != 0 || !S_ISREG(cs.st_mode) || cs.st_size > PEFT_CONFIG_MAX) {
         skip(c, reg_strdup("adapter_config.json unreadable or larger than 1 MiB"));
     } else if (!(doc = json_load_file(cfg, 0, &jerr)) || !json_is_object(doc)) {
         skip(c, reg_printf("adapter_config.json is not a JSON object: %s", jerr.text));

@@ -7,11 +7,13 @@
 #include "internal.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define OLLAMA_MANIFEST_MAX     (1u << 20) /* real manifests are well under 4 KiB */
 #define OLLAMA_TEMPLATE_MAX     (64u << 10)
@@ -26,19 +28,23 @@ static void add_skip(reg_root *root, const char *path, const char *fmt, const ch
 
 /* Reads at most max bytes of a small file; NULL when absent, too large or unreadable. */
 static char *read_small(const char *path, size_t max, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    /* O_NONBLOCK: a FIFO planted in the store must not hang the scan */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return NULL;
     struct stat st;
     char *buf = NULL;
-    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= max) {
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size <= max) {
         buf = malloc((size_t)st.st_size + 1);
-        if (buf) {
-            size_t n = fread(buf, 1, (size_t)st.st_size, f);
+        ssize_t n = buf ? pread(fd, buf, (size_t)st.st_size, 0) : -1;
+        if (n < 0) {
+            free(buf);
+            buf = NULL;
+        } else {
             buf[n] = '\0';
-            *len = n;
+            *len = (size_t)n;
         }
     }
-    fclose(f);
+    close(fd);
     return buf;
 }
 

@@ -142,6 +142,14 @@ static void build_tree(void) {
                                        "\0\0\0\0\0\0\0\0 padding padding ...");
     put_text(at("models/notes.gguf"), "these are not weights\n");
     put_text(at("models/readme.txt"), "hello\n");
+    /* hostile shapes: a FIFO named like a model, a PEFT folder whose config is a FIFO, a
+     * symlink loop; none may hang or crash the scan */
+    CHECK(mkfifo(at("models/fifo.gguf"), 0644) == 0);
+    mkdirs(at("models/peft-fifo"));
+    CHECK(mkfifo(at("models/peft-fifo/adapter_config.json"), 0644) == 0);
+    put_text(at("models/peft-fifo/adapter_model.safetensors"), "x");
+    mkdirs(at("models/loop"));
+    CHECK(symlink("..", at("models/loop/up")) == 0);
     /* pairing: one llama base in its folder, plus a qwen2 model that must not confuse it */
     put_gguf(at("models/pair/base.gguf"), model("llama"));
     put_gguf(at("models/pair/other.gguf"), model("qwen2"));
@@ -354,7 +362,9 @@ static void check_skipped(registry *r) {
     CHECK((why = skip_reason(r, at(".ollama/models/manifests/registry.ollama.ai/library/bad/1"))) &&
           strstr(why, "not valid"));
     CHECK(skip_reason(r, at("models/readme.txt")) == NULL); /* not a candidate at all */
-    CHECK(strstr(warnings, "broken.gguf") != NULL);         /* corrupt files are warned about */
+    CHECK((why = skip_reason(r, at("models/fifo.gguf"))) && strstr(why, "not a regular file"));
+    CHECK((why = skip_reason(r, at("models/peft-fifo"))) && strstr(why, "adapter_config.json"));
+    CHECK(strstr(warnings, "broken.gguf") != NULL); /* corrupt files are warned about */
 }
 
 int main(void) {
