@@ -87,9 +87,9 @@ int server_reply_json(server_call *c, int status, json_t *v) {
     char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (!s) {
-        static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":"
-                                  "\"server_error\",\"param\":null,\"code\":null}}";
-        return server_reply(c, 500, "application/json", oom, sizeof oom - 1);
+        shimmy_error err;
+        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory while building the response");
+        return server_reply_error(c, &err);
     }
     int ok = server_reply(c, status, "application/json", s, strlen(s));
     free(s);
@@ -99,8 +99,8 @@ int server_reply_json(server_call *c, int status, json_t *v) {
 int server_reply_error(server_call *c, const shimmy_error *err) {
     int http;
     char *s = server_error_json(err, &http);
-    if (!s) return server_reply_json(c, 500, NULL);
-    int ok = server_reply(c, http, "application/json", s, strlen(s));
+    /* Only when even the error cannot be built: the status alone still tells the client. */
+    int ok = server_reply(c, http, "application/json", s ? s : "", s ? strlen(s) : 0);
     free(s);
     return ok;
 }

@@ -102,7 +102,11 @@ int server_handle_health(server_call *c) {
 
 int server_handle_metrics(server_call *c) {
     char *text = server_metrics_render(c->srv);
-    if (!text) return server_reply_json(c, 500, NULL);
+    if (!text) {
+        shimmy_error err;
+        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory while rendering metrics");
+        return server_reply_error(c, &err);
+    }
     int ok = server_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
     free(text);
     return ok;
