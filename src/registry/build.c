@@ -218,6 +218,7 @@ static int cmp_name(const void *a, const void *b) {
 }
 
 static const char *source_root_label(const registry *r, const reg_cand *c) {
+    if (c->origin) return c->origin;
     return c->root >= 0 && (size_t)c->root < r->n_roots ? r->roots[c->root] : "";
 }
 

@@ -24,6 +24,7 @@ void reg_cand_free(reg_cand *c) {
     free(c->path);
     free(c->hint);
     free(c->template_text);
+    free(c->origin);
     free(c->reason);
     free(c->arch);
     free(c->quant);

@@ -47,6 +47,7 @@ typedef struct reg_cand {
     bool pair_env_base;  /* adapters: SHIMMY_LORA_GGUF, pairs with the SHIMMY_BASE_GGUF model */
     bool env_base;       /* this is SHIMMY_BASE_GGUF */
     char *template_text; /* Ollama template layer, used when the GGUF has no chat template */
+    char *origin;        /* where it was named, when more precise than the root (a manifest) */
 
     /* set by inspect */
     reg_kind kind;

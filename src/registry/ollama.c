@@ -116,6 +116,8 @@ static void read_manifest(reg_root *root, const char *path, char *const parts[4]
     }
     if (!model) {
         add_skip(root, path, "Ollama manifest %s", "has no usable model layer (sha256 digest)");
+    } else if (!(model->origin = reg_printf("ollama manifest %s", path))) {
+        root->nomem = true;
     }
     json_array_foreach(layers, i, layer) {
         const char *kind = layer_kind(json_string_value(json_object_get(layer, "mediaType")));

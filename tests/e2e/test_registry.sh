@@ -115,7 +115,9 @@ need("not a GGUF" in skipped.get("notes.gguf", ""), f"notes: {skipped}")
 need(len(doc["models"]) == 6, "model count")
 need(any(r.startswith("ollama ") for r in doc["roots"]), f"roots {doc['roots']}")
 origin = {m["name"]: m["origin"] for m in doc["models"]}
-need(origin["tinyllama:1b"].startswith("ollama "), "ollama origin")
+need(origin["tinyllama:1b"].startswith("ollama manifest ")
+     and origin["tinyllama:1b"].endswith("/manifests/registry.ollama.ai/library/tinyllama/1b"),
+     f"ollama origin {origin['tinyllama:1b']}")
 ad = [a for a in doc["adapters"] if a["name"] == "qwen-lora"]
 need(ad and ad[0]["base"] == "qwen-base" and ad[0]["format"] == "gguf", f"adapters {doc['adapters']}")
 EOF
