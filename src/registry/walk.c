@@ -262,7 +262,8 @@ static reg_root *roots_add(roots_ctx *c, reg_walk_fn walk, registry_source src, 
     reg_roots *r = c->roots;
     if (!path || !*path) return NULL;
     /* The same directory reached twice (./models is ~/models when run from $HOME) is walked once;
-     * the first (higher priority) root keeps it. */
+     * the first (higher priority) root keeps it and is returned, so a caller can still mark it
+     * (a --model file that is also SHIMMY_BASE_GGUF stays the base of SHIMMY_LORA_GGUF). */
     struct stat st;
     bool exists = stat(path, &st) == 0;
     /* A missing directory is simply not there; a missing file the user named is reported (the
@@ -272,7 +273,7 @@ static reg_root *roots_add(roots_ctx *c, reg_walk_fn walk, registry_source src, 
         struct stat so;
         if (r->v[i].walk == walk && stat(r->v[i].path, &so) == 0 && so.st_dev == st.st_dev &&
             so.st_ino == st.st_ino && r->v[i].max_depth >= depth)
-            return NULL;
+            return &r->v[i];
     }
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;

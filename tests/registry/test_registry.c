@@ -400,6 +400,15 @@ int main(void) {
     CHECK(registry_find(ref, "base") != NULL);
     registry_free(ref);
 
+    /* a --model file that is also SHIMMY_BASE_GGUF is listed once and stays the LoRA's base */
+    const char *files[1] = {at("envdir/envbase.gguf")};
+    registry_options fo = {.files = files, .n_files = 1, .home = home, .cwd = "/nonexistent"};
+    CHECK(registry_scan(&fo, &r, NULL) == SHIMMY_OK);
+    const registry_adapter *la = registry_find_adapter(r, "envlora");
+    CHECK(la && la->base && strcmp(la->base->name, "envbase") == 0);
+    CHECK(registry_find(r, "envbase-2") == NULL);
+    registry_free(r);
+
     /* sources can be switched off by option and by environment */
     r = scan(REGISTRY_NO_HF | REGISTRY_NO_HOME);
     CHECK(registry_find(r, "bartowski/llama-3.2-1b-instruct-gguf:q4_k_m") == NULL);
