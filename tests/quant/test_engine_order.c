@@ -132,6 +132,81 @@ static float engine_dot(const quant_traits *q, const order_case *c, int64_t n,
     return r + scalar;
 }
 
+/* The AVX-512 build's F32/F16 vec_dot: 4 x 16 lanes over n & ~63, folded (a0+a2)+(a1+a3),
+ * reduced hi+lo 256, hi+lo 128, (l0+l2)+(l1+l3); tail: F32 contracted FMAs, F16 in double. */
+static float engine_dot_float(uint32_t type, int64_t n, const unsigned char *x,
+                              const unsigned char *y) {
+    const int esz = type == GGUF_T_F32 ? 4 : 2;
+    float e[2];
+    float acc[4][16] = {{0}};
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 16; l++) {
+                const int64_t at = (i + 16 * k + l) * esz;
+                if (esz == 4) {
+                    memcpy(&e[0], x + at, 4);
+                    memcpy(&e[1], y + at, 4);
+                } else {
+                    e[0] = h16(x + at);
+                    e[1] = h16(y + at);
+                }
+                acc[k][l] = fmaf(e[0], e[1], acc[k][l]);
+            }
+    float v[16], t8[8], t4[4];
+    for (int l = 0; l < 16; l++) {
+        float a02 = acc[0][l] + acc[2][l], a13 = acc[1][l] + acc[3][l];
+        v[l] = a02 + a13;
+    }
+    for (int l = 0; l < 8; l++) t8[l] = v[l] + v[l + 8];
+    for (int l = 0; l < 4; l++) t4[l] = t8[l] + t8[l + 4];
+    float l02 = t4[0] + t4[2], l13 = t4[1] + t4[3];
+    float r = l02 + l13;
+    if (esz == 4) {
+        for (int64_t i = np; i < n; i++) {
+            memcpy(&e[0], x + 4 * i, 4);
+            memcpy(&e[1], y + 4 * i, 4);
+            r = fmaf(e[0], e[1], r);
+        }
+        return r;
+    }
+    double d = r;
+    for (int64_t i = np; i < n; i++) {
+        const float p = h16(x + 2 * i) * h16(y + 2 * i);
+        d += (double)p;
+    }
+    return (float)d;
+}
+
+static int check_float_dots(int v, test_rng *rng) {
+    int checked = 0;
+    const uint32_t types[] = {GGUF_T_F32, GGUF_T_F16};
+    for (size_t t = 0; t < 2; t++) {
+        const quant_traits *var = quant_variant_get(v, types[t]), *ref = quant_get_ref(types[t]);
+        if (!var || var->vec_dot == ref->vec_dot) continue;
+        for (size_t l = 0; l < sizeof qf_elems / sizeof qf_elems[0]; l++) {
+            const int64_t n = qf_elems[l];
+            float *xw = malloc((size_t)n * sizeof *xw), *xa = malloc((size_t)n * sizeof *xa);
+            qf_fill(xw, n, QF_NORMAL, rng);
+            qf_fill(xa, n, QF_NORMAL, rng);
+            void *bw, *ba;
+            const unsigned char *rw = qf_row(ref, ref->from_float, xw, n, 1, &bw);
+            const unsigned char *ra = qf_row(ref, ref->from_float, xa, n, 2, &ba);
+            float got = NAN;
+            var->vec_dot(n, &got, rw, ra);
+            float want = engine_dot_float(types[t], n, rw, ra);
+            CHECK_MSG(got == want, "%s %s n=%lld: %.9g, engine order %.9g", quant_variant_name(v),
+                      ref->name, (long long)n, got, want);
+            checked++;
+            free(bw);
+            free(ba);
+            free(xw);
+            free(xa);
+        }
+    }
+    return checked;
+}
+
 int main(void) {
     test_rng rng;
     test_rng_seed(&rng, 23);
@@ -167,6 +242,10 @@ int main(void) {
             }
         }
     }
+    /* the float dots follow the AVX-512 build only */
+    for (int v = 1; v < quant_n_variants(); v++)
+        if (strncmp(quant_variant_name(v), "avx512", 6) == 0)
+            n_checked += check_float_dots(v, &rng);
     fprintf(stderr, "%d dots checked against the engine order\n", n_checked);
     if (n_checked == 0) test_skip("no x86 SIMD variant runs here");
     return test_finish("quant/engine_order");
