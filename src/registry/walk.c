@@ -91,26 +91,43 @@ typedef struct walk_ctx {
     reg_naming naming;
     const char *hint;
     int max_depth;
-    /* directories entered, to survive symlink loops */
+    /* directories entered (open addressing on st_dev/st_ino), to survive symlink loops and not
+     * walk a folder twice; ino 0 marks an empty slot */
     struct {
         dev_t dev;
         ino_t ino;
     } * seen;
-    size_t n_seen, cap_seen;
+    size_t n_seen, cap_seen; /* cap is a power of two, kept at most half full */
 } walk_ctx;
 
+static size_t seen_slot(const walk_ctx *w, dev_t dev, ino_t ino) {
+    uint64_t h = ((uint64_t)dev * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)ino * 0xc2b2ae3d27d4eb4full);
+    size_t i = (size_t)(h ^ (h >> 29)) & (w->cap_seen - 1);
+    while (w->seen[i].ino && !(w->seen[i].dev == dev && w->seen[i].ino == ino))
+        i = (i + 1) & (w->cap_seen - 1);
+    return i;
+}
+
+/* False when the directory was seen before (or memory ran out: then it is not entered). */
 static bool walk_mark_seen(walk_ctx *w, const struct stat *st) {
-    for (size_t i = 0; i < w->n_seen; i++)
-        if (w->seen[i].dev == st->st_dev && w->seen[i].ino == st->st_ino) return false;
-    if (w->n_seen == w->cap_seen) {
-        size_t cap = w->cap_seen ? w->cap_seen * 2 : 32;
-        void *v = realloc(w->seen, cap * sizeof *w->seen);
-        if (!v) return false;
-        w->seen = v;
-        w->cap_seen = cap;
+    if ((w->n_seen + 1) * 2 > w->cap_seen) {
+        walk_ctx bigger = *w;
+        bigger.cap_seen = w->cap_seen ? w->cap_seen * 2 : 64;
+        bigger.seen = calloc(bigger.cap_seen, sizeof *bigger.seen);
+        if (!bigger.seen) return false;
+        for (size_t i = 0; i < w->cap_seen; i++)
+            if (w->seen[i].ino)
+                bigger.seen[seen_slot(&bigger, w->seen[i].dev, w->seen[i].ino)] = w->seen[i];
+        free(w->seen);
+        w->seen = bigger.seen;
+        w->cap_seen = bigger.cap_seen;
     }
-    w->seen[w->n_seen].dev = st->st_dev;
-    w->seen[w->n_seen].ino = st->st_ino;
+    /* st_ino 0 does not occur for real directories; treat it as always new */
+    if (!st->st_ino) return true;
+    size_t i = seen_slot(w, st->st_dev, st->st_ino);
+    if (w->seen[i].ino) return false;
+    w->seen[i].dev = st->st_dev;
+    w->seen[i].ino = st->st_ino;
     w->n_seen++;
     return true;
 }
