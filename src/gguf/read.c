@@ -61,6 +61,20 @@ static shimmy_status rd_u64(cursor *c, uint64_t *v, const char *what) {
     return rd(c, v, 8, what);
 }
 
+static shimmy_status rd_str(cursor *c, gguf_str *s, const char *what);
+
+/* Keys and tensor names are looked up by C string: a NUL inside would make them unreachable and
+ * let two distinct names collide in every C-string API, so such names are refused. */
+static shimmy_status rd_name(cursor *c, gguf_str *s, const char *what) {
+    uint64_t at = c->pos;
+    shimmy_status st = rd_str(c, s, what);
+    if (st == SHIMMY_OK && s->len && memchr(s->data, 0, (size_t)s->len))
+        return core_error(c->err, SHIMMY_ERR_FORMAT, c->f->path,
+                          "%s: %s at offset %llu contains a NUL byte", c->f->path, what,
+                          (unsigned long long)at);
+    return st;
+}
+
 static shimmy_status rd_str(cursor *c, gguf_str *s, const char *what) {
     uint64_t len = 0;
     shimmy_status st = rd_u64(c, &len, what);
@@ -241,7 +255,7 @@ static shimmy_status parse_kvs(cursor *c, uint64_t n_kv, uint64_t n_tensors) {
         gguf_kv *kv = &f->kvs[i];
         uint32_t type = 0;
         char key[128];
-        if ((st = rd_str(c, &kv->key, "metadata key"))) return st;
+        if ((st = rd_name(c, &kv->key, "metadata key"))) return st;
         print_str(kv->key, key, sizeof key);
         if ((st = rd_u32(c, &type, "metadata value type"))) return st;
         c->reserve = (n_kv - i - 1) * MIN_KV_BYTES + n_tensors * MIN_TENSOR_BYTES;
@@ -280,7 +294,7 @@ static shimmy_status parse_tensor_info(cursor *c, gguf_tensor *t, uint64_t idx) 
     gguf_file *f = c->f;
     shimmy_status st;
     char name[128];
-    if ((st = rd_str(c, &t->name, "tensor name"))) return st;
+    if ((st = rd_name(c, &t->name, "tensor name"))) return st;
     print_str(t->name, name, sizeof name);
     if ((st = rd_u32(c, &t->n_dims, "tensor dimension count"))) return st;
     if (t->n_dims > GGUF_MAX_DIMS)

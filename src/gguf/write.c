@@ -421,11 +421,17 @@ shimmy_status gguf_writer_write(gguf_writer *w, const char *path, shimmy_error *
     uint32_t align = GGUF_DEFAULT_ALIGNMENT;
     for (size_t i = 0; i < w->n_kv; i++) {
         if (strcmp(w->kvs[i].key, "general.alignment") != 0) continue;
+        /* The reader's rule: any integer type, a power of two that fits 32 bits. */
         const gguf_value *v = &w->kvs[i].value;
-        if (v->type != GGUF_VT_UINT32 || v->v.u64 == 0 || (v->v.u64 & (v->v.u64 - 1)))
+        bool is_signed = v->type == GGUF_VT_INT8 || v->type == GGUF_VT_INT16 ||
+                         v->type == GGUF_VT_INT32 || v->type == GGUF_VT_INT64;
+        bool is_unsigned = v->type == GGUF_VT_UINT8 || v->type == GGUF_VT_UINT16 ||
+                           v->type == GGUF_VT_UINT32 || v->type == GGUF_VT_UINT64;
+        uint64_t a = is_unsigned ? v->v.u64 : is_signed && v->v.i64 > 0 ? (uint64_t)v->v.i64 : 0;
+        if (a == 0 || a > UINT32_MAX || (a & (a - 1)))
             return core_error(err, SHIMMY_ERR_INVALID_ARG, "general.alignment",
-                              "general.alignment must be a uint32 power of two");
-        align = (uint32_t)v->v.u64;
+                              "general.alignment must be an integer power of two below 2^32");
+        align = (uint32_t)a;
     }
     size_t tlen = strlen(path) + 16;
     char *tmp = malloc(tlen);

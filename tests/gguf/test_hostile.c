@@ -165,6 +165,8 @@ static void test_metadata(void) {
     EXPECT_REFUSED(patch_u32(b, f->arr_type, 13), SHIMMY_ERR_FORMAT, "value type 13");
     EXPECT_REFUSED(patch_u32(b, f->arr_elem_type, 99), SHIMMY_ERR_FORMAT, "element type 99");
     EXPECT_REFUSED(b->d[f->key_b + 2] = 'a', SHIMMY_ERR_FORMAT, "'k.a' appears twice");
+    EXPECT_REFUSED(b->d[f->key_b + 1] = '\0', SHIMMY_ERR_FORMAT, "metadata key at offset");
+    EXPECT_REFUSED(b->d[f->key_b] = '\0', SHIMMY_ERR_FORMAT, "contains a NUL byte");
     EXPECT_REFUSED(patch_u32(b, f->align_value, 0), SHIMMY_ERR_FORMAT, "general.alignment");
     EXPECT_REFUSED(patch_u32(b, f->align_value, 48), SHIMMY_ERR_FORMAT, "power of two");
     EXPECT_REFUSED(patch_u32(b, f->align_type, GGUF_VT_FLOAT32), SHIMMY_ERR_FORMAT,
@@ -192,6 +194,7 @@ static void test_tensor_directory(void) {
                    "extends past end");
     EXPECT_REFUSED(patch_u32(b, f->t1_type, GGUF_T_F32), SHIMMY_ERR_FORMAT, "'t.b': data");
     EXPECT_REFUSED(b->d[f->t_b_name + 2] = 'a', SHIMMY_ERR_FORMAT, "'t.a' appears twice");
+    EXPECT_REFUSED(b->d[f->t_b_name + 2] = '\0', SHIMMY_ERR_FORMAT, "tensor name at offset");
 }
 
 /* Arrays nested far deeper than any real file: refused, without deep recursion. */

@@ -298,6 +298,21 @@ static void test_writer_refusals(void) {
     gguf_writer_set_u32(w, "general.alignment", 24);
     CHECK(gguf_writer_write(w, path, &err) == SHIMMY_ERR_INVALID_ARG);
     gguf_writer_free(w);
+    /* the writer takes the alignment in any integer type, as the reader does */
+    CHECK(gguf_writer_new(&w, NULL) == SHIMMY_OK);
+    gguf_writer_set_u64(w, "general.alignment", 64);
+    gguf_writer_add_tensor(w, "t", GGUF_T_F32, 1, ne, x);
+    gguf_writer_add_tensor(w, "u", GGUF_T_F32, 1, ne, x);
+    CHECK(gguf_writer_write(w, path, &err) == SHIMMY_OK);
+    gguf_writer_free(w);
+    gguf_file *f = NULL;
+    CHECK(gguf_open(path, &f, &err) == SHIMMY_OK);
+    CHECK(f && gguf_alignment(f) == 64 && gguf_find_tensor(f, "u")->offset == 64);
+    gguf_close(f);
+    CHECK(gguf_writer_new(&w, NULL) == SHIMMY_OK);
+    gguf_writer_set_i32(w, "general.alignment", -32);
+    CHECK(gguf_writer_write(w, path, &err) == SHIMMY_ERR_INVALID_ARG);
+    gguf_writer_free(w);
     /* an unwritable path is an IO error, not a crash */
     CHECK(gguf_writer_new(&w, NULL) == SHIMMY_OK);
     CHECK(gguf_writer_write(w, "/nonexistent-dir/x.gguf", &err) == SHIMMY_ERR_IO);
