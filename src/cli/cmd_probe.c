@@ -1,8 +1,11 @@
-/* shimmy probe MODEL [--json] — load a model the way the server does (registry entry, manager,
- * engine loader), run one generated token, and report what the model is and what it costs:
- * architecture, parameters, quant, context, template, load time, memory, first-token time. */
+/* shimmy probe MODEL [--json] [--lora A] [--lora-scaled A S] — load a model the way the server
+ * does (registry entry, manager, engine loader), optionally attach LoRA adapters (files, PEFT
+ * folders or registry adapter names), run one generated token, and report what the model is and
+ * what it costs: architecture, parameters, quant, context, template, adapters, load time,
+ * memory, first-token time. */
 #include "cli.h"
 #include "engine/engine.h"
+#include "lora/lora.h"
 #include "manager/manager.h"
 #include "registry/registry.h"
 #include "tokenizer/tokenizer.h"
@@ -12,10 +15,18 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] = "shimmy probe MODEL [--json]";
+static const char usage[] =
+    "shimmy probe MODEL [--json] [--lora FILE|DIR|NAME] [--lora-scaled FILE|DIR|NAME SCALE]";
 
 /* The one-token run needs only a small context: its KV cache is what probe allocates. */
-#define PROBE_CTX 128
+#define PROBE_CTX      128
+#define PROBE_MAX_LORA 8
+
+typedef struct probe_lora {
+    engine_adapter_spec spec[PROBE_MAX_LORA];
+    char path[PROBE_MAX_LORA][4096];
+    size_t n;
+} probe_lora;
 
 typedef struct probe_out {
     char text[256];
@@ -62,7 +73,32 @@ static shimmy_status scan_one(const char *path, registry **out, shimmy_error *er
     return st;
 }
 
-static shimmy_status run_probe(manager *m, const char *name, probe_result *res, shimmy_error *err) {
+/* --lora takes a file or folder, or the name `shimmy discover` lists for an adapter. */
+static shimmy_status resolve_adapter(const char *arg, registry **reg, char *buf, size_t cap,
+                                     shimmy_error *err) {
+    const char *path = NULL;
+    if (access(arg, F_OK) == 0) {
+        path = arg;
+    } else {
+        if (!*reg) {
+            shimmy_status st = registry_scan(NULL, reg, err);
+            if (st) return st;
+        }
+        const registry_adapter *a = registry_find_adapter(*reg, arg);
+        if (!a)
+            return core_error(err, SHIMMY_ERR_NOT_FOUND, arg,
+                              "no adapter file, folder or registry name '%s' (`shimmy discover` "
+                              "lists the adapters it found)",
+                              arg);
+        path = a->path;
+    }
+    if ((size_t)snprintf(buf, cap, "%s", path) >= cap)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, arg, "adapter path is too long");
+    return SHIMMY_OK;
+}
+
+static shimmy_status run_probe(manager *m, const char *name, const probe_lora *lo,
+                               probe_result *res, shimmy_error *err) {
     res->rss_before = core_rss_bytes();
     manager_handle *h = NULL;
     shimmy_status st = manager_acquire(m, name, &h, err);
@@ -73,10 +109,13 @@ static shimmy_status run_probe(manager *m, const char *name, probe_result *res, 
     engine_session_params sp = {0};
     sp.n_ctx = PROBE_CTX;
     engine_session *s = NULL;
+    lora_set *set = NULL;
     tok_buf prompt = {0};
     const tok_vocab *v = engine_model_vocab(em);
     tok_encode_opts eo = {.add_special = true};
     if (!(st = engine_session_new(em, &sp, &s, err)) &&
+        !(st = lo->n ? engine_lora_open(em, lo->spec, lo->n, &set, err) : SHIMMY_OK) &&
+        !(st = lo->n ? engine_session_set_lora(s, set, err) : SHIMMY_OK) &&
         !(st = tok_encode(v, "Hello", 5, &eo, &prompt, err))) {
         engine_gen_params gp;
         engine_gen_params_default(&gp);
@@ -93,6 +132,7 @@ static shimmy_status run_probe(manager *m, const char *name, probe_result *res, 
     res->rss_after = core_rss_bytes();
     tok_buf_free(&prompt);
     engine_session_free(s);
+    lora_set_free(set); /* after the session that borrowed it */
     manager_release(h);
     return st;
 }
@@ -112,7 +152,7 @@ static void visible(const char *s, char *buf, size_t cap) {
     buf[n] = '\0';
 }
 
-static void print_human(const registry_entry *e, const probe_result *r) {
+static void print_human(const registry_entry *e, const probe_lora *lo, const probe_result *r) {
     char shown[sizeof r->out.text * 4 + 8];
     visible(r->out.text, shown, sizeof shown);
     printf("model         %s\n", e->name);
@@ -122,6 +162,10 @@ static void print_human(const registry_entry *e, const probe_result *r) {
     printf("quant         %s\n", e->quant);
     printf("context       %u\n", e->context_length);
     printf("template      %s\n", e->template);
+    for (size_t k = 0; k < e->n_adapters; k++)
+        printf("paired LoRA   %s (%s)\n", e->adapters[k]->name, e->adapters[k]->path);
+    for (size_t k = 0; k < lo->n; k++)
+        printf("applied LoRA  %s x%g\n", lo->spec[k].path, (double)lo->spec[k].scale);
     printf("file size     %.1f MiB\n", (double)e->size / (1 << 20));
     printf("load time     %.1f ms\n", r->load_ms);
     printf("weights       %.1f MiB\n", (double)r->weight_bytes / (1 << 20));
@@ -135,16 +179,23 @@ static void print_human(const registry_entry *e, const probe_result *r) {
            r->n_prompt, r->out.token, shown);
 }
 
-static int print_json(const registry_entry *e, const probe_result *r) {
-    json_t *doc =
-        json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:I,s:s,s:I,s:f,s:I,s:I,s:I,s:f,s:i,s:i,s:s%}", "name",
-                  e->name, "path", e->path, "architecture", e->architecture, "parameters",
-                  (json_int_t)e->n_params, "size_label", e->size_label, "quant", e->quant,
-                  "context_length", (json_int_t)e->context_length, "template", e->template, "size",
-                  (json_int_t)e->size, "load_ms", r->load_ms, "weight_bytes",
-                  (json_int_t)r->weight_bytes, "rss_before", (json_int_t)r->rss_before, "rss_after",
-                  (json_int_t)r->rss_after, "first_token_ms", r->first_token_ms, "prompt_tokens",
-                  r->n_prompt, "token", r->out.token, "text", r->out.text, r->out.len);
+static int print_json(const registry_entry *e, const probe_lora *lo, const probe_result *r) {
+    json_t *paired = json_array(), *applied = json_array();
+    for (size_t k = 0; k < e->n_adapters; k++)
+        json_array_append_new(paired, json_pack("{s:s,s:s}", "name", e->adapters[k]->name, "path",
+                                                e->adapters[k]->path));
+    for (size_t k = 0; k < lo->n; k++)
+        json_array_append_new(applied, json_pack("{s:s,s:f}", "path", lo->spec[k].path, "scale",
+                                                 (double)lo->spec[k].scale));
+    json_t *doc = json_pack(
+        "{s:s,s:s,s:s,s:I,s:s,s:s,s:I,s:s,s:I,s:f,s:I,s:I,s:I,s:f,s:i,s:i,s:s%,s:o,s:o}", "name",
+        e->name, "path", e->path, "architecture", e->architecture, "parameters",
+        (json_int_t)e->n_params, "size_label", e->size_label, "quant", e->quant, "context_length",
+        (json_int_t)e->context_length, "template", e->template, "size", (json_int_t)e->size,
+        "load_ms", r->load_ms, "weight_bytes", (json_int_t)r->weight_bytes, "rss_before",
+        (json_int_t)r->rss_before, "rss_after", (json_int_t)r->rss_after, "first_token_ms",
+        r->first_token_ms, "prompt_tokens", r->n_prompt, "token", r->out.token, "text", r->out.text,
+        r->out.len, "paired_adapters", paired, "adapters", applied);
     char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
     json_decref(doc);
     if (!text) {
@@ -158,11 +209,25 @@ static int print_json(const registry_entry *e, const probe_result *r) {
 
 int cli_cmd_probe(int argc, char **argv) {
     const char *arg = NULL;
+    const char *lora_args[PROBE_MAX_LORA];
+    probe_lora lo = {.n = 0};
     bool json = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             json = true;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        else if (strcmp(argv[i], "--lora") == 0 || strcmp(argv[i], "--lora-scaled") == 0) {
+            bool scaled = argv[i][6] == '-';
+            double scale = 1.0;
+            if (lo.n == PROBE_MAX_LORA)
+                return cli_usage_error("probe", usage, "at most %d adapters", PROBE_MAX_LORA);
+            if (i + 1 >= argc ||
+                (scaled && (i + 2 >= argc || !cli_parse_double(argv[i + 2], -100, 100, &scale))))
+                return cli_usage_error("probe", usage, "%s needs %s", argv[i],
+                                       scaled ? "an adapter and a SCALE" : "an adapter");
+            lora_args[lo.n] = argv[i + 1];
+            lo.spec[lo.n++].scale = (float)scale;
+            i += scaled ? 2 : 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: %s\n", usage);
             return 0;
         } else if (argv[i][0] == '-' && argv[i][1])
@@ -189,6 +254,16 @@ int cli_cmd_probe(int argc, char **argv) {
             return cli_fail(&err);
         e = registry_entry_at(reg, 0);
     }
+    registry *names = NULL; /* default scan, for adapter names */
+    for (size_t k = 0; k < lo.n; k++) {
+        if (resolve_adapter(lora_args[k], &names, lo.path[k], sizeof lo.path[k], &err)) {
+            registry_free(names);
+            registry_free(reg);
+            return cli_fail(&err);
+        }
+        lo.spec[k].path = lo.path[k];
+    }
+    registry_free(names);
     manager_options mo = {0};
     mo.loader = manager_engine_loader();
     mo.keep_alive_s = -1;
@@ -196,9 +271,9 @@ int cli_cmd_probe(int argc, char **argv) {
     manager *m = NULL;
     probe_result res = {0};
     shimmy_status st = manager_new(&mo, reg, &m, &err);
-    if (!st) st = run_probe(m, e->name, &res, &err);
+    if (!st) st = run_probe(m, e->name, &lo, &res, &err);
     manager_free(m);
-    int rc = st ? cli_fail(&err) : json ? print_json(e, &res) : (print_human(e, &res), 0);
+    int rc = st ? cli_fail(&err) : json ? print_json(e, &lo, &res) : (print_human(e, &lo, &res), 0);
     registry_free(reg);
     return rc;
 }

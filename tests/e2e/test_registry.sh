@@ -169,6 +169,24 @@ if not ok:
     print("probe:", p); sys.exit(1)
 EOF
 fi
+# an adapter by its registry name, and an adapter for another architecture
+run probe qwen-base --json --lora qwen-lora > "$T/probe-lora.json" 2> "$T/probe-lora.err"
+code=$?
+if [ $code -ne 2 ]; then
+    check test $code -eq 0
+    check python3 - "$T/probe-lora.json" <<'EOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+ok = ([a["name"] for a in p["paired_adapters"]] == ["qwen-lora"]
+      and len(p["adapters"]) == 1 and p["adapters"][0]["path"].endswith("/qwen/qwen-lora.gguf")
+      and p["adapters"][0]["scale"] == 1.0 and p["architecture"] == "qwen2")
+if not ok:
+    print("probe --lora:", p); sys.exit(1)
+EOF
+    run probe tiny-llama --lora qwen-lora > "$T/probe-bad-lora.txt" 2>&1
+    check test $? -eq 1
+    check grep -q "architecture" "$T/probe-bad-lora.txt"
+fi
 run probe "$H/models/vocab.gguf" > "$T/probe-vocab.txt" 2>&1
 check test $? -eq 1
 check grep -q "vocab-only" "$T/probe-vocab.txt"
