@@ -51,7 +51,8 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->kv_type = p->kv_type;
     c->kv_elt = p->kv_type == MODEL_KV_F16 ? 2 : 4;
 
-    const uint64_t B = (uint64_t)c->n_batch, L = (uint64_t)hp->n_layer, N = (uint64_t)c->n_ctx;
+    c->n_ctx_pad = (c->n_ctx + MODEL_KV_PAD - 1) / MODEL_KV_PAD * MODEL_KV_PAD;
+    const uint64_t B = (uint64_t)c->n_batch, L = (uint64_t)hp->n_layer, N = (uint64_t)c->n_ctx_pad;
     const uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim;
     const uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
     const uint64_t v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;

@@ -20,6 +20,11 @@ typedef struct attn_task {
     int32_t n_tok;
 } attn_task;
 
+static int32_t pad_kv(int32_t n, int32_t cap) {
+    const int32_t p = (n + MODEL_KV_PAD - 1) / MODEL_KV_PAD * MODEL_KV_PAD;
+    return p < cap ? p : cap;
+}
+
 static void attn_task_fn(void *ctx, int ith, int nth) {
     const attn_task *t = ctx;
     model_ctx *c = t->c;
@@ -34,13 +39,25 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
     const quant_traits *kt = quant_get(c->kv_type == MODEL_KV_F16 ? GGUF_T_F16 : GGUF_T_F32);
     const size_t elt = c->kv_elt;
     const unsigned char *kc = (const unsigned char *)c->k_cache +
-                              (size_t)t->layer * (size_t)c->n_ctx * (size_t)k_dim * elt;
-    /* V is stored transposed, (v_dim, n_ctx) per layer, so each output element is one dot */
+                              (size_t)t->layer * (size_t)c->n_ctx_pad * (size_t)k_dim * elt;
+    /* V is stored transposed, (v_dim, n_ctx_pad) per layer, so each output element is one dot */
     const unsigned char *vc = (const unsigned char *)c->v_cache +
-                              (size_t)t->layer * (size_t)v_dim * (size_t)c->n_ctx * elt;
+                              (size_t)t->layer * (size_t)v_dim * (size_t)c->n_ctx_pad * elt;
     float *sc = c->scores + (int64_t)ith * c->scores_per_thread;
-    void *qr = sc + c->n_ctx;      /* (head_dim) q in the cache type */
-    void *pr = sc + c->n_ctx + hd; /* (n_ctx) probabilities in the cache type */
+    void *qr = sc + c->n_ctx_pad;      /* (head_dim) q in the cache type */
+    void *pr = sc + c->n_ctx_pad + hd; /* (n_ctx_pad) probabilities in the cache type */
+    /* the reference attends over the used cells rounded up to 32 (the rest masked to zero
+     * probability), and its dot kernels' float order depends on that length */
+    const int32_t n_kv_pad = pad_kv(c->n_past + t->n_tok, c->n_ctx_pad);
+    /* batches of two or more tokens go through the reference's tiled GEMM when the shapes allow
+     * it (inner size a multiple of 16, rows a multiple of 4), single tokens through its dots */
+    const quant_vec_dot_fn tiled =
+        c->kv_type == MODEL_KV_F16 ? model_dot_tiled_f16 : model_dot_tiled_f32;
+    const bool batch = t->n_tok >= 2;
+    const quant_vec_dot_fn kq_dot =
+        batch && hd % 16 == 0 && n_kv_pad % 4 == 0 ? tiled : kt->vec_dot;
+    const quant_vec_dot_fn kqv_dot =
+        batch && n_kv_pad % 16 == 0 && hdv % 4 == 0 ? tiled : kt->vec_dot;
 
     int64_t lo, hi;
     core_split_range((int64_t)t->n_tok * hp->n_head, ith, nth, &lo, &hi);
@@ -50,14 +67,16 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
         const int32_t n_kv = c->n_past + tok + 1;
         kt->from_float(c->q + tok * q_dim + (int64_t)h * hd, qr, hd);
         for (int32_t p = 0; p < n_kv; p++) {
-            kt->vec_dot(hd, &sc[p], kc + ((size_t)p * (size_t)k_dim + (size_t)kvh * hd) * elt, qr);
+            kq_dot(hd, &sc[p], kc + ((size_t)p * (size_t)k_dim + (size_t)kvh * hd) * elt, qr);
             sc[p] *= scale;
         }
         model_softmax(sc, n_kv);
-        kt->from_float(sc, pr, n_kv);
+        for (int32_t p = n_kv; p < n_kv_pad; p++) sc[p] = 0.0f;
+        kt->from_float(sc, pr, n_kv_pad);
         float *out = c->att + tok * o_dim + (int64_t)h * hdv;
         for (int32_t d = 0; d < hdv; d++)
-            kt->vec_dot(n_kv, &out[d], vc + ((size_t)kvh * hdv + (size_t)d) * c->n_ctx * elt, pr);
+            kqv_dot(n_kv_pad, &out[d], vc + ((size_t)kvh * hdv + (size_t)d) * c->n_ctx_pad * elt,
+                    pr);
     }
 }
 
@@ -69,14 +88,14 @@ static void store_kv(model_ctx *c, int32_t layer, int32_t n_tok) {
     const quant_traits *kt = quant_get(c->kv_type == MODEL_KV_F16 ? GGUF_T_F16 : GGUF_T_F32);
     unsigned char *kc =
         (unsigned char *)c->k_cache +
-        ((size_t)layer * (size_t)c->n_ctx + (size_t)c->n_past) * (size_t)k_dim * elt;
+        ((size_t)layer * (size_t)c->n_ctx_pad + (size_t)c->n_past) * (size_t)k_dim * elt;
     kt->from_float(c->k, kc, n_tok * k_dim);
     unsigned char *vc =
-        (unsigned char *)c->v_cache + (size_t)layer * (size_t)v_dim * (size_t)c->n_ctx * elt;
+        (unsigned char *)c->v_cache + (size_t)layer * (size_t)v_dim * (size_t)c->n_ctx_pad * elt;
     for (int32_t t = 0; t < n_tok; t++)
         for (int64_t j = 0; j < v_dim; j++)
-            kt->from_float(&c->v[t * v_dim + j], vc + ((size_t)j * c->n_ctx + c->n_past + t) * elt,
-                           1);
+            kt->from_float(&c->v[t * v_dim + j],
+                           vc + ((size_t)j * c->n_ctx_pad + c->n_past + t) * elt, 1);
 }
 
 static void add_bias(float *y, const float *b, int32_t n_tok, int64_t dim) {
@@ -135,7 +154,8 @@ static void ffn_block(model_ctx *c, const model_layer *L, int32_t n_tok) {
     const model_weight *gu[2] = {&L->w_gate, &L->w_up};
     float *const gu_out[2] = {c->gate, c->up};
     model_linear_n(c, 2, gu, c->xn, gu_out, n_tok);
-    model_swiglu(c->gate, c->up, (int64_t)n_tok * hp->n_ff);
+    for (int32_t t = 0; t < n_tok; t++)
+        model_swiglu(c->gate + (int64_t)t * hp->n_ff, c->up + (int64_t)t * hp->n_ff, hp->n_ff);
     model_linear(c, &L->w_down, c->gate, c->xn, n_tok);
     for (int64_t i = 0; i < n_tok * E; i++) c->x[i] += c->xn[i];
 }

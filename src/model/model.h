@@ -132,6 +132,10 @@ void model_free(model *m);
 
 typedef enum model_kv_type { MODEL_KV_F16 = 0, MODEL_KV_F32 = 1 } model_kv_type;
 
+/* Attention runs over the used cache positions rounded up to this (masked to zero), as the
+ * reference engine does: the float order of its dot kernels depends on that length. */
+#define MODEL_KV_PAD 32
+
 typedef struct model_ctx_params {
     int32_t n_ctx;    /* KV positions (required, 1 .. n_ctx_train*4) */
     int32_t n_batch;  /* max tokens per model_ctx_eval (0 = min(512, n_ctx)) */
@@ -175,10 +179,16 @@ void model_rms_norm(const float *x, const float *w, float *y, int64_t n, float e
  * freq_factors (n_rot/2) may be NULL. */
 void model_rope(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, int32_t pos, float base,
                 float freq_scale, const float *freq_factors, model_rope_mode mode);
-/* In place softmax of x[0..n) (max-subtracted, sum in double). */
+/* In place softmax of x[0..n) (max-subtracted, groups of 16 summed as the reference does). */
 void model_softmax(float *x, int64_t n);
-/* g[i] = silu(g[i]) * u[i] */
+/* g[i] = silu(g[i]) * u[i] over one row of n (the exp grouping restarts at each row). */
 void model_swiglu(float *g, const float *u, int64_t n);
+/* Dots in the float order of the reference's tiled GEMM (16 FMA lanes + horizontal add), which
+ * it uses for batches of two or more tokens; n % 16 == 0. Same signature as quant_vec_dot_fn. */
+void model_dot_tiled_f32(int64_t n, float *s, const void *x, const void *y);
+void model_dot_tiled_f16(int64_t n, float *s, const void *x, const void *y);
+/* The reference engine's vector exp (polynomial, ~1.5 ulp), bit for bit. */
+float model_expf_poly(float x);
 
 /* ---- context layout (shared by the model's own files; opaque to other modules) ---- */
 
@@ -187,6 +197,7 @@ struct model_ctx {
     core_pool *pool; /* borrowed or NULL */
     int n_threads;
     int32_t n_ctx, n_batch, n_logits, n_past;
+    int32_t n_ctx_pad;     /* KV rows allocated: n_ctx rounded up to MODEL_KV_PAD */
     int32_t n_logits_last; /* positions computed by the last eval */
     model_kv_type kv_type;
     size_t kv_elt; /* bytes per cache element */
