@@ -130,9 +130,11 @@ static void bench_vocab(const char *name, const char *text, size_t len, int reps
     free(chunk);
 
     double mbytes = (double)len / (1024.0 * 1024.0);
-    printf("%-26s %-4s n_vocab %6d  load %6.1f ms (wall %6.1f)  heap %5.1f MB\n", name,
-           tok_vocab_algo(v) == TOK_ALGO_SPM ? "spm" : "bpe", tok_n_vocab(v), best_load,
-           best_load_wall, (double)heap / (1024.0 * 1024.0));
+    printf("%-26s %-4s n_vocab %6d  load %6.1f ms (wall %6.1f)  heap %5.1f MB (tok_vocab_bytes "
+           "%5.1f MB)\n",
+           name, tok_vocab_algo(v) == TOK_ALGO_SPM ? "spm" : "bpe", tok_n_vocab(v), best_load,
+           best_load_wall, (double)heap / (1024.0 * 1024.0),
+           (double)tok_vocab_bytes(v) / (1024.0 * 1024.0));
     printf("%-26s encode %6.1f MB/s (wall %5.1f), 4 KB prompts %6.1f MB/s, %zu tokens (%.2f "
            "bytes/token), streaming decode %6.1f MB/s\n",
            "", mbytes / (best / 1000.0), mbytes / (best_wall / 1000.0), mbytes / (chunked / 1000.0),

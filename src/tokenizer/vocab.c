@@ -366,6 +366,17 @@ const char *tok_vocab_pre(const tok_vocab *v) {
 int32_t tok_n_vocab(const tok_vocab *v) {
     return v->n_vocab;
 }
+
+size_t tok_vocab_bytes(const tok_vocab *v) {
+    size_t n = sizeof *v + (size_t)v->cap_str * 2 * sizeof(uint32_t) + v->blob_cap +
+               ((size_t)v->hmask + 1) * sizeof *v->hslot;
+    n += (size_t)v->n_vocab * (sizeof *v->score + 3 + 2 * sizeof(uint32_t));
+    size_t pieces = v->n_vocab ? v->piece_off[v->n_vocab - 1] + v->piece_len[v->n_vocab - 1] : 0;
+    n += pieces + v->n_special * sizeof *v->special;
+    if (v->pair) n += ((size_t)v->pmask + 1) * sizeof *v->pair;
+    if (v->spm_pairs) n += 65536 / 8;
+    return n;
+}
 int32_t tok_bos(const tok_vocab *v) {
     return v->bos;
 }

@@ -107,6 +107,8 @@ static void test_special_llama3(void) {
     CHECK_EQ_INT(tok_eot(v), eot);
     CHECK(!tok_is_eog(v, bos));
     CHECK_STR(tok_vocab_pre(v), "llama-bpe");
+    /* the memory report covers at least the strings and the merge table, and stays in budget */
+    CHECK(tok_vocab_bytes(v) > (size_t)tok_n_vocab(v) * 16 && tok_vocab_bytes(v) < (30u << 20));
     CHECK(tok_vocab_algo(v) == TOK_ALGO_BPE);
 
     tok_buf a = {0}, b = {0};
