@@ -17,7 +17,8 @@
                     .to_float = quant_ref_to_float_##sfx,                                          \
                     .from_float = quant_ref_from_float_##sfx,                                      \
                     .vec_dot = quant_ref_vec_dot_##sfx,                                            \
-                    .quantize = quant_ref_from_float_##sfx}
+                    .quantize = quant_ref_from_float_##sfx,                                        \
+                    .vec_dot_batch = quant_ref_vec_dot_##sfx}
 
 /* Activation-only types: no dot product of their own. */
 #define ACT_ROW(T, tname, bs, ts, sfx)                                                             \
@@ -81,6 +82,12 @@ static void build(void) {
         const quant_variant *var = &variants[v];
         memcpy(tables[v], var->base < 0 ? ref : tables[var->base], sizeof ref);
         if (var->install) var->install(tables[v]);
+        /* a variant that brings a row dot but no batched one batches with its row dot */
+        for (int t = 0; t < GGUF_T_COUNT; t++) {
+            quant_traits *row = &tables[v][t];
+            if (row->vec_dot != ref[t].vec_dot && row->vec_dot_batch == ref[t].vec_dot_batch)
+                row->vec_dot_batch = row->vec_dot;
+        }
         runnable[v] = (usable & var->needs) == var->needs;
         if (runnable[v]) active = v;
     }
@@ -122,7 +129,8 @@ const quant_traits *quant_variant_get(int i, uint32_t type) {
     if (i < 0 || i >= N_VARIANTS || !runnable[i] || !known(type)) return NULL;
     if (i == 0) return &tables[0][type];
     const quant_traits *t = &tables[i][type], *r = &tables[0][type];
-    if (t->to_float == r->to_float && t->from_float == r->from_float && t->vec_dot == r->vec_dot)
+    if (t->to_float == r->to_float && t->from_float == r->from_float && t->vec_dot == r->vec_dot &&
+        t->vec_dot_batch == r->vec_dot_batch)
         return NULL; /* nothing of this variant's own for the type */
     return t;
 }

@@ -19,7 +19,7 @@ static const uint32_t qf_act_types[] = {GGUF_T_F32,  GGUF_T_F16,  GGUF_T_BF16,
 /* Block counts: one, odd counts that leave every SIMD tail path something to do, and a long row. */
 static const int qf_blocks[] = {1, 3, 7, 16};
 /* Elements for block-size-1 types: odd lengths around the vector widths. */
-static const int qf_elems[] = {1, 3, 7, 15, 17, 31, 33, 63, 65, 100, 257, 4096};
+static const int qf_elems[] = {1, 3, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 144, 257, 4096};
 /* Byte offsets of a row from an aligned start. */
 static const int qf_misalign[] = {0, 1, 3};
 

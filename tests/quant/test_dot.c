@@ -46,6 +46,9 @@ static void check_dot(const quant_traits *w, int64_t n, qf_pattern pat, int off_
     want += q8_1_sum_correction(w, rw, ra, n);
     float got = NAN;
     w->vec_dot(n, &got, rw, ra);
+    float batched = NAN;
+    w->vec_dot_batch(n, &batched, rw, ra);
+    CHECK_MSG(batched == got, "%s: reference batched dot differs from its row dot", w->name);
     /* dequantization rounds each value once, the kernels round per block: both within ~eps */
     double tol = 1e-6 * mag * (1.0 + sqrt((double)n / w->block_size)) + 1e-30;
     CHECK_MSG(fabs(got - want) <= tol, "%s n=%lld pattern %d offsets %d/%d: %.9g want %.9g",

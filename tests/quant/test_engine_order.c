@@ -178,6 +178,30 @@ static float engine_dot_float(uint32_t type, int64_t n, const unsigned char *x,
     return (float)d;
 }
 
+/* The batched (tinyBLAS) order: one 16-lane accumulator, one FMA per 16 elements, the same
+ * reduction; only for lengths that are multiples of 16. */
+static float engine_dot_tiled(uint32_t type, int64_t n, const unsigned char *x,
+                              const unsigned char *y) {
+    if (n % 16) return engine_dot_float(type, n, x, y);
+    const int esz = type == GGUF_T_F32 ? 4 : 2;
+    float acc[16] = {0}, e[2];
+    for (int64_t i = 0; i < n; i++) {
+        if (esz == 4) {
+            memcpy(&e[0], x + 4 * i, 4);
+            memcpy(&e[1], y + 4 * i, 4);
+        } else {
+            e[0] = h16(x + 2 * i);
+            e[1] = h16(y + 2 * i);
+        }
+        acc[i % 16] = fmaf(e[0], e[1], acc[i % 16]);
+    }
+    float t8[8], t4[4];
+    for (int l = 0; l < 8; l++) t8[l] = acc[l] + acc[l + 8];
+    for (int l = 0; l < 4; l++) t4[l] = t8[l] + t8[l + 4];
+    float l02 = t4[0] + t4[2], l13 = t4[1] + t4[3];
+    return l02 + l13;
+}
+
 static int check_float_dots(int v, test_rng *rng) {
     int checked = 0;
     const uint32_t types[] = {GGUF_T_F32, GGUF_T_F16};
@@ -197,6 +221,10 @@ static int check_float_dots(int v, test_rng *rng) {
             float want = engine_dot_float(types[t], n, rw, ra);
             CHECK_MSG(got == want, "%s %s n=%lld: %.9g, engine order %.9g", quant_variant_name(v),
                       ref->name, (long long)n, got, want);
+            var->vec_dot_batch(n, &got, rw, ra);
+            want = engine_dot_tiled(types[t], n, rw, ra);
+            CHECK_MSG(got == want, "%s %s batched n=%lld: %.9g, engine order %.9g",
+                      quant_variant_name(v), ref->name, (long long)n, got, want);
             checked++;
             free(bw);
             free(ba);

@@ -22,6 +22,7 @@ static void test_rows(void) {
         CHECK_EQ_INT(q->block_size, lay.block_size);
         CHECK_EQ_INT(q->type_size, lay.type_size);
         CHECK(q->to_float && q->from_float && q->quantize);
+        CHECK((q->vec_dot == NULL) == (q->vec_dot_batch == NULL));
         const quant_traits *act = quant_get(q->vec_dot_type);
         CHECK_MSG(act && act->from_float, "%s: activation type %u unusable", q->name,
                   q->vec_dot_type);

@@ -35,6 +35,10 @@ static void compare_dot(int v, const quant_traits *var, const quant_traits *ref,
     double tol = 4e-7 * mag * (1.0 + sqrt((double)n / ref->block_size)) + 1e-30;
     CHECK_MSG(fabs(got - want) <= tol, "%s %s n=%lld pattern %d: %.9g want %.9g",
               quant_variant_name(v), ref->name, (long long)n, pat, got, want);
+    float batched = NAN;
+    var->vec_dot_batch(n, &batched, rw, ra);
+    CHECK_MSG(fabs(batched - want) <= tol, "%s %s batched n=%lld pattern %d: %.9g want %.9g",
+              quant_variant_name(v), ref->name, (long long)n, pat, batched, want);
     /* earlier non-scalar variants with their own kernel for this type must agree exactly */
     for (int u = 1; u < v && same_order(ref->type); u++) {
         const quant_traits *other = quant_variant_get(u, ref->type);

@@ -95,9 +95,38 @@ static void vec_dot_bf16(int64_t n, float *s, const void *vx, const void *vy) {
     *s = sum;
 }
 
+/* The engine's batched (tiled) kernel: one 16-lane accumulator per output, one FMA per 16
+ * elements in order, then the same reduction. It only takes rows whose length is a multiple of
+ * 16; other products stay on the single-row kernel. */
+static inline float dot_tiled(int64_t n, const unsigned char *a, const unsigned char *b, int esz,
+                              load16_fn load) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16)
+        acc = _mm512_fmadd_ps(load(a + i * esz), load(b + i * esz), acc);
+    return reduce16(acc);
+}
+
+static void vec_dot_batch_f32(int64_t n, float *s, const void *x, const void *y) {
+    if (n % 16) {
+        vec_dot_f32(n, s, x, y);
+        return;
+    }
+    *s = dot_tiled(n, x, y, 4, load16_f32);
+}
+
+static void vec_dot_batch_f16(int64_t n, float *s, const void *x, const void *y) {
+    if (n % 16) {
+        vec_dot_f16(n, s, x, y);
+        return;
+    }
+    *s = dot_tiled(n, x, y, 2, load16_f16);
+}
+
 void quant_x86_avx512_install(quant_traits *t) {
     t[GGUF_T_F16].vec_dot = vec_dot_f16;
     t[GGUF_T_BF16].vec_dot = vec_dot_bf16;
     t[GGUF_T_F32].vec_dot = vec_dot_f32;
+    t[GGUF_T_F32].vec_dot_batch = vec_dot_batch_f32;
+    t[GGUF_T_F16].vec_dot_batch = vec_dot_batch_f16;
     quant_x86_avx512_install_kquants(t);
 }
