@@ -134,7 +134,8 @@ void registry_free(registry *r);
 /* Models, sorted by name. */
 size_t registry_count(const registry *r);
 const registry_entry *registry_entry_at(const registry *r, size_t i);
-/* By name (case-insensitive), or by path: a path equal to an entry's path or naming the same
+/* By name (case-insensitive; an Ollama name without a tag means ":latest"; another Ollama tag of
+ * the same blob is an alias), or by path: a path equal to an entry's path or naming the same
  * file (same st_dev/st_ino). NULL when unknown. */
 const registry_entry *registry_find(const registry *r, const char *name_or_path);
 
