@@ -1,11 +1,10 @@
-/* AVX-512BW dots of Q4_K, Q5_K and Q6_K against Q8_K: 64 levels per step (one 512-bit register
- * of unsigned bytes), maddubs against the activations, madd against a vector of the per-group
- * scales. The two 256-bit halves of the integer lanes are folded into the 8 lanes the AVX2 kernels
- * produce (lane k: elements 4k..4k+3 of every 32 values), and the float part is the AVX2 one, so
- * both variants give bit-identical results in the reference engine's order. */
+/* AVX-512BW dots of Q4_K and Q6_K against Q8_K (Q5_K stays on AVX2, which measured faster): 64
+ * levels per step (one 512-bit register of unsigned bytes), maddubs against the activations, madd
+ * against a vector of the per-group scales. The two 256-bit halves of the integer lanes are folded
+ * into the 8 lanes the AVX2 kernels produce (lane k: elements 4k..4k+3 of every 32 values), and the
+ * float part is the AVX2 one, so both variants give bit-identical results in the reference engine's
+ * order. */
 #include "quant/x86/avx2_util.h"
-
-#include <math.h>
 
 /* Byte-wise (v >> k) & mask with k per 256-bit half (the shift runs on 16-bit lanes; the mask
  * removes what crossed from the neighbouring byte). */
@@ -33,20 +32,13 @@ static inline __m256i fold(__m512i v) {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-/* ---- Q4_K / Q5_K ---- */
+/* ---- Q4_K ---- */
 
 typedef __m512i (*k45_levels_fn)(const void *block, int c);
 
 static inline __m512i q4k_levels(const void *vb, int c) {
     const quant_block_q4_k *b = vb;
     return bits2(dup256(b->qs + 32 * c), 0, 4, 0xF);
-}
-
-static inline __m512i q5k_levels(const void *vb, int c) {
-    const quant_block_q5_k *b = vb;
-    __m512i lo4 = bits2(dup256(b->qs + 32 * c), 0, 4, 0xF);
-    __m512i h = bits2(dup256(b->qh), 2 * c, 2 * c + 1, 1);
-    return _mm512_or_si512(lo4, _mm512_slli_epi16(h, 4));
 }
 
 /* int16 lane i of chunk c's products (64 values = sub-blocks 2c, 2c+1) takes scale 2c + i/16. */
@@ -90,25 +82,6 @@ static void vec_dot_q4_k(int64_t n, float *s, const void *vx, const void *vy) {
     *s = qx_hsum_ps(acc) + qx_hsum4_ps(acc_m);
 }
 
-static void vec_dot_q5_k(int64_t n, float *s, const void *vx, const void *vy) {
-    const quant_block_q5_k *x = vx;
-    const quant_block_q8_k *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
-        const float d = y[i].d * qx_h2f(x[i].d);
-        const float dmin = -y[i].d * qx_h2f(x[i].dmin);
-        uint64_t sc8, m8;
-        quant_k4_unpack(x[i].scales, &sc8, &m8);
-        __m128i p = qx_k4_mins_prod(m8, &y[i]);
-        p = _mm_add_epi32(p, _mm_unpackhi_epi64(p, p));
-        p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
-        mins = fmaf(dmin, (float)_mm_cvtsi128_si32(p), mins);
-        acc = qx_fma_lanes(d, k45_lanes(&x[i], sc8, &y[i], q5k_levels), acc);
-    }
-    *s = qx_hsum_ps(acc) + mins;
-}
-
 /* ---- Q6_K ---- */
 
 static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
@@ -148,6 +121,5 @@ static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
 
 void quant_x86_avx512_install_kquants(quant_traits *t) {
     t[GGUF_T_Q4_K].vec_dot = vec_dot_q4_k;
-    t[GGUF_T_Q5_K].vec_dot = vec_dot_q5_k;
     t[GGUF_T_Q6_K].vec_dot = vec_dot_q6_k;
 }
