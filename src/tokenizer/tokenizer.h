@@ -70,8 +70,8 @@ tok_algo tok_vocab_algo(const tok_vocab *v);
 /* The pre-tokenizer name in effect ("default" when the key is absent). Borrowed. */
 const char *tok_vocab_pre(const tok_vocab *v);
 int32_t tok_n_vocab(const tok_vocab *v);
-/* Heap bytes the vocabulary holds (tables, strings, compiled regexes excluded), for memory
- * budgets. */
+/* Heap bytes the vocabulary holds (its tables and strings; PCRE2's compiled regexes are not
+ * counted), for memory budgets. */
 size_t tok_vocab_bytes(const tok_vocab *v);
 /* Special ids, -1 when the vocabulary has none. */
 int32_t tok_bos(const tok_vocab *v);
