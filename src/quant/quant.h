@@ -5,13 +5,17 @@
  * after quant_init(), the fastest variant the CPU supports (src/quant/x86/, src/quant/arm/),
  * chosen once from core_cpu_usable() (so SHIMMY_ISA=scalar forces the reference).
  *
- * Dot products follow the established engine's numerics: a weight row of type T is multiplied
- * with activations already converted to T's vec_dot_type (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for
- * Q4_1/Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16, F32 for F32). from_float of the
- * vec_dot_type is how activations are converted.
+ * Dot products follow the established engine's numerics (llama.cpp c392e509): a weight row of
+ * type T is multiplied with activations already converted to T's vec_dot_type (Q8_0 for
+ * Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16, F32 for
+ * F32). from_float of the vec_dot_type is how activations are converted, byte for byte as that
+ * engine does. The x86 variants also reproduce its order of float operations (so logits match
+ * bit for bit where the inputs do); the scalar reference sums in a plain order and agrees to
+ * float rounding. vec_dot_batch is the dot for products over several activation rows.
  *
  * Invariants: kernels never allocate; n is a multiple of the type's block size (callers check);
- * kernels accept unaligned pointers. Thread-safety: after quant_init() everything is read-only.
+ * kernels accept unaligned pointers. Ownership: the traits are static; nothing to free.
+ * Thread-safety: quant_init() is idempotent and thread-safe; after it everything is read-only.
  */
 #ifndef SHIMMY_QUANT_H
 #define SHIMMY_QUANT_H
