@@ -46,10 +46,11 @@ typedef struct quant_traits {
     /* The model-file quantizer (what llama-quantize writes without an importance matrix;
      * byte-exact for Q4_0..Q8_0). Same as from_float except for Q8_0/Q8_1. */
     quant_from_float_fn quantize;
-    /* The same dot for a product computed over two or more activation rows at once (prompt
-     * processing). The reference engine sums F32/F16 rows in a different order there (its tiled
-     * kernel) than in a single-row product; for every other type this is vec_dot. Results
-     * agree with vec_dot to float rounding; use it to reproduce the engine's batched numerics. */
+    /* The same dot for a product the reference engine runs through its tiled GEMM: two or more
+     * activation rows at once (prompt processing) and a weight matrix whose row count is a
+     * multiple of 4. There it sums F32/F16 rows in another order (one 16-lane accumulator, when
+     * n % 16 == 0; this kernel falls back to vec_dot otherwise); for every other type it is
+     * vec_dot. Agrees with vec_dot to float rounding. */
     quant_vec_dot_fn vec_dot_batch;
 } quant_traits;
 
