@@ -207,6 +207,15 @@ static void build_tree(void) {
              4);
     put_text(at(".ollama/models/manifests/registry.ollama.ai/someone/tool/v1"), json);
     put_text(at(".ollama/models/manifests/registry.ollama.ai/library/bad/1"), "{not json");
+    /* hostile manifests: a digest that tries to leave blobs/, layers of the wrong type */
+    put_text(at(".ollama/models/manifests/registry.ollama.ai/library/evil/1"),
+             "{\"layers\":[{\"mediaType\":\"application/vnd.ollama.image.model\","
+             "\"digest\":\"sha256:../../../../models/llama-a-Q4_0.gguf\"}]}");
+    put_text(at(".ollama/models/manifests/registry.ollama.ai/library/evil/2"),
+             "{\"layers\":{\"mediaType\":1}}");
+    put_text(at(".ollama/models/manifests/registry.ollama.ai/library/evil/3"),
+             "{\"layers\":[1,\"x\",null,{\"mediaType\":\"application/vnd.ollama.image.model\","
+             "\"digest\":7}]}");
 
     /* LM Studio and Downloads */
     put_gguf(at(".lmstudio/models/lmstudio-community/Qwen-GGUF/qwen-x-Q8_0.gguf"), model("qwen2"));
@@ -362,6 +371,11 @@ static void check_skipped(registry *r) {
     CHECK((why = skip_reason(r, at(".ollama/models/manifests/registry.ollama.ai/library/bad/1"))) &&
           strstr(why, "not valid"));
     CHECK(skip_reason(r, at("models/readme.txt")) == NULL); /* not a candidate at all */
+    const char *evil = ".ollama/models/manifests/registry.ollama.ai/library/evil";
+    CHECK((why = skip_reason(r, at("%s/1", evil))) && strstr(why, "no usable model layer"));
+    CHECK((why = skip_reason(r, at("%s/2", evil))) && strstr(why, "not valid"));
+    CHECK((why = skip_reason(r, at("%s/3", evil))) && strstr(why, "no usable model layer"));
+    CHECK(registry_find(r, "evil:1") == NULL);
     CHECK((why = skip_reason(r, at("models/fifo.gguf"))) && strstr(why, "not a regular file"));
     CHECK((why = skip_reason(r, at("models/peft-fifo"))) && strstr(why, "adapter_config.json"));
     CHECK(strstr(warnings, "broken.gguf") != NULL); /* corrupt files are warned about */
