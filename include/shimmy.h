@@ -6,10 +6,20 @@
  * the field, file or model concerned. The status list below is the single source of truth
  * for status names, messages and HTTP codes across the library, the CLI and the server.
  *
- * Thread-safety: the status functions are pure and may be called from any thread.
+ * Ownership: x_new/x_free, x_open/x_free, x_ref/x_unref pair up; free functions accept NULL.
+ * Every returned pointer is either owned by the caller (documented "Owned") or borrowed until a
+ * named event. Strings and arrays passed in are borrowed for the call only (copied if kept).
+ * Thread-safety: the status functions are pure. A spec is immutable; models, managers and weak
+ * references are thread-safe; a builder, a model list and a stream's consumer side are used by
+ * one thread at a time (shimmy_stream_cancel from any thread).
+ * C++: the header compiles as C++; the SHIMMY_*(...) initializer macros are C only.
  */
 #ifndef SHIMMY_H
 #define SHIMMY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,6 +72,312 @@ const char *shimmy_status_message(shimmy_status s);
 int shimmy_status_http(shimmy_status s);
 /* Resets *err to SHIMMY_OK with empty strings. */
 void shimmy_error_clear(shimmy_error *err);
+
+/* ======================================================================================== */
+/* The library API. Every function below that can fail returns a shimmy_status and fills the
+ * optional shimmy_error (NULL is allowed everywhere); on failure, out-parameters are NULL/zero
+ * and nothing needs freeing. Free functions accept NULL. */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SHIMMY_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define SHIMMY_NODISCARD         __attribute__((warn_unused_result))
+#else
+#define SHIMMY_PRINTF(fmt, args)
+#define SHIMMY_NODISCARD
+#endif
+
+/* Fills *err (if non-NULL) with status, where (may be NULL) and a printf-style message, for
+ * library users who report their own failures the same way. Returns status. */
+shimmy_status shimmy_error_set(shimmy_error *err, shimmy_status status, const char *where,
+                               const char *fmt, ...) SHIMMY_PRINTF(4, 5);
+
+/* ---- generation options ---------------------------------------------------------------- */
+
+/* The largest max_tokens any request may ask for; SHIMMY_GEN_OPTIONS_MAX checks it at compile
+ * time, shimmy_gen_options_check at run time. */
+#define SHIMMY_MAX_TOKENS_LIMIT 1048576
+/* The most stop strings one request may carry, and their longest length in bytes. */
+#define SHIMMY_MAX_STOP     16
+#define SHIMMY_MAX_STOP_LEN 256
+/* seed value that draws a fresh seed from the clock. */
+#define SHIMMY_SEED_RANDOM 0xFFFFFFFFu
+
+/* Every field's zero is its default, so `(shimmy_gen_options){0}` and designated initializers
+ * that leave fields out are always valid. The zero defaults are deliberately "off":
+ * a zero-initialised request decodes greedily (deterministic) with no sampler. */
+typedef struct shimmy_gen_options {
+    int32_t max_tokens;      /* [0, SHIMMY_MAX_TOKENS_LIMIT]; 0 = 128 (fewer when the context
+                                has less room); an explicit value that does not fit is an error */
+    float temperature;       /* [0, 10]; 0 = greedy (argmax) */
+    int32_t top_k;           /* [0, vocabulary size]; 0 = off */
+    float top_p;             /* [0, 1]; 0 or 1 = off */
+    float min_p;             /* [0, 1]; 0 = off */
+    float repeat_penalty;    /* [0, 10]; 0 or 1 = off */
+    float frequency_penalty; /* [-2, 2]; 0 = off */
+    float presence_penalty;  /* [-2, 2]; 0 = off */
+    int32_t repeat_last_n;   /* [0, 1048576]; tokens the penalties look back on; 0 = 64 */
+    uint32_t seed;           /* any value (0 is a seed like any other); SHIMMY_SEED_RANDOM */
+    const char *const *stop; /* up to SHIMMY_MAX_STOP non-empty strings (borrowed for the call;
+                                never emitted); the chat template's end of turn is added by
+                                shimmy_chat */
+    size_t n_stop;
+    bool ignore_eos;   /* keep generating after an end-of-generation token */
+    int32_t queue_len; /* [0, 4096]: pieces a pull stream buffers before its generator waits
+                          for the consumer (backpressure); 0 = 16. Unused by callbacks. */
+} shimmy_gen_options;
+
+/* Checks every field's range (the vocabulary-dependent top_k bound is checked at generation).
+ * The error's `where` names the first bad field ("temperature"), its message lists every bad
+ * field with its range. */
+shimmy_status shimmy_gen_options_check(const shimmy_gen_options *o, shimmy_error *err);
+
+#ifndef __cplusplus
+/* Declarative options: SHIMMY_GEN_OPTIONS(.temperature = 0.7f, .top_k = 40). */
+#define SHIMMY_GEN_OPTIONS(...) ((shimmy_gen_options){__VA_ARGS__})
+/* Options with a constant max_tokens N checked at compile time (1 <= N <= the limit):
+ * SHIMMY_GEN_OPTIONS_MAX(256, .temperature = 0.5f). A larger N does not compile. */
+#define SHIMMY_GEN_OPTIONS_MAX(...) SHIMMY_GEN_OPTIONS_MAX_(__VA_ARGS__, )
+#define SHIMMY_GEN_OPTIONS_MAX_(N, ...)                                                            \
+    ((shimmy_gen_options){                                                                         \
+        .max_tokens = (int32_t)(N) +                                                               \
+                      0 * (int32_t)sizeof(struct {                                                 \
+                          _Static_assert((N) >= 1 && (N) <= SHIMMY_MAX_TOKENS_LIMIT,               \
+                                         "max_tokens must be in [1, SHIMMY_MAX_TOKENS_LIMIT]");    \
+                          int shimmy_static_check_;                                                \
+                      }),                                                                          \
+        __VA_ARGS__})
+#endif
+
+/* ---- model specs ----------------------------------------------------------------------- */
+
+/* What to load and how: the declarative form. Unset (zero) fields mean defaults. Strings are
+ * borrowed for the duration of shimmy_spec_from_config (the spec copies them). */
+typedef struct shimmy_model_config {
+    const char *name;      /* required: how the model is called (1..255 printable chars) */
+    const char *base_path; /* required: the base .gguf file */
+    const char *lora_path; /* optional: one LoRA adapter (GGUF file, PEFT folder) */
+    float lora_scale;      /* [-100, 100]; 0 = 1.0 */
+#ifdef __cplusplus
+    const char *template_; /* `template` is a C++ keyword: same member under another name */
+#else
+    const char *template; /* NULL = the model's own template (else one picked from its vocabulary);
+                             or a built-in family: "chatml", "llama3", "mistral", ... */
+#endif
+    int32_t ctx_len;               /* [0, 1048576]; 0 = min(trained context, 4096) */
+    int32_t threads;               /* [0, 512]; 0 = physical cores */
+    const char *device;            /* NULL or "cpu" (the only backend today) */
+    shimmy_gen_options generation; /* defaults for requests that pass no options */
+} shimmy_model_config;
+
+#ifndef __cplusplus
+/* SHIMMY_MODEL_CONFIG(.name = "prod", .base_path = "./models/prod.gguf", .ctx_len = 16384) */
+#define SHIMMY_MODEL_CONFIG(...) ((shimmy_model_config){__VA_ARGS__})
+#endif
+
+/* A validated, immutable model spec. */
+typedef struct shimmy_spec shimmy_spec;
+/* A mutable spec under construction. Setters never fail: they record the value (a copy) and
+ * shimmy_spec_build reports every problem at once. */
+typedef struct shimmy_spec_builder shimmy_spec_builder;
+
+/* Owned: free with shimmy_spec_builder_free. NULL only when out of memory. */
+shimmy_spec_builder *shimmy_spec_new(void);
+void shimmy_spec_builder_free(shimmy_spec_builder *b);
+void shimmy_spec_set_name(shimmy_spec_builder *b, const char *name);
+void shimmy_spec_set_base_path(shimmy_spec_builder *b, const char *path);
+/* Adds an adapter (call again for more; at most 8). */
+void shimmy_spec_add_lora(shimmy_spec_builder *b, const char *path, float scale);
+void shimmy_spec_set_template(shimmy_spec_builder *b, const char *family);
+void shimmy_spec_set_ctx_len(shimmy_spec_builder *b, int32_t ctx_len);
+void shimmy_spec_set_threads(shimmy_spec_builder *b, int32_t threads);
+void shimmy_spec_set_device(shimmy_spec_builder *b, const char *device);
+/* Copies the options; stop strings are copied too. */
+void shimmy_spec_set_generation(shimmy_spec_builder *b, const shimmy_gen_options *o);
+
+/* Validates everything (files exist and are GGUF, ranges, device, template family, generation)
+ * and, when all is well, makes an owned spec (*out; shimmy_spec_free). Otherwise
+ * SHIMMY_ERR_INVALID_ARG (or NOT_FOUND/FORMAT/UNSUPPORTED when that is the only problem) whose
+ * `where` is the comma-separated list of bad fields ("base_path,ctx_len") and whose message
+ * explains each. The builder is left as it was (fix and build again). */
+SHIMMY_NODISCARD shimmy_status shimmy_spec_build(const shimmy_spec_builder *b, shimmy_spec **out,
+                                                 shimmy_error *err);
+/* The same validation for the declarative form. */
+SHIMMY_NODISCARD shimmy_status shimmy_spec_from_config(const shimmy_model_config *c,
+                                                       shimmy_spec **out, shimmy_error *err);
+void shimmy_spec_free(shimmy_spec *s);
+/* Accessors: strings borrowed until shimmy_spec_free. */
+const char *shimmy_spec_name(const shimmy_spec *s);
+const char *shimmy_spec_base_path(const shimmy_spec *s);
+size_t shimmy_spec_lora_count(const shimmy_spec *s);
+const char *shimmy_spec_lora_path(const shimmy_spec *s, size_t i); /* NULL out of range */
+int32_t shimmy_spec_ctx_len(const shimmy_spec *s);                 /* as given (0 = default) */
+
+/* ---- models ---------------------------------------------------------------------------- */
+
+/* A loaded model: weights (mapped), vocabulary, template, adapters. Refcounted: every function
+ * that hands one out gives the caller a reference to drop with shimmy_model_unref. A model may
+ * be used by any number of threads at once (each generation has its own session). */
+typedef struct shimmy_model shimmy_model;
+
+/* Loads spec's model without a manager (the spec is borrowed for the call). Errors name the
+ * file: SHIMMY_ERR_IO, _FORMAT, _UNSUPPORTED, _ADAPTER, _NOMEM. */
+SHIMMY_NODISCARD shimmy_status shimmy_model_load(const shimmy_spec *spec, shimmy_model **out,
+                                                 shimmy_error *err);
+/* Adds a reference and returns m. */
+shimmy_model *shimmy_model_ref(shimmy_model *m);
+/* Drops one; the last frees the model. NULL is a no-op. */
+void shimmy_model_unref(shimmy_model *m);
+/* Borrowed until the last unref. */
+const char *shimmy_model_name(const shimmy_model *m);
+const char *shimmy_model_architecture(const shimmy_model *m);
+int32_t shimmy_model_ctx_len(const shimmy_model *m); /* the context each generation gets */
+int32_t shimmy_model_vocab_size(const shimmy_model *m);
+
+/* ---- generation ------------------------------------------------------------------------ */
+
+typedef enum shimmy_finish {
+    SHIMMY_FINISH_STOP,     /* end-of-generation token or a stop string */
+    SHIMMY_FINISH_LENGTH,   /* max_tokens reached, or the context is full */
+    SHIMMY_FINISH_CANCELLED /* the callback said stop, or shimmy_stream_cancel */
+} shimmy_finish;
+
+/* "stop", "length", "cancelled" ("unknown" outside the enum). */
+const char *shimmy_finish_name(shimmy_finish f);
+
+typedef struct shimmy_result {
+    shimmy_finish finish;
+    int32_t prompt_tokens;
+    int32_t completion_tokens;
+    int32_t ctx_len;      /* the context the generation had (also set on CONTEXT_EXCEEDED) */
+    int32_t max_tokens;   /* the limit in effect (also set on CONTEXT_EXCEEDED: what was asked) */
+    double prompt_ms;     /* prompt processing */
+    double gen_ms;        /* generation after the first token */
+    size_t queue_highest; /* pull streams: the most pieces ever buffered (<= queue_len) */
+} shimmy_result;
+
+typedef enum shimmy_next { SHIMMY_CONTINUE = 0, SHIMMY_STOP = 1 } shimmy_next;
+
+/* Receives text as it becomes final (whole UTF-8 characters; stop strings never appear).
+ * piece is borrowed for the call and not NUL-terminated. */
+typedef shimmy_next (*shimmy_token_fn)(const char *piece, size_t len, void *user);
+
+/* Generates a continuation of prompt (raw text; special-token text in it is parsed) on the
+ * calling thread. opts NULL = the spec's generation options. on_token may be NULL. result may
+ * be NULL. Errors: SHIMMY_ERR_INVALID_ARG (an option, `where` names it), _CONTEXT_EXCEEDED
+ * (`where` "prompt" or "max_tokens"; the message and result->prompt_tokens, ->max_tokens and
+ * ->ctx_len give the numbers), _TOKENIZER, _NOMEM, _GENERATION. */
+SHIMMY_NODISCARD shimmy_status shimmy_generate(shimmy_model *m, const char *prompt,
+                                               const shimmy_gen_options *opts,
+                                               shimmy_token_fn on_token, void *user,
+                                               shimmy_result *result, shimmy_error *err);
+
+/* A role and its text; both borrowed for the call. */
+typedef struct shimmy_message {
+    const char *role; /* "system", "user", "assistant" */
+    const char *content;
+} shimmy_message;
+
+/* Renders messages with the model's chat template (the spec's family if it names one), then
+ * generates the assistant's turn like shimmy_generate. Special-token text inside message
+ * content stays text. The template's end-of-turn text is added to the stop strings.
+ * Errors: those of shimmy_generate, and SHIMMY_ERR_TEMPLATE (`where` "messages"). */
+SHIMMY_NODISCARD shimmy_status shimmy_chat(shimmy_model *m, const shimmy_message *messages,
+                                           size_t n_messages, const shimmy_gen_options *opts,
+                                           shimmy_token_fn on_token, void *user,
+                                           shimmy_result *result, shimmy_error *err);
+
+/* ---- pull streams ---------------------------------------------------------------------- */
+
+/* A generation running on its own thread, handing pieces through a bounded queue of
+ * opts->queue_len pieces: when the consumer is slow the generator waits (backpressure), so
+ * memory never grows with the consumer's delay. */
+typedef struct shimmy_stream shimmy_stream;
+
+/* Validates and tokenizes synchronously (same errors as shimmy_generate, returned here), then
+ * starts the generator. The stream holds a model reference until shimmy_stream_free. */
+SHIMMY_NODISCARD shimmy_status shimmy_stream_open(shimmy_model *m, const char *prompt,
+                                                  const shimmy_gen_options *opts,
+                                                  shimmy_stream **out, shimmy_error *err);
+/* Waits for the next piece. SHIMMY_OK with *piece != NULL: a piece, borrowed until the next call
+ * on the stream. SHIMMY_OK with *piece == NULL and *len == 0: the end (see shimmy_stream_result).
+ * An error status: the generation failed (details from shimmy_stream_result). One consumer
+ * thread at a time. */
+shimmy_status shimmy_stream_next(shimmy_stream *s, const char **piece, size_t *len);
+/* Stops the generation within one token and discards what is buffered: the next
+ * shimmy_stream_next returns the end. Any thread, any time, repeatable. */
+void shimmy_stream_cancel(shimmy_stream *s);
+/* Waits for the generator to finish and returns its status; fills result and err (either may
+ * be NULL). Call after the end, or after a cancel. */
+shimmy_status shimmy_stream_result(shimmy_stream *s, shimmy_result *result, shimmy_error *err);
+/* Cancels if still running, waits for the generator thread, drops the model reference. */
+void shimmy_stream_free(shimmy_stream *s);
+
+/* ---- manager: a cache of loaded models ------------------------------------------------- */
+
+typedef struct shimmy_manager shimmy_manager;
+
+typedef struct shimmy_manager_options {
+    size_t max_models;         /* models kept loaded (LRU beyond it); 0 = unlimited */
+    uint64_t max_loaded_bytes; /* memory budget of base weights; 0 = half the RAM */
+} shimmy_manager_options;
+
+/* opts NULL = defaults. Owned: shimmy_manager_free. Thread-safe: every shimmy_manager_* and
+ * shimmy_weak_* function may be called from any thread concurrently. */
+SHIMMY_NODISCARD shimmy_status shimmy_manager_new(const shimmy_manager_options *opts,
+                                                  shimmy_manager **out, shimmy_error *err);
+/* Drops the cache's references; models still referenced by callers live on. */
+void shimmy_manager_free(shimmy_manager *mgr);
+/* Registers a spec under its name (copied; the spec stays the caller's). A name already
+ * registered is SHIMMY_ERR_INVALID_ARG (`where` "name"). Nothing is loaded yet. */
+SHIMMY_NODISCARD shimmy_status shimmy_manager_add(shimmy_manager *mgr, const shimmy_spec *spec,
+                                                  shimmy_error *err);
+/* A reference to the model `name`, loading it on first use (concurrent first calls load once).
+ * SHIMMY_ERR_MODEL_NOT_FOUND (`where` the name; the message suggests close names), or the
+ * load error. */
+SHIMMY_NODISCARD shimmy_status shimmy_manager_get(shimmy_manager *mgr, const char *name,
+                                                  shimmy_model **out, shimmy_error *err);
+/* Drops the cache's reference (callers' references keep the model alive until they unref).
+ * SHIMMY_ERR_NOT_FOUND when it is not loaded. Weak references to it fail from now on. */
+shimmy_status shimmy_manager_evict(shimmy_manager *mgr, const char *name, shimmy_error *err);
+/* Models currently cached. */
+size_t shimmy_manager_loaded_count(shimmy_manager *mgr);
+
+/* A weak reference: names one loaded instance of a model without keeping it alive. */
+typedef struct shimmy_weak shimmy_weak;
+
+/* A weak reference to the model `name` as currently loaded (SHIMMY_ERR_NOT_FOUND when it is
+ * not loaded). Owned: shimmy_weak_free; it may outlive the manager. */
+SHIMMY_NODISCARD shimmy_status shimmy_manager_weak(shimmy_manager *mgr, const char *name,
+                                                   shimmy_weak **out, shimmy_error *err);
+/* A strong reference to the same instance, or SHIMMY_ERR_NOT_FOUND once it was evicted (or
+ * the manager freed), even if the name has been loaded again since. */
+SHIMMY_NODISCARD shimmy_status shimmy_weak_lock(shimmy_weak *w, shimmy_model **out,
+                                                shimmy_error *err);
+void shimmy_weak_free(shimmy_weak *w);
+
+/* ---- discovery ------------------------------------------------------------------------- */
+
+typedef struct shimmy_model_list shimmy_model_list;
+
+/* Finds GGUF models on disk. paths: colon-separated directories to scan, and only those; NULL =
+ * the default roots (SHIMMY_MODEL_PATHS, ./models, ~/models, Ollama, Hugging Face cache, LM
+ * Studio, ...). Unreadable paths are skipped, not errors. Owned: shimmy_model_list_free. */
+SHIMMY_NODISCARD shimmy_status shimmy_discover(const char *paths, shimmy_model_list **out,
+                                               shimmy_error *err);
+void shimmy_model_list_free(shimmy_model_list *l);
+size_t shimmy_model_list_count(const shimmy_model_list *l);
+/* Accessors for entry i < count (NULL / 0 out of range); strings borrowed until
+ * shimmy_model_list_free. */
+const char *shimmy_model_list_name(const shimmy_model_list *l, size_t i);
+const char *shimmy_model_list_path(const shimmy_model_list *l, size_t i);
+const char *shimmy_model_list_architecture(const shimmy_model_list *l, size_t i);
+const char *shimmy_model_list_quant(const shimmy_model_list *l, size_t i);
+const char *shimmy_model_list_template(const shimmy_model_list *l, size_t i);
+uint64_t shimmy_model_list_size(const shimmy_model_list *l, size_t i);
+uint32_t shimmy_model_list_ctx_len(const shimmy_model_list *l, size_t i);
+/* A builder pre-filled with entry i's name, base path and first paired adapter; NULL out of
+ * range or out of memory. Owned: shimmy_spec_builder_free. */
+shimmy_spec_builder *shimmy_model_list_spec(const shimmy_model_list *l, size_t i);
 
 #ifdef __cplusplus
 }
