@@ -1,7 +1,8 @@
 /*
- * Inspecting one candidate: stat it (following symlinks), check the magic, read the GGUF header
- * (never tensor data) or a PEFT adapter_config.json, and classify: model, adapter, later part of
- * a split model, or skipped with a reason. Runs on pool threads: touches only its candidate.
+ * Inspecting one candidate: stat it (following symlinks), read the GGUF header (never tensor
+ * data; the magic is looked at only when that fails, to tell "not GGUF" from "damaged") or a
+ * PEFT adapter_config.json, and classify: model, adapter, later part of a split model, or
+ * skipped with a reason. Runs on pool threads: touches only its candidate.
  */
 #include "internal.h"
 
@@ -113,7 +114,8 @@ char *reg_size_label(uint64_t n) {
     if (n < 1000) return reg_printf("%llu", (unsigned long long)n);
     double v = (double)n;
     int u = -1;
-    while (v >= 1000.0 && u < 3) {
+    /* 999.96M would print as "1000.0M": such values move up a unit too */
+    while (v >= 999.95 && u < 3) {
         v /= 1000.0;
         u++;
     }
