@@ -307,7 +307,8 @@ shimmy_status shimmy_stream_next(shimmy_stream *s, const char **piece, size_t *l
  * shimmy_stream_next returns the end. Any thread, any time, repeatable. */
 void shimmy_stream_cancel(shimmy_stream *s);
 /* Waits for the generator to finish and returns its status; fills result and err (either may
- * be NULL). Call after the end, or after a cancel. */
+ * be NULL). Pieces not read yet are discarded (the generator no longer waits for a reader), so
+ * calling it early never blocks forever. */
 shimmy_status shimmy_stream_result(shimmy_stream *s, shimmy_result *result, shimmy_error *err);
 /* Cancels if still running, waits for the generator thread, drops the model reference. */
 void shimmy_stream_free(shimmy_stream *s);
