@@ -318,6 +318,14 @@ try:
                websocket_generate):
         case(fn)
 
+    def port_in_use_is_an_error():
+        second = subprocess.run([BIN, 'serve', '--bind', f'{HOST}:{PORT}', '--model-dirs', tmp], env=env,
+                                capture_output=True, text=True, timeout=30)
+        check(second.returncode == 1, f'second server on the same port: exit {second.returncode}')
+        check('cannot listen' in second.stderr, f'message: {second.stderr.strip()[:200]}')
+        check(health_ok(), 'the first server is unaffected')
+    case(port_in_use_is_an_error)
+
     def sigterm_exits_zero():
         proc.send_signal(signal.SIGTERM)
         check(proc.wait(15) == 0, f'exit code {proc.returncode}')
