@@ -129,9 +129,8 @@ char *server_metrics_render(server *s) {
         "# HELP shimmy_slots Configured slots (--parallel).\n"
         "# TYPE shimmy_slots gauge\nshimmy_slots %d\n",
         queued, running, s->n_slots);
-    manager_info infos[64];
-    size_t n = manager_list(s->mgr, infos, 64);
-    if (n > 64) n = 64;
+    size_t n;
+    manager_info *infos = server_models_snapshot(s, &n);
     size_t loaded = 0;
     for (size_t i = 0; i < n; i++) loaded += infos[i].state == MANAGER_LOADED;
     put(&b,
@@ -146,6 +145,7 @@ char *server_metrics_render(server *s) {
         put_label(&b, infos[i].name);
         put(&b, "\"} %llu\n", (unsigned long long)infos[i].bytes);
     }
+    free(infos);
     put(&b,
         "# HELP shimmy_resident_memory_bytes Resident memory of the server process.\n"
         "# TYPE shimmy_resident_memory_bytes gauge\nshimmy_resident_memory_bytes %llu\n"

@@ -68,10 +68,21 @@ int server_handle_generate(server_call *c) {
 
 /* ---- health and metrics ---- */
 
+manager_info *server_models_snapshot(server *s, size_t *n) {
+    /* The list may grow between the two calls; a little room and a clamp cover that. */
+    manager_info probe; /* never written with cap 0; only counts */
+    size_t cap = manager_list(s->mgr, &probe, 0) + 8;
+    manager_info *infos = calloc(cap, sizeof *infos);
+    *n = 0;
+    if (!infos) return NULL;
+    *n = manager_list(s->mgr, infos, cap);
+    if (*n > cap) *n = cap;
+    return infos;
+}
+
 static json_t *loaded_models(server *s, size_t *n_loaded) {
-    manager_info infos[64];
-    size_t n = manager_list(s->mgr, infos, 64);
-    if (n > 64) n = 64;
+    size_t n;
+    manager_info *infos = server_models_snapshot(s, &n);
     json_t *arr = json_array();
     *n_loaded = 0;
     for (size_t i = 0; i < n; i++) {
@@ -80,6 +91,7 @@ static json_t *loaded_models(server *s, size_t *n_loaded) {
                                              (json_int_t)infos[i].bytes, "users", infos[i].users));
         (*n_loaded)++;
     }
+    free(infos);
     return arr;
 }
 

@@ -267,6 +267,9 @@ void server_queue_depth(server *s, int *queued, int *running);
 /* prompt.c: model handle, prompt tokens, resolved max_tokens and stop set for a job. */
 shimmy_status server_job_prepare(server *s, server_job *j, shimmy_error *err);
 
+/* native.c: every model the manager has seen (malloc'd array of *n; NULL when out of memory). */
+manager_info *server_models_snapshot(server *s, size_t *n);
+
 /* metrics.c */
 void server_metrics_init(server_metrics *m);
 void server_metrics_deinit(server_metrics *m);
