@@ -30,7 +30,7 @@ typedef enum qf_pattern {
     QF_N_PATTERNS
 } qf_pattern;
 
-static void qf_fill(float *x, int64_t n, qf_pattern p, test_rng *rng) {
+static inline void qf_fill(float *x, int64_t n, qf_pattern p, test_rng *rng) {
     for (int64_t i = 0; i < n; i++) {
         switch (p) {
         case QF_NORMAL: x[i] = (float)test_rng_normal(rng); break;
@@ -42,8 +42,8 @@ static void qf_fill(float *x, int64_t n, qf_pattern p, test_rng *rng) {
 
 /* n elements of a type quantized by fn into fresh memory at byte offset `off` from a 64-byte
  * aligned start; *base receives the pointer to free. */
-static void *qf_row(const quant_traits *q, quant_from_float_fn fn, const float *x, int64_t n,
-                    int off, void **base) {
+static inline void *qf_row(const quant_traits *q, quant_from_float_fn fn, const float *x, int64_t n,
+                           int off, void **base) {
     size_t bytes = quant_row_bytes(q, n);
     unsigned char *b = aligned_alloc(64, (bytes + off + 63) / 64 * 64);
     *base = b;

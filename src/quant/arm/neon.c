@@ -28,7 +28,7 @@ static inline float q8_block(const float *x, int32x4_t q[8]) {
     float32x4_t v[8], m = vdupq_n_f32(0.0f);
     for (int k = 0; k < 8; k++) {
         v[k] = vld1q_f32(x + 4 * k);
-        m = vmaxq_f32(m, vabsq_f32(v[k]));
+        m = vmaxnmq_f32(m, vabsq_f32(v[k])); /* NaN-ignoring, like the reference's compare */
     }
     const float amax = vmaxvq_f32(m);
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
@@ -63,14 +63,14 @@ static void from_float_q8_k(const float *x, void *vy, int64_t n) {
     quant_block_q8_k *y = vy;
     for (int64_t i = 0; i < n / QUANT_QKK; i++, x += QUANT_QKK) {
         float32x4_t m = vdupq_n_f32(0.0f);
-        for (int k = 0; k < 64; k++) m = vmaxq_f32(m, vabsq_f32(vld1q_f32(x + 4 * k)));
+        for (int k = 0; k < 64; k++) m = vmaxnmq_f32(m, vabsq_f32(vld1q_f32(x + 4 * k)));
         const float amax = vmaxvq_f32(m);
         if (amax == 0.0f) {
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }
-        int first = 0;
-        while (fabsf(x[first]) != amax) first++; /* the sign of the first extreme decides */
+        int first = 0; /* the sign of the first extreme decides */
+        while (first < QUANT_QKK - 1 && fabsf(x[first]) != amax) first++;
         const float iscale = -127.0f / x[first];
         const int32x4_t top = vdupq_n_s32(127);
         for (int g = 0; g < 16; g++) {
