@@ -376,6 +376,7 @@ static chat_val arith(chat_rt *rt, int op, chat_val a, chat_val b) {
                 }
                 return chat_int(acc);
             }
+            if (fx == 0.0 && fy < 0) chat_fail(rt, "0.0 cannot be raised to a negative power");
             return chat_float(pow(fx, fy));
         }
     }
@@ -390,13 +391,14 @@ static chat_val arith(chat_rt *rt, int op, chat_val a, chat_val b) {
         cat.flags = (sa || sb) ? CVF_SAFE : 0;
         return cat;
     }
-    if (op == OP_ADD && a.type == CV_LIST && b.type == CV_LIST) {
+    if (op == OP_ADD && a.type == CV_LIST && b.type == CV_LIST &&
+        (a.flags & CVF_TUPLE) == (b.flags & CVF_TUPLE)) {
         chat_list *l = chat_list_new(rt, a.u.l->n + b.u.l->n);
         if (a.u.l->n) memcpy(l->v, a.u.l->v, a.u.l->n * sizeof *l->v);
         if (b.u.l->n) memcpy(l->v + a.u.l->n, b.u.l->v, b.u.l->n * sizeof *l->v);
         l->n = a.u.l->n + b.u.l->n;
         chat_val v = chat_listv(l);
-        v.flags = a.flags & b.flags & CVF_TUPLE;
+        v.flags = a.flags & CVF_TUPLE;
         return v;
     }
     if (op == OP_MUL && (a.type == CV_STR || a.type == CV_LIST) && intlike(b))
@@ -419,7 +421,11 @@ static bool contains(chat_rt *rt, chat_val needle, chat_val hay) {
         for (size_t i = 0; i < hay.u.l->n; i++)
             if (chat_equal(hay.u.l->v[i], needle)) return true;
         return false;
-    case CV_DICT: return chat_dict_get(hay.u.d, needle) != NULL;
+    case CV_DICT:
+        if (needle.type == CV_LIST && !(needle.flags & CVF_TUPLE))
+            chat_fail(rt, "unhashable type: 'list'");
+        if (needle.type == CV_DICT) chat_fail(rt, "unhashable type: 'dict'");
+        return chat_dict_get(hay.u.d, needle) != NULL;
     case CV_UNDEF: return false;
     default: chat_fail(rt, "argument of type '%s' is not iterable", chat_type_name(hay));
     }

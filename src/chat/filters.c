@@ -49,25 +49,35 @@ static chat_val f_length(chat_rt *rt, chat_val v, const chat_args *a) {
     }
 }
 
-/* ASCII case mapping: enough for the role names and markers templates transform. */
-static chat_val map_case(chat_rt *rt, chat_val v, int mode) {
+/* Case mapping by code point. mode 0 upper, 1 lower, 2 Jinja's title (a word starts after
+ * whitespace or one of "-({[<"), 3 capitalize, 4 Python's str.title (after any uncased char). */
+chat_val chat_map_case(chat_rt *rt, chat_val v, int mode) {
     const chat_str *s = chat_want_str(rt, v);
-    char *d = chat_alloc(rt, s->len + 1);
+    chat_buf b = {0};
     bool word_start = true;
-    for (size_t i = 0; i < s->len; i++) {
-        char c = s->p[i];
-        bool up = mode == 0 || (mode == 2 && word_start) || (mode == 3 && i == 0);
-        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        if (up && c >= 'a' && c <= 'z')
-            c = (char)(c - 32);
-        else if (!up && c >= 'A' && c <= 'Z')
-            c = (char)(c + 32);
-        d[i] = c;
+    for (size_t i = 0; i < s->len;) {
+        uint32_t cp;
+        int k = core_utf8_decode(s->p + i, s->len - i, &cp);
+        bool up = mode == 0 || ((mode == 2 || mode == 4) && word_start) || (mode == 3 && i == 0);
+        bool cased = chat_cp_cased(cp);
+        char enc[8];
+        if (up && cp == 0xDF) {
+            chat_buf_put(rt, &b, mode == 0 ? "SS" : "Ss", 2);
+        } else if (cp == 0xFFFD && k == 1) {
+            chat_buf_put(rt, &b, s->p + i, 1); /* keep invalid bytes as they are */
+        } else {
+            uint32_t m = up ? chat_cp_upper(cp) : chat_cp_lower(cp);
+            chat_buf_put(rt, &b, enc, (size_t)core_utf8_encode(m, enc));
+        }
         if (mode == 2)
-            word_start = !alpha && !(c >= '0' && c <= '9') && c != '\'' && (unsigned char)c < 0x80;
+            word_start = cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' ||
+                         chat_space_at(s->p + i, s->len - i) > 0;
+        if (mode == 4) word_start = !cased;
+        i += (size_t)k;
     }
-    return chat_str_derived(rt, s, d, s->len);
+    return chat_str_derived(rt, s, b.p ? b.p : "", b.len);
 }
+#define map_case chat_map_case
 static chat_val f_upper(chat_rt *rt, chat_val v, const chat_args *a) {
     (void)a;
     return map_case(rt, v, 0);
@@ -149,6 +159,8 @@ static chat_val f_safe(chat_rt *rt, chat_val v, const chat_args *a) {
 }
 
 static chat_val f_int(chat_rt *rt, chat_val v, const chat_args *a) {
+    if (v.type == CV_UNDEF)
+        chat_fail(rt, "'%s' is undefined", v.u.undef_name ? v.u.undef_name : "value");
     const chat_val *def = chat_arg(a, 0, "default");
     int64_t base = chat_arg_int(rt, a, 1, "base", 10);
     switch ((chat_vtype)v.type) {
@@ -174,7 +186,8 @@ static chat_val f_int(chat_rt *rt, chat_val v, const chat_args *a) {
 }
 
 static chat_val f_float(chat_rt *rt, chat_val v, const chat_args *a) {
-    (void)rt;
+    if (v.type == CV_UNDEF)
+        chat_fail(rt, "'%s' is undefined", v.u.undef_name ? v.u.undef_name : "value");
     const chat_val *def = chat_arg(a, 0, "default");
     if (v.type == CV_FLOAT) return v;
     if (v.type == CV_INT || v.type == CV_BOOL)
@@ -236,7 +249,11 @@ static bool is_line_break(const char *p, size_t n, size_t *len) {
 }
 
 static chat_val f_indent(chat_rt *rt, chat_val v, const chat_args *a) {
-    const chat_str *s = chat_want_str(rt, v);
+    /* Jinja appends "\n" to its input, which only a string survives */
+    if (v.type == CV_UNDEF)
+        chat_fail(rt, "'%s' is undefined", v.u.undef_name ? v.u.undef_name : "value");
+    if (v.type != CV_STR) chat_fail(rt, "indent: expected a string, got %s", chat_type_name(v));
+    const chat_str *s = v.u.s;
     const chat_val *w = chat_arg(a, 0, "width");
     bool first = chat_arg_bool(a, 1, "first", false), blank = chat_arg_bool(a, 2, "blank", false);
     chat_buf ind = {0};

@@ -189,6 +189,7 @@ chat_val chat_f_sort(chat_rt *rt, chat_val v, const chat_args *a) {
 }
 
 chat_val chat_f_dictsort(chat_rt *rt, chat_val v, const chat_args *a) {
+    if (v.type != CV_DICT) chat_fail(rt, "dictsort: expected a mapping, got %s", chat_type_name(v));
     chat_list *l = chat_items_of(rt, v).u.l;
     bool cs = chat_arg_bool(a, 0, "case_sensitive", false);
     const chat_str *by = chat_arg_str(rt, a, 1, "by");

@@ -126,7 +126,10 @@ chat_val chat_percent_format(chat_rt *rt, const chat_str *fmt, chat_val args) {
                      n > 0 ? (size_t)(n < (int)sizeof tmp ? n : (int)sizeof tmp - 1) : 0);
     }
     bool tuple = args.type == CV_LIST && (args.flags & CVF_TUPLE);
-    if (tuple && k < args.u.l->n)
+    /* Python: unused tuple items or an unused scalar are an error; anything with __getitem__
+     * (dict, list) counts as a mapping, which may go unused */
+    if ((tuple && k < args.u.l->n) ||
+        (!tuple && args.type != CV_DICT && args.type != CV_LIST && args.type != CV_UNDEF && k == 0))
         chat_fail(rt, "not all arguments converted during string formatting");
     return chat_buf_to_str(rt, &b);
 }

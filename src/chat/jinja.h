@@ -440,6 +440,12 @@ static inline const chat_str *chat_arg_str(chat_rt *rt, const chat_args *a, int 
 /* Filters shared between files (filters.c holds the table). */
 chat_val chat_strip(chat_rt *rt, const chat_str *s, const chat_str *chars, bool left, bool right);
 chat_val chat_html_escape(chat_rt *rt, const chat_str *s); /* a CVF_SAFE string */
+/* Simple case mapping of one code point (casemap.c); cased: has an upper or lower form. */
+uint32_t chat_cp_upper(uint32_t cp);
+/* upper/lower/title/capitalize of a value's str() (filters.c). */
+chat_val chat_map_case(chat_rt *rt, chat_val v, int mode);
+uint32_t chat_cp_lower(uint32_t cp);
+bool chat_cp_cased(uint32_t cp);
 /* fmt % args in Python (args: a tuple for several values, a dict for %(key)s). */
 chat_val chat_percent_format(chat_rt *rt, const chat_str *fmt, chat_val args);
 chat_val chat_attr_path(chat_rt *rt, chat_val v, const chat_str *path); /* "a.b.0" */
@@ -451,8 +457,9 @@ chat_val chat_items_of(chat_rt *rt, chat_val v); /* dict -> list of (key, value)
     X(items)                                                                                       \
     X(select)                                                                                      \
     X(reject)                                                                                      \
-    X(selectattr) X(rejectattr) X(map) X(list) X(unique) X(sort) X(reverse) X(sum) X(min) X(max)   \
-        X(dictsort) X(batch)
+    X(selectattr)                                                                                  \
+    X(rejectattr)                                                                                  \
+    X(map) X(list) X(unique) X(sort) X(reverse) X(sum) X(min) X(max) X(dictsort) X(batch)
 #define CHAT_DECLARE_FILTER(name)                                                                  \
     chat_val chat_f_##name(chat_rt *rt, chat_val v, const chat_args *a);
 CHAT_SEQ_FILTERS(CHAT_DECLARE_FILTER)

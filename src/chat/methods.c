@@ -59,7 +59,8 @@ METHOD(m_lower) {
     return via_filter(rt, "lower", self, a);
 }
 METHOD(m_title) {
-    return via_filter(rt, "title", self, a);
+    (void)a;
+    return chat_map_case(rt, self, 4); /* Python's str.title, not Jinja's |title */
 }
 METHOD(m_capitalize) {
     return via_filter(rt, "capitalize", self, a);

@@ -100,12 +100,19 @@ static void write_str_repr(chat_rt *rt, chat_buf *b, const chat_str *s) {
 
 static void write_any(chat_rt *rt, chat_buf *b, chat_val v, bool repr) {
     switch ((chat_vtype)v.type) {
-    case CV_UNDEF: return;
+    case CV_UNDEF:
+        if (repr) put_c(rt, b, "Undefined"); /* Jinja's Undefined.__repr__ */
+        return;
     case CV_NONE: return put_c(rt, b, "None");
     case CV_BOOL: return put_c(rt, b, v.u.b ? "True" : "False");
     case CV_INT: return write_int(rt, b, v.u.i);
     case CV_FLOAT: return chat_write_float(rt, b, v.u.f);
     case CV_STR:
+        if (repr && (v.flags & CVF_SAFE)) {
+            put_c(rt, b, "Markup(");
+            write_str_repr(rt, b, v.u.s);
+            return put_c(rt, b, ")");
+        }
         if (repr) return write_str_repr(rt, b, v.u.s);
         return chat_buf_put(rt, b, v.u.s->p, v.u.s->len);
     case CV_LIST: {

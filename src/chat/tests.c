@@ -3,6 +3,7 @@
  * Undefined is), a namespace is not a mapping. */
 #include "jinja.h"
 
+#include <math.h>
 #include <string.h>
 
 static chat_val arg0(chat_rt *rt, const chat_args *a, const char *test) {
@@ -77,19 +78,38 @@ TEST(callable) {
     UNUSED;
     return v.type == CV_FUNC;
 }
+/* Python's `value % n == r` for ints and floats alike. */
+static bool modulo_is(chat_rt *rt, chat_val v, chat_val n, double r, const char *test) {
+    bool vi = v.type == CV_INT || v.type == CV_BOOL, ni = n.type == CV_INT || n.type == CV_BOOL;
+    if (!(vi || v.type == CV_FLOAT) || !(ni || n.type == CV_FLOAT))
+        chat_fail(rt, "test '%s' needs numbers, got %s and %s", test, chat_type_name(v),
+                  chat_type_name(n));
+    if (vi && ni) {
+        int64_t d = int_of(rt, n, test);
+        if (d == 0) chat_fail(rt, "test '%s': modulo by zero", test);
+        int64_t m = int_of(rt, v, test) % d;
+        if (m != 0 && ((m < 0) != (d < 0))) m += d;
+        return (double)m == r;
+    }
+    double x = v.type == CV_FLOAT ? v.u.f : (double)int_of(rt, v, test);
+    double d = n.type == CV_FLOAT ? n.u.f : (double)int_of(rt, n, test);
+    if (d == 0.0) chat_fail(rt, "test '%s': modulo by zero", test);
+    double m = fmod(x, d);
+    if (m != 0.0 && ((m < 0) != (d < 0))) m += d;
+    return m == r;
+}
 TEST(even) {
     (void)a;
-    return int_of(rt, v, "even") % 2 == 0;
+    return modulo_is(rt, v, chat_int(2), 0, "even");
 }
 TEST(odd) {
     (void)a;
-    return int_of(rt, v, "odd") % 2 != 0;
+    return modulo_is(rt, v, chat_int(2), 1, "odd");
 }
 TEST(divisibleby) {
-    int64_t d = int_of(rt, arg0(rt, a, "divisibleby"), "divisibleby");
-    if (d == 0) chat_fail(rt, "divisibleby 0");
-    return int_of(rt, v, "divisibleby") % d == 0;
+    return modulo_is(rt, v, arg0(rt, a, "divisibleby"), 0, "divisibleby");
 }
+
 TEST(eq) {
     return chat_equal(v, arg0(rt, a, "eq"));
 }
@@ -134,23 +154,24 @@ TEST(sameas) {
     default: return chat_equal(v, o);
     }
 }
-static bool cased(chat_val v, bool upper) {
-    if (v.type != CV_STR) return false;
+/* str(value).islower() / .isupper(): cased characters exist and all have the case. */
+static bool cased(chat_rt *rt, chat_val v, bool upper) {
+    const chat_str *s = chat_want_str(rt, v);
     bool any = false;
-    for (size_t i = 0; i < v.u.s->len; i++) {
-        char c = v.u.s->p[i];
+    for (size_t i = 0; i < s->len; i++) {
+        char c = s->p[i];
         if ((upper && c >= 'a' && c <= 'z') || (!upper && c >= 'A' && c <= 'Z')) return false;
         any |= (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
     }
     return any;
 }
 TEST(lower) {
-    UNUSED;
-    return cased(v, false);
+    (void)a;
+    return cased(rt, v, false);
 }
 TEST(upper) {
-    UNUSED;
-    return cased(v, true);
+    (void)a;
+    return cased(rt, v, true);
 }
 
 static const struct {

@@ -317,7 +317,8 @@ bool chat_equal(chat_val a, chat_val b) {
     case CV_NONE: return true;
     case CV_STR: return key_eq(a, b);
     case CV_LIST:
-        if (a.u.l->n != b.u.l->n) return false;
+        /* a tuple never equals a list in Python */
+        if (a.u.l->n != b.u.l->n || (a.flags & CVF_TUPLE) != (b.flags & CVF_TUPLE)) return false;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!chat_equal(a.u.l->v[i], b.u.l->v[i])) return false;
         return true;
@@ -329,7 +330,12 @@ bool chat_equal(chat_val a, chat_val b) {
             if (!o || !chat_equal(a.u.d->v[i], *o)) return false;
         }
         return true;
-    case CV_FUNC: return a.u.fn == b.u.fn;
+    case CV_FUNC:
+        /* two lookups of one bound method compare equal, as in Python */
+        return a.u.fn == b.u.fn ||
+               (a.u.fn->call && a.u.fn->call == b.u.fn->call && !a.u.fn->macro &&
+                chat_equal(a.u.fn->self, b.u.fn->self) && a.u.fn->self.type == b.u.fn->self.type &&
+                a.u.fn->self.u.d == b.u.fn->self.u.d);
     case CV_LOOP: return a.u.loop == b.u.loop;
     default: return false;
     }
@@ -347,7 +353,7 @@ int chat_compare(chat_rt *rt, chat_val a, chat_val b) {
         if (c) return c < 0 ? -1 : 1;
         return (a.u.s->len > b.u.s->len) - (a.u.s->len < b.u.s->len);
     }
-    if (a.type == CV_LIST && b.type == CV_LIST) {
+    if (a.type == CV_LIST && b.type == CV_LIST && (a.flags & CVF_TUPLE) == (b.flags & CVF_TUPLE)) {
         for (size_t i = 0; i < a.u.l->n && i < b.u.l->n; i++) {
             if (chat_equal(a.u.l->v[i], b.u.l->v[i])) continue;
             return chat_compare(rt, a.u.l->v[i], b.u.l->v[i]);
