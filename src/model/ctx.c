@@ -50,6 +50,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->n_logits = p->n_logits ? p->n_logits : 1;
     c->kv_type = p->kv_type;
     c->kv_elt = p->kv_type == MODEL_KV_F16 ? 2 : 4;
+    c->tiled_dot = model_dot_tiled(p->kv_type == MODEL_KV_F16);
 
     c->n_ctx_pad = (c->n_ctx + MODEL_KV_PAD - 1) / MODEL_KV_PAD * MODEL_KV_PAD;
     const uint64_t B = (uint64_t)c->n_batch, L = (uint64_t)hp->n_layer, N = (uint64_t)c->n_ctx_pad;

@@ -51,8 +51,7 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
     const int32_t n_kv_pad = pad_kv(c->n_past + t->n_tok, c->n_ctx_pad);
     /* batches of two or more tokens go through the reference's tiled GEMM when the shapes allow
      * it (inner size a multiple of 16, rows a multiple of 4), single tokens through its dots */
-    const quant_vec_dot_fn tiled =
-        c->kv_type == MODEL_KV_F16 ? model_dot_tiled_f16 : model_dot_tiled_f32;
+    const quant_vec_dot_fn tiled = c->tiled_dot;
     const bool batch = t->n_tok >= 2;
     const quant_vec_dot_fn kq_dot =
         batch && hd % 16 == 0 && n_kv_pad % 4 == 0 ? tiled : kt->vec_dot;

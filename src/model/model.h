@@ -187,6 +187,12 @@ void model_swiglu(float *g, const float *u, int64_t n);
  * it uses for batches of two or more tokens; n % 16 == 0. Same signature as quant_vec_dot_fn. */
 void model_dot_tiled_f32(int64_t n, float *s, const void *x, const void *y);
 void model_dot_tiled_f16(int64_t n, float *s, const void *x, const void *y);
+/* AVX2+FMA+F16C versions, bit-identical to the two above (x86 builds only). */
+void model_dot_tiled_f32_avx2(int64_t n, float *s, const void *x, const void *y);
+void model_dot_tiled_f16_avx2(int64_t n, float *s, const void *x, const void *y);
+/* The fastest tiled dot this CPU runs for an F16 (f16) or F32 cache; SHIMMY_ISA=scalar forces
+ * the scalar one. */
+quant_vec_dot_fn model_dot_tiled(bool f16);
 /* The reference engine's vector exp (polynomial, ~1.5 ulp), bit for bit. */
 float model_expf_poly(float x);
 
@@ -214,6 +220,7 @@ struct model_ctx {
     void *xq;      /* (n_batch, max_act_row_bytes) quantized activations */
     float *scores; /* (n_threads, scores_per_thread): scores, q and probabilities per thread */
     int64_t scores_per_thread;
+    quant_vec_dot_fn tiled_dot;  /* model_dot_tiled for the cache type */
     float *logits;               /* (n_logits, n_vocab) */
     const struct lora_set *lora; /* borrowed, or NULL */
     float *lora_scratch;         /* owned: lora_set_scratch_floats(lora, n_batch) floats */

@@ -91,6 +91,23 @@ void model_dot_tiled_f16(int64_t n, float *s, const void *x, const void *y) {
     *s = reduce16(lane);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#define TILED_X86 1
+#else
+#define TILED_X86 0
+#endif
+
+quant_vec_dot_fn model_dot_tiled(bool f16) {
+    const uint32_t need = CORE_CPU_AVX2 | CORE_CPU_FMA | CORE_CPU_F16C;
+#if TILED_X86
+    if ((core_cpu_usable() & need) == need)
+        return f16 ? model_dot_tiled_f16_avx2 : model_dot_tiled_f32_avx2;
+#else
+    (void)need;
+#endif
+    return f16 ? model_dot_tiled_f16 : model_dot_tiled_f32;
+}
+
 void model_softmax(float *x, int64_t n) {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; i++)
