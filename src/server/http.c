@@ -131,15 +131,23 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     server_call_hold(sc->job->srv, sc->conn, true);
     for (;;) {
         long n = server_job_read(sc->job, buf, max, 100);
-        if (n != 0) server_call_hold(sc->job->srv, sc->conn, false);
-        if (n > 0) return n;
-        if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
-        bool cancelled = atomic_load(&sc->job->cancelled);
+        if (n < 0) {
+            server_call_hold(sc->job->srv, sc->conn, false);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        /* Checked before every chunk too: a write into a socket the peer closed still succeeds
+         * once, and waiting for the failing one would cost a second token. */
+        /* At shutdown a cancelled job still ends with an error event: keep draining for it. */
+        bool cancelled = atomic_load(&sc->job->cancelled) && !atomic_load(&sc->job->srv->stopping);
         if (cancelled || server_call_gone(sc->conn)) {
             core_log(CORE_LOG_DEBUG, "server: %s: %s", sc->job->id,
                      cancelled ? "generation cancelled" : "client went away");
             server_job_cancel(sc->job);
             return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (n > 0) {
+            server_call_hold(sc->job->srv, sc->conn, false);
+            return n;
         }
     }
 }

@@ -11,7 +11,9 @@
 void server_job_write(server_job *j, const char *data, size_t len) {
     pthread_mutex_lock(&j->mu);
     size_t pending = j->out_len - j->out_off;
-    if (j->finished || atomic_load(&j->cancelled)) {
+    /* A cancelled job may still write its closing error (shutdown); only a finished one is
+     * sealed. */
+    if (j->finished) {
         pthread_mutex_unlock(&j->mu);
         return;
     }

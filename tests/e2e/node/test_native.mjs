@@ -124,11 +124,18 @@ try {
       logit_bias: { [EOS]: -100 }, stream: true });
     const it = stream[Symbol.asyncIterator]();
     await it.next();
-    const code = await srv.stop();
-    assertEq(code, 0, 'exit code');
+    const stopping = srv.stop();
+    // the stream ends cleanly: with its final chunk, or with the server's "shutting down" error
+    let ending = 'cut';
     try {
-      while (!(await it.next()).done);
-    } catch {}
+      for (let r = await it.next(); !r.done; r = await it.next())
+        if (r.value.choices[0]?.finish_reason) ending = 'finished';
+    } catch (e) {
+      if (/shutting down/.test(e.message)) ending = 'error event';
+      else throw e;
+    }
+    assert(ending !== 'cut', 'stream ended without a final chunk or an error event');
+    assertEq(await stopping, 0, 'exit code');
   });
 } finally {
   for (const s of servers) await s.stop();
