@@ -31,8 +31,13 @@ static void walk_value(const gguf_value *v) {
             touch(v->v.arr.strs[i].data, v->v.arr.strs[i].len);
         else if (v->v.arr.elem_type == GGUF_VT_ARRAY)
             walk_value(&v->v.arr.arrays[i]);
-        else
-            sink += (uint64_t)gguf_arr_i64(v, i) + (uint64_t)gguf_arr_f64(v, i);
+        else {
+            /* Float bits, not a float-to-integer conversion (undefined out of range). */
+            double d = gguf_arr_f64(v, i);
+            uint64_t bits;
+            memcpy(&bits, &d, sizeof bits);
+            sink += (uint64_t)gguf_arr_i64(v, i) + bits;
+        }
         /* The generic accessor must agree with the typed storage. */
         gguf_value e = gguf_arr_elem(v, i);
         if (e.type != v->v.arr.elem_type) abort();
