@@ -1,6 +1,8 @@
 // shimmy serve driven by the official openai client: models, chat and completions (streaming and
 // not), stop sequences, usage, and the error cases of the OpenAI API reference.
 import OpenAI from 'openai';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { requireEnv, modelDir, startServer, runner, assert, assertEq, expectApiError } from './helpers.mjs';
 
 const CHAT_MODEL_FILE = 'tiny-qwen2-Q4_0.gguf'; // ChatML template, BPE vocabulary
@@ -59,6 +61,11 @@ try {
     assert(u.completion_tokens >= 1 && u.completion_tokens <= 24, `completion_tokens ${u.completion_tokens}`);
     if (c.finish_reason === 'length') assertEq(u.completion_tokens, 24, 'length means max_tokens');
     assertEq(u.total_tokens, u.prompt_tokens + u.completion_tokens, 'total');
+    // prompt_tokens agrees with the CLI rendering the same chat and tokenizing it
+    const model = path.join(dir, CHAT_MODEL_FILE);
+    const rendered = JSON.parse(execFileSync(bin, ['template', model, '--messages', JSON.stringify(messages), '--json'])).prompt;
+    const tok = JSON.parse(execFileSync(bin, ['tokenize', model, '--text', rendered, '--json']));
+    assertEq(u.prompt_tokens, tok.tokens.length, 'prompt_tokens vs shimmy template + tokenize');
     reference = r;
     // greedy is deterministic across calls (and across the prefix cache of the slot)
     const again = await client.chat.completions.create({ model: CHAT, messages, temperature: 0, max_tokens: 24, seed: 7 });
@@ -137,7 +144,10 @@ try {
     assert(r.id.startsWith('cmpl-'), 'id');
     assertEq(r.choices.length, 1, 'choices');
     assert(typeof r.choices[0].text === 'string', 'text');
-    assert(r.usage.completion_tokens <= 12 && r.usage.prompt_tokens > 1, 'usage');
+    assert(r.usage.completion_tokens <= 12, 'usage');
+    // prompt_tokens agrees with the CLI's own tokenizer run (BOS included)
+    const tok = JSON.parse(execFileSync(bin, ['tokenize', path.join(dir, SPM_MODEL_FILE), '--text', p.prompt, '--json']));
+    assertEq(r.usage.prompt_tokens, tok.tokens.length, 'prompt_tokens vs shimmy tokenize');
     const stream = await client.completions.create({ ...p, stream: true, stream_options: { include_usage: true } });
     let text = '', usage = null, finish = null;
     for await (const c of stream) {
