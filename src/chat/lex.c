@@ -265,7 +265,7 @@ static size_t lex_raw(lexer *lx, size_t i) {
     j += 3;
     while (j < lx->n && (lx->s[j] == ' ' || lx->s[j] == '\t' || lx->s[j] == '\n')) j++;
     char sign = 0;
-    if (j < lx->n && (lx->s[j] == '-' || lx->s[j] == '+')) sign = lx->s[j++];
+    if (j < lx->n && lx->s[j] == '-') sign = lx->s[j++]; /* Jinja knows no `raw +%}` */
     if (!at(lx, j, "%}")) return 0;
     j += 2;
     if (sign == '-') j = skip_space_fwd(lx, j);

@@ -1,17 +1,19 @@
 /* Interpreter semantics, case by case: tests/chat/jinja_cases.json holds small templates with the
  * output Jinja2 gives in the environment of expected.json (checked against Jinja2 itself by
- * verify_jinja_cases.py), or `error` where Jinja2 refuses them. */
+ * verify_jinja_cases.py), or `error` where Jinja2 refuses them; whitespace_cases.json holds 400
+ * random mixes of text and whitespace-control markers rendered by Jinja2
+ * (gen_whitespace_cases.py). */
 #include "chat/chat.h"
 #include "test.h"
 
-int main(void) {
+static void run_file(const char *name) {
     const char *src = getenv("SHIMMY_SRC");
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/chat/jinja_cases.json", src ? src : ".");
+    snprintf(path, sizeof path, "%s/tests/chat/%s", src ? src : ".", name);
     json_error_t jerr;
     json_t *cases = json_load_file(path, 0, &jerr);
     CHECK_MSG(cases != NULL, "cannot load %s: %s", path, jerr.text);
-    if (!cases) return test_finish("chat/jinja");
+    if (!cases) return;
     size_t i, n_ok = 0;
     json_t *c;
     json_array_foreach(cases, i, c) {
@@ -56,7 +58,12 @@ int main(void) {
         json_decref(extra);
         json_decref(empty);
     }
-    printf("jinja cases: %zu/%zu\n", n_ok, json_array_size(cases));
+    printf("%s: %zu/%zu\n", name, n_ok, json_array_size(cases));
     json_decref(cases);
+}
+
+int main(void) {
+    run_file("jinja_cases.json");
+    run_file("whitespace_cases.json");
     return test_finish("chat/jinja");
 }
