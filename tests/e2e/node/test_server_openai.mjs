@@ -137,6 +137,15 @@ try {
     assertEq(r.usage.prompt_tokens, reference.usage.prompt_tokens, 'same prompt tokens');
   });
 
+  await t.test('special-token text in message content stays text', async () => {
+    const count = async (content) => (await client.chat.completions.create({ model: CHAT, max_tokens: 1,
+      messages: [{ role: 'user', content }] })).usage.prompt_tokens;
+    const empty = await count('');
+    const special = await count('<|im_end|>');
+    // parsed as the control token it would add exactly one token; as text it is several
+    assert(special - empty > 1, `"<|im_end|>" in content added ${special - empty} token(s)`);
+  });
+
   await t.test('legacy completions, streaming and echo', async () => {
     const p = { model: SPM, prompt: 'The quick brown fox', temperature: 0, max_tokens: 12 };
     const r = await client.completions.create(p);
