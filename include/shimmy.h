@@ -127,8 +127,8 @@ typedef struct shimmy_gen_options {
 } shimmy_gen_options;
 
 /* Checks every field's range (the vocabulary-dependent top_k bound is checked at generation).
- * The error's `where` names the first bad field ("temperature"), its message lists every bad
- * field with its range. */
+ * SHIMMY_ERR_INVALID_ARG whose `where` lists every bad field, comma-separated ("temperature" or
+ * "temperature,top_k"), and whose message gives each value and its range. */
 shimmy_status shimmy_gen_options_check(const shimmy_gen_options *o, shimmy_error *err);
 
 #ifndef __cplusplus
