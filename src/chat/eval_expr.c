@@ -462,7 +462,7 @@ static chat_val seq_literal(chat_rt *rt, const chat_node *n, bool tuple) {
     return v;
 }
 
-chat_val chat_eval(chat_rt *rt, const chat_node *n) {
+static chat_val eval_node(chat_rt *rt, const chat_node *n) {
     step(rt, n);
     switch ((chat_nkind)n->kind) {
     case E_LIT: return n->lit;
@@ -556,4 +556,15 @@ chat_val chat_eval(chat_rt *rt, const chat_node *n) {
     }
     default: chat_fail(rt, "internal error: statement node in an expression");
     }
+}
+
+/* The C stack is the interpreter's: expression nesting times macro nesting is bounded so no
+ * template can overflow it, whatever thread renders it. */
+chat_val chat_eval(chat_rt *rt, const chat_node *n) {
+    if (++rt->nesting > CHAT_MAX_NESTING)
+        chat_fail(rt, "the template nests expressions and calls deeper than %d levels",
+                  CHAT_MAX_NESTING);
+    chat_val v = eval_node(rt, n);
+    rt->nesting--;
+    return v;
 }

@@ -81,7 +81,7 @@ static void exec_set(chat_rt *rt, const chat_node *n) {
     chat_dict_set(rt, target->u.d, chat_str_cstr(rt, n->name), v);
 }
 
-static flow exec_node(chat_rt *rt, const chat_node *n) {
+static flow exec_stmt(chat_rt *rt, const chat_node *n) {
     switch ((chat_nkind)n->kind) {
     case N_TEXT: chat_buf_put_str(rt, rt->out, n->lit.u.s); return FLOW_NORMAL;
     case N_OUTPUT: {
@@ -123,6 +123,15 @@ static flow exec_node(chat_rt *rt, const chat_node *n) {
     case N_CONTINUE: return FLOW_CONTINUE;
     default: chat_fail(rt, "internal error: expression node as a statement");
     }
+}
+
+static flow exec_node(chat_rt *rt, const chat_node *n) {
+    if (++rt->nesting > CHAT_MAX_NESTING)
+        chat_fail(rt, "the template nests expressions and calls deeper than %d levels",
+                  CHAT_MAX_NESTING);
+    flow f = exec_stmt(rt, n);
+    rt->nesting--;
+    return f;
 }
 
 static flow exec_list(chat_rt *rt, chat_node *const *body, int n) {

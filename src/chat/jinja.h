@@ -267,6 +267,10 @@ typedef struct chat_buf {
     size_t n_r, cap_r;
 } chat_buf;
 
+/* Nested evaluations (expressions inside statements inside macro calls) a render may stack up:
+ * ~1 MB of C stack at most, so any thread's stack will do. */
+#define CHAT_MAX_NESTING 3000
+
 typedef struct chat_rt {
     chat_arena arena;
     const chat_render_params *p;
@@ -274,6 +278,7 @@ typedef struct chat_rt {
     jmp_buf jb;
     uint64_t steps, max_steps;
     int depth, max_depth;
+    int nesting; /* C recursion of eval/exec, bounded by CHAT_MAX_NESTING */
     size_t max_output;
     int line, col;     /* of the node being evaluated, for messages */
     chat_buf *out;     /* where output goes now (macro calls and block sets capture) */

@@ -180,6 +180,43 @@ static void concurrent_renders(void) {
     chat_template_free(t);
 }
 
+/* The deepest nesting a template can reach (expressions 50 deep inside macro calls 100 deep)
+ * must end in an error, not a stack overflow, even on a thread with a small stack. */
+static void *deep_render(void *arg) {
+    char *src = malloc(8000);
+    size_t n = (size_t)sprintf(src, "{%% macro f(n) %%}{%% if n > 0 %%}{{ ");
+    for (int i = 0; i < 50; i++) src[n++] = '(';
+    n += (size_t)sprintf(src + n, "f(n - 1)");
+    for (int i = 0; i < 50; i++) n += (size_t)sprintf(src + n, " ~ 'x')");
+    sprintf(src + n, " }}{%% endif %%}{%% endmacro %%}{{ f(99) }}");
+    chat_output out;
+    shimmy_error err;
+    *(shimmy_status *)arg = run(src, NULL, NULL, &out, &err);
+    if (*(shimmy_status *)arg == SHIMMY_OK)
+        chat_output_free(&out);
+    else
+        printf("deep nesting: %s\n", err.message);
+    free(src);
+    return NULL;
+}
+
+static void small_stack(void) {
+#ifdef SHIMMY_TEST_SANITIZED
+    size_t stack = (size_t)16 << 20; /* sanitizer frames are several times larger */
+#else
+    size_t stack = (size_t)2 << 20;
+#endif
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, stack);
+    pthread_t th;
+    shimmy_status st = SHIMMY_OK;
+    CHECK(pthread_create(&th, &attr, deep_render, &st) == 0);
+    pthread_join(th, NULL);
+    pthread_attr_destroy(&attr);
+    CHECK(st == SHIMMY_ERR_TEMPLATE);
+}
+
 /* Random edits of real templates: any outcome but a crash, a hang or a leak is fine. */
 static void mutations(void) {
     static const char *const files[] = {"meetkai-functionary-medium-v3.2.jinja",
@@ -251,6 +288,7 @@ int main(void) {
     limits();
     bad_arguments();
     concurrent_renders();
+    small_stack();
     mutations();
     return test_finish("chat/sandbox");
 }
