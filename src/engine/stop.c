@@ -9,6 +9,9 @@
 shimmy_status engine_stop_init(engine_stop *st, const char *const *stop, size_t n_stop,
                                shimmy_error *err) {
     memset(st, 0, sizeof *st);
+    if (n_stop && !stop)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "stop", "%zu stop strings but no list",
+                          n_stop);
     st->stop = stop;
     st->n_stop = n_stop;
     for (size_t i = 0; i < n_stop; i++) {

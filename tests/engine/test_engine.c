@@ -7,6 +7,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
+#include <pthread.h>
 
 /* ---- stop matcher alone ---- */
 
@@ -76,6 +77,8 @@ static void test_stop_matcher(void) {
     acc d = {0};
     CHECK(!push_all(NULL, 0, p4, 2, &d));
     CHECK_STR(d.buf, "xyz");
+    CHECK(engine_stop_init(&st, NULL, 2, &err) == SHIMMY_ERR_INVALID_ARG);
+    engine_stop_deinit(&st);
     const char *bad[] = {""};
     CHECK(engine_stop_init(&st, bad, 1, &err) == SHIMMY_ERR_INVALID_ARG);
     engine_stop_deinit(&st);
@@ -270,6 +273,65 @@ static void test_with_model(void) {
     engine_model_close(m);
 }
 
+typedef struct conc_job {
+    engine_session *s;
+    const int32_t *prompt;
+    size_t n_prompt;
+    int32_t out[16];
+    shimmy_status st;
+} conc_job;
+
+static void *conc_main(void *arg) {
+    conc_job *j = arg;
+    engine_gen_params gp;
+    greedy_params(&gp, 16, j->out, 16);
+    engine_result r;
+    shimmy_error err;
+    j->st = engine_generate(j->s, j->prompt, j->n_prompt, &gp, NULL, NULL, &r, &err);
+    return NULL;
+}
+
+/* Two sessions sharing one pool under one compute lock, generating at the same time, give what
+ * one session alone gives. */
+static void test_concurrent_sessions(void) {
+    char path[1024];
+    if (!test_data_path("models/tiny-llama-spm-F32.gguf", path, sizeof path)) return;
+    shimmy_error err;
+    engine_model *m = NULL;
+    CHECK(engine_model_open(path, NULL, &m, &err) == SHIMMY_OK);
+    if (!m) return;
+    core_pool *pool = NULL;
+    CHECK(core_pool_new(2, &pool, &err) == SHIMMY_OK);
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    engine_session_params sp = {.n_ctx = 64, .pool = pool, .compute_lock = &lock};
+    engine_session *a = NULL, *b = NULL;
+    CHECK(engine_session_new(m, &sp, &a, &err) == SHIMMY_OK);
+    CHECK(engine_session_new(m, &sp, &b, &err) == SHIMMY_OK);
+    engine_session_params bad = {.n_ctx = 64, .pool = pool};
+    engine_session *c = NULL;
+    CHECK(engine_session_new(m, &bad, &c, &err) == SHIMMY_ERR_INVALID_ARG);
+    const int32_t prompt[] = {1, 450, 4996, 17354, 1701, 29916};
+    conc_job ja = {a, prompt, 6, {0}, 0}, jb = {b, prompt + 1, 5, {0}, 0};
+    if (a && b) {
+        pthread_t ta, tb;
+        pthread_create(&ta, NULL, conc_main, &ja);
+        pthread_create(&tb, NULL, conc_main, &jb);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        CHECK(ja.st == SHIMMY_OK && jb.st == SHIMMY_OK);
+        /* alone, one after the other on session a */
+        conc_job sa = {a, prompt, 6, {0}, 0}, sb = {a, prompt + 1, 5, {0}, 0};
+        conc_main(&sa);
+        conc_main(&sb);
+        CHECK(memcmp(ja.out, sa.out, sizeof ja.out) == 0);
+        CHECK(memcmp(jb.out, sb.out, sizeof jb.out) == 0);
+    }
+    engine_session_free(a);
+    engine_session_free(b);
+    core_pool_free(pool);
+    engine_model_close(m);
+}
+
 static void test_open_errors(void) {
     shimmy_error err;
     engine_model *m = (engine_model *)1;
@@ -284,5 +346,6 @@ int main(void) {
     test_stop_matcher();
     test_open_errors();
     test_with_model();
+    test_concurrent_sessions();
     return test_finish("engine");
 }
