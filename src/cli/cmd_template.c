@@ -4,22 +4,24 @@
  * with --template NAME), a Jinja file (--jinja), or a built-in family (--template NAME, or when
  * the model has none: chosen from its vocabulary and architecture). BOS/EOS texts come from the
  * model's vocabulary unless --bos/--eos say otherwise. The prompt is printed as is, with no
- * newline added; --json wraps it with the content spans and the family. Only the GGUF header is
- * read. */
+ * newline added; --json wraps it with the content spans and the family. --vars passes further
+ * template variables (enable_thinking, ...). Only the GGUF header is read. */
 #include "chat/chat.h"
 #include "cli.h"
 #include "gguf/gguf.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
     "shimmy template (MODEL | --jinja FILE [--bos TEXT] [--eos TEXT]) --messages JSON|@FILE\n"
     "                [--tools JSON|@FILE] [--no-generation-prompt] [--template NAME]\n"
-    "                [--trim-bos-eos] [--date YYYY-MM-DD] [--json]";
+    "                [--vars JSON|@FILE] [--trim-bos-eos] [--date YYYY-MM-DD] [--json]";
 
 typedef struct opts {
-    const char *model, *jinja, *bos, *eos, *messages, *tools, *name, *date;
+    const char *model, *jinja, *bos, *eos, *messages, *tools, *vars, *name, *date;
     bool no_gen, trim, json;
 } opts;
 
@@ -119,42 +121,45 @@ static shimmy_status read_model(const char *arg, const char *name, model_info *m
     return SHIMMY_OK;
 }
 
+/* Options: a value option fills a string slot, a switch sets a flag. */
+static const struct {
+    const char *flag;
+    size_t value_at;  /* offsetof the const char * slot, or SIZE_MAX for a switch */
+    size_t switch_at; /* offsetof the bool a switch sets */
+} options[] = {
+    {"--jinja", offsetof(opts, jinja), 0},
+    {"--bos", offsetof(opts, bos), 0},
+    {"--eos", offsetof(opts, eos), 0},
+    {"--messages", offsetof(opts, messages), 0},
+    {"--tools", offsetof(opts, tools), 0},
+    {"--vars", offsetof(opts, vars), 0},
+    {"--template", offsetof(opts, name), 0},
+    {"--date", offsetof(opts, date), 0},
+    {"--no-generation-prompt", SIZE_MAX, offsetof(opts, no_gen)},
+    {"--trim-bos-eos", SIZE_MAX, offsetof(opts, trim)},
+    {"--json", SIZE_MAX, offsetof(opts, json)},
+};
+
 static int parse_opts(int argc, char **argv, opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char **slot = NULL;
-        if (strcmp(a, "--jinja") == 0)
-            slot = &o->jinja;
-        else if (strcmp(a, "--bos") == 0)
-            slot = &o->bos;
-        else if (strcmp(a, "--eos") == 0)
-            slot = &o->eos;
-        else if (strcmp(a, "--messages") == 0)
-            slot = &o->messages;
-        else if (strcmp(a, "--tools") == 0)
-            slot = &o->tools;
-        else if (strcmp(a, "--template") == 0)
-            slot = &o->name;
-        else if (strcmp(a, "--date") == 0)
-            slot = &o->date;
-        else if (strcmp(a, "--no-generation-prompt") == 0)
-            o->no_gen = true;
-        else if (strcmp(a, "--trim-bos-eos") == 0)
-            o->trim = true;
-        else if (strcmp(a, "--json") == 0)
-            o->json = true;
-        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: %s\n", usage);
             return 0;
-        } else if (a[0] == '-' && a[1])
-            return cli_usage_error("template", usage, "unknown option '%s'", a);
-        else if (o->model)
-            return cli_usage_error("template", usage, "more than one MODEL");
-        else
-            o->model = a;
-        if (slot) {
+        }
+        size_t k = 0, n = sizeof options / sizeof options[0];
+        while (k < n && strcmp(a, options[k].flag) != 0) k++;
+        if (k < n && options[k].value_at == SIZE_MAX) {
+            *(bool *)((char *)o + options[k].switch_at) = true;
+        } else if (k < n) {
             if (++i >= argc) return cli_usage_error("template", usage, "%s needs a value", a);
-            *slot = argv[i];
+            *(const char **)((char *)o + options[k].value_at) = argv[i];
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_error("template", usage, "unknown option '%s'", a);
+        } else if (o->model) {
+            return cli_usage_error("template", usage, "more than one MODEL");
+        } else {
+            o->model = a;
         }
     }
     if (!o->messages) return cli_usage_error("template", usage, "--messages is required");
@@ -193,7 +198,7 @@ int cli_cmd_template(int argc, char **argv) {
     shimmy_error_clear(&err);
     model_info mi = {0};
     char *src = NULL;
-    json_t *messages = NULL, *tools = NULL;
+    json_t *messages = NULL, *tools = NULL, *vars = NULL;
     chat_template *tmpl = NULL;
     chat_output out = {0};
     rc = 1;
@@ -218,10 +223,12 @@ int cli_cmd_template(int argc, char **argv) {
     }
     if (!(messages = load_json(o.messages, "--messages", &err))) goto done;
     if (o.tools && !(tools = load_json(o.tools, "--tools", &err))) goto done;
+    if (o.vars && !(vars = load_json(o.vars, "--vars", &err))) goto done;
     if (chat_template_new(src, &tmpl, &err)) goto done;
     chat_render_params p = {
         .messages = messages,
         .tools = tools,
+        .extra = vars,
         .add_generation_prompt = !o.no_gen,
         .bos_token = o.bos ? o.bos : mi.bos,
         .eos_token = o.eos ? o.eos : mi.eos,
@@ -236,6 +243,7 @@ done:
     chat_template_free(tmpl);
     json_decref(messages);
     json_decref(tools);
+    json_decref(vars);
     free(src);
     free(mi.tmpl);
     free(mi.bos);

@@ -81,6 +81,15 @@ cmp -s "$TMP/want" "$TMP/got"; check "--template chatml" $?
 span=$(jq -r '.prompt[.content_spans[0][0]:.content_spans[0][1]]' "$TMP/j")
 [ "$span" = "<|im_end|>x" ]; check "--json content span ($span)" $?
 
+# --vars reaches the template as variables; --tools defines `tools`.
+printf '{%%- if enable_thinking is defined and not enable_thinking %%}/no_think {%%+ endif %%}{{ tools|length }}' \
+    > "$TMP/vars.jinja"
+out=$("$BIN" template --jinja "$TMP/vars.jinja" --messages '[]' --vars '{"enable_thinking": false}' \
+    --tools '[{"type":"function"},{"type":"function"}]')
+[ "$out" = "/no_think 2" ]; check "--vars and --tools ($out)" $?
+"$BIN" template --jinja "$TMP/vars.jinja" --messages '[]' --vars '[1]' > /dev/null 2>&1
+check "--vars must be an object" $(( $? != 1 ))
+
 # Usage errors exit 2.
 "$BIN" template --messages '[]' > /dev/null 2>&1; check "no MODEL/--jinja is a usage error" $(( $? != 2 ))
 "$BIN" template --template nosuch --messages '[]' > /dev/null 2>&1
