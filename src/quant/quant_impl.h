@@ -225,7 +225,6 @@ typedef void (*quant_install_fn)(quant_traits *table /* [GGUF_T_COUNT] */);
 void quant_x86_avx2_install(quant_traits *table);
 void quant_x86_avx2_install_kquants(quant_traits *table); /* called by the one above */
 void quant_x86_avx512_install(quant_traits *table);
-void quant_x86_avx512_install_kquants(quant_traits *table); /* called by the one above */
 void quant_arm_neon_install(quant_traits *table);
 
 #endif

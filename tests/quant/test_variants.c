@@ -11,7 +11,8 @@ static int n_compared;
 /* Types whose non-scalar variants share one order of float operations. */
 static bool same_order(uint32_t type) {
     return type == GGUF_T_Q2_K || type == GGUF_T_Q3_K || type == GGUF_T_Q4_K ||
-           type == GGUF_T_Q5_K || type == GGUF_T_Q6_K;
+           type == GGUF_T_Q5_K || type == GGUF_T_Q6_K || type == GGUF_T_F32 || type == GGUF_T_F16 ||
+           type == GGUF_T_BF16;
 }
 
 static void compare_dot(int v, const quant_traits *var, const quant_traits *ref, int64_t n,

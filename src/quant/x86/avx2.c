@@ -195,7 +195,12 @@ static void vec_dot_q5_1(int64_t n, float *s, const void *vx, const void *vy) {
     *s = qx_hsum_ps(acc) + mins;
 }
 
-/* ---- float dots: 32 elements per step in 4 accumulators, then a scalar tail ---- */
+/* ---- float dots ----
+ * The reference engine's AVX-512 order, written with pairs of 256-bit registers for its 16
+ * lanes, so this variant gives the same bits as the AVX-512 one (and as the engine): single-row
+ * dots keep 4 x 16 lanes over n & ~63, folded (a0+a2)+(a1+a3), then a scalar tail (F32:
+ * contracted FMAs, F16: double, BF16: float); batched F32/F16 dots keep one 16-lane accumulator
+ * (its tiled kernel, n % 16 == 0). */
 
 static inline __m256 load_f16(const unsigned char *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
@@ -207,57 +212,105 @@ static inline __m256 load_bf16(const unsigned char *p) {
 }
 
 static inline __m256 load_f32(const unsigned char *p) {
-    return _mm256_loadu_ps((const float *)p);
+    return _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 
 typedef __m256 (*load8_fn)(const unsigned char *p);
 
-/* esz: bytes per element; `one` converts a single element for the tail. */
-static inline float dot_float(int64_t n, const unsigned char *a, const unsigned char *b, int esz,
-                              load8_fn load, float (*one)(const unsigned char *)) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
-        for (int k = 0; k < 4; k++)
-            acc[k] =
-                _mm256_fmadd_ps(load(a + (i + 8 * k) * esz), load(b + (i + 8 * k) * esz), acc[k]);
-    for (; i + 8 <= n; i += 8)
-        acc[0] = _mm256_fmadd_ps(load(a + i * esz), load(b + i * esz), acc[0]);
-    float sum =
-        qx_hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; i < n; i++) sum += one(a + i * esz) * one(b + i * esz);
-    return sum;
+/* The vector part over the first np = n & ~63 elements: a<k><h> holds lanes 8h..8h+7 of the
+ * engine's accumulator k (named registers: an array here ends up on the stack). */
+static inline float dot_64s(int64_t np, const unsigned char *a, const unsigned char *b, int esz,
+                            load8_fn load) {
+    __m256 a0l = _mm256_setzero_ps(), a0h = a0l, a1l = a0l, a1h = a0l, a2l = a0l, a2h = a0l,
+           a3l = a0l, a3h = a0l;
+    for (int64_t i = 0; i < np; i += 64) {
+        const unsigned char *pa = a + i * esz, *pb = b + i * esz;
+        a0l = _mm256_fmadd_ps(load(pa), load(pb), a0l);
+        a0h = _mm256_fmadd_ps(load(pa + 8 * esz), load(pb + 8 * esz), a0h);
+        a1l = _mm256_fmadd_ps(load(pa + 16 * esz), load(pb + 16 * esz), a1l);
+        a1h = _mm256_fmadd_ps(load(pa + 24 * esz), load(pb + 24 * esz), a1h);
+        a2l = _mm256_fmadd_ps(load(pa + 32 * esz), load(pb + 32 * esz), a2l);
+        a2h = _mm256_fmadd_ps(load(pa + 40 * esz), load(pb + 40 * esz), a2h);
+        a3l = _mm256_fmadd_ps(load(pa + 48 * esz), load(pb + 48 * esz), a3l);
+        a3h = _mm256_fmadd_ps(load(pa + 56 * esz), load(pb + 56 * esz), a3h);
+    }
+    __m256 lo = _mm256_add_ps(_mm256_add_ps(a0l, a2l), _mm256_add_ps(a1l, a3l));
+    __m256 hi = _mm256_add_ps(_mm256_add_ps(a0h, a2h), _mm256_add_ps(a1h, a3h));
+    return qx_reduce16(lo, hi);
 }
 
-static float one_f16(const unsigned char *p) {
+static inline float dot_tiled(int64_t n, const unsigned char *a, const unsigned char *b, int esz,
+                              load8_fn load) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        lo = _mm256_fmadd_ps(load(a + i * esz), load(b + i * esz), lo);
+        hi = _mm256_fmadd_ps(load(a + (i + 8) * esz), load(b + (i + 8) * esz), hi);
+    }
+    return qx_reduce16(lo, hi);
+}
+
+static inline float one_f16(const unsigned char *p) {
     uint16_t h;
     memcpy(&h, p, 2);
     return qx_h2f(h);
 }
 
-static float one_bf16(const unsigned char *p) {
+static inline float one_bf16(const unsigned char *p) {
     uint16_t h;
     memcpy(&h, p, 2);
     return quant_bf16_to_f32(h);
 }
 
-static float one_f32(const unsigned char *p) {
+static inline float one_f32(const unsigned char *p) {
     float f;
     memcpy(&f, p, 4);
     return f;
 }
 
-static void vec_dot_f16(int64_t n, float *s, const void *x, const void *y) {
-    *s = dot_float(n, x, y, 2, load_f16, one_f16);
+static void vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy) {
+    const unsigned char *x = vx, *y = vy;
+    const int64_t np = n & ~(int64_t)63;
+    float sum = dot_64s(np, x, y, 4, load_f32);
+    for (int64_t i = np; i < n; i++) sum = fmaf(one_f32(x + 4 * i), one_f32(y + 4 * i), sum);
+    *s = sum;
 }
 
-static void vec_dot_bf16(int64_t n, float *s, const void *x, const void *y) {
-    *s = dot_float(n, x, y, 2, load_bf16, one_bf16);
+static void vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy) {
+    const unsigned char *x = vx, *y = vy;
+    const int64_t np = n & ~(int64_t)63;
+    double sum = dot_64s(np, x, y, 2, load_f16);
+    for (int64_t i = np; i < n; i++) {
+        const float p = one_f16(x + 2 * i) * one_f16(y + 2 * i);
+        sum += (double)p;
+    }
+    *s = (float)sum;
 }
 
-static void vec_dot_f32(int64_t n, float *s, const void *x, const void *y) {
-    *s = dot_float(n, x, y, 4, load_f32, one_f32);
+static void vec_dot_bf16(int64_t n, float *s, const void *vx, const void *vy) {
+    const unsigned char *x = vx, *y = vy;
+    const int64_t np = n & ~(int64_t)63;
+    float sum = dot_64s(np, x, y, 2, load_bf16);
+    for (int64_t i = np; i < n; i++) {
+        const float p = one_bf16(x + 2 * i) * one_bf16(y + 2 * i);
+        sum += p;
+    }
+    *s = sum;
+}
+
+static void vec_dot_batch_f32(int64_t n, float *s, const void *x, const void *y) {
+    if (n % 16) {
+        vec_dot_f32(n, s, x, y);
+        return;
+    }
+    *s = dot_tiled(n, x, y, 4, load_f32);
+}
+
+static void vec_dot_batch_f16(int64_t n, float *s, const void *x, const void *y) {
+    if (n % 16) {
+        vec_dot_f16(n, s, x, y);
+        return;
+    }
+    *s = dot_tiled(n, x, y, 2, load_f16);
 }
 
 void quant_x86_avx2_install(quant_traits *t) {
@@ -272,5 +325,7 @@ void quant_x86_avx2_install(quant_traits *t) {
     t[GGUF_T_F16].vec_dot = vec_dot_f16;
     t[GGUF_T_BF16].vec_dot = vec_dot_bf16;
     t[GGUF_T_F32].vec_dot = vec_dot_f32;
+    t[GGUF_T_F32].vec_dot_batch = vec_dot_batch_f32;
+    t[GGUF_T_F16].vec_dot_batch = vec_dot_batch_f16;
     quant_x86_avx2_install_kquants(t);
 }

@@ -28,6 +28,15 @@ static inline float qx_max_ps(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
+/* The reference engine's reduction of 16 float lanes (gcc's _mm512_reduce_add_ps) with lanes
+ * 0..7 in lo and 8..15 in hi: lane i + lane i+8, the two halves of that, then (0+2) + (1+3). */
+static inline float qx_reduce16(__m256 lo, __m256 hi) {
+    __m256 t = _mm256_add_ps(lo, hi);
+    __m128 u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    __m128 w = _mm_add_ps(u, _mm_movehl_ps(u, u));
+    return _mm_cvtss_f32(w) + _mm_cvtss_f32(_mm_shuffle_ps(w, w, 1));
+}
+
 static inline __m256 qx_abs_ps(__m256 v) {
     return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
 }

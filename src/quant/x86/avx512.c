@@ -1,132 +1,131 @@
-/* AVX-512 (F/BW/VL + VNNI) kernels. This variant extends the AVX2 one: what is not here runs the
- * AVX2 kernel (activation quantizers, all legacy block dots, Q2_K/Q3_K).
+/* AVX-512 (F/BW/VL + VNNI) kernels. This variant extends the AVX2 one and keeps its kernels
+ * except where 512-bit registers measured faster: the Q4_K and Q6_K dots.
  *
- * The legacy block dots stay on AVX2 on purpose: the reference engine adds one FMA per block into
- * 8 float lanes (or one scalar FMA per block for Q4_0) in block order, and reproducing those
- * roundings leaves a chain of dependent FMAs that wider registers cannot shorten. K-quant dots are
- * in avx512_kquants.c; the float dots below keep 4 x 16 float lanes. */
+ * Those take 64 levels per step (one register of unsigned bytes), maddubs against the activations,
+ * madd against a vector of the per-group scales. The two 256-bit halves of the integer lanes are
+ * folded into the 8 lanes the AVX2 kernels produce (lane k: elements 4k..4k+3 of every 32 values)
+ * and the float part is the AVX2 one, so both variants give bit-identical results, in the
+ * reference engine's order.
+ *
+ * Deliberately not here: the legacy block dots (the engine's per-block FMA chain is
+ * latency-bound, wider registers do not shorten it), Q2_K/Q3_K/Q5_K and the float dots (the AVX2
+ * kernels, which already follow the engine's 16-lane order, measured as fast or faster). */
 #include "quant/x86/avx2_util.h"
 
-#include <math.h>
-
-/* ---- float dots ----
- * F32 and F16 follow the reference engine's AVX-512 vec_dot exactly: 4 accumulators of 16 lanes
- * over the largest multiple of 64 elements, folded as (a0+a2)+(a1+a3), reduced like gcc's
- * _mm512_reduce_add_ps, then the tail: F32 with contracted scalar FMAs, F16 summed in double.
- * (Its batched prompt path, tinyBLAS, orders things differently; one row cannot know.) */
-
-static inline __m512 load16_f16(const unsigned char *p) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+/* Byte-wise (v >> k) & mask with k per 256-bit half (the shift runs on 16-bit lanes; the mask
+ * removes what crossed from the neighbouring byte). */
+static inline __m512i bits2(__m512i v, int k_lo, int k_hi, int mask) {
+    __m512i k =
+        _mm512_inserti64x4(_mm512_set1_epi16((short)k_lo), _mm256_set1_epi16((short)k_hi), 1);
+    return _mm512_and_si512(_mm512_srlv_epi16(v, k), _mm512_set1_epi8((char)mask));
 }
 
-static inline __m512 load16_bf16(const unsigned char *p) {
-    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+static inline __m512i dup256(const uint8_t *p) {
+    return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p));
 }
 
-static inline __m512 load16_f32(const unsigned char *p) {
-    return _mm512_castsi512_ps(_mm512_loadu_si512((const void *)p));
+/* 64 unsigned levels times 64 activations minus off*y per int16 pair; int16 lane i of the
+ * products (elements 2i, 2i+1) is scaled by scale16 lane i. */
+static inline __m512i scaled_dot64(__m512i u, const int8_t *y, int off, __m512i scale16) {
+    const __m512i yv = _mm512_loadu_si512((const void *)y);
+    __m512i p = _mm512_maddubs_epi16(u, yv);
+    if (off) p = _mm512_sub_epi16(p, _mm512_maddubs_epi16(_mm512_set1_epi8((char)off), yv));
+    return _mm512_madd_epi16(p, scale16);
 }
 
-typedef __m512 (*load16_fn)(const unsigned char *p);
-
-/* hi 256 + lo 256, hi 128 + lo 128, then (l0 + l2) + (l1 + l3). */
-static inline float reduce16(__m512 v) {
-    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v),
-                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
-    return _mm_cvtss_f32(c) + _mm_cvtss_f32(_mm_shuffle_ps(c, c, 1));
+/* 16 int32 lanes folded to the AVX2 kernels' 8 (the halves cover the same lane positions). */
+static inline __m256i fold(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-/* The vector part over the first np = n & ~63 elements. */
-static inline float dot_64s(int64_t np, const unsigned char *a, const unsigned char *b, int esz,
-                            load16_fn load) {
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                     _mm512_setzero_ps()};
-    for (int64_t i = 0; i < np; i += 64)
-        for (int k = 0; k < 4; k++)
-            acc[k] =
-                _mm512_fmadd_ps(load(a + (i + 16 * k) * esz), load(b + (i + 16 * k) * esz), acc[k]);
-    acc[0] = _mm512_add_ps(acc[0], acc[2]);
-    acc[1] = _mm512_add_ps(acc[1], acc[3]);
-    return reduce16(_mm512_add_ps(acc[0], acc[1]));
+/* ---- Q4_K ---- */
+
+typedef __m512i (*k45_levels_fn)(const void *block, int c);
+
+static inline __m512i q4k_levels(const void *vb, int c) {
+    const quant_block_q4_k *b = vb;
+    return bits2(dup256(b->qs + 32 * c), 0, 4, 0xF);
 }
 
-static void vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy) {
-    const unsigned char *x = vx, *y = vy;
-    const int64_t np = n & ~(int64_t)63;
-    float sum = dot_64s(np, x, y, 4, load16_f32);
-    for (int64_t i = np; i < n; i++) {
-        float a, b;
-        memcpy(&a, x + 4 * i, 4);
-        memcpy(&b, y + 4 * i, 4);
-        sum = fmaf(a, b, sum);
+/* int16 lane i of chunk c's products (64 values = sub-blocks 2c, 2c+1) takes scale 2c + i/16. */
+static const int16_t k45_scale_idx[4][32] = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+     3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+     5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5},
+    {6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+     7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7},
+};
+
+static inline __m256i k45_lanes(const void *block, uint64_t sc8, const quant_block_q8_k *y,
+                                k45_levels_fn levels) {
+    const __m512i sc16 =
+        _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
+    __m512i acc = _mm512_setzero_si512();
+    for (int c = 0; c < 4; c++) {
+        __m512i scv =
+            _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)k45_scale_idx[c]), sc16);
+        acc = _mm512_add_epi32(acc, scaled_dot64(levels(block, c), y->qs + 64 * c, 0, scv));
     }
-    *s = sum;
+    return fold(acc);
 }
 
-static void vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy) {
-    const unsigned char *x = vx, *y = vy;
-    const int64_t np = n & ~(int64_t)63;
-    double sum = dot_64s(np, x, y, 2, load16_f16);
-    for (int64_t i = np; i < n; i++) {
-        uint16_t a, b;
-        memcpy(&a, x + 2 * i, 2);
-        memcpy(&b, y + 2 * i, 2);
-        const float p = qx_h2f(a) * qx_h2f(b);
-        sum += (double)p;
+static void vec_dot_q4_k(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q4_k *x = vx;
+    const quant_block_q8_k *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    __m128 acc_m = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        const float d = y[i].d * qx_h2f(x[i].d);
+        const float dmin = -y[i].d * qx_h2f(x[i].dmin);
+        uint64_t sc8, m8;
+        quant_k4_unpack(x[i].scales, &sc8, &m8);
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(qx_k4_mins_prod(m8, &y[i])), acc_m);
+        acc = qx_fma_lanes(d, k45_lanes(&x[i], sc8, &y[i], q4k_levels), acc);
     }
-    *s = (float)sum;
+    *s = qx_hsum_ps(acc) + qx_hsum4_ps(acc_m);
 }
 
-/* BF16: 64 per step in 4 accumulators, then a scalar tail. */
-static void vec_dot_bf16(int64_t n, float *s, const void *vx, const void *vy) {
-    const unsigned char *x = vx, *y = vy;
-    const int64_t np = n & ~(int64_t)63;
-    float sum = dot_64s(np, x, y, 2, load16_bf16);
-    for (int64_t i = np; i < n; i++) {
-        uint16_t a, b;
-        memcpy(&a, x + 2 * i, 2);
-        memcpy(&b, y + 2 * i, 2);
-        const float p = quant_bf16_to_f32(a) * quant_bf16_to_f32(b);
-        sum += p;
+/* ---- Q6_K ---- */
+
+static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_q6_k *x = vx;
+    const quant_block_q8_k *y = vy;
+    /* int16 lane i of step q (64 values = groups 4q..4q+3) takes scale 4q + i/8 */
+    __m512i idx[4];
+    for (int q = 0; q < 4; q++) {
+        int16_t lanes[32];
+        for (int i = 0; i < 32; i++) lanes[i] = (int16_t)(4 * q + i / 8);
+        idx[q] = _mm512_loadu_si512((const void *)lanes);
     }
-    *s = sum;
-}
-
-/* The engine's batched (tiled) kernel: one 16-lane accumulator per output, one FMA per 16
- * elements in order, then the same reduction. It only takes rows whose length is a multiple of
- * 16; other products stay on the single-row kernel. */
-static inline float dot_tiled(int64_t n, const unsigned char *a, const unsigned char *b, int esz,
-                              load16_fn load) {
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t i = 0; i < n; i += 16)
-        acc = _mm512_fmadd_ps(load(a + i * esz), load(b + i * esz), acc);
-    return reduce16(acc);
-}
-
-static void vec_dot_batch_f32(int64_t n, float *s, const void *x, const void *y) {
-    if (n % 16) {
-        vec_dot_f32(n, s, x, y);
-        return;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        const float d = y[i].d * qx_h2f(x[i].d);
+        const __m512i sc512 = _mm512_castsi256_si512(
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales)));
+        __m512i sumi = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            /* low nibbles of ql[64h..64h+63] are values 128h + 0..63, high nibbles 64..127 */
+            __m512i ql = _mm512_loadu_si512((const void *)(x[i].ql + 64 * h));
+            __m512i qh = dup256(x[i].qh + 32 * h);
+            for (int half = 0; half < 2; half++) {
+                __m512i lo4 =
+                    _mm512_and_si512(half ? _mm512_srli_epi16(ql, 4) : ql, _mm512_set1_epi8(0x0F));
+                __m512i hi2 = bits2(qh, 4 * half, 4 * half + 2, 3);
+                __m512i u = _mm512_or_si512(lo4, _mm512_slli_epi16(hi2, 4));
+                __m512i scv = _mm512_permutexvar_epi16(idx[2 * h + half], sc512);
+                sumi =
+                    _mm512_add_epi32(sumi, scaled_dot64(u, y[i].qs + 128 * h + 64 * half, 32, scv));
+            }
+        }
+        acc = qx_fma_lanes(d, fold(sumi), acc);
     }
-    *s = dot_tiled(n, x, y, 4, load16_f32);
-}
-
-static void vec_dot_batch_f16(int64_t n, float *s, const void *x, const void *y) {
-    if (n % 16) {
-        vec_dot_f16(n, s, x, y);
-        return;
-    }
-    *s = dot_tiled(n, x, y, 2, load16_f16);
+    *s = qx_hsum_ps(acc);
 }
 
 void quant_x86_avx512_install(quant_traits *t) {
-    t[GGUF_T_F16].vec_dot = vec_dot_f16;
-    t[GGUF_T_BF16].vec_dot = vec_dot_bf16;
-    t[GGUF_T_F32].vec_dot = vec_dot_f32;
-    t[GGUF_T_F32].vec_dot_batch = vec_dot_batch_f32;
-    t[GGUF_T_F16].vec_dot_batch = vec_dot_batch_f16;
-    quant_x86_avx512_install_kquants(t);
+    t[GGUF_T_Q4_K].vec_dot = vec_dot_q4_k;
+    t[GGUF_T_Q6_K].vec_dot = vec_dot_q6_k;
 }
