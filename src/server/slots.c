@@ -203,6 +203,12 @@ static void run_job(server_slot *sl, server_job *j) {
         j->usage_completion += res.n_generated;
         if (c + 1 == j->n_choices) slot_idle(sl);
         j->fmt->choice_end(j, c, engine_finish_name(res.finish));
+        core_log(CORE_LOG_INFO,
+                 "server: %s %s slot %d: %d prompt tokens (%d cached), %d generated, %s, "
+                 "ttft %.0f ms, %.1f tok/s",
+                 j->id, j->req.model, sl->index, res.n_prompt, res.n_cached, res.n_generated,
+                 engine_finish_name(res.finish), res.ttft_ms,
+                 res.gen_ms > 0 ? (res.n_generated - 1) * 1000.0 / res.gen_ms : 0.0);
     }
     j->fmt->done(j);
     server_job_finish(j, 200);
