@@ -10,8 +10,27 @@ enum {
     DEFAULT_MAX_DEPTH = 100,     /* macro call nesting */
     DEFAULT_MAX_STEPS = 2000000, /* ~0.1 s of interpretation */
 };
+/* Defaults grow with the request: a template copies its input a few times over while
+ * concatenating, so a long conversation must not hit a limit meant for runaway templates. */
 #define DEFAULT_MAX_MEMORY ((size_t)64 << 20)
 #define DEFAULT_MAX_OUTPUT ((size_t)16 << 20)
+enum { MEMORY_PER_INPUT_BYTE = 16, OUTPUT_PER_INPUT_BYTE = 4 };
+
+/* Bytes of text in a JSON value (strings and keys), for the limits above. */
+static size_t json_text_bytes(const json_t *j, int depth) {
+    size_t n = 0;
+    if (!j || depth > 64) return 0;
+    if (json_is_string(j)) return json_string_length(j);
+    if (json_is_array(j))
+        for (size_t i = 0; i < json_array_size(j); i++)
+            n += json_text_bytes(json_array_get(j, i), depth + 1);
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v) n += strlen(k) + json_text_bytes(v, depth + 1);
+    }
+    return n;
+}
 
 static shimmy_status pass_error(shimmy_error *dst, const shimmy_error *src) {
     if (dst) *dst = *src;
@@ -155,10 +174,15 @@ shimmy_status chat_render(const chat_template *t, const chat_render_params *p, c
     if (!rt) return core_error(err, SHIMMY_ERR_NOMEM, "chat template", "out of memory");
     rt->p = p;
     rt->err = &local;
-    rt->arena.budget = p->max_memory ? p->max_memory : DEFAULT_MAX_MEMORY;
+    size_t input = json_text_bytes(p->messages, 0) + json_text_bytes(p->tools, 0) +
+                   json_text_bytes(p->extra, 0);
+    if (input > SIZE_MAX / 32) input = SIZE_MAX / 32;
+    rt->arena.budget =
+        p->max_memory ? p->max_memory : DEFAULT_MAX_MEMORY + MEMORY_PER_INPUT_BYTE * input;
     rt->max_steps = p->max_steps ? p->max_steps : DEFAULT_MAX_STEPS;
     rt->max_depth = p->max_depth > 0 ? p->max_depth : DEFAULT_MAX_DEPTH;
-    rt->max_output = p->max_output ? p->max_output : DEFAULT_MAX_OUTPUT;
+    rt->max_output =
+        p->max_output ? p->max_output : DEFAULT_MAX_OUTPUT + OUTPUT_PER_INPUT_BYTE * input;
     if (setjmp(rt->jb)) {
         chat_arena_deinit(&rt->arena);
         free(rt);

@@ -54,8 +54,9 @@ typedef struct chat_render_params {
     /* strftime_now() uses this date ("YYYY-MM-DD", reproducible tests) instead of the local
      * time when non-NULL. */
     const char *fixed_date;
-    /* Limits; 0 = default (see chat.c): interpreter steps, bytes allocated while rendering,
-     * output bytes, nesting of macro calls. */
+    /* Limits; 0 = default: interpreter steps (2,000,000), bytes allocated while rendering
+     * (64 MiB + 16 per byte of text in messages/tools/extra), output bytes (16 MiB + 4 per
+     * input byte), nesting of macro calls (100). */
     uint64_t max_steps;
     size_t max_memory;
     size_t max_output;

@@ -132,6 +132,30 @@ static void bad_arguments(void) {
     chat_output_free(&out);
 }
 
+/* A long conversation is not a runaway template: the default limits grow with the input. */
+static void long_conversation(void) {
+    size_t n = (size_t)12 << 20;
+    char *big = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) big[i] = (char)('a' + i % 26);
+    big[n] = 0;
+    json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", big);
+    chat_template *t = NULL;
+    CHECK(chat_template_new(chat_builtin_get("chatml"), &t, NULL) == SHIMMY_OK);
+    chat_render_params p = {.messages = msgs, .add_generation_prompt = true};
+    chat_output out;
+    shimmy_error err;
+    shimmy_status st = chat_render(t, &p, &out, &err);
+    CHECK_MSG(st == SHIMMY_OK, "%s", err.message);
+    if (st == SHIMMY_OK) {
+        CHECK(out.len == n + strlen("<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n"));
+        CHECK(out.n_spans == 1 && out.spans[0].end - out.spans[0].begin == n);
+        chat_output_free(&out);
+    }
+    chat_template_free(t);
+    json_decref(msgs);
+    free(big);
+}
+
 typedef struct job {
     const chat_template *t;
     const json_t *msgs;
@@ -287,6 +311,7 @@ int main(void) {
     runtime_errors();
     limits();
     bad_arguments();
+    long_conversation();
     concurrent_renders();
     small_stack();
     mutations();
