@@ -1,9 +1,10 @@
 /* ARM64 NEON kernels (ARMv8.2-A with the dot-product extension: SDOT).
  *
  * Activation quantizers Q8_0/Q8_1/Q8_K give the reference's bytes (vcvtnq rounds to nearest even
- * like the reference's integer rounding, and every multiply is the same single rounding). Dots:
- * Q8_0 and Q4_0 keep float lanes like the x86 ones; Q4_K and Q6_K sum integers exactly per
- * super-block and scale in the reference's order (bit-identical); F16/F32 accumulate in float. */
+ * like the reference's integer rounding, and every multiply is the same single rounding). The
+ * dots (Q8_0, Q4_0, Q4_K, Q6_K, F16, F32, and the batched F16/F32) reproduce the x86 reference
+ * engine's float order, so an ARM machine computes the same logits, bit for bit, as the x86 one
+ * the reference data came from. */
 #include "quant/quant_impl.h"
 
 #include <arm_neon.h>
@@ -88,68 +89,114 @@ static void from_float_q8_k(const float *x, void *vy, int64_t n) {
     }
 }
 
-/* ---- legacy dots ---- */
+/* ---- dots, in the reference engine's x86 order ----
+ * The reference data comes from llama.cpp on x86, so these reproduce its x86 float order (see
+ * x86/avx2.c and tests/quant/test_engine_order.c): 8 int32 lanes per block or super-block (lane k:
+ * values 4k..4k+3 of every 32, which is what SDOT on two 16-byte halves gives), one fused
+ * multiply-add per block into 8 float lanes (two NEON registers), the same horizontal sums. */
 
-static inline int32x4_t dot32(int8x16_t a0, int8x16_t a1, const int8_t *y) {
-    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), a0, vld1q_s8(y)), a1, vld1q_s8(y + 16));
+typedef struct lanes8 {
+    int32x4_t lo, hi; /* lanes 0..3 and 4..7 */
+} lanes8;
+
+static inline lanes8 lanes_dot32(int8x16_t a0, int8x16_t a1, const int8_t *y) {
+    lanes8 r = {vdotq_s32(vdupq_n_s32(0), a0, vld1q_s8(y)),
+                vdotq_s32(vdupq_n_s32(0), a1, vld1q_s8(y + 16))};
+    return r;
 }
+
+static inline lanes8 lanes_mla(lanes8 acc, lanes8 v, int32_t scale) {
+    acc.lo = vmlaq_n_s32(acc.lo, v.lo, scale);
+    acc.hi = vmlaq_n_s32(acc.hi, v.hi, scale);
+    return acc;
+}
+
+typedef struct flanes8 {
+    float32x4_t lo, hi;
+} flanes8;
+
+static inline flanes8 flanes_fma(flanes8 acc, float d, lanes8 v) {
+    acc.lo = vfmaq_f32(acc.lo, vdupq_n_f32(d), vcvtq_f32_s32(v.lo));
+    acc.hi = vfmaq_f32(acc.hi, vdupq_n_f32(d), vcvtq_f32_s32(v.hi));
+    return acc;
+}
+
+/* (l0+l4 + l2+l6) + (l1+l5 + l3+l7), as the engine's x86 horizontal sum. */
+static inline float hsum8(flanes8 v) {
+    float32x4_t a = vaddq_f32(v.lo, v.hi);
+    float b0 = vgetq_lane_f32(a, 0) + vgetq_lane_f32(a, 2);
+    float b1 = vgetq_lane_f32(a, 1) + vgetq_lane_f32(a, 3);
+    return b0 + b1;
+}
+
+static inline float hsum4(float32x4_t v) {
+    float b0 = vgetq_lane_f32(v, 0) + vgetq_lane_f32(v, 2);
+    float b1 = vgetq_lane_f32(v, 1) + vgetq_lane_f32(v, 3);
+    return b0 + b1;
+}
+
+static const flanes8 fzero = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
 
 static void vec_dot_q8_0(int64_t n, float *s, const void *vx, const void *vy) {
     const quant_block_q8_0 *x = vx, *y = vy;
-    float32x4_t acc = vdupq_n_f32(0.0f);
+    flanes8 acc = fzero;
     for (int64_t i = 0; i < n / QUANT_QK; i++) {
-        int32x4_t p = dot32(vld1q_s8(x[i].qs), vld1q_s8(x[i].qs + 16), y[i].qs);
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(p), h2f(x[i].d) * h2f(y[i].d));
+        lanes8 l = lanes_dot32(vld1q_s8(x[i].qs), vld1q_s8(x[i].qs + 16), y[i].qs);
+        acc = flanes_fma(acc, h2f(x[i].d) * h2f(y[i].d), l);
     }
-    *s = vaddvq_f32(acc);
+    *s = hsum8(acc);
 }
 
+/* Q4_0 as the engine's repacked kernel: each block's integer total, one scalar FMA per block. */
 static void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
     const quant_block_q4_0 *x = vx;
     const quant_block_q8_0 *y = vy;
     const int8x16_t eight = vdupq_n_s8(8);
-    float32x4_t acc = vdupq_n_f32(0.0f);
+    float sum = 0.0f;
     for (int64_t i = 0; i < n / QUANT_QK; i++) {
         uint8x16_t q = vld1q_u8(x[i].qs);
         int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F))), eight);
         int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), eight);
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(dot32(lo, hi, y[i].qs)), h2f(x[i].d) * h2f(y[i].d));
+        lanes8 l = lanes_dot32(lo, hi, y[i].qs);
+        const int total = vaddvq_s32(vaddq_s32(l.lo, l.hi));
+        sum = fmaf((float)total, h2f(x[i].d) * h2f(y[i].d), sum);
     }
-    *s = vaddvq_f32(acc);
-}
-
-/* ---- K-quant dots ---- */
-
-static inline int dot16(int8x16_t a, const int8_t *y) {
-    return vaddvq_s32(vdotq_s32(vdupq_n_s32(0), a, vld1q_s8(y)));
+    *s = sum;
 }
 
 static void vec_dot_q4_k(int64_t n, float *s, const void *vx, const void *vy) {
     const quant_block_q4_k *x = vx;
     const quant_block_q8_k *y = vy;
     const uint8x16_t low4 = vdupq_n_u8(0x0F);
-    float sum = 0.0f;
+    flanes8 acc = fzero;
+    float32x4_t acc_m = vdupq_n_f32(0.0f);
     for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        const float d = y[i].d * h2f(x[i].d);
+        const float dmin = -y[i].d * h2f(x[i].dmin);
         uint64_t sc8, m8;
         quant_k4_unpack(x[i].scales, &sc8, &m8);
-        int isum = 0, imin = 0;
+        int32_t prod[4];
+        for (int k = 0; k < 4; k++) {
+            const int m_lo = (int)((m8 >> (16 * k)) & 0xFF),
+                      m_hi = (int)((m8 >> (16 * k + 8)) & 0xFF);
+            prod[k] = m_lo * (y[i].bsums[4 * k] + y[i].bsums[4 * k + 1]) +
+                      m_hi * (y[i].bsums[4 * k + 2] + y[i].bsums[4 * k + 3]);
+        }
+        acc_m = vfmaq_f32(acc_m, vdupq_n_f32(dmin), vcvtq_f32_s32(vld1q_s32(prod)));
+        lanes8 sumi = {vdupq_n_s32(0), vdupq_n_s32(0)};
         for (int c = 0; c < 4; c++) {
             const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * c), q1 = vld1q_u8(x[i].qs + 32 * c + 16);
             const int8_t *yc = y[i].qs + 64 * c;
-            int lo = dot16(vreinterpretq_s8_u8(vandq_u8(q0, low4)), yc) +
-                     dot16(vreinterpretq_s8_u8(vandq_u8(q1, low4)), yc + 16);
-            int hi = dot16(vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)), yc + 32) +
-                     dot16(vreinterpretq_s8_u8(vshrq_n_u8(q1, 4)), yc + 48);
-            isum += (int)((sc8 >> (16 * c)) & 0xFF) * lo + (int)((sc8 >> (16 * c + 8)) & 0xFF) * hi;
+            lanes8 lo = lanes_dot32(vreinterpretq_s8_u8(vandq_u8(q0, low4)),
+                                    vreinterpretq_s8_u8(vandq_u8(q1, low4)), yc);
+            lanes8 hi = lanes_dot32(vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)),
+                                    vreinterpretq_s8_u8(vshrq_n_u8(q1, 4)), yc + 32);
+            sumi = lanes_mla(sumi, lo, (int32_t)((sc8 >> (16 * c)) & 0xFF));
+            sumi = lanes_mla(sumi, hi, (int32_t)((sc8 >> (16 * c + 8)) & 0xFF));
         }
-        for (int j = 0; j < 8; j++)
-            imin += (int)((m8 >> (8 * j)) & 0xFF) * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        const float d = h2f(x[i].d) * y[i].d, dmin = h2f(x[i].dmin) * y[i].d;
-        const float a = d * (float)isum;
-        const float b = dmin * (float)imin;
-        sum += a - b;
+        acc = flanes_fma(acc, d, sumi);
     }
-    *s = sum;
+    *s = hsum8(acc) + hsum4(acc_m);
 }
 
 static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
@@ -157,72 +204,118 @@ static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
     const quant_block_q8_k *y = vy;
     const uint8x16_t low4 = vdupq_n_u8(0x0F), three = vdupq_n_u8(3);
     const int8x16_t off = vdupq_n_s8(32);
-    float sum = 0.0f;
+    flanes8 acc = fzero;
     for (int64_t i = 0; i < n / QUANT_QKK; i++) {
-        int isum = 0;
+        const float d = y[i].d * h2f(x[i].d);
+        lanes8 sumi = {vdupq_n_s32(0), vdupq_n_s32(0)};
         for (int h = 0; h < 2; h++) {
-            for (int k = 0; k < 4; k++) {
-                for (int part = 0; part < 2; part++) { /* 16 values: group 8h + 2k + part */
+            for (int k = 0; k < 4; k++) { /* 32 values: groups 8h + 2k and 8h + 2k + 1 */
+                int8x16_t q[2];
+                for (int part = 0; part < 2; part++) {
                     const int l0 = 16 * part;
                     uint8x16_t ql = vld1q_u8(x[i].ql + 64 * h + 32 * (k & 1) + l0);
                     uint8x16_t qh = vld1q_u8(x[i].qh + 32 * h + l0);
                     uint8x16_t lo = (k >> 1) ? vshrq_n_u8(ql, 4) : vandq_u8(ql, low4);
                     uint8x16_t hi = vandq_u8(vshlq_u8(qh, vdupq_n_s8((int8_t)(-2 * k))), three);
-                    int8x16_t q =
-                        vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hi, 4))), off);
-                    isum += x[i].scales[8 * h + 2 * k + part] *
-                            dot16(q, y[i].qs + 128 * h + 32 * k + l0);
+                    q[part] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(lo, vshlq_n_u8(hi, 4))), off);
                 }
+                const int g = 8 * h + 2 * k;
+                const int8_t *yk = y[i].qs + 128 * h + 32 * k;
+                int32x4_t l0 = vdotq_s32(vdupq_n_s32(0), q[0], vld1q_s8(yk));
+                int32x4_t l1 = vdotq_s32(vdupq_n_s32(0), q[1], vld1q_s8(yk + 16));
+                sumi.lo = vmlaq_n_s32(sumi.lo, l0, x[i].scales[g]);
+                sumi.hi = vmlaq_n_s32(sumi.hi, l1, x[i].scales[g + 1]);
             }
         }
-        const float t = h2f(x[i].d) * y[i].d * (float)isum;
-        sum += t;
+        acc = flanes_fma(acc, d, sumi);
     }
-    *s = sum;
+    *s = hsum8(acc);
 }
 
-/* ---- float dots ---- */
+/* ---- float dots: the engine's 4 x 16 lanes over n & ~63 (16 NEON registers), folded
+ * (a0+a2)+(a1+a3), reduced lane i + i+8, then + i+4, then (0+2)+(1+3); tails as x86/avx2.c ---- */
 
-static void vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy) {
-    const unsigned char *x = vx, *y = vy;
-    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        float16x8_t a = vreinterpretq_f16_u8(vld1q_u8(x + 2 * i));
-        float16x8_t b = vreinterpretq_f16_u8(vld1q_u8(y + 2 * i));
-        acc0 = vfmaq_f32(acc0, vcvt_f32_f16(vget_low_f16(a)), vcvt_f32_f16(vget_low_f16(b)));
-        acc1 = vfmaq_f32(acc1, vcvt_high_f32_f16(a), vcvt_high_f32_f16(b));
-    }
-    float sum = vaddvq_f32(vaddq_f32(acc0, acc1));
-    for (; i < n; i++) {
-        uint16_t a, b;
-        memcpy(&a, x + 2 * i, 2);
-        memcpy(&b, y + 2 * i, 2);
-        sum += h2f(a) * h2f(b);
-    }
-    *s = sum;
+typedef float32x4_t (*load4_fn)(const unsigned char *p);
+
+static inline float32x4_t load4_f32(const unsigned char *p) {
+    return vreinterpretq_f32_u8(vld1q_u8(p));
+}
+
+static inline float32x4_t load4_f16(const unsigned char *p) {
+    return vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(p)));
+}
+
+/* Accumulator k of the engine, quarter j (lanes 4j..4j+3), is acc[4k + j]. */
+static inline float dot_64s(int64_t np, const unsigned char *a, const unsigned char *b, int esz,
+                            load4_fn load) {
+    float32x4_t acc[16];
+    for (int r = 0; r < 16; r++) acc[r] = vdupq_n_f32(0.0f);
+    for (int64_t i = 0; i < np; i += 64)
+        for (int r = 0; r < 16; r++)
+            acc[r] = vfmaq_f32(acc[r], load(a + (i + 4 * r) * esz), load(b + (i + 4 * r) * esz));
+    float32x4_t v[4];
+    for (int j = 0; j < 4; j++)
+        v[j] = vaddq_f32(vaddq_f32(acc[j], acc[8 + j]), vaddq_f32(acc[4 + j], acc[12 + j]));
+    /* lane i + lane i+8, then + i+4 */
+    float32x4_t t4 = vaddq_f32(vaddq_f32(v[0], v[2]), vaddq_f32(v[1], v[3]));
+    return hsum4(t4);
 }
 
 static void vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy) {
     const unsigned char *x = vx, *y = vy;
-    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        float32x4_t a0 = vreinterpretq_f32_u8(vld1q_u8(x + 4 * i));
-        float32x4_t a1 = vreinterpretq_f32_u8(vld1q_u8(x + 4 * i + 16));
-        float32x4_t b0 = vreinterpretq_f32_u8(vld1q_u8(y + 4 * i));
-        float32x4_t b1 = vreinterpretq_f32_u8(vld1q_u8(y + 4 * i + 16));
-        acc0 = vfmaq_f32(acc0, a0, b0);
-        acc1 = vfmaq_f32(acc1, a1, b1);
-    }
-    float sum = vaddvq_f32(vaddq_f32(acc0, acc1));
-    for (; i < n; i++) {
+    const int64_t np = n & ~(int64_t)63;
+    float sum = dot_64s(np, x, y, 4, load4_f32);
+    for (int64_t i = np; i < n; i++) {
         float a, b;
         memcpy(&a, x + 4 * i, 4);
         memcpy(&b, y + 4 * i, 4);
-        sum += a * b;
+        sum = fmaf(a, b, sum);
     }
     *s = sum;
+}
+
+static void vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy) {
+    const unsigned char *x = vx, *y = vy;
+    const int64_t np = n & ~(int64_t)63;
+    double sum = dot_64s(np, x, y, 2, load4_f16);
+    for (int64_t i = np; i < n; i++) {
+        uint16_t a, b;
+        memcpy(&a, x + 2 * i, 2);
+        memcpy(&b, y + 2 * i, 2);
+        const float p = h2f(a) * h2f(b);
+        sum += (double)p;
+    }
+    *s = (float)sum;
+}
+
+/* The engine's tiled kernel (products over several activation rows, n % 16 == 0): one 16-lane
+ * accumulator, one FMA per 16 values, the same reduction. */
+static inline float dot_tiled(int64_t n, const unsigned char *a, const unsigned char *b, int esz,
+                              load4_fn load) {
+    float32x4_t q0 = vdupq_n_f32(0.0f), q1 = q0, q2 = q0, q3 = q0;
+    for (int64_t i = 0; i < n; i += 16) {
+        q0 = vfmaq_f32(q0, load(a + i * esz), load(b + i * esz));
+        q1 = vfmaq_f32(q1, load(a + (i + 4) * esz), load(b + (i + 4) * esz));
+        q2 = vfmaq_f32(q2, load(a + (i + 8) * esz), load(b + (i + 8) * esz));
+        q3 = vfmaq_f32(q3, load(a + (i + 12) * esz), load(b + (i + 12) * esz));
+    }
+    return hsum4(vaddq_f32(vaddq_f32(q0, q2), vaddq_f32(q1, q3)));
+}
+
+static void vec_dot_batch_f32(int64_t n, float *s, const void *x, const void *y) {
+    if (n % 16) {
+        vec_dot_f32(n, s, x, y);
+        return;
+    }
+    *s = dot_tiled(n, x, y, 4, load4_f32);
+}
+
+static void vec_dot_batch_f16(int64_t n, float *s, const void *x, const void *y) {
+    if (n % 16) {
+        vec_dot_f16(n, s, x, y);
+        return;
+    }
+    *s = dot_tiled(n, x, y, 2, load4_f16);
 }
 
 void quant_arm_neon_install(quant_traits *t) {
@@ -235,4 +328,6 @@ void quant_arm_neon_install(quant_traits *t) {
     t[GGUF_T_Q6_K].vec_dot = vec_dot_q6_k;
     t[GGUF_T_F16].vec_dot = vec_dot_f16;
     t[GGUF_T_F32].vec_dot = vec_dot_f32;
+    t[GGUF_T_F16].vec_dot_batch = vec_dot_batch_f16;
+    t[GGUF_T_F32].vec_dot_batch = vec_dot_batch_f32;
 }
