@@ -45,36 +45,37 @@ static bool inherited_quantizer(int v, const quant_traits *q) {
     return false;
 }
 
-/* Repeats fn over all rows until `seconds` have passed; returns ns per row. */
+/* Passes over all rows until `seconds` have passed; returns ns per row of the fastest pass (the
+ * minimum filters out interference from other processes on a shared machine). */
 static double time_rows(const quant_traits *q, int64_t n, int rows, const unsigned char *w,
                         const void *xq, double seconds) {
     size_t row_bytes = quant_row_bytes(q, n);
-    uint64_t t0 = core_time_ns(), t;
-    long reps = 0;
+    uint64_t start = core_time_ns(), best = UINT64_MAX;
     float acc = 0.0f;
     do {
+        uint64_t t0 = core_time_ns();
         for (int r = 0; r < rows; r++) {
             float s;
             q->vec_dot(n, &s, w + (size_t)r * row_bytes, xq);
             acc += s;
         }
-        reps++;
-        t = core_time_ns();
-    } while ((double)(t - t0) < seconds * 1e9);
+        uint64_t dt = core_time_ns() - t0;
+        if (dt < best) best = dt;
+    } while ((double)(core_time_ns() - start) < seconds * 1e9);
     sink = acc;
-    return (double)(t - t0) / ((double)reps * rows);
+    return (double)best / rows;
 }
 
 static double time_quantizer(quant_from_float_fn fn, const float *x, void *out, int64_t n,
                              double seconds) {
-    uint64_t t0 = core_time_ns(), t;
-    long reps = 0;
+    uint64_t start = core_time_ns(), best = UINT64_MAX;
     do {
+        uint64_t t0 = core_time_ns();
         fn(x, out, n);
-        reps++;
-        t = core_time_ns();
-    } while ((double)(t - t0) < seconds * 1e9);
-    return (double)(t - t0) / (double)reps;
+        uint64_t dt = core_time_ns() - t0;
+        if (dt < best) best = dt;
+    } while ((double)(core_time_ns() - start) < seconds * 1e9);
+    return (double)best;
 }
 
 int main(int argc, char **argv) {
