@@ -63,7 +63,7 @@ static void test_pool(void) {
         CHECK(core_pool_new(threads, &p, NULL) == SHIMMY_OK);
         long long sums[4];
         sum_ctx c = {sums, 100003};
-        for (int rep = 0; rep < 2000; rep++) {
+        for (int rep = 0; rep < 300; rep++) {
             core_pool_run(p, sum_task, &c);
             long long total = 0;
             for (int i = 0; i < threads; i++) total += sums[i];
