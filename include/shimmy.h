@@ -318,8 +318,9 @@ void shimmy_stream_free(shimmy_stream *s);
 typedef struct shimmy_manager shimmy_manager;
 
 typedef struct shimmy_manager_options {
-    size_t max_models;         /* models kept loaded (LRU beyond it); 0 = unlimited */
-    uint64_t max_loaded_bytes; /* memory budget of base weights; 0 = half the RAM */
+    size_t max_models;         /* models kept cached (LRU beyond it); 0 = unlimited */
+    uint64_t max_loaded_bytes; /* weights the cache may hold (each file counted once; LRU
+                                  beyond it, the newest model always stays); 0 = unlimited */
 } shimmy_manager_options;
 
 /* opts NULL = defaults. Owned: shimmy_manager_free. Thread-safe: every shimmy_manager_* and

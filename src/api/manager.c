@@ -27,6 +27,7 @@ struct shimmy_manager {
     entry *entries;
     size_t n, cap;
     size_t max_models;
+    uint64_t max_bytes; /* 0 = no limit at this layer */
     uint64_t epochs, ticks;
     bool closed;
 };
@@ -74,6 +75,7 @@ shimmy_status shimmy_manager_new(const shimmy_manager_options *opts, shimmy_mana
     }
     mgr->refs = 1;
     mgr->max_models = opts ? opts->max_models : 0;
+    mgr->max_bytes = opts ? opts->max_loaded_bytes : 0;
     pthread_mutex_init(&mgr->mu, NULL);
     pthread_cond_init(&mgr->loaded, NULL);
     *out = mgr;
@@ -185,17 +187,40 @@ static shimmy_status not_found(shimmy_manager *mgr, const char *name, shimmy_err
                       name ? name : "(null)", mgr->n ? known : "none");
 }
 
-/* Evicts least-recently-used models until at most max_models stay (mu held). The models to
- * unref after unlocking go to drop[]. */
-static size_t enforce_limit(shimmy_manager *mgr, shimmy_model **drop) {
+static uint64_t model_bytes(const shimmy_model *m) {
+    const engine_model_info *info = engine_model_get_info(m->em);
+    return info->weight_bytes ? info->weight_bytes : info->file_bytes;
+}
+
+/* Memory of the cached models, each base file counted once (specs sharing a file share its
+ * mapping). */
+static uint64_t cached_bytes(const shimmy_manager *mgr) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < mgr->n; i++) {
+        const entry *e = &mgr->entries[i];
+        if (!e->loaded) continue;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = mgr->entries[j].loaded && mgr->entries[j].loaded->em == e->loaded->em;
+        if (!seen) total += model_bytes(e->loaded);
+    }
+    return total;
+}
+
+/* Evicts least-recently-used models, never `keep` (the one just loaded), until at most
+ * max_models stay and the cache fits max_bytes (mu held). The models to unref after unlocking
+ * go to drop[]. */
+static size_t enforce_limits(shimmy_manager *mgr, const entry *keep, shimmy_model **drop) {
     size_t n_drop = 0, loaded = 0;
     for (size_t i = 0; i < mgr->n; i++) loaded += mgr->entries[i].loaded != NULL;
-    while (mgr->max_models && loaded > mgr->max_models && n_drop < DROP_MAX) {
+    while (n_drop < DROP_MAX && ((mgr->max_models && loaded > mgr->max_models) ||
+                                 (mgr->max_bytes && cached_bytes(mgr) > mgr->max_bytes))) {
         entry *lru = NULL;
         for (size_t i = 0; i < mgr->n; i++) {
             entry *e = &mgr->entries[i];
-            if (e->loaded && (!lru || e->last_used < lru->last_used)) lru = e;
+            if (e->loaded && e != keep && (!lru || e->last_used < lru->last_used)) lru = e;
         }
+        if (!lru) break; /* only the new model is left: it is kept even above the budget */
         drop[n_drop++] = evict_locked(mgr, lru);
         loaded--;
     }
@@ -245,7 +270,7 @@ shimmy_status shimmy_manager_get(shimmy_manager *mgr, const char *name, shimmy_m
         e->loaded = shimmy_model_ref(m);
         e->epoch = ++mgr->epochs;
         e->last_used = ++mgr->ticks;
-        n_drop = enforce_limit(mgr, drop);
+        n_drop = enforce_limits(mgr, e, drop);
     }
     pthread_cond_broadcast(&mgr->loaded);
     pthread_mutex_unlock(&mgr->mu);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char dir[256], path_a[512], path_b[512];
 
@@ -115,6 +116,34 @@ static void test_lru(void) {
     shimmy_manager_free(mgr);
 }
 
+static void test_byte_budget(void) {
+    struct stat sb;
+    CHECK(stat(path_a, &sb) == 0);
+    /* room for one model's weights, not two */
+    shimmy_manager_options o = {.max_loaded_bytes = (uint64_t)sb.st_size * 3 / 2};
+    shimmy_manager *mgr = NULL;
+    shimmy_error err;
+    CHECK_EQ_INT(shimmy_manager_new(&o, &mgr, &err), SHIMMY_OK);
+    CHECK_EQ_INT(add(mgr, "a", path_a), SHIMMY_OK);
+    CHECK_EQ_INT(add(mgr, "a-again", path_a), SHIMMY_OK);
+    CHECK_EQ_INT(add(mgr, "b", path_b), SHIMMY_OK);
+    shimmy_model *m[3] = {0};
+    CHECK_EQ_INT(shimmy_manager_get(mgr, "a", &m[0], &err), SHIMMY_OK);
+    CHECK_EQ_INT(shimmy_manager_get(mgr, "a-again", &m[1], &err), SHIMMY_OK);
+    CHECK_EQ_INT(shimmy_manager_loaded_count(mgr), 2); /* one file, counted once */
+    CHECK_EQ_INT(shimmy_manager_get(mgr, "b", &m[2], &err), SHIMMY_OK);
+    CHECK_EQ_INT(shimmy_manager_loaded_count(mgr), 1); /* both users of alpha.gguf went */
+    shimmy_weak *w = NULL;
+    CHECK_EQ_INT(shimmy_manager_weak(mgr, "b", &w, &err), SHIMMY_OK);
+    shimmy_weak_free(w);
+    CHECK_EQ_INT(shimmy_manager_weak(mgr, "a", &w, &err), SHIMMY_ERR_NOT_FOUND);
+    for (int i = 0; i < 3; i++) {
+        CHECK(usable(m[i]));
+        shimmy_model_unref(m[i]);
+    }
+    shimmy_manager_free(mgr);
+}
+
 typedef struct getter {
     shimmy_manager *mgr;
     shimmy_model *m;
@@ -191,6 +220,7 @@ int main(void) {
     if (fixture_write_llama(path_b, &p, &err)) test_skip(err.message);
     test_cache_and_weak();
     test_lru();
+    test_byte_budget();
     test_concurrent_first_use();
     test_discover();
     test_rm_rf(dir);
