@@ -318,6 +318,38 @@ try:
                websocket_generate):
         case(fn)
 
+    def connection_limit():
+        small = subprocess.Popen([BIN, 'serve', '--bind', 'auto', '--model-dirs', tmp, '--max-connections', '2',
+                                  '--timeout', '30'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+        try:
+            m2 = re.search(r':(\d+)\s*$', small.stdout.readline())
+            check(m2, 'second server started')
+            port2 = int(m2.group(1))
+            held = [socket.create_connection((HOST, port2), timeout=10) for _ in range(2)]
+            for h in held:
+                h.sendall(b'GET /health HTTP/1.1\r\nHost: x\r\n')  # incomplete: keeps the connection
+            time.sleep(0.3)
+            # beyond the limit MHD does not accept: the client waits in the listen backlog
+            extra = socket.create_connection((HOST, port2), timeout=1)
+            extra.sendall(b'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+            try:
+                early = extra.recv(4096)
+            except socket.timeout:
+                early = None
+            check(early is None, f'a third connection was served beside two: {(early or b"")[:40]!r}')
+            for h in held:
+                h.close()
+            extra.settimeout(10)
+            check(recv_all(extra).startswith(b'HTTP/1.1 200'), 'the waiting client is served once a connection closes')
+            extra.close()
+        finally:
+            small.send_signal(signal.SIGTERM)
+            try:
+                small.wait(15)
+            except subprocess.TimeoutExpired:
+                small.kill()
+    case(connection_limit)
+
     def port_in_use_is_an_error():
         second = subprocess.run([BIN, 'serve', '--bind', f'{HOST}:{PORT}', '--model-dirs', tmp], env=env,
                                 capture_output=True, text=True, timeout=30)
