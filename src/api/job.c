@@ -109,6 +109,11 @@ shimmy_status api_job_prepare(api_job *j, const char *prompt, const shimmy_gen_o
 }
 
 shimmy_status api_job_run(api_job *j, engine_sink_fn sink, void *user, shimmy_error *err) {
+    if (__atomic_load_n(&j->cancelled, __ATOMIC_ACQUIRE)) {
+        /* cancelled before it started: not even the prompt is worth processing */
+        j->res.finish = SHIMMY_FINISH_CANCELLED;
+        return SHIMMY_OK;
+    }
     api_session *s = NULL;
     shimmy_status st = api_session_take(j->m, &s, err);
     if (st) return st;
