@@ -2,7 +2,8 @@
  * output Jinja2 gives in the environment of expected.json (checked against Jinja2 itself by
  * verify_jinja_cases.py), or `error` where Jinja2 refuses them; whitespace_cases.json holds 400
  * random mixes of text and whitespace-control markers rendered by Jinja2
- * (gen_whitespace_cases.py). */
+ * (gen_whitespace_cases.py); expression_cases.json 600 random expressions rendered by Jinja2
+ * (gen_expression_cases.py). */
 #include "chat/chat.h"
 #include "test.h"
 
@@ -65,5 +66,6 @@ static void run_file(const char *name) {
 int main(void) {
     run_file("jinja_cases.json");
     run_file("whitespace_cases.json");
+    run_file("expression_cases.json");
     return test_finish("chat/jinja");
 }
