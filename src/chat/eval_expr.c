@@ -283,7 +283,7 @@ static bool intlike(chat_val v) {
     return v.type == CV_INT || v.type == CV_BOOL;
 }
 static int64_t ival(chat_val v) {
-    return v.type == CV_INT ? v.u.i : v.u.b;
+    return v.type == CV_INT ? v.u.i : v.type == CV_BOOL ? (int64_t)v.u.b : 0;
 }
 static double fval(chat_val v) {
     return v.type == CV_FLOAT ? v.u.f : (double)ival(v);
