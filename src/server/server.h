@@ -10,24 +10,26 @@
  *   pool and a compute lock, so they interleave token by token): engine_generate -> sink ->
  *   the job's formatter (a vtable: OpenAI chat / completion / native, as SSE chunks, WebSocket
  *   frames or a JSON body) -> the job's bounded output buffer.
- *   Connection side: the SSE content reader, the WebSocket thread or the waiting handler drain
- *   that buffer and watch the socket: a client that goes away cancels its job within a token.
+ *   Connection side: the SSE content reader, the WebSocket handler or the waiting handler (all on
+ *   the connection's own thread) drain that buffer and watch the socket: a client that goes away
+ *   cancels its job within a token.
  *
  * Invariants:
  *  - MHD runs one thread per connection, so a connection waiting for tokens never blocks another;
  *    /health, /v1/models and /metrics never touch a slot.
  *  - A job's output buffer is bounded (SERVER_OUT_LIMIT): a reader that falls that far behind is
  *    cancelled instead of stalling its slot (and the compute lock with it).
- *  - server_error_json is the one function that turns a shimmy_error into OpenAI error JSON; the
- *    HTTP status is shimmy_status_http(err->status) and `param` is err->where.
+ *  - server_error_object is the one function that turns a shimmy_error into OpenAI error JSON
+ *    (server_error_json only serialises it); the HTTP status is shimmy_status_http(err->status)
+ *    and `param` is err->where.
  *  - Library code never prints; the listening address is returned by server_url for the CLI.
  *
  * Ownership: server_new/server_free (free accepts NULL and a server that never started);
  * server_request_parse fills a caller-embedded struct released by server_request_deinit; strings
  * returned by server_error_json are malloc'd (caller frees). Jobs are reference counted
  * (connection + worker), see server_job_release.
- * Thread-safety: server_stop may be called from any thread once (signal handling lives in the
- * CLI); everything else is internal and documented at each declaration.
+ * Thread-safety: server_stop may be called from any thread and is idempotent (signal handling
+ * lives in the CLI); everything else is internal and documented at each declaration.
  */
 #ifndef SHIMMY_SERVER_H
 #define SHIMMY_SERVER_H
