@@ -52,7 +52,8 @@ float model_expf_poly(float x) {
     const float j = fmaf(
         fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
         u, fmaf(0x1.ffffecp-1f, b, 1.0f));
-    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+    if (!(fabsf(n) <= 192.0f)) /* out of range, infinite or NaN: never convert those to int */
+        return isnan(n) ? n : n <= 0.0f ? 0.0f : INFINITY;
     return ldexpf(j, (int)n);
 }
 

@@ -55,6 +55,9 @@ static void test_expf_poly(void) {
     CHECK(model_expf_poly(-200.0f) == 0.0f);
     CHECK(isinf(model_expf_poly(200.0f)));
     CHECK(model_expf_poly(0.0f) == 1.0f);
+    CHECK(isnan(model_expf_poly(NAN)));
+    CHECK(model_expf_poly(-INFINITY) == 0.0f);
+    CHECK(isinf(model_expf_poly(INFINITY)));
 }
 
 static void test_softmax_norm_rope(void) {
