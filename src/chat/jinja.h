@@ -2,17 +2,20 @@
  * jinja.h — private to the chat module: the Jinja interpreter behind chat.h.
  *
  * Pipeline: lex.c turns template text into tokens, applying Jinja's whitespace rules
- * (trim_blocks, lstrip_blocks, `-`/`+` markers, one trailing newline dropped); parse.c builds an
- * AST; eval_stmt.c / eval_expr.c walk it; value.c holds the value model (Python semantics:
- * truthiness, str()/repr() printing, equality, ordering); filters.c, tests.c, methods.c and
- * globals.c are tables of the callables templates may use; tojson.c writes Python json.dumps.
+ * (trim_blocks, lstrip_blocks, `-`/`+` markers, one trailing newline dropped); parse_expr.c and
+ * parse_stmt.c build an AST; eval_expr.c / eval_stmt.c walk it; value.c holds the value model
+ * (Python semantics: truthiness, equality, ordering) and print.c its text forms (str(), repr(),
+ * json.dumps); filters.c, filters_seq.c, tests.c, methods.c and globals.c are the tables of
+ * callables templates may use, with format.c (printf-style %) and casemap.c beside them;
+ * builtin.c holds the built-in families and chat.c the public entry points.
  *
  * Memory: everything lives in a chat_arena. A compiled template owns one (AST, literals); each
  * render owns another, with a byte budget, freed as a whole when the render ends. Values are
  * small structs passed by value that point into an arena; strings are immutable.
  *
  * Errors: parse and runtime errors longjmp to the chat_rt/parser's jmp_buf after filling the
- * caller's shimmy_error, which is safe because nothing is owned outside the arenas.
+ * caller's shimmy_error. That is safe because nothing is owned outside the arenas except the
+ * parser's token array, which chat_template_new frees on both paths.
  *
  * Provenance: a string carries the byte ranges of itself that came from message content;
  * operations that keep bytes (concatenation, slicing, strip) carry the ranges along.
