@@ -33,6 +33,23 @@ static shimmy_status check_config(const server_config *c, shimmy_error *err) {
     return SHIMMY_OK;
 }
 
+/* Files named with --model must be served: a typo or a corrupt file is an error at start-up,
+ * not an empty model list. */
+static shimmy_status check_explicit_models(const server_config *cfg, const registry *reg,
+                                           shimmy_error *err) {
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const char *path = cfg->models[i];
+        if (registry_find(reg, path)) continue;
+        const char *why = "not found or not a readable GGUF model";
+        for (size_t k = 0; k < registry_skipped_count(reg); k++) {
+            const registry_skip *sk = registry_skipped_at(reg, k);
+            if (strcmp(sk->path, path) == 0) why = sk->reason;
+        }
+        return core_error(err, SHIMMY_ERR_MODEL_NOT_FOUND, path, "--model %s: %s", path, why);
+    }
+    return SHIMMY_OK;
+}
+
 shimmy_status server_new(const server_config *cfg, server **out, shimmy_error *err) {
     *out = NULL;
     shimmy_status st = check_config(cfg, err);
@@ -52,11 +69,12 @@ shimmy_status server_new(const server_config *cfg, server **out, shimmy_error *e
                            .ignore_env = cfg->ignore_env};
     registry *reg = NULL;
     st = registry_scan(&ro, &reg, err);
+    if (!st) st = check_explicit_models(cfg, reg, err);
     if (!st) {
         manager_options mo = {.loader = manager_engine_loader()};
         st = manager_new(&mo, reg, &s->mgr, err);
-        registry_free(reg);
     }
+    registry_free(reg);
     /* One compute pool for every slot: the compute lock lets slots take turns per forward
      * step instead of oversubscribing the cores. */
     if (!st) st = core_pool_new(cfg->n_threads, &s->pool, err);
