@@ -58,8 +58,12 @@ static void dot_task(void *ctx, int ith, int nth) {
     }
 }
 
+/* Below this many multiply-adds a product is cheaper than waking the pool's other threads. */
+#define LINEAR_PARALLEL_MIN (1 << 16)
+
 static void run(model_ctx *c, core_task_fn fn, lin_task *t) {
-    if (c->pool && c->n_threads > 1)
+    const int64_t work = t->row0[t->n_w] * t->w[0]->n_in * t->n_tok;
+    if (c->pool && c->n_threads > 1 && work >= LINEAR_PARALLEL_MIN)
         core_pool_run(c->pool, fn, t);
     else
         fn(t, 0, 1);
