@@ -90,6 +90,17 @@ out=$("$BIN" template --jinja "$TMP/vars.jinja" --messages '[]' --vars '{"enable
 "$BIN" template --jinja "$TMP/vars.jinja" --messages '[]' --vars '[1]' > /dev/null 2>&1
 check "--vars must be an object" $(( $? != 1 ))
 
+# GGUFs without a template (llama.cpp's vocab-only files) get a built-in family chosen from the
+# vocabulary's marker tokens, then the architecture.
+for pair in qwen2:chatml llama-bpe:llama3 phi-3:phi3 llama-spm:llama2; do
+    vocab=${pair%%:*}
+    want=${pair#*:}
+    f="$DATA/vocab/ggml-vocab-$vocab.gguf"
+    [ -f "$f" ] || continue
+    fam=$("$BIN" template "$f" --messages '[{"role":"user","content":"Hi"}]' --json | jq -r .family)
+    [ "$fam" = "$want" ]; check "built-in for $vocab: $fam (want $want)" $?
+done
+
 # Usage errors exit 2.
 "$BIN" template --messages '[]' > /dev/null 2>&1; check "no MODEL/--jinja is a usage error" $(( $? != 2 ))
 "$BIN" template --template nosuch --messages '[]' > /dev/null 2>&1
