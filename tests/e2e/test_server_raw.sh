@@ -356,6 +356,10 @@ try:
         check(second.returncode == 1, f'second server on the same port: exit {second.returncode}')
         check('cannot listen' in second.stderr, f'message: {second.stderr.strip()[:200]}')
         check(health_ok(), 'the first server is unaffected')
+        bad = os.path.join(tmp, 'missing.gguf')
+        third = subprocess.run([BIN, 'serve', '--bind', 'auto', '--model', bad], env=env,
+                               capture_output=True, text=True, timeout=30)
+        check(third.returncode == 1 and bad in third.stderr, f'--model missing file: {third.returncode} {third.stderr.strip()[:200]}')
     case(port_in_use_is_an_error)
 
     def sigterm_exits_zero():
