@@ -117,8 +117,9 @@ shimmy_status engine_session_new(engine_model *m, const engine_session_params *p
 void engine_session_free(engine_session *s);
 int32_t engine_session_n_ctx(const engine_session *s);
 /* Attaches LoRA adapters to the session (borrowed until replaced or engine_session_free; NULL
- * detaches; the set must not change while attached). Attaching a different set drops the
- * cached prefix, whose K/V were computed with the old weights. */
+ * detaches; the set must not change while attached, and must be detached before it is freed).
+ * Attaching a different set drops the cached prefix, whose K/V were computed with the old
+ * weights. */
 shimmy_status engine_session_set_lora(engine_session *s, const struct lora_set *set,
                                       shimmy_error *err);
 /* An adapter to attach: a GGUF LoRA file, a PEFT folder or .safetensors, and its user scale. */

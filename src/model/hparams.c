@@ -3,6 +3,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,19 +17,19 @@ const model_arch *model_arch_find(const char *name) {
     return NULL;
 }
 
-const char *model_arch_names(void) {
-    static char names[256];
-    static int built;
-    if (!__atomic_load_n(&built, __ATOMIC_ACQUIRE)) {
-        char tmp[256] = "";
-        for (size_t i = 0; i < N_ARCH; i++) {
-            if (i) strncat(tmp, ", ", sizeof tmp - strlen(tmp) - 1);
-            strncat(tmp, arch_table[i]->name, sizeof tmp - strlen(tmp) - 1);
-        }
-        memcpy(names, tmp, sizeof names); /* same bytes from any racing thread */
-        __atomic_store_n(&built, 1, __ATOMIC_RELEASE);
+static char arch_names[256];
+static pthread_once_t arch_names_once = PTHREAD_ONCE_INIT;
+
+static void arch_names_build(void) {
+    for (size_t i = 0; i < N_ARCH; i++) {
+        if (i) strncat(arch_names, ", ", sizeof arch_names - strlen(arch_names) - 1);
+        strncat(arch_names, arch_table[i]->name, sizeof arch_names - strlen(arch_names) - 1);
     }
-    return names;
+}
+
+const char *model_arch_names(void) {
+    pthread_once(&arch_names_once, arch_names_build);
+    return arch_names;
 }
 
 /* Limits that keep every derived size far from overflow and reject absurd files early. */
