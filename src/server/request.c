@@ -118,7 +118,7 @@ static shimmy_status parse_float(parse_ctx *c, const char *name, const json_t *v
         {"min_p", 0, 1, offsetof(sampling_params, min_p)},
         {"presence_penalty", -2, 2, offsetof(sampling_params, presence_penalty)},
         {"frequency_penalty", -2, 2, offsetof(sampling_params, frequency_penalty)},
-        {"repeat_penalty", 0, 10, offsetof(sampling_params, repeat_penalty)},
+        {"repeat_penalty", 0.01, 10, offsetof(sampling_params, repeat_penalty)},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         if (strcmp(rows[i].name, name) != 0) continue;

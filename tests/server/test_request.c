@@ -84,6 +84,9 @@ static const bad_case bad_cases[] = {
      "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
      "\"stream_options\":{\"include_usage\":1}}",
      SHIMMY_ERR_INVALID_ARG, "stream_options.include_usage"},
+    {SERVER_API_CHAT,
+     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"repeat_penalty\":0}",
+     SHIMMY_ERR_INVALID_ARG, "repeat_penalty"},
     {SERVER_API_COMPLETIONS, "{\"model\":\"m\"}", SHIMMY_ERR_INVALID_ARG, "prompt"},
     {SERVER_API_COMPLETIONS, "{\"model\":\"m\",\"prompt\":[1,2,3]}", SHIMMY_ERR_INVALID_ARG,
      "prompt"},
