@@ -22,9 +22,12 @@ static json_t *usage_object(const server_job *j) {
 }
 
 static json_t *envelope(const server_job *j, const char *object, json_t *choices) {
-    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o}", "id", j->id, "object", object, "created",
-                     (json_int_t)j->created, "model", j->req.model, "system_fingerprint",
-                     "shimmy-" SHIMMY_VERSION, "choices", choices);
+    json_t *v = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o}", "id", j->id, "object", object, "created",
+                          (json_int_t)j->created, "model", j->req.model, "system_fingerprint",
+                          "shimmy-" SHIMMY_VERSION, "choices", choices);
+    /* As OpenAI does: with include_usage every chunk has "usage", null until the last one. */
+    if (v && j->req.include_usage) json_object_set_new(v, "usage", json_null());
+    return v;
 }
 
 static json_t *acc_take(server_job *j) {
