@@ -312,6 +312,24 @@ try:
         op, payload, buf = ws_read(s, buf)
         check(op == 8, 'close after the error')
         s.close()
+        # closing the socket mid-generation cancels it and frees the slot
+        before = metric('shimmy_generations_cancelled_total') or 0
+        s = connect()
+        s.sendall(f'GET /ws/generate HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n'.encode())
+        buf = b''
+        while b'\r\n\r\n' not in buf:
+            buf += s.recv(4096)
+        buf = buf.partition(b'\r\n\r\n')[2]
+        s.sendall(ws_frame(1, json.dumps({'model': SLOW, 'prompt': 'Hi', 'max_tokens': 600, 'logit_bias': {str(EOS): -100}}).encode()))
+        for _ in range(3):
+            op, payload, buf = ws_read(s, buf)
+            check(op == 1 and 'token' in json.loads(payload), 'token frames')
+        s.close()
+        t0 = time.time()
+        while time.time() - t0 < 5 and not (metric('shimmy_requests_in_flight') == 0 and metric('shimmy_generations_cancelled_total') > before):
+            time.sleep(0.05)
+        check(metric('shimmy_requests_in_flight') == 0, 'slot freed after the WebSocket closed')
+        check(metric('shimmy_generations_cancelled_total') > before, 'WebSocket generation cancelled')
 
     for fn in (malformed_http, oversized_bodies, invalid_utf8_and_json, idle_client_is_dropped,
                disconnect_mid_stream, slow_reader_does_not_stall_others, concurrent_streams,
