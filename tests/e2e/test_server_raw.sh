@@ -190,7 +190,7 @@ try:
     def disconnect_mid_stream():
         before = metric('shimmy_generations_cancelled_total') or 0
         s = connect()
-        body = json.dumps({'model': SLOW, 'messages': [{'role': 'user', 'content': 'Hi'}], 'max_tokens': 600,
+        body = json.dumps({'model': SLOW, 'messages': [{'role': 'user', 'content': 'Hi'}], 'max_tokens': 960,
                            'stream': True, 'logit_bias': {str(EOS): -100}, 'temperature': 0}).encode()
         s.sendall(b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' % len(body) + body)
         got = b''
@@ -320,7 +320,7 @@ try:
         while b'\r\n\r\n' not in buf:
             buf += s.recv(4096)
         buf = buf.partition(b'\r\n\r\n')[2]
-        s.sendall(ws_frame(1, json.dumps({'model': SLOW, 'prompt': 'Hi', 'max_tokens': 600, 'logit_bias': {str(EOS): -100}}).encode()))
+        s.sendall(ws_frame(1, json.dumps({'model': SLOW, 'prompt': 'Hi', 'max_tokens': 960, 'logit_bias': {str(EOS): -100}}).encode()))
         for _ in range(3):
             op, payload, buf = ws_read(s, buf)
             check(op == 1 and 'token' in json.loads(payload), 'token frames')

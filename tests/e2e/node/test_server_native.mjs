@@ -4,7 +4,7 @@ import OpenAI from 'openai';
 import { requireEnv, modelDir, startServer, runner, assert, assertEq, expectApiError } from './helpers.mjs';
 
 const TINY_FILE = 'tiny-llama-spm-Q8_0.gguf';
-const SLOW_FILE = 'docs-llama-30m-Q4_K_M.gguf'; // big enough that a long answer takes seconds
+const SLOW_FILE = 'docs-llama-30m-Q4_K_M.gguf'; // 1024 context: a 960-token answer takes seconds
 const { bin, data } = requireEnv([TINY_FILE, SLOW_FILE]);
 const dir = modelDir(data, [TINY_FILE, SLOW_FILE]);
 const TINY = 'tiny-llama-spm-q8_0';
@@ -45,7 +45,7 @@ try {
   const client = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'x', maxRetries: 0 });
 
   await t.test('503 when the slot is busy and the queue is full; cancel frees the slot', async () => {
-    const stream = await client.chat.completions.create({ model: SLOW, messages, max_tokens: 600,
+    const stream = await client.chat.completions.create({ model: SLOW, messages, max_tokens: 960,
       temperature: 0, logit_bias: { [EOS]: -100 }, stream: true });
     const it = stream[Symbol.asyncIterator]();
     const first = await it.next();
@@ -120,7 +120,7 @@ try {
   });
 
   await t.test('graceful shutdown with a stream in flight exits 0', async () => {
-    const stream = await client.chat.completions.create({ model: SLOW, messages, max_tokens: 600,
+    const stream = await client.chat.completions.create({ model: SLOW, messages, max_tokens: 960,
       logit_bias: { [EOS]: -100 }, stream: true });
     const it = stream[Symbol.asyncIterator]();
     await it.next();
