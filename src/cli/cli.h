@@ -9,6 +9,7 @@
 #define SHIMMY_CLI_H
 
 #include "core/core.h"
+#include "engine/engine.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,6 +40,29 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 /* Strict number parsing: the whole string, within [lo, hi]. */
 bool cli_parse_long(const char *s, long lo, long hi, long *out);
 bool cli_parse_double(const char *s, double lo, double hi, double *out);
+
+/* ---- options shared by every command that runs a model ---- */
+
+#define CLI_MAX_LORA 8
+
+typedef struct cli_run_opts {
+    long threads;                           /* --threads/-t; 0 = physical cores */
+    long ctx;                               /* --ctx-size/-c; 0 = the command's default */
+    model_kv_type kv;                       /* --kv f16|f32 (default f16) */
+    engine_adapter_spec lora[CLI_MAX_LORA]; /* --lora A (scale 1), --lora-scaled A S */
+    size_t n_lora;
+    const char *lora_arg[CLI_MAX_LORA]; /* as given: a file, a PEFT folder or a registry name */
+    char lora_path[CLI_MAX_LORA][4096]; /* filled by cli_run_resolve_lora */
+} cli_run_opts;
+
+void cli_run_opts_init(cli_run_opts *o);
+/* When argv[*i] is one of the shared options, consumes it and its values (leaving *i on the
+ * last one, as a for loop's i++ expects) and returns 1; returns 0 when it is not one of them;
+ * prints a usage error and returns -1 on a bad value (the command then exits 2). */
+int cli_run_opt(const char *cmd, const char *usage, int argc, char **argv, int *i, cli_run_opts *o);
+/* Turns each --lora argument that is not an existing path into the path of the registry adapter
+ * of that name (`shimmy discover` lists them); o->lora[k].path then points into o. */
+shimmy_status cli_run_resolve_lora(cli_run_opts *o, shimmy_error *err);
 
 /* Resolves a MODEL argument (a registry name or a path to a .gguf) to a file path in buf. */
 shimmy_status cli_resolve_model(const char *arg, char *buf, size_t cap, shimmy_error *err);

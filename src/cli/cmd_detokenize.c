@@ -67,7 +67,7 @@ static int print_json(const tok_vocab *v, const tok_buf *b, bool special, size_t
 }
 
 int cli_cmd_detokenize(int argc, char **argv) {
-    const char *model = NULL, *list = NULL;
+    const char *model_arg = NULL, *list = NULL;
     bool special = true, as_json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -84,12 +84,12 @@ int cli_cmd_detokenize(int argc, char **argv) {
             as_json = true;
         else if (a[0] == '-' && a[1])
             return cli_usage_error("detokenize", usage, "unknown option %s", a);
-        else if (!model)
-            model = a;
+        else if (!model_arg)
+            model_arg = a;
         else
             return cli_usage_error("detokenize", usage, "unexpected argument '%s'", a);
     }
-    if (!model)
+    if (!model_arg)
         return cli_usage_error("detokenize", usage, "which model? (a .gguf path or a name)");
     if (!list) return cli_usage_error("detokenize", usage, "give --tokens ID,ID,...");
     tok_buf b = {0};
@@ -103,7 +103,8 @@ int cli_cmd_detokenize(int argc, char **argv) {
     shimmy_error_clear(&err);
     char path[4096];
     tok_vocab *v = NULL;
-    if (cli_resolve_model(model, path, sizeof path, &err) || tok_vocab_load_path(path, &v, &err)) {
+    if (cli_resolve_model(model_arg, path, sizeof path, &err) ||
+        tok_vocab_load_path(path, &v, &err)) {
         tok_buf_free(&b);
         return cli_fail(&err);
     }

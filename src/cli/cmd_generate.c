@@ -15,19 +15,16 @@ static const char *const USAGE =
     "       [--json]";
 
 #define MAX_STOP 16
-#define MAX_LORA 8
 
 typedef struct gen_opts {
     const char *model;
     const char *prompt;
-    long n_predict, ctx, threads;
+    long n_predict;
     engine_gen_params gp;
     const char *stop[MAX_STOP];
     size_t n_stop;
-    model_kv_type kv;
     bool json;
-    engine_adapter_spec lora[MAX_LORA];
-    size_t n_lora;
+    cli_run_opts run;
 } gen_opts;
 
 typedef struct text_buf {
@@ -63,6 +60,7 @@ static bool sink(void *user, const char *text, size_t len, int32_t token) {
 
 static int parse(int argc, char **argv, gen_opts *o) {
     memset(o, 0, sizeof *o);
+    cli_run_opts_init(&o->run);
     engine_gen_params_default(&o->gp);
     o->n_predict = 128;
     for (int i = 1; i < argc; i++) {
@@ -70,6 +68,9 @@ static int parse(int argc, char **argv, gen_opts *o) {
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         double d;
         long l;
+        int r = cli_run_opt("generate", USAGE, argc, argv, &i, &o->run);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: %s\n", USAGE);
             exit(0);
@@ -125,32 +126,6 @@ static int parse(int argc, char **argv, gen_opts *o) {
             if (o->n_stop == MAX_STOP)
                 return cli_usage_error("generate", USAGE, "at most %d --stop strings", MAX_STOP);
             o->stop[o->n_stop++] = argv[++i];
-        } else if (strcmp(a, "--ctx-size") == 0 || strcmp(a, "-c") == 0) {
-            if (!cli_parse_long(val, 0, 1 << 24, &o->ctx))
-                return cli_usage_error("generate", USAGE, "--ctx-size must be a token count");
-            i++;
-        } else if (strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0) {
-            if (!cli_parse_long(val, 1, 512, &o->threads))
-                return cli_usage_error("generate", USAGE, "--threads must be in [1, 512]");
-            i++;
-        } else if (strcmp(a, "--lora") == 0 || strcmp(a, "--lora-scaled") == 0) {
-            if (o->n_lora == MAX_LORA)
-                return cli_usage_error("generate", USAGE, "at most %d adapters", MAX_LORA);
-            engine_adapter_spec *sp = &o->lora[o->n_lora++];
-            sp->path = argv[++i];
-            sp->scale = 1.0f;
-            if (a[6] == '-') {
-                if (i + 1 >= argc || !cli_parse_double(argv[i + 1], -100, 100, &d))
-                    return cli_usage_error("generate", USAGE,
-                                           "--lora-scaled needs FILE and a SCALE");
-                sp->scale = (float)d;
-                i++;
-            }
-        } else if (strcmp(a, "--kv") == 0) {
-            if (strcmp(val, "f16") != 0 && strcmp(val, "f32") != 0)
-                return cli_usage_error("generate", USAGE, "--kv must be f16 or f32");
-            o->kv = strcmp(val, "f32") == 0 ? MODEL_KV_F32 : MODEL_KV_F16;
-            i++;
         } else if (a[0] == '-' && a[1] != '\0') {
             return cli_usage_error("generate", USAGE, "unknown option %s", a);
         } else if (!o->model) {
@@ -204,7 +179,8 @@ int cli_cmd_generate(int argc, char **argv) {
     char path[4096];
     shimmy_error err;
     shimmy_error_clear(&err);
-    if (cli_resolve_model(o.model, path, sizeof path, &err)) return cli_fail(&err);
+    if (cli_resolve_model(o.model, path, sizeof path, &err) || cli_run_resolve_lora(&o.run, &err))
+        return cli_fail(&err);
     const double t0 = core_time_ms();
     engine_model *m = NULL;
     engine_session *s = NULL;
@@ -219,10 +195,10 @@ int cli_cmd_generate(int argc, char **argv) {
     if (tok_encode(engine_model_vocab(m), o.prompt, strlen(o.prompt), &eo, &prompt, &err))
         goto done;
     engine_session_params sp = {
-        .n_ctx = (int32_t)o.ctx, .kv_type = o.kv, .n_threads = (int32_t)o.threads};
+        .n_ctx = (int32_t)o.run.ctx, .kv_type = o.run.kv, .n_threads = (int32_t)o.run.threads};
     if (engine_session_new(m, &sp, &s, &err)) goto done;
-    if (o.n_lora && (engine_lora_open(m, o.lora, o.n_lora, &lora, &err) ||
-                     engine_session_set_lora(s, lora, &err)))
+    if (o.run.n_lora && (engine_lora_open(m, o.run.lora, o.run.n_lora, &lora, &err) ||
+                         engine_session_set_lora(s, lora, &err)))
         goto done;
     const double load_ms = core_time_ms() - t0;
     o.gp.max_tokens = (int32_t)(o.n_predict < 0 ? 0 : o.n_predict);

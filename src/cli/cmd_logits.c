@@ -13,22 +13,22 @@ static const char *const USAGE =
     "shimmy logits MODEL --prompt TEXT [--continue ID,ID,...] [--top K] [--kv f16|f32]\n"
     "       [--ctx-size N] [--threads N] [--lora FILE] [--lora-scaled FILE S] [--json]";
 
-#define MAX_LORA 8
-
 typedef struct logits_opts {
     const char *model, *prompt, *cont;
-    long top, ctx, threads;
-    model_kv_type kv;
+    long top;
     bool json;
-    engine_adapter_spec lora[MAX_LORA];
-    size_t n_lora;
+    cli_run_opts run;
 } logits_opts;
 
 static int parse(int argc, char **argv, logits_opts *o) {
     memset(o, 0, sizeof *o);
+    cli_run_opts_init(&o->run);
     o->top = 5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        int r = cli_run_opt("logits", USAGE, argc, argv, &i, &o->run);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: %s\n", USAGE);
             exit(0);
@@ -43,32 +43,6 @@ static int parse(int argc, char **argv, logits_opts *o) {
         } else if (strcmp(a, "--top") == 0) {
             if (!cli_parse_long(val, 1, 1 << 20, &o->top))
                 return cli_usage_error("logits", USAGE, "--top must be a positive count");
-            i++;
-        } else if (strcmp(a, "--ctx-size") == 0 || strcmp(a, "-c") == 0) {
-            if (!cli_parse_long(val, 0, 1 << 24, &o->ctx))
-                return cli_usage_error("logits", USAGE, "--ctx-size must be a token count");
-            i++;
-        } else if (strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0) {
-            if (!cli_parse_long(val, 1, 512, &o->threads))
-                return cli_usage_error("logits", USAGE, "--threads must be in [1, 512]");
-            i++;
-        } else if (strcmp(a, "--lora") == 0 || strcmp(a, "--lora-scaled") == 0) {
-            if (o->n_lora == MAX_LORA)
-                return cli_usage_error("logits", USAGE, "at most %d adapters", MAX_LORA);
-            engine_adapter_spec *sp = &o->lora[o->n_lora++];
-            sp->path = argv[++i];
-            sp->scale = 1.0f;
-            if (a[6] == '-') {
-                double d;
-                if (i + 1 >= argc || !cli_parse_double(argv[i + 1], -100, 100, &d))
-                    return cli_usage_error("logits", USAGE, "--lora-scaled needs FILE and a SCALE");
-                sp->scale = (float)d;
-                i++;
-            }
-        } else if (strcmp(a, "--kv") == 0) {
-            if (strcmp(val, "f16") != 0 && strcmp(val, "f32") != 0)
-                return cli_usage_error("logits", USAGE, "--kv must be f16 or f32");
-            o->kv = strcmp(val, "f32") == 0 ? MODEL_KV_F32 : MODEL_KV_F16;
             i++;
         } else if (a[0] == '-' && a[1] != '\0') {
             return cli_usage_error("logits", USAGE, "unknown option %s", a);
@@ -127,7 +101,8 @@ int cli_cmd_logits(int argc, char **argv) {
     char path[4096];
     shimmy_error err;
     shimmy_error_clear(&err);
-    if (cli_resolve_model(o.model, path, sizeof path, &err)) return cli_fail(&err);
+    if (cli_resolve_model(o.model, path, sizeof path, &err) || cli_run_resolve_lora(&o.run, &err))
+        return cli_fail(&err);
     engine_model *m = NULL;
     engine_session *s = NULL;
     lora_set *lora = NULL;
@@ -145,10 +120,10 @@ int cli_cmd_logits(int argc, char **argv) {
         goto done;
     }
     const size_t need = prompt.n + cont.n;
-    engine_session_params sp = {.n_ctx = o.ctx ? (int32_t)o.ctx : (int32_t)need,
+    engine_session_params sp = {.n_ctx = o.run.ctx ? (int32_t)o.run.ctx : (int32_t)need,
                                 .n_batch = (int32_t)prompt.n,
-                                .kv_type = o.kv,
-                                .n_threads = (int32_t)o.threads};
+                                .kv_type = o.run.kv,
+                                .n_threads = (int32_t)o.run.threads};
     if (need > (size_t)sp.n_ctx) {
         core_error(&err, SHIMMY_ERR_CONTEXT_EXCEEDED, "ctx-size",
                    "%zu prompt + %zu forced tokens exceed the context size %d", prompt.n, cont.n,
@@ -156,8 +131,8 @@ int cli_cmd_logits(int argc, char **argv) {
         goto done;
     }
     if (engine_session_new(m, &sp, &s, &err)) goto done;
-    if (o.n_lora && (engine_lora_open(m, o.lora, o.n_lora, &lora, &err) ||
-                     engine_session_set_lora(s, lora, &err)))
+    if (o.run.n_lora && (engine_lora_open(m, o.run.lora, o.run.n_lora, &lora, &err) ||
+                         engine_session_set_lora(s, lora, &err)))
         goto done;
     const int32_t n_vocab = engine_n_vocab(s);
     const int32_t k = o.top < n_vocab ? (int32_t)o.top : n_vocab;

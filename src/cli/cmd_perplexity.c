@@ -11,6 +11,7 @@
  */
 #include "cli.h"
 #include "engine/engine.h"
+#include "lora/lora.h"
 #include "tokenizer/tokenizer.h"
 
 #include <errno.h>
@@ -21,25 +22,28 @@
 
 #define PPL_USAGE                                                                                  \
     "shimmy perplexity MODEL --file TEXT [--ctx-size N] [--batch N] [--kv f16|f32] "               \
-    "[--threads N] [--chunks N] [--kl-base MODEL2] [--json]"
+    "[--threads N] [--chunks N] [--kl-base MODEL2] [--lora A] [--lora-scaled A S] [--json]"
 
 typedef struct ppl_opts {
     const char *model, *file, *kl_base;
-    long ctx, batch, threads, max_chunks;
-    model_kv_type kv;
+    long ctx, batch, max_chunks;
+    cli_run_opts run; /* --threads, --ctx-size, --kv, --lora (on MODEL only, not --kl-base) */
     bool json;
 } ppl_opts;
 
 typedef struct ppl_side {
     engine_model *model;
     engine_session *session;
+    lora_set *lora; /* owned; freed after the session that borrows it */
 } ppl_side;
 
 static int parse_opts(int argc, char **argv, ppl_opts *o) {
     memset(o, 0, sizeof *o);
-    o->ctx = 512;
-    o->kv = MODEL_KV_F16;
+    cli_run_opts_init(&o->run);
     for (int i = 1; i < argc; i++) {
+        int r = cli_run_opt("perplexity", PPL_USAGE, argc, argv, &i, &o->run);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) {
@@ -53,26 +57,12 @@ static int parse_opts(int argc, char **argv, ppl_opts *o) {
             o->file = argv[++i];
         } else if (strcmp(a, "--kl-base") == 0) {
             o->kl_base = argv[++i];
-        } else if (strcmp(a, "--ctx-size") == 0 || strcmp(a, "-c") == 0) {
-            if (!cli_parse_long(argv[++i], 8, 1 << 20, &o->ctx))
-                return cli_usage_error("perplexity", PPL_USAGE, "--ctx-size wants 8..1048576");
         } else if (strcmp(a, "--batch") == 0 || strcmp(a, "-b") == 0) {
             if (!cli_parse_long(argv[++i], 1, 1 << 20, &o->batch))
                 return cli_usage_error("perplexity", PPL_USAGE, "--batch wants a positive number");
-        } else if (strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0) {
-            if (!cli_parse_long(argv[++i], 1, 512, &o->threads))
-                return cli_usage_error("perplexity", PPL_USAGE, "--threads wants 1..512");
         } else if (strcmp(a, "--chunks") == 0) {
             if (!cli_parse_long(argv[++i], 1, 1 << 30, &o->max_chunks))
                 return cli_usage_error("perplexity", PPL_USAGE, "--chunks wants a positive number");
-        } else if (strcmp(a, "--kv") == 0) {
-            const char *k = argv[++i];
-            if (strcmp(k, "f16") == 0)
-                o->kv = MODEL_KV_F16;
-            else if (strcmp(k, "f32") == 0)
-                o->kv = MODEL_KV_F32;
-            else
-                return cli_usage_error("perplexity", PPL_USAGE, "--kv is f16 or f32, not '%s'", k);
         } else if (a[0] == '-') {
             return cli_usage_error("perplexity", PPL_USAGE, "unknown option %s", a);
         } else if (!o->model) {
@@ -83,11 +73,13 @@ static int parse_opts(int argc, char **argv, ppl_opts *o) {
     }
     if (!o->model) return cli_usage_error("perplexity", PPL_USAGE, "MODEL is required");
     if (!o->file) return cli_usage_error("perplexity", PPL_USAGE, "--file is required");
+    o->ctx = o->run.ctx ? o->run.ctx : 512;
+    if (o->ctx < 8) return cli_usage_error("perplexity", PPL_USAGE, "--ctx-size must be >= 8");
     if (o->batch == 0 || o->batch > o->ctx) o->batch = o->ctx;
     return 0;
 }
 
-static shimmy_status open_side(const char *arg, const ppl_opts *o, ppl_side *side,
+static shimmy_status open_side(const char *arg, const ppl_opts *o, bool with_lora, ppl_side *side,
                                shimmy_error *err) {
     char path[4096];
     shimmy_status st = cli_resolve_model(arg, path, sizeof path, err);
@@ -98,14 +90,18 @@ static shimmy_status open_side(const char *arg, const ppl_opts *o, ppl_side *sid
         .n_ctx = (int32_t)o->ctx,
         .n_batch = (int32_t)o->batch,
         .n_logits = (int32_t)o->ctx,
-        .kv_type = o->kv,
-        .n_threads = (int32_t)o->threads,
+        .kv_type = o->run.kv,
+        .n_threads = (int32_t)o->run.threads,
     };
-    return engine_session_new(side->model, &sp, &side->session, err);
+    st = engine_session_new(side->model, &sp, &side->session, err);
+    if (st || !with_lora || !o->run.n_lora) return st;
+    st = engine_lora_open(side->model, o->run.lora, o->run.n_lora, &side->lora, err);
+    return st ? st : engine_session_set_lora(side->session, side->lora, err);
 }
 
 static void close_side(ppl_side *side) {
     engine_session_free(side->session);
+    lora_set_free(side->lora);
     engine_model_close(side->model);
 }
 
@@ -261,9 +257,9 @@ int cli_cmd_perplexity(int argc, char **argv) {
     rc = 1;
     size_t text_len = 0;
     if (!(text = read_text(o.file, &text_len, &err))) goto fail;
-    if (open_side(o.model, &o, &m, &err)) goto fail;
+    if (cli_run_resolve_lora(&o.run, &err) || open_side(o.model, &o, true, &m, &err)) goto fail;
     if (o.kl_base) {
-        if (open_side(o.kl_base, &o, &base, &err)) goto fail;
+        if (open_side(o.kl_base, &o, false, &base, &err)) goto fail;
         if (check_same_vocab(engine_model_vocab(m.model), engine_model_vocab(base.model), o.kl_base,
                              &err))
             goto fail;

@@ -105,7 +105,7 @@ static int print_json(const tok_vocab *v, const tok_buf *b) {
 }
 
 int cli_cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *file = NULL;
+    const char *model_arg = NULL, *text = NULL, *file = NULL;
     bool add_special = true, parse_special = true, as_json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -128,12 +128,13 @@ int cli_cmd_tokenize(int argc, char **argv) {
             as_json = true;
         else if (a[0] == '-' && a[1])
             return cli_usage_error("tokenize", usage, "unknown option %s", a);
-        else if (!model)
-            model = a;
+        else if (!model_arg)
+            model_arg = a;
         else
             return cli_usage_error("tokenize", usage, "unexpected argument '%s'", a);
     }
-    if (!model) return cli_usage_error("tokenize", usage, "which model? (a .gguf path or a name)");
+    if (!model_arg)
+        return cli_usage_error("tokenize", usage, "which model? (a .gguf path or a name)");
     if (!text && !file)
         return cli_usage_error("tokenize", usage, "give --text TEXT or --file PATH");
 
@@ -141,7 +142,8 @@ int cli_cmd_tokenize(int argc, char **argv) {
     shimmy_error_clear(&err);
     char path[4096];
     tok_vocab *v = NULL;
-    if (cli_resolve_model(model, path, sizeof path, &err) || tok_vocab_load_path(path, &v, &err))
+    if (cli_resolve_model(model_arg, path, sizeof path, &err) ||
+        tok_vocab_load_path(path, &v, &err))
         return cli_fail(&err);
     size_t len = 0;
     char *owned = NULL;

@@ -46,7 +46,17 @@ check "kl-base figures ($(jq -c .kl_divergence "$TMP/kl.json"))" $?
 jq -e '(.kl_divergence.mean | fabs) < 1e-9 and .kl_divergence.top1_agreement == 1' "$TMP/self.json" > /dev/null
 check "a model against itself has zero divergence" $?
 
-# 3. Clear errors.
+# 3. --lora applies to MODEL: the tiny model with an adapter scores the text differently.
+TINY=$DATA/models/tiny-llama-spm-F32.gguf
+LORA=$DATA/lora/lora-tiny-llama-spm-r4.gguf
+if [ -f "$TINY" ] && [ -f "$LORA" ]; then
+    a=$("$BIN" perplexity "$TINY" --file "$TEXT" -c 64 --chunks 2 --kv f32 --json 2>/dev/null | jq .ppl)
+    b=$("$BIN" perplexity "$TINY" --file "$TEXT" -c 64 --chunks 2 --kv f32 --lora "$LORA" --json 2>/dev/null | jq .ppl)
+    [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ]
+    check "--lora changes the figure ($a without, $b with)" $?
+fi
+
+# 4. Clear errors.
 head -c 300 "$TEXT" > "$TMP/short.txt"
 "$BIN" perplexity "$Q4" --file "$TMP/short.txt" > /dev/null 2> "$TMP/err"
 rc=$?

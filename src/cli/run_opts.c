@@ -1,0 +1,92 @@
+/*
+ * The options every command that runs a model shares (--threads, --ctx-size, --kv, --lora,
+ * --lora-scaled), parsed in one place so generate, logits, perplexity, bench and probe accept
+ * exactly the same spellings, ranges and messages.
+ */
+#include "cli.h"
+#include "registry/registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void cli_run_opts_init(cli_run_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->kv = MODEL_KV_F16;
+}
+
+int cli_run_opt(const char *cmd, const char *usage, int argc, char **argv, int *i,
+                cli_run_opts *o) {
+    const char *a = argv[*i];
+    const char *val = *i + 1 < argc ? argv[*i + 1] : NULL;
+    bool threads = strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0;
+    bool ctx = strcmp(a, "--ctx-size") == 0 || strcmp(a, "-c") == 0;
+    bool kv = strcmp(a, "--kv") == 0;
+    bool lora = strcmp(a, "--lora") == 0, scaled = strcmp(a, "--lora-scaled") == 0;
+    if (!threads && !ctx && !kv && !lora && !scaled) return 0;
+    if (!val) {
+        cli_usage_error(cmd, usage, "option %s needs a value", a);
+        return -1;
+    }
+    if (threads) {
+        if (!cli_parse_long(val, 1, 512, &o->threads)) {
+            cli_usage_error(cmd, usage, "--threads must be in [1, 512]");
+            return -1;
+        }
+    } else if (ctx) {
+        if (!cli_parse_long(val, 0, 1 << 24, &o->ctx)) {
+            cli_usage_error(cmd, usage, "--ctx-size must be a token count");
+            return -1;
+        }
+    } else if (kv) {
+        if (strcmp(val, "f16") != 0 && strcmp(val, "f32") != 0) {
+            cli_usage_error(cmd, usage, "--kv must be f16 or f32, not '%s'", val);
+            return -1;
+        }
+        o->kv = strcmp(val, "f32") == 0 ? MODEL_KV_F32 : MODEL_KV_F16;
+    } else {
+        double scale = 1.0;
+        if (o->n_lora == CLI_MAX_LORA) {
+            cli_usage_error(cmd, usage, "at most %d adapters", CLI_MAX_LORA);
+            return -1;
+        }
+        if (scaled && (*i + 2 >= argc || !cli_parse_double(argv[*i + 2], -100, 100, &scale))) {
+            cli_usage_error(cmd, usage,
+                            "--lora-scaled needs an adapter and a SCALE in [-100, 100]");
+            return -1;
+        }
+        o->lora_arg[o->n_lora] = val;
+        o->lora[o->n_lora].path = val;
+        o->lora[o->n_lora++].scale = (float)scale;
+        if (scaled) (*i)++;
+    }
+    (*i)++;
+    return 1;
+}
+
+shimmy_status cli_run_resolve_lora(cli_run_opts *o, shimmy_error *err) {
+    registry *reg = NULL; /* scanned once, only when an argument is not a path */
+    shimmy_status st = SHIMMY_OK;
+    for (size_t k = 0; k < o->n_lora && !st; k++) {
+        const char *arg = o->lora_arg[k], *path = arg;
+        if (access(arg, F_OK) != 0) {
+            if (!reg && (st = registry_scan(NULL, &reg, err))) break;
+            const registry_adapter *a = registry_find_adapter(reg, arg);
+            if (!a) {
+                st = core_error(err, SHIMMY_ERR_NOT_FOUND, arg,
+                                "no adapter file, folder or registry name '%s' (`shimmy discover` "
+                                "lists the adapters it found)",
+                                arg);
+                break;
+            }
+            path = a->path;
+        }
+        if ((size_t)snprintf(o->lora_path[k], sizeof o->lora_path[k], "%s", path) >=
+            sizeof o->lora_path[k])
+            st = core_error(err, SHIMMY_ERR_INVALID_ARG, arg, "adapter path is too long");
+        o->lora[k].path = o->lora_path[k];
+    }
+    registry_free(reg);
+    return st;
+}
