@@ -46,6 +46,22 @@ check "bench -p 0 rc=$rc $(head -c 300 "$TMP/err")" test "$rc" -eq 0
 check "-p 0: pp n 0 rate 0, tg measured" jq -e '.pp.n == 0 and .pp.tokens_per_s == 0 and
     .tg.n == 4 and .tg.tokens_per_s > 0 and .threads >= 1' "$TMP/out"
 
+# adapters are attached before measuring; a mismatched adapter is a failure, not a usage error
+LORA=$DATA/lora/lora-tiny-llama-spm-r4.gguf
+if [ -f "$LORA" ]; then
+    "$BIN" bench "$MODEL" -p 8 -n 4 -r 1 -t 1 --lora-scaled "$LORA" 0.5 --json > "$TMP/out" \
+        2> "$TMP/err"
+    rc=$?
+    check "bench --lora-scaled rc=$rc $(head -c 300 "$TMP/err")" test "$rc" -eq 0
+    check "bench --lora-scaled measures" jq -e '.tg.n == 4 and .tg.tokens_per_s > 0' "$TMP/out"
+fi
+QLORA=$DATA/lora/lora-tiny-qwen2-r4.gguf
+if [ -f "$QLORA" ]; then
+    "$BIN" bench "$MODEL" -p 8 -n 4 -r 1 --lora "$QLORA" > /dev/null 2> "$TMP/err"
+    rc=$?
+    check "adapter of another architecture exits 1 (got $rc)" test "$rc" -eq 1
+fi
+
 # human output: a table row per test
 "$BIN" bench "$MODEL" -p 8 -n 4 -r 1 -t 1 > "$TMP/out" 2> "$TMP/err"
 rc=$?
