@@ -15,19 +15,16 @@
 #include <string.h>
 
 static const char *const USAGE =
-    "shimmy bench MODEL [-p 512] [-n 128] [-t N] [-r 5] [--kv f16|f32] [--lora FILE]\n"
-    "       [--lora-scaled FILE S] [--json]";
+    "shimmy bench MODEL [-p 512] [-n 128] [-t N] [-r 5] [--kv f16|f32] [--ctx-size N]\n"
+    "       [--lora FILE] [--lora-scaled FILE S] [--json]";
 
-#define MAX_LORA  8
 #define MAX_TOKEN (1L << 20)
 
 typedef struct bench_opts {
     const char *model;
-    long n_prompt, n_gen, threads, reps;
-    model_kv_type kv;
+    long n_prompt, n_gen, reps;
     bool json;
-    engine_adapter_spec lora[MAX_LORA];
-    size_t n_lora;
+    cli_run_opts run; /* --threads, --ctx-size, --kv, --lora, --lora-scaled */
 } bench_opts;
 
 /* Mean and sample standard deviation (n - 1, as llama-bench reports) of tokens/s. */
@@ -38,13 +35,16 @@ typedef struct bench_stat {
 
 static int parse(int argc, char **argv, bench_opts *o) {
     memset(o, 0, sizeof *o);
+    cli_run_opts_init(&o->run);
     o->n_prompt = 512;
     o->n_gen = 128;
     o->reps = 5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        double d;
+        const int r = cli_run_opt("bench", USAGE, argc, argv, &i, &o->run);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             printf("usage: %s\n", USAGE);
             exit(0);
@@ -62,31 +62,10 @@ static int parse(int argc, char **argv, bench_opts *o) {
                 return cli_usage_error("bench", USAGE, "-n must be a token count in [0, %ld]",
                                        MAX_TOKEN);
             i++;
-        } else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) {
-            if (!cli_parse_long(val, 1, 512, &o->threads))
-                return cli_usage_error("bench", USAGE, "-t must be in [1, 512]");
-            i++;
         } else if (strcmp(a, "-r") == 0 || strcmp(a, "--repetitions") == 0) {
             if (!cli_parse_long(val, 1, 1000, &o->reps))
                 return cli_usage_error("bench", USAGE, "-r must be in [1, 1000]");
             i++;
-        } else if (strcmp(a, "--kv") == 0) {
-            if (strcmp(val, "f16") != 0 && strcmp(val, "f32") != 0)
-                return cli_usage_error("bench", USAGE, "--kv must be f16 or f32");
-            o->kv = strcmp(val, "f32") == 0 ? MODEL_KV_F32 : MODEL_KV_F16;
-            i++;
-        } else if (strcmp(a, "--lora") == 0 || strcmp(a, "--lora-scaled") == 0) {
-            if (o->n_lora == MAX_LORA)
-                return cli_usage_error("bench", USAGE, "at most %d adapters", MAX_LORA);
-            engine_adapter_spec *sp = &o->lora[o->n_lora++];
-            sp->path = argv[++i];
-            sp->scale = 1.0f;
-            if (a[6] == '-') {
-                if (i + 1 >= argc || !cli_parse_double(argv[i + 1], -100, 100, &d))
-                    return cli_usage_error("bench", USAGE, "--lora-scaled needs FILE and a SCALE");
-                sp->scale = (float)d;
-                i++;
-            }
         } else if (a[0] == '-' && a[1] != '\0') {
             return cli_usage_error("bench", USAGE, "unknown option %s", a);
         } else if (!o->model) {
@@ -190,7 +169,7 @@ static void print_table(const bench_opts *o, int threads, const bench_stat *pp,
                rows[k]->stddev);
     }
     printf("\nload %.1f ms, resident memory %.1f MiB after %ld repetitions (kv %s, isa %s)\n",
-           load_ms, (double)rss / (1 << 20), o->reps, o->kv == MODEL_KV_F32 ? "f32" : "f16",
+           load_ms, (double)rss / (1 << 20), o->reps, o->run.kv == MODEL_KV_F32 ? "f32" : "f16",
            core_cpu_isa_name());
 }
 
@@ -201,7 +180,8 @@ int cli_cmd_bench(int argc, char **argv) {
     char path[4096];
     shimmy_error err;
     shimmy_error_clear(&err);
-    if (cli_resolve_model(o.model, path, sizeof path, &err)) return cli_fail(&err);
+    if (cli_resolve_model(o.model, path, sizeof path, &err) || cli_run_resolve_lora(&o.run, &err))
+        return cli_fail(&err);
     engine_model *m = NULL;
     engine_session *s = NULL;
     lora_set *lora = NULL;
@@ -212,13 +192,15 @@ int cli_cmd_bench(int argc, char **argv) {
     const double t0 = core_time_ms();
     if (engine_model_open(path, NULL, &m, &err)) goto done;
     /* pp runs use positions [0, p), tg runs [0, n): the larger of the two would do, but p + n
-     * keeps the cache the size a request of that shape needs, as llama-bench sizes it. */
-    const long n_ctx = o.n_prompt + o.n_gen > 0 ? o.n_prompt + o.n_gen : 1;
+     * keeps the cache the size a request of that shape needs, as llama-bench sizes it.
+     * --ctx-size may only make it larger (the KV cache a server would allocate). */
+    long n_ctx = o.n_prompt + o.n_gen > 0 ? o.n_prompt + o.n_gen : 1;
+    if (o.run.ctx > n_ctx) n_ctx = o.run.ctx;
     engine_session_params sp = {
-        .n_ctx = (int32_t)n_ctx, .kv_type = o.kv, .n_threads = (int32_t)o.threads};
+        .n_ctx = (int32_t)n_ctx, .kv_type = o.run.kv, .n_threads = (int32_t)o.run.threads};
     if (engine_session_new(m, &sp, &s, &err)) goto done;
-    if (o.n_lora && (engine_lora_open(m, o.lora, o.n_lora, &lora, &err) ||
-                     engine_session_set_lora(s, lora, &err)))
+    if (o.run.n_lora && (engine_lora_open(m, o.run.lora, o.run.n_lora, &lora, &err) ||
+                         engine_session_set_lora(s, lora, &err)))
         goto done;
     const double load_ms = core_time_ms() - t0;
     const size_t n_toks = (size_t)(o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen) + 1;
@@ -233,7 +215,7 @@ int cli_cmd_bench(int argc, char **argv) {
     const uint64_t rss = core_rss_bytes();
     const bench_stat pp = summarize(o.n_prompt, rates, o.reps);
     const bench_stat tg = summarize(o.n_gen, rates + o.reps, o.reps);
-    const int threads = o.threads > 0 ? (int)o.threads : core_physical_cores();
+    const int threads = o.run.threads > 0 ? (int)o.run.threads : core_physical_cores();
     if (o.json) {
         rc = print_json(&o, threads, &pp, &tg, load_ms, rss);
     } else {
