@@ -50,11 +50,15 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
      * probability), and its dot kernels' float order depends on that length */
     const int32_t n_kv_pad = pad_kv(c->n_past + t->n_tok, c->n_ctx_pad);
     /* batches of two or more tokens go through the reference's tiled GEMM when the shapes allow
-     * it (inner size a multiple of 16, rows a multiple of 4), single tokens through its dots */
+     * it (inner size a multiple of 16, rows a multiple of 4), single tokens through its dots.
+     * K·q only does with an F16 cache: there q is first converted to a contiguous F16 copy the
+     * GEMM can take, while with an F32 cache q stays a permuted (non-contiguous) view, which the
+     * reference hands to its plain dot kernel instead. */
     const quant_vec_dot_fn tiled = c->tiled_dot;
     const bool batch = t->n_tok >= 2;
     const quant_vec_dot_fn kq_dot =
-        batch && hd % 16 == 0 && n_kv_pad % 4 == 0 ? tiled : kt->vec_dot;
+        batch && c->kv_type == MODEL_KV_F16 && hd % 16 == 0 && n_kv_pad % 4 == 0 ? tiled
+                                                                                 : kt->vec_dot;
     const quant_vec_dot_fn kqv_dot =
         batch && n_kv_pad % 16 == 0 && hdv % 4 == 0 ? tiled : kt->vec_dot;
 

@@ -32,8 +32,11 @@ void model_rope(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, int32
         for (int32_t h = 0; h < n_head; h++) {
             float *v = x + (int64_t)h * head_dim;
             const float x0 = v[a], x1 = v[b];
-            v[a] = x0 * c - x1 * s;
-            v[b] = x0 * s + x1 * c;
+            /* the reference's compiler contracts each rotation into one FMA whose product
+             * term is x0's (checked bit for bit against its Q/K); the plain expression rounds
+             * once more and is an ulp off often enough to flip a later 8-bit rounding */
+            v[a] = fmaf(x0, c, -(x1 * s));
+            v[b] = fmaf(x0, s, x1 * c);
         }
         theta *= theta_scale;
     }

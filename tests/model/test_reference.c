@@ -19,13 +19,12 @@ typedef struct ref_model {
     bool f16_cache; /* the JSON's top-level fields are llama.cpp's F16-cache run */
 } ref_model;
 
-/* K-quant files and the trained model: the reference README budgets "a few tenths of a logit"
- * for quantized models whose activation quantization is not reproduced bit for bit (Q8_K
- * emulation was never verified there), and on the trained model a 1e-7 relative change of one
- * RMSNorm scale already moves logits by 0.1 (8-bit activation roundings flip and are amplified).
- * These rows enforce that budget (0.5) and still print how far they are from the 0.1 target;
- * the argmax check keeps the 0.1 target. */
-#define BUDGET 0.5
+/* Quantized files, K-quants and the trained model included, are held to the 0.1 target itself:
+ * the engine reproduces the reference's activation quantization and float order (every
+ * quantized row measured within 1e-4). That takes bit-exact inputs to each quantization: on the
+ * trained model a 1e-7 relative change upstream flips an 8-bit rounding and moves logits by 0.1,
+ * so RoPE's FMAs, the F32 dot's tail and the tiled-vs-plain choice in attention all matter. */
+
 /* BF16 activations keep 8 mantissa bits, so one rounding flip is a 0.4% step; the README's own
  * float64 emulation of that rounding is off by up to 0.023. */
 #define BF16_BUDGET 0.05
@@ -39,16 +38,16 @@ static const ref_model models[] = {
     {"tiny-llama-spm-Q4_1", 0.1, 0.1, true},
     {"tiny-llama-spm-Q5_0", 0.1, 0.1, true},
     {"tiny-llama-spm-Q5_1", 0.1, 0.1, true},
-    {"tiny-llama-spm-e256-Q2_K", 0.1, BUDGET, true},
-    {"tiny-llama-spm-e256-Q3_K_M", 0.1, BUDGET, true},
-    {"tiny-llama-spm-e256-Q4_K_M", 0.1, BUDGET, true},
-    {"tiny-llama-spm-e256-Q5_K_M", 0.1, BUDGET, true},
-    {"tiny-llama-spm-e256-Q6_K", 0.1, BUDGET, true},
+    {"tiny-llama-spm-e256-Q2_K", 0.1, 0.1, true},
+    {"tiny-llama-spm-e256-Q3_K_M", 0.1, 0.1, true},
+    {"tiny-llama-spm-e256-Q4_K_M", 0.1, 0.1, true},
+    {"tiny-llama-spm-e256-Q5_K_M", 0.1, 0.1, true},
+    {"tiny-llama-spm-e256-Q6_K", 0.1, 0.1, true},
     {"tiny-llama-bpe-Q4_0", 0.1, 0.1, true},
     {"tiny-qwen2-Q4_0", 0.1, 0.1, true},
     {"tiny-qwen3-F32", 0.01, 0.01, false},
-    {"docs-llama-30m-Q8_0", 0.1, BUDGET, true},
-    {"docs-llama-30m-Q4_K_M", 0.1, BUDGET, true},
+    {"docs-llama-30m-Q8_0", 0.1, 0.1, true},
+    {"docs-llama-30m-Q4_K_M", 0.1, 0.1, true},
 };
 
 static int32_t *json_ids(json_t *arr, size_t *n) {

@@ -133,7 +133,8 @@ static float engine_dot(const quant_traits *q, const order_case *c, int64_t n,
 }
 
 /* The AVX-512 build's F32/F16 vec_dot: 4 x 16 lanes over n & ~63, folded (a0+a2)+(a1+a3),
- * reduced hi+lo 256, hi+lo 128, (l0+l2)+(l1+l3); tail: F32 contracted FMAs, F16 in double. */
+ * reduced hi+lo 256, hi+lo 128, (l0+l2)+(l1+l3); tail: F32 rounded products in groups of 8
+ * then FMAs for the last n % 8, F16 in double. */
 static float engine_dot_float(uint32_t type, int64_t n, const unsigned char *x,
                               const unsigned char *y) {
     const int esz = type == GGUF_T_F32 ? 4 : 2;
@@ -163,10 +164,18 @@ static float engine_dot_float(uint32_t type, int64_t n, const unsigned char *x,
     float l02 = t4[0] + t4[2], l13 = t4[1] + t4[3];
     float r = l02 + l13;
     if (esz == 4) {
+        /* the compiler vectorized the tail's products in groups of 8 (rounded, then added in
+         * order) and contracted only the last n % 8 into FMAs */
+        const int64_t nv = np + ((n - np) & ~(int64_t)7);
         for (int64_t i = np; i < n; i++) {
             memcpy(&e[0], x + 4 * i, 4);
             memcpy(&e[1], y + 4 * i, 4);
-            r = fmaf(e[0], e[1], r);
+            if (i < nv) {
+                const float p = e[0] * e[1];
+                r += p;
+            } else {
+                r = fmaf(e[0], e[1], r);
+            }
         }
         return r;
     }

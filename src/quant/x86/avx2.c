@@ -199,8 +199,8 @@ static void vec_dot_q5_1(int64_t n, float *s, const void *vx, const void *vy) {
  * The reference engine's AVX-512 order, written with pairs of 256-bit registers for its 16
  * lanes, so this variant gives the same bits as the AVX-512 one (and as the engine): single-row
  * dots keep 4 x 16 lanes over n & ~63, folded (a0+a2)+(a1+a3), then a scalar tail (F32:
- * contracted FMAs, F16: double, BF16: float); batched F32/F16 dots keep one 16-lane accumulator
- * (its tiled kernel, n % 16 == 0). */
+ * rounded products for groups of 8, FMAs for the last n % 8; F16: double, BF16: float);
+ * batched F32/F16 dots keep one 16-lane accumulator (its tiled kernel, n % 16 == 0). */
 
 static inline __m256 load_f16(const unsigned char *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
@@ -267,11 +267,19 @@ static inline float one_f32(const unsigned char *p) {
     return f;
 }
 
+/* The F32 tail is what the reference's compiler made of `sum += x[i]*y[i]`: it vectorized the
+ * products of whole groups of 8 (each product rounded, then added one by one in order) and
+ * contracted only the last n % 8 into scalar FMAs (read from its object code; an FMA for every
+ * tail element is an ulp off on attention over 32 cache cells). */
 static void vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy) {
     const unsigned char *x = vx, *y = vy;
-    const int64_t np = n & ~(int64_t)63;
+    const int64_t np = n & ~(int64_t)63, nv = np + ((n - np) & ~(int64_t)7);
     float sum = dot_64s(np, x, y, 4, load_f32);
-    for (int64_t i = np; i < n; i++) sum = fmaf(one_f32(x + 4 * i), one_f32(y + 4 * i), sum);
+    for (int64_t i = np; i < nv; i++) {
+        const float p = one_f32(x + 4 * i) * one_f32(y + 4 * i);
+        sum += p;
+    }
+    for (int64_t i = nv; i < n; i++) sum = fmaf(one_f32(x + 4 * i), one_f32(y + 4 * i), sum);
     *s = sum;
 }
 
