@@ -1,5 +1,6 @@
 /* shimmy list [--json] [--model-dirs D1:D2] — the models the registry finds, one per line, or as
- * {"models":[...]} with each model's paired LoRA adapters. */
+ * {"models":[...], "adapter_models":[...]}: each model with its paired LoRA adapters (each with
+ * "parent"), and each paired adapter as a model of its own with "parent". */
 #include "cli.h"
 #include "registry/registry.h"
 
@@ -29,9 +30,9 @@ static json_t *json_text(const char *s) {
 static json_t *entry_json(const registry_entry *e) {
     json_t *adapters = json_array();
     for (size_t k = 0; k < e->n_adapters; k++)
-        json_array_append_new(adapters,
-                              json_pack("{s:o,s:o}", "name", json_text(e->adapters[k]->name),
-                                        "path", json_text(e->adapters[k]->path)));
+        json_array_append_new(
+            adapters, json_pack("{s:o,s:o,s:o}", "name", json_text(e->adapters[k]->name), "path",
+                                json_text(e->adapters[k]->path), "parent", json_text(e->name)));
     return json_pack("{s:o,s:o,s:I,s:i,s:o,s:I,s:o,s:s,s:I,s:s,s:s,s:o}", "name",
                      json_text(e->name), "path", json_text(e->path), "size", (json_int_t)e->size,
                      "parts", e->n_parts, "architecture", json_text(e->architecture), "parameters",
@@ -101,7 +102,21 @@ int cli_cmd_list(int argc, char **argv) {
         json_t *models = json_array();
         for (size_t i = 0; i < registry_count(r); i++)
             json_array_append_new(models, entry_json(registry_entry_at(r, i)));
-        json_t *doc = json_pack("{s:o}", "models", models);
+        /* A paired adapter is a model of its own (its base's facts, its name, "parent"); listed
+         * beside "models", which keeps the registry's entries only. */
+        json_t *adapter_models = json_array();
+        for (size_t i = 0; i < registry_adapter_count(r); i++) {
+            const registry_adapter *a = registry_adapter_at(r, i);
+            if (!a->base || registry_find(r, a->name)) continue;
+            json_t *v = entry_json(a->base);
+            if (!v) continue;
+            json_object_set_new(v, "name", json_text(a->name));
+            json_object_set_new(v, "path", json_text(a->path));
+            json_object_set_new(v, "parent", json_text(a->base->name));
+            json_object_set_new(v, "adapters", json_array());
+            json_array_append_new(adapter_models, v);
+        }
+        json_t *doc = json_pack("{s:o,s:o}", "models", models, "adapter_models", adapter_models);
         char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
         json_decref(doc);
         registry_free(r);

@@ -10,7 +10,7 @@ static const char serve_usage[] =
     "shimmy serve [--bind HOST:PORT|auto] [--model-dirs D1:D2] [--model FILE]... [--threads N]\n"
     "             [--ctx-size N] [--parallel N] [--api-key KEY] [--cors ORIGIN]\n"
     "             [--max-body BYTES] [--max-tokens-cap N] [--max-connections N] [--timeout S]\n"
-    "             [--queue N]";
+    "             [--queue N] [--lora FILE|DIR]... [--lora-scaled FILE|DIR SCALE]...";
 
 #define SERVE_MAX_MODELS 64
 
@@ -18,6 +18,7 @@ typedef struct serve_opts {
     server_config cfg;
     char host[64];
     const char *models[SERVE_MAX_MODELS];
+    server_lora_arg loras[SERVE_MAX_MODELS];
 } serve_opts;
 
 typedef bool (*opt_fn)(serve_opts *o, const char *v);
@@ -42,6 +43,12 @@ static bool set_bind(serve_opts *o, const char *v) {
 static bool set_model(serve_opts *o, const char *v) {
     if (o->cfg.n_models == SERVE_MAX_MODELS) return false;
     o->models[o->cfg.n_models++] = v;
+    return true;
+}
+
+static bool set_lora(serve_opts *o, const char *v) {
+    if (o->cfg.n_loras == SERVE_MAX_MODELS) return false;
+    o->loras[o->cfg.n_loras++] = (server_lora_arg){.path = v, .scale = 1.0f};
     return true;
 }
 
@@ -84,6 +91,7 @@ static const struct {
     {"--bind", set_bind, "HOST:PORT or auto"},
     {"--model-dirs", set_dirs, "a colon-separated list of directories"},
     {"--model", set_model, "a .gguf file (at most 64)"},
+    {"--lora", set_lora, "a LoRA adapter file or PEFT folder (at most 64)"},
     {"--threads", set_threads, "an integer 0..1024"},
     {"--ctx-size", set_ctx, "an integer 0..1048576"},
     {"--parallel", set_parallel, "an integer 1..256"},
@@ -105,6 +113,17 @@ int cli_cmd_serve(int argc, char **argv) {
             printf("usage: %s\n", serve_usage);
             return 0;
         }
+        if (strcmp(argv[i], "--lora-scaled") == 0) {
+            double scale;
+            if (i + 2 >= argc || o.cfg.n_loras == SERVE_MAX_MODELS ||
+                !cli_parse_double(argv[i + 2], -1e6, 1e6, &scale))
+                return cli_usage_error("serve", serve_usage,
+                                       "--lora-scaled expects an adapter and a finite scale");
+            o.loras[o.cfg.n_loras++] =
+                (server_lora_arg){.path = argv[i + 1], .scale = (float)scale};
+            i++;
+            continue;
+        }
         size_t k = 0, n = sizeof serve_options / sizeof serve_options[0];
         while (k < n && strcmp(argv[i], serve_options[k].name) != 0) k++;
         if (k == n) return cli_usage_error("serve", serve_usage, "unknown option '%s'", argv[i]);
@@ -117,6 +136,7 @@ int cli_cmd_serve(int argc, char **argv) {
     }
     o.cfg.host = o.host;
     o.cfg.models = o.models;
+    o.cfg.loras = o.loras;
 
     /* Every thread the server starts inherits this mask, so the signals arrive here only. */
     sigset_t set;

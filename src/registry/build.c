@@ -306,6 +306,26 @@ static reg_cand *pair_one(registry *r, reg_cand *a, reg_cand *env_base) {
         }
     }
     if (a->source == REGISTRY_SOURCE_OLLAMA) return NULL;
+    if (a->pair_cli) {
+        /* serve --lora: the only compatible --model file, else the only compatible model. */
+        for (int pass = 0; pass < 2; pass++) {
+            int n = 0;
+            for (size_t i = 0; i < r->n_entries; i++) {
+                reg_cand *m = r->entry_cands[i];
+                if ((pass == 1 || m->explicit_file) && arch_compatible(a, m)) {
+                    hit = m;
+                    n++;
+                }
+            }
+            if (n == 1) {
+                free(a->pair_reason);
+                a->pair_reason = reg_strdup(pass == 0 ? "--lora: the only compatible --model file"
+                                                      : "--lora: the only compatible model");
+                return hit;
+            }
+            if (n > 1) break; /* several candidates: the folder rule decides */
+        }
+    }
     for (size_t i = 0; i < r->n_entries; i++) {
         reg_cand *m = r->entry_cands[i];
         if (same_dir(m, a) && arch_compatible(a, m)) {

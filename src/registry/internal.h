@@ -46,6 +46,8 @@ typedef struct reg_cand {
     struct reg_cand *pair_model; /* adapters: the model an Ollama manifest pairs it with */
     bool pair_env_base;  /* adapters: SHIMMY_LORA_GGUF, pairs with the SHIMMY_BASE_GGUF model */
     bool env_base;       /* this is SHIMMY_BASE_GGUF */
+    bool pair_cli;       /* adapters: named with serve --lora (registry_options.adapter_files) */
+    bool explicit_file;  /* models: named in registry_options.files */
     char *template_text; /* Ollama template layer, used when the GGUF has no chat template */
     char *origin;        /* where it was named, when more precise than the root (a manifest) */
 
@@ -83,8 +85,10 @@ struct reg_root {
     char *label; /* "--model-dirs /x", "ollama ~/.ollama/models", ... */
     int max_depth;
     int index;
-    bool env_lora; /* the file is SHIMMY_LORA_GGUF */
-    bool env_base; /* the file is SHIMMY_BASE_GGUF */
+    bool env_lora;      /* the file is SHIMMY_LORA_GGUF */
+    bool env_base;      /* the file is SHIMMY_BASE_GGUF */
+    bool cli_lora;      /* the file is an explicit adapter (registry_options.adapter_files) */
+    bool explicit_file; /* the file is an explicit model (registry_options.files) */
     /* output */
     reg_cand **cands;
     size_t n, cap;

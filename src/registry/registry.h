@@ -74,6 +74,11 @@ typedef struct registry_options {
     const char *dirs;         /* colon-separated directories (--model-dirs); NULL = none */
     const char *const *files; /* explicit model files (serve --model), highest priority */
     size_t n_files;
+    /* explicit LoRA adapters (serve --lora): .gguf files or PEFT folders. Each is paired with the
+     * base its metadata names, else the only architecture-compatible --model file, else the only
+     * compatible model listed, else by the usual folder rule. */
+    const char *const *adapter_files;
+    size_t n_adapter_files;
     const char *home; /* NULL = $HOME */
     const char *cwd;  /* where ./models is looked for; NULL = the current directory */
     uint32_t disable; /* REGISTRY_NO_* bits */

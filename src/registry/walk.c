@@ -206,8 +206,10 @@ static void walk_file(reg_root *root) {
     if (c) {
         c->pair_env_base = root->env_lora;
         c->env_base = root->env_base;
+        c->pair_cli = root->cli_lora;
+        c->explicit_file = root->explicit_file;
     }
-    if (c && root->env_lora) {
+    if (c && (root->env_lora || root->cli_lora)) {
         struct stat st;
         /* SHIMMY_LORA_GGUF may name a PEFT folder as well as a .gguf file. */
         if (stat(root->path, &st) == 0 && S_ISDIR(st.st_mode)) c->is_peft = true;
@@ -346,8 +348,15 @@ static void add_under(roots_ctx *c, const char *base, const char *rel, reg_walk_
 }
 
 static void roots_explicit(roots_ctx *c) {
-    for (size_t i = 0; i < c->o->n_files; i++)
-        roots_add(c, walk_file, REGISTRY_SOURCE_ENV, c->o->files[i], 0, "file");
+    for (size_t i = 0; i < c->o->n_files; i++) {
+        reg_root *r = roots_add(c, walk_file, REGISTRY_SOURCE_ENV, c->o->files[i], 0, "file");
+        if (r) r->explicit_file = true;
+    }
+    for (size_t i = 0; i < c->o->n_adapter_files; i++) {
+        reg_root *r =
+            roots_add(c, walk_file, REGISTRY_SOURCE_ENV, c->o->adapter_files[i], 0, "--lora");
+        if (r) r->cli_lora = true;
+    }
 }
 static void roots_env(roots_ctx *c) {
     reg_root *r = roots_add(c, walk_file, REGISTRY_SOURCE_ENV, env_get(c->o, "SHIMMY_BASE_GGUF"), 0,

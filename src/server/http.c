@@ -32,6 +32,7 @@ static const server_route routes[] = {
     {"POST", "/api/generate", server_handle_generate, 0},
     {"GET", "/ws/generate", server_handle_ws, 0},
     {"GET", "/api/models", server_handle_api_models, 0},
+    {"GET", "/api/adapters", server_handle_adapters, 0},
     {"POST", "/api/models/discover", server_handle_discover, 0},
     {"POST", "/api/models/{}/load", server_handle_load, 0},
     {"POST", "/api/models/{}/unload", server_handle_unload, 0},

@@ -1,8 +1,12 @@
 /* The native API: /health, /metrics, /api/generate and model management under /api/models. */
 #include "server.h"
 
+#include "gguf/gguf.h"
+
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- /api/generate formats ---- */
 
@@ -137,24 +141,121 @@ static json_t *entry_object(server *s, const registry_entry *e) {
                      "state", manager_state_name(info.state), "bytes", (json_int_t)info.bytes);
 }
 
+/* An adapter model: the base's facts, the adapter's name and path, and "parent". */
+static json_t *adapter_model_object(server *s, const registry *reg, const registry_adapter *a) {
+    json_t *v = entry_object(s, a->base);
+    if (!v) return NULL;
+    json_object_set_new(v, "name", json_string(a->name));
+    json_object_set_new(v, "path", json_string(a->path));
+    json_object_set_new(v, "parent", json_string(a->base->name));
+    json_object_set_new(v, "scale", json_real(server_lora_default_scale(s, reg, a->name)));
+    return v;
+}
+
 int server_handle_api_models(server_call *c) {
     registry *reg = manager_get_registry(c->srv->mgr);
     json_t *arr = json_array();
     for (size_t i = 0; reg && i < registry_count(reg); i++)
         json_array_append_new(arr, entry_object(c->srv, registry_entry_at(reg, i)));
+    for (size_t i = 0; reg && i < registry_adapter_count(reg); i++) {
+        const registry_adapter *a = registry_adapter_at(reg, i);
+        if (a->base && !registry_find(reg, a->name))
+            json_array_append_new(arr, adapter_model_object(c->srv, reg, a));
+    }
     registry_free(reg);
     return server_reply_json(c, 200, json_pack("{s:o}", "models", arr));
 }
 
+/* ---- adapters ---- */
+
+/* Bytes of a GGUF adapter, or of every regular file in a PEFT folder. */
+static uint64_t adapter_bytes(const registry_adapter *a) {
+    struct stat st;
+    if (stat(a->path, &st) != 0) return 0;
+    if (!S_ISDIR(st.st_mode)) return (uint64_t)st.st_size;
+    uint64_t total = 0;
+    DIR *d = opendir(a->path);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char p[4096];
+        if (de->d_name[0] == '.') continue;
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", a->path, de->d_name) >= sizeof p) continue;
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+    }
+    if (d) closedir(d);
+    return total;
+}
+
+/* What the adapter targets: the base weights of a GGUF adapter's lora_a tensors (and the rank
+ * from their shape), or a PEFT config's target_modules; the registry's rank otherwise. */
+static void adapter_targets(const registry_adapter *a, json_t *v) {
+    json_t *targets = json_array();
+    int rank = a->rank;
+    if (a->format == REGISTRY_ADAPTER_GGUF) {
+        gguf_file *f = NULL;
+        shimmy_error err;
+        if (gguf_open_header(a->path, &f, &err) == SHIMMY_OK) {
+            for (size_t i = 0; i < gguf_n_tensors(f); i++) {
+                const gguf_tensor *t = gguf_tensor_at(f, i);
+                size_t n = (size_t)t->name.len;
+                if (n > 7 && memcmp(t->name.data + n - 7, ".lora_a", 7) == 0) {
+                    json_array_append_new(targets, json_stringn(t->name.data, n - 7));
+                    if (!rank && t->n_dims >= 2) rank = (int)t->ne[1];
+                }
+            }
+            gguf_close(f);
+        }
+    } else {
+        char p[4096];
+        json_error_t je;
+        json_t *cfg = (size_t)snprintf(p, sizeof p, "%s/adapter_config.json", a->path) < sizeof p
+                          ? json_load_file(p, 0, &je)
+                          : NULL;
+        const json_t *tm = json_object_get(cfg, "target_modules");
+        if (json_is_array(tm)) {
+            size_t i;
+            const json_t *m;
+            json_array_foreach(tm, i, m) {
+                if (json_is_string(m)) json_array_append_new(targets, json_copy((json_t *)m));
+            }
+        } else if (json_is_string(tm)) {
+            json_array_append_new(targets, json_copy((json_t *)tm));
+        }
+        json_decref(cfg);
+    }
+    json_object_set_new(v, "rank", json_integer(rank));
+    json_object_set_new(v, "n_targets", json_integer((json_int_t)json_array_size(targets)));
+    json_object_set_new(v, "targets", targets);
+}
+
+int server_handle_adapters(server_call *c) {
+    registry *reg = manager_get_registry(c->srv->mgr);
+    json_t *arr = json_array();
+    for (size_t i = 0; reg && i < registry_adapter_count(reg); i++) {
+        const registry_adapter *a = registry_adapter_at(reg, i);
+        json_t *v = json_pack("{s:s,s:s,s:s,s:s,s:s,s:f,s:I,s:s}", "name", a->name, "path", a->path,
+                              "format", a->format == REGISTRY_ADAPTER_PEFT ? "peft" : "gguf",
+                              "architecture", a->architecture, "source",
+                              registry_source_name(a->source), "alpha", (double)a->alpha, "size",
+                              (json_int_t)adapter_bytes(a), "reason", a->reason);
+        if (!v) continue;
+        json_object_set_new(v, "base", a->base ? json_string(a->base->name) : json_null());
+        json_object_set_new(v, "parent", a->base ? json_string(a->base->name) : json_null());
+        if (a->base)
+            json_object_set_new(v, "scale",
+                                json_real(server_lora_default_scale(c->srv, reg, a->name)));
+        adapter_targets(a, v);
+        json_array_append_new(arr, v);
+    }
+    registry_free(reg);
+    return server_reply_json(c, 200, json_pack("{s:o}", "adapters", arr));
+}
+
 int server_handle_discover(server_call *c) {
     server *s = c->srv;
-    registry_options ro = {.dirs = s->cfg.model_dirs,
-                           .files = s->cfg.models,
-                           .n_files = s->cfg.n_models,
-                           .ignore_env = s->cfg.ignore_env};
     registry *reg = NULL;
     shimmy_error err;
-    if (registry_scan(&ro, &reg, &err)) return server_reply_error(c, &err);
+    if (server_registry_scan(&s->cfg, &reg, &err)) return server_reply_error(c, &err);
     manager_set_registry(s->mgr, reg);
     json_t *v =
         json_pack("{s:I,s:I,s:f}", "models", (json_int_t)registry_count(reg), "skipped",

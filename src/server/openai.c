@@ -3,6 +3,7 @@
 #include "server.h"
 
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -158,11 +159,24 @@ static json_t *model_object(const registry_entry *e) {
                      "owned_by", "shimmy");
 }
 
+/* A paired adapter is a model of its own: its base with the adapter applied. */
+static json_t *adapter_model_object(const registry_adapter *a) {
+    struct stat st;
+    json_int_t created = stat(a->path, &st) == 0 ? (json_int_t)st.st_mtime : 0;
+    return json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", a->name, "object", "model", "created", created,
+                     "owned_by", "shimmy", "parent", a->base->name);
+}
+
 int server_handle_models(server_call *c) {
     registry *reg = manager_get_registry(c->srv->mgr);
     json_t *data = json_array();
     for (size_t i = 0; reg && i < registry_count(reg); i++)
         json_array_append_new(data, model_object(registry_entry_at(reg, i)));
+    for (size_t i = 0; reg && i < registry_adapter_count(reg); i++) {
+        const registry_adapter *a = registry_adapter_at(reg, i);
+        if (a->base && !registry_find(reg, a->name))
+            json_array_append_new(data, adapter_model_object(a));
+    }
     registry_free(reg);
     return server_reply_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }
@@ -170,8 +184,9 @@ int server_handle_models(server_call *c) {
 int server_handle_model(server_call *c) {
     registry *reg = manager_get_registry(c->srv->mgr);
     const registry_entry *e = reg ? registry_find(reg, c->param) : NULL;
-    if (e) {
-        json_t *v = model_object(e);
+    const registry_adapter *a = e || !reg ? NULL : registry_find_adapter(reg, c->param);
+    if (e || (a && a->base && strcasecmp(a->name, c->param) == 0)) {
+        json_t *v = e ? model_object(e) : adapter_model_object(a);
         registry_free(reg);
         return server_reply_json(c, 200, v);
     }

@@ -88,11 +88,15 @@ static shimmy_status encode_prompts(server_job *j, const tok_vocab *v, shimmy_er
 }
 
 shimmy_status server_job_prepare(server *s, server_job *j, shimmy_error *err) {
-    shimmy_status st = manager_acquire(s->mgr, j->req.model, &j->handle, err);
+    shimmy_status st = server_lora_resolve(s, j, err);
+    if (st) return st;
+    st = manager_acquire(s->mgr, j->base, &j->handle, err);
     if (st) {
         if (st == SHIMMY_ERR_MODEL_NOT_FOUND) snprintf(err->where, sizeof err->where, "model");
         return st;
     }
+    st = server_lora_attach(s, j, err);
+    if (st) return st;
     const engine_model *em = manager_handle_model(j->handle);
     const tok_vocab *v = engine_model_vocab(em);
     if (!v)

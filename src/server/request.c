@@ -241,6 +241,55 @@ static shimmy_status parse_user(parse_ctx *c, const char *name, const json_t *v,
     return json_is_string(v) ? SHIMMY_OK : bad(err, name, "must be a string");
 }
 
+/* "lora": [{"name": "<registry adapter name>", "scale": 0.5}, ...]; names are checked against
+ * the registry later (server_lora_resolve). */
+static shimmy_status parse_lora(parse_ctx *c, const char *name, const json_t *v,
+                                shimmy_error *err) {
+    if (!json_is_array(v)) return bad(err, name, "must be an array of {\"name\", \"scale\"}");
+    if (json_array_size(v) > SERVER_MAX_LORA)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                          "'lora' may list at most %d adapters (got %zu)", SERVER_MAX_LORA,
+                          json_array_size(v));
+    size_t i;
+    const json_t *item;
+    json_array_foreach(v, i, item) {
+        if (!json_is_object(item))
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                              "'lora[%zu]' must be an object {\"name\", \"scale\"}", i);
+        const char *key;
+        const json_t *val;
+        json_object_foreach((json_t *)item, key, val) {
+            if (strcmp(key, "name") != 0 && strcmp(key, "scale") != 0)
+                return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                                  "'lora[%zu]' has an unknown key '%.100s' (only name and scale)",
+                                  i, key);
+        }
+        const json_t *n = json_object_get(item, "name");
+        if (!json_is_string(n) || json_string_length(n) == 0 ||
+            json_string_length(n) >= sizeof c->r->lora[0].name)
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                              "'lora[%zu].name' must be an adapter name (a non-empty string of "
+                              "at most %zu bytes; see GET /api/adapters)",
+                              i, sizeof c->r->lora[0].name - 1);
+        const json_t *sc = json_object_get(item, "scale");
+        double scale = 1.0;
+        if (sc && !json_is_null(sc)) {
+            if (!json_is_number(sc) || !isfinite(json_number_value(sc)) ||
+                fabs(json_number_value(sc)) > 1e6)
+                return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                                  "'lora[%zu].scale' must be a finite number (|scale| <= 1e6)", i);
+            scale = json_number_value(sc);
+        }
+        server_lora_ref *ref = &c->r->lora[c->r->n_lora++];
+        memcpy(ref->name, json_string_value(n), json_string_length(n) + 1);
+        ref->scale = (float)scale;
+        if (strlen(ref->name) != json_string_length(n))
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
+                              "'lora[%zu].name' contains a NUL byte", i);
+    }
+    return SHIMMY_OK;
+}
+
 static const field_rule field_rules[] = {
     {"model", API_ALL, parse_model},
     {"messages", API_CHAT | API_GEN, parse_store_json},
@@ -264,6 +313,7 @@ static const field_rule field_rules[] = {
     {"n", API_CHAT | API_COMPL, parse_n},
     {"logit_bias", API_ALL, parse_logit_bias},
     {"user", API_CHAT | API_COMPL, parse_user},
+    {"lora", API_ALL, parse_lora},
 };
 
 /* ---- messages ---- */

@@ -27,6 +27,8 @@ static shimmy_status check_config(const server_config *c, shimmy_error *err) {
     if (c->max_tokens_cap < 1)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "--max-tokens-cap",
                           "--max-tokens-cap must be >= 1");
+    if (c->n_loras > 64)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "--lora", "at most 64 --lora adapters");
     if (c->max_connections < 1 || c->timeout_s < 1 || c->queue_cap < 0)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, NULL,
                           "--max-connections and --timeout must be >= 1, --queue >= 0");
@@ -50,6 +52,36 @@ static shimmy_status check_explicit_models(const server_config *cfg, const regis
     return SHIMMY_OK;
 }
 
+/* Adapters named with --lora must be known and paired with a served base. */
+static shimmy_status check_explicit_adapters(const server_config *cfg, const registry *reg,
+                                             shimmy_error *err) {
+    for (size_t i = 0; i < cfg->n_loras; i++) {
+        const char *path = cfg->loras[i].path;
+        const registry_adapter *a = registry_find_adapter(reg, path);
+        if (a && a->base) continue;
+        const char *why = a ? a->reason : "not found or not a readable LoRA adapter";
+        for (size_t k = 0; !a && k < registry_skipped_count(reg); k++) {
+            const registry_skip *sk = registry_skipped_at(reg, k);
+            if (strcmp(sk->path, path) == 0) why = sk->reason;
+        }
+        return core_error(err, SHIMMY_ERR_ADAPTER, path, "--lora %s: %s", path, why);
+    }
+    return SHIMMY_OK;
+}
+
+shimmy_status server_registry_scan(const server_config *cfg, registry **out, shimmy_error *err) {
+    const char *lora_paths[64];
+    size_t n = cfg->n_loras < 64 ? cfg->n_loras : 64;
+    for (size_t i = 0; i < n; i++) lora_paths[i] = cfg->loras[i].path;
+    registry_options ro = {.dirs = cfg->model_dirs,
+                           .files = cfg->models,
+                           .n_files = cfg->n_models,
+                           .adapter_files = lora_paths,
+                           .n_adapter_files = n,
+                           .ignore_env = cfg->ignore_env};
+    return registry_scan(&ro, out, err);
+}
+
 shimmy_status server_new(const server_config *cfg, server **out, shimmy_error *err) {
     *out = NULL;
     shimmy_status st = check_config(cfg, err);
@@ -61,15 +93,13 @@ shimmy_status server_new(const server_config *cfg, server **out, shimmy_error *e
     s->listen_fd = -1;
     pthread_mutex_init(&s->compute_lock, NULL);
     pthread_mutex_init(&s->qmu, NULL);
+    pthread_mutex_init(&s->lmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
     server_metrics_init(&s->metrics);
-    registry_options ro = {.dirs = cfg->model_dirs,
-                           .files = cfg->models,
-                           .n_files = cfg->n_models,
-                           .ignore_env = cfg->ignore_env};
     registry *reg = NULL;
-    st = registry_scan(&ro, &reg, err);
+    st = server_registry_scan(cfg, &reg, err);
     if (!st) st = check_explicit_models(cfg, reg, err);
+    if (!st) st = check_explicit_adapters(cfg, reg, err);
     if (!st) {
         manager_options mo = {.loader = manager_engine_loader()};
         st = manager_new(&mo, reg, &s->mgr, err);
@@ -122,6 +152,8 @@ void server_free(server *s) {
     server_stop(s);
     server_slots_stop(s);
     manager_free(s->mgr);
+    server_lora_cache_free(s);
+    pthread_mutex_destroy(&s->lmu);
     core_pool_free(s->pool);
     server_metrics_deinit(&s->metrics);
     pthread_mutex_destroy(&s->compute_lock);

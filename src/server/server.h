@@ -23,6 +23,10 @@
  *    (server_error_json only serialises it); the HTTP status is shimmy_status_http(err->status)
  *    and `param` is err->where.
  *  - Library code never prints; the listening address is returned by server_url for the CLI.
+ *  - LoRA adapters belong to the job (lora.c): a request's "lora" list and adapter model resolve
+ *    to registry adapter names only, the job owns its lora_set (adapters shared by reference from
+ *    the server's cache), and the slot attaches that set (or none) before each job and detaches
+ *    it after, so a session never carries one request's deltas into another.
  *
  * Ownership: server_new/server_free (free accepts NULL and a server that never started);
  * server_request_parse fills a caller-embedded struct released by server_request_deinit; strings
@@ -64,7 +68,17 @@ typedef struct server_config {
     int timeout_s;   /* idle/slow client timeout */
     int queue_cap;   /* jobs waiting for a slot before 503 */
     bool ignore_env; /* registry: read no environment (tests) */
+    /* serve --lora / --lora-scaled: adapters registered with the registry (paired with a
+     * compatible served base) and listed as adapter models; scale is what a request naming the
+     * adapter as its model gets. Borrowed. */
+    const struct server_lora_arg *loras;
+    size_t n_loras;
 } server_config;
+
+typedef struct server_lora_arg {
+    const char *path; /* a GGUF adapter or a PEFT folder */
+    float scale;      /* --lora: 1 */
+} server_lora_arg;
 
 void server_config_defaults(server_config *c);
 
@@ -92,6 +106,13 @@ typedef enum server_api {
 #define SERVER_MAX_STOP    16
 #define SERVER_MAX_PROMPTS 16
 #define SERVER_MAX_BIAS    1024
+#define SERVER_MAX_LORA    8
+
+/* One entry of a request's "lora" list: a registry adapter name (never a path) and its scale. */
+typedef struct server_lora_ref {
+    char name[256];
+    float scale; /* finite; default 1 */
+} server_lora_ref;
 
 typedef struct server_request {
     server_api api;
@@ -110,6 +131,8 @@ typedef struct server_request {
     bool echo;                /* completions: prefix the prompt */
     sampling_params sampling; /* logit_bias points at bias[] */
     sampling_logit_bias bias[SERVER_MAX_BIAS];
+    server_lora_ref lora[SERVER_MAX_LORA]; /* "lora": applied in this order */
+    size_t n_lora;
 } server_request;
 
 /* Parses and validates a JSON body. Errors are SHIMMY_ERR_INVALID_JSON (malformed, not an object,
@@ -151,6 +174,8 @@ struct server_job {
     server_request req;     /* owned */
     manager_handle *handle; /* owned reference to the loaded model */
     const server_fmt *fmt;
+    char base[256];         /* the model loaded: req.model, or the base of an adapter model */
+    struct lora_set *loras; /* owned: the adapters of this request (NULL = none) */
     int32_t *prompt[SERVER_MAX_PROMPTS]; /* owned token ids, one per choice */
     size_t n_prompt[SERVER_MAX_PROMPTS];
     size_t n_choices;
@@ -255,7 +280,16 @@ struct server {
     atomic_bool stopping;
     atomic_int active; /* connections holding a job (HTTP or WebSocket) */
     server_metrics metrics;
+
+    /* Loaded LoRA adapters shared by reference between requests, keyed by registry name and
+     * path (lora.c). Under lmu. */
+    pthread_mutex_t lmu;
+    struct server_lora_cached *lcache;
+    size_t n_lcache, cap_lcache;
 };
+
+/* server.c: scans the registry with the configured dirs, --model files and --lora adapters. */
+shimmy_status server_registry_scan(const server_config *cfg, registry **out, shimmy_error *err);
 
 /* slots.c: worker threads and the FIFO queue. */
 shimmy_status server_slots_start(server *s, shimmy_error *err);
@@ -265,6 +299,17 @@ shimmy_status server_submit(server *s, server_job *j, shimmy_error *err);
 /* Frees idle slot sessions whose model the manager no longer has loaded. */
 void server_slots_drop_unloaded(server *s);
 void server_queue_depth(server *s, int *queued, int *running);
+
+/* lora.c: resolves j->req.model (a model, or an adapter model: its base plus the adapter at its
+ * scale) and j->req.lora (registry adapter names; SHIMMY_ERR_INVALID_ARG naming the entry,
+ * param "lora", for anything else) into j->base and the adapter list; then, once the model is
+ * loaded, opens the adapters (cached, shared by reference) and checks them against that base
+ * into j->loras. */
+shimmy_status server_lora_resolve(server *s, server_job *j, shimmy_error *err);
+shimmy_status server_lora_attach(server *s, server_job *j, shimmy_error *err);
+/* The scale a request naming adapter `name` as its model gets (serve --lora-scaled; else 1). */
+float server_lora_default_scale(const server *s, const registry *reg, const char *name);
+void server_lora_cache_free(server *s);
 
 /* prompt.c: model handle, prompt tokens, resolved max_tokens and stop set for a job. */
 shimmy_status server_job_prepare(server *s, server_job *j, shimmy_error *err);
@@ -336,6 +381,7 @@ int server_handle_load(server_call *c);
 int server_handle_unload(server_call *c);
 int server_handle_status(server_call *c);
 int server_handle_ws(server_call *c);
+int server_handle_adapters(server_call *c);
 
 /* Runs a generation request end to end for a handler: parse, prepare, queue, then stream or
  * wait for the JSON body. */

@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include "engine/engine.h"
+#include "lora/lora.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ void server_job_release(server_job *j) {
     if (left > 0) return;
     server_request_deinit(&j->req);
     manager_release(j->handle);
+    lora_set_free(j->loras); /* detached from its slot's session when the job ended */
     for (size_t i = 0; i < j->n_choices; i++) free(j->prompt[i]);
     free(j->acc);
     json_decref(j->choices);
@@ -154,6 +156,9 @@ static void run_job(server_slot *sl, server_job *j) {
         return;
     }
     shimmy_status st = slot_bind(sl, j, &err);
+    /* The adapters belong to the job: every job sets its own (none = NULL), so a slot never
+     * carries one request's deltas into the next. */
+    if (!st) st = engine_session_set_lora(sl->session, j->loras, &err);
     if (st) {
         slot_idle(sl);
         j->fmt->fail(j, &err);
@@ -230,6 +235,11 @@ static void *slot_main(void *arg) {
         sl->job = j;
         pthread_mutex_unlock(&s->qmu);
         run_job(sl, j);
+        if (sl->session && j->loras) {
+            /* Detach before the job (and its set) can be freed. */
+            shimmy_error derr;
+            if (engine_session_set_lora(sl->session, NULL, &derr)) slot_drop_session(sl);
+        }
         if (sl->held) {
             manager_info info;
             manager_info_of(s->mgr, manager_handle_name(sl->held), &info);

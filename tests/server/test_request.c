@@ -97,7 +97,48 @@ static const bad_case bad_cases[] = {
     {SERVER_API_GENERATE, "{\"prompt\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
      SHIMMY_ERR_INVALID_ARG, "prompt"},
     {SERVER_API_GENERATE, "{\"prompt\":\"x\",\"system\":5}", SHIMMY_ERR_INVALID_ARG, "system"},
+    {SERVER_API_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"lora\":{\"name\":\"a\"}}",
+     SHIMMY_ERR_INVALID_ARG, "lora"},
+    {SERVER_API_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"lora\":[\"a\"]}",
+     SHIMMY_ERR_INVALID_ARG, "lora"},
+    {SERVER_API_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"lora\":[{\"scale\":1}]}",
+     SHIMMY_ERR_INVALID_ARG, "lora"},
+    {SERVER_API_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\",\"lora\":[{\"name\":\"\"}]}",
+     SHIMMY_ERR_INVALID_ARG, "lora"},
+    {SERVER_API_CHAT,
+     "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+     "\"lora\":[{\"name\":\"a\",\"scale\":\"1\"}]}",
+     SHIMMY_ERR_INVALID_ARG, "lora"},
+    {SERVER_API_GENERATE, "{\"prompt\":\"x\",\"lora\":[{\"name\":\"a\",\"scale\":1e300}]}",
+     SHIMMY_ERR_INVALID_ARG, "lora"},
+    {SERVER_API_GENERATE, "{\"prompt\":\"x\",\"lora\":[{\"name\":\"a\",\"rank\":4}]}",
+     SHIMMY_ERR_INVALID_ARG, "lora"},
+    {SERVER_API_GENERATE,
+     "{\"prompt\":\"x\",\"lora\":[{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},{"
+     "\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},{\"name\":\"a\"},{"
+     "\"name\":\"a\"}]}",
+     SHIMMY_ERR_INVALID_ARG, "lora"},
 };
+
+/* "lora": names and scales in order, scale 1 by default, null = none. */
+static void test_lora_field(void) {
+    const char *body = "{\"model\":\"m\",\"prompt\":\"x\",\"lora\":[{\"name\":\"r4\"},"
+                       "{\"name\":\"r8\",\"scale\":0.5},{\"name\":\"z\",\"scale\":-2}]}";
+    server_request r;
+    shimmy_error err;
+    CHECK(server_request_parse(SERVER_API_COMPLETIONS, body, strlen(body), 4096, &r, &err) ==
+          SHIMMY_OK);
+    CHECK(r.n_lora == 3);
+    CHECK(strcmp(r.lora[0].name, "r4") == 0 && r.lora[0].scale == 1.0f);
+    CHECK(strcmp(r.lora[1].name, "r8") == 0 && r.lora[1].scale == 0.5f);
+    CHECK(strcmp(r.lora[2].name, "z") == 0 && r.lora[2].scale == -2.0f);
+    server_request_deinit(&r);
+    body = "{\"model\":\"m\",\"prompt\":\"x\",\"lora\":null}";
+    CHECK(server_request_parse(SERVER_API_COMPLETIONS, body, strlen(body), 4096, &r, &err) ==
+          SHIMMY_OK);
+    CHECK(r.n_lora == 0);
+    server_request_deinit(&r);
+}
 
 static void test_bad_requests(void) {
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
@@ -252,5 +293,6 @@ int main(void) {
     test_chat_request();
     test_completion_and_generate();
     test_error_json();
+    test_lora_field();
     return test_finish("server/request");
 }
