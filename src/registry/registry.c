@@ -46,7 +46,7 @@ static void task_walk(void *ctx, int ith, int nth) {
         root->walk(root);
         /* readdir order differs between file systems: sort so names and duplicate choices are
          * the same on every machine */
-        qsort(root->cands, root->n, sizeof *root->cands, cmp_cand_path);
+        if (root->n > 1) qsort(root->cands, root->n, sizeof *root->cands, cmp_cand_path);
     }
 }
 

@@ -141,12 +141,15 @@ static json_t *entry_object(server *s, const registry_entry *e) {
                      "state", manager_state_name(info.state), "bytes", (json_int_t)info.bytes);
 }
 
-/* An adapter model: the base's facts, the adapter's name and path, and "parent". */
+static uint64_t adapter_bytes(const registry_adapter *a);
+
+/* An adapter model: the base's facts, the adapter's name, path and size, and "parent". */
 static json_t *adapter_model_object(server *s, const registry *reg, const registry_adapter *a) {
     json_t *v = entry_object(s, a->base);
     if (!v) return NULL;
     json_object_set_new(v, "name", json_string(a->name));
     json_object_set_new(v, "path", json_string(a->path));
+    json_object_set_new(v, "size", json_integer((json_int_t)adapter_bytes(a)));
     json_object_set_new(v, "parent", json_string(a->base->name));
     json_object_set_new(v, "scale", json_real(server_lora_default_scale(s, reg, a->name)));
     return v;

@@ -75,6 +75,7 @@ try {
     const api = await (await fetch(`${srv.url}/api/models`)).json();
     const r4 = api.models.find((m) => m.name === R4);
     assert(r4 && r4.parent === BASE, '/api/models parent');
+    assertEq([r4.size, r4.architecture, r4.scale], [21728, 'llama', 1], '/api/models adapter model facts');
   });
 
   await t.test('shimmy list --json gives adapter models with "parent"', async () => {
@@ -125,6 +126,12 @@ try {
     const g = await (await fetch(`${srv.url}/api/generate`, { method: 'POST', body: JSON.stringify({
       model: BASE, prompt: PROMPT, raw: true, max_tokens: N, temperature: 0, lora: [{ name: R4, scale: 0.5 }] }) })).json();
     assertEq(g.response, ref.r4half, '/api/generate r4 scale 0.5');
+    // Streaming takes the same path.
+    const stream = await client.completions.create({ model: BASE, prompt: PROMPT, max_tokens: N, temperature: 0,
+      stream: true, lora: [{ name: R4, scale: 0.5 }] });
+    let text = '';
+    for await (const c of stream) text += c.choices[0]?.text ?? '';
+    assertEq(text, ref.r4half, 'streamed r4 scale 0.5');
   });
 
   await t.test('chat: adapter model = base + "lora"', async () => {
