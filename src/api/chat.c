@@ -2,16 +2,10 @@
  * with message content as literal text, the family's end of turn added to the stop strings. */
 #include "api.h"
 
-#include "chat/chat.h"
-
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static bool vocab_has(const char *text, void *user) {
-    return tok_find(user, text, strlen(text)) >= 0;
-}
 
 static shimmy_status to_json(const shimmy_message *msgs, size_t n, json_t **out,
                              shimmy_error *err) {
@@ -41,42 +35,8 @@ static shimmy_status to_json(const shimmy_message *msgs, size_t n, json_t **out,
 /* Renders and tokenizes into j->prompt; *eot is the family's end-of-turn text (static). */
 static shimmy_status render(api_job *j, const json_t *messages, const char **eot,
                             shimmy_error *err) {
-    const engine_model *em = j->m->em;
-    const tok_vocab *v = engine_model_vocab(em);
-    const char *family = j->m->spec.f.template_name;
-    const char *src = family ? chat_builtin_get(family) : engine_model_chat_template(em);
-    if (!src || !*src)
-        src = chat_builtin_get(
-            chat_builtin_pick(engine_model_get_info(em)->architecture, vocab_has, (void *)v));
-    *eot = chat_family_eot(family ? family : chat_family_of(src));
-    chat_template *t = NULL;
-    shimmy_status st = chat_template_new(src, &t, err);
-    if (st) return st;
-    chat_render_params rp = {
-        .messages = messages,
-        .add_generation_prompt = true,
-        .bos_token = engine_model_bos_text(em),
-        .eos_token = engine_model_eos_text(em),
-        .trim_bos_eos = tok_add_bos(v),
-    };
-    chat_output out;
-    st = chat_render(t, &rp, &out, err);
-    chat_template_free(t);
-    if (st) return st;
-    /* Content is literal: a user who types "<|im_end|>" gets text, not a control token. */
-    tok_span *lit = calloc(out.n_spans ? out.n_spans : 1, sizeof *lit);
-    if (!lit) {
-        chat_output_free(&out);
-        return core_error(err, SHIMMY_ERR_NOMEM, "messages", "out of memory");
-    }
-    for (size_t i = 0; i < out.n_spans; i++)
-        lit[i] = (tok_span){out.spans[i].begin, out.spans[i].end};
-    tok_encode_opts eo = {
-        .add_special = true, .parse_special = true, .literal = lit, .n_literal = out.n_spans};
-    st = tok_encode(v, out.text, out.len, &eo, &j->prompt, err);
-    free(lit);
-    chat_output_free(&out);
-    return st;
+    engine_chat_params cp = {.messages = messages, .template_family = j->m->spec.f.template_name};
+    return engine_chat_prompt(j->m->em, &cp, &j->prompt, eot, err);
 }
 
 shimmy_status shimmy_chat(shimmy_model *m, const shimmy_message *messages, size_t n_messages,

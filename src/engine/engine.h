@@ -136,6 +136,26 @@ shimmy_status engine_lora_open(const engine_model *m, const engine_adapter_spec 
  * when it starts, so a cancel must be issued while the generation runs (or via the sink). */
 void engine_session_cancel(engine_session *s);
 
+/* ---- chat prompts ---- */
+
+struct json_t;
+struct tok_buf;
+
+typedef struct engine_chat_params {
+    const struct json_t *messages; /* array of {role, content, ...}; borrowed for the call */
+    const struct json_t *tools;    /* the request's tools or NULL; borrowed for the call */
+    const char *template_family;   /* NULL: the model's own template; else a built-in family */
+} engine_chat_params;
+
+/* The one path from a conversation to prompt tokens (server and library alike): renders the
+ * messages with the model's chat template (a built-in family picked from the architecture and
+ * vocabulary when the file has none) and tokenizes the result with BOS per metadata, special
+ * tokens parsed in the template's own text only, message content kept literal. Appends to out
+ * (caller-owned). *eot, when eot is non-NULL, receives the family's end-of-turn text (static
+ * storage) or NULL. Template errors are SHIMMY_ERR_TEMPLATE. */
+shimmy_status engine_chat_prompt(const engine_model *m, const engine_chat_params *p,
+                                 struct tok_buf *out, const char **eot, shimmy_error *err);
+
 /* ---- generation ---- */
 
 typedef enum engine_finish {
