@@ -19,14 +19,7 @@ static const char usage[] =
     "shimmy probe MODEL [--json] [--lora FILE|DIR|NAME] [--lora-scaled FILE|DIR|NAME SCALE]";
 
 /* The one-token run needs only a small context: its KV cache is what probe allocates. */
-#define PROBE_CTX      128
-#define PROBE_MAX_LORA 8
-
-typedef struct probe_lora {
-    engine_adapter_spec spec[PROBE_MAX_LORA];
-    char path[PROBE_MAX_LORA][4096];
-    size_t n;
-} probe_lora;
+#define PROBE_CTX 128
 
 typedef struct probe_out {
     char text[256];
@@ -73,31 +66,7 @@ static shimmy_status scan_one(const char *path, registry **out, shimmy_error *er
     return st;
 }
 
-/* --lora takes a file or folder, or the name `shimmy discover` lists for an adapter. */
-static shimmy_status resolve_adapter(const char *arg, registry **reg, char *buf, size_t cap,
-                                     shimmy_error *err) {
-    const char *path = NULL;
-    if (access(arg, F_OK) == 0) {
-        path = arg;
-    } else {
-        if (!*reg) {
-            shimmy_status st = registry_scan(NULL, reg, err);
-            if (st) return st;
-        }
-        const registry_adapter *a = registry_find_adapter(*reg, arg);
-        if (!a)
-            return core_error(err, SHIMMY_ERR_NOT_FOUND, arg,
-                              "no adapter file, folder or registry name '%s' (`shimmy discover` "
-                              "lists the adapters it found)",
-                              arg);
-        path = a->path;
-    }
-    if ((size_t)snprintf(buf, cap, "%s", path) >= cap)
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, arg, "adapter path is too long");
-    return SHIMMY_OK;
-}
-
-static shimmy_status run_probe(manager *m, const char *name, const probe_lora *lo,
+static shimmy_status run_probe(manager *m, const char *name, const cli_run_opts *lo,
                                probe_result *res, shimmy_error *err) {
     res->rss_before = core_rss_bytes();
     manager_handle *h = NULL;
@@ -107,15 +76,17 @@ static shimmy_status run_probe(manager *m, const char *name, const probe_lora *l
     res->load_ms = manager_handle_load_ms(h);
     res->weight_bytes = engine_model_get_info(em)->weight_bytes;
     engine_session_params sp = {0};
-    sp.n_ctx = PROBE_CTX;
+    sp.n_ctx = lo->ctx ? (int32_t)lo->ctx : PROBE_CTX;
+    sp.n_threads = (int32_t)lo->threads;
+    sp.kv_type = lo->kv;
     engine_session *s = NULL;
     lora_set *set = NULL;
     tok_buf prompt = {0};
     const tok_vocab *v = engine_model_vocab(em);
     tok_encode_opts eo = {.add_special = true};
     if (!(st = engine_session_new(em, &sp, &s, err)) &&
-        !(st = lo->n ? engine_lora_open(em, lo->spec, lo->n, &set, err) : SHIMMY_OK) &&
-        !(st = lo->n ? engine_session_set_lora(s, set, err) : SHIMMY_OK) &&
+        !(st = lo->n_lora ? engine_lora_open(em, lo->lora, lo->n_lora, &set, err) : SHIMMY_OK) &&
+        !(st = lo->n_lora ? engine_session_set_lora(s, set, err) : SHIMMY_OK) &&
         !(st = tok_encode(v, "Hello", 5, &eo, &prompt, err))) {
         engine_gen_params gp;
         engine_gen_params_default(&gp);
@@ -152,7 +123,7 @@ static void visible(const char *s, char *buf, size_t cap) {
     buf[n] = '\0';
 }
 
-static void print_human(const registry_entry *e, const probe_lora *lo, const probe_result *r) {
+static void print_human(const registry_entry *e, const cli_run_opts *lo, const probe_result *r) {
     char shown[sizeof r->out.text * 4 + 8];
     visible(r->out.text, shown, sizeof shown);
     printf("model         %s\n", e->name);
@@ -164,8 +135,8 @@ static void print_human(const registry_entry *e, const probe_lora *lo, const pro
     printf("template      %s\n", e->template);
     for (size_t k = 0; k < e->n_adapters; k++)
         printf("paired LoRA   %s (%s)\n", e->adapters[k]->name, e->adapters[k]->path);
-    for (size_t k = 0; k < lo->n; k++)
-        printf("applied LoRA  %s x%g\n", lo->spec[k].path, (double)lo->spec[k].scale);
+    for (size_t k = 0; k < lo->n_lora; k++)
+        printf("applied LoRA  %s x%g\n", lo->lora[k].path, (double)lo->lora[k].scale);
     printf("file size     %.1f MiB\n", (double)e->size / (1 << 20));
     printf("load time     %.1f ms\n", r->load_ms);
     printf("weights       %.1f MiB\n", (double)r->weight_bytes / (1 << 20));
@@ -179,14 +150,14 @@ static void print_human(const registry_entry *e, const probe_lora *lo, const pro
            r->n_prompt, r->out.token, shown);
 }
 
-static int print_json(const registry_entry *e, const probe_lora *lo, const probe_result *r) {
+static int print_json(const registry_entry *e, const cli_run_opts *lo, const probe_result *r) {
     json_t *paired = json_array(), *applied = json_array();
     for (size_t k = 0; k < e->n_adapters; k++)
         json_array_append_new(paired, json_pack("{s:s,s:s}", "name", e->adapters[k]->name, "path",
                                                 e->adapters[k]->path));
-    for (size_t k = 0; k < lo->n; k++)
-        json_array_append_new(applied, json_pack("{s:s,s:f}", "path", lo->spec[k].path, "scale",
-                                                 (double)lo->spec[k].scale));
+    for (size_t k = 0; k < lo->n_lora; k++)
+        json_array_append_new(applied, json_pack("{s:s,s:f}", "path", lo->lora[k].path, "scale",
+                                                 (double)lo->lora[k].scale));
     json_t *doc = json_pack(
         "{s:s,s:s,s:s,s:I,s:s,s:s,s:I,s:s,s:I,s:f,s:I,s:I,s:I,s:f,s:i,s:i,s:s%,s:o,s:o}", "name",
         e->name, "path", e->path, "architecture", e->architecture, "parameters",
@@ -209,25 +180,16 @@ static int print_json(const registry_entry *e, const probe_lora *lo, const probe
 
 int cli_cmd_probe(int argc, char **argv) {
     const char *arg = NULL;
-    const char *lora_args[PROBE_MAX_LORA];
-    probe_lora lo = {.n = 0};
+    cli_run_opts lo;
+    cli_run_opts_init(&lo);
     bool json = false;
     for (int i = 1; i < argc; i++) {
+        int r = cli_run_opt("probe", usage, argc, argv, &i, &lo);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         if (strcmp(argv[i], "--json") == 0)
             json = true;
-        else if (strcmp(argv[i], "--lora") == 0 || strcmp(argv[i], "--lora-scaled") == 0) {
-            bool scaled = argv[i][6] == '-';
-            double scale = 1.0;
-            if (lo.n == PROBE_MAX_LORA)
-                return cli_usage_error("probe", usage, "at most %d adapters", PROBE_MAX_LORA);
-            if (i + 1 >= argc ||
-                (scaled && (i + 2 >= argc || !cli_parse_double(argv[i + 2], -100, 100, &scale))))
-                return cli_usage_error("probe", usage, "%s needs %s", argv[i],
-                                       scaled ? "an adapter and a SCALE" : "an adapter");
-            lora_args[lo.n] = argv[i + 1];
-            lo.spec[lo.n++].scale = (float)scale;
-            i += scaled ? 2 : 1;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: %s\n", usage);
             return 0;
         } else if (argv[i][0] == '-' && argv[i][1])
@@ -254,16 +216,10 @@ int cli_cmd_probe(int argc, char **argv) {
             return cli_fail(&err);
         e = registry_entry_at(reg, 0);
     }
-    registry *names = NULL; /* default scan, for adapter names */
-    for (size_t k = 0; k < lo.n; k++) {
-        if (resolve_adapter(lora_args[k], &names, lo.path[k], sizeof lo.path[k], &err)) {
-            registry_free(names);
-            registry_free(reg);
-            return cli_fail(&err);
-        }
-        lo.spec[k].path = lo.path[k];
+    if (cli_run_resolve_lora(&lo, &err)) {
+        registry_free(reg);
+        return cli_fail(&err);
     }
-    registry_free(names);
     manager_options mo = {0};
     mo.loader = manager_engine_loader();
     mo.keep_alive_s = -1;
