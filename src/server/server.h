@@ -25,8 +25,8 @@
  *  - Library code never prints; the listening address is returned by server_url for the CLI.
  *  - LoRA adapters belong to the job (lora.c): a request's "lora" list and adapter model resolve
  *    to registry adapter names only, the job owns its lora_set (adapters shared by reference from
- *    the server's cache), and the slot attaches that set (or none) before each job and detaches
- *    it after, so a session never carries one request's deltas into another.
+ *    the server's cache), and the slot attaches exactly that set (or none) before each job; it
+ *    takes the set over so that an equal set on the next job keeps the KV prefix.
  *
  * Ownership: server_new/server_free (free accepts NULL and a server that never started);
  * server_request_parse fills a caller-embedded struct released by server_request_deinit; strings
@@ -240,6 +240,7 @@ typedef struct server_slot {
     bool started;
     struct engine_session *session; /* for the model of `held` */
     manager_handle *held;           /* keeps the session's model alive between jobs */
+    struct lora_set *loras;         /* owned: the set attached to session (taken from a job) */
     server_job *job;                /* running job, under srv->qmu */
     bool counted;                   /* counted in srv->running, under srv->qmu */
 } server_slot;

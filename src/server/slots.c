@@ -44,7 +44,7 @@ void server_job_release(server_job *j) {
     if (left > 0) return;
     server_request_deinit(&j->req);
     manager_release(j->handle);
-    lora_set_free(j->loras); /* detached from its slot's session when the job ended */
+    lora_set_free(j->loras); /* NULL when a slot took it over (slot_set_loras) */
     for (size_t i = 0; i < j->n_choices; i++) free(j->prompt[i]);
     free(j->acc);
     json_decref(j->choices);
@@ -112,6 +112,8 @@ static bool job_sink(void *user, const char *text, size_t len, int32_t token) {
 static void slot_drop_session(server_slot *sl) {
     engine_session_free(sl->session);
     sl->session = NULL;
+    lora_set_free(sl->loras); /* after the session it was attached to */
+    sl->loras = NULL;
     manager_release(sl->held);
     sl->held = NULL;
 }
@@ -146,6 +148,35 @@ static void slot_idle(server_slot *sl) {
     pthread_mutex_unlock(&s->qmu);
 }
 
+/* Same adapters (shared by pointer through the server's cache) with the same scales in the same
+ * order: the deltas are identical. */
+static bool same_loras(const lora_set *a, const lora_set *b) {
+    size_t n = a ? lora_set_count(a) : 0;
+    if (n != (b ? lora_set_count(b) : 0)) return false;
+    for (size_t i = 0; i < n; i++)
+        if (lora_set_adapter(a, i) != lora_set_adapter(b, i) ||
+            lora_set_user_scale(a, i) != lora_set_user_scale(b, i))
+            return false;
+    return true;
+}
+
+/* The adapters belong to the job: the slot's session gets exactly the job's set (none = NULL),
+ * so a slot never carries one request's deltas into the next. The slot keeps the set attached
+ * after the job (it takes the job's set over), so that the next request with the same adapters
+ * and scales keeps the KV prefix; any other set replaces it and drops the prefix. */
+static shimmy_status slot_set_loras(server_slot *sl, server_job *j, shimmy_error *err) {
+    if (same_loras(sl->loras, j->loras)) return SHIMMY_OK;
+    shimmy_status st = engine_session_set_lora(sl->session, j->loras, err);
+    if (st) {
+        slot_drop_session(sl); /* unknown attachment state: start over next time */
+        return st;
+    }
+    lora_set_free(sl->loras); /* no longer attached */
+    sl->loras = j->loras;
+    j->loras = NULL;
+    return SHIMMY_OK;
+}
+
 static void run_job(server_slot *sl, server_job *j) {
     server *s = sl->srv;
     shimmy_error err;
@@ -156,9 +187,7 @@ static void run_job(server_slot *sl, server_job *j) {
         return;
     }
     shimmy_status st = slot_bind(sl, j, &err);
-    /* The adapters belong to the job: every job sets its own (none = NULL), so a slot never
-     * carries one request's deltas into the next. */
-    if (!st) st = engine_session_set_lora(sl->session, j->loras, &err);
+    if (!st) st = slot_set_loras(sl, j, &err);
     if (st) {
         slot_idle(sl);
         j->fmt->fail(j, &err);
@@ -235,11 +264,6 @@ static void *slot_main(void *arg) {
         sl->job = j;
         pthread_mutex_unlock(&s->qmu);
         run_job(sl, j);
-        if (sl->session && j->loras) {
-            /* Detach before the job (and its set) can be freed. */
-            shimmy_error derr;
-            if (engine_session_set_lora(sl->session, NULL, &derr)) slot_drop_session(sl);
-        }
         if (sl->held) {
             manager_info info;
             manager_info_of(s->mgr, manager_handle_name(sl->held), &info);
