@@ -11,7 +11,9 @@ void *core_aligned_alloc(size_t align, size_t size) {
     return p;
 }
 
-void core_aligned_free(void *p) { free(p); }
+void core_aligned_free(void *p) {
+    free(p);
+}
 
 shimmy_status core_arena_init(core_arena *a, size_t size, shimmy_error *err) {
     memset(a, 0, sizeof *a);
@@ -29,7 +31,9 @@ void *core_arena_alloc(core_arena *a, size_t size) {
     return a->base + start;
 }
 
-void core_arena_reset(core_arena *a) { a->used = 0; }
+void core_arena_reset(core_arena *a) {
+    a->used = 0;
+}
 
 void core_arena_deinit(core_arena *a) {
     if (!a) return;

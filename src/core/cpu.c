@@ -46,7 +46,9 @@ static uint32_t detect(void) {
     return f;
 }
 #else
-static uint32_t detect(void) { return 0; }
+static uint32_t detect(void) {
+    return 0;
+}
 #endif
 
 uint32_t core_cpu_features(void) {

@@ -20,7 +20,9 @@ static const int status_http[] = {
 #undef X
 };
 
-static bool status_known(shimmy_status s) { return (unsigned)s < SHIMMY_STATUS_COUNT; }
+static bool status_known(shimmy_status s) {
+    return (unsigned)s < SHIMMY_STATUS_COUNT;
+}
 
 const char *shimmy_status_name(shimmy_status s) {
     return status_known(s) ? status_names[s] : "SHIMMY_STATUS_UNKNOWN";
@@ -30,7 +32,9 @@ const char *shimmy_status_message(shimmy_status s) {
     return status_known(s) ? status_messages[s] : "unknown status";
 }
 
-int shimmy_status_http(shimmy_status s) { return status_known(s) ? status_http[s] : 500; }
+int shimmy_status_http(shimmy_status s) {
+    return status_known(s) ? status_http[s] : 500;
+}
 
 void shimmy_error_clear(shimmy_error *err) {
     if (!err) return;

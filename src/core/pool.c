@@ -111,8 +111,8 @@ shimmy_status core_pool_new(int n_threads, core_pool **out, shimmy_error *err) {
     *out = NULL;
     if (n_threads <= 0) n_threads = core_physical_cores();
     if (n_threads > 512)
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, "threads", "%d threads is too many (max 512)",
-                          n_threads);
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "threads",
+                          "%d threads is too many (max 512)", n_threads);
     core_pool *p = calloc(1, sizeof *p);
     if (!p) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate thread pool");
     p->n = n_threads;
@@ -152,7 +152,9 @@ void core_pool_free(core_pool *p) {
     free(p);
 }
 
-int core_pool_size(const core_pool *p) { return p ? p->n : 1; }
+int core_pool_size(const core_pool *p) {
+    return p ? p->n : 1;
+}
 
 void core_pool_run(core_pool *p, core_task_fn fn, void *ctx) {
     if (!p || p->n == 1) {

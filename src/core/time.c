@@ -11,7 +11,9 @@ uint64_t core_time_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-double core_time_ms(void) { return (double)core_time_ns() / 1e6; }
+double core_time_ms(void) {
+    return (double)core_time_ns() / 1e6;
+}
 
 uint64_t core_rss_bytes(void) {
     FILE *f = fopen("/proc/self/status", "r");

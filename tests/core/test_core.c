@@ -18,11 +18,11 @@ static void test_status(void) {
 
 static void test_utf8(void) {
     CHECK(core_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
-    CHECK(!core_utf8_valid("\xc3", 1));              /* truncated */
-    CHECK(!core_utf8_valid("\xc0\xaf", 2));          /* overlong */
-    CHECK(!core_utf8_valid("\xed\xa0\x80", 3));      /* surrogate */
-    CHECK(!core_utf8_valid("\xf4\x90\x80\x80", 4));  /* > U+10FFFF */
-    CHECK(core_utf8_valid("\xef\xbf\xbd", 3));       /* U+FFFD itself */
+    CHECK(!core_utf8_valid("\xc3", 1));             /* truncated */
+    CHECK(!core_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    CHECK(!core_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    CHECK(!core_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    CHECK(core_utf8_valid("\xef\xbf\xbd", 3));      /* U+FFFD itself */
     uint32_t cp;
     CHECK_EQ_INT(core_utf8_decode("\xe2\x82\xac", 3, &cp), 3);
     CHECK_EQ_INT(cp, 0x20AC);

@@ -25,7 +25,6 @@ typedef struct ref_model {
  * trained model a 1e-7 relative change upstream flips an 8-bit rounding and moves logits by 0.1,
  * so RoPE's FMAs, the F32 dot's tail and the tiled-vs-plain choice in attention all matter. */
 
-
 static const ref_model models[] = {
     {"tiny-llama-spm-F32", 0.01, 0.01, true},
     {"tiny-llama-spm-F16", 0.01, 0.01, true},

@@ -72,7 +72,9 @@ void test_rm_rf(const char *path) {
     if (path) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-void test_rng_seed(test_rng *r, unsigned long long seed) { r->s = seed ? seed : 0x9E3779B97F4A7C15ull; }
+void test_rng_seed(test_rng *r, unsigned long long seed) {
+    r->s = seed ? seed : 0x9E3779B97F4A7C15ull;
+}
 
 unsigned long long test_rng_u64(test_rng *r) {
     r->s ^= r->s >> 12;
@@ -81,7 +83,9 @@ unsigned long long test_rng_u64(test_rng *r) {
     return r->s * 2685821657736338717ull;
 }
 
-double test_rng_uniform(test_rng *r) { return (double)(test_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+double test_rng_uniform(test_rng *r) {
+    return (double)(test_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 double test_rng_normal(test_rng *r) {
     double u1 = test_rng_uniform(r), u2 = test_rng_uniform(r);

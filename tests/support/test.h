@@ -18,7 +18,7 @@ extern int test_checks;
         test_checks++;                                                                             \
         if (!(cond)) {                                                                             \
             test_failures++;                                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
         }                                                                                          \
     } while (0)
 
@@ -27,7 +27,7 @@ extern int test_checks;
         test_checks++;                                                                             \
         if (!(cond)) {                                                                             \
             test_failures++;                                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);               \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fputc('\n', stderr);                                                                   \
         }                                                                                          \
@@ -48,7 +48,7 @@ extern int test_checks;
 #define CHECK_STR(a, b)                                                                            \
     do {                                                                                           \
         const char *sa_ = (a), *sb_ = (b);                                                         \
-        CHECK_MSG(sa_ && sb_ && strcmp(sa_, sb_) == 0, "\"%s\" != \"%s\"", sa_ ? sa_ : "(null)",   \
+        CHECK_MSG(sa_ &&sb_ &&strcmp(sa_, sb_) == 0, "\"%s\" != \"%s\"", sa_ ? sa_ : "(null)",     \
                   sb_ ? sb_ : "(null)");                                                           \
     } while (0)
 
