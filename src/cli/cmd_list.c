@@ -1,6 +1,6 @@
 /* shimmy list [--json] [--model-dirs D1:D2] — the models the registry finds, one per line, or as
- * {"models":[...], "adapter_models":[...]}: each model with its paired LoRA adapters (each with
- * "parent"), and each paired adapter as a model of its own with "parent". */
+ * {"models":[...]}: each model with its paired LoRA adapters, and each paired adapter as a
+ * model of its own with "parent": the base's name. */
 #include "cli.h"
 #include "registry/registry.h"
 
@@ -102,9 +102,8 @@ int cli_cmd_list(int argc, char **argv) {
         json_t *models = json_array();
         for (size_t i = 0; i < registry_count(r); i++)
             json_array_append_new(models, entry_json(registry_entry_at(r, i)));
-        /* A paired adapter is a model of its own (its base's facts, its name, "parent"); listed
-         * beside "models", which keeps the registry's entries only. */
-        json_t *adapter_models = json_array();
+        /* A paired adapter is a model of its own (its base's facts, its name, "parent"), as the
+         * server lists it: a request naming it gets the base with the adapter applied. */
         for (size_t i = 0; i < registry_adapter_count(r); i++) {
             const registry_adapter *a = registry_adapter_at(r, i);
             if (!a->base || registry_find(r, a->name)) continue;
@@ -114,9 +113,9 @@ int cli_cmd_list(int argc, char **argv) {
             json_object_set_new(v, "path", json_text(a->path));
             json_object_set_new(v, "parent", json_text(a->base->name));
             json_object_set_new(v, "adapters", json_array());
-            json_array_append_new(adapter_models, v);
+            json_array_append_new(models, v);
         }
-        json_t *doc = json_pack("{s:o,s:o}", "models", models, "adapter_models", adapter_models);
+        json_t *doc = json_pack("{s:o}", "models", models);
         char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
         json_decref(doc);
         registry_free(r);

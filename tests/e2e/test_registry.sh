@@ -65,7 +65,9 @@ check python3 - "$T/list.json" "$H" <<'EOF'
 import json, os, sys
 doc = json.load(open(sys.argv[1]))
 home = sys.argv[2]
-models = {m["name"]: m for m in doc["models"]}
+# paired adapters are models of their own, marked by "parent"
+models = {m["name"]: m for m in doc["models"] if "parent" not in m}
+adapter_models = {m["name"]: m for m in doc["models"] if "parent" in m}
 def need(cond, what):
     if not cond:
         print("list:", what); sys.exit(1)
@@ -99,6 +101,10 @@ ad = models["qwen-base"]["adapters"]
 need(len(ad) == 1 and ad[0]["name"] == "qwen-lora" and ad[0]["path"].endswith("qwen/qwen-lora.gguf"),
      f"adapters {ad}")
 need(all(not m["adapters"] for n, m in models.items() if n != "qwen-base"), "stray adapters")
+need(set(adapter_models) == {"qwen-lora"}, f"adapter models {sorted(adapter_models)}")
+am = adapter_models["qwen-lora"]
+need(am["parent"] == "qwen-base" and am["architecture"] == "qwen2" and
+     am["path"].endswith("qwen/qwen-lora.gguf") and am["adapters"] == [], f"adapter model {am}")
 EOF
 
 check run discover --json > "$T/discover.json"
