@@ -4,16 +4,11 @@
  * before a response starts. */
 #include "server.h"
 
-#include "chat/chat.h"
 #include "engine/engine.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static bool vocab_has(const char *text, void *user) {
-    return tok_find(user, text, strlen(text)) >= 0;
-}
 
 static shimmy_status take_tokens(server_job *j, size_t i, tok_buf *b) {
     j->prompt[i] = b->ids;
@@ -23,44 +18,11 @@ static shimmy_status take_tokens(server_job *j, size_t i, tok_buf *b) {
     return SHIMMY_OK;
 }
 
-static shimmy_status render_chat(server_job *j, const engine_model *em, const tok_vocab *v,
-                                 shimmy_error *err) {
-    const char *src = engine_model_chat_template(em);
-    if (!src || !*src)
-        src = chat_builtin_get(
-            chat_builtin_pick(engine_model_get_info(em)->architecture, vocab_has, (void *)v));
-    /* The family's end-of-turn text joins the stop set, for models that spell it as plain text. */
-    j->eot_stop = chat_family_eot(chat_family_of(src));
-    chat_template *t = NULL;
-    shimmy_status st = chat_template_new(src, &t, err);
-    if (st) return st;
-    chat_render_params rp = {
-        .messages = j->req.messages,
-        .add_generation_prompt = true,
-        .bos_token = engine_model_bos_text(em),
-        .eos_token = engine_model_eos_text(em),
-        .trim_bos_eos = tok_add_bos(v),
-    };
-    chat_output out;
-    st = chat_render(t, &rp, &out, err);
-    chat_template_free(t);
-    if (st) return st;
-    /* Content spans are literal: a user typing "<|im_end|>" gets text, not a control token. */
-    tok_span *lit = calloc(out.n_spans ? out.n_spans : 1, sizeof *lit);
-    if (!lit) {
-        chat_output_free(&out);
-        return core_error(err, SHIMMY_ERR_NOMEM, "messages", "out of memory");
-    }
-    for (size_t i = 0; i < out.n_spans; i++) {
-        lit[i].begin = out.spans[i].begin;
-        lit[i].end = out.spans[i].end;
-    }
-    tok_encode_opts eo = {
-        .add_special = true, .parse_special = true, .literal = lit, .n_literal = out.n_spans};
+static shimmy_status render_chat(server_job *j, const engine_model *em, shimmy_error *err) {
+    /* the request's tools are not passed yet: generation has no tool-call parsing to match */
+    engine_chat_params cp = {.messages = j->req.messages};
     tok_buf b = {0};
-    st = tok_encode(v, out.text, out.len, &eo, &b, err);
-    free(lit);
-    chat_output_free(&out);
+    shimmy_status st = engine_chat_prompt(em, &cp, &b, &j->eot_stop, err);
     if (st) {
         tok_buf_free(&b);
         return st;
@@ -102,7 +64,7 @@ shimmy_status server_job_prepare(server *s, server_job *j, shimmy_error *err) {
     if (!v)
         return core_error(err, SHIMMY_ERR_UNSUPPORTED, "model",
                           "model '%s' has no tokenizer and cannot serve text", j->req.model);
-    st = j->req.messages ? render_chat(j, em, v, err) : encode_prompts(j, v, err);
+    st = j->req.messages ? render_chat(j, em, err) : encode_prompts(j, v, err);
     if (st) {
         if (st == SHIMMY_ERR_TEMPLATE) snprintf(err->where, sizeof err->where, "messages");
         return st;
