@@ -64,6 +64,13 @@ int cli_run_opt(const char *cmd, const char *usage, int argc, char **argv, int *
  * of that name (`shimmy discover` lists them); o->lora[k].path then points into o. */
 shimmy_status cli_run_resolve_lora(cli_run_opts *o, shimmy_error *err);
 
+/* For the commands that only scan (list, discover): parses [--json] [--model-dirs D1:D2]
+ * [--help] and scans. Returns true with *out (caller frees with registry_free); false when the
+ * command should exit now with *rc (help, usage error or a failed scan, already printed). */
+struct registry;
+bool cli_scan(const char *cmd, const char *usage, int argc, char **argv, bool *json,
+              struct registry **out, int *rc);
+
 /* Resolves a MODEL argument (a registry name or a path to a .gguf) to a file path in buf. */
 shimmy_status cli_resolve_model(const char *arg, char *buf, size_t cap, shimmy_error *err);
 

@@ -78,26 +78,12 @@ static void print_table(const registry *r) {
 }
 
 int cli_cmd_list(int argc, char **argv) {
-    bool json = false;
-    registry_options o = {0};
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            json = true;
-        } else if (strcmp(argv[i], "--model-dirs") == 0) {
-            if (i + 1 >= argc)
-                return cli_usage_error("list", usage, "--model-dirs needs a value (D1:D2)");
-            o.dirs = argv[++i];
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: %s\n", usage);
-            return 0;
-        } else {
-            return cli_usage_error("list", usage, "unexpected argument '%s'", argv[i]);
-        }
-    }
+    bool json;
     registry *r = NULL;
+    int rc;
+    if (!cli_scan("list", usage, argc, argv, &json, &r, &rc)) return rc;
     shimmy_error err;
     shimmy_error_clear(&err);
-    if (registry_scan(&o, &r, &err) != SHIMMY_OK) return cli_fail(&err);
     if (json) {
         json_t *models = json_array();
         for (size_t i = 0; i < registry_count(r); i++)

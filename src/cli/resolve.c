@@ -49,3 +49,35 @@ shimmy_status cli_resolve_model(const char *arg, char *buf, size_t cap, shimmy_e
     registry_free(r);
     return s;
 }
+
+bool cli_scan(const char *cmd, const char *usage, int argc, char **argv, bool *json, registry **out,
+              int *rc) {
+    registry_options o = {0};
+    *json = false;
+    *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            *json = true;
+        } else if (strcmp(argv[i], "--model-dirs") == 0) {
+            if (i + 1 >= argc) {
+                *rc = cli_usage_error(cmd, usage, "--model-dirs needs a value (D1:D2)");
+                return false;
+            }
+            o.dirs = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: %s\n", usage);
+            *rc = 0;
+            return false;
+        } else {
+            *rc = cli_usage_error(cmd, usage, "unexpected argument '%s'", argv[i]);
+            return false;
+        }
+    }
+    shimmy_error err;
+    shimmy_error_clear(&err);
+    if (registry_scan(&o, out, &err) != SHIMMY_OK) {
+        *rc = cli_fail(&err);
+        return false;
+    }
+    return true;
+}
