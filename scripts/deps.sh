@@ -2,7 +2,7 @@
 # Installs the Debian packages shimmy builds and tests with, when they are missing.
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang libmicrohttpd-dev libjansson-dev libpcre2-dev)
+pkgs=(build-essential cmake pkg-config clang clang-format libmicrohttpd-dev libjansson-dev libpcre2-dev)
 if [[ "${1:-}" == "--test" ]]; then pkgs+=(nodejs npm curl python3 jq); fi
 missing=()
 for p in "${pkgs[@]}"; do
