@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# LoRA overhead: prompt processing (pp) and generation (tg) tokens/s of the ~0.25B benchmark model
+# (bench_make_model, Q4_K_M) with and without a rank-16 adapter on all seven projections of every
+# layer (bench_make_lora), runs alternating without / with (A B A B ...) so that a change of
+# machine load hits both sides alike. Prints every run, the medians and the slowdowns
+# (targets: tg <= 5 %, pp <= 10 %): the ratio of the medians, and the median of the slowdowns of
+# each with-adapter run against the run just before it. Then, because wall-clock rates swing
+# several-fold on a loaded machine, the CPU time (user + sys) of 1-thread processes that do only
+# pp or only tg (bench mode; CPU=0 skips it), alternating the same way.
+# usage: bench/lora_overhead.sh [path/to/shimmy] [work dir]
+# env: REPS (runs per side, default 3), PP (prompt tokens, 256), TG (generated tokens, 64),
+#      RANK (16), LORA_TYPE (f32|f16, f32), THREADS (default: shimmy's)
+# Uses `shimmy bench -r 1 --json` (one warm-up pass, then pp from an empty cache and tg of forced
+# tokens) when the binary has it, else the timings of `shimmy generate --json`.
+set -eu
+BIN=${1:-build/shimmy}
+DIR=${2:-/tmp/shimmy-lora-bench}
+REPS=${REPS:-3}
+PP=${PP:-256}
+TG=${TG:-64}
+RANK=${RANK:-16}
+LORA_TYPE=${LORA_TYPE:-f32}
+BDIR=$(dirname "$BIN")
+command -v jq >/dev/null || { echo "lora_overhead: jq is needed" >&2; exit 1; }
+mkdir -p "$DIR"
+MODEL=$DIR/bench-Q4_K_M.gguf
+LORA=$DIR/bench-lora-r$RANK-$LORA_TYPE.gguf
+[ -f "$MODEL" ] || "$BDIR/bench_make_model" "$MODEL" Q4_K_M
+[ -f "$LORA" ] || "$BDIR/bench_make_lora" "$MODEL" "$LORA" --rank "$RANK" --type "$LORA_TYPE"
+THR=()
+[ -n "${THREADS:-}" ] && THR=(--threads "$THREADS")
+
+if "$BIN" bench --help >/dev/null 2>&1; then
+    mode=bench
+else
+    mode=generate
+    # a long prompt for pp: words of the synthetic vocabulary, trimmed to PP tokens below
+    words=$(for ((i = 0; i < PP; i++)); do printf 'the quick brown fox jumps over the lazy dog '; done)
+fi
+
+# measure [lora args...] -> "pp_tps tg_tps"
+measure() {
+    local out
+    if [ $mode = bench ]; then
+        out=$("$BIN" bench "$MODEL" -p "$PP" -n "$TG" -r 1 "${THR[@]}" "$@" --json)
+        jq -r '"\(.pp.tokens_per_s) \(.tg.tokens_per_s)"' <<<"$out"
+    else
+        local pp tg
+        pp=$("$BIN" generate "$MODEL" --prompt "$prompt" -n 1 --temp 0 --ignore-eos "${THR[@]}" \
+            "$@" --json | jq .timings.prompt_tokens_per_s)
+        tg=$("$BIN" generate "$MODEL" --prompt "Hello" -n "$TG" --temp 0 --ignore-eos "${THR[@]}" \
+            "$@" --json | jq .timings.generation_tokens_per_s)
+        echo "$pp $tg"
+    fi
+}
+
+if [ $mode = generate ]; then
+    # cut the prompt to PP tokens (the tokenizer decides how many words that is)
+    n=$("$BIN" tokenize "$MODEL" --prompt "$words" --json 2>/dev/null | jq 'length' || echo 0)
+    prompt=$words
+    if [ "$n" -gt "$PP" ]; then
+        nw=$(wc -w <<<"$words")
+        prompt=$(tr ' ' '\n' <<<"$words" | head -n $((nw * PP / n)) | tr '\n' ' ')
+    fi
+fi
+
+echo "model: $MODEL"
+echo "adapter: $LORA (rank $RANK, $LORA_TYPE, attn_q/k/v/output + ffn_gate/up/down, all layers)"
+echo "mode: shimmy $mode, pp $PP tokens, tg $TG tokens, $REPS runs per side, alternating"
+echo "load before: $(uptime | sed 's/.*load average/load average/')"
+base_pp=() base_tg=() lora_pp=() lora_tg=()
+printf '%-4s %-6s %10s %10s\n' run side pp_t/s tg_t/s
+for ((r = 1; r <= REPS; r++)); do
+    read -r pp tg < <(measure)
+    base_pp+=("$pp") base_tg+=("$tg")
+    printf '%-4s %-6s %10.2f %10.2f\n' "$r" base "$pp" "$tg"
+    read -r pp tg < <(measure --lora "$LORA")
+    lora_pp+=("$pp") lora_tg+=("$tg")
+    printf '%-4s %-6s %10.2f %10.2f\n' "$r" lora "$pp" "$tg"
+done
+echo "load after: $(uptime | sed 's/.*load average/load average/')"
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {
+    print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+bp=$(median "${base_pp[@]}") bt=$(median "${base_tg[@]}")
+lp=$(median "${lora_pp[@]}") lt=$(median "${lora_tg[@]}")
+# slowdown of each lora run against the base run just before it: under a drifting load this is
+# steadier than the ratio of the medians
+pair_pp=() pair_tg=()
+for ((i = 0; i < REPS; i++)); do
+    pair_pp+=("$(awk -v b="${base_pp[i]}" -v l="${lora_pp[i]}" 'BEGIN { print (b - l) / b * 100 }')")
+    pair_tg+=("$(awk -v b="${base_tg[i]}" -v l="${lora_tg[i]}" 'BEGIN { print (b - l) / b * 100 }')")
+done
+echo
+printf '%-5s %12s %12s %10s %14s %8s\n' test 'base t/s' 'lora t/s' slowdown 'paired median' target
+awk -v b="$bp" -v l="$lp" -v n="$PP" -v m="$(median "${pair_pp[@]}")" 'BEGIN {
+    printf "%-5s %12.2f %12.2f %9.1f%% %13.1f%% %8s\n", "pp" n, b, l, (b - l) / b * 100, m, "<= 10%" }'
+awk -v b="$bt" -v l="$lt" -v n="$TG" -v m="$(median "${pair_tg[@]}")" 'BEGIN {
+    printf "%-5s %12.2f %12.2f %9.1f%% %13.1f%% %8s\n", "tg" n, b, l, (b - l) / b * 100, m, "<= 5%" }'
+
+[ $mode = bench ] && [ "${CPU:-1}" != 0 ] || exit 0
+# cpu ARGS... -> user+sys seconds of the whole process (load and warm-up pass included)
+cpu() {
+    local TIMEFORMAT='%U %S'
+    { time "$BIN" bench "$MODEL" -t 1 -r 1 "$@" --json >/dev/null 2>&1; } 2>&1 |
+        awk '{ print $1 + $2 }'
+}
+echo
+echo "CPU time, 1 thread, $REPS runs per side, alternating (s per process)"
+printf '%-4s %10s %10s %10s %10s\n' run pp_base pp_lora tg_base tg_lora
+cpb=() cpl=() ctb=() ctl=()
+for ((r = 1; r <= REPS; r++)); do
+    cpb+=("$(cpu -p "$PP" -n 0)")
+    cpl+=("$(cpu -p "$PP" -n 0 --lora "$LORA")")
+    ctb+=("$(cpu -p 0 -n "$TG")")
+    ctl+=("$(cpu -p 0 -n "$TG" --lora "$LORA")")
+    printf '%-4s %10.2f %10.2f %10.2f %10.2f\n' "$r" "${cpb[-1]}" "${cpl[-1]}" "${ctb[-1]}" \
+        "${ctl[-1]}"
+done
+echo "load after: $(uptime | sed 's/.*load average/load average/')"
+printf '%-5s %12s %12s %14s %8s\n' test 'base cpu s' 'lora cpu s' 'rate slowdown' target
+awk -v b="$(median "${cpb[@]}")" -v l="$(median "${cpl[@]}")" -v n="$PP" 'BEGIN {
+    printf "%-5s %12.2f %12.2f %13.1f%% %8s\n", "pp" n, b, l, (1 - b / l) * 100, "<= 10%" }'
+awk -v b="$(median "${ctb[@]}")" -v l="$(median "${ctl[@]}")" -v n="$TG" 'BEGIN {
+    printf "%-5s %12.2f %12.2f %13.1f%% %8s\n", "tg" n, b, l, (1 - b / l) * 100, "<= 5%" }'
