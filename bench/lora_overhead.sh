@@ -6,12 +6,12 @@
 # (targets: tg <= 5 %, pp <= 10 %): the ratio of the medians, and the median of the slowdowns of
 # each with-adapter run against the run just before it. Then, because wall-clock rates swing
 # several-fold on a loaded machine, the CPU time (user + sys) of 1-thread processes that do only
-# pp or only tg (bench mode; CPU=0 skips it), alternating the same way.
+# pp or only tg (CPU=0 skips it), alternating the same way.
 # usage: bench/lora_overhead.sh [path/to/shimmy] [work dir]
 # env: REPS (runs per side, default 3), PP (prompt tokens, 256), TG (generated tokens, 64),
 #      RANK (16), LORA_TYPE (f32|f16, f32), THREADS (default: shimmy's)
 # Uses `shimmy bench -r 1 --json` (one warm-up pass, then pp from an empty cache and tg of forced
-# tokens) when the binary has it, else the timings of `shimmy generate --json`.
+# tokens).
 set -eu
 BIN=${1:-build/shimmy}
 DIR=${2:-/tmp/shimmy-lora-bench}
@@ -30,43 +30,18 @@ LORA=$DIR/bench-lora-r$RANK-$LORA_TYPE.gguf
 THR=()
 [ -n "${THREADS:-}" ] && THR=(--threads "$THREADS")
 
-if "$BIN" bench --help >/dev/null 2>&1; then
-    mode=bench
-else
-    mode=generate
-    # a long prompt for pp: words of the synthetic vocabulary, trimmed to PP tokens below
-    words=$(for ((i = 0; i < PP; i++)); do printf 'the quick brown fox jumps over the lazy dog '; done)
-fi
+"$BIN" bench --help >/dev/null 2>&1 || { echo "lora_overhead: $BIN has no bench" >&2; exit 1; }
 
 # measure [lora args...] -> "pp_tps tg_tps"
 measure() {
     local out
-    if [ $mode = bench ]; then
-        out=$("$BIN" bench "$MODEL" -p "$PP" -n "$TG" -r 1 "${THR[@]}" "$@" --json)
-        jq -r '"\(.pp.tokens_per_s) \(.tg.tokens_per_s)"' <<<"$out"
-    else
-        local pp tg
-        pp=$("$BIN" generate "$MODEL" --prompt "$prompt" -n 1 --temp 0 --ignore-eos "${THR[@]}" \
-            "$@" --json | jq .timings.prompt_tokens_per_s)
-        tg=$("$BIN" generate "$MODEL" --prompt "Hello" -n "$TG" --temp 0 --ignore-eos "${THR[@]}" \
-            "$@" --json | jq .timings.generation_tokens_per_s)
-        echo "$pp $tg"
-    fi
+    out=$("$BIN" bench "$MODEL" -p "$PP" -n "$TG" -r 1 "${THR[@]}" "$@" --json)
+    jq -r '"\(.pp.tokens_per_s) \(.tg.tokens_per_s)"' <<<"$out"
 }
-
-if [ $mode = generate ]; then
-    # cut the prompt to PP tokens (the tokenizer decides how many words that is)
-    n=$("$BIN" tokenize "$MODEL" --prompt "$words" --json 2>/dev/null | jq 'length' || echo 0)
-    prompt=$words
-    if [ "$n" -gt "$PP" ]; then
-        nw=$(wc -w <<<"$words")
-        prompt=$(tr ' ' '\n' <<<"$words" | head -n $((nw * PP / n)) | tr '\n' ' ')
-    fi
-fi
 
 echo "model: $MODEL"
 echo "adapter: $LORA (rank $RANK, $LORA_TYPE, attn_q/k/v/output + ffn_gate/up/down, all layers)"
-echo "mode: shimmy $mode, pp $PP tokens, tg $TG tokens, $REPS runs per side, alternating"
+echo "shimmy bench: pp $PP tokens, tg $TG tokens, $REPS runs per side, alternating"
 echo "load before: $(uptime | sed 's/.*load average/load average/')"
 base_pp=() base_tg=() lora_pp=() lora_tg=()
 printf '%-4s %-6s %10s %10s\n' run side pp_t/s tg_t/s
@@ -98,7 +73,7 @@ awk -v b="$bp" -v l="$lp" -v n="$PP" -v m="$(median "${pair_pp[@]}")" 'BEGIN {
 awk -v b="$bt" -v l="$lt" -v n="$TG" -v m="$(median "${pair_tg[@]}")" 'BEGIN {
     printf "%-5s %12.2f %12.2f %9.1f%% %13.1f%% %8s\n", "tg" n, b, l, (b - l) / b * 100, m, "<= 5%" }'
 
-[ $mode = bench ] && [ "${CPU:-1}" != 0 ] || exit 0
+[ "${CPU:-1}" != 0 ] || exit 0
 # cpu ARGS... -> user+sys seconds of the whole process (load and warm-up pass included)
 cpu() {
     local TIMEFORMAT='%U %S'
