@@ -12,6 +12,12 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define LORA_AXPY_X86 1
+#endif
 
 #define LORA_ALIGN_FLOATS 16 /* 64 bytes */
 
@@ -96,6 +102,77 @@ static void task_b(void *ctx, int ith, int nth) {
     }
 }
 
+/* ---- the axpy form for F32 B (see lora_impl.h) ---- */
+
+bool lora_pair_axpy_ok(const lora_pair *p) {
+#ifdef LORA_AXPY_X86
+    /* The x86 kernel sets (avx2, avx512*) share the engine's F32 order; the scalar set sums in
+     * double, so it keeps the per-output vec_dot. */
+    return p->type_b == GGUF_T_F32 && p->rank >= 8 && p->rank < 64 && p->rank % 8 == 0 &&
+           p->qb == quant_get(GGUF_T_F32) && strncmp(quant_isa(), "avx", 3) == 0;
+#else
+    (void)p;
+    return false;
+#endif
+}
+
+void lora_axpy_ref(const float *bt, int64_t rank, int64_t n_out, const float *t, float scale,
+                   float *y, int64_t lo, int64_t hi) {
+    for (int64_t o = lo; o < hi; o++) {
+        float acc = 0.0f;
+        for (int64_t r = 0; r < rank; r++) {
+            const float prod = t[r] * bt[r * n_out + o];
+            acc = acc + prod;
+        }
+        const float d = scale * acc;
+        y[o] = y[o] + d;
+    }
+}
+
+#ifdef LORA_AXPY_X86
+__attribute__((target("avx"))) static void axpy_avx(const float *bt, int64_t rank, int64_t n_out,
+                                                    const float *t, float scale, float *y,
+                                                    int64_t lo, int64_t hi) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    int64_t o = lo;
+    for (; o + 8 <= hi; o += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t r = 0; r < rank; r++)
+            acc = _mm256_add_ps(
+                acc, _mm256_mul_ps(_mm256_set1_ps(t[r]), _mm256_loadu_ps(bt + r * n_out + o)));
+        _mm256_storeu_ps(y + o, _mm256_add_ps(_mm256_loadu_ps(y + o), _mm256_mul_ps(vs, acc)));
+    }
+    if (o < hi) lora_axpy_ref(bt, rank, n_out, t, scale, y, o, hi);
+}
+#endif
+
+void lora_axpy(const float *bt, int64_t rank, int64_t n_out, const float *t, float scale, float *y,
+               int64_t lo, int64_t hi) {
+#ifdef LORA_AXPY_X86
+    if (__builtin_cpu_supports("avx")) {
+        axpy_avx(bt, rank, n_out, t, scale, y, lo, hi);
+        return;
+    }
+#endif
+    lora_axpy_ref(bt, rank, n_out, t, scale, y, lo, hi);
+}
+
+/* B·(A·x) from B transposed: the same elements as task_b, a run of outputs of one token at a
+ * time. */
+static void task_b_axpy(void *ctx, int ith, int nth) {
+    apply_job *j = ctx;
+    const lora_pair *p = j->p;
+    int64_t lo, hi;
+    core_split_range((int64_t)j->n_tok * p->n_out, ith, nth, &lo, &hi);
+    while (lo < hi) {
+        int64_t tok = lo / p->n_out, o = lo % p->n_out;
+        int64_t end = hi - tok * p->n_out < p->n_out ? hi - tok * p->n_out : p->n_out;
+        lora_axpy(p->bt, p->rank, p->n_out, j->t + tok * p->rank, j->scale, j->y + tok * p->n_out,
+                  o, end);
+        lo = tok * p->n_out + end;
+    }
+}
+
 /* Below this many elements of work a phase runs on the calling thread: waking the pool costs
  * more than a decode-time low-rank product (rank × n_in multiply-adds). Results do not depend on
  * the choice, since each output element is one kernel call either way. */
@@ -133,7 +210,7 @@ void lora_pair_apply(const lora_pair *p, float scale, int n_tokens, const float 
         {task_convert_x, j.xq != NULL, n_tokens * p->n_in},
         {task_a, true, n_tokens * p->rank * p->n_in},
         {task_convert_t, j.tq != NULL, n_tokens * p->rank},
-        {task_b, true, n_tokens * p->n_out * p->rank},
+        {p->bt ? task_b_axpy : task_b, true, n_tokens * p->n_out * p->rank},
     };
     for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
         if (phases[i].needed) run(pool, phases[i].fn, &j, phases[i].work);

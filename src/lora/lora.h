@@ -84,6 +84,9 @@ typedef struct lora_pair {
     const quant_traits *xa, *xb; /* their vec_dot types: how x and A·x are converted */
     int64_t n_in, n_out, rank;
     size_t a_row_bytes, b_row_bytes;
+    /* F32 B transposed, (rank, n_out) floats, built at load when the axpy path reproduces B's
+     * vec_dot bit for bit (lora_pair_axpy_ok); NULL = B·(A·x) runs one vec_dot per output. */
+    const float *bt;
     float alpha;   /* 0 = scale is the user scale alone */
     float divisor; /* rank, or sqrt(rank) for rsLoRA */
 } lora_pair;

@@ -53,6 +53,7 @@ struct lora_adapter {
     gguf_file *gguf;              /* owned mapping of a GGUF adapter, or NULL */
     lora_st *st;                  /* owned mapping of a PEFT adapter, or NULL */
     void *owned;                  /* permuted copies of q/k lora_B rows (one block), or NULL */
+    float *bt_owned;              /* every pair's lora_pair.bt (one block), or NULL */
     lora_pair *pairs;             /* sorted by weight name */
     char (*names)[LORA_NAME_MAX]; /* pairs[i].weight points into names[i] */
     size_t n_pairs;
@@ -67,5 +68,19 @@ shimmy_status lora_peft_read(lora_adapter *ad, const char *config_path, const ch
 
 /* general.architecture of a base, copied into buf; false when absent or too long. */
 bool lora_base_arch(const gguf_file *base, char *buf, size_t cap);
+
+/* ---- the axpy form of B·(A·x) for F32 B (apply.c) ----
+ * y[o] += s · Σ_r t_r·B[o,r] computed for 8 outputs at once from B transposed: acc = +0, then
+ * acc = acc + t_r·Bt[r,o] for r = 0..rank-1 (each product rounded, no FMA), then y += s·acc.
+ * This is the order of the active F32 vec_dot for 8 <= rank < 64, rank % 8 == 0 on x86 (the
+ * engine's tail: rounded products of whole groups of 8 added in order, starting from +0), so
+ * lora_pair_axpy_ok only admits those pairs and that kernel set. */
+bool lora_pair_axpy_ok(const lora_pair *p);
+/* y[lo..hi) += scale · (Bt^T t)[lo..hi) for one token; bt is (rank, n_out). The scalar
+ * reference and the dispatching version (AVX where the CPU has it); they give the same bits. */
+void lora_axpy_ref(const float *bt, int64_t rank, int64_t n_out, const float *t, float scale,
+                   float *y, int64_t lo, int64_t hi);
+void lora_axpy(const float *bt, int64_t rank, int64_t n_out, const float *t, float scale, float *y,
+               int64_t lo, int64_t hi);
 
 #endif

@@ -2,6 +2,7 @@
  * matrices, with the activation conversions of the README emulated independently (F16/BF16
  * round-to-nearest-even, Q8_0 through the scalar reference quantizer). Buffers are allocated at
  * exactly the sizes the API asks for, so ASan catches any overrun. */
+#include "lora/lora_impl.h"
 #include "lora_fixtures.h"
 
 #include <float.h>
@@ -212,6 +213,109 @@ static void test_pool(void) {
     core_pool_free(pool);
 }
 
+/* Random floats over a wide range of magnitudes, so that any change in the order of the roundings
+ * shows in the bits. */
+static float *fill_wide(size_t n, uint32_t seed) {
+    float *v = malloc(n * sizeof(float));
+    uint32_t st = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        st = st * 1664525u + 1013904223u;
+        float m = (float)((st >> 8) & 0xffff) / 65536.0f - 0.5f;
+        st = st * 1664525u + 1013904223u;
+        v[i] = ldexpf(m, (int)((st >> 24) % 24) - 12);
+    }
+    return v;
+}
+
+/* The SIMD axpy kernel gives the bits of its scalar reference, for any output range. */
+static void test_axpy_kernel(void) {
+    const int64_t ranks[] = {8, 16, 32, 56}, n_out = 45;
+    for (size_t k = 0; k < sizeof ranks / sizeof ranks[0]; k++) {
+        int64_t rank = ranks[k];
+        float *bt = fill_wide((size_t)(rank * n_out), 40 + (uint32_t)k);
+        float *t = fill_wide((size_t)rank, 50 + (uint32_t)k);
+        float *y1 = fill_wide((size_t)n_out, 60), *y2 = malloc((size_t)n_out * sizeof(float));
+        const int64_t ranges[][2] = {{0, 45}, {3, 45}, {5, 12}, {0, 7}, {8, 40}, {44, 45}};
+        for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
+            memcpy(y2, y1, (size_t)n_out * sizeof(float));
+            lora_axpy_ref(bt, rank, n_out, t, 0.75f, y1, ranges[r][0], ranges[r][1]);
+            lora_axpy(bt, rank, n_out, t, 0.75f, y2, ranges[r][0], ranges[r][1]);
+            CHECK_MSG(memcmp(y1, y2, (size_t)n_out * sizeof(float)) == 0,
+                      "axpy != its scalar reference (rank %lld, range %lld..%lld)", (long long)rank,
+                      (long long)ranges[r][0], (long long)ranges[r][1]);
+        }
+        free(bt), free(t), free(y1), free(y2);
+    }
+}
+
+/* The axpy path (B transposed) gives the bits of the per-output vec_dot path on random data. */
+static void test_axpy_exact(void) {
+    core_pool *pool = NULL;
+    CHECK(core_pool_new(2, &pool, NULL) == SHIMMY_OK);
+    const quant_traits *f32 = quant_get(GGUF_T_F32);
+    const int64_t ranks[] = {8, 16, 32}, outs[] = {37, 131, 1001};
+    const int toks[] = {1, 2, 7, 70};
+    for (size_t k = 0; k < sizeof ranks / sizeof ranks[0]; k++)
+        for (size_t q = 0; q < sizeof outs / sizeof outs[0]; q++) {
+            const int64_t rank = ranks[k], n_out = outs[q], n_in = 96;
+            float *a = fill_wide((size_t)(rank * n_in), 70 + (uint32_t)k);
+            float *b = fill_wide((size_t)(n_out * rank), 80 + (uint32_t)q);
+            float *bt = malloc((size_t)(n_out * rank) * sizeof(float));
+            for (int64_t o = 0; o < n_out; o++)
+                for (int64_t r = 0; r < rank; r++) bt[r * n_out + o] = b[o * rank + r];
+            lora_pair p = {.weight = "w",
+                           .a = a,
+                           .b = b,
+                           .type_a = GGUF_T_F32,
+                           .type_b = GGUF_T_F32,
+                           .qa = f32,
+                           .qb = f32,
+                           .xa = f32,
+                           .xb = f32,
+                           .n_in = n_in,
+                           .n_out = n_out,
+                           .rank = rank,
+                           .a_row_bytes = (size_t)n_in * 4,
+                           .b_row_bytes = (size_t)rank * 4};
+            lora_pair pt = p;
+            pt.bt = bt;
+            if (!lora_pair_axpy_ok(&pt)) {
+                /* this kernel set keeps the vec_dot path: nothing to compare */
+                free(a), free(b), free(bt);
+                continue;
+            }
+            for (size_t c = 0; c < sizeof toks / sizeof toks[0]; c++) {
+                int n = toks[c];
+                size_t ny = (size_t)n * (size_t)n_out;
+                float *x = fill_wide((size_t)n * (size_t)n_in, 90 + (uint32_t)c);
+                float *y1 = fill_wide(ny, 91), *y2 = malloc(ny * sizeof(float));
+                float *y3 = malloc(ny * sizeof(float));
+                memcpy(y2, y1, ny * sizeof(float));
+                memcpy(y3, y1, ny * sizeof(float));
+                float *s = malloc(lora_pair_scratch_floats(&p, n) * sizeof(float));
+                lora_pair_apply(&p, 1.5f, n, x, y1, s, NULL);
+                lora_pair_apply(&pt, 1.5f, n, x, y2, s, NULL);
+                lora_pair_apply(&pt, 1.5f, n, x, y3, s, pool);
+                CHECK_MSG(memcmp(y1, y2, ny * sizeof(float)) == 0,
+                          "axpy != vec_dot path (rank %lld, n_out %lld, %d tokens)",
+                          (long long)rank, (long long)n_out, n);
+                CHECK_MSG(memcmp(y1, y3, ny * sizeof(float)) == 0,
+                          "axpy on the pool != vec_dot path (rank %lld, n_out %lld, %d tokens)",
+                          (long long)rank, (long long)n_out, n);
+                free(x), free(y1), free(y2), free(y3), free(s);
+            }
+            free(a), free(b), free(bt);
+        }
+    core_pool_free(pool);
+    /* a loaded F32 adapter gets B transposed exactly when the axpy path reproduces it */
+    lora_adapter *ad = open_rel("lora/lora-tiny-llama-spm-r8-attn.gguf");
+    for (size_t i = 0; ad && i < lora_adapter_n_pairs(ad); i++) {
+        const lora_pair *lp = lora_adapter_pair_at(ad, i);
+        CHECK_MSG((lp->bt != NULL) == lora_pair_axpy_ok(lp), "%s: bt", lp->weight);
+    }
+    lora_adapter_unref(ad);
+}
+
 /* A set applies each adapter's term in attach order, with its own scale. */
 static void test_set(void) {
     lora_adapter *r4 = open_rel("lora/lora-tiny-llama-spm-r4.gguf");
@@ -273,6 +377,8 @@ int main(void) {
     test_quantized();
     test_peft_unaligned();
     test_pool();
+    test_axpy_kernel();
+    test_axpy_exact();
     test_set();
     test_rm_rf(tmp);
     gguf_close(llama);
