@@ -71,6 +71,12 @@ struct registry;
 bool cli_scan(const char *cmd, const char *usage, int argc, char **argv, bool *json,
               struct registry **out, int *rc);
 
+/* A JSON string of s (file paths, reasons): paths are bytes, JSON wants UTF-8, so invalid
+ * sequences become U+FFFD. New reference, or NULL when out of memory. */
+struct json_t;
+struct json_t *cli_json_text(const char *s);
+struct json_t *cli_json_textn(const char *s, size_t len); /* s need not be NUL-terminated */
+
 /* Resolves a MODEL argument (a registry name or a path to a .gguf) to a file path in buf. */
 shimmy_status cli_resolve_model(const char *arg, char *buf, size_t cap, shimmy_error *err);
 

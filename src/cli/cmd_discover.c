@@ -10,23 +10,6 @@
 
 static const char usage[] = "shimmy discover [--json] [--model-dirs D1:D2]";
 
-/* File paths and reasons may hold bytes that are not UTF-8: replace them for JSON. */
-static json_t *jtext(const char *s) {
-    size_t len = strlen(s);
-    if (core_utf8_valid(s, len)) return json_stringn(s, len);
-    char *buf = malloc(len * 3 + 1);
-    if (!buf) return NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        i += (size_t)core_utf8_decode(s + i, len - i, &cp);
-        n += (size_t)core_utf8_encode(cp, buf + n);
-    }
-    json_t *j = json_stringn(buf, n);
-    free(buf);
-    return j;
-}
-
 static const char *format_name(registry_adapter_format f) {
     return f == REGISTRY_ADAPTER_PEFT ? "peft" : "gguf";
 }
@@ -35,27 +18,27 @@ static json_t *discover_json(const registry *r) {
     json_t *roots = json_array(), *models = json_array(), *adapters = json_array(),
            *skipped = json_array();
     for (size_t i = 0; i < registry_root_count(r); i++)
-        json_array_append_new(roots, jtext(registry_root_at(r, i)));
+        json_array_append_new(roots, cli_json_text(registry_root_at(r, i)));
     for (size_t i = 0; i < registry_count(r); i++) {
         const registry_entry *e = registry_entry_at(r, i);
-        json_array_append_new(models,
-                              json_pack("{s:o,s:o,s:s,s:o,s:i}", "name", jtext(e->name), "path",
-                                        jtext(e->path), "source", registry_source_name(e->source),
-                                        "origin", jtext(e->origin), "parts", e->n_parts));
+        json_array_append_new(
+            models, json_pack("{s:o,s:o,s:s,s:o,s:i}", "name", cli_json_text(e->name), "path",
+                              cli_json_text(e->path), "source", registry_source_name(e->source),
+                              "origin", cli_json_text(e->origin), "parts", e->n_parts));
     }
     for (size_t i = 0; i < registry_adapter_count(r); i++) {
         const registry_adapter *a = registry_adapter_at(r, i);
-        json_array_append_new(adapters,
-                              json_pack("{s:o,s:o,s:s,s:s,s:o,s:o}", "name", jtext(a->name), "path",
-                                        jtext(a->path), "format", format_name(a->format), "source",
-                                        registry_source_name(a->source), "base",
-                                        a->base ? jtext(a->base->name) : json_null(), "reason",
-                                        jtext(a->reason)));
+        json_array_append_new(
+            adapters, json_pack("{s:o,s:o,s:s,s:s,s:o,s:o}", "name", cli_json_text(a->name), "path",
+                                cli_json_text(a->path), "format", format_name(a->format), "source",
+                                registry_source_name(a->source), "base",
+                                a->base ? cli_json_text(a->base->name) : json_null(), "reason",
+                                cli_json_text(a->reason)));
     }
     for (size_t i = 0; i < registry_skipped_count(r); i++) {
         const registry_skip *s = registry_skipped_at(r, i);
-        json_array_append_new(
-            skipped, json_pack("{s:o,s:o}", "path", jtext(s->path), "reason", jtext(s->reason)));
+        json_array_append_new(skipped, json_pack("{s:o,s:o}", "path", cli_json_text(s->path),
+                                                 "reason", cli_json_text(s->reason)));
     }
     return json_pack("{s:o,s:o,s:o,s:o,s:f,s:I}", "roots", roots, "models", models, "adapters",
                      adapters, "skipped", skipped, "scan_ms", registry_scan_ms(r), "files",

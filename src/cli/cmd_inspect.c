@@ -39,18 +39,7 @@ static bool vt_float(gguf_vtype t) {
 
 /* File strings are arbitrary bytes; JSON needs UTF-8, so invalid sequences become U+FFFD. */
 static json_t *json_gstr(gguf_str s) {
-    if (core_utf8_valid(s.data, (size_t)s.len)) return json_stringn(s.data, (size_t)s.len);
-    size_t cap = (size_t)s.len * 3 + 1, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) return NULL;
-    for (size_t i = 0; i < s.len;) {
-        uint32_t cp;
-        i += (size_t)core_utf8_decode(s.data + i, (size_t)s.len - i, &cp);
-        n += (size_t)core_utf8_encode(cp, buf + n);
-    }
-    json_t *j = json_stringn(buf, n);
-    free(buf);
-    return j;
+    return cli_json_textn(s.data, (size_t)s.len);
 }
 
 /* Numbers outside JSON's reach (u64 above INT64_MAX, NaN, infinities) are written as strings. */

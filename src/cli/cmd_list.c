@@ -10,35 +10,20 @@
 
 static const char usage[] = "shimmy list [--json] [--model-dirs D1:D2]";
 
-/* File paths are bytes; JSON wants UTF-8, so invalid sequences become U+FFFD. */
-static json_t *json_text(const char *s) {
-    size_t len = strlen(s);
-    if (core_utf8_valid(s, len)) return json_stringn(s, len);
-    char *buf = malloc(len * 3 + 1);
-    if (!buf) return NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        i += (size_t)core_utf8_decode(s + i, len - i, &cp);
-        n += (size_t)core_utf8_encode(cp, buf + n);
-    }
-    json_t *j = json_stringn(buf, n);
-    free(buf);
-    return j;
-}
-
 static json_t *entry_json(const registry_entry *e) {
     json_t *adapters = json_array();
     for (size_t k = 0; k < e->n_adapters; k++)
-        json_array_append_new(
-            adapters, json_pack("{s:o,s:o,s:o}", "name", json_text(e->adapters[k]->name), "path",
-                                json_text(e->adapters[k]->path), "parent", json_text(e->name)));
+        json_array_append_new(adapters, json_pack("{s:o,s:o,s:o}", "name",
+                                                  cli_json_text(e->adapters[k]->name), "path",
+                                                  cli_json_text(e->adapters[k]->path), "parent",
+                                                  cli_json_text(e->name)));
     return json_pack("{s:o,s:o,s:I,s:i,s:o,s:I,s:o,s:s,s:I,s:s,s:s,s:o}", "name",
-                     json_text(e->name), "path", json_text(e->path), "size", (json_int_t)e->size,
-                     "parts", e->n_parts, "architecture", json_text(e->architecture), "parameters",
-                     (json_int_t)e->n_params, "size_label", json_text(e->size_label), "quant",
-                     e->quant, "context_length", (json_int_t)e->context_length, "template",
-                     e->template, "source", registry_source_name(e->source), "adapters", adapters);
+                     cli_json_text(e->name), "path", cli_json_text(e->path), "size",
+                     (json_int_t)e->size, "parts", e->n_parts, "architecture",
+                     cli_json_text(e->architecture), "parameters", (json_int_t)e->n_params,
+                     "size_label", cli_json_text(e->size_label), "quant", e->quant,
+                     "context_length", (json_int_t)e->context_length, "template", e->template,
+                     "source", registry_source_name(e->source), "adapters", adapters);
 }
 
 static void human_size(uint64_t bytes, char *buf, size_t cap) {
@@ -95,9 +80,9 @@ int cli_cmd_list(int argc, char **argv) {
             if (!a->base || registry_find(r, a->name)) continue;
             json_t *v = entry_json(a->base);
             if (!v) continue;
-            json_object_set_new(v, "name", json_text(a->name));
-            json_object_set_new(v, "path", json_text(a->path));
-            json_object_set_new(v, "parent", json_text(a->base->name));
+            json_object_set_new(v, "name", cli_json_text(a->name));
+            json_object_set_new(v, "path", cli_json_text(a->path));
+            json_object_set_new(v, "parent", cli_json_text(a->base->name));
             json_object_set_new(v, "adapters", json_array());
             json_array_append_new(models, v);
         }

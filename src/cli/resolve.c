@@ -4,6 +4,9 @@
 #include "cli.h"
 #include "registry/registry.h"
 
+#include <jansson.h>
+#include <stdlib.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,4 +83,23 @@ bool cli_scan(const char *cmd, const char *usage, int argc, char **argv, bool *j
         return false;
     }
     return true;
+}
+
+json_t *cli_json_textn(const char *s, size_t len) {
+    if (core_utf8_valid(s, len)) return json_stringn(s, len);
+    char *buf = malloc(len * 3 + 1);
+    if (!buf) return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        i += (size_t)core_utf8_decode(s + i, len - i, &cp);
+        n += (size_t)core_utf8_encode(cp, buf + n);
+    }
+    json_t *j = json_stringn(buf, n);
+    free(buf);
+    return j;
+}
+
+json_t *cli_json_text(const char *s) {
+    return cli_json_textn(s, strlen(s));
 }
