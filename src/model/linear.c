@@ -32,8 +32,25 @@ static void quantize_task(void *ctx, int ith, int nth) {
 /* Rows in blocks so that a block of weight rows stays in L1 while every token visits it. */
 #define ROW_BLOCK 16
 
+/* Tokens per pass of the tile kernels: their activation rows stay in L2 while the weight rows
+ * of the thread's range go through them once. */
+#define TOK_BLOCK 64
+
 static void dot_rows(const lin_task *t, int k, int64_t lo, int64_t hi) {
     const model_weight *w = t->w[k];
+    /* The reference runs a product over several tokens through its batched kernels; over one
+     * token the batched order is the plain one for every type the tile kernels take except the
+     * float types (there a single token keeps vec_dot). */
+    if (w->qt->gemm && (t->n_tok > 1 || w->qt->vec_dot_batch == w->qt->vec_dot)) {
+        for (int32_t t0 = 0; t0 < t->n_tok; t0 += TOK_BLOCK) {
+            const int32_t nt = t->n_tok - t0 < TOK_BLOCK ? t->n_tok - t0 : TOK_BLOCK;
+            w->qt->gemm(w->n_in, hi - lo, nt,
+                        (const unsigned char *)w->data + (size_t)lo * w->row_bytes, w->row_bytes,
+                        t->xq + (size_t)t0 * t->xq_stride, t->xq_stride,
+                        t->y[k] + (int64_t)t0 * w->n_out + lo, (size_t)w->n_out);
+        }
+        return;
+    }
     const unsigned char *wd = w->data;
     const quant_vec_dot_fn dot = w->qt->vec_dot;
     const quant_vec_dot_x4_fn dot4 = w->qt->vec_dot_x4;
@@ -58,10 +75,16 @@ static void dot_rows(const lin_task *t, int k, int64_t lo, int64_t hi) {
     }
 }
 
+/* Threads take whole groups of rows: the tile kernels work on 4 or 8 rows at a time. */
+#define ROW_UNIT 16
+
 static void dot_task(void *ctx, int ith, int nth) {
     const lin_task *t = ctx;
+    const int64_t total = t->row0[t->n_w];
     int64_t lo, hi;
-    core_split_range(t->row0[t->n_w], ith, nth, &lo, &hi);
+    core_split_range((total + ROW_UNIT - 1) / ROW_UNIT, ith, nth, &lo, &hi);
+    lo *= ROW_UNIT;
+    hi = hi * ROW_UNIT < total ? hi * ROW_UNIT : total;
     for (int k = 0; k < t->n_w; k++) {
         const int64_t a = lo > t->row0[k] ? lo : t->row0[k];
         const int64_t b = hi < t->row0[k + 1] ? hi : t->row0[k + 1];

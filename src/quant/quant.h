@@ -34,6 +34,10 @@ typedef void (*quant_vec_dot_fn)(int64_t n, float *s, const void *x, const void 
  * bit-identical to four vec_dot calls. */
 typedef void (*quant_vec_dot_x4_fn)(int64_t n, float *s, const void *x, const void *y,
                                     size_t y_stride);
+/* y[t * y_stride + r] = dot(weight row r, activation row t) for r < nr, t < nt: weight rows
+ * w_stride bytes apart, activation rows x_stride bytes apart, y_stride floats between tokens. */
+typedef void (*quant_gemm_fn)(int64_t n, int64_t nr, int64_t nt, const void *w, size_t w_stride,
+                              const void *x, size_t x_stride, float *y, size_t y_stride);
 
 typedef struct quant_traits {
     const char *name;
@@ -60,6 +64,11 @@ typedef struct quant_traits {
      * where one dot's dependent chain of float operations, not memory, bounds the speed: the
      * weight row is decoded once and the four chains overlap. Same float steps per row. */
     quant_vec_dot_x4_fn vec_dot_x4;
+    /* Optional (NULL = none): a whole block of products in tiles (several weight rows and
+     * activation rows per step), each element bit-identical to vec_dot_batch of the same pair.
+     * The fast path for prompt batches and, where vec_dot_batch is vec_dot (every quantized
+     * type), for single tokens too. */
+    quant_gemm_fn gemm;
 } quant_traits;
 
 /* Bytes of a row of n elements of this type (n a multiple of block_size). */

@@ -375,7 +375,7 @@ static void vec_dot_batch_f32(int64_t n, float *s, const void *x, const void *y)
     *s = dot_tiled(n, x, y, 4, load_f32);
 }
 
-static void vec_dot_batch_f16(int64_t n, float *s, const void *x, const void *y) {
+void quant_x86_avx2_vec_dot_batch_f16(int64_t n, float *s, const void *x, const void *y) {
     if (n % 16) {
         vec_dot_f16(n, s, x, y);
         return;
@@ -398,6 +398,7 @@ void quant_x86_avx2_install(quant_traits *t) {
     t[GGUF_T_BF16].vec_dot = vec_dot_bf16;
     t[GGUF_T_F32].vec_dot = vec_dot_f32;
     t[GGUF_T_F32].vec_dot_batch = vec_dot_batch_f32;
-    t[GGUF_T_F16].vec_dot_batch = vec_dot_batch_f16;
+    t[GGUF_T_F16].vec_dot_batch = quant_x86_avx2_vec_dot_batch_f16;
     quant_x86_avx2_install_kquants(t);
+    quant_x86_avx2_install_gemm(t);
 }

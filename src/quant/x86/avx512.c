@@ -128,4 +128,5 @@ static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
 void quant_x86_avx512_install(quant_traits *t) {
     t[GGUF_T_Q4_K].vec_dot = vec_dot_q4_k;
     t[GGUF_T_Q6_K].vec_dot = vec_dot_q6_k;
+    quant_x86_avx512_install_gemm(t);
 }
