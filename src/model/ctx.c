@@ -79,7 +79,13 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
         return core_error(err, SHIMMY_ERR_NOMEM, "n_ctx",
                           "a context of %d positions is too large for this model", p->n_ctx);
     }
-    unsigned char *base = core_aligned_alloc(CTX_ALIGN, (size_t)l.total);
+    /* calloc rather than an aligned allocation plus memset: a block this large comes straight
+     * from the kernel as zero pages, so nothing is written (or made resident) until the forward
+     * pass touches it. Start-up no longer pays for the whole KV cache, and a short generation
+     * only ever maps the cache rows it used. Zero, not uninitialised, so a truncated cache
+     * never exposes garbage to the sanitizers. */
+    unsigned char *raw = calloc(1, (size_t)l.total + CTX_ALIGN);
+    unsigned char *base = raw ? raw + (CTX_ALIGN - (uintptr_t)raw % CTX_ALIGN) % CTX_ALIGN : NULL;
     if (!base) {
         free(c);
         return core_error(err, SHIMMY_ERR_NOMEM, "n_ctx",
@@ -87,8 +93,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
                           "--ctx-size)",
                           (double)l.total / (1024.0 * 1024.0), p->n_ctx);
     }
-    /* zeroed so that a truncated cache never exposes uninitialised memory to the sanitizers */
-    memset(base, 0, (size_t)l.total);
+    c->block = raw;
     c->k_cache = base + o_k;
     c->v_cache = base + o_v;
     c->x = (float *)(base + o_x);
@@ -110,7 +115,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
 void model_ctx_free(model_ctx *c) {
     if (!c) return;
     core_aligned_free(c->lora_scratch);
-    core_aligned_free(c->k_cache); /* the start of the single block */
+    free(c->block);
     free(c);
 }
 

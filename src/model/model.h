@@ -207,6 +207,7 @@ struct model_ctx {
     int32_t n_logits_last; /* positions computed by the last eval */
     model_kv_type kv_type;
     size_t kv_elt; /* bytes per cache element */
+    void *block;   /* owned: the one zeroed allocation every buffer below is a slice of */
     void *k_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) F16 or F32 */
     void *v_cache; /* (n_layer, n_head_kv*head_dim_v, n_ctx): transposed, a row per dim */
     float *x;      /* (n_batch, n_embd) residual stream */
