@@ -90,6 +90,38 @@ static void from_float_q8_k(const float *x, void *vy, int64_t n) {
     }
 }
 
+/* F16 rows: F16C rounds to nearest even with the reference's subnormals and overflow; only NaNs
+ * differ (payloads), so a group holding one takes the scalar path (tests/quant/test_f16_rows.c). */
+static void from_float_f16(const float *x, void *vy, int64_t n) {
+    unsigned char *y = vy;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) {
+            quant_ref_from_float_f16(x + i, y + 2 * i, 8);
+            continue;
+        }
+        _mm_storeu_si128((__m128i *)(y + 2 * i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    }
+    if (i < n) quant_ref_from_float_f16(x + i, y + 2 * i, n - i);
+}
+
+static void to_float_f16(const void *vx, float *y, int64_t n) {
+    const unsigned char *x = vx;
+    int64_t i = 0;
+    const __m128i exp_mask = _mm_set1_epi16(0x7C00);
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h = _mm_loadu_si128((const __m128i *)(x + 2 * i));
+        /* F16C quiets signalling NaNs, the reference keeps their bits: inf/NaN go scalar */
+        if (_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, exp_mask), exp_mask))) {
+            quant_ref_to_float_f16(x + 2 * i, y + i, 8);
+            continue;
+        }
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(h));
+    }
+    if (i < n) quant_ref_to_float_f16(x + 2 * i, y + i, n - i);
+}
+
 /* ---- legacy block dots ----
  * These reproduce the reference engine's x86 arithmetic, not just its integers: Q8_0, Q5_0,
  * Q4_1 and Q5_1 keep 8 float lanes (lane k holds elements 4k..4k+3 of each block) updated by one
@@ -384,6 +416,8 @@ void quant_x86_avx2_vec_dot_batch_f16(int64_t n, float *s, const void *x, const 
 }
 
 void quant_x86_avx2_install(quant_traits *t) {
+    t[GGUF_T_F16].from_float = from_float_f16;
+    t[GGUF_T_F16].to_float = to_float_f16;
     t[GGUF_T_Q8_0].from_float = from_float_q8_0;
     t[GGUF_T_Q8_1].from_float = from_float_q8_1;
     t[GGUF_T_Q8_K].from_float = from_float_q8_k;
