@@ -74,6 +74,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->scores_per_thread = (int64_t)(2 * N + (uint64_t)hp->head_dim + 16) & ~(int64_t)15;
     uint64_t o_sc = reserve(&l, (uint64_t)c->n_threads, (uint64_t)c->scores_per_thread * 4);
     uint64_t o_lg = reserve(&l, (uint64_t)c->n_logits * (uint64_t)hp->n_vocab, 4);
+    uint64_t o_rope = reserve(&l, B * (uint64_t)hp->n_rot, 4);
     if (l.overflow || l.total > SIZE_MAX / 2) {
         free(c);
         return core_error(err, SHIMMY_ERR_NOMEM, "n_ctx",
@@ -107,6 +108,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->xq = base + o_xq;
     c->scores = (float *)(base + o_sc);
     c->logits = (float *)(base + o_lg);
+    c->rope_cs = (float *)(base + o_rope);
     c->bytes = (size_t)l.total;
     *out = c;
     return SHIMMY_OK;

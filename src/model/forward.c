@@ -63,9 +63,12 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
         batch && n_kv_pad % 16 == 0 && hdv % 4 == 0 ? tiled : kt->vec_dot;
 
     int64_t lo, hi;
+    /* jobs run head-major: consecutive jobs of a thread read the same K and V rows (kept in
+     * cache), and each thread gets whole heads, so the causal triangle's uneven rows are shared
+     * evenly (token-major ranges gave the last thread the longest rows) */
     core_split_range((int64_t)t->n_tok * hp->n_head, ith, nth, &lo, &hi);
     for (int64_t job = lo; job < hi; job++) {
-        const int32_t tok = (int32_t)(job / hp->n_head), h = (int32_t)(job % hp->n_head);
+        const int32_t h = (int32_t)(job / t->n_tok), tok = (int32_t)(job % t->n_tok);
         const int32_t kvh = h / gqa;
         const int32_t n_kv = c->n_past + tok + 1;
         kt->from_float(c->q + tok * q_dim + (int64_t)h * hd, qr, hd);
@@ -132,11 +135,11 @@ static void attention_block(model_ctx *c, const model_layer *L, int32_t il, int3
     head_norm(c->q, L->q_norm, n_tok, hp->n_head, hp->head_dim, hp->rms_eps);
     head_norm(c->k, L->k_norm, n_tok, hp->n_head_kv, hp->head_dim, hp->rms_eps);
     for (int32_t t = 0; t < n_tok; t++) {
-        const int32_t pos = c->n_past + t;
-        model_rope(c->q + t * q_dim, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_base,
-                   hp->rope_freq_scale, m->rope_freqs, m->arch->rope_mode);
-        model_rope(c->k + t * k_dim, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_base,
-                   hp->rope_freq_scale, m->rope_freqs, m->arch->rope_mode);
+        const float *cs = c->rope_cs + (int64_t)t * hp->n_rot;
+        model_rope_apply(c->q + t * q_dim, hp->n_head, hp->head_dim, hp->n_rot, cs,
+                         m->arch->rope_mode);
+        model_rope_apply(c->k + t * k_dim, hp->n_head_kv, hp->head_dim, hp->n_rot, cs,
+                         m->arch->rope_mode);
     }
     store_kv(c, il, n_tok);
     attn_task at = {.c = c, .layer = il, .n_tok = n_tok};
@@ -187,6 +190,10 @@ shimmy_status model_ctx_eval(model_ctx *c, const int32_t *tokens, int32_t n, int
     const unsigned char *emb = m->tok_embd.data;
     for (int32_t t = 0; t < n; t++)
         m->tok_embd.qt->to_float(emb + (size_t)tokens[t] * m->tok_embd.row_bytes, c->x + t * E, E);
+    /* RoPE's angles depend on the position only: once per eval, not per layer and q/k */
+    for (int32_t t = 0; t < n; t++)
+        model_rope_angles(c->rope_cs + (int64_t)t * hp->n_rot, hp->n_rot, c->n_past + t,
+                          hp->rope_base, hp->rope_freq_scale, m->rope_freqs);
     for (int32_t il = 0; il < hp->n_layer; il++) {
         attention_block(c, &m->layers[il], il, n);
         ffn_block(c, &m->layers[il], n);

@@ -171,7 +171,10 @@ shimmy_status model_ctx_set_lora(model_ctx *c, const struct lora_set *set, shimm
 /* Bytes allocated by the context (KV cache + scratch). */
 size_t model_ctx_bytes(const model_ctx *c);
 
-/* ---- operations of the forward pass (scalar; exposed for tests) ---- */
+/* ---- operations of the forward pass (exposed for tests) ----
+ * model_rms_norm, model_rope_apply, model_softmax and model_swiglu run an AVX2 version when the
+ * CPU has one (SHIMMY_ISA=scalar forces the reference); every *_avx2 is bit-identical to its
+ * *_ref scalar reference (tests/model/test_ops_simd.c holds them equal). */
 
 /* y = x / sqrt(mean(x^2) + eps) * w over n elements (w may be NULL: no scaling). */
 void model_rms_norm(const float *x, const float *w, float *y, int64_t n, float eps);
@@ -179,10 +182,28 @@ void model_rms_norm(const float *x, const float *w, float *y, int64_t n, float e
  * freq_factors (n_rot/2) may be NULL. */
 void model_rope(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, int32_t pos, float base,
                 float freq_scale, const float *freq_factors, model_rope_mode mode);
+/* The rotation RoPE applies at position pos, computed once and shared by q, k and every layer:
+ * cs[0..n_rot/2) the cosines, cs[n_rot/2..n_rot) the sines (the angles of model_rope). */
+void model_rope_angles(float *cs, int32_t n_rot, int32_t pos, float base, float freq_scale,
+                       const float *freq_factors);
+/* model_rope with the angles of model_rope_angles: the same results bit for bit. */
+void model_rope_apply(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, const float *cs,
+                      model_rope_mode mode);
 /* In place softmax of x[0..n) (max-subtracted, groups of 16 summed as the reference does). */
 void model_softmax(float *x, int64_t n);
 /* g[i] = silu(g[i]) * u[i] over one row of n (the exp grouping restarts at each row). */
 void model_swiglu(float *g, const float *u, int64_t n);
+void model_rms_norm_ref(const float *x, const float *w, float *y, int64_t n, float eps);
+void model_rope_apply_ref(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot,
+                          const float *cs, model_rope_mode mode);
+void model_softmax_ref(float *x, int64_t n);
+void model_swiglu_ref(float *g, const float *u, int64_t n);
+/* AVX2+FMA versions (x86 builds only; call them only when the CPU has AVX2 and FMA). */
+void model_rms_norm_avx2(const float *x, const float *w, float *y, int64_t n, float eps);
+void model_rope_apply_avx2(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot,
+                           const float *cs, model_rope_mode mode);
+void model_softmax_avx2(float *x, int64_t n);
+void model_swiglu_avx2(float *g, const float *u, int64_t n);
 /* Dots in the float order of the reference's tiled GEMM (16 FMA lanes + horizontal add), which
  * it uses for batches of two or more tokens; n % 16 == 0. Same signature as quant_vec_dot_fn. */
 void model_dot_tiled_f32(int64_t n, float *s, const void *x, const void *y);
@@ -223,6 +244,7 @@ struct model_ctx {
     int64_t scores_per_thread;
     quant_vec_dot_fn tiled_dot;  /* model_dot_tiled for the cache type */
     float *logits;               /* (n_logits, n_vocab) */
+    float *rope_cs;              /* (n_batch, n_rot) model_rope_angles of the eval's positions */
     const struct lora_set *lora; /* borrowed, or NULL */
     float *lora_scratch;         /* owned: lora_set_scratch_floats(lora, n_batch) floats */
     size_t bytes;
