@@ -9,12 +9,20 @@ static inline __m256i neg_lane_sums(__m256i y, char k) {
                             _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(k), y));
 }
 
-#define GB_NAME(x)                  avx512_##x
-#define GB_Q8_PREP(w)               _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80))
-#define GB_Q8_INIT(y)               neg_lane_sums(y, (char)0x80)
-#define GB_Q8_DOT(init, p, w, y)    _mm256_dpbusd_epi32(init, p, y)
-#define GB_U4_INIT(y)               neg_lane_sums(y, 8)
-#define GB_U4_DOT(init, u, y)       _mm256_dpbusd_epi32(init, u, y)
+static inline __m256i neg_lane_sums2(__m256i a, __m256i b, char k) {
+    const __m256i kk = _mm256_set1_epi8(k);
+    return _mm256_sub_epi32(
+        _mm256_setzero_si256(),
+        _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), kk, a), kk, b));
+}
+
+#define GB_NAME(x)               avx512_##x
+#define GB_Q8_PREP(w)            _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80))
+#define GB_Q8_INIT(y)            neg_lane_sums(y, (char)0x80)
+#define GB_Q8_DOT(init, p, w, y) _mm256_dpbusd_epi32(init, p, y)
+#define GB_U4_INIT2(ylo, yhi)    neg_lane_sums2(ylo, yhi, 8)
+#define GB_U4_DOT2(init, lo, ylo, hi, yhi)                                                         \
+    _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(init, lo, ylo), hi, yhi)
 #define GB_F16_ZMM                  1
 #define GB_F16_FALLBACK(n, s, w, x) quant_x86_avx2_vec_dot_batch_f16(n, s, w, x)
 #include "quant/x86/gemm_body.h"

@@ -5,7 +5,9 @@
  *   GB_Q8_PREP(w)            a Q8_0 weight vector prepared for GB_Q8_DOT (once per row and block)
  *   GB_Q8_INIT(y)            per activation block: the lanes GB_Q8_DOT starts from
  *   GB_Q8_DOT(init, p, w, y) exact int32 lanes k = sum of w[4k..4k+3] * y[4k..4k+3]
- *   GB_U4_INIT(y), GB_U4_DOT(init, u, y)  the same for unsigned nibbles u taken as u - 8
+ *   GB_U4_INIT2(ylo, yhi)    per activation block: the start lanes for GB_U4_DOT2
+ *   GB_U4_DOT2(init, lo, ylo, hi, yhi)  exact int32 lanes of (lo - 8)*ylo + (hi - 8)*yhi in
+ *                            fours, for unsigned nibbles lo, hi
  *
  * Every output element takes exactly the float steps of the variant's vec_dot (the integer parts
  * are exact whatever instructions compute them), so a product gives the same bits whichever tile
@@ -72,65 +74,87 @@ static void GB_NAME(gemm_q8_0)(int64_t n, int64_t nr, int64_t nt, const void *vw
         const int rm = nr - r < 4 ? (int)(nr - r) : 4;
         int64_t t = 0;
         if (rm == 4)
-            for (; t + 4 <= nt; t += 4)
-                GB_NAME(q8_0_tile)
-                (4, 4, nb, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r,
-                 ys);
+            for (; t + 4 <= nt; t += 4) GB_NAME(q8_0_tile)
+        (4, 4, nb, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
         for (; t < nt; t += 4) {
             const int rn = nt - t < 4 ? (int)(nt - t) : 4;
-            GB_NAME(q8_0_tile)
-            (rm, rn, nb, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r,
-             ys);
+            const unsigned char *wr = w + (size_t)r * ws, *xt = x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + r;
+            /* constant shapes for the common cases: the compiler then keeps the tile in
+             * registers (a single token is every decode step) */
+            if (rm == 4 && rn == 1)
+                GB_NAME(q8_0_tile)(4, 1, nb, wr, ws, xt, xs, yt, ys);
+            else if (rm == 4 && rn == 2)
+                GB_NAME(q8_0_tile)(4, 2, nb, wr, ws, xt, xs, yt, ys);
+            else
+                GB_NAME(q8_0_tile)(rm, rn, nb, wr, ws, xt, xs, yt, ys);
         }
     }
 }
 
 /* ---- Q4_0 x Q8_0: 8 weight rows as the lanes of a vector, up to 4 tokens ---- */
 
-/* Eight vectors of int32 lanes -> one vector of their eight totals (exact). */
-GB_ALWAYS __m256i GB_NAME(total8)(const __m256i v[8]) {
-    const __m256i a =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-    const __m256i b =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
-                            _mm256_permute2x128_si256(a, b, 0x31));
-}
+/* Two weight rows share a register: row 2p's 16 bytes in the low half, row 2p+1's in the high
+ * half; the low nibbles are then elements 0..15 of both rows and the high nibbles elements
+ * 16..31, against the activations' two halves broadcast to both register halves. Lanes 0..3 of
+ * pair p's sums belong to row 2p, lanes 4..7 to row 2p+1, and three horizontal adds leave the
+ * eight rows' totals in the lane order below. */
+static const int gb_q4_lane_row[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
 GB_ALWAYS void GB_NAME(q4_0_tile)(int rm, int rn, int64_t nb, const unsigned char *w, size_t ws,
                                   const unsigned char *x, size_t xs, float *y, size_t ys) {
+    static const quant_block_q4_0 zero_block;
+    const quant_block_q4_0 *rows[8];
+    for (int r = 0; r < 8; r++)
+        rows[r] = r < rm ? (const quant_block_q4_0 *)(w + (size_t)r * ws) : &zero_block;
+    const int64_t step = 1; /* row 0 always exists */
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; b++) {
-        __m256i u[8];
-        uint16_t dh[8] = {0};
-#pragma GCC unroll 8
-        for (int r = 0; r < 8; r++) {
-            if (r < rm) {
-                const quant_block_q4_0 *blk = (const quant_block_q4_0 *)(w + (size_t)r * ws) + b;
-                u[r] = qx_nibbles32(blk->qs);
-                dh[r] = blk->d;
-            } else {
-                u[r] = _mm256_setzero_si256();
-            }
+        __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            const quant_block_q4_0 *b0 = rows[2 * p] + (2 * p < rm ? b : 0);
+            const quant_block_q4_0 *b1 = rows[2 * p + 1] + (2 * p + 1 < rm ? b : 0);
+            const __m256i raw =
+                _mm256_loadu2_m128i((const __m128i *)b1->qs, (const __m128i *)b0->qs);
+            lo[p] = _mm256_and_si256(raw, m4);
+            hi[p] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
         }
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
+        /* the scales in lane order, built in a register (through memory they stall on
+         * store forwarding) */
+        __m128i dh = _mm_cvtsi32_si128(rows[0][b * step].d);
+        dh = _mm_insert_epi16(dh, rows[2][2 < rm ? b : 0].d, 1);
+        dh = _mm_insert_epi16(dh, rows[4][4 < rm ? b : 0].d, 2);
+        dh = _mm_insert_epi16(dh, rows[6][6 < rm ? b : 0].d, 3);
+        dh = _mm_insert_epi16(dh, rows[1][1 < rm ? b : 0].d, 4);
+        dh = _mm_insert_epi16(dh, rows[3][3 < rm ? b : 0].d, 5);
+        dh = _mm_insert_epi16(dh, rows[5][5 < rm ? b : 0].d, 6);
+        dh = _mm_insert_epi16(dh, rows[7][7 < rm ? b : 0].d, 7);
+        const __m256 dw = _mm256_cvtph_ps(dh);
 #pragma GCC unroll 4
         for (int t = 0; t < rn; t++) {
             const quant_block_q8_0 *yb = (const quant_block_q8_0 *)(x + (size_t)t * xs) + b;
-            const __m256i yq = _mm256_loadu_si256((const __m256i *)yb->qs);
-            const __m256i init = GB_U4_INIT(yq);
-            __m256i v[8];
-#pragma GCC unroll 8
-            for (int r = 0; r < 8; r++) v[r] = GB_U4_DOT(init, u[r], yq);
+            const __m256i ylo =
+                _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)yb->qs));
+            const __m256i yhi =
+                _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(yb->qs + 16)));
+            const __m256i init = GB_U4_INIT2(ylo, yhi);
+            __m256i v[4];
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++) v[p] = GB_U4_DOT2(init, lo[p], ylo, hi[p], yhi);
+            const __m256i tot =
+                _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
             const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(qx_h2f(yb->d)));
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(GB_NAME(total8)(v)), d, acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), d, acc[t]);
         }
     }
     for (int t = 0; t < rn; t++) {
         float lanes[8];
         _mm256_storeu_ps(lanes, acc[t]);
-        for (int r = 0; r < rm; r++) y[(size_t)t * ys + r] = lanes[r];
+        for (int l = 0; l < 8; l++)
+            if (gb_q4_lane_row[l] < rm) y[(size_t)t * ys + gb_q4_lane_row[l]] = lanes[l];
     }
 }
 
@@ -142,13 +166,10 @@ static void GB_NAME(gemm_q4_0)(int64_t n, int64_t nr, int64_t nt, const void *vw
         const int rm = nr - r < 8 ? (int)(nr - r) : 8;
         int64_t t = 0;
         if (rm == 8)
-            for (; t + 4 <= nt; t += 4)
-                GB_NAME(q4_0_tile)
-                (8, 4, nb, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r,
-                 ys);
-        for (; t < nt; t++)
-            GB_NAME(q4_0_tile)
-            (rm, 1, nb, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
+            for (; t + 4 <= nt; t += 4) GB_NAME(q4_0_tile)
+        (8, 4, nb, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
+        for (; t < nt; t++) GB_NAME(q4_0_tile)
+        (rm, 1, nb, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
     }
 }
 
@@ -194,14 +215,20 @@ static void GB_NAME(gemm_f16)(int64_t n, int64_t nr, int64_t nt, const void *vw,
         const int rm = nr - r < 4 ? (int)(nr - r) : 4;
         int64_t t = 0;
         if (rm == 4)
-            for (; t + 4 <= nt; t += 4)
-                GB_NAME(f16_tile)
-                (4, 4, n, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r,
-                 ys);
+            for (; t + 4 <= nt; t += 4) GB_NAME(f16_tile)
+        (4, 4, n, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
         for (; t < nt; t += 4) {
             const int rn = nt - t < 4 ? (int)(nt - t) : 4;
-            GB_NAME(f16_tile)
-            (rm, rn, n, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
+            const unsigned char *wr = w + (size_t)r * ws, *xt = x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + r;
+            /* constant shapes for the common cases: the compiler then keeps the tile in
+             * registers (a single token is every decode step) */
+            if (rm == 4 && rn == 1)
+                GB_NAME(f16_tile)(4, 1, n, wr, ws, xt, xs, yt, ys);
+            else if (rm == 4 && rn == 2)
+                GB_NAME(f16_tile)(4, 2, n, wr, ws, xt, xs, yt, ys);
+            else
+                GB_NAME(f16_tile)(rm, rn, n, wr, ws, xt, xs, yt, ys);
         }
     }
 }
