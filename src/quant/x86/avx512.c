@@ -125,8 +125,131 @@ static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
     *s = qx_hsum_ps(acc);
 }
 
+/* ---- tiles: one weight row against up to four activation rows ----
+ * A K-quant super-block's decoding (levels, the scale vectors, the min factors) is most of a
+ * dot's work; over a prompt batch each decoded super-block now serves four tokens. Per token the
+ * integer sums and float steps are those of vec_dot above, so results are bit-identical. */
+
+#define KT_ALWAYS static inline __attribute__((always_inline))
+
+KT_ALWAYS void q4_k_tile(int rn, int64_t nb, const quant_block_q4_k *x, const unsigned char *yv,
+                         size_t xs, float *out, size_t ys) {
+    __m256 acc[4];
+    __m128 acc_m[4];
+    for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps(), acc_m[t] = _mm_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float dx = qx_h2f(x[i].d), mx = qx_h2f(x[i].dmin);
+        uint64_t sc8, m8;
+        quant_k4_unpack(x[i].scales, &sc8, &m8);
+        const __m512i sc16 =
+            _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
+        __m512i isum[4];
+        for (int t = 0; t < 4; t++) isum[t] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            const __m512i lv = q4k_levels(&x[i], c);
+            const __m512i scv =
+                _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)k45_scale_idx[c]), sc16);
+#pragma GCC unroll 4
+            for (int t = 0; t < rn; t++) {
+                const quant_block_q8_k *yb = (const quant_block_q8_k *)(yv + (size_t)t * xs) + i;
+                isum[t] = _mm512_add_epi32(isum[t], scaled_dot64(lv, yb->qs + 64 * c, 0, scv));
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < rn; t++) {
+            const quant_block_q8_k *yb = (const quant_block_q8_k *)(yv + (size_t)t * xs) + i;
+            const float d = yb->d * dx, dmin = -yb->d * mx;
+            acc_m[t] =
+                _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(qx_k4_mins_prod(m8, yb)), acc_m[t]);
+            acc[t] = qx_fma_lanes(d, fold(isum[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < rn; t++) out[(size_t)t * ys] = qx_hsum_ps(acc[t]) + qx_hsum4_ps(acc_m[t]);
+}
+
+KT_ALWAYS void q6_k_tile(int rn, int64_t nb, const quant_block_q6_k *x, const unsigned char *yv,
+                         size_t xs, float *out, size_t ys, const __m512i idx[4]) {
+    __m256 acc[4];
+    for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float dx = qx_h2f(x[i].d);
+        const __m512i sc512 = _mm512_castsi256_si512(
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales)));
+        __m512i isum[4];
+        for (int t = 0; t < 4; t++) isum[t] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const __m512i ql = _mm512_loadu_si512((const void *)(x[i].ql + 64 * h));
+            const __m512i qh = dup256(x[i].qh + 32 * h);
+            for (int half = 0; half < 2; half++) {
+                const __m512i lo4 =
+                    _mm512_and_si512(half ? _mm512_srli_epi16(ql, 4) : ql, _mm512_set1_epi8(0x0F));
+                const __m512i u = _mm512_or_si512(
+                    lo4, _mm512_slli_epi16(bits2(qh, 4 * half, 4 * half + 2, 3), 4));
+                const __m512i scv = _mm512_permutexvar_epi16(idx[2 * h + half], sc512);
+#pragma GCC unroll 4
+                for (int t = 0; t < rn; t++) {
+                    const quant_block_q8_k *yb =
+                        (const quant_block_q8_k *)(yv + (size_t)t * xs) + i;
+                    isum[t] = _mm512_add_epi32(
+                        isum[t], scaled_dot64(u, yb->qs + 128 * h + 64 * half, 32, scv));
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < rn; t++) {
+            const quant_block_q8_k *yb = (const quant_block_q8_k *)(yv + (size_t)t * xs) + i;
+            acc[t] = qx_fma_lanes(yb->d * dx, fold(isum[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < rn; t++) out[(size_t)t * ys] = qx_hsum_ps(acc[t]);
+}
+
+static void gemm_q4_k(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws, const void *vx,
+                      size_t xs, float *y, size_t ys) {
+    const unsigned char *w = vw, *x = vx;
+    for (int64_t r = 0; r < nr; r++) {
+        const quant_block_q4_k *wr = (const quant_block_q4_k *)(w + (size_t)r * ws);
+        for (int64_t t = 0; t < nt; t += 4) {
+            const unsigned char *xt = x + (size_t)t * xs;
+            float *out = y + (size_t)t * ys + r;
+            if (nt - t >= 4)
+                q4_k_tile(4, n / QUANT_QKK, wr, xt, xs, out, ys);
+            else if (nt - t == 1)
+                q4_k_tile(1, n / QUANT_QKK, wr, xt, xs, out, ys);
+            else
+                q4_k_tile((int)(nt - t), n / QUANT_QKK, wr, xt, xs, out, ys);
+        }
+    }
+}
+
+static void gemm_q6_k(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws, const void *vx,
+                      size_t xs, float *y, size_t ys) {
+    const unsigned char *w = vw, *x = vx;
+    __m512i idx[4]; /* int16 lane i of step q (64 values = groups 4q..4q+3) takes scale 4q + i/8 */
+    for (int q = 0; q < 4; q++) {
+        int16_t lanes[32];
+        for (int i = 0; i < 32; i++) lanes[i] = (int16_t)(4 * q + i / 8);
+        idx[q] = _mm512_loadu_si512((const void *)lanes);
+    }
+    for (int64_t r = 0; r < nr; r++) {
+        const quant_block_q6_k *wr = (const quant_block_q6_k *)(w + (size_t)r * ws);
+        for (int64_t t = 0; t < nt; t += 4) {
+            const unsigned char *xt = x + (size_t)t * xs;
+            float *out = y + (size_t)t * ys + r;
+            if (nt - t >= 4)
+                q6_k_tile(4, n / QUANT_QKK, wr, xt, xs, out, ys, idx);
+            else if (nt - t == 1)
+                q6_k_tile(1, n / QUANT_QKK, wr, xt, xs, out, ys, idx);
+            else
+                q6_k_tile((int)(nt - t), n / QUANT_QKK, wr, xt, xs, out, ys, idx);
+        }
+    }
+}
+
 void quant_x86_avx512_install(quant_traits *t) {
     t[GGUF_T_Q4_K].vec_dot = vec_dot_q4_k;
     t[GGUF_T_Q6_K].vec_dot = vec_dot_q6_k;
+    t[GGUF_T_Q4_K].gemm = gemm_q4_k;
+    t[GGUF_T_Q6_K].gemm = gemm_q6_k;
     quant_x86_avx512_install_gemm(t);
 }
