@@ -27,6 +27,15 @@
 
 #define GB_ALWAYS static inline __attribute__((always_inline))
 
+#ifndef GB_BCAST_DEFINED
+#define GB_BCAST_DEFINED
+/* An fp16 value in all 8 lanes as float: a broadcast load and one conversion (the scalar route,
+ * convert then broadcast, costs a register move more). */
+static inline __m256 gb_bcast_h(uint16_t h) {
+    return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
+}
+#endif
+
 /* ---- Q8_0 x Q8_0: tiles of up to 4 rows x 4 tokens ---- */
 
 GB_ALWAYS void GB_NAME(q8_0_tile)(int rm, int rn, int64_t nb, const unsigned char *w, size_t ws,
@@ -47,14 +56,14 @@ GB_ALWAYS void GB_NAME(q8_0_tile)(int rm, int rn, int64_t nb, const unsigned cha
             const quant_block_q8_0 *blk = (const quant_block_q8_0 *)(w + (size_t)r * ws) + b;
             wq[r] = _mm256_loadu_si256((const __m256i *)blk->qs);
             wp[r] = GB_Q8_PREP(wq[r]);
-            dw[r] = _mm256_set1_ps(qx_h2f(blk->d));
+            dw[r] = gb_bcast_h(blk->d);
         }
 #pragma GCC unroll 4
         for (int t = 0; t < rn; t++) {
             const quant_block_q8_0 *yb = (const quant_block_q8_0 *)(x + (size_t)t * xs) + b;
             const __m256i yq = _mm256_loadu_si256((const __m256i *)yb->qs);
             const __m256i init = GB_Q8_INIT(yq);
-            const __m256 dy = _mm256_set1_ps(qx_h2f(yb->d));
+            const __m256 dy = gb_bcast_h(yb->d);
 #pragma GCC unroll 4
             for (int r = 0; r < rm; r++)
                 acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dy),
@@ -146,7 +155,7 @@ GB_ALWAYS void GB_NAME(q4_0_tile)(int rm, int rn, int64_t nb, const unsigned cha
             for (int p = 0; p < 4; p++) v[p] = GB_U4_DOT2(init, lo[p], ylo, hi[p], yhi);
             const __m256i tot =
                 _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-            const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(qx_h2f(yb->d)));
+            const __m256 d = _mm256_mul_ps(dw, gb_bcast_h(yb->d));
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), d, acc[t]);
         }
     }
