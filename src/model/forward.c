@@ -25,6 +25,12 @@ static int32_t pad_kv(int32_t n, int32_t cap) {
     return p < cap ? p : cap;
 }
 
+/* float -> cache element: the quant module's F32 copy, or model_f32_to_f16 (the same rounding
+ * as its F16 conversion, vectorised) */
+static quant_from_float_fn kv_from_float(const model_ctx *c) {
+    return c->kv_type == MODEL_KV_F16 ? model_f32_to_f16 : quant_get(GGUF_T_F32)->from_float;
+}
+
 static void attn_task_fn(void *ctx, int ith, int nth) {
     const attn_task *t = ctx;
     model_ctx *c = t->c;
@@ -55,6 +61,7 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
      * GEMM can take, while with an F32 cache q stays a permuted (non-contiguous) view, which the
      * reference hands to its plain dot kernel instead. */
     const quant_vec_dot_fn tiled = c->tiled_dot;
+    const quant_from_float_fn conv = kv_from_float(c);
     const bool batch = t->n_tok >= 2;
     const quant_vec_dot_fn kq_dot =
         batch && c->kv_type == MODEL_KV_F16 && hd % 16 == 0 && n_kv_pad % 4 == 0 ? tiled
@@ -71,14 +78,14 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
         const int32_t h = (int32_t)(job / t->n_tok), tok = (int32_t)(job % t->n_tok);
         const int32_t kvh = h / gqa;
         const int32_t n_kv = c->n_past + tok + 1;
-        kt->from_float(c->q + tok * q_dim + (int64_t)h * hd, qr, hd);
+        conv(c->q + tok * q_dim + (int64_t)h * hd, qr, hd);
         for (int32_t p = 0; p < n_kv; p++) {
             kq_dot(hd, &sc[p], kc + ((size_t)p * (size_t)k_dim + (size_t)kvh * hd) * elt, qr);
             sc[p] *= scale;
         }
         model_softmax(sc, n_kv);
         for (int32_t p = n_kv; p < n_kv_pad; p++) sc[p] = 0.0f;
-        kt->from_float(sc, pr, n_kv_pad);
+        conv(sc, pr, n_kv_pad);
         float *out = c->att + tok * o_dim + (int64_t)h * hdv;
         for (int32_t d = 0; d < hdv; d++)
             kqv_dot(n_kv_pad, &out[d], vc + ((size_t)kvh * hdv + (size_t)d) * c->n_ctx_pad * elt,
@@ -91,17 +98,25 @@ static void store_kv(model_ctx *c, int32_t layer, int32_t n_tok) {
     const int64_t k_dim = (int64_t)hp->n_head_kv * hp->head_dim;
     const int64_t v_dim = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const size_t elt = c->kv_elt;
-    const quant_traits *kt = quant_get(c->kv_type == MODEL_KV_F16 ? GGUF_T_F16 : GGUF_T_F32);
     unsigned char *kc =
         (unsigned char *)c->k_cache +
         ((size_t)layer * (size_t)c->n_ctx_pad + (size_t)c->n_past) * (size_t)k_dim * elt;
-    kt->from_float(c->k, kc, n_tok * k_dim);
+    const quant_from_float_fn conv = kv_from_float(c);
+    conv(c->k, kc, n_tok * k_dim);
     unsigned char *vc =
         (unsigned char *)c->v_cache + (size_t)layer * (size_t)v_dim * (size_t)c->n_ctx_pad * elt;
+    /* V is transposed: each element lands in its own cache row, so convert a run of a token's
+     * row at a time and scatter the converted elements */
+    enum { RUN = 64 };
+    unsigned char buf[RUN * 4];
     for (int32_t t = 0; t < n_tok; t++)
-        for (int64_t j = 0; j < v_dim; j++)
-            kt->from_float(&c->v[t * v_dim + j],
-                           vc + ((size_t)j * c->n_ctx_pad + c->n_past + t) * elt, 1);
+        for (int64_t j0 = 0; j0 < v_dim; j0 += RUN) {
+            const int64_t nj = v_dim - j0 < RUN ? v_dim - j0 : RUN;
+            conv(&c->v[t * v_dim + j0], buf, nj);
+            for (int64_t j = 0; j < nj; j++)
+                memcpy(vc + ((size_t)(j0 + j) * c->n_ctx_pad + c->n_past + t) * elt, buf + j * elt,
+                       elt);
+        }
 }
 
 static void add_bias(float *y, const float *b, int32_t n_tok, int64_t dim) {

@@ -193,12 +193,17 @@ void model_rope_apply(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot,
 void model_softmax(float *x, int64_t n);
 /* g[i] = silu(g[i]) * u[i] over one row of n (the exp grouping restarts at each row). */
 void model_swiglu(float *g, const float *u, int64_t n);
+/* x[0..n) rounded to F16 (y: n half floats) exactly as quant_f32_to_f16 rounds; the KV cache's
+ * and attention's conversions. */
+void model_f32_to_f16(const float *x, void *y, int64_t n);
+void model_f32_to_f16_ref(const float *x, void *y, int64_t n);
+void model_f32_to_f16_avx2(const float *x, void *y, int64_t n);
 void model_rms_norm_ref(const float *x, const float *w, float *y, int64_t n, float eps);
 void model_rope_apply_ref(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot,
                           const float *cs, model_rope_mode mode);
 void model_softmax_ref(float *x, int64_t n);
 void model_swiglu_ref(float *g, const float *u, int64_t n);
-/* AVX2+FMA versions (x86 builds only; call them only when the CPU has AVX2 and FMA). */
+/* AVX2+FMA(+F16C) versions (x86 builds only; call them only when the CPU has those). */
 void model_rms_norm_avx2(const float *x, const float *w, float *y, int64_t n, float eps);
 void model_rope_apply_avx2(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot,
                            const float *cs, model_rope_mode mode);

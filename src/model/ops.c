@@ -177,6 +177,14 @@ void model_swiglu_ref(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] *= u[i];
 }
 
+void model_f32_to_f16_ref(const float *x, void *y, int64_t n) {
+    unsigned char *p = y;
+    for (int64_t i = 0; i < n; i++) {
+        const uint16_t h = quant_f32_to_f16(x[i]);
+        memcpy(p + 2 * i, &h, 2);
+    }
+}
+
 #if TILED_X86
 /* AVX2+FMA versions. Each does per lane exactly the operations of its scalar reference, in the
  * same order: fmaf becomes a vector FMA, a division or product stays one rounding, and the
@@ -342,17 +350,35 @@ AVX2_FN void model_swiglu_avx2(float *g, const float *u, int64_t n) {
     }
     for (int64_t i = n16; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
+/* F16C rounds to nearest even like quant_f32_to_f16, subnormals and overflow to infinity
+ * included; only a NaN's payload could come out differently, so groups holding one take the
+ * scalar path. */
+__attribute__((target("avx2,f16c"))) void model_f32_to_f16_avx2(const float *x, void *y,
+                                                                int64_t n) {
+    unsigned char *p = y;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q))) {
+            model_f32_to_f16_ref(x + i, p + 2 * i, 8);
+            continue;
+        }
+        _mm_storeu_si128((__m128i *)(p + 2 * i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    }
+    model_f32_to_f16_ref(x + i, p + 2 * i, n - i);
+}
 #endif
 
 /* The element-wise operations run their AVX2 versions (below, bit-identical to the scalar
- * references above) when the CPU has AVX2 and FMA and SHIMMY_ISA does not force scalar code.
+ * references above) when the CPU has AVX2, FMA and F16C and SHIMMY_ISA does not force scalar
+ * code.
  * The choice is made once; every thread that races to make it makes the same one. */
 static bool use_avx2(void) {
 #if TILED_X86
     static int cached; /* 0 unknown, 1 scalar, 2 avx2 */
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (!v) {
-        const uint32_t need = CORE_CPU_AVX2 | CORE_CPU_FMA;
+        const uint32_t need = CORE_CPU_AVX2 | CORE_CPU_FMA | CORE_CPU_F16C;
         v = (core_cpu_usable() & need) == need ? 2 : 1;
         __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     }
@@ -389,4 +415,11 @@ void model_swiglu(float *g, const float *u, int64_t n) {
     if (use_avx2()) return model_swiglu_avx2(g, u, n);
 #endif
     model_swiglu_ref(g, u, n);
+}
+
+void model_f32_to_f16(const float *x, void *y, int64_t n) {
+#if TILED_X86
+    if (use_avx2()) return model_f32_to_f16_avx2(x, y, n);
+#endif
+    model_f32_to_f16_ref(x, y, n);
 }

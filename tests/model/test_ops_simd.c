@@ -1,6 +1,6 @@
-/* The AVX2 element-wise operations (RMSNorm, RoPE, softmax, SwiGLU) against their scalar
- * references, bit for bit: the forward pass must round exactly like the reference engine, so a
- * SIMD version that is an ulp off somewhere is a bug. Inputs cover every length residue (vector
+/* The AVX2 element-wise operations (RMSNorm, RoPE, softmax, SwiGLU, F16 rounding) against their
+ * scalar references, bit for bit: the forward pass must round exactly like the reference engine, so
+ * a SIMD version that is an ulp off somewhere is a bug. Inputs cover every length residue (vector
  * bodies and scalar tails), misaligned starts, and the polynomial exp's range edges where the
  * vector version hands lanes back to the scalar one. Also holds model_rope (angles computed
  * in-line) equal to model_rope_angles + model_rope_apply. */
@@ -20,7 +20,7 @@ enum { MAXN = 1100 };
 #endif
 
 static bool have_avx2(void) {
-    const uint32_t need = CORE_CPU_AVX2 | CORE_CPU_FMA;
+    const uint32_t need = CORE_CPU_AVX2 | CORE_CPU_FMA | CORE_CPU_F16C;
     return X86 && (core_cpu_features() & need) == need;
 }
 
@@ -129,6 +129,37 @@ static void test_swiglu(test_rng *r) {
     }
 }
 
+/* F16 conversion over random bit patterns (NaNs, infinities, subnormals included) and the
+ * rounding edges: half the smallest subnormal, the largest finite half, ties */
+static void test_f16(test_rng *r) {
+    enum { N = 4099 };
+    static float x[N];
+    static uint16_t a[N], b[N];
+    for (int i = 0; i < N; i++) {
+        const uint32_t bits = (uint32_t)test_rng_u64(r);
+        if (i % 3 == 0) {
+            memcpy(&x[i], &bits, 4);
+        } else { /* exponents around F16's range: -30 .. 17 */
+            const float e = ldexpf(1.0f, (int)(bits % 48) - 30);
+            x[i] = e * (float)(1.0 + (bits >> 8) % 4096 / 4096.0) * (bits & 1 ? -1.0f : 1.0f);
+        }
+    }
+    const float edges[] = {
+        0x1p-25f,          0x1.000002p-25f, 0x1.fffffep-26f, 0x1p-24f,  0x1.8p-24f,
+        0x1.4p-23f,        65504.0f,        65519.99f,       65520.0f,  1.0f + 0x1p-11f,
+        1.0f + 0x1.8p-11f, -0.0f,           INFINITY,        -INFINITY, NAN};
+    memcpy(x, edges, sizeof edges);
+    for (int off = 0; off < 2; off++) {
+        model_f32_to_f16_ref(x + off, a, N - off);
+        model_f32_to_f16_avx2(x + off, b, N - off);
+        int bad = -1;
+        for (int i = 0; i < N - off && bad < 0; i++)
+            if (a[i] != b[i]) bad = i;
+        CHECK_MSG(bad < 0, "f32->f16 of %.9g: %04x (ref) vs %04x", bad < 0 ? 0.0 : x[bad + off],
+                  bad < 0 ? 0 : a[bad], bad < 0 ? 0 : b[bad]);
+    }
+}
+
 /* every exponent the vector exp scales by, both sides of the range it keeps: one softmax row per
  * value pair (0, x) so that the polynomial sees x exactly */
 static void test_exp_edges(void) {
@@ -152,6 +183,7 @@ int main(void) {
         test_softmax(&r);
         test_swiglu(&r);
         test_exp_edges();
+        test_f16(&r);
 #endif
     } else {
         printf("model/ops_simd: no AVX2+FMA on this CPU: only the scalar RoPE paths checked\n");
