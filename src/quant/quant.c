@@ -80,13 +80,17 @@ static void build(void) {
     const uint32_t usable = core_cpu_usable();
     for (int v = 0; v < N_VARIANTS; v++) {
         const quant_variant *var = &variants[v];
-        memcpy(tables[v], var->base < 0 ? ref : tables[var->base], sizeof ref);
+        const quant_traits *base = var->base < 0 ? ref : tables[var->base];
+        memcpy(tables[v], base, sizeof ref);
         if (var->install) var->install(tables[v]);
-        /* a variant that brings a row dot but no batched one batches with its row dot */
+        /* a variant that brings a row dot but no batched one batches with its row dot (where the
+         * batched dot it inherits is the reference's or its base's row dot, not an order of its
+         * own) */
         for (int t = 0; t < GGUF_T_COUNT; t++) {
             quant_traits *row = &tables[v][t];
-            if (row->vec_dot != ref[t].vec_dot && row->vec_dot_batch == ref[t].vec_dot_batch)
-                row->vec_dot_batch = row->vec_dot;
+            const bool plain_batch = row->vec_dot_batch == ref[t].vec_dot_batch ||
+                                     row->vec_dot_batch == base[t].vec_dot;
+            if (row->vec_dot != base[t].vec_dot && plain_batch) row->vec_dot_batch = row->vec_dot;
         }
         runnable[v] = (usable & var->needs) == var->needs;
         if (runnable[v]) active = v;

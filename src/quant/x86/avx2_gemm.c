@@ -15,7 +15,6 @@ static inline __m256i lane_sums2(__m256i ylo, __m256i yhi) {
     return qx_dot_u8s8_2(k, ylo, k, yhi);
 }
 
-#define GB_NAME(x)                         avx2_##x
 #define GB_Q8_PREP(w)                      _mm256_sign_epi8(w, w)
 #define GB_Q8_INIT(y)                      _mm256_setzero_si256()
 #define GB_Q8_DOT(init, p, w, y)           ((void)(init), qx_dot_u8s8(p, _mm256_sign_epi8(y, w)))
@@ -24,6 +23,6 @@ static inline __m256i lane_sums2(__m256i ylo, __m256i yhi) {
 #include "quant/x86/gemm_body.h"
 
 void quant_x86_avx2_install_gemm(quant_traits *t) {
-    t[GGUF_T_Q8_0].gemm = avx2_gemm_q8_0;
-    t[GGUF_T_Q4_0].gemm = avx2_gemm_q4_0;
+    t[GGUF_T_Q8_0].gemm = gemm_q8_0;
+    t[GGUF_T_Q4_0].gemm = gemm_q4_0;
 }

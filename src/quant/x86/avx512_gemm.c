@@ -16,7 +16,6 @@ static inline __m256i neg_lane_sums2(__m256i a, __m256i b, char k) {
         _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), kk, a), kk, b));
 }
 
-#define GB_NAME(x)               avx512_##x
 #define GB_Q8_PREP(w)            _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80))
 #define GB_Q8_INIT(y)            neg_lane_sums(y, (char)0x80)
 #define GB_Q8_DOT(init, p, w, y) _mm256_dpbusd_epi32(init, p, y)
@@ -28,7 +27,7 @@ static inline __m256i neg_lane_sums2(__m256i a, __m256i b, char k) {
 #include "quant/x86/gemm_body.h"
 
 void quant_x86_avx512_install_gemm(quant_traits *t) {
-    t[GGUF_T_Q8_0].gemm = avx512_gemm_q8_0;
-    t[GGUF_T_Q4_0].gemm = avx512_gemm_q4_0;
-    t[GGUF_T_F16].gemm = avx512_gemm_f16;
+    t[GGUF_T_Q8_0].gemm = gemm_q8_0;
+    t[GGUF_T_Q4_0].gemm = gemm_q4_0;
+    t[GGUF_T_F16].gemm = gemm_f16;
 }

@@ -1,7 +1,6 @@
 /* Tile kernels for weight products over several rows and activation rows at once (the `gemm`
  * trait), written once and compiled per ISA: the including file defines
  *
- *   GB_NAME(x)               the function name for its variant
  *   GB_Q8_PREP(w)            a Q8_0 weight vector prepared for GB_Q8_DOT (once per row and block)
  *   GB_Q8_INIT(y)            per activation block: the lanes GB_Q8_DOT starts from
  *   GB_Q8_DOT(init, p, w, y) exact int32 lanes k = sum of w[4k..4k+3] * y[4k..4k+3]
@@ -38,12 +37,16 @@ static inline __m256 gb_bcast_h(uint16_t h) {
 
 /* ---- Q8_0 x Q8_0: tiles of up to 4 rows x 4 tokens ---- */
 
-GB_ALWAYS void GB_NAME(q8_0_tile)(int rm, int rn, int64_t nb, const unsigned char *w, size_t ws,
-                                  const unsigned char *x, size_t xs, float *y, size_t ys) {
+GB_ALWAYS void q8_0_tile(int rm, int rn, int64_t nb, const unsigned char *w, size_t ws,
+                         const unsigned char *x, size_t xs, float *y, size_t ys,
+                         const unsigned char *pf) {
     __m256 acc[4][4];
     for (int r = 0; r < 4; r++)
         for (int t = 0; t < 4; t++) acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
+        if (pf) /* 4 rows of 34-byte blocks: 136 bytes of the tile ahead per block */
+            for (int k = 0; k < 3; k++)
+                _mm_prefetch((const char *)pf + 136 * b + 64 * k, _MM_HINT_T0);
         __m256i wq[4], wp[4];
         __m256 dw[4];
 #pragma GCC unroll 4
@@ -75,28 +78,29 @@ GB_ALWAYS void GB_NAME(q8_0_tile)(int rm, int rn, int64_t nb, const unsigned cha
         for (int t = 0; t < rn; t++) y[(size_t)t * ys + r] = qx_hsum_ps(acc[r][t]);
 }
 
-static void GB_NAME(gemm_q8_0)(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws,
-                               const void *vx, size_t xs, float *y, size_t ys) {
+static void gemm_q8_0(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws, const void *vx,
+                      size_t xs, float *y, size_t ys) {
     const unsigned char *w = vw, *x = vx;
     const int64_t nb = n / QUANT_QK;
     for (int64_t r = 0; r < nr; r += 4) {
         const int rm = nr - r < 4 ? (int)(nr - r) : 4;
-        int64_t t = 0;
-        if (rm == 4)
-            for (; t + 4 <= nt; t += 4) GB_NAME(q8_0_tile)
-        (4, 4, nb, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
-        for (; t < nt; t += 4) {
+        const unsigned char *wr = w + (size_t)r * ws;
+        const unsigned char *pf = r + 12 <= nr ? wr + 8 * ws : NULL; /* two tiles ahead */
+        for (int64_t t = 0; t < nt; t += 4) {
             const int rn = nt - t < 4 ? (int)(nt - t) : 4;
-            const unsigned char *wr = w + (size_t)r * ws, *xt = x + (size_t)t * xs;
+            const unsigned char *xt = x + (size_t)t * xs;
             float *yt = y + (size_t)t * ys + r;
             /* constant shapes for the common cases: the compiler then keeps the tile in
              * registers (a single token is every decode step) */
-            if (rm == 4 && rn == 1)
-                GB_NAME(q8_0_tile)(4, 1, nb, wr, ws, xt, xs, yt, ys);
+            if (rm == 4 && rn == 4)
+                q8_0_tile(4, 4, nb, wr, ws, xt, xs, yt, ys, pf);
+            else if (rm == 4 && rn == 1)
+                q8_0_tile(4, 1, nb, wr, ws, xt, xs, yt, ys, pf);
             else if (rm == 4 && rn == 2)
-                GB_NAME(q8_0_tile)(4, 2, nb, wr, ws, xt, xs, yt, ys);
+                q8_0_tile(4, 2, nb, wr, ws, xt, xs, yt, ys, pf);
             else
-                GB_NAME(q8_0_tile)(rm, rn, nb, wr, ws, xt, xs, yt, ys);
+                q8_0_tile(rm, rn, nb, wr, ws, xt, xs, yt, ys, NULL);
+            pf = NULL; /* fetched once */
         }
     }
 }
@@ -110,8 +114,9 @@ static void GB_NAME(gemm_q8_0)(int64_t n, int64_t nr, int64_t nt, const void *vw
  * eight rows' totals in the lane order below. */
 static const int gb_q4_lane_row[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
-GB_ALWAYS void GB_NAME(q4_0_tile)(int rm, int rn, int64_t nb, const unsigned char *w, size_t ws,
-                                  const unsigned char *x, size_t xs, float *y, size_t ys) {
+GB_ALWAYS void q4_0_tile(int rm, int rn, int64_t nb, const unsigned char *w, size_t ws,
+                         const unsigned char *x, size_t xs, float *y, size_t ys,
+                         const unsigned char *pf) {
     static const quant_block_q4_0 zero_block;
     const quant_block_q4_0 *rows[8];
     for (int r = 0; r < 8; r++)
@@ -121,6 +126,9 @@ GB_ALWAYS void GB_NAME(q4_0_tile)(int rm, int rn, int64_t nb, const unsigned cha
                      _mm256_setzero_ps()};
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; b++) {
+        if (pf) /* 8 rows of 18-byte blocks: 144 bytes of the tile ahead per block */
+            for (int k = 0; k < 3; k++)
+                _mm_prefetch((const char *)pf + 144 * b + 64 * k, _MM_HINT_T0);
         __m256i lo[4], hi[4];
 #pragma GCC unroll 4
         for (int p = 0; p < 4; p++) {
@@ -167,26 +175,36 @@ GB_ALWAYS void GB_NAME(q4_0_tile)(int rm, int rn, int64_t nb, const unsigned cha
     }
 }
 
-static void GB_NAME(gemm_q4_0)(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws,
-                               const void *vx, size_t xs, float *y, size_t ys) {
+static void gemm_q4_0(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws, const void *vx,
+                      size_t xs, float *y, size_t ys) {
     const unsigned char *w = vw, *x = vx;
     const int64_t nb = n / QUANT_QK;
     for (int64_t r = 0; r < nr; r += 8) {
         const int rm = nr - r < 8 ? (int)(nr - r) : 8;
+        const unsigned char *wr = w + (size_t)r * ws;
+        /* the rows two tiles ahead, fetched while this tile runs: eight rows read side by side
+         * are eight short streams the hardware prefetcher does not run ahead on */
+        const unsigned char *pf = r + 24 <= nr ? wr + 16 * ws : NULL;
         int64_t t = 0;
-        if (rm == 8)
-            for (; t + 4 <= nt; t += 4) GB_NAME(q4_0_tile)
-        (8, 4, nb, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
-        for (; t < nt; t++) GB_NAME(q4_0_tile)
-        (rm, 1, nb, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
+        if (rm == 8) /* (constant shapes: the compiler keeps the tile in registers) */
+            for (; t + 4 <= nt; t += 4)
+                q4_0_tile(8, 4, nb, wr, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys, pf);
+        for (; t < nt; t++) {
+            if (rm == 8)
+                q4_0_tile(8, 1, nb, wr, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys, pf);
+            else
+                q4_0_tile(rm, 1, nb, wr, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys,
+                          NULL);
+            pf = NULL; /* fetched once */
+        }
     }
 }
 
 /* ---- F16 x F16 (batched order): tiles of up to 4 rows x 4 tokens, 16 lanes each ---- */
 
 #ifdef GB_F16_ZMM
-GB_ALWAYS void GB_NAME(f16_tile)(int rm, int rn, int64_t n, const unsigned char *w, size_t ws,
-                                 const unsigned char *x, size_t xs, float *y, size_t ys) {
+GB_ALWAYS void f16_tile(int rm, int rn, int64_t n, const unsigned char *w, size_t ws,
+                        const unsigned char *x, size_t xs, float *y, size_t ys) {
     __m512 acc[4][4];
     for (int r = 0; r < 4; r++)
         for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
@@ -211,8 +229,8 @@ GB_ALWAYS void GB_NAME(f16_tile)(int rm, int rn, int64_t n, const unsigned char 
                                                 _mm512_extractf32x8_ps(acc[r][t], 1));
 }
 
-static void GB_NAME(gemm_f16)(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws,
-                              const void *vx, size_t xs, float *y, size_t ys) {
+static void gemm_f16(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws, const void *vx,
+                     size_t xs, float *y, size_t ys) {
     const unsigned char *w = vw, *x = vx;
     if (n % 16) {
         for (int64_t t = 0; t < nt; t++)
@@ -224,8 +242,9 @@ static void GB_NAME(gemm_f16)(int64_t n, int64_t nr, int64_t nt, const void *vw,
         const int rm = nr - r < 4 ? (int)(nr - r) : 4;
         int64_t t = 0;
         if (rm == 4)
-            for (; t + 4 <= nt; t += 4) GB_NAME(f16_tile)
-        (4, 4, n, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
+            for (; t + 4 <= nt; t += 4)
+                f16_tile(4, 4, n, w + (size_t)r * ws, ws, x + (size_t)t * xs, xs,
+                         y + (size_t)t * ys + r, ys);
         for (; t < nt; t += 4) {
             const int rn = nt - t < 4 ? (int)(nt - t) : 4;
             const unsigned char *wr = w + (size_t)r * ws, *xt = x + (size_t)t * xs;
@@ -233,11 +252,11 @@ static void GB_NAME(gemm_f16)(int64_t n, int64_t nr, int64_t nt, const void *vw,
             /* constant shapes for the common cases: the compiler then keeps the tile in
              * registers (a single token is every decode step) */
             if (rm == 4 && rn == 1)
-                GB_NAME(f16_tile)(4, 1, n, wr, ws, xt, xs, yt, ys);
+                f16_tile(4, 1, n, wr, ws, xt, xs, yt, ys);
             else if (rm == 4 && rn == 2)
-                GB_NAME(f16_tile)(4, 2, n, wr, ws, xt, xs, yt, ys);
+                f16_tile(4, 2, n, wr, ws, xt, xs, yt, ys);
             else
-                GB_NAME(f16_tile)(rm, rn, n, wr, ws, xt, xs, yt, ys);
+                f16_tile(rm, rn, n, wr, ws, xt, xs, yt, ys);
         }
     }
 }
