@@ -132,12 +132,21 @@ static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
 
 #define KT_ALWAYS static inline __attribute__((always_inline))
 
+/* pf: the row to fetch while this one runs (or NULL): the rows of a decode step are one long
+ * stream, but the hardware prefetcher alone leaves the kernel waiting on memory. */
+static inline void kt_prefetch(const unsigned char *pf, int64_t i, size_t block, int lines) {
+    if (pf)
+        for (int k = 0; k < lines; k++)
+            _mm_prefetch((const char *)pf + block * (size_t)i + 64 * (size_t)k, _MM_HINT_T0);
+}
+
 KT_ALWAYS void q4_k_tile(int rn, int64_t nb, const quant_block_q4_k *x, const unsigned char *yv,
-                         size_t xs, float *out, size_t ys) {
+                         size_t xs, float *out, size_t ys, const unsigned char *pf) {
     __m256 acc[4];
     __m128 acc_m[4];
     for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps(), acc_m[t] = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        kt_prefetch(pf, i, sizeof *x, 3);
         const float dx = qx_h2f(x[i].d), mx = qx_h2f(x[i].dmin);
         uint64_t sc8, m8;
         quant_k4_unpack(x[i].scales, &sc8, &m8);
@@ -168,10 +177,12 @@ KT_ALWAYS void q4_k_tile(int rn, int64_t nb, const quant_block_q4_k *x, const un
 }
 
 KT_ALWAYS void q6_k_tile(int rn, int64_t nb, const quant_block_q6_k *x, const unsigned char *yv,
-                         size_t xs, float *out, size_t ys, const __m512i idx[4]) {
+                         size_t xs, float *out, size_t ys, const __m512i idx[4],
+                         const unsigned char *pf) {
     __m256 acc[4];
     for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        kt_prefetch(pf, i, sizeof *x, 4);
         const float dx = qx_h2f(x[i].d);
         const __m512i sc512 = _mm512_castsi256_si512(
             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales)));
@@ -204,20 +215,23 @@ KT_ALWAYS void q6_k_tile(int rn, int64_t nb, const quant_block_q6_k *x, const un
     for (int t = 0; t < rn; t++) out[(size_t)t * ys] = qx_hsum_ps(acc[t]);
 }
 
+#define KT_AHEAD 4 /* rows ahead to prefetch */
+
 static void gemm_q4_k(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws, const void *vx,
                       size_t xs, float *y, size_t ys) {
     const unsigned char *w = vw, *x = vx;
     for (int64_t r = 0; r < nr; r++) {
         const quant_block_q4_k *wr = (const quant_block_q4_k *)(w + (size_t)r * ws);
-        for (int64_t t = 0; t < nt; t += 4) {
+        const unsigned char *pf = r + KT_AHEAD < nr ? w + (size_t)(r + KT_AHEAD) * ws : NULL;
+        for (int64_t t = 0; t < nt; t += 4, pf = NULL) {
             const unsigned char *xt = x + (size_t)t * xs;
             float *out = y + (size_t)t * ys + r;
             if (nt - t >= 4)
-                q4_k_tile(4, n / QUANT_QKK, wr, xt, xs, out, ys);
+                q4_k_tile(4, n / QUANT_QKK, wr, xt, xs, out, ys, pf);
             else if (nt - t == 1)
-                q4_k_tile(1, n / QUANT_QKK, wr, xt, xs, out, ys);
+                q4_k_tile(1, n / QUANT_QKK, wr, xt, xs, out, ys, pf);
             else
-                q4_k_tile((int)(nt - t), n / QUANT_QKK, wr, xt, xs, out, ys);
+                q4_k_tile((int)(nt - t), n / QUANT_QKK, wr, xt, xs, out, ys, pf);
         }
     }
 }
@@ -233,15 +247,16 @@ static void gemm_q6_k(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t 
     }
     for (int64_t r = 0; r < nr; r++) {
         const quant_block_q6_k *wr = (const quant_block_q6_k *)(w + (size_t)r * ws);
-        for (int64_t t = 0; t < nt; t += 4) {
+        const unsigned char *pf = r + KT_AHEAD < nr ? w + (size_t)(r + KT_AHEAD) * ws : NULL;
+        for (int64_t t = 0; t < nt; t += 4, pf = NULL) {
             const unsigned char *xt = x + (size_t)t * xs;
             float *out = y + (size_t)t * ys + r;
             if (nt - t >= 4)
-                q6_k_tile(4, n / QUANT_QKK, wr, xt, xs, out, ys, idx);
+                q6_k_tile(4, n / QUANT_QKK, wr, xt, xs, out, ys, idx, pf);
             else if (nt - t == 1)
-                q6_k_tile(1, n / QUANT_QKK, wr, xt, xs, out, ys, idx);
+                q6_k_tile(1, n / QUANT_QKK, wr, xt, xs, out, ys, idx, pf);
             else
-                q6_k_tile((int)(nt - t), n / QUANT_QKK, wr, xt, xs, out, ys, idx);
+                q6_k_tile((int)(nt - t), n / QUANT_QKK, wr, xt, xs, out, ys, idx, pf);
         }
     }
 }
