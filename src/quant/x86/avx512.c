@@ -131,6 +131,7 @@ static void vec_dot_q6_k(int64_t n, float *s, const void *vx, const void *vy) {
  * integer sums and float steps are those of vec_dot above, so results are bit-identical. */
 
 #define KT_ALWAYS static inline __attribute__((always_inline))
+#define KT_RN     8 /* tokens per decoded super-block */
 
 /* pf: the row to fetch while this one runs (or NULL): the rows of a decode step are one long
  * stream, but the hardware prefetcher alone leaves the kernel waiting on memory. */
@@ -142,9 +143,9 @@ static inline void kt_prefetch(const unsigned char *pf, int64_t i, size_t block,
 
 KT_ALWAYS void q4_k_tile(int rn, int64_t nb, const quant_block_q4_k *x, const unsigned char *yv,
                          size_t xs, float *out, size_t ys, const unsigned char *pf) {
-    __m256 acc[4];
-    __m128 acc_m[4];
-    for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps(), acc_m[t] = _mm_setzero_ps();
+    __m256 acc[KT_RN];
+    __m128 acc_m[KT_RN];
+    for (int t = 0; t < KT_RN; t++) acc[t] = _mm256_setzero_ps(), acc_m[t] = _mm_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         kt_prefetch(pf, i, sizeof *x, 3);
         const float dx = qx_h2f(x[i].d), mx = qx_h2f(x[i].dmin);
@@ -152,19 +153,19 @@ KT_ALWAYS void q4_k_tile(int rn, int64_t nb, const quant_block_q4_k *x, const un
         quant_k4_unpack(x[i].scales, &sc8, &m8);
         const __m512i sc16 =
             _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc8)));
-        __m512i isum[4];
-        for (int t = 0; t < 4; t++) isum[t] = _mm512_setzero_si512();
+        __m512i isum[KT_RN];
+        for (int t = 0; t < KT_RN; t++) isum[t] = _mm512_setzero_si512();
         for (int c = 0; c < 4; c++) {
             const __m512i lv = q4k_levels(&x[i], c);
             const __m512i scv =
                 _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)k45_scale_idx[c]), sc16);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int t = 0; t < rn; t++) {
                 const quant_block_q8_k *yb = (const quant_block_q8_k *)(yv + (size_t)t * xs) + i;
                 isum[t] = _mm512_add_epi32(isum[t], scaled_dot64(lv, yb->qs + 64 * c, 0, scv));
             }
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < rn; t++) {
             const quant_block_q8_k *yb = (const quant_block_q8_k *)(yv + (size_t)t * xs) + i;
             const float d = yb->d * dx, dmin = -yb->d * mx;
@@ -179,15 +180,15 @@ KT_ALWAYS void q4_k_tile(int rn, int64_t nb, const quant_block_q4_k *x, const un
 KT_ALWAYS void q6_k_tile(int rn, int64_t nb, const quant_block_q6_k *x, const unsigned char *yv,
                          size_t xs, float *out, size_t ys, const __m512i idx[4],
                          const unsigned char *pf) {
-    __m256 acc[4];
-    for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();
+    __m256 acc[KT_RN];
+    for (int t = 0; t < KT_RN; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         kt_prefetch(pf, i, sizeof *x, 4);
         const float dx = qx_h2f(x[i].d);
         const __m512i sc512 = _mm512_castsi256_si512(
             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales)));
-        __m512i isum[4];
-        for (int t = 0; t < 4; t++) isum[t] = _mm512_setzero_si512();
+        __m512i isum[KT_RN];
+        for (int t = 0; t < KT_RN; t++) isum[t] = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++) {
             const __m512i ql = _mm512_loadu_si512((const void *)(x[i].ql + 64 * h));
             const __m512i qh = dup256(x[i].qh + 32 * h);
@@ -197,7 +198,7 @@ KT_ALWAYS void q6_k_tile(int rn, int64_t nb, const quant_block_q6_k *x, const un
                 const __m512i u = _mm512_or_si512(
                     lo4, _mm512_slli_epi16(bits2(qh, 4 * half, 4 * half + 2, 3), 4));
                 const __m512i scv = _mm512_permutexvar_epi16(idx[2 * h + half], sc512);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
                 for (int t = 0; t < rn; t++) {
                     const quant_block_q8_k *yb =
                         (const quant_block_q8_k *)(yv + (size_t)t * xs) + i;
@@ -206,7 +207,7 @@ KT_ALWAYS void q6_k_tile(int rn, int64_t nb, const quant_block_q6_k *x, const un
                 }
             }
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < rn; t++) {
             const quant_block_q8_k *yb = (const quant_block_q8_k *)(yv + (size_t)t * xs) + i;
             acc[t] = qx_fma_lanes(yb->d * dx, fold(isum[t]), acc[t]);
@@ -223,11 +224,11 @@ static void gemm_q4_k(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t 
     for (int64_t r = 0; r < nr; r++) {
         const quant_block_q4_k *wr = (const quant_block_q4_k *)(w + (size_t)r * ws);
         const unsigned char *pf = r + KT_AHEAD < nr ? w + (size_t)(r + KT_AHEAD) * ws : NULL;
-        for (int64_t t = 0; t < nt; t += 4, pf = NULL) {
+        for (int64_t t = 0; t < nt; t += KT_RN, pf = NULL) {
             const unsigned char *xt = x + (size_t)t * xs;
             float *out = y + (size_t)t * ys + r;
-            if (nt - t >= 4)
-                q4_k_tile(4, n / QUANT_QKK, wr, xt, xs, out, ys, pf);
+            if (nt - t >= KT_RN)
+                q4_k_tile(KT_RN, n / QUANT_QKK, wr, xt, xs, out, ys, pf);
             else if (nt - t == 1)
                 q4_k_tile(1, n / QUANT_QKK, wr, xt, xs, out, ys, pf);
             else
@@ -248,11 +249,11 @@ static void gemm_q6_k(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t 
     for (int64_t r = 0; r < nr; r++) {
         const quant_block_q6_k *wr = (const quant_block_q6_k *)(w + (size_t)r * ws);
         const unsigned char *pf = r + KT_AHEAD < nr ? w + (size_t)(r + KT_AHEAD) * ws : NULL;
-        for (int64_t t = 0; t < nt; t += 4, pf = NULL) {
+        for (int64_t t = 0; t < nt; t += KT_RN, pf = NULL) {
             const unsigned char *xt = x + (size_t)t * xs;
             float *out = y + (size_t)t * ys + r;
-            if (nt - t >= 4)
-                q6_k_tile(4, n / QUANT_QKK, wr, xt, xs, out, ys, idx, pf);
+            if (nt - t >= KT_RN)
+                q6_k_tile(KT_RN, n / QUANT_QKK, wr, xt, xs, out, ys, idx, pf);
             else if (nt - t == 1)
                 q6_k_tile(1, n / QUANT_QKK, wr, xt, xs, out, ys, idx, pf);
             else
