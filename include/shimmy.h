@@ -381,6 +381,220 @@ uint32_t shimmy_model_list_ctx_len(const shimmy_model_list *l, size_t i);
  * range or out of memory. Owned: shimmy_spec_builder_free. */
 shimmy_spec_builder *shimmy_model_list_spec(const shimmy_model_list *l, size_t i);
 
+/* ==== Tokens, inspection and evaluation ==== */
+/* What tools built on a model need below generation: vocabularies and token ids, a read-only
+ * view of a GGUF file, chat template rendering, the registry's full scan report, and an
+ * evaluator (a model's forward pass with its own KV cache) for teacher-forced logits,
+ * perplexity, benchmarks and generation from token ids. The `shimmy` CLI is built on these. */
+
+/* ---- process: logging, machine facts, library buffers ---------------------------------- */
+
+/* What `threads = 0` means everywhere: the physical cores available to this process. */
+int32_t shimmy_default_threads(void);
+/* The best instruction set the kernels use here ("avx512-vnni", "avx2", "neon", "scalar"; the
+ * SHIMMY_ISA environment variable narrows it). A static string. */
+const char *shimmy_cpu_isa(void);
+/* Frees a buffer documented "Owned: shimmy_free" (token ids, text). NULL is a no-op. */
+void shimmy_free(void *p);
+
+/* ---- vocabularies and tokens ------------------------------------------------------------ */
+
+/* A tokenizer: the vocabulary, merges/scores and special tokens of a model. Immutable, so any
+ * number of threads may use one at once. */
+typedef struct shimmy_vocab shimmy_vocab;
+
+/* Reads only the tokenizer metadata of a GGUF file (never the weights), so it is cheap on any
+ * model size. Owned: shimmy_vocab_free. Errors name the file: SHIMMY_ERR_IO, _FORMAT,
+ * _UNSUPPORTED (a tokenizer type shimmy does not implement), _NOMEM. */
+SHIMMY_NODISCARD shimmy_status shimmy_vocab_open(const char *path, shimmy_vocab **out,
+                                                 shimmy_error *err);
+/* Frees a vocabulary from shimmy_vocab_open (never one from shimmy_model_vocab). */
+void shimmy_vocab_free(shimmy_vocab *v);
+/* A loaded model's vocabulary: borrowed until the model's last unref. NULL for NULL. */
+const shimmy_vocab *shimmy_model_vocab(const shimmy_model *m);
+int32_t shimmy_vocab_size(const shimmy_vocab *v);
+/* Special token ids; -1 when the vocabulary has none. */
+int32_t shimmy_vocab_bos(const shimmy_vocab *v);
+int32_t shimmy_vocab_eos(const shimmy_vocab *v);
+int32_t shimmy_vocab_eot(const shimmy_vocab *v); /* end of a chat turn */
+/* True when tokenizing with SHIMMY_TOKENIZE_ADD_SPECIAL puts BOS first (the model asks so). */
+bool shimmy_vocab_adds_bos(const shimmy_vocab *v);
+/* The stored text of token id as the file spells it (e.g. "▁the"), *len bytes, not
+ * NUL-terminated, borrowed like v; NULL (and *len 0) out of range. len may be NULL. */
+const char *shimmy_vocab_token_text(const shimmy_vocab *v, int32_t id, size_t *len);
+/* The bytes token id decodes to, written to buf (at most cap bytes, no NUL added). Returns the
+ * piece's full length: more than cap means buf was too small (call again with a larger one).
+ * special: control tokens (BOS, <|im_end|>) give their text instead of nothing. 0 out of range.
+ * A piece may be part of a UTF-8 character (byte tokens). */
+size_t shimmy_token_piece(const shimmy_vocab *v, int32_t id, bool special, char *buf, size_t cap);
+
+/* shimmy_tokenize flags */
+#define SHIMMY_TOKENIZE_ADD_SPECIAL   1u /* BOS/EOS as the model's metadata asks */
+#define SHIMMY_TOKENIZE_PARSE_SPECIAL 2u /* special-token text ("<|im_end|>") becomes its id */
+
+/* Tokenizes text[0..len) (bytes; invalid UTF-8 is tokenized as bytes). *ids (Owned:
+ * shimmy_free; NULL when *n is 0) receives *n ids. Errors: SHIMMY_ERR_INVALID_ARG (NULL
+ * pointers), _TOO_LARGE (over 1 GiB of text), _NOMEM. */
+SHIMMY_NODISCARD shimmy_status shimmy_tokenize(const shimmy_vocab *v, const char *text, size_t len,
+                                               unsigned flags, int32_t **ids, size_t *n,
+                                               shimmy_error *err);
+
+/* shimmy_detokenize flags */
+#define SHIMMY_DETOKENIZE_SPECIAL    1u /* control tokens are shown as their text */
+#define SHIMMY_DETOKENIZE_VALID_UTF8 2u /* invalid sequences (a character cut off) -> U+FFFD */
+
+/* The text of ids (the inverse of shimmy_tokenize: pieces joined, the leading-space rule of
+ * the model applied). *text is Owned (shimmy_free), NUL-terminated after *len bytes; without
+ * SHIMMY_DETOKENIZE_VALID_UTF8 it is the exact bytes, which may be invalid UTF-8.
+ * Errors: SHIMMY_ERR_INVALID_ARG naming the first id outside the vocabulary (`where` "ids"),
+ * _NOMEM. */
+SHIMMY_NODISCARD shimmy_status shimmy_detokenize(const shimmy_vocab *v, const int32_t *ids,
+                                                 size_t n, unsigned flags, char **text, size_t *len,
+                                                 shimmy_error *err);
+
+/* ---- GGUF files: a read-only view of the header ----------------------------------------- */
+
+/* A GGUF file's header, metadata and tensor table, read without the tensor data (inspecting a
+ * 70 GB model reads a few megabytes). Immutable; every pointer it hands out is borrowed until
+ * shimmy_gguf_free. */
+typedef struct shimmy_gguf shimmy_gguf;
+
+/* Metadata value types, numbered as in the GGUF format. */
+typedef enum shimmy_gguf_type {
+    SHIMMY_GGUF_U8 = 0,
+    SHIMMY_GGUF_I8 = 1,
+    SHIMMY_GGUF_U16 = 2,
+    SHIMMY_GGUF_I16 = 3,
+    SHIMMY_GGUF_U32 = 4,
+    SHIMMY_GGUF_I32 = 5,
+    SHIMMY_GGUF_F32 = 6,
+    SHIMMY_GGUF_BOOL = 7,
+    SHIMMY_GGUF_STRING = 8,
+    SHIMMY_GGUF_ARRAY = 9,
+    SHIMMY_GGUF_U64 = 10,
+    SHIMMY_GGUF_I64 = 11,
+    SHIMMY_GGUF_F64 = 12
+} shimmy_gguf_type;
+
+/* "u8", "i32", "f32", "bool", "string", "array", ...; "?" outside the enum. */
+const char *shimmy_gguf_type_name(shimmy_gguf_type t);
+
+/* One metadata value. Numbers are widened: unsigned types in u64, signed in i64, floats in
+ * f64; the other fields are zero. Strings are bytes (not NUL-terminated, maybe not UTF-8). */
+typedef struct shimmy_gguf_value {
+    shimmy_gguf_type type;
+    uint64_t u64;
+    int64_t i64;
+    double f64;
+    bool b;
+    const char *str; /* SHIMMY_GGUF_STRING: str_len bytes */
+    size_t str_len;
+    shimmy_gguf_type elem_type; /* SHIMMY_GGUF_ARRAY: element type and count */
+    uint64_t count;
+    const void *array_; /* internal: what shimmy_gguf_array_at reads */
+} shimmy_gguf_value;
+
+typedef struct shimmy_gguf_info {
+    const char *path; /* as given to shimmy_gguf_open */
+    uint32_t version;
+    uint32_t alignment;
+    uint64_t file_size;
+    uint64_t data_offset; /* start of the tensor data section */
+    size_t n_kv;
+    size_t n_tensors;
+} shimmy_gguf_info;
+
+typedef struct shimmy_gguf_tensor {
+    const char *name; /* name_len bytes, not NUL-terminated */
+    size_t name_len;
+    uint32_t type;         /* the GGML type number */
+    const char *type_name; /* "F32", "Q4_K", ... ("unknown" for a number shimmy does not know) */
+    uint32_t n_dims;
+    int64_t shape[4]; /* elements per dimension, shape[0] the row length; unused ones are 1 */
+    uint64_t offset;  /* relative to data_offset */
+    uint64_t bytes;
+} shimmy_gguf_tensor;
+
+/* Reads and checks the header (every key, value and tensor record, bounds included). Owned:
+ * shimmy_gguf_free. Errors name the file: SHIMMY_ERR_IO, _FORMAT (what is malformed), _NOMEM. */
+SHIMMY_NODISCARD shimmy_status shimmy_gguf_open(const char *path, shimmy_gguf **out,
+                                                shimmy_error *err);
+void shimmy_gguf_free(shimmy_gguf *g);
+/* Fills *out (zeroed for a NULL g). */
+void shimmy_gguf_get_info(const shimmy_gguf *g, shimmy_gguf_info *out);
+/* The i-th metadata pair, in file order: key (key_len bytes, not NUL-terminated) and value.
+ * false (and nothing written) when i >= n_kv. */
+bool shimmy_gguf_kv_at(const shimmy_gguf *g, size_t i, const char **key, size_t *key_len,
+                       shimmy_gguf_value *value);
+/* The value of key ("general.architecture", "llama.context_length"); false when absent. */
+bool shimmy_gguf_find(const shimmy_gguf *g, const char *key, shimmy_gguf_value *value);
+/* Element i of an array value (arrays nest); false when arr is no array or i >= count. */
+bool shimmy_gguf_array_at(const shimmy_gguf_value *arr, uint64_t i, shimmy_gguf_value *out);
+/* The i-th tensor record, in file order; false when i >= n_tensors. */
+bool shimmy_gguf_tensor_at(const shimmy_gguf *g, size_t i, shimmy_gguf_tensor *out);
+
+/* ---- chat templates ---------------------------------------------------------------------- */
+
+/* A compiled chat template (Jinja) with the BOS/EOS texts of its model. Immutable. */
+typedef struct shimmy_template shimmy_template;
+
+/* Compiles Jinja source (copied). Errors: SHIMMY_ERR_TEMPLATE (line and what is wrong). */
+SHIMMY_NODISCARD shimmy_status shimmy_template_new(const char *source, shimmy_template **out,
+                                                   shimmy_error *err);
+/* A built-in family: "chatml", "llama2", "llama3", "mistral", "phi3", "gemma", "zephyr",
+ * "vicuna", "openchat", "deepseek", "command-r". Unknown: SHIMMY_ERR_NOT_FOUND, `where`
+ * "template", the message lists the families. */
+SHIMMY_NODISCARD shimmy_status shimmy_template_builtin(const char *family, shimmy_template **out,
+                                                       shimmy_error *err);
+/* The template of a GGUF file (header only): tokenizer.chat_template, or with name non-NULL
+ * tokenizer.chat_template.<name>; when the file has none, the built-in family `name`, or for
+ * name NULL the family its vocabulary and architecture suggest. BOS/EOS texts come from the
+ * file's vocabulary. Errors: those of shimmy_gguf_open, SHIMMY_ERR_NOT_FOUND (`where`
+ * "template": no such template in the file nor among the built-ins), _TEMPLATE. */
+SHIMMY_NODISCARD shimmy_status shimmy_template_from_gguf(const char *path, const char *name,
+                                                         shimmy_template **out, shimmy_error *err);
+void shimmy_template_free(shimmy_template *t);
+/* Borrowed until shimmy_template_free: the Jinja source; the family it belongs to (a built-in
+ * name, or "unknown"); the text that ends a model turn in that family (NULL when unknown); the
+ * model's BOS and EOS token texts ("" when not from a model or absent). */
+const char *shimmy_template_source(const shimmy_template *t);
+const char *shimmy_template_family(const shimmy_template *t);
+const char *shimmy_template_end_of_turn(const shimmy_template *t);
+const char *shimmy_template_bos(const shimmy_template *t);
+const char *shimmy_template_eos(const shimmy_template *t);
+
+typedef struct shimmy_render_options {
+    const char *messages_json; /* required: a JSON array of {role, content, tool_calls, ...} */
+    const char *tools_json;    /* NULL, or a JSON array: the template's `tools` */
+    const char *vars_json;     /* NULL, or a JSON object of more variables (enable_thinking) */
+    bool no_generation_prompt; /* false: end with the assistant's turn opened */
+    const char *bos, *eos;     /* NULL = the template's own texts */
+    bool trim_bos_eos;         /* drop one leading BOS and one trailing EOS text */
+    const char *date;          /* "YYYY-MM-DD" for strftime_now (reproducible); NULL = today */
+} shimmy_render_options;
+
+typedef struct shimmy_span {
+    size_t begin, end; /* byte range [begin, end) */
+} shimmy_span;
+
+/* A rendering: text (NUL-terminated after len bytes) and the spans of it that came from
+ * message content (sorted, disjoint). Free with shimmy_rendered_free. */
+typedef struct shimmy_rendered {
+    char *text;
+    size_t len;
+    shimmy_span *spans;
+    size_t n_spans;
+} shimmy_rendered;
+
+/* Renders o's conversation. On failure *out is zeroed. Errors: SHIMMY_ERR_INVALID_JSON
+ * (`where` "messages", "tools" or "vars"), SHIMMY_ERR_TEMPLATE (what the template raised or
+ * where it went wrong), _NOMEM. */
+SHIMMY_NODISCARD shimmy_status shimmy_template_render(const shimmy_template *t,
+                                                      const shimmy_render_options *o,
+                                                      shimmy_rendered *out, shimmy_error *err);
+/* Frees what a rendering owns and zeroes it; NULL is a no-op. */
+void shimmy_rendered_free(shimmy_rendered *r);
+
 #ifdef __cplusplus
 }
 #endif
