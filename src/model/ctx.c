@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define CTX_ALIGN 64
 
@@ -64,12 +65,18 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     uint64_t o_v = reserve(&l, L * N, v_dim * c->kv_elt);
     uint64_t o_x = reserve(&l, B * (uint64_t)hp->n_embd, 4);
     uint64_t o_xn = reserve(&l, B * xn_dim, 4);
+    /* q, k, v and att live from the q/k/v products to the output projection, gate and up only
+     * inside the FFN: the two groups share one region (a batch's largest scratch) */
+    const uint64_t shared = l.total;
     uint64_t o_q = reserve(&l, B * q_dim, 4);
     uint64_t o_kk = reserve(&l, B * k_dim, 4);
     uint64_t o_vv = reserve(&l, B * v_dim, 4);
     uint64_t o_att = reserve(&l, B * o_dim, 4);
+    const uint64_t attn_end = l.total;
+    l.total = shared;
     uint64_t o_gate = reserve(&l, B * (uint64_t)hp->n_ff, 4);
     uint64_t o_up = reserve(&l, B * (uint64_t)hp->n_ff, 4);
+    if (l.total < attn_end) l.total = attn_end;
     uint64_t o_xq = reserve(&l, B, m->max_act_row_bytes ? m->max_act_row_bytes : 1);
     c->scores_per_thread = (int64_t)(2 * N + (uint64_t)hp->head_dim + 16) & ~(int64_t)15;
     uint64_t o_sc = reserve(&l, (uint64_t)c->n_threads, (uint64_t)c->scores_per_thread * 4);
@@ -80,13 +87,15 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
         return core_error(err, SHIMMY_ERR_NOMEM, "n_ctx",
                           "a context of %d positions is too large for this model", p->n_ctx);
     }
-    /* calloc rather than an aligned allocation plus memset: a block this large comes straight
-     * from the kernel as zero pages, so nothing is written (or made resident) until the forward
-     * pass touches it. Start-up no longer pays for the whole KV cache, and a short generation
-     * only ever maps the cache rows it used. Zero, not uninitialised, so a truncated cache
-     * never exposes garbage to the sanitizers. */
-    unsigned char *raw = calloc(1, (size_t)l.total + CTX_ALIGN);
-    unsigned char *base = raw ? raw + (CTX_ALIGN - (uintptr_t)raw % CTX_ALIGN) % CTX_ALIGN : NULL;
+    /* Anonymous pages straight from the kernel, not malloc: they are zero and stay untouched
+     * (not resident) until the forward pass writes them, so start-up does not pay for the KV
+     * cache and a short generation maps only what it used; freeing returns them at once.
+     * (calloc would do the same only while glibc serves the block by mmap: after a context is
+     * freed its dynamic threshold rises and the next context comes from the heap, memset and
+     * resident.) Zero, not uninitialised, so a truncated cache never exposes garbage. */
+    void *map =
+        mmap(NULL, (size_t)l.total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *base = map == MAP_FAILED ? NULL : map; /* page-aligned, so CTX_ALIGN too */
     if (!base) {
         free(c);
         return core_error(err, SHIMMY_ERR_NOMEM, "n_ctx",
@@ -94,7 +103,8 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
                           "--ctx-size)",
                           (double)l.total / (1024.0 * 1024.0), p->n_ctx);
     }
-    c->block = raw;
+    c->block = base;
+    c->block_bytes = (size_t)l.total;
     c->k_cache = base + o_k;
     c->v_cache = base + o_v;
     c->x = (float *)(base + o_x);
@@ -117,7 +127,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
 void model_ctx_free(model_ctx *c) {
     if (!c) return;
     core_aligned_free(c->lora_scratch);
-    free(c->block);
+    if (c->block) munmap(c->block, c->block_bytes);
     free(c);
 }
 

@@ -233,11 +233,13 @@ struct model_ctx {
     int32_t n_logits_last; /* positions computed by the last eval */
     model_kv_type kv_type;
     size_t kv_elt; /* bytes per cache element */
-    void *block;   /* owned: the one zeroed allocation every buffer below is a slice of */
+    void *block;   /* owned: the one zeroed mapping every buffer below is a slice of */
+    size_t block_bytes;
     void *k_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) F16 or F32 */
     void *v_cache; /* (n_layer, n_head_kv*head_dim_v, n_ctx): transposed, a row per dim */
     float *x;      /* (n_batch, n_embd) residual stream */
     float *xn;     /* (n_batch, max(n_embd, n_head*head_dim_v)) normed input / projections */
+    /* q, k, v, att and gate, up overlap (the attention's and the FFN's scratch): see ctx.c */
     float *q;      /* (n_batch, n_head*head_dim) */
     float *k;      /* (n_batch, n_head_kv*head_dim) */
     float *v;      /* (n_batch, n_head_kv*head_dim_v) */
