@@ -336,28 +336,24 @@ static shimmy_status permute_all(lora_adapter *ad, const int64_t *heads, shimmy_
     return SHIMMY_OK;
 }
 
-/* B transposed for the pairs the axpy path takes (lora_pair_axpy_ok), in one owned block: as
- * many bytes as those pairs' B. */
-static shimmy_status transpose_b(lora_adapter *ad, shimmy_error *err) {
+/* B in panels for the pairs that take them (lora_pair_panel_ok), in one owned block: as many
+ * bytes as those pairs' B. The mapping is left as it is. */
+static shimmy_status build_panels(lora_adapter *ad, shimmy_error *err) {
     size_t total = 0;
     for (size_t i = 0; i < ad->n_pairs; i++)
-        if (lora_pair_axpy_ok(&ad->pairs[i]))
-            total += (size_t)ad->pairs[i].n_out * (size_t)ad->pairs[i].rank;
+        if (lora_pair_panel_ok(&ad->pairs[i])) total += lora_panel_bytes(&ad->pairs[i]);
     if (!total) return SHIMMY_OK;
-    float *blk = malloc(total * sizeof *blk);
+    unsigned char *blk = core_aligned_alloc(64, total);
     if (!blk)
         return core_error(err, SHIMMY_ERR_NOMEM, ad->path, "out of memory loading adapter '%s'",
                           ad->path);
-    ad->bt_owned = blk;
+    ad->bp_owned = blk;
     for (size_t i = 0; i < ad->n_pairs; i++) {
         lora_pair *p = &ad->pairs[i];
-        if (!lora_pair_axpy_ok(p)) continue;
-        const unsigned char *b = p->b;
-        for (int64_t o = 0; o < p->n_out; o++)
-            for (int64_t r = 0; r < p->rank; r++)
-                memcpy(&blk[r * p->n_out + o], b + (size_t)o * p->b_row_bytes + (size_t)r * 4, 4);
-        p->bt = blk;
-        blk += (size_t)p->n_out * (size_t)p->rank;
+        if (!lora_pair_panel_ok(p)) continue;
+        lora_panel_build(p, blk);
+        p->bp = blk;
+        blk += lora_panel_bytes(p);
     }
     return SHIMMY_OK;
 }
@@ -378,7 +374,7 @@ static shimmy_status build(lora_adapter *ad, lora_halves *hs, const gguf_file *b
                         ad->path);
     if (rc == SHIMMY_OK) rc = pair_halves(ad, hs, base, heads, err);
     if (rc == SHIMMY_OK) rc = permute_all(ad, heads, err);
-    if (rc == SHIMMY_OK) rc = transpose_b(ad, err); /* after permute_all: the final rows */
+    if (rc == SHIMMY_OK) rc = build_panels(ad, err); /* after permute_all: the final rows */
     free(heads); /* pairs come out sorted by weight because the halves were */
     return rc;
 }
@@ -390,7 +386,7 @@ static void adapter_free(lora_adapter *ad) {
     gguf_close(ad->gguf);
     lora_st_close(ad->st);
     free(ad->owned);
-    free(ad->bt_owned);
+    core_aligned_free(ad->bp_owned);
     free(ad->pairs);
     free(ad->names);
     free(ad->path);

@@ -4,22 +4,37 @@
  * to A's vec_dot_type, A·x is computed with A's vec_dot kernel in F32, that result is converted
  * to B's vec_dot_type, and B's kernel gives the delta. This is what llama.cpp's graph does with
  * mul_mat(B, mul_mat(A, x)), which is what makes F16 adapters match it (the two F16 roundings).
+ * Where B has panels (kernels.c) they replace its per-output vec_dot with the same bits.
  *
- * Work is split over the pool in phases (convert x, A·x, convert A·x, B·(A·x)); each phase only
- * reads what the previous one wrote, and every output element is one kernel call, so the result
- * does not depend on the number of threads. */
+ * Decode reads the whole adapter for a few thousand multiply-adds per product, so per-call costs
+ * count: the adapters' terms for all products that share x (q,k,v; gate,up) run together, x is
+ * converted once per type, and with a pool they run in the same pool run as the base products
+ * (lora_set_run): each thread does its base rows, its share of the rows of every A, waits for the
+ * others, then its share of the outputs of every B. Every element of A·x is one vec_dot and every
+ * output one fixed sequence of float operations, so the result does not depend on the split. */
 #include "lora/lora_impl.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-#define LORA_AXPY_X86 1
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
 #endif
 
 #define LORA_ALIGN_FLOATS 16 /* 64 bytes */
+
+/* Terms per pool run; a call with more (many adapters) runs the rest in further runs, in order. */
+#define LORA_TERMS_MAX 32
+
+/* Without base products to share a pool run with, a low-rank product below this many
+ * multiply-adds runs on the calling thread: waking the pool would cost more. */
+#define LORA_POOL_MIN_WORK (1 << 16)
 
 static size_t round_floats(size_t bytes) {
     size_t f = (bytes + sizeof(float) - 1) / sizeof(float);
@@ -32,188 +47,203 @@ static size_t conv_row(const quant_traits *vd, int64_t n) {
     return vd->type == GGUF_T_F32 ? 0 : quant_row_bytes(vd, n);
 }
 
-size_t lora_pair_scratch_floats(const lora_pair *p, int n_tokens) {
-    size_t n = n_tokens > 0 ? (size_t)n_tokens : 0;
-    return round_floats(n * conv_row(p->xa, p->n_in)) +
-           round_floats(n * (size_t)p->rank * sizeof(float)) +
+/* Scratch of one term: A·x and its conversion for B. */
+static size_t term_floats(const lora_pair *p, size_t n) {
+    return round_floats(n * (size_t)p->rank * sizeof(float)) +
            round_floats(n * conv_row(p->xb, p->rank));
 }
 
-typedef struct apply_job {
-    const lora_pair *p;
-    float scale;
-    int n_tok;
-    const float *x; /* (n_tok, n_in) */
-    float *y;       /* (n_tok, n_out) */
-    const void *xs; /* x as A's kernel reads it: rows of xs_row bytes */
-    void *xq;       /* converted x, or NULL */
-    size_t xs_row;
-    float *t;       /* (n_tok, rank): A·x */
-    const void *ts; /* A·x as B's kernel reads it */
-    void *tq;       /* converted A·x, or NULL */
-    size_t ts_row;
-} apply_job;
-
-static void task_convert_x(void *ctx, int ith, int nth) {
-    apply_job *j = ctx;
-    int64_t lo, hi;
-    core_split_range(j->n_tok, ith, nth, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++)
-        j->p->xa->from_float(j->x + i * j->p->n_in, (char *)j->xq + (size_t)i * j->xs_row,
-                             j->p->n_in);
+size_t lora_pair_scratch_floats(const lora_pair *p, int n_tokens) {
+    size_t n = n_tokens > 0 ? (size_t)n_tokens : 0;
+    return round_floats(n * conv_row(p->xa, p->n_in)) + term_floats(p, n);
 }
 
-static void task_a(void *ctx, int ith, int nth) {
-    apply_job *j = ctx;
-    const lora_pair *p = j->p;
+/* One adapter's term for one product. */
+typedef struct term {
+    const lora_pair *p;
+    float scale;
+    float *y;       /* (n_tok, n_out) */
+    const void *xs; /* x as A's kernel reads it: rows of xs_row bytes */
+    size_t xs_row;
+    float *t; /* (n_tok, rank): A·x */
+    void *tq; /* A·x converted for B's kernel, or NULL (F32: t itself) */
+    size_t ts_row;
+    bool t_rows; /* the conversion works on whole rows (Q8_0 blocks): a phase of its own */
+} term;
+
+typedef struct run_job {
+    core_task_fn base; /* the products y = x·Wᵀ, or NULL */
+    void *base_ctx;
+    term *terms;
+    int n_terms, n_tok;
+    bool t_rows;
+    atomic_int bar[2];
+} run_job;
+
+static void barrier(atomic_int *b, int nth) {
+    atomic_fetch_add_explicit(b, 1, memory_order_acq_rel);
+    for (unsigned spins = 1; atomic_load_explicit(b, memory_order_acquire) < nth; spins++) {
+        if (spins % 1024 == 0)
+            sched_yield(); /* the other thread may not be running: give it the CPU */
+        else
+            CPU_RELAX();
+    }
+}
+
+static void a_part(const run_job *j, const term *m, int ith, int nth) {
+    const lora_pair *p = m->p;
     int64_t lo, hi;
     core_split_range((int64_t)j->n_tok * p->rank, ith, nth, &lo, &hi);
     /* element i is (token i / rank, row i % rank); the indices advance without dividing */
     int64_t tok = lo / p->rank, r = lo % p->rank;
+    /* an element-wise conversion (F16, BF16) is done here, by the thread that made the value */
+    const size_t es = m->tq && !m->t_rows ? p->xb->type_size : 0;
     for (int64_t i = lo; i < hi; i++) {
-        p->qa->vec_dot(p->n_in, &j->t[i], (const char *)p->a + (size_t)r * p->a_row_bytes,
-                       (const char *)j->xs + (size_t)tok * j->xs_row);
+        p->qa->vec_dot(p->n_in, &m->t[i], (const char *)p->a + (size_t)r * p->a_row_bytes,
+                       (const char *)m->xs + (size_t)tok * m->xs_row);
+        if (es) p->xb->from_float(&m->t[i], (char *)m->tq + (size_t)i * es, 1);
         if (++r == p->rank) r = 0, tok++;
     }
 }
 
-static void task_convert_t(void *ctx, int ith, int nth) {
-    apply_job *j = ctx;
+static void t_rows_part(const run_job *j, const term *m, int ith, int nth) {
     int64_t lo, hi;
     core_split_range(j->n_tok, ith, nth, &lo, &hi);
     for (int64_t i = lo; i < hi; i++)
-        j->p->xb->from_float(j->t + i * j->p->rank, (char *)j->tq + (size_t)i * j->ts_row,
-                             j->p->rank);
+        m->p->xb->from_float(m->t + i * m->p->rank, (char *)m->tq + (size_t)i * m->ts_row,
+                             m->p->rank);
 }
 
-static void task_b(void *ctx, int ith, int nth) {
-    apply_job *j = ctx;
-    const lora_pair *p = j->p;
-    int64_t lo, hi;
-    core_split_range((int64_t)j->n_tok * p->n_out, ith, nth, &lo, &hi);
-    int64_t tok = lo / p->n_out, o = lo % p->n_out;
-    const char *trow = (const char *)j->ts + (size_t)tok * j->ts_row;
-    for (int64_t i = lo; i < hi; i++) {
-        float d;
-        p->qb->vec_dot(p->rank, &d, (const char *)p->b + (size_t)o * p->b_row_bytes, trow);
-        /* scale, then add: the order of llama.cpp's ggml_scale + ggml_add */
-        j->y[i] += j->scale * d;
-        if (++o == p->n_out) o = 0, trow += j->ts_row;
-    }
-}
-
-/* ---- the axpy form for F32 B (see lora_impl.h) ---- */
-
-bool lora_pair_axpy_ok(const lora_pair *p) {
-#ifdef LORA_AXPY_X86
-    /* The x86 kernel sets (avx2, avx512*) share the engine's F32 order; the scalar set sums in
-     * double, so it keeps the per-output vec_dot. */
-    return p->type_b == GGUF_T_F32 && p->rank >= 8 && p->rank < 64 && p->rank % 8 == 0 &&
-           p->qb == quant_get(GGUF_T_F32) && strncmp(quant_isa(), "avx", 3) == 0;
-#else
-    (void)p;
-    return false;
-#endif
-}
-
-void lora_axpy_ref(const float *bt, int64_t rank, int64_t n_out, const float *t, float scale,
-                   float *y, int64_t lo, int64_t hi) {
-    for (int64_t o = lo; o < hi; o++) {
-        float acc = 0.0f;
-        for (int64_t r = 0; r < rank; r++) {
-            const float prod = t[r] * bt[r * n_out + o];
-            acc = acc + prod;
+/* Outputs [u0·8, u1·8) ∩ [0, n_out) of one token: panels where B has them, else (and for the
+ * last n_out % 8) one vec_dot per output, scaled and then added (llama.cpp's scale, then add). */
+static void b_units(const term *m, int64_t tok, int64_t u0, int64_t u1) {
+    const lora_pair *p = m->p;
+    float *y = m->y + tok * p->n_out;
+    const void *ts = m->tq ? (const void *)((const char *)m->tq + (size_t)tok * m->ts_row)
+                           : m->t + tok * p->rank;
+    int64_t o0 = u0 * LORA_PANEL, o1 = u1 * LORA_PANEL < p->n_out ? u1 * LORA_PANEL : p->n_out;
+    if (p->bp) {
+        const int64_t full = p->n_out / LORA_PANEL, k1 = u1 < full ? u1 : full;
+        if (u0 < k1) {
+            const size_t off = (size_t)(u0 * LORA_PANEL * p->rank);
+            if (p->type_b == GGUF_T_F32)
+                lora_panel_f32((const float *)p->bp + off, p->rank, ts, m->scale, y + o0, k1 - u0);
+            else
+                lora_panel_f16((const uint16_t *)p->bp + off, p->rank, ts, m->scale, y + o0,
+                               k1 - u0);
+            o0 = k1 * LORA_PANEL;
         }
-        const float d = scale * acc;
-        y[o] = y[o] + d;
+    }
+    for (int64_t o = o0; o < o1; o++) {
+        float d;
+        p->qb->vec_dot(p->rank, &d, (const char *)p->b + (size_t)o * p->b_row_bytes, ts);
+        y[o] += m->scale * d;
     }
 }
 
-#ifdef LORA_AXPY_X86
-__attribute__((target("avx"))) static void axpy_avx(const float *bt, int64_t rank, int64_t n_out,
-                                                    const float *t, float scale, float *y,
-                                                    int64_t lo, int64_t hi) {
-    const __m256 vs = _mm256_set1_ps(scale);
-    int64_t o = lo;
-    for (; o + 8 <= hi; o += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (int64_t r = 0; r < rank; r++)
-            acc = _mm256_add_ps(
-                acc, _mm256_mul_ps(_mm256_set1_ps(t[r]), _mm256_loadu_ps(bt + r * n_out + o)));
-        _mm256_storeu_ps(y + o, _mm256_add_ps(_mm256_loadu_ps(y + o), _mm256_mul_ps(vs, acc)));
+/* Every term of one y is split the same way (units of LORA_PANEL outputs), so one thread adds
+ * all of an output's terms, in attach order. */
+static void b_part(const run_job *j, const term *m, int ith, int nth) {
+    const int64_t per_tok = (m->p->n_out + LORA_PANEL - 1) / LORA_PANEL;
+    int64_t lo, hi;
+    core_split_range((int64_t)j->n_tok * per_tok, ith, nth, &lo, &hi);
+    while (lo < hi) {
+        const int64_t tok = lo / per_tok, end = hi - tok * per_tok;
+        const int64_t u1 = end < per_tok ? end : per_tok;
+        b_units(m, tok, lo - tok * per_tok, u1);
+        lo = tok * per_tok + u1;
     }
-    if (o < hi) lora_axpy_ref(bt, rank, n_out, t, scale, y, o, hi);
 }
-#endif
 
-void lora_axpy(const float *bt, int64_t rank, int64_t n_out, const float *t, float scale, float *y,
-               int64_t lo, int64_t hi) {
-#ifdef LORA_AXPY_X86
-    if (__builtin_cpu_supports("avx")) {
-        axpy_avx(bt, rank, n_out, t, scale, y, lo, hi);
+static void task_run(void *ctx, int ith, int nth) {
+    run_job *j = ctx;
+    if (j->base) j->base(j->base_ctx, ith, nth);
+    for (int k = 0; k < j->n_terms; k++) a_part(j, &j->terms[k], ith, nth);
+    /* B needs all of A·x, and adds to outputs of base rows other threads wrote */
+    if (nth > 1) barrier(&j->bar[0], nth);
+    if (j->t_rows) {
+        for (int k = 0; k < j->n_terms; k++)
+            if (j->terms[k].t_rows) t_rows_part(j, &j->terms[k], ith, nth);
+        if (nth > 1) barrier(&j->bar[1], nth);
+    }
+    for (int k = 0; k < j->n_terms; k++) b_part(j, &j->terms[k], ith, nth);
+}
+
+/* x converted to A's vec_dot_type, rows of `row` bytes. F16 takes the vector conversion when
+ * the active one is the element-wise rounding it reproduces. */
+static void convert_x(const quant_traits *vd, const float *x, int n_tok, int64_t n_in, void *out,
+                      size_t row) {
+    const bool f16 =
+        vd->type == GGUF_T_F16 && vd->from_float == quant_get_ref(GGUF_T_F16)->from_float;
+    for (int i = 0; i < n_tok; i++) {
+        if (f16)
+            lora_f16_row(x + (int64_t)i * n_in, (uint16_t *)((char *)out + (size_t)i * row), n_in);
+        else
+            vd->from_float(x + (int64_t)i * n_in, (char *)out + (size_t)i * row, n_in);
+    }
+}
+
+/* Lays out the terms' scratch, converts x once per vec_dot type, and runs. */
+static void run_terms(term *m, int n, int n_tok, const float *x, float *scratch, core_pool *pool,
+                      core_task_fn base, void *base_ctx) {
+    if (n == 0 || n_tok <= 0) {
+        if (!base) return;
+        if (pool)
+            core_pool_run(pool, base, base_ctx);
+        else
+            base(base_ctx, 0, 1);
         return;
     }
-#endif
-    lora_axpy_ref(bt, rank, n_out, t, scale, y, lo, hi);
-}
-
-/* B·(A·x) from B transposed: the same elements as task_b, a run of outputs of one token at a
- * time. */
-static void task_b_axpy(void *ctx, int ith, int nth) {
-    apply_job *j = ctx;
-    const lora_pair *p = j->p;
-    int64_t lo, hi;
-    core_split_range((int64_t)j->n_tok * p->n_out, ith, nth, &lo, &hi);
-    while (lo < hi) {
-        int64_t tok = lo / p->n_out, o = lo % p->n_out;
-        int64_t end = hi - tok * p->n_out < p->n_out ? hi - tok * p->n_out : p->n_out;
-        lora_axpy(p->bt, p->rank, p->n_out, j->t + tok * p->rank, j->scale, j->y + tok * p->n_out,
-                  o, end);
-        lo = tok * p->n_out + end;
+    const size_t nt = (size_t)n_tok;
+    float *cur = scratch;
+    const void *conv_q[4] = {0};
+    uint32_t conv_t[4];
+    int n_conv = 0;
+    int64_t work = 0;
+    run_job j = {.base = base, .base_ctx = base_ctx, .terms = m, .n_terms = n, .n_tok = n_tok};
+    for (int k = 0; k < n; k++) {
+        const lora_pair *p = m[k].p;
+        const size_t xrow = conv_row(p->xa, p->n_in);
+        m[k].xs = x;
+        m[k].xs_row = (size_t)p->n_in * sizeof(float);
+        if (xrow) {
+            int c = 0;
+            while (c < n_conv && conv_t[c] != p->xa->type) c++;
+            if (c == n_conv) { /* first term of this type: convert x */
+                conv_t[c] = p->xa->type;
+                conv_q[c] = cur;
+                convert_x(p->xa, x, n_tok, p->n_in, cur, xrow);
+                cur += round_floats(nt * xrow);
+                n_conv++;
+            }
+            m[k].xs = conv_q[c];
+            m[k].xs_row = xrow;
+        }
+        work += (int64_t)n_tok * p->rank * (p->n_in + p->n_out);
     }
-}
-
-/* Below this many elements of work a phase runs on the calling thread: waking the pool costs
- * more than a decode-time low-rank product (rank × n_in multiply-adds). Results do not depend on
- * the choice, since each output element is one kernel call either way. */
-#define LORA_POOL_MIN_WORK (1 << 16)
-
-static void run(core_pool *pool, core_task_fn fn, void *ctx, int64_t work) {
-    if (pool && work >= LORA_POOL_MIN_WORK)
-        core_pool_run(pool, fn, ctx);
+    for (int k = 0; k < n; k++) {
+        const lora_pair *p = m[k].p;
+        const size_t trow = conv_row(p->xb, p->rank);
+        m[k].t = cur;
+        cur += round_floats(nt * (size_t)p->rank * sizeof(float));
+        m[k].tq = trow ? cur : NULL;
+        cur += round_floats(nt * trow);
+        m[k].ts_row = trow ? trow : (size_t)p->rank * sizeof(float);
+        m[k].t_rows = trow && p->xb->block_size > 1;
+        j.t_rows |= m[k].t_rows;
+    }
+    atomic_init(&j.bar[0], 0);
+    atomic_init(&j.bar[1], 0);
+    if (pool && (base || work >= LORA_POOL_MIN_WORK))
+        core_pool_run(pool, task_run, &j);
     else
-        fn(ctx, 0, 1);
+        task_run(&j, 0, 1);
 }
 
 void lora_pair_apply(const lora_pair *p, float scale, int n_tokens, const float *x, float *y,
                      float *scratch, core_pool *pool) {
-    if (n_tokens <= 0) return;
-    size_t n = (size_t)n_tokens, xq_row = conv_row(p->xa, p->n_in);
-    size_t tq_row = conv_row(p->xb, p->rank);
-    apply_job j = {.p = p, .scale = scale, .n_tok = n_tokens, .x = x, .y = y};
-    float *cur = scratch;
-    j.xq = xq_row ? cur : NULL;
-    cur += round_floats(n * xq_row);
-    j.t = cur;
-    cur += round_floats(n * (size_t)p->rank * sizeof(float));
-    j.tq = tq_row ? cur : NULL;
-    j.xs = j.xq ? j.xq : (const void *)x;
-    j.xs_row = xq_row ? xq_row : (size_t)p->n_in * sizeof(float);
-    j.ts = j.tq ? j.tq : (const void *)j.t;
-    j.ts_row = tq_row ? tq_row : (size_t)p->rank * sizeof(float);
-
-    const struct {
-        core_task_fn fn;
-        bool needed;
-        int64_t work;
-    } phases[] = {
-        {task_convert_x, j.xq != NULL, n_tokens * p->n_in},
-        {task_a, true, n_tokens * p->rank * p->n_in},
-        {task_convert_t, j.tq != NULL, n_tokens * p->rank},
-        {p->bt ? task_b_axpy : task_b, true, n_tokens * p->n_out * p->rank},
-    };
-    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
-        if (phases[i].needed) run(pool, phases[i].fn, &j, phases[i].work);
+    term m = {.p = p, .scale = scale, .y = y};
+    run_terms(&m, 1, n_tokens, x, scratch, pool, NULL, NULL);
 }
 
 /* ---- lora_set ---- */
@@ -273,22 +303,56 @@ float lora_set_user_scale(const lora_set *s, size_t i) {
     return i < s->n ? s->v[i].user_scale : 0;
 }
 
+/* Vec_dot types that convert x, for the scratch bound: one slot each. */
+static const uint32_t conv_types[] = {GGUF_T_F16, GGUF_T_BF16, GGUF_T_Q8_0};
+
+/* Terms per pool run for this set: what lora_set_run lays out in scratch at once. */
+static size_t terms_cap(const lora_set *s) {
+    size_t n = s->n * LORA_GROUP_MAX;
+    return n < LORA_TERMS_MAX ? n : LORA_TERMS_MAX;
+}
+
 size_t lora_set_scratch_floats(const lora_set *s, int n_tokens) {
-    size_t m = 0;
-    for (size_t i = 0; s && i < s->n; i++)
+    if (!s) return 0;
+    const size_t n = n_tokens > 0 ? (size_t)n_tokens : 0;
+    int64_t max_in[3] = {0, 0, 0};
+    size_t per_term = 0;
+    for (size_t i = 0; i < s->n; i++)
         for (size_t k = 0; k < lora_adapter_n_pairs(s->v[i].ad); k++) {
-            size_t f = lora_pair_scratch_floats(lora_adapter_pair_at(s->v[i].ad, k), n_tokens);
-            if (f > m) m = f;
+            const lora_pair *p = lora_adapter_pair_at(s->v[i].ad, k);
+            for (int c = 0; c < 3; c++)
+                if (p->xa->type == conv_types[c] && p->n_in > max_in[c]) max_in[c] = p->n_in;
+            size_t f = term_floats(p, n);
+            if (f > per_term) per_term = f;
         }
-    return m;
+    size_t total = terms_cap(s) * per_term;
+    for (int c = 0; c < 3; c++)
+        if (max_in[c]) total += round_floats(n * conv_row(quant_get(conv_types[c]), max_in[c]));
+    return total;
+}
+
+void lora_set_run(const lora_set *s, int n_w, const char *const *weight_names, int n_tokens,
+                  const float *x, float *const *y, float *scratch, core_pool *pool,
+                  core_task_fn base, void *base_ctx) {
+    term m[LORA_TERMS_MAX];
+    const int cap = s ? (int)terms_cap(s) : 0;
+    int n = 0;
+    /* adapter-major, so that terms of one y stay in attach order across runs */
+    for (size_t i = 0; s && i < s->n; i++)
+        for (int k = 0; k < n_w; k++) {
+            const lora_pair *p = lora_adapter_find(s->v[i].ad, weight_names[k]);
+            if (!p) continue;
+            if (n == cap) {
+                run_terms(m, n, n_tokens, x, scratch, pool, base, base_ctx);
+                base = NULL;
+                n = 0;
+            }
+            m[n++] = (term){.p = p, .scale = lora_pair_scale(p, s->v[i].user_scale), .y = y[k]};
+        }
+    run_terms(m, n, n_tokens, x, scratch, pool, base, base_ctx);
 }
 
 void lora_set_apply(const lora_set *s, const char *weight_name, int n_tokens, const float *x,
                     float *y, float *scratch, core_pool *pool) {
-    for (size_t i = 0; s && i < s->n; i++) {
-        const lora_pair *p = lora_adapter_find(s->v[i].ad, weight_name);
-        if (p)
-            lora_pair_apply(p, lora_pair_scale(p, s->v[i].user_scale), n_tokens, x, y, scratch,
-                            pool);
-    }
+    lora_set_run(s, 1, &weight_name, n_tokens, x, &y, scratch, pool, NULL, NULL);
 }

@@ -84,9 +84,11 @@ typedef struct lora_pair {
     const quant_traits *xa, *xb; /* their vec_dot types: how x and A·x are converted */
     int64_t n_in, n_out, rank;
     size_t a_row_bytes, b_row_bytes;
-    /* F32 B transposed, (rank, n_out) floats, built at load when the axpy path reproduces B's
-     * vec_dot bit for bit (lora_pair_axpy_ok); NULL = B·(A·x) runs one vec_dot per output. */
-    const float *bt;
+    /* B in panels of 8 outputs, adapter-owned, built at load where they reproduce B's vec_dot
+     * bit for bit (F32 or F16, rank < 64; lora_pair_panel_ok): panel k holds B[8k + o, r] at
+     * [k][r][o], elements of type_b, for the first n_out & ~7 outputs. NULL = one vec_dot per
+     * output. */
+    const void *bp;
     float alpha;   /* 0 = scale is the user scale alone */
     float divisor; /* rank, or sqrt(rank) for rsLoRA */
 } lora_pair;
@@ -149,12 +151,30 @@ shimmy_status lora_set_add(lora_set *s, lora_adapter *a, float user_scale, shimm
 size_t lora_set_count(const lora_set *s);
 lora_adapter *lora_set_adapter(const lora_set *s, size_t i); /* borrowed */
 float lora_set_user_scale(const lora_set *s, size_t i);
-/* The largest lora_pair_scratch_floats over every pair of every adapter (0 for an empty set). */
+/* Scratch for lora_set_run over LORA_GROUP_MAX weights, and for lora_set_apply and
+ * lora_pair_apply of any pair of the set (0 for an empty set). */
 size_t lora_set_scratch_floats(const lora_set *s, int n_tokens);
 /* Adds every attached adapter's term for base weight `weight_name` to y, in attach order
  * (each with its lora_pair_scale); does nothing for a weight no adapter touches. Same contract
  * as lora_pair_apply; scratch: lora_set_scratch_floats(s, n_tokens) floats. */
 void lora_set_apply(const lora_set *s, const char *weight_name, int n_tokens, const float *x,
                     float *y, float *scratch, core_pool *pool);
+
+/* Products per lora_set_run call that lora_set_scratch_floats provides for (q,k,v,… sharing x);
+ * a call with more runs in further pool runs. */
+#define LORA_GROUP_MAX 4
+
+/* The base products of a group of weights that share the input x, and the adapters' terms of
+ * all of them, in one pool run: every thread runs base(base_ctx, ith, nth) (which must write
+ * y[k] = x·W_kᵀ), then its share of the rows of A·x, waits for the other threads, then its share
+ * of the outputs of B·(A·x), which it adds to y[k]. x is converted to each vec_dot type once.
+ * The result is that of base followed by lora_set_apply for each weight, bit for bit, for any
+ * thread count. base NULL = only the terms (as lora_set_apply). pool NULL = everything on the
+ * calling thread; otherwise base's split over the pool is the caller's choice. Weight names
+ * without a pair are skipped. Not from inside a task of the same pool. scratch:
+ * lora_set_scratch_floats(s, n_tokens) floats. */
+void lora_set_run(const lora_set *s, int n_w, const char *const *weight_names, int n_tokens,
+                  const float *x, float *const *y, float *scratch, core_pool *pool,
+                  core_task_fn base, void *base_ctx);
 
 #endif

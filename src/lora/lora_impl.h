@@ -53,7 +53,7 @@ struct lora_adapter {
     gguf_file *gguf;              /* owned mapping of a GGUF adapter, or NULL */
     lora_st *st;                  /* owned mapping of a PEFT adapter, or NULL */
     void *owned;                  /* permuted copies of q/k lora_B rows (one block), or NULL */
-    float *bt_owned;              /* every pair's lora_pair.bt (one block), or NULL */
+    void *bp_owned;               /* every pair's lora_pair.bp (one block), or NULL */
     lora_pair *pairs;             /* sorted by weight name */
     char (*names)[LORA_NAME_MAX]; /* pairs[i].weight points into names[i] */
     size_t n_pairs;
@@ -69,18 +69,32 @@ shimmy_status lora_peft_read(lora_adapter *ad, const char *config_path, const ch
 /* general.architecture of a base, copied into buf; false when absent or too long. */
 bool lora_base_arch(const gguf_file *base, char *buf, size_t cap);
 
-/* ---- the axpy form of B·(A·x) for F32 B (apply.c) ----
- * y[o] += s · Σ_r t_r·B[o,r] computed for 8 outputs at once from B transposed: acc = +0, then
- * acc = acc + t_r·Bt[r,o] for r = 0..rank-1 (each product rounded, no FMA), then y += s·acc.
- * This is the order of the active F32 vec_dot for 8 <= rank < 64, rank % 8 == 0 on x86 (the
- * engine's tail: rounded products of whole groups of 8 added in order, starting from +0), so
- * lora_pair_axpy_ok only admits those pairs and that kernel set. */
-bool lora_pair_axpy_ok(const lora_pair *p);
-/* y[lo..hi) += scale · (Bt^T t)[lo..hi) for one token; bt is (rank, n_out). The scalar
- * reference and the dispatching version (AVX where the CPU has it); they give the same bits. */
-void lora_axpy_ref(const float *bt, int64_t rank, int64_t n_out, const float *t, float scale,
-                   float *y, int64_t lo, int64_t hi);
-void lora_axpy(const float *bt, int64_t rank, int64_t n_out, const float *t, float scale, float *y,
-               int64_t lo, int64_t hi);
+/* ---- B in panels (kernels.c) ----
+ * For a rank below 64, B's vec_dot is its scalar tail; a panel kernel runs that tail for 8
+ * outputs per register with the same float steps: F32 adds rounded products in order onto +0
+ * (no FMA: rank % 8 == 0 keeps the tail FMA-free), F16 adds exact float products in order onto
+ * a double +0, rounded to float at the end; then y += scale·d. */
+#define LORA_PANEL 8
+
+/* The pairs and kernel sets where panels give the bits of B's vec_dot. */
+bool lora_pair_panel_ok(const lora_pair *p);
+/* Bytes of a pair's panels, and building them from p->b into out (that many bytes). */
+size_t lora_panel_bytes(const lora_pair *p);
+void lora_panel_build(const lora_pair *p, void *out);
+/* y[0 .. 8·n_panels) += scale · (B t) over n_panels consecutive panels bp (rank·8 elements each);
+ * t is A·x as B's kernel reads it (floats, or halves). The scalar references and the
+ * dispatching versions (AVX/F16C where usable) give the same bits. */
+void lora_panel_f32_ref(const float *bp, int64_t rank, const float *t, float scale, float *y,
+                        int64_t n_panels);
+void lora_panel_f32(const float *bp, int64_t rank, const float *t, float scale, float *y,
+                    int64_t n_panels);
+void lora_panel_f16_ref(const uint16_t *bp, int64_t rank, const uint16_t *t, float scale, float *y,
+                        int64_t n_panels);
+void lora_panel_f16(const uint16_t *bp, int64_t rank, const uint16_t *t, float scale, float *y,
+                    int64_t n_panels);
+/* x rounded to F16 (nearest even) as quant_f32_to_f16 does, 8 at a time with F16C where
+ * usable; the two differ only in the payload bits of a NaN. */
+void lora_f16_row_ref(const float *x, uint16_t *y, int64_t n);
+void lora_f16_row(const float *x, uint16_t *y, int64_t n);
 
 #endif

@@ -227,91 +227,157 @@ static float *fill_wide(size_t n, uint32_t seed) {
     return v;
 }
 
-/* The SIMD axpy kernel gives the bits of its scalar reference, for any output range. */
-static void test_axpy_kernel(void) {
-    const int64_t ranks[] = {8, 16, 32, 56}, n_out = 45;
-    for (size_t k = 0; k < sizeof ranks / sizeof ranks[0]; k++) {
-        int64_t rank = ranks[k];
-        float *bt = fill_wide((size_t)(rank * n_out), 40 + (uint32_t)k);
-        float *t = fill_wide((size_t)rank, 50 + (uint32_t)k);
-        float *y1 = fill_wide((size_t)n_out, 60), *y2 = malloc((size_t)n_out * sizeof(float));
-        const int64_t ranges[][2] = {{0, 45}, {3, 45}, {5, 12}, {0, 7}, {8, 40}, {44, 45}};
-        for (size_t r = 0; r < sizeof ranges / sizeof ranges[0]; r++) {
-            memcpy(y2, y1, (size_t)n_out * sizeof(float));
-            lora_axpy_ref(bt, rank, n_out, t, 0.75f, y1, ranges[r][0], ranges[r][1]);
-            lora_axpy(bt, rank, n_out, t, 0.75f, y2, ranges[r][0], ranges[r][1]);
-            CHECK_MSG(memcmp(y1, y2, (size_t)n_out * sizeof(float)) == 0,
-                      "axpy != its scalar reference (rank %lld, range %lld..%lld)", (long long)rank,
-                      (long long)ranges[r][0], (long long)ranges[r][1]);
-        }
-        free(bt), free(t), free(y1), free(y2);
-    }
+static uint16_t *halves(size_t n, uint32_t seed) {
+    float *f = fill_wide(n, seed);
+    uint16_t *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = quant_f32_to_f16(f[i]);
+    free(f);
+    return h;
 }
 
-/* The axpy path (B transposed) gives the bits of the per-output vec_dot path on random data. */
-static void test_axpy_exact(void) {
+/* The SIMD panel kernels give the bits of their scalar references. */
+static void test_panel_kernels(void) {
+    const int64_t ranks[] = {1, 3, 8, 16, 33, 56, 63};
+    for (size_t k = 0; k < sizeof ranks / sizeof ranks[0]; k++)
+        for (int64_t np = 1; np <= 5; np += 2) {
+            const int64_t rank = ranks[k], n = np * LORA_PANEL;
+            float *y1 = fill_wide((size_t)n, 60), *y2 = malloc((size_t)n * sizeof(float));
+            memcpy(y2, y1, (size_t)n * sizeof(float));
+            if (rank % 8 == 0) {
+                float *bp = fill_wide((size_t)(rank * n), 40 + (uint32_t)k);
+                float *t = fill_wide((size_t)rank, 50 + (uint32_t)k);
+                lora_panel_f32_ref(bp, rank, t, 0.75f, y1, np);
+                lora_panel_f32(bp, rank, t, 0.75f, y2, np);
+                CHECK_MSG(memcmp(y1, y2, (size_t)n * sizeof(float)) == 0,
+                          "F32 panels != scalar reference (rank %lld, %lld panels)",
+                          (long long)rank, (long long)np);
+                free(bp), free(t);
+            }
+            uint16_t *hp = halves((size_t)(rank * n), 41 + (uint32_t)k);
+            uint16_t *ht = halves((size_t)rank, 51 + (uint32_t)k);
+            lora_panel_f16_ref(hp, rank, ht, -1.25f, y1, np);
+            lora_panel_f16(hp, rank, ht, -1.25f, y2, np);
+            CHECK_MSG(memcmp(y1, y2, (size_t)n * sizeof(float)) == 0,
+                      "F16 panels != scalar reference (rank %lld, %lld panels)", (long long)rank,
+                      (long long)np);
+            free(hp), free(ht), free(y1), free(y2);
+        }
+}
+
+/* The vector F16 conversion rounds like quant_f32_to_f16: ties, subnormals, overflow, infinity;
+ * a NaN stays a NaN. */
+static void test_f16_row(void) {
+    const size_t n = 4099;
+    float *x = fill_wide(n, 33);
+    for (size_t i = 0; i < n; i += 7) x[i] = ldexpf(x[i], -14); /* subnormal halves and zeros */
+    const float special[] = {65504.0f,       65520.0f,       65519.99f,     -70000.0f,     INFINITY,
+                             -INFINITY,      5.9604645e-8f,  2.9802322e-8f, 2.9802326e-8f, -0.0f,
+                             1.00048828125f, 1.00146484375f, 6.1035156e-5f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) x[100 + i] = special[i];
+    x[200] = NAN;
+    uint16_t *h = malloc(n * sizeof *h);
+    lora_f16_row(x, h, (int64_t)n);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool ok = isnan(x[i]) ? isnan(quant_f16_to_f32(h[i])) : h[i] == quant_f32_to_f16(x[i]);
+        if (!ok && bad++ < 3)
+            fprintf(stderr, "f16 of %.9g: 0x%04x, expected 0x%04x\n", (double)x[i], h[i],
+                    quant_f32_to_f16(x[i]));
+    }
+    CHECK_MSG(bad == 0, "%d of %zu F16 conversions differ", bad, n);
+    free(x), free(h);
+}
+
+/* A pair with random A and B of the given types (F32 or F16), B's panels optional. */
+typedef struct rand_pair {
+    lora_pair p;
+    void *a, *b, *bp;
+} rand_pair;
+
+static void *rand_matrix(uint32_t type, size_t n, uint32_t seed) {
+    return type == GGUF_T_F16 ? (void *)halves(n, seed) : (void *)fill_wide(n, seed);
+}
+
+static rand_pair make_pair(uint32_t type_a, uint32_t type_b, int64_t n_in, int64_t n_out,
+                           int64_t rank, uint32_t seed) {
+    rand_pair r = {0};
+    r.a = rand_matrix(type_a, (size_t)(rank * n_in), seed);
+    r.b = rand_matrix(type_b, (size_t)(n_out * rank), seed + 1);
+    const quant_traits *qa = quant_get(type_a), *qb = quant_get(type_b);
+    r.p = (lora_pair){.weight = "w",
+                      .a = r.a,
+                      .b = r.b,
+                      .type_a = type_a,
+                      .type_b = type_b,
+                      .qa = qa,
+                      .qb = qb,
+                      .xa = quant_get(qa->vec_dot_type),
+                      .xb = quant_get(qb->vec_dot_type),
+                      .n_in = n_in,
+                      .n_out = n_out,
+                      .rank = rank,
+                      .a_row_bytes = quant_row_bytes(qa, n_in),
+                      .b_row_bytes = quant_row_bytes(qb, rank)};
+    return r;
+}
+
+/* B in panels gives the bits of the per-output vec_dot path on random data, with and without a
+ * pool (F32: ranks that are multiples of 8; F16: any rank below 64). */
+static void test_panel_exact(void) {
     core_pool *pool = NULL;
     CHECK(core_pool_new(2, &pool, NULL) == SHIMMY_OK);
-    const quant_traits *f32 = quant_get(GGUF_T_F32);
-    const int64_t ranks[] = {8, 16, 32}, outs[] = {37, 131, 1001};
+    const struct {
+        uint32_t ta, tb;
+        int64_t rank;
+    } cases[] = {{GGUF_T_F32, GGUF_T_F32, 8},  {GGUF_T_F32, GGUF_T_F32, 16},
+                 {GGUF_T_F32, GGUF_T_F32, 32}, {GGUF_T_F16, GGUF_T_F16, 16},
+                 {GGUF_T_F16, GGUF_T_F16, 5},  {GGUF_T_F32, GGUF_T_F16, 40}};
+    const int64_t outs[] = {37, 131, 1001};
     const int toks[] = {1, 2, 7, 70};
-    for (size_t k = 0; k < sizeof ranks / sizeof ranks[0]; k++)
+    int compared = 0;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
         for (size_t q = 0; q < sizeof outs / sizeof outs[0]; q++) {
-            const int64_t rank = ranks[k], n_out = outs[q], n_in = 96;
-            float *a = fill_wide((size_t)(rank * n_in), 70 + (uint32_t)k);
-            float *b = fill_wide((size_t)(n_out * rank), 80 + (uint32_t)q);
-            float *bt = malloc((size_t)(n_out * rank) * sizeof(float));
-            for (int64_t o = 0; o < n_out; o++)
-                for (int64_t r = 0; r < rank; r++) bt[r * n_out + o] = b[o * rank + r];
-            lora_pair p = {.weight = "w",
-                           .a = a,
-                           .b = b,
-                           .type_a = GGUF_T_F32,
-                           .type_b = GGUF_T_F32,
-                           .qa = f32,
-                           .qb = f32,
-                           .xa = f32,
-                           .xb = f32,
-                           .n_in = n_in,
-                           .n_out = n_out,
-                           .rank = rank,
-                           .a_row_bytes = (size_t)n_in * 4,
-                           .b_row_bytes = (size_t)rank * 4};
-            lora_pair pt = p;
-            pt.bt = bt;
-            if (!lora_pair_axpy_ok(&pt)) {
-                /* this kernel set keeps the vec_dot path: nothing to compare */
-                free(a), free(b), free(bt);
-                continue;
+            rand_pair r =
+                make_pair(cases[k].ta, cases[k].tb, 128, outs[q], cases[k].rank, 70 + (uint32_t)k);
+            lora_pair pp = r.p;
+            if (lora_pair_panel_ok(&pp)) {
+                r.bp = malloc(lora_panel_bytes(&pp));
+                lora_panel_build(&pp, r.bp);
+                pp.bp = r.bp;
             }
-            for (size_t c = 0; c < sizeof toks / sizeof toks[0]; c++) {
+            for (size_t c = 0; pp.bp && c < sizeof toks / sizeof toks[0]; c++) {
                 int n = toks[c];
-                size_t ny = (size_t)n * (size_t)n_out;
-                float *x = fill_wide((size_t)n * (size_t)n_in, 90 + (uint32_t)c);
+                size_t ny = (size_t)n * (size_t)outs[q];
+                float *x = fill_wide((size_t)n * 128, 90 + (uint32_t)c);
                 float *y1 = fill_wide(ny, 91), *y2 = malloc(ny * sizeof(float));
                 float *y3 = malloc(ny * sizeof(float));
                 memcpy(y2, y1, ny * sizeof(float));
                 memcpy(y3, y1, ny * sizeof(float));
-                float *s = malloc(lora_pair_scratch_floats(&p, n) * sizeof(float));
-                lora_pair_apply(&p, 1.5f, n, x, y1, s, NULL);
-                lora_pair_apply(&pt, 1.5f, n, x, y2, s, NULL);
-                lora_pair_apply(&pt, 1.5f, n, x, y3, s, pool);
+                float *s = malloc(lora_pair_scratch_floats(&r.p, n) * sizeof(float));
+                lora_pair_apply(&r.p, 1.5f, n, x, y1, s, NULL);
+                lora_pair_apply(&pp, 1.5f, n, x, y2, s, NULL);
+                lora_pair_apply(&pp, 1.5f, n, x, y3, s, pool);
                 CHECK_MSG(memcmp(y1, y2, ny * sizeof(float)) == 0,
-                          "axpy != vec_dot path (rank %lld, n_out %lld, %d tokens)",
-                          (long long)rank, (long long)n_out, n);
+                          "panels != vec_dot path (B type %u, rank %lld, n_out %lld, %d tokens)",
+                          cases[k].tb, (long long)cases[k].rank, (long long)outs[q], n);
                 CHECK_MSG(memcmp(y1, y3, ny * sizeof(float)) == 0,
-                          "axpy on the pool != vec_dot path (rank %lld, n_out %lld, %d tokens)",
-                          (long long)rank, (long long)n_out, n);
+                          "panels on the pool != vec_dot path (rank %lld, n_out %lld, %d tokens)",
+                          (long long)cases[k].rank, (long long)outs[q], n);
+                compared++;
                 free(x), free(y1), free(y2), free(y3), free(s);
             }
-            free(a), free(b), free(bt);
+            free(r.a), free(r.b), free(r.bp);
         }
+    /* the x86 kernel sets and the scalar one take panels for these cases */
+    const char *isa = quant_isa();
+    if (strncmp(isa, "avx", 3) == 0) CHECK_EQ_INT(compared, 6 * 3 * 4);
+    if (strcmp(isa, "scalar") == 0) CHECK_EQ_INT(compared, 3 * 3 * 4);
     core_pool_free(pool);
-    /* a loaded F32 adapter gets B transposed exactly when the axpy path reproduces it */
+    /* a loaded adapter gets panels exactly where they reproduce B's vec_dot */
     lora_adapter *ad = open_rel("lora/lora-tiny-llama-spm-r8-attn.gguf");
     for (size_t i = 0; ad && i < lora_adapter_n_pairs(ad); i++) {
         const lora_pair *lp = lora_adapter_pair_at(ad, i);
-        CHECK_MSG((lp->bt != NULL) == lora_pair_axpy_ok(lp), "%s: bt", lp->weight);
+        CHECK_MSG((lp->bp != NULL) == lora_pair_panel_ok(lp), "%s: bp", lp->weight);
     }
     lora_adapter_unref(ad);
 }
@@ -366,6 +432,80 @@ out:
     lora_adapter_unref(NULL);
 }
 
+/* Stands in for the base products: writes every y[k] (its share of rows) with known values. */
+typedef struct fake_base {
+    float *const *y;
+    const int64_t *n_out;
+    int n_w, n_tok;
+} fake_base;
+
+static void fake_base_task(void *ctx, int ith, int nth) {
+    const fake_base *b = ctx;
+    for (int k = 0; k < b->n_w; k++) {
+        int64_t lo, hi;
+        core_split_range(b->n_tok * b->n_out[k], ith, nth, &lo, &hi);
+        for (int64_t i = lo; i < hi; i++) b->y[k][i] = 0.01f * (float)(k + 1) * (float)(i % 97);
+    }
+}
+
+/* lora_set_run (base products and every term of a group in one pool run) gives the bits of the
+ * base followed by lora_set_apply per weight, with and without a pool, also when the terms do
+ * not fit one run. */
+static void test_run(void) {
+    enum { N_AD = 10, N_W = 4 };
+    const char *names[N_W] = {"blk.1.attn_q.weight", "blk.1.attn_k.weight", "blk.1.attn_v.weight",
+                              "blk.1.ffn_gate.weight"};
+    const int64_t n_out[N_W] = {32, 16, 16, 96};
+    lora_adapter *ads[N_AD] = {0};
+    lora_set *set = NULL;
+    core_pool *pool = NULL;
+    CHECK(lora_set_new(&set, NULL) == SHIMMY_OK && core_pool_new(2, &pool, NULL) == SHIMMY_OK);
+    /* an F16 adapter (q,k,v only) between F32 ones; the last ones need a second run */
+    for (int i = 0; i < N_AD && set; i++) {
+        ads[i] = open_rel(i == 1 ? "lora/peft-tiny-llama-spm-r8-attn"
+                                 : "lora/lora-tiny-llama-spm-r4.gguf");
+        CHECK(ads[i] && lora_set_add(set, ads[i], 0.25f * (float)(i + 1), NULL) == SHIMMY_OK);
+    }
+    const int counts[] = {1, 3, 301};
+    for (size_t c = 0; set && pool && ads[N_AD - 1] && c < sizeof counts / sizeof counts[0]; c++) {
+        const int n = counts[c], use[] = {1, N_AD};
+        for (size_t u = 0; u < 2; u++) {
+            lora_set *one = NULL; /* the first adapter alone, then all of them */
+            CHECK(lora_set_new(&one, NULL) == SHIMMY_OK);
+            for (int i = 0; i < use[u]; i++)
+                lora_set_add(one, ads[i], lora_set_user_scale(set, (size_t)i), NULL);
+            float *x = fill((size_t)n * 32, 21, 1.0f);
+            float *want[N_W], *got1[N_W], *got2[N_W];
+            for (int k = 0; k < N_W; k++) {
+                size_t ny = (size_t)(n * n_out[k]);
+                want[k] = malloc(ny * sizeof(float));
+                got1[k] = malloc(ny * sizeof(float));
+                got2[k] = malloc(ny * sizeof(float));
+            }
+            float *s = malloc(lora_set_scratch_floats(one, n) * sizeof(float));
+            fake_base fw = {want, n_out, N_W, n}, f1 = {got1, n_out, N_W, n},
+                      f2 = {got2, n_out, N_W, n};
+            fake_base_task(&fw, 0, 1);
+            for (int k = 0; k < N_W; k++) lora_set_apply(one, names[k], n, x, want[k], s, NULL);
+            lora_set_run(one, N_W, names, n, x, got1, s, NULL, fake_base_task, &f1);
+            lora_set_run(one, N_W, names, n, x, got2, s, pool, fake_base_task, &f2);
+            for (int k = 0; k < N_W; k++) {
+                size_t nb = (size_t)(n * n_out[k]) * sizeof(float);
+                CHECK_MSG(memcmp(want[k], got1[k], nb) == 0, "run != apply (%s, %d tokens, %d)",
+                          names[k], n, use[u]);
+                CHECK_MSG(memcmp(want[k], got2[k], nb) == 0,
+                          "run on the pool != apply (%s, %d tokens, %d)", names[k], n, use[u]);
+                free(want[k]), free(got1[k]), free(got2[k]);
+            }
+            free(x), free(s);
+            lora_set_free(one);
+        }
+    }
+    for (int i = 0; i < N_AD; i++) lora_adapter_unref(ads[i]);
+    lora_set_free(set);
+    core_pool_free(pool);
+}
+
 int main(void) {
     llama = fx_base(FX_LLAMA);
     if (!llama || !test_tmpdir(tmp, sizeof tmp)) {
@@ -377,9 +517,11 @@ int main(void) {
     test_quantized();
     test_peft_unaligned();
     test_pool();
-    test_axpy_kernel();
-    test_axpy_exact();
+    test_panel_kernels();
+    test_f16_row();
+    test_panel_exact();
     test_set();
+    test_run();
     test_rm_rf(tmp);
     gguf_close(llama);
     return test_finish("lora/apply");
