@@ -135,6 +135,25 @@ shimmy_status api_job_run(api_job *j, engine_sink_fn sink, void *user, shimmy_er
 void api_job_cancel(api_job *j);
 void api_job_deinit(api_job *j);
 
+/* The engine's parameters for checked options (zero fields mean the library's defaults). */
+void api_gen_params(const shimmy_gen_options *o, engine_gen_params *gp);
+/* Options checked as a job does: every field's range and top_k against n_vocab. */
+shimmy_status api_gen_options_validate(const shimmy_gen_options *o, int32_t n_vocab,
+                                       shimmy_error *err);
+
+/* Messages as the JSON array engine_chat_prompt reads (owned: json_decref); errors name
+ * "messages[i].role" etc. */
+struct json_t;
+shimmy_status api_messages_json(const shimmy_message *msgs, size_t n, struct json_t **out,
+                                shimmy_error *err);
+
+/* ---- listings (discover.c, catalog.c, registry_view.c) ---- */
+
+struct registry;
+struct shimmy_model_list {
+    struct registry *reg; /* one reference */
+};
+
 /* Runs a prepared job with a token callback (shared by shimmy_generate and shimmy_chat). */
 shimmy_status api_run_callback(api_job *j, shimmy_token_fn on_token, void *user,
                                shimmy_result *result, shimmy_error *err);

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static shimmy_status to_json(const shimmy_message *msgs, size_t n, json_t **out,
-                             shimmy_error *err) {
+shimmy_status api_messages_json(const shimmy_message *msgs, size_t n, json_t **out,
+                                shimmy_error *err) {
     json_t *arr = json_array();
     if (!arr) return core_error(err, SHIMMY_ERR_NOMEM, "messages", "out of memory");
     char field[48];
@@ -47,7 +47,7 @@ shimmy_status shimmy_chat(shimmy_model *m, const shimmy_message *messages, size_
     if (!messages || n_messages == 0)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "no messages given");
     json_t *msgs = NULL;
-    shimmy_status st = to_json(messages, n_messages, &msgs, err);
+    shimmy_status st = api_messages_json(messages, n_messages, &msgs, err);
     if (st) return st;
     api_job j;
     api_job_init(&j, m);

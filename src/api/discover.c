@@ -5,10 +5,6 @@
 
 #include <stdlib.h>
 
-struct shimmy_model_list {
-    registry *reg; /* one reference */
-};
-
 shimmy_status shimmy_discover(const char *paths, shimmy_model_list **out, shimmy_error *err) {
     if (!out) return core_error(err, SHIMMY_ERR_INVALID_ARG, "out", "out is NULL");
     *out = NULL;

@@ -23,8 +23,8 @@ void api_job_deinit(api_job *j) {
     memset(j, 0, sizeof *j);
 }
 
-static shimmy_status check_options(const shimmy_gen_options *o, int32_t n_vocab,
-                                   shimmy_error *err) {
+shimmy_status api_gen_options_validate(const shimmy_gen_options *o, int32_t n_vocab,
+                                       shimmy_error *err) {
     api_problems p = {0};
     api_gen_options_check(o, "", &p);
     if (o->top_k > n_vocab)
@@ -35,7 +35,7 @@ static shimmy_status check_options(const shimmy_gen_options *o, int32_t n_vocab,
 }
 
 /* Zero means "default", which for the engine's samplers is usually "off". */
-static void to_engine(const shimmy_gen_options *o, engine_gen_params *gp) {
+void api_gen_params(const shimmy_gen_options *o, engine_gen_params *gp) {
     engine_gen_params_default(gp);
     sampling_params *sp = &gp->sampling;
     sp->temperature = o->temperature;
@@ -94,9 +94,9 @@ shimmy_status api_job_prepare(api_job *j, const char *prompt, const shimmy_gen_o
                               const char *extra_stop, shimmy_error *err) {
     const shimmy_gen_options *o = opts ? opts : &j->m->spec.f.gen;
     const tok_vocab *v = engine_model_vocab(j->m->em);
-    shimmy_status st = check_options(o, tok_n_vocab(v), err);
+    shimmy_status st = api_gen_options_validate(o, tok_n_vocab(v), err);
     if (st) return st;
-    to_engine(o, &j->gp);
+    api_gen_params(o, &j->gp);
     if (prompt) {
         /* A raw prompt is the caller's own text, so control-token text in it counts. */
         tok_encode_opts eo = {.add_special = true, .parse_special = true};
