@@ -82,6 +82,12 @@ static void gemm_q8_0(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t 
                       size_t xs, float *y, size_t ys) {
     const unsigned char *w = vw, *x = vx;
     const int64_t nb = n / QUANT_QK;
+    if (nt == 1) { /* decode steps: rows one after the other (interleaved rows are short
+                    * streams the hardware prefetcher serves worse than one long one) */
+        for (int64_t r = 0; r < nr; r++)
+            q8_0_tile(1, 1, nb, w + (size_t)r * ws, ws, x, xs, y + r, ys, NULL);
+        return;
+    }
     for (int64_t r = 0; r < nr; r += 4) {
         const int rm = nr - r < 4 ? (int)(nr - r) : 4;
         const unsigned char *wr = w + (size_t)r * ws;
