@@ -120,7 +120,8 @@ uint32_t core_cpu_features(void);
 /* Features the kernels may use: core_cpu_features() narrowed by SHIMMY_ISA
  * ("scalar", "avx2", "avx512"; unset means everything the CPU has). */
 uint32_t core_cpu_usable(void);
-/* A short name of the best usable ISA level: "avx512-vnni", "avx2", "neon", "scalar". */
+/* A short name of the best usable ISA level: "avx512-vnni", "avx512", "avx2-vnni", "avx2",
+ * "neon-dotprod", "neon", "scalar". */
 const char *core_cpu_isa_name(void);
 
 /* ---- UTF-8 ---- */

@@ -77,6 +77,7 @@ const char *core_cpu_isa_name(void) {
     uint32_t avx512 = CORE_CPU_AVX512F | CORE_CPU_AVX512BW | CORE_CPU_AVX512VL;
     if ((f & avx512) == avx512 && (f & CORE_CPU_AVX512VNNI)) return "avx512-vnni";
     if ((f & avx512) == avx512) return "avx512";
+    if ((f & CORE_CPU_AVX2) && (f & CORE_CPU_FMA) && (f & CORE_CPU_AVXVNNI)) return "avx2-vnni";
     if ((f & CORE_CPU_AVX2) && (f & CORE_CPU_FMA)) return "avx2";
     if (f & CORE_CPU_DOTPROD) return "neon-dotprod";
     if (f & CORE_CPU_NEON) return "neon";

@@ -58,6 +58,7 @@ static const quant_variant variants[] = {
     {"scalar", 0, -1, NULL},
 #if defined(__x86_64__)
     {"avx2", X86_AVX2, 0, quant_x86_avx2_install},
+    {"avx2-vnni", X86_AVX2 | CORE_CPU_AVXVNNI, 1, quant_x86_avxvnni_install},
     {"avx512-vnni", X86_AVX512, 1, quant_x86_avx512_install},
 #elif defined(__aarch64__)
     {"neon-dotprod", CORE_CPU_NEON | CORE_CPU_DOTPROD, 0, quant_arm_neon_install},

@@ -82,7 +82,8 @@ void quant_init(void);
 const quant_traits *quant_get(uint32_t type);
 /* The scalar reference traits of a type (for tests), or NULL. */
 const quant_traits *quant_get_ref(uint32_t type);
-/* Name of the kernel set in use: "avx512-vnni", "avx2", "neon-dotprod" or "scalar". */
+/* Name of the kernel set in use: "avx512-vnni", "avx2-vnni", "avx2", "neon-dotprod" or
+ * "scalar". */
 const char *quant_isa(void);
 
 /* Every compiled ISA variant, for tests that hold each equal to the reference.
