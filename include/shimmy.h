@@ -595,6 +595,117 @@ SHIMMY_NODISCARD shimmy_status shimmy_template_render(const shimmy_template *t,
 /* Frees what a rendering owns and zeroes it; NULL is a no-op. */
 void shimmy_rendered_free(shimmy_rendered *r);
 
+/* ---- the registry's full scan report ------------------------------------------------------ */
+
+typedef struct shimmy_scan_options {
+    const char *dirs;         /* colon-separated folders scanned as well; NULL = none */
+    const char *const *files; /* explicit model files (borrowed for the call) */
+    size_t n_files;
+    bool no_defaults; /* scan only dirs and files, not the usual places */
+    bool ignore_env;  /* read no environment variable (SHIMMY_MODEL_PATHS, HOME, ...) */
+} shimmy_scan_options;
+
+/* A scan with options (NULL = the defaults, as shimmy_discover(NULL)). Unreadable places and
+ * files are reported (shimmy_model_list_skipped_count), not errors. Owned: shimmy_model_list_free.
+ */
+SHIMMY_NODISCARD shimmy_status shimmy_scan(const shimmy_scan_options *o, shimmy_model_list **out,
+                                           shimmy_error *err);
+
+/* Everything the registry knows of model i; strings borrowed until shimmy_model_list_free. */
+typedef struct shimmy_model_entry {
+    const char *name, *path;     /* path: the first part of a split model */
+    const char *architecture;    /* "" when the file does not say */
+    const char *size_label;      /* "30.5M", "7B" */
+    const char *quant;           /* "Q4_K_M", "F16", ... */
+    const char *template_family; /* "chatml", "llama3", ... or "none" */
+    const char *source;          /* where it was found: "dir", "ollama", "hf", ... */
+    const char *origin;          /* the folder, manifest or repository it came from */
+    uint64_t size;               /* bytes, all parts */
+    uint64_t parameters;
+    uint32_t ctx_len;  /* trained context, 0 when absent */
+    int32_t parts;     /* 1, or N of a split model */
+    size_t n_adapters; /* adapters paired with it: shimmy_model_list_paired */
+} shimmy_model_entry;
+
+/* false (nothing written) when i is out of range. */
+bool shimmy_model_list_entry(const shimmy_model_list *l, size_t i, shimmy_model_entry *out);
+/* Index (for shimmy_model_list_adapter) of the k-th adapter paired with model i; SIZE_MAX out
+ * of range. */
+size_t shimmy_model_list_paired(const shimmy_model_list *l, size_t i, size_t k);
+/* Up to max listed names close to name (typos), best first, into out (borrowed strings);
+ * returns how many. */
+size_t shimmy_model_list_suggestions(const shimmy_model_list *l, const char *name, const char **out,
+                                     size_t max);
+/* The places searched, in order. */
+size_t shimmy_model_list_root_count(const shimmy_model_list *l);
+const char *shimmy_model_list_root(const shimmy_model_list *l, size_t i);
+/* Files the scan opened. */
+size_t shimmy_model_list_files_read(const shimmy_model_list *l);
+
+/* ---- evaluators: a model's forward pass with its own KV cache ------------------------------ */
+
+typedef enum shimmy_kv_type { SHIMMY_KV_F16 = 0, SHIMMY_KV_F32 = 1 } shimmy_kv_type;
+
+/* A LoRA adapter to apply: a GGUF adapter file, a PEFT folder or .safetensors, and its scale. */
+typedef struct shimmy_lora {
+    const char *path;
+    float scale; /* [-100, 100] */
+} shimmy_lora;
+
+/* Zero is the default of every field. */
+typedef struct shimmy_evaluator_params {
+    int32_t ctx_len;  /* [0, 16777216] positions; 0 = shimmy_model_ctx_len */
+    int32_t batch;    /* tokens per forward step; 0 = 512 (at most ctx_len) */
+    int32_t n_logits; /* positions of one shimmy_evaluator_eval whose logits are kept; 0 = 1 */
+    shimmy_kv_type kv;
+    int32_t threads;         /* [0, 512]; 0 = shimmy_default_threads() */
+    const shimmy_lora *lora; /* adapters (at most 8; borrowed for the call); none = the */
+    size_t n_lora;           /*  model spec's adapters */
+} shimmy_evaluator_params;
+
+/* Not thread-safe: one thread at a time uses an evaluator (any number of evaluators may share
+ * a model). */
+typedef struct shimmy_evaluator shimmy_evaluator;
+
+/* Allocates the KV cache and scratch for m (a reference is taken) and opens the adapters,
+ * each checked against the model. Owned: shimmy_evaluator_free. Errors: SHIMMY_ERR_INVALID_ARG
+ * (a field, `where` names it), _ADAPTER/_IO/_FORMAT (`where` the adapter), _NOMEM. */
+SHIMMY_NODISCARD shimmy_status shimmy_evaluator_new(shimmy_model *m,
+                                                    const shimmy_evaluator_params *p,
+                                                    shimmy_evaluator **out, shimmy_error *err);
+void shimmy_evaluator_free(shimmy_evaluator *e);
+int32_t shimmy_evaluator_ctx_len(const shimmy_evaluator *e);
+int32_t shimmy_evaluator_vocab_size(const shimmy_evaluator *e);
+/* Evaluates tokens at positions pos .. pos+n-1 after discarding every cached position >= pos
+ * (pos 0 starts from an empty cache), in batches. all_logits keeps the logits of every
+ * position (n <= n_logits); otherwise only the last one's. Errors: SHIMMY_ERR_INVALID_ARG (an
+ * id outside the vocabulary, pos beyond the cache, n > n_logits), _CONTEXT_EXCEEDED. */
+SHIMMY_NODISCARD shimmy_status shimmy_evaluator_eval(shimmy_evaluator *e, const int32_t *tokens,
+                                                     size_t n, int32_t pos, bool all_logits,
+                                                     shimmy_error *err);
+/* The vocab_size logits of the i-th position of the last eval (i = 0 when !all_logits), borrowed
+ * until the next eval or generate; NULL when there is no such position. */
+const float *shimmy_evaluator_logits(const shimmy_evaluator *e, int32_t i);
+
+/* What shimmy_evaluator_generate reports beyond shimmy_result. */
+typedef struct shimmy_eval_output {
+    int32_t *ids;          /* in: optional buffer receiving the generated ids */
+    size_t ids_cap;        /* in: its capacity (ids beyond it are counted, not stored) */
+    shimmy_result result;  /* out */
+    int32_t cached_tokens; /* out: prompt tokens whose KV was reused from the last call */
+    double ttft_ms;        /* out: from the call to the first generated token */
+} shimmy_eval_output;
+
+/* Generates a continuation of prompt ids (n_prompt >= 1) with opts (NULL = the model spec's),
+ * reusing the cached prefix the prompt shares with what the evaluator holds. Same options,
+ * errors and context budget as shimmy_generate against shimmy_evaluator_ctx_len. out may be
+ * NULL; on_token may be NULL. */
+SHIMMY_NODISCARD shimmy_status shimmy_evaluator_generate(
+    shimmy_evaluator *e, const int32_t *prompt, size_t n_prompt, const shimmy_gen_options *opts,
+    shimmy_token_fn on_token, void *user, shimmy_eval_output *out, shimmy_error *err);
+/* Bytes of weights the model holds in memory (mapped or converted). */
+uint64_t shimmy_model_weight_bytes(const shimmy_model *m);
+
 /* ==== Sessions and serving ==== */
 /* What an embedding server needs (the shimmy server is built on exactly this): a catalog of the
  * models and adapters found on disk with a cache of loaded models, prepared prompts, sessions
