@@ -89,8 +89,8 @@ static void build(void) {
          * own) */
         for (int t = 0; t < GGUF_T_COUNT; t++) {
             quant_traits *row = &tables[v][t];
-            const bool plain_batch = row->vec_dot_batch == ref[t].vec_dot_batch ||
-                                     row->vec_dot_batch == base[t].vec_dot;
+            const bool plain_batch =
+                row->vec_dot_batch == ref[t].vec_dot_batch || row->vec_dot_batch == base[t].vec_dot;
             if (row->vec_dot != base[t].vec_dot && plain_batch) row->vec_dot_batch = row->vec_dot;
         }
         runnable[v] = (usable & var->needs) == var->needs;

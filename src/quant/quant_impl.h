@@ -227,7 +227,7 @@ void quant_x86_avx2_install_kquants(quant_traits *table); /* called by the one a
 void quant_x86_avx512_install(quant_traits *table);
 void quant_x86_avx2_install_gemm(quant_traits *table);   /* tile kernels, avx2_gemm.c */
 void quant_x86_avx512_install_gemm(quant_traits *table); /* tile kernels, avx512_gemm.c */
-void quant_x86_avxvnni_install(quant_traits *table); /* AVX-VNNI tiles, avxvnni_gemm.c */
+void quant_x86_avxvnni_install(quant_traits *table);     /* AVX-VNNI tiles, avxvnni_gemm.c */
 /* The AVX2 batched F16 dot, for the AVX-512 tile kernel's sizes it does not tile. */
 void quant_x86_avx2_vec_dot_batch_f16(int64_t n, float *s, const void *x, const void *y);
 void quant_arm_neon_install(quant_traits *table);
