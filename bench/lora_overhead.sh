@@ -5,11 +5,13 @@
 # machine load hits both sides alike. Prints every run, the medians and the slowdowns
 # (targets: tg <= 5 %, pp <= 10 %): the ratio of the medians, and the median of the slowdowns of
 # each with-adapter run against the run just before it. Then, because wall-clock rates swing
-# several-fold on a loaded machine, the CPU time (user + sys) of 1-thread processes that do only
-# pp or only tg (CPU=0 skips it), alternating the same way.
+# several-fold on a loaded machine, the CPU time (user + sys) per token of processes that do only
+# pp or only tg, less that of a process that does one token (CPU=0 skips it), alternating the
+# same way. With more than one thread the CPU time includes the pool's spinning.
 # usage: bench/lora_overhead.sh [path/to/shimmy] [work dir]
 # env: REPS (runs per side, default 3), PP (prompt tokens, 256), TG (generated tokens, 64),
-#      RANK (16), LORA_TYPE (f32|f16, f32), THREADS (default: shimmy's)
+#      RANK (16), LORA_TYPE (f32|f16, f32), THREADS (default: shimmy's),
+#      CPU_THREADS (threads of the CPU-time part, 1), CPU_TG (its generated tokens, 256)
 # Uses `shimmy bench -r 1 --json` (one warm-up pass, then pp from an empty cache and tg of forced
 # tokens).
 set -eu
@@ -74,27 +76,40 @@ awk -v b="$bt" -v l="$lt" -v n="$TG" -v m="$(median "${pair_tg[@]}")" 'BEGIN {
     printf "%-5s %12.2f %12.2f %9.1f%% %13.1f%% %8s\n", "tg" n, b, l, (b - l) / b * 100, m, "<= 5%" }'
 
 [ "${CPU:-1}" != 0 ] || exit 0
-# cpu ARGS... -> user+sys seconds of the whole process (load and warm-up pass included)
+# cpu ARGS... -> user+sys seconds of the whole process
+CT=${CPU_THREADS:-1}
+CTG=${CPU_TG:-256}
 cpu() {
     local TIMEFORMAT='%U %S'
-    { time "$BIN" bench "$MODEL" -t 1 -r 1 "$@" --json >/dev/null 2>&1; } 2>&1 |
+    { time "$BIN" bench "$MODEL" -t "$CT" -r 1 "$@" --json >/dev/null 2>&1; } 2>&1 |
         awk '{ print $1 + $2 }'
 }
+# Per token, without what every process pays once (loading, the first touch of the weights, the
+# warm-up): a process that evaluates one token is subtracted. A pp process runs the prompt twice
+# (warm-up and measured pass), a tg process one warm-up token before the measured ones.
+# per_tok SIDE_ARGS... -> "pp_ms tg_ms"
+per_tok() {
+    local one pp tg
+    one=$(cpu -p 0 -n 1 "$@")
+    pp=$(cpu -p "$PP" -n 0 "$@")
+    tg=$(cpu -p 0 -n $((CTG + 1)) "$@")
+    awk -v o="$one" -v p="$pp" -v t="$tg" -v np="$PP" -v nt="$CTG" \
+        'BEGIN { printf "%.4f %.4f\n", (p - o) / (2 * np) * 1000, (t - o) / nt * 1000 }'
+}
 echo
-echo "CPU time, 1 thread, $REPS runs per side, alternating (s per process)"
+echo "CPU time per token (user + sys, ms), $CT thread(s), pp $PP, tg $CTG, $REPS runs per side," \
+    "alternating"
 printf '%-4s %10s %10s %10s %10s\n' run pp_base pp_lora tg_base tg_lora
 cpb=() cpl=() ctb=() ctl=()
 for ((r = 1; r <= REPS; r++)); do
-    cpb+=("$(cpu -p "$PP" -n 0)")
-    cpl+=("$(cpu -p "$PP" -n 0 --lora "$LORA")")
-    ctb+=("$(cpu -p 0 -n "$TG")")
-    ctl+=("$(cpu -p 0 -n "$TG" --lora "$LORA")")
-    printf '%-4s %10.2f %10.2f %10.2f %10.2f\n' "$r" "${cpb[-1]}" "${cpl[-1]}" "${ctb[-1]}" \
-        "${ctl[-1]}"
+    read -r a b < <(per_tok)
+    read -r c d < <(per_tok --lora "$LORA")
+    cpb+=("$a") ctb+=("$b") cpl+=("$c") ctl+=("$d")
+    printf '%-4s %10.3f %10.3f %10.3f %10.3f\n' "$r" "$a" "$c" "$b" "$d"
 done
 echo "load after: $(uptime | sed 's/.*load average/load average/')"
-printf '%-5s %12s %12s %14s %8s\n' test 'base cpu s' 'lora cpu s' 'rate slowdown' target
+printf '%-5s %12s %12s %14s %8s\n' test 'base ms/tok' 'lora ms/tok' 'rate slowdown' target
 awk -v b="$(median "${cpb[@]}")" -v l="$(median "${cpl[@]}")" -v n="$PP" 'BEGIN {
-    printf "%-5s %12.2f %12.2f %13.1f%% %8s\n", "pp" n, b, l, (1 - b / l) * 100, "<= 10%" }'
-awk -v b="$(median "${ctb[@]}")" -v l="$(median "${ctl[@]}")" -v n="$TG" 'BEGIN {
-    printf "%-5s %12.2f %12.2f %13.1f%% %8s\n", "tg" n, b, l, (1 - b / l) * 100, "<= 5%" }'
+    printf "%-5s %12.3f %12.3f %13.1f%% %8s\n", "pp" n, b, l, (1 - b / l) * 100, "<= 10%" }'
+awk -v b="$(median "${ctb[@]}")" -v l="$(median "${ctl[@]}")" -v n="$CTG" 'BEGIN {
+    printf "%-5s %12.3f %12.3f %13.1f%% %8s\n", "tg" n, b, l, (1 - b / l) * 100, "<= 5%" }'

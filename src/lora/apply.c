@@ -169,18 +169,11 @@ static void task_run(void *ctx, int ith, int nth) {
     for (int k = 0; k < j->n_terms; k++) b_part(j, &j->terms[k], ith, nth);
 }
 
-/* x converted to A's vec_dot_type, rows of `row` bytes. F16 takes the vector conversion when
- * the active one is the element-wise rounding it reproduces. */
+/* x converted to A's vec_dot_type, rows of `row` bytes. */
 static void convert_x(const quant_traits *vd, const float *x, int n_tok, int64_t n_in, void *out,
                       size_t row) {
-    const bool f16 =
-        vd->type == GGUF_T_F16 && vd->from_float == quant_get_ref(GGUF_T_F16)->from_float;
-    for (int i = 0; i < n_tok; i++) {
-        if (f16)
-            lora_f16_row(x + (int64_t)i * n_in, (uint16_t *)((char *)out + (size_t)i * row), n_in);
-        else
-            vd->from_float(x + (int64_t)i * n_in, (char *)out + (size_t)i * row, n_in);
-    }
+    for (int i = 0; i < n_tok; i++)
+        vd->from_float(x + (int64_t)i * n_in, (char *)out + (size_t)i * row, n_in);
 }
 
 /* Lays out the terms' scratch, converts x once per vec_dot type, and runs. */

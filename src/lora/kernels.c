@@ -1,5 +1,5 @@
-/* The SIMD pieces of the low-rank path that keep B's vec_dot numerics while avoiding its per-row
- * scalar tail: B in panels of 8 outputs (built at load), and the F16 conversion of x.
+/* B·(A·x) in panels: the SIMD form of B's vec_dot for the low-rank path, which avoids its per-row
+ * scalar tail by keeping B in panels of 8 outputs (built at load).
  *
  * A rank-r row of B (r < 64) never reaches the 64-element vector loop of the engine's float dots,
  * so its vec_dot is the plain scalar tail: F32 adds the rounded products in order onto +0 (FMAs
@@ -59,53 +59,136 @@ void lora_panel_f16_ref(const uint16_t *bp, int64_t rank, const uint16_t *t, flo
         }
 }
 
-void lora_f16_row_ref(const float *x, uint16_t *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = quant_f32_to_f16(x[i]);
+#ifdef LORA_X86
+/* Each output's sum is one chain of dependent adds, so one panel at a time would wait on their
+ * latency; four panels advance together (four independent chains per lane), each with exactly
+ * the steps it has alone. */
+#define AVX_F32 __attribute__((target("avx"), always_inline)) static inline
+#define AVX_F16 __attribute__((target("avx,f16c"), always_inline)) static inline
+
+/* Separate multiply and add (no FMA in this target), as in the F32 tail. */
+AVX_F32 void f32_step(__m256 tr, const float *b, __m256 *acc) {
+    *acc = _mm256_add_ps(*acc, _mm256_mul_ps(tr, _mm256_loadu_ps(b)));
 }
 
-#ifdef LORA_X86
-/* Separate multiply and add (no FMA in this target), as in the F32 tail. */
+AVX_F32 void f32_end(__m256 acc, __m256 vs, float *y) {
+    _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), _mm256_mul_ps(vs, acc)));
+}
+
 __attribute__((target("avx"))) static void panel_f32_avx(const float *bp, int64_t rank,
                                                          const float *t, float scale, float *y,
                                                          int64_t n_panels) {
     const __m256 vs = _mm256_set1_ps(scale);
-    for (int64_t k = 0; k < n_panels; k++, bp += rank * LORA_PANEL, y += LORA_PANEL) {
-        __m256 acc = _mm256_setzero_ps();
-        for (int64_t r = 0; r < rank; r++)
-            acc = _mm256_add_ps(
-                acc, _mm256_mul_ps(_mm256_set1_ps(t[r]), _mm256_loadu_ps(bp + r * LORA_PANEL)));
-        _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), _mm256_mul_ps(vs, acc)));
+    const int64_t step = rank * LORA_PANEL;
+    int64_t k = 0;
+    for (; k + 4 <= n_panels; k += 4, bp += 4 * step, y += 4 * LORA_PANEL) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t r = 0; r < rank; r++) {
+            const __m256 tr = _mm256_set1_ps(t[r]);
+            const float *b = bp + r * LORA_PANEL;
+            f32_step(tr, b, &a0);
+            f32_step(tr, b + step, &a1);
+            f32_step(tr, b + 2 * step, &a2);
+            f32_step(tr, b + 3 * step, &a3);
+        }
+        f32_end(a0, vs, y);
+        f32_end(a1, vs, y + LORA_PANEL);
+        f32_end(a2, vs, y + 2 * LORA_PANEL);
+        f32_end(a3, vs, y + 3 * LORA_PANEL);
+    }
+    for (; k < n_panels; k++, bp += step, y += LORA_PANEL) {
+        __m256 a0 = _mm256_setzero_ps();
+        for (int64_t r = 0; r < rank; r++) f32_step(_mm256_set1_ps(t[r]), bp + r * LORA_PANEL, &a0);
+        f32_end(a0, vs, y);
     }
 }
 
 /* Products of two halves are exact in float; they are widened and summed in double per lane. */
+AVX_F16 void f16_step(__m256 tr, const uint16_t *b, __m256d *lo, __m256d *hi) {
+    const __m256 prod = _mm256_mul_ps(tr, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b)));
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(prod)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(prod, 1)));
+}
+
+AVX_F16 void f16_end(__m256d lo, __m256d hi, __m256 vs, float *y) {
+    const __m256 d = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+    _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), _mm256_mul_ps(vs, d)));
+}
+
 __attribute__((target("avx,f16c"))) static void panel_f16_avx(const uint16_t *bp, int64_t rank,
                                                               const uint16_t *t, float scale,
                                                               float *y, int64_t n_panels) {
     const __m256 vs = _mm256_set1_ps(scale);
     float tf[64];
     for (int64_t r = 0; r < rank; r++) tf[r] = quant_f16_to_f32(t[r]);
-    for (int64_t k = 0; k < n_panels; k++, bp += rank * LORA_PANEL, y += LORA_PANEL) {
-        __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    const int64_t step = rank * LORA_PANEL;
+    int64_t k = 0;
+    for (; k + 4 <= n_panels; k += 4, bp += 4 * step, y += 4 * LORA_PANEL) {
+        __m256d l0 = _mm256_setzero_pd(), h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0,
+                h3 = l0;
         for (int64_t r = 0; r < rank; r++) {
-            const __m256 b = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(bp + r * 8)));
-            const __m256 prod = _mm256_mul_ps(_mm256_set1_ps(tf[r]), b);
-            lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(prod)));
-            hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(prod, 1)));
+            const __m256 tr = _mm256_set1_ps(tf[r]);
+            const uint16_t *b = bp + r * LORA_PANEL;
+            f16_step(tr, b, &l0, &h0);
+            f16_step(tr, b + step, &l1, &h1);
+            f16_step(tr, b + 2 * step, &l2, &h2);
+            f16_step(tr, b + 3 * step, &l3, &h3);
         }
-        const __m256 d = _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
-        _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), _mm256_mul_ps(vs, d)));
+        f16_end(l0, h0, vs, y);
+        f16_end(l1, h1, vs, y + LORA_PANEL);
+        f16_end(l2, h2, vs, y + 2 * LORA_PANEL);
+        f16_end(l3, h3, vs, y + 3 * LORA_PANEL);
+    }
+    for (; k < n_panels; k++, bp += step, y += LORA_PANEL) {
+        __m256d l0 = _mm256_setzero_pd(), h0 = l0;
+        for (int64_t r = 0; r < rank; r++)
+            f16_step(_mm256_set1_ps(tf[r]), bp + r * LORA_PANEL, &l0, &h0);
+        f16_end(l0, h0, vs, y);
     }
 }
 
-/* Round to nearest even, as quant_f32_to_f16 (they differ only in the payload of a NaN). */
-__attribute__((target("avx,f16c"))) static void f16_row_f16c(const float *x, uint16_t *y,
-                                                             int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(y + i),
-                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-    lora_f16_row_ref(x + i, y + i, n - i);
+/* AVX-512: one conversion widens a panel's 8 products to double (AVX2 needs two and an
+ * extract), the conversions being what bounds this kernel; the same steps per lane. */
+#define AVX512_F16 __attribute__((target("avx512f,avx2,f16c"), always_inline)) static inline
+
+AVX512_F16 void f16_step512(__m256 tr, const uint16_t *b, __m512d *acc) {
+    const __m256 prod = _mm256_mul_ps(tr, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b)));
+    *acc = _mm512_add_pd(*acc, _mm512_cvtps_pd(prod));
+}
+
+AVX512_F16 void f16_end512(__m512d acc, __m256 vs, float *y) {
+    _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), _mm256_mul_ps(vs, _mm512_cvtpd_ps(acc))));
+}
+
+__attribute__((target("avx512f,avx2,f16c"))) static void
+panel_f16_avx512(const uint16_t *bp, int64_t rank, const uint16_t *t, float scale, float *y,
+                 int64_t n_panels) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    float tf[64];
+    for (int64_t r = 0; r < rank; r++) tf[r] = quant_f16_to_f32(t[r]);
+    const int64_t step = rank * LORA_PANEL;
+    int64_t k = 0;
+    for (; k + 4 <= n_panels; k += 4, bp += 4 * step, y += 4 * LORA_PANEL) {
+        __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t r = 0; r < rank; r++) {
+            const __m256 tr = _mm256_set1_ps(tf[r]);
+            const uint16_t *b = bp + r * LORA_PANEL;
+            f16_step512(tr, b, &a0);
+            f16_step512(tr, b + step, &a1);
+            f16_step512(tr, b + 2 * step, &a2);
+            f16_step512(tr, b + 3 * step, &a3);
+        }
+        f16_end512(a0, vs, y);
+        f16_end512(a1, vs, y + LORA_PANEL);
+        f16_end512(a2, vs, y + 2 * LORA_PANEL);
+        f16_end512(a3, vs, y + 3 * LORA_PANEL);
+    }
+    for (; k < n_panels; k++, bp += step, y += LORA_PANEL) {
+        __m512d a0 = _mm512_setzero_pd();
+        for (int64_t r = 0; r < rank; r++)
+            f16_step512(_mm256_set1_ps(tf[r]), bp + r * LORA_PANEL, &a0);
+        f16_end512(a0, vs, y);
+    }
 }
 
 static bool have_avx(void) {
@@ -115,6 +198,14 @@ static bool have_f16c(void) {
     return have_avx() && (core_cpu_usable() & CORE_CPU_F16C) != 0;
 }
 #endif
+
+lora_panel_f16_fn lora_panel_f16_variant(int i) {
+#ifdef LORA_X86
+    if (i == 1 && have_f16c()) return panel_f16_avx;
+    if (i == 2 && have_f16c() && (core_cpu_usable() & CORE_CPU_AVX512F)) return panel_f16_avx512;
+#endif
+    return i == 0 ? lora_panel_f16_ref : NULL;
+}
 
 void lora_panel_f32(const float *bp, int64_t rank, const float *t, float scale, float *y,
                     int64_t n_panels) {
@@ -130,22 +221,13 @@ void lora_panel_f32(const float *bp, int64_t rank, const float *t, float scale, 
 void lora_panel_f16(const uint16_t *bp, int64_t rank, const uint16_t *t, float scale, float *y,
                     int64_t n_panels) {
 #ifdef LORA_X86
-    if (have_f16c()) {
-        panel_f16_avx(bp, rank, t, scale, y, n_panels);
-        return;
-    }
+    lora_panel_f16_fn fn = lora_panel_f16_variant(2);
+    if (!fn) fn = lora_panel_f16_variant(1);
+    if (!fn) fn = lora_panel_f16_ref;
+#else
+    lora_panel_f16_fn fn = lora_panel_f16_ref;
 #endif
-    lora_panel_f16_ref(bp, rank, t, scale, y, n_panels);
-}
-
-void lora_f16_row(const float *x, uint16_t *y, int64_t n) {
-#ifdef LORA_X86
-    if (have_f16c()) {
-        f16_row_f16c(x, y, n);
-        return;
-    }
-#endif
-    lora_f16_row_ref(x, y, n);
+    fn(bp, rank, t, scale, y, n_panels);
 }
 
 size_t lora_panel_bytes(const lora_pair *p) {

@@ -92,9 +92,9 @@ void lora_panel_f16_ref(const uint16_t *bp, int64_t rank, const uint16_t *t, flo
                         int64_t n_panels);
 void lora_panel_f16(const uint16_t *bp, int64_t rank, const uint16_t *t, float scale, float *y,
                     int64_t n_panels);
-/* x rounded to F16 (nearest even) as quant_f32_to_f16 does, 8 at a time with F16C where
- * usable; the two differ only in the payload bits of a NaN. */
-void lora_f16_row_ref(const float *x, uint16_t *y, int64_t n);
-void lora_f16_row(const float *x, uint16_t *y, int64_t n);
-
+/* The F16 kernels one by one, for tests: 0 the reference, 1 AVX2, 2 AVX-512; NULL when this CPU
+ * (or SHIMMY_ISA) cannot run it. lora_panel_f16 takes the highest. */
+typedef void (*lora_panel_f16_fn)(const uint16_t *bp, int64_t rank, const uint16_t *t, float scale,
+                                  float *y, int64_t n_panels);
+lora_panel_f16_fn lora_panel_f16_variant(int i);
 #endif
