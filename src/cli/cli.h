@@ -2,16 +2,20 @@
  * cli — the `shimmy` program: the only place that parses argv, prints for humans and calls
  * exit(). Each subcommand lives in cmd_<name>.c and is one row of the table in main.c.
  *
+ * Layering: the CLI is a user of libshimmy like any other program. It includes shimmy.h and
+ * system headers only (cmd_serve.c also the server module's header), which the build enforces:
+ * the executable's include path has no src/.
+ *
  * Exit codes: 0 success, 1 the operation failed (the error is printed on stderr), 2 usage error
  * or a command not built yet.
  */
 #ifndef SHIMMY_CLI_H
 #define SHIMMY_CLI_H
 
-#include "core/core.h"
-#include "engine/engine.h"
+#include "shimmy.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef int (*cli_cmd_fn)(int argc, char **argv); /* argv[0] is the subcommand name */
@@ -41,15 +45,26 @@ int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 bool cli_parse_long(const char *s, long lo, long hi, long *out);
 bool cli_parse_double(const char *s, double lo, double hi, double *out);
 
+/* ---- small system helpers (util.c) ---- */
+
+double cli_time_ms(void);     /* monotonic clock */
+uint64_t cli_rss_bytes(void); /* resident memory of this process; 0 when unknown */
+/* True when s[0..n) is well-formed UTF-8 (no overlongs, surrogates, code points > U+10FFFF). */
+bool cli_utf8_valid(const char *s, size_t n);
+/* A whole file ("-" = standard input when allow_stdin) into memory, NUL-terminated after *len
+ * bytes; at most max bytes (SHIMMY_ERR_TOO_LARGE beyond). NULL with err filled on failure;
+ * the caller frees the result. */
+char *cli_read_file(const char *path, bool allow_stdin, size_t max, size_t *len, shimmy_error *err);
+
 /* ---- options shared by every command that runs a model ---- */
 
 #define CLI_MAX_LORA 8
 
 typedef struct cli_run_opts {
-    long threads;                           /* --threads/-t; 0 = physical cores */
-    long ctx;                               /* --ctx-size/-c; 0 = the command's default */
-    model_kv_type kv;                       /* --kv f16|f32 (default f16) */
-    engine_adapter_spec lora[CLI_MAX_LORA]; /* --lora A (scale 1), --lora-scaled A S */
+    long threads;                   /* --threads/-t; 0 = physical cores */
+    long ctx;                       /* --ctx-size/-c; 0 = the command's default */
+    shimmy_kv_type kv;              /* --kv f16|f32 (default f16) */
+    shimmy_lora lora[CLI_MAX_LORA]; /* --lora A (scale 1), --lora-scaled A S */
     size_t n_lora;
     const char *lora_arg[CLI_MAX_LORA]; /* as given: a file, a PEFT folder or a registry name */
     char lora_path[CLI_MAX_LORA][4096]; /* filled by cli_run_resolve_lora */
@@ -64,12 +79,16 @@ int cli_run_opt(const char *cmd, const char *usage, int argc, char **argv, int *
  * of that name (`shimmy discover` lists them); o->lora[k].path then points into o. */
 shimmy_status cli_run_resolve_lora(cli_run_opts *o, shimmy_error *err);
 
+/* Loads the model file at path (resolved by cli_resolve_model) under the name `name`, the way
+ * every model command does; *out is one reference. */
+shimmy_status cli_load_model(const char *name, const char *path, shimmy_model **out,
+                             shimmy_error *err);
+
 /* For the commands that only scan (list, discover): parses [--json] [--model-dirs D1:D2]
- * [--help] and scans. Returns true with *out (caller frees with registry_free); false when the
- * command should exit now with *rc (help, usage error or a failed scan, already printed). */
-struct registry;
+ * [--help] and scans. Returns true with *out (caller frees with shimmy_model_list_free); false
+ * when the command should exit now with *rc (help, usage error or a failed scan, printed). */
 bool cli_scan(const char *cmd, const char *usage, int argc, char **argv, bool *json,
-              struct registry **out, int *rc);
+              shimmy_model_list **out, int *rc);
 
 /* A JSON string of s (file paths, reasons): paths are bytes, JSON wants UTF-8, so invalid
  * sequences become U+FFFD. New reference, or NULL when out of memory. */

@@ -3,11 +3,8 @@
  * (BOS, then seeded pseudo-random ids) into an empty cache in batches; each tg run evaluates -n
  * tokens one at a time from an empty cache, forcing seeded pseudo-random ids (no sampling and no
  * end-of-generation check, so every run does exactly -n forward steps). Both go through
- * engine_eval, i.e. the real forward pass with the session's KV cache and thread pool. */
+ * shimmy_evaluator_eval, i.e. the real forward pass with its KV cache and thread pool. */
 #include "cli.h"
-#include "engine/engine.h"
-#include "lora/lora.h"
-#include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -87,11 +84,11 @@ static uint64_t next_rand(uint64_t *state) {
 }
 
 /* BOS (when the vocabulary adds one) followed by random ids, like llama-bench's prompts. */
-static void fill_tokens(int32_t *toks, size_t n, const tok_vocab *v, int32_t n_vocab) {
+static void fill_tokens(int32_t *toks, size_t n, const shimmy_vocab *v, int32_t n_vocab) {
     uint64_t state = 42;
     for (size_t i = 0; i < n; i++) toks[i] = (int32_t)(next_rand(&state) % (uint64_t)n_vocab);
-    const int32_t bos = v ? tok_bos(v) : -1;
-    if (n > 0 && bos >= 0 && bos < n_vocab && tok_add_bos(v)) toks[0] = bos;
+    const int32_t bos = v ? shimmy_vocab_bos(v) : -1;
+    if (n > 0 && bos >= 0 && bos < n_vocab && shimmy_vocab_adds_bos(v)) toks[0] = bos;
 }
 
 static bench_stat summarize(long n, const double *rate, long reps) {
@@ -106,26 +103,28 @@ static bench_stat summarize(long n, const double *rate, long reps) {
 }
 
 /* Runs the repetitions; pp_rate and tg_rate receive tokens/s of each. */
-static shimmy_status measure(engine_session *s, const bench_opts *o, const int32_t *toks,
+static shimmy_status measure(shimmy_evaluator *s, const bench_opts *o, const int32_t *toks,
                              double *pp_rate, double *tg_rate, shimmy_error *err) {
     shimmy_status st;
     /* One unmeasured pass first (llama-bench does the same): the first touch of the mapped
      * weights and of the scratch buffers costs page faults that are not the forward pass. */
-    if (o->n_prompt > 0 && (st = engine_eval(s, toks, (size_t)o->n_prompt, 0, false, err)))
+    if (o->n_prompt > 0 &&
+        (st = shimmy_evaluator_eval(s, toks, (size_t)o->n_prompt, 0, false, err)))
         return st;
-    if (o->n_gen > 0 && (st = engine_eval(s, toks, 1, 0, false, err))) return st;
+    if (o->n_gen > 0 && (st = shimmy_evaluator_eval(s, toks, 1, 0, false, err))) return st;
     for (long r = 0; r < o->reps; r++) {
         if (o->n_prompt > 0) {
             /* pos 0 discards the whole cache: each run starts from an empty context */
-            const double t0 = core_time_ms();
-            if ((st = engine_eval(s, toks, (size_t)o->n_prompt, 0, false, err))) return st;
-            pp_rate[r] = (double)o->n_prompt * 1000.0 / (core_time_ms() - t0);
+            const double t0 = cli_time_ms();
+            if ((st = shimmy_evaluator_eval(s, toks, (size_t)o->n_prompt, 0, false, err)))
+                return st;
+            pp_rate[r] = (double)o->n_prompt * 1000.0 / (cli_time_ms() - t0);
         }
         if (o->n_gen > 0) {
-            const double t0 = core_time_ms();
+            const double t0 = cli_time_ms();
             for (long i = 0; i < o->n_gen; i++)
-                if ((st = engine_eval(s, &toks[i], 1, (int32_t)i, false, err))) return st;
-            tg_rate[r] = (double)o->n_gen * 1000.0 / (core_time_ms() - t0);
+                if ((st = shimmy_evaluator_eval(s, &toks[i], 1, (int32_t)i, false, err))) return st;
+            tg_rate[r] = (double)o->n_gen * 1000.0 / (cli_time_ms() - t0);
         }
     }
     return SHIMMY_OK;
@@ -169,8 +168,8 @@ static void print_table(const bench_opts *o, int threads, const bench_stat *pp,
                rows[k]->stddev);
     }
     printf("\nload %.1f ms, resident memory %.1f MiB after %ld repetitions (kv %s, isa %s)\n",
-           load_ms, (double)rss / (1 << 20), o->reps, o->run.kv == MODEL_KV_F32 ? "f32" : "f16",
-           core_cpu_isa_name());
+           load_ms, (double)rss / (1 << 20), o->reps, o->run.kv == SHIMMY_KV_F32 ? "f32" : "f16",
+           shimmy_cpu_isa());
 }
 
 int cli_cmd_bench(int argc, char **argv) {
@@ -182,40 +181,39 @@ int cli_cmd_bench(int argc, char **argv) {
     shimmy_error_clear(&err);
     if (cli_resolve_model(o.model, path, sizeof path, &err) || cli_run_resolve_lora(&o.run, &err))
         return cli_fail(&err);
-    engine_model *m = NULL;
-    engine_session *s = NULL;
-    lora_set *lora = NULL;
+    shimmy_model *m = NULL;
+    shimmy_evaluator *s = NULL;
     int32_t *toks = NULL;
     double *rates = NULL;
     rc = 1;
     /* load time as a user waits for it: mapping, weights, vocabulary, KV cache, adapters */
-    const double t0 = core_time_ms();
-    if (engine_model_open(path, NULL, &m, &err)) goto done;
+    const double t0 = cli_time_ms();
+    if (cli_load_model(o.model, path, &m, &err)) goto done;
     /* pp runs use positions [0, p), tg runs [0, n): the larger of the two would do, but p + n
      * keeps the cache the size a request of that shape needs, as llama-bench sizes it.
      * --ctx-size may only make it larger (the KV cache a server would allocate). */
     long n_ctx = o.n_prompt + o.n_gen > 0 ? o.n_prompt + o.n_gen : 1;
     if (o.run.ctx > n_ctx) n_ctx = o.run.ctx;
-    engine_session_params sp = {
-        .n_ctx = (int32_t)n_ctx, .kv_type = o.run.kv, .n_threads = (int32_t)o.run.threads};
-    if (engine_session_new(m, &sp, &s, &err)) goto done;
-    if (o.run.n_lora && (engine_lora_open(m, o.run.lora, o.run.n_lora, &lora, &err) ||
-                         engine_session_set_lora(s, lora, &err)))
-        goto done;
-    const double load_ms = core_time_ms() - t0;
+    shimmy_evaluator_params ep = {.ctx_len = (int32_t)n_ctx,
+                                  .kv = o.run.kv,
+                                  .threads = (int32_t)o.run.threads,
+                                  .lora = o.run.lora,
+                                  .n_lora = o.run.n_lora};
+    if (shimmy_evaluator_new(m, &ep, &s, &err)) goto done;
+    const double load_ms = cli_time_ms() - t0;
     const size_t n_toks = (size_t)(o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen) + 1;
     toks = malloc(sizeof *toks * n_toks);
     rates = calloc((size_t)o.reps * 2, sizeof *rates);
     if (!toks || !rates) {
-        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate the benchmark tokens");
+        shimmy_error_set(&err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate the benchmark tokens");
         goto done;
     }
-    fill_tokens(toks, n_toks, engine_model_vocab(m), engine_n_vocab(s));
+    fill_tokens(toks, n_toks, shimmy_model_vocab(m), shimmy_evaluator_vocab_size(s));
     if (measure(s, &o, toks, rates, rates + o.reps, &err)) goto done;
-    const uint64_t rss = core_rss_bytes();
+    const uint64_t rss = cli_rss_bytes();
     const bench_stat pp = summarize(o.n_prompt, rates, o.reps);
     const bench_stat tg = summarize(o.n_gen, rates + o.reps, o.reps);
-    const int threads = o.run.threads > 0 ? (int)o.run.threads : core_physical_cores();
+    const int threads = o.run.threads > 0 ? (int)o.run.threads : (int)shimmy_default_threads();
     if (o.json) {
         rc = print_json(&o, threads, &pp, &tg, load_ms, rss);
     } else {
@@ -226,8 +224,7 @@ done:
     if (rc == 1 && err.status != SHIMMY_OK) cli_fail(&err);
     free(rates);
     free(toks);
-    engine_session_free(s);
-    lora_set_free(lora);
-    engine_model_close(m);
+    shimmy_evaluator_free(s);
+    shimmy_model_unref(m);
     return rc;
 }

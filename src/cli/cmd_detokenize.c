@@ -5,7 +5,6 @@
  * exact bytes followed by a newline; --json gives {"text": ...} with invalid UTF-8 (a character
  * cut off by the ids given) replaced by U+FFFD. */
 #include "cli.h"
-#include "tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -23,7 +22,24 @@ static void help(void) {
 }
 
 /* Parses the id list; false (with *bad pointing at the offending text) on a malformed id. */
-static bool parse_ids(const char *s, tok_buf *b, const char **bad) {
+typedef struct id_list {
+    int32_t *ids;
+    size_t n, cap;
+} id_list;
+
+static bool push(id_list *b, int32_t id) {
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        int32_t *p = realloc(b->ids, cap * sizeof *p);
+        if (!p) return false;
+        b->ids = p;
+        b->cap = cap;
+    }
+    b->ids[b->n++] = id;
+    return true;
+}
+
+static bool parse_ids(const char *s, id_list *b, const char **bad) {
     const char *p = s;
     for (;;) {
         while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '[' || *p == ']') p++;
@@ -37,33 +53,12 @@ static bool parse_ids(const char *s, tok_buf *b, const char **bad) {
             *bad = p;
             return false;
         }
-        if (tok_buf_push(b, (int32_t)v, NULL)) {
+        if (!push(b, (int32_t)v)) {
             *bad = "(out of memory)";
             return false;
         }
         p = end;
     }
-}
-
-static int print_json(const tok_vocab *v, const tok_buf *b, bool special, size_t len) {
-    /* each byte of the plain text becomes at most one U+FFFD (3 bytes) */
-    size_t cap = 3 * len + tok_decoder_max_out(v) + 16, n = 0;
-    char *text = malloc(cap);
-    if (!text) {
-        fprintf(stderr, "shimmy: error: out of memory\n");
-        return 1;
-    }
-    tok_decoder d;
-    tok_decoder_init(&d, v, special, true);
-    for (size_t i = 0; i < b->n; i++) n += tok_decoder_push(&d, b->ids[i], text + n, cap - n);
-    n += tok_decoder_flush(&d, text + n, cap - n);
-    json_t *root = json_object();
-    json_object_set_new(root, "text", json_stringn(text, n));
-    json_dumpf(root, stdout, JSON_COMPACT);
-    fputc('\n', stdout);
-    json_decref(root);
-    free(text);
-    return 0;
 }
 
 int cli_cmd_detokenize(int argc, char **argv) {
@@ -92,37 +87,41 @@ int cli_cmd_detokenize(int argc, char **argv) {
     if (!model_arg)
         return cli_usage_error("detokenize", usage, "which model? (a .gguf path or a name)");
     if (!list) return cli_usage_error("detokenize", usage, "give --tokens ID,ID,...");
-    tok_buf b = {0};
+    id_list b = {0};
     const char *bad = NULL;
     if (!parse_ids(list, &b, &bad)) {
-        tok_buf_free(&b);
+        free(b.ids);
         return cli_usage_error("detokenize", usage, "--tokens: '%.20s' is not a token id", bad);
     }
 
     shimmy_error err;
     shimmy_error_clear(&err);
     char path[4096];
-    tok_vocab *v = NULL;
+    shimmy_vocab *v = NULL;
     if (cli_resolve_model(model_arg, path, sizeof path, &err) ||
-        tok_vocab_load_path(path, &v, &err)) {
-        tok_buf_free(&b);
+        shimmy_vocab_open(path, &v, &err)) {
+        free(b.ids);
         return cli_fail(&err);
     }
     int rc = 0;
     char *text = NULL;
     size_t len = 0;
-    /* tok_decode checks every id against the vocabulary, also before a --json rendering */
-    if (tok_decode(v, b.ids, b.n, special, &text, &len, &err))
+    unsigned flags =
+        (special ? SHIMMY_DETOKENIZE_SPECIAL : 0) | (as_json ? SHIMMY_DETOKENIZE_VALID_UTF8 : 0);
+    if (shimmy_detokenize(v, b.ids, b.n, flags, &text, &len, &err))
         rc = cli_fail(&err);
-    else if (as_json)
-        rc = print_json(v, &b, special, len);
-    else {
+    else if (as_json) {
+        json_t *root = json_pack("{s:o}", "text", json_stringn(text, len));
+        if (!root || json_dumpf(root, stdout, JSON_COMPACT) != 0) rc = 1;
+        fputc('\n', stdout);
+        json_decref(root);
+    } else {
         fwrite(text, 1, len, stdout);
         fputc('\n', stdout);
     }
     if (fflush(stdout) != 0 && rc == 0) rc = 1;
-    free(text);
-    tok_buf_free(&b);
-    tok_vocab_free(v);
+    shimmy_free(text);
+    free(b.ids);
+    shimmy_vocab_free(v);
     return rc;
 }

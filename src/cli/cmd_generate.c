@@ -1,8 +1,5 @@
 /* shimmy generate: text from a prompt, streamed to stdout, or one JSON object with --json. */
 #include "cli.h"
-#include "engine/engine.h"
-#include "lora/lora.h"
-#include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -20,7 +17,8 @@ typedef struct gen_opts {
     const char *model;
     const char *prompt;
     long n_predict;
-    engine_gen_params gp;
+    long last_n;
+    shimmy_gen_options gp;
     const char *stop[MAX_STOP];
     size_t n_stop;
     bool json;
@@ -34,20 +32,19 @@ typedef struct text_buf {
     bool failed;
 } text_buf;
 
-static bool sink(void *user, const char *text, size_t len, int32_t token) {
-    (void)token;
+static shimmy_next sink(const char *text, size_t len, void *user) {
     text_buf *b = user;
     if (!b->json) {
         fwrite(text, 1, len, stdout);
         fflush(stdout);
-        return !ferror(stdout);
+        return ferror(stdout) ? SHIMMY_STOP : SHIMMY_CONTINUE;
     }
     if (b->len + len + 1 > b->cap) {
         size_t cap = (b->len + len + 1) * 2;
         char *d = realloc(b->data, cap);
         if (!d) {
             b->failed = true;
-            return false;
+            return SHIMMY_STOP;
         }
         b->data = d;
         b->cap = cap;
@@ -55,13 +52,20 @@ static bool sink(void *user, const char *text, size_t len, int32_t token) {
     memcpy(b->data + b->len, text, len);
     b->len += len;
     b->data[b->len] = '\0';
-    return true;
+    return SHIMMY_CONTINUE;
 }
 
 static int parse(int argc, char **argv, gen_opts *o) {
     memset(o, 0, sizeof *o);
     cli_run_opts_init(&o->run);
-    engine_gen_params_default(&o->gp);
+    /* llama.cpp's sampling defaults, as its tools take them */
+    o->gp.temperature = 0.8f;
+    o->gp.top_k = 40;
+    o->gp.top_p = 0.95f;
+    o->gp.min_p = 0.05f;
+    o->gp.repeat_penalty = 1.0f;
+    o->gp.seed = SHIMMY_SEED_RANDOM;
+    o->last_n = 64;
     o->n_predict = 128;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -89,38 +93,38 @@ static int parse(int argc, char **argv, gen_opts *o) {
                                        "full) or a token count");
             i++;
         } else if (strcmp(a, "--temp") == 0) {
-            if (!cli_parse_double(val, 0, 100, &d))
-                return cli_usage_error("generate", USAGE, "--temp must be in [0, 100]");
-            o->gp.sampling.temperature = (float)d;
+            if (!cli_parse_double(val, 0, 10, &d))
+                return cli_usage_error("generate", USAGE, "--temp must be in [0, 10]");
+            o->gp.temperature = (float)d;
             i++;
         } else if (strcmp(a, "--top-k") == 0) {
             if (!cli_parse_long(val, 0, 1 << 30, &l))
                 return cli_usage_error("generate", USAGE, "--top-k must be >= 0 (0 = off)");
-            o->gp.sampling.top_k = (int32_t)l;
+            o->gp.top_k = (int32_t)l;
             i++;
         } else if (strcmp(a, "--top-p") == 0 || strcmp(a, "--min-p") == 0) {
             if (!cli_parse_double(val, 0, 1, &d))
                 return cli_usage_error("generate", USAGE, "%s must be in [0, 1]", a);
             if (a[2] == 't')
-                o->gp.sampling.top_p = (float)d;
+                o->gp.top_p = (float)d;
             else
-                o->gp.sampling.min_p = (float)d;
+                o->gp.min_p = (float)d;
             i++;
         } else if (strcmp(a, "--repeat-penalty") == 0) {
-            if (!cli_parse_double(val, 0.01, 100, &d))
-                return cli_usage_error("generate", USAGE,
-                                       "--repeat-penalty must be in [0.01, 100]");
-            o->gp.sampling.repeat_penalty = (float)d;
+            if (!cli_parse_double(val, 0.01, 10, &d))
+                return cli_usage_error("generate", USAGE, "--repeat-penalty must be in [0.01, 10]");
+            o->gp.repeat_penalty = (float)d;
             i++;
         } else if (strcmp(a, "--repeat-last-n") == 0) {
-            if (!cli_parse_long(val, -1, 1 << 24, &l))
-                return cli_usage_error("generate", USAGE, "--repeat-last-n must be >= -1");
-            o->gp.sampling.penalty_last_n = (int32_t)l;
+            if (!cli_parse_long(val, -1, 1 << 20, &l))
+                return cli_usage_error("generate", USAGE,
+                                       "--repeat-last-n must be in [-1, 1048576]");
+            o->last_n = l;
             i++;
         } else if (strcmp(a, "--seed") == 0 || strcmp(a, "-s") == 0) {
             if (!cli_parse_long(val, 0, 0xFFFFFFFFL, &l))
                 return cli_usage_error("generate", USAGE, "--seed must be in [0, 4294967295]");
-            o->gp.sampling.seed = (uint32_t)l;
+            o->gp.seed = (uint32_t)l;
             i++;
         } else if (strcmp(a, "--stop") == 0) {
             if (o->n_stop == MAX_STOP)
@@ -139,26 +143,28 @@ static int parse(int argc, char **argv, gen_opts *o) {
     return 0;
 }
 
-static int print_json(const gen_opts *o, const tok_buf *prompt, const int32_t *out,
-                      const engine_result *r, const text_buf *text, double load_ms) {
+static int print_json(const gen_opts *o, size_t n_prompt, const int32_t *out,
+                      const shimmy_eval_output *r, const text_buf *text, double load_ms) {
+    const shimmy_result *res = &r->result;
     json_t *root = json_object(), *toks = json_array(), *tim = json_object();
-    for (int32_t i = 0; i < r->n_generated; i++) json_array_append_new(toks, json_integer(out[i]));
+    for (int32_t i = 0; i < res->completion_tokens; i++)
+        json_array_append_new(toks, json_integer(out[i]));
     json_object_set_new(root, "model", json_string(o->model));
-    json_object_set_new(root, "prompt_tokens", json_integer((json_int_t)prompt->n));
+    json_object_set_new(root, "prompt_tokens", json_integer((json_int_t)n_prompt));
     json_object_set_new(root, "tokens", toks);
     json_object_set_new(root, "text",
                         json_stringn(text->data ? text->data : "", text->data ? text->len : 0));
-    json_object_set_new(root, "finish_reason", json_string(engine_finish_name(r->finish)));
-    const int32_t n_eval = r->n_prompt - r->n_cached;
+    json_object_set_new(root, "finish_reason", json_string(shimmy_finish_name(res->finish)));
+    const int32_t n_eval = res->prompt_tokens - r->cached_tokens;
     json_object_set_new(tim, "load_ms", json_real(load_ms));
-    json_object_set_new(tim, "prompt_ms", json_real(r->prompt_ms));
-    json_object_set_new(tim, "generation_ms", json_real(r->gen_ms));
+    json_object_set_new(tim, "prompt_ms", json_real(res->prompt_ms));
+    json_object_set_new(tim, "generation_ms", json_real(res->gen_ms));
     json_object_set_new(tim, "ttft_ms", json_real(r->ttft_ms));
     json_object_set_new(tim, "prompt_tokens_per_s",
-                        json_real(r->prompt_ms > 0 ? n_eval * 1000.0 / r->prompt_ms : 0.0));
+                        json_real(res->prompt_ms > 0 ? n_eval * 1000.0 / res->prompt_ms : 0.0));
     json_object_set_new(tim, "generation_tokens_per_s",
-                        json_real(r->gen_ms > 0 && r->n_generated > 1
-                                      ? (r->n_generated - 1) * 1000.0 / r->gen_ms
+                        json_real(res->gen_ms > 0 && res->completion_tokens > 1
+                                      ? (res->completion_tokens - 1) * 1000.0 / res->gen_ms
                                       : 0.0));
     json_object_set_new(root, "timings", tim);
     char *s = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -181,65 +187,74 @@ int cli_cmd_generate(int argc, char **argv) {
     shimmy_error_clear(&err);
     if (cli_resolve_model(o.model, path, sizeof path, &err) || cli_run_resolve_lora(&o.run, &err))
         return cli_fail(&err);
-    const double t0 = core_time_ms();
-    engine_model *m = NULL;
-    engine_session *s = NULL;
-    lora_set *lora = NULL;
-    tok_buf prompt = {0};
-    int32_t *out = NULL;
+    const double t0 = cli_time_ms();
+    shimmy_model *m = NULL;
+    shimmy_evaluator *ev = NULL;
+    int32_t *prompt = NULL;
+    size_t n_prompt = 0;
     text_buf text = {.json = o.json};
-    engine_result r = {0};
+    shimmy_eval_output r = {0};
     rc = 1;
-    if (engine_model_open(path, NULL, &m, &err)) goto done;
-    tok_encode_opts eo = {.add_special = true, .parse_special = true};
-    if (tok_encode(engine_model_vocab(m), o.prompt, strlen(o.prompt), &eo, &prompt, &err))
+    if (cli_load_model(o.model, path, &m, &err)) goto done;
+    if (shimmy_tokenize(shimmy_model_vocab(m), o.prompt, strlen(o.prompt),
+                        SHIMMY_TOKENIZE_ADD_SPECIAL | SHIMMY_TOKENIZE_PARSE_SPECIAL, &prompt,
+                        &n_prompt, &err))
         goto done;
-    engine_session_params sp = {
-        .n_ctx = (int32_t)o.run.ctx, .kv_type = o.run.kv, .n_threads = (int32_t)o.run.threads};
-    if (engine_session_new(m, &sp, &s, &err)) goto done;
-    if (o.run.n_lora && (engine_lora_open(m, o.run.lora, o.run.n_lora, &lora, &err) ||
-                         engine_session_set_lora(s, lora, &err)))
-        goto done;
-    const double load_ms = core_time_ms() - t0;
-    o.gp.max_tokens = (int32_t)(o.n_predict < 0 ? 0 : o.n_predict);
+    shimmy_evaluator_params ep = {.ctx_len = (int32_t)o.run.ctx,
+                                  .kv = o.run.kv,
+                                  .threads = (int32_t)o.run.threads,
+                                  .lora = o.run.lora,
+                                  .n_lora = o.run.n_lora};
+    if (shimmy_evaluator_new(m, &ep, &ev, &err)) goto done;
+    const double load_ms = cli_time_ms() - t0;
+    const int32_t n_ctx = shimmy_evaluator_ctx_len(ev);
+    /* -n -1: until the context is full, i.e. every position the prompt leaves */
+    const long room = n_ctx - (long)n_prompt;
+    o.gp.max_tokens = (int32_t)(o.n_predict < 0 ? (room > 0 ? room : 1) : o.n_predict);
+    /* the window the penalties see: -1 is the whole context; 0 turns them off */
+    if (o.last_n == 0) o.gp.repeat_penalty = 1.0f;
+    o.gp.repeat_last_n = (int32_t)(o.last_n < 0 ? n_ctx : o.last_n == 0 ? 64 : o.last_n);
     o.gp.stop = o.stop;
     o.gp.n_stop = o.n_stop;
-    const size_t cap = (size_t)engine_session_n_ctx(s);
-    out = malloc(sizeof *out * cap);
-    if (!out) {
-        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate the output");
+    r.ids_cap = (size_t)n_ctx;
+    r.ids = malloc(sizeof *r.ids * r.ids_cap);
+    if (!r.ids) {
+        shimmy_error_set(&err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate the output");
         goto done;
     }
-    o.gp.out_tokens = out;
-    o.gp.out_tokens_cap = cap;
     if (o.n_predict == 0) {
-        r.n_prompt = (int32_t)prompt.n;
-    } else if (engine_generate(s, prompt.ids, prompt.n, &o.gp, sink, &text, &r, &err)) {
+        r.result.prompt_tokens = (int32_t)n_prompt;
+    } else if (n_prompt == 0) {
+        shimmy_error_set(&err, SHIMMY_ERR_INVALID_ARG, "prompt", "the prompt has no tokens");
+        goto done;
+    } else if (shimmy_evaluator_generate(ev, prompt, n_prompt, &o.gp, sink, &text, &r, &err)) {
         goto done;
     }
     if (text.failed) {
-        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "cannot buffer the generated text");
+        shimmy_error_set(&err, SHIMMY_ERR_NOMEM, NULL, "cannot buffer the generated text");
         goto done;
     }
     if (o.json) {
-        rc = print_json(&o, &prompt, out, &r, &text, load_ms);
+        rc = print_json(&o, n_prompt, r.ids, &r, &text, load_ms);
     } else {
+        const shimmy_result *res = &r.result;
         printf("\n");
         fprintf(stderr,
                 "shimmy: %d prompt tokens in %.1f ms, %d generated in %.1f ms (%.1f tokens/s), "
                 "finish: %s\n",
-                r.n_prompt, r.prompt_ms, r.n_generated, r.gen_ms,
-                r.gen_ms > 0 && r.n_generated > 1 ? (r.n_generated - 1) * 1000.0 / r.gen_ms : 0.0,
-                engine_finish_name(r.finish));
+                res->prompt_tokens, res->prompt_ms, res->completion_tokens, res->gen_ms,
+                res->gen_ms > 0 && res->completion_tokens > 1
+                    ? (res->completion_tokens - 1) * 1000.0 / res->gen_ms
+                    : 0.0,
+                shimmy_finish_name(res->finish));
         rc = 0;
     }
 done:
     if (rc == 1 && err.status != SHIMMY_OK) cli_fail(&err);
-    free(out);
+    free(r.ids);
     free(text.data);
-    tok_buf_free(&prompt);
-    engine_session_free(s);
-    lora_set_free(lora);
-    engine_model_close(m);
+    shimmy_free(prompt);
+    shimmy_evaluator_free(ev);
+    shimmy_model_unref(m);
     return rc;
 }

@@ -1,10 +1,9 @@
 /* shimmy inspect FILE [--json] — a GGUF file's header, metadata and tensor table.
  *
- * Reads only the header (gguf_open_header), so inspecting a 70 GB model touches a few megabytes.
+ * Reads only the header (shimmy_gguf_open), so inspecting a 70 GB model touches a few megabytes.
  * Long arrays are summarised (element type, count, first few items) in both outputs; the JSON
  * form carries full scalar values and full strings. */
 #include "cli.h"
-#include "gguf/gguf.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -16,89 +15,83 @@ static const char usage[] = "shimmy inspect FILE [--json]";
 
 enum { ARRAY_ITEMS = 8, TEXT_ITEMS = 5, TEXT_STR_MAX = 72 };
 
-static const char *const vtype_names[GGUF_VT_COUNT] = {
-    [GGUF_VT_UINT8] = "u8",    [GGUF_VT_INT8] = "i8",    [GGUF_VT_UINT16] = "u16",
-    [GGUF_VT_INT16] = "i16",   [GGUF_VT_UINT32] = "u32", [GGUF_VT_INT32] = "i32",
-    [GGUF_VT_FLOAT32] = "f32", [GGUF_VT_BOOL] = "bool",  [GGUF_VT_STRING] = "string",
-    [GGUF_VT_ARRAY] = "array", [GGUF_VT_UINT64] = "u64", [GGUF_VT_INT64] = "i64",
-    [GGUF_VT_FLOAT64] = "f64",
-};
+#define vtype_name shimmy_gguf_type_name
 
-static const char *vtype_name(gguf_vtype t) {
-    return (unsigned)t < GGUF_VT_COUNT ? vtype_names[t] : "?";
+static bool vt_unsigned(shimmy_gguf_type t) {
+    return t == SHIMMY_GGUF_U8 || t == SHIMMY_GGUF_U16 || t == SHIMMY_GGUF_U32 ||
+           t == SHIMMY_GGUF_U64;
 }
-
-static bool vt_unsigned(gguf_vtype t) {
-    return t == GGUF_VT_UINT8 || t == GGUF_VT_UINT16 || t == GGUF_VT_UINT32 || t == GGUF_VT_UINT64;
-}
-static bool vt_float(gguf_vtype t) {
-    return t == GGUF_VT_FLOAT32 || t == GGUF_VT_FLOAT64;
+static bool vt_float(shimmy_gguf_type t) {
+    return t == SHIMMY_GGUF_F32 || t == SHIMMY_GGUF_F64;
 }
 
 /* ---- JSON ---- */
 
 /* File strings are arbitrary bytes; JSON needs UTF-8, so invalid sequences become U+FFFD. */
-static json_t *json_gstr(gguf_str s) {
-    return cli_json_textn(s.data, (size_t)s.len);
+static json_t *json_gstr(const char *s, size_t len) {
+    return cli_json_textn(s, len);
 }
 
 /* Numbers outside JSON's reach (u64 above INT64_MAX, NaN, infinities) are written as strings. */
-static json_t *json_scalar(const gguf_value *v) {
+static json_t *json_scalar(const shimmy_gguf_value *v) {
     char buf[32];
-    if (v->type == GGUF_VT_BOOL) return json_boolean(v->v.b);
-    if (v->type == GGUF_VT_STRING) return json_gstr(v->v.str);
+    if (v->type == SHIMMY_GGUF_BOOL) return json_boolean(v->b);
+    if (v->type == SHIMMY_GGUF_STRING) return json_gstr(v->str, v->str_len);
     if (vt_float(v->type)) {
-        if (isfinite(v->v.f64)) return json_real(v->v.f64);
-        snprintf(buf, sizeof buf, "%g", v->v.f64);
+        if (isfinite(v->f64)) return json_real(v->f64);
+        snprintf(buf, sizeof buf, "%g", v->f64);
         return json_string(buf);
     }
-    if (vt_unsigned(v->type) && v->v.u64 > (uint64_t)INT64_MAX) {
-        snprintf(buf, sizeof buf, "%" PRIu64, v->v.u64);
+    if (vt_unsigned(v->type) && v->u64 > (uint64_t)INT64_MAX) {
+        snprintf(buf, sizeof buf, "%" PRIu64, v->u64);
         return json_string(buf);
     }
-    return json_integer(vt_unsigned(v->type) ? (json_int_t)v->v.u64 : (json_int_t)v->v.i64);
+    return json_integer(vt_unsigned(v->type) ? (json_int_t)v->u64 : (json_int_t)v->i64);
 }
 
-static json_t *json_value(const gguf_value *v) {
-    if (v->type != GGUF_VT_ARRAY) return json_scalar(v);
+static json_t *json_value(const shimmy_gguf_value *v) {
+    if (v->type != SHIMMY_GGUF_ARRAY) return json_scalar(v);
     json_t *o = json_object(), *items = json_array();
     json_object_set_new(o, "type", json_string("array"));
-    json_object_set_new(o, "elem_type", json_string(vtype_name(v->v.arr.elem_type)));
-    json_object_set_new(o, "count", json_integer((json_int_t)v->v.arr.count));
-    for (uint64_t i = 0; i < v->v.arr.count && i < ARRAY_ITEMS; i++) {
-        gguf_value e = gguf_arr_elem(v, i);
+    json_object_set_new(o, "elem_type", json_string(vtype_name(v->elem_type)));
+    json_object_set_new(o, "count", json_integer((json_int_t)v->count));
+    shimmy_gguf_value e;
+    for (uint64_t i = 0; i < ARRAY_ITEMS && shimmy_gguf_array_at(v, i, &e); i++)
         json_array_append_new(items, json_value(&e));
-    }
     json_object_set_new(o, "first", items);
     return o;
 }
 
-static int print_json(const gguf_file *f) {
+static int print_json(const shimmy_gguf *f) {
+    shimmy_gguf_info in;
+    shimmy_gguf_get_info(f, &in);
     json_t *root = json_object(), *meta = json_object(), *tensors = json_array();
-    json_object_set_new(root, "file", json_string(gguf_path(f)));
-    json_object_set_new(root, "version", json_integer(gguf_version(f)));
-    json_object_set_new(root, "alignment", json_integer(gguf_alignment(f)));
-    json_object_set_new(root, "file_size", json_integer((json_int_t)gguf_file_size(f)));
-    json_object_set_new(root, "data_offset", json_integer((json_int_t)gguf_data_offset(f)));
-    json_object_set_new(root, "n_kv", json_integer((json_int_t)gguf_n_kv(f)));
-    json_object_set_new(root, "n_tensors", json_integer((json_int_t)gguf_n_tensors(f)));
-    for (size_t i = 0; i < gguf_n_kv(f); i++) {
-        const gguf_kv *kv = gguf_kv_at(f, i);
-        json_t *key = json_gstr(kv->key);
-        json_object_set_new(meta, key ? json_string_value(key) : "?", json_value(&kv->value));
+    json_object_set_new(root, "file", json_string(in.path));
+    json_object_set_new(root, "version", json_integer(in.version));
+    json_object_set_new(root, "alignment", json_integer(in.alignment));
+    json_object_set_new(root, "file_size", json_integer((json_int_t)in.file_size));
+    json_object_set_new(root, "data_offset", json_integer((json_int_t)in.data_offset));
+    json_object_set_new(root, "n_kv", json_integer((json_int_t)in.n_kv));
+    json_object_set_new(root, "n_tensors", json_integer((json_int_t)in.n_tensors));
+    const char *k;
+    size_t klen;
+    shimmy_gguf_value v;
+    for (size_t i = 0; shimmy_gguf_kv_at(f, i, &k, &klen, &v); i++) {
+        json_t *key = json_gstr(k, klen);
+        json_object_set_new(meta, key ? json_string_value(key) : "?", json_value(&v));
         json_decref(key);
     }
     json_object_set_new(root, "metadata", meta);
-    for (size_t i = 0; i < gguf_n_tensors(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+    shimmy_gguf_tensor t;
+    for (size_t i = 0; shimmy_gguf_tensor_at(f, i, &t); i++) {
         json_t *o = json_object(), *shape = json_array();
-        for (uint32_t d = 0; d < t->n_dims; d++)
-            json_array_append_new(shape, json_integer((json_int_t)t->ne[d]));
-        json_object_set_new(o, "name", json_gstr(t->name));
-        json_object_set_new(o, "type", json_string(gguf_type_name(t->type)));
+        for (uint32_t d = 0; d < t.n_dims; d++)
+            json_array_append_new(shape, json_integer((json_int_t)t.shape[d]));
+        json_object_set_new(o, "name", json_gstr(t.name, t.name_len));
+        json_object_set_new(o, "type", json_string(t.type_name));
         json_object_set_new(o, "shape", shape);
-        json_object_set_new(o, "offset", json_integer((json_int_t)t->offset));
-        json_object_set_new(o, "bytes", json_integer((json_int_t)t->nbytes));
+        json_object_set_new(o, "offset", json_integer((json_int_t)t.offset));
+        json_object_set_new(o, "bytes", json_integer((json_int_t)t.bytes));
         json_array_append_new(tensors, o);
     }
     json_object_set_new(root, "tensors", tensors);
@@ -116,10 +109,10 @@ static int print_json(const gguf_file *f) {
 /* ---- text ---- */
 
 /* A quoted string with control bytes escaped, cut at `max` bytes. */
-static void put_quoted(gguf_str s, size_t max) {
+static void put_quoted(const char *s, size_t len, size_t max) {
     putchar('"');
-    for (uint64_t i = 0; i < s.len && i < max; i++) {
-        unsigned char c = (unsigned char)s.data[i];
+    for (size_t i = 0; i < len && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\')
             printf("\\%c", c);
         else if (c == '\n')
@@ -130,74 +123,90 @@ static void put_quoted(gguf_str s, size_t max) {
             putchar(c);
     }
     putchar('"');
-    if (s.len > max) printf("... (%" PRIu64 " bytes)", s.len);
+    if (len > max) printf("... (%zu bytes)", len);
 }
 
-static void put_value(const gguf_value *v) {
+static void put_value(const shimmy_gguf_value *v) {
     switch (v->type) {
-    case GGUF_VT_STRING: put_quoted(v->v.str, TEXT_STR_MAX); break;
-    case GGUF_VT_BOOL: fputs(v->v.b ? "true" : "false", stdout); break;
-    case GGUF_VT_FLOAT32:
-    case GGUF_VT_FLOAT64: printf("%g", v->v.f64); break;
-    case GGUF_VT_ARRAY:
-        printf("[%s x %" PRIu64 "]", vtype_name(v->v.arr.elem_type), v->v.arr.count);
-        for (uint64_t i = 0; i < v->v.arr.count && i < TEXT_ITEMS; i++) {
-            gguf_value e = gguf_arr_elem(v, i);
+    case SHIMMY_GGUF_STRING: put_quoted(v->str, v->str_len, TEXT_STR_MAX); break;
+    case SHIMMY_GGUF_BOOL: fputs(v->b ? "true" : "false", stdout); break;
+    case SHIMMY_GGUF_F32:
+    case SHIMMY_GGUF_F64: printf("%g", v->f64); break;
+    case SHIMMY_GGUF_ARRAY: {
+        printf("[%s x %" PRIu64 "]", vtype_name(v->elem_type), v->count);
+        shimmy_gguf_value e;
+        for (uint64_t i = 0; i < TEXT_ITEMS && shimmy_gguf_array_at(v, i, &e); i++) {
             fputs(i ? ", " : " ", stdout);
-            if (e.type == GGUF_VT_STRING)
-                put_quoted(e.v.str, 24);
+            if (e.type == SHIMMY_GGUF_STRING)
+                put_quoted(e.str, e.str_len, 24);
             else
                 put_value(&e);
         }
-        if (v->v.arr.count > TEXT_ITEMS) fputs(", ...", stdout);
+        if (v->count > TEXT_ITEMS) fputs(", ...", stdout);
         break;
+    }
     default:
         if (vt_unsigned(v->type))
-            printf("%" PRIu64, v->v.u64);
+            printf("%" PRIu64, v->u64);
         else
-            printf("%" PRId64, v->v.i64);
+            printf("%" PRId64, v->i64);
     }
 }
 
-static int print_text(const gguf_file *f) {
+/* The first cap-1 bytes of a name as a C string (for column output). */
+static const char *clip(const char *s, size_t len, char *buf, size_t cap) {
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+enum { TYPE_SLOTS = 256 };
+
+static int print_text(const shimmy_gguf *f) {
+    shimmy_gguf_info in;
+    shimmy_gguf_get_info(f, &in);
     printf("%s\n  GGUF v%u, alignment %u, %" PRIu64 " bytes, tensor data at %" PRIu64 "\n\n",
-           gguf_path(f), gguf_version(f), gguf_alignment(f), gguf_file_size(f),
-           gguf_data_offset(f));
-    printf("metadata (%zu keys)\n", gguf_n_kv(f));
-    for (size_t i = 0; i < gguf_n_kv(f); i++) {
-        const gguf_kv *kv = gguf_kv_at(f, i);
+           in.path, in.version, in.alignment, in.file_size, in.data_offset);
+    printf("metadata (%zu keys)\n", in.n_kv);
+    const char *k;
+    size_t klen;
+    shimmy_gguf_value v;
+    for (size_t i = 0; shimmy_gguf_kv_at(f, i, &k, &klen, &v); i++) {
         char key[128];
-        printf("  %-44s %-7s ", gguf_str_copy(kv->key, key, sizeof key),
-               vtype_name(kv->value.type));
-        put_value(&kv->value);
+        printf("  %-44s %-7s ", clip(k, klen, key, sizeof key), vtype_name(v.type));
+        put_value(&v);
         putchar('\n');
     }
     uint64_t total = 0;
-    int per_type[GGUF_T_COUNT] = {0};
-    printf("\ntensors (%zu)\n", gguf_n_tensors(f));
-    if (gguf_n_tensors(f))
+    int per_type[TYPE_SLOTS] = {0};
+    const char *type_names[TYPE_SLOTS] = {0};
+    printf("\ntensors (%zu)\n", in.n_tensors);
+    if (in.n_tensors)
         printf("  %5s  %-36s %-7s %-24s %12s %12s\n", "#", "name", "type", "shape", "offset",
                "bytes");
-    for (size_t i = 0; i < gguf_n_tensors(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
+    shimmy_gguf_tensor t;
+    for (size_t i = 0; shimmy_gguf_tensor_at(f, i, &t); i++) {
         char name[128], shape[96];
         int n = snprintf(shape, sizeof shape, "[");
-        for (uint32_t d = 0; d < t->n_dims; d++)
+        for (uint32_t d = 0; d < t.n_dims; d++)
             n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%" PRId64, d ? ", " : "",
-                          t->ne[d]);
+                          t.shape[d]);
         snprintf(shape + n, sizeof shape - (size_t)n, "]");
         printf("  %5zu  %-36s %-7s %-24s %12" PRIu64 " %12" PRIu64 "\n", i,
-               gguf_str_copy(t->name, name, sizeof name), gguf_type_name(t->type), shape, t->offset,
-               t->nbytes);
-        total += t->nbytes;
-        per_type[t->type]++;
+               clip(t.name, t.name_len, name, sizeof name), t.type_name, shape, t.offset, t.bytes);
+        total += t.bytes;
+        if (t.type < TYPE_SLOTS) {
+            per_type[t.type]++;
+            type_names[t.type] = t.type_name;
+        }
     }
-    if (gguf_n_tensors(f)) {
+    if (in.n_tensors) {
         printf("\n  %" PRIu64 " bytes of tensor data; types:", total);
         const char *sep = " ";
-        for (uint32_t t = 0; t < GGUF_T_COUNT; t++)
-            if (per_type[t]) {
-                printf("%s%s x %d", sep, gguf_type_name(t), per_type[t]);
+        for (uint32_t ty = 0; ty < TYPE_SLOTS; ty++)
+            if (per_type[ty]) {
+                printf("%s%s x %d", sep, type_names[ty], per_type[ty]);
                 sep = ", ";
             }
         putchar('\n');
@@ -225,11 +234,11 @@ int cli_cmd_inspect(int argc, char **argv) {
         }
     }
     if (!path) return cli_usage_error("inspect", usage, "FILE is required");
-    gguf_file *f = NULL;
+    shimmy_gguf *f = NULL;
     shimmy_error err;
     shimmy_error_clear(&err);
-    if (gguf_open_header(path, &f, &err) != SHIMMY_OK) return cli_fail(&err);
+    if (shimmy_gguf_open(path, &f, &err) != SHIMMY_OK) return cli_fail(&err);
     int rc = json ? print_json(f) : print_text(f);
-    gguf_close(f);
+    shimmy_gguf_free(f);
     return rc;
 }

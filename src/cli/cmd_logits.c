@@ -1,9 +1,6 @@
 /* shimmy logits: top-K logits after a prompt and after each forced continuation token (teacher
  * forcing: the prompt in one batch, then one token per step, as the reference files were made). */
 #include "cli.h"
-#include "engine/engine.h"
-#include "lora/lora.h"
-#include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -57,8 +54,13 @@ static int parse(int argc, char **argv, logits_opts *o) {
     return 0;
 }
 
+typedef struct id_list {
+    int32_t *ids;
+    size_t n, cap;
+} id_list;
+
 /* "12,34,5" -> ids appended to out; false (with a message) on anything else. */
-static bool parse_ids(const char *s, tok_buf *out) {
+static bool parse_ids(const char *s, id_list *out) {
     while (*s) {
         char *end;
         long v = strtol(s, &end, 10);
@@ -66,7 +68,14 @@ static bool parse_ids(const char *s, tok_buf *out) {
             fprintf(stderr, "shimmy: logits: --continue must be comma-separated token ids\n");
             return false;
         }
-        if (tok_buf_push(out, (int32_t)v, NULL)) return false;
+        if (out->n == out->cap) {
+            size_t cap = out->cap ? out->cap * 2 : 16;
+            int32_t *p = realloc(out->ids, cap * sizeof *p);
+            if (!p) return false;
+            out->ids = p;
+            out->cap = cap;
+        }
+        out->ids[out->n++] = (int32_t)v;
         s = *end ? end + 1 : end;
     }
     return true;
@@ -103,38 +112,39 @@ int cli_cmd_logits(int argc, char **argv) {
     shimmy_error_clear(&err);
     if (cli_resolve_model(o.model, path, sizeof path, &err) || cli_run_resolve_lora(&o.run, &err))
         return cli_fail(&err);
-    engine_model *m = NULL;
-    engine_session *s = NULL;
-    lora_set *lora = NULL;
-    tok_buf prompt = {0}, cont = {0};
+    shimmy_model *m = NULL;
+    shimmy_evaluator *ev = NULL;
+    int32_t *prompt = NULL;
+    size_t n_prompt = 0;
+    id_list cont = {0};
     json_t *root = NULL;
     int32_t *idx = NULL;
     rc = 1;
     if (o.cont && !parse_ids(o.cont, &cont)) goto done;
-    if (engine_model_open(path, NULL, &m, &err)) goto done;
-    tok_encode_opts eo = {.add_special = true, .parse_special = true};
-    if (tok_encode(engine_model_vocab(m), o.prompt, strlen(o.prompt), &eo, &prompt, &err))
+    if (cli_load_model(o.model, path, &m, &err)) goto done;
+    if (shimmy_tokenize(shimmy_model_vocab(m), o.prompt, strlen(o.prompt),
+                        SHIMMY_TOKENIZE_ADD_SPECIAL | SHIMMY_TOKENIZE_PARSE_SPECIAL, &prompt,
+                        &n_prompt, &err))
         goto done;
-    if (prompt.n == 0) {
-        core_error(&err, SHIMMY_ERR_INVALID_ARG, "prompt", "the prompt has no tokens");
-        goto done;
-    }
-    const size_t need = prompt.n + cont.n;
-    engine_session_params sp = {.n_ctx = o.run.ctx ? (int32_t)o.run.ctx : (int32_t)need,
-                                .n_batch = (int32_t)prompt.n,
-                                .kv_type = o.run.kv,
-                                .n_threads = (int32_t)o.run.threads};
-    if (need > (size_t)sp.n_ctx) {
-        core_error(&err, SHIMMY_ERR_CONTEXT_EXCEEDED, "ctx-size",
-                   "%zu prompt + %zu forced tokens exceed the context size %d", prompt.n, cont.n,
-                   sp.n_ctx);
+    if (n_prompt == 0) {
+        shimmy_error_set(&err, SHIMMY_ERR_INVALID_ARG, "prompt", "the prompt has no tokens");
         goto done;
     }
-    if (engine_session_new(m, &sp, &s, &err)) goto done;
-    if (o.run.n_lora && (engine_lora_open(m, o.run.lora, o.run.n_lora, &lora, &err) ||
-                         engine_session_set_lora(s, lora, &err)))
+    const size_t need = n_prompt + cont.n;
+    shimmy_evaluator_params ep = {.ctx_len = o.run.ctx ? (int32_t)o.run.ctx : (int32_t)need,
+                                  .batch = (int32_t)n_prompt,
+                                  .kv = o.run.kv,
+                                  .threads = (int32_t)o.run.threads,
+                                  .lora = o.run.lora,
+                                  .n_lora = o.run.n_lora};
+    if (need > (size_t)ep.ctx_len) {
+        shimmy_error_set(&err, SHIMMY_ERR_CONTEXT_EXCEEDED, "ctx-size",
+                         "%zu prompt + %zu forced tokens exceed the context size %d", n_prompt,
+                         cont.n, ep.ctx_len);
         goto done;
-    const int32_t n_vocab = engine_n_vocab(s);
+    }
+    if (shimmy_evaluator_new(m, &ep, &ev, &err)) goto done;
+    const int32_t n_vocab = shimmy_evaluator_vocab_size(ev);
     const int32_t k = o.top < n_vocab ? (int32_t)o.top : n_vocab;
     idx = malloc(sizeof *idx * (size_t)k);
     root = json_object();
@@ -142,22 +152,23 @@ int cli_cmd_logits(int argc, char **argv) {
     json_object_set_new(root, "prompt_tokens", ptoks);
     json_object_set_new(root, "steps", steps);
     if (!idx || !root) {
-        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
+        shimmy_error_set(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < prompt.n; i++) json_array_append_new(ptoks, json_integer(prompt.ids[i]));
-    if (engine_eval(s, prompt.ids, prompt.n, 0, false, &err)) goto done;
-    top_k(engine_logits(s, 0), n_vocab, k, idx, steps);
+    for (size_t i = 0; i < n_prompt; i++) json_array_append_new(ptoks, json_integer(prompt[i]));
+    if (shimmy_evaluator_eval(ev, prompt, n_prompt, 0, false, &err)) goto done;
+    top_k(shimmy_evaluator_logits(ev, 0), n_vocab, k, idx, steps);
     for (size_t i = 0; i < cont.n; i++) {
-        if (engine_eval(s, &cont.ids[i], 1, (int32_t)(prompt.n + i), false, &err)) goto done;
-        top_k(engine_logits(s, 0), n_vocab, k, idx, steps);
+        if (shimmy_evaluator_eval(ev, &cont.ids[i], 1, (int32_t)(n_prompt + i), false, &err))
+            goto done;
+        top_k(shimmy_evaluator_logits(ev, 0), n_vocab, k, idx, steps);
     }
     if (o.json) {
         char *str = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
         if (str) printf("%s\n", str);
         free(str);
     } else {
-        printf("prompt: %zu tokens\n", prompt.n);
+        printf("prompt: %zu tokens\n", n_prompt);
         for (size_t st = 0; st < json_array_size(steps); st++) {
             printf("step %zu:", st);
             json_t *step = json_array_get(steps, st);
@@ -174,10 +185,9 @@ done:
     if (rc == 1 && err.status != SHIMMY_OK) cli_fail(&err);
     json_decref(root);
     free(idx);
-    tok_buf_free(&prompt);
-    tok_buf_free(&cont);
-    engine_session_free(s);
-    lora_set_free(lora);
-    engine_model_close(m);
+    shimmy_free(prompt);
+    free(cont.ids);
+    shimmy_evaluator_free(ev);
+    shimmy_model_unref(m);
     return rc;
 }

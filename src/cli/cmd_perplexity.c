@@ -10,9 +10,6 @@
  * percentile, and how often both pick the same top token.
  */
 #include "cli.h"
-#include "engine/engine.h"
-#include "lora/lora.h"
-#include "tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -32,9 +29,8 @@ typedef struct ppl_opts {
 } ppl_opts;
 
 typedef struct ppl_side {
-    engine_model *model;
-    engine_session *session;
-    lora_set *lora; /* owned; freed after the session that borrows it */
+    shimmy_model *model;
+    shimmy_evaluator *session;
 } ppl_side;
 
 static int parse_opts(int argc, char **argv, ppl_opts *o) {
@@ -84,43 +80,42 @@ static shimmy_status open_side(const char *arg, const ppl_opts *o, bool with_lor
     char path[4096];
     shimmy_status st = cli_resolve_model(arg, path, sizeof path, err);
     if (st) return st;
-    st = engine_model_open(path, NULL, &side->model, err);
+    st = cli_load_model(arg, path, &side->model, err);
     if (st) return st;
-    engine_session_params sp = {
-        .n_ctx = (int32_t)o->ctx,
-        .n_batch = (int32_t)o->batch,
+    shimmy_evaluator_params ep = {
+        .ctx_len = (int32_t)o->ctx,
+        .batch = (int32_t)o->batch,
         .n_logits = (int32_t)o->ctx,
-        .kv_type = o->run.kv,
-        .n_threads = (int32_t)o->run.threads,
+        .kv = o->run.kv,
+        .threads = (int32_t)o->run.threads,
+        .lora = with_lora ? o->run.lora : NULL,
+        .n_lora = with_lora ? o->run.n_lora : 0,
     };
-    st = engine_session_new(side->model, &sp, &side->session, err);
-    if (st || !with_lora || !o->run.n_lora) return st;
-    st = engine_lora_open(side->model, o->run.lora, o->run.n_lora, &side->lora, err);
-    return st ? st : engine_session_set_lora(side->session, side->lora, err);
+    return shimmy_evaluator_new(side->model, &ep, &side->session, err);
 }
 
 static void close_side(ppl_side *side) {
-    engine_session_free(side->session);
-    lora_set_free(side->lora);
-    engine_model_close(side->model);
+    shimmy_evaluator_free(side->session);
+    shimmy_model_unref(side->model);
 }
 
 /* Two vocabularies are the same when every token has the same text: only then are next-token
  * distributions comparable position by position. */
-static shimmy_status check_same_vocab(const tok_vocab *a, const tok_vocab *b, const char *name,
-                                      shimmy_error *err) {
-    if (tok_n_vocab(a) != tok_n_vocab(b))
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                          "--kl-base model has %d tokens, the model %d: vocabularies differ",
-                          tok_n_vocab(b), tok_n_vocab(a));
-    for (int32_t i = 0; i < tok_n_vocab(a); i++) {
+static shimmy_status check_same_vocab(const shimmy_vocab *a, const shimmy_vocab *b,
+                                      const char *name, shimmy_error *err) {
+    if (shimmy_vocab_size(a) != shimmy_vocab_size(b))
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name,
+                                "--kl-base model has %d tokens, the model %d: vocabularies differ",
+                                shimmy_vocab_size(b), shimmy_vocab_size(a));
+    for (int32_t i = 0; i < shimmy_vocab_size(a); i++) {
         size_t la, lb;
-        const char *ta = tok_text(a, i, &la), *tb = tok_text(b, i, &lb);
-        if (la != lb || memcmp(ta, tb, la) != 0)
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                              "--kl-base model's token %d differs from the model's: vocabularies "
-                              "differ",
-                              i);
+        const char *ta = shimmy_vocab_token_text(a, i, &la),
+                   *tb = shimmy_vocab_token_text(b, i, &lb);
+        if (la != lb || (la && memcmp(ta, tb, la) != 0))
+            return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name,
+                                    "--kl-base model's token %d differs from the model's: "
+                                    "vocabularies differ",
+                                    i);
     }
     return SHIMMY_OK;
 }
@@ -156,19 +151,19 @@ typedef struct ppl_stats {
 
 static shimmy_status score_chunk(ppl_side *m, ppl_side *base, const int32_t *toks, int32_t ctx,
                                  double *lp_m, double *lp_b, ppl_stats *st, shimmy_error *err) {
-    shimmy_status s = engine_eval(m->session, toks, (size_t)ctx, 0, true, err);
-    if (!s && base) s = engine_eval(base->session, toks, (size_t)ctx, 0, true, err);
+    shimmy_status s = shimmy_evaluator_eval(m->session, toks, (size_t)ctx, 0, true, err);
+    if (!s && base) s = shimmy_evaluator_eval(base->session, toks, (size_t)ctx, 0, true, err);
     if (s) return s;
-    int32_t n_vocab = engine_n_vocab(m->session);
+    int32_t n_vocab = shimmy_evaluator_vocab_size(m->session);
     for (int32_t i = ctx / 2; i < ctx - 1; i++) {
-        const float *lg = engine_logits(m->session, i);
+        const float *lg = shimmy_evaluator_logits(m->session, i);
         log_softmax(lg, n_vocab, lp_m);
         double nll = -lp_m[toks[i + 1]];
         st->nll += nll;
         st->nll2 += nll * nll;
         st->count++;
         if (base) {
-            const float *lb = engine_logits(base->session, i);
+            const float *lb = shimmy_evaluator_logits(base->session, i);
             log_softmax(lb, n_vocab, lp_b);
             double kl = 0;
             for (int32_t j = 0; j < n_vocab; j++) kl += exp(lp_b[j]) * (lp_b[j] - lp_m[j]);
@@ -177,34 +172,6 @@ static shimmy_status score_chunk(ppl_side *m, ppl_side *base, const int32_t *tok
         }
     }
     return SHIMMY_OK;
-}
-
-static char *read_text(const char *path, size_t *len, shimmy_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        core_error(err, SHIMMY_ERR_IO, path, "cannot open the text file: %s", strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        core_error(err, bad ? SHIMMY_ERR_IO : SHIMMY_ERR_NOMEM, path, "cannot read the text file");
-        return NULL;
-    }
-    *len = n;
-    return buf;
 }
 
 static int report(const ppl_opts *o, const ppl_stats *st, long n_chunk, double secs) {
@@ -250,60 +217,59 @@ int cli_cmd_perplexity(int argc, char **argv) {
     shimmy_error err;
     shimmy_error_clear(&err);
     ppl_side m = {0}, base = {0};
-    tok_buf toks = {0};
+    int32_t *toks = NULL;
+    size_t n_toks = 0;
     char *text = NULL;
     double *lp_m = NULL, *lp_b = NULL;
     ppl_stats st = {0};
     rc = 1;
     size_t text_len = 0;
-    if (!(text = read_text(o.file, &text_len, &err))) goto fail;
+    if (!(text = cli_read_file(o.file, false, (size_t)1 << 30, &text_len, &err))) goto fail;
     if (cli_run_resolve_lora(&o.run, &err) || open_side(o.model, &o, true, &m, &err)) goto fail;
+    const shimmy_vocab *v = shimmy_model_vocab(m.model);
     if (o.kl_base) {
         if (open_side(o.kl_base, &o, false, &base, &err)) goto fail;
-        if (check_same_vocab(engine_model_vocab(m.model), engine_model_vocab(base.model), o.kl_base,
-                             &err))
-            goto fail;
+        if (check_same_vocab(v, shimmy_model_vocab(base.model), o.kl_base, &err)) goto fail;
     }
-    const tok_vocab *v = engine_model_vocab(m.model);
-    tok_encode_opts eo = {.add_special = true, .parse_special = false};
-    if (tok_encode(v, text, text_len, &eo, &toks, &err)) goto fail;
-    long n_chunk = (long)toks.n / o.ctx;
+    if (shimmy_tokenize(v, text, text_len, SHIMMY_TOKENIZE_ADD_SPECIAL, &toks, &n_toks, &err))
+        goto fail;
+    long n_chunk = (long)n_toks / o.ctx;
     if (n_chunk < 2) {
-        core_error(&err, SHIMMY_ERR_INVALID_ARG, o.file,
-                   "the text has %zu tokens: perplexity needs at least 2 chunks of --ctx-size %ld "
-                   "(%ld tokens)",
-                   toks.n, o.ctx, 2 * o.ctx);
+        shimmy_error_set(&err, SHIMMY_ERR_INVALID_ARG, o.file,
+                         "the text has %zu tokens: perplexity needs at least 2 chunks of "
+                         "--ctx-size %ld (%ld tokens)",
+                         n_toks, o.ctx, 2 * o.ctx);
         goto fail;
     }
     if (o.max_chunks > 0 && o.max_chunks < n_chunk) n_chunk = o.max_chunks;
-    int32_t n_vocab = engine_n_vocab(m.session);
+    int32_t n_vocab = shimmy_evaluator_vocab_size(m.session);
     lp_m = malloc(sizeof(double) * (size_t)n_vocab);
     lp_b = malloc(sizeof(double) * (size_t)n_vocab);
     if (o.kl_base) st.kl = malloc(sizeof(double) * (size_t)(n_chunk * o.ctx));
     if (!lp_m || !lp_b || (o.kl_base && !st.kl)) {
-        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory for %d-token distributions",
-                   n_vocab);
+        shimmy_error_set(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory for %d-token distributions",
+                         n_vocab);
         goto fail;
     }
-    int32_t bos = tok_bos(v);
-    double t0 = core_time_ms();
+    int32_t bos = shimmy_vocab_bos(v);
+    double t0 = cli_time_ms();
     for (long c = 0; c < n_chunk; c++) {
-        int32_t *chunk = toks.ids + c * o.ctx;
-        if (tok_add_bos(v) && bos >= 0) chunk[0] = bos;
+        int32_t *chunk = toks + c * o.ctx;
+        if (shimmy_vocab_adds_bos(v) && bos >= 0) chunk[0] = bos;
         if (score_chunk(&m, o.kl_base ? &base : NULL, chunk, (int32_t)o.ctx, lp_m, lp_b, &st, &err))
             goto fail;
-        double el = (core_time_ms() - t0) / 1000.0;
+        double el = (cli_time_ms() - t0) / 1000.0;
         fprintf(stderr, "\rperplexity: chunk %ld/%ld, ppl %.4f, %.0f s left   ", c + 1, n_chunk,
                 exp(st.nll / (double)st.count), el / (double)(c + 1) * (double)(n_chunk - c - 1));
     }
     fprintf(stderr, "\n");
-    rc = report(&o, &st, n_chunk, (core_time_ms() - t0) / 1000.0);
+    rc = report(&o, &st, n_chunk, (cli_time_ms() - t0) / 1000.0);
 fail:
     if (rc == 1) cli_fail(&err);
     free(st.kl);
     free(lp_m);
     free(lp_b);
-    tok_buf_free(&toks);
+    shimmy_free(toks);
     free(text);
     close_side(&base);
     close_side(&m);

@@ -1,7 +1,8 @@
 /* shimmy serve — the HTTP server (src/server) with signal handling and the listening line. */
 #include "cli.h"
-#include "server/server.h"
+#include "server.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,8 +158,8 @@ int cli_cmd_serve(int argc, char **argv) {
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);
-    core_log(CORE_LOG_INFO, "server: %s received, shutting down",
-             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    shimmy_log(SHIMMY_LOG_INFO, "server: %s received, shutting down",
+               sig == SIGINT ? "SIGINT" : "SIGTERM");
     server_stop(s);
     server_free(s);
     return 0;

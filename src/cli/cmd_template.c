@@ -6,9 +6,9 @@
  * model's vocabulary unless --bos/--eos say otherwise. The prompt is printed as is, with no
  * newline added; --json wraps it with the content spans and the family. --vars passes further
  * template variables (enable_thinking, ...). Only the GGUF header is read. */
-#include "chat/chat.h"
 #include "cli.h"
-#include "gguf/gguf.h"
+
+#include <jansson.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,99 +25,24 @@ typedef struct opts {
     bool no_gen, trim, json;
 } opts;
 
-static char *read_all(const char *path, shimmy_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        core_error(err, SHIMMY_ERR_IO, path, "cannot open the file");
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        char *nb = cap > ((size_t)64 << 20) ? NULL : realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        core_error(err, SHIMMY_ERR_IO, path, "cannot read the file (or it is over 64 MB)");
-        return NULL;
-    }
-    buf[n] = 0;
-    return buf;
-}
+#define MAX_FILE ((size_t)64 << 20)
 
-/* JSON given inline or as @FILE. */
-static json_t *load_json(const char *arg, const char *what, shimmy_error *err) {
-    char *text = NULL;
+/* JSON given inline or as @FILE: checked here so the message names the option, then handed to
+ * the library as text (*text: the argument itself, or *owned when read from a file). */
+static shimmy_status load_json(const char *arg, const char *what, const char **text, char **owned,
+                               shimmy_error *err) {
+    size_t len;
+    *text = arg;
     if (arg[0] == '@') {
-        text = read_all(arg + 1, err);
-        if (!text) return NULL;
+        if (!(*owned = cli_read_file(arg + 1, false, MAX_FILE, &len, err))) return err->status;
+        *text = *owned;
     }
     json_error_t je;
-    json_t *j = json_loads(text ? text : arg, JSON_DECODE_ANY, &je);
-    free(text);
+    json_t *j = json_loads(*text, JSON_DECODE_ANY, &je);
     if (!j)
-        core_error(err, SHIMMY_ERR_INVALID_JSON, what, "%s is not valid JSON: %s (line %d)", what,
-                   je.text, je.line);
-    return j;
-}
-
-static char *gstr_dup(gguf_str s) {
-    char *c = malloc((size_t)s.len + 1);
-    if (c) gguf_str_copy(s, c, (size_t)s.len + 1);
-    return c;
-}
-
-typedef struct model_info {
-    char *tmpl, *bos, *eos;
-    const char *builtin; /* family picked when the model has no template */
-} model_info;
-
-static char *token_text(const gguf_file *f, const char *id_key) {
-    uint32_t id;
-    const gguf_value *toks = gguf_get_arr(f, "tokenizer.ggml.tokens", GGUF_VT_STRING);
-    if (!toks || !gguf_get_u32(f, id_key, &id) || id >= toks->v.arr.count) return NULL;
-    return gstr_dup(toks->v.arr.strs[id]);
-}
-
-static bool vocab_has(const char *text, void *user) {
-    const gguf_value *toks = user;
-    for (uint64_t i = 0; i < toks->v.arr.count; i++)
-        if (gguf_str_eq(toks->v.arr.strs[i], text)) return true;
-    return false;
-}
-
-static shimmy_status read_model(const char *arg, const char *name, model_info *mi,
-                                shimmy_error *err) {
-    char path[4096];
-    shimmy_status st = cli_resolve_model(arg, path, sizeof path, err);
-    if (st) return st;
-    gguf_file *f;
-    if ((st = gguf_open_header(path, &f, err))) return st;
-    char key[256];
-    gguf_str s;
-    snprintf(key, sizeof key, "tokenizer.chat_template%s%s", name ? "." : "", name ? name : "");
-    if (gguf_get_str(f, key, &s)) mi->tmpl = gstr_dup(s);
-    mi->bos = token_text(f, "tokenizer.ggml.bos_token_id");
-    mi->eos = token_text(f, "tokenizer.ggml.eos_token_id");
-    if (!mi->tmpl && !name) {
-        char arch[128] = "";
-        if (gguf_get_str(f, "general.architecture", &s)) gguf_str_copy(s, arch, sizeof arch);
-        const gguf_value *toks = gguf_get_arr(f, "tokenizer.ggml.tokens", GGUF_VT_STRING);
-        mi->builtin =
-            chat_builtin_pick(arch[0] ? arch : NULL, toks ? vocab_has : NULL, (void *)toks);
-    }
-    gguf_close(f);
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, what,
+                                "%s is not valid JSON: %s (line %d)", what, je.text, je.line);
+    json_decref(j);
     return SHIMMY_OK;
 }
 
@@ -168,7 +93,7 @@ static int parse_opts(int argc, char **argv, opts *o) {
     return -1;
 }
 
-static int print_result(const opts *o, const chat_output *out, const char *family) {
+static int print_result(const opts *o, const shimmy_rendered *out, const shimmy_template *t) {
     if (!o->json) {
         fwrite(out->text, 1, out->len, stdout);
         return fflush(stdout) == 0 ? 0 : 1;
@@ -179,8 +104,8 @@ static int print_result(const opts *o, const chat_output *out, const char *famil
         json_array_append_new(spans, json_pack("[II]", (json_int_t)out->spans[i].begin,
                                                (json_int_t)out->spans[i].end));
     json_object_set_new(j, "content_spans", spans);
-    json_object_set_new(j, "family", json_string(family));
-    const char *eot = chat_family_eot(family);
+    json_object_set_new(j, "family", json_string(shimmy_template_family(t)));
+    const char *eot = shimmy_template_end_of_turn(t);
     json_object_set_new(j, "end_of_turn", eot ? json_string(eot) : json_null());
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(j);
@@ -196,57 +121,41 @@ int cli_cmd_template(int argc, char **argv) {
     if (rc >= 0) return rc;
     shimmy_error err;
     shimmy_error_clear(&err);
-    model_info mi = {0};
-    char *src = NULL;
-    json_t *messages = NULL, *tools = NULL, *vars = NULL;
-    chat_template *tmpl = NULL;
-    chat_output out = {0};
+    char path[4096], *src = NULL, *own[3] = {NULL, NULL, NULL};
+    size_t len;
+    shimmy_template *t = NULL;
+    shimmy_rendered out = {0};
+    shimmy_render_options ro = {.no_generation_prompt = o.no_gen,
+                                .bos = o.bos,
+                                .eos = o.eos,
+                                .trim_bos_eos = o.trim,
+                                .date = o.date};
+    shimmy_status st;
     rc = 1;
-    if (o.model && read_model(o.model, o.name, &mi, &err)) goto done;
-    if (o.jinja) {
-        if (!(src = read_all(o.jinja, &err))) goto done;
-    } else if (mi.tmpl) {
-        src = mi.tmpl;
-        mi.tmpl = NULL;
+    if (o.model) {
+        if (cli_resolve_model(o.model, path, sizeof path, &err)) goto done;
+        st = shimmy_template_from_gguf(path, o.name, &t, &err);
+    } else if (o.jinja) {
+        if (!(src = cli_read_file(o.jinja, false, MAX_FILE, &len, &err))) goto done;
+        st = shimmy_template_new(src, &t, &err);
     } else {
-        const char *name = o.name ? o.name : mi.builtin;
-        const char *b = chat_builtin_get(name);
-        if (!b) {
-            rc = cli_usage_error("template", usage,
-                                 "no template '%s' in the model or among the built-ins (chatml, "
-                                 "llama2, llama3, mistral, phi3, gemma, zephyr, vicuna, openchat, "
-                                 "deepseek, command-r)",
-                                 name);
-            goto done;
-        }
-        src = strdup(b);
+        st = shimmy_template_builtin(o.name, &t, &err);
     }
-    if (!(messages = load_json(o.messages, "--messages", &err))) goto done;
-    if (o.tools && !(tools = load_json(o.tools, "--tools", &err))) goto done;
-    if (o.vars && !(vars = load_json(o.vars, "--vars", &err))) goto done;
-    if (chat_template_new(src, &tmpl, &err)) goto done;
-    chat_render_params p = {
-        .messages = messages,
-        .tools = tools,
-        .extra = vars,
-        .add_generation_prompt = !o.no_gen,
-        .bos_token = o.bos ? o.bos : mi.bos,
-        .eos_token = o.eos ? o.eos : mi.eos,
-        .trim_bos_eos = o.trim,
-        .fixed_date = o.date,
-    };
-    if (chat_render(tmpl, &p, &out, &err)) goto done;
-    rc = print_result(&o, &out, chat_family_of(src));
+    if (st == SHIMMY_ERR_NOT_FOUND && strcmp(err.where, "template") == 0) {
+        rc = cli_usage_error("template", usage, "%s", err.message);
+        goto done;
+    }
+    if (st) goto done;
+    if (load_json(o.messages, "--messages", &ro.messages_json, &own[0], &err)) goto done;
+    if (o.tools && load_json(o.tools, "--tools", &ro.tools_json, &own[1], &err)) goto done;
+    if (o.vars && load_json(o.vars, "--vars", &ro.vars_json, &own[2], &err)) goto done;
+    if (shimmy_template_render(t, &ro, &out, &err)) goto done;
+    rc = print_result(&o, &out, t);
 done:
     if (rc == 1 && err.status != SHIMMY_OK) cli_fail(&err);
-    chat_output_free(&out);
-    chat_template_free(tmpl);
-    json_decref(messages);
-    json_decref(tools);
-    json_decref(vars);
+    shimmy_rendered_free(&out);
+    shimmy_template_free(t);
+    for (int i = 0; i < 3; i++) free(own[i]);
     free(src);
-    free(mi.tmpl);
-    free(mi.bos);
-    free(mi.eos);
     return rc;
 }

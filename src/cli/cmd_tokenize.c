@@ -4,7 +4,6 @@
  * the model asks and special-token text parsed, unless switched off. Only the tokenizer
  * metadata of the file is read. */
 #include "cli.h"
-#include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -23,80 +22,43 @@ static void help(void) {
            usage);
 }
 
-/* Whole file (or stdin) into memory; NULL with err filled on failure. */
-static char *read_all(const char *path, size_t *len, shimmy_error *err) {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f) {
-        core_error(err, SHIMMY_ERR_IO, path, "cannot open the text file");
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *q = cap < (SIZE_MAX >> 1) ? realloc(buf, cap * 2) : NULL;
-            if (!q) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = q;
-            cap *= 2;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0 || n > TOK_MAX_TEXT) break;
-    }
-    bool bad = ferror(f);
-    if (f != stdin) fclose(f);
-    if (!buf) {
-        core_error(err, SHIMMY_ERR_NOMEM, path, "out of memory reading the text file");
-        return NULL;
-    }
-    if (bad) {
-        free(buf);
-        core_error(err, SHIMMY_ERR_IO, path, "error reading the text file");
-        return NULL;
-    }
-    if (n > TOK_MAX_TEXT) {
-        free(buf);
-        core_error(err, SHIMMY_ERR_TOO_LARGE, path, "the text file is larger than %zu MiB",
-                   (size_t)TOK_MAX_TEXT >> 20);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
+#define MAX_TEXT ((size_t)1 << 30) /* what the tokenizer accepts at once */
 
 /* A piece that is not valid UTF-8 (a byte token, part of a character) cannot be a JSON string:
  * it is written as the array of its byte values. */
-static json_t *piece_json(const tok_vocab *v, int32_t id, char *buf, size_t cap) {
-    size_t n = tok_piece(v, id, true, buf, cap);
-    if (n > cap) n = cap;
-    if (core_utf8_valid(buf, n)) return json_stringn(buf, n);
+static json_t *piece_json(const shimmy_vocab *v, int32_t id, char **buf, size_t *cap) {
+    size_t n = shimmy_token_piece(v, id, true, *buf, *cap);
+    if (n > *cap) {
+        char *b = realloc(*buf, n);
+        if (!b) return NULL;
+        *buf = b;
+        *cap = n;
+        n = shimmy_token_piece(v, id, true, *buf, *cap);
+    }
+    if (cli_utf8_valid(*buf, n)) return json_stringn(*buf, n);
     json_t *a = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)buf[i]));
+    for (size_t i = 0; i < n; i++) json_array_append_new(a, json_integer((unsigned char)(*buf)[i]));
     return a;
 }
 
-static int print_json(const tok_vocab *v, const tok_buf *b) {
-    json_t *root = json_object(), *ids = json_array(), *pieces = json_array();
-    size_t cap = tok_max_piece(v) + 1;
+static int print_json(const shimmy_vocab *v, const int32_t *ids, size_t n) {
+    json_t *root = json_object(), *jids = json_array(), *pieces = json_array();
+    size_t cap = 256;
     char *buf = malloc(cap);
-    if (!root || !ids || !pieces || !buf) {
+    if (!root || !jids || !pieces || !buf) {
         free(buf);
         json_decref(root);
-        json_decref(ids);
+        json_decref(jids);
         json_decref(pieces);
         fprintf(stderr, "shimmy: error: out of memory\n");
         return 1;
     }
-    for (size_t i = 0; i < b->n; i++) {
-        json_array_append_new(ids, json_integer(b->ids[i]));
-        json_array_append_new(pieces, piece_json(v, b->ids[i], buf, cap));
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(jids, json_integer(ids[i]));
+        json_array_append_new(pieces, piece_json(v, ids[i], &buf, &cap));
     }
     free(buf);
-    json_object_set_new(root, "tokens", ids);
+    json_object_set_new(root, "tokens", jids);
     json_object_set_new(root, "pieces", pieces);
     json_dumpf(root, stdout, JSON_COMPACT);
     fputc('\n', stdout);
@@ -141,36 +103,37 @@ int cli_cmd_tokenize(int argc, char **argv) {
     shimmy_error err;
     shimmy_error_clear(&err);
     char path[4096];
-    tok_vocab *v = NULL;
-    if (cli_resolve_model(model_arg, path, sizeof path, &err) ||
-        tok_vocab_load_path(path, &v, &err))
+    shimmy_vocab *v = NULL;
+    if (cli_resolve_model(model_arg, path, sizeof path, &err) || shimmy_vocab_open(path, &v, &err))
         return cli_fail(&err);
     size_t len = 0;
     char *owned = NULL;
     if (file) {
-        owned = read_all(file, &len, &err);
+        owned = cli_read_file(file, true, MAX_TEXT, &len, &err);
         if (!owned) {
-            tok_vocab_free(v);
+            shimmy_vocab_free(v);
             return cli_fail(&err);
         }
         text = owned;
     } else
         len = strlen(text);
 
-    tok_buf b = {0};
-    tok_encode_opts o = {.add_special = add_special, .parse_special = parse_special};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    unsigned flags = (add_special ? SHIMMY_TOKENIZE_ADD_SPECIAL : 0) |
+                     (parse_special ? SHIMMY_TOKENIZE_PARSE_SPECIAL : 0);
     int rc = 0;
-    if (tok_encode(v, text, len, &o, &b, &err))
+    if (shimmy_tokenize(v, text, len, flags, &ids, &n, &err))
         rc = cli_fail(&err);
     else if (as_json)
-        rc = print_json(v, &b);
+        rc = print_json(v, ids, n);
     else {
-        for (size_t i = 0; i < b.n; i++) printf(i ? " %d" : "%d", b.ids[i]);
+        for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
         fputc('\n', stdout);
     }
     if (fflush(stdout) != 0 && rc == 0) rc = 1;
-    tok_buf_free(&b);
+    shimmy_free(ids);
     free(owned);
-    tok_vocab_free(v);
+    shimmy_vocab_free(v);
     return rc;
 }

@@ -78,12 +78,19 @@ bool cli_parse_double(const char *s, double lo, double hi, double *out) {
     return true;
 }
 
+/* The library never prints; its log lines come here. */
+static void log_stderr(shimmy_log_level level, const char *msg, void *user) {
+    (void)user;
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    fprintf(stderr, "shimmy: %s: %s\n", (unsigned)level < 4 ? names[level] : "log", msg);
+}
+
 int main(int argc, char **argv) {
     const char *lvl = getenv("SHIMMY_LOG");
-    core_log_level min = CORE_LOG_INFO;
-    if (lvl && strcmp(lvl, "debug") == 0) min = CORE_LOG_DEBUG;
-    if (lvl && strcmp(lvl, "warn") == 0) min = CORE_LOG_WARN;
-    core_log_set_sink(core_log_stderr_sink, NULL, min);
+    shimmy_log_level min = SHIMMY_LOG_INFO;
+    if (lvl && strcmp(lvl, "debug") == 0) min = SHIMMY_LOG_DEBUG;
+    if (lvl && strcmp(lvl, "warn") == 0) min = SHIMMY_LOG_WARN;
+    shimmy_log_set_handler(log_stderr, NULL, min);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);

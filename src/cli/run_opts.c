@@ -4,7 +4,6 @@
  * exactly the same spellings, ranges and messages.
  */
 #include "cli.h"
-#include "registry/registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +12,7 @@
 
 void cli_run_opts_init(cli_run_opts *o) {
     memset(o, 0, sizeof *o);
-    o->kv = MODEL_KV_F16;
+    o->kv = SHIMMY_KV_F16;
 }
 
 int cli_run_opt(const char *cmd, const char *usage, int argc, char **argv, int *i,
@@ -44,7 +43,7 @@ int cli_run_opt(const char *cmd, const char *usage, int argc, char **argv, int *
             cli_usage_error(cmd, usage, "--kv must be f16 or f32, not '%s'", val);
             return -1;
         }
-        o->kv = strcmp(val, "f32") == 0 ? MODEL_KV_F32 : MODEL_KV_F16;
+        o->kv = strcmp(val, "f32") == 0 ? SHIMMY_KV_F32 : SHIMMY_KV_F16;
     } else {
         double scale = 1.0;
         if (o->n_lora == CLI_MAX_LORA) {
@@ -66,27 +65,48 @@ int cli_run_opt(const char *cmd, const char *usage, int argc, char **argv, int *
 }
 
 shimmy_status cli_run_resolve_lora(cli_run_opts *o, shimmy_error *err) {
-    registry *reg = NULL; /* scanned once, only when an argument is not a path */
+    shimmy_model_list *reg = NULL; /* scanned once, only when an argument is not a path */
     shimmy_status st = SHIMMY_OK;
     for (size_t k = 0; k < o->n_lora && !st; k++) {
         const char *arg = o->lora_arg[k], *path = arg;
+        shimmy_adapter_info a;
         if (access(arg, F_OK) != 0) {
-            if (!reg && (st = registry_scan(NULL, &reg, err))) break;
-            const registry_adapter *a = registry_find_adapter(reg, arg);
-            if (!a) {
-                st = core_error(err, SHIMMY_ERR_NOT_FOUND, arg,
-                                "no adapter file, folder or registry name '%s' (`shimmy discover` "
-                                "lists the adapters it found)",
-                                arg);
+            size_t idx;
+            if (!reg && (st = shimmy_scan(NULL, &reg, err))) break;
+            if (!shimmy_model_list_find_adapter(reg, arg, &idx) ||
+                !shimmy_model_list_adapter(reg, idx, &a)) {
+                st = shimmy_error_set(err, SHIMMY_ERR_NOT_FOUND, arg,
+                                      "no adapter file, folder or registry name '%s' (`shimmy "
+                                      "discover` lists the adapters it found)",
+                                      arg);
                 break;
             }
-            path = a->path;
+            path = a.path;
         }
         if ((size_t)snprintf(o->lora_path[k], sizeof o->lora_path[k], "%s", path) >=
             sizeof o->lora_path[k])
-            st = core_error(err, SHIMMY_ERR_INVALID_ARG, arg, "adapter path is too long");
+            st = shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, arg, "adapter path is too long");
         o->lora[k].path = o->lora_path[k];
     }
-    registry_free(reg);
+    shimmy_model_list_free(reg);
+    return st;
+}
+
+/* The model's name is the file's base name: errors about the model then say which file. */
+shimmy_status cli_load_model(const char *name, const char *path, shimmy_model **out,
+                             shimmy_error *err) {
+    *out = NULL;
+    const char *base = strrchr(name, '/');
+    base = base && base[1] ? base + 1 : name;
+    char shown[256];
+    size_t n = 0;
+    for (; base[n] && n + 1 < sizeof shown; n++)
+        shown[n] = (unsigned char)base[n] < 0x20 || base[n] == 0x7f ? '?' : base[n];
+    shown[n] = '\0';
+    shimmy_model_config cfg = {.name = n ? shown : "model", .base_path = path};
+    shimmy_spec *spec = NULL;
+    shimmy_status st = shimmy_spec_from_config(&cfg, &spec, err);
+    if (!st) st = shimmy_model_load(spec, out, err);
+    shimmy_spec_free(spec);
     return st;
 }
