@@ -22,6 +22,7 @@ static inline __m256i neg_lane_sums2(__m256i a, __m256i b, char k) {
 #define GB_U4_INIT2(ylo, yhi)    neg_lane_sums2(ylo, yhi, 8)
 #define GB_U4_DOT2(init, lo, ylo, hi, yhi)                                                         \
     _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(init, lo, ylo), hi, yhi)
+#define GB_Q4_RN                    8
 #define GB_F16_ZMM                  1
 #define GB_F16_FALLBACK(n, s, w, x) quant_x86_avx2_vec_dot_batch_f16(n, s, w, x)
 #include "quant/x86/gemm_body.h"

@@ -26,6 +26,11 @@
 
 #define GB_ALWAYS static inline __attribute__((always_inline))
 
+/* Tokens per Q4_0 tile: 8 with 32 vector registers (AVX-512VL), 4 with AVX2's 16. */
+#ifndef GB_Q4_RN
+#define GB_Q4_RN 4
+#endif
+
 #ifndef GB_BCAST_DEFINED
 #define GB_BCAST_DEFINED
 /* An fp16 value in all 8 lanes as float: a broadcast load and one conversion (the scalar route,
@@ -128,8 +133,8 @@ GB_ALWAYS void q4_0_tile(int rm, int rn, int64_t nb, const unsigned char *w, siz
     for (int r = 0; r < 8; r++)
         rows[r] = r < rm ? (const quant_block_q4_0 *)(w + (size_t)r * ws) : &zero_block;
     const int64_t step = 1; /* row 0 always exists */
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
+    __m256 acc[GB_Q4_RN];
+    for (int t = 0; t < GB_Q4_RN; t++) acc[t] = _mm256_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; b++) {
         if (pf) /* 8 rows of 18-byte blocks: 144 bytes of the tile ahead per block */
@@ -156,7 +161,7 @@ GB_ALWAYS void q4_0_tile(int rm, int rn, int64_t nb, const unsigned char *w, siz
         dh = _mm_insert_epi16(dh, rows[5][5 < rm ? b : 0].d, 6);
         dh = _mm_insert_epi16(dh, rows[7][7 < rm ? b : 0].d, 7);
         const __m256 dw = _mm256_cvtph_ps(dh);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < rn; t++) {
             const quant_block_q8_0 *yb = (const quant_block_q8_0 *)(x + (size_t)t * xs) + b;
             const __m256i ylo =
@@ -193,8 +198,9 @@ static void gemm_q4_0(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t 
         const unsigned char *pf = r + 24 <= nr ? wr + 16 * ws : NULL;
         int64_t t = 0;
         if (rm == 8) /* (constant shapes: the compiler keeps the tile in registers) */
-            for (; t + 4 <= nt; t += 4)
-                q4_0_tile(8, 4, nb, wr, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys, pf);
+            for (; t + GB_Q4_RN <= nt; t += GB_Q4_RN)
+                q4_0_tile(8, GB_Q4_RN, nb, wr, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r,
+                          ys, pf);
         for (; t < nt; t++) {
             if (rm == 8)
                 q4_0_tile(8, 1, nb, wr, ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys, pf);
