@@ -89,7 +89,7 @@ int server_reply_json(server_call *c, int status, json_t *v) {
     json_decref(v);
     if (!s) {
         shimmy_error err;
-        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory while building the response");
+        shimmy_error_set(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory while building the response");
         return server_reply_error(c, &err);
     }
     int ok = server_reply(c, status, "application/json", s, strlen(s));
@@ -141,8 +141,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         /* At shutdown a cancelled job still ends with an error event: keep draining for it. */
         bool cancelled = atomic_load(&sc->job->cancelled) && !atomic_load(&sc->job->srv->stopping);
         if (cancelled || server_call_gone(sc->conn)) {
-            core_log(CORE_LOG_DEBUG, "server: %s: %s", sc->job->id,
-                     cancelled ? "generation cancelled" : "client went away");
+            shimmy_log(SHIMMY_LOG_DEBUG, "server: %s: %s", sc->job->id,
+                       cancelled ? "generation cancelled" : "client went away");
             server_job_cancel(sc->job);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
@@ -204,7 +204,7 @@ static bool authorized(server_call *c) {
 static int reply_status(server_call *c, shimmy_status st, const char *where, const char *fmt,
                         const char *arg) {
     shimmy_error err;
-    core_error(&err, st, where, fmt, arg);
+    shimmy_error_set(&err, st, where, fmt, arg);
     return server_reply_error(c, &err);
 }
 
@@ -340,15 +340,16 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n') msg[--n] = '\0';
-    core_log(CORE_LOG_DEBUG, "server: mhd: %s", msg);
+    shimmy_log(SHIMMY_LOG_DEBUG, "server: mhd: %s", msg);
 }
 
 shimmy_status server_http_start(server *s, shimmy_error *err) {
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->cfg.port)};
     const char *host = strcmp(s->cfg.host, "localhost") == 0 ? "127.0.0.1" : s->cfg.host;
     if (inet_pton(AF_INET, host, &addr.sin_addr) != 1)
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, "--bind",
-                          "'%s' is not an IPv4 address (use e.g. 127.0.0.1:11435)", s->cfg.host);
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "--bind",
+                                "'%s' is not an IPv4 address (use e.g. 127.0.0.1:11435)",
+                                s->cfg.host);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE | MHD_USE_ITC;
     s->daemon = MHD_start_daemon(
@@ -358,10 +359,10 @@ shimmy_status server_http_start(server *s, shimmy_error *err) {
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
     if (!s->daemon)
-        return core_error(err, SHIMMY_ERR_IO, "--bind",
-                          "cannot listen on %s:%d (address in use or not permitted); choose "
-                          "another with --bind HOST:PORT or --bind auto",
-                          s->cfg.host, s->cfg.port);
+        return shimmy_error_set(err, SHIMMY_ERR_IO, "--bind",
+                                "cannot listen on %s:%d (address in use or not permitted); choose "
+                                "another with --bind HOST:PORT or --bind auto",
+                                s->cfg.host, s->cfg.port);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     int port = di ? di->port : s->cfg.port;
     snprintf(s->url, sizeof s->url, "http://%s:%d", host, port);

@@ -23,8 +23,8 @@ void server_job_write(server_job *j, const char *data, size_t len) {
         atomic_store(&j->cancelled, true);
         pthread_cond_broadcast(&j->cv);
         pthread_mutex_unlock(&j->mu);
-        core_log(CORE_LOG_WARN, "server: %s: client fell %zu bytes behind; cancelled", j->id,
-                 pending);
+        shimmy_log(SHIMMY_LOG_WARN, "server: %s: client fell %zu bytes behind; cancelled", j->id,
+                   pending);
         return;
     }
     if (j->out_off > 0 && j->out_len + len > j->out_cap) {
@@ -134,9 +134,17 @@ long server_job_read(server_job *j, char *buf, size_t cap, int wait_ms) {
     return n;
 }
 
+double server_clock_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 void server_job_cancel(server_job *j) {
     atomic_store(&j->cancelled, true);
     pthread_mutex_lock(&j->mu);
+    /* Also stops a prompt being processed, before any piece reaches the job's callback. */
+    if (j->running) shimmy_session_cancel(j->running);
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
 }

@@ -130,9 +130,9 @@ char *server_metrics_render(server *s) {
         "# TYPE shimmy_slots gauge\nshimmy_slots %d\n",
         queued, running, s->n_slots);
     size_t n;
-    manager_info *infos = server_models_snapshot(s, &n);
+    shimmy_load_status *infos = server_models_snapshot(s, &n);
     size_t loaded = 0;
-    for (size_t i = 0; i < n; i++) loaded += infos[i].state == MANAGER_LOADED;
+    for (size_t i = 0; i < n; i++) loaded += infos[i].state == SHIMMY_LOAD_LOADED;
     put(&b,
         "# HELP shimmy_models_loaded Models loaded in memory.\n"
         "# TYPE shimmy_models_loaded gauge\nshimmy_models_loaded %zu\n"
@@ -140,7 +140,7 @@ char *server_metrics_render(server *s) {
         "# TYPE shimmy_model_memory_bytes gauge\n",
         loaded);
     for (size_t i = 0; i < n; i++) {
-        if (infos[i].state != MANAGER_LOADED) continue;
+        if (infos[i].state != SHIMMY_LOAD_LOADED) continue;
         put(&b, "shimmy_model_memory_bytes{model=\"");
         put_label(&b, infos[i].name);
         put(&b, "\"} %llu\n", (unsigned long long)infos[i].bytes);
@@ -151,7 +151,7 @@ char *server_metrics_render(server *s) {
         "# TYPE shimmy_resident_memory_bytes gauge\nshimmy_resident_memory_bytes %llu\n"
         "# HELP shimmy_uptime_seconds Seconds since the server started.\n"
         "# TYPE shimmy_uptime_seconds gauge\nshimmy_uptime_seconds %.1f\n",
-        (unsigned long long)core_rss_bytes(), (core_time_ms() - s->t_start) / 1000.0);
+        (unsigned long long)shimmy_process_rss_bytes(), (server_clock_ms() - s->t_start) / 1000.0);
     if (b.failed) {
         free(b.p);
         return NULL;

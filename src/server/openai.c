@@ -152,50 +152,56 @@ int server_handle_completions(server_call *c) {
     return server_run(c, SERVER_API_COMPLETIONS, &server_fmt_compl_sse, &server_fmt_compl_json);
 }
 
-static json_t *model_object(const registry_entry *e) {
+static json_int_t mtime_of(const char *path) {
     struct stat st;
-    json_int_t created = stat(e->path, &st) == 0 ? (json_int_t)st.st_mtime : 0;
-    return json_pack("{s:s,s:s,s:I,s:s}", "id", e->name, "object", "model", "created", created,
-                     "owned_by", "shimmy");
+    return stat(path, &st) == 0 ? (json_int_t)st.st_mtime : 0;
+}
+
+static json_t *model_object(const shimmy_model_list *l, size_t i) {
+    return json_pack("{s:s,s:s,s:I,s:s}", "id", shimmy_model_list_name(l, i), "object", "model",
+                     "created", mtime_of(shimmy_model_list_path(l, i)), "owned_by", "shimmy");
 }
 
 /* A paired adapter is a model of its own: its base with the adapter applied. */
-static json_t *adapter_model_object(const registry_adapter *a) {
-    struct stat st;
-    json_int_t created = stat(a->path, &st) == 0 ? (json_int_t)st.st_mtime : 0;
-    return json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", a->name, "object", "model", "created", created,
-                     "owned_by", "shimmy", "parent", a->base->name);
+static json_t *adapter_model_object(const shimmy_adapter_info *a) {
+    return json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", a->name, "object", "model", "created",
+                     mtime_of(a->path), "owned_by", "shimmy", "parent", a->base);
 }
 
 int server_handle_models(server_call *c) {
-    registry *reg = manager_get_registry(c->srv->mgr);
+    shimmy_model_list *l = server_list(c->srv);
     json_t *data = json_array();
-    for (size_t i = 0; reg && i < registry_count(reg); i++)
-        json_array_append_new(data, model_object(registry_entry_at(reg, i)));
-    for (size_t i = 0; reg && i < registry_adapter_count(reg); i++) {
-        const registry_adapter *a = registry_adapter_at(reg, i);
-        if (a->base && !registry_find(reg, a->name))
-            json_array_append_new(data, adapter_model_object(a));
+    for (size_t i = 0; i < shimmy_model_list_count(l); i++)
+        json_array_append_new(data, model_object(l, i));
+    for (size_t i = 0; i < shimmy_model_list_adapter_count(l); i++) {
+        shimmy_adapter_info a;
+        if (shimmy_model_list_adapter(l, i, &a) && a.base &&
+            !shimmy_model_list_find(l, a.name, NULL))
+            json_array_append_new(data, adapter_model_object(&a));
     }
-    registry_free(reg);
+    shimmy_model_list_free(l);
     return server_reply_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }
 
 int server_handle_model(server_call *c) {
-    registry *reg = manager_get_registry(c->srv->mgr);
-    const registry_entry *e = reg ? registry_find(reg, c->param) : NULL;
-    const registry_adapter *a = e || !reg ? NULL : registry_find_adapter(reg, c->param);
-    if (e || (a && a->base && strcasecmp(a->name, c->param) == 0)) {
-        json_t *v = e ? model_object(e) : adapter_model_object(a);
-        registry_free(reg);
+    shimmy_model_list *l = server_list(c->srv);
+    size_t i;
+    shimmy_adapter_info a = {0};
+    bool is_model = shimmy_model_list_find(l, c->param, &i);
+    bool is_adapter = !is_model && shimmy_model_list_find_adapter(l, c->param, &i) &&
+                      shimmy_model_list_adapter(l, i, &a) && a.base &&
+                      strcasecmp(a.name, c->param) == 0;
+    if (is_model || is_adapter) {
+        json_t *v = is_model ? model_object(l, i) : adapter_model_object(&a);
+        shimmy_model_list_free(l);
         return server_reply_json(c, 200, v);
     }
     const char *near[1];
-    size_t n = reg ? registry_suggest(reg, c->param, near, 1) : 0;
+    size_t n = shimmy_model_list_suggestions(l, c->param, near, 1);
     shimmy_error err;
-    core_error(&err, SHIMMY_ERR_MODEL_NOT_FOUND, "model",
-               "the model '%.200s' does not exist%s%.200s%s", c->param, n ? " (did you mean '" : "",
-               n ? near[0] : "", n ? "'?)" : "");
-    registry_free(reg);
+    shimmy_error_set(&err, SHIMMY_ERR_MODEL_NOT_FOUND, "model",
+                     "the model '%.200s' does not exist%s%.200s%s", c->param,
+                     n ? " (did you mean '" : "", n ? near[0] : "", n ? "'?)" : "");
+    shimmy_model_list_free(l);
     return server_reply_error(c, &err);
 }

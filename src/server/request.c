@@ -21,6 +21,7 @@ typedef struct parse_ctx {
     const char *system;
     bool raw;
     bool has_max_tokens;
+    bool top_p_zero; /* top_p 0: only the most likely token survives */
 } parse_ctx;
 
 typedef shimmy_status (*field_fn)(parse_ctx *c, const char *name, const json_t *v,
@@ -33,7 +34,7 @@ typedef struct field_rule {
 } field_rule;
 
 static shimmy_status bad(shimmy_error *err, const char *name, const char *what) {
-    return core_error(err, SHIMMY_ERR_INVALID_ARG, name, "'%s' %s", name, what);
+    return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name, "'%s' %s", name, what);
 }
 
 static shimmy_status number_in(const json_t *v, const char *name, double lo, double hi, double *out,
@@ -41,8 +42,8 @@ static shimmy_status number_in(const json_t *v, const char *name, double lo, dou
     if (!json_is_number(v)) return bad(err, name, "must be a number");
     double d = json_number_value(v);
     if (!(d >= lo && d <= hi)) {
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                          "'%s' must be between %g and %g (got %g)", name, lo, hi, d);
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name,
+                                "'%s' must be between %g and %g (got %g)", name, lo, hi, d);
     }
     *out = d;
     return SHIMMY_OK;
@@ -61,9 +62,9 @@ static shimmy_status integer_in(const json_t *v, const char *name, json_int_t lo
         return bad(err, name, "must be an integer");
     }
     if (i < lo || i > hi) {
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                          "'%s' must be between %lld and %lld (got %lld)", name, (long long)lo,
-                          (long long)hi, (long long)i);
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name,
+                                "'%s' must be between %lld and %lld (got %lld)", name,
+                                (long long)lo, (long long)hi, (long long)i);
     }
     *out = i;
     return SHIMMY_OK;
@@ -113,29 +114,30 @@ static shimmy_status parse_float(parse_ctx *c, const char *name, const json_t *v
         double lo, hi;
         size_t off;
     } rows[] = {
-        {"temperature", 0, 2, offsetof(sampling_params, temperature)},
-        {"top_p", 0, 1, offsetof(sampling_params, top_p)},
-        {"min_p", 0, 1, offsetof(sampling_params, min_p)},
-        {"presence_penalty", -2, 2, offsetof(sampling_params, presence_penalty)},
-        {"frequency_penalty", -2, 2, offsetof(sampling_params, frequency_penalty)},
-        {"repeat_penalty", 0.01, 10, offsetof(sampling_params, repeat_penalty)},
+        {"temperature", 0, 2, offsetof(shimmy_gen_options, temperature)},
+        {"top_p", 0, 1, offsetof(shimmy_gen_options, top_p)},
+        {"min_p", 0, 1, offsetof(shimmy_gen_options, min_p)},
+        {"presence_penalty", -2, 2, offsetof(shimmy_gen_options, presence_penalty)},
+        {"frequency_penalty", -2, 2, offsetof(shimmy_gen_options, frequency_penalty)},
+        {"repeat_penalty", 0.01, 10, offsetof(shimmy_gen_options, repeat_penalty)},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         if (strcmp(rows[i].name, name) != 0) continue;
         double d;
         shimmy_status st = number_in(v, name, rows[i].lo, rows[i].hi, &d, err);
         if (st) return st;
-        *(float *)((char *)&c->r->sampling + rows[i].off) = (float)d;
+        *(float *)((char *)&c->r->gen + rows[i].off) = (float)d;
+        if (strcmp(name, "top_p") == 0) c->top_p_zero = d == 0.0;
         return SHIMMY_OK;
     }
-    return core_error(err, SHIMMY_ERR_INTERNAL, name, "no range for '%s'", name);
+    return shimmy_error_set(err, SHIMMY_ERR_INTERNAL, name, "no range for '%s'", name);
 }
 
 static shimmy_status parse_top_k(parse_ctx *c, const char *name, const json_t *v,
                                  shimmy_error *err) {
     json_int_t i;
     shimmy_status st = integer_in(v, name, 0, INT32_MAX, &i, err);
-    if (!st) c->r->sampling.top_k = (int32_t)i;
+    if (!st) c->r->gen.top_k = (int32_t)i;
     return st;
 }
 
@@ -148,7 +150,7 @@ static shimmy_status parse_seed(parse_ctx *c, const char *name, const json_t *v,
      * "random seed" marker so an explicit seed is always reproducible. */
     uint64_t u = (uint64_t)i;
     uint32_t s = (uint32_t)(u ^ (u >> 32));
-    c->r->sampling.seed = s == SAMPLING_SEED_RANDOM ? s - 1 : s;
+    c->r->gen.seed = s == SHIMMY_SEED_RANDOM ? s - 1 : s;
     return SHIMMY_OK;
 }
 
@@ -156,9 +158,11 @@ static shimmy_status add_stop(server_request *r, const json_t *v, const char *wh
                               shimmy_error *err) {
     if (!json_is_string(v)) return bad(err, where, "must be a string or an array of strings");
     if (json_string_length(v) == 0) return bad(err, where, "must not contain empty strings");
+    if (json_string_length(v) > SHIMMY_MAX_STOP_LEN)
+        return bad(err, where, "has an entry longer than 256 bytes");
     if (r->n_stop == SERVER_MAX_STOP) return bad(err, where, "has too many entries (at most 16)");
     r->stop[r->n_stop] = strdup(json_string_value(v));
-    if (!r->stop[r->n_stop]) return core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+    if (!r->stop[r->n_stop]) return shimmy_error_set(err, SHIMMY_ERR_NOMEM, where, "out of memory");
     r->n_stop++;
     return SHIMMY_OK;
 }
@@ -205,9 +209,9 @@ static shimmy_status parse_n(parse_ctx *c, const char *name, const json_t *v, sh
     shimmy_status st = integer_in(v, name, INT64_MIN, INT64_MAX, &i, err);
     if (st) return st;
     if (i != 1) {
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                          "'n' must be 1: this server generates one choice per request (got %lld)",
-                          (long long)i);
+        return shimmy_error_set(
+            err, SHIMMY_ERR_INVALID_ARG, name,
+            "'n' must be 1: this server generates one choice per request (got %lld)", (long long)i);
     }
     return SHIMMY_OK;
 }
@@ -222,16 +226,15 @@ static shimmy_status parse_logit_bias(parse_ctx *c, const char *name, const json
         char *end;
         long id = strtol(key, &end, 10);
         if (!*key || *end || id < 0 || id > INT32_MAX)
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                              "'logit_bias' keys must be token ids (got \"%.64s\")", key);
+            return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name,
+                                    "'logit_bias' keys must be token ids (got \"%.64s\")", key);
         double b;
         shimmy_status st = number_in(val, name, -100, 100, &b, err);
         if (st) return st;
-        if (r->sampling.n_logit_bias == SERVER_MAX_BIAS)
-            return bad(err, name, "has too many entries");
-        r->bias[r->sampling.n_logit_bias].token = (int32_t)id;
-        r->bias[r->sampling.n_logit_bias].bias = (float)b;
-        r->sampling.n_logit_bias++;
+        if (r->n_bias == SERVER_MAX_BIAS) return bad(err, name, "has too many entries");
+        r->bias[r->n_bias].token = (int32_t)id;
+        r->bias[r->n_bias].bias = (float)b;
+        r->n_bias++;
     }
     return SHIMMY_OK;
 }
@@ -247,45 +250,47 @@ static shimmy_status parse_lora(parse_ctx *c, const char *name, const json_t *v,
                                 shimmy_error *err) {
     if (!json_is_array(v)) return bad(err, name, "must be an array of {\"name\", \"scale\"}");
     if (json_array_size(v) > SERVER_MAX_LORA)
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                          "'lora' may list at most %d adapters (got %zu)", SERVER_MAX_LORA,
-                          json_array_size(v));
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name,
+                                "'lora' may list at most %d adapters (got %zu)", SERVER_MAX_LORA,
+                                json_array_size(v));
     size_t i;
     const json_t *item;
     json_array_foreach(v, i, item) {
         if (!json_is_object(item))
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                              "'lora[%zu]' must be an object {\"name\", \"scale\"}", i);
+            return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name,
+                                    "'lora[%zu]' must be an object {\"name\", \"scale\"}", i);
         const char *key;
         const json_t *val;
         json_object_foreach((json_t *)item, key, val) {
             if (strcmp(key, "name") != 0 && strcmp(key, "scale") != 0)
-                return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                                  "'lora[%zu]' has an unknown key '%.100s' (only name and scale)",
-                                  i, key);
+                return shimmy_error_set(
+                    err, SHIMMY_ERR_INVALID_ARG, name,
+                    "'lora[%zu]' has an unknown key '%.100s' (only name and scale)", i, key);
         }
         const json_t *n = json_object_get(item, "name");
         if (!json_is_string(n) || json_string_length(n) == 0 ||
             json_string_length(n) >= sizeof c->r->lora[0].name)
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                              "'lora[%zu].name' must be an adapter name (a non-empty string of "
-                              "at most %zu bytes; see GET /api/adapters)",
-                              i, sizeof c->r->lora[0].name - 1);
+            return shimmy_error_set(
+                err, SHIMMY_ERR_INVALID_ARG, name,
+                "'lora[%zu].name' must be an adapter name (a non-empty string of "
+                "at most %zu bytes; see GET /api/adapters)",
+                i, sizeof c->r->lora[0].name - 1);
         const json_t *sc = json_object_get(item, "scale");
         double scale = 1.0;
         if (sc && !json_is_null(sc)) {
             if (!json_is_number(sc) || !isfinite(json_number_value(sc)) ||
                 fabs(json_number_value(sc)) > 1e6)
-                return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                                  "'lora[%zu].scale' must be a finite number (|scale| <= 1e6)", i);
+                return shimmy_error_set(
+                    err, SHIMMY_ERR_INVALID_ARG, name,
+                    "'lora[%zu].scale' must be a finite number (|scale| <= 1e6)", i);
             scale = json_number_value(sc);
         }
         server_lora_ref *ref = &c->r->lora[c->r->n_lora++];
         memcpy(ref->name, json_string_value(n), json_string_length(n) + 1);
         ref->scale = (float)scale;
         if (strlen(ref->name) != json_string_length(n))
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, name,
-                              "'lora[%zu].name' contains a NUL byte", i);
+            return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name,
+                                    "'lora[%zu].name' contains a NUL byte", i);
     }
     return SHIMMY_OK;
 }
@@ -332,13 +337,14 @@ static shimmy_status message_content(const json_t *content, const char *role, si
     if (!content || json_is_null(content)) {
         if (strcmp(role, "assistant") == 0 || strcmp(role, "tool") == 0) {
             *out = json_string("");
-            return *out ? SHIMMY_OK : core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+            return *out ? SHIMMY_OK
+                        : shimmy_error_set(err, SHIMMY_ERR_NOMEM, where, "out of memory");
         }
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, where, "'%s' is required", where);
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, where, "'%s' is required", where);
     }
     if (!json_is_array(content))
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, where,
-                          "'%s' must be a string or an array of content parts", where);
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, where,
+                                "'%s' must be a string or an array of content parts", where);
     /* Text parts are joined as OpenAI does for text-only models: with newlines between. */
     size_t total = 0, i;
     const json_t *part;
@@ -348,15 +354,16 @@ static shimmy_status message_content(const json_t *content, const char *role, si
         if (!json_is_object(part) || !type || strcmp(type, "text") != 0 || !json_is_string(text)) {
             char pw[96];
             snprintf(pw, sizeof pw, "%s[%zu]", where, i);
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, pw,
-                              "'%s' must be {\"type\":\"text\",\"text\":string}; only text content "
-                              "is supported",
-                              pw);
+            return shimmy_error_set(
+                err, SHIMMY_ERR_INVALID_ARG, pw,
+                "'%s' must be {\"type\":\"text\",\"text\":string}; only text content "
+                "is supported",
+                pw);
         }
         total += json_string_length(text) + 1;
     }
     char *buf = malloc(total + 1), *p = buf;
-    if (!buf) return core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+    if (!buf) return shimmy_error_set(err, SHIMMY_ERR_NOMEM, where, "out of memory");
     json_array_foreach(content, i, part) {
         const json_t *text = json_object_get(part, "text");
         if (i) *p++ = '\n';
@@ -365,16 +372,18 @@ static shimmy_status message_content(const json_t *content, const char *role, si
     }
     *out = json_stringn_nocheck(buf, (size_t)(p - buf));
     free(buf);
-    return *out ? SHIMMY_OK : core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+    return *out ? SHIMMY_OK : shimmy_error_set(err, SHIMMY_ERR_NOMEM, where, "out of memory");
 }
 
 static shimmy_status normalise_messages(const json_t *msgs, json_t **out, shimmy_error *err) {
     if (!json_is_array(msgs))
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "'messages' must be an array");
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "messages",
+                                "'messages' must be an array");
     if (json_array_size(msgs) == 0)
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "'messages' must not be empty");
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "messages",
+                                "'messages' must not be empty");
     json_t *arr = json_array();
-    if (!arr) return core_error(err, SHIMMY_ERR_NOMEM, "messages", "out of memory");
+    if (!arr) return shimmy_error_set(err, SHIMMY_ERR_NOMEM, "messages", "out of memory");
     size_t i;
     const json_t *m;
     json_array_foreach(msgs, i, m) {
@@ -382,7 +391,8 @@ static shimmy_status normalise_messages(const json_t *msgs, json_t **out, shimmy
         snprintf(where, sizeof where, "messages[%zu]", i);
         if (!json_is_object(m)) {
             json_decref(arr);
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, where, "'%s' must be an object", where);
+            return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, where, "'%s' must be an object",
+                                    where);
         }
         const char *role = json_string_value(json_object_get(m, "role"));
         bool known = false;
@@ -391,8 +401,8 @@ static shimmy_status normalise_messages(const json_t *msgs, json_t **out, shimmy
         if (!known) {
             json_decref(arr);
             snprintf(where, sizeof where, "messages[%zu].role", i);
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, where,
-                              "'%s' must be one of system, user, assistant, tool", where);
+            return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, where,
+                                    "'%s' must be one of system, user, assistant, tool", where);
         }
         json_t *content = NULL;
         shimmy_status st = message_content(json_object_get(m, "content"), role, i, &content, err);
@@ -405,7 +415,7 @@ static shimmy_status normalise_messages(const json_t *msgs, json_t **out, shimmy
         if (!copy) {
             json_decref(content);
             json_decref(arr);
-            return core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+            return shimmy_error_set(err, SHIMMY_ERR_NOMEM, where, "out of memory");
         }
         json_object_set_new(copy, "content", content);
         /* Templates know "system"; OpenAI's newer "developer" role means the same. */
@@ -420,14 +430,16 @@ static shimmy_status normalise_messages(const json_t *msgs, json_t **out, shimmy
 static shimmy_status add_prompt(server_request *r, const json_t *v, const char *where,
                                 shimmy_error *err) {
     if (!json_is_string(v))
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, where,
-                          "'%s' must be a string or an array of strings (token arrays are not "
-                          "supported)",
-                          where);
+        return shimmy_error_set(
+            err, SHIMMY_ERR_INVALID_ARG, where,
+            "'%s' must be a string or an array of strings (token arrays are not "
+            "supported)",
+            where);
     if (r->n_prompts == SERVER_MAX_PROMPTS)
         return bad(err, where, "has too many entries (at most 16)");
     r->prompts[r->n_prompts] = strdup(json_string_value(v));
-    if (!r->prompts[r->n_prompts]) return core_error(err, SHIMMY_ERR_NOMEM, where, "out of memory");
+    if (!r->prompts[r->n_prompts])
+        return shimmy_error_set(err, SHIMMY_ERR_NOMEM, where, "out of memory");
     r->n_prompts++;
     return SHIMMY_OK;
 }
@@ -441,8 +453,8 @@ static shimmy_status finish_generate(parse_ctx *c, shimmy_error *err) {
         return normalise_messages(c->messages, &r->messages, err);
     }
     if (!c->prompt)
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, "prompt",
-                          "'prompt' or 'messages' is required");
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "prompt",
+                                "'prompt' or 'messages' is required");
     if (!json_is_string(c->prompt)) return bad(err, "prompt", "must be a string");
     if (c->raw) return add_prompt(r, c->prompt, "prompt", err);
     json_t *msgs = json_array();
@@ -451,7 +463,7 @@ static shimmy_status finish_generate(parse_ctx *c, shimmy_error *err) {
     json_array_append_new(msgs, json_pack("{s:s,s:O}", "role", "user", "content", c->prompt));
     if (!msgs || json_array_size(msgs) != (c->system ? 2u : 1u)) {
         json_decref(msgs);
-        return core_error(err, SHIMMY_ERR_NOMEM, "prompt", "out of memory");
+        return shimmy_error_set(err, SHIMMY_ERR_NOMEM, "prompt", "out of memory");
     }
     r->messages = msgs;
     return SHIMMY_OK;
@@ -460,15 +472,16 @@ static shimmy_status finish_generate(parse_ctx *c, shimmy_error *err) {
 static shimmy_status finish(parse_ctx *c, server_api api, int32_t cap, shimmy_error *err) {
     server_request *r = c->r;
     if (api != SERVER_API_GENERATE && !r->model[0])
-        return core_error(err, SHIMMY_ERR_INVALID_ARG, "model", "'model' is required");
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "model", "'model' is required");
     shimmy_status st = SHIMMY_OK;
     if (api == SERVER_API_CHAT) {
         if (!c->messages)
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "'messages' is required");
+            return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "messages",
+                                    "'messages' is required");
         st = normalise_messages(c->messages, &r->messages, err);
     } else if (api == SERVER_API_COMPLETIONS) {
         if (!c->prompt)
-            return core_error(err, SHIMMY_ERR_INVALID_ARG, "prompt", "'prompt' is required");
+            return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "prompt", "'prompt' is required");
         if (json_is_array(c->prompt)) {
             size_t i;
             const json_t *p;
@@ -485,7 +498,21 @@ static shimmy_status finish(parse_ctx *c, server_api api, int32_t cap, shimmy_er
     if (st) return st;
     if (r->max_tokens > cap) r->max_tokens = cap;
     if (r->include_usage && !r->stream) r->include_usage = false;
+    /* The library reads top_p 0 as "off"; nucleus sampling with p = 0 keeps the top token. */
+    if (c->top_p_zero) r->gen.top_k = 1;
     return SHIMMY_OK;
+}
+
+void server_gen_defaults(shimmy_gen_options *o) {
+    /* llama.cpp's server defaults, which clients of a local server expect (a zero
+     * shimmy_gen_options would be greedy). */
+    memset(o, 0, sizeof *o);
+    o->temperature = 0.8f;
+    o->top_k = 40;
+    o->top_p = 0.95f;
+    o->min_p = 0.05f;
+    o->repeat_last_n = 64;
+    o->seed = SHIMMY_SEED_RANDOM;
 }
 
 shimmy_status server_request_parse(server_api api, const char *body, size_t len,
@@ -493,18 +520,18 @@ shimmy_status server_request_parse(server_api api, const char *body, size_t len,
     memset(out, 0, sizeof *out);
     out->api = api;
     out->max_tokens = -1;
-    sampling_params_default(&out->sampling);
-    out->sampling.logit_bias = out->bias;
+    server_gen_defaults(&out->gen);
     json_error_t je;
     /* jansson validates UTF-8 and refuses NUL bytes in strings unless asked not to. */
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return core_error(err, SHIMMY_ERR_INVALID_JSON, NULL,
-                          "request body is not valid JSON: %s (line %d, column %d)", je.text,
-                          je.line, je.column);
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, NULL,
+                                "request body is not valid JSON: %s (line %d, column %d)", je.text,
+                                je.line, je.column);
     if (!json_is_object(root)) {
         json_decref(root);
-        return core_error(err, SHIMMY_ERR_INVALID_JSON, NULL, "request body must be a JSON object");
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, NULL,
+                                "request body must be a JSON object");
     }
     parse_ctx c = {.r = out};
     shimmy_status st = SHIMMY_OK;

@@ -8,13 +8,14 @@
 /* The native API lets a client omit the model when the server has exactly one. */
 static shimmy_status default_model(server *s, server_request *r, shimmy_error *err) {
     if (r->model[0]) return SHIMMY_OK;
-    registry *reg = manager_get_registry(s->mgr);
-    size_t n = reg ? registry_count(reg) : 0;
-    if (n == 1) snprintf(r->model, sizeof r->model, "%s", registry_entry_at(reg, 0)->name);
-    registry_free(reg);
+    shimmy_model_list *l = server_list(s);
+    size_t n = shimmy_model_list_count(l);
+    if (n == 1) snprintf(r->model, sizeof r->model, "%s", shimmy_model_list_name(l, 0));
+    shimmy_model_list_free(l);
     if (n == 1) return SHIMMY_OK;
-    return core_error(err, SHIMMY_ERR_INVALID_ARG, "model",
-                      "'model' is required (the server has %zu models; see GET /api/models)", n);
+    return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "model",
+                            "'model' is required (the server has %zu models; see GET /api/models)",
+                            n);
 }
 
 int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
@@ -35,7 +36,7 @@ int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
     bool stream = req.stream;
     server_job *j = server_job_new(s, &req, stream ? stream_fmt : json_fmt, c->route);
     if (!j) {
-        core_error(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
+        shimmy_error_set(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
         return server_reply_error(c, &err);
     }
     st = server_job_prepare(s, j, &err);

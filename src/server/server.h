@@ -4,10 +4,10 @@
  *
  * Shape of a request:
  *   MHD connection thread: route table -> auth/CORS/limits -> body -> server_request_parse
- *   (pure validation) -> model handle (manager) -> prompt tokens (chat template + tokenizer,
- *   context check) -> server_job submitted to the FIFO queue (503 when full).
- *   Slot worker (one of --parallel, each owning one engine_session; sessions share one compute
- *   pool and a compute lock, so they interleave token by token): engine_generate -> sink ->
+ *   (pure validation) -> model reference (shimmy_catalog_get) -> shimmy_prompt (chat template
+ *   + tokenizer, context check) -> server_job submitted to the FIFO queue (503 when full).
+ *   Slot worker (one of --parallel, each owning one shimmy_session; sessions share one
+ *   shimmy_threadpool, so they take turns token by token): shimmy_session_generate -> callback ->
  *   the job's formatter (a vtable: OpenAI chat / completion / native, as SSE chunks, WebSocket
  *   frames or a JSON body) -> the job's bounded output buffer.
  *   Connection side: the SSE content reader, the WebSocket handler or the waiting handler (all on
@@ -24,9 +24,10 @@
  *    and `param` is err->where.
  *  - Library code never prints; the listening address is returned by server_url for the CLI.
  *  - LoRA adapters belong to the job (lora.c): a request's "lora" list and adapter model resolve
- *    to registry adapter names only, the job owns its lora_set (adapters shared by reference from
- *    the server's cache), and the slot attaches exactly that set (or none) before each job; it
- *    takes the set over so that an equal set on the next job keeps the KV prefix.
+ *    to listed adapter names only, the job holds references to its adapters (shared through the
+ *    server's cache) and the slot applies exactly that set (or none) to its session before each
+ *    job (shimmy_session_set_adapters keeps the KV prefix when the set is unchanged).
+ *  - The server uses the public library only (include/shimmy.h): what it needs is API.
  *
  * Ownership: server_new/server_free (free accepts NULL and a server that never started);
  * server_request_parse fills a caller-embedded struct released by server_request_deinit; strings
@@ -38,9 +39,7 @@
 #ifndef SHIMMY_SERVER_H
 #define SHIMMY_SERVER_H
 
-#include "core/core.h"
-#include "manager/manager.h"
-#include "sampling/sampling.h"
+#include "shimmy.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -127,10 +126,11 @@ typedef struct server_request {
     char *stop[SERVER_MAX_STOP]; /* owned */
     size_t n_stop;
     bool stream;
-    bool include_usage;       /* stream_options.include_usage */
-    bool echo;                /* completions: prefix the prompt */
-    sampling_params sampling; /* logit_bias points at bias[] */
-    sampling_logit_bias bias[SERVER_MAX_BIAS];
+    bool include_usage;     /* stream_options.include_usage */
+    bool echo;              /* completions: prefix the prompt */
+    shimmy_gen_options gen; /* sampling and seed; max_tokens and stop are set per job */
+    shimmy_logit_bias bias[SERVER_MAX_BIAS];
+    size_t n_bias;
     server_lora_ref lora[SERVER_MAX_LORA]; /* "lora": applied in this order */
     size_t n_lora;
 } server_request;
@@ -141,6 +141,9 @@ typedef struct server_request {
 shimmy_status server_request_parse(server_api api, const char *body, size_t len,
                                    int32_t max_tokens_cap, server_request *out, shimmy_error *err);
 void server_request_deinit(server_request *r);
+/* The sampling a request gets for the fields it leaves out (llama.cpp's server defaults:
+ * temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, last 64 tokens, a random seed). */
+void server_gen_defaults(shimmy_gen_options *o);
 
 /* ---- errors ---- */
 
@@ -171,16 +174,16 @@ typedef struct server_fmt {
 
 struct server_job {
     server *srv;
-    server_request req;     /* owned */
-    manager_handle *handle; /* owned reference to the loaded model */
+    server_request req;  /* owned */
+    shimmy_model *model; /* owned reference to the loaded model */
     const server_fmt *fmt;
-    char base[256];         /* the model loaded: req.model, or the base of an adapter model */
-    struct lora_set *loras; /* owned: the adapters of this request (NULL = none) */
-    int32_t *prompt[SERVER_MAX_PROMPTS]; /* owned token ids, one per choice */
-    size_t n_prompt[SERVER_MAX_PROMPTS];
+    char base[256]; /* the model loaded: req.model, or the base of an adapter model */
+    shimmy_adapter *ads[SERVER_MAX_LORA]; /* owned references: the adapters of this request */
+    float scales[SERVER_MAX_LORA];
+    size_t n_ads;
+    shimmy_prompt *prompt[SERVER_MAX_PROMPTS]; /* owned, one per choice */
     size_t n_choices;
-    int32_t max_tokens;   /* resolved: > 0 */
-    const char *eot_stop; /* template end-of-turn text added to the stop set (borrowed) */
+    int32_t max_tokens; /* resolved: > 0 */
     char id[48];
     int64_t created;
     const char *route; /* metrics label */
@@ -200,6 +203,7 @@ struct server_job {
     bool finished;   /* no more bytes will be written */
     int http_status; /* for non-streaming responses, set before finished */
     atomic_bool cancelled;
+    shimmy_session *running; /* the slot session generating for this job, to cancel it */
     int refs;
     server_job *next; /* queue link */
 };
@@ -229,7 +233,6 @@ server_job *server_job_new(server *s, server_request *req, const server_fmt *fmt
 
 /* ---- the server (internal) ---- */
 
-struct engine_session;
 struct MHD_Connection;
 struct MHD_Daemon;
 
@@ -238,11 +241,9 @@ typedef struct server_slot {
     int index;
     pthread_t thread;
     bool started;
-    struct engine_session *session; /* for the model of `held` */
-    manager_handle *held;           /* keeps the session's model alive between jobs */
-    struct lora_set *loras;         /* owned: the set attached to session (taken from a job) */
-    server_job *job;                /* running job, under srv->qmu */
-    bool counted;                   /* counted in srv->running, under srv->qmu */
+    shimmy_session *session; /* kept between jobs (KV prefix); holds its model */
+    server_job *job;         /* running job, under srv->qmu */
+    bool counted;            /* counted in srv->running, under srv->qmu */
 } server_slot;
 
 #define SERVER_METRIC_ROWS 128
@@ -262,9 +263,8 @@ typedef struct server_metrics {
 
 struct server {
     server_config cfg;
-    manager *mgr;
-    core_pool *pool;
-    pthread_mutex_t compute_lock; /* held by the engine around each forward step */
+    shimmy_catalog *cat;
+    shimmy_threadpool *pool; /* shared by the slot sessions */
     struct MHD_Daemon *daemon;
     int listen_fd; /* returned by the quiesce at shutdown, closed after the daemon stops */
     char url[160];
@@ -282,15 +282,15 @@ struct server {
     atomic_int active; /* connections holding a job (HTTP or WebSocket) */
     server_metrics metrics;
 
-    /* Loaded LoRA adapters shared by reference between requests, keyed by registry name and
+    /* Opened LoRA adapters shared by reference between requests, keyed by listed name and
      * path (lora.c). Under lmu. */
     pthread_mutex_t lmu;
     struct server_lora_cached *lcache;
     size_t n_lcache, cap_lcache;
 };
 
-/* server.c: scans the registry with the configured dirs, --model files and --lora adapters. */
-shimmy_status server_registry_scan(const server_config *cfg, registry **out, shimmy_error *err);
+/* job.c: a monotonic clock in milliseconds. */
+double server_clock_ms(void);
 
 /* slots.c: worker threads and the FIFO queue. */
 shimmy_status server_slots_start(server *s, shimmy_error *err);
@@ -302,21 +302,23 @@ void server_slots_drop_unloaded(server *s);
 void server_queue_depth(server *s, int *queued, int *running);
 
 /* lora.c: resolves j->req.model (a model, or an adapter model: its base plus the adapter at its
- * scale) and j->req.lora (registry adapter names; SHIMMY_ERR_INVALID_ARG naming the entry,
+ * scale) and j->req.lora (listed adapter names; SHIMMY_ERR_INVALID_ARG naming the entry,
  * param "lora", for anything else) into j->base and the adapter list; then, once the model is
  * loaded, opens the adapters (cached, shared by reference) and checks them against that base
- * into j->loras. */
+ * into j->ads. */
 shimmy_status server_lora_resolve(server *s, server_job *j, shimmy_error *err);
 shimmy_status server_lora_attach(server *s, server_job *j, shimmy_error *err);
 /* The scale a request naming adapter `name` as its model gets (serve --lora-scaled; else 1). */
-float server_lora_default_scale(const server *s, const registry *reg, const char *name);
+float server_lora_default_scale(const server *s, const shimmy_model_list *list, const char *name);
 void server_lora_cache_free(server *s);
 
 /* prompt.c: model handle, prompt tokens, resolved max_tokens and stop set for a job. */
 shimmy_status server_job_prepare(server *s, server_job *j, shimmy_error *err);
 
-/* native.c: every model the manager has seen (malloc'd array of *n; NULL when out of memory). */
-manager_info *server_models_snapshot(server *s, size_t *n);
+/* native.c: every model the catalog has seen (malloc'd array of *n; NULL when out of memory). */
+shimmy_load_status *server_models_snapshot(server *s, size_t *n);
+/* The catalog's current listing (owned: shimmy_model_list_free); NULL only when out of memory. */
+shimmy_model_list *server_list(server *s);
 
 /* metrics.c */
 void server_metrics_init(server_metrics *m);

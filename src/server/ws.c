@@ -287,7 +287,7 @@ static int ws_next(ws_conn *w, int wait_ms, int *opcode, bool *fin, char **msg, 
 static int ws_read_request(ws_conn *w, char **body, size_t *len) {
     char *acc = NULL;
     size_t n = 0;
-    double deadline = core_time_ms() + w->srv->cfg.timeout_s * 1000.0;
+    double deadline = server_clock_ms() + w->srv->cfg.timeout_s * 1000.0;
     for (;;) {
         int opcode;
         bool fin;
@@ -295,7 +295,7 @@ static int ws_read_request(ws_conn *w, char **body, size_t *len) {
         size_t mlen = 0;
         int r = ws_next(w, 100, &opcode, &fin, &m, &mlen);
         if (r == 0) {
-            if (core_time_ms() > deadline || atomic_load(&w->srv->stopping))
+            if (server_clock_ms() > deadline || atomic_load(&w->srv->stopping))
                 r = -4;
             else
                 continue;
@@ -382,12 +382,12 @@ static void ws_session(ws_conn *w) {
         server_request_parse(SERVER_API_GENERATE, body, len, s->cfg.max_tokens_cap, &req, &err);
     free(body);
     if (!st && !req.model[0]) {
-        registry *reg = manager_get_registry(s->mgr);
-        if (reg && registry_count(reg) == 1)
-            snprintf(req.model, sizeof req.model, "%s", registry_entry_at(reg, 0)->name);
+        shimmy_model_list *l = server_list(s);
+        if (shimmy_model_list_count(l) == 1)
+            snprintf(req.model, sizeof req.model, "%s", shimmy_model_list_name(l, 0));
         else
-            st = core_error(&err, SHIMMY_ERR_INVALID_ARG, "model", "'model' is required");
-        registry_free(reg);
+            st = shimmy_error_set(&err, SHIMMY_ERR_INVALID_ARG, "model", "'model' is required");
+        shimmy_model_list_free(l);
         if (st) server_request_deinit(&req);
     }
     if (st) {
@@ -457,14 +457,15 @@ int server_handle_ws(server_call *c) {
     const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
     shimmy_error err;
     if (!up || strcasecmp(up, "websocket") != 0 || !co || !header_has_token(co, "upgrade")) {
-        core_error(&err, SHIMMY_ERR_INVALID_ARG, NULL,
-                   "/ws/generate is a WebSocket endpoint: send 'Upgrade: websocket' and "
-                   "'Connection: Upgrade'");
+        shimmy_error_set(&err, SHIMMY_ERR_INVALID_ARG, NULL,
+                         "/ws/generate is a WebSocket endpoint: send 'Upgrade: websocket' and "
+                         "'Connection: Upgrade'");
         return server_reply_error(c, &err);
     }
     if (!ver || strcmp(ver, "13") != 0 || !key || strlen(key) != 24) {
-        core_error(&err, SHIMMY_ERR_INVALID_ARG, "Sec-WebSocket-Key",
-                   "WebSocket version 13 with a 16-byte base64 Sec-WebSocket-Key is required");
+        shimmy_error_set(
+            &err, SHIMMY_ERR_INVALID_ARG, "Sec-WebSocket-Key",
+            "WebSocket version 13 with a 16-byte base64 Sec-WebSocket-Key is required");
         return server_reply_error(c, &err);
     }
     char accept[29];

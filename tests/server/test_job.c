@@ -1,5 +1,5 @@
 /* server: the bounded output buffer between a slot and a connection, and queue admission. */
-#include "server/server.h"
+#include "server.h"
 #include "test.h"
 
 #include <pthread.h>

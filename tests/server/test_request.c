@@ -1,6 +1,6 @@
 /* server: request validation (field names in errors, defaults, normalisation) and the one
  * error-JSON mapping. */
-#include "server/server.h"
+#include "server.h"
 #include "test.h"
 
 typedef struct bad_case {
@@ -178,16 +178,18 @@ static void test_chat_request(void) {
     CHECK_STR(json_string_value(json_object_get(json_array_get(r.messages, 0), "role")), "system");
     CHECK_STR(json_string_value(json_object_get(json_array_get(r.messages, 1), "content")), "a\nb");
     CHECK_STR(json_string_value(json_object_get(json_array_get(r.messages, 2), "content")), "");
-    CHECK(r.sampling.temperature == 0.0f);
+    CHECK(r.gen.temperature == 0.0f);
     CHECK_EQ_INT(r.n_stop, 1);
     CHECK_STR(r.stop[0], "END");
     CHECK(r.stream && r.include_usage);
-    CHECK_EQ_INT(r.sampling.n_logit_bias, 2);
-    CHECK(r.sampling.logit_bias == r.bias);
-    CHECK_EQ_INT(r.sampling.top_k, 5);
-    CHECK_NEAR(r.sampling.min_p, 0.1, 1e-6);
-    CHECK_NEAR(r.sampling.repeat_penalty, 1.1, 1e-6);
-    CHECK(r.sampling.seed != SAMPLING_SEED_RANDOM);
+    CHECK_EQ_INT(r.n_bias, 2);
+    CHECK_EQ_INT(r.bias[0].token, 7);
+    CHECK(r.bias[0].bias == -100.0f);
+    CHECK_EQ_INT(r.gen.top_k, 5);
+    CHECK_NEAR(r.gen.min_p, 0.1, 1e-6);
+    CHECK_NEAR(r.gen.repeat_penalty, 1.1, 1e-6);
+    CHECK(r.gen.seed != SHIMMY_SEED_RANDOM);
+    CHECK(shimmy_gen_options_check(&r.gen, &err) == SHIMMY_OK); /* what the library accepts */
     server_request_deinit(&r);
 
     /* same seed, same folded seed; defaults when fields are absent */
@@ -195,10 +197,13 @@ static void test_chat_request(void) {
                      "\"seed\":42}";
     server_request r2;
     CHECK(server_request_parse(SERVER_API_CHAT, b2, strlen(b2), 512, &r2, &err) == SHIMMY_OK);
-    sampling_params def;
-    sampling_params_default(&def);
+    shimmy_gen_options def;
+    server_gen_defaults(&def);
     CHECK_EQ_INT(r2.max_tokens, -1);
-    CHECK(r2.sampling.temperature == def.temperature);
+    CHECK(r2.gen.temperature == def.temperature);
+    CHECK(def.temperature == 0.8f && def.top_k == 40 && def.top_p == 0.95f && def.min_p == 0.05f);
+    CHECK(r2.gen.seed == r.gen.seed); /* the same seed folds the same way */
+    CHECK(shimmy_gen_options_check(&r2.gen, &err) == SHIMMY_OK);
     CHECK(!r2.stream && !r2.include_usage);
     server_request_deinit(&r2);
 }
@@ -251,7 +256,7 @@ static void test_error_json(void) {
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         shimmy_error err;
-        core_error(&err, rows[i].st, rows[i].where, "problem %zu", i);
+        shimmy_error_set(&err, rows[i].st, rows[i].where, "problem %zu", i);
         int http = 0;
         char *s = server_error_json(&err, &http);
         CHECK(s != NULL);
@@ -279,7 +284,7 @@ static void test_error_json(void) {
     }
     /* a message holding bytes that are not UTF-8 still yields valid JSON */
     shimmy_error err;
-    core_error(&err, SHIMMY_ERR_INVALID_ARG, "model", "bad \xff name");
+    shimmy_error_set(&err, SHIMMY_ERR_INVALID_ARG, "model", "bad \xff name");
     char *s = server_error_json(&err, NULL);
     json_error_t je;
     json_t *v = s ? json_loads(s, 0, &je) : NULL;
@@ -288,8 +293,35 @@ static void test_error_json(void) {
     free(s);
 }
 
+/* What the library cannot take is refused at parse time (before a stream starts), and top_p 0
+ * keeps its meaning (only the most likely token) although the library reads 0 as "off". */
+static void test_library_limits(void) {
+    char body[1024];
+    char stop[300];
+    memset(stop, 'x', 257);
+    stop[257] = '\0';
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"prompt\":\"a\",\"stop\":\"%s\"}", stop);
+    server_request r;
+    shimmy_error err;
+    CHECK_EQ_INT(server_request_parse(SERVER_API_COMPLETIONS, body, strlen(body), 64, &r, &err),
+                 SHIMMY_ERR_INVALID_ARG);
+    CHECK_STR(err.where, "stop");
+    stop[256] = '\0'; /* exactly the limit */
+    snprintf(body, sizeof body, "{\"model\":\"m\",\"prompt\":\"a\",\"stop\":\"%s\"}", stop);
+    CHECK_EQ_INT(server_request_parse(SERVER_API_COMPLETIONS, body, strlen(body), 64, &r, &err),
+                 SHIMMY_OK);
+    server_request_deinit(&r);
+    const char *zero = "{\"model\":\"m\",\"prompt\":\"a\",\"top_p\":0,\"top_k\":50}";
+    CHECK_EQ_INT(server_request_parse(SERVER_API_COMPLETIONS, zero, strlen(zero), 64, &r, &err),
+                 SHIMMY_OK);
+    CHECK_EQ_INT(r.gen.top_k, 1);
+    CHECK(shimmy_gen_options_check(&r.gen, &err) == SHIMMY_OK);
+    server_request_deinit(&r);
+}
+
 int main(void) {
     test_bad_requests();
+    test_library_limits();
     test_chat_request();
     test_completion_and_generate();
     test_error_json();

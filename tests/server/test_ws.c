@@ -1,5 +1,5 @@
 /* server: WebSocket handshake pieces (SHA-1, Sec-WebSocket-Accept) and frame headers. */
-#include "server/server.h"
+#include "server.h"
 #include "test.h"
 
 static void hex(const unsigned char *d, size_t n, char *out) {
