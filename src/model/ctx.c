@@ -78,7 +78,8 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     uint64_t o_up = reserve(&l, B * (uint64_t)hp->n_ff, 4);
     if (l.total < attn_end) l.total = attn_end;
     uint64_t o_xq = reserve(&l, B, m->max_act_row_bytes ? m->max_act_row_bytes : 1);
-    c->scores_per_thread = (int64_t)(2 * N + (uint64_t)hp->head_dim + 16) & ~(int64_t)15;
+    /* attention scratch per thread: ATT_Q rows of scores, of q and of probabilities */
+    c->scores_per_thread = (int64_t)(ATT_Q * (2 * N + (uint64_t)hp->head_dim) + 16) & ~(int64_t)15;
     uint64_t o_sc = reserve(&l, (uint64_t)c->n_threads, (uint64_t)c->scores_per_thread * 4);
     uint64_t o_lg = reserve(&l, (uint64_t)c->n_logits * (uint64_t)hp->n_vocab, 4);
     uint64_t o_rope = reserve(&l, B * (uint64_t)hp->n_rot, 4);

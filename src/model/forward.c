@@ -49,9 +49,12 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
     /* V is stored transposed, (v_dim, n_ctx_pad) per layer, so each output element is one dot */
     const unsigned char *vc = (const unsigned char *)c->v_cache +
                               (size_t)t->layer * (size_t)v_dim * (size_t)c->n_ctx_pad * elt;
-    float *sc = c->scores + (int64_t)ith * c->scores_per_thread;
-    void *qr = sc + c->n_ctx_pad;      /* (head_dim) q in the cache type */
-    void *pr = sc + c->n_ctx_pad + hd; /* (n_ctx_pad) probabilities in the cache type */
+    /* per thread: scores (ATT_Q rows of n_ctx_pad), q (ATT_Q rows of head_dim) and
+     * probabilities (ATT_Q rows of n_ctx_pad) in the cache type, as ctx.c sizes them */
+    const int64_t N = c->n_ctx_pad;
+    float *sc_all = c->scores + (int64_t)ith * c->scores_per_thread;
+    unsigned char *qr_all = (unsigned char *)(sc_all + ATT_Q * N);
+    unsigned char *pr_all = (unsigned char *)(sc_all + ATT_Q * N + ATT_Q * hd);
     /* the reference attends over the used cells rounded up to 32 (the rest masked to zero
      * probability), and its dot kernels' float order depends on that length */
     const int32_t n_kv_pad = pad_kv(c->n_past + t->n_tok, c->n_ctx_pad);
@@ -79,31 +82,44 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
      * cache), and each thread gets whole heads, so the causal triangle's uneven rows are shared
      * evenly (token-major ranges gave the last thread the longest rows) */
     core_split_range((int64_t)t->n_tok * hp->n_head, ith, nth, &lo, &hi);
-    for (int64_t job = lo; job < hi; job++) {
-        const int32_t h = (int32_t)(job / t->n_tok), tok = (int32_t)(job % t->n_tok);
+    for (int64_t job = lo; job < hi;) {
+        const int32_t h = (int32_t)(job / t->n_tok), tok0 = (int32_t)(job % t->n_tok);
         const int32_t kvh = h / gqa;
-        const int32_t n_kv = c->n_past + tok + 1;
-        conv(c->q + tok * q_dim + (int64_t)h * hd, qr, hd);
-        if (kq_gemm) { /* every K row at once: the same dots, tiled (bit-identical) */
-            kq_gemm(hd, n_kv, 1, kc + (size_t)kvh * hd * elt, (size_t)k_dim * elt, qr, 0, sc, 0);
-            for (int32_t p = 0; p < n_kv; p++) sc[p] *= scale;
-        } else {
-            for (int32_t p = 0; p < n_kv; p++) {
-                kq_dot(hd, &sc[p], kc + ((size_t)p * (size_t)k_dim + (size_t)kvh * hd) * elt, qr);
-                sc[p] *= scale;
-            }
+        /* up to ATT_Q consecutive tokens of this head at once: the tile kernels then read each
+         * K and V row once for all of them (each token's dots are unchanged) */
+        int32_t nq = 1;
+        if (kq_gemm && kqv_gemm)
+            while (nq < ATT_Q && job + nq < hi && tok0 + nq < t->n_tok) nq++;
+        for (int32_t i = 0; i < nq; i++)
+            conv(c->q + (tok0 + i) * q_dim + (int64_t)h * hd, qr_all + (size_t)i * hd * elt, hd);
+        const int32_t n_kv_last = c->n_past + tok0 + nq; /* the longest of the group's rows */
+        if (kq_gemm) /* rows past a token's own length are computed and then never read */
+            kq_gemm(hd, n_kv_last, nq, kc + (size_t)kvh * hd * elt, (size_t)k_dim * elt, qr_all,
+                    (size_t)hd * elt, sc_all, (size_t)N);
+        for (int32_t i = 0; i < nq; i++) {
+            const int32_t n_kv = c->n_past + tok0 + i + 1;
+            float *sc = sc_all + i * N;
+            if (kq_gemm)
+                for (int32_t p = 0; p < n_kv; p++) sc[p] *= scale;
+            else
+                for (int32_t p = 0; p < n_kv; p++) {
+                    kq_dot(hd, &sc[p], kc + ((size_t)p * (size_t)k_dim + (size_t)kvh * hd) * elt,
+                           qr_all);
+                    sc[p] *= scale;
+                }
+            model_softmax(sc, n_kv);
+            for (int32_t p = n_kv; p < n_kv_pad; p++) sc[p] = 0.0f;
+            conv(sc, pr_all + (size_t)i * N * elt, n_kv_pad);
         }
-        model_softmax(sc, n_kv);
-        for (int32_t p = n_kv; p < n_kv_pad; p++) sc[p] = 0.0f;
-        conv(sc, pr, n_kv_pad);
-        float *out = c->att + tok * o_dim + (int64_t)h * hdv;
+        float *out = c->att + tok0 * o_dim + (int64_t)h * hdv;
         if (kqv_gemm)
-            kqv_gemm(n_kv_pad, hdv, 1, vc + (size_t)kvh * hdv * c->n_ctx_pad * elt,
-                     (size_t)c->n_ctx_pad * elt, pr, 0, out, 0);
+            kqv_gemm(n_kv_pad, hdv, nq, vc + (size_t)kvh * hdv * c->n_ctx_pad * elt,
+                     (size_t)c->n_ctx_pad * elt, pr_all, (size_t)N * elt, out, (size_t)o_dim);
         else
             for (int32_t d = 0; d < hdv; d++)
                 kqv_dot(n_kv_pad, &out[d],
-                        vc + ((size_t)kvh * hdv + (size_t)d) * c->n_ctx_pad * elt, pr);
+                        vc + ((size_t)kvh * hdv + (size_t)d) * c->n_ctx_pad * elt, pr_all);
+        job += nq;
     }
 }
 

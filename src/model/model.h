@@ -224,6 +224,9 @@ float model_expf_poly(float x);
 
 /* ---- context layout (shared by the model's own files; opaque to other modules) ---- */
 
+/* Query tokens of one head the attention handles together (scratch rows per thread). */
+#define ATT_Q 4
+
 struct model_ctx {
     const model *m;
     core_pool *pool; /* borrowed or NULL */
