@@ -878,6 +878,14 @@ SHIMMY_NODISCARD shimmy_status shimmy_prompt_from_chat(const shimmy_model *m,
                                                        const shimmy_message *messages,
                                                        size_t n_messages, shimmy_prompt **out,
                                                        shimmy_error *err);
+/* The same from OpenAI-style JSON: messages_json an array of {"role", "content", "tool_calls",
+ * ...} objects as the template reads them, tools_json NULL or an array (the template's `tools`,
+ * for models whose template renders tool definitions). Errors as shimmy_prompt_from_chat, and
+ * SHIMMY_ERR_INVALID_JSON / _INVALID_ARG with `where` "messages" or "tools". */
+SHIMMY_NODISCARD shimmy_status shimmy_prompt_from_chat_json(const shimmy_model *m,
+                                                            const char *messages_json,
+                                                            const char *tools_json,
+                                                            shimmy_prompt **out, shimmy_error *err);
 /* Token ids as given (copied); an id outside the vocabulary is SHIMMY_ERR_INVALID_ARG. */
 SHIMMY_NODISCARD shimmy_status shimmy_prompt_from_tokens(const shimmy_model *m, const int32_t *ids,
                                                          size_t n, shimmy_prompt **out,

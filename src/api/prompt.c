@@ -59,6 +59,46 @@ shimmy_status shimmy_prompt_from_chat(const shimmy_model *m, const shimmy_messag
     return prompt_done(st, out);
 }
 
+/* A JSON array parsed from text, or an error naming the field. */
+static shimmy_status json_array_of(const char *text, const char *field, json_t **out,
+                                   shimmy_error *err) {
+    json_error_t je;
+    *out = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (!*out)
+        return core_error(err, SHIMMY_ERR_INVALID_JSON, field, "%s: %s (line %d, column %d)", field,
+                          je.text, je.line, je.column);
+    if (!json_is_array(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, field, "%s must be a JSON array", field);
+    }
+    return SHIMMY_OK;
+}
+
+shimmy_status shimmy_prompt_from_chat_json(const shimmy_model *m, const char *messages_json,
+                                           const char *tools_json, shimmy_prompt **out,
+                                           shimmy_error *err) {
+    shimmy_status st = prompt_new(m, out, err);
+    if (st) return st;
+    if (!messages_json)
+        return prompt_done(core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "no messages given"),
+                           out);
+    json_t *msgs = NULL, *tools = NULL;
+    st = json_array_of(messages_json, "messages", &msgs, err);
+    if (!st && json_array_size(msgs) == 0)
+        st = core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "no messages given");
+    if (!st && tools_json) st = json_array_of(tools_json, "tools", &tools, err);
+    if (!st) {
+        engine_chat_params cp = {
+            .messages = msgs, .tools = tools, .template_family = m->spec.f.template_name};
+        st = engine_chat_prompt(m->em, &cp, &(*out)->toks, &(*out)->eot, err);
+        if (st == SHIMMY_ERR_TEMPLATE && err) snprintf(err->where, sizeof err->where, "messages");
+    }
+    json_decref(msgs);
+    json_decref(tools);
+    return prompt_done(st, out);
+}
+
 shimmy_status shimmy_prompt_from_tokens(const shimmy_model *m, const int32_t *ids, size_t n,
                                         shimmy_prompt **out, shimmy_error *err) {
     shimmy_status st = prompt_new(m, out, err);

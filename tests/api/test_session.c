@@ -96,6 +96,26 @@ static void test_prompts(void) {
     CHECK_EQ_INT(shimmy_prompt_from_chat(model, msgs, 2, &p, &err), SHIMMY_OK);
     CHECK(shimmy_prompt_token_count(p) > 4);
     shimmy_prompt_free(p);
+    /* the JSON form renders the same conversation to the same tokens */
+    CHECK_EQ_INT(shimmy_prompt_from_chat(model, msgs, 2, &p, &err), SHIMMY_OK);
+    shimmy_prompt *j = NULL;
+    const char *js = "[{\"role\":\"system\",\"content\":\"be brief\"},"
+                     "{\"role\":\"user\",\"content\":\"hi\"}]";
+    const char *tools = "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]";
+    CHECK_EQ_INT(shimmy_prompt_from_chat_json(model, js, tools, &j, &err), SHIMMY_OK);
+    CHECK_EQ_INT(shimmy_prompt_token_count(j), shimmy_prompt_token_count(p));
+    if (j && p)
+        CHECK(memcmp(shimmy_prompt_tokens(j), shimmy_prompt_tokens(p),
+                     shimmy_prompt_token_count(p) * sizeof(int32_t)) == 0);
+    shimmy_prompt_free(j);
+    shimmy_prompt_free(p);
+    CHECK_EQ_INT(shimmy_prompt_from_chat_json(model, "[{\"role\":", NULL, &j, &err),
+                 SHIMMY_ERR_INVALID_JSON);
+    CHECK(j == NULL);
+    CHECK_STR(err.where, "messages");
+    CHECK_EQ_INT(shimmy_prompt_from_chat_json(model, js, "{}", &j, &err), SHIMMY_ERR_INVALID_ARG);
+    CHECK_STR(err.where, "tools");
+    CHECK_EQ_INT(shimmy_prompt_from_chat_json(model, "[]", NULL, &j, &err), SHIMMY_ERR_INVALID_ARG);
     shimmy_message broken[] = {{"user", NULL}};
     CHECK_EQ_INT(shimmy_prompt_from_chat(model, broken, 1, &p, &err), SHIMMY_ERR_INVALID_ARG);
     CHECK_STR(err.where, "messages[0].content");

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Issue #8: the CLI and the server call nothing a library user cannot. Every file of the given
-# folders (default: the ported ones) may include only shimmy.h, headers of its own folder, and
-# system or third-party headers; src/cli may also include the server module's own interface
-# (server/server.h, or server.h through the shimmy_server target's include path), for `serve`. Anything under src/ reached another way fails.
+# folders (default: src/server and src/cli) may include only shimmy.h, headers of its own
+# folder, and system or third-party headers; src/cli may also include the server module's own
+# interface (server/server.h, or server.h through the shimmy_server target's include path) for
+# `serve`. Anything under src/ reached another way fails.
 #   test_api_layering.sh [FOLDER...]     folders relative to the source tree
 set -u
 SRC=${SHIMMY_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-# src/cli joins the default list once its port to the public API is complete.
 FOLDERS=("$@")
-[ ${#FOLDERS[@]} -gt 0 ] || FOLDERS=(src/server)
+[ ${#FOLDERS[@]} -gt 0 ] || FOLDERS=(src/server src/cli)
 
 # check_folder ROOT FOLDER: prints each offending include, returns 1 if any.
 check_folder() {
