@@ -17,8 +17,8 @@ void server_job_write(server_job *j, const char *data, size_t len) {
         pthread_mutex_unlock(&j->mu);
         return;
     }
-    /* The worker never waits for a reader (it may hold the shared compute lock): a reader this
-     * far behind is treated like one that went away. */
+    /* The worker never waits for a reader (its session may hold the thread pool's turn): a reader
+     * this far behind is treated like one that went away. */
     if (pending + len > SERVER_OUT_LIMIT) {
         atomic_store(&j->cancelled, true);
         pthread_cond_broadcast(&j->cv);

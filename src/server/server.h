@@ -18,7 +18,7 @@
  *  - MHD runs one thread per connection, so a connection waiting for tokens never blocks another;
  *    /health, /v1/models and /metrics never touch a slot.
  *  - A job's output buffer is bounded (SERVER_OUT_LIMIT): a reader that falls that far behind is
- *    cancelled instead of stalling its slot (and the compute lock with it).
+ *    cancelled instead of stalling its slot (and the thread pool's turn with it).
  *  - server_error_object is the one function that turns a shimmy_error into OpenAI error JSON
  *    (server_error_json only serialises it); the HTTP status is shimmy_status_http(err->status)
  *    and `param` is err->where.
@@ -83,7 +83,8 @@ void server_config_defaults(server_config *c);
 
 typedef struct server server;
 
-/* Scans the registry and prepares slots; does not listen yet. */
+/* Opens the catalog (scans the model folders, --model and --lora) and checks the explicit files;
+ * does not listen yet. */
 shimmy_status server_new(const server_config *cfg, server **out, shimmy_error *err);
 /* Binds and starts serving (returns at once). */
 shimmy_status server_start(server *s, shimmy_error *err);
@@ -297,7 +298,7 @@ shimmy_status server_slots_start(server *s, shimmy_error *err);
 void server_slots_stop(server *s); /* cancels queued and running jobs, joins the workers */
 /* Queues a job (takes a reference). SHIMMY_ERR_BUSY when the queue is full or stopping. */
 shimmy_status server_submit(server *s, server_job *j, shimmy_error *err);
-/* Frees idle slot sessions whose model the manager no longer has loaded. */
+/* Frees idle slot sessions whose model the catalog no longer has loaded. */
 void server_slots_drop_unloaded(server *s);
 void server_queue_depth(server *s, int *queued, int *running);
 
