@@ -141,11 +141,31 @@ static void b_units(const term *m, int64_t tok, int64_t u0, int64_t u1) {
     }
 }
 
-/* Every term of one y is split the same way (units of LORA_PANEL outputs), so one thread adds
- * all of an output's terms, in attach order. */
+/* Several tokens: a thread takes units [u0, u1) of every token, so F16 panels are widened once
+ * for all of them. */
+static void b_tokens(const run_job *j, const term *m, int64_t u0, int64_t u1) {
+    const lora_pair *p = m->p;
+    const int64_t full = p->n_out / LORA_PANEL, k1 = u1 < full ? u1 : full;
+    if (p->bp && p->type_b == GGUF_T_F16 && u0 < k1) {
+        lora_panel_f16_tokens((const uint16_t *)p->bp + (size_t)(u0 * LORA_PANEL * p->rank),
+                              p->rank, m->tq, m->ts_row, j->n_tok, m->scale, m->y + u0 * LORA_PANEL,
+                              p->n_out, k1 - u0);
+        u0 = k1;
+    }
+    if (u0 < u1)
+        for (int tok = 0; tok < j->n_tok; tok++) b_units(m, tok, u0, u1);
+}
+
+/* Every term of one y is split the same way (units of LORA_PANEL outputs; with several tokens
+ * the same units of every token), so one thread adds all of an output's terms, in attach order. */
 static void b_part(const run_job *j, const term *m, int ith, int nth) {
     const int64_t per_tok = (m->p->n_out + LORA_PANEL - 1) / LORA_PANEL;
     int64_t lo, hi;
+    if (j->n_tok > 1) {
+        core_split_range(per_tok, ith, nth, &lo, &hi);
+        if (lo < hi) b_tokens(j, m, lo, hi);
+        return;
+    }
     core_split_range((int64_t)j->n_tok * per_tok, ith, nth, &lo, &hi);
     while (lo < hi) {
         const int64_t tok = lo / per_tok, end = hi - tok * per_tok;

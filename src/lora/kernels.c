@@ -191,6 +191,61 @@ panel_f16_avx512(const uint16_t *bp, int64_t rank, const uint16_t *t, float scal
     }
 }
 
+/* Several tokens over the same panels (prompt processing): B is widened to double once per block
+ * of panels and reused by every token. A product of two halves is exact in double, so
+ * fma(t, b, acc) rounds exactly like acc + (double)(t·b in float): the same bits. */
+#define LORA_TOK_BLOCK 8 /* panels per widened block: 8 · 63 · 64 bytes at most, on the stack */
+
+__attribute__((target("avx512f,avx2,f16c,fma"))) static void
+panel_f16_tokens_avx512(const uint16_t *bp, int64_t rank, const void *ts, size_t ts_row, int n_tok,
+                        float scale, float *y, int64_t y_stride, int64_t n_panels) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    const int64_t step = rank * LORA_PANEL;
+    __m512d wb[LORA_TOK_BLOCK * 63];
+    for (int64_t k0 = 0; k0 < n_panels; k0 += LORA_TOK_BLOCK) {
+        const int64_t nk = n_panels - k0 < LORA_TOK_BLOCK ? n_panels - k0 : LORA_TOK_BLOCK;
+        for (int64_t k = 0; k < nk; k++)
+            for (int64_t r = 0; r < rank; r++)
+                wb[k * rank + r] = _mm512_cvtps_pd(_mm256_cvtph_ps(
+                    _mm_loadu_si128((const __m128i *)(bp + (k0 + k) * step + r * LORA_PANEL))));
+        for (int tok = 0; tok < n_tok; tok++) {
+            const uint16_t *t = (const uint16_t *)((const char *)ts + (size_t)tok * ts_row);
+            float *yt = y + (int64_t)tok * y_stride + k0 * LORA_PANEL;
+            double td[64];
+            for (int64_t r = 0; r < rank; r++) td[r] = (double)quant_f16_to_f32(t[r]);
+            if (nk == LORA_TOK_BLOCK) {
+                __m512d acc[LORA_TOK_BLOCK];
+#pragma GCC unroll 8
+                for (int k = 0; k < LORA_TOK_BLOCK; k++) acc[k] = _mm512_setzero_pd();
+                for (int64_t r = 0; r < rank; r++) {
+                    const __m512d tr = _mm512_set1_pd(td[r]);
+#pragma GCC unroll 8
+                    for (int k = 0; k < LORA_TOK_BLOCK; k++)
+                        acc[k] = _mm512_fmadd_pd(tr, wb[k * rank + r], acc[k]);
+                }
+#pragma GCC unroll 8
+                for (int k = 0; k < LORA_TOK_BLOCK; k++)
+                    f16_end512(acc[k], vs, yt + k * LORA_PANEL);
+            } else {
+                for (int64_t k = 0; k < nk; k++) {
+                    __m512d acc = _mm512_setzero_pd();
+                    for (int64_t r = 0; r < rank; r++)
+                        acc = _mm512_fmadd_pd(_mm512_set1_pd(td[r]), wb[k * rank + r], acc);
+                    f16_end512(acc, vs, yt + k * LORA_PANEL);
+                }
+            }
+        }
+    }
+}
+
+void lora_panel_f16_tokens_ref(const uint16_t *bp, int64_t rank, const void *ts, size_t ts_row,
+                               int n_tok, float scale, float *y, int64_t y_stride,
+                               int64_t n_panels) {
+    for (int tok = 0; tok < n_tok; tok++)
+        lora_panel_f16(bp, rank, (const uint16_t *)((const char *)ts + (size_t)tok * ts_row), scale,
+                       y + (int64_t)tok * y_stride, n_panels);
+}
+
 static bool have_avx(void) {
     return (core_cpu_usable() & CORE_CPU_AVX2) != 0;
 }
@@ -243,4 +298,15 @@ void lora_panel_build(const lora_pair *p, void *out) {
         for (int64_t r = 0; r < p->rank; r++)
             for (int o = 0; o < LORA_PANEL; o++, dst += es)
                 memcpy(dst, b + (size_t)(k * LORA_PANEL + o) * p->b_row_bytes + (size_t)r * es, es);
+}
+
+void lora_panel_f16_tokens(const uint16_t *bp, int64_t rank, const void *ts, size_t ts_row,
+                           int n_tok, float scale, float *y, int64_t y_stride, int64_t n_panels) {
+#ifdef LORA_X86
+    if (lora_panel_f16_variant(2)) {
+        panel_f16_tokens_avx512(bp, rank, ts, ts_row, n_tok, scale, y, y_stride, n_panels);
+        return;
+    }
+#endif
+    lora_panel_f16_tokens_ref(bp, rank, ts, ts_row, n_tok, scale, y, y_stride, n_panels);
 }

@@ -97,4 +97,12 @@ void lora_panel_f16(const uint16_t *bp, int64_t rank, const uint16_t *t, float s
 typedef void (*lora_panel_f16_fn)(const uint16_t *bp, int64_t rank, const uint16_t *t, float scale,
                                   float *y, int64_t n_panels);
 lora_panel_f16_fn lora_panel_f16_variant(int i);
+/* lora_panel_f16 for n_tok tokens: t rows ts_row bytes apart, y rows y_stride floats apart. The
+ * AVX-512 version widens B once per block of panels for all tokens (prompt processing); the
+ * reference is the loop over tokens. Same bits. */
+void lora_panel_f16_tokens_ref(const uint16_t *bp, int64_t rank, const void *ts, size_t ts_row,
+                               int n_tok, float scale, float *y, int64_t y_stride,
+                               int64_t n_panels);
+void lora_panel_f16_tokens(const uint16_t *bp, int64_t rank, const void *ts, size_t ts_row,
+                           int n_tok, float scale, float *y, int64_t y_stride, int64_t n_panels);
 #endif

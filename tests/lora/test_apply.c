@@ -235,6 +235,28 @@ static uint16_t *halves(size_t n, uint32_t seed) {
     return h;
 }
 
+/* Several tokens over the same F16 panels: the bits of one token at a time. */
+static void test_panel_tokens(void) {
+    const int64_t ranks[] = {1, 5, 16, 63}, panels[] = {1, 7, 8, 9, 17};
+    for (size_t k = 0; k < sizeof ranks / sizeof ranks[0]; k++)
+        for (size_t q = 0; q < sizeof panels / sizeof panels[0]; q++) {
+            const int64_t rank = ranks[k], np = panels[q], n_out = np * LORA_PANEL + 3;
+            const int n_tok = 5;
+            uint16_t *hp = halves((size_t)(rank * np * LORA_PANEL), 61 + (uint32_t)k);
+            const size_t ts_row = (size_t)(rank + 2) * 2; /* rows with a gap */
+            uint16_t *ht = halves(ts_row / 2 * (size_t)n_tok, 62 + (uint32_t)q);
+            float *y1 = fill_wide((size_t)(n_out * n_tok), 63),
+                  *y2 = malloc(sizeof(float) * (size_t)(n_out * n_tok));
+            memcpy(y2, y1, sizeof(float) * (size_t)(n_out * n_tok));
+            lora_panel_f16_tokens_ref(hp, rank, ht, ts_row, n_tok, 0.5f, y1, n_out, np);
+            lora_panel_f16_tokens(hp, rank, ht, ts_row, n_tok, 0.5f, y2, n_out, np);
+            CHECK_MSG(memcmp(y1, y2, sizeof(float) * (size_t)(n_out * n_tok)) == 0,
+                      "F16 panels over %d tokens != one token at a time (rank %lld, %lld panels)",
+                      n_tok, (long long)rank, (long long)np);
+            free(hp), free(ht), free(y1), free(y2);
+        }
+}
+
 /* The SIMD panel kernels give the bits of their scalar references. */
 static void test_panel_kernels(void) {
     const int64_t ranks[] = {1, 3, 8, 16, 33, 56, 63};
@@ -502,6 +524,7 @@ int main(void) {
     test_peft_unaligned();
     test_pool();
     test_panel_kernels();
+    test_panel_tokens();
     test_panel_exact();
     test_set();
     test_run();
