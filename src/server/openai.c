@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* ---- shared pieces ---- */
 
@@ -80,11 +81,75 @@ static void chat_sse_begin(server_job *j) {
     chat_chunk(j, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL);
 }
 
+/* ---- tool calls (toolcall.h) ---- */
+
+static void call_id(server_job *j, char out[32]) {
+    static _Atomic uint64_t counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t bits[2] = {(uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uintptr_t)j,
+                        atomic_fetch_add(&counter, 1) + 0x632BE59BD9B4E019ull};
+    server_toolcall_id(j->tool_format, bits, out);
+}
+
+/* The calls of a finished answer (stream: with "index"); parallel_tool_calls false keeps the
+ * first. */
+static json_t *call_json(server_job *j, const server_toolcall *c, size_t k, bool stream) {
+    char id[32];
+    call_id(j, id);
+    json_t *v = json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", id, "type", "function", "function", "name",
+                          c->name, "arguments", c->arguments);
+    if (v && stream) json_object_set_new(v, "index", json_integer((json_int_t)k));
+    return v;
+}
+
+static size_t calls_kept(const server_job *j, const server_toolcalls *c) {
+    return j->req.tools.parallel || c->n < 1 ? c->n : 1;
+}
+
+/* Parses the held text; false (nothing to free) when it holds no call. */
+static bool parse_calls(server_job *j, server_toolcalls *c) {
+    shimmy_error e;
+    if (server_toolcall_parse(j->tool_format, j->acc ? j->acc : "", j->acc_len, c, &e))
+        return false;
+    return c->n > 0;
+}
+
 static void chat_sse_text(server_job *j, size_t choice, const char *text, size_t len) {
-    chat_chunk(j, json_pack("{s:o}", "content", text_value(text, len)), NULL);
+    if (!j->req.tools.tools) {
+        chat_chunk(j, json_pack("{s:o}", "content", text_value(text, len)), NULL);
+        return;
+    }
+    /* Text goes out until a call may have begun; from there it is held to the end. */
+    server_job_acc_append(j, text, len);
+    if (j->tool_held) return;
+    bool started;
+    size_t send = server_toolcall_hold(j->tool_format, j->acc, j->acc_len, !j->tool_sent, &started);
+    if (send) {
+        chat_chunk(j, json_pack("{s:o}", "content", text_value(j->acc, send)), NULL);
+        memmove(j->acc, j->acc + send, j->acc_len - send);
+        j->acc_len -= send;
+        j->tool_sent = true;
+    }
+    j->tool_held = started;
 }
 
 static void chat_sse_end(server_job *j, size_t choice, const char *finish) {
+    server_toolcalls c = {0};
+    if (j->tool_held && parse_calls(j, &c)) {
+        if (c.content)
+            chat_chunk(j, json_pack("{s:o}", "content", text_value(c.content, c.content_len)),
+                       NULL);
+        for (size_t k = 0; k < calls_kept(j, &c); k++)
+            chat_chunk(j, json_pack("{s:[o]}", "tool_calls", call_json(j, &c.calls[k], k, true)),
+                       NULL);
+        finish = "tool_calls";
+    } else if (j->acc_len) { /* a marker that led to no call: it was text after all */
+        chat_chunk(j, json_pack("{s:o}", "content", text_value(j->acc, j->acc_len)), NULL);
+    }
+    server_toolcalls_free(&c);
+    j->acc_len = 0;
+    j->tool_held = j->tool_sent = false;
     chat_chunk(j, json_object(), finish);
 }
 
@@ -97,7 +162,21 @@ static void json_text(server_job *j, size_t choice, const char *text, size_t len
 
 static void chat_json_end(server_job *j, size_t choice, const char *finish) {
     if (!j->choices) j->choices = json_array();
-    json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content", acc_take(j));
+    server_toolcalls c = {0};
+    json_t *msg;
+    if (j->req.tools.tools && parse_calls(j, &c)) {
+        json_t *calls = json_array();
+        for (size_t k = 0; k < calls_kept(j, &c); k++)
+            json_array_append_new(calls, call_json(j, &c.calls[k], k, false));
+        msg = json_pack("{s:s,s:o,s:o}", "role", "assistant", "content",
+                        c.content ? text_value(c.content, c.content_len) : json_null(),
+                        "tool_calls", calls);
+        server_toolcalls_free(&c);
+        j->acc_len = 0;
+        finish = "tool_calls";
+    } else {
+        msg = json_pack("{s:s,s:o}", "role", "assistant", "content", acc_take(j));
+    }
     json_array_append_new(j->choices,
                           json_pack("{s:I,s:o,s:n,s:s}", "index", (json_int_t)choice, "message",
                                     msg, "logprobs", "finish_reason", finish));

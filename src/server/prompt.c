@@ -7,21 +7,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-static shimmy_status render_chat(server_job *j, shimmy_error *err) {
-    /* the request's tools are not passed yet: generation has no tool-call parsing to match */
-    const json_t *msgs = j->req.messages;
-    size_t n = json_array_size(msgs);
-    shimmy_message *m = calloc(n ? n : 1, sizeof *m);
-    if (!m) return shimmy_error_set(err, SHIMMY_ERR_NOMEM, "messages", "out of memory");
-    for (size_t i = 0; i < n; i++) { /* normalised by server_request_parse: strings */
-        const json_t *e = json_array_get(msgs, i);
-        m[i].role = json_string_value(json_object_get(e, "role"));
-        m[i].content = json_string_value(json_object_get(e, "content"));
+/* The call format of the template the model renders with: its source says how it asks for
+ * calls (the GGUF header is read again, only for requests with tools). */
+static server_tool_format tool_format_of(server *s, const char *name) {
+    server_tool_format f = SERVER_TOOLS_GENERIC;
+    shimmy_model_list *l = server_list(s);
+    size_t i;
+    if (l && shimmy_model_list_find(l, name, &i)) {
+        shimmy_template *t = NULL;
+        shimmy_error e;
+        if (shimmy_template_from_gguf(shimmy_model_list_path(l, i), NULL, &t, &e) == SHIMMY_OK)
+            f = server_toolcall_format(shimmy_template_source(t), shimmy_template_family(t));
+        else
+            f = server_toolcall_format(NULL, shimmy_model_list_template(l, i));
+        shimmy_template_free(t);
     }
-    shimmy_status st = shimmy_prompt_from_chat(j->model, m, n, &j->prompt[0], err);
-    free(m);
-    if (!st) j->n_choices = 1;
-    return st;
+    shimmy_model_list_free(l);
+    return f;
+}
+
+static shimmy_status render_chat(server *s, server_job *j, shimmy_error *err) {
+    /* The JSON path hands the template every key (tool_calls, tool_call_id, name) and the
+     * request's tools; content is already one string per message (server_request_parse). */
+    char *msgs = json_dumps(j->req.messages, JSON_COMPACT);
+    char *tools = j->req.tools.tools ? json_dumps(j->req.tools.tools, JSON_COMPACT) : NULL;
+    shimmy_status st;
+    if (!msgs || (j->req.tools.tools && !tools))
+        st = shimmy_error_set(err, SHIMMY_ERR_NOMEM, "messages", "out of memory");
+    else
+        st = shimmy_prompt_from_chat_json(j->model, msgs, tools, &j->prompt[0], err);
+    free(msgs);
+    free(tools);
+    if (st) return st;
+    j->n_choices = 1;
+    if (j->req.tools.tools) j->tool_format = tool_format_of(s, j->base);
+    return SHIMMY_OK;
 }
 
 static shimmy_status encode_prompts(server_job *j, shimmy_error *err) {
@@ -47,7 +67,7 @@ shimmy_status server_job_prepare(server *s, server_job *j, shimmy_error *err) {
     }
     st = server_lora_attach(s, j, err);
     if (st) return st;
-    st = j->req.messages ? render_chat(j, err) : encode_prompts(j, err);
+    st = j->req.messages ? render_chat(s, j, err) : encode_prompts(j, err);
     if (st) {
         if (st == SHIMMY_ERR_TEMPLATE) snprintf(err->where, sizeof err->where, "messages");
         return st;

@@ -18,6 +18,7 @@ typedef struct parse_ctx {
     server_request *r;
     const json_t *messages;
     const json_t *prompt;
+    const json_t *tools, *tool_choice, *parallel_tool_calls; /* checked together (toolcall.c) */
     const char *system;
     bool raw;
     bool has_max_tokens;
@@ -84,6 +85,12 @@ static shimmy_status parse_store_json(parse_ctx *c, const char *name, const json
                                       shimmy_error *err) {
     if (strcmp(name, "messages") == 0)
         c->messages = v;
+    else if (strcmp(name, "tools") == 0)
+        c->tools = v;
+    else if (strcmp(name, "tool_choice") == 0)
+        c->tool_choice = v;
+    else if (strcmp(name, "parallel_tool_calls") == 0)
+        c->parallel_tool_calls = v;
     else
         c->prompt = v;
     return SHIMMY_OK;
@@ -319,6 +326,9 @@ static const field_rule field_rules[] = {
     {"logit_bias", API_ALL, parse_logit_bias},
     {"user", API_CHAT | API_COMPL, parse_user},
     {"lora", API_ALL, parse_lora},
+    {"tools", API_CHAT, parse_store_json},
+    {"tool_choice", API_CHAT, parse_store_json},
+    {"parallel_tool_calls", API_CHAT, parse_store_json},
 };
 
 /* ---- messages ---- */
@@ -418,6 +428,12 @@ static shimmy_status normalise_messages(const json_t *msgs, json_t **out, shimmy
             return shimmy_error_set(err, SHIMMY_ERR_NOMEM, where, "out of memory");
         }
         json_object_set_new(copy, "content", content);
+        st = server_tools_message(copy, i, err);
+        if (st) {
+            json_decref(copy);
+            json_decref(arr);
+            return st;
+        }
         /* Templates know "system"; OpenAI's newer "developer" role means the same. */
         if (strcmp(role, "developer") == 0)
             json_object_set_new(copy, "role", json_string("system"));
@@ -479,6 +495,9 @@ static shimmy_status finish(parse_ctx *c, server_api api, int32_t cap, shimmy_er
             return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "messages",
                                     "'messages' is required");
         st = normalise_messages(c->messages, &r->messages, err);
+        if (!st)
+            st = server_tools_check(c->tools, c->tool_choice, c->parallel_tool_calls, &r->tools,
+                                    err);
     } else if (api == SERVER_API_COMPLETIONS) {
         if (!c->prompt)
             return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "prompt", "'prompt' is required");
@@ -552,6 +571,8 @@ void server_request_deinit(server_request *r) {
     if (!r) return;
     json_decref(r->messages);
     r->messages = NULL;
+    json_decref(r->tools.tools);
+    r->tools.tools = NULL;
     for (size_t i = 0; i < r->n_prompts; i++) free(r->prompts[i]);
     for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);
     r->n_prompts = r->n_stop = 0;

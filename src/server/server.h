@@ -40,6 +40,7 @@
 #define SHIMMY_SERVER_H
 
 #include "shimmy.h"
+#include "toolcall.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -134,6 +135,7 @@ typedef struct server_request {
     size_t n_bias;
     server_lora_ref lora[SERVER_MAX_LORA]; /* "lora": applied in this order */
     size_t n_lora;
+    server_tools tools; /* chat: tools for the template (toolcall.h); tools.tools NULL = none */
 } server_request;
 
 /* Parses and validates a JSON body. Errors are SHIMMY_ERR_INVALID_JSON (malformed, not an object,
@@ -195,6 +197,10 @@ struct server_job {
     json_t *choices; /* non-streaming: finished choices */
     int64_t usage_prompt, usage_completion;
     double ttft_ms;
+    /* Tool calls (chat with tools): the template's format; a stream holds text back in acc
+     * from the moment a call may begin (tool_held), tool_sent once content went out. */
+    server_tool_format tool_format;
+    bool tool_held, tool_sent;
 
     /* Shared state under mu. */
     pthread_mutex_t mu;
