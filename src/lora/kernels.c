@@ -194,7 +194,8 @@ panel_f16_avx512(const uint16_t *bp, int64_t rank, const uint16_t *t, float scal
 /* Several tokens over the same panels (prompt processing): B is widened to double once per block
  * of panels and reused by every token. A product of two halves is exact in double, so
  * fma(t, b, acc) rounds exactly like acc + (double)(t·b in float): the same bits. */
-#define LORA_TOK_BLOCK 8 /* panels per widened block: 8 · 63 · 64 bytes at most, on the stack */
+#define LORA_TOK_BLOCK 8  /* panels per widened block: 8 · 63 · 64 bytes at most, on the stack */
+#define LORA_TOK_CHUNK 32 /* tokens whose A·x is widened at once: 32 · 64 · 8 bytes */
 
 __attribute__((target("avx512f,avx2,f16c,fma"))) static void
 panel_f16_tokens_avx512(const uint16_t *bp, int64_t rank, const void *ts, size_t ts_row, int n_tok,
@@ -202,36 +203,41 @@ panel_f16_tokens_avx512(const uint16_t *bp, int64_t rank, const void *ts, size_t
     const __m256 vs = _mm256_set1_ps(scale);
     const int64_t step = rank * LORA_PANEL;
     __m512d wb[LORA_TOK_BLOCK * 63];
-    for (int64_t k0 = 0; k0 < n_panels; k0 += LORA_TOK_BLOCK) {
-        const int64_t nk = n_panels - k0 < LORA_TOK_BLOCK ? n_panels - k0 : LORA_TOK_BLOCK;
-        for (int64_t k = 0; k < nk; k++)
-            for (int64_t r = 0; r < rank; r++)
-                wb[k * rank + r] = _mm512_cvtps_pd(_mm256_cvtph_ps(
-                    _mm_loadu_si128((const __m128i *)(bp + (k0 + k) * step + r * LORA_PANEL))));
-        for (int tok = 0; tok < n_tok; tok++) {
-            const uint16_t *t = (const uint16_t *)((const char *)ts + (size_t)tok * ts_row);
-            float *yt = y + (int64_t)tok * y_stride + k0 * LORA_PANEL;
-            double td[64];
-            for (int64_t r = 0; r < rank; r++) td[r] = (double)quant_f16_to_f32(t[r]);
-            if (nk == LORA_TOK_BLOCK) {
-                __m512d acc[LORA_TOK_BLOCK];
+    double td[LORA_TOK_CHUNK][64];
+    for (int t0 = 0; t0 < n_tok; t0 += LORA_TOK_CHUNK) {
+        const int nt = n_tok - t0 < LORA_TOK_CHUNK ? n_tok - t0 : LORA_TOK_CHUNK;
+        for (int t = 0; t < nt; t++) {
+            const uint16_t *h = (const uint16_t *)((const char *)ts + (size_t)(t0 + t) * ts_row);
+            for (int64_t r = 0; r < rank; r++) td[t][r] = (double)quant_f16_to_f32(h[r]);
+        }
+        for (int64_t k0 = 0; k0 < n_panels; k0 += LORA_TOK_BLOCK) {
+            const int64_t nk = n_panels - k0 < LORA_TOK_BLOCK ? n_panels - k0 : LORA_TOK_BLOCK;
+            for (int64_t k = 0; k < nk; k++)
+                for (int64_t r = 0; r < rank; r++)
+                    wb[k * rank + r] = _mm512_cvtps_pd(_mm256_cvtph_ps(
+                        _mm_loadu_si128((const __m128i *)(bp + (k0 + k) * step + r * LORA_PANEL))));
+            for (int t = 0; t < nt; t++) {
+                float *yt = y + (int64_t)(t0 + t) * y_stride + k0 * LORA_PANEL;
+                if (nk == LORA_TOK_BLOCK) {
+                    __m512d acc[LORA_TOK_BLOCK];
 #pragma GCC unroll 8
-                for (int k = 0; k < LORA_TOK_BLOCK; k++) acc[k] = _mm512_setzero_pd();
-                for (int64_t r = 0; r < rank; r++) {
-                    const __m512d tr = _mm512_set1_pd(td[r]);
+                    for (int k = 0; k < LORA_TOK_BLOCK; k++) acc[k] = _mm512_setzero_pd();
+                    for (int64_t r = 0; r < rank; r++) {
+                        const __m512d tr = _mm512_set1_pd(td[t][r]);
+#pragma GCC unroll 8
+                        for (int k = 0; k < LORA_TOK_BLOCK; k++)
+                            acc[k] = _mm512_fmadd_pd(tr, wb[k * rank + r], acc[k]);
+                    }
 #pragma GCC unroll 8
                     for (int k = 0; k < LORA_TOK_BLOCK; k++)
-                        acc[k] = _mm512_fmadd_pd(tr, wb[k * rank + r], acc[k]);
-                }
-#pragma GCC unroll 8
-                for (int k = 0; k < LORA_TOK_BLOCK; k++)
-                    f16_end512(acc[k], vs, yt + k * LORA_PANEL);
-            } else {
-                for (int64_t k = 0; k < nk; k++) {
-                    __m512d acc = _mm512_setzero_pd();
-                    for (int64_t r = 0; r < rank; r++)
-                        acc = _mm512_fmadd_pd(_mm512_set1_pd(td[r]), wb[k * rank + r], acc);
-                    f16_end512(acc, vs, yt + k * LORA_PANEL);
+                        f16_end512(acc[k], vs, yt + k * LORA_PANEL);
+                } else {
+                    for (int64_t k = 0; k < nk; k++) {
+                        __m512d acc = _mm512_setzero_pd();
+                        for (int64_t r = 0; r < rank; r++)
+                            acc = _mm512_fmadd_pd(_mm512_set1_pd(td[t][r]), wb[k * rank + r], acc);
+                        f16_end512(acc, vs, yt + k * LORA_PANEL);
+                    }
                 }
             }
         }
