@@ -6,20 +6,67 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* Call formats of the model files seen, keyed by path, size and mtime: reading a template
+ * means reading the GGUF header again (7-17 ms for a 150k-token vocabulary), too much for
+ * every request with tools. Process-wide; a replaced file misses the cache. */
+#define FORMAT_CACHE 16
+static struct {
+    char path[1024];
+    off_t size;
+    struct timespec mtime;
+    server_tool_format f;
+} format_cache[FORMAT_CACHE];
+static size_t format_next;
+static pthread_mutex_t format_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool format_cached(const char *path, const struct stat *st, server_tool_format *f) {
+    bool hit = false;
+    pthread_mutex_lock(&format_mu);
+    for (size_t i = 0; !hit && i < FORMAT_CACHE; i++) {
+        hit = strcmp(format_cache[i].path, path) == 0 && format_cache[i].size == st->st_size &&
+              format_cache[i].mtime.tv_sec == st->st_mtim.tv_sec &&
+              format_cache[i].mtime.tv_nsec == st->st_mtim.tv_nsec;
+        if (hit) *f = format_cache[i].f;
+    }
+    pthread_mutex_unlock(&format_mu);
+    return hit;
+}
+
+static void format_remember(const char *path, const struct stat *st, server_tool_format f) {
+    if (strlen(path) >= sizeof format_cache[0].path) return;
+    pthread_mutex_lock(&format_mu);
+    size_t i = format_next++ % FORMAT_CACHE;
+    snprintf(format_cache[i].path, sizeof format_cache[i].path, "%s", path);
+    format_cache[i].size = st->st_size;
+    format_cache[i].mtime = st->st_mtim;
+    format_cache[i].f = f;
+    pthread_mutex_unlock(&format_mu);
+}
 
 /* The call format of the template the model renders with: its source says how it asks for
- * calls (the GGUF header is read again, only for requests with tools). */
+ * calls (toolcall.h). */
 static server_tool_format tool_format_of(server *s, const char *name) {
     server_tool_format f = SERVER_TOOLS_GENERIC;
     shimmy_model_list *l = server_list(s);
     size_t i;
-    if (l && shimmy_model_list_find(l, name, &i)) {
+    struct stat st;
+    const char *path =
+        l && shimmy_model_list_find(l, name, &i) ? shimmy_model_list_path(l, i) : NULL;
+    if (path && stat(path, &st) == 0 && format_cached(path, &st, &f)) {
+        shimmy_model_list_free(l);
+        return f;
+    }
+    if (path) {
         shimmy_template *t = NULL;
         shimmy_error e;
-        if (shimmy_template_from_gguf(shimmy_model_list_path(l, i), NULL, &t, &e) == SHIMMY_OK)
+        if (shimmy_template_from_gguf(path, NULL, &t, &e) == SHIMMY_OK) {
             f = server_toolcall_format(shimmy_template_source(t), shimmy_template_family(t));
-        else
+            if (stat(path, &st) == 0) format_remember(path, &st, f);
+        } else {
             f = server_toolcall_format(NULL, shimmy_model_list_template(l, i));
+        }
         shimmy_template_free(t);
     }
     shimmy_model_list_free(l);
