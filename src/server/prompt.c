@@ -10,12 +10,13 @@
 
 /* Call formats of the model files seen, keyed by path, size and mtime: reading a template
  * means reading the GGUF header again (7-17 ms for a 150k-token vocabulary), too much for
- * every request with tools. Process-wide; a replaced file misses the cache. */
+ * every request with tools. Process-wide; a replaced file (new inode, size or mtime) misses. */
 #define FORMAT_CACHE 16
 static struct {
     char path[1024];
     off_t size;
-    struct timespec mtime;
+    time_t mtime;
+    ino_t ino;
     server_tool_format f;
 } format_cache[FORMAT_CACHE];
 static size_t format_next;
@@ -26,8 +27,7 @@ static bool format_cached(const char *path, const struct stat *st, server_tool_f
     pthread_mutex_lock(&format_mu);
     for (size_t i = 0; !hit && i < FORMAT_CACHE; i++) {
         hit = strcmp(format_cache[i].path, path) == 0 && format_cache[i].size == st->st_size &&
-              format_cache[i].mtime.tv_sec == st->st_mtim.tv_sec &&
-              format_cache[i].mtime.tv_nsec == st->st_mtim.tv_nsec;
+              format_cache[i].mtime == st->st_mtime && format_cache[i].ino == st->st_ino;
         if (hit) *f = format_cache[i].f;
     }
     pthread_mutex_unlock(&format_mu);
@@ -40,7 +40,8 @@ static void format_remember(const char *path, const struct stat *st, server_tool
     size_t i = format_next++ % FORMAT_CACHE;
     snprintf(format_cache[i].path, sizeof format_cache[i].path, "%s", path);
     format_cache[i].size = st->st_size;
-    format_cache[i].mtime = st->st_mtim;
+    format_cache[i].mtime = st->st_mtime;
+    format_cache[i].ino = st->st_ino;
     format_cache[i].f = f;
     pthread_mutex_unlock(&format_mu);
 }
