@@ -231,6 +231,35 @@ static void test_round_trip(void) {
     }
 }
 
+/* Every truncation of well-formed answers (a stream cut by max_tokens) parses without error in
+ * every format, and the held part a stream would keep always starts at a UTF-8 boundary. */
+static void test_truncations(void) {
+    static const char *const answers[] = {
+        "Sure. <tool_call>\n{\"name\": \"a\", \"arguments\": {\"s\": \"é 東\"}}\n</tool_call>",
+        "[TOOL_CALLS][{\"name\": \"b\", \"arguments\": {\"n\": [1, {\"x\": null}]}}]",
+        "<|python_tag|>{\"name\": \"c\", \"parameters\": {\"q\": \"\\\"}\"}}",
+    };
+    for (size_t a = 0; a < sizeof answers / sizeof answers[0]; a++) {
+        size_t len = strlen(answers[a]);
+        for (int f = SERVER_TOOLS_GENERIC; f <= SERVER_TOOLS_MISTRAL; f++) {
+            for (size_t n = 0; n <= len; n++) {
+                server_toolcalls c;
+                shimmy_error err;
+                CHECK_EQ_INT(server_toolcall_parse((server_tool_format)f, answers[a], n, &c, &err),
+                             SHIMMY_OK);
+                server_toolcalls_free(&c);
+                bool started;
+                size_t keep =
+                    server_toolcall_hold((server_tool_format)f, answers[a], n, true, &started);
+                CHECK(keep <= n && (keep == n || (answers[a][keep] & 0xC0) != 0x80));
+            }
+        }
+        server_toolcalls c = parse(SERVER_TOOLS_GENERIC, answers[a]);
+        CHECK_MSG(c.n == 1, "generic parse of answer %zu", a);
+        server_toolcalls_free(&c);
+    }
+}
+
 static size_t hold(server_tool_format f, const char *text, bool at_start, bool *started) {
     return server_toolcall_hold(f, text, strlen(text), at_start, started);
 }
@@ -374,6 +403,7 @@ int main(void) {
     test_generic();
     test_format_detection();
     test_round_trip();
+    test_truncations();
     test_hold();
     test_ids();
     test_requests();
