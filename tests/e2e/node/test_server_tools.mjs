@@ -182,7 +182,9 @@ try {
   // A forced call (see the top of the file): token ids of the Qwen and Llama 3 vocabularies.
   const longAsk = [{ role: 'user', content: 'Please call the function f now. '.repeat(12).trim() }];
   const fTool = { type: 'function', function: { name: 'f', parameters: { type: 'object', properties: {} } } };
-  const steps = (ids) => Object.fromEntries(ids.map((id, i) => [id, 100 - 13 * i]));
+  // Steps of 8 to 14 write the Qwen call and 8 to 20 the Llama one (measured): 11 sits in the
+  // middle, away from the edges where a change in the engine's rounding could flip a token.
+  const steps = (ids) => Object.fromEntries(ids.map((id, i) => [id, 100 - 11 * i]));
   // <tool_call> {" name ":" f "} </tool_call>
   const qwenCall = { model: QWEN25, messages: longAsk, tools: [fTool], temperature: 0, max_tokens: 7,
     repeat_penalty: 10, logit_bias: steps([151657, 4913, 606, 3252, 69, 9207, 151658]) };
