@@ -69,6 +69,7 @@ typedef struct term {
     void *tq; /* A·x converted for B's kernel, or NULL (F32: t itself) */
     size_t ts_row;
     bool t_rows; /* the conversion works on whole rows (Q8_0 blocks): a phase of its own */
+    int first;   /* the first term with this y */
 } term;
 
 typedef struct run_job {
@@ -90,10 +91,9 @@ static void barrier(atomic_int *b, int nth) {
     }
 }
 
-static void a_part(const run_job *j, const term *m, int ith, int nth) {
+/* Elements [lo, hi) of one term's A·x. */
+static void a_range(const run_job *j, const term *m, int64_t lo, int64_t hi) {
     const lora_pair *p = m->p;
-    int64_t lo, hi;
-    core_split_range((int64_t)j->n_tok * p->rank, ith, nth, &lo, &hi);
     /* element i is (token i / rank, row i % rank); the indices advance without dividing */
     int64_t tok = lo / p->rank, r = lo % p->rank;
     /* an element-wise conversion (F16, BF16) is done here, by the thread that made the value */
@@ -103,6 +103,25 @@ static void a_part(const run_job *j, const term *m, int ith, int nth) {
                        (const char *)m->xs + (size_t)tok * m->xs_row);
         if (es) p->xb->from_float(&m->t[i], (char *)m->tq + (size_t)i * es, 1);
         if (++r == p->rank) r = 0, tok++;
+    }
+}
+
+/* The elements of all terms' A·x, one after the other, split into nth ranges: each thread reads
+ * one stretch of the A's, which lie in this order in memory (adapter.c), instead of a piece of
+ * each. */
+static void a_part(const run_job *j, int ith, int nth) {
+    int64_t total = 0, lo, hi;
+    for (int k = 0; k < j->n_terms; k++) total += (int64_t)j->n_tok * j->terms[k].p->rank;
+    core_split_range(total, ith, nth, &lo, &hi);
+    int64_t off = 0;
+    for (int k = 0; k < j->n_terms && lo < hi; k++) {
+        const int64_t n = (int64_t)j->n_tok * j->terms[k].p->rank;
+        if (lo < off + n) {
+            const int64_t end = hi < off + n ? hi : off + n;
+            a_range(j, &j->terms[k], lo - off, end - off);
+            lo = end;
+        }
+        off += n;
     }
 }
 
@@ -156,29 +175,37 @@ static void b_tokens(const run_job *j, const term *m, int64_t u0, int64_t u1) {
         for (int tok = 0; tok < j->n_tok; tok++) b_units(m, tok, u0, u1);
 }
 
-/* Every term of one y is split the same way (units of LORA_PANEL outputs; with several tokens
- * the same units of every token), so one thread adds all of an output's terms, in attach order. */
-static void b_part(const run_job *j, const term *m, int ith, int nth) {
-    const int64_t per_tok = (m->p->n_out + LORA_PANEL - 1) / LORA_PANEL;
-    int64_t lo, hi;
-    if (j->n_tok > 1) {
-        core_split_range(per_tok, ith, nth, &lo, &hi);
-        if (lo < hi) b_tokens(j, m, lo, hi);
-        return;
-    }
-    core_split_range((int64_t)j->n_tok * per_tok, ith, nth, &lo, &hi);
-    while (lo < hi) {
-        const int64_t tok = lo / per_tok, end = hi - tok * per_tok;
-        const int64_t u1 = end < per_tok ? end : per_tok;
-        b_units(m, tok, lo - tok * per_tok, u1);
-        lo = tok * per_tok + u1;
+/* B's outputs in units of LORA_PANEL (with several tokens: the same units of every token),
+ * numbered across the distinct y's one after the other and split into nth ranges. All terms of
+ * one y take the same units, so one thread adds all terms of an output, in attach order. */
+static void b_part(const run_job *j, int ith, int nth) {
+    int64_t total = 0, lo, hi;
+    for (int k = 0; k < j->n_terms; k++)
+        if (j->terms[k].first == k) total += (j->terms[k].p->n_out + LORA_PANEL - 1) / LORA_PANEL;
+    core_split_range(total, ith, nth, &lo, &hi);
+    int64_t off = 0;
+    for (int k = 0; k < j->n_terms && lo < hi; k++) {
+        if (j->terms[k].first != k) continue;
+        const int64_t n = (j->terms[k].p->n_out + LORA_PANEL - 1) / LORA_PANEL;
+        if (lo < off + n) {
+            const int64_t end = hi < off + n ? hi : off + n;
+            for (int q = k; q < j->n_terms; q++) {
+                if (j->terms[q].first != k) continue;
+                if (j->n_tok > 1)
+                    b_tokens(j, &j->terms[q], lo - off, end - off);
+                else
+                    b_units(&j->terms[q], 0, lo - off, end - off);
+            }
+            lo = end;
+        }
+        off += n;
     }
 }
 
 static void task_run(void *ctx, int ith, int nth) {
     run_job *j = ctx;
     if (j->base) j->base(j->base_ctx, ith, nth);
-    for (int k = 0; k < j->n_terms; k++) a_part(j, &j->terms[k], ith, nth);
+    a_part(j, ith, nth);
     /* B needs all of A·x, and adds to outputs of base rows other threads wrote */
     if (nth > 1) barrier(&j->bar[0], nth);
     if (j->t_rows) {
@@ -186,7 +213,7 @@ static void task_run(void *ctx, int ith, int nth) {
             if (j->terms[k].t_rows) t_rows_part(j, &j->terms[k], ith, nth);
         if (nth > 1) barrier(&j->bar[1], nth);
     }
-    for (int k = 0; k < j->n_terms; k++) b_part(j, &j->terms[k], ith, nth);
+    b_part(j, ith, nth);
 }
 
 /* x converted to A's vec_dot_type, rows of `row` bytes. */
@@ -244,6 +271,11 @@ static void run_terms(term *m, int n, int n_tok, const float *x, float *scratch,
         m[k].ts_row = trow ? trow : (size_t)p->rank * sizeof(float);
         m[k].t_rows = trow && p->xb->block_size > 1;
         j.t_rows |= m[k].t_rows;
+    }
+    for (int k = 0; k < n; k++) {
+        m[k].first = k;
+        for (int i = k - 1; i >= 0; i--)
+            if (m[i].y == m[k].y) m[k].first = m[i].first;
     }
     atomic_init(&j.bar[0], 0);
     atomic_init(&j.bar[1], 0);
