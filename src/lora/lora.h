@@ -77,7 +77,7 @@ typedef enum lora_format { LORA_FORMAT_GGUF, LORA_FORMAT_PEFT } lora_format;
 /* One low-rank pair for one base weight. Read-only; borrowed from its adapter. */
 typedef struct lora_pair {
     const char *weight;          /* base GGUF tensor name, e.g. "blk.0.attn_q.weight" */
-    const void *a;               /* (rank, n_in) rows of type_a */
+    const void *a;               /* (rank, n_in) rows of type_a (pairs with panels: a copy) */
     const void *b;               /* (n_out, rank) rows of type_b */
     uint32_t type_a, type_b;     /* GGUF_T_F32, GGUF_T_F16, GGUF_T_BF16 or GGUF_T_Q8_0 */
     const quant_traits *qa, *qb; /* kernels of A and B */
