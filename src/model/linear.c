@@ -95,10 +95,16 @@ static void dot_task(void *ctx, int ith, int nth) {
 /* Below this many multiply-adds a product is cheaper than waking the pool's other threads. */
 #define LINEAR_PARALLEL_MIN (1 << 16)
 
-static void run(model_ctx *c, core_task_fn fn, lin_task *t) {
+/* The pool for a product of this size, or NULL for the calling thread alone. */
+static core_pool *pool_for(const model_ctx *c, const lin_task *t) {
     const int64_t work = t->row0[t->n_w] * t->w[0]->n_in * t->n_tok;
-    if (c->pool && c->n_threads > 1 && work >= LINEAR_PARALLEL_MIN)
-        core_pool_run(c->pool, fn, t);
+    return c->pool && c->n_threads > 1 && work >= LINEAR_PARALLEL_MIN ? c->pool : NULL;
+}
+
+static void run(model_ctx *c, core_task_fn fn, lin_task *t) {
+    core_pool *pool = pool_for(c, t);
+    if (pool)
+        core_pool_run(pool, fn, t);
     else
         fn(t, 0, 1);
 }
@@ -132,11 +138,15 @@ void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const f
         else
             quantize_task(&t, 0, 1);
     }
-    run(c, dot_task, &t);
-    if (c->lora) /* the adapters' low-rank terms, from the unquantized input */
-        for (int k = 0; k < n_w; k++)
-            lora_set_apply(c->lora, w[k]->name, n_tok, x, y[k], c->lora_scratch,
-                           c->n_threads > 1 ? c->pool : NULL);
+    if (c->lora) { /* the adapters' low-rank terms, from the unquantized input, in the same
+                    * pool run as the products */
+        const char *names[MAX_GROUP];
+        for (int k = 0; k < n_w; k++) names[k] = w[k]->name;
+        lora_set_run(c->lora, n_w, names, n_tok, x, y, c->lora_scratch, pool_for(c, &t), dot_task,
+                     &t);
+    } else {
+        run(c, dot_task, &t);
+    }
 }
 
 void model_linear(model_ctx *c, const model_weight *w, const float *x, float *y, int32_t n_tok) {
