@@ -3,6 +3,7 @@
  * demand with users counted per reference, unloading, rescans that leave old snapshots alone,
  * and adapters applied to a session (an unchanged set keeps the KV prefix). */
 #include "shimmy.h"
+#include "api_text.h"
 #include "test.h"
 
 #include <stdio.h>
@@ -177,18 +178,6 @@ static void test_rescan(shimmy_catalog *c) {
     CHECK_EQ_INT(shimmy_catalog_rescan(NULL, &err), SHIMMY_ERR_INVALID_ARG);
 }
 
-typedef struct text {
-    char buf[4096];
-    size_t len;
-} text;
-
-static shimmy_next collect(const char *piece, size_t len, void *user) {
-    text *t = user;
-    if (t->len + len < sizeof t->buf) memcpy(t->buf + t->len, piece, len), t->len += len;
-    t->buf[t->len] = '\0';
-    return SHIMMY_CONTINUE;
-}
-
 static void test_session_adapters(shimmy_catalog *c, const char *name) {
     shimmy_error err;
     shimmy_model *m = NULL, *q = NULL;
@@ -218,15 +207,15 @@ static void test_session_adapters(shimmy_catalog *c, const char *name) {
     shimmy_gen_options o = {.max_tokens = 12, .ignore_eos = true};
     shimmy_session_request req = {.options = &o};
     shimmy_session_result r;
-    text plain = {0}, with = {0}, again = {0};
-    CHECK_EQ_INT(shimmy_session_generate(s, p, &req, collect, &plain, &r, &err), SHIMMY_OK);
+    test_text plain = {0}, with = {0}, again = {0};
+    CHECK_EQ_INT(shimmy_session_generate(s, p, &req, test_collect, &plain, &r, &err), SHIMMY_OK);
     float one = 1.0f, big = 1000.0f;
     CHECK_EQ_INT(shimmy_session_set_adapters(s, &ad, &one, 1, &err), SHIMMY_OK);
-    CHECK_EQ_INT(shimmy_session_generate(s, p, &req, collect, &with, &r, &err), SHIMMY_OK);
+    CHECK_EQ_INT(shimmy_session_generate(s, p, &req, test_collect, &with, &r, &err), SHIMMY_OK);
     CHECK_EQ_INT(r.cached_tokens, 0); /* other weights: the prefix was dropped */
     CHECK(strcmp(plain.buf, with.buf) != 0);
     CHECK_EQ_INT(shimmy_session_set_adapters(s, &ad, &one, 1, &err), SHIMMY_OK); /* same set */
-    CHECK_EQ_INT(shimmy_session_generate(s, p, &req, collect, &again, &r, &err), SHIMMY_OK);
+    CHECK_EQ_INT(shimmy_session_generate(s, p, &req, test_collect, &again, &r, &err), SHIMMY_OK);
     CHECK(r.cached_tokens > 0);
     CHECK_STR(again.buf, with.buf);
     CHECK_EQ_INT(shimmy_session_set_adapters(s, &ad, &big, 1, &err), SHIMMY_ERR_INVALID_ARG);
@@ -234,9 +223,9 @@ static void test_session_adapters(shimmy_catalog *c, const char *name) {
     shimmy_adapter *nine[9] = {ad, ad, ad, ad, ad, ad, ad, ad, ad};
     float scales[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     CHECK_EQ_INT(shimmy_session_set_adapters(s, nine, scales, 9, &err), SHIMMY_ERR_INVALID_ARG);
-    /* after a failure the session has no adapters: the plain text again */
-    text back = {0};
-    CHECK_EQ_INT(shimmy_session_generate(s, p, &req, collect, &back, &r, &err), SHIMMY_OK);
+    /* after a failure the session has no adapters: the plain test_text again */
+    test_text back = {0};
+    CHECK_EQ_INT(shimmy_session_generate(s, p, &req, test_collect, &back, &r, &err), SHIMMY_OK);
     CHECK_STR(back.buf, plain.buf);
     shimmy_prompt_free(p);
     shimmy_session_free(s);

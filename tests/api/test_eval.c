@@ -6,6 +6,7 @@
  * with reasons, suggestions, roots, and adapters paired by index. */
 #include "fixture.h"
 #include "shimmy.h"
+#include "api_text.h"
 #include "test.h"
 
 #include <stdint.h>
@@ -93,24 +94,12 @@ static void test_bad_params(void) {
     shimmy_evaluator_free(NULL);
 }
 
-typedef struct text {
-    char buf[4096];
-    size_t len;
-} text;
-
-static shimmy_next collect(const char *piece, size_t len, void *user) {
-    text *t = user;
-    if (t->len + len < sizeof t->buf) memcpy(t->buf + t->len, piece, len), t->len += len;
-    t->buf[t->len] = '\0';
-    return SHIMMY_CONTINUE;
-}
-
 static void test_generate(void) {
     shimmy_error err;
-    static text a, b;
+    static test_text a, b;
     const shimmy_gen_options o = {.max_tokens = 12, .ignore_eos = true};
     shimmy_result ra;
-    CHECK_EQ_INT(shimmy_generate(model, "the cat", &o, collect, &a, &ra, &err), SHIMMY_OK);
+    CHECK_EQ_INT(shimmy_generate(model, "the cat", &o, test_collect, &a, &ra, &err), SHIMMY_OK);
     int32_t *prompt = NULL;
     size_t n = 0;
     CHECK_EQ_INT(shimmy_tokenize(shimmy_model_vocab(model), "the cat", 7,
@@ -122,7 +111,8 @@ static void test_generate(void) {
     CHECK_EQ_INT(shimmy_evaluator_new(model, &p, &e, &err), SHIMMY_OK);
     int32_t ids[16];
     shimmy_eval_output out = {.ids = ids, .ids_cap = 16};
-    CHECK_EQ_INT(shimmy_evaluator_generate(e, prompt, n, &o, collect, &b, &out, &err), SHIMMY_OK);
+    CHECK_EQ_INT(shimmy_evaluator_generate(e, prompt, n, &o, test_collect, &b, &out, &err),
+                 SHIMMY_OK);
     CHECK_MSG(a.len == b.len && memcmp(a.buf, b.buf, a.len) == 0, "'%s' vs '%s'", a.buf, b.buf);
     CHECK_EQ_INT(out.result.completion_tokens, 12);
     CHECK_EQ_INT(out.result.prompt_tokens, (int32_t)n);

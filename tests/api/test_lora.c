@@ -2,23 +2,12 @@
  * reproduce llama.cpp's greedy continuations from testdata/lora/reference.json, and an adapter
  * made for another architecture is refused at load with an error naming it. */
 #include "shimmy.h"
+#include "api_text.h"
 #include "test.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
-
-typedef struct text {
-    char buf[4096];
-    size_t len;
-} text;
-
-static shimmy_next collect(const char *piece, size_t len, void *user) {
-    text *t = user;
-    if (t->len + len < sizeof t->buf) memcpy(t->buf + t->len, piece, len), t->len += len;
-    t->buf[t->len] = '\0';
-    return SHIMMY_CONTINUE;
-}
 
 static char models[512], lora_dir[512];
 
@@ -52,12 +41,12 @@ static void run_entry(const json_t *e, int n_predict) {
 #ifdef SHIMMY_TEST_SANITIZED
         if (i > 0) break; /* one prompt per entry keeps the sanitizer run short */
 #endif
-        static text t;
+        static test_text t;
         memset(&t, 0, sizeof t);
         shimmy_gen_options o = {.max_tokens = n_predict, .ignore_eos = true};
         shimmy_result r;
         const char *prompt = json_string_value(json_object_get(c, "prompt"));
-        CHECK_EQ_INT(shimmy_generate(m, prompt, &o, collect, &t, &r, &err), SHIMMY_OK);
+        CHECK_EQ_INT(shimmy_generate(m, prompt, &o, test_collect, &t, &r, &err), SHIMMY_OK);
         const char *want = json_string_value(json_object_get(c, "greedy_text"));
         if (!want) continue;
         /* The reference ran with an F32 KV cache, the library uses F16: on the F32 base the
