@@ -223,7 +223,7 @@ static void test_session_adapters(shimmy_catalog *c, const char *name) {
     shimmy_adapter *nine[9] = {ad, ad, ad, ad, ad, ad, ad, ad, ad};
     float scales[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     CHECK_EQ_INT(shimmy_session_set_adapters(s, nine, scales, 9, &err), SHIMMY_ERR_INVALID_ARG);
-    /* after a failure the session has no adapters: the plain test_text again */
+    /* after a failure the session has no adapters: the plain text again */
     test_text back = {0};
     CHECK_EQ_INT(shimmy_session_generate(s, p, &req, test_collect, &back, &r, &err), SHIMMY_OK);
     CHECK_STR(back.buf, plain.buf);
