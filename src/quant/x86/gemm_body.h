@@ -8,6 +8,9 @@
  *   GB_U4_DOT2(init, lo, ylo, hi, yhi)  exact int32 lanes of (lo - 8)*ylo + (hi - 8)*yhi in
  *                            fours, for unsigned nibbles lo, hi
  *
+ * and optionally GB_Q4_RN (tokens per Q4_0 tile), GB_F16_ZMM with GB_F16_FALLBACK (the F16 tiles,
+ * 512-bit). The functions are static: each including file gets its own copies and installs them.
+ *
  * Every output element takes exactly the float steps of the variant's vec_dot (the integer parts
  * are exact whatever instructions compute them), so a product gives the same bits whichever tile
  * shape, thread split or kernel computes it. What the tiles change is the work around those steps:
