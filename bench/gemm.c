@@ -1,7 +1,7 @@
 /* bench_gemm — speed of the weight-product kernels per type and variant, in the shapes of
  * inference: a prompt batch (ROWS weight rows x TOKENS activation rows) and a decode step (one
  * activation row). For each it times the tile kernel (quant_traits.gemm) and the per-pair loop
- * it replaces (vec_dot_x4 over groups of four tokens where the type has it, else vec_dot), and
+ * it replaces (vec_dot for every pair), and
  * prints multiply-adds per second of each and their ratio. Times are the thread's CPU time, so a
  * busy machine stretches the wall clock but not the figures (caches are still shared).
  *
@@ -29,16 +29,7 @@ typedef struct shape {
 } shape;
 
 static void run_loop(const shape *s) {
-    int64_t t = 0;
-    if (s->q->vec_dot_x4)
-        for (; t + 4 <= s->toks; t += 4)
-            for (int64_t r = 0; r < s->rows; r++) {
-                float s4[4];
-                s->q->vec_dot_x4(s->n, s4, s->w + (size_t)r * s->wrow, s->a + (size_t)t * s->arow,
-                                 s->arow);
-                for (int j = 0; j < 4; j++) s->y[(t + j) * s->rows + r] = s4[j];
-            }
-    for (; t < s->toks; t++)
+    for (int64_t t = 0; t < s->toks; t++)
         for (int64_t r = 0; r < s->rows; r++)
             s->q->vec_dot(s->n, &s->y[t * s->rows + r], s->w + (size_t)r * s->wrow,
                           s->a + (size_t)t * s->arow);

@@ -53,21 +53,10 @@ static void dot_rows(const lin_task *t, int k, int64_t lo, int64_t hi) {
     }
     const unsigned char *wd = w->data;
     const quant_vec_dot_fn dot = w->qt->vec_dot;
-    const quant_vec_dot_x4_fn dot4 = w->qt->vec_dot_x4;
     const int64_t n_in = w->n_in, n_out = w->n_out;
     for (int64_t r0 = lo; r0 < hi; r0 += ROW_BLOCK) {
         const int64_t r1 = r0 + ROW_BLOCK < hi ? r0 + ROW_BLOCK : hi;
-        int32_t tok = 0;
-        for (; dot4 && tok + 4 <= t->n_tok; tok += 4) {
-            const void *xr = t->xq + (size_t)tok * t->xq_stride;
-            float *yr = t->y[k] + (int64_t)tok * n_out;
-            for (int64_t r = r0; r < r1; r++) {
-                float s4[4];
-                dot4(n_in, s4, wd + (size_t)r * w->row_bytes, xr, t->xq_stride);
-                for (int j = 0; j < 4; j++) yr[j * n_out + r] = s4[j];
-            }
-        }
-        for (; tok < t->n_tok; tok++) {
+        for (int32_t tok = 0; tok < t->n_tok; tok++) {
             const void *xr = t->xq + (size_t)tok * t->xq_stride;
             float *yr = t->y[k] + (int64_t)tok * n_out;
             for (int64_t r = r0; r < r1; r++) dot(n_in, &yr[r], wd + (size_t)r * w->row_bytes, xr);

@@ -30,10 +30,6 @@ typedef void (*quant_to_float_fn)(const void *x, float *y, int64_t n);
 typedef void (*quant_from_float_fn)(const float *x, void *y, int64_t n);
 /* *s = dot(row x of the weight type, y of the vec_dot_type), n elements. */
 typedef void (*quant_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
-/* s[j] = dot(x, the j-th of four activation rows starting at y, y_stride bytes apart), j < 4;
- * bit-identical to four vec_dot calls. */
-typedef void (*quant_vec_dot_x4_fn)(int64_t n, float *s, const void *x, const void *y,
-                                    size_t y_stride);
 /* y[t * y_stride + r] = dot(weight row r, activation row t) for r < nr, t < nt: weight rows
  * w_stride bytes apart, activation rows x_stride bytes apart, y_stride floats between tokens. */
 typedef void (*quant_gemm_fn)(int64_t n, int64_t nr, int64_t nt, const void *w, size_t w_stride,
@@ -60,10 +56,6 @@ typedef struct quant_traits {
      * n % 16 == 0; this kernel falls back to vec_dot otherwise); for every other type it is
      * vec_dot. Agrees with vec_dot to float rounding. */
     quant_vec_dot_fn vec_dot_batch;
-    /* Optional (NULL = none): vec_dot over four activation rows at once, for prompt processing
-     * where one dot's dependent chain of float operations, not memory, bounds the speed: the
-     * weight row is decoded once and the four chains overlap. Same float steps per row. */
-    quant_vec_dot_x4_fn vec_dot_x4;
     /* Optional (NULL = none): a whole block of products in tiles (several weight rows and
      * activation rows per step), each element bit-identical to vec_dot_batch of the same pair.
      * The fast path for prompt batches and, where vec_dot_batch is vec_dot (every quantized

@@ -153,21 +153,6 @@ static void vec_dot_q8_0(int64_t n, float *s, const void *vx, const void *vy) {
     *s = qx_hsum_ps(acc);
 }
 
-/* vec_dot_q8_0 for four activation rows: each row's vector accumulator takes exactly its steps
- * (bit-identical), the weight block is loaded once, and the four FMA chains overlap. */
-static void vec_dot_x4_q8_0(int64_t n, float *s, const void *vx, const void *vy, size_t ys) {
-    const quant_block_q8_0 *x = vx, *y[4];
-    for (int r = 0; r < 4; r++) y[r] = (const quant_block_q8_0 *)((const char *)vy + r * ys);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    for (int64_t i = 0; i < n / QUANT_QK; i++) {
-        const __m256i qx = load_qs(x[i].qs);
-        for (int r = 0; r < 4; r++)
-            acc[r] = scaled(x[i].d, y[r][i].d, qx_dot_s8s8(qx, load_qs(y[r][i].qs)), acc[r]);
-    }
-    for (int r = 0; r < 4; r++) s[r] = qx_hsum_ps(acc[r]);
-}
-
 static void vec_dot_q5_0(int64_t n, float *s, const void *vx, const void *vy) {
     const quant_block_q5_0 *x = vx;
     const quant_block_q8_0 *y = vy;
@@ -215,53 +200,6 @@ static void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
         sum = fmaf((float)isum, qx_h2f(x[i].d) * qx_h2f(y[i].d), sum);
     }
     *s = sum;
-}
-
-/* vec_dot_q4_0 for four activation rows: per row exactly its float steps (so the results are
- * bit-identical), with the weight nibbles decoded once and four independent FMA chains that the
- * core overlaps, which is what prompt processing needs. */
-static void vec_dot_x4_q4_0(int64_t n, float *s, const void *vx, const void *vy, size_t ys) {
-    const quant_block_q4_0 *x = vx;
-    const quant_block_q8_0 *y[4];
-    for (int r = 0; r < 4; r++) y[r] = (const quant_block_q8_0 *)((const char *)vy + r * ys);
-    const int64_t nb = n / QUANT_QK;
-    /* lane r holds row r's running sum: one vector FMA advances the four chains at once with
-     * the rounding of fmaf in each lane */
-    __m128 sum = _mm_setzero_ps();
-    int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        __m256i q[4];
-        for (int b = 0; b < 4; b++)
-            q[b] = _mm256_sub_epi8(qx_nibbles32(x[i + b].qs), _mm256_set1_epi8(8));
-        const __m128 dx = _mm_cvtph_ps(_mm_setr_epi16(
-            (short)x[i].d, (short)x[i + 1].d, (short)x[i + 2].d, (short)x[i + 3].d, 0, 0, 0, 0));
-        __m128 t[4], d[4]; /* per row: the four blocks' integer totals and scale products */
-        for (int r = 0; r < 4; r++) {
-            const quant_block_q8_0 *yr = y[r] + i;
-            __m256i h01 = _mm256_hadd_epi32(qx_dot_s8s8(q[0], load_qs(yr[0].qs)),
-                                            qx_dot_s8s8(q[1], load_qs(yr[1].qs)));
-            __m256i h23 = _mm256_hadd_epi32(qx_dot_s8s8(q[2], load_qs(yr[2].qs)),
-                                            qx_dot_s8s8(q[3], load_qs(yr[3].qs)));
-            __m256i h = _mm256_hadd_epi32(h01, h23);
-            t[r] = _mm_cvtepi32_ps(
-                _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
-            __m128i hy = _mm_setr_epi16((short)yr[0].d, (short)yr[1].d, (short)yr[2].d,
-                                        (short)yr[3].d, 0, 0, 0, 0);
-            d[r] = _mm_mul_ps(dx, _mm_cvtph_ps(hy));
-        }
-        /* rows to lanes: after the transpose t[k] holds block k of each row */
-        _MM_TRANSPOSE4_PS(t[0], t[1], t[2], t[3]);
-        _MM_TRANSPOSE4_PS(d[0], d[1], d[2], d[3]);
-        for (int k = 0; k < 4; k++) sum = _mm_fmadd_ps(t[k], d[k], sum);
-    }
-    float sv[4];
-    _mm_storeu_ps(sv, sum);
-    for (; i < nb; i++)
-        for (int r = 0; r < 4; r++) {
-            const int isum = qx_hsum_epi32(q4_0_lanes(&x[i], &y[r][i]));
-            sv[r] = fmaf((float)isum, qx_h2f(x[i].d) * qx_h2f(y[r][i].d), sv[r]);
-        }
-    for (int r = 0; r < 4; r++) s[r] = sv[r];
 }
 
 static void vec_dot_q4_1(int64_t n, float *s, const void *vx, const void *vy) {
@@ -422,9 +360,7 @@ void quant_x86_avx2_install(quant_traits *t) {
     t[GGUF_T_Q8_1].from_float = from_float_q8_1;
     t[GGUF_T_Q8_K].from_float = from_float_q8_k;
     t[GGUF_T_Q8_0].vec_dot = vec_dot_q8_0;
-    t[GGUF_T_Q8_0].vec_dot_x4 = vec_dot_x4_q8_0;
     t[GGUF_T_Q4_0].vec_dot = vec_dot_q4_0;
-    t[GGUF_T_Q4_0].vec_dot_x4 = vec_dot_x4_q4_0;
     t[GGUF_T_Q5_0].vec_dot = vec_dot_q5_0;
     t[GGUF_T_Q4_1].vec_dot = vec_dot_q4_1;
     t[GGUF_T_Q5_1].vec_dot = vec_dot_q5_1;
