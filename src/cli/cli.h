@@ -40,6 +40,9 @@ int cli_fail(const shimmy_error *err);
 /* Prints "shimmy: <cmd>: <message>" and the usage line on stderr; returns 2. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The end of an option loop for a command taking one MODEL: an unknown option or a second
+ * positional argument is a usage error (its exit code is returned); otherwise *model = arg, 0. */
+int cli_model_arg(const char *cmd, const char *usage, const char *arg, const char **model);
 
 /* Strict number parsing: the whole string, within [lo, hi]. */
 bool cli_parse_long(const char *s, long lo, long hi, long *out);

@@ -63,12 +63,9 @@ static int parse(int argc, char **argv, bench_opts *o) {
             if (!cli_parse_long(val, 1, 1000, &o->reps))
                 return cli_usage_error("bench", USAGE, "-r must be in [1, 1000]");
             i++;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            return cli_usage_error("bench", USAGE, "unknown option %s", a);
-        } else if (!o->model) {
-            o->model = a;
         } else {
-            return cli_usage_error("bench", USAGE, "unexpected argument '%s'", a);
+            const int rc = cli_model_arg("bench", USAGE, a, &o->model);
+            if (rc) return rc;
         }
     }
     if (!o->model) return cli_usage_error("bench", USAGE, "MODEL is missing");

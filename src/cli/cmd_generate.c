@@ -130,12 +130,9 @@ static int parse(int argc, char **argv, gen_opts *o) {
             if (o->n_stop == MAX_STOP)
                 return cli_usage_error("generate", USAGE, "at most %d --stop strings", MAX_STOP);
             o->stop[o->n_stop++] = argv[++i];
-        } else if (a[0] == '-' && a[1] != '\0') {
-            return cli_usage_error("generate", USAGE, "unknown option %s", a);
-        } else if (!o->model) {
-            o->model = a;
         } else {
-            return cli_usage_error("generate", USAGE, "unexpected argument '%s'", a);
+            const int rc = cli_model_arg("generate", USAGE, a, &o->model);
+            if (rc) return rc;
         }
     }
     if (!o->model) return cli_usage_error("generate", USAGE, "MODEL is missing");

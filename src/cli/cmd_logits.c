@@ -41,12 +41,9 @@ static int parse(int argc, char **argv, logits_opts *o) {
             if (!cli_parse_long(val, 1, 1 << 20, &o->top))
                 return cli_usage_error("logits", USAGE, "--top must be a positive count");
             i++;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            return cli_usage_error("logits", USAGE, "unknown option %s", a);
-        } else if (!o->model) {
-            o->model = a;
         } else {
-            return cli_usage_error("logits", USAGE, "unexpected argument '%s'", a);
+            const int rc = cli_model_arg("logits", USAGE, a, &o->model);
+            if (rc) return rc;
         }
     }
     if (!o->model) return cli_usage_error("logits", USAGE, "MODEL is missing");

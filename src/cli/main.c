@@ -58,6 +58,14 @@ int cli_usage_error(const char *cmd, const char *usage_line, const char *fmt, ..
     return 2;
 }
 
+int cli_model_arg(const char *cmd, const char *usage, const char *arg, const char **model) {
+    if (arg[0] == '-' && arg[1] != '\0')
+        return cli_usage_error(cmd, usage, "unknown option %s", arg);
+    if (*model) return cli_usage_error(cmd, usage, "unexpected argument '%s'", arg);
+    *model = arg;
+    return 0;
+}
+
 bool cli_parse_long(const char *s, long lo, long hi, long *out) {
     if (!s || !*s) return false;
     char *end;
