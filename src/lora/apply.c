@@ -9,9 +9,9 @@
  * Decode reads the whole adapter for a few thousand multiply-adds per product, so per-call costs
  * count: the adapters' terms for all products that share x (q,k,v; gate,up) run together, x is
  * converted once per type, and with a pool they run in the same pool run as the base products
- * (lora_set_run): each thread does its base rows, its share of the rows of every A, waits for the
- * others, then its share of the outputs of every B. Every element of A·x is one vec_dot and every
- * output one fixed sequence of float operations, so the result does not depend on the split. */
+ * (lora_set_run): each thread does its share of the rows of every A, its base rows, and then the
+ * terms' outputs in its own base rows. Every element of A·x is one vec_dot and every output one
+ * fixed sequence of float operations, so the result does not depend on the split. */
 #include "lora/lora_impl.h"
 
 #include <math.h>
@@ -63,27 +63,29 @@ typedef struct term {
     const lora_pair *p;
     float scale;
     float *y;       /* (n_tok, n_out) */
+    int64_t row0;   /* where y's outputs start in the run's row space */
     const void *xs; /* x as A's kernel reads it: rows of xs_row bytes */
     size_t xs_row;
     float *t; /* (n_tok, rank): A·x */
     void *tq; /* A·x converted for B's kernel, or NULL (F32: t itself) */
     size_t ts_row;
     bool t_rows; /* the conversion works on whole rows (Q8_0 blocks): a phase of its own */
-    int first;   /* the first term with this y */
 } term;
 
+/* The outputs of all weights of a run, one weight after the other, are one row space, split
+ * over the threads in units of unit_rows: a thread computes the base products of its units and
+ * then adds the terms to the same outputs, so it never waits for another thread's base rows. */
 typedef struct run_job {
-    core_task_fn base; /* the products y = x·Wᵀ, or NULL */
-    void *base_ctx;
+    const lora_base *base; /* the products y = x·Wᵀ, or NULL */
     term *terms;
     int n_terms, n_tok;
     bool t_rows;
+    int64_t n_rows, unit_rows;
     atomic_int bar[2];
 } run_job;
 
-static void barrier(atomic_int *b, int nth) {
-    atomic_fetch_add_explicit(b, 1, memory_order_acq_rel);
-    for (unsigned spins = 1; atomic_load_explicit(b, memory_order_acquire) < nth; spins++) {
+static void spin_until(atomic_int *b, int n) {
+    for (unsigned spins = 1; atomic_load_explicit(b, memory_order_acquire) < n; spins++) {
         if (spins % 1024 == 0)
             sched_yield(); /* the other thread may not be running: give it the CPU */
         else
@@ -91,8 +93,12 @@ static void barrier(atomic_int *b, int nth) {
     }
 }
 
+static void arrive(atomic_int *b) {
+    atomic_fetch_add_explicit(b, 1, memory_order_acq_rel);
+}
+
 /* Elements [lo, hi) of one term's A·x. */
-static void a_range(const run_job *j, const term *m, int64_t lo, int64_t hi) {
+static void a_range(const term *m, int64_t lo, int64_t hi) {
     const lora_pair *p = m->p;
     /* element i is (token i / rank, row i % rank); the indices advance without dividing */
     int64_t tok = lo / p->rank, r = lo % p->rank;
@@ -118,7 +124,7 @@ static void a_part(const run_job *j, int ith, int nth) {
         const int64_t n = (int64_t)j->n_tok * j->terms[k].p->rank;
         if (lo < off + n) {
             const int64_t end = hi < off + n ? hi : off + n;
-            a_range(j, &j->terms[k], lo - off, end - off);
+            a_range(&j->terms[k], lo - off, end - off);
             lo = end;
         }
         off += n;
@@ -133,26 +139,18 @@ static void t_rows_part(const run_job *j, const term *m, int ith, int nth) {
                              m->p->rank);
 }
 
-/* Outputs [u0·8, u1·8) ∩ [0, n_out) of one token: panels where B has them, else (and for the
- * last n_out % 8) one vec_dot per output, scaled and then added (llama.cpp's scale, then add). */
-static void b_units(const term *m, int64_t tok, int64_t u0, int64_t u1) {
+/* Row tok of A·x as B's kernel reads it. */
+static const void *t_row(const term *m, int64_t tok) {
+    return m->tq ? (const void *)((const char *)m->tq + (size_t)tok * m->ts_row)
+                 : (const void *)(m->t + tok * m->p->rank);
+}
+
+/* Outputs [o0, o1) of one token, one vec_dot each, scaled and then added (llama.cpp's scale, then
+ * add). */
+static void b_dots(const term *m, int64_t tok, int64_t o0, int64_t o1) {
     const lora_pair *p = m->p;
     float *y = m->y + tok * p->n_out;
-    const void *ts = m->tq ? (const void *)((const char *)m->tq + (size_t)tok * m->ts_row)
-                           : m->t + tok * p->rank;
-    int64_t o0 = u0 * LORA_PANEL, o1 = u1 * LORA_PANEL < p->n_out ? u1 * LORA_PANEL : p->n_out;
-    if (p->bp) {
-        const int64_t full = p->n_out / LORA_PANEL, k1 = u1 < full ? u1 : full;
-        if (u0 < k1) {
-            const size_t off = (size_t)(u0 * LORA_PANEL * p->rank);
-            if (p->type_b == GGUF_T_F32)
-                lora_panel_f32((const float *)p->bp + off, p->rank, ts, m->scale, y + o0, k1 - u0);
-            else
-                lora_panel_f16((const uint16_t *)p->bp + off, p->rank, ts, m->scale, y + o0,
-                               k1 - u0);
-            o0 = k1 * LORA_PANEL;
-        }
-    }
+    const void *ts = t_row(m, tok);
     for (int64_t o = o0; o < o1; o++) {
         float d;
         p->qb->vec_dot(p->rank, &d, (const char *)p->b + (size_t)o * p->b_row_bytes, ts);
@@ -160,60 +158,68 @@ static void b_units(const term *m, int64_t tok, int64_t u0, int64_t u1) {
     }
 }
 
-/* Several tokens: a thread takes units [u0, u1) of every token, so F16 panels are widened once
- * for all of them. */
-static void b_tokens(const run_job *j, const term *m, int64_t u0, int64_t u1) {
+/* Outputs [o0, o1) of every token: whole panels where B has them (the same bits as its vec_dot),
+ * one vec_dot per output for the rest. Several tokens go through the F16 panels together, so a
+ * panel is widened once for all of them. */
+static void b_range(const run_job *j, const term *m, int64_t o0, int64_t o1) {
     const lora_pair *p = m->p;
-    const int64_t full = p->n_out / LORA_PANEL, k1 = u1 < full ? u1 : full;
-    if (p->bp && p->type_b == GGUF_T_F16 && u0 < k1) {
-        lora_panel_f16_tokens((const uint16_t *)p->bp + (size_t)(u0 * LORA_PANEL * p->rank),
-                              p->rank, m->tq, m->ts_row, j->n_tok, m->scale, m->y + u0 * LORA_PANEL,
-                              p->n_out, k1 - u0);
-        u0 = k1;
+    int64_t k0 = (o0 + LORA_PANEL - 1) / LORA_PANEL, k1 = o1 / LORA_PANEL;
+    if (!p->bp || k0 >= k1) {
+        for (int tok = 0; tok < j->n_tok; tok++) b_dots(m, tok, o0, o1);
+        return;
     }
-    if (u0 < u1)
-        for (int tok = 0; tok < j->n_tok; tok++) b_units(m, tok, u0, u1);
-}
-
-/* B's outputs in units of LORA_PANEL (with several tokens: the same units of every token),
- * numbered across the distinct y's one after the other and split into nth ranges. All terms of
- * one y take the same units, so one thread adds all terms of an output, in attach order. */
-static void b_part(const run_job *j, int ith, int nth) {
-    int64_t total = 0, lo, hi;
-    for (int k = 0; k < j->n_terms; k++)
-        if (j->terms[k].first == k) total += (j->terms[k].p->n_out + LORA_PANEL - 1) / LORA_PANEL;
-    core_split_range(total, ith, nth, &lo, &hi);
-    int64_t off = 0;
-    for (int k = 0; k < j->n_terms && lo < hi; k++) {
-        if (j->terms[k].first != k) continue;
-        const int64_t n = (j->terms[k].p->n_out + LORA_PANEL - 1) / LORA_PANEL;
-        if (lo < off + n) {
-            const int64_t end = hi < off + n ? hi : off + n;
-            for (int q = k; q < j->n_terms; q++) {
-                if (j->terms[q].first != k) continue;
-                if (j->n_tok > 1)
-                    b_tokens(j, &j->terms[q], lo - off, end - off);
-                else
-                    b_units(&j->terms[q], 0, lo - off, end - off);
-            }
-            lo = end;
-        }
-        off += n;
+    const size_t off = (size_t)(k0 * LORA_PANEL * p->rank);
+    if (j->n_tok > 1 && p->type_b == GGUF_T_F16)
+        lora_panel_f16_tokens((const uint16_t *)p->bp + off, p->rank, m->tq, m->ts_row, j->n_tok,
+                              m->scale, m->y + k0 * LORA_PANEL, p->n_out, k1 - k0);
+    for (int tok = 0; tok < j->n_tok; tok++) {
+        b_dots(m, tok, o0, k0 * LORA_PANEL);
+        float *y = m->y + tok * p->n_out + k0 * LORA_PANEL;
+        if (p->type_b == GGUF_T_F32)
+            lora_panel_f32((const float *)p->bp + off, p->rank, t_row(m, tok), m->scale, y,
+                           k1 - k0);
+        else if (j->n_tok == 1)
+            lora_panel_f16((const uint16_t *)p->bp + off, p->rank, t_row(m, tok), m->scale, y,
+                           k1 - k0);
+        b_dots(m, tok, k1 * LORA_PANEL, o1);
     }
 }
 
+/* Every term's outputs among rows [r0, r1) of the row space, terms in order: the terms of one
+ * output are added in attach order by the one thread that owns it. */
+static void b_rows(const run_job *j, int64_t r0, int64_t r1) {
+    for (int k = 0; k < j->n_terms; k++) {
+        const term *m = &j->terms[k];
+        const int64_t a = r0 > m->row0 ? r0 : m->row0;
+        const int64_t b = r1 < m->row0 + m->p->n_out ? r1 : m->row0 + m->p->n_out;
+        if (a < b) b_range(j, m, a - m->row0, b - m->row0);
+    }
+}
+
+/* A thread's share of A·x comes first, while its base rows follow: when it needs the other
+ * threads' shares, after its base rows, they are long done, so it seldom waits (waiting right
+ * after the base rows cost every product the threads' imbalance there once more). */
 static void task_run(void *ctx, int ith, int nth) {
     run_job *j = ctx;
-    if (j->base) j->base(j->base_ctx, ith, nth);
     a_part(j, ith, nth);
-    /* B needs all of A·x, and adds to outputs of base rows other threads wrote */
-    if (nth > 1) barrier(&j->bar[0], nth);
+    if (nth > 1) arrive(&j->bar[0]);
+    const int64_t n_units = (j->n_rows + j->unit_rows - 1) / j->unit_rows;
+    int64_t lo, hi;
+    core_split_range(n_units, ith, nth, &lo, &hi);
+    if (j->base) j->base->units(j->base->ctx, lo, hi);
+    if (j->n_terms == 0) return;
+    if (nth > 1) spin_until(&j->bar[0], nth); /* B needs all of A·x */
     if (j->t_rows) {
         for (int k = 0; k < j->n_terms; k++)
             if (j->terms[k].t_rows) t_rows_part(j, &j->terms[k], ith, nth);
-        if (nth > 1) barrier(&j->bar[1], nth);
+        if (nth > 1) {
+            arrive(&j->bar[1]);
+            spin_until(&j->bar[1], nth);
+        }
     }
-    b_part(j, ith, nth);
+    lo *= j->unit_rows;
+    hi = hi * j->unit_rows < j->n_rows ? hi * j->unit_rows : j->n_rows;
+    if (lo < hi) b_rows(j, lo, hi);
 }
 
 /* x converted to A's vec_dot_type, rows of `row` bytes. */
@@ -223,24 +229,20 @@ static void convert_x(const quant_traits *vd, const float *x, int n_tok, int64_t
         vd->from_float(x + (int64_t)i * n_in, (char *)out + (size_t)i * row, n_in);
 }
 
-/* Lays out the terms' scratch, converts x once per vec_dot type, and runs. */
+/* Lays out the terms' scratch, converts x once per vec_dot type, and runs. The row space is
+ * row0[0..n_w] (prefix sums of the weights' outputs). */
 static void run_terms(term *m, int n, int n_tok, const float *x, float *scratch, core_pool *pool,
-                      core_task_fn base, void *base_ctx) {
-    if (n == 0 || n_tok <= 0) {
-        if (!base) return;
-        if (pool)
-            core_pool_run(pool, base, base_ctx);
-        else
-            base(base_ctx, 0, 1);
-        return;
-    }
-    const size_t nt = (size_t)n_tok;
+                      const lora_base *base, int64_t n_rows) {
+    if (n_tok <= 0) n = 0;
+    if (n == 0 && !base) return;
+    const size_t nt = (size_t)(n_tok > 0 ? n_tok : 0);
     float *cur = scratch;
     const void *conv_q[4] = {0};
     uint32_t conv_t[4];
     int n_conv = 0;
     int64_t work = 0;
-    run_job j = {.base = base, .base_ctx = base_ctx, .terms = m, .n_terms = n, .n_tok = n_tok};
+    run_job j = {.base = base, .terms = m, .n_terms = n, .n_tok = n_tok, .n_rows = n_rows};
+    j.unit_rows = base ? base->unit_rows : LORA_PANEL;
     for (int k = 0; k < n; k++) {
         const lora_pair *p = m[k].p;
         const size_t xrow = conv_row(p->xa, p->n_in);
@@ -272,11 +274,6 @@ static void run_terms(term *m, int n, int n_tok, const float *x, float *scratch,
         m[k].t_rows = trow && p->xb->block_size > 1;
         j.t_rows |= m[k].t_rows;
     }
-    for (int k = 0; k < n; k++) {
-        m[k].first = k;
-        for (int i = k - 1; i >= 0; i--)
-            if (m[i].y == m[k].y) m[k].first = m[i].first;
-    }
     atomic_init(&j.bar[0], 0);
     atomic_init(&j.bar[1], 0);
     if (pool && (base || work >= LORA_POOL_MIN_WORK))
@@ -288,7 +285,7 @@ static void run_terms(term *m, int n, int n_tok, const float *x, float *scratch,
 void lora_pair_apply(const lora_pair *p, float scale, int n_tokens, const float *x, float *y,
                      float *scratch, core_pool *pool) {
     term m = {.p = p, .scale = scale, .y = y};
-    run_terms(&m, 1, n_tokens, x, scratch, pool, NULL, NULL);
+    run_terms(&m, 1, n_tokens, x, scratch, pool, NULL, p->n_out);
 }
 
 /* ---- lora_set ---- */
@@ -376,28 +373,49 @@ size_t lora_set_scratch_floats(const lora_set *s, int n_tokens) {
     return total;
 }
 
+/* Rows weight k takes in the row space: its outputs, or without base products 0 for a weight no
+ * adapter touches. */
+static int64_t weight_rows(const lora_set *s, const lora_base *base, int k, const char *name) {
+    if (base) return base->n_out[k];
+    for (size_t i = 0; s && i < s->n; i++) {
+        const lora_pair *p = lora_adapter_find(s->v[i].ad, name);
+        if (p) return p->n_out;
+    }
+    return 0;
+}
+
 void lora_set_run(const lora_set *s, int n_w, const char *const *weight_names, int n_tokens,
                   const float *x, float *const *y, float *scratch, core_pool *pool,
-                  core_task_fn base, void *base_ctx) {
+                  const lora_base *base) {
     term m[LORA_TERMS_MAX];
     const int cap = s ? (int)terms_cap(s) : 0;
     int n = 0;
+    int64_t n_rows = 0;
+    for (int k = 0; k < n_w; k++) n_rows += weight_rows(s, base, k, weight_names[k]);
+    const lora_base *first = base;
     /* adapter-major, so that terms of one y stay in attach order across runs */
-    for (size_t i = 0; s && i < s->n; i++)
+    for (size_t i = 0; s && i < s->n; i++) {
+        int64_t row0 = 0;
         for (int k = 0; k < n_w; k++) {
             const lora_pair *p = lora_adapter_find(s->v[i].ad, weight_names[k]);
-            if (!p) continue;
-            if (n == cap) {
-                run_terms(m, n, n_tokens, x, scratch, pool, base, base_ctx);
-                base = NULL;
-                n = 0;
+            if (p) {
+                if (n == cap) {
+                    run_terms(m, n, n_tokens, x, scratch, pool, base, n_rows);
+                    base = NULL;
+                    n = 0;
+                }
+                m[n++] = (term){.p = p,
+                                .scale = lora_pair_scale(p, s->v[i].user_scale),
+                                .y = y[k],
+                                .row0 = row0};
             }
-            m[n++] = (term){.p = p, .scale = lora_pair_scale(p, s->v[i].user_scale), .y = y[k]};
+            row0 += weight_rows(s, first, k, weight_names[k]);
         }
-    run_terms(m, n, n_tokens, x, scratch, pool, base, base_ctx);
+    }
+    run_terms(m, n, n_tokens, x, scratch, pool, base, n_rows);
 }
 
 void lora_set_apply(const lora_set *s, const char *weight_name, int n_tokens, const float *x,
                     float *y, float *scratch, core_pool *pool) {
-    lora_set_run(s, 1, &weight_name, n_tokens, x, &y, scratch, pool, NULL, NULL);
+    lora_set_run(s, 1, &weight_name, n_tokens, x, &y, scratch, pool, NULL);
 }

@@ -164,17 +164,28 @@ void lora_set_apply(const lora_set *s, const char *weight_name, int n_tokens, co
  * a call with more runs in further pool runs. */
 #define LORA_GROUP_MAX 4
 
+/* The base products of a lora_set_run. The outputs of its n_w weights, one weight after the
+ * other, are split over the threads of the run in units of unit_rows rows: a thread's units are
+ * core_split_range(ceil(Σ n_out / unit_rows), ith, nth), and units(ctx, lo, hi) must write
+ * y[k] = x·W_kᵀ for exactly the rows of units [lo, hi). */
+typedef struct lora_base {
+    void (*units)(void *ctx, int64_t lo, int64_t hi);
+    void *ctx;
+    const int64_t *n_out; /* [n_w]: outputs of each weight */
+    int64_t unit_rows;
+} lora_base;
+
 /* The base products of a group of weights that share the input x, and the adapters' terms of
- * all of them, in one pool run: every thread runs base(base_ctx, ith, nth) (which must write
- * y[k] = x·W_kᵀ), then its share of the rows of A·x, waits for the other threads, then its share
- * of the outputs of B·(A·x), which it adds to y[k]. x is converted to each vec_dot type once.
- * The result is that of base followed by lora_set_apply for each weight, bit for bit, for any
- * thread count. base NULL = only the terms (as lora_set_apply). pool NULL = everything on the
- * calling thread; otherwise base's split over the pool is the caller's choice. Weight names
- * without a pair are skipped. Not from inside a task of the same pool. scratch:
- * lora_set_scratch_floats(s, n_tokens) floats. */
+ * all of them, in one pool run: every thread computes its share of the rows of A·x, then the
+ * base rows of its units, then, once all of A·x is there, the terms' outputs in those same rows
+ * (so no thread waits for another's base rows, and the A·x shares are long done by then). x is
+ * converted to each vec_dot type once. The result is that of base followed by lora_set_apply
+ * for each weight, bit for bit, for any thread count. base NULL = only the terms (as
+ * lora_set_apply). pool NULL = everything on the calling thread. Weight names without a pair are
+ * skipped. Not from inside a task of the same pool. scratch: lora_set_scratch_floats(s, n_tokens)
+ * floats. */
 void lora_set_run(const lora_set *s, int n_w, const char *const *weight_names, int n_tokens,
                   const float *x, float *const *y, float *scratch, core_pool *pool,
-                  core_task_fn base, void *base_ctx);
+                  const lora_base *base);
 
 #endif

@@ -67,11 +67,10 @@ static void dot_rows(const lin_task *t, int k, int64_t lo, int64_t hi) {
 /* Threads take whole groups of rows: the tile kernels work on 4 or 8 rows at a time. */
 #define ROW_UNIT 16
 
-static void dot_task(void *ctx, int ith, int nth) {
+/* The rows of units [lo, hi) of all products, as one range over their concatenation. */
+static void dot_units(void *ctx, int64_t lo, int64_t hi) {
     const lin_task *t = ctx;
     const int64_t total = t->row0[t->n_w];
-    int64_t lo, hi;
-    core_split_range((total + ROW_UNIT - 1) / ROW_UNIT, ith, nth, &lo, &hi);
     lo *= ROW_UNIT;
     hi = hi * ROW_UNIT < total ? hi * ROW_UNIT : total;
     for (int k = 0; k < t->n_w; k++) {
@@ -79,6 +78,13 @@ static void dot_task(void *ctx, int ith, int nth) {
         const int64_t b = hi < t->row0[k + 1] ? hi : t->row0[k + 1];
         if (a < b) dot_rows(t, k, a - t->row0[k], b - t->row0[k]);
     }
+}
+
+static void dot_task(void *ctx, int ith, int nth) {
+    const lin_task *t = ctx;
+    int64_t lo, hi;
+    core_split_range((t->row0[t->n_w] + ROW_UNIT - 1) / ROW_UNIT, ith, nth, &lo, &hi);
+    dot_units(ctx, lo, hi);
 }
 
 /* Below this many multiply-adds a product is cheaper than waking the pool's other threads. */
@@ -131,8 +137,10 @@ void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const f
                     * pool run as the products */
         const char *names[MAX_GROUP];
         for (int k = 0; k < n_w; k++) names[k] = w[k]->name;
-        lora_set_run(c->lora, n_w, names, n_tok, x, y, c->lora_scratch, pool_for(c, &t), dot_task,
-                     &t);
+        int64_t n_out[MAX_GROUP];
+        for (int k = 0; k < n_w; k++) n_out[k] = w[k]->n_out;
+        const lora_base base = {dot_units, &t, n_out, ROW_UNIT};
+        lora_set_run(c->lora, n_w, names, n_tok, x, y, c->lora_scratch, pool_for(c, &t), &base);
     } else {
         run(c, dot_task, &t);
     }
