@@ -10,8 +10,10 @@
 # same way. With more than one thread the CPU time includes the pool's spinning.
 # usage: bench/lora_overhead.sh [path/to/shimmy] [work dir]
 # env: REPS (runs per side, default 3), PP (prompt tokens, 256), TG (generated tokens, 64),
-#      RANK (16), LORA_TYPE (f32|f16, f32), THREADS (default: shimmy's),
-#      CPU_THREADS (threads of the CPU-time part, 1), CPU_TG (its generated tokens, 256)
+#      RANK (16), LORA_TYPE (f32|f16, f32), MODEL_TYPE (the base's type, Q4_K_M; any TYPE of
+#      bench_make_model), THREADS (default: shimmy's), CPU_THREADS (threads of the CPU-time
+#      part, 1), CPU_TG (its generated tokens, 256), LLAMA_CLI (path to llama.cpp's llama-cli:
+#      also measure its slowdown with the same adapter, as a yardstick)
 # Uses `shimmy bench -r 1 --json` (one warm-up pass, then pp from an empty cache and tg of forced
 # tokens).
 set -eu
@@ -25,9 +27,10 @@ LORA_TYPE=${LORA_TYPE:-f32}
 BDIR=$(dirname "$BIN")
 command -v jq >/dev/null || { echo "lora_overhead: jq is needed" >&2; exit 1; }
 mkdir -p "$DIR"
-MODEL=$DIR/bench-Q4_K_M.gguf
+MODEL_TYPE=${MODEL_TYPE:-Q4_K_M}
+MODEL=$DIR/bench-$MODEL_TYPE.gguf
 LORA=$DIR/bench-lora-r$RANK-$LORA_TYPE.gguf
-[ -f "$MODEL" ] || "$BDIR/bench_make_model" "$MODEL" Q4_K_M
+[ -f "$MODEL" ] || "$BDIR/bench_make_model" "$MODEL" "$MODEL_TYPE"
 [ -f "$LORA" ] || "$BDIR/bench_make_lora" "$MODEL" "$LORA" --rank "$RANK" --type "$LORA_TYPE"
 THR=()
 [ -n "${THREADS:-}" ] && THR=(--threads "$THREADS")
@@ -74,6 +77,37 @@ awk -v b="$bp" -v l="$lp" -v n="$PP" -v m="$(median "${pair_pp[@]}")" 'BEGIN {
     printf "%-5s %12.2f %12.2f %9.1f%% %13.1f%% %8s\n", "pp" n, b, l, (b - l) / b * 100, m, "<= 10%" }'
 awk -v b="$bt" -v l="$lt" -v n="$TG" -v m="$(median "${pair_tg[@]}")" 'BEGIN {
     printf "%-5s %12.2f %12.2f %9.1f%% %13.1f%% %8s\n", "tg" n, b, l, (b - l) / b * 100, m, "<= 5%" }'
+
+if [ -n "${LLAMA_CLI:-}" ]; then
+    # llama.cpp's own cost for the same adapter: llama-cli's prompt and eval timings (a prompt
+    # of about PP tokens, TG forced tokens), alternating the same way. "n/a": it failed.
+    prompt=$(printf 'hello %.0s' $(seq "$PP"))
+    llama() {
+        local out
+        out=$("$LLAMA_CLI" -m "$MODEL" "$@" -p "$prompt" -n "$TG" -no-cnv --temp 0 --ignore-eos \
+            ${THREADS:+-t "$THREADS"} 2>&1 </dev/null) || { echo "n/a n/a"; return; }
+        awk '/prompt eval time/ { for (i = 1; i < NF; i++) if ($i == "tokens" && $(i+1) == "per") pp = $(i-1) }
+             /[^t] eval time/ && !/prompt/ { for (i = 1; i < NF; i++) if ($i == "tokens" && $(i+1) == "per") tg = $(i-1) }
+             END { print (pp ? pp : "n/a"), (tg ? tg : "n/a") }' <<<"$out"
+    }
+    echo
+    echo "llama.cpp ($LLAMA_CLI), same files and threads, $REPS runs per side, alternating"
+    lb_pp=() lb_tg=() ll_pp=() ll_tg=()
+    for ((r = 1; r <= REPS; r++)); do
+        read -r pp tg < <(llama)
+        lb_pp+=("$pp") lb_tg+=("$tg")
+        read -r pp2 tg2 < <(llama --lora "$LORA")
+        ll_pp+=("$pp2") ll_tg+=("$tg2")
+        printf '%-4s base %10s %10s   lora %10s %10s\n' "$r" "$pp" "$tg" "$pp2" "$tg2"
+    done
+    if [[ " ${lb_tg[*]} ${ll_tg[*]} " != *n/a* ]]; then
+        printf '%-5s %12s %12s %10s\n' test 'base t/s' 'lora t/s' slowdown
+        awk -v b="$(median "${lb_pp[@]}")" -v l="$(median "${ll_pp[@]}")" -v n="$PP" 'BEGIN {
+            printf "%-5s %12.2f %12.2f %9.1f%%\n", "pp" n, b, l, (b - l) / b * 100 }'
+        awk -v b="$(median "${lb_tg[@]}")" -v l="$(median "${ll_tg[@]}")" -v n="$TG" 'BEGIN {
+            printf "%-5s %12.2f %12.2f %9.1f%%\n", "tg" n, b, l, (b - l) / b * 100 }'
+    fi
+fi
 
 [ "${CPU:-1}" != 0 ] || exit 0
 # cpu ARGS... -> user+sys seconds of the whole process
