@@ -34,8 +34,8 @@ typedef struct side_times {
 } side_times;
 
 /* Evaluates toks[0..n) at the cache's current end with the set (or none) attached; ms. */
-static double eval_ms(model_ctx *c, const lora_set *set, const int32_t *toks, int n, bool one_by_one,
-                      shimmy_error *err, int *failed) {
+static double eval_ms(model_ctx *c, const lora_set *set, const int32_t *toks, int n,
+                      bool one_by_one, shimmy_error *err, int *failed) {
     if (model_ctx_set_lora(c, set, err)) {
         *failed = 1;
         return 0;
