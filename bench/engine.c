@@ -16,16 +16,6 @@
 #define MAX_MODELS  64
 #define MAX_THREADS 8
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 typedef struct bench_opts {
     const char *models[MAX_MODELS];
     int n_models;
@@ -73,8 +63,8 @@ static int run(const char *path, const bench_opts *o, int n_threads, double *pp,
         pp_v[r] = o->n_prompt * 1000.0 / (t1 - t0);
         tg_v[r] = o->n_gen * 1000.0 / (t2 - t1);
     }
-    *pp = o->n_prompt > 0 ? median(pp_v, reps) : 0.0;
-    *tg = o->n_gen > 0 ? median(tg_v, reps) : 0.0;
+    *pp = o->n_prompt > 0 ? test_median(pp_v, reps) : 0.0;
+    *tg = o->n_gen > 0 ? test_median(tg_v, reps) : 0.0;
     free(toks);
     engine_session_free(s);
     engine_model_close(m);

@@ -17,16 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 typedef struct side_times {
     double *ratio; /* per block: time with the adapter / time without */
     int n;
@@ -64,7 +54,7 @@ static void block(model_ctx *c, const lora_set *set, const int32_t *toks, int n,
 
 static void report(const char *what, int tokens, side_times *st, bool json, bool last) {
     const double base_tps = tokens * 1000.0 / st->base_ms, lora_tps = tokens * 1000.0 / st->lora_ms;
-    const double med = (1.0 - 1.0 / median(st->ratio, st->n)) * 100.0;
+    const double med = (1.0 - 1.0 / test_median(st->ratio, st->n)) * 100.0;
     const double tot = (1.0 - st->base_ms / st->lora_ms) * 100.0;
     if (json)
         printf("\"%s\":{\"blocks\":%d,\"base_tokens_per_s\":%.2f,\"lora_tokens_per_s\":%.2f,"

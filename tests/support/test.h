@@ -79,4 +79,7 @@ unsigned long long test_rng_u64(test_rng *r);
 double test_rng_uniform(test_rng *r); /* [0,1) */
 double test_rng_normal(test_rng *r);  /* N(0,1), Box-Muller */
 
+/* The median of v[0..n) (n >= 1); sorts v in place. For benchmark programs. */
+double test_median(double *v, int n);
+
 #endif
