@@ -229,8 +229,8 @@ static void convert_x(const quant_traits *vd, const float *x, int n_tok, int64_t
         vd->from_float(x + (int64_t)i * n_in, (char *)out + (size_t)i * row, n_in);
 }
 
-/* Lays out the terms' scratch, converts x once per vec_dot type, and runs. The row space is
- * row0[0..n_w] (prefix sums of the weights' outputs). */
+/* Lays out the terms' scratch, converts x once per vec_dot type, and runs. n_rows: the size of
+ * the run's row space (the weights' outputs one after the other; each term's row0 is in it). */
 static void run_terms(term *m, int n, int n_tok, const float *x, float *scratch, core_pool *pool,
                       const lora_base *base, int64_t n_rows) {
     if (n_tok <= 0) n = 0;
