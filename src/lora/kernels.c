@@ -269,6 +269,19 @@ static bool have_avx(void) {
 static bool have_f16c(void) {
     return have_avx() && (core_cpu_usable() & CORE_CPU_F16C) != 0;
 }
+
+/* The kernel set the per-product calls use, chosen once: core_cpu_usable reads the environment,
+ * which a decode step would otherwise do once per product (measurable in a profile). Threads
+ * racing to choose make the same choice. 1 scalar, 2 AVX2+F16C, 3 AVX-512. */
+static int level(void) {
+    static int cached;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (!v) {
+        v = !have_f16c() ? 1 : (core_cpu_usable() & CORE_CPU_AVX512F) ? 3 : 2;
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
 #endif
 
 lora_panel_f16_fn lora_panel_f16_variant(int i) {
@@ -282,7 +295,7 @@ lora_panel_f16_fn lora_panel_f16_variant(int i) {
 void lora_panel_f32(const float *bp, int64_t rank, const float *t, float scale, float *y,
                     int64_t n_panels) {
 #ifdef LORA_X86
-    if (have_avx()) {
+    if (level() > 1) {
         panel_f32_avx(bp, rank, t, scale, y, n_panels);
         return;
     }
@@ -293,9 +306,8 @@ void lora_panel_f32(const float *bp, int64_t rank, const float *t, float scale, 
 void lora_panel_f16(const uint16_t *bp, int64_t rank, const uint16_t *t, float scale, float *y,
                     int64_t n_panels) {
 #ifdef LORA_X86
-    lora_panel_f16_fn fn = lora_panel_f16_variant(2);
-    if (!fn) fn = lora_panel_f16_variant(1);
-    if (!fn) fn = lora_panel_f16_ref;
+    const int l = level();
+    lora_panel_f16_fn fn = l == 3 ? panel_f16_avx512 : l == 2 ? panel_f16_avx : lora_panel_f16_ref;
 #else
     lora_panel_f16_fn fn = lora_panel_f16_ref;
 #endif
@@ -320,7 +332,7 @@ void lora_panel_build(const lora_pair *p, void *out) {
 void lora_panel_f16_tokens(const uint16_t *bp, int64_t rank, const void *ts, size_t ts_row,
                            int n_tok, float scale, float *y, int64_t y_stride, int64_t n_panels) {
 #ifdef LORA_X86
-    if (lora_panel_f16_variant(2)) {
+    if (level() == 3) {
         panel_f16_tokens_avx512(bp, rank, ts, ts_row, n_tok, scale, y, y_stride, n_panels);
         return;
     }
