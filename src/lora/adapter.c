@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Types a LoRA matrix may have: each runs through quant's kernels with its own vec_dot_type. */
 static const uint32_t lora_types[] = {GGUF_T_F32, GGUF_T_F16, GGUF_T_BF16, GGUF_T_Q8_0};
@@ -317,6 +318,19 @@ static shimmy_status pair_halves(lora_adapter *ad, lora_halves *hs, const gguf_f
     return SHIMMY_OK;
 }
 
+/* Gives back the whole pages of [p, p + n) of the adapter's file mapping, whose data was copied
+ * and is not read there again: a private, read-only file mapping re-reads a page from the file if
+ * it is ever touched, so this only lowers the resident memory (an adapter then costs its bytes
+ * once, not its copy plus the pages the copy was read from). Never for heap memory. */
+static void release_mapped(const void *p, size_t n) {
+    const long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0 || n == 0) return;
+    const uintptr_t page = (uintptr_t)ps;
+    const uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1);
+    const uintptr_t e = ((uintptr_t)p + n) & ~(page - 1);
+    if (a < e) (void)madvise((void *)a, e - a, MADV_DONTNEED); /* a hint: failure is fine */
+}
+
 /* Copies and reorders the lora_b rows that need it into one owned block. */
 static shimmy_status permute_all(lora_adapter *ad, const int64_t *heads, shimmy_error *err) {
     size_t total = 0;
@@ -328,10 +342,12 @@ static shimmy_status permute_all(lora_adapter *ad, const int64_t *heads, shimmy_
         return core_error(err, SHIMMY_ERR_NOMEM, ad->path, "out of memory loading adapter '%s'",
                           ad->path);
     ad->owned = blk;
+    ad->owned_bytes = total;
     for (size_t i = 0; i < ad->n_pairs; i++) {
         lora_pair *p = &ad->pairs[i];
         if (!heads[i]) continue;
         permute_rows(p->b, blk, p->n_out, heads[i], p->b_row_bytes);
+        release_mapped(p->b, p->b_row_bytes * (size_t)p->n_out);
         p->b = blk;
         blk += p->b_row_bytes * (size_t)p->n_out;
     }
@@ -428,12 +444,17 @@ static shimmy_status build_panels(lora_adapter *ad, shimmy_error *err) {
         for (size_t i = g; i < e; i++) {
             lora_pair *p = keys[i].p;
             memcpy(blk, p->a, a_bytes(p));
+            release_mapped(p->a, a_bytes(p)); /* A is never in the owned block */
             p->a = blk;
             blk += line_up(a_bytes(p));
         }
         for (size_t i = g; i < e; i++) {
             lora_pair *p = keys[i].p;
             lora_panel_build(p, blk);
+            /* the rows the panels hold; the last n_out % 8 are still read from B */
+            const unsigned char *b = p->b, *own = ad->owned;
+            if (!own || b < own || b >= own + ad->owned_bytes)
+                release_mapped(b, (size_t)(p->n_out / LORA_PANEL * LORA_PANEL) * p->b_row_bytes);
             p->bp = blk;
             blk += line_up(lora_panel_bytes(p));
         }

@@ -50,9 +50,10 @@ struct lora_adapter {
     lora_format format;
     float alpha;
     bool rslora;
-    gguf_file *gguf;              /* owned mapping of a GGUF adapter, or NULL */
-    lora_st *st;                  /* owned mapping of a PEFT adapter, or NULL */
-    void *owned;                  /* permuted copies of q/k lora_B rows (one block), or NULL */
+    gguf_file *gguf; /* owned mapping of a GGUF adapter, or NULL */
+    lora_st *st;     /* owned mapping of a PEFT adapter, or NULL */
+    void *owned;     /* permuted copies of q/k lora_B rows (one block), or NULL */
+    size_t owned_bytes;
     void *bp_owned;               /* every pair's lora_pair.bp (one block), or NULL */
     lora_pair *pairs;             /* sorted by weight name */
     char (*names)[LORA_NAME_MAX]; /* pairs[i].weight points into names[i] */
