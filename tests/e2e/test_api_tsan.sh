@@ -2,8 +2,11 @@
 # ThreadSanitizer run of the library's threaded tests (pull streams with their generator
 # threads and cancellation, concurrent generations on one model, the manager's cache and weak
 # references, sessions on a shared thread pool with cancellation from another thread, the
-# catalog's on-demand loads). The modules that own threads or locks (api, core, engine, manager, registry)
-# are instrumented; the rest comes from the build's libshimmy.a. Skips (77) without TSan.
+# catalog's on-demand loads), and of lora's products on a thread pool (a thread adds the terms
+# only to the output rows it computed itself). The modules that own threads, locks or
+# cross-thread hand-overs (api, core, engine, manager, registry, lora) are instrumented; the rest
+# comes from the build's libshimmy.a (so the quant kernels' own reads and writes are not seen).
+# Skips (77) without TSan.
 set -u
 SRC=${SHIMMY_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 LIB=$(dirname "${SHIMMY_BIN:?SHIMMY_BIN not set}")/libshimmy.a
@@ -19,12 +22,14 @@ if ! "$CC" -fsanitize=thread "$OUT/probe.c" -o "$OUT/probe" 2>/dev/null || ! "$O
 fi
 
 instrumented=("$SRC"/src/api/*.c "$SRC"/src/core/*.c "$SRC"/src/engine/*.c
-              "$SRC"/src/manager/*.c "$SRC"/src/registry/*.c "$SRC"/tests/support/*.c)
+              "$SRC"/src/manager/*.c "$SRC"/src/registry/*.c "$SRC"/src/lora/*.c
+              "$SRC"/tests/support/*.c)
 fail=0
-for t in generate manager session catalog; do
+for path in api/generate api/manager api/session api/catalog lora/apply; do
+    t=${path#*/}
     if ! "$CC" -std=c11 -D_GNU_SOURCE -DSHIMMY_TEST_TSAN=1 -O1 -g -fsanitize=thread \
             -I"$SRC/include" -I"$SRC/src" -I"$SRC/tests/support" \
-            $(pkg-config --cflags jansson libpcre2-8) "$SRC/tests/api/test_$t.c" \
+            $(pkg-config --cflags jansson libpcre2-8) "$SRC/tests/${path%/*}/test_$t.c" \
             "${instrumented[@]}" "$LIB" -o "$OUT/test_$t" \
             $(pkg-config --libs jansson libpcre2-8) -lpthread -lm; then
         echo "tsan: build of test_$t failed" >&2
