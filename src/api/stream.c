@@ -39,8 +39,10 @@ static bool stream_sink(void *user, const char *text, size_t len, int32_t token)
     while (s->count == s->cap && !s->cancelled && !s->discard)
         pthread_cond_wait(&s->nonfull, &s->mu);
     if (s->cancelled || s->discard) {
+        /* read under the lock: shimmy_stream_cancel writes it from another thread */
+        const bool go_on = !s->cancelled;
         pthread_mutex_unlock(&s->mu);
-        return !s->cancelled;
+        return go_on;
     }
     piece *p = &s->ring[(s->head + s->count) % s->cap];
     if (len + 1 > p->cap) {
