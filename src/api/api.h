@@ -42,6 +42,9 @@ typedef struct api_problems {
 
 void api_problem(api_problems *p, shimmy_status st, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* An integer field outside [0, max]: "<field>: <v> is outside [0, <max>]" (the ctx_len and
+ * threads of the options structs). */
+void api_check_range(api_problems *p, const char *field, int64_t v, int64_t max);
 /* Copies the collected problems into err; returns their status (SHIMMY_OK when none). */
 shimmy_status api_problems_report(const api_problems *p, shimmy_error *err);
 

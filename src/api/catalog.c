@@ -57,12 +57,8 @@ static shimmy_status scan(const shimmy_catalog *c, registry **out, shimmy_error 
 
 static shimmy_status check_options(const shimmy_catalog_options *o, shimmy_error *err) {
     api_problems p = {0};
-    if (o->ctx_len < 0 || o->ctx_len > 1048576)
-        api_problem(&p, SHIMMY_ERR_INVALID_ARG, "ctx_len", "%d is outside [0, 1048576]",
-                    (int)o->ctx_len);
-    if (o->threads < 0 || o->threads > 512)
-        api_problem(&p, SHIMMY_ERR_INVALID_ARG, "threads", "%d is outside [0, 512]",
-                    (int)o->threads);
+    api_check_range(&p, "ctx_len", o->ctx_len, 1048576);
+    api_check_range(&p, "threads", o->threads, 512);
     if (o->n_model_files && !o->model_files)
         api_problem(&p, SHIMMY_ERR_INVALID_ARG, "model_files",
                     "n_model_files is %zu but "

@@ -16,16 +16,12 @@ struct shimmy_evaluator {
 
 static shimmy_status check_params(const shimmy_evaluator_params *p, shimmy_error *err) {
     api_problems pr = {0};
-    if (p->ctx_len < 0 || p->ctx_len > (1 << 24))
-        api_problem(&pr, SHIMMY_ERR_INVALID_ARG, "ctx_len", "%d is outside [0, 16777216]",
-                    (int)p->ctx_len);
+    api_check_range(&pr, "ctx_len", p->ctx_len, 1 << 24);
     if (p->batch < 0) api_problem(&pr, SHIMMY_ERR_INVALID_ARG, "batch", "must be >= 0");
     if (p->n_logits < 0) api_problem(&pr, SHIMMY_ERR_INVALID_ARG, "n_logits", "must be >= 0");
     if (p->kv != SHIMMY_KV_F16 && p->kv != SHIMMY_KV_F32)
         api_problem(&pr, SHIMMY_ERR_INVALID_ARG, "kv", "must be SHIMMY_KV_F16 or SHIMMY_KV_F32");
-    if (p->threads < 0 || p->threads > 512)
-        api_problem(&pr, SHIMMY_ERR_INVALID_ARG, "threads", "%d is outside [0, 512]",
-                    (int)p->threads);
+    api_check_range(&pr, "threads", p->threads, 512);
     if (p->n_lora > API_MAX_LORA || (p->n_lora && !p->lora))
         api_problem(&pr, SHIMMY_ERR_INVALID_ARG, "lora", "at most %d adapters, and not NULL",
                     API_MAX_LORA);

@@ -26,6 +26,12 @@ void api_problem(api_problems *p, shimmy_status st, const char *field, const cha
     append(p->message, sizeof p->message, "; ", line);
 }
 
+void api_check_range(api_problems *p, const char *field, int64_t v, int64_t max) {
+    if (v < 0 || v > max)
+        api_problem(p, SHIMMY_ERR_INVALID_ARG, field, "%lld is outside [0, %lld]", (long long)v,
+                    (long long)max);
+}
+
 shimmy_status api_problems_report(const api_problems *p, shimmy_error *err) {
     if (p->n == 0) return SHIMMY_OK;
     if (p->n == 1) return core_error(err, p->status, p->where, "%s", p->message);

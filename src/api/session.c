@@ -114,12 +114,8 @@ shimmy_status shimmy_session_new(shimmy_model *m, const shimmy_session_options *
     const shimmy_session_options none = {0};
     const shimmy_session_options *o = opts ? opts : &none;
     api_problems p = {0};
-    if (o->ctx_len < 0 || o->ctx_len > 1048576)
-        api_problem(&p, SHIMMY_ERR_INVALID_ARG, "ctx_len", "%d is outside [0, 1048576]",
-                    (int)o->ctx_len);
-    if (o->threads < 0 || o->threads > 512)
-        api_problem(&p, SHIMMY_ERR_INVALID_ARG, "threads", "%d is outside [0, 512]",
-                    (int)o->threads);
+    api_check_range(&p, "ctx_len", o->ctx_len, 1048576);
+    api_check_range(&p, "threads", o->threads, 512);
     shimmy_status st = api_problems_report(&p, err);
     if (st) return st;
     shimmy_session *s = calloc(1, sizeof *s);
