@@ -148,6 +148,18 @@ quant_vec_dot_fn model_dot_tiled(bool f16) {
     return f16 ? model_dot_tiled_f16 : model_dot_tiled_f32;
 }
 
+/* x[i0..i0+16) ∩ [0, n) replaced by exp(x - max) (-inf: 0), the group reduced in float: the
+ * reference's padded group, masked lanes being zeros. */
+static double exp_group16(float *x, int64_t i0, int64_t n, float max) {
+    float v[16];
+    for (int k = 0; k < 16; k++) {
+        const int64_t i = i0 + k;
+        v[k] = i < n && x[i] != -INFINITY ? model_expf_poly(x[i] - max) : 0.0f;
+        if (i < n) x[i] = v[k];
+    }
+    return (double)reduce16(v);
+}
+
 void model_softmax_ref(float *x, int64_t n) {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; i++)
@@ -156,15 +168,7 @@ void model_softmax_ref(float *x, int64_t n) {
      * does over its padded (masked) row: masked lanes are zeros, so every real value is part of
      * a full group */
     double sum = 0.0;
-    for (int64_t i0 = 0; i0 < n; i0 += 16) {
-        float v[16];
-        for (int k = 0; k < 16; k++) {
-            const int64_t i = i0 + k;
-            v[k] = i < n && x[i] != -INFINITY ? model_expf_poly(x[i] - max) : 0.0f;
-            if (i < n) x[i] = v[k];
-        }
-        sum += (double)reduce16(v);
-    }
+    for (int64_t i0 = 0; i0 < n; i0 += 16) sum += exp_group16(x, i0, n, max);
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
@@ -317,15 +321,7 @@ AVX2_FN void model_softmax_avx2(float *x, int64_t n) {
         _mm256_storeu_ps(x + i0 + 8, eb);
         sum += (double)reduce16_avx2(ea, eb);
     }
-    if (n16 < n) {
-        float v[16];
-        for (int k = 0; k < 16; k++) {
-            const int64_t j = n16 + k;
-            v[k] = j < n && x[j] != -INFINITY ? model_expf_poly(x[j] - max) : 0.0f;
-            if (j < n) x[j] = v[k];
-        }
-        sum += (double)reduce16(v);
-    }
+    if (n16 < n) sum += exp_group16(x, n16, n, max);
     const float inv = (float)(1.0 / sum);
     const __m256 vi = _mm256_set1_ps(inv);
     for (i = 0; i + 8 <= n; i += 8)
