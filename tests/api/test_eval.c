@@ -282,17 +282,10 @@ static void test_paired(const char *base, const char *lora) {
 }
 
 int main(void) {
-    if (!test_tmpdir(dir, sizeof dir)) test_skip("no temporary directory");
-    snprintf(path, sizeof path, "%s/fixture.gguf", dir);
-    fixture_params fp = fixture_params_default();
+    fixture_write_default(dir, sizeof dir, path, sizeof path);
     shimmy_error err;
-    if (fixture_write_llama(path, &fp, &err)) test_skip(err.message);
-    shimmy_spec *spec = NULL;
-    shimmy_model_config cfg =
-        SHIMMY_MODEL_CONFIG(.name = "fixture", .base_path = path, .threads = 1);
-    CHECK_EQ_INT(shimmy_spec_from_config(&cfg, &spec, &err), SHIMMY_OK);
-    CHECK_EQ_INT(shimmy_model_load(spec, &model, &err), SHIMMY_OK);
-    shimmy_spec_free(spec);
+    model = test_load_fixture(path, 0, &err);
+    CHECK_MSG(model != NULL, "loading the fixture: %s", err.message);
     if (!model) return test_finish("api/eval");
 
     test_teacher_forcing();

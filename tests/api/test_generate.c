@@ -1,6 +1,7 @@
 /* Generation through the public API on a fixture model: callback and pull streams agree,
  * the pull queue never exceeds its bound with a slow reader, cancellation from another thread
  * stops within one token, context errors carry both numbers, stop strings end the text. */
+#include "api_text.h"
 #include "fixture.h"
 #include "shimmy.h"
 #include "test.h"
@@ -311,17 +312,10 @@ static void test_stream_keeps_model_alive(void) {
 }
 
 int main(void) {
-    if (!test_tmpdir(dir, sizeof dir)) test_skip("no temporary directory");
-    snprintf(path, sizeof path, "%s/fixture.gguf", dir);
-    fixture_params p = fixture_params_default();
+    fixture_write_default(dir, sizeof dir, path, sizeof path);
     shimmy_error err;
-    if (fixture_write_llama(path, &p, &err)) test_skip(err.message);
-    shimmy_spec *spec = NULL;
-    shimmy_model_config cfg =
-        SHIMMY_MODEL_CONFIG(.name = "fixture", .base_path = path, .ctx_len = CTX, .threads = 1);
-    CHECK_EQ_INT(shimmy_spec_from_config(&cfg, &spec, &err), SHIMMY_OK);
-    CHECK_EQ_INT(shimmy_model_load(spec, &model, &err), SHIMMY_OK);
-    shimmy_spec_free(spec);
+    model = test_load_fixture(path, CTX, &err);
+    CHECK_MSG(model != NULL, "loading the fixture: %s", err.message);
     if (!model) return test_finish("api/generate");
 
     test_callback_and_pull_agree();

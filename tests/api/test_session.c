@@ -1,6 +1,7 @@
 /* Sessions, prompts, thread pools and the log hook on a fixture model: a session generates what
  * shimmy_generate does, reuses its KV prefix, applies logit bias, checks every option and the
  * context budget, stops on the callback or on shimmy_session_cancel from another thread. */
+#include "api_text.h"
 #include "fixture.h"
 #include "shimmy.h"
 #include "test.h"
@@ -270,17 +271,10 @@ static void test_log_and_rss(void) {
 }
 
 int main(void) {
-    if (!test_tmpdir(dir, sizeof dir)) test_skip("no temporary directory");
-    snprintf(path, sizeof path, "%s/fixture.gguf", dir);
-    fixture_params fp = fixture_params_default();
+    fixture_write_default(dir, sizeof dir, path, sizeof path);
     shimmy_error err;
-    if (fixture_write_llama(path, &fp, &err)) test_skip(err.message);
-    shimmy_spec *spec = NULL;
-    shimmy_model_config cfg =
-        SHIMMY_MODEL_CONFIG(.name = "fixture", .base_path = path, .ctx_len = CTX, .threads = 1);
-    CHECK_EQ_INT(shimmy_spec_from_config(&cfg, &spec, &err), SHIMMY_OK);
-    CHECK_EQ_INT(shimmy_model_load(spec, &model, &err), SHIMMY_OK);
-    shimmy_spec_free(spec);
+    model = test_load_fixture(path, CTX, &err);
+    CHECK_MSG(model != NULL, "loading the fixture: %s", err.message);
     CHECK_EQ_INT(shimmy_threadpool_new(1, &pool, &err), SHIMMY_OK);
     if (!model || !pool) return test_finish("api/session");
 

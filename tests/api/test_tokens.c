@@ -141,11 +141,8 @@ static void test_machine(void) {
 }
 
 int main(void) {
-    if (!test_tmpdir(dir, sizeof dir)) test_skip("no temporary directory");
-    snprintf(path, sizeof path, "%s/fixture.gguf", dir);
-    fixture_params p = fixture_params_default();
+    fixture_write_default(dir, sizeof dir, path, sizeof path);
     shimmy_error err;
-    if (fixture_write_llama(path, &p, &err)) test_skip(err.message);
     shimmy_vocab *v = NULL;
     CHECK_EQ_INT(shimmy_vocab_open(path, &v, &err), SHIMMY_OK);
     shimmy_spec *spec = NULL;

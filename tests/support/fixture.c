@@ -465,3 +465,11 @@ done:
     gguf_writer_free(m.w);
     return st;
 }
+
+void fixture_write_default(char *dir, size_t dir_cap, char *path, size_t path_cap) {
+    if (!test_tmpdir(dir, dir_cap)) test_skip("no temporary directory");
+    snprintf(path, path_cap, "%s/fixture.gguf", dir);
+    const fixture_params p = fixture_params_default();
+    shimmy_error err;
+    if (fixture_write_llama(path, &p, &err)) test_skip(err.message);
+}

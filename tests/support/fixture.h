@@ -19,6 +19,7 @@
 #include "gguf/gguf.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Specials and byte tokens: the smallest possible fixture vocabulary. */
@@ -64,6 +65,11 @@ void fixture_params_set_type(fixture_params *p, uint32_t type);
 /* Writes the model. INVALID_ARG for impossible shapes (e.g. rows not a multiple of the type's
  * block size) or an unknown arch; UNSUPPORTED when the quant module cannot make a type. */
 shimmy_status fixture_write_llama(const char *path, const fixture_params *p, shimmy_error *err);
+
+/* For a test: writes the default model (fixture_params_default) to fixture.gguf in a new
+ * temporary directory; dir and path (cap bytes each) receive the directory and the file. Skips
+ * the test (exit 77) when either cannot be made. */
+void fixture_write_default(char *dir, size_t dir_cap, char *path, size_t path_cap);
 
 /* Adds the synthetic tokenizer (tokenizer.* keys incl. the Llama-2 chat template) to a writer;
  * usable for vocab-only files. n_vocab >= FIXTURE_FIRST_PIECE. */
