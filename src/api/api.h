@@ -67,7 +67,8 @@ typedef struct api_fields {
     int32_t ctx_len, threads;
     shimmy_gen_options gen; /* gen.stop points into stop[] */
     char *stop[SHIMMY_MAX_STOP];
-    bool nomem; /* a setter could not copy its value */
+    char *grammar, *json_schema, *grammar_after; /* gen.grammar etc. point here */
+    bool nomem;                                  /* a setter could not copy its value */
 } api_fields;
 
 struct shimmy_spec_builder {

@@ -64,6 +64,29 @@ static const num_field fields[] = {
 };
 #undef FIELD
 
+/* The structured-output fields: sizes and exclusivity here; the grammar's own syntax is checked
+ * where it is compiled (api_gen_grammar), with line:column. */
+static void check_structured(const shimmy_gen_options *o, const char *prefix, api_problems *p) {
+    char name[96];
+    const bool has_g = o->grammar && *o->grammar, has_s = o->json_schema && *o->json_schema;
+    if (has_g && has_s) {
+        snprintf(name, sizeof name, "%sgrammar", prefix);
+        api_problem(p, SHIMMY_ERR_INVALID_ARG, name,
+                    "grammar and json_schema are both set; pass one of them");
+    }
+    const struct {
+        const char *field, *text;
+        size_t max;
+    } sized[] = {{"grammar", o->grammar, SHIMMY_MAX_GRAMMAR_LEN},
+                 {"json_schema", o->json_schema, SHIMMY_MAX_GRAMMAR_LEN},
+                 {"grammar_after", o->grammar_after, SHIMMY_MAX_STOP_LEN}};
+    for (size_t i = 0; i < sizeof sized / sizeof sized[0]; i++) {
+        if (!sized[i].text || strnlen(sized[i].text, sized[i].max + 1) <= sized[i].max) continue;
+        snprintf(name, sizeof name, "%s%s", prefix, sized[i].field);
+        api_problem(p, SHIMMY_ERR_INVALID_ARG, name, "longer than %zu bytes", sized[i].max);
+    }
+}
+
 void api_gen_options_check(const shimmy_gen_options *o, const char *prefix, api_problems *p) {
     char name[96];
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -102,6 +125,7 @@ void api_gen_options_check(const shimmy_gen_options *o, const char *prefix, api_
                             SHIMMY_MAX_STOP_LEN);
         }
     }
+    check_structured(o, prefix, p);
 }
 
 shimmy_status shimmy_gen_options_check(const shimmy_gen_options *o, shimmy_error *err) {

@@ -35,6 +35,9 @@ void api_fields_free(api_fields *f) {
     free(f->device);
     for (size_t i = 0; i < f->n_lora; i++) free(f->lora[i].path);
     for (size_t i = 0; i < SHIMMY_MAX_STOP; i++) free(f->stop[i]);
+    free(f->grammar);
+    free(f->json_schema);
+    free(f->grammar_after);
     memset(f, 0, sizeof *f);
 }
 
@@ -48,6 +51,18 @@ void api_fields_set_gen(api_fields *f, const shimmy_gen_options *o) {
     for (size_t i = 0; o->stop && i < n; i++) f->stop[i] = dup_or_null(o->stop[i], &f->nomem);
     /* n_stop keeps the caller's count so validation sees a count above the limit */
     f->gen.stop = o->n_stop ? (const char *const *)f->stop : NULL;
+    /* the structured-output texts are borrowed from the caller: the spec keeps its own copies */
+    char *g = dup_or_null(o->grammar, &f->nomem), *js = dup_or_null(o->json_schema, &f->nomem),
+         *ga = dup_or_null(o->grammar_after, &f->nomem);
+    free(f->grammar); /* after the copies: o may be f's own gen */
+    free(f->json_schema);
+    free(f->grammar_after);
+    f->grammar = g;
+    f->json_schema = js;
+    f->grammar_after = ga;
+    f->gen.grammar = f->grammar;
+    f->gen.json_schema = f->json_schema;
+    f->gen.grammar_after = f->grammar_after;
 }
 
 bool api_fields_copy(api_fields *dst, const api_fields *src) {
