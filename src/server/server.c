@@ -85,7 +85,9 @@ static shimmy_status open_catalog(const server_config *cfg, shimmy_catalog **out
                                  .adapter_files = lora_paths,
                                  .n_adapter_files = n,
                                  .ignore_env = cfg->ignore_env,
-                                 .ctx_len = cfg->ctx_size};
+                                 .ctx_len = cfg->ctx_size,
+                                 .max_loaded_bytes = cfg->max_loaded_bytes,
+                                 .keep_alive_s = cfg->keep_alive_s};
     return shimmy_catalog_open(&co, out, err);
 }
 

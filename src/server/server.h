@@ -67,6 +67,8 @@ typedef struct server_config {
     int max_connections;
     int timeout_s;   /* idle/slow client timeout */
     int queue_cap;   /* jobs waiting for a slot before 503 */
+    uint64_t max_loaded_bytes; /* memory budget of loaded models; 0 = half the machine's RAM */
+    double keep_alive_s;       /* idle seconds before a model unloads; 0 = 300; < 0 = never */
     bool ignore_env; /* registry: read no environment (tests) */
     /* serve --lora / --lora-scaled: adapters registered with the registry (paired with a
      * compatible served base) and listed as adapter models; scale is what a request naming the
