@@ -33,17 +33,31 @@ int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
         server_request_deinit(&req);
         return server_reply_error(c, &err);
     }
-    bool stream = req.stream;
-    server_job *j = server_job_new(s, &req, stream ? stream_fmt : json_fmt, c->route);
+    return server_run_parsed(c, &req, req.stream ? stream_fmt : json_fmt, NULL, NULL, NULL);
+}
+
+int server_run_parsed(server_call *c, server_request *req, const server_fmt *fmt, void *ext,
+                      void (*ext_free)(void *),
+                      int (*reply_error)(server_call *, const shimmy_error *)) {
+    server *s = c->srv;
+    server_call_hold(s, c->conn, true);
+    if (!reply_error) reply_error = server_reply_error;
+    shimmy_error err;
+    shimmy_error_clear(&err);
+    bool stream = req->stream;
+    server_job *j = server_job_new(s, req, fmt, c->route);
     if (!j) {
+        if (ext_free) ext_free(ext);
         shimmy_error_set(&err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
-        return server_reply_error(c, &err);
+        return reply_error(c, &err);
     }
-    st = server_job_prepare(s, j, &err);
+    j->ext = ext;
+    j->ext_free = ext_free;
+    shimmy_status st = server_job_prepare(s, j, &err);
     if (!st) st = server_submit(s, j, &err);
     if (st) {
         server_job_release(j);
-        return server_reply_error(c, &err);
+        return reply_error(c, &err);
     }
     if (stream) {
         int ok = server_reply_stream(c, j);

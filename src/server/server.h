@@ -203,6 +203,12 @@ struct server_job {
      * from the moment a call may begin (tool_held), tool_sent once content went out. */
     server_tool_format tool_format;
     bool tool_held, tool_sent;
+    /* Per-job state of an API front end (compat.h: Anthropic, Responses), freed with ext_free
+     * when the job is; stop_now: the formatter found the end itself (an Anthropic stop
+     * sequence) and the worker ends the generation as a normal "stop". */
+    void *ext;
+    void (*ext_free)(void *ext);
+    bool stop_now;
 
     /* Shared state under mu. */
     pthread_mutex_t mu;
@@ -399,6 +405,12 @@ int server_handle_adapters(server_call *c);
  * wait for the JSON body. */
 int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
                const server_fmt *json_fmt);
+/* The same for a request an API front end parsed itself (moved into the job; released on
+ * failure). ext/ext_free become the job's (freed on failure too); errors before the reply
+ * starts go through reply_error (NULL: server_reply_error). */
+int server_run_parsed(server_call *c, server_request *req, const server_fmt *fmt, void *ext,
+                      void (*ext_free)(void *), int (*reply_error)(server_call *,
+                                                                   const shimmy_error *));
 
 /* Output formats (openai.c, native.c). */
 extern const server_fmt server_fmt_chat_sse, server_fmt_chat_json;

@@ -43,6 +43,7 @@ void server_job_release(server_job *j) {
     for (size_t i = 0; i < j->n_ads; i++) shimmy_adapter_unref(j->ads[i]);
     for (size_t i = 0; i < j->n_choices; i++) shimmy_prompt_free(j->prompt[i]);
     free(j->acc);
+    if (j->ext_free) j->ext_free(j->ext);
     json_decref(j->choices);
     free(j->out);
     pthread_mutex_destroy(&j->mu);
@@ -102,7 +103,7 @@ static shimmy_next job_piece(const char *text, size_t len, void *user) {
     server_job *j = c->job;
     if (atomic_load(&j->cancelled) || atomic_load(&j->srv->stopping)) return SHIMMY_STOP;
     j->fmt->text(j, c->choice, text, len);
-    return atomic_load(&j->cancelled) ? SHIMMY_STOP : SHIMMY_CONTINUE;
+    return atomic_load(&j->cancelled) || j->stop_now ? SHIMMY_STOP : SHIMMY_CONTINUE;
 }
 
 /* Under srv->qmu: server_slots_drop_unloaded looks at idle slots from other threads. */
@@ -184,6 +185,11 @@ static void run_job(server_slot *sl, server_job *j) {
         job_set_running(j, sl->session);
         st = shimmy_session_generate(sl->session, j->prompt[c], &sr, job_piece, &pc, &res, &err);
         job_set_running(j, NULL);
+        /* The formatter's own stop (stop_now) is the answer's end, not a cancellation. */
+        if (!st && j->stop_now && res.finish == SHIMMY_FINISH_CANCELLED &&
+            !atomic_load(&j->cancelled))
+            res.finish = SHIMMY_FINISH_STOP;
+        j->stop_now = false;
         bool cancelled = !st && res.finish == SHIMMY_FINISH_CANCELLED;
         server_metrics_generation(&s->metrics, res.prompt_tokens - res.cached_tokens, res.prompt_ms,
                                   res.completion_tokens, res.gen_ms, cancelled);
