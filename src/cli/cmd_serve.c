@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "server.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -11,7 +12,8 @@ static const char serve_usage[] =
     "shimmy serve [--bind HOST:PORT|auto] [--model-dirs D1:D2] [--model FILE]... [--threads N]\n"
     "             [--ctx-size N] [--parallel N] [--api-key KEY] [--cors ORIGIN]\n"
     "             [--max-body BYTES] [--max-tokens-cap N] [--max-connections N] [--timeout S]\n"
-    "             [--queue N] [--lora FILE|DIR]... [--lora-scaled FILE|DIR SCALE]...";
+    "             [--queue N] [--lora FILE|DIR]... [--lora-scaled FILE|DIR SCALE]...\n"
+    "             [--max-loaded BYTES] [--keep-alive S]";
 
 #define SERVE_MAX_MODELS 64
 
@@ -74,6 +76,16 @@ static bool set_body(serve_opts *o, const char *v) {
     o->cfg.max_body = (size_t)x;
     return true;
 }
+/* The manager's memory budget (models beyond it evict the least recently used idle one). */
+static bool set_max_loaded(serve_opts *o, const char *v) {
+    long x;
+    if (!cli_parse_long(v, 1, LONG_MAX, &x)) return false;
+    o->cfg.max_loaded_bytes = (uint64_t)x;
+    return true;
+}
+static bool set_keep_alive(serve_opts *o, const char *v) {
+    return cli_parse_double(v, -1, 1e9, &o->cfg.keep_alive_s) && o->cfg.keep_alive_s != 0;
+}
 static bool set_dirs(serve_opts *o, const char *v) {
     return (o->cfg.model_dirs = v) != NULL;
 }
@@ -103,6 +115,8 @@ static const struct {
     {"--max-connections", set_conns, "an integer >= 1"},
     {"--timeout", set_timeout, "seconds, 1..86400"},
     {"--queue", set_queue, "an integer >= 0"},
+    {"--max-loaded", set_max_loaded, "bytes of loaded models, >= 1"},
+    {"--keep-alive", set_keep_alive, "idle seconds before unloading (-1 = never), not 0"},
 };
 
 int cli_cmd_serve(int argc, char **argv) {
