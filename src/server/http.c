@@ -1,4 +1,5 @@
 /* libmicrohttpd glue: the route table, auth, CORS, body limits, replies and SSE streaming. */
+#include "compat.h"
 #include "server.h"
 
 #include <microhttpd.h>
@@ -37,6 +38,10 @@ static const server_route routes[] = {
     {"POST", "/api/models/{}/load", server_handle_load, 0},
     {"POST", "/api/models/{}/unload", server_handle_unload, 0},
     {"GET", "/api/models/{}/status", server_handle_status, 0},
+    {"POST", "/v1/messages", server_handle_messages, 0},
+    {"POST", "/v1/messages/count_tokens", server_handle_count_tokens, 0},
+    {"POST", "/v1/responses", server_handle_responses, 0},
+    {"GET", "/v1/responses/{}", server_handle_response_get, 0},
 };
 
 static bool route_match(const char *pattern, const char *url, char *param, size_t cap) {
@@ -98,6 +103,8 @@ int server_reply_json(server_call *c, int status, json_t *v) {
 }
 
 int server_reply_error(server_call *c, const shimmy_error *err) {
+    /* Anthropic's clients read their own error shape, also for auth and routing errors. */
+    if (strncmp(c->route, "/v1/messages", 12) == 0) return server_anthropic_reply_error(c, err);
     int http;
     char *s = server_error_json(err, &http);
     /* Only when even the error cannot be built: the status alone still tells the client. */
@@ -191,9 +198,14 @@ static bool authorized(server_call *c) {
     const char *key = c->srv->cfg.api_key;
     if (!key || !*key) return true;
     const char *h = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return false;
-    h += 7;
-    while (*h == ' ') h++;
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        h += 7;
+        while (*h == ' ') h++;
+    } else {
+        /* Anthropic's clients send the key as x-api-key. */
+        h = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "x-api-key");
+        if (!h) return false;
+    }
     /* Compare in time independent of where the first difference is. */
     size_t n = strlen(key), m = strlen(h);
     unsigned char diff = (unsigned char)(n != m);
@@ -214,7 +226,8 @@ static int preflight(server_call *c) {
     add_common_headers(c, r);
     MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
     MHD_add_response_header(r, "Access-Control-Allow-Headers",
-                            "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project");
+                            "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, "
+                            "x-api-key, anthropic-version, anthropic-beta");
     MHD_add_response_header(r, "Access-Control-Max-Age", "600");
     enum MHD_Result ok = MHD_queue_response(c->conn, 204, r);
     MHD_destroy_response(r);
@@ -317,7 +330,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!(rt->flags & ROUTE_PUBLIC) && !authorized(c))
         return (enum MHD_Result)reply_status(
             c, SHIMMY_ERR_UNAUTHORIZED, NULL, "%s",
-            "missing or invalid API key: send the header 'Authorization: Bearer <key>'");
+            "missing or invalid API key: send the header 'Authorization: Bearer <key>' (or "
+            "'x-api-key: <key>')");
     if (atomic_load(&s->stopping))
         return (enum MHD_Result)reply_status(c, SHIMMY_ERR_BUSY, NULL, "%s",
                                              "the server is shutting down");
