@@ -1,0 +1,70 @@
+/* The matcher's state, shared by matcher.c (stacks, bytes, tokens) and mask.c (the trie walk and
+ * the mask cache). Internal to the grammar module.
+ *
+ * A stack is a node id: node = (pos, parent), interned, so equal stacks are equal ids and a set
+ * of stacks is a small array of ints. pos is an element index: for the top node of a live stack
+ * it is always a terminal; parents are return positions. Node 0 is the empty stack (the grammar
+ * has matched completely). succ(n) — the stacks after n's terminal matched one character — does
+ * not depend on the character, so it is computed once per node and memoized: after warm-up,
+ * advancing a set by a byte is a bitmap test and a union of small arrays per stack. */
+#ifndef SHIMMY_GM_IMPL_H
+#define SHIMMY_GM_IMPL_H
+
+#include "gram_impl.h"
+
+typedef struct gm_state {
+    int32_t *v; /* node ids (sorted in the committed state) */
+    uint32_t n, cap;
+    uint32_t acc;  /* a partial UTF-8 character: bits so far */
+    uint8_t need;  /* continuation bytes still to come (0: none pending) */
+    uint8_t total; /* the character's length in bytes */
+} gm_state;
+
+typedef struct gm_mask {
+    uint64_t key;
+    int32_t *set; /* owned copy of the state it was computed for, to rule out hash collisions */
+    uint32_t n_set;
+    uint32_t acc;
+    uint8_t need, total;
+    uint64_t *bits; /* owned */
+    int64_t count;
+    uint64_t used;
+} gm_mask;
+
+#define GM_MASK_CACHE 32
+
+struct grammar_matcher {
+    grammar *g; /* a reference */
+    const grammar_vocab *gv;
+    /* interned nodes */
+    int32_t *npos, *npar;
+    int32_t *succ_off, *succ_len; /* memoized successors in succ[], -1 = not yet */
+    uint32_t *vstamp, *ustamp;    /* closure visits / union dedup */
+    uint32_t vcur, ucur;
+    uint32_t n_nodes, cap_nodes;
+    uint32_t *table; /* open addressing (pos, parent) -> node, UINT32_MAX empty */
+    uint32_t table_cap;
+    int32_t *succ;
+    size_t n_succ, cap_succ;
+    int32_t *work;
+    size_t cap_work;
+    /* positions */
+    gm_state init, cur, tmp[2];
+    gm_state *lvl; /* (max_depth + 1) states of the trie walk */
+    uint32_t n_lvl;
+    gm_mask cache[GM_MASK_CACHE];
+    uint64_t clock;
+    grammar_stats stats;
+    bool failed;
+    char fail_msg[160];
+};
+
+/* Advances in by one byte into out (out != in). False when no stack survives (or on failure:
+ * m->failed). */
+bool gm_step_byte(grammar_matcher *m, const gm_state *in, uint8_t b, gm_state *out);
+bool gm_state_copy(gm_state *dst, const gm_state *src);
+shimmy_status gm_fail_error(const grammar_matcher *m, shimmy_error *err);
+void gm_mask_cache_free(grammar_matcher *m);
+bool gm_can_end(const gm_state *s);
+
+#endif

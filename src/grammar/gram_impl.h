@@ -1,0 +1,95 @@
+/* grammar internals shared by the module's files (not part of the module's interface). */
+#ifndef SHIMMY_GRAM_IMPL_H
+#define SHIMMY_GRAM_IMPL_H
+
+#include "grammar.h"
+
+#include <stdint.h>
+
+/* An element of an alternative: a terminal (one code point out of a class), a reference to a
+ * rule, or the end of the alternative. Packed as kind | arg << 2. */
+enum { GE_END = 0, GE_TERM = 1, GE_REF = 2 };
+#define GE_KIND(e)         ((e)&3u)
+#define GE_ARG(e)          ((e) >> 2)
+#define GE_MAKE(kind, arg) ((uint32_t)(kind) | ((uint32_t)(arg) << 2))
+
+typedef struct gram_range {
+    uint32_t lo, hi; /* inclusive code points, sorted, disjoint, never surrogates */
+} gram_range;
+
+typedef struct gram_term {
+    uint64_t ascii[2]; /* code points < 128, for the common case */
+    uint32_t first;    /* ranges[first .. first + n) */
+    uint32_t n;
+} gram_term;
+
+typedef struct gram_rule {
+    uint32_t first_alt; /* alts[first_alt .. first_alt + n_alts) */
+    uint32_t n_alts;
+    uint32_t name; /* offset into names */
+} gram_rule;
+
+struct grammar {
+    int refs;        /* atomic */
+    uint32_t *elems; /* every alternative's elements, each ended by GE_END */
+    uint32_t n_elems;
+    uint32_t *alts; /* start of each alternative in elems */
+    uint32_t n_alts;
+    gram_rule *rules;
+    uint32_t n_rules;
+    gram_term *terms;
+    uint32_t n_terms;
+    gram_range *ranges;
+    uint32_t n_ranges;
+    char *names; /* NUL-separated rule names */
+    uint32_t root;
+};
+
+void gram_free(grammar *g);
+
+static inline bool gram_term_has(const grammar *g, const gram_term *t, uint32_t cp) {
+    if (cp < 128) return (t->ascii[cp >> 6] >> (cp & 63)) & 1;
+    const gram_range *r = g->ranges + t->first;
+    uint32_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (cp < r[mid].lo)
+            hi = mid;
+        else if (cp > r[mid].hi)
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
+
+/* True when some code point in [lo, hi] is in t. */
+static inline bool gram_term_meets(const grammar *g, const gram_term *t, uint32_t lo, uint32_t hi) {
+    const gram_range *r = g->ranges + t->first;
+    for (uint32_t i = 0; i < t->n; i++)
+        if (r[i].lo <= hi && r[i].hi >= lo) return true;
+    return false;
+}
+
+/* ---- vocabulary trie (preorder) ---- */
+
+struct grammar_vocab {
+    uint64_t serial; /* unique per vocab in this process: mask caches key on it */
+    int32_t n_vocab;
+    uint32_t n_nodes;
+    uint8_t *byte;       /* (n_nodes) the byte on the edge into the node */
+    uint16_t *depth;     /* (n_nodes) 1 for children of the root */
+    uint32_t *end;       /* (n_nodes) first node after the subtree */
+    uint32_t *tok_first; /* (n_nodes) toks[tok_first .. tok_first + tok_n) end here */
+    uint16_t *tok_n;
+    int32_t *toks;
+    uint32_t max_depth;
+    uint32_t *piece_off; /* (n_vocab + 1) token bytes in pieces */
+    char *pieces;
+    uint8_t *kind; /* (n_vocab) GV_TEXT, GV_EOG or GV_SPECIAL */
+    int32_t *eog;  /* end-of-generation ids */
+    int32_t n_eog;
+};
+enum { GV_TEXT = 0, GV_EOG = 1, GV_SPECIAL = 2 };
+
+#endif

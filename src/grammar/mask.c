@@ -1,0 +1,115 @@
+/* The allowed-token mask: the vocabulary's trie walked against the stack set (a prefix that no
+ * stack accepts drops its whole subtree), and a small cache of masks by state, because
+ * generation keeps returning to the same few states (inside a string, between values). */
+#include "gm_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void gm_mask_cache_free(grammar_matcher *m) {
+    for (size_t i = 0; i < GM_MASK_CACHE; i++) {
+        free(m->cache[i].set);
+        free(m->cache[i].bits);
+    }
+    memset(m->cache, 0, sizeof m->cache);
+}
+
+static uint64_t state_key(const gm_state *s) {
+    uint64_t h =
+        1469598103934665603ull ^ ((uint64_t)s->acc << 16 | (uint64_t)s->need << 8 | s->total);
+    for (uint32_t i = 0; i < s->n; i++) h = (h ^ (uint32_t)s->v[i]) * 1099511628211ull;
+    return h;
+}
+
+static gm_mask *cache_find(grammar_matcher *m, uint64_t key, const gm_state *s) {
+    for (size_t i = 0; i < GM_MASK_CACHE; i++) {
+        gm_mask *c = &m->cache[i];
+        if (c->bits && c->key == key && c->n_set == s->n && c->acc == s->acc &&
+            c->need == s->need && c->total == s->total &&
+            memcmp(c->set, s->v, s->n * sizeof *s->v) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+static void cache_store(grammar_matcher *m, uint64_t key, const gm_state *s, const uint64_t *mask,
+                        size_t words, int64_t count) {
+    gm_mask *victim = &m->cache[0];
+    for (size_t i = 0; i < GM_MASK_CACHE; i++) {
+        if (!m->cache[i].bits) {
+            victim = &m->cache[i];
+            break;
+        }
+        if (m->cache[i].used < victim->used) victim = &m->cache[i];
+    }
+    if (!victim->bits && !(victim->bits = malloc(words * sizeof *mask))) return;
+    int32_t *set = realloc(victim->set, (s->n ? s->n : 1) * sizeof *set);
+    if (!set) return; /* a cache is optional: keep going without this entry */
+    victim->set = set;
+    memcpy(set, s->v, s->n * sizeof *set);
+    memcpy(victim->bits, mask, words * sizeof *mask);
+    victim->key = key;
+    victim->n_set = s->n;
+    victim->acc = s->acc;
+    victim->need = s->need;
+    victim->total = s->total;
+    victim->count = count;
+    victim->used = ++m->clock;
+}
+
+int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *err) {
+    const grammar_vocab *gv = m->gv;
+    if (!gv) {
+        core_error(err, SHIMMY_ERR_INVALID_ARG, "grammar", "the matcher has no vocabulary");
+        return -1;
+    }
+    if (m->failed) {
+        gm_fail_error(m, err);
+        return -1;
+    }
+    const size_t words = ((size_t)gv->n_vocab + 63) / 64;
+    m->stats.masks++;
+    const uint64_t key = state_key(&m->cur);
+    gm_mask *hit = cache_find(m, key, &m->cur);
+    if (hit) {
+        hit->used = ++m->clock;
+        m->stats.mask_hits++;
+        memcpy(mask, hit->bits, words * sizeof *mask);
+        return hit->count;
+    }
+    memset(mask, 0, words * sizeof *mask);
+    int64_t count = 0;
+    if (gm_can_end(&m->cur))
+        for (int32_t i = 0; i < gv->n_eog; i++) {
+            const int32_t t = gv->eog[i];
+            mask[t >> 6] |= 1ull << (t & 63);
+            count++;
+        }
+    /* preorder walk: lvl[d] holds the state after the first d bytes of the current node's path;
+     * lvl[0] is never written (the walk starts from cur) */
+    const uint32_t n = gv->n_nodes;
+    uint64_t visits = 0;
+    for (uint32_t i = 0; i < n;) {
+        const uint32_t d = gv->depth[i];
+        const gm_state *in = d == 1 ? &m->cur : &m->lvl[d - 1];
+        visits++;
+        if (!gm_step_byte(m, in, gv->byte[i], &m->lvl[d])) {
+            if (m->failed) {
+                gm_fail_error(m, err);
+                return -1;
+            }
+            i = gv->end[i];
+            continue;
+        }
+        const uint32_t k0 = gv->tok_first[i], nk = gv->tok_n[i];
+        for (uint32_t k = 0; k < nk; k++) {
+            const int32_t t = gv->toks[k0 + k];
+            mask[t >> 6] |= 1ull << (t & 63);
+        }
+        count += nk;
+        i++;
+    }
+    m->stats.trie_visits += visits;
+    cache_store(m, key, &m->cur, mask, words, count);
+    return count;
+}

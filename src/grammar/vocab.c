@@ -1,0 +1,191 @@
+/* A vocabulary as the mask engine sees it: each token's decoded bytes and whether it may appear
+ * in text, and the text tokens as a trie laid out in preorder. In preorder a subtree is a
+ * contiguous range, so the walk that computes a mask skips a refused prefix's subtree with one
+ * jump (`end`), and the walk touches memory in order. */
+#include "gram_impl.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PIECE 4096 /* longer pieces are left out of the trie (never allowed in text) */
+
+static uint64_t next_serial = 1;
+
+void grammar_vocab_free(grammar_vocab *gv) {
+    if (!gv) return;
+    free(gv->byte);
+    free(gv->depth);
+    free(gv->end);
+    free(gv->tok_first);
+    free(gv->tok_n);
+    free(gv->toks);
+    free(gv->piece_off);
+    free(gv->pieces);
+    free(gv->kind);
+    free(gv->eog);
+    free(gv);
+}
+
+int32_t grammar_vocab_size(const grammar_vocab *gv) {
+    return gv->n_vocab;
+}
+
+size_t grammar_vocab_trie_nodes(const grammar_vocab *gv) {
+    return gv->n_nodes;
+}
+
+static int cmp_piece(const void *a, const void *b, void *ctx) {
+    const grammar_vocab *gv = ctx;
+    const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    const uint32_t lx = gv->piece_off[x + 1] - gv->piece_off[x];
+    const uint32_t ly = gv->piece_off[y + 1] - gv->piece_off[y];
+    int c = memcmp(gv->pieces + gv->piece_off[x], gv->pieces + gv->piece_off[y], lx < ly ? lx : ly);
+    if (c) return c;
+    if (lx != ly) return lx < ly ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* The trie over the sorted text tokens (see the file comment). */
+static bool build_trie(grammar_vocab *gv) {
+    size_t n_text = 0, bytes = 0;
+    for (int32_t i = 0; i < gv->n_vocab; i++)
+        if (gv->kind[i] == GV_TEXT) {
+            n_text++;
+            bytes += gv->piece_off[i + 1] - gv->piece_off[i];
+        }
+    int32_t *order = malloc((n_text ? n_text : 1) * sizeof *order);
+    gv->toks = malloc((n_text ? n_text : 1) * sizeof *gv->toks);
+    const size_t cap = bytes ? bytes : 1;
+    gv->byte = malloc(cap);
+    gv->depth = malloc(cap * sizeof *gv->depth);
+    gv->end = malloc(cap * sizeof *gv->end);
+    gv->tok_first = malloc(cap * sizeof *gv->tok_first);
+    gv->tok_n = malloc(cap * sizeof *gv->tok_n);
+    if (!order || !gv->toks || !gv->byte || !gv->depth || !gv->end || !gv->tok_first ||
+        !gv->tok_n) {
+        free(order);
+        return false;
+    }
+    size_t k = 0;
+    for (int32_t i = 0; i < gv->n_vocab; i++)
+        if (gv->kind[i] == GV_TEXT) order[k++] = i;
+    qsort_r(order, n_text, sizeof *order, cmp_piece, gv);
+    uint32_t path[MAX_PIECE + 1];
+    uint32_t depth = 0, n = 0, n_toks = 0;
+    const char *prev = NULL;
+    uint32_t prev_len = 0;
+    for (size_t t = 0; t < n_text; t++) {
+        const int32_t id = order[t];
+        const char *s = gv->pieces + gv->piece_off[id];
+        const uint32_t len = gv->piece_off[id + 1] - gv->piece_off[id];
+        uint32_t lcp = 0;
+        while (prev && lcp < len && lcp < prev_len && s[lcp] == prev[lcp]) lcp++;
+        for (; depth > lcp; depth--) gv->end[path[depth]] = n;
+        for (; depth < len; depth++) {
+            gv->byte[n] = (uint8_t)s[depth];
+            gv->depth[n] = (uint16_t)(depth + 1);
+            gv->tok_first[n] = 0;
+            gv->tok_n[n] = 0;
+            path[depth + 1] = n++;
+        }
+        const uint32_t node = path[len];
+        if (gv->tok_n[node] == 0) gv->tok_first[node] = n_toks;
+        if (gv->tok_n[node] < UINT16_MAX) {
+            gv->toks[n_toks++] = id;
+            gv->tok_n[node]++;
+        }
+        if (len > gv->max_depth) gv->max_depth = len;
+        prev = s;
+        prev_len = len;
+    }
+    for (; depth > 0; depth--) gv->end[path[depth]] = n;
+    gv->n_nodes = n;
+    free(order);
+    return true;
+}
+
+shimmy_status grammar_vocab_from_pieces(const char *const *pieces, const size_t *len,
+                                        const bool *special, const bool *eog, int32_t n,
+                                        grammar_vocab **out, shimmy_error *err) {
+    *out = NULL;
+    if (n <= 0) return core_error(err, SHIMMY_ERR_INVALID_ARG, "vocab", "the vocabulary is empty");
+    grammar_vocab *gv = calloc(1, sizeof *gv);
+    size_t total = 0;
+    for (int32_t i = 0; i < n; i++) total += len[i] <= MAX_PIECE ? len[i] : 0;
+    if (gv) {
+        gv->n_vocab = n;
+        gv->piece_off = malloc(((size_t)n + 1) * sizeof *gv->piece_off);
+        gv->pieces = malloc(total ? total : 1);
+        gv->kind = malloc((size_t)n);
+        gv->eog = malloc((size_t)n * sizeof *gv->eog);
+    }
+    if (!gv || !gv->piece_off || !gv->pieces || !gv->kind || !gv->eog || total > UINT32_MAX) {
+        grammar_vocab_free(gv);
+        return core_error(err, SHIMMY_ERR_NOMEM, "vocab", "cannot allocate the token trie");
+    }
+    uint32_t off = 0;
+    for (int32_t i = 0; i < n; i++) {
+        gv->piece_off[i] = off;
+        const bool fits = len[i] <= MAX_PIECE;
+        if (eog && eog[i]) {
+            gv->kind[i] = GV_EOG;
+            gv->eog[gv->n_eog++] = i;
+        } else {
+            gv->kind[i] = (special && special[i]) || len[i] == 0 || !fits ? GV_SPECIAL : GV_TEXT;
+        }
+        if (fits && len[i]) {
+            memcpy(gv->pieces + off, pieces[i], len[i]);
+            off += (uint32_t)len[i];
+        }
+    }
+    gv->piece_off[n] = off;
+    if (!build_trie(gv)) {
+        grammar_vocab_free(gv);
+        return core_error(err, SHIMMY_ERR_NOMEM, "vocab", "cannot allocate the token trie");
+    }
+    gv->serial = __atomic_fetch_add(&next_serial, 1, __ATOMIC_RELAXED);
+    *out = gv;
+    return SHIMMY_OK;
+}
+
+shimmy_status grammar_vocab_new(const tok_vocab *v, grammar_vocab **out, shimmy_error *err) {
+    *out = NULL;
+    const int32_t n = tok_n_vocab(v);
+    const size_t max = tok_max_piece(v) + 1;
+    char **pieces = calloc((size_t)n, sizeof *pieces);
+    size_t *len = calloc((size_t)n, sizeof *len);
+    bool *special = calloc((size_t)n, sizeof *special), *eog = calloc((size_t)n, sizeof *eog);
+    char *buf = malloc(max);
+    shimmy_status st = SHIMMY_OK;
+    if (!pieces || !len || !special || !eog || !buf) {
+        st = core_error(err, SHIMMY_ERR_NOMEM, "vocab", "cannot allocate the token trie");
+        goto out;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const tok_type t = tok_get_type(v, i);
+        eog[i] = tok_is_eog(v, i);
+        /* control, unknown and unused tokens are never text, whatever they decode to */
+        special[i] = tok_is_control(v, i) || t == TOK_TYPE_CONTROL || t == TOK_TYPE_UNKNOWN ||
+                     t == TOK_TYPE_UNUSED;
+        if (special[i] || eog[i]) continue;
+        size_t l = tok_piece(v, i, false, buf, max);
+        if (l > max) l = 0; /* cannot happen: max is the longest piece */
+        if (l && !(pieces[i] = malloc(l))) {
+            st = core_error(err, SHIMMY_ERR_NOMEM, "vocab", "cannot allocate the token trie");
+            goto out;
+        }
+        if (l) memcpy(pieces[i], buf, l);
+        len[i] = l;
+    }
+    st = grammar_vocab_from_pieces((const char *const *)pieces, len, special, eog, n, out, err);
+out:
+    if (pieces)
+        for (int32_t i = 0; i < n; i++) free(pieces[i]);
+    free(pieces);
+    free(len);
+    free(special);
+    free(eog);
+    free(buf);
+    return st;
+}
