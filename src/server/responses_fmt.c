@@ -250,7 +250,8 @@ static void sse_reasoning(server_job *j, size_t choice, const char *text, size_t
 static void sse_end(server_job *j, size_t choice, const char *finish) {
     server_compat_req *x = state(j);
     server_toolcalls c = {0};
-    if (j->tool_held && parse_calls(j, &c)) {
+    bool calls = j->tool_held && parse_calls(j, &c);
+    if (calls) {
         sse_text_out(j, c.content, c.content ? c.content_len : 0);
         item_close(j);
         for (size_t k = 0; k < calls_kept(j, &c); k++) {
@@ -278,7 +279,8 @@ static void sse_end(server_job *j, size_t choice, const char *finish) {
     }
     server_toolcalls_free(&c);
     j->acc_len = 0;
-    const char *status = final_status(finish);
+    /* Whole calls are a complete answer, even when the last token was the limit's. */
+    const char *status = calls ? "completed" : final_status(finish);
     event(j, strcmp(status, "completed") == 0 ? "response.completed" : "response.incomplete",
           json_pack("{s:o}", "response", response_object(j, status, finish)));
 }
@@ -346,7 +348,7 @@ static void json_end(server_job *j, size_t choice, const char *finish) {
         output_add(j, call_item(&c.calls[k], "completed", false));
     server_toolcalls_free(&c);
     j->acc_len = 0;
-    json_t *r = response_object(j, final_status(finish), finish);
+    json_t *r = response_object(j, calls ? "completed" : final_status(finish), finish);
     char *s = r ? json_dumps(r, JSON_COMPACT) : NULL;
     json_decref(r);
     if (s) server_job_write(j, s, strlen(s));

@@ -17,7 +17,7 @@ import OpenAI from 'openai';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { requireEnv, modelDir, startServer, runner, assert, assertEq, expectApiError } from './helpers.mjs';
+import { requireEnv, modelDir, startServer, runner, assert, assertEq, expectApiError, withTemplate } from './helpers.mjs';
 
 const QWEN_FILE = 'tiny-qwen2-Q4_0.gguf'; // Qwen2 ChatML template: renders no tools
 const LLAMA_FILE = 'tiny-llama-bpe-Q4_0.gguf';
@@ -30,56 +30,6 @@ for (const f of ['Qwen-Qwen2.5-7B-Instruct.jinja', 'meta-llama-Llama-3.1-8B-Inst
   }
 }
 const dir = modelDir(data, [QWEN_FILE]);
-
-// A copy of a GGUF file with tokenizer.chat_template replaced: the key/value section is rebuilt,
-// the tensor data is copied after the header, re-aligned (offsets are relative to the data).
-function withTemplate(src, dst, template) {
-  const b = fs.readFileSync(src);
-  let o = 0;
-  const u32 = () => { const v = b.readUInt32LE(o); o += 4; return v; };
-  const u64 = () => { const v = Number(b.readBigUInt64LE(o)); o += 8; return v; };
-  const fixed = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
-  const skip = (type) => {
-    if (type === 8) {
-      const n = u64(); // read before o is: `o += u64()` would lose the length's 8 bytes
-      o += n;
-    }
-    else if (type === 9) {
-      const et = u32(), n = u64();
-      if (fixed[et]) o += n * fixed[et];
-      else for (let i = 0; i < n; i++) skip(et);
-    } else if (fixed[type]) o += fixed[type];
-    else throw new Error(`GGUF value type ${type}`);
-  };
-  assertEq(b.toString('latin1', 0, 4), 'GGUF', 'magic');
-  o = 4;
-  assertEq(u32(), 3, 'GGUF version');
-  const nTensors = u64(), nKv = u64();
-  let align = 32, at = -1, end = -1;
-  for (let i = 0; i < nKv; i++) {
-    const klen = u64();
-    const key = b.toString('utf8', o, o + klen);
-    o += klen;
-    const type = u32(), start = o;
-    if (key === 'general.alignment') align = b.readUInt32LE(o);
-    skip(type);
-    if (key === 'tokenizer.chat_template') [at, end] = [start, o];
-  }
-  assert(at > 0, 'the model has a chat template to replace');
-  for (let i = 0; i < nTensors; i++) {
-    const name = u64();
-    o += name;
-    const dims = u32();
-    o += 8 * dims + 4 + 8;
-  }
-  const dataAt = Math.ceil(o / align) * align;
-  const text = Buffer.from(template, 'utf8');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(text.length));
-  const head = Buffer.concat([b.subarray(0, at), len, text, b.subarray(end, o)]);
-  const pad = Buffer.alloc((align - (head.length % align)) % align);
-  fs.writeFileSync(dst, Buffer.concat([head, pad, b.subarray(dataAt)]));
-}
 
 const QWEN25 = 'tiny-qwen25-tools', LLAMA31 = 'tiny-llama31-tools', QWEN2 = 'tiny-qwen2-q4_0';
 withTemplate(path.join(data, 'models', QWEN_FILE), path.join(dir, `${QWEN25}.gguf`),
