@@ -1,5 +1,6 @@
 /* libmicrohttpd glue: the route table, auth, CORS, body limits, replies and SSE streaming. */
 #include "compat.h"
+#include "ollama.h"
 #include "server.h"
 
 #include <microhttpd.h>
@@ -30,7 +31,6 @@ static const server_route routes[] = {
     {"GET", "/v1/models/{}", server_handle_model, 0},
     {"POST", "/v1/chat/completions", server_handle_chat, 0},
     {"POST", "/v1/completions", server_handle_completions, 0},
-    {"POST", "/api/generate", server_handle_generate, 0},
     {"GET", "/ws/generate", server_handle_ws, 0},
     {"GET", "/api/models", server_handle_api_models, 0},
     {"GET", "/api/adapters", server_handle_adapters, 0},
@@ -38,6 +38,27 @@ static const server_route routes[] = {
     {"POST", "/api/models/{}/load", server_handle_load, 0},
     {"POST", "/api/models/{}/unload", server_handle_unload, 0},
     {"GET", "/api/models/{}/status", server_handle_status, 0},
+    /* Ollama's API (ollama.c); clients probe "/" without a key, as Ollama answers it. */
+    {"GET", "/", server_handle_ollama_root, ROUTE_PUBLIC},
+    {"HEAD", "/", server_handle_ollama_root, ROUTE_PUBLIC},
+    {"POST", "/api/generate", server_handle_ollama_generate, 0},
+    {"POST", "/api/chat", server_handle_ollama_chat, 0},
+    {"GET", "/api/tags", server_handle_ollama_tags, 0},
+    {"POST", "/api/show", server_handle_ollama_show, 0},
+    {"GET", "/api/ps", server_handle_ollama_ps, 0},
+    {"GET", "/api/version", server_handle_ollama_version, 0},
+    {"POST", "/api/pull", server_handle_ollama_store, 0},
+    {"POST", "/api/push", server_handle_ollama_store, 0},
+    {"POST", "/api/create", server_handle_ollama_store, 0},
+    {"POST", "/api/copy", server_handle_ollama_store, 0},
+    {"DELETE", "/api/delete", server_handle_ollama_store, 0},
+    {"POST", "/api/embed", server_handle_ollama_embed, 0},
+    {"POST", "/api/embeddings", server_handle_ollama_embed, 0},
+    /* llama-server's small endpoints (extras.c). */
+    {"POST", "/tokenize", server_handle_tokenize, 0},
+    {"POST", "/detokenize", server_handle_detokenize, 0},
+    {"POST", "/apply-template", server_handle_apply_template, 0},
+    {"GET", "/props", server_handle_props, 0},
     {"POST", "/v1/messages", server_handle_messages, 0},
     {"POST", "/v1/messages/count_tokens", server_handle_count_tokens, 0},
     {"POST", "/v1/responses", server_handle_responses, 0},
@@ -105,6 +126,7 @@ int server_reply_json(server_call *c, int status, json_t *v) {
 int server_reply_error(server_call *c, const shimmy_error *err) {
     /* Anthropic's clients read their own error shape, also for auth and routing errors. */
     if (strncmp(c->route, "/v1/messages", 12) == 0) return server_anthropic_reply_error(c, err);
+    if (server_route_is_ollama(c->route)) return ollama_reply_error(c, err);
     int http;
     char *s = server_error_json(err, &http);
     /* Only when even the error cannot be built: the status alone still tells the client. */
@@ -182,7 +204,10 @@ int server_reply_stream(server_call *c, server_job *j) {
         stream_free(sc);
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    /* Ollama streams newline-delimited JSON; everything else is Server-Sent Events. */
+    MHD_add_response_header(r, "Content-Type",
+                            server_route_is_ollama(c->route) ? "application/x-ndjson"
+                                                             : "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     add_common_headers(c, r);
     enum MHD_Result ok = MHD_queue_response(c->conn, 200, r);

@@ -400,6 +400,22 @@ int server_handle_unload(server_call *c);
 int server_handle_status(server_call *c);
 int server_handle_ws(server_call *c);
 int server_handle_adapters(server_call *c);
+/* Ollama's API (ollama.c) and llama-server's small endpoints (extras.c). */
+int server_handle_ollama_chat(server_call *c);
+int server_handle_ollama_generate(server_call *c);
+int server_handle_ollama_tags(server_call *c);
+int server_handle_ollama_show(server_call *c);
+int server_handle_ollama_ps(server_call *c);
+int server_handle_ollama_version(server_call *c);
+int server_handle_ollama_root(server_call *c);
+int server_handle_ollama_store(server_call *c); /* pull, push, create, copy, delete: refused */
+int server_handle_ollama_embed(server_call *c); /* embed, embeddings: not served yet */
+/* True for the paths that answer in Ollama's error shape ({"error": "..."}). */
+bool server_route_is_ollama(const char *route);
+int server_handle_tokenize(server_call *c);
+int server_handle_detokenize(server_call *c);
+int server_handle_apply_template(server_call *c);
+int server_handle_props(server_call *c);
 
 /* Runs a generation request end to end for a handler: parse, prepare, queue, then stream or
  * wait for the JSON body. */
