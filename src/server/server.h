@@ -384,6 +384,16 @@ bool server_call_gone(struct MHD_Connection *conn);
 void server_sha1(const void *data, size_t len, unsigned char out[20]);
 void server_ws_accept_key(const char *key, char out[29]);
 size_t server_ws_frame_header(int opcode, size_t len, unsigned char hdr[10]);
+/* One client frame at the start of in[0..n), unmasked in place (pure; fuzzed). */
+typedef struct server_ws_frame {
+    int opcode;
+    bool fin;
+    unsigned char *payload; /* inside in */
+    size_t len;
+    size_t consumed; /* header, mask and payload bytes */
+} server_ws_frame;
+/* 1 parsed, 0 more bytes needed, -1 protocol error, -2 payload longer than limit. */
+int server_ws_parse_frame(unsigned char *in, size_t n, size_t limit, server_ws_frame *f);
 
 /* Handlers (openai.c, native.c, ws.c). */
 int server_handle_chat(server_call *c);

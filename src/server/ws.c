@@ -206,14 +206,11 @@ static int ws_fill(ws_conn *w, int wait_ms) {
     return -1;
 }
 
-/* Parses one complete frame from the input: 1 parsed, 0 need more, -1 protocol error. */
-static int ws_parse(ws_conn *w, size_t limit, int *opcode, bool *fin, unsigned char **payload,
-                    size_t *len, size_t *consumed) {
-    const unsigned char *p = w->in;
-    size_t n = w->in_len;
+int server_ws_parse_frame(unsigned char *in, size_t n, size_t limit, server_ws_frame *f) {
+    const unsigned char *p = in;
     if (n < 2) return 0;
-    *fin = p[0] & 0x80;
-    *opcode = p[0] & 0x0f;
+    f->fin = p[0] & 0x80;
+    f->opcode = p[0] & 0x0f;
     if (p[0] & 0x70) return -1;    /* no extensions were negotiated */
     if (!(p[1] & 0x80)) return -1; /* clients must mask */
     uint64_t plen = p[1] & 0x7f;
@@ -231,11 +228,25 @@ static int ws_parse(ws_conn *w, size_t limit, int *opcode, bool *fin, unsigned c
     if (plen > limit) return -2;
     if (n < h + 4 + plen) return 0;
     const unsigned char *mask = p + h;
-    unsigned char *data = w->in + h + 4;
+    unsigned char *data = in + h + 4;
     for (uint64_t i = 0; i < plen; i++) data[i] ^= mask[i % 4];
-    *payload = data;
-    *len = (size_t)plen;
-    *consumed = h + 4 + (size_t)plen;
+    f->payload = data;
+    f->len = (size_t)plen;
+    f->consumed = h + 4 + (size_t)plen;
+    return 1;
+}
+
+/* Parses one complete frame from the input: 1 parsed, 0 need more, -1 protocol error. */
+static int ws_parse(ws_conn *w, size_t limit, int *opcode, bool *fin, unsigned char **payload,
+                    size_t *len, size_t *consumed) {
+    server_ws_frame f = {0};
+    int r = server_ws_parse_frame(w->in, w->in_len, limit, &f);
+    *opcode = f.opcode;
+    *fin = f.fin;
+    if (r != 1) return r;
+    *payload = f.payload;
+    *len = f.len;
+    *consumed = f.consumed;
     return 1;
 }
 
