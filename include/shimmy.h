@@ -410,6 +410,20 @@ const char *shimmy_cpu_isa(void);
 /* Frees a buffer documented "Owned: shimmy_free" (token ids, text). NULL is a no-op. */
 void shimmy_free(void *p);
 
+/* ---- structured output: checking grammars and schemas (docs/grammar.md) ------------------ */
+
+/* Converts a JSON Schema (JSON text, at most SHIMMY_MAX_GRAMMAR_LEN bytes) to the GBNF grammar
+ * that gen options' json_schema is enforced with (start rule `root`; compact JSON with bounded
+ * optional whitespace). *gbnf Owned: shimmy_free. Errors: SHIMMY_ERR_INVALID_JSON (message gives
+ * line and column), SHIMMY_ERR_INVALID_ARG for a keyword that cannot be enforced, a bad keyword
+ * value, an unsatisfiable schema or a limit: `where` is the JSON pointer of the keyword in the
+ * schema ("/properties/age/multipleOf") and the message names it. */
+SHIMMY_NODISCARD shimmy_status shimmy_json_schema_to_gbnf(const char *schema, char **gbnf,
+                                                          shimmy_error *err);
+/* Checks that GBNF text compiles (it is then cached for the generations that use it). Errors:
+ * SHIMMY_ERR_INVALID_ARG with the message "line L, column C: ...", SHIMMY_ERR_TOO_LARGE. */
+SHIMMY_NODISCARD shimmy_status shimmy_grammar_check(const char *gbnf, shimmy_error *err);
+
 /* ---- vocabularies and tokens ------------------------------------------------------------ */
 
 /* A tokenizer: the vocabulary, merges/scores and special tokens of a model. Immutable, so any
