@@ -35,11 +35,22 @@ serve: build
 bench: build
 	@echo "benchmarks: $(BUILD)/bench_* (see bench/README.md)"
 
+# Every tests/fuzz/fuzz_<name>.c under libFuzzer (clang, ASan+UBSan) for FUZZ_SECONDS each; new
+# inputs go to fuzz-out/<name>/ (seeds stay in tests/fuzz/corpus/<name>/). docs/fuzz.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 fuzz: deps
-	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DSHIMMY_FUZZ=ON -DSHIMMY_SANITIZE=OFF
-	cmake --build $(BUILD)-fuzz -j $(JOBS) --target fuzz_gguf
-	mkdir -p fuzz-out/gguf
-	./$(BUILD)-fuzz/fuzz_gguf fuzz-out/gguf tests/fuzz/corpus/gguf -max_total_time=$${FUZZ_SECONDS:-60}
+	cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang \
+		-DSHIMMY_FUZZ=ON -DSHIMMY_SANITIZE=OFF
+	cmake --build $(BUILD)-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz-out/$$t; \
+		dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+		echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+		./$(BUILD)-fuzz/fuzz_$$t $$dict -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+			-rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
+			-artifact_prefix=fuzz-out/ fuzz-out/$$t tests/fuzz/corpus/$$t; \
+	done
 
 FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Regenerates the seed corpora in tests/fuzz/corpus/ from real inputs: the chat templates,
+vocabularies and PEFT adapters of the shared test data and the request bodies and model outputs
+of the unit tests. Hand-written seeds (and regress-* files) are kept; files named seed-* are
+rewritten. Usage: python3 tests/fuzz/seeds.py [TESTDATA] (default ../shared/testdata)."""
+import json, os, re, struct, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(os.path.dirname(HERE))
+DATA = sys.argv[1] if len(sys.argv) > 1 else os.path.join(SRC, '..', 'shared', 'testdata')
+
+
+def out(target, name, data):
+    d = os.path.join(HERE, 'corpus', target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, 'seed-' + name), 'wb') as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def c_strings(path):
+    """Adjacent C string literals joined and unescaped, in file order."""
+    text = open(path, encoding='utf-8').read()
+    lit = r'"(?:[^"\\\n]|\\.)*"'
+    for m in re.finditer(r'(%s(?:\s*%s)*)' % (lit, lit), text):
+        parts = re.findall(lit, m.group(1))
+        s = ''.join(p[1:-1] for p in parts)
+        yield bytes(s, 'utf-8').decode('unicode_escape').encode('latin-1').decode('utf-8', 'replace')
+
+
+# ---- jinja: every template with a plain and a tool conversation ----
+exp = json.load(open(os.path.join(DATA, 'templates', 'expected.json')))
+tools = json.load(open(os.path.join(SRC, 'tests', 'chat', 'tool_cases.json')))['conversations']
+convs = [exp['conversations']['system_multiturn'], next(iter(tools.values()))]
+for fn in sorted(os.listdir(os.path.join(DATA, 'templates'))):
+    if not fn.endswith('.jinja'):
+        continue
+    tpl = open(os.path.join(DATA, 'templates', fn), encoding='utf-8').read()
+    for i, c in enumerate(convs):
+        out('jinja', '%s-%d' % (fn[:-6], i), tpl + '\0' + json.dumps(c, ensure_ascii=False))
+
+# ---- tokenizer: the vocab test strings through every vocabulary, three option sets ----
+vocabs = sorted(f for f in os.listdir(os.path.join(DATA, 'vocab')) if f.endswith('.gguf'))
+inp = open(os.path.join(DATA, 'vocab', 'ggml-vocab-llama-spm.gguf.inp'), 'rb').read()
+texts = inp.split(b'\n__ggml_vocab_test__\n')[:-1]
+picks = [texts[i] for i in (1, 5, 12, 20, 30, len(texts) - 1) if i < len(texts)]
+specials = b'<s>Hi</s><|im_start|>user\n<|im_end|><|endoftext|><|eot_id|>\xe2\x96\x81x'
+for vi, v in enumerate(vocabs):
+    name = v[len('ggml-vocab-'):-len('.gguf')]
+    for k, t in enumerate(picks):
+        out('tokenizer', '%s-%d' % (name, k), bytes([vi, 0]) + t)
+    out('tokenizer', '%s-special' % name, bytes([vi, 7]) + specials)
+    out('tokenizer', '%s-invalid' % name, bytes([vi, 0]) + b'ok \xff\xc3 \xe2\x82 \xf0\x9f\x98')
+
+# ---- safetensors and PEFT adapters ----
+for d in sorted(os.listdir(os.path.join(DATA, 'lora'))):
+    p = os.path.join(DATA, 'lora', d)
+    if not d.startswith('peft-'):
+        continue
+    st = open(os.path.join(p, 'adapter_model.safetensors'), 'rb').read()
+    cfg = open(os.path.join(p, 'adapter_config.json'), 'rb').read()
+    out('safetensors', d, st)
+    base = 1 if 'qwen2' in d else 0
+    out('lora_peft', d, bytes([base]) + cfg + b'\n@@safetensors@@\n' + st)
+
+# ---- server requests: every JSON body in the request and job unit tests, for every API ----
+bodies = []
+for t in ('test_request.c', 'test_job.c', 'test_toolcall.c'):
+    p = os.path.join(SRC, 'tests', 'server', t)
+    if os.path.exists(p):
+        bodies += [s for s in c_strings(p) if s.startswith('{') and len(s) > 8]
+for i, b in enumerate(dict.fromkeys(bodies)):
+    for api in range(3):
+        out('server_request', '%03d-%d' % (i, api), bytes([api]) + b.encode())
+
+# ---- tool calls: the model outputs of the tool-call unit test, in every format ----
+p = os.path.join(SRC, 'tests', 'server', 'test_toolcall.c')
+outs = [s for s in c_strings(p) if any(k in s for k in ('<tool_call>', '[TOOL_CALLS]', '"name"'))]
+for i, s in enumerate(dict.fromkeys(outs)):
+    out('server_toolcall', '%03d' % i, bytes([i % 4 | 4]) + s.encode())
+
+
+# ---- WebSocket: client frames of a /ws/generate session ----
+def frame(op, payload, fin=True, mask=b'\x37\xfa\x21\x3d'):
+    n = len(payload)
+    h = bytes([(0x80 if fin else 0) | op])
+    if n < 126:
+        h += bytes([0x80 | n])
+    elif n < 65536:
+        h += bytes([0x80 | 126]) + struct.pack('>H', n)
+    else:
+        h += bytes([0x80 | 127]) + struct.pack('>Q', n)
+    return h + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+req = b'{"model":"docs-llama-30m","prompt":"Hello","max_tokens":8,"stream":true}'
+out('server_ws', 'request', b'\x03' + frame(1, req))
+out('server_ws', 'fragmented', b'\x03' + frame(1, req[:10], fin=False) + frame(9, b'ping') +
+    frame(0, req[10:]))
+out('server_ws', 'close', b'\x03' + frame(1, req) + frame(10, b'') + frame(8, b'\x03\xe8bye'))
+out('server_ws', 'len126', b'\x01' + frame(1, b'{"prompt":"' + b'a' * 300 + b'"}'))
+out('server_ws', 'len127', b'\x02' + frame(2, bytes(range(256)) * 260))
+out('server_ws', 'unmasked', b'\x03' + b'\x81\x05hello')
