@@ -39,7 +39,8 @@ static json_t *echoed(server_job *j, const char *key, json_t *dflt) {
     return dflt;
 }
 
-/* A float option as the decimal it was set from (0.95f prints as 0.94999998807907104). */
+/* A float option as the decimal it was set from (0.95f is 0.949999988079071 as a double); the
+ * dumps print 15 digits, so it reads 0.95. */
 static json_t *real6(float f) {
     return json_real(round((double)f * 1e6) / 1e6);
 }
@@ -141,7 +142,7 @@ static void event(server_job *j, const char *type, json_t *v) {
     if (!v) return;
     json_object_set_new(v, "type", json_string(type));
     json_object_set_new(v, "sequence_number", json_integer(state(j)->seq++));
-    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(v);
     if (s) server_job_printf(j, "event: %s\ndata: %s\n\n", type, s);
     free(s);
@@ -349,7 +350,7 @@ static void json_end(server_job *j, size_t choice, const char *finish) {
     server_toolcalls_free(&c);
     j->acc_len = 0;
     json_t *r = response_object(j, calls ? "completed" : final_status(finish), finish);
-    char *s = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    char *s = r ? json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(r);
     if (s) server_job_write(j, s, strlen(s));
     free(s);
