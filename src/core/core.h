@@ -54,6 +54,14 @@ void core_log_stderr_sink(core_log_level level, const char *msg, void *user);
 void *core_aligned_alloc(size_t align, size_t size);
 void core_aligned_free(void *p);
 
+/* Guarded read-only file mappings (mapguard.c says why): a SIGBUS inside a guarded range (the
+ * file shrank under the mapping) maps zero pages over the rest of the range and marks it
+ * damaged instead of ending the process. add returns an id (-1: unguarded, e.g. the table is
+ * full); remove it before munmap. Thread-safe. */
+int core_mapguard_add(const void *addr, size_t size);
+void core_mapguard_remove(int id);
+bool core_mapguard_damaged(int id);
+
 /* Bump allocator over one block; allocations are 64-byte aligned. */
 typedef struct core_arena {
     unsigned char *base; /* owned */
@@ -86,8 +94,20 @@ typedef void (*core_task_fn)(void *ctx, int ith, int nth);
 shimmy_status core_pool_new(int n_threads, core_pool **out, shimmy_error *err);
 void core_pool_free(core_pool *p);
 int core_pool_size(const core_pool *p);
-/* Runs fn on every thread and returns when all have finished. Allocates nothing. */
+/* Runs fn on every thread and returns when all have finished. Allocates nothing. For tasks
+ * whose threads must all be present (barriers inside); anything else is an item run. */
 void core_pool_run(core_pool *p, core_task_fn fn, void *ctx);
+
+/* Items [lo, hi) of a run, on the thread numbered slot in [0, core_pool_size) (for per-thread
+ * scratch: no two pieces run on one slot at once). */
+typedef void (*core_items_fn)(void *ctx, int64_t lo, int64_t hi, int slot);
+/* Runs fn over items [0, n_items) in pieces claimed by whichever threads are running, and
+ * returns when every item is done. Each thread starts on its own contiguous share of the items
+ * and then helps with the others'; a thread that is descheduled (another process on its core)
+ * holds the run back by at most the piece it claimed, not by its whole share. Which thread
+ * computes an item varies from run to run: fn must give the same result on any slot. Allocates
+ * nothing. */
+void core_pool_run_items(core_pool *p, core_items_fn fn, void *ctx, int64_t n_items);
 
 /* Splits [0, n) into nth near-equal contiguous ranges; range ith is [*lo, *hi). */
 static inline void core_split_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {

@@ -2,6 +2,22 @@
  * Thread pool with spin-then-sleep hand-off. The decode loop issues hundreds of short parallel
  * operations per token, so waking workers through a condition variable every time would cost
  * more than the work; workers spin on a generation counter for a while and only then sleep.
+ *
+ * Two kinds of run:
+ *  - core_pool_run: every thread runs the task once (ith of nth) and the caller waits for all of
+ *    them. For tasks whose threads meet at barriers inside (LoRA's grouped products).
+ *  - core_pool_run_items: the items are claimed in pieces. Each thread starts on its own
+ *    contiguous share (so in a quiet machine every thread reads the same rows every step, as a
+ *    static split would) and then takes pieces from the end of the others' shares. The caller
+ *    waits for the items, not for the threads: a worker that another process keeps off its core
+ *    claims nothing and costs nothing; one descheduled in the middle of a piece delays the run by
+ *    that piece only. That is what keeps `-t 2` useful when another program holds a core (a
+ *    static split waits for the slowest thread every operation, hundreds of times per token).
+ *
+ * Claims are compare-and-swap on one 64-bit word per share (next item, end item), so a worker
+ * that wakes late for a run that has already finished finds every share empty and goes back to
+ * waiting; it reads the run's function and context only after a successful claim, and the caller
+ * cannot finish (and reuse them) before that claim's items are done.
  */
 #include "core.h"
 
@@ -21,7 +37,17 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define SPIN_ITERS 200000
+/* Idle workers spin this many pauses (a few milliseconds) before sleeping: long enough to span
+ * the gaps between the operations of a decode step, short enough to give an idle core back. */
+#define SPIN_ITERS 100000
+
+/* Pieces per thread share in an item run: small enough that a thread descheduled in the middle
+ * of one holds the run back by a fraction of an operation. */
+#define PIECES_PER_SHARE 8
+
+typedef struct share {
+    _Alignas(64) uint64_t word; /* (end << 32) | next: items [next, end) not yet claimed */
+} share;
 
 typedef struct worker {
     struct core_pool *pool;
@@ -32,43 +58,101 @@ typedef struct worker {
 struct core_pool {
     int n;
     worker *workers; /* n - 1 background threads; thread 0 is the caller */
+    share *shares;   /* n: one per thread, for item runs */
+    /* A task run: its fields stay put until every worker has run it. */
     core_task_fn fn;
     void *ctx;
-    unsigned generation; /* bumped by each run */
-    int pending;         /* workers still running the current generation */
+    int pending; /* workers still running it */
+    /* An item run: read by a worker only after a successful claim (atomics: a worker late for an
+     * earlier run may look at the grain while the caller writes the next run's). */
+    core_items_fn ifn;
+    void *ictx;
+    int64_t grain; /* items per claim, >= 1 */
+    int64_t done;  /* items finished */
+    /* Bumped by each run; the low bit says which kind it is (1: task), so a worker knows the
+     * kind of the very generation it saw. */
+    unsigned generation;
     int stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int sleepers;
 };
 
+static inline uint64_t pack(int64_t next, int64_t end) {
+    return (uint64_t)end << 32 | (uint64_t)(uint32_t)next;
+}
+
+/* Claims up to grain items of share s: from the front for its owner, from the back for anyone
+ * else (so the owner keeps reading its rows in order). false when the share is empty. */
+static bool claim(share *s, bool owner, int64_t grain, int64_t *lo, int64_t *hi) {
+    uint64_t w = __atomic_load_n(&s->word, __ATOMIC_ACQUIRE);
+    for (;;) {
+        const int64_t next = (int64_t)(uint32_t)w, end = (int64_t)(w >> 32);
+        if (next >= end) return false;
+        const int64_t n = end - next < grain ? end - next : grain;
+        const uint64_t nw = owner ? pack(next + n, end) : pack(next, end - n);
+        if (__atomic_compare_exchange_n(&s->word, &w, nw, true, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            *lo = owner ? next : end - n;
+            *hi = owner ? next + n : end;
+            return true;
+        }
+    }
+}
+
+/* Claims and runs pieces until every share is empty: its own share first, then the others'. */
+static void run_items(core_pool *p, int ith) {
+    for (int k = 0; k < p->n; k++) {
+        const int si = (ith + k) % p->n;
+        int64_t lo, hi;
+        while (
+            claim(&p->shares[si], k == 0, __atomic_load_n(&p->grain, __ATOMIC_RELAXED), &lo, &hi)) {
+            /* the claim succeeded, so this run cannot end before these items are done: its
+             * function and context are the ones the caller published before the shares */
+            core_items_fn fn = __atomic_load_n(&p->ifn, __ATOMIC_ACQUIRE);
+            void *ctx = __atomic_load_n(&p->ictx, __ATOMIC_ACQUIRE);
+            fn(ctx, lo, hi, ith);
+            __atomic_add_fetch(&p->done, hi - lo, __ATOMIC_ACQ_REL);
+        }
+    }
+}
+
+/* Waits for a generation other than seen (spinning, then sleeping); returns it, or seen when the
+ * pool stops. */
+static unsigned wait_generation(core_pool *p, unsigned seen) {
+    unsigned gen;
+    int spins = 0;
+    while ((gen = __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE)) == seen &&
+           !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
+        if (++spins < SPIN_ITERS) {
+            CPU_RELAX();
+            continue;
+        }
+        pthread_mutex_lock(&p->mu);
+        __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&p->generation, __ATOMIC_SEQ_CST) == seen &&
+               !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+            pthread_cond_wait(&p->cv, &p->mu);
+        __atomic_sub_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+        pthread_mutex_unlock(&p->mu);
+        spins = 0;
+    }
+    return gen;
+}
+
 static void *worker_main(void *arg) {
     worker *w = arg;
     core_pool *p = w->pool;
     unsigned seen = 0;
     for (;;) {
-        unsigned gen;
-        int spins = 0;
-        while ((gen = __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE)) == seen &&
-               !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
-            if (++spins < SPIN_ITERS) {
-                if (spins % 1024 == 0)
-                    sched_yield();
-                else
-                    CPU_RELAX();
-                continue;
-            }
-            pthread_mutex_lock(&p->mu);
-            __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
-            while (__atomic_load_n(&p->generation, __ATOMIC_SEQ_CST) == seen &&
-                   !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
-                pthread_cond_wait(&p->cv, &p->mu);
-            __atomic_sub_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
-            pthread_mutex_unlock(&p->mu);
-            spins = 0;
-        }
+        const unsigned gen = wait_generation(p, seen);
         if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) break;
         seen = gen;
+        if (!(gen & 1)) {
+            run_items(p, w->ith); /* safe whatever run is current by now: claims decide */
+            continue;
+        }
+        /* a task run waits for every worker, so its fields are this generation's */
         p->fn(p->ctx, w->ith, p->n);
         __atomic_sub_fetch(&p->pending, 1, __ATOMIC_ACQ_REL);
     }
@@ -116,6 +200,12 @@ shimmy_status core_pool_new(int n_threads, core_pool **out, shimmy_error *err) {
     core_pool *p = calloc(1, sizeof *p);
     if (!p) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate thread pool");
     p->n = n_threads;
+    p->shares = core_aligned_alloc(64, (size_t)n_threads * sizeof *p->shares);
+    if (!p->shares) {
+        free(p);
+        return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate thread pool");
+    }
+    memset(p->shares, 0, (size_t)n_threads * sizeof *p->shares);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (n_threads > 1) {
@@ -147,6 +237,7 @@ void core_pool_free(core_pool *p) {
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n && p->workers; i++) pthread_join(p->workers[i - 1].thread, NULL);
     free(p->workers);
+    core_aligned_free(p->shares);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p);
@@ -154,6 +245,19 @@ void core_pool_free(core_pool *p) {
 
 int core_pool_size(const core_pool *p) {
     return p ? p->n : 1;
+}
+
+/* Publishes a run of the given kind (1: task) and wakes sleeping workers. */
+static void publish(core_pool *p, unsigned kind) {
+    const unsigned g = ((__atomic_load_n(&p->generation, __ATOMIC_RELAXED) & ~1u) + 2u) | kind;
+    /* seq_cst on both sides (here and in wait_generation) so that either the worker sees the new
+     * generation before sleeping or we see it counted among the sleepers. */
+    __atomic_store_n(&p->generation, g, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 void core_pool_run(core_pool *p, core_task_fn fn, void *ctx) {
@@ -164,18 +268,41 @@ void core_pool_run(core_pool *p, core_task_fn fn, void *ctx) {
     p->fn = fn;
     p->ctx = ctx;
     __atomic_store_n(&p->pending, p->n - 1, __ATOMIC_RELEASE);
-    /* seq_cst on both sides (here and in worker_main) so that either the worker sees the new
-     * generation before sleeping or we see it counted among the sleepers. */
-    __atomic_add_fetch(&p->generation, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
+    publish(p, 1);
     fn(ctx, 0, p->n);
     /* Yield after a while so that an oversubscribed pool (more threads than free cores) still
      * lets the stragglers run. */
     for (int spins = 0; __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0; spins++) {
+        if (spins < 20000)
+            CPU_RELAX();
+        else
+            sched_yield();
+    }
+}
+
+void core_pool_run_items(core_pool *p, core_items_fn fn, void *ctx, int64_t n_items) {
+    if (n_items <= 0) return;
+    if (!p || p->n == 1 || n_items == 1 || n_items > INT32_MAX) {
+        fn(ctx, 0, n_items, 0);
+        return;
+    }
+    const int n = p->n;
+    int64_t grain = n_items / ((int64_t)n * PIECES_PER_SHARE);
+    if (grain < 1) grain = 1;
+    __atomic_store_n(&p->ifn, fn, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->ictx, ctx, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->grain, grain, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
+    /* the shares last, with release: a claim on one of them sees everything above */
+    for (int i = 0; i < n; i++) {
+        int64_t lo, hi;
+        core_split_range(n_items, i, n, &lo, &hi);
+        __atomic_store_n(&p->shares[i].word, pack(lo, hi), __ATOMIC_RELEASE);
+    }
+    publish(p, 0);
+    run_items(p, 0);
+    /* Only pieces already claimed remain: wait for those, not for threads that never came. */
+    for (int spins = 0; __atomic_load_n(&p->done, __ATOMIC_ACQUIRE) < n_items; spins++) {
         if (spins < 20000)
             CPU_RELAX();
         else

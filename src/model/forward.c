@@ -31,7 +31,8 @@ static quant_from_float_fn kv_from_float(const model_ctx *c) {
     return c->kv_type == MODEL_KV_F16 ? model_f32_to_f16 : quant_get(GGUF_T_F32)->from_float;
 }
 
-static void attn_task_fn(void *ctx, int ith, int nth) {
+/* Jobs [lo, hi) (head-major: job = head * n_tok + token), with slot's scratch. */
+static void attn_items(void *ctx, int64_t lo, int64_t hi, int slot) {
     const attn_task *t = ctx;
     model_ctx *c = t->c;
     const model_hparams *hp = &c->m->hp;
@@ -52,7 +53,7 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
     /* per thread: scores (ATT_Q rows of n_ctx_pad), q (ATT_Q rows of head_dim) and
      * probabilities (ATT_Q rows of n_ctx_pad) in the cache type, as ctx.c sizes them */
     const int64_t N = c->n_ctx_pad;
-    float *sc_all = c->scores + (int64_t)ith * c->scores_per_thread;
+    float *sc_all = c->scores + (int64_t)slot * c->scores_per_thread;
     unsigned char *qr_all = (unsigned char *)(sc_all + ATT_Q * N);
     unsigned char *pr_all = (unsigned char *)(sc_all + ATT_Q * N + ATT_Q * hd);
     /* the reference attends over the used cells rounded up to 32 (the rest masked to zero
@@ -77,11 +78,9 @@ static void attn_task_fn(void *ctx, int ith, int nth) {
     const quant_gemm_fn kq_gemm = kq_dot == tiled && c->kv_type == MODEL_KV_F16 ? kt->gemm : NULL;
     const quant_gemm_fn kqv_gemm = kqv_dot == tiled && c->kv_type == MODEL_KV_F16 ? kt->gemm : NULL;
 
-    int64_t lo, hi;
     /* jobs run head-major: consecutive jobs of a thread read the same K and V rows (kept in
-     * cache), and each thread gets whole heads, so the causal triangle's uneven rows are shared
-     * evenly (token-major ranges gave the last thread the longest rows) */
-    core_split_range((int64_t)t->n_tok * hp->n_head, ith, nth, &lo, &hi);
+     * cache), and the causal triangle's uneven rows are shared evenly (token-major ranges gave
+     * the last thread the longest rows) */
     for (int64_t job = lo; job < hi;) {
         const int32_t h = (int32_t)(job / t->n_tok), tok0 = (int32_t)(job % t->n_tok);
         const int32_t kvh = h / gqa;
@@ -190,9 +189,9 @@ static void attention_block(model_ctx *c, const model_layer *L, int32_t il, int3
     attn_task at = {.c = c, .layer = il, .n_tok = n_tok};
     const int64_t work = (int64_t)n_tok * hp->n_head * (c->n_past + n_tok) * hp->head_dim;
     if (c->pool && c->n_threads > 1 && work >= ATTN_PARALLEL_MIN)
-        core_pool_run(c->pool, attn_task_fn, &at);
+        core_pool_run_items(c->pool, attn_items, &at, (int64_t)n_tok * hp->n_head);
     else
-        attn_task_fn(&at, 0, 1);
+        attn_items(&at, 0, (int64_t)n_tok * hp->n_head, 0);
     model_linear(c, &L->wo, c->att, c->xn, n_tok);
     for (int64_t i = 0; i < n_tok * E; i++) c->x[i] += c->xn[i];
 }

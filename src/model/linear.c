@@ -20,10 +20,9 @@ typedef struct lin_task {
     int32_t n_tok;
 } lin_task;
 
-static void quantize_task(void *ctx, int ith, int nth) {
+static void quantize_items(void *ctx, int64_t lo, int64_t hi, int slot) {
+    (void)slot;
     lin_task *t = ctx;
-    int64_t lo, hi;
-    core_split_range(t->n_tok, ith, nth, &lo, &hi);
     const int64_t n_in = t->w[0]->n_in;
     for (int64_t i = lo; i < hi; i++)
         t->vt->from_float(t->x + i * n_in, t->xq_out + (size_t)i * t->xq_stride, n_in);
@@ -80,10 +79,12 @@ static void dot_units(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-static void dot_task(void *ctx, int ith, int nth) {
-    const lin_task *t = ctx;
-    int64_t lo, hi;
-    core_split_range((t->row0[t->n_w] + ROW_UNIT - 1) / ROW_UNIT, ith, nth, &lo, &hi);
+static int64_t n_units(const lin_task *t) {
+    return (t->row0[t->n_w] + ROW_UNIT - 1) / ROW_UNIT;
+}
+
+static void dot_items(void *ctx, int64_t lo, int64_t hi, int slot) {
+    (void)slot;
     dot_units(ctx, lo, hi);
 }
 
@@ -96,12 +97,15 @@ static core_pool *pool_for(const model_ctx *c, const lin_task *t) {
     return c->pool && c->n_threads > 1 && work >= LINEAR_PARALLEL_MIN ? c->pool : NULL;
 }
 
-static void run(model_ctx *c, core_task_fn fn, lin_task *t) {
+/* Item runs: a thread that another process keeps off its core costs the product a piece, not
+ * its share (see core_pool_run_items). Each row is computed whole by one thread with the same
+ * kernel wherever it runs, so the split does not change a bit of the result. */
+static void run(model_ctx *c, core_items_fn fn, lin_task *t, int64_t n_items) {
     core_pool *pool = pool_for(c, t);
     if (pool)
-        core_pool_run(pool, fn, t);
+        core_pool_run_items(pool, fn, t, n_items);
     else
-        fn(t, 0, 1);
+        fn(t, 0, n_items, 0);
 }
 
 void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
@@ -129,9 +133,9 @@ void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const f
         t.xq = c->xq;
         t.xq_stride = c->m->max_act_row_bytes;
         if (n_tok >= 4)
-            run(c, quantize_task, &t);
+            run(c, quantize_items, &t, n_tok);
         else
-            quantize_task(&t, 0, 1);
+            quantize_items(&t, 0, n_tok, 0);
     }
     if (c->lora) { /* the adapters' low-rank terms, from the unquantized input, in the same
                     * pool run as the products */
@@ -142,7 +146,7 @@ void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const f
         const lora_base base = {dot_units, &t, n_out, ROW_UNIT};
         lora_set_run(c->lora, n_w, names, n_tok, x, y, c->lora_scratch, pool_for(c, &t), &base);
     } else {
-        run(c, dot_task, &t);
+        run(c, dot_items, &t, n_units(&t));
     }
 }
 

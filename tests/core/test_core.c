@@ -2,6 +2,8 @@
 #include "core/core.h"
 #include "test.h"
 
+#include <string.h>
+
 static void test_status(void) {
     CHECK_STR(shimmy_status_name(SHIMMY_ERR_FORMAT), "SHIMMY_ERR_FORMAT");
     CHECK_EQ_INT(shimmy_status_http(SHIMMY_ERR_MODEL_NOT_FOUND), 404);
@@ -57,6 +59,12 @@ static void sum_task(void *vctx, int ith, int nth) {
     c->sums[ith] = s;
 }
 
+static void task_noop(void *ctx, int ith, int nth) {
+    (void)ctx;
+    (void)ith;
+    (void)nth;
+}
+
 static void test_pool(void) {
     for (int threads = 1; threads <= 4; threads++) {
         core_pool *p;
@@ -84,10 +92,60 @@ static void test_pool(void) {
     CHECK(core_physical_cores() >= 1);
 }
 
+/* Item runs: every item exactly once, slots in range and never two pieces on one slot at once,
+ * across runs of many sizes (workers arrive late for some: more threads than cores here). */
+typedef struct items_ctx {
+    int *hits;
+    int busy[8];
+    int bad_slot, overlap;
+} items_ctx;
+
+static void items_fn(void *ctx, int64_t lo, int64_t hi, int slot) {
+    items_ctx *c = ctx;
+    if (slot < 0 || slot >= 8) {
+        __atomic_store_n(&c->bad_slot, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    if (__atomic_exchange_n(&c->busy[slot], 1, __ATOMIC_ACQ_REL))
+        __atomic_store_n(&c->overlap, 1, __ATOMIC_RELAXED);
+    for (int64_t i = lo; i < hi; i++) __atomic_add_fetch(&c->hits[i], 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->busy[slot], 0, __ATOMIC_RELEASE);
+}
+
+static void test_pool_items(void) {
+    enum { MAX = 5000 };
+    static int hits[MAX];
+    for (int threads = 1; threads <= 8; threads *= 2) {
+        core_pool *p;
+        CHECK(core_pool_new(threads, &p, NULL) == SHIMMY_OK);
+        items_ctx c = {.hits = hits};
+        int wrong = 0;
+        for (int rep = 0; rep < 600 && !wrong; rep++) {
+            const int64_t n = rep % 3 == 0 ? rep % 17 : 1 + (rep * 7919) % MAX;
+            memset(hits, 0, sizeof hits);
+            if (rep % 5 == 4) /* a task run in between: the two kinds alternate in a decode step */
+                core_pool_run(p, task_noop, NULL);
+            core_pool_run_items(p, items_fn, &c, n);
+            for (int64_t i = 0; i < MAX; i++)
+                if (hits[i] != (i < n)) {
+                    CHECK_MSG(0, "threads %d rep %d n %lld: item %lld ran %d times", threads, rep,
+                              (long long)n, (long long)i, hits[i]);
+                    wrong = 1;
+                    break;
+                }
+        }
+        CHECK(!c.bad_slot);
+        CHECK(!c.overlap);
+        core_pool_free(p);
+    }
+    core_pool_run_items(NULL, items_fn, &(items_ctx){.hits = hits}, 3); /* no pool: the caller */
+}
+
 int main(void) {
     test_status();
     test_utf8();
     test_arena();
     test_pool();
+    test_pool_items();
     return test_finish("core");
 }
