@@ -101,6 +101,8 @@ shimmy_status shimmy_error_set(shimmy_error *err, shimmy_status status, const ch
 #define SHIMMY_MAX_STOP_LEN 256
 /* The longest grammar / JSON Schema text a request may carry, in bytes. */
 #define SHIMMY_MAX_GRAMMAR_LEN (1 << 20)
+/* The most alternatives a token's record may list (OpenAI's top_logprobs bound). */
+#define SHIMMY_MAX_TOP_LOGPROBS 20
 /* seed value that draws a fresh seed from the clock. */
 #define SHIMMY_SEED_RANDOM 0xFFFFFFFFu
 
@@ -137,6 +139,12 @@ typedef struct shimmy_gen_options {
                                   token. Else the text up to and including the first occurrence
                                   of this literal is free and the constraint starts right after
                                   it (e.g. "</think>": a reasoning model thinks unconstrained) */
+    /* Log-probabilities (docs/server.md, "Logprobs"): with logprobs set, the token records of a
+     * generation (shimmy_token_info, through shimmy_session_request.on_piece) carry each
+     * token's log-probability and its top_logprobs most likely alternatives: log-softmax of the
+     * model's raw logits, before penalties, biases, temperature or truncation. */
+    bool logprobs;
+    int32_t top_logprobs; /* [0, SHIMMY_MAX_TOP_LOGPROBS]; 0 = the chosen token only */
 } shimmy_gen_options;
 
 /* Checks every field's range (the vocabulary-dependent top_k bound is checked at generation).
@@ -273,6 +281,38 @@ typedef enum shimmy_next { SHIMMY_CONTINUE = 0, SHIMMY_STOP = 1 } shimmy_next;
 /* Receives text as it becomes final (whole UTF-8 characters; stop strings never appear).
  * piece is borrowed for the call and not NUL-terminated. */
 typedef shimmy_next (*shimmy_token_fn)(const char *piece, size_t len, void *user);
+
+/* A candidate token and its log-probability. */
+typedef struct shimmy_logprob {
+    int32_t token;
+    float logprob; /* ln p, <= 0 */
+} shimmy_logprob;
+
+/* One token of a generation (or of its prompt), as shimmy_piece_fn hands it over. The pointers
+ * are borrowed for the call. */
+typedef struct shimmy_token_info {
+    int32_t token;
+    const char *bytes; /* what the token decodes to (n_bytes; may be part of a UTF-8 character;
+                          control tokens of a prompt give their text, generated ones nothing) */
+    size_t n_bytes;
+    bool prompt;      /* a prompt token (shimmy_session_request.prompt_logprobs) */
+    bool has_logprob; /* false when logprobs are off, and for a prompt's first token */
+    float logprob;    /* ln p(token | everything before it) under the raw logits */
+    const shimmy_logprob *top; /* the n_top most likely tokens, most likely first (ties: lower
+                                  id first); n_top = min(top_logprobs, vocabulary size) */
+    size_t n_top;
+} shimmy_token_info;
+
+/* Receives text like shimmy_token_fn together with the generated tokens whose bytes that text
+ * completes, in order: the tokens of all calls concatenated give exactly the text of all calls
+ * (a character split across tokens arrives with the token that completes it; its earlier
+ * tokens arrive with it). len may be 0 when a call only hands over tokens: prompt tokens (all
+ * in the first call, before any generated token), or at the end a token that a stop string cut
+ * into (its bytes run past the text: the stop string itself is never text). Tokens that end
+ * the generation (end of turn) and tokens wholly inside a matched stop string are not handed
+ * over. */
+typedef shimmy_next (*shimmy_piece_fn)(const char *text, size_t len, const shimmy_token_info *tokens,
+                                       size_t n_tokens, void *user);
 
 /* Generates a continuation of prompt (raw text; special-token text in it is parsed) on the
  * calling thread. opts NULL = the spec's generation options. on_token may be NULL. result may
@@ -913,6 +953,15 @@ SHIMMY_NODISCARD shimmy_status shimmy_prompt_from_chat_json(const shimmy_model *
                                                             const char *messages_json,
                                                             const char *tools_json,
                                                             shimmy_prompt **out, shimmy_error *err);
+/* The same with more template variables: vars_json NULL or a JSON object whose keys the
+ * template sees as variables (chat_template_kwargs: {"enable_thinking": false}); they cannot
+ * replace messages, tools or add_generation_prompt. Errors as shimmy_prompt_from_chat_json, and
+ * SHIMMY_ERR_INVALID_JSON / _INVALID_ARG with `where` "vars". */
+SHIMMY_NODISCARD shimmy_status shimmy_prompt_from_chat_vars(const shimmy_model *m,
+                                                            const char *messages_json,
+                                                            const char *tools_json,
+                                                            const char *vars_json,
+                                                            shimmy_prompt **out, shimmy_error *err);
 /* Token ids as given (copied); an id outside the vocabulary is SHIMMY_ERR_INVALID_ARG. */
 SHIMMY_NODISCARD shimmy_status shimmy_prompt_from_tokens(const shimmy_model *m, const int32_t *ids,
                                                          size_t n, shimmy_prompt **out,
@@ -999,6 +1048,13 @@ typedef struct shimmy_session_request {
     const shimmy_gen_options *options;   /* NULL = the model spec's generation options */
     const shimmy_logit_bias *logit_bias; /* borrowed for the call */
     size_t n_logit_bias;                 /* at most 1024 */
+    /* Optional: receives the text with its token records (shimmy_piece_fn) instead of
+     * on_token, with the same user pointer. */
+    shimmy_piece_fn on_piece;
+    /* With on_piece and options->logprobs: first hand over the prompt's tokens with their
+     * teacher-forced log-probabilities (echo). The prompt is then evaluated from its start one
+     * position at a time (no KV prefix reuse): slower than a plain prompt. */
+    bool prompt_logprobs;
 } shimmy_session_request;
 
 typedef struct shimmy_session_result {

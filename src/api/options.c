@@ -61,6 +61,7 @@ static const num_field fields[] = {
     FIELD(presence_penalty, F_FLOAT, -2, 2),
     FIELD(repeat_last_n, F_INT, 0, 1 << 20),
     FIELD(queue_len, F_INT, 0, 4096),
+    FIELD(top_logprobs, F_INT, 0, SHIMMY_MAX_TOP_LOGPROBS),
 };
 #undef FIELD
 

@@ -78,24 +78,47 @@ static shimmy_status json_array_of(const char *text, const char *field, json_t *
 shimmy_status shimmy_prompt_from_chat_json(const shimmy_model *m, const char *messages_json,
                                            const char *tools_json, shimmy_prompt **out,
                                            shimmy_error *err) {
+    return shimmy_prompt_from_chat_vars(m, messages_json, tools_json, NULL, out, err);
+}
+
+/* chat_template_kwargs: an object, or an error naming "vars". */
+static shimmy_status vars_of(const char *text, json_t **out, shimmy_error *err) {
+    json_error_t je;
+    *out = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (!*out)
+        return core_error(err, SHIMMY_ERR_INVALID_JSON, "vars", "vars: %s (line %d, column %d)",
+                          je.text, je.line, je.column);
+    if (json_is_object(*out)) return SHIMMY_OK;
+    json_decref(*out);
+    *out = NULL;
+    return core_error(err, SHIMMY_ERR_INVALID_ARG, "vars", "vars must be a JSON object");
+}
+
+shimmy_status shimmy_prompt_from_chat_vars(const shimmy_model *m, const char *messages_json,
+                                           const char *tools_json, const char *vars_json,
+                                           shimmy_prompt **out, shimmy_error *err) {
     shimmy_status st = prompt_new(m, out, err);
     if (st) return st;
     if (!messages_json)
         return prompt_done(core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "no messages given"),
                            out);
-    json_t *msgs = NULL, *tools = NULL;
+    json_t *msgs = NULL, *tools = NULL, *vars = NULL;
     st = json_array_of(messages_json, "messages", &msgs, err);
     if (!st && json_array_size(msgs) == 0)
         st = core_error(err, SHIMMY_ERR_INVALID_ARG, "messages", "no messages given");
     if (!st && tools_json) st = json_array_of(tools_json, "tools", &tools, err);
+    if (!st && vars_json) st = vars_of(vars_json, &vars, err);
     if (!st) {
-        engine_chat_params cp = {
-            .messages = msgs, .tools = tools, .template_family = m->spec.f.template_name};
+        engine_chat_params cp = {.messages = msgs,
+                                 .tools = tools,
+                                 .vars = vars,
+                                 .template_family = m->spec.f.template_name};
         st = engine_chat_prompt(m->em, &cp, &(*out)->toks, &(*out)->eot, err);
         if (st == SHIMMY_ERR_TEMPLATE && err) snprintf(err->where, sizeof err->where, "messages");
     }
     json_decref(msgs);
     json_decref(tools);
+    json_decref(vars);
     return prompt_done(st, out);
 }
 

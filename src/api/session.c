@@ -2,6 +2,7 @@
  * per-request options and logit bias checked before anything runs; plus the shared thread pool
  * (whose lock lets sessions take turns per forward step) and refcounted adapters. */
 #include "api.h"
+#include "grammar/grammar.h"
 
 #include "lora/lora.h"
 
@@ -225,8 +226,16 @@ void shimmy_session_cancel(shimmy_session *s) {
 typedef struct sink_ctx {
     shimmy_session *s;
     shimmy_token_fn fn;
+    shimmy_piece_fn piece;
     void *user;
 } sink_ctx;
+
+static bool session_piece(void *user, const char *text, size_t len, const shimmy_token_info *tokens,
+                          size_t n_tokens) {
+    sink_ctx *c = user;
+    if (__atomic_load_n(&c->s->cancel, __ATOMIC_ACQUIRE)) return false;
+    return c->piece(text, len, tokens, n_tokens, c->user) == SHIMMY_CONTINUE;
+}
 
 static bool session_sink(void *user, const char *text, size_t len, int32_t token) {
     (void)token;
@@ -340,10 +349,20 @@ shimmy_status shimmy_session_generate(shimmy_session *s, const shimmy_prompt *p,
         bias[i] = (sampling_logit_bias){req->logit_bias[i].token, req->logit_bias[i].bias};
     gp.sampling.logit_bias = bias;
     gp.sampling.n_logit_bias = req ? req->n_logit_bias : 0;
+    struct grammar *g = NULL;
+    if ((st = api_gen_grammar(o, &g, err))) return st;
+    gp.grammar = g;
+    gp.grammar_after = o->grammar_after;
     __atomic_store_n(&s->cancel, 0, __ATOMIC_RELEASE);
-    sink_ctx sc = {s, on_token, user};
+    sink_ctx sc = {s, on_token, req ? req->on_piece : NULL, user};
+    if (sc.piece) {
+        gp.piece = session_piece;
+        gp.n_probs = o->logprobs ? o->top_logprobs : -1;
+        gp.prompt_probs = req->prompt_logprobs;
+    }
     engine_result r = {0};
     st = engine_generate(s->es, shimmy_prompt_tokens(p), n_prompt, &gp, session_sink, &sc, &r, err);
+    grammar_unref(g);
     if (st) reset_after_failure(s);
     if (result) {
         static const shimmy_finish finish[] = {

@@ -34,6 +34,7 @@ shimmy_status engine_chat_prompt(const engine_model *m, const engine_chat_params
     chat_render_params rp = {
         .messages = p->messages,
         .tools = p->tools,
+        .extra = p->vars,
         .add_generation_prompt = true,
         .bos_token = engine_model_bos_text(m),
         .eos_token = engine_model_eos_text(m),

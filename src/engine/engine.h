@@ -144,6 +144,7 @@ struct tok_buf;
 typedef struct engine_chat_params {
     const struct json_t *messages; /* array of {role, content, ...}; borrowed for the call */
     const struct json_t *tools;    /* the request's tools or NULL; borrowed for the call */
+    const struct json_t *vars;     /* an object of more template variables or NULL (borrowed) */
     const char *template_family;   /* NULL: the model's own template; else a built-in family */
 } engine_chat_params;
 
@@ -167,6 +168,11 @@ typedef enum engine_finish {
 /* "stop", "length", "cancelled" */
 const char *engine_finish_name(engine_finish f);
 
+/* Text with the generated tokens it completes (shimmy_piece_fn's contract, in shimmy.h). Return
+ * false to stop. */
+typedef bool (*engine_piece_fn)(void *user, const char *text, size_t len,
+                                const shimmy_token_info *tokens, size_t n_tokens);
+
 typedef struct engine_gen_params {
     sampling_params sampling;
     int32_t max_tokens;      /* <= 0: until the context is full */
@@ -175,6 +181,18 @@ typedef struct engine_gen_params {
     bool ignore_eos;       /* keep going after an end-of-generation token */
     int32_t *out_tokens;   /* optional: receives the generated ids (borrowed for the call) */
     size_t out_tokens_cap; /* capacity of out_tokens; ids beyond it are not stored */
+    /* Structured output (constrain.h): the text must match grammar (borrowed for the call; NULL =
+     * free); with grammar_after, only the text after that literal's first occurrence. A grammar
+     * that is complete ends the generation (ENGINE_FINISH_STOP). */
+    const struct grammar *grammar;
+    const char *grammar_after;
+    /* Token records (pieces.c): when piece is set it receives the text instead of the sink
+     * (same user pointer), with the tokens each piece completes. */
+    engine_piece_fn piece;
+    int32_t n_probs;   /* with piece: < 0 no log-probabilities; else the alternatives listed per
+                          token, [0, SHIMMY_MAX_TOP_LOGPROBS] */
+    bool prompt_probs; /* with piece and n_probs >= 0: the prompt's records first (teacher-forced,
+                          one position per step, no prefix reuse) */
 } engine_gen_params;
 
 /* Defaults: llama.cpp's sampling defaults, max_tokens 128, no stop strings. */
@@ -199,6 +217,59 @@ typedef struct engine_result {
 shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n_prompt,
                               const engine_gen_params *gp, engine_sink_fn sink, void *user,
                               engine_result *res, shimmy_error *err);
+
+/* ---- token records (pieces.c; internal to engine_generate) ---- */
+
+/* ln softmax(logits)[token] and, with n_top > 0, the n_top most likely tokens, most likely
+ * first (ties: lower id first), into top (n_top entries; n_top <= n_vocab). */
+float engine_logprob(const float *logits, int32_t n_vocab, int32_t token, int32_t n_top,
+                     shimmy_logprob *top);
+
+/* The tokens sampled but not yet handed over, with their place in the decoder's output:
+ * [start, end) once the decoder has written all of their bytes (done). */
+typedef struct engine_pending {
+    int32_t token;
+    bool done;
+    float logprob;
+    size_t start, end;
+    int32_t n_top;
+    shimmy_logprob top[SHIMMY_MAX_TOP_LOGPROBS];
+} engine_pending;
+
+typedef struct engine_pieces {
+    const tok_vocab *v;
+    int32_t n_vocab, n_probs;
+    engine_piece_fn fn;
+    void *user;
+    engine_pending *q; /* (cap) [head, n) pending */
+    size_t head, n, cap;
+    size_t out, emitted;     /* decoder output bytes so far; of them, handed over as text */
+    shimmy_token_info *info; /* (cap) scratch for one hand-over */
+    char *bytes;             /* (cap * max_piece) their bytes */
+    size_t max_piece;
+    float *prompt_lp;           /* (n_prompt) prompt_probs: teacher-forced values */
+    shimmy_logprob *prompt_top; /* (n_prompt * n_probs) */
+} engine_pieces;
+
+shimmy_status engine_pieces_init(engine_pieces *p, const tok_vocab *v, int32_t n_vocab,
+                                 const engine_gen_params *gp, void *user, size_t n_prompt,
+                                 shimmy_error *err);
+void engine_pieces_deinit(engine_pieces *p);
+/* Prompt records: the logits after prompt position i - 1 score token i (i >= 1). */
+void engine_pieces_prompt_logits(engine_pieces *p, size_t i, const float *logits, int32_t token);
+/* Hands the prompt's records over (text-less). False when the receiver said stop. */
+bool engine_pieces_prompt_send(engine_pieces *p, const int32_t *prompt, size_t n);
+/* A sampled token pushed to the decoder, which wrote `wrote` bytes and holds none back
+ * (complete) or some. logits: those it was sampled from. False when out of memory. */
+bool engine_pieces_token(engine_pieces *p, int32_t token, const float *logits, size_t wrote,
+                         bool complete);
+/* The decoder's final flush wrote `wrote` bytes: every pending token is complete. */
+void engine_pieces_flush(engine_pieces *p, size_t wrote);
+/* Text now final (len may be 0): handed over with the tokens it completes. False: stop. */
+bool engine_pieces_emit(engine_pieces *p, const char *text, size_t len);
+/* The end (not cancelled): a token that a stop string cut into goes out text-less; tokens
+ * wholly past the text are dropped. */
+void engine_pieces_end(engine_pieces *p);
 
 /* ---- teacher forcing (logits, perplexity) ---- */
 

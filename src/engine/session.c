@@ -1,5 +1,6 @@
 /* Sessions: one sequence's KV cache and buffers, prefix caching across requests, teacher-forced
  * evaluation, and the generation loop (sample -> detokenize -> stop strings -> sink). */
+#include "constrain.h"
 #include "engine.h"
 #include "tokenizer/tokenizer.h"
 
@@ -116,6 +117,10 @@ static shimmy_status step(engine_session *s, const int32_t *tok, int32_t n, int3
     if (s->lock) pthread_mutex_lock(s->lock);
     shimmy_status st = s->be->eval(s->ctx, tok, n, n_logits, err);
     if (s->lock) pthread_mutex_unlock(s->lock);
+    /* A model file truncated under its mapping reads as zero pages from then on (see
+     * core_mapguard_add): what this step computed is wrong, so it fails instead. */
+    if (!st && gguf_damaged(engine_model_file(s->m)))
+        st = gguf_check_unchanged(engine_model_file(s->m), err);
     if (!st) {
         memcpy(s->hist + s->n_hist, tok, sizeof *tok * (size_t)n);
         s->n_hist += n;
@@ -186,12 +191,29 @@ void engine_gen_params_default(engine_gen_params *p) {
 typedef struct gen_out {
     engine_sink_fn sink;
     void *user;
+    engine_pieces *pieces; /* the piece callback's records instead of the sink */
     bool refused;
 } gen_out;
 
 static void emit(gen_out *o, const char *text, size_t len, int32_t token) {
-    if (len == 0 || !o->sink || o->refused) return;
+    if (o->refused) return;
+    if (o->pieces) {
+        if (!engine_pieces_emit(o->pieces, text, len)) o->refused = true;
+        return;
+    }
+    if (len == 0 || !o->sink) return;
     if (!o->sink(o->user, text, len, token)) o->refused = true;
+}
+
+/* The prompt one position at a time, scoring each next prompt token (echo's logprobs). */
+static shimmy_status eval_prompt_probs(engine_session *s, const int32_t *t, size_t n,
+                                       engine_pieces *pc, shimmy_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        shimmy_status st = step(s, t + i, 1, 1, err);
+        if (st) return st;
+        if (i + 1 < n) engine_pieces_prompt_logits(pc, i + 1, s->be->logits(s->ctx, 0), t[i + 1]);
+    }
+    return SHIMMY_OK;
 }
 
 shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n_prompt,
@@ -224,22 +246,40 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
         sampler_free(smp);
         return st;
     }
+    engine_pieces pieces, *pc = NULL;
+    if (gp->piece) {
+        if ((st = engine_pieces_init(&pieces, v, s->n_vocab, gp, user, n_prompt, err))) {
+            sampler_free(smp);
+            engine_stop_deinit(&stop);
+            return st;
+        }
+        pc = &pieces;
+    }
+    const bool prompt_probs = pc && pc->prompt_lp;
 
     /* prefix caching: keep the K/V of the common prefix, but always recompute the last prompt
      * token, whose logits the first sample needs */
     int32_t keep = 0;
-    while (keep < s->n_hist && (size_t)keep < n_prompt - 1 && s->hist[keep] == prompt[keep]) keep++;
+    while (!prompt_probs && keep < s->n_hist && (size_t)keep < n_prompt - 1 &&
+           s->hist[keep] == prompt[keep])
+        keep++;
     truncate_to(s, keep);
     r.n_prompt = (int32_t)n_prompt;
     r.n_cached = keep;
-    st = eval_chunks(s, prompt + keep, n_prompt - (size_t)keep, 1, err);
+    if (prompt_probs)
+        st = eval_prompt_probs(s, prompt, n_prompt, pc, err);
+    else
+        st = eval_chunks(s, prompt + keep, n_prompt - (size_t)keep, 1, err);
     const double t_prompt = core_time_ms();
     r.prompt_ms = t_prompt - t0;
     for (size_t i = 0; i < n_prompt; i++) sampler_accept(smp, prompt[i]);
 
+    engine_constraint con = {0};
+    if (!st) st = engine_constraint_init(&con, s->m, gp, err);
     tok_decoder dec;
     tok_decoder_init(&dec, v, false, false);
-    gen_out out = {sink, user, false};
+    gen_out out = {sink, user, pc, false};
+    if (!st && prompt_probs && !engine_pieces_prompt_send(pc, prompt, n_prompt)) out.refused = true;
     double t_first = 0.0;
     bool stop_matched = false;
     r.finish = ENGINE_FINISH_LENGTH;
@@ -248,7 +288,9 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
             r.finish = ENGINE_FINISH_CANCELLED;
             break;
         }
-        const int32_t tok = sampler_sample(smp, s->be->logits(s->ctx, 0));
+        const float *logits = s->be->logits(s->ctx, 0);
+        int32_t tok;
+        if ((st = engine_constraint_sample(&con, smp, logits, &tok, err))) break;
         sampler_accept(smp, tok);
         if (gp->out_tokens && (size_t)r.n_generated < gp->out_tokens_cap)
             gp->out_tokens[r.n_generated] = tok;
@@ -262,6 +304,10 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
             break;
         }
         size_t n = tok_decoder_push(&dec, tok, s->text, s->text_cap);
+        if (pc && !engine_pieces_token(pc, tok, logits, n, dec.n_pend == 0)) {
+            st = core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory for token records");
+            break;
+        }
         const char *e;
         size_t ne;
         bool matched = engine_stop_push(&stop, s->text, n, &e, &ne);
@@ -275,6 +321,10 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
             r.finish = ENGINE_FINISH_CANCELLED;
             break;
         }
+        if (engine_constraint_done(&con)) { /* the grammar is complete: nothing may follow */
+            r.finish = ENGINE_FINISH_STOP;
+            break;
+        }
         if (gp->max_tokens > 0 && r.n_generated >= gp->max_tokens) break;
         if (s->n_hist >= s->n_ctx) break; /* the sampled token has no room in the cache */
         st = step(s, &tok, 1, 1, err);
@@ -284,6 +334,7 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
         const char *e;
         size_t ne;
         size_t n = tok_decoder_flush(&dec, s->text, s->text_cap);
+        if (pc) engine_pieces_flush(pc, n);
         bool matched = n && engine_stop_push(&stop, s->text, n, &e, &ne);
         if (n) emit(&out, e, ne, -1);
         if (!matched) {
@@ -291,10 +342,15 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
             emit(&out, e, ne, -1);
         }
     }
+    if (pc) {
+        if (!st && r.finish != ENGINE_FINISH_CANCELLED && !out.refused) engine_pieces_end(pc);
+        engine_pieces_deinit(pc);
+    }
     const double t_end = core_time_ms();
     r.gen_ms = t_first > 0.0 ? t_end - t_first : 0.0;
     sampler_free(smp);
     engine_stop_deinit(&stop);
+    engine_constraint_deinit(&con);
     if (res) *res = r;
     return st;
 }

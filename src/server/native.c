@@ -36,8 +36,8 @@ static void gen_sse_fail(server_job *j, const shimmy_error *err) {
     server_job_sse(j, server_error_object(err));
 }
 
-const server_fmt server_fmt_gen_sse = {"generate-sse", gen_nothing, gen_sse_text,
-                                       gen_sse_end,    gen_nothing, gen_sse_fail};
+const server_fmt server_fmt_gen_sse = {"generate-sse", gen_nothing,  gen_sse_text, gen_sse_end,
+                                       gen_nothing,    gen_sse_fail, NULL};
 
 static void gen_json_text(server_job *j, size_t choice, const char *text, size_t len) {
     server_job_acc_append(j, text, len);
@@ -59,8 +59,8 @@ static void gen_json_fail(server_job *j, const shimmy_error *err) {
     free(s);
 }
 
-const server_fmt server_fmt_gen_json = {"generate-json", gen_nothing, gen_json_text,
-                                        gen_json_end,    gen_nothing, gen_json_fail};
+const server_fmt server_fmt_gen_json = {"generate-json", gen_nothing,   gen_json_text, gen_json_end,
+                                        gen_nothing,     gen_json_fail, NULL};
 
 int server_handle_generate(server_call *c) {
     return server_run(c, SERVER_API_GENERATE, &server_fmt_gen_sse, &server_fmt_gen_json);

@@ -69,12 +69,53 @@ static void sse_done(server_job *j) {
     server_job_printf(j, "data: [DONE]\n\n");
 }
 
+/* ---- logprobs (the records of j->lp during a text() call) ---- */
+
+static const shimmy_vocab *job_vocab(const server_job *j) {
+    return shimmy_model_vocab(j->model);
+}
+
+/* Chat: the records join lp_acc until a chunk (or the body) takes them. */
+static void chat_lp_collect(server_job *j) {
+    if (!j->n_lp) return;
+    if (!j->lp_acc) j->lp_acc = json_array();
+    for (size_t i = 0; j->lp_acc && i < j->n_lp; i++)
+        json_array_append_new(j->lp_acc, server_lp_chat_entry(job_vocab(j), &j->lp[i]));
+}
+
+/* {"content": [...]} of what was collected (null when nothing was asked or collected). */
+static json_t *chat_lp_take(server_job *j, bool body) {
+    if (!j->lp_acc && body && j->req.logprobs) j->lp_acc = json_array();
+    json_t *v = j->lp_acc ? json_pack("{s:o}", "content", j->lp_acc) : json_null();
+    j->lp_acc = NULL;
+    return v;
+}
+
+/* Completions: the records as {tokens, token_logprobs, top_logprobs, text_offset}. */
+static void compl_lp_collect(server_job *j, json_t **into) {
+    if (!j->n_lp) return;
+    if (!*into) *into = server_lp_compl_new();
+    for (size_t i = 0; *into && i < j->n_lp; i++) {
+        server_lp_compl_append(*into, job_vocab(j), &j->lp[i], j->lp_offset);
+        j->lp_offset += j->lp[i].n_bytes;
+    }
+}
+
 /* ---- chat ---- */
 
 static void chat_chunk(server_job *j, json_t *delta, const char *finish) {
-    json_t *choice = json_pack("{s:i,s:o,s:n,s:o}", "index", 0, "delta", delta, "logprobs",
-                               "finish_reason", finish ? json_string(finish) : json_null());
+    json_t *choice = json_pack("{s:i,s:o,s:o,s:o}", "index", 0, "delta", delta, "logprobs",
+                               chat_lp_take(j, false), "finish_reason",
+                               finish ? json_string(finish) : json_null());
     server_job_sse(j, envelope(j, "chat.completion.chunk", json_pack("[o]", choice)));
+}
+
+static void chat_sse_reasoning(server_job *j, size_t choice, const char *text, size_t len) {
+    (void)choice;
+    json_t *lp = j->lp_acc; /* records belong to answer chunks */
+    j->lp_acc = NULL;
+    chat_chunk(j, json_pack("{s:o}", "reasoning_content", text_value(text, len)), NULL);
+    j->lp_acc = lp;
 }
 
 static void chat_sse_begin(server_job *j) {
@@ -116,6 +157,7 @@ static bool parse_calls(server_job *j, server_toolcalls *c) {
 }
 
 static void chat_sse_text(server_job *j, size_t choice, const char *text, size_t len) {
+    chat_lp_collect(j);
     if (!j->req.tools.tools) {
         chat_chunk(j, json_pack("{s:o}", "content", text_value(text, len)), NULL);
         return;
@@ -153,11 +195,25 @@ static void chat_sse_end(server_job *j, size_t choice, const char *finish) {
     chat_chunk(j, json_object(), finish);
 }
 
-const server_fmt server_fmt_chat_sse = {"chat-sse",   chat_sse_begin, chat_sse_text,
-                                        chat_sse_end, sse_done,       sse_fail};
+const server_fmt server_fmt_chat_sse = {.name = "chat-sse",
+                                        .begin = chat_sse_begin,
+                                        .text = chat_sse_text,
+                                        .choice_end = chat_sse_end,
+                                        .done = sse_done,
+                                        .fail = sse_fail,
+                                        .reasoning = chat_sse_reasoning};
 
 static void json_text(server_job *j, size_t choice, const char *text, size_t len) {
     server_job_acc_append(j, text, len);
+    if (j->req.api == SERVER_API_CHAT)
+        chat_lp_collect(j);
+    else
+        compl_lp_collect(j, &j->lp_acc);
+}
+
+static void json_reasoning(server_job *j, size_t choice, const char *text, size_t len) {
+    (void)choice;
+    server_job_think_append(j, text, len);
 }
 
 static void chat_json_end(server_job *j, size_t choice, const char *finish) {
@@ -177,9 +233,12 @@ static void chat_json_end(server_job *j, size_t choice, const char *finish) {
     } else {
         msg = json_pack("{s:s,s:o}", "role", "assistant", "content", acc_take(j));
     }
-    json_array_append_new(j->choices,
-                          json_pack("{s:I,s:o,s:n,s:s}", "index", (json_int_t)choice, "message",
-                                    msg, "logprobs", "finish_reason", finish));
+    if (msg && j->think_len)
+        json_object_set_new(msg, "reasoning_content", text_value(j->think_acc, j->think_len));
+    j->think_len = 0;
+    json_array_append_new(j->choices, json_pack("{s:I,s:o,s:o,s:s}", "index", (json_int_t)choice,
+                                                "message", msg, "logprobs", chat_lp_take(j, true),
+                                                "finish_reason", finish));
 }
 
 static void json_done(server_job *j) {
@@ -189,37 +248,48 @@ static void json_done(server_job *j) {
     write_json(j, v);
 }
 
-const server_fmt server_fmt_chat_json = {"chat-json",   nothing,   json_text,
-                                         chat_json_end, json_done, json_fail};
+const server_fmt server_fmt_chat_json = {.name = "chat-json",
+                                         .begin = nothing,
+                                         .text = json_text,
+                                         .choice_end = chat_json_end,
+                                         .done = json_done,
+                                         .fail = json_fail,
+                                         .reasoning = json_reasoning};
 
 /* ---- legacy completions ---- */
 
-static void compl_chunk(server_job *j, size_t choice, json_t *text, const char *finish) {
-    json_t *c = json_pack("{s:o,s:I,s:n,s:o}", "text", text, "index", (json_int_t)choice,
-                          "logprobs", "finish_reason", finish ? json_string(finish) : json_null());
+static void compl_chunk(server_job *j, size_t choice, json_t *text, json_t *lp,
+                        const char *finish) {
+    json_t *c = json_pack("{s:o,s:I,s:o,s:o}", "text", text, "index", (json_int_t)choice,
+                          "logprobs", lp ? lp : json_null(), "finish_reason",
+                          finish ? json_string(finish) : json_null());
     server_job_sse(j, envelope(j, "text_completion", json_pack("[o]", c)));
 }
 
 static void compl_sse_text(server_job *j, size_t choice, const char *text, size_t len) {
-    compl_chunk(j, choice, text_value(text, len), NULL);
+    json_t *lp = NULL;
+    compl_lp_collect(j, &lp);
+    compl_chunk(j, choice, text_value(text, len), lp, NULL);
 }
 
 static void compl_sse_end(server_job *j, size_t choice, const char *finish) {
-    compl_chunk(j, choice, json_string(""), finish);
+    compl_chunk(j, choice, json_string(""), NULL, finish);
 }
 
-const server_fmt server_fmt_compl_sse = {"completion-sse", nothing,  compl_sse_text,
-                                         compl_sse_end,    sse_done, sse_fail};
+const server_fmt server_fmt_compl_sse = {
+    "completion-sse", nothing, compl_sse_text, compl_sse_end, sse_done, sse_fail, NULL};
 
 static void compl_json_end(server_job *j, size_t choice, const char *finish) {
     if (!j->choices) j->choices = json_array();
     json_array_append_new(j->choices,
-                          json_pack("{s:o,s:I,s:n,s:s}", "text", acc_take(j), "index",
-                                    (json_int_t)choice, "logprobs", "finish_reason", finish));
+                          json_pack("{s:o,s:I,s:o,s:s}", "text", acc_take(j), "index",
+                                    (json_int_t)choice, "logprobs",
+                                    j->lp_acc ? j->lp_acc : json_null(), "finish_reason", finish));
+    j->lp_acc = NULL;
 }
 
-const server_fmt server_fmt_compl_json = {"completion-json", nothing,   json_text,
-                                          compl_json_end,    json_done, json_fail};
+const server_fmt server_fmt_compl_json = {"completion-json", nothing,   json_text, compl_json_end,
+                                          json_done,         json_fail, NULL};
 
 /* ---- handlers ---- */
 

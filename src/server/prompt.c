@@ -79,13 +79,16 @@ static shimmy_status render_chat(server *s, server_job *j, shimmy_error *err) {
      * request's tools; content is already one string per message (server_request_parse). */
     char *msgs = json_dumps(j->req.messages, JSON_COMPACT);
     char *tools = j->req.tools.tools ? json_dumps(j->req.tools.tools, JSON_COMPACT) : NULL;
+    /* chat_template_kwargs become template variables (enable_thinking) */
+    char *vars = j->req.template_vars ? json_dumps(j->req.template_vars, JSON_COMPACT) : NULL;
     shimmy_status st;
-    if (!msgs || (j->req.tools.tools && !tools))
+    if (!msgs || (j->req.tools.tools && !tools) || (j->req.template_vars && !vars))
         st = shimmy_error_set(err, SHIMMY_ERR_NOMEM, "messages", "out of memory");
     else
-        st = shimmy_prompt_from_chat_json(j->model, msgs, tools, &j->prompt[0], err);
+        st = shimmy_prompt_from_chat_vars(j->model, msgs, tools, vars, &j->prompt[0], err);
     free(msgs);
     free(tools);
+    free(vars);
     if (st) return st;
     j->n_choices = 1;
     if (j->req.tools.tools) j->tool_format = tool_format_of(s, j->base);

@@ -302,6 +302,17 @@ static shimmy_status parse_lora(parse_ctx *c, const char *name, const json_t *v,
     return SHIMMY_OK;
 }
 
+/* logprobs, reasoning and template variables live with the job layer that uses them (piece.c) */
+static shimmy_status parse_output(parse_ctx *c, const char *name, const json_t *v,
+                                  shimmy_error *err) {
+    return server_request_output_field(c->r, name, v, err);
+}
+
+static shimmy_status parse_structured(parse_ctx *c, const char *name, const json_t *v,
+                                      shimmy_error *err) {
+    return server_structured_field(c->r, name, v, err); /* structured.c */
+}
+
 static const field_rule field_rules[] = {
     {"model", API_ALL, parse_model},
     {"messages", API_CHAT | API_GEN, parse_store_json},
@@ -329,6 +340,13 @@ static const field_rule field_rules[] = {
     {"tools", API_CHAT, parse_store_json},
     {"tool_choice", API_CHAT, parse_store_json},
     {"parallel_tool_calls", API_CHAT, parse_store_json},
+    {"response_format", API_CHAT | API_COMPL, parse_structured},
+    {"grammar", API_COMPL | API_GEN, parse_structured},
+    {"json_schema", API_COMPL | API_GEN, parse_structured},
+    {"logprobs", API_CHAT | API_COMPL, parse_output},
+    {"top_logprobs", API_CHAT, parse_output},
+    {"reasoning_format", API_CHAT | API_GEN, parse_output},
+    {"chat_template_kwargs", API_CHAT | API_GEN, parse_output},
 };
 
 /* ---- messages ---- */
@@ -519,6 +537,8 @@ static shimmy_status finish(parse_ctx *c, server_api api, int32_t cap, shimmy_er
     if (r->include_usage && !r->stream) r->include_usage = false;
     /* The library reads top_p 0 as "off"; nucleus sampling with p = 0 keeps the top token. */
     if (c->top_p_zero) r->gen.top_k = 1;
+    st = server_request_output_check(r, err);
+    if (st) return st;
     return SHIMMY_OK;
 }
 
@@ -572,6 +592,9 @@ void server_request_deinit(server_request *r) {
     json_decref(r->messages);
     r->messages = NULL;
     json_decref(r->tools.tools);
+    server_structured_deinit(r);
+    json_decref(r->template_vars);
+    r->template_vars = NULL;
     r->tools.tools = NULL;
     for (size_t i = 0; i < r->n_prompts; i++) free(r->prompts[i]);
     for (size_t i = 0; i < r->n_stop; i++) free(r->stop[i]);

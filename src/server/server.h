@@ -40,6 +40,7 @@
 #define SHIMMY_SERVER_H
 
 #include "shimmy.h"
+#include "reasoning.h"
 #include "toolcall.h"
 
 #include <jansson.h>
@@ -138,6 +139,19 @@ typedef struct server_request {
     server_lora_ref lora[SERVER_MAX_LORA]; /* "lora": applied in this order */
     size_t n_lora;
     server_tools tools; /* chat: tools for the template (toolcall.h); tools.tools NULL = none */
+    /* Log-probabilities (piece.c, logprobs.c): chat "logprobs" + "top_logprobs", completions
+     * "logprobs": N (logprobs true, top_logprobs N). */
+    bool logprobs;
+    int32_t top_logprobs; /* [0, SHIMMY_MAX_TOP_LOGPROBS] */
+    /* Thinking (reasoning.h): how a chat answer's thinking is returned ("reasoning_format"),
+     * and chat_template_kwargs: an owned JSON object of template variables, or NULL. */
+    server_reasoning_format reasoning_format;
+    json_t *template_vars;
+    /* Structured output (structured.c): the GBNF text the generation is constrained by (owned;
+     * from "grammar", or converted from "json_schema" / "response_format"), gen.grammar points
+     * here; grammar_from names the field it came from ("" = none). */
+    char *grammar;
+    char grammar_from[24];
 } server_request;
 
 /* Parses and validates a JSON body. Errors are SHIMMY_ERR_INVALID_JSON (malformed, not an object,
@@ -175,6 +189,10 @@ typedef struct server_fmt {
     void (*choice_end)(server_job *j, size_t choice, const char *finish);
     void (*done)(server_job *j);                          /* after the last choice */
     void (*fail)(server_job *j, const shimmy_error *err); /* instead of done */
+    /* Optional: the thinking of a chat answer (the job layer splits it from the answer, see
+     * reasoning.h; text() then only gets the answer). NULL: the format drops thinking. With
+     * reasoning_format "none" nothing is split and everything goes to text(). */
+    void (*reasoning)(server_job *j, size_t choice, const char *text, size_t len);
 } server_fmt;
 
 struct server_job {
@@ -203,6 +221,18 @@ struct server_job {
      * from the moment a call may begin (tool_held), tool_sent once content went out. */
     server_tool_format tool_format;
     bool tool_held, tool_sent;
+    /* Pieces (piece.c): the thinking splitter of the current choice (think: splitting is on),
+     * and the token records (logprobs) that the text() call being made completes: borrowed for
+     * that call; text() may come with len 0 and records only (requests with logprobs). */
+    server_reasoning think;
+    bool thinks;
+    const shimmy_token_info *lp;
+    size_t n_lp;
+    json_t *lp_acc;   /* formatter-owned: records of the current choice (non-streaming) */
+    size_t lp_offset; /* completions: text bytes before the next record (text_offset) */
+    struct server_lp_stash *lp_stash; /* piece.c: records whose text the splitter holds */
+    char *think_acc; /* non-streaming: thinking of the current choice (server_job_think_append) */
+    size_t think_len, think_cap;
     /* Per-job state of an API front end (compat.h: Anthropic, Responses), freed with ext_free
      * when the job is; stop_now: the formatter found the end itself (an Anthropic stop
      * sequence) and the worker ends the generation as a normal "stop". */

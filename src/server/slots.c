@@ -43,6 +43,9 @@ void server_job_release(server_job *j) {
     for (size_t i = 0; i < j->n_ads; i++) shimmy_adapter_unref(j->ads[i]);
     for (size_t i = 0; i < j->n_choices; i++) shimmy_prompt_free(j->prompt[i]);
     free(j->acc);
+    json_decref(j->lp_acc);
+    server_lp_stash_free(j->lp_stash);
+    free(j->think_acc);
     if (j->ext_free) j->ext_free(j->ext);
     json_decref(j->choices);
     free(j->out);
@@ -98,12 +101,18 @@ typedef struct piece_ctx {
     size_t choice;
 } piece_ctx;
 
-static shimmy_next job_piece(const char *text, size_t len, void *user) {
+/* Pieces go through the job layer (piece.c: thinking split, token records) to the formatter. */
+static shimmy_next job_tokens(const char *text, size_t len, const shimmy_token_info *t, size_t n,
+                              void *user) {
     piece_ctx *c = user;
     server_job *j = c->job;
     if (atomic_load(&j->cancelled) || atomic_load(&j->srv->stopping)) return SHIMMY_STOP;
-    j->fmt->text(j, c->choice, text, len);
+    server_job_piece(j, c->choice, text, len, t, n);
     return atomic_load(&j->cancelled) || j->stop_now ? SHIMMY_STOP : SHIMMY_CONTINUE;
+}
+
+static shimmy_next job_piece(const char *text, size_t len, void *user) {
+    return job_tokens(text, len, NULL, 0, user);
 }
 
 /* Under srv->qmu: server_slots_drop_unloaded looks at idle slots from other threads. */
@@ -175,12 +184,20 @@ static void run_job(server_slot *sl, server_job *j) {
     o.max_tokens = j->max_tokens;
     o.stop = stops;
     o.n_stop = j->req.n_stop;
-    shimmy_session_request sr = {
-        .options = &o, .logit_bias = j->req.bias, .n_logit_bias = j->req.n_bias};
+    o.logprobs = j->req.logprobs;
+    o.top_logprobs = j->req.top_logprobs;
+    shimmy_session_request sr = {.options = &o,
+                                 .logit_bias = j->req.bias,
+                                 .n_logit_bias = j->req.n_bias,
+                                 .on_piece = j->req.logprobs ? job_tokens : NULL,
+                                 .prompt_logprobs = j->req.logprobs && j->req.echo};
     j->fmt->begin(j);
     for (size_t c = 0; c < j->n_choices; c++) {
         piece_ctx pc = {.job = j, .choice = c};
-        if (j->req.echo) j->fmt->text(j, c, j->req.prompts[c], strlen(j->req.prompts[c]));
+        server_job_choice_begin(j, c);
+        /* with logprobs, the echo comes with the prompt's records (piece.c) */
+        if (j->req.echo && !j->req.logprobs)
+            j->fmt->text(j, c, j->req.prompts[c], strlen(j->req.prompts[c]));
         shimmy_session_result res;
         job_set_running(j, sl->session);
         st = shimmy_session_generate(sl->session, j->prompt[c], &sr, job_piece, &pc, &res, &err);
@@ -214,6 +231,7 @@ static void run_job(server_slot *sl, server_job *j) {
         j->usage_prompt += res.prompt_tokens;
         j->usage_completion += res.completion_tokens;
         if (c + 1 == j->n_choices) slot_idle(sl);
+        server_job_choice_end(j, c);
         j->fmt->choice_end(j, c, shimmy_finish_name(res.finish));
         shimmy_log(SHIMMY_LOG_INFO,
                    "server: %s %s slot %d: %d prompt tokens (%d cached), %d generated, %s, "

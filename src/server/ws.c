@@ -134,8 +134,8 @@ static void ws_fail(server_job *j, const shimmy_error *err) {
     ws_write_json(j, server_error_object(err));
 }
 
-const server_fmt server_fmt_gen_ws = {"generate-ws", ws_nothing, ws_text,
-                                      ws_end,        ws_nothing, ws_fail};
+const server_fmt server_fmt_gen_ws = {"generate-ws", ws_nothing, ws_text, ws_end,
+                                      ws_nothing,    ws_fail,    NULL};
 
 /* ---- the upgraded connection ---- */
 

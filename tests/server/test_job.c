@@ -16,7 +16,7 @@ static void fmt_end(server_job *j, size_t c, const char *f) {
 static void fmt_fail(server_job *j, const shimmy_error *e) {
     (void)j, (void)e;
 }
-static const server_fmt test_fmt = {"test", fmt_none, fmt_text, fmt_end, fmt_none, fmt_fail};
+static const server_fmt test_fmt = {"test", fmt_none, fmt_text, fmt_end, fmt_none, fmt_fail, NULL};
 
 static void server_init_for_test(server *s, int slots, int queue) {
     memset(s, 0, sizeof *s);

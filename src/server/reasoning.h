@@ -1,0 +1,58 @@
+/*
+ * reasoning — separating a reasoning model's thinking from its answer, as text streams in.
+ *
+ * Qwen3, QwQ and the DeepSeek-R1 distills write "<think> ... </think>" before the answer; some
+ * templates (DeepSeek-R1's) open "<think>" in the generation prompt, so the output starts
+ * inside the thinking. server_reasoning is a pure incremental splitter: bytes in, runs of
+ * thinking and answer out, with the same result however the stream is cut (a tag split across
+ * pushes, at any byte). Rules (those of llama-server's "deepseek" format):
+ *  - "<think>" opens the thinking only at the start of the output (after whitespace);
+ *    anything else there means the model answers directly and the whole output is answer;
+ *  - the thinking runs to the first "</think>" (or to the end of the output: a model cut off
+ *    by max_tokens thought and never answered); leading and trailing whitespace of the
+ *    thinking and leading whitespace of the answer are dropped.
+ * Memory: a fixed buffer holds back what may still be a tag or trailing whitespace; nothing is
+ * allocated. Thread-safety: one splitter per stream, used by one thread.
+ */
+#ifndef SHIMMY_SERVER_REASONING_H
+#define SHIMMY_SERVER_REASONING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* "reasoning_format": the zero value splits (llama-server's "auto" and "deepseek"). */
+typedef enum server_reasoning_format {
+    SERVER_REASONING_AUTO = 0, /* split the thinking out of the answer */
+    SERVER_REASONING_NONE,     /* keep the raw text, tags included, in the answer */
+} server_reasoning_format;
+
+/* Parses a reasoning_format value: "auto", "deepseek", "deepseek-legacy" (split) or "none";
+ * false for anything else. */
+bool server_reasoning_format_parse(const char *name, server_reasoning_format *out);
+
+/* Receives one run of output: thinking (true) or answer (false); len > 0. */
+typedef void (*server_reasoning_fn)(void *user, bool thinking, const char *text, size_t len);
+
+#define SERVER_REASONING_HOLD 256 /* bytes held back at most (a run of trailing whitespace) */
+
+typedef struct server_reasoning {
+    int state;   /* internal: start, thinking, answer-start, answer */
+    size_t held; /* bytes in hold */
+    char hold[SERVER_REASONING_HOLD];
+} server_reasoning;
+
+/* Starts a stream; inside: the prompt already opened "<think>" (the output starts thinking). */
+void server_reasoning_init(server_reasoning *r, bool inside);
+/* Feeds len bytes; calls out for every run that is now certain (possibly several times). */
+void server_reasoning_push(server_reasoning *r, const char *text, size_t len,
+                           server_reasoning_fn out, void *user);
+/* Ends the stream: what was held back and can be released is released. */
+void server_reasoning_flush(server_reasoning *r, server_reasoning_fn out, void *user);
+/* True while the stream is (or may still turn out to be) in the thinking part. */
+bool server_reasoning_thinking(const server_reasoning *r);
+
+/* Whether a rendered prompt's end opens the thinking: it ends with "<think>" and optional
+ * whitespace (DeepSeek-R1's template; Qwen3's with enable_thinking false closes it again). */
+bool server_reasoning_prompt_opens(const char *tail, size_t len);
+
+#endif
