@@ -121,11 +121,19 @@ typedef struct api_job {
     char **stop;     /* owned copies */
     size_t n_stop;
     engine_gen_params gp;
+    struct grammar *grammar; /* a reference (gp.grammar), or NULL */
+    char *grammar_after;     /* owned copy (gp.grammar_after) */
     shimmy_result res;
     api_session *session; /* while running; guarded by lock for api_job_cancel */
     pthread_mutex_t lock;
     int cancelled; /* atomic */
 } api_job;
+
+/* The compiled grammar of o's grammar or json_schema (a reference the caller drops with
+ * grammar_unref), NULL when o asks for none. Errors: SHIMMY_ERR_INVALID_ARG with where "grammar"
+ * or the schema's JSON pointer and line:column / the keyword in the message. */
+shimmy_status api_gen_grammar(const shimmy_gen_options *o, struct grammar **out,
+                              shimmy_error *err);
 
 /* Resolves opts (NULL = the spec's), checks them, tokenizes `prompt` (NULL: the caller already
  * filled j->prompt, e.g. a chat rendering) and the context budget, and copies the stop strings

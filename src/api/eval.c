@@ -2,6 +2,7 @@
  * with the settings tools need (KV type, batch, logits of every position) and direct access to
  * the forward pass (teacher forcing) besides generation from token ids. */
 #include "api.h"
+#include "grammar/grammar.h"
 
 #include "lora/lora.h"
 
@@ -173,9 +174,14 @@ shimmy_status shimmy_evaluator_generate(shimmy_evaluator *e, const int32_t *prom
     gp.n_stop = o->n_stop;
     gp.out_tokens = out->ids;
     gp.out_tokens_cap = out->ids ? out->ids_cap : 0;
+    struct grammar *g = NULL;
+    if ((st = api_gen_grammar(o, &g, err))) return st;
+    gp.grammar = g;
+    gp.grammar_after = o->grammar_after;
     piece_relay r = {on_token, user};
     engine_result er = {0};
     st = engine_generate(e->s, prompt, n_prompt, &gp, relay, &r, &er, err);
+    grammar_unref(g);
     static const shimmy_finish finish[] = {
         [ENGINE_FINISH_STOP] = SHIMMY_FINISH_STOP,
         [ENGINE_FINISH_LENGTH] = SHIMMY_FINISH_LENGTH,

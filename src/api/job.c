@@ -1,6 +1,7 @@
 /* A generation request made safe to run: options resolved and checked against the model,
  * prompt tokenized, context budget checked with both numbers in the error, stop strings owned. */
 #include "api.h"
+#include "grammar/grammar.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@ void api_job_init(api_job *j, shimmy_model *m) {
 void api_job_deinit(api_job *j) {
     for (size_t i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->stop);
+    grammar_unref(j->grammar);
+    free(j->grammar_after);
     tok_buf_free(&j->prompt);
     pthread_mutex_destroy(&j->lock);
     shimmy_model_unref(j->m);
@@ -97,6 +100,14 @@ shimmy_status api_job_prepare(api_job *j, const char *prompt, const shimmy_gen_o
     shimmy_status st = api_gen_options_validate(o, tok_n_vocab(v), err);
     if (st) return st;
     api_gen_params(o, &j->gp);
+    if ((st = api_gen_grammar(o, &j->grammar, err))) return st;
+    j->gp.grammar = j->grammar;
+    if (j->grammar && o->grammar_after && *o->grammar_after) {
+        /* the job may run after the caller's options are gone: keep a copy */
+        if (!(j->grammar_after = strdup(o->grammar_after)))
+            return core_error(err, SHIMMY_ERR_NOMEM, "grammar_after", "out of memory");
+        j->gp.grammar_after = j->grammar_after;
+    }
     if (prompt) {
         /* A raw prompt is the caller's own text, so control-token text in it counts. */
         tok_encode_opts eo = {.add_special = true, .parse_special = true};

@@ -1,4 +1,5 @@
 /* engine_model: what is loaded once per file and shared by every session. */
+#include "constrain.h"
 #include "engine.h"
 #include "lora/lora.h"
 #include "tokenizer/tokenizer.h"
@@ -15,7 +16,30 @@ struct engine_model {
     char bos_text[128];
     char eos_text[128];
     engine_model_info info;
+    grammar_vocab *gvocab; /* built on first use by a grammar (atomic pointer) */
 };
+
+/* Guards building a model's grammar trie; held only while one is built (rare). */
+static pthread_mutex_t gvocab_lock = PTHREAD_MUTEX_INITIALIZER;
+
+shimmy_status engine_model_grammar_vocab(const engine_model *m, const grammar_vocab **out,
+                                         shimmy_error *err) {
+    engine_model *mm = (engine_model *)m; /* the lazily built trie is a cache, not state */
+    grammar_vocab *gv = __atomic_load_n(&mm->gvocab, __ATOMIC_ACQUIRE);
+    if (!gv) {
+        if (!m->vocab)
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, "grammar",
+                              "the model was opened without a tokenizer");
+        pthread_mutex_lock(&gvocab_lock);
+        gv = mm->gvocab;
+        shimmy_status st = gv ? SHIMMY_OK : grammar_vocab_new(m->vocab, &gv, err);
+        if (!st) __atomic_store_n(&mm->gvocab, gv, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&gvocab_lock);
+        if (st) return st;
+    }
+    *out = gv;
+    return SHIMMY_OK;
+}
 
 /* llama.cpp's general.file_type values (llama_ftype) and their names. */
 static const struct {
@@ -106,6 +130,7 @@ shimmy_status engine_model_open(const char *path, const engine_model_params *p, 
 
 void engine_model_close(engine_model *m) {
     if (!m) return;
+    grammar_vocab_free(m->gvocab);
     tok_vocab_free(m->vocab);
     model_free(m->weights);
     gguf_close(m->file);

@@ -186,6 +186,31 @@ int32_t sampler_sample(sampler *s, const float *logits) {
     return c->data[best].id;
 }
 
+int32_t sampler_sample_masked(sampler *s, const float *logits, const uint64_t *allowed) {
+    chain_state *ch = s->state;
+    sampling_cands *c = &ch->cands;
+    size_t n = 0;
+    for (int32_t i = 0; i < ch->n_vocab; i++)
+        if ((allowed[i >> 6] >> (i & 63)) & 1) c->data[n++] = (sampling_cand){i, logits[i], 0.0f};
+    if (n == 0) return -1;
+    c->size = n;
+    c->sorted = false;
+    c->selected = -1;
+    chain_apply(s, c);
+    if (c->selected >= 0 && (size_t)c->selected < c->size) return c->data[c->selected].id;
+    /* no picking member, or every candidate filtered: the best allowed logit (lowest id on ties) */
+    const size_t m = c->size ? c->size : n;
+    if (!c->size) /* the filters emptied the list: start again from the allowed set */
+        for (int32_t i = 0, k = 0; i < ch->n_vocab; i++)
+            if ((allowed[i >> 6] >> (i & 63)) & 1) c->data[k++] = (sampling_cand){i, logits[i], 0};
+    size_t best = 0;
+    for (size_t i = 1; i < m; i++)
+        if (c->data[i].logit > c->data[best].logit ||
+            (c->data[i].logit == c->data[best].logit && c->data[i].id < c->data[best].id))
+            best = i;
+    return c->data[best].id;
+}
+
 void sampler_accept(sampler *s, int32_t token) {
     if (s->vt->accept) s->vt->accept(s, token);
 }

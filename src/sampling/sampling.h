@@ -105,6 +105,9 @@ sampler *sampler_new_logit_bias(const sampling_logit_bias *b, size_t n, int32_t 
 /* Chooses the next token from logits (n_vocab floats, not modified) with a chain made by
  * sampler_chain_new or sampler_chain_new_empty. Does not accept it. */
 int32_t sampler_sample(sampler *chain, const float *logits);
+/* The same over the tokens whose bit is set in allowed (bit t of allowed[t / 64]): the chain's
+ * samplers see only those candidates (a grammar's mask). -1 when no token is allowed. */
+int32_t sampler_sample_masked(sampler *chain, const float *logits, const uint64_t *allowed);
 /* Tells the samplers a token was appended (prompt tokens too, for penalties). */
 void sampler_accept(sampler *s, int32_t token);
 /* Forgets history and reseeds with the original seed. */

@@ -1,0 +1,115 @@
+/* The token mask on real vocabularies: at every position of a random walk through a grammar,
+ * the mask from the trie walk equals the mask found token by token (each token's bytes fed to
+ * the matcher), end-of-generation tokens are allowed exactly where the grammar can end, special
+ * tokens never, and a cached mask equals a computed one. The walk picks random allowed tokens,
+ * so byte tokens (SentencePiece) leave characters half-written across tokens. */
+#include "grammar/grammar.h"
+#include "test.h"
+#include "tokenizer/tokenizer.h"
+
+static const char *const grammars[] = {
+    "root ::= obj\n"
+    "obj ::= \"{\" ws (kv (\",\" ws kv)*)? \"}\"\n"
+    "kv ::= str ws \":\" ws val ws\n"
+    "val ::= str | num | obj | \"[\" ws (val ws (\",\" ws val ws)*)? \"]\" | \"true\" | \"null\"\n"
+    "str ::= \"\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\nt])* \"\\\"\"\n"
+    "num ::= \"-\"? [0-9]{1,6} (\".\" [0-9]{1,4})?\n"
+    "ws ::= \" \"?\n",
+    "root ::= ([\\u00e0-\\u00ff] | \"\xE2\x82\xAC\" | [a-z ] | \"\\U0001F600\")+ \".\"",
+    "root ::= \"yes\" | \"no\" | \"maybe\" [!?]{0,3}",
+};
+
+static bool bit(const uint64_t *m, int32_t t) {
+    return (m[t >> 6] >> (t & 63)) & 1;
+}
+
+static void check_vocab(const char *file, int steps) {
+    char path[512];
+    const char *p = test_data_path(file, path, sizeof path);
+    if (!p) {
+        fprintf(stderr, "skipping %s: not in SHIMMY_TESTDATA\n", file);
+        return;
+    }
+    tok_vocab *v = NULL;
+    grammar_vocab *gv = NULL;
+    shimmy_error err = {0};
+    CHECK(tok_vocab_load_path(p, &v, &err) == SHIMMY_OK);
+    CHECK(v && grammar_vocab_new(v, &gv, &err) == SHIMMY_OK);
+    if (!gv) {
+        tok_vocab_free(v);
+        return;
+    }
+    const int32_t n = grammar_vocab_size(gv);
+    CHECK_EQ_INT(n, tok_n_vocab(v));
+    const size_t words = ((size_t)n + 63) / 64;
+    uint64_t *mask = malloc(words * 8), *again = malloc(words * 8);
+    test_rng r;
+    test_rng_seed(&r, 2026);
+    for (size_t gi = 0; gi < sizeof grammars / sizeof grammars[0]; gi++) {
+        grammar *g = NULL;
+        grammar_matcher *m = NULL;
+        CHECK(grammar_compile(grammars[gi], strlen(grammars[gi]), &g, &err) == SHIMMY_OK);
+        CHECK(g && grammar_matcher_new(g, gv, &m, &err) == SHIMMY_OK);
+        grammar_unref(g);
+        if (!m) continue;
+        int ended = 0;
+        for (int step = 0; step < steps; step++) {
+            const int64_t count = grammar_matcher_mask(m, mask, &err);
+            CHECK_MSG(count > 0, "%s grammar %zu step %d: %lld allowed (%s)", file, gi, step,
+                      (long long)count, err.message);
+            if (count <= 0) break;
+            int64_t brute = 0, mismatches = 0;
+            for (int32_t t = 0; t < n; t++) {
+                const bool want = grammar_matcher_allows_token(m, t);
+                brute += want;
+                if (want != bit(mask, t) && mismatches++ < 3)
+                    fprintf(stderr, "%s grammar %zu step %d: token %d mask %d, by bytes %d\n", file,
+                            gi, step, t, bit(mask, t), want);
+                if (tok_is_eog(v, t)) {
+                    CHECK(want == grammar_matcher_can_end(m));
+                } else if (tok_is_control(v, t)) {
+                    CHECK(!want);
+                }
+            }
+            CHECK_MSG(mismatches == 0, "%s grammar %zu step %d: %lld mismatches", file, gi, step,
+                      (long long)mismatches);
+            CHECK_EQ_INT(brute, count);
+            grammar_stats before, after;
+            grammar_matcher_stats(m, &before);
+            CHECK(grammar_matcher_mask(m, again, NULL) == count);
+            grammar_matcher_stats(m, &after);
+            CHECK(after.mask_hits == before.mask_hits + 1);
+            CHECK(memcmp(mask, again, words * 8) == 0);
+            /* advance by a random allowed text token (prefer not ending, to go deeper) */
+            int64_t pick = (int64_t)(test_rng_u64(&r) % (uint64_t)count);
+            int32_t tok = -1;
+            for (int32_t t = 0; t < n && tok < 0; t++)
+                if (bit(mask, t) && pick-- == 0) tok = t;
+            if (tok >= 0 && tok_is_eog(v, tok)) {
+                ended++;
+                for (int32_t t = 0; t < n; t++)
+                    if (bit(mask, t) && !tok_is_eog(v, t)) tok = t;
+            }
+            if (tok < 0 || tok_is_eog(v, tok)) break;
+            CHECK(grammar_matcher_accept_token(m, tok, &err) == SHIMMY_OK);
+        }
+        (void)ended;
+        grammar_matcher_free(m);
+    }
+    free(mask);
+    free(again);
+    grammar_vocab_free(gv);
+    tok_vocab_free(v);
+}
+
+int main(void) {
+#ifdef SHIMMY_TEST_SANITIZED
+    const int steps = 4;
+#else
+    const int steps = 12;
+#endif
+    check_vocab("vocab/ggml-vocab-llama-spm.gguf", steps);
+    check_vocab("vocab/ggml-vocab-qwen2.gguf", steps);
+    check_vocab("vocab/ggml-vocab-llama-bpe.gguf", steps / 2);
+    return test_finish("grammar mask");
+}
