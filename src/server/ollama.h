@@ -68,6 +68,7 @@ typedef struct ollama_job {
     double t0_ms;    /* request start, server_clock_ms */
     double begin_ms; /* generation start */
     bool was_loaded; /* the model was loaded before this request */
+    char *schema;    /* owned: the JSON Schema text of "format" (req.gen.json_schema) */
 } ollama_job;
 
 ollama_job *ollama_job_new(ollama_opts *o); /* takes o's contents */

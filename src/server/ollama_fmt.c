@@ -58,6 +58,7 @@ void ollama_job_free(void *ext) {
     ollama_job *oj = ext;
     if (!oj) return;
     ollama_opts_deinit(&oj->o);
+    free(oj->schema);
     free(oj);
 }
 
@@ -173,6 +174,32 @@ static void chat_chunk(server_job *j, json_t *msg) {
     write_line(j, v, true);
 }
 
+/* Thinking (think true) goes out as Ollama's "thinking"; with think false it is dropped. */
+static bool keeps_thinking(const server_job *j) {
+    const ollama_job *oj = j->ext;
+    return oj->o.think == 1;
+}
+
+static void chat_stream_reasoning(server_job *j, size_t choice, const char *text, size_t len) {
+    (void)choice;
+    if (!len || !keeps_thinking(j)) return;
+    json_t *m = message("", 0);
+    if (m) json_object_set_new(m, "thinking", text_value(text, len));
+    chat_chunk(j, m);
+}
+
+static void acc_reasoning(server_job *j, size_t choice, const char *text, size_t len) {
+    (void)choice;
+    if (keeps_thinking(j)) server_job_think_append(j, text, len);
+}
+
+/* The thinking of a finished body, once. */
+static void take_thinking(server_job *j, json_t *into) {
+    if (into && j->think_len)
+        json_object_set_new(into, "thinking", text_value(j->think_acc, j->think_len));
+    j->think_len = 0;
+}
+
 static void chat_stream_text(server_job *j, size_t choice, const char *text, size_t len) {
     (void)choice;
     if (!len) return;
@@ -219,7 +246,8 @@ const server_fmt ollama_fmt_chat_stream = {.name = "ollama-chat-ndjson",
                                            .text = chat_stream_text,
                                            .choice_end = chat_stream_end,
                                            .done = done,
-                                           .fail = stream_fail};
+                                           .fail = stream_fail,
+                                           .reasoning = chat_stream_reasoning};
 
 static void acc_text(server_job *j, size_t choice, const char *text, size_t len) {
     (void)choice;
@@ -236,6 +264,7 @@ static void chat_json_end(server_job *j, size_t choice, const char *finish) {
     } else {
         m = message(j->acc ? j->acc : "", j->acc_len);
     }
+    take_thinking(j, m);
     server_toolcalls_free(&c);
     j->acc_len = 0;
     json_t *v = head(j);
@@ -253,7 +282,8 @@ const server_fmt ollama_fmt_chat_json = {.name = "ollama-chat-json",
                                          .text = acc_text,
                                          .choice_end = chat_json_end,
                                          .done = done,
-                                         .fail = json_fail};
+                                         .fail = json_fail,
+                                         .reasoning = acc_reasoning};
 
 static void gen_stream_text(server_job *j, size_t choice, const char *text, size_t len) {
     (void)choice;
@@ -261,6 +291,17 @@ static void gen_stream_text(server_job *j, size_t choice, const char *text, size
     json_t *v = head(j);
     if (!v) return;
     json_object_set_new(v, "response", text_value(text, len));
+    json_object_set_new(v, "done", json_false());
+    write_line(j, v, true);
+}
+
+static void gen_stream_reasoning(server_job *j, size_t choice, const char *text, size_t len) {
+    (void)choice;
+    if (!len || !keeps_thinking(j)) return;
+    json_t *v = head(j);
+    if (!v) return;
+    json_object_set_new(v, "response", json_string(""));
+    json_object_set_new(v, "thinking", text_value(text, len));
     json_object_set_new(v, "done", json_false());
     write_line(j, v, true);
 }
@@ -279,7 +320,8 @@ const server_fmt ollama_fmt_gen_stream = {.name = "ollama-generate-ndjson",
                                           .text = gen_stream_text,
                                           .choice_end = gen_stream_end,
                                           .done = done,
-                                          .fail = stream_fail};
+                                          .fail = stream_fail,
+                                          .reasoning = gen_stream_reasoning};
 
 static void gen_json_end(server_job *j, size_t choice, const char *finish) {
     (void)choice;
@@ -287,6 +329,7 @@ static void gen_json_end(server_job *j, size_t choice, const char *finish) {
     if (!v) return;
     json_object_set_new(v, "response", text_value(j->acc ? j->acc : "", j->acc_len));
     j->acc_len = 0;
+    take_thinking(j, v);
     add_stats(j, v, finish);
     write_line(j, v, false);
 }
@@ -296,4 +339,5 @@ const server_fmt ollama_fmt_gen_json = {.name = "ollama-generate-json",
                                         .text = acc_text,
                                         .choice_end = gen_json_end,
                                         .done = done,
-                                        .fail = json_fail};
+                                        .fail = json_fail,
+                                        .reasoning = acc_reasoning};

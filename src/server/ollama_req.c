@@ -335,19 +335,25 @@ static shimmy_status parse_format(const json_t *v, ollama_opts *o, shimmy_error 
     return o->format ? SHIMMY_OK : shimmy_error_set(err, SHIMMY_ERR_NOMEM, "format", "no memory");
 }
 
-/* The shimmy extension "lora" is validated by the native parser, whose rules it shares. */
-static shimmy_status parse_lora(const json_t *v, server_request *r, shimmy_error *err) {
-    json_t *probe =
-        json_pack("{s:s,s:s,s:b,s:O}", "model", "x", "prompt", "x", "raw", 1, "lora", v);
+/* shimmy's extensions "lora" and "logit_bias" follow the native API's rules: that parser
+ * validates them (same messages) and its result is copied. */
+static shimmy_status parse_extension(const char *key, const json_t *v, server_request *r,
+                                     shimmy_error *err) {
+    json_t *probe = json_pack("{s:s,s:s,s:b,s:O}", "model", "x", "prompt", "x", "raw", 1, key, v);
     char *text = probe ? json_dumps(probe, JSON_COMPACT) : NULL;
     json_decref(probe);
-    if (!text) return shimmy_error_set(err, SHIMMY_ERR_NOMEM, "lora", "out of memory");
+    if (!text) return shimmy_error_set(err, SHIMMY_ERR_NOMEM, key, "out of memory");
     server_request tmp;
     shimmy_status st = server_request_parse(SERVER_API_GENERATE, text, strlen(text), 1, &tmp, err);
     free(text);
     if (st) return st;
-    memcpy(r->lora, tmp.lora, sizeof r->lora);
-    r->n_lora = tmp.n_lora;
+    if (strcmp(key, "lora") == 0) {
+        memcpy(r->lora, tmp.lora, sizeof r->lora);
+        r->n_lora = tmp.n_lora;
+    } else {
+        memcpy(r->bias, tmp.bias, tmp.n_bias * sizeof r->bias[0]);
+        r->n_bias = tmp.n_bias;
+    }
     server_request_deinit(&tmp);
     return SHIMMY_OK;
 }
@@ -432,8 +438,17 @@ static shimmy_status parse_root(bool chat, const json_t *root, int32_t cap, serv
     if ((v = json_object_get(root, "options")) && !json_is_null(v) &&
         (st = parse_options(&oc, v, cap, err)))
         return st;
-    if ((v = json_object_get(root, "lora")) && !json_is_null(v) && (st = parse_lora(v, r, err)))
-        return st;
+    static const char *const extensions[] = {"lora", "logit_bias"};
+    for (size_t k = 0; k < 2; k++)
+        if ((v = json_object_get(root, extensions[k])) && !json_is_null(v) &&
+            (st = parse_extension(extensions[k], v, r, err)))
+            return st;
+    /* think false turns thinking off in templates that can (Qwen3's enable_thinking) and drops
+     * any thinking; not given, the text stays as the model wrote it, tags included (Ollama's
+     * behaviour before "think" existed). */
+    if (o->think == 0 && !(r->template_vars = json_pack("{s:b}", "enable_thinking", 0)))
+        return shimmy_error_set(err, SHIMMY_ERR_NOMEM, "think", "out of memory");
+    if (o->think < 0) r->reasoning_format = SERVER_REASONING_NONE;
     if (chat) {
         const json_t *tools = json_object_get(root, "tools");
         if (tools && !json_is_null(tools) &&

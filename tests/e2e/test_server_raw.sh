@@ -267,7 +267,11 @@ try:
 
     def websocket_generate():
         req = {'model': TINY, 'prompt': 'Once upon a time', 'max_tokens': 12, 'temperature': 0, 'raw': True}
-        st, _, body = request('POST', '/api/generate', json.dumps(req).encode())
+        # the reference is Ollama's /api/generate with the same greedy settings (repeat_penalty 1:
+        # Ollama's default is 1.1, the native API's none)
+        oreq = {'model': TINY, 'prompt': 'Once upon a time', 'raw': True, 'stream': False,
+                'options': {'num_predict': 12, 'temperature': 0, 'repeat_penalty': 1}}
+        st, _, body = request('POST', '/api/generate', json.dumps(oreq).encode())
         check(st == 200, f'/api/generate {st}')
         ref = json.loads(body)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -295,7 +299,9 @@ try:
         s.close()
         check(final is not None, 'final message')
         check(''.join(tokens) == ref['response'], 'WebSocket text equals /api/generate')
-        check(final['usage'] == ref['usage'] and final['finish_reason'] == ref['finish_reason'], 'usage and finish')
+        check(final['usage']['prompt_tokens'] == ref['prompt_eval_count'] and
+              final['usage']['completion_tokens'] == ref['eval_count'] and
+              final['finish_reason'] == ref['done_reason'], 'usage and finish')
         # a plain GET is told to upgrade
         st, _, body = request('GET', '/ws/generate')
         check(st == 400 and 'WebSocket' in json.loads(body)['error']['message'], 'non-upgrade GET')

@@ -124,9 +124,10 @@ try {
     assertEq(await complete(BASE, [{ name: R4, scale: 0.5 }]), ref.r4half, 'r4 scale 0.5');
     assertEq(await complete(BASE, []), ref.base, 'empty list = base');
     assertEq(await complete(BASE, [{ name: R4, scale: 0 }]), ref.base, 'scale 0 = base');
-    // /api/generate takes the same field.
+    // Ollama's /api/generate takes the same field (repeat_penalty 1: Ollama's default is 1.1).
     const g = await (await fetch(`${srv.url}/api/generate`, { method: 'POST', body: JSON.stringify({
-      model: BASE, prompt: PROMPT, raw: true, max_tokens: N, temperature: 0, lora: [{ name: R4, scale: 0.5 }] }) })).json();
+      model: BASE, prompt: PROMPT, raw: true, stream: false, options: { num_predict: N, temperature: 0, repeat_penalty: 1 },
+      lora: [{ name: R4, scale: 0.5 }] }) })).json();
     assertEq(g.response, ref.r4half, '/api/generate r4 scale 0.5');
     // Streaming takes the same path.
     const stream = await client.completions.create({ model: BASE, prompt: PROMPT, max_tokens: N, temperature: 0,
