@@ -163,6 +163,12 @@ void server_request_deinit(server_request *r);
 /* The sampling a request gets for the fields it leaves out (llama.cpp's server defaults:
  * temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, last 64 tokens, a random seed). */
 void server_gen_defaults(shimmy_gen_options *o);
+/* structured.c: "response_format", "grammar" or "json_schema" of a request (at most one of them
+ * may constrain it): checked and kept as GBNF in r->grammar. Errors: SHIMMY_ERR_INVALID_ARG with
+ * err->where the field and the message saying where in the schema or grammar. */
+shimmy_status server_structured_field(server_request *r, const char *name, const json_t *v,
+                                      shimmy_error *err);
+void server_structured_deinit(server_request *r);
 
 /* ---- errors ---- */
 
