@@ -486,7 +486,10 @@ shimmy_status server_anthropic_parse(const char *body, size_t len, int32_t cap, 
     if (!st && !text) st = nomem(err, NULL);
     if (!st) {
         st = server_request_parse(SERVER_API_CHAT, text, strlen(text), cap, out, err);
-        if (st) rename_field(err);
+        if (st)
+            rename_field(err);
+        else
+            out->max_tokens_bound = true; /* this API's limit is a bound, not a demand */
     }
     free(text);
     return st;

@@ -176,7 +176,6 @@ static void sse_text(server_job *j, size_t choice, const char *text, size_t len)
 }
 
 /* Thinking (the reasoning split): its own block, before the answer's. */
-__attribute__((unused)) /* until the reasoning split lands */
 static void sse_reasoning(server_job *j, size_t choice, const char *text, size_t len) {
     if (!len) return;
     if (state(j)->open != 2)
@@ -230,6 +229,7 @@ const server_fmt server_fmt_anthropic_sse = {
     .choice_end = sse_end,
     .done = nothing,
     .fail = sse_fail,
+    .reasoning = sse_reasoning,
 };
 
 /* ---- one JSON body ---- */
@@ -242,7 +242,6 @@ static void json_text(server_job *j, size_t choice, const char *text, size_t len
     stop_filter(j, text, len, json_answer);
 }
 
-__attribute__((unused)) /* until the reasoning split lands */
 static void json_reasoning(server_job *j, size_t choice, const char *text, size_t len) {
     server_compat_req *x = state(j);
     buf_append(&x->think, &x->think_len, &x->think_cap, text, len);
@@ -296,6 +295,7 @@ const server_fmt server_fmt_anthropic_json = {
     .choice_end = json_end,
     .done = json_done,
     .fail = json_fail,
+    .reasoning = json_reasoning,
 };
 
 /* ---- handlers ---- */
@@ -353,6 +353,8 @@ int server_handle_count_tokens(server_call *c) {
     j->ext = x;
     j->ext_free = server_compat_req_free;
     shimmy_status st = server_job_prepare(c->srv, j, &err);
+    /* A client counts to learn whether a prompt fits: over the context, the count is the answer. */
+    if (st == SHIMMY_ERR_CONTEXT_EXCEEDED && j->n_choices) st = SHIMMY_OK;
     json_int_t n = st ? 0 : (json_int_t)shimmy_prompt_token_count(j->prompt[0]);
     server_job_release(j);
     if (st) return server_anthropic_reply_error(c, &err);

@@ -149,6 +149,7 @@ shimmy_status server_job_prepare(server *s, server_job *j, shimmy_error *err) {
                                 n_ctx, longest, field);
     int32_t room = n_ctx - (int32_t)longest;
     if (j->req.max_tokens > 0) {
+        if (j->req.max_tokens > room && j->req.max_tokens_bound) j->req.max_tokens = room;
         if (j->req.max_tokens > room)
             return shimmy_error_set(err, SHIMMY_ERR_CONTEXT_EXCEEDED, "max_tokens",
                                     "this model's context is %d tokens; the prompt has %zu tokens "

@@ -237,7 +237,6 @@ static void sse_text(server_job *j, size_t choice, const char *text, size_t len)
     j->tool_held = started;
 }
 
-__attribute__((unused)) /* until the reasoning split lands */
 static void sse_reasoning(server_job *j, size_t choice, const char *text, size_t len) {
     server_compat_req *x = state(j);
     if (!len) return;
@@ -314,6 +313,7 @@ const server_fmt server_fmt_responses_sse = {
     .choice_end = sse_end,
     .done = nothing,
     .fail = sse_fail,
+    .reasoning = sse_reasoning,
 };
 
 /* ---- one JSON body ---- */
@@ -322,7 +322,6 @@ static void json_text(server_job *j, size_t choice, const char *text, size_t len
     server_job_acc_append(j, text, len);
 }
 
-__attribute__((unused)) /* until the reasoning split lands */
 static void json_reasoning(server_job *j, size_t choice, const char *text, size_t len) {
     server_compat_req *x = state(j);
     buf_append(&x->think, &x->think_len, &x->think_cap, text, len);
@@ -369,6 +368,7 @@ const server_fmt server_fmt_responses_json = {
     .choice_end = json_end,
     .done = nothing,
     .fail = json_fail,
+    .reasoning = json_reasoning,
 };
 
 /* ---- handlers ---- */

@@ -128,6 +128,9 @@ typedef struct server_request {
     char *prompts[SERVER_MAX_PROMPTS];
     size_t n_prompts;
     int32_t max_tokens;          /* -1: not given (the rest of the context, up to the cap) */
+    /* max_tokens is only an upper bound (Anthropic's required max_tokens, Responses'
+     * max_output_tokens): more than the context leaves is clamped instead of a 400. */
+    bool max_tokens_bound;
     char *stop[SERVER_MAX_STOP]; /* owned */
     size_t n_stop;
     bool stream;

@@ -155,6 +155,7 @@ static void test_conversation(void) {
     CHECK(r.tools.tools != NULL && json_array_size(r.tools.tools) == 1);
     CHECK(!r.tools.parallel);
     CHECK_EQ_INT(r.max_tokens, 512); /* clamped to the cap */
+    CHECK(r.max_tokens_bound);       /* and to the context's room at prepare time */
     CHECK(r.stream);
     CHECK_NEAR(r.gen.temperature, 0.5, 1e-6);
     CHECK_EQ_INT(r.gen.top_k, 7);

@@ -144,6 +144,7 @@ static void test_items(void) {
     CHECK(r.tools.tools && json_array_size(r.tools.tools) == 2);
     CHECK(!r.tools.parallel);
     CHECK_EQ_INT(r.max_tokens, 256);
+    CHECK(r.max_tokens_bound);
     CHECK(r.stream);
     CHECK_EQ_INT(x->format, 2);
     CHECK(json_is_object(x->schema));

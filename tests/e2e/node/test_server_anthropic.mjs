@@ -114,6 +114,9 @@ try {
     assertEq(n.input_tokens, full.usage.input_tokens, 'same as usage.input_tokens');
     const bare = await client.messages.countTokens({ model: DOCS, messages: ask });
     assert(bare.input_tokens < n.input_tokens, 'the system prompt counts');
+    // over the context (256 tokens for the tiny model) the count is still the answer
+    const long = await client.messages.countTokens({ model: QWEN25, messages: [{ role: 'user', content: 'word '.repeat(400) }] });
+    assert(long.input_tokens > 256, `counted ${long.input_tokens}`);
   });
 
   // <tool_call> {" name ":" f "} </tool_call> (see test_server_tools.mjs for how the bias works)
@@ -147,8 +150,11 @@ try {
     const withResult = await client.messages.countTokens({ model: QWEN25, tools: [fTool], messages: history });
     const without = await client.messages.countTokens({ model: QWEN25, tools: [fTool], messages: forced.messages });
     assert(withResult.input_tokens > without.input_tokens + 5, `history rendered (${without.input_tokens} -> ${withResult.input_tokens})`);
-    const m = await client.messages.create({ ...forced, messages: history, logit_bias: undefined, max_tokens: 1 });
+    // max_tokens is a bound: far more than the 256-token context leaves is clamped, not a 400
+    const m = await client.messages.create({ ...forced, messages: history, logit_bias: undefined, max_tokens: 4096 });
     assertEq(m.type, 'message', 'answers after a tool result');
+    assertEq(m.usage.input_tokens, withResult.input_tokens, 'input tokens');
+    assert(m.usage.input_tokens + m.usage.output_tokens <= 256, JSON.stringify(m.usage));
     const none = await client.messages.countTokens({ model: QWEN25, tools: [fTool], tool_choice: { type: 'none' }, messages: forced.messages });
     const bare = await client.messages.countTokens({ model: QWEN25, messages: forced.messages });
     assertEq(none.input_tokens, bare.input_tokens, 'tool_choice none renders no tools');
