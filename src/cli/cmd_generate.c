@@ -9,7 +9,7 @@ static const char *const USAGE =
     "shimmy generate MODEL --prompt TEXT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
     "       [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--ignore-eos]\n"
     "       [--ctx-size N] [--threads N] [--kv f16|f32] [--lora FILE] [--lora-scaled FILE S]\n"
-    "       [--json]";
+    "       [--grammar FILE | --json-schema FILE] [--grammar-after TEXT] [--json]";
 
 #define MAX_STOP 16
 
@@ -22,6 +22,7 @@ typedef struct gen_opts {
     const char *stop[MAX_STOP];
     size_t n_stop;
     bool json;
+    const char *grammar_file, *schema_file; /* structured output (docs/grammar.md) */
     cli_run_opts run;
 } gen_opts;
 
@@ -126,6 +127,12 @@ static int parse(int argc, char **argv, gen_opts *o) {
                 return cli_usage_error("generate", USAGE, "--seed must be in [0, 4294967295]");
             o->gp.seed = (uint32_t)l;
             i++;
+        } else if (strcmp(a, "--grammar") == 0) {
+            o->grammar_file = argv[++i];
+        } else if (strcmp(a, "--json-schema") == 0) {
+            o->schema_file = argv[++i];
+        } else if (strcmp(a, "--grammar-after") == 0) {
+            o->gp.grammar_after = argv[++i];
         } else if (strcmp(a, "--stop") == 0) {
             if (o->n_stop == MAX_STOP)
                 return cli_usage_error("generate", USAGE, "at most %d --stop strings", MAX_STOP);
@@ -137,6 +144,8 @@ static int parse(int argc, char **argv, gen_opts *o) {
     }
     if (!o->model) return cli_usage_error("generate", USAGE, "MODEL is missing");
     if (!o->prompt) return cli_usage_error("generate", USAGE, "--prompt is missing");
+    if (o->grammar_file && o->schema_file)
+        return cli_usage_error("generate", USAGE, "--grammar and --json-schema exclude each other");
     return 0;
 }
 
@@ -191,7 +200,18 @@ int cli_cmd_generate(int argc, char **argv) {
     size_t n_prompt = 0;
     text_buf text = {.json = o.json};
     shimmy_eval_output r = {0};
+    char *grammar = NULL, *schema = NULL;
+    size_t n_text;
     rc = 1;
+    /* read before loading the model: a missing file is reported at once */
+    if (o.grammar_file &&
+        !(grammar = cli_read_file(o.grammar_file, true, SHIMMY_MAX_GRAMMAR_LEN, &n_text, &err)))
+        goto done;
+    if (o.schema_file &&
+        !(schema = cli_read_file(o.schema_file, true, SHIMMY_MAX_GRAMMAR_LEN, &n_text, &err)))
+        goto done;
+    o.gp.grammar = grammar;
+    o.gp.json_schema = schema;
     if (cli_load_model(o.model, path, &m, &err)) goto done;
     if (shimmy_tokenize(shimmy_model_vocab(m), o.prompt, strlen(o.prompt),
                         SHIMMY_TOKENIZE_ADD_SPECIAL | SHIMMY_TOKENIZE_PARSE_SPECIAL, &prompt,
@@ -250,6 +270,8 @@ done:
     if (rc == 1 && err.status != SHIMMY_OK) cli_fail(&err);
     free(r.ids);
     free(text.data);
+    free(grammar);
+    free(schema);
     shimmy_free(prompt);
     shimmy_evaluator_free(ev);
     shimmy_model_unref(m);
