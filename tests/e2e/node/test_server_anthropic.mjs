@@ -17,14 +17,15 @@ try {
 const { default: Anthropic } = await import('@anthropic-ai/sdk');
 
 const QWEN_FILE = 'tiny-qwen2-Q4_0.gguf';
-const { bin, data } = requireEnv([QWEN_FILE]);
+const QWEN3_FILE = 'tiny-qwen3-F32.gguf';
+const { bin, data } = requireEnv([QWEN_FILE, QWEN3_FILE]);
 const DEMO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../models/docs-llama-30m-Q4_K_M.gguf');
 const tpl = path.join(data, 'templates', 'Qwen-Qwen2.5-7B-Instruct.jinja');
 if (!fs.existsSync(DEMO) || !fs.existsSync(tpl)) {
   console.log('SKIP: the demo model or the Qwen2.5 template is missing');
   process.exit(77);
 }
-const dir = modelDir(data, []);
+const dir = modelDir(data, [QWEN3_FILE]);
 fs.symlinkSync(DEMO, path.join(dir, 'docs-llama-30m-Q4_K_M.gguf'));
 const QWEN25 = 'tiny-qwen25-tools', DOCS = 'docs-llama-30m-q4_k_m';
 withTemplate(path.join(data, 'models', QWEN_FILE), path.join(dir, `${QWEN25}.gguf`), fs.readFileSync(tpl, 'utf8'));
@@ -158,6 +159,23 @@ try {
     const none = await client.messages.countTokens({ model: QWEN25, tools: [fTool], tool_choice: { type: 'none' }, messages: forced.messages });
     const bare = await client.messages.countTokens({ model: QWEN25, messages: forced.messages });
     assertEq(none.input_tokens, bare.input_tokens, 'tool_choice none renders no tools');
+  });
+
+  // <think> Let me think </think> The answer: forced with the same stepped bias (Qwen3 vocabulary)
+  const thinks = { model: 'tiny-qwen3-f32', max_tokens: 7, temperature: 0, repeat_penalty: 10,
+    messages: [{ role: 'user', content: 'Go on please. '.repeat(16).trim() }],
+    logit_bias: steps([151667, 10061, 752, 1744, 151668, 785, 4226]) };
+  await t.test('reasoning: the thinking is a thinking block before the text block', async () => {
+    const m = await client.messages.create(thinks);
+    assertEq(m.content.map((b) => b.type), ['thinking', 'text'], 'blocks');
+    assertEq([m.content[0].thinking, m.content[1].text], ['Let me think', 'The answer'], 'split');
+    const ev = await events(thinks);
+    const starts = ev.filter((e) => e.type === 'content_block_start');
+    assertEq(starts.map((e) => [e.index, e.content_block.type]), [[0, 'thinking'], [1, 'text']], 'streamed blocks');
+    assertEq(ev.filter((e) => e.delta?.type === 'thinking_delta').map((e) => e.delta.thinking).join(''), 'Let me think', 'thinking_delta');
+    assertEq(ev.filter((e) => e.type === 'content_block_stop').map((e) => e.index), [0, 1], 'each block stops');
+    const final = await client.messages.stream(thinks).finalMessage();
+    assertEq(final.content.map((b) => b.thinking ?? b.text), ['Let me think', 'The answer'], 'finalMessage');
   });
 
   await t.test('invalid requests: BadRequestError with invalid_request_error; unknown model: NotFoundError', async () => {

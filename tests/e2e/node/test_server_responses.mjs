@@ -9,14 +9,15 @@ import path from 'node:path';
 import { requireEnv, modelDir, startServer, runner, assert, assertEq, expectApiError, withTemplate } from './helpers.mjs';
 
 const QWEN_FILE = 'tiny-qwen2-Q4_0.gguf';
-const { bin, data } = requireEnv([QWEN_FILE]);
+const QWEN3_FILE = 'tiny-qwen3-F32.gguf';
+const { bin, data } = requireEnv([QWEN_FILE, QWEN3_FILE]);
 const DEMO = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../models/docs-llama-30m-Q4_K_M.gguf');
 const tpl = path.join(data, 'templates', 'Qwen-Qwen2.5-7B-Instruct.jinja');
 if (!fs.existsSync(DEMO) || !fs.existsSync(tpl)) {
   console.log('SKIP: the demo model or the Qwen2.5 template is missing');
   process.exit(77);
 }
-const dir = modelDir(data, []);
+const dir = modelDir(data, [QWEN3_FILE]);
 fs.symlinkSync(DEMO, path.join(dir, 'docs-llama-30m-Q4_K_M.gguf'));
 const QWEN25 = 'tiny-qwen25-tools', DOCS = 'docs-llama-30m-q4_k_m';
 withTemplate(path.join(data, 'models', QWEN_FILE), path.join(dir, `${QWEN25}.gguf`), fs.readFileSync(tpl, 'utf8'));
@@ -109,6 +110,39 @@ try {
     assert(r.usage.total_tokens <= 256, JSON.stringify(r.usage));
     const plain = await client.responses.create({ model: QWEN25, input: ask, tools: [fTool], max_output_tokens: 1, temperature: 0 });
     assert(r.usage.input_tokens > plain.usage.input_tokens + 5, `history rendered (${plain.usage.input_tokens} -> ${r.usage.input_tokens})`);
+  });
+
+  // <think> Let me think </think> The answer: forced with the same stepped bias (Qwen3 vocabulary)
+  const thinks = { model: 'tiny-qwen3-f32', max_output_tokens: 7, temperature: 0, repeat_penalty: 10,
+    input: 'Go on please. '.repeat(16).trim(), logit_bias: steps([151667, 10061, 752, 1744, 151668, 785, 4226]) };
+  await t.test('reasoning: a reasoning item before the message', async () => {
+    const r = await client.responses.create(thinks);
+    assertEq(r.output.map((o) => o.type), ['reasoning', 'message'], 'items');
+    assertEq(r.output[0].content, [{ type: 'reasoning_text', text: 'Let me think' }], 'reasoning text');
+    assertEq(r.output_text, 'The answer', 'answer');
+    const ev = await streamed(thinks);
+    const added = ev.filter((e) => e.type === 'response.output_item.added');
+    assertEq(added.map((e) => [e.output_index, e.item.type]), [[0, 'reasoning'], [1, 'message']], 'items in order');
+    assertEq(ev.filter((e) => e.type === 'response.reasoning_text.delta').map((e) => e.delta).join(''), 'Let me think', 'deltas');
+    assertEq(ev.find((e) => e.type === 'response.reasoning_text.done').text, 'Let me think', 'done');
+    assertEq(ev.at(-1).response.output.map((o) => o.type), ['reasoning', 'message'], 'final output');
+  });
+
+  await t.test('text.format json_schema: the answer is JSON of that schema', async () => {
+    const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 10 }, age: { type: 'integer' } },
+      required: ['name', 'age'], additionalProperties: false };
+    const p = { model: DOCS, input: 'Give me a person.', max_output_tokens: 100, temperature: 0,
+      text: { format: { type: 'json_schema', name: 'person', schema, strict: true } } };
+    const r = await client.responses.create(p);
+    assertEq(r.status, 'completed', 'the grammar ends the answer');
+    const v = JSON.parse(r.output_text);
+    assertEq(Object.keys(v).sort(), ['age', 'name'], 'keys');
+    assert(typeof v.name === 'string' && v.name.length <= 10 && Number.isInteger(v.age), r.output_text);
+    assertEq(r.text.format.type, 'json_schema', 'echoed');
+    const ev = await streamed(p);
+    assertEq(ev.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta).join(''), r.output_text, 'streamed');
+    await expectApiError(client.responses.create({ ...p, text: { format: { type: 'json_schema', name: 'x',
+      schema: { type: 'object', properties: { a: { type: 'string', pattern: '((' } } } } } }), 400, { param: 'text.format' });
   });
 
   await t.test('stateless: previous_response_id and store: true are 400 naming the field', async () => {
