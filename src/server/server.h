@@ -477,6 +477,10 @@ int server_run_parsed(server_call *c, server_request *req, const server_fmt *fmt
                       void (*ext_free)(void *), int (*reply_error)(server_call *,
                                                                    const shimmy_error *));
 
+/* structured.c: the gen option grammar_after of a job ("</think>" when its prompt opens the
+ * thinking, else NULL). */
+const char *server_structured_after(const server_job *j);
+
 /* Output formats (openai.c, native.c). */
 extern const server_fmt server_fmt_chat_sse, server_fmt_chat_json;
 extern const server_fmt server_fmt_compl_sse, server_fmt_compl_json;

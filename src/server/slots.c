@@ -186,6 +186,7 @@ static void run_job(server_slot *sl, server_job *j) {
     o.n_stop = j->req.n_stop;
     o.logprobs = j->req.logprobs;
     o.top_logprobs = j->req.top_logprobs;
+    o.grammar_after = server_structured_after(j); /* structured.c */
     shimmy_session_request sr = {.options = &o,
                                  .logit_bias = j->req.bias,
                                  .n_logit_bias = j->req.n_bias,

@@ -3,6 +3,7 @@
  * schema converted, a grammar compiled, through the public API) so that a bad one is a 400 that
  * names the field and, in the message, the place in the schema or grammar. The job then passes
  * the GBNF text to the library as gen.grammar. */
+#include "reasoning.h"
 #include "server.h"
 
 #include <stdio.h>
@@ -102,4 +103,22 @@ void server_structured_deinit(server_request *r) {
     r->grammar = NULL;
     r->gen.grammar = NULL;
     r->grammar_from[0] = 0;
+}
+
+/* A prompt that opens the thinking ("<think>" at its end: DeepSeek-R1's template) gets an answer
+ * that starts after "</think>", so the constraint starts there. A model that merely can think is
+ * held to the grammar from its first token (it answers without thinking): an optional thinking
+ * block cannot be told apart from an answer that breaks the grammar. */
+const char *server_structured_after(const server_job *j) {
+    if (!j->req.grammar || !j->req.messages || !j->n_choices) return NULL;
+    const shimmy_prompt *p = j->prompt[0];
+    size_t n = shimmy_prompt_token_count(p), k = n < 4 ? n : 4;
+    char *text = NULL;
+    size_t len = 0;
+    if (!k || shimmy_detokenize(shimmy_model_vocab(j->model), shimmy_prompt_tokens(p) + n - k, k,
+                                SHIMMY_DETOKENIZE_SPECIAL, &text, &len, NULL))
+        return NULL;
+    bool opens = server_reasoning_prompt_opens(text, len);
+    shimmy_free(text);
+    return opens ? "</think>" : NULL;
 }
