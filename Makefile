@@ -4,8 +4,9 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 SERVE_ARGS ?=
+PREFIX ?= /usr/local
 
-.PHONY: all deps deps-test configure build test serve bench fuzz format format-check clean
+.PHONY: all deps deps-test configure build test serve install bench fuzz format format-check clean
 
 all: build
 
@@ -29,8 +30,14 @@ test: deps-test configure
 	bash scripts/test-setup.sh
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
-serve: build
+# Only what serving needs: the binary and the libraries it links (no tests, no sanitizer copies).
+serve: configure
+	cmake --build $(BUILD) -j $(JOBS) --target shimmy
 	./$(BUILD)/shimmy serve $(SERVE_ARGS)
+
+# The binary, libshimmy (.so/.a), shimmy.h, shimmy.pc, shimmy(1), completions, the systemd unit.
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 bench: build
 	@echo "benchmarks: $(BUILD)/bench_* (see bench/README.md)"

@@ -2,8 +2,9 @@
 # Installs the Debian packages shimmy builds and tests with, when they are missing.
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang clang-format libmicrohttpd-dev libjansson-dev libpcre2-dev)
-if [[ "${1:-}" == "--test" ]]; then pkgs+=(nodejs npm curl python3 jq); fi
+pkgs=(build-essential cmake pkg-config clang clang-format libmicrohttpd-dev libjansson-dev libpcre2-dev
+  libedit-dev libcurl4-openssl-dev libssl-dev)
+if [[ "${1:-}" == "--test" ]]; then pkgs+=(nodejs npm curl python3 jq tmux systemd); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

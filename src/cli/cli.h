@@ -32,6 +32,10 @@ int cli_cmd_logits(int argc, char **argv);
 int cli_cmd_perplexity(int argc, char **argv);
 int cli_cmd_template(int argc, char **argv);
 int cli_cmd_inspect(int argc, char **argv);
+int cli_cmd_run(int argc, char **argv);  /* cmd_run.c, run_*.c */
+int cli_cmd_pull(int argc, char **argv); /* cmd_pull.c, hub*.c */
+int cli_cmd_ps(int argc, char **argv);   /* cmd_ps.c */
+int cli_cmd_stop(int argc, char **argv); /* cmd_ps.c */
 
 /* Prints "shimmy: <cmd>: not built yet" and returns 2. */
 int cli_not_built(const char *cmd);

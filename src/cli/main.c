@@ -1,19 +1,17 @@
 /* shimmy entry point: dispatches to the subcommand table. */
-#include "cli.h"
+#include "term.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct cli_command {
-    const char *name;
-    cli_cmd_fn fn;
-    const char *summary;
-} cli_command;
-
 static const cli_command commands[] = {
     {"serve", cli_cmd_serve, "serve models over an OpenAI-compatible HTTP API"},
+    {"run", cli_cmd_run, "chat with a model in the terminal (or answer piped input once)"},
+    {"pull", cli_cmd_pull, "download a GGUF model from the Hugging Face Hub"},
+    {"ps", cli_cmd_ps, "show the models a running server has loaded"},
+    {"stop", cli_cmd_stop, "unload a model from a running server"},
     {"list", cli_cmd_list, "list the models the registry knows"},
     {"discover", cli_cmd_discover, "rescan and show where each model came from"},
     {"probe", cli_cmd_probe, "load a model, run one token, report what it is"},
@@ -99,6 +97,18 @@ int main(int argc, char **argv) {
     if (lvl && strcmp(lvl, "debug") == 0) min = SHIMMY_LOG_DEBUG;
     if (lvl && strcmp(lvl, "warn") == 0) min = SHIMMY_LOG_WARN;
     shimmy_log_set_handler(log_stderr, NULL, min);
+    const size_t n_commands = sizeof commands / sizeof commands[0];
+    if (argc >= 3 && strcmp(argv[1], "help") == 0) { /* the generated docs; or a command's help */
+        if (strcmp(argv[2], "--man") == 0) return cli_print_man(commands, n_commands);
+        if (strcmp(argv[2], "--completion") == 0)
+            return cli_print_completion(argc > 3 ? argv[3] : NULL, commands, n_commands);
+        for (size_t i = 0; i < n_commands; i++)
+            if (strcmp(argv[2], commands[i].name) == 0) {
+                char help[] = "--help";
+                char *sub[] = {argv[2], help, NULL};
+                return commands[i].fn(2, sub);
+            }
+    }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         usage(argc < 2 ? stderr : stdout);
