@@ -13,33 +13,44 @@ static const char serve_usage[] =
     "             [--ctx-size N] [--parallel N] [--api-key KEY] [--cors ORIGIN]\n"
     "             [--max-body BYTES] [--max-tokens-cap N] [--max-connections N] [--timeout S]\n"
     "             [--queue N] [--lora FILE|DIR]... [--lora-scaled FILE|DIR SCALE]...\n"
-    "             [--max-loaded BYTES] [--keep-alive S]";
+    "             [--max-loaded BYTES] [--keep-alive S] [--ollama]";
 
 #define SERVE_MAX_MODELS 64
 
 typedef struct serve_opts {
     server_config cfg;
     char host[64];
+    char extra_host[64]; /* a second --bind, or --ollama */
+    bool bound;
     const char *models[SERVE_MAX_MODELS];
     server_lora_arg loras[SERVE_MAX_MODELS];
 } serve_opts;
 
 typedef bool (*opt_fn)(serve_opts *o, const char *v);
 
+/* The first --bind is the main address; a second one is served too (tools that hard-code
+ * another port, e.g. Ollama's 11434). */
 static bool set_bind(serve_opts *o, const char *v) {
-    if (strcmp(v, "auto") == 0) {
-        o->cfg.port = 0;
-        return true;
+    bool extra = o->bound;
+    char *host = extra ? o->extra_host : o->host;
+    int *port_out = extra ? &o->cfg.extra_port : &o->cfg.port;
+    if (extra && o->cfg.extra_host) return false; /* at most two addresses */
+    o->bound = true;
+    if (strcmp(v, "auto") == 0) { /* any free port, on the main address's host */
+        if (extra) snprintf(o->extra_host, sizeof o->extra_host, "%s", o->host);
+        *port_out = 0;
+    } else {
+        const char *colon = strrchr(v, ':');
+        long port;
+        if (!colon || (size_t)(colon - v) >= sizeof o->host ||
+            !cli_parse_long(colon + 1, 0, 65535, &port))
+            return false;
+        memcpy(host, v, (size_t)(colon - v));
+        host[colon - v] = '\0';
+        if (!host[0]) snprintf(host, sizeof o->host, "127.0.0.1");
+        *port_out = (int)port;
     }
-    const char *colon = strrchr(v, ':');
-    long port;
-    if (!colon || (size_t)(colon - v) >= sizeof o->host ||
-        !cli_parse_long(colon + 1, 0, 65535, &port))
-        return false;
-    memcpy(o->host, v, (size_t)(colon - v));
-    o->host[colon - v] = '\0';
-    if (!o->host[0]) snprintf(o->host, sizeof o->host, "127.0.0.1");
-    o->cfg.port = (int)port;
+    if (extra) o->cfg.extra_host = o->extra_host;
     return true;
 }
 
@@ -101,7 +112,7 @@ static const struct {
     opt_fn set;
     const char *expect;
 } serve_options[] = {
-    {"--bind", set_bind, "HOST:PORT or auto"},
+    {"--bind", set_bind, "HOST:PORT or auto (at most twice: a second address is served too)"},
     {"--model-dirs", set_dirs, "a colon-separated list of directories"},
     {"--model", set_model, "a .gguf file (at most 64)"},
     {"--lora", set_lora, "a LoRA adapter file or PEFT folder (at most 64)"},
@@ -120,13 +131,23 @@ static const struct {
 };
 
 int cli_cmd_serve(int argc, char **argv) {
-    serve_opts o;
+    serve_opts o = {0};
     server_config_defaults(&o.cfg);
     snprintf(o.host, sizeof o.host, "%s", o.cfg.host);
     for (int i = 1; i < argc; i += 2) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: %s\n", serve_usage);
             return 0;
+        }
+        if (strcmp(argv[i], "--ollama") == 0) { /* Ollama's address, as its clients default to */
+            if (o.cfg.extra_host)
+                return cli_usage_error("serve", serve_usage,
+                                       "--ollama and a second --bind both add an address");
+            snprintf(o.extra_host, sizeof o.extra_host, "127.0.0.1");
+            o.cfg.extra_host = o.extra_host;
+            o.cfg.extra_port = 11434;
+            i--; /* takes no value */
+            continue;
         }
         if (strcmp(argv[i], "--lora-scaled") == 0) {
             double scale;
@@ -169,6 +190,7 @@ int cli_cmd_serve(int argc, char **argv) {
         return cli_fail(&err);
     }
     printf("shimmy: listening on %s\n", server_url(s));
+    if (server_extra_url(s)) printf("shimmy: also listening on %s\n", server_extra_url(s));
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);

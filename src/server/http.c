@@ -313,7 +313,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!c) return MHD_NO;
         c->srv = s;
         c->conn = conn;
-        c->route = "other";
+        /* Set before routing, so that an early 413 reaches Anthropic clients in their shape. */
+        c->route = strncmp(url, "/v1/messages", 12) == 0 ? "/v1/messages" : "other";
         *con_cls = c;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
@@ -382,40 +383,63 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     shimmy_log(SHIMMY_LOG_DEBUG, "server: mhd: %s", msg);
 }
 
-shimmy_status server_http_start(server *s, shimmy_error *err) {
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->cfg.port)};
-    const char *host = strcmp(s->cfg.host, "localhost") == 0 ? "127.0.0.1" : s->cfg.host;
+/* One listener on host:port (0 = any free port); *url receives its address. */
+static shimmy_status listen_on(server *s, const char *host_arg, int port_arg, const char *opt,
+                               struct MHD_Daemon **out, char *url, size_t url_cap,
+                               shimmy_error *err) {
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port_arg)};
+    const char *host = strcmp(host_arg, "localhost") == 0 ? "127.0.0.1" : host_arg;
     if (inet_pton(AF_INET, host, &addr.sin_addr) != 1)
-        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "--bind",
-                                "'%s' is not an IPv4 address (use e.g. 127.0.0.1:11435)",
-                                s->cfg.host);
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, opt,
+                                "'%s' is not an IPv4 address (use e.g. 127.0.0.1:11435)", host_arg);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE | MHD_USE_ITC;
-    s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
-    if (!s->daemon)
-        return shimmy_error_set(err, SHIMMY_ERR_IO, "--bind",
+    *out = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                            mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.timeout_s,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
+    if (!*out)
+        return shimmy_error_set(err, SHIMMY_ERR_IO, opt,
                                 "cannot listen on %s:%d (address in use or not permitted); choose "
                                 "another with --bind HOST:PORT or --bind auto",
-                                s->cfg.host, s->cfg.port);
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    int port = di ? di->port : s->cfg.port;
-    snprintf(s->url, sizeof s->url, "http://%s:%d", host, port);
+                                host_arg, port_arg);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(*out, MHD_DAEMON_INFO_BIND_PORT);
+    snprintf(url, url_cap, "http://%s:%d", host, di ? di->port : port_arg);
     return SHIMMY_OK;
+}
+
+shimmy_status server_http_start(server *s, shimmy_error *err) {
+    shimmy_status st =
+        listen_on(s, s->cfg.host, s->cfg.port, "--bind", &s->daemon, s->url, sizeof s->url, err);
+    /* The same routes on a second address (serve --ollama): one server, two doors. */
+    if (!st && s->cfg.extra_host)
+        st = listen_on(s, s->cfg.extra_host, s->cfg.extra_port, "--ollama", &s->daemon2, s->url2,
+                       sizeof s->url2, err);
+    return st;
+}
+
+const char *server_extra_url(const server *s) {
+    return s->daemon2 ? s->url2 : NULL;
 }
 
 void server_http_quiesce(server *s) {
     if (s->daemon) s->listen_fd = MHD_quiesce_daemon(s->daemon);
+    if (s->daemon2) {
+        s->listen_fd2 = MHD_quiesce_daemon(s->daemon2);
+        s->has_fd2 = s->listen_fd2 >= 0;
+    }
 }
 
 void server_http_stop(server *s) {
     if (s->daemon) MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
-    /* After a quiesce the listening socket is ours to close. */
+    if (s->daemon2) MHD_stop_daemon(s->daemon2);
+    s->daemon2 = NULL;
+    /* After a quiesce the listening sockets are ours to close. */
     if (s->listen_fd >= 0) close(s->listen_fd);
     s->listen_fd = -1;
+    if (s->has_fd2) close(s->listen_fd2);
+    s->has_fd2 = false;
 }

@@ -71,6 +71,10 @@ typedef struct server_config {
     uint64_t max_loaded_bytes; /* memory budget of loaded models; 0 = half the machine's RAM */
     double keep_alive_s;       /* idle seconds before a model unloads; 0 = 300; < 0 = never */
     bool ignore_env; /* registry: read no environment (tests) */
+    /* A second address served too (serve --ollama: 127.0.0.1:11434, where tools that hard-code
+     * Ollama's port look; or a second --bind). NULL = none. Borrowed. */
+    const char *extra_host;
+    int extra_port;
     /* serve --lora / --lora-scaled: adapters registered with the registry (paired with a
      * compatible served base) and listed as adapter models; scale is what a request naming the
      * adapter as its model gets. Borrowed. */
@@ -94,6 +98,8 @@ shimmy_status server_new(const server_config *cfg, server **out, shimmy_error *e
 shimmy_status server_start(server *s, shimmy_error *err);
 /* "http://127.0.0.1:PORT" once started (borrowed until server_free). */
 const char *server_url(const server *s);
+/* The second listener's address (cfg.extra_host), NULL when there is none. */
+const char *server_extra_url(const server *s);
 /* Stops accepting, cancels queued and running generations, waits for connections to finish
  * (at most a few seconds) and stops the daemon. Idempotent. */
 void server_stop(server *s);
@@ -321,6 +327,10 @@ struct server {
     shimmy_threadpool *pool; /* shared by the slot sessions */
     struct MHD_Daemon *daemon;
     int listen_fd; /* returned by the quiesce at shutdown, closed after the daemon stops */
+    struct MHD_Daemon *daemon2; /* the listener of cfg.extra_host (NULL: none) */
+    int listen_fd2;
+    bool has_fd2;
+    char url2[160];
     char url[160];
     double t_start;
 

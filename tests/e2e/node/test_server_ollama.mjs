@@ -8,6 +8,7 @@
 // extension the Ollama routes accept too) on the tokens of `<tool_call>{"name":"f"}</tool_call>`
 // and repeat_penalty 10, on a copy of a Qwen2 model given the Qwen2.5 template.
 import { Ollama } from 'ollama';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { requireEnv, modelDir, startServer, runner, assert, assertEq, withTemplate } from './helpers.mjs';
@@ -253,6 +254,34 @@ try {
     assert(props.default_generation_settings.n_ctx > 0, 'n_ctx');
     assertEq(props.total_slots, 2, 'total_slots');
     assert(props.chat_template.length > 0, 'chat_template');
+  });
+  await t.test('a second --bind serves the same API on another address (what --ollama does on 11434)', async () => {
+    const proc = spawn(bin, ['serve', '--bind', 'auto', '--bind', '127.0.0.1:0', '--model-dirs', dir, '--threads', '1'],
+      { env: { ...process.env, SHIMMY_NO_ENV: '1', SHIMMY_NO_HOME: '1', SHIMMY_NO_OLLAMA: '1', SHIMMY_NO_HF: '1',
+        SHIMMY_NO_LOCAL: '1', SHIMMY_NO_MODEL_PATHS: '1', SHIMMY_NO_BASE_DIR: '1', SHIMMY_NO_LMSTUDIO: '1',
+        SHIMMY_NO_DOWNLOADS: '1' }, stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      let out = '';
+      const urls = await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no listening lines: ${out}`)), 20000);
+        proc.stdout.on('data', (d) => {
+          out += d;
+          const a = out.match(/shimmy: listening on (http:\/\/\S+)/), b = out.match(/also listening on (http:\/\/\S+)/);
+          if (a && b) {
+            clearTimeout(timer);
+            resolve([a[1], b[1]]);
+          }
+        });
+      });
+      assert(urls[0] !== urls[1], `two addresses: ${urls}`);
+      const second = new Ollama({ host: urls[1] });
+      const { models } = await second.list();
+      assert(models.some((m) => m.name === TINY), 'same models on the second address');
+      const r = await second.generate({ model: TINY, prompt: 'Hi', options: { num_predict: 2 } });
+      assertEq(r.done, true, 'generates there too');
+    } finally {
+      proc.kill('SIGTERM');
+    }
   });
 } finally {
   await srv.stop();
