@@ -113,6 +113,9 @@ shimmy_status grammar_matcher_accept_token(grammar_matcher *m, int32_t token, sh
  * -1 with err set past the ambiguity limits. */
 int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *err);
 
+/* Drops the cached masks (benchmarks measure the uncached walk with it). */
+void grammar_matcher_clear_cache(grammar_matcher *m);
+
 typedef struct grammar_stats {
     uint64_t masks;       /* full masks asked for */
     uint64_t mask_hits;   /* ... answered from the mask cache */

@@ -14,6 +14,10 @@ void gm_mask_cache_free(grammar_matcher *m) {
     memset(m->cache, 0, sizeof m->cache);
 }
 
+void grammar_matcher_clear_cache(grammar_matcher *m) {
+    gm_mask_cache_free(m);
+}
+
 static uint64_t state_key(const gm_state *s) {
     uint64_t h =
         1469598103934665603ull ^ ((uint64_t)s->acc << 16 | (uint64_t)s->need << 8 | s->total);

@@ -1,0 +1,276 @@
+/* bench_grammar [--quick]: the structured-output engine's costs.
+ *
+ *  1. per vocabulary (Qwen2 152k, Llama-3 128k): building the token trie;
+ *  2. per grammar (GBNF and JSON Schemas through the converter): compile time (uncached, median
+ *     of 20), then along a valid document tokenized by that vocabulary, per token:
+ *       - full mask: the trie walk with the mask cache cleared (the worst case, what MaskBench
+ *         measures), average, p99 and max;
+ *       - engine path: what a generation pays per token, with a random-model adversary: the
+ *         "sampled" token is the document's next token half of the time and a uniformly random
+ *         one otherwise; it is checked, the mask is computed (cache allowed) only when it is
+ *         refused, then the token is accepted. Average and p99;
+ *  3. end to end on docs-llama-30m: per-token decode time with and without a grammar.
+ * Test data from SHIMMY_TESTDATA. Times are wall-clock on whatever else the machine runs. */
+#include "grammar/grammar.h"
+#include "grammar/schema.h"
+#include "shimmy.h"
+#include "test.h"
+#include "tokenizer/tokenizer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const json_gbnf =
+    "root   ::= object\n"
+    "value  ::= object | array | string | number | (\"true\" | \"false\" | \"null\")\n"
+    "object ::= \"{\" ws ( string \":\" ws value ( \",\" ws string \":\" ws value )* )? ws \"}\"\n"
+    "array  ::= \"[\" ws ( value ( \",\" ws value )* )? ws \"]\"\n"
+    "string ::= \"\\\"\" ( [^\"\\\\\\x00-\\x1f] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" "
+    "[0-9a-fA-F]{4}) )* \"\\\"\"\n"
+    "number ::= \"-\"? (\"0\" | [1-9] [0-9]*) (\".\" [0-9]+)? ([eE] [-+]? [0-9]+)?\n"
+    "ws     ::= [ \\t\\n]{0,2}\n";
+
+typedef struct gcase {
+    const char *name;
+    const char *gbnf;   /* or */
+    const char *schema; /* JSON Schema text, converted first */
+    const char *doc;    /* a valid output */
+} gcase;
+
+static const gcase cases[] = {
+    {"json (GBNF)", NULL, NULL,
+     "{\"model\": \"shimmy\", \"tokens\": [1, 2, 3], \"nested\": {\"ok\": true, \"pi\": 3.14159, "
+     "\"note\": \"Structured outputs keep the model inside the grammar: \\\"quoted\\\" text, "
+     "unicode \\u00e9 and \xE2\x82\xAC signs.\"}, \"list\": [{\"a\": null}, {\"b\": -12e3}]}"},
+    {"schema: person", NULL,
+     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":1,"
+     "\"maxLength\":40},\"age\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":150},\"email\":{"
+     "\"type\":\"string\",\"format\":\"email\"},\"tags\":{\"type\":\"array\",\"items\":{\"type\":"
+     "\"string\"},\"maxItems\":5}},\"required\":[\"name\",\"age\"],\"additionalProperties\":false}",
+     "{\"name\":\"Ada Lovelace\",\"age\":36,\"email\":\"ada@example.org\",\"tags\":[\"math\","
+     "\"poetry\"]}"},
+    {"schema: order", NULL,
+     "{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{3}-[0-"
+     "9]{4}$\"},\"status\":{\"enum\":[\"pending\",\"shipped\",\"delivered\"]},\"items\":{\"type\":"
+     "\"array\",\"minItems\":1,\"items\":{\"type\":\"object\",\"properties\":{\"sku\":{\"type\":"
+     "\"string\"},\"qty\":{\"type\":\"integer\",\"minimum\":1},\"price\":{\"type\":\"number\"}},"
+     "\"required\":[\"sku\",\"qty\",\"price\"],\"additionalProperties\":false}},\"created\":{"
+     "\"type\":\"string\",\"format\":\"date-time\"}},\"required\":[\"id\",\"status\",\"items\"],"
+     "\"additionalProperties\":false}",
+     "{\"id\":\"ABC-1234\",\"status\":\"shipped\",\"items\":[{\"sku\":\"X-1\",\"qty\":2,\"price\":"
+     "9.99},{\"sku\":\"Y-22\",\"qty\":1,\"price\":120.5}],\"created\":\"2026-12-07T02:00:00Z\"}"},
+    {"schema: any object", NULL, "{\"type\":\"object\"}",
+     "{\"query\":\"weather in Paris\",\"units\":\"metric\",\"days\":[1,2,3],\"extra\":{\"a\":"
+     "[true,false,null],\"b\":\"text with spaces and punctuation, like this one.\"}}"},
+    {"csv lines (GBNF)",
+     "root ::= line{1,40}\nline ::= [A-Za-z ]{1,24} \",\" [0-9]{1,6} \",\" (\"yes\" | \"no\") "
+     "\"\\n\"\n",
+     NULL, "Alice Smith,1234,yes\nBob,99,no\nCarol Jones,500000,yes\nDan,7,no\n"},
+    {"prose (GBNF)", "root ::= [^{}<>]{1,600} \".\"", NULL,
+     "The quick brown fox jumps over the lazy dog, while the grammar engine checks every token "
+     "against a set of stacks and the mask cache remembers the state it saw a moment ago."},
+};
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p) {
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static double now_ms(void) {
+    return (double)core_time_ns() / 1e6;
+}
+
+static char *case_gbnf(const gcase *c) {
+    if (c->gbnf) return strdup(c->gbnf ? c->gbnf : json_gbnf);
+    if (!c->schema) return strdup(json_gbnf);
+    char *g = NULL;
+    shimmy_error err = {0};
+    if (grammar_schema_to_gbnf(c->schema, strlen(c->schema), &g, &err)) {
+        fprintf(stderr, "%s: %s\n", c->name, err.message);
+        return NULL;
+    }
+    return g;
+}
+
+static void bench_vocab(const char *file, bool quick) {
+    char path[512];
+    const char *p = test_data_path(file, path, sizeof path);
+    if (!p) {
+        printf("%s: not found (SHIMMY_TESTDATA)\n", file);
+        return;
+    }
+    tok_vocab *v = NULL;
+    grammar_vocab *gv = NULL;
+    shimmy_error err = {0};
+    if (tok_vocab_load_path(p, &v, &err)) {
+        printf("%s: %s\n", file, err.message);
+        return;
+    }
+    double t0 = now_ms();
+    if (grammar_vocab_new(v, &gv, &err)) {
+        printf("%s: %s\n", file, err.message);
+        tok_vocab_free(v);
+        return;
+    }
+    const int32_t nv = tok_n_vocab(v);
+    printf("\n%s: %d tokens, trie of %zu nodes built in %.1f ms\n", file, nv,
+           grammar_vocab_trie_nodes(gv), now_ms() - t0);
+    printf("%-20s %8s %6s | %9s %9s %9s | %9s %9s %7s\n", "grammar", "compile", "tokens",
+           "full avg", "full p99", "full max", "path avg", "path p99", "masks");
+    uint64_t *mask = malloc(((size_t)nv + 63) / 64 * 8);
+    test_rng r;
+    test_rng_seed(&r, 42);
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const gcase *c = &cases[ci];
+        double comp[20];
+        const int reps = quick ? 3 : 20;
+        char *text = NULL;
+        grammar *g = NULL;
+        for (int i = 0; i < reps; i++) {
+            double a = now_ms();
+            free(text);
+            text = case_gbnf(c);
+            grammar_unref(g);
+            g = NULL;
+            if (text && grammar_compile(text, strlen(text), &g, &err)) {
+                printf("%s: does not compile: %s\n", c->name, err.message);
+                break;
+            }
+            comp[i] = now_ms() - a;
+        }
+        if (!g) {
+            free(text);
+            continue;
+        }
+        const double compile_ms = pct(comp, (size_t)reps, 0.5);
+        tok_buf toks = {0};
+        tok_encode(v, c->doc, strlen(c->doc), NULL, &toks, &err);
+        grammar_matcher *m = NULL, *m2 = NULL;
+        grammar_matcher_new(g, gv, &m, &err);
+        grammar_matcher_new(g, gv, &m2, &err);
+        double *full = calloc(toks.n + 1, sizeof *full), *path_ms = calloc(toks.n + 1, 8);
+        size_t n = 0;
+        uint64_t masks = 0;
+        bool ok = m && m2;
+        for (size_t i = 0; ok && i < toks.n; i++) {
+            grammar_matcher_clear_cache(m);
+            double a = now_ms();
+            ok = grammar_matcher_mask(m, mask, &err) > 0;
+            full[n] = now_ms() - a;
+            /* the engine path on the second matcher (its cache persists) */
+            const int32_t sampled =
+                test_rng_u64(&r) % 2 ? toks.ids[i] : (int32_t)(test_rng_u64(&r) % (uint64_t)nv);
+            a = now_ms();
+            if (!grammar_matcher_allows_token(m2, sampled)) {
+                grammar_matcher_mask(m2, mask, NULL);
+                masks++;
+            }
+            ok = ok && grammar_matcher_accept_token(m2, toks.ids[i], &err) == SHIMMY_OK;
+            path_ms[n++] = now_ms() - a;
+            ok = ok && grammar_matcher_accept_token(m, toks.ids[i], &err) == SHIMMY_OK;
+        }
+        if (!ok || n == 0) {
+            printf("%-20s the document does not fit the grammar at some token: %s\n", c->name,
+                   err.message);
+        } else {
+            double fs = 0, ps = 0;
+            for (size_t i = 0; i < n; i++) fs += full[i], ps += path_ms[i];
+            const double fmax = pct(full, n, 1.0), f99 = pct(full, n, 0.99);
+            printf("%-20s %6.2fms %6zu | %7.3fms %7.3fms %7.3fms | %7.4fms %7.4fms %7llu\n",
+                   c->name, compile_ms, n, fs / (double)n, f99, fmax, ps / (double)n,
+                   pct(path_ms, n, 0.99), (unsigned long long)masks);
+        }
+        free(full);
+        free(path_ms);
+        grammar_matcher_free(m);
+        grammar_matcher_free(m2);
+        tok_buf_free(&toks);
+        grammar_unref(g);
+        free(text);
+    }
+    free(mask);
+    grammar_vocab_free(gv);
+    tok_vocab_free(v);
+}
+
+static shimmy_next drop(const char *piece, size_t len, void *user) {
+    (void)piece, (void)len, (void)user;
+    return SHIMMY_CONTINUE;
+}
+
+/* per-token decode time (ms) of n tokens, median of reps runs */
+static double decode_ms(shimmy_evaluator *ev, const int32_t *prompt, size_t n_prompt,
+                        const char *gbnf, int n, int reps, int *made) {
+    double v[8];
+    for (int i = 0; i < reps; i++) {
+        shimmy_gen_options o = {.max_tokens = n,
+                                .temperature = 0.8f,
+                                .top_k = 40,
+                                .seed = 1,
+                                .ignore_eos = true,
+                                .grammar = gbnf};
+        shimmy_eval_output out = {0};
+        shimmy_error err = {0};
+        if (shimmy_evaluator_generate(ev, prompt, n_prompt, &o, drop, NULL, &out, &err)) {
+            printf("decode: %s\n", err.message);
+            return -1;
+        }
+        *made = out.result.completion_tokens;
+        v[i] = out.result.gen_ms /
+               (out.result.completion_tokens > 1 ? out.result.completion_tokens - 1 : 1);
+    }
+    return pct(v, (size_t)reps, 0.5);
+}
+
+static void bench_decode(bool quick) {
+    char path[512];
+    const char *p = test_data_path("models/docs-llama-30m-Q4_K_M.gguf", path, sizeof path);
+    if (!p) return;
+    shimmy_model_config c = {.name = "docs", .base_path = p, .ctx_len = 1024};
+    shimmy_spec *spec = NULL;
+    shimmy_model *m = NULL;
+    shimmy_evaluator *ev = NULL;
+    shimmy_error err = {0};
+    int32_t *prompt = NULL;
+    size_t n_prompt = 0;
+    const char *text = "Write the answer as JSON. The capital of France is";
+    if (shimmy_spec_from_config(&c, &spec, &err) || shimmy_model_load(spec, &m, &err) ||
+        shimmy_evaluator_new(m, NULL, &ev, &err) ||
+        shimmy_tokenize(shimmy_model_vocab(m), text, strlen(text), SHIMMY_TOKENIZE_ADD_SPECIAL,
+                        &prompt, &n_prompt, &err)) {
+        printf("docs-llama-30m: %s\n", err.message);
+    } else {
+        const int n = quick ? 32 : 200, reps = quick ? 1 : 5;
+        const char *prose = "root ::= \"{\\\"answer\\\": \\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" "
+                            "[\"\\\\nt])* \"\\\"}\"";
+        int made0 = 0, made1 = 0, made2 = 0;
+        decode_ms(ev, prompt, n_prompt, NULL, 8, 1, &made0); /* warm-up */
+        const double base = decode_ms(ev, prompt, n_prompt, NULL, n, reps, &made0);
+        const double con = decode_ms(ev, prompt, n_prompt, prose, n, reps, &made1);
+        const double js = decode_ms(ev, prompt, n_prompt, json_gbnf, n, reps, &made2);
+        printf("\ndocs-llama-30m decode, per token (median of %d runs):\n", reps);
+        printf("  unconstrained           %.3f ms (%d tokens)\n", base, made0);
+        printf("  JSON string grammar     %.3f ms (%d tokens)  slowdown %+.1f%%\n", con, made1,
+               100.0 * (con - base) / base);
+        printf("  generic JSON grammar    %.3f ms (%d tokens)  slowdown %+.1f%%\n", js, made2,
+               100.0 * (js - base) / base);
+    }
+    shimmy_free(prompt);
+    shimmy_evaluator_free(ev);
+    shimmy_model_unref(m);
+    shimmy_spec_free(spec);
+}
+
+int main(int argc, char **argv) {
+    const bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    bench_vocab("vocab/ggml-vocab-qwen2.gguf", quick);
+    bench_vocab("vocab/ggml-vocab-llama-bpe.gguf", quick);
+    bench_decode(quick);
+    return 0;
+}
