@@ -100,3 +100,35 @@ out('server_ws', 'close', b'\x03' + frame(1, req) + frame(10, b'') + frame(8, b'
 out('server_ws', 'len126', b'\x01' + frame(1, b'{"prompt":"' + b'a' * 300 + b'"}'))
 out('server_ws', 'len127', b'\x02' + frame(2, bytes(range(256)) * 260))
 out('server_ws', 'unmasked', b'\x03' + b'\x81\x05hello')
+
+
+# ---- small hand-made safetensors/PEFT seeds: headers dominate, so mutations reach the parser ----
+def safetensors(tensors, meta=None):
+    """tensors: [(name, dtype, shape)]; data is a counting byte pattern."""
+    size = {'F32': 4, 'F16': 2, 'BF16': 2}
+    hdr, off, data = {}, 0, b''
+    if meta:
+        hdr['__metadata__'] = meta
+    for name, dt, shape in tensors:
+        n = size[dt]
+        for d in shape:
+            n *= d
+        hdr[name] = {'dtype': dt, 'shape': shape, 'data_offsets': [off, off + n]}
+        data += bytes((off + i) % 251 for i in range(n))
+        off += n
+    h = json.dumps(hdr, separators=(',', ':')).encode()
+    return struct.pack('<Q', len(h)) + h + data
+
+
+out('safetensors', 'small', safetensors([('a', 'F32', [2, 2]), ('b', 'F16', [3]),
+                                         ('c', 'BF16', [1, 1, 2])], {'format': 'pt'}))
+out('safetensors', 'scalar-empty', safetensors([('s', 'F32', []), ('e', 'F16', [0, 4])]))
+P = 'base_model.model.model.layers.%d.%s.lora_%s.weight'
+small = safetensors([(P % (0, 'self_attn.q_proj', 'A'), 'F32', [1, 32]),
+                     (P % (0, 'self_attn.q_proj', 'B'), 'F32', [32, 1]),
+                     (P % (1, 'mlp.down_proj', 'A'), 'F16', [1, 96]),
+                     (P % (1, 'mlp.down_proj', 'B'), 'F16', [32, 1])])
+cfg = json.dumps({'peft_type': 'LORA', 'r': 1, 'lora_alpha': 2.0, 'use_rslora': False,
+                  'target_modules': ['q_proj', 'down_proj'], 'bias': 'none'}).encode()
+out('lora_peft', 'small-llama', b'\0' + cfg + b'\n@@safetensors@@\n' + small)
+out('lora_peft', 'small-qwen2', b'\1' + cfg + b'\n@@safetensors@@\n' + small)
