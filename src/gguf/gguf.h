@@ -144,6 +144,14 @@ shimmy_status gguf_open_memory(const void *data, size_t size, const char *name, 
  * (for discovery over many files). Tensor .data pointers are NULL in such a file. */
 shimmy_status gguf_open_header(const char *path, gguf_file **out, shimmy_error *err);
 void gguf_close(gguf_file *f);
+/* Whether a mapped file is still what was opened. SHIMMY_ERR_IO naming the file when it shrank
+ * under the mapping (a read past its new end found zero pages instead of ending the process, see
+ * core_mapguard_add: tensor data read since then is wrong) or when its path now holds another
+ * file, size or modification time (replaced or rewritten: a reload sees the new contents). One
+ * stat call; a memory buffer is never changed. */
+shimmy_status gguf_check_unchanged(const gguf_file *f, shimmy_error *err);
+/* Only the first condition, as one atomic load (for checks between forward passes). */
+bool gguf_damaged(const gguf_file *f);
 
 uint32_t gguf_version(const gguf_file *f);
 const char *gguf_path(const gguf_file *f); /* the path or name given at open */

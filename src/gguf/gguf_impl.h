@@ -12,6 +12,11 @@ struct gguf_file {
     void *map; /* owned mapping, NULL when the caller's buffer is borrowed */
     size_t map_size;
     bool header_only;
+    /* A mapped file: its core_mapguard id (-1: none) and what fstat said at open, so that
+     * gguf_check_unchanged can tell a truncated, rewritten or replaced file. */
+    int guard;
+    uint64_t st_dev, st_ino;
+    int64_t st_mtime_ns;
     uint32_t version;
     uint32_t alignment;
     uint64_t data_offset;

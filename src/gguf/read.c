@@ -414,6 +414,7 @@ static shimmy_status parse(gguf_file *f, shimmy_error *err) {
 static gguf_file *file_new(const char *name) {
     gguf_file *f = calloc(1, sizeof *f);
     if (!f) return NULL;
+    f->guard = -1;
     f->path = strdup(name ? name : "(memory)");
     if (!f->path) {
         free(f);
@@ -430,6 +431,7 @@ void gguf_close(gguf_file *f) {
     free(f->kv_slots);
     free(f->tensors);
     free(f->t_slots);
+    core_mapguard_remove(f->guard); /* before munmap: the range may be reused at once */
     if (f->map) munmap(f->map, f->map_size);
     free(f->path);
     free(f);
@@ -489,6 +491,10 @@ static shimmy_status open_mapped(const char *path, bool header_only, gguf_file *
     f->base = m;
     f->size = (uint64_t)sb.st_size;
     f->header_only = header_only;
+    f->guard = core_mapguard_add(m, f->map_size); /* before parse reads it */
+    f->st_dev = (uint64_t)sb.st_dev;
+    f->st_ino = (uint64_t)sb.st_ino;
+    f->st_mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
     shimmy_status st = parse(f, err);
     if (st) {
         gguf_close(f);
@@ -504,4 +510,30 @@ shimmy_status gguf_open(const char *path, gguf_file **out, shimmy_error *err) {
 
 shimmy_status gguf_open_header(const char *path, gguf_file **out, shimmy_error *err) {
     return open_mapped(path, true, out, err);
+}
+
+bool gguf_damaged(const gguf_file *f) {
+    return f && core_mapguard_damaged(f->guard);
+}
+
+shimmy_status gguf_check_unchanged(const gguf_file *f, shimmy_error *err) {
+    if (!f || !f->map) return SHIMMY_OK;
+    if (gguf_damaged(f))
+        return core_error(err, SHIMMY_ERR_IO, f->path,
+                          "%s was truncated on disk while it was loaded; its weights are no "
+                          "longer readable (the next request reloads the file)",
+                          f->path);
+    struct stat sb;
+    if (stat(f->path, &sb) != 0)
+        return core_error(err, SHIMMY_ERR_IO, f->path, "%s changed on disk while it was loaded: %s",
+                          f->path, strerror(errno));
+    int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    if ((uint64_t)sb.st_dev != f->st_dev || (uint64_t)sb.st_ino != f->st_ino ||
+        (size_t)sb.st_size != f->map_size || mtime != f->st_mtime_ns)
+        return core_error(err, SHIMMY_ERR_IO, f->path,
+                          "%s changed on disk while it was loaded (%s)", f->path,
+                          (uint64_t)sb.st_ino != f->st_ino    ? "replaced by another file"
+                          : (size_t)sb.st_size != f->map_size ? "new size"
+                                                              : "rewritten");
+    return SHIMMY_OK;
 }

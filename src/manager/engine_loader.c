@@ -26,6 +26,17 @@ static uint64_t engine_bytes(void *ctx, const void *obj) {
     return info->weight_bytes ? info->weight_bytes : info->file_bytes;
 }
 
+/* A file changed on disk since it was mapped: replaced (a new download, a re-quantized model)
+ * or truncated under the mapping. One stat call per acquire. */
+static bool engine_stale(void *ctx, const void *obj) {
+    (void)ctx;
+    shimmy_error err;
+    if (!gguf_check_unchanged(engine_model_file(obj), &err)) return false;
+    core_log(CORE_LOG_INFO, "manager: %s; reloading it", err.message);
+    return true;
+}
+
 manager_loader manager_engine_loader(void) {
-    return (manager_loader){.open = engine_open, .close = engine_close, .bytes = engine_bytes};
+    return (manager_loader){
+        .open = engine_open, .close = engine_close, .bytes = engine_bytes, .stale = engine_stale};
 }

@@ -437,6 +437,9 @@ shimmy_status manager_acquire(manager *m, const char *name, manager_handle **out
             free(r->path);
             r->path = p;
         }
+        if (r->state == MANAGER_LOADED && m->loader.stale &&
+            m->loader.stale(m->loader.ctx, r->obj->model))
+            rec_drop(m, r, &g); /* users keep the old model; this request loads the file again */
         if (r->state == MANAGER_LOADED) {
             manager_handle *h = handle_new(m, r->obj);
             if (!h) st = core_error(err, SHIMMY_ERR_NOMEM, name, "no memory for a model handle");

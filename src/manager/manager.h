@@ -45,6 +45,9 @@ typedef struct manager_loader {
     void (*close)(void *ctx, void *model);
     /* Memory the loaded model occupies (weights mapped or copied), for the budget. */
     uint64_t (*bytes)(void *ctx, const void *model);
+    /* Optional: true when the loaded model no longer matches its file (truncated, rewritten or
+     * replaced on disk); the next acquire then drops it and loads the file again. */
+    bool (*stale)(void *ctx, const void *model);
     void *ctx; /* borrowed; must outlive every model the loader opened */
 } manager_loader;
 
