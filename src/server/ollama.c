@@ -76,12 +76,12 @@ static int load_only(server_call *c, server_request *req, ollama_opts *o) {
     shimmy_error err;
     bool unload = o->has_keep_alive && o->keep_alive_s == 0;
     if (unload) {
-        if (shimmy_catalog_unload(c->srv->cat, req->model, &err) == SHIMMY_OK)
-            server_slots_drop_unloaded(c->srv);
+        server_keepalive_set(c->srv, req->model, NULL, 0);
     } else {
         shimmy_model *m = NULL;
         if (shimmy_catalog_get(c->srv->cat, req->model, &m, &err))
             return ollama_reply_error(c, &err);
+        if (o->has_keep_alive) server_keepalive_set(c->srv, req->model, m, o->keep_alive_s);
         shimmy_model_unref(m);
     }
     char ts[40];
@@ -212,9 +212,12 @@ int server_handle_ollama_ps(server_call *c) {
             continue;
         json_t *v = model_entry(&e);
         if (!v) continue;
-        /* In use (a slot keeps its session) the model stays; idle, it goes after keep-alive. */
+        /* A request's keep_alive sets the deadline; otherwise the catalog's idle unload. */
+        double left;
+        if (!server_keepalive_expiry(c->srv, st[i].name, &left))
+            left = keep < 0 ? -1 : keep - st[i].idle_s;
         char ts[40];
-        ollama_time(keep < 0 ? 4102444800.0 : wall_now() + keep - st[i].idle_s, ts);
+        ollama_time(left < 0 ? 4102444800.0 /* 2100-01-01: never */ : wall_now() + left, ts);
         json_object_set_new(v, "size", json_integer((json_int_t)st[i].bytes));
         json_object_set_new(v, "size_vram", json_integer(0));
         json_object_set_new(v, "expires_at", json_string(ts));

@@ -140,12 +140,11 @@ static void begin(server_job *j) {
     oj->begin_ms = server_clock_ms();
 }
 
-/* keep_alive 0: the model goes once this reply is done (the slot lets go of its session when
- * it sees the model unloaded). */
+/* keep_alive: the model stays loaded that long after this reply (0: it goes now; the slot lets
+ * go of its session when it sees the model unloaded). */
 static void done(server_job *j) {
     const ollama_job *oj = j->ext;
-    if (oj->o.has_keep_alive && oj->o.keep_alive_s == 0)
-        shimmy_catalog_unload(j->srv->cat, j->base, NULL);
+    if (oj->o.has_keep_alive) server_keepalive_set(j->srv, j->base, j->model, oj->o.keep_alive_s);
 }
 
 static void stream_fail(server_job *j, const shimmy_error *err) {

@@ -146,6 +146,7 @@ const char *server_url(const server *s) {
 void server_stop(server *s) {
     if (!s || atomic_exchange(&s->stopping, true)) return;
     server_http_quiesce(s);
+    server_keepalive_stop(s); /* its reaper touches the slots */
     /* Queued jobs get a 503, running ones stop at their next token. */
     server_slots_stop(s);
     /* Let connections deliver their last bytes (final chunks, errors) before the daemon goes. */
@@ -161,6 +162,7 @@ void server_free(server *s) {
     if (!s) return;
     server_stop(s);
     server_slots_stop(s);
+    server_keepalive_free(s);
     server_lora_cache_free(s);
     shimmy_catalog_free(s->cat);
     pthread_mutex_destroy(&s->lmu);

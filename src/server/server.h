@@ -331,6 +331,7 @@ struct server {
     int listen_fd2;
     bool has_fd2;
     char url2[160];
+    struct server_keepalive *keep; /* keepalive.c: per-request keep_alive deadlines */
     char url[160];
     double t_start;
 
@@ -383,6 +384,16 @@ shimmy_status server_job_prepare(server *s, server_job *j, shimmy_error *err);
 shimmy_load_status *server_models_snapshot(server *s, size_t *n);
 /* The catalog's current listing (owned: shimmy_model_list_free); NULL only when out of memory. */
 shimmy_model_list *server_list(server *s);
+
+/* keepalive.c: keep the model `name` (m: the loaded model, referenced while kept) loaded for
+ * `seconds` from now (< 0: until the server stops or another deadline is set); 0 unloads it
+ * now (a running job finishes first, then its slot lets go). Thread-safe. expiry: the seconds
+ * left (-1: never) when a deadline is set. stop (in server_stop, before the slots stop) ends
+ * the reaper thread; free (server_free) drops the references. */
+void server_keepalive_set(server *s, const char *name, shimmy_model *m, double seconds);
+bool server_keepalive_expiry(server *s, const char *name, double *seconds_left);
+void server_keepalive_stop(server *s);
+void server_keepalive_free(server *s);
 
 /* metrics.c */
 void server_metrics_init(server_metrics *m);

@@ -187,6 +187,20 @@ try {
     await ollama.generate({ model: TINY, prompt: 'Hi', keep_alive: '0s', options: { num_predict: 2 } });
     ps = await ollama.ps();
     assert(!ps.models.some((m) => m.name === TINY), 'keep_alive 0 unloaded after the answer');
+    // keep_alive -1: loaded until told otherwise; a duration: unloaded once it has passed
+    await ollama.generate({ model: TINY, prompt: 'Hi', keep_alive: -1, options: { num_predict: 2 } });
+    ps = await ollama.ps();
+    assert(Date.parse(ps.models.find((m) => m.name === TINY).expires_at) > Date.now() + 365 * 86400e3, 'never expires');
+    await ollama.generate({ model: TINY, prompt: 'Hi', keep_alive: '1500ms', options: { num_predict: 2 } });
+    ps = await ollama.ps();
+    const exp = Date.parse(ps.models.find((m) => m.name === TINY).expires_at) - Date.now();
+    assert(exp > 0 && exp <= 1500, `expires in ${exp} ms`);
+    const t0 = Date.now();
+    while (Date.now() - t0 < 6000 && (await ollama.ps()).models.some((m) => m.name === TINY))
+      await new Promise((r) => setTimeout(r, 200));
+    const gone = Date.now() - t0;
+    assert(!(await ollama.ps()).models.some((m) => m.name === TINY), 'unloaded after its keep_alive');
+    assert(gone >= 1000, `not before its time (${gone} ms)`);
   });
 
   await t.test('tool calls come back as message.tool_calls', async () => {
