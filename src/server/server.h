@@ -498,6 +498,37 @@ int server_run_parsed(server_call *c, server_request *req, const server_fmt *fmt
                       void (*ext_free)(void *), int (*reply_error)(server_call *,
                                                                    const shimmy_error *));
 
+/* piece.c: the request fields logprobs, top_logprobs, reasoning_format and
+ * chat_template_kwargs (called by server_request_parse for those names), their joint check,
+ * and the job layer between a slot's session and the formatter: choice_begin before a
+ * choice's generation, piece for each piece (t/n: token records, NULL/0 without logprobs),
+ * choice_end after it (releases what the splitter held) and before fmt->choice_end. */
+shimmy_status server_request_output_field(server_request *r, const char *name, const json_t *v,
+                                          shimmy_error *err);
+shimmy_status server_request_output_check(server_request *r, shimmy_error *err);
+void server_job_choice_begin(server_job *j, size_t choice);
+shimmy_next server_job_piece(server_job *j, size_t choice, const char *text, size_t len,
+                             const shimmy_token_info *t, size_t n);
+void server_job_choice_end(server_job *j, size_t choice);
+void server_lp_stash_free(struct server_lp_stash *s);
+/* Appends to think_acc (a formatter's reasoning() of a non-streaming body; NUL-terminated). */
+void server_job_think_append(server_job *j, const char *text, size_t len);
+/* Whether the answer may begin with thinking: the prompt opened "<think>", or the model has a
+ * "<think>" token and the prompt did not close the thinking. A grammar for the answer should
+ * then start after "</think>" (shimmy_gen_options.grammar_after). Call after
+ * server_job_prepare. */
+bool server_job_may_think(const server_job *j);
+
+/* logprobs.c: token records as JSON. token: the bytes as a string, bytes that are no UTF-8
+ * character on their own written "\xNN"; chat entry {token, logprob, bytes, top_logprobs};
+ * the completions object {tokens, token_logprobs, top_logprobs, text_offset} and one more
+ * token appended to it. */
+json_t *server_lp_token_string(const char *bytes, size_t n);
+json_t *server_lp_chat_entry(const shimmy_vocab *v, const shimmy_token_info *t);
+json_t *server_lp_compl_new(void);
+void server_lp_compl_append(json_t *obj, const shimmy_vocab *v, const shimmy_token_info *t,
+                            size_t text_offset);
+
 /* structured.c: the gen option grammar_after of a job ("</think>" when its prompt opens the
  * thinking, else NULL). */
 const char *server_structured_after(const server_job *j);
