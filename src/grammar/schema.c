@@ -84,12 +84,13 @@ static const struct {
     const char *kw;
     int bit;
 } implied[] = {
-    {"properties", T_OBJECT},    {"required", T_OBJECT},         {"additionalProperties", T_OBJECT},
-    {"minProperties", T_OBJECT}, {"maxProperties", T_OBJECT},    {"items", T_ARRAY},
-    {"prefixItems", T_ARRAY},    {"additionalItems", T_ARRAY},   {"minItems", T_ARRAY},
-    {"maxItems", T_ARRAY},       {"minLength", T_STRING},        {"maxLength", T_STRING},
-    {"pattern", T_STRING},       {"format", T_STRING},           {"minimum", T_NUMBER},
-    {"maximum", T_NUMBER},       {"exclusiveMinimum", T_NUMBER}, {"exclusiveMaximum", T_NUMBER}};
+    {"properties", T_OBJECT},      {"required", T_OBJECT},       {"additionalProperties", T_OBJECT},
+    {"minProperties", T_OBJECT},   {"maxProperties", T_OBJECT},  {"items", T_ARRAY},
+    {"prefixItems", T_ARRAY},      {"additionalItems", T_ARRAY}, {"minItems", T_ARRAY},
+    {"maxItems", T_ARRAY},         {"uniqueItems", T_ARRAY},     {"minLength", T_STRING},
+    {"maxLength", T_STRING},       {"pattern", T_STRING},        {"format", T_STRING},
+    {"minimum", T_NUMBER},         {"maximum", T_NUMBER},        {"exclusiveMinimum", T_NUMBER},
+    {"exclusiveMaximum", T_NUMBER}};
 
 static bool has_validation(json_t *s, const char *skip1, const char *skip2) {
     const char *k;

@@ -26,6 +26,8 @@ static shimmy_status from_schema(server_request *r, const char *field, const jso
     shimmy_error e = {0};
     shimmy_status st = shimmy_json_schema_to_gbnf(text, &gbnf, &e);
     free(text);
+    /* Compiled now too: past the grammar's own limits it is a 400 here, not a failed job. */
+    if (!st && (st = shimmy_grammar_check(gbnf, &e))) shimmy_free(gbnf);
     if (st) return shimmy_error_set(err, st, field, "'%s': %s", field, e.message);
     free(r->grammar);
     r->gen.grammar = r->grammar = gbnf; /* malloc'd by the library: shimmy_free is free */

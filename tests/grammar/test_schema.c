@@ -135,6 +135,7 @@ static const ecase errors[] = {
     {"{'type':'object','properties':{'a':{'type':'integer','multipleOf':3}}}",
      "/properties/a/multipleOf"},
     {"{'type':'array','uniqueItems':true}", "/uniqueItems"},
+    {"{'uniqueItems':true}", "/uniqueItems"},
     {"{'if':{},'then':{}}", "/if"},
     {"{'patternProperties':{'^x':{}}}", "/patternProperties"},
     {"{'type':'object','dependentRequired':{'a':['b']}}", "/dependentRequired"},
