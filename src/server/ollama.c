@@ -127,18 +127,9 @@ static int chat_or_generate(server_call *c, bool chat) {
         return ollama_reply_error(c, &err);
     }
     oj->was_loaded = before.state == SHIMMY_LOAD_LOADED;
-    if (oj->o.format) {
-        /* "json": any JSON object (the root of Ollama's JSON grammar); else the schema. The
-         * text lives in the job's ext as long as the job's options point at it. */
-        oj->schema = json_is_string(oj->o.format) ? strdup("{\"type\":\"object\"}")
-                                                  : json_dumps(oj->o.format, JSON_COMPACT);
-        if (!oj->schema) {
-            ollama_job_free(oj);
-            server_request_deinit(&req);
-            shimmy_error_set(&err, SHIMMY_ERR_NOMEM, "format", "out of memory");
-            return ollama_reply_error(c, &err);
-        }
-        req.gen.json_schema = oj->schema;
+    if (oj->o.grammar) {
+        /* The grammar text lives in the job's ext as long as the job's options point at it. */
+        req.gen.grammar = oj->o.grammar;
         /* With thinking asked for, the answer after the thinking is what must match. */
         if (oj->o.think == 1) req.gen.grammar_after = "</think>";
     }

@@ -36,6 +36,7 @@ typedef struct ollama_opts {
     int32_t num_ctx;     /* options.num_ctx; 0 = not given */
     bool load_only;      /* no prompt (generate) or no messages (chat): load or unload only */
     json_t *format;      /* owned: the string "json" or a JSON Schema object; NULL = free text */
+    char *grammar;       /* Owned (shimmy_free): the GBNF that format compiles to; NULL = none */
 } ollama_opts;
 
 /* Parses and validates an /api/chat (chat) or /api/generate body into *req (api
@@ -68,7 +69,6 @@ typedef struct ollama_job {
     double t0_ms;    /* request start, server_clock_ms */
     double begin_ms; /* generation start */
     bool was_loaded; /* the model was loaded before this request */
-    char *schema;    /* owned: the JSON Schema text of "format" (req.gen.json_schema) */
 } ollama_job;
 
 ollama_job *ollama_job_new(ollama_opts *o); /* takes o's contents */

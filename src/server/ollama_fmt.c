@@ -58,7 +58,6 @@ void ollama_job_free(void *ext) {
     ollama_job *oj = ext;
     if (!oj) return;
     ollama_opts_deinit(&oj->o);
-    free(oj->schema);
     free(oj);
 }
 

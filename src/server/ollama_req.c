@@ -323,14 +323,29 @@ static shimmy_status parse_think(const json_t *v, ollama_opts *o, shimmy_error *
     return bad(err, "think", "must be true, false, \"low\", \"medium\" or \"high\"");
 }
 
+/* "json" (any JSON object, as Ollama's JSON mode) or a JSON Schema, converted to the grammar the
+ * answer is held to now, so that a schema the grammar cannot enforce is a 400 before anything
+ * streams. */
 static shimmy_status parse_format(const json_t *v, ollama_opts *o, shimmy_error *err) {
+    char *schema;
     if (json_is_string(v)) {
         if (json_string_length(v) == 0) return SHIMMY_OK; /* "" = free text, as in Ollama */
         if (strcmp(json_string_value(v), "json") != 0)
             return bad(err, "format", "must be \"json\" or a JSON Schema object");
+        schema = strdup("{\"type\":\"object\"}");
     } else if (!json_is_object(v)) {
         return bad(err, "format", "must be \"json\" or a JSON Schema object");
+    } else {
+        schema = json_dumps(v, JSON_COMPACT);
     }
+    if (!schema) return shimmy_error_set(err, SHIMMY_ERR_NOMEM, "format", "out of memory");
+    shimmy_error e;
+    shimmy_status st = shimmy_json_schema_to_gbnf(schema, &o->grammar, &e);
+    free(schema);
+    if (st == SHIMMY_ERR_NOMEM) return shimmy_error_set(err, st, "format", "out of memory");
+    if (st)
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "format", "'format': %s%s%s",
+                                e.message, e.where[0] ? " (at " : "", e.where[0] ? e.where : "");
     o->format = json_deep_copy(v);
     return o->format ? SHIMMY_OK : shimmy_error_set(err, SHIMMY_ERR_NOMEM, "format", "no memory");
 }
@@ -503,4 +518,6 @@ void ollama_opts_deinit(ollama_opts *o) {
     if (!o) return;
     json_decref(o->format);
     o->format = NULL;
+    shimmy_free(o->grammar);
+    o->grammar = NULL;
 }

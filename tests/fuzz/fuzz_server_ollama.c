@@ -69,6 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_REQUIRE(shimmy_gen_options_check(&r.gen, &err) == SHIMMY_OK);
     FUZZ_REQUIRE(o.chat == (which == 1));
     FUZZ_REQUIRE(!o.format || json_is_string(o.format) || json_is_object(o.format));
+    FUZZ_REQUIRE(!o.format == !o.grammar); /* a format is accepted only with its grammar */
     FUZZ_REQUIRE(!o.has_keep_alive || o.keep_alive_s == -1 || o.keep_alive_s >= 0);
     if (!o.load_only) {
         FUZZ_REQUIRE((r.messages != NULL) != (r.n_prompts == 1));

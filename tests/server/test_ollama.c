@@ -65,6 +65,10 @@ static const bad_case bad_cases[] = {
      SHIMMY_ERR_INVALID_ARG, "options.frequency_penalty"},
     {true, "{\"model\":\"m\"," MSG ",\"format\":\"xml\"}", SHIMMY_ERR_INVALID_ARG, "format"},
     {true, "{\"model\":\"m\"," MSG ",\"format\":[1]}", SHIMMY_ERR_INVALID_ARG, "format"},
+    {true, "{\"model\":\"m\"," MSG ",\"format\":{\"type\":\"integer\",\"multipleOf\":3}}",
+     SHIMMY_ERR_INVALID_ARG, "format"},
+    {true, "{\"model\":\"m\"," MSG ",\"format\":{\"type\":\"nope\"}}", SHIMMY_ERR_INVALID_ARG,
+     "format"},
     {true, "{\"model\":\"m\"," MSG ",\"think\":\"max\"}", SHIMMY_ERR_INVALID_ARG, "think"},
     {true, "{\"model\":\"m\"," MSG ",\"keep_alive\":\"5 minutes\"}", SHIMMY_ERR_INVALID_ARG,
      "keep_alive"},
@@ -142,6 +146,9 @@ static void test_chat(void) {
     CHECK(o.has_keep_alive);
     CHECK_NEAR(o.keep_alive_s, 600, 0);
     CHECK(json_is_string(o.format));
+    CHECK(o.grammar && strstr(o.grammar, "root"));           /* "json": the grammar of any object */
+    CHECK_EQ_INT(r.reasoning_format, SERVER_REASONING_AUTO); /* think: split */
+    CHECK(r.template_vars == NULL);
     CHECK(r.tools.tools && json_array_size(r.tools.tools) == 1);
     CHECK_EQ_INT(json_array_size(r.messages), 4);
     json_t *a = json_array_get(r.messages, 2);
@@ -171,7 +178,8 @@ static void test_defaults_and_generate(void) {
     CHECK_EQ_INT(r.gen.seed, SHIMMY_SEED_RANDOM);
     CHECK(shimmy_gen_options_check(&r.gen, &err) == SHIMMY_OK);
     CHECK_EQ_INT(o.think, -1);
-    CHECK(!o.has_keep_alive && !o.format);
+    CHECK(!o.has_keep_alive && !o.format && !o.grammar);
+    CHECK_EQ_INT(r.reasoning_format, SERVER_REASONING_NONE); /* think not given: raw text */
     CHECK_EQ_INT(json_array_size(r.messages), 2);
     CHECK_STR(json_string_value(json_object_get(json_array_get(r.messages, 0), "role")), "system");
     CHECK_STR(json_string_value(json_object_get(json_array_get(r.messages, 1), "content")), "Why?");
@@ -208,7 +216,15 @@ static void test_defaults_and_generate(void) {
     const char *older = "{\"name\":\"m\"," MSG ",\"format\":{\"type\":\"object\"}}";
     CHECK_EQ_INT(ollama_request_parse(true, older, strlen(older), 64, &r, &o, &err), SHIMMY_OK);
     CHECK_STR(r.model, "m");
-    CHECK(json_is_object(o.format));
+    CHECK(json_is_object(o.format) && o.grammar);
+    server_request_deinit(&r);
+    ollama_opts_deinit(&o);
+    /* think false: the template's thinking off, thinking split out (and dropped). */
+    const char *nothink = "{\"model\":\"m\"," MSG ",\"think\":false}";
+    CHECK_EQ_INT(ollama_request_parse(true, nothink, strlen(nothink), 64, &r, &o, &err), SHIMMY_OK);
+    CHECK_EQ_INT(o.think, 0);
+    CHECK_EQ_INT(r.reasoning_format, SERVER_REASONING_AUTO);
+    CHECK(json_is_false(json_object_get(r.template_vars, "enable_thinking")));
     server_request_deinit(&r);
     ollama_opts_deinit(&o);
 }

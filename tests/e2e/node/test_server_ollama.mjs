@@ -16,14 +16,16 @@ import { requireEnv, modelDir, startServer, runner, assert, assertEq, withTempla
 const TINY_FILE = 'tiny-llama-spm-Q8_0.gguf';
 const DOCS_FILE = 'docs-llama-30m-Q4_K_M.gguf';
 const QWEN_FILE = 'tiny-qwen2-Q4_0.gguf';
-const { bin, data } = requireEnv([TINY_FILE, DOCS_FILE, QWEN_FILE]);
+const QWEN3_FILE = 'tiny-qwen3-F32.gguf';
+const { bin, data } = requireEnv([TINY_FILE, DOCS_FILE, QWEN_FILE, QWEN3_FILE]);
 const tpl = path.join(data, 'templates', 'Qwen-Qwen2.5-7B-Instruct.jinja');
 if (!fs.existsSync(tpl)) {
   console.log('SKIP: template Qwen-Qwen2.5-7B-Instruct.jinja missing');
   process.exit(77);
 }
-const dir = modelDir(data, [TINY_FILE, DOCS_FILE]);
+const dir = modelDir(data, [TINY_FILE, DOCS_FILE, QWEN3_FILE]);
 const TINY = 'tiny-llama-spm-q8_0', DOCS = 'docs-llama-30m-q4_k_m', QWEN25 = 'tiny-qwen25-tools';
+const QWEN3 = 'tiny-qwen3-f32';
 withTemplate(path.join(data, 'models', QWEN_FILE), path.join(dir, `${QWEN25}.gguf`), fs.readFileSync(tpl, 'utf8'));
 
 const t = runner();
@@ -68,7 +70,7 @@ try {
 
   await t.test('list (/api/tags)', async () => {
     const { models } = await ollama.list();
-    assertEq(models.map((m) => m.name).sort(), [DOCS, QWEN25, TINY].sort(), 'names');
+    assertEq(models.map((m) => m.name).sort(), [DOCS, QWEN25, QWEN3, TINY].sort(), 'names');
     const docs = models.find((m) => m.name === DOCS);
     assertEq(docs.model, DOCS, 'model');
     assertEq(docs.size, fs.statSync(path.join(dir, DOCS_FILE)).size, 'size');
@@ -151,6 +153,29 @@ try {
     assertEq(Object.keys(p).sort(), ['age', 'name'], 'keys');
     // a schema the grammar cannot enforce is a 400
     await expectError(ollama.generate({ model: DOCS, prompt: 'x', format: { type: 'integer', multipleOf: 3 } }), 400, /multipleOf/);
+  });
+
+  await t.test('think: the thinking goes to message.thinking (forced <think> on a Qwen3 model)', async () => {
+    // <think> Let me think </think> The answer: the stepped bias of test_server_anthropic.mjs
+    const steps = (ids) => Object.fromEntries(ids.map((id, i) => [id, 100 - 11 * i]));
+    const req = { model: QWEN3, messages: [{ role: 'user', content: 'Go on please. '.repeat(16).trim() }],
+      options: { temperature: 0, num_predict: 7, repeat_penalty: 10 },
+      logit_bias: steps([151667, 10061, 752, 1744, 151668, 785, 4226]) };
+    const r = await ollama.chat({ ...req, think: true });
+    assertEq([r.message.thinking, r.message.content], ['Let me think', 'The answer'], 'split');
+    const s = await ollama.chat({ ...req, think: true, stream: true });
+    let thinking = '', content = '';
+    for await (const part of s) {
+      thinking += part.message.thinking ?? '';
+      content += part.message.content;
+    }
+    assertEq([thinking, content], ['Let me think', 'The answer'], 'streamed split');
+    const g = await ollama.generate({ model: QWEN3, prompt: req.messages[0].content, think: true,
+      options: req.options, logit_bias: req.logit_bias });
+    assertEq([g.thinking, g.response], ['Let me think', 'The answer'], 'generate split');
+    // without "think" the text is as the model wrote it
+    const raw = await ollama.chat(req);
+    assert(raw.message.content.startsWith('<think>') && raw.message.thinking === undefined, raw.message.content);
   });
 
   await t.test('show: details, template, model_info from the GGUF header', async () => {
