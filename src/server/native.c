@@ -1,10 +1,11 @@
-/* The native API: /health, /metrics, /api/generate and model management under /api/models. */
+/* The native API: /health, /metrics and model management under /api/models (/api/generate is
+ * Ollama's, ollama.c; the WebSocket generation, ws.c, shares server_gen_final). */
 #include "server.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- /api/generate formats ---- */
+/* ---- the final object of a native (WebSocket) generation ---- */
 
 static json_t *gen_usage(const server_job *j) {
     return json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)j->usage_prompt,
@@ -17,53 +18,6 @@ json_t *server_gen_final(const server_job *j, const char *finish) {
     return json_pack("{s:s,s:s,s:b,s:s,s:o,s:{s:f}}", "id", j->id, "model", j->req.model, "done", 1,
                      "finish_reason", finish ? finish : "stop", "usage", gen_usage(j), "timings",
                      "ttft_ms", j->ttft_ms);
-}
-
-static void gen_nothing(server_job *j) {
-    (void)j;
-}
-
-static void gen_sse_text(server_job *j, size_t choice, const char *text, size_t len) {
-    json_t *t = json_stringn(text, len);
-    server_job_sse(j, json_pack("{s:o}", "token", t ? t : json_string("")));
-}
-
-static void gen_sse_end(server_job *j, size_t choice, const char *finish) {
-    server_job_sse(j, server_gen_final(j, finish));
-}
-
-static void gen_sse_fail(server_job *j, const shimmy_error *err) {
-    server_job_sse(j, server_error_object(err));
-}
-
-const server_fmt server_fmt_gen_sse = {"generate-sse", gen_nothing,  gen_sse_text, gen_sse_end,
-                                       gen_nothing,    gen_sse_fail, NULL};
-
-static void gen_json_text(server_job *j, size_t choice, const char *text, size_t len) {
-    server_job_acc_append(j, text, len);
-}
-
-static void gen_json_end(server_job *j, size_t choice, const char *finish) {
-    json_t *v = server_gen_final(j, finish);
-    json_t *t = json_stringn(j->acc ? j->acc : "", j->acc_len);
-    if (v) json_object_set_new(v, "response", t ? t : json_string(""));
-    char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
-    json_decref(v);
-    if (s) server_job_write(j, s, strlen(s));
-    free(s);
-}
-
-static void gen_json_fail(server_job *j, const shimmy_error *err) {
-    char *s = server_error_json(err, NULL);
-    if (s) server_job_write(j, s, strlen(s));
-    free(s);
-}
-
-const server_fmt server_fmt_gen_json = {"generate-json", gen_nothing,   gen_json_text, gen_json_end,
-                                        gen_nothing,     gen_json_fail, NULL};
-
-int server_handle_generate(server_call *c) {
-    return server_run(c, SERVER_API_GENERATE, &server_fmt_gen_sse, &server_fmt_gen_json);
 }
 
 /* ---- health and metrics ---- */

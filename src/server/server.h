@@ -462,7 +462,6 @@ int server_handle_models(server_call *c);
 int server_handle_model(server_call *c);
 int server_handle_health(server_call *c);
 int server_handle_metrics(server_call *c);
-int server_handle_generate(server_call *c);
 int server_handle_api_models(server_call *c);
 int server_handle_discover(server_call *c);
 int server_handle_load(server_call *c);
@@ -538,6 +537,6 @@ extern const server_fmt server_fmt_chat_sse, server_fmt_chat_json;
 extern const server_fmt server_fmt_compl_sse, server_fmt_compl_json;
 /* The final object of a native generation (done, finish_reason, usage, timings). */
 json_t *server_gen_final(const server_job *j, const char *finish);
-extern const server_fmt server_fmt_gen_sse, server_fmt_gen_json, server_fmt_gen_ws;
+extern const server_fmt server_fmt_gen_ws;
 
 #endif
