@@ -21,13 +21,13 @@ struct shimmy_catalog {
 
 static char **copy_strings(const char *const *v, size_t n, bool *ok) {
     if (!n) return NULL;
-    char **out = calloc(n, sizeof *out);
+    char **out = core_calloc(n, sizeof *out);
     if (!out) {
         *ok = false;
         return NULL;
     }
     for (size_t i = 0; i < n; i++)
-        if (!v[i] || !(out[i] = strdup(v[i]))) *ok = false;
+        if (!v[i] || !(out[i] = core_strdup(v[i]))) *ok = false;
     return out;
 }
 
@@ -82,10 +82,10 @@ shimmy_status shimmy_catalog_open(const shimmy_catalog_options *opts, shimmy_cat
     const shimmy_catalog_options *o = opts ? opts : &none;
     shimmy_status st = check_options(o, err);
     if (st) return st;
-    shimmy_catalog *c = calloc(1, sizeof *c);
+    shimmy_catalog *c = core_calloc(1, sizeof *c);
     if (!c) return core_error(err, SHIMMY_ERR_NOMEM, "catalog", "out of memory");
     bool ok = true;
-    if (o->paths && !(c->paths = strdup(o->paths))) ok = false;
+    if (o->paths && !(c->paths = core_strdup(o->paths))) ok = false;
     c->files = copy_strings(o->model_files, o->n_model_files, &ok);
     c->n_files = o->n_model_files;
     c->adapters = copy_strings(o->adapter_files, o->n_adapter_files, &ok);
@@ -133,7 +133,7 @@ shimmy_status shimmy_catalog_list(shimmy_catalog *c, shimmy_model_list **out, sh
     if (!out) return core_error(err, SHIMMY_ERR_INVALID_ARG, "out", "out is NULL");
     *out = NULL;
     if (!c) return core_error(err, SHIMMY_ERR_INVALID_ARG, "catalog", "the catalog is NULL");
-    shimmy_model_list *l = calloc(1, sizeof *l);
+    shimmy_model_list *l = core_calloc(1, sizeof *l);
     if (!l) return core_error(err, SHIMMY_ERR_NOMEM, "catalog", "out of memory");
     l->reg = manager_get_registry(c->mgr);
     if (!l->reg) { /* the manager was made with one and never loses it */
@@ -209,7 +209,7 @@ size_t shimmy_catalog_statuses(shimmy_catalog *c, shimmy_load_status *out, size_
     if (cap == 0) return n;
     /* The table may grow between the two calls: a little room, and the second count wins. */
     size_t room = n + 8;
-    manager_info *infos = calloc(room, sizeof *infos);
+    manager_info *infos = core_calloc(room, sizeof *infos);
     if (!infos) return n;
     n = manager_list(c->mgr, infos, room);
     for (size_t i = 0; i < n && i < cap && i < room; i++) to_status(&infos[i], &out[i]);

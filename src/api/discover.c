@@ -8,7 +8,7 @@
 shimmy_status shimmy_discover(const char *paths, shimmy_model_list **out, shimmy_error *err) {
     if (!out) return core_error(err, SHIMMY_ERR_INVALID_ARG, "out", "out is NULL");
     *out = NULL;
-    shimmy_model_list *l = calloc(1, sizeof *l);
+    shimmy_model_list *l = core_calloc(1, sizeof *l);
     if (!l) return core_error(err, SHIMMY_ERR_NOMEM, "discover", "out of memory");
     /* Explicit paths mean "look here", not "here as well": the defaults are turned off. */
     registry_options ro = {.dirs = paths, .disable = paths ? REGISTRY_NO_DEFAULTS : 0};

@@ -59,7 +59,7 @@ shimmy_status shimmy_evaluator_new(shimmy_model *m, const shimmy_evaluator_param
     if (!p) p = &defaults;
     shimmy_status st = check_params(p, err);
     if (st) return st;
-    shimmy_evaluator *e = calloc(1, sizeof *e);
+    shimmy_evaluator *e = core_calloc(1, sizeof *e);
     if (!e) return core_error(err, SHIMMY_ERR_NOMEM, m->spec.f.name, "out of memory");
     e->m = shimmy_model_ref(m);
     engine_session_params sp = {

@@ -63,7 +63,7 @@ shimmy_status shimmy_gguf_open(const char *path, shimmy_gguf **out, shimmy_error
     if (!out) return core_error(err, SHIMMY_ERR_INVALID_ARG, "out", "out is NULL");
     *out = NULL;
     if (!path || !*path) return core_error(err, SHIMMY_ERR_INVALID_ARG, "path", "no file given");
-    shimmy_gguf *g = calloc(1, sizeof *g);
+    shimmy_gguf *g = core_calloc(1, sizeof *g);
     if (!g) return core_error(err, SHIMMY_ERR_NOMEM, path, "out of memory");
     shimmy_status st = gguf_open_header(path, &g->f, err);
     if (st) {

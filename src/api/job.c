@@ -80,11 +80,11 @@ static shimmy_status copy_stops(api_job *j, const shimmy_gen_options *o, const c
                                 shimmy_error *err) {
     size_t n = o->n_stop + (extra && *extra ? 1 : 0);
     if (!n) return SHIMMY_OK;
-    if (!(j->stop = calloc(n, sizeof *j->stop)))
+    if (!(j->stop = core_calloc(n, sizeof *j->stop)))
         return core_error(err, SHIMMY_ERR_NOMEM, "stop", "out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *s = i < o->n_stop ? o->stop[i] : extra;
-        if (!(j->stop[i] = strdup(s)))
+        if (!(j->stop[i] = core_strdup(s)))
             return core_error(err, SHIMMY_ERR_NOMEM, "stop", "out of memory");
         j->n_stop = i + 1;
     }
@@ -104,7 +104,7 @@ shimmy_status api_job_prepare(api_job *j, const char *prompt, const shimmy_gen_o
     j->gp.grammar = j->grammar;
     if (j->grammar && o->grammar_after && *o->grammar_after) {
         /* the job may run after the caller's options are gone: keep a copy */
-        if (!(j->grammar_after = strdup(o->grammar_after)))
+        if (!(j->grammar_after = core_strdup(o->grammar_after)))
             return core_error(err, SHIMMY_ERR_NOMEM, "grammar_after", "out of memory");
         j->gp.grammar_after = j->grammar_after;
     }

@@ -58,7 +58,7 @@ shimmy_status shimmy_manager_new(const shimmy_manager_options *opts, shimmy_mana
                                  shimmy_error *err) {
     if (!out) return core_error(err, SHIMMY_ERR_INVALID_ARG, "out", "out is NULL");
     *out = NULL;
-    shimmy_manager *mgr = calloc(1, sizeof *mgr);
+    shimmy_manager *mgr = core_calloc(1, sizeof *mgr);
     if (!mgr) return core_error(err, SHIMMY_ERR_NOMEM, "manager", "out of memory");
     /* This layer decides what stays cached, so the core manager neither expires models on its
      * own (no reaper, no keep-alive) nor needs more than the budget. */
@@ -127,7 +127,7 @@ static entry *find(shimmy_manager *mgr, const char *name) {
 /* The core manager only opens files its registry lists: rescan the registered base files
  * (headers only) so the new one is listed. */
 static shimmy_status refresh_registry(shimmy_manager *mgr, shimmy_error *err) {
-    const char **files = calloc(mgr->n ? mgr->n : 1, sizeof *files);
+    const char **files = core_calloc(mgr->n ? mgr->n : 1, sizeof *files);
     if (!files) return core_error(err, SHIMMY_ERR_NOMEM, "manager", "out of memory");
     for (size_t i = 0; i < mgr->n; i++) files[i] = mgr->entries[i].spec.f.base_path;
     registry_options ro = {.files = files,
@@ -155,7 +155,7 @@ shimmy_status shimmy_manager_add(shimmy_manager *mgr, const shimmy_spec *spec, s
                         "a model named '%s' is already registered", spec->f.name);
     } else if (mgr->n == mgr->cap) {
         size_t cap = mgr->cap ? mgr->cap * 2 : 8;
-        entry *e = realloc(mgr->entries, cap * sizeof *e);
+        entry *e = core_realloc(mgr->entries, cap * sizeof *e);
         if (!e)
             st = core_error(err, SHIMMY_ERR_NOMEM, "manager", "out of memory");
         else {
@@ -309,8 +309,8 @@ shimmy_status shimmy_manager_weak(shimmy_manager *mgr, const char *name, shimmy_
     if (!mgr || !name)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, mgr ? "name" : "manager", "%s is NULL",
                           mgr ? "the name" : "the manager");
-    shimmy_weak *w = calloc(1, sizeof *w);
-    if (!w || !(w->name = strdup(name))) {
+    shimmy_weak *w = core_calloc(1, sizeof *w);
+    if (!w || !(w->name = core_strdup(name))) {
         free(w);
         return core_error(err, SHIMMY_ERR_NOMEM, name, "out of memory");
     }

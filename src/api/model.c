@@ -31,7 +31,7 @@ static void model_destroy(shimmy_model *m) {
 shimmy_status api_model_new(const shimmy_spec *spec, engine_model *em, manager_handle *handle,
                             shimmy_model **out, shimmy_error *err) {
     *out = NULL;
-    shimmy_model *m = calloc(1, sizeof *m);
+    shimmy_model *m = core_calloc(1, sizeof *m);
     if (!m || !api_fields_copy(&m->spec.f, &spec->f)) {
         free(m);
         if (handle)
@@ -122,7 +122,7 @@ shimmy_status api_session_take(shimmy_model *m, api_session **out, shimmy_error 
         *out = s;
         return SHIMMY_OK;
     }
-    if (!(s = calloc(1, sizeof *s)))
+    if (!(s = core_calloc(1, sizeof *s)))
         return core_error(err, SHIMMY_ERR_NOMEM, m->spec.f.name, "out of memory");
     engine_session_params sp = {.n_ctx = m->n_ctx, .n_threads = m->spec.f.threads};
     shimmy_status st = engine_session_new(m->em, &sp, &s->s, err);

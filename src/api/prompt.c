@@ -16,7 +16,7 @@ static shimmy_status prompt_new(const shimmy_model *m, shimmy_prompt **out, shim
     if (!out) return core_error(err, SHIMMY_ERR_INVALID_ARG, "out", "out is NULL");
     *out = NULL;
     if (!m) return core_error(err, SHIMMY_ERR_INVALID_ARG, "model", "the model is NULL");
-    if (!(*out = calloc(1, sizeof **out)))
+    if (!(*out = core_calloc(1, sizeof **out)))
         return core_error(err, SHIMMY_ERR_NOMEM, "prompt", "out of memory");
     return SHIMMY_OK;
 }

@@ -17,7 +17,7 @@ shimmy_status shimmy_scan(const shimmy_scan_options *o, shimmy_model_list **out,
     if (!o) o = &none;
     if (o->n_files && !o->files)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "files", "n_files > 0 but files is NULL");
-    shimmy_model_list *l = calloc(1, sizeof *l);
+    shimmy_model_list *l = core_calloc(1, sizeof *l);
     if (!l) return core_error(err, SHIMMY_ERR_NOMEM, "scan", "out of memory");
     registry_options ro = {.dirs = o->dirs,
                            .files = o->files,

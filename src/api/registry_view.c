@@ -73,10 +73,10 @@ bool shimmy_model_list_find_adapter(const shimmy_model_list *l, const char *name
 /* ---- adapter files ---- */
 
 static bool add_target(shimmy_adapter_desc *d, const char *name, size_t len) {
-    char **v = realloc(d->targets, (d->n_targets + 1) * sizeof *v);
+    char **v = core_realloc(d->targets, (d->n_targets + 1) * sizeof *v);
     if (!v) return false;
     d->targets = v;
-    if (!(v[d->n_targets] = strndup(name, len))) return false;
+    if (!(v[d->n_targets] = core_strndup(name, len))) return false;
     d->n_targets++;
     return true;
 }

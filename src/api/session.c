@@ -25,7 +25,7 @@ shimmy_status shimmy_threadpool_new(int32_t n_threads, shimmy_threadpool **out, 
     if (n_threads < 0 || n_threads > 512)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "threads", "%d is outside [0, 512]",
                           (int)n_threads);
-    shimmy_threadpool *p = calloc(1, sizeof *p);
+    shimmy_threadpool *p = core_calloc(1, sizeof *p);
     if (!p) return core_error(err, SHIMMY_ERR_NOMEM, "threads", "out of memory");
     shimmy_status st = core_pool_new(n_threads, &p->pool, err);
     if (st) {
@@ -61,7 +61,7 @@ shimmy_status shimmy_adapter_open(const shimmy_model *m, const char *path, shimm
     *out = NULL;
     if (!m) return core_error(err, SHIMMY_ERR_INVALID_ARG, "model", "the model is NULL");
     if (!path) return core_error(err, SHIMMY_ERR_INVALID_ARG, "path", "the path is NULL");
-    shimmy_adapter *a = calloc(1, sizeof *a);
+    shimmy_adapter *a = core_calloc(1, sizeof *a);
     if (!a) return core_error(err, SHIMMY_ERR_NOMEM, path, "out of memory");
     shimmy_status st = lora_adapter_open(path, engine_model_file(m->em), &a->ad, err);
     if (st) {
@@ -119,7 +119,7 @@ shimmy_status shimmy_session_new(shimmy_model *m, const shimmy_session_options *
     api_check_range(&p, "threads", o->threads, 512);
     shimmy_status st = api_problems_report(&p, err);
     if (st) return st;
-    shimmy_session *s = calloc(1, sizeof *s);
+    shimmy_session *s = core_calloc(1, sizeof *s);
     if (!s) return core_error(err, SHIMMY_ERR_NOMEM, m->spec.f.name, "out of memory");
     s->params.n_ctx = o->ctx_len ? o->ctx_len : m->n_ctx;
     s->params.n_threads = o->threads ? o->threads : m->spec.f.threads;

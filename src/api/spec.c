@@ -18,7 +18,7 @@
 
 static char *dup_or_null(const char *s, bool *nomem) {
     if (!s) return NULL;
-    char *d = strdup(s);
+    char *d = core_strdup(s);
     if (!d) *nomem = true;
     return d;
 }
@@ -90,7 +90,7 @@ bool api_fields_copy(api_fields *dst, const api_fields *src) {
 /* ---- builder ---- */
 
 shimmy_spec_builder *shimmy_spec_new(void) {
-    return calloc(1, sizeof(shimmy_spec_builder));
+    return core_calloc(1, sizeof(shimmy_spec_builder));
 }
 
 void shimmy_spec_builder_free(shimmy_spec_builder *b) {
@@ -238,7 +238,7 @@ static shimmy_status freeze(const api_fields *f, shimmy_spec **out, shimmy_error
     *out = NULL;
     shimmy_status st = validate(f, err);
     if (st) return st;
-    shimmy_spec *s = calloc(1, sizeof *s);
+    shimmy_spec *s = core_calloc(1, sizeof *s);
     if (!s || !api_fields_copy(&s->f, f)) {
         free(s);
         return core_error(err, SHIMMY_ERR_NOMEM, "spec", "out of memory");

@@ -46,7 +46,7 @@ static bool stream_sink(void *user, const char *text, size_t len, int32_t token)
     }
     piece *p = &s->ring[(s->head + s->count) % s->cap];
     if (len + 1 > p->cap) {
-        char *d = realloc(p->data, len + 1);
+        char *d = core_realloc(p->data, len + 1);
         if (!d) {
             pthread_mutex_unlock(&s->mu);
             core_error(&s->error, SHIMMY_ERR_NOMEM, "stream", "out of memory buffering a piece");
@@ -101,7 +101,7 @@ shimmy_status shimmy_stream_open(shimmy_model *m, const char *prompt,
     *out = NULL;
     if (!m) return core_error(err, SHIMMY_ERR_INVALID_ARG, "model", "the model is NULL");
     if (!prompt) return core_error(err, SHIMMY_ERR_INVALID_ARG, "prompt", "the prompt is NULL");
-    shimmy_stream *s = calloc(1, sizeof *s);
+    shimmy_stream *s = core_calloc(1, sizeof *s);
     if (!s) return core_error(err, SHIMMY_ERR_NOMEM, "stream", "out of memory");
     api_job_init(&s->job, m);
     pthread_mutex_init(&s->mu, NULL);
@@ -112,7 +112,7 @@ shimmy_status shimmy_stream_open(shimmy_model *m, const char *prompt,
     shimmy_status st = api_job_prepare(&s->job, prompt, o, NULL, err);
     if (!st) {
         s->cap = o->queue_len > 0 ? (size_t)o->queue_len : DEFAULT_QUEUE;
-        if (!(s->ring = calloc(s->cap, sizeof *s->ring)))
+        if (!(s->ring = core_calloc(s->cap, sizeof *s->ring)))
             st = core_error(err, SHIMMY_ERR_NOMEM, "stream", "out of memory");
     }
     if (!st && pthread_create(&s->thread, NULL, generator, s) != 0)

@@ -17,8 +17,8 @@ struct shimmy_template {
 
 static shimmy_status make(const char *source, char *bos, char *eos, shimmy_template **out,
                           shimmy_error *err) {
-    shimmy_template *t = calloc(1, sizeof *t);
-    if (!t || (!bos && !(bos = strdup(""))) || (!eos && !(eos = strdup("")))) {
+    shimmy_template *t = core_calloc(1, sizeof *t);
+    if (!t || (!bos && !(bos = core_strdup(""))) || (!eos && !(eos = core_strdup("")))) {
         free(t);
         free(bos);
         free(eos);
@@ -62,7 +62,7 @@ shimmy_status shimmy_template_builtin(const char *family, shimmy_template **out,
 }
 
 static char *gstr_dup(gguf_str s) {
-    char *c = malloc((size_t)s.len + 1);
+    char *c = core_malloc((size_t)s.len + 1);
     if (c) gguf_str_copy(s, c, (size_t)s.len + 1);
     return c;
 }

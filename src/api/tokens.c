@@ -104,7 +104,7 @@ static shimmy_status decode_valid(const tok_vocab *v, const int32_t *ids, size_t
                                   size_t plain_len, char **text, size_t *len, shimmy_error *err) {
     /* each byte of the plain text becomes at most one U+FFFD (3 bytes) */
     size_t cap = 3 * plain_len + tok_decoder_max_out(v) + 16, k = 0;
-    char *out = malloc(cap);
+    char *out = core_malloc(cap);
     if (!out) return core_error(err, SHIMMY_ERR_NOMEM, "ids", "out of memory decoding");
     tok_decoder d;
     tok_decoder_init(&d, v, special, true);

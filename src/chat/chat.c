@@ -45,9 +45,9 @@ shimmy_status chat_template_new(const char *source, chat_template **out, shimmy_
     if (n > MAX_SOURCE)
         return core_error(err, SHIMMY_ERR_TEMPLATE, "chat template",
                           "template is %zu bytes, more than the %d accepted", n, MAX_SOURCE);
-    chat_template *t = calloc(1, sizeof *t);
+    chat_template *t = core_calloc(1, sizeof *t);
     if (!t) return core_error(err, SHIMMY_ERR_NOMEM, "chat template", "out of memory");
-    t->source = malloc(n + 1);
+    t->source = core_malloc(n + 1);
     if (!t->source) {
         free(t);
         return core_error(err, SHIMMY_ERR_NOMEM, "chat template", "out of memory");
@@ -57,7 +57,7 @@ shimmy_status chat_template_new(const char *source, chat_template **out, shimmy_
     t->arena.budget = 256 * n + (1 << 20);
     shimmy_error local;
     shimmy_error_clear(&local);
-    chat_parser *p = calloc(1, sizeof *p);
+    chat_parser *p = core_calloc(1, sizeof *p);
     if (!p) {
         chat_template_free(t);
         return core_error(err, SHIMMY_ERR_NOMEM, "chat template", "out of memory");
@@ -135,8 +135,8 @@ static void bind_globals(chat_rt *rt, const chat_render_params *p) {
 static shimmy_status emit(chat_rt *rt, const chat_buf *b, size_t skip_head, size_t skip_tail,
                           chat_output *out, shimmy_error *err) {
     size_t len = b->len - skip_head - skip_tail;
-    out->text = malloc(len + 1);
-    out->spans = malloc((b->n_r + 1) * sizeof *out->spans);
+    out->text = core_malloc(len + 1);
+    out->spans = core_malloc((b->n_r + 1) * sizeof *out->spans);
     if (!out->text || !out->spans) {
         chat_output_free(out);
         return core_error(err, SHIMMY_ERR_NOMEM, "chat template", "out of memory");
@@ -170,7 +170,7 @@ shimmy_status chat_render(const chat_template *t, const chat_render_params *p, c
                           "extra template variables must be a JSON object");
     shimmy_error local;
     shimmy_error_clear(&local);
-    chat_rt *rt = calloc(1, sizeof *rt);
+    chat_rt *rt = core_calloc(1, sizeof *rt);
     if (!rt) return core_error(err, SHIMMY_ERR_NOMEM, "chat template", "out of memory");
     rt->p = p;
     rt->err = &local;

@@ -37,7 +37,7 @@ static chat_token *push(lexer *lx, int kind, size_t at) {
     if (p->n_toks == p->cap_toks) {
         /* tokens live only while parsing: heap memory the caller frees, not the arena */
         size_t cap = p->cap_toks ? p->cap_toks * 2 : 256;
-        chat_token *nt = realloc(p->toks, cap * sizeof *nt);
+        chat_token *nt = core_realloc(p->toks, cap * sizeof *nt);
         if (!nt) {
             core_error(p->err, SHIMMY_ERR_NOMEM, "chat template",
                        "out of memory compiling template");

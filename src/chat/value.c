@@ -25,7 +25,7 @@ void *chat_arena_alloc(chat_arena *a, size_t n) {
     if (!c || c->cap - c->used < n) {
         size_t cap = n > CHUNK_MIN / 2 ? n : CHUNK_MIN;
         /* calloc gives zeroed memory, which allocations promise */
-        chat_chunk *nc = calloc(1, sizeof *nc + cap);
+        chat_chunk *nc = core_calloc(1, sizeof *nc + cap);
         if (!nc) return NULL;
         nc->cap = cap;
         if (c && n > CHUNK_MIN / 2) {
@@ -82,10 +82,13 @@ void chat_fail_status(chat_rt *rt, shimmy_status st, const char *fmt, ...) {
 
 void *chat_alloc(chat_rt *rt, size_t n) {
     void *p = chat_arena_alloc(&rt->arena, n);
-    if (!p)
-        chat_fail(rt, "the template used more than its memory budget of %zu bytes",
-                  rt->arena.budget);
-    return p;
+    if (p) return p;
+    const chat_arena *a = &rt->arena;
+    size_t r = (n + 15) & ~(size_t)15;
+    if (a->budget && (r > a->budget || a->used > a->budget - r))
+        chat_fail(rt, "the template used more than its memory budget of %zu bytes", a->budget);
+    /* within the budget: the system is out of memory, which is not the template's fault */
+    chat_fail_status(rt, SHIMMY_ERR_NOMEM, "out of memory rendering the template (%zu bytes)", n);
 }
 
 /* ---- strings ---- */

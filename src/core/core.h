@@ -50,6 +50,20 @@ void core_log_stderr_sink(core_log_level level, const char *msg, void *user);
 
 /* ---- memory ---- */
 
+/* The library's allocations go through these (free() releases them) so that a test can make one
+ * fail: core_alloc_fail_after(n) lets n more succeed and fails the next one, once (n < 0
+ * disarms; inert unless called: a relaxed atomic add and load per allocation). docs/reliability.md
+ * lists the modules that use them. core_alloc_fail_fired says whether that failure happened. */
+void *core_malloc(size_t n);
+void *core_calloc(size_t n, size_t size);
+void *core_realloc(void *p, size_t n);
+char *core_strdup(const char *s);
+char *core_strndup(const char *s, size_t n);
+void core_alloc_fail_after(long n);
+bool core_alloc_fail_fired(void);
+/* Allocations made through the wrappers so far (tests size their walks with it). */
+long core_alloc_count(void);
+
 /* Aligned allocation (align a power of two >= sizeof(void*)); NULL on failure or size 0. */
 void *core_aligned_alloc(size_t align, size_t size);
 void core_aligned_free(void *p);

@@ -197,7 +197,7 @@ shimmy_status core_pool_new(int n_threads, core_pool **out, shimmy_error *err) {
     if (n_threads > 512)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "threads",
                           "%d threads is too many (max 512)", n_threads);
-    core_pool *p = calloc(1, sizeof *p);
+    core_pool *p = core_calloc(1, sizeof *p);
     if (!p) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate thread pool");
     p->n = n_threads;
     p->shares = core_aligned_alloc(64, (size_t)n_threads * sizeof *p->shares);
@@ -209,7 +209,7 @@ shimmy_status core_pool_new(int n_threads, core_pool **out, shimmy_error *err) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (n_threads > 1) {
-        p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
+        p->workers = core_calloc((size_t)n_threads - 1, sizeof *p->workers);
         if (!p->workers) {
             core_pool_free(p);
             return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate thread pool");

@@ -94,7 +94,7 @@ static void special_text(const tok_vocab *v, int32_t id, char *buf, size_t cap) 
 shimmy_status engine_model_open(const char *path, const engine_model_params *p, engine_model **out,
                                 shimmy_error *err) {
     *out = NULL;
-    engine_model *m = calloc(1, sizeof *m);
+    engine_model *m = core_calloc(1, sizeof *m);
     if (!m) return core_error(err, SHIMMY_ERR_NOMEM, path, "cannot allocate a model");
     shimmy_status st = gguf_open(path, &m->file, err);
     if (!st) st = model_load(m->file, &m->weights, err);
@@ -111,7 +111,7 @@ shimmy_status engine_model_open(const char *path, const engine_model_params *p, 
     }
     gguf_str tmpl;
     if (gguf_get_str(m->file, "tokenizer.chat_template", &tmpl)) {
-        m->chat_template = malloc(tmpl.len + 1);
+        m->chat_template = core_malloc(tmpl.len + 1);
         if (!m->chat_template) {
             engine_model_close(m);
             return core_error(err, SHIMMY_ERR_NOMEM, path, "cannot copy the chat template");

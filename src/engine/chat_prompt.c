@@ -47,7 +47,7 @@ shimmy_status engine_chat_prompt(const engine_model *m, const engine_chat_params
     if (st) return st;
     /* Message content is literal: a user who types "<|im_end|>" gets text, not a control
      * token; only the template's own text may produce special tokens. */
-    tok_span *lit = calloc(r.n_spans ? r.n_spans : 1, sizeof *lit);
+    tok_span *lit = core_calloc(r.n_spans ? r.n_spans : 1, sizeof *lit);
     if (!lit) {
         chat_output_free(&r);
         return core_error(err, SHIMMY_ERR_NOMEM, "messages", "out of memory");

@@ -19,14 +19,14 @@ shimmy_status engine_constraint_init(engine_constraint *c, const engine_model *m
     c->v = engine_model_vocab(m);
     c->n_vocab = tok_n_vocab(c->v);
     if ((st = grammar_matcher_new((grammar *)gp->grammar, gv, &c->m, err))) return st;
-    c->mask = malloc(((size_t)c->n_vocab + 63) / 64 * sizeof *c->mask);
+    c->mask = core_malloc(((size_t)c->n_vocab + 63) / 64 * sizeof *c->mask);
     c->max_piece = tok_max_piece(c->v) + 1;
     if (gp->grammar_after && *gp->grammar_after) {
         c->after = gp->grammar_after;
         c->after_len = strlen(c->after);
-        c->tail = malloc(c->after_len + c->max_piece);
+        c->tail = core_malloc(c->after_len + c->max_piece);
     }
-    c->piece = malloc(c->max_piece);
+    c->piece = core_malloc(c->max_piece);
     if (!c->mask || !c->piece || (c->after && !c->tail)) {
         engine_constraint_deinit(c);
         return core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory for the grammar");

@@ -52,14 +52,14 @@ shimmy_status engine_pieces_init(engine_pieces *p, const tok_vocab *v, int32_t n
     p->cap = QUEUE_START;
     p->max_piece = tok_max_piece(v);
     if (p->max_piece < 64) p->max_piece = 64;
-    p->q = malloc(sizeof *p->q * p->cap);
-    p->info = malloc(sizeof *p->info * p->cap);
-    p->bytes = malloc(p->max_piece * p->cap);
+    p->q = core_malloc(sizeof *p->q * p->cap);
+    p->info = core_malloc(sizeof *p->info * p->cap);
+    p->bytes = core_malloc(p->max_piece * p->cap);
     bool ok = p->q && p->info && p->bytes;
     if (ok && gp->prompt_probs && p->n_probs >= 0 && n_prompt > 0) {
-        p->prompt_lp = calloc(n_prompt, sizeof *p->prompt_lp);
+        p->prompt_lp = core_calloc(n_prompt, sizeof *p->prompt_lp);
         p->prompt_top =
-            calloc(n_prompt * (size_t)(p->n_probs ? p->n_probs : 1), sizeof *p->prompt_top);
+            core_calloc(n_prompt * (size_t)(p->n_probs ? p->n_probs : 1), sizeof *p->prompt_top);
         ok = p->prompt_lp && p->prompt_top;
     }
     if (!ok) {
@@ -81,11 +81,11 @@ void engine_pieces_deinit(engine_pieces *p) {
 /* Room for n records in the hand-over scratch (prompts hand many over at once). */
 static bool reserve(engine_pieces *p, size_t n) {
     if (n <= p->cap) return true;
-    engine_pending *q = realloc(p->q, sizeof *q * n);
+    engine_pending *q = core_realloc(p->q, sizeof *q * n);
     if (q) p->q = q;
-    shimmy_token_info *info = q ? realloc(p->info, sizeof *info * n) : NULL;
+    shimmy_token_info *info = q ? core_realloc(p->info, sizeof *info * n) : NULL;
     if (info) p->info = info;
-    char *bytes = info ? realloc(p->bytes, p->max_piece * n) : NULL;
+    char *bytes = info ? core_realloc(p->bytes, p->max_piece * n) : NULL;
     if (!bytes) return false;
     p->bytes = bytes;
     p->cap = n;

@@ -35,7 +35,7 @@ shimmy_status engine_session_new(engine_model *m, const engine_session_params *p
     if (p->pool && !p->compute_lock)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "pool",
                           "a shared thread pool needs a compute_lock (one job at a time)");
-    engine_session *s = calloc(1, sizeof *s);
+    engine_session *s = core_calloc(1, sizeof *s);
     if (!s) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate a session");
     s->m = m;
     s->be = &engine_backend_cpu;
@@ -60,10 +60,10 @@ shimmy_status engine_session_new(engine_model *m, const engine_session_params *p
                            .pool = s->pool};
     if (!st) st = s->be->ctx_new(w, &cp, &s->ctx, err);
     if (!st) {
-        s->hist = malloc(sizeof *s->hist * (size_t)s->n_ctx);
+        s->hist = core_malloc(sizeof *s->hist * (size_t)s->n_ctx);
         const tok_vocab *v = engine_model_vocab(m);
         s->text_cap = v ? tok_decoder_max_out(v) + 1 : 64;
-        s->text = malloc(s->text_cap);
+        s->text = core_malloc(s->text_cap);
         if (!s->hist || !s->text)
             st = core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate session buffers");
     }

@@ -25,7 +25,7 @@ shimmy_status engine_stop_init(engine_stop *st, const char *const *stop, size_t 
     }
     if (n_stop) { /* held text stays below max_len, so this rarely grows while generating */
         st->cap = st->max_len + 1024;
-        st->buf = malloc(st->cap);
+        st->buf = core_malloc(st->cap);
         if (!st->buf) return core_error(err, SHIMMY_ERR_NOMEM, "stop", "cannot allocate");
     }
     return SHIMMY_OK;
@@ -66,7 +66,7 @@ bool engine_stop_push(engine_stop *st, const char *text, size_t len, const char 
     st->off = 0;
     if (st->len + len + 1 > st->cap) {
         size_t cap = (st->len + len + 1) * 2;
-        char *b = realloc(st->buf, cap);
+        char *b = core_realloc(st->buf, cap);
         if (!b) { /* cannot hold back: emit as is (stop matching degrades, never crashes) */
             *emit = text;
             *n_emit = len;

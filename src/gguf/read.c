@@ -93,12 +93,12 @@ static shimmy_status rd_str(cursor *c, gguf_str *s, const char *what) {
 static void *file_alloc(gguf_file *f, size_t n, size_t size) {
     if (f->n_allocs == f->cap_allocs) {
         size_t cap = f->cap_allocs ? f->cap_allocs * 2 : 16;
-        void **a = realloc(f->allocs, cap * sizeof *a);
+        void **a = core_realloc(f->allocs, cap * sizeof *a);
         if (!a) return NULL;
         f->allocs = a;
         f->cap_allocs = cap;
     }
-    void *p = calloc(n ? n : 1, size);
+    void *p = core_calloc(n ? n : 1, size);
     if (p) f->allocs[f->n_allocs++] = p;
     return p;
 }
@@ -245,9 +245,9 @@ static shimmy_status parse_kvs(cursor *c, uint64_t n_kv, uint64_t n_tensors) {
     if (n_kv >= UINT32_MAX)
         return core_error(c->err, SHIMMY_ERR_UNSUPPORTED, f->path, "%s: %llu metadata entries",
                           f->path, (unsigned long long)n_kv);
-    f->kvs = calloc(n_kv ? (size_t)n_kv : 1, sizeof *f->kvs);
+    f->kvs = core_calloc(n_kv ? (size_t)n_kv : 1, sizeof *f->kvs);
     f->kv_cap = gguf_table_cap((size_t)n_kv);
-    f->kv_slots = calloc(f->kv_cap, sizeof *f->kv_slots);
+    f->kv_slots = core_calloc(f->kv_cap, sizeof *f->kv_slots);
     if (!f->kvs || !f->kv_slots)
         return core_error(c->err, SHIMMY_ERR_NOMEM, f->path, "%s: no memory for %llu keys", f->path,
                           (unsigned long long)n_kv);
@@ -348,9 +348,9 @@ static shimmy_status parse_tensors(cursor *c, uint64_t n_tensors) {
     if (n_tensors >= UINT32_MAX)
         return core_error(c->err, SHIMMY_ERR_UNSUPPORTED, f->path, "%s: %llu tensors", f->path,
                           (unsigned long long)n_tensors);
-    f->tensors = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *f->tensors);
+    f->tensors = core_calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *f->tensors);
     f->t_cap = gguf_table_cap((size_t)n_tensors);
-    f->t_slots = calloc(f->t_cap, sizeof *f->t_slots);
+    f->t_slots = core_calloc(f->t_cap, sizeof *f->t_slots);
     if (!f->tensors || !f->t_slots)
         return core_error(c->err, SHIMMY_ERR_NOMEM, f->path, "%s: no memory for %llu tensors",
                           f->path, (unsigned long long)n_tensors);
@@ -412,10 +412,10 @@ static shimmy_status parse(gguf_file *f, shimmy_error *err) {
 }
 
 static gguf_file *file_new(const char *name) {
-    gguf_file *f = calloc(1, sizeof *f);
+    gguf_file *f = core_calloc(1, sizeof *f);
     if (!f) return NULL;
     f->guard = -1;
-    f->path = strdup(name ? name : "(memory)");
+    f->path = core_strdup(name ? name : "(memory)");
     if (!f->path) {
         free(f);
         return NULL;

@@ -69,7 +69,7 @@ static void value_free(gguf_value *v) {
 }
 
 static bool str_dup(gguf_str s, gguf_str *out) {
-    char *d = malloc((size_t)s.len + 1);
+    char *d = core_malloc((size_t)s.len + 1);
     if (!d) return false;
     if (s.len) memcpy(d, s.data, (size_t)s.len);
     d[s.len] = '\0';
@@ -92,14 +92,14 @@ static bool value_copy(const gguf_value *src, gguf_value *dst) {
     dst->v.arr.count = n;
     size_t items = n ? (size_t)n : 1;
     if (scalar_size(et)) {
-        void *d = malloc(items * scalar_size(et));
+        void *d = core_malloc(items * scalar_size(et));
         if (!d) return false;
         if (n) memcpy(d, src->v.arr.data, (size_t)n * scalar_size(et));
         dst->v.arr.data = d;
         return true;
     }
     if (et == GGUF_VT_STRING) {
-        gguf_str *s = calloc(items, sizeof *s);
+        gguf_str *s = core_calloc(items, sizeof *s);
         if (!s) return false;
         dst->v.arr.strs = s;
         for (uint64_t i = 0; i < n; i++)
@@ -107,7 +107,7 @@ static bool value_copy(const gguf_value *src, gguf_value *dst) {
         return true;
     }
     if (et != GGUF_VT_ARRAY) return false;
-    gguf_value *a = calloc(items, sizeof *a);
+    gguf_value *a = core_calloc(items, sizeof *a);
     if (!a) return false;
     dst->v.arr.arrays = a;
     for (uint64_t i = 0; i < n; i++)
@@ -117,7 +117,7 @@ static bool value_copy(const gguf_value *src, gguf_value *dst) {
 }
 
 shimmy_status gguf_writer_new(gguf_writer **out, shimmy_error *err) {
-    *out = calloc(1, sizeof **out);
+    *out = core_calloc(1, sizeof **out);
     if (!*out) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "no memory for a GGUF writer");
     return SHIMMY_OK;
 }
@@ -147,12 +147,12 @@ static void set_owned(gguf_writer *w, const char *key, gguf_value *v) {
         }
     if (w->n_kv == w->cap_kv) {
         size_t cap = w->cap_kv ? w->cap_kv * 2 : 32;
-        wkv *k = realloc(w->kvs, cap * sizeof *k);
+        wkv *k = core_realloc(w->kvs, cap * sizeof *k);
         if (!k) goto nomem;
         w->kvs = k;
         w->cap_kv = cap;
     }
-    char *kc = strdup(key);
+    char *kc = core_strdup(key);
     if (!kc) goto nomem;
     w->kvs[w->n_kv].key = kc;
     w->kvs[w->n_kv].value = *v;
@@ -205,7 +205,7 @@ void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v) {
 }
 
 void gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *v, size_t n) {
-    gguf_str *strs = calloc(n ? n : 1, sizeof *strs);
+    gguf_str *strs = core_calloc(n ? n : 1, sizeof *strs);
     if (!strs) {
         fail(w, SHIMMY_ERR_NOMEM, key, "no memory for a string array");
         return;
@@ -239,7 +239,7 @@ void gguf_writer_copy_kv(gguf_writer *w, const gguf_file *f, const char *prefix)
     for (size_t i = 0; i < gguf_n_kv(f); i++) {
         const gguf_kv *kv = gguf_kv_at(f, i);
         if (kv->key.len < plen || memcmp(kv->key.data, prefix, plen) != 0) continue;
-        char *key = malloc((size_t)kv->key.len + 1);
+        char *key = core_malloc((size_t)kv->key.len + 1);
         if (!key) {
             fail(w, SHIMMY_ERR_NOMEM, prefix, "no memory to copy metadata");
             return;
@@ -300,7 +300,7 @@ void gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uin
     }
     if (w->n_tensors == w->cap_tensors) {
         size_t cap = w->cap_tensors ? w->cap_tensors * 2 : 64;
-        wtensor *a = realloc(w->tensors, cap * sizeof *a);
+        wtensor *a = core_realloc(w->tensors, cap * sizeof *a);
         if (!a) {
             fail(w, SHIMMY_ERR_NOMEM, name, "no memory for a tensor");
             return;
@@ -308,8 +308,8 @@ void gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uin
         w->tensors = a;
         w->cap_tensors = cap;
     }
-    t.name = strdup(name);
-    t.data = malloc(t.nbytes ? (size_t)t.nbytes : 1);
+    t.name = core_strdup(name);
+    t.data = core_malloc(t.nbytes ? (size_t)t.nbytes : 1);
     if (!t.name || !t.data) {
         free(t.name);
         free(t.data);
@@ -434,7 +434,7 @@ shimmy_status gguf_writer_write(gguf_writer *w, const char *path, shimmy_error *
         align = (uint32_t)a;
     }
     size_t tlen = strlen(path) + 16;
-    char *tmp = malloc(tlen);
+    char *tmp = core_malloc(tlen);
     if (!tmp) return core_error(err, SHIMMY_ERR_NOMEM, path, "no memory to write %s", path);
     snprintf(tmp, tlen, "%s.tmp", path);
     FILE *fp = fopen(tmp, "wb");

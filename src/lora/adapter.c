@@ -34,7 +34,7 @@ shimmy_status lora_halves_push(lora_halves *hs, const lora_half *h, const char *
                                shimmy_error *err) {
     if (hs->n == hs->cap) {
         size_t cap = hs->cap ? hs->cap * 2 : 64;
-        lora_half *v = realloc(hs->v, cap * sizeof *v);
+        lora_half *v = core_realloc(hs->v, cap * sizeof *v);
         if (!v)
             return core_error(err, SHIMMY_ERR_NOMEM, adapter, "out of memory reading adapter '%s'",
                               adapter);
@@ -337,7 +337,7 @@ static shimmy_status permute_all(lora_adapter *ad, const int64_t *heads, shimmy_
     for (size_t i = 0; i < ad->n_pairs; i++)
         if (heads[i]) total += ad->pairs[i].b_row_bytes * (size_t)ad->pairs[i].n_out;
     if (!total) return SHIMMY_OK;
-    unsigned char *blk = malloc(total);
+    unsigned char *blk = core_malloc(total);
     if (!blk)
         return core_error(err, SHIMMY_ERR_NOMEM, ad->path, "out of memory loading adapter '%s'",
                           ad->path);
@@ -421,7 +421,7 @@ static shimmy_status build_panels(lora_adapter *ad, shimmy_error *err) {
     const size_t huge = (size_t)2 << 20; /* whole 2 MB pages where the system grants them */
     const size_t alloc = total >= huge ? (total + huge - 1) / huge * huge : total;
     unsigned char *blk = core_aligned_alloc(total >= huge ? huge : 64, alloc);
-    use_key *keys = malloc(n * sizeof *keys);
+    use_key *keys = core_malloc(n * sizeof *keys);
     if (!blk || !keys) {
         core_aligned_free(blk);
         free(keys);
@@ -471,9 +471,9 @@ static shimmy_status build(lora_adapter *ad, lora_halves *hs, const gguf_file *b
                           ad->path);
     qsort(hs->v, hs->n, sizeof *hs->v, cmp_half);
     size_t max_pairs = hs->n; /* at most one pair per half, fewer when complete */
-    ad->pairs = calloc(max_pairs, sizeof *ad->pairs);
-    ad->names = calloc(max_pairs, sizeof *ad->names);
-    int64_t *heads = calloc(max_pairs, sizeof *heads);
+    ad->pairs = core_calloc(max_pairs, sizeof *ad->pairs);
+    ad->names = core_calloc(max_pairs, sizeof *ad->names);
+    int64_t *heads = core_calloc(max_pairs, sizeof *heads);
     shimmy_status rc = SHIMMY_OK;
     if (!ad->pairs || !ad->names || !heads)
         rc = core_error(err, SHIMMY_ERR_NOMEM, ad->path, "out of memory loading adapter '%s'",
@@ -505,8 +505,8 @@ shimmy_status lora_adapter_open(const char *path, const gguf_file *base, lora_ad
     if (!path || !base || !out)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, path,
                           "lora_adapter_open needs a path, a base model and an output");
-    lora_adapter *ad = calloc(1, sizeof *ad);
-    if (ad) ad->path = strdup(path);
+    lora_adapter *ad = core_calloc(1, sizeof *ad);
+    if (ad) ad->path = core_strdup(path);
     if (!ad || !ad->path) {
         free(ad);
         return core_error(err, SHIMMY_ERR_NOMEM, path, "out of memory opening adapter '%s'", path);

@@ -301,7 +301,7 @@ struct lora_set {
 };
 
 shimmy_status lora_set_new(lora_set **out, shimmy_error *err) {
-    *out = calloc(1, sizeof **out);
+    *out = core_calloc(1, sizeof **out);
     return *out ? SHIMMY_OK
                 : core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory creating a LoRA set");
 }
@@ -324,7 +324,7 @@ shimmy_status lora_set_add(lora_set *s, lora_adapter *a, float user_scale, shimm
         }
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 4;
-        lora_set_item *v = realloc(s->v, cap * sizeof *v);
+        lora_set_item *v = core_realloc(s->v, cap * sizeof *v);
         if (!v)
             return core_error(err, SHIMMY_ERR_NOMEM, lora_adapter_path(a),
                               "out of memory attaching adapter '%s'", lora_adapter_path(a));

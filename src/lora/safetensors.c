@@ -196,8 +196,8 @@ static shimmy_status parse(lora_st *st, const uint8_t *p, uint64_t size, shimmy_
                    jerr.line, jerr.column);
     if (!json_is_object(st->root)) return bad(err, st->name, "header is not a JSON object");
     size_t n_entries = json_object_size(st->root);
-    st->tensors = calloc(n_entries ? n_entries : 1, sizeof *st->tensors);
-    extent *ex = calloc(n_entries ? n_entries : 1, sizeof *ex);
+    st->tensors = core_calloc(n_entries ? n_entries : 1, sizeof *st->tensors);
+    extent *ex = core_calloc(n_entries ? n_entries : 1, sizeof *ex);
     if (!st->tensors || !ex) {
         free(ex);
         return core_error(err, SHIMMY_ERR_NOMEM, st->name, "out of memory reading '%s'", st->name);
@@ -224,8 +224,8 @@ static shimmy_status parse(lora_st *st, const uint8_t *p, uint64_t size, shimmy_
 }
 
 static shimmy_status st_new(const char *name, lora_st **out, shimmy_error *err) {
-    *out = calloc(1, sizeof **out);
-    if (*out) (*out)->name = strdup(name);
+    *out = core_calloc(1, sizeof **out);
+    if (*out) (*out)->name = core_strdup(name);
     if (!*out || !(*out)->name) {
         free(*out);
         *out = NULL;

@@ -195,7 +195,7 @@ shimmy_status manager_new(const manager_options *o, registry *reg, manager **out
     if (!o || !o->loader.open || !o->loader.close || !o->loader.bytes)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "loader",
                           "the manager needs a loader with open, close and bytes");
-    manager *m = calloc(1, sizeof *m);
+    manager *m = core_calloc(1, sizeof *m);
     if (!m) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "no memory for the model manager");
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->loaded_cv, NULL);
@@ -295,13 +295,13 @@ static mgr_rec *rec_get(manager *m, const char *name, const char *path) {
     if (r) return r;
     if (m->n_recs == m->cap_recs) {
         size_t cap = m->cap_recs ? m->cap_recs * 2 : 8;
-        mgr_rec **v = realloc(m->recs, cap * sizeof *v);
+        mgr_rec **v = core_realloc(m->recs, cap * sizeof *v);
         if (!v) return NULL;
         m->recs = v;
         m->cap_recs = cap;
     }
-    r = calloc(1, sizeof *r);
-    if (!r || !(r->name = strdup(name)) || !(r->path = strdup(path))) {
+    r = core_calloc(1, sizeof *r);
+    if (!r || !(r->name = core_strdup(name)) || !(r->path = core_strdup(path))) {
         if (r) free(r->name);
         free(r);
         return NULL;
@@ -326,7 +326,7 @@ static shimmy_status not_found(manager *m, const char *name, shimmy_error *err) 
 }
 
 static manager_handle *handle_new(manager *m, mgr_obj *o) {
-    manager_handle *h = malloc(sizeof *h);
+    manager_handle *h = core_malloc(sizeof *h);
     if (!h) return NULL;
     h->m = m;
     h->obj = o;
@@ -342,7 +342,7 @@ static shimmy_status load_unlocked(manager *m, mgr_rec *r, uint64_t estimate, mg
     r->state = MANAGER_LOADING;
     r->attempt++;
     evict_for(m, estimate, r, g);
-    char *name = strdup(r->name), *path = strdup(r->path);
+    char *name = core_strdup(r->name), *path = core_strdup(r->path);
     pthread_mutex_unlock(&m->mu);
     graveyard_close(m, g);
     shimmy_error lerr;
@@ -355,7 +355,7 @@ static shimmy_status load_unlocked(manager *m, mgr_rec *r, uint64_t estimate, mg
     double ms = core_time_ms() - t0;
     mgr_obj *o = NULL;
     if (st == SHIMMY_OK) {
-        o = calloc(1, sizeof *o);
+        o = core_calloc(1, sizeof *o);
         if (!o) {
             m->loader.close(m->loader.ctx, model);
             st = core_error(&lerr, SHIMMY_ERR_NOMEM, name, "no memory to track model %s", name);
@@ -428,7 +428,7 @@ shimmy_status manager_acquire(manager *m, const char *name, manager_handle **out
         if (strcmp(r->path, e->path) != 0) {
             /* a rescan pointed the name at another file: the old model serves its current
              * users, new requests get the new file */
-            char *p = strdup(e->path);
+            char *p = core_strdup(e->path);
             if (!p) {
                 st = core_error(err, SHIMMY_ERR_NOMEM, name, "no memory");
                 break;

@@ -40,7 +40,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     if (p->kv_type != MODEL_KV_F16 && p->kv_type != MODEL_KV_F32)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "kv_type",
                           "KV cache type must be f16 or f32");
-    model_ctx *c = calloc(1, sizeof *c);
+    model_ctx *c = core_calloc(1, sizeof *c);
     if (!c) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate a model context");
     c->m = m;
     c->pool = p->pool;

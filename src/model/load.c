@@ -138,8 +138,8 @@ shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err) {
         return core_error(err, SHIMMY_ERR_UNSUPPORTED, gguf_path(f),
                           "architecture '%s' is not supported (supported: %s)", arch_name,
                           model_arch_names());
-    model *m = calloc(1, sizeof *m);
-    binder *b = calloc(1, sizeof *b);
+    model *m = core_calloc(1, sizeof *m);
+    binder *b = core_calloc(1, sizeof *b);
     if (!m || !b) {
         free(m);
         free(b);
@@ -175,7 +175,7 @@ shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err) {
         m->output = m->tok_embd;
         m->tied_output = true;
     }
-    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    m->layers = core_calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) {
         st = core_error(err, SHIMMY_ERR_NOMEM, gguf_path(f), "cannot allocate %d layers",
                         hp->n_layer);

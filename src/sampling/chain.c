@@ -47,9 +47,9 @@ shimmy_status sampler_chain_new_empty(int32_t n_vocab, sampler **out, shimmy_err
     *out = NULL;
     if (n_vocab <= 0)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_vocab", "vocabulary size %d", n_vocab);
-    chain_state *ch = calloc(1, sizeof *ch);
-    sampler *s = malloc(sizeof *s);
-    if (ch) ch->cands.data = malloc(sizeof *ch->cands.data * (size_t)n_vocab);
+    chain_state *ch = core_calloc(1, sizeof *ch);
+    sampler *s = core_malloc(sizeof *s);
+    if (ch) ch->cands.data = core_malloc(sizeof *ch->cands.data * (size_t)n_vocab);
     if (!ch || !s || !ch->cands.data) {
         if (ch) free(ch->cands.data);
         free(ch);
@@ -68,7 +68,7 @@ shimmy_status sampler_chain_add(sampler *chain, sampler *s, shimmy_error *err) {
     chain_state *ch = chain->state;
     if (ch->n == ch->cap) {
         size_t cap = ch->cap ? ch->cap * 2 : 8;
-        sampler **m = realloc(ch->members, cap * sizeof *m);
+        sampler **m = core_realloc(ch->members, cap * sizeof *m);
         if (!m) {
             sampler_free(s);
             return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate a sampler");

@@ -68,7 +68,7 @@ static void cands_softmax(sampling_cands *c) {
 }
 
 static sampler *make(const sampler_vtable *vt, void *state) {
-    sampler *s = malloc(sizeof *s);
+    sampler *s = core_malloc(sizeof *s);
     if (!s) {
         free(state);
         return NULL;
@@ -155,7 +155,7 @@ static void dist_reset(sampler *s) {
 static const sampler_vtable dist_vt = {"dist", dist_apply, NULL, dist_reset, free_plain};
 
 sampler *sampler_new_dist(uint32_t seed) {
-    dist_state *d = calloc(1, sizeof *d);
+    dist_state *d = core_calloc(1, sizeof *d);
     if (!d) return NULL;
     d->seed =
         seed == SAMPLING_SEED_RANDOM ? (uint32_t)(core_time_ns() ^ (core_time_ns() >> 32)) : seed;
@@ -174,7 +174,7 @@ static void temp_apply(sampler *s, sampling_cands *c) {
 static const sampler_vtable temp_vt = {"temp", temp_apply, NULL, NULL, free_plain};
 
 sampler *sampler_new_temp(float t) {
-    float *st = malloc(sizeof *st);
+    float *st = core_malloc(sizeof *st);
     if (!st) return NULL;
     *st = t;
     return make(&temp_vt, st);
@@ -193,7 +193,7 @@ static void top_k_apply(sampler *s, sampling_cands *c) {
 static const sampler_vtable top_k_vt = {"top_k", top_k_apply, NULL, NULL, free_plain};
 
 sampler *sampler_new_top_k(int32_t k) {
-    int32_t *st = malloc(sizeof *st);
+    int32_t *st = core_malloc(sizeof *st);
     if (!st) return NULL;
     *st = k;
     return make(&top_k_vt, st);
@@ -220,7 +220,7 @@ static void top_p_apply(sampler *s, sampling_cands *c) {
 static const sampler_vtable top_p_vt = {"top_p", top_p_apply, NULL, NULL, free_plain};
 
 sampler *sampler_new_top_p(float p) {
-    float *st = malloc(sizeof *st);
+    float *st = core_malloc(sizeof *st);
     if (!st) return NULL;
     *st = p;
     return make(&top_p_vt, st);
@@ -244,7 +244,7 @@ static void min_p_apply(sampler *s, sampling_cands *c) {
 static const sampler_vtable min_p_vt = {"min_p", min_p_apply, NULL, NULL, free_plain};
 
 sampler *sampler_new_min_p(float p) {
-    float *st = malloc(sizeof *st);
+    float *st = core_malloc(sizeof *st);
     if (!st) return NULL;
     *st = p;
     return make(&min_p_vt, st);
@@ -310,22 +310,28 @@ static const sampler_vtable pen_vt = {"penalties", pen_apply, pen_accept, pen_re
 sampler *sampler_new_penalties(int32_t last_n, float repeat, float freq, float presence,
                                int32_t n_vocab) {
     if (last_n <= 0 || n_vocab <= 0) return NULL;
-    pen_state *p = calloc(1, sizeof *p);
+    pen_state *p = core_calloc(1, sizeof *p);
     if (!p) return NULL;
     p->last_n = last_n;
     p->repeat = repeat;
     p->freq = freq;
     p->presence = presence;
     p->n_count = n_vocab;
-    p->ring = malloc(sizeof *p->ring * (size_t)last_n);
-    p->count = calloc((size_t)n_vocab, sizeof *p->count);
-    sampler *s = p->ring && p->count ? make(&pen_vt, p) : NULL;
-    if (!s) {
-        free(p->ring);
-        free(p->count);
-        free(p);
+    p->ring = core_malloc(sizeof *p->ring * (size_t)last_n);
+    p->count = core_calloc((size_t)n_vocab, sizeof *p->count);
+    if (p->ring && p->count) {
+        void *ring = p->ring, *count = p->count;
+        sampler *s = make(&pen_vt, p); /* frees p (only p) when it fails */
+        if (!s) {
+            free(ring);
+            free(count);
+        }
+        return s;
     }
-    return s;
+    free(p->ring);
+    free(p->count);
+    free(p);
+    return NULL;
 }
 
 /* ---- logit bias ---- */
@@ -353,7 +359,7 @@ static void bias_apply(sampler *s, sampling_cands *c) {
 static const sampler_vtable bias_vt = {"logit_bias", bias_apply, NULL, NULL, free_plain};
 
 sampler *sampler_new_logit_bias(const sampling_logit_bias *b, size_t n, int32_t n_vocab) {
-    bias_state *st = malloc(sizeof *st + n * sizeof *b);
+    bias_state *st = core_malloc(sizeof *st + n * sizeof *b);
     if (!st) return NULL;
     st->n = 0;
     for (size_t i = 0; i < n; i++)

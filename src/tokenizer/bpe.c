@@ -51,7 +51,7 @@ shimmy_status tok_bpe_load(tok_vocab *v, const gguf_file *f, shimmy_error *err) 
     if (!tok_pairs_init(v, (size_t)n)) goto nomem;
     /* two passes so that each can prefetch what its later iterations will touch: first the
      * string ids of every merge, then the pair table */
-    int32_t(*ids)[3] = malloc((size_t)(n ? n : 1) * sizeof *ids);
+    int32_t(*ids)[3] = core_malloc((size_t)(n ? n : 1) * sizeof *ids);
     if (!ids) goto nomem;
     for (uint64_t i = 0; i < n; i++) {
         if (i + PREFETCH < n) prefetch_merge(v, m->v.arr.strs[i + PREFETCH]);
@@ -60,7 +60,7 @@ shimmy_status tok_bpe_load(tok_vocab *v, const gguf_file *f, shimmy_error *err) 
         ids[i][0] = -1;
         if (!split_merge(s, &nl, &nr)) continue;
         if (nl + nr > cat_cap) {
-            char *q = malloc(nl + nr);
+            char *q = core_malloc(nl + nr);
             if (!q) goto nomem_ids;
             if (cat != stack) free(cat);
             cat = q;

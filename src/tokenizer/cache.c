@@ -27,7 +27,7 @@ static void cache_reset(tok_scratch *s) {
 static bool cache_grow(tok_scratch *s) {
     uint32_t slots = s->cache ? (s->cache_mask + 1) * 2 : CACHE_MIN;
     if (slots > CACHE_MAX) return false;
-    tok_cache_ent *t = calloc(slots, sizeof *t);
+    tok_cache_ent *t = core_calloc(slots, sizeof *t);
     if (!t) return false;
     for (uint32_t i = 0; s->cache && i <= s->cache_mask; i++) {
         if (s->cache[i].h == 0) continue;

@@ -82,7 +82,7 @@ static bool bpe_plain_piece(const char *t, size_t n, sbuf *b) {
 
 static void bpe_normal_piece(const char *t, size_t n, sbuf *b) {
     if (bpe_plain_piece(t, n, b)) return;
-    char *clean = malloc(3 * n + 1);
+    char *clean = core_malloc(3 * n + 1);
     if (!clean) {
         b->oom = true;
         return;
@@ -128,8 +128,8 @@ static void piece_of(const tok_vocab *v, int32_t id, sbuf *b) {
 
 shimmy_status tok_pieces_build(tok_vocab *v, shimmy_error *err) {
     sbuf b = {0};
-    v->piece_off = malloc((size_t)v->n_vocab * sizeof *v->piece_off);
-    v->piece_len = malloc((size_t)v->n_vocab * sizeof *v->piece_len);
+    v->piece_off = core_malloc((size_t)v->n_vocab * sizeof *v->piece_off);
+    v->piece_len = core_malloc((size_t)v->n_vocab * sizeof *v->piece_len);
     if (!v->piece_off || !v->piece_len) b.oom = true;
     for (int32_t id = 0; id < v->n_vocab && !b.oom; id++) {
         size_t before = b.n;
@@ -144,7 +144,7 @@ shimmy_status tok_pieces_build(tok_vocab *v, shimmy_error *err) {
         free(b.p);
         return core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory building token pieces");
     }
-    v->piece_blob = b.p ? b.p : malloc(1);
+    v->piece_blob = b.p ? b.p : core_malloc(1);
     if (!v->piece_blob) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
     return SHIMMY_OK;
 }
@@ -187,7 +187,7 @@ shimmy_status tok_decode(const tok_vocab *v, const int32_t *ids, size_t n, bool 
         sb_put(&b, p, pn);
     }
     sb_put(&b, "", 0);
-    if (!b.oom && !b.p) b.p = malloc(1);
+    if (!b.oom && !b.p) b.p = core_malloc(1);
     if (b.oom || !b.p) {
         free(b.p);
         return core_error(err, SHIMMY_ERR_NOMEM, NULL, "out of memory decoding %zu tokens", n);

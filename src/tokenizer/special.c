@@ -192,8 +192,8 @@ shimmy_status tok_special_setup(tok_vocab *v, const gguf_file *f, shimmy_error *
     const uint8_t matched = TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN;
     for (int32_t id = 0; id < v->n_vocab; id++)
         if (v->attr[id] & matched) n++;
-    v->special = malloc((n ? n : 1) * sizeof *v->special);
-    len_id *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    v->special = core_malloc((n ? n : 1) * sizeof *v->special);
+    len_id *tmp = core_malloc((n ? n : 1) * sizeof *tmp);
     if (!v->special || !tmp) {
         free(tmp);
         return core_error(err, SHIMMY_ERR_NOMEM, gguf_path(f), "out of memory");

@@ -41,7 +41,7 @@ typedef struct join {
 } join;
 
 shimmy_status tok_spm_load(tok_vocab *v, shimmy_error *err) {
-    v->spm_pairs = calloc(65536 / 64, sizeof *v->spm_pairs);
+    v->spm_pairs = core_calloc(65536 / 64, sizeof *v->spm_pairs);
     join *j = NULL;
     size_t n_j = 0, cap_j = 0;
     if (!v->spm_pairs) goto nomem;

@@ -20,7 +20,7 @@ bool tok_grow(void **p, size_t *cap, size_t need, size_t elem) {
     size_t n = *cap ? *cap : 16;
     while (n < need) n *= 2;
     if (n > SIZE_MAX / elem) return false;
-    void *q = realloc(*p, n * elem);
+    void *q = core_realloc(*p, n * elem);
     if (!q) return false;
     *p = q;
     *cap = n;
@@ -81,7 +81,7 @@ static void slot_put(tok_vocab *v, tok_hslot *slots, uint32_t mask, int32_t id, 
 }
 
 static bool hash_resize(tok_vocab *v, uint32_t n_slots) {
-    tok_hslot *h = malloc((size_t)n_slots * sizeof *h);
+    tok_hslot *h = core_malloc((size_t)n_slots * sizeof *h);
     if (!h) return false;
     for (uint32_t i = 0; i < n_slots; i++) h[i] = (tok_hslot){-1, 0};
     for (int32_t id = 0; id < v->n_str; id++)
@@ -128,7 +128,7 @@ bool tok_pairs_init(tok_vocab *v, size_t n) {
     uint32_t slots = 1024;
     while (slots < n + n / 2 + 2) slots *= 2;
     v->pmask = slots - 1;
-    v->pair = malloc((size_t)slots * sizeof *v->pair);
+    v->pair = core_malloc((size_t)slots * sizeof *v->pair);
     if (!v->pair) return false;
     for (uint32_t i = 0; i < slots; i++) v->pair[i].left = TOK_PAIR_EMPTY;
     return true;
@@ -175,16 +175,16 @@ static shimmy_status load_tokens(tok_vocab *v, const gguf_file *f, shimmy_error 
     while (slots < n + n / 4 + 2) slots *= 2;
     size_t total = 0;
     for (uint64_t i = 0; i < n; i++) total += toks->v.arr.strs[i].len;
-    v->blob = malloc(total + 1);
+    v->blob = core_malloc(total + 1);
     v->blob_cap = total + 1;
     size_t cap = (size_t)n + 64;
-    v->str_off = malloc(cap * sizeof *v->str_off);
-    v->str_len = malloc(cap * sizeof *v->str_len);
+    v->str_off = core_malloc(cap * sizeof *v->str_off);
+    v->str_len = core_malloc(cap * sizeof *v->str_len);
     v->cap_str = (int32_t)cap;
-    v->score = calloc((size_t)n, sizeof *v->score);
-    v->type = calloc((size_t)n, 1);
-    v->attr = calloc((size_t)n, 1);
-    v->eog = calloc((size_t)n, 1);
+    v->score = core_calloc((size_t)n, sizeof *v->score);
+    v->type = core_calloc((size_t)n, 1);
+    v->attr = core_calloc((size_t)n, 1);
+    v->eog = core_calloc((size_t)n, 1);
     if (!v->blob || !v->str_off || !v->str_len || !v->score || !v->type || !v->attr || !v->eog ||
         !hash_resize(v, slots))
         return core_error(err, SHIMMY_ERR_NOMEM, path, "out of memory loading %llu tokens",
@@ -310,7 +310,7 @@ static shimmy_status load(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
 
 shimmy_status tok_vocab_load(const gguf_file *f, tok_vocab **out, shimmy_error *err) {
     *out = NULL;
-    tok_vocab *v = calloc(1, sizeof *v);
+    tok_vocab *v = core_calloc(1, sizeof *v);
     if (!v) return core_error(err, SHIMMY_ERR_NOMEM, gguf_path(f), "out of memory");
     shimmy_status st = load(v, f, err);
     if (st == SHIMMY_OK) st = tok_pieces_build(v, err);
