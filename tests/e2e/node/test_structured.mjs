@@ -86,6 +86,10 @@ corpus.forEach((c, i) => {
   if (i % 3 === 0 || c.own) runs.push({ c, model: 'tiny-qwen2-q4_0', seed: 3000 + i });
   if (i % 3 === 1 || c.own) runs.push({ c, model: 'docs-llama-30m-q4_k_m', seed: 4000 + i });
 });
+// SHIMMY_STRUCTURED_SEEDS=N: N more seeds of every schema on every model (a deeper run by hand).
+for (let k = 0; k < Number(process.env.SHIMMY_STRUCTURED_SEEDS ?? 0); k++)
+  corpus.forEach((c, i) => ['tiny-llama-spm-q8_0', 'tiny-qwen2-q4_0', 'docs-llama-30m-q4_k_m']
+    .forEach((model) => runs.push({ c, model, seed: 10000 * (k + 1) + i })));
 
 const dir = modelDir(data, MODELS);
 const t = runner();
