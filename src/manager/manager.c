@@ -8,6 +8,7 @@
  */
 #include "manager.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,14 @@ static void obj_unref(manager *m, mgr_obj *o, mgr_graveyard *g) {
 
 static void graveyard_close(manager *m, mgr_graveyard *g) {
     for (size_t i = 0; i < g->n; i++) obj_free(&m->loader, g->v[i]);
+#ifdef __GLIBC__
+    /* A model's tables (vocabulary, merges, template) were allocated in the arena of whichever
+     * thread loaded it; glibc keeps freed arena memory resident, so loads and unloads on the
+     * server's many connection threads grew RSS by every arena's high-water mark (the soak
+     * test: +18 MiB at rest per 100 s, 57 MiB of it free). Closing a model is rare and frees a
+     * lot: give the pages back then. */
+    if (g->n) malloc_trim(0);
+#endif
     g->n = 0;
 }
 

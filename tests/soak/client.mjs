@@ -11,12 +11,13 @@ const TIMEOUT_MS = 90000; // a request slower than this (under ASan, 2 slots) co
 // destroy the socket mid-response (the client going away).
 export function httpRequest(port, { method, path, body, headers = {}, abortAfterBytes, abortAfterMs }) {
   return new Promise((resolve) => {
-    let done = false;
+    let done = false, aborting = false;
     const finish = (r) => {
       if (!done) {
         done = true;
         clearTimeout(timer);
-        resolve(r);
+        // destroy() may end the response synchronously: what it cut short is an abort
+        resolve(aborting ? { ...r, aborted: true } : r);
       }
     };
     const buf = body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(body);
@@ -28,8 +29,10 @@ export function httpRequest(port, { method, path, body, headers = {}, abortAfter
     }, TIMEOUT_MS);
     if (abortAfterMs !== undefined)
       setTimeout(() => {
+        if (done) return;
+        aborting = true;
         req.destroy();
-        finish({ status: -1, aborted: true });
+        finish({ status: -1 });
       }, abortAfterMs);
     req.on('response', (res) => {
       const chunks = [];
@@ -37,7 +40,8 @@ export function httpRequest(port, { method, path, body, headers = {}, abortAfter
       res.on('data', (d) => {
         chunks.push(d);
         n += d.length;
-        if (abortAfterBytes !== undefined && n >= abortAfterBytes) {
+        if (abortAfterBytes !== undefined && n >= abortAfterBytes && !done) {
+          aborting = true;
           req.destroy();
           finish({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString(), aborted: true });
         }

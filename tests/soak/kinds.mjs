@@ -57,6 +57,11 @@ function api(name, weight, t) {
 
 const chatBody = (extra) => (ctx) => ({ model: model(ctx), messages: userMsg(), max_tokens: rnd(1, 10), ...sampling(), ...extra });
 const promptBody = (extra) => (ctx) => ({ model: model(ctx), prompt: pick(PROMPTS) || 'hi', max_tokens: rnd(1, 10), ...sampling(), ...extra });
+const ollamaGen = (extra) => (ctx) => {
+  const { stream, ...opt } = extra;
+  return { model: model(ctx), prompt: pick(PROMPTS) || 'hi', ...(stream === undefined ? {} : { stream }),
+    options: { num_predict: rnd(1, 10), ...sampling(), ...opt } };
+};
 const loraList = (ctx, parent) => ctx.adapters.filter((a) => a.parent === parent && Math.random() < 0.7)
   .map((a) => ({ name: a.id, scale: Math.round(Math.random() * 200) / 100 }));
 
@@ -69,11 +74,13 @@ export const KINDS = [
     expect: [200], abortAfterBytes: 1 }),
   api('completions', 3, { path: '/v1/completions', body: promptBody(), expect: [200], check: (j) => typeof j.choices?.[0]?.text === 'string' }),
   api('completions-stream', 2, { path: '/v1/completions', body: promptBody({ stream: true }), expect: [200], end: /data: \[DONE\]\s*$/ }),
-  // ---- native ----
-  api('generate', 3, { path: '/api/generate', body: promptBody(), expect: [200], check: (j) => j.done === true }),
-  api('generate-stream', 3, { path: '/api/generate', body: promptBody({ stream: true }), expect: [200], end: /"done":\s*true/ }),
-  api('generate-cancel', 2, { path: '/api/generate', body: promptBody({ stream: true, max_tokens: 30 }), expect: [200],
+  // ---- Ollama /api/generate (NDJSON when streamed; it replaced the native /api/generate) ----
+  api('generate', 3, { path: '/api/generate', body: ollamaGen({ stream: false }), expect: [200],
+    check: (j) => j.done === true && typeof j.response === 'string' }),
+  api('generate-stream', 3, { path: '/api/generate', body: ollamaGen({}), expect: [200], end: /"done":\s*true[^\n]*\n?$/ }),
+  api('generate-cancel', 2, { path: '/api/generate', body: ollamaGen({ num_predict: 30 }), expect: [200],
     abortAfterMs: () => rnd(0, 300) }),
+  // ---- native WebSocket ----
   { name: 'ws', weight: 3, async run(ctx) {
     const r = await wsRequest(ctx.port, promptBody()(ctx));
     const last = r.messages.at(-1);
@@ -96,7 +103,7 @@ export const KINDS = [
     const a = pick(ctx.adapters);
     return { ...chatBody()(ctx), model: a.parent, lora: loraList(ctx, a.parent) };
   }, expect: [200], check: (j) => j.choices?.[0]?.message }),
-  api('adapter-model', 2, { path: '/api/generate', body: (ctx) => ({ ...promptBody({ stream: Math.random() < 0.5 })(ctx), model: pick(ctx.adapters).id }),
+  api('adapter-model', 2, { path: '/v1/completions', body: (ctx) => ({ ...promptBody({ stream: Math.random() < 0.5 })(ctx), model: pick(ctx.adapters).id }),
     expect: [200], json: false }),
   api('lora-unknown', 1, { path: '/v1/chat/completions', body: (ctx) => ({ ...chatBody()(ctx), lora: [{ name: pick(['nope', '/etc/passwd', '']) }] }),
     expect: [400] }),
@@ -120,12 +127,12 @@ export const KINDS = [
   } },
   api('unknown-model', 2, { path: () => pick(['/v1/chat/completions', '/api/generate']),
     body: (ctx) => ({ model: pick(['nope', '../etc/passwd', 'x'.repeat(300)]), messages: userMsg(), prompt: 'hi' }), expect: [404, 400] }),
-  api('over-context', 2, { path: () => pick(['/v1/chat/completions', '/api/generate']),
+  api('over-context', 2, { path: () => pick(['/v1/chat/completions', '/v1/completions', '/api/generate']),
     body: (ctx) => ({ model: model(ctx), messages: [{ role: 'user', content: LONG }], prompt: LONG }), expect: [400] }),
   api('bad-param', 1, { path: '/v1/chat/completions', body: (ctx) => ({ ...chatBody()(ctx),
     ...pick([{ temperature: 7 }, { n: 3 }, { messages: [] }, { max_tokens: -5 }, { top_p: 'x' }, { stop: [1, 2] }]) }), expect: [400] }),
   api('wrong-route', 1, { method: 'GET', path: () => pick(['/v1/chat/completions', '/v1/nothing', '/api/models/x/y']), expect: [404, 405] }),
-  api('unsupported-arch', 1, { path: '/api/generate', body: (ctx) => ({ model: ctx.models.find((m) => /gemma3/.test(m)), prompt: 'hi', max_tokens: 2 }),
+  api('unsupported-arch', 1, { path: '/v1/completions', body: (ctx) => ({ model: ctx.models.find((m) => /gemma3/.test(m)), prompt: 'hi', max_tokens: 2 }),
     expect: [200, 400] }),
   // ---- the manager: load and unload under the memory budget ----
   api('load', 2, { path: (ctx) => `/api/models/${encodeURIComponent(model(ctx))}/load`, raw: () => '', expect: [200] }),

@@ -226,7 +226,7 @@ async function main() {
   // Still healthy: /health and one generation.
   const h = await httpRequest(port, { method: 'GET', path: '/health' }).catch((e) => ({ status: 0, body: e.message }));
   if (h.status !== 200) fail(`final /health: ${h.status} ${h.body}`);
-  const g = await httpRequest(port, { method: 'POST', path: '/api/generate',
+  const g = await httpRequest(port, { method: 'POST', path: '/v1/completions',
     body: JSON.stringify({ model: ctx.generative[0], prompt: 'still there?', max_tokens: 4 }) }).catch((e) => ({ status: 0, body: e.message }));
   if (g.status !== 200) fail(`final generation: ${g.status} ${g.body}`);
   const rest0 = rests[0], rest1 = rests.at(-1);
