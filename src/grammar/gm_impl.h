@@ -33,6 +33,20 @@ typedef struct gm_mask {
 
 #define GM_MASK_CACHE 32
 
+/* A state of the lazily built automaton the mask walk runs on: a canonical (sorted) set of
+ * stacks plus the partial character, interned so that a transition (state, byte) -> state is
+ * computed once and then costs one hash lookup. */
+typedef struct gm_dstate {
+    uint32_t off, n; /* node ids in dpool[off .. off + n) */
+    uint32_t acc;
+    uint8_t need, total;
+    uint64_t hash;
+    uint32_t hits;    /* lookups through the hash, until the state gets a direct table */
+    int32_t *direct;  /* (256) all transitions, for states the walks keep coming back to */
+    uint64_t loop[2]; /* with direct: the ASCII bytes that lead back to this very state */
+    bool loop_high;   /* ... and so does every non-ASCII character */
+} gm_dstate;
+
 struct grammar_matcher {
     grammar *g; /* a reference */
     const grammar_vocab *gv;
@@ -52,6 +66,18 @@ struct grammar_matcher {
     gm_state init, cur, tmp[2];
     gm_state *lvl; /* (max_depth + 1) states of the trie walk */
     uint32_t n_lvl;
+    /* the automaton (dfa.c) */
+    gm_dstate *dst;
+    uint32_t n_dst, cap_dst;
+    int32_t *dpool;
+    size_t n_dpool, cap_dpool;
+    uint32_t *dtab; /* content hash -> state, UINT32_MAX empty */
+    uint32_t dtab_cap;
+    uint64_t *tkey; /* (state << 8 | byte) + 1, 0 empty */
+    int32_t *tval;  /* next state, -1 dead */
+    uint32_t tcap, tn;
+    uint32_t n_direct; /* states with a direct table */
+    int32_t *dlvl;     /* (max_depth + 1) states of the walk */
     gm_mask cache[GM_MASK_CACHE];
     uint64_t clock;
     grammar_stats stats;
@@ -66,5 +92,17 @@ bool gm_state_copy(gm_state *dst, const gm_state *src);
 shimmy_status gm_fail_error(const grammar_matcher *m, shimmy_error *err);
 void gm_mask_cache_free(grammar_matcher *m);
 bool gm_can_end(const gm_state *s);
+void gm_canonical(gm_state *s);
+
+/* The automaton: intern a state (sorted in place), step it by a byte (-1: no stack survives,
+ * -2: failure, m->failed), forget everything (between walks, when it has grown large). */
+int32_t gm_dfa_intern(grammar_matcher *m, gm_state *s);
+int32_t gm_dfa_step(grammar_matcher *m, int32_t d, uint8_t b);
+static inline int32_t gm_dfa_next(grammar_matcher *m, int32_t d, uint8_t b) {
+    const int32_t *t = m->dst[d].direct;
+    return t ? t[b] : gm_dfa_step(m, d, b);
+}
+void gm_dfa_reset(grammar_matcher *m);
+void gm_dfa_free(grammar_matcher *m);
 
 #endif

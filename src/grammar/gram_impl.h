@@ -80,7 +80,12 @@ struct grammar_vocab {
     uint8_t *byte;       /* (n_nodes) the byte on the edge into the node */
     uint16_t *depth;     /* (n_nodes) 1 for children of the root */
     uint32_t *end;       /* (n_nodes) first node after the subtree */
-    uint32_t *tok_first; /* (n_nodes) toks[tok_first .. tok_first + tok_n) end here */
+    uint32_t *tok_first; /* (n_nodes + 1) toks[tok_first .. tok_first + tok_n) end here; the
+                            tokens of the subtree [i, end[i]) are toks[tok_first[i] ..
+                            tok_first[end[i]]) (preorder) */
+    uint8_t *u8;         /* (n_nodes) UTF-8 along the paths (vocab.c, utf8_flags) */
+    uint64_t *sub;       /* (n_nodes * 2) the ASCII bytes in each node's subtree, bit 0 set when a
+                            byte >= 0x80 is there too (NUL is never in a token's text) */
     uint16_t *tok_n;
     int32_t *toks;
     uint32_t max_depth;

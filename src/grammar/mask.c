@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The automaton is forgotten between walks once it is this large (memory stays bounded; the
+ * states that matter come back within a walk or two). */
+#define DFA_FLUSH_STATES 200000u
+#define DFA_FLUSH_TRANS  (1u << 21)
+
 void gm_mask_cache_free(grammar_matcher *m) {
     for (size_t i = 0; i < GM_MASK_CACHE; i++) {
         free(m->cache[i].set);
@@ -89,22 +94,45 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
             mask[t >> 6] |= 1ull << (t & 63);
             count++;
         }
-    /* preorder walk: lvl[d] holds the state after the first d bytes of the current node's path;
-     * lvl[0] is never written (the walk starts from cur) */
+    /* preorder walk: dlvl[d] is the automaton state after the first d bytes of the current
+     * node's path; a refused byte skips the node's whole subtree */
+    if (m->n_dst > DFA_FLUSH_STATES || m->tn > DFA_FLUSH_TRANS) gm_dfa_reset(m);
+    if (!gm_state_copy(&m->tmp[0], &m->cur) || (m->dlvl[0] = gm_dfa_intern(m, &m->tmp[0])) < 0) {
+        core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory for the grammar's automaton");
+        return -1;
+    }
     const uint32_t n = gv->n_nodes;
     uint64_t visits = 0;
     for (uint32_t i = 0; i < n;) {
         const uint32_t d = gv->depth[i];
-        const gm_state *in = d == 1 ? &m->cur : &m->lvl[d - 1];
         visits++;
-        if (!gm_step_byte(m, in, gv->byte[i], &m->lvl[d])) {
-            if (m->failed) {
+        const int32_t prev = m->dlvl[d - 1];
+        const int32_t next = gm_dfa_next(m, prev, gv->byte[i]);
+        if (next < 0) {
+            if (next == -2) {
                 gm_fail_error(m, err);
                 return -1;
             }
             i = gv->end[i];
             continue;
         }
+        if (next == prev && m->dst[prev].direct) {
+            /* every byte below leads back to this state (inside a string, say): the whole
+             * subtree is allowed without walking it */
+            const uint64_t *sub = gv->sub + 2 * (size_t)i, *loop = m->dst[prev].loop;
+            const bool high_ok = !(sub[0] & 1) || (m->dst[prev].loop_high && (gv->u8[i] & 3) == 3);
+            if (high_ok && ((sub[0] & ~1ull) & ~loop[0]) == 0 && (sub[1] & ~loop[1]) == 0) {
+                const uint32_t a = gv->tok_first[i], z = gv->tok_first[gv->end[i]];
+                for (uint32_t k = a; k < z; k++) {
+                    const int32_t t = gv->toks[k];
+                    mask[t >> 6] |= 1ull << (t & 63);
+                }
+                count += z - a;
+                i = gv->end[i];
+                continue;
+            }
+        }
+        m->dlvl[d] = next;
         const uint32_t k0 = gv->tok_first[i], nk = gv->tok_n[i];
         for (uint32_t k = 0; k < nk; k++) {
             const int32_t t = gv->toks[k0 + k];

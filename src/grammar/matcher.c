@@ -294,7 +294,7 @@ static int cmp_id(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static void canonical(gm_state *s) {
+void gm_canonical(gm_state *s) {
     if (s->n < 16) {
         for (uint32_t i = 1; i < s->n; i++)
             for (uint32_t j = i; j > 0 && s->v[j - 1] > s->v[j]; j--) {
@@ -339,9 +339,10 @@ shimmy_status grammar_matcher_new(grammar *g, const grammar_vocab *gv, grammar_m
             st = core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory");
             goto fail;
         }
-    canonical(&m->init);
+    gm_canonical(&m->init);
     m->n_lvl = gv ? gv->max_depth + 1 : 0;
-    if (gv && !(m->lvl = calloc(m->n_lvl, sizeof *m->lvl))) {
+    if (gv && (!(m->lvl = calloc(m->n_lvl, sizeof *m->lvl)) ||
+               !(m->dlvl = calloc(m->n_lvl, sizeof *m->dlvl)))) {
         st = core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory");
         goto fail;
     }
@@ -374,6 +375,8 @@ void grammar_matcher_free(grammar_matcher *m) {
     free(m->tmp[1].v);
     for (uint32_t i = 0; m->lvl && i < m->n_lvl; i++) free(m->lvl[i].v);
     free(m->lvl);
+    free(m->dlvl);
+    gm_dfa_free(m);
     gm_mask_cache_free(m);
     free(m);
 }
@@ -407,7 +410,7 @@ shimmy_status grammar_matcher_accept_bytes(grammar_matcher *m, const char *bytes
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "grammar",
                           "the text does not match the grammar");
     }
-    canonical(s);
+    gm_canonical(s);
     gm_state t = m->cur; /* swap: keeps both buffers */
     m->cur = *s;
     *s = t;

@@ -18,6 +18,8 @@ void grammar_vocab_free(grammar_vocab *gv) {
     free(gv->depth);
     free(gv->end);
     free(gv->tok_first);
+    free(gv->sub);
+    free(gv->u8);
     free(gv->tok_n);
     free(gv->toks);
     free(gv->piece_off);
@@ -46,6 +48,48 @@ static int cmp_piece(const void *a, const void *b, void *ctx) {
     return x < y ? -1 : x > y;
 }
 
+/* UTF-8 decoding along the trie: u8[i] bit 0 when the path to i's parent ends on a character
+ * boundary, bit 1 when every path through i's subtree is well-formed UTF-8 (an unfinished last
+ * character allowed). The mask walk may then take a subtree as a whole (mask.c). Parents come
+ * before children in preorder, so one forward and one backward pass do it. */
+static bool utf8_flags(grammar_vocab *gv, const uint32_t *parent) {
+    const uint32_t n = gv->n_nodes;
+    uint8_t *st = malloc(n ? n : 1); /* bits 0-1 need, 2 invalid, 4-7: constraint of the next */
+    if (!(gv->u8 = calloc(n ? n : 1, 1)) || !st) {
+        free(st);
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t ps = parent[i] == UINT32_MAX ? 0 : st[parent[i]];
+        const unsigned need = ps & 3, cons = ps >> 4, b = gv->byte[i];
+        uint8_t out = 4; /* invalid */
+        if (!(ps & 4)) {
+            if (need == 0) {
+                if (b < 0x80)
+                    out = 0;
+                else if (b >= 0xC2 && b <= 0xDF)
+                    out = 1;
+                else if (b >= 0xE0 && b <= 0xEF)
+                    out = (uint8_t)(2 | (b == 0xE0 ? 1 : b == 0xED ? 2 : 0) << 4);
+                else if (b >= 0xF0 && b <= 0xF4)
+                    out = (uint8_t)(3 | (b == 0xF0 ? 3 : b == 0xF4 ? 4 : 0) << 4);
+            } else {
+                /* the second byte of E0, ED, F0, F4 has a narrower range (no overlongs,
+                 * surrogates or code points past U+10FFFF) */
+                static const uint8_t lo[5] = {0x80, 0xA0, 0x80, 0x90, 0x80},
+                                     hi[5] = {0xBF, 0xBF, 0x9F, 0xBF, 0x8F};
+                if (b >= lo[cons] && b <= hi[cons]) out = (uint8_t)(need - 1);
+            }
+        }
+        st[i] = out;
+        gv->u8[i] = (uint8_t)((ps & 7) == 0 ? 1 : 0) | (out & 4 ? 0 : 2);
+    }
+    for (uint32_t i = n; i-- > 0;) /* a subtree is valid when all of it is */
+        if (parent[i] != UINT32_MAX && !(gv->u8[i] & 2)) gv->u8[parent[i]] &= (uint8_t)~2;
+    free(st);
+    return true;
+}
+
 /* The trie over the sorted text tokens (see the file comment). */
 static bool build_trie(grammar_vocab *gv) {
     size_t n_text = 0, bytes = 0;
@@ -60,11 +104,14 @@ static bool build_trie(grammar_vocab *gv) {
     gv->byte = malloc(cap);
     gv->depth = malloc(cap * sizeof *gv->depth);
     gv->end = malloc(cap * sizeof *gv->end);
-    gv->tok_first = malloc(cap * sizeof *gv->tok_first);
+    gv->tok_first = malloc((cap + 1) * sizeof *gv->tok_first);
+    gv->sub = calloc(cap * 2, sizeof *gv->sub);
+    uint32_t *parent = malloc(cap * sizeof *parent);
     gv->tok_n = malloc(cap * sizeof *gv->tok_n);
     if (!order || !gv->toks || !gv->byte || !gv->depth || !gv->end || !gv->tok_first ||
-        !gv->tok_n) {
+        !gv->tok_n || !gv->sub || !parent) {
         free(order);
+        free(parent);
         return false;
     }
     size_t k = 0;
@@ -85,12 +132,12 @@ static bool build_trie(grammar_vocab *gv) {
         for (; depth < len; depth++) {
             gv->byte[n] = (uint8_t)s[depth];
             gv->depth[n] = (uint16_t)(depth + 1);
-            gv->tok_first[n] = 0;
+            gv->tok_first[n] = n_toks;
+            parent[n] = depth ? path[depth] : UINT32_MAX;
             gv->tok_n[n] = 0;
             path[depth + 1] = n++;
         }
         const uint32_t node = path[len];
-        if (gv->tok_n[node] == 0) gv->tok_first[node] = n_toks;
         if (gv->tok_n[node] < UINT16_MAX) {
             gv->toks[n_toks++] = id;
             gv->tok_n[node]++;
@@ -101,6 +148,25 @@ static bool build_trie(grammar_vocab *gv) {
     }
     for (; depth > 0; depth--) gv->end[path[depth]] = n;
     gv->n_nodes = n;
+    gv->tok_first[n] = n_toks;
+    if (!utf8_flags(gv, parent)) {
+        free(parent);
+        free(order);
+        return false;
+    }
+    /* subtree byte sets, children before parents (reverse preorder) */
+    for (uint32_t i = n; i-- > 0;) {
+        const uint8_t b = gv->byte[i];
+        if (b < 0x80)
+            gv->sub[2 * i + (b >> 6)] |= 1ull << (b & 63);
+        else
+            gv->sub[2 * i] |= 1;
+        if (parent[i] != UINT32_MAX) {
+            gv->sub[2 * parent[i]] |= gv->sub[2 * i];
+            gv->sub[2 * parent[i] + 1] |= gv->sub[2 * i + 1];
+        }
+    }
+    free(parent);
     free(order);
     return true;
 }
