@@ -28,8 +28,8 @@ static void until_text(const char *expires, char *buf, size_t cap) {
     if (!expires || sscanf(expires, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
         return;
-    const char *tz = expires + strcspn(expires, "Z+-"); /* after the date's own '-'s */
-    tz = strpbrk(expires + 19, "Z+-");
+    /* the zone after the seconds (and their fraction): Z, +hh:mm or -hh:mm */
+    const char *tz = strlen(expires) > 19 ? strpbrk(expires + 19, "Z+-") : NULL;
     if (tz && *tz != 'Z' && sscanf(tz + 1, "%d:%d", &off_h, &off_m) == 2) sign = *tz;
     if (tm.tm_year < 1970 || tm.tm_year > 9000) { /* Ollama's "forever" is year 2318 and up */
         snprintf(buf, cap, "forever");
@@ -117,7 +117,9 @@ int cli_cmd_ps(int argc, char **argv) {
         if (row) json_array_append_new(rows, row);
     }
     if (json) {
-        char *s = json_dumps(json_pack("{s:o}", "models", json_incref(rows)), JSON_COMPACT);
+        json_t *doc = json_pack("{s:O}", "models", rows);
+        char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        json_decref(doc);
         printf("%s\n", s ? s : "{\"models\":[]}");
         free(s);
     } else {

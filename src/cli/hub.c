@@ -61,10 +61,6 @@ static shimmy_status hub_error(long status, const cli_buf *hdr, const cli_buf *b
     if (strcmp(code, "RevisionNotFound") == 0)
         return shimmy_error_set(err, SHIMMY_ERR_NOT_FOUND, repo, "%s has no revision '%s'", repo,
                                 what);
-    if (strcmp(code, "EntryNotFound") == 0 || (status == 404 && strcmp(code, "RepoNotFound")))
-        if (status == 404 && strcmp(what, "main") && strchr(what, '.'))
-            return shimmy_error_set(err, SHIMMY_ERR_NOT_FOUND, repo, "%s has no file %s", repo,
-                                    what);
     if (status == 404 || strcmp(code, "RepoNotFound") == 0)
         return shimmy_error_set(err, SHIMMY_ERR_NOT_FOUND, repo,
                                 "no repository %s on %s%s (check the spelling: ORG/NAME)", repo,
