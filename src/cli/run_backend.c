@@ -119,6 +119,22 @@ static shimmy_status make_prompt(run_backend *b, const run_conv *c, shimmy_promp
     return st;
 }
 
+/* Whether the rendered prompt ends with <think> (and blanks): templates of reasoning models
+ * that force the thinking open it themselves. */
+static bool prompt_opens_thinking(const run_backend *b, const shimmy_prompt *p) {
+    const size_t n = shimmy_prompt_token_count(p), k = n < 4 ? n : 4;
+    char *text = NULL;
+    size_t len = 0;
+    shimmy_error err;
+    if (!k || shimmy_detokenize(shimmy_model_vocab(b->model), shimmy_prompt_tokens(p) + n - k, k,
+                                SHIMMY_DETOKENIZE_SPECIAL, &text, &len, &err))
+        return false;
+    while (len && (text[len - 1] == '\n' || text[len - 1] == ' ' || text[len - 1] == '\r')) len--;
+    const bool open = len >= 7 && memcmp(text + len - 7, "<think>", 7) == 0;
+    shimmy_free(text);
+    return open;
+}
+
 static shimmy_status local_reply(run_backend *b, run_conv *c, const shimmy_gen_options *opts,
                                  run_out *o, volatile sig_atomic_t *interrupted, run_stats *rs,
                                  shimmy_error *err) {
@@ -134,6 +150,7 @@ static shimmy_status local_reply(run_backend *b, run_conv *c, const shimmy_gen_o
         run_conv_drop_oldest(c);
         rs->dropped_turns++;
     }
+    if (prompt_opens_thinking(b, p)) run_out_think_opened(o);
     shimmy_gen_options g = *opts;
     const int32_t room = ctx - (int32_t)shimmy_prompt_token_count(p);
     if (g.max_tokens <= 0 || g.max_tokens > room) g.max_tokens = room > 0 ? room : 1;

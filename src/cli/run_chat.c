@@ -222,3 +222,10 @@ void run_out_end(run_out *o) {
     o->in_think = false;
     fflush(o->f);
 }
+
+void run_out_think_opened(run_out *o) {
+    if (o->ansi || o->hide_think)
+        set_think(o, true);
+    else
+        o->in_think = true; /* the tag was the prompt's: not printed, its end will be */
+}

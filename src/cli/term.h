@@ -158,6 +158,9 @@ void run_out_begin(run_out *o);
 void run_out_text(run_out *o, const char *s, size_t n);      /* the model's text */
 void run_out_reasoning(run_out *o, const char *s, size_t n); /* reasoning sent apart */
 void run_out_end(run_out *o);
+/* The prompt itself opened the reasoning (its template ends with <think>): the answer starts
+ * inside it and only </think> will come. */
+void run_out_think_opened(run_out *o);
 
 /* ---- shimmy run: where answers come from (run_backend.c) ---- */
 
