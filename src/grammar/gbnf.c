@@ -211,6 +211,11 @@ static uint32_t add_term(gp_parser *p, gram_range *r, size_t n, bool negate, siz
     memset(term, 0, sizeof *term);
     term->first = (uint32_t)p->n_ranges;
     term->n = (uint32_t)o;
+    /* surrogates are gone, so "every non-ASCII character" is exactly these two ranges */
+    const bool all = (o == 1 && out[0].lo <= 0x80 && out[0].hi == 0x10FFFF) ||
+                     (o >= 2 && out[o - 2].lo <= 0x80 && out[o - 2].hi == 0xD7FF &&
+                      out[o - 1].lo == 0xE000 && out[o - 1].hi == 0x10FFFF);
+    term->high = all ? GT_HIGH_ALL : out[o - 1].hi < 0x80 ? GT_HIGH_NONE : GT_HIGH_SOME;
     for (size_t i = 0; i < o; i++) {
         p->ranges[p->n_ranges++] = out[i];
         for (uint32_t c = out[i].lo; c <= out[i].hi && c < 128; c++)

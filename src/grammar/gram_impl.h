@@ -21,7 +21,9 @@ typedef struct gram_term {
     uint64_t ascii[2]; /* code points < 128, for the common case */
     uint32_t first;    /* ranges[first .. first + n) */
     uint32_t n;
+    uint8_t high; /* non-ASCII code points: GT_HIGH_NONE, _ALL or _SOME of them */
 } gram_term;
+enum { GT_HIGH_NONE = 0, GT_HIGH_ALL = 1, GT_HIGH_SOME = 2 };
 
 typedef struct gram_rule {
     uint32_t first_alt; /* alts[first_alt .. first_alt + n_alts) */

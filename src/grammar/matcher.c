@@ -242,8 +242,67 @@ static bool filter_range(grammar_matcher *m, const gm_state *in, uint32_t lo, ui
     return out->n > 0;
 }
 
+/* A character begun in a state whose every stack takes all non-ASCII characters or none: which
+ * character it becomes cannot matter, so the state does not record its bits (acc holds
+ * GM_COLLAPSED | the next byte's range class) and far fewer distinct states arise. */
+#define GM_COLLAPSED 0x80000000u
+
+static bool uniform_high(const grammar_matcher *m, const gm_state *in) {
+    const grammar *g = m->g;
+    for (uint32_t i = 0; i < in->n; i++) {
+        const int32_t id = in->v[i];
+        if (id && g->terms[GE_ARG(g->elems[m->npos[id]])].high == GT_HIGH_SOME) return false;
+    }
+    return true;
+}
+
+/* the range of the byte after a lead (class 1-4 narrow the second byte of E0, ED, F0, F4) */
+static const uint8_t cont_lo[5] = {0x80, 0xA0, 0x80, 0x90, 0x80};
+static const uint8_t cont_hi[5] = {0xBF, 0xBF, 0x9F, 0xBF, 0x8F};
+
+static bool step_collapsed(grammar_matcher *m, const gm_state *in, uint8_t b, gm_state *out) {
+    const grammar *g = m->g;
+    if (in->need == 0) { /* a lead byte: keep the stacks that take every non-ASCII character */
+        uint8_t total, cls = 0;
+        if (b >= 0xC2 && b <= 0xDF) {
+            total = 2;
+        } else if (b >= 0xE0 && b <= 0xEF) {
+            total = 3, cls = b == 0xE0 ? 1 : b == 0xED ? 2 : 0;
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            total = 4, cls = b == 0xF0 ? 3 : b == 0xF4 ? 4 : 0;
+        } else {
+            return false;
+        }
+        out->n = 0;
+        for (uint32_t i = 0; i < in->n; i++) {
+            const int32_t id = in->v[i];
+            if (!id || g->terms[GE_ARG(g->elems[m->npos[id]])].high != GT_HIGH_ALL) continue;
+            if (!state_push(out, id)) {
+                fail(m, "out of memory for the grammar's stacks");
+                return false;
+            }
+        }
+        out->acc = GM_COLLAPSED | cls;
+        out->need = (uint8_t)(total - 1);
+        out->total = total;
+        return out->n > 0;
+    }
+    const unsigned cls = in->acc & 7;
+    if (b < cont_lo[cls] || b > cont_hi[cls]) return false;
+    if (in->need == 1) return advance_cp(m, in, 0x80, out); /* any character: all take it */
+    if (!gm_state_copy(out, in)) {
+        fail(m, "out of memory for the grammar's stacks");
+        return false;
+    }
+    out->acc = GM_COLLAPSED;
+    out->need = (uint8_t)(in->need - 1);
+    return true;
+}
+
 bool gm_step_byte(grammar_matcher *m, const gm_state *in, uint8_t b, gm_state *out) {
     if (m->failed) return false;
+    if (b >= 0x80 && (in->acc & GM_COLLAPSED || (in->need == 0 && uniform_high(m, in))))
+        return step_collapsed(m, in, b, out);
     if (in->need == 0) {
         if (b < 0x80) return advance_cp(m, in, b, out);
         uint8_t total;
