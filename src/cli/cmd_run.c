@@ -358,9 +358,9 @@ int cli_cmd_run(int argc, char **argv) {
         struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: reads return EINTR */
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
-        if (tty_in && !s->prompt_arg && !s->host) fprintf(stderr, "loading %s...\n", s->model);
+        const bool progress = tty_in && isatty(STDERR_FILENO) && !s->prompt_arg;
         shimmy_status st = s->host ? run_backend_remote(s->host, s->model, &s->be, &err)
-                                   : run_backend_local(s->model, &s->ro, &s->be, &err);
+                                   : run_backend_local(s->model, &s->ro, progress, &s->be, &err);
         if (st) rc = cli_fail(&err);
     }
     if (!rc && (s->prompt_arg || !tty_in)) {

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 struct run_backend {
@@ -37,8 +38,34 @@ void run_backend_free(run_backend *b) {
     free(b);
 }
 
-shimmy_status run_backend_local(const char *model, cli_run_opts *ro, run_backend **out,
-                                shimmy_error *err) {
+/* Progress while a model loads, on a terminal: the library has no load callback, so this
+ * thread shows how much of the file is resident (the weights are mapped and paged in as the
+ * loader reads them) and the time so far. */
+typedef struct load_watch {
+    const char *name;
+    uint64_t file_bytes, rss0;
+    volatile int done;
+} load_watch;
+
+static void *show_load(void *arg) {
+    load_watch *w = arg;
+    const double t0 = cli_time_ms();
+    const struct timespec tick = {0, 250 * 1000 * 1000};
+    while (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE)) {
+        nanosleep(&tick, NULL);
+        const uint64_t rss = cli_rss_bytes(), got = rss > w->rss0 ? rss - w->rss0 : 0;
+        const double s = (cli_time_ms() - t0) / 1000.0;
+        if (s < 0.5) continue; /* a small model is loaded before anything needs showing */
+        fprintf(stderr, "\r\033[Kloading %s: %.0f of %.0f MB in memory, %.1f s", w->name,
+                (double)(got < w->file_bytes ? got : w->file_bytes) / 1e6,
+                (double)w->file_bytes / 1e6, s);
+        fflush(stderr);
+    }
+    return NULL;
+}
+
+shimmy_status run_backend_local(const char *model, cli_run_opts *ro, bool progress,
+                                run_backend **out, shimmy_error *err) {
     *out = NULL;
     char path[4096];
     shimmy_status st = cli_resolve_model(model, path, sizeof path, err);
@@ -46,7 +73,18 @@ shimmy_status run_backend_local(const char *model, cli_run_opts *ro, run_backend
     if (st) return st;
     run_backend *b = calloc(1, sizeof *b);
     if (!b) return shimmy_error_set(err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
+    struct stat sb;
+    load_watch w = {.name = model,
+                    .file_bytes = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0,
+                    .rss0 = cli_rss_bytes()};
+    pthread_t shower;
+    const bool showing = progress && pthread_create(&shower, NULL, show_load, &w) == 0;
     st = cli_load_model(model, path, &b->model, err);
+    __atomic_store_n(&w.done, 1, __ATOMIC_RELEASE);
+    if (showing) {
+        pthread_join(shower, NULL);
+        fputs("\r\033[K", stderr);
+    }
     for (size_t i = 0; !st && i < ro->n_lora; i++) {
         st = shimmy_adapter_open(b->model, ro->lora[i].path, &b->adapters[i], err);
         if (!st) b->scales[b->n_adapters++] = ro->lora[i].scale;

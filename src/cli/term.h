@@ -173,9 +173,10 @@ typedef struct run_stats {
 
 typedef struct run_backend run_backend;
 
-/* A model loaded here (model: a registry name or a .gguf path; ro: threads, context, LoRA). */
-shimmy_status run_backend_local(const char *model, cli_run_opts *ro, run_backend **out,
-                                shimmy_error *err);
+/* A model loaded here (model: a registry name or a .gguf path; ro: threads, context, LoRA);
+ * progress: show the load's progress on stderr (a terminal). */
+shimmy_status run_backend_local(const char *model, cli_run_opts *ro, bool progress,
+                                run_backend **out, shimmy_error *err);
 /* A running server's /v1/chat/completions (base: its URL). opts_set: which options the user
  * set (a bit per run param); the others are left to the server's defaults. */
 shimmy_status run_backend_remote(const char *base, const char *model, run_backend **out,
