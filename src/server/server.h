@@ -169,6 +169,10 @@ typedef struct server_request {
 shimmy_status server_request_parse(server_api api, const char *body, size_t len,
                                    int32_t max_tokens_cap, server_request *out, shimmy_error *err);
 void server_request_deinit(server_request *r);
+/* messages.c: a request's "messages" as the chat template reads them (owned array in *out):
+ * roles checked ("developer" becomes "system"), text content parts joined with newlines, other
+ * keys kept; errors name the field ("messages[1].content"). */
+shimmy_status server_messages_normalise(const json_t *msgs, json_t **out, shimmy_error *err);
 /* The sampling a request gets for the fields it leaves out (llama.cpp's server defaults:
  * temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, last 64 tokens, a random seed). */
 void server_gen_defaults(shimmy_gen_options *o);
