@@ -76,14 +76,36 @@ static shimmy_status hub_error(long status, const cli_buf *hdr, const cli_buf *b
                             status, repo, msg);
 }
 
+/* The URL of a Link header's rel="next" (the Hub pages long listings), "" when none. */
+static void next_link(const cli_buf *hdr, char *next, size_t cap) {
+    char link[4096];
+    next[0] = '\0';
+    if (!cli_http_header(hdr, "Link", link, sizeof link)) return;
+    for (char *p = link; (p = strchr(p, '<')) != NULL;) { /* <url>; rel="next", <url>; ... */
+        char *end = strchr(p, '>');
+        if (!end) return;
+        char *params = end + 1, *stop = params + strcspn(params, ",");
+        const char saved = *stop;
+        *stop = '\0';
+        const bool is_next = strstr(params, "rel=\"next\"") != NULL;
+        *stop = saved;
+        if (is_next) {
+            snprintf(next, cap, "%.*s", (int)(end - p - 1), p + 1);
+            return;
+        }
+        p = stop;
+    }
+}
+
 static shimmy_status hub_get_json(const char *url, const char *repo, const char *what, json_t **out,
-                                  shimmy_error *err) {
+                                  char *next, size_t next_cap, shimmy_error *err) {
     cli_buf body = {0}, hdr = {0};
     long status = 0;
     cli_http_request rq = {
         .method = "GET", .url = url, .bearer = token(), .headers = &hdr, .timeout_s = 120};
     shimmy_status st = cli_http(&rq, &status, &body, err);
     if (!st && status != 200) st = hub_error(status, &hdr, &body, repo, what, err);
+    if (next) next_link(&hdr, next, next_cap);
     if (!st) {
         json_error_t je;
         *out = json_loads(body.data ? body.data : "", 0, &je);
@@ -118,10 +140,24 @@ shimmy_status hub_list(const char *repo, const char *revision, hub_tree *out, sh
     json_t *info = NULL, *tree = NULL;
     /* the revision's commit first: it also tells a missing or gated repository apart */
     snprintf(url, 8192, "%s/api/models/%s/revision/%s", endpoint(), repo, revision);
-    shimmy_status st = hub_get_json(url, repo, revision, &info, err);
+    shimmy_status st = hub_get_json(url, repo, revision, &info, NULL, 0, err);
     if (!st) {
         snprintf(url, 8192, "%s/api/models/%s/tree/%s?recursive=true", endpoint(), repo, revision);
-        st = hub_get_json(url, repo, revision, &tree, err);
+        char *next = malloc(8192);
+        if (!next) st = shimmy_error_set(err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
+        /* a long listing comes in pages, each naming the next in its Link header */
+        for (int page = 0; !st && url[0] && page < 1000; page++) {
+            json_t *part = NULL;
+            st = hub_get_json(url, repo, revision, &part, next, 8192, err);
+            if (!st && !tree)
+                tree = part;
+            else if (!st && json_array_extend(tree, part) != 0)
+                st = shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, repo,
+                                      "the Hub's listing of %s has an unexpected shape", repo);
+            if (tree != part) json_decref(part);
+            if (!st) snprintf(url, 8192, "%s", next);
+        }
+        free(next);
     }
     const char *sha = json_string_value(json_object_get(info, "sha"));
     if (!st && (!json_is_array(tree) || !sha || !*sha || strchr(sha, '/')))

@@ -99,11 +99,20 @@ class Hub(http.server.BaseHTTPRequestHandler):
             if parts[4] == "revision":
                 return self.send_json(200, {"id": name, "sha": COMMIT})
             if parts[4] == "tree":
-                return self.send_json(200, [
-                    {"type": "file", "path": f["path"], "size": 134, "oid": "a" * 40,
-                     "lfs": {"oid": f["listed"], "size": f["size"], "pointerSize": 134}}
-                    for f in repo["files"]] + [{"type": "directory", "path": "docs",
-                                                "oid": "b" * 40, "size": 0}])
+                # pages of 3 entries, each naming the next in a Link header, as the Hub pages
+                # long listings
+                entries = [{"type": "file", "path": f["path"], "size": 134, "oid": "a" * 40,
+                            "lfs": {"oid": f["listed"], "size": f["size"], "pointerSize": 134}}
+                           for f in repo["files"]] + [{"type": "directory", "path": "docs",
+                                                       "oid": "b" * 40, "size": 0}]
+                query = self.path.split("?")[1] if "?" in self.path else ""
+                cursor = int(dict(kv.split("=") for kv in query.split("&") if "=" in kv)
+                             .get("cursor", "0"))
+                headers = []
+                if cursor + 3 < len(entries):
+                    headers.append(("Link", '<http://%s%s?recursive=true&cursor=%d>; rel="next"'
+                                    % (self.headers["Host"], path, cursor + 3)))
+                return self.send_json(200, entries[cursor:cursor + 3], headers)
         if len(parts) >= 5 and parts[2] == "resolve":
             name = "/".join(parts[:2])
             repo = self.repo_or_error(name)

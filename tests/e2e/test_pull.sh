@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `shimmy pull` against a Hub-shaped server on 127.0.0.1 (tests/e2e/hub_server.py): quant
+# `shimmy pull` against a Hub-shaped server on 127.0.0.1 (tests/e2e/hub_server.py, which pages
+# its listings and redirects downloads to a CDN path as the Hub does): quant
 # selection (default, exact, lower case, unknown -> the quants listed), a split model (every
 # part), an explicit file, an interrupted transfer resumed with a Range request, a wrong SHA-256
 # refused with nothing left visible, a 404 and a gated 401 explained, HF_TOKEN, the network
@@ -58,6 +59,7 @@ check test "$(readlink "$SNAP/Tiny-Llama-Q4_0.gguf")" = \
 check cmp "$SNAP/Tiny-Llama-Q4_0.gguf" "$M/tiny-llama-spm-Q4_0.gguf"
 check test "$(cat "$R/refs/main")" = 0123456789abcdef0123456789abcdef01234567
 check has "$T/err" "pull: Tiny-Llama-Q4_0.gguf: done" # plain progress lines off a terminal
+check grep -q "tree/main?recursive=true&cursor=3 " "$T/requests.log" # the listing's 2nd page
 check test ! -e "$SNAP/Tiny-Llama-Q8_0.gguf"
 
 # 2. an interrupted transfer (the server cuts the first download of Q8_0 at 700000 bytes):
