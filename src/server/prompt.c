@@ -92,7 +92,7 @@ static shimmy_status render_chat(server *s, server_job *j, shimmy_error *err) {
     if (st) return st;
     j->n_choices = 1;
     if (j->req.tools.tools) j->tool_format = tool_format_of(s, j->base);
-    return SHIMMY_OK;
+    return server_structured_tools(j, err); /* a forced call: its grammar */
 }
 
 static shimmy_status encode_prompts(server_job *j, shimmy_error *err) {

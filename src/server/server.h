@@ -535,6 +535,11 @@ void server_lp_compl_append(json_t *obj, const shimmy_vocab *v, const shimmy_tok
 /* structured.c: the gen option grammar_after of a job ("</think>" when its prompt opens the
  * thinking, else NULL). */
 const char *server_structured_after(const server_job *j);
+/* structured.c: with tool_choice "required" or a named function, the grammar of one call to
+ * one of the request's tools in the model's call format (j->tool_format; call after it is set),
+ * its arguments held to the tool's parameters schema. Errors: SHIMMY_ERR_INVALID_ARG, `where`
+ * "tools[i].function.parameters" (a schema the converter refuses) or "tool_choice". */
+shimmy_status server_structured_tools(server_job *j, shimmy_error *err);
 
 /* Output formats (openai.c, native.c). */
 extern const server_fmt server_fmt_chat_sse, server_fmt_chat_json;

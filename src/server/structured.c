@@ -124,3 +124,119 @@ const char *server_structured_after(const server_job *j) {
     shimmy_free(text);
     return opens ? "</think>" : NULL;
 }
+
+/* ---- a forced tool call ---- */
+
+/* $ref "#..." inside a tool's parameters, moved under `base` of the combined schema. */
+static void rebase_refs(json_t *s, const char *base) {
+    const char *k;
+    json_t *v;
+    size_t i;
+    if (json_is_array(s)) json_array_foreach(s, i, v) rebase_refs(v, base);
+    if (!json_is_object(s)) return;
+    json_object_foreach(s, k, v) {
+        const char *ref = json_string_value(v);
+        if (!strcmp(k, "$ref") && ref && ref[0] == '#') {
+            char *to = malloc(strlen(base) + strlen(ref) + 1);
+            if (!to) continue;
+            sprintf(to, "%s%s", base, ref + 1);
+            json_object_set_new(s, k, json_string(to));
+            free(to);
+        } else {
+            rebase_refs(v, base);
+        }
+    }
+}
+
+/* The JSON Schema of one call object: {"name": <const>, "arguments"|"parameters": <params>}. */
+static json_t *call_schema(const json_t *tool, const char *args_key, const char *base) {
+    const json_t *fn = json_object_get(tool, "function");
+    const json_t *params = json_object_get(fn, "parameters");
+    json_t *p = params ? json_deep_copy(params) : json_pack("{s:s}", "type", "object");
+    if (json_is_object(p) && !json_object_get(p, "type"))
+        json_object_set_new(p, "type", json_string("object"));
+    if (json_is_object(p)) rebase_refs(p, base);
+    return json_pack("{s:s,s:{s:{s:O},s:o},s:[s,s],s:b}", "type", "object", "properties", "name",
+                     "const", json_object_get(fn, "name"), args_key, p, "required", "name",
+                     args_key, "additionalProperties", 0);
+}
+
+shimmy_status server_structured_tools(server_job *j, shimmy_error *err) {
+    const json_t *tools = j->req.tools.tools;
+    if (!j->req.tools.required || !tools) return SHIMMY_OK;
+    if (j->req.grammar)
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, "tool_choice",
+                                "'tool_choice' forces a tool call, which cannot be combined with "
+                                "'%s'",
+                                j->req.grammar_from);
+    /* Each tool's parameters alone first, so that an error points into that tool. */
+    size_t n = json_array_size(tools), i;
+    const json_t *t;
+    json_array_foreach(tools, i, t) {
+        const json_t *params = json_object_get(json_object_get(t, "function"), "parameters");
+        char *text = params ? json_dumps(params, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        char *gbnf = NULL;
+        shimmy_error e = {0};
+        shimmy_status st = text ? shimmy_json_schema_to_gbnf(text, &gbnf, &e) : SHIMMY_OK;
+        free(text);
+        shimmy_free(gbnf);
+        if (st) {
+            char w[64];
+            snprintf(w, sizeof w, "tools[%zu].function.parameters", i);
+            return shimmy_error_set(err, st, w, "'%s' cannot be enforced for tool_choice: %s", w,
+                                    e.message);
+        }
+    }
+    const server_tool_format f = j->tool_format;
+    const char *key = f == SERVER_TOOLS_LLAMA3 ? "parameters" : "arguments";
+    json_t *root = n == 1 ? NULL : json_pack("{s:[]}", "anyOf");
+    json_t *one = NULL;
+    json_array_foreach(tools, i, t) {
+        char base[96];
+        if (n == 1)
+            snprintf(base, sizeof base, "#/properties/%s", key);
+        else
+            snprintf(base, sizeof base, "#/anyOf/%zu/properties/%s", i, key);
+        json_t *c = call_schema(t, key, base);
+        if (n == 1)
+            one = c;
+        else if (root)
+            json_array_append_new(json_object_get(root, "anyOf"), c);
+    }
+    if (n == 1) root = one;
+    char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    char *gbnf = NULL;
+    shimmy_error e = {0};
+    shimmy_status st = text ? shimmy_json_schema_to_gbnf(text, &gbnf, &e) : SHIMMY_ERR_NOMEM;
+    free(text);
+    if (st) return shimmy_error_set(err, st, "tools", "'tools': %s", e.message);
+    /* The call object is `root`; the format's markers go around it. */
+    static const char *const wrap[][2] = {
+        [SERVER_TOOLS_GENERIC] = {"", ""},
+        [SERVER_TOOLS_HERMES] = {"\"<tool_call>\\n\" ", " \"\\n</tool_call>\""},
+        [SERVER_TOOLS_LLAMA3] = {"", ""},
+        [SERVER_TOOLS_MISTRAL] = {"\"[TOOL_CALLS][\" ", " \"]\""},
+    };
+    const char *nl = strchr(gbnf, '\n');
+    size_t head = sizeof "root ::= " - 1;
+    if (strncmp(gbnf, "root ::= ", head) || !nl) {
+        shimmy_free(gbnf);
+        return shimmy_error_set(err, SHIMMY_ERR_INTERNAL, "tools", "unexpected grammar shape");
+    }
+    size_t len = strlen(gbnf) + strlen(wrap[f][0]) + strlen(wrap[f][1]) + 1;
+    char *out = malloc(len);
+    if (out)
+        snprintf(out, len, "root ::= %s%.*s%s%s", wrap[f][0], (int)(nl - gbnf - head), gbnf + head,
+                 wrap[f][1], nl);
+    shimmy_free(gbnf);
+    if (!out) return shimmy_error_set(err, SHIMMY_ERR_NOMEM, "tools", "out of memory");
+    if ((st = shimmy_grammar_check(out, &e))) {
+        free(out);
+        return shimmy_error_set(err, st, "tools", "'tools': %s", e.message);
+    }
+    free(j->req.grammar);
+    j->req.gen.grammar = j->req.grammar = out;
+    snprintf(j->req.grammar_from, sizeof j->req.grammar_from, "tool_choice");
+    return SHIMMY_OK;
+}

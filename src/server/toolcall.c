@@ -81,6 +81,7 @@ shimmy_status server_tools_check(const json_t *tools, const json_t *choice, cons
                                  server_tools *out, shimmy_error *err) {
     out->tools = NULL;
     out->parallel = true;
+    out->required = false;
     if (parallel && !json_is_null(parallel)) {
         if (!json_is_boolean(parallel))
             return invalid(err, "parallel_tool_calls", "must be true or false");
@@ -116,6 +117,7 @@ shimmy_status server_tools_check(const json_t *tools, const json_t *choice, cons
             return invalid(err, "tool_choice", "must be a string or an object");
         if (!s && !(forced = forced_name(choice, err))) return SHIMMY_ERR_INVALID_ARG;
         bool needs_tools = forced || strcmp(s, "required") == 0;
+        out->required = needs_tools;
         if (n == 0 && needs_tools)
             return invalid(err, "tool_choice",
                            forced ? "names a function but 'tools' is missing"

@@ -33,6 +33,8 @@
 typedef struct server_tools {
     json_t *tools; /* owned: the tools the template renders; NULL = none ("tool_choice":"none") */
     bool parallel; /* parallel_tool_calls (default true): false keeps the first call only */
+    bool required; /* tool_choice "required" or a named function: the answer must be a call
+                      (enforced by a grammar of the model's call format, structured.c) */
 } server_tools;
 
 /* Checks a chat request's tools (array of {"type":"function","function":{"name",

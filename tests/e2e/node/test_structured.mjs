@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { requireEnv, modelDir, startServer, runner, assert, assertEq, expectApiError } from './helpers.mjs';
+import { requireEnv, modelDir, startServer, runner, assert, assertEq, expectApiError, withTemplate } from './helpers.mjs';
 
 const MODELS = ['tiny-llama-spm-Q8_0.gguf', 'tiny-qwen2-Q4_0.gguf', 'docs-llama-30m-Q4_K_M.gguf'];
 const { bin, data } = requireEnv(MODELS);
@@ -92,8 +92,15 @@ for (let k = 0; k < Number(process.env.SHIMMY_STRUCTURED_SEEDS ?? 0); k++)
     .forEach((model) => runs.push({ c, model, seed: 10000 * (k + 1) + i })));
 
 const dir = modelDir(data, MODELS);
+// Copies of the tiny models with tool-calling templates (Hermes/Qwen2.5 and Llama 3.1 formats).
+const tplDir = path.join(data, 'templates');
+const TOOL_MODELS = [['tiny-qwen25-tools', 'tiny-qwen2-Q4_0.gguf', 'Qwen-Qwen2.5-7B-Instruct.jinja'],
+  ['tiny-llama31-tools', 'tiny-llama-bpe-Q4_0.gguf', 'meta-llama-Llama-3.1-8B-Instruct.jinja']]
+  .filter(([, file, tpl]) => fs.existsSync(path.join(data, 'models', file)) && fs.existsSync(path.join(tplDir, tpl)));
+for (const [name, file, tpl] of TOOL_MODELS)
+  withTemplate(path.join(data, 'models', file), path.join(dir, `${name}.gguf`), fs.readFileSync(path.join(tplDir, tpl), 'utf8'));
 const t = runner();
-const srv = await startServer(bin, ['--model-dirs', dir, '--threads', '1', '--parallel', '2']);
+const srv = await startServer(bin, ['--model-dirs', dir, '--threads', '1', '--parallel', '2', '--ctx-size', '1024']);
 const client = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60000 });
 const ask = [{ role: 'user', content: 'Reply with the JSON document.' }];
 const fmt = (schema) => ({ type: 'json_schema', json_schema: { name: 'doc', schema, strict: true } });
@@ -210,6 +217,40 @@ await t.test('GBNF grammar on /v1/completions, checked by a JavaScript regex', a
   const r = await client.completions.create({ model: 'tiny-llama-spm-q8_0', prompt: 'x', max_tokens: 16, seed: 5,
     temperature: 1, json_schema: { enum: ['yes', 'no'] } });
   assert(['"yes"', '"no"'].includes(r.choices[0].text), `enum: ${r.choices[0].text}`);
+});
+
+await t.test('tool_choice required / named: a valid call in the model\'s own format', async () => {
+  assert(TOOL_MODELS.length === 2, 'tool-calling template copies made');
+  const weather = { type: 'function', function: { name: 'get_weather', parameters: { type: 'object',
+    properties: { city: { type: 'string', maxLength: 12 }, days: { type: 'integer', minimum: 1, maximum: 7 } },
+    required: ['city', 'days'], additionalProperties: false } } };
+  const clock = { type: 'function', function: { name: 'get_time', parameters: { type: 'object',
+    properties: { zone: { enum: ['UTC', 'CET'] } }, required: ['zone'] } } };
+  const check = { get_weather: validator({ schema: weather.function.parameters, draft: 2020 }),
+    get_time: validator({ schema: clock.function.parameters, draft: 2020 }) };
+  let calls = 0;
+  for (const [model] of TOOL_MODELS) {
+    for (const [choice, names] of [['required', ['get_weather', 'get_time']],
+      [{ type: 'function', function: { name: 'get_time' } }, ['get_time']]]) {
+      for (const seed of [1, 2, 3]) {
+        const r = await client.chat.completions.create({ model, messages: ask, tools: [weather, clock],
+          tool_choice: choice, max_tokens: 96, seed, temperature: 1 });
+        const ch = r.choices[0];
+        if (ch.finish_reason === 'length') continue;
+        assertEq(ch.finish_reason, 'tool_calls', `${model} finish (${ch.message.content})`);
+        const call = ch.message.tool_calls[0].function;
+        assert(names.includes(call.name), `${model}: ${call.name} is one of ${names}`);
+        const args = JSON.parse(call.arguments);
+        assert(check[call.name](args), `${model}: arguments ${call.arguments} valid`);
+        calls++;
+      }
+    }
+  }
+  assert(calls >= 6, `most generations finished with a call (${calls})`);
+  const bad = { type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { not: {} } } } } };
+  const e = await expectApiError(client.chat.completions.create({ model: TOOL_MODELS[0][0], messages: ask, tools: [bad],
+    tool_choice: 'required' }), 400, { param: 'tools[0].function.parameters' });
+  assert((e.error?.message ?? e.message).includes('/properties/a/not'), 'names the path');
 });
 
 await srv.stop();
