@@ -64,8 +64,7 @@ struct grammar_matcher {
     size_t cap_work;
     /* positions */
     gm_state init, cur, tmp[2];
-    gm_state *lvl; /* (max_depth + 1) states of the trie walk */
-    uint32_t n_lvl;
+    uint32_t n_lvl; /* max_depth + 1 */
     /* the automaton (dfa.c) */
     gm_dstate *dst;
     uint32_t n_dst, cap_dst;

@@ -44,7 +44,7 @@ typedef struct tok_vocab tok_vocab;
 #define GRAMMAR_MAX_REPEAT 10000             /* m and n of {m,n} */
 #define GRAMMAR_MAX_ELEMS  (1u << 21)        /* compiled elements, repetitions expanded */
 #define GRAMMAR_MAX_STACKS 4096              /* stacks alive at one position */
-#define GRAMMAR_MAX_NODES  (1u << 22)        /* interned stack nodes of one matcher */
+#define GRAMMAR_MAX_NODES  (1u << 20)        /* interned stack nodes of one matcher */
 
 /* ---- compiled grammars ---- */
 

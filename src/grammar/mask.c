@@ -8,8 +8,8 @@
 
 /* The automaton is forgotten between walks once it is this large (memory stays bounded; the
  * states that matter come back within a walk or two). */
-#define DFA_FLUSH_STATES 200000u
-#define DFA_FLUSH_TRANS  (1u << 21)
+#define DFA_FLUSH_STATES 65536u
+#define DFA_FLUSH_TRANS  (1u << 19)
 
 void gm_mask_cache_free(grammar_matcher *m) {
     for (size_t i = 0; i < GM_MASK_CACHE; i++) {

@@ -400,8 +400,7 @@ shimmy_status grammar_matcher_new(grammar *g, const grammar_vocab *gv, grammar_m
         }
     gm_canonical(&m->init);
     m->n_lvl = gv ? gv->max_depth + 1 : 0;
-    if (gv && (!(m->lvl = calloc(m->n_lvl, sizeof *m->lvl)) ||
-               !(m->dlvl = calloc(m->n_lvl, sizeof *m->dlvl)))) {
+    if (gv && !(m->dlvl = calloc(m->n_lvl, sizeof *m->dlvl))) {
         st = core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory");
         goto fail;
     }
@@ -432,8 +431,6 @@ void grammar_matcher_free(grammar_matcher *m) {
     free(m->cur.v);
     free(m->tmp[0].v);
     free(m->tmp[1].v);
-    for (uint32_t i = 0; m->lvl && i < m->n_lvl; i++) free(m->lvl[i].v);
-    free(m->lvl);
     free(m->dlvl);
     gm_dfa_free(m);
     gm_mask_cache_free(m);
