@@ -239,21 +239,3 @@ void server_job_choice_end(server_job *j, size_t choice) {
     server_reasoning_flush(&j->think, route, &rc);
     stash_clear(j->lp_stash);
 }
-
-bool server_job_may_think(const server_job *j) {
-    if (!j->req.messages || j->n_choices == 0) return false;
-    char tail[128];
-    size_t n = prompt_tail(j, 0, tail, sizeof tail);
-    if (server_reasoning_prompt_opens(tail, n)) return true;
-    /* A model with a "<think>" token thinks unless the prompt already closed the thinking
-     * (Qwen3 with enable_thinking false ends its prompt with "<think>\n\n</think>\n\n"). */
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    const shimmy_vocab *v = shimmy_model_vocab(j->model);
-    bool has = shimmy_tokenize(v, "<think>", 7, SHIMMY_TOKENIZE_PARSE_SPECIAL, &ids, &n_ids,
-                               NULL) == SHIMMY_OK &&
-               n_ids == 1;
-    shimmy_free(ids);
-    while (n > 0 && strchr(" \t\r\n", tail[n - 1])) n--;
-    return has && !(n >= 8 && memcmp(tail + n - 8, "</think>", 8) == 0);
-}

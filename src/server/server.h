@@ -516,11 +516,6 @@ void server_job_choice_end(server_job *j, size_t choice);
 void server_lp_stash_free(struct server_lp_stash *s);
 /* Appends to think_acc (a formatter's reasoning() of a non-streaming body; NUL-terminated). */
 void server_job_think_append(server_job *j, const char *text, size_t len);
-/* Whether the answer may begin with thinking: the prompt opened "<think>", or the model has a
- * "<think>" token and the prompt did not close the thinking. A grammar for the answer should
- * then start after "</think>" (shimmy_gen_options.grammar_after). Call after
- * server_job_prepare. */
-bool server_job_may_think(const server_job *j);
 
 /* logprobs.c: token records as JSON. token: the bytes as a string, bytes that are no UTF-8
  * character on their own written "\xNN"; chat entry {token, logprob, bytes, top_logprobs};
