@@ -85,6 +85,7 @@ struct grammar_vocab {
     uint32_t *tok_first; /* (n_nodes + 1) toks[tok_first .. tok_first + tok_n) end here; the
                             tokens of the subtree [i, end[i]) are toks[tok_first[i] ..
                             tok_first[end[i]]) (preorder) */
+    uint16_t *height;    /* (n_nodes) levels of the subtree, 1 for a leaf */
     uint8_t *u8;         /* (n_nodes) UTF-8 along the paths (vocab.c, utf8_flags) */
     uint64_t *sub;       /* (n_nodes * 2) the ASCII bytes in each node's subtree, bit 0 set when a
                             byte >= 0x80 is there too (NUL is never in a token's text) */

@@ -66,6 +66,42 @@ static void cache_store(grammar_matcher *m, uint64_t key, const gm_state *s, con
     victim->used = ++m->clock;
 }
 
+/* Sets the bits of every token in node i's subtree. */
+static void take_subtree(const grammar_vocab *gv, uint32_t i, uint64_t *mask, int64_t *count) {
+    const uint32_t a = gv->tok_first[i], z = gv->tok_first[gv->end[i]];
+    for (uint32_t k = a; k < z; k++) {
+        const int32_t t = gv->toks[k];
+        mask[t >> 6] |= 1ull << (t & 63);
+    }
+    *count += z - a;
+}
+
+/* Subtrees at least this large are first tried as a whole. */
+#define CHAIN_MIN_NODES 256
+
+/* True when the whole subtree of node i (entered from state d) is allowed because, level by
+ * level, every byte found in the subtree leads to one same live state: a bounded repetition
+ * (a string of at most 40 characters) counts up through states that all take those bytes.
+ * ASCII subtrees only; states need their direct tables (hot states have them). */
+static bool chain_accepts(grammar_matcher *m, const grammar_vocab *gv, uint32_t i, int32_t d) {
+    const uint64_t *sub = gv->sub + 2 * (size_t)i;
+    if (sub[0] & 1) return false;
+    uint8_t bytes[128];
+    int nb = 0;
+    for (int b = 1; b < 128; b++)
+        if ((sub[b >> 6] >> (b & 63)) & 1) bytes[nb++] = (uint8_t)b;
+    for (uint32_t level = 0; level < gv->height[i]; level++) {
+        const int32_t *t = m->dst[d].direct;
+        if (!t || nb == 0) return false;
+        const int32_t next = t[bytes[0]];
+        if (next < 0) return false;
+        for (int k = 1; k < nb; k++)
+            if (t[bytes[k]] != next) return false;
+        d = next;
+    }
+    return true;
+}
+
 int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *err) {
     const grammar_vocab *gv = m->gv;
     if (!gv) {
@@ -116,18 +152,18 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
             i = gv->end[i];
             continue;
         }
+        if (gv->end[i] - i >= CHAIN_MIN_NODES && chain_accepts(m, gv, i, prev)) {
+            take_subtree(gv, i, mask, &count);
+            i = gv->end[i];
+            continue;
+        }
         if (next == prev && m->dst[prev].direct) {
             /* every byte below leads back to this state (inside a string, say): the whole
              * subtree is allowed without walking it */
             const uint64_t *sub = gv->sub + 2 * (size_t)i, *loop = m->dst[prev].loop;
             const bool high_ok = !(sub[0] & 1) || (m->dst[prev].loop_high && (gv->u8[i] & 3) == 3);
             if (high_ok && ((sub[0] & ~1ull) & ~loop[0]) == 0 && (sub[1] & ~loop[1]) == 0) {
-                const uint32_t a = gv->tok_first[i], z = gv->tok_first[gv->end[i]];
-                for (uint32_t k = a; k < z; k++) {
-                    const int32_t t = gv->toks[k];
-                    mask[t >> 6] |= 1ull << (t & 63);
-                }
-                count += z - a;
+                take_subtree(gv, i, mask, &count);
                 i = gv->end[i];
                 continue;
             }

@@ -20,6 +20,7 @@ void grammar_vocab_free(grammar_vocab *gv) {
     free(gv->tok_first);
     free(gv->sub);
     free(gv->u8);
+    free(gv->height);
     free(gv->tok_n);
     free(gv->toks);
     free(gv->piece_off);
@@ -106,10 +107,11 @@ static bool build_trie(grammar_vocab *gv) {
     gv->end = malloc(cap * sizeof *gv->end);
     gv->tok_first = malloc((cap + 1) * sizeof *gv->tok_first);
     gv->sub = calloc(cap * 2, sizeof *gv->sub);
+    gv->height = calloc(cap, sizeof *gv->height);
     uint32_t *parent = malloc(cap * sizeof *parent);
     gv->tok_n = malloc(cap * sizeof *gv->tok_n);
     if (!order || !gv->toks || !gv->byte || !gv->depth || !gv->end || !gv->tok_first ||
-        !gv->tok_n || !gv->sub || !parent) {
+        !gv->tok_n || !gv->sub || !gv->height || !parent) {
         free(order);
         free(parent);
         return false;
@@ -161,7 +163,10 @@ static bool build_trie(grammar_vocab *gv) {
             gv->sub[2 * i + (b >> 6)] |= 1ull << (b & 63);
         else
             gv->sub[2 * i] |= 1;
+        if (!gv->height[i]) gv->height[i] = 1;
         if (parent[i] != UINT32_MAX) {
+            if (gv->height[parent[i]] < gv->height[i] + 1)
+                gv->height[parent[i]] = (uint16_t)(gv->height[i] + 1);
             gv->sub[2 * parent[i]] |= gv->sub[2 * i];
             gv->sub[2 * parent[i] + 1] |= gv->sub[2 * i + 1];
         }
