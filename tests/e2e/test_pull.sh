@@ -41,7 +41,7 @@ cat > "$T/spec.json" <<EOF
 EOF
 python3 "$HERE/hub_server.py" "$T/spec.json" "$T/requests.log" > "$T/port" 2> "$T/server.err" &
 SRV=$!
-for _ in $(seq 50); do [ -s "$T/port" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$T/port" ] && break; sleep 0.1; done
 [ -s "$T/port" ] || { echo "FAILED: the hub server did not start"; cat "$T/server.err"; exit 1; }
 export HF_ENDPOINT="http://127.0.0.1:$(cat "$T/port")" HF_HOME="$T/hf" HOME="$T/home"
 unset HF_TOKEN HUGGING_FACE_HUB_TOKEN HF_HUB_CACHE
