@@ -16,6 +16,8 @@ void server_compat_req_free(void *p) {
     json_decref(x->echo);
     json_decref(x->schema);
     json_decref(x->output);
+    json_decref(x->lp_item);
+    json_decref(x->lp_pending);
     free(x->pend);
     free(x->text);
     free(x->think);

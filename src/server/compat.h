@@ -56,6 +56,7 @@ typedef struct server_compat_req {
     char *think; /* non-streaming: reasoning text */
     size_t think_len, think_cap;
     json_t *output; /* non-streaming Responses: finished output items; Anthropic: content */
+    json_t *lp_item, *lp_pending; /* Responses logprobs: of the message, and not yet in a delta */
     char resp_id[48];
 } server_compat_req;
 

@@ -341,6 +341,22 @@ static shimmy_status build_chat(const json_t *root, server_compat_req *x, json_t
             json_object_set_new(chat, "chat_template_kwargs",
                                 json_pack("{s:b}", "enable_thinking", 0));
     }
+    /* Log-probabilities: asked for through include, or by asking for alternatives. */
+    if (is_set(v = json_object_get(root, "include"))) {
+        size_t i;
+        const json_t *e;
+        if (!json_is_array(v)) return fail(err, "include", "must be an array of strings");
+        json_array_foreach(v, i, e) {
+            if (!json_is_string(e)) return fail(err, "include", "must be an array of strings");
+            if (strcmp(json_string_value(e), "message.output_text.logprobs") == 0)
+                json_object_set_new(chat, "logprobs", json_true());
+        }
+    }
+    if (is_set(v = json_object_get(root, "top_logprobs"))) {
+        json_object_set(chat, "top_logprobs", (json_t *)v);
+        if (json_is_integer(v) && json_integer_value(v) > 0)
+            json_object_set_new(chat, "logprobs", json_true());
+    }
     if (is_set(v = json_object_get(root, "user")) && !json_is_string(v))
         return fail(err, "user", "must be a string");
     if (is_set(v = json_object_get(root, "truncation")) &&
@@ -348,12 +364,11 @@ static shimmy_status build_chat(const json_t *root, server_compat_req *x, json_t
                                 strcmp(json_string_value(v), "disabled") != 0)))
         return fail(err, "truncation", "must be \"auto\" or \"disabled\"");
     /* What the response object repeats of the request. */
-    static const char *const echo[] = {"instructions", "max_output_tokens",
-                                       "metadata",     "parallel_tool_calls",
-                                       "reasoning",    "temperature",
-                                       "text",         "tool_choice",
-                                       "tools",        "top_p",
-                                       "truncation",   "user"};
+    static const char *const echo[] = {
+        "instructions", "max_output_tokens", "metadata", "parallel_tool_calls",
+        "reasoning",    "temperature",       "text",     "tool_choice",
+        "tools",        "top_logprobs",      "top_p",    "truncation",
+        "user"};
     x->echo = json_object();
     if (!x->echo) return nomem(err, NULL);
     for (size_t i = 0; i < sizeof echo / sizeof echo[0]; i++)

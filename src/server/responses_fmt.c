@@ -94,10 +94,35 @@ static const char *item_status(const char *finish) {
     return finish && strcmp(finish, "length") == 0 ? "incomplete" : "completed";
 }
 
-static json_t *message_item(const char *id, const char *status, const char *text, size_t len) {
-    json_t *content = text ? json_pack("[{s:s,s:o,s:[]}]", "type", "output_text", "text",
-                                       text_value(text, len), "annotations")
-                           : json_array();
+/* The token records of a text() call (logprobs requested) join the message's list and the
+ * list the next delta carries. */
+static void lp_collect(server_job *j) {
+    server_compat_req *x = state(j);
+    if (!j->n_lp) return;
+    if (!x->lp_item) x->lp_item = json_array();
+    if (!x->lp_pending) x->lp_pending = json_array();
+    for (size_t i = 0; i < j->n_lp; i++) {
+        json_t *e = server_lp_chat_entry(shimmy_model_vocab(j->model), &j->lp[i]);
+        json_array_append(x->lp_item, e);
+        json_array_append_new(x->lp_pending, e);
+    }
+}
+
+static json_t *lp_take(json_t **list) {
+    json_t *v = *list ? *list : json_array();
+    *list = NULL;
+    return v;
+}
+
+static json_t *output_text(const char *text, size_t len, json_t *logprobs) {
+    return json_pack("{s:s,s:o,s:[],s:o}", "type", "output_text", "text", text_value(text, len),
+                     "annotations", "logprobs", logprobs ? logprobs : json_array());
+}
+
+static json_t *message_item(const char *id, const char *status, const char *text, size_t len,
+                            json_t *logprobs) {
+    json_t *content = text ? json_pack("[o]", output_text(text, len, logprobs)) : json_array();
+    if (!text) json_decref(logprobs);
     return json_pack("{s:s,s:s,s:s,s:s,s:o}", "id", id, "type", "message", "status", status, "role",
                      "assistant", "content", content);
 }
@@ -156,15 +181,16 @@ static void item_close(server_job *j) {
     server_compat_req *x = state(j);
     const char *text = x->text ? x->text : "";
     if (x->open == 1) {
-        json_t *part = json_pack("{s:s,s:o,s:[]}", "type", "output_text", "text",
-                                 text_value(text, x->text_len), "annotations");
+        json_t *lp = lp_take(&x->lp_item);
+        json_decref(lp_take(&x->lp_pending));
+        json_t *part = output_text(text, x->text_len, json_incref(lp));
         event(j, "response.output_text.done",
-              json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", x->item, "output_index", out_index(j),
-                        "content_index", 0, "text", text_value(text, x->text_len), "logprobs"));
+              json_pack("{s:s,s:i,s:i,s:o,s:O}", "item_id", x->item, "output_index", out_index(j),
+                        "content_index", 0, "text", text_value(text, x->text_len), "logprobs", lp));
         event(j, "response.content_part.done",
               json_pack("{s:s,s:i,s:i,s:o}", "item_id", x->item, "output_index", out_index(j),
                         "content_index", 0, "part", part));
-        json_t *item = message_item(x->item, x->item_status, text, x->text_len);
+        json_t *item = message_item(x->item, x->item_status, text, x->text_len, lp);
         event(j, "response.output_item.done",
               json_pack("{s:i,s:O}", "output_index", out_index(j), "item", item));
         output_add(j, item);
@@ -188,7 +214,7 @@ static void item_open(server_job *j, int kind) {
     x->item_status = "completed";
     x->blocks++;
     x->open = kind;
-    json_t *item = kind == 1 ? message_item(x->item, "in_progress", NULL, 0)
+    json_t *item = kind == 1 ? message_item(x->item, "in_progress", NULL, 0, NULL)
                              : reasoning_item(x->item, NULL, 0);
     event(j, "response.output_item.added",
           json_pack("{s:i,s:o}", "output_index", out_index(j), "item", item));
@@ -205,8 +231,9 @@ static void sse_text_out(server_job *j, const char *text, size_t len) {
     if (x->open != 1) item_open(j, 1);
     buf_append(&x->text, &x->text_len, &x->text_cap, text, len);
     event(j, "response.output_text.delta",
-          json_pack("{s:s,s:i,s:i,s:o,s:[]}", "item_id", x->item, "output_index", out_index(j),
-                    "content_index", 0, "delta", text_value(text, len), "logprobs"));
+          json_pack("{s:s,s:i,s:i,s:o,s:o}", "item_id", x->item, "output_index", out_index(j),
+                    "content_index", 0, "delta", text_value(text, len), "logprobs",
+                    lp_take(&x->lp_pending)));
 }
 
 static void sse_begin(server_job *j) {
@@ -219,6 +246,7 @@ static void sse_begin(server_job *j) {
 }
 
 static void sse_text(server_job *j, size_t choice, const char *text, size_t len) {
+    lp_collect(j);
     if (!j->req.tools.tools) {
         sse_text_out(j, text, len);
         return;
@@ -319,6 +347,7 @@ const server_fmt server_fmt_responses_sse = {
 /* ---- one JSON body ---- */
 
 static void json_text(server_job *j, size_t choice, const char *text, size_t len) {
+    lp_collect(j);
     server_job_acc_append(j, text, len);
 }
 
@@ -341,8 +370,8 @@ static void json_end(server_job *j, size_t choice, const char *finish) {
     size_t len = calls ? (c.content ? c.content_len : 0) : j->acc_len;
     if (len || !calls) {
         server_compat_id("msg_", id, sizeof id);
-        output_add(
-            j, message_item(id, calls ? "completed" : item_status(finish), text ? text : "", len));
+        output_add(j, message_item(id, calls ? "completed" : item_status(finish), text ? text : "",
+                                   len, lp_take(&state(j)->lp_item)));
     }
     for (size_t k = 0; calls && k < calls_kept(j, &c); k++)
         output_add(j, call_item(&c.calls[k], "completed", false));

@@ -77,6 +77,9 @@ static const bad_case bad_cases[] = {
      "truncation"},
     {"{\"model\":\"m\",\"input\":\"x\",\"parallel_tool_calls\":\"no\"}", SHIMMY_ERR_INVALID_ARG,
      "parallel_tool_calls"},
+    {"{\"model\":\"m\",\"input\":\"x\",\"include\":\"all\"}", SHIMMY_ERR_INVALID_ARG, "include"},
+    {"{\"model\":\"m\",\"input\":\"x\",\"top_logprobs\":21}", SHIMMY_ERR_INVALID_ARG,
+     "top_logprobs"},
 };
 
 static void test_bad(void) {
@@ -167,13 +170,44 @@ static void test_string_input(void) {
     CHECK_EQ_INT(x->format, 1);
     CHECK_EQ_INT(r.max_tokens, -1);
     CHECK(!r.stream);
+    CHECK(!r.logprobs);
     server_request_deinit(&r);
     server_compat_req_free(x);
+}
+
+static void test_logprobs(void) {
+    static const struct {
+        const char *body;
+        bool logprobs;
+        int top;
+    } cases[] = {
+        {"{\"model\":\"m\",\"input\":\"x\",\"include\":[\"message.output_text.logprobs\"]}", true,
+         0},
+        {"{\"model\":\"m\",\"input\":\"x\",\"top_logprobs\":3}", true, 3},
+        {"{\"model\":\"m\",\"input\":\"x\",\"top_logprobs\":0,\"include\":[\"reasoning.encrypted_"
+         "content\"]}",
+         false, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        server_request r;
+        server_compat_req *x = calloc(1, sizeof *x);
+        shimmy_error err;
+        shimmy_status st =
+            server_responses_parse(cases[i].body, strlen(cases[i].body), 64, &r, x, &err);
+        CHECK_MSG(st == SHIMMY_OK, "case %zu: %s", i, err.message);
+        if (!st) {
+            CHECK_MSG(r.logprobs == cases[i].logprobs, "case %zu", i);
+            CHECK_EQ_INT(r.top_logprobs, cases[i].top);
+            server_request_deinit(&r);
+        }
+        server_compat_req_free(x);
+    }
 }
 
 int main(void) {
     test_bad();
     test_items();
     test_string_input();
+    test_logprobs();
     return test_finish("test_responses");
 }

@@ -78,6 +78,23 @@ try {
     assertEq(final.usage.output_tokens, full.usage.output_tokens, 'usage');
   });
 
+  await t.test('logprobs: include message.output_text.logprobs and top_logprobs', async () => {
+    const p = { ...base, max_output_tokens: 6, include: ['message.output_text.logprobs'], top_logprobs: 2 };
+    const r = await client.responses.create(p);
+    const part = r.output[0].content[0];
+    assertEq(part.text, full.output_text.slice(0, part.text.length), 'same greedy text');
+    assertEq(part.logprobs.map((l) => l.token).join(''), part.text, 'tokens spell the text');
+    assert(part.logprobs.every((l) => l.logprob <= 0 && l.top_logprobs.length === 2 &&
+      l.top_logprobs[0].logprob >= l.top_logprobs[1].logprob), 'values and alternatives');
+    assert(part.logprobs.every((l) => l.logprob === l.top_logprobs[0].logprob), 'greedy: the chosen token is the top one');
+    const ev = await streamed(p);
+    const deltas = ev.filter((e) => e.type === 'response.output_text.delta');
+    assert(deltas.every((d) => d.logprobs.map((l) => l.token).join('') === d.delta), 'each delta carries its tokens');
+    assertEq(ev.find((e) => e.type === 'response.output_text.done').logprobs, part.logprobs, 'done carries all');
+    const plain = await client.responses.create({ ...base, max_output_tokens: 2 });
+    assertEq(plain.output[0].content[0].logprobs, [], 'none unless asked');
+  });
+
   // <tool_call> {" name ":" f "} </tool_call> (see test_server_tools.mjs for how the bias works)
   const steps = (ids) => Object.fromEntries(ids.map((id, i) => [id, 100 - 11 * i]));
   const fTool = { type: 'function', name: 'f', parameters: { type: 'object', properties: {} } };
