@@ -46,13 +46,13 @@ shimmy_status grammar_schema_to_gbnf_json(json_t *schema, char **gbnf, shimmy_er
 /* ======================================================================================== */
 /* Internal to schema*.c and regex.c: the converter's shared pieces.                          */
 
-#define GS_MAX_DEPTH  64        /* schema nesting (and $ref/allOf expansion) */
-#define GS_MAX_RULES  20000     /* rules in one grammar */
-#define GS_MAX_BYTES  (4 << 20) /* grammar text */
-#define GS_MAX_REPEAT 10000     /* {m,n} bounds: minLength, maxItems, regex quantifiers */
-#define GS_MAX_REGEX  4096      /* pattern length, bytes */
-#define GS_MAX_ENUM   4096      /* enum values */
-#define GS_INT_DIGITS 15        /* integer digits of numbers without a bound that needs more */
+#define GS_MAX_DEPTH  64                     /* schema nesting (and $ref/allOf expansion) */
+#define GS_MAX_RULES  20000                  /* rules in one grammar */
+#define GS_MAX_BYTES  SHIMMY_MAX_GRAMMAR_LEN /* grammar text (what a request may carry) */
+#define GS_MAX_REPEAT 10000 /* {m,n} bounds: minLength, maxItems, regex quantifiers */
+#define GS_MAX_REGEX  4096  /* pattern length, bytes */
+#define GS_MAX_ENUM   4096  /* enum values */
+#define GS_INT_DIGITS 15    /* integer digits of numbers without a bound that needs more */
 
 typedef struct gs_buf {
     char *p; /* owned, NUL-terminated when n > 0 */

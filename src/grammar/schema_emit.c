@@ -235,7 +235,18 @@ struct gs_ctx {
         const char *name;
     } * memo;
     size_t n_memo, cap_memo;
+    /* Rules by body hash (open addressing, index + 1; 0 = empty), so that deduplication stays
+     * linear in the number of rules. */
+    uint32_t index[2 * GS_MAX_RULES + 1];
 };
+
+#define INDEX_SIZE (2 * GS_MAX_RULES + 1)
+
+static void index_add(gs_ctx *c, size_t rule) {
+    size_t at = c->rules[rule].hash % INDEX_SIZE;
+    while (c->index[at]) at = (at + 1) % INDEX_SIZE;
+    c->index[at] = (uint32_t)rule + 1;
+}
 
 const char *gs_fail(gs_ctx *c, const char *path, const char *kw, const char *fmt, ...) {
     if (c->failed) return NULL;
@@ -268,9 +279,10 @@ static const char *add_rule(gs_ctx *c, const char *hint, const char *body, size_
     if (c->failed) return NULL;
     if (body) {
         uint64_t h = hash_str(body);
-        for (size_t i = 0; i < c->n_rules; i++)
-            if (c->rules[i].body && c->rules[i].hash == h && !strcmp(c->rules[i].body, body))
-                return c->rules[i].name;
+        for (size_t at = h % INDEX_SIZE; c->index[at]; at = (at + 1) % INDEX_SIZE) {
+            const gs_rule_t *r = &c->rules[c->index[at] - 1];
+            if (r->hash == h && !strcmp(r->body, body)) return r->name;
+        }
     }
     if (c->n_rules >= GS_MAX_RULES)
         return gs_fail(c, "", NULL, "the grammar would need more than %d rules", GS_MAX_RULES);
@@ -307,6 +319,7 @@ static const char *add_rule(gs_ctx *c, const char *hint, const char *body, size_
         return gs_fail(c, "", NULL, "out of memory");
     }
     if (index) *index = c->n_rules;
+    if (body) index_add(c, c->n_rules);
     c->n_rules++;
     return r->name;
 }
@@ -329,6 +342,7 @@ void gs_rule_set(gs_ctx *c, size_t index, const char *body) {
         return;
     }
     r->hash = hash_str(body);
+    index_add(c, index);
     c->bytes += strlen(body);
     if (c->bytes > GS_MAX_BYTES)
         gs_fail(c, "", NULL, "the grammar would be larger than %d bytes", GS_MAX_BYTES);
@@ -452,33 +466,41 @@ const char *gs_prim_rule(gs_ctx *c, gs_prim p) {
 shimmy_status grammar_schema_to_gbnf_json(json_t *schema, char **gbnf, shimmy_error *err) {
     *gbnf = NULL;
     if (!schema) return core_error(err, SHIMMY_ERR_INVALID_ARG, "", "JSON Schema: no schema given");
-    gs_ctx c = {.root = schema, .err = err, .kept = json_array()};
-    if (!c.kept) return core_error(err, SHIMMY_ERR_NOMEM, "", "JSON Schema: out of memory");
-    const char *top = gs_compile(&c, schema, "");
+    gs_ctx *cp = calloc(1, sizeof *cp); /* the rule index makes it too big for a stack */
+    if (!cp) return core_error(err, SHIMMY_ERR_NOMEM, "", "JSON Schema: out of memory");
+    gs_ctx *c = cp;
+    c->root = schema;
+    c->err = err;
+    c->kept = json_array();
+    const char *top = c->kept ? gs_compile(c, schema, "") : gs_fail(c, "", NULL, "out of memory");
     gs_buf out = {0};
-    if (top && !c.failed) {
+    if (top && !c->failed) {
         gs_printf(&out, "root ::= %s\n", top);
         for (int p = 0; p < GS_PRIM_COUNT; p++)
-            if (c.prim[p]) gs_printf(&out, "%s ::= %s\n", prims[p].name, prims[p].body);
-        for (size_t i = 0; i < c.n_rules; i++) {
-            if (!c.rules[i].body) {
-                gs_fail(&c, "", NULL, "internal error: rule %s has no body", c.rules[i].name);
+            if (c->prim[p]) gs_printf(&out, "%s ::= %s\n", prims[p].name, prims[p].body);
+        for (size_t i = 0; i < c->n_rules; i++) {
+            if (!c->rules[i].body) {
+                gs_fail(c, "", NULL, "internal error: rule %s has no body", c->rules[i].name);
                 break;
             }
-            gs_printf(&out, "%s ::= %s\n", c.rules[i].name, c.rules[i].body);
+            gs_printf(&out, "%s ::= %s\n", c->rules[i].name, c->rules[i].body);
         }
-        if (out.oom) gs_fail(&c, "", NULL, "out of memory");
-    } else if (!c.failed) {
-        gs_fail(&c, "", NULL, "internal error: no rule");
+        if (out.oom) gs_fail(c, "", NULL, "out of memory");
+        if (out.n > GS_MAX_BYTES)
+            gs_fail(c, "", NULL, "the grammar would be larger than %d bytes", GS_MAX_BYTES);
+    } else if (!c->failed) {
+        gs_fail(c, "", NULL, "internal error: no rule");
     }
-    for (size_t i = 0; i < c.n_rules; i++) {
-        free(c.rules[i].name);
-        free(c.rules[i].body);
+    for (size_t i = 0; i < c->n_rules; i++) {
+        free(c->rules[i].name);
+        free(c->rules[i].body);
     }
-    free(c.rules);
-    free(c.memo);
-    json_decref(c.kept);
-    if (c.failed) {
+    free(c->rules);
+    free(c->memo);
+    json_decref(c->kept);
+    const bool failed = c->failed;
+    free(cp);
+    if (failed) {
         gs_buf_free(&out);
         return err ? err->status : SHIMMY_ERR_INVALID_ARG;
     }
