@@ -221,9 +221,10 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
 /* ---- token records (pieces.c; internal to engine_generate) ---- */
 
 /* ln softmax(logits)[token] and, with n_top > 0, the n_top most likely tokens, most likely
- * first (ties: lower id first), into top (n_top entries; n_top <= n_vocab). */
-float engine_logprob(const float *logits, int32_t n_vocab, int32_t token, int32_t n_top,
-                     shimmy_logprob *top);
+ * first (ties: lower id first), into top (n_top entries; n_top <= n_vocab). scratch: n_vocab
+ * floats. */
+float engine_logprob(const float *logits, int32_t n_vocab, float *scratch, int32_t token,
+                     int32_t n_top, shimmy_logprob *top);
 
 /* The tokens sampled but not yet handed over, with their place in the decoder's output:
  * [start, end) once the decoder has written all of their bytes (done). */
@@ -249,6 +250,7 @@ typedef struct engine_pieces {
     size_t max_piece;
     float *prompt_lp;           /* (n_prompt) prompt_probs: teacher-forced values */
     shimmy_logprob *prompt_top; /* (n_prompt * n_probs) */
+    float *scratch;             /* (n_vocab) for the softmax */
 } engine_pieces;
 
 shimmy_status engine_pieces_init(engine_pieces *p, const tok_vocab *v, int32_t n_vocab,
