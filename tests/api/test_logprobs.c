@@ -48,7 +48,8 @@ static shimmy_next on_piece(const char *text, size_t len, const shimmy_token_inf
                    .n_top = t[i].n_top,
                    .n_bytes = t[i].n_bytes};
         CHECK(t[i].n_top <= TOP);
-        memcpy(r->top, t[i].top, sizeof *r->top * (t[i].n_top < TOP ? t[i].n_top : TOP));
+        if (t[i].n_top) /* top is NULL without alternatives */
+            memcpy(r->top, t[i].top, sizeof *r->top * (t[i].n_top < TOP ? t[i].n_top : TOP));
         if (!t[i].prompt && g->bytes_len + t[i].n_bytes < sizeof g->bytes) {
             memcpy(g->bytes + g->bytes_len, t[i].bytes, t[i].n_bytes);
             g->bytes_len += t[i].n_bytes;
