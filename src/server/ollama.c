@@ -2,8 +2,6 @@
  * (tags, ps), show, version, "/", and clear refusals for what shimmy does not do. */
 #include "ollama.h"
 
-#include <microhttpd.h>
-
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
