@@ -1,5 +1,6 @@
 /* The schema compiler's dispatch: keyword checks, $ref, enum/const, anyOf/oneOf/allOf and the
  * choice of JSON types; the per-type rules live in schema_types.c and schema_number.c. */
+#include "grammar/grammar.h"
 #include "grammar/schema.h"
 
 #include <math.h>
@@ -161,16 +162,59 @@ static bool value_has_type(json_t *v, int bits) {
     return false;
 }
 
-static const char *compile_enum(gs_ctx *c, json_t *s, const char *path) {
+static bool contains_ref(json_t *j) {
     const char *k;
     json_t *v;
-    json_object_foreach(s, k, v) {
-        if (IN(k, validation) && strcmp(k, "enum") && strcmp(k, "const") && strcmp(k, "type"))
-            return gs_fail(c, path, k,
-                           "\"%s\" beside enum/const cannot be checked by a grammar; list only "
-                           "the values that satisfy it",
-                           k);
+    size_t i;
+    if (json_is_array(j)) json_array_foreach(j, i, v) if (contains_ref(v)) return true;
+    if (json_is_object(j))
+        json_object_foreach(j, k, v) if (!strcmp(k, "$ref") || contains_ref(v)) return true;
+    return false;
+}
+
+/* Keywords beside enum/const: the rest of the schema converted alone and compiled, so that each
+ * value can be run through it (exact for what the converter generates). Nested at most a few
+ * levels (an enum inside the rest has its own). NULL after failing. */
+static _Thread_local int enum_nesting;
+
+static grammar *enum_filter(gs_ctx *c, json_t *s, const char *path) {
+    json_t *rest = without(c, s, "enum", "const");
+    if (!rest) return NULL;
+    if (contains_ref(rest))
+        return gs_fail(c, path, "enum",
+                       "enum/const beside keywords that use $ref cannot be "
+                       "checked; list only the values that satisfy them"),
+               NULL;
+    if (enum_nesting >= 4)
+        return gs_fail(c, path, "enum", "enum/const beside other keywords nested too deeply"), NULL;
+    char *gbnf = NULL;
+    shimmy_error e = {0};
+    enum_nesting++;
+    shimmy_status st = grammar_schema_to_gbnf_json(rest, &gbnf, &e);
+    enum_nesting--;
+    grammar *g = NULL;
+    if (!st) st = grammar_compile(gbnf, strlen(gbnf), &g, &e);
+    free(gbnf);
+    if (st) {
+        char where[256];
+        snprintf(where, sizeof where, "%s%s", path, e.where[0] == '/' ? e.where : "");
+        const char *msg = strstr(e.message, ": ");
+        return gs_fail(c, where, NULL, "%s",
+                       msg && !strncmp(e.message, "JSON Schema at", 14) ? msg + 2 : e.message),
+               NULL;
     }
+    return g;
+}
+
+static bool value_allowed(grammar *g, const char *text, size_t len) {
+    grammar_matcher *m = NULL;
+    if (grammar_matcher_new(g, NULL, &m, NULL)) return false;
+    bool ok = !grammar_matcher_accept_bytes(m, text, len, NULL) && grammar_matcher_can_end(m);
+    grammar_matcher_free(m);
+    return ok;
+}
+
+static const char *compile_enum(gs_ctx *c, json_t *s, const char *path) {
     json_t *en = json_object_get(s, "enum"), *cn = json_object_get(s, "const");
     if (en && (!json_is_array(en) || !json_array_size(en)))
         return gs_fail(c, path, "enum", "enum must be a non-empty array");
@@ -179,19 +223,39 @@ static const char *compile_enum(gs_ctx *c, json_t *s, const char *path) {
     int bits = type_bits(c, s, path);
     if (bits < 0) return NULL;
     if (!bits) bits = T_ALL;
+    bool others = false;
+    const char *k;
+    json_t *v;
+    json_object_foreach(s, k, v) others |=
+        IN(k, validation) && strcmp(k, "enum") && strcmp(k, "const") && strcmp(k, "type");
+    grammar *g = NULL;
+    if (others && !(g = enum_filter(c, s, path))) return NULL;
     gs_buf b = {0};
     size_t n = en ? json_array_size(en) : 1, kept = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *val = en ? json_array_get(en, i) : cn;
         if (en && cn && !json_equal(val, cn)) continue;
         if (!value_has_type(val, bits)) continue;
-        if (kept++) gs_put(&b, " | ");
+        size_t at = b.n;
+        gs_put(&b, kept ? " | " : "");
         if (!gs_json_lit(&b, val)) b.oom = true;
+        if (g && !b.oom) {
+            char *text = json_dumps(val, JSON_COMPACT | JSON_ENCODE_ANY);
+            bool ok = text && value_allowed(g, text, strlen(text));
+            free(text);
+            if (!ok) {
+                b.n = at;
+                if (b.p) b.p[at] = 0;
+                continue;
+            }
+        }
+        kept++;
     }
+    grammar_unref(g);
     if (!kept) {
         gs_buf_free(&b);
         return gs_fail(c, path, en ? "enum" : "const",
-                       "no value satisfies enum, const and type together");
+                       "no value satisfies enum, const and the keywords beside them together");
     }
     const char *r = b.oom ? gs_fail(c, path, NULL, "out of memory") : gs_rule(c, "enum", b.p);
     gs_buf_free(&b);

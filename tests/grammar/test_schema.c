@@ -84,6 +84,11 @@ static const tcase cases[] = {
      {"'red'", "1", "null", "{'a':[1,2]}"},
      {"'blue'", "2", "{}"}},
     {"{'const':'only'}", {"'only'"}, {"'other'"}},
+    {"{'type':'string','enum':['a','bbb','cc','dddd',7],'minLength':2,'maxLength':3}",
+     {"'bbb'", "'cc'"},
+     {"'a'", "'dddd'", "7"}},
+    {"{'enum':[1,5,12,-3],'minimum':2,'exclusiveMaximum':12}", {"5"}, {"1", "12", "-3"}},
+    {"{'enum':['ab1','xy2','ab'],'pattern':'^ab'}", {"'ab1'", "'ab'"}, {"'xy2'"}},
     {"{'type':'object','properties':{'name':{'type':'string'},'age':{'type':'integer'}},"
      "'required':['name']}",
      {"{'name':'x'}", "{'name':'x','age':3}", "{ 'name': 'x', 'age': 3 }"},
@@ -153,6 +158,8 @@ static const ecase errors[] = {
     {"{'type':'string','minLength':3,'pattern':'^a+$'}", "/minLength"},
     {"{'type':'object','properties':{'a':{}},'minProperties':1}", "/minProperties"},
     {"{'type':'integer','minimum':5,'maximum':4}", "/minimum"},
+    {"{'enum':['a','b'],'minLength':2}", "/enum"},
+    {"{'items':{'$defs':{'x':{}},'enum':[[1]],'items':{'$ref':'#/$defs/x'}}}", "/items/enum"},
     {"{'$defs':{'a':{'$ref':'#/$defs/a','type':'object'}},'$ref':'#/$defs/a'}", ""},
 };
 
