@@ -209,8 +209,8 @@ typedef struct server_fmt {
     void (*done)(server_job *j);                          /* after the last choice */
     void (*fail)(server_job *j, const shimmy_error *err); /* instead of done */
     /* Optional: the thinking of a chat answer (the job layer splits it from the answer, see
-     * reasoning.h; text() then only gets the answer). NULL: the format drops thinking. With
-     * reasoning_format "none" nothing is split and everything goes to text(). */
+     * reasoning.h; text() then only gets the answer). NULL, or reasoning_format "none": nothing
+     * is split and the raw text, tags included, goes to text(). */
     void (*reasoning)(server_job *j, size_t choice, const char *text, size_t len);
 } server_fmt;
 
