@@ -227,8 +227,8 @@ void server_job_choice_begin(server_job *j, size_t choice) {
     stash_clear(j->lp_stash);
     /* Only a chat template's answer can think; "none" keeps the raw text, and so does a format
      * with nowhere to put thinking (the native WebSocket: nothing is lost). */
-    j->thinks = j->req.messages && j->req.reasoning_format != SERVER_REASONING_NONE &&
-                j->fmt->reasoning;
+    j->thinks =
+        j->req.messages && j->req.reasoning_format != SERVER_REASONING_NONE && j->fmt->reasoning;
     if (!j->thinks) return;
     char tail[128];
     size_t n = prompt_tail(j, choice, tail, sizeof tail);
