@@ -308,7 +308,8 @@ static const char *add_rule(gs_ctx *c, const char *hint, const char *body, size_
     }
     while (k && name[k - 1] == '-') k--;
     if (!k) name[k++] = 'r';
-    snprintf(name + k, sizeof name - k, "-%u", ++c->id);
+    /* "_": the grammar compiler names its own generated rules "<rule>-<n>" */
+    snprintf(name + k, sizeof name - k, "_%u", ++c->id);
     gs_rule_t *r = &c->rules[c->n_rules];
     r->name = strdup(name);
     r->body = body ? strdup(body) : NULL;
