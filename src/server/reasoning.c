@@ -86,7 +86,10 @@ static void start_byte(server_reasoning *r, char c, run *o) {
     while (k < r->held && is_space(r->hold[k])) k++;
     size_t t = r->held - k; /* bytes after the leading whitespace */
     if (t == 0 && r->held < sizeof r->hold) return;
-    if (t > 0 && t <= OPEN_LEN && memcmp(r->hold + k, OPEN, t) == 0) {
+    /* A full hold cannot wait for the rest of the tag (the next byte would be written past it):
+     * whitespace and a partial "<think>" that long is answer, as a whitespace run that long is. */
+    bool room = r->held < sizeof r->hold || t == OPEN_LEN;
+    if (room && t > 0 && t <= OPEN_LEN && memcmp(r->hold + k, OPEN, t) == 0) {
         if (t == OPEN_LEN) {
             r->state = THINK_START;
             r->held = 0;
