@@ -14,8 +14,9 @@
 
 static const char *const USAGE =
     "shimmy run MODEL [PROMPT] [--system TEXT] [--host URL] [--temp T] [--top-k K]\n"
-    "       [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N] [--seed S]\n"
-    "       [-n N] [--stop TEXT]... [--ctx-size N] [--threads N] [--lora FILE]\n"
+    "       [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N]\n"
+    "       [--presence-penalty X] [--frequency-penalty X] [--seed S] [-n N] [--stop TEXT]...\n"
+    "       [--ctx-size N] [--threads N] [--lora FILE]\n"
     "       [--lora-scaled FILE S] [--hide-thinking] [--ignore-eos] [--verbose]";
 
 static const char *const HELP =

@@ -117,9 +117,22 @@ int cli_print_man(const cli_command *cmds, size_t n) {
 
 /* Commands whose first argument is a model name get the names `shimmy list` prints. */
 static bool takes_model(const char *help) {
-    const char *u = strncmp(help, "usage: ", 7) == 0 ? help + 7 : help;
+    const char *u = strncmp(help, "usage: ", 7) == 0 ? help + 7 : help; /* shimmy CMD MODEL */
     const char *sp = strchr(u, ' ');
-    return sp && strncmp(sp + 1, "MODEL", 5) == 0;
+    sp = sp ? strchr(sp + 1, ' ') : NULL;
+    return sp && (strncmp(sp + 1, "MODEL", 5) == 0 || strncmp(sp + 1, "(MODEL", 6) == 0);
+}
+
+/* A summary inside zsh's '...' quotes, as a _describe entry (':' separates its fields). */
+static void zsh_quoted(const char *s) {
+    for (; *s; s++) {
+        if (*s == '\'')
+            fputs("'\\''", stdout);
+        else if (*s == ':')
+            fputs("\\:", stdout);
+        else
+            putchar(*s);
+    }
 }
 
 int cli_print_completion(const char *shell, const cli_command *cmds, size_t n) {
@@ -140,7 +153,9 @@ int cli_print_completion(const char *shell, const cli_command *cmds, size_t n) {
         cli_buf opts = {0};
         options_of(help, &opts);
         if (zsh) {
-            printf("    '%s:%s'\n", cmds[i].name, cmds[i].summary);
+            printf("    '%s:", cmds[i].name);
+            zsh_quoted(cmds[i].summary);
+            printf("'\n");
         } else {
             printf("    %s) echo \"%s\" ;;\n", cmds[i].name, opts.data);
         }

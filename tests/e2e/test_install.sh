@@ -66,7 +66,14 @@ check grep -qx -- '--temp' <(complete_words shimmy run --te)
 check grep -qx -- '--revision' <(complete_words shimmy pull --re)
 mkdir -p "$T/cwd" && touch "$T/cwd/notes-file.gguf"
 check grep -q 'notes-file.gguf' <(cd "$T/cwd" && complete_words shimmy inspect notes)
+# a MODEL argument completes to the names `shimmy list` gives (./models has the demo model)
+if [ -f "$SRC/models/docs-llama-30m-Q4_K_M.gguf" ]; then
+    check grep -qx 'docs-llama-30m-q4_k_m' \
+        <(cd "$SRC" && PATH="$P/bin:$PATH" complete_words shimmy run docs)
+fi
 check test -f "$P/share/zsh/site-functions/_shimmy"
+check grep -qF "'template:render a chat with a model'\\''s template'" \
+    "$P/share/zsh/site-functions/_shimmy"
 if command -v zsh >/dev/null; then check zsh -n "$P/share/zsh/site-functions/_shimmy"; fi
 
 # the systemd unit: hardened, pointing at the installed binary, accepted by systemd-analyze
