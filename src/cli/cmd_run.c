@@ -356,13 +356,15 @@ int cli_cmd_run(int argc, char **argv) {
     s->out.f = stdout;
     s->out.ansi = tty_out && getenv("NO_COLOR") == NULL;
     if (!rc) {
-        struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: reads return EINTR */
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
         const bool progress = tty_in && isatty(STDERR_FILENO) && !s->prompt_arg;
         shimmy_status st = s->host ? run_backend_remote(s->host, s->model, &s->be, &err)
                                    : run_backend_local(s->model, &s->ro, progress, &s->be, &err);
         if (st) rc = cli_fail(&err);
+        /* from now on Ctrl-C stops an answer instead of the program (during the load it still
+         * ends it); no SA_RESTART, so a read waiting for input returns EINTR */
+        struct sigaction sa = {.sa_handler = on_sigint};
+        sigemptyset(&sa.sa_mask);
+        if (!rc) sigaction(SIGINT, &sa, NULL);
     }
     if (!rc && (s->prompt_arg || !tty_in)) {
         /* one question, from the argument or all of standard input; no prompt printed */
