@@ -93,6 +93,10 @@ static const struct {
     {"minimum", T_NUMBER},         {"maximum", T_NUMBER},        {"exclusiveMinimum", T_NUMBER},
     {"exclusiveMaximum", T_NUMBER}};
 
+bool gs_keyword_matters(const char *k) {
+    return IN(k, validation) || IN(k, unsupported);
+}
+
 static bool has_validation(json_t *s, const char *skip1, const char *skip2) {
     const char *k;
     json_t *v;

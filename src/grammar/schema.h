@@ -133,6 +133,10 @@ int gs_depth_enter(gs_ctx *c, const char *path); /* false after failing */
 void gs_depth_leave(gs_ctx *c);
 json_t *gs_root(gs_ctx *c);
 
+/* Whether a keyword changes what is valid (enforced or refused), as opposed to an annotation or
+ * an unknown keyword. */
+bool gs_keyword_matters(const char *k);
+
 /* schema_types.c */
 const char *gs_object(gs_ctx *c, json_t *s, const char *path);
 const char *gs_array(gs_ctx *c, json_t *s, const char *path);

@@ -123,9 +123,8 @@ json_t *gs_merge(gs_ctx *c, json_t *const *in, size_t n, const char *path) {
         json_t *v;
         json_object_foreach(p, k, v) {
             bool ok = true;
-            if (!strcmp(k, "$ref") || !strcmp(k, "allOf") || !strcmp(k, "$defs") ||
-                !strcmp(k, "definitions")) {
-                continue;
+            if (!strcmp(k, "$ref") || !strcmp(k, "allOf") || !gs_keyword_matters(k)) {
+                continue; /* annotations differ freely between parts */
             } else if (!strcmp(k, "properties")) {
                 any_props = true;
                 const char *pk;
@@ -290,9 +289,20 @@ static int accepted_bits(json_t *s, bool generated) {
                                            : B_NUM;
     }
     if (!n && generated) {
-        /* The converter generates the types the keywords imply. */
-        if (json_object_get(s, "properties") || json_object_get(s, "required")) bits |= B_OBJ;
-        if (json_object_get(s, "items") || json_object_get(s, "prefixItems")) bits |= B_ARR;
+        /* The converter generates the types the keywords imply (schema.c's table). */
+        static const struct {
+            const char *kw;
+            int bit;
+        } implied[] = {
+            {"properties", B_OBJ},      {"required", B_OBJ},        {"additionalProperties", B_OBJ},
+            {"minProperties", B_OBJ},   {"maxProperties", B_OBJ},   {"items", B_ARR},
+            {"prefixItems", B_ARR},     {"additionalItems", B_ARR}, {"minItems", B_ARR},
+            {"maxItems", B_ARR},        {"uniqueItems", B_ARR},     {"minLength", B_STR},
+            {"maxLength", B_STR},       {"pattern", B_STR},         {"format", B_STR},
+            {"minimum", B_NUM},         {"maximum", B_NUM},         {"exclusiveMinimum", B_NUM},
+            {"exclusiveMaximum", B_NUM}};
+        for (size_t i = 0; i < sizeof implied / sizeof implied[0]; i++)
+            if (json_object_get(s, implied[i].kw)) bits |= implied[i].bit;
     }
     return bits ? bits : B_ALL;
 }
