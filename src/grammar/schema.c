@@ -308,6 +308,9 @@ static const char *compile_alternatives(gs_ctx *c, json_t *s, const char *path, 
             gs_path_i(bp, path, kw, i);
             branch[i] = gs_merge(c, parts, 2, bp);
             if (!branch[i]) return NULL;
+            /* the types beside it exclude this branch: it allows nothing */
+            json_t *ty = json_object_get(branch[i], "type");
+            if (json_is_array(ty) && !json_array_size(ty)) branch[i] = json_false();
         }
     }
     if (!strcmp(kw, "oneOf"))

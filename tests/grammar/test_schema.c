@@ -124,6 +124,10 @@ static const tcase cases[] = {
      {"{'kind':'a','x':1}", "{'kind':'b'}"},
      {"{'kind':'b','x':1}", "{'kind':'c'}"}},
     {"{'oneOf':[{'type':'string'},{'type':'integer'}]}", {"'s'", "3"}, {"true"}},
+    {"{'type':['string','null'],'anyOf':[{'type':'string','maxLength':1},{'type':'integer'},"
+     "{'type':'null'}]}",
+     {"'a'", "null"},
+     {"'ab'", "3"}},
     {"{'allOf':[{'description':'a','title':'x','type':'string'},{'description':'b','maxLength':2}]"
      "}",
      {"'ab'"},
