@@ -12,6 +12,7 @@
 
 #define NO_MAX     SIZE_MAX
 #define MAX_GROUPS 64
+#define RX_TERMS   64 /* top-level terms tracked for fitting a length range */
 
 typedef struct rx {
     gs_ctx *c;
@@ -20,7 +21,14 @@ typedef struct rx {
     const char *path;
     int depth;
     bool failed;
+    size_t want_lo, want_hi; /* the string length asked for beside the pattern */
 } rx;
+
+/* What term() parsed: the atom's text and length range, and its quantifier. */
+typedef struct rx_term {
+    char *atom; /* owned; NULL when it matches only the empty string */
+    size_t amn, amx, qlo, qhi;
+} rx_term;
 
 static bool rx_fail(rx *r, const char *fmt, const char *what) {
     if (!r->failed) {
@@ -229,8 +237,30 @@ static void emit_cp(gs_buf *o, uint32_t cp) {
 
 static bool disjunction(rx *r, gs_buf *o, size_t *mn, size_t *mx, bool top, bool *anchored);
 
-/* One atom (with its quantifier) into o; *mn and *mx its length range. */
-static bool term(rx *r, gs_buf *o, size_t *mn, size_t *mx) {
+static void emit_quantified(gs_buf *o, const char *atom, size_t qlo, size_t qhi) {
+    gs_put(o, o->n ? " " : "");
+    if (qlo == 1 && qhi == 1) {
+        gs_put(o, atom);
+        return;
+    }
+    gs_printf(o, "( %s )", atom);
+    if (qlo == 0 && qhi == NO_MAX)
+        gs_put(o, "*");
+    else if (qlo == 1 && qhi == NO_MAX)
+        gs_put(o, "+");
+    else if (qlo == 0 && qhi == 1)
+        gs_put(o, "?");
+    else if (qhi == NO_MAX)
+        gs_printf(o, "{%zu,}", qlo);
+    else if (qlo == qhi)
+        gs_printf(o, "{%zu}", qlo);
+    else
+        gs_printf(o, "{%zu,%zu}", qlo, qhi);
+}
+
+/* One atom (with its quantifier) into o; *mn and *mx its length range; *t (may be NULL) what
+ * was parsed. */
+static bool term(rx *r, gs_buf *o, size_t *mn, size_t *mx, rx_term *t) {
     gs_buf a = {0};
     size_t amn = 1, amx = 1;
     char ch = r->s[r->at];
@@ -340,25 +370,50 @@ static bool term(rx *r, gs_buf *o, size_t *mn, size_t *mx) {
         return gs_buf_free(&a),
                rx_fail(r, "%s",
                        "a repeated group that can match the empty string is not supported");
-    gs_put(o, o->n ? " " : "");
-    if (qlo == 1 && qhi == 1) {
-        gs_put(o, a.p);
-    } else {
-        gs_printf(o, "( %s )", a.p);
-        if (qlo == 0 && qhi == NO_MAX)
-            gs_put(o, "*");
-        else if (qlo == 1 && qhi == NO_MAX)
-            gs_put(o, "+");
-        else if (qlo == 0 && qhi == 1)
-            gs_put(o, "?");
-        else if (qhi == NO_MAX)
-            gs_printf(o, "{%zu,}", qlo);
-        else if (qlo == qhi)
-            gs_printf(o, "{%zu}", qlo);
-        else
-            gs_printf(o, "{%zu,%zu}", qlo, qhi);
+    emit_quantified(o, a.p, qlo, qhi);
+    if (t)
+        *t = (rx_term){a.p, amn, amx, qlo, qhi}; /* takes the text */
+    else
+        gs_buf_free(&a);
+    return true;
+}
+
+/* A length range asked for beside the pattern, met exactly when the pattern is one anchored
+ * sequence in which a single one-character atom repeats a variable number of times (the usual
+ * "^[a-z0-9_]+$" with maxLength): that count is narrowed. terms[0..n) hold the alternative,
+ * spans[i] where term i starts in alt. False when the shape does not fit (nothing changed). */
+static bool fit_length(rx *r, gs_buf *alt, rx_term *terms, const size_t *spans, size_t n,
+                       size_t *amn, size_t *amx) {
+    size_t fixed = 0, var = n;
+    for (size_t i = 0; i < n; i++) {
+        if (!terms[i].atom) continue;
+        if (terms[i].amn == terms[i].amx && terms[i].qlo == terms[i].qhi) {
+            fixed += terms[i].amn * terms[i].qlo;
+        } else {
+            if (var != n || terms[i].amn != 1 || terms[i].amx != 1) return false;
+            var = i;
+        }
     }
-    gs_buf_free(&a);
+    if (var == n) return false;
+    rx_term *v = &terms[var];
+    size_t lo = r->want_lo > fixed ? r->want_lo - fixed : 0;
+    size_t hi = r->want_hi == NO_MAX ? NO_MAX : r->want_hi >= fixed ? r->want_hi - fixed : 0;
+    if (r->want_hi != NO_MAX && r->want_hi < fixed) return false;
+    if (lo < v->qlo) lo = v->qlo;
+    if (hi > v->qhi) hi = v->qhi;
+    if (lo > hi || (hi != NO_MAX && hi > GS_MAX_REPEAT)) return false;
+    gs_buf out = {0};
+    gs_putn(&out, alt->p, spans[var]);
+    if (out.n && out.p[out.n - 1] == ' ') out.p[--out.n] = 0;
+    emit_quantified(&out, v->atom, lo, hi);
+    size_t end = var + 1 < n ? spans[var + 1] : alt->n;
+    if (end < alt->n) gs_putn(&out, alt->p + end, alt->n - end);
+    gs_buf_free(alt);
+    *alt = out;
+    v->qlo = lo;
+    v->qhi = hi;
+    *amn = fixed + lo;
+    *amx = hi == NO_MAX ? NO_MAX : fixed + hi;
     return true;
 }
 
@@ -375,7 +430,9 @@ static bool disjunction(rx *r, gs_buf *o, size_t *mn, size_t *mx, bool top, bool
     for (;;) {
         gs_buf alt = {0};
         size_t amn = 0, amx = 0;
-        bool start = false, end = false;
+        bool start = false, end = false, too_many = false;
+        rx_term terms[RX_TERMS];
+        size_t spans[RX_TERMS], nt = 0;
         if (top && peek(r, '^')) {
             r->at++;
             start = true;
@@ -386,11 +443,28 @@ static bool disjunction(rx *r, gs_buf *o, size_t *mn, size_t *mx, bool top, bool
                 end = true;
                 break;
             }
-            size_t tmn, tmx;
-            if (!term(r, &alt, &tmn, &tmx)) return gs_buf_free(&alt), gs_buf_free(&all), false;
+            size_t tmn, tmx, span = alt.n;
+            rx_term t = {0};
+            bool ok = term(r, &alt, &tmn, &tmx, top && nt < RX_TERMS ? &t : NULL);
+            if (top && nt < RX_TERMS) {
+                spans[nt] = span;
+                terms[nt++] = t;
+            } else if (top) {
+                too_many = true;
+            }
+            if (!ok) {
+                for (size_t i = 0; i < nt; i++) free(terms[i].atom);
+                return gs_buf_free(&alt), gs_buf_free(&all), false;
+            }
             amn = add_len(amn, tmn);
             amx = add_len(amx, tmx);
         }
+        if (top && start && end && !alts && !empty_alt && !peek(r, '|') && !too_many &&
+            (r->want_lo > 0 || r->want_hi != NO_MAX) &&
+            (amn < r->want_lo || (r->want_hi != NO_MAX && amx > r->want_hi)))
+            fit_length(r, &alt, terms, spans, nt, &amn, &amx);
+        for (size_t i = 0; i < nt; i++) free(terms[i].atom);
+        nt = 0;
         if (top) {
             *anchored &= start && end;
             gs_buf w = {0};
@@ -423,7 +497,7 @@ static bool disjunction(rx *r, gs_buf *o, size_t *mn, size_t *mx, bool top, bool
 
 bool gs_regex(gs_ctx *c, const char *pattern, size_t len, const char *path, gs_buf *out,
               size_t *minlen, size_t *maxlen, bool *anchored) {
-    rx r = {.c = c, .s = pattern, .n = len, .path = path};
+    rx r = {.c = c, .s = pattern, .n = len, .path = path, .want_lo = *minlen, .want_hi = *maxlen};
     if (len > GS_MAX_REGEX) return rx_fail(&r, "%s", "pattern longer than the limit");
     if (memchr(pattern, 0, len)) return rx_fail(&r, "%s", "NUL in pattern");
     return disjunction(&r, out, minlen, maxlen, true, anchored);

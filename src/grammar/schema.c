@@ -278,6 +278,10 @@ static const char *compile_ref(gs_ctx *c, json_t *s, const char *path) {
         return m ? gs_compile(c, m, path) : NULL;
     }
     const char *name = gs_memo_get(c, target);
+    if (name && gs_memo_cycles(c, target))
+        return gs_fail(c, here, NULL,
+                       "this $ref leads back to itself without an object or array in between, "
+                       "so no value could ever be written");
     if (name) return name;
     const char *ref = json_string_value(json_object_get(s, "$ref"));
     const char *last = strrchr(ref, '/');
@@ -285,7 +289,11 @@ static const char *compile_ref(gs_ctx *c, json_t *s, const char *path) {
     name = gs_rule_reserve(c, last && last[1] ? last + 1 : "ref", &idx);
     if (!name) return NULL;
     gs_memo_put(c, target, name);
-    const char *body = gs_compile(c, target, here);
+    /* errors inside the target name where it is in the document */
+    char at[256];
+    snprintf(at, sizeof at, "%s", ref + 1);
+    const char *body = gs_compile(c, target, at);
+    gs_memo_done(c, target);
     if (body) gs_rule_set(c, idx, body);
     return body ? name : NULL;
 }

@@ -120,7 +120,12 @@ const char *gs_prim_rule(gs_ctx *c, gs_prim p);
 unsigned gs_next_id(gs_ctx *c);
 /* The rule compiled for a schema object (by address), for $ref targets and recursion. */
 const char *gs_memo_get(gs_ctx *c, const json_t *s);
-void gs_memo_put(gs_ctx *c, const json_t *s, const char *name);
+void gs_memo_put(gs_ctx *c, const json_t *s, const char *name); /* marks it busy */
+void gs_memo_done(gs_ctx *c, const json_t *s);
+/* True when s is being compiled and no object or array was entered since it began: a $ref back
+ * to it would be a rule that reaches itself before writing anything (left recursion). */
+bool gs_memo_cycles(gs_ctx *c, const json_t *s);
+void gs_consume(gs_ctx *c, int delta); /* +1 entering an object's or array's members, -1 after */
 /* Keeps j alive (a reference is taken) until the conversion ends; returns j. */
 json_t *gs_keep(gs_ctx *c, json_t *j);
 /* path + "/" + key as a JSON pointer (~ and / escaped) into out[256]. */
@@ -157,9 +162,11 @@ json_t *gs_resolve(gs_ctx *c, const char *ref, const char *path);
 
 /* regex.c: a GBNF expression (into out) for the contents of a JSON string (quotes excluded)
  * whose decoded value matches ECMA-262 `pattern` (search semantics: unanchored ends match
- * anything); *minlen and *maxlen the length range in characters of the anchored part (SIZE_MAX =
- * unbounded), *anchored true when both ends are anchored. NULL/failed on an unsupported or
- * malformed pattern (message gives the offset). */
+ * anything); *minlen and *maxlen: in, the length range asked for beside the pattern (0 and
+ * SIZE_MAX: none), which is met exactly where the pattern's shape allows (one repeated
+ * one-character atom in an anchored sequence); out, the length range in characters of the
+ * anchored part (SIZE_MAX = unbounded); *anchored true when both ends are anchored. NULL/failed on
+ * an unsupported or malformed pattern (message gives the offset). */
 bool gs_regex(gs_ctx *c, const char *pattern, size_t len, const char *path, gs_buf *out,
               size_t *minlen, size_t *maxlen, bool *anchored);
 

@@ -233,7 +233,10 @@ struct gs_ctx {
     struct {
         const json_t *s;
         const char *name;
+        int consumed; /* c->consumed when its compilation began */
+        bool busy;    /* still being compiled */
     } * memo;
+    int consumed; /* objects and arrays entered: a recursion through one writes a bracket */
     size_t n_memo, cap_memo;
     /* Rules by body hash (open addressing, index + 1; 0 = empty), so that deduplication stays
      * linear in the number of rules. */
@@ -372,7 +375,24 @@ void gs_memo_put(gs_ctx *c, const json_t *s, const char *name) {
     }
     c->memo[c->n_memo].s = s;
     c->memo[c->n_memo].name = name;
+    c->memo[c->n_memo].consumed = c->consumed;
+    c->memo[c->n_memo].busy = true;
     c->n_memo++;
+}
+
+void gs_memo_done(gs_ctx *c, const json_t *s) {
+    for (size_t i = 0; i < c->n_memo; i++)
+        if (c->memo[i].s == s) c->memo[i].busy = false;
+}
+
+bool gs_memo_cycles(gs_ctx *c, const json_t *s) {
+    for (size_t i = 0; i < c->n_memo; i++)
+        if (c->memo[i].s == s) return c->memo[i].busy && c->memo[i].consumed == c->consumed;
+    return false;
+}
+
+void gs_consume(gs_ctx *c, int delta) {
+    c->consumed += delta;
 }
 
 json_t *gs_keep(gs_ctx *c, json_t *j) {

@@ -147,7 +147,16 @@ static bool in_required(json_t *req, const char *k) {
     return false;
 }
 
+static const char *object_rule(gs_ctx *c, json_t *s, const char *path);
+
 const char *gs_object(gs_ctx *c, json_t *s, const char *path) {
+    gs_consume(c, 1); /* members come after "{" */
+    const char *r = object_rule(c, s, path);
+    gs_consume(c, -1);
+    return r;
+}
+
+static const char *object_rule(gs_ctx *c, json_t *s, const char *path) {
     json_t *props = json_object_get(s, "properties"), *req = json_object_get(s, "required");
     json_t *ap = json_object_get(s, "additionalProperties");
     if (props && !json_is_object(props))
@@ -301,7 +310,16 @@ out:
 
 /* ---- arrays ---- */
 
+static const char *array_rule(gs_ctx *c, json_t *s, const char *path);
+
 const char *gs_array(gs_ctx *c, json_t *s, const char *path) {
+    gs_consume(c, 1); /* items come after "[" */
+    const char *r = array_rule(c, s, path);
+    gs_consume(c, -1);
+    return r;
+}
+
+static const char *array_rule(gs_ctx *c, json_t *s, const char *path) {
     json_t *items = json_object_get(s, "items"), *prefix = json_object_get(s, "prefixItems");
     json_t *rest = items;
     const char *prefix_kw = "prefixItems";
@@ -407,6 +425,7 @@ const char *gs_string(gs_ctx *c, json_t *s, const char *path) {
         char here[256];
         gs_path(here, path, "pattern");
         bool anchored;
+        flo = lo, fhi = hi; /* asked for; the pattern narrows its repetition when it can */
         if (!gs_regex(c, json_string_value(pat), json_string_length(pat), here, &b, &flo, &fhi,
                       &anchored))
             return (gs_buf_free(&b), NULL);
