@@ -144,6 +144,23 @@ try {
       'input_json_delta');
   });
 
+  await t.test('tools: tool_choice any / tool force a call that fits input_schema', async () => {
+    const weather = { name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string', maxLength: 8 } },
+      required: ['city'], additionalProperties: false } };
+    for (const tool_choice of [{ type: 'any' }, { type: 'tool', name: 'get_weather' }]) {
+      const m = await client.messages.create({ model: QWEN25, max_tokens: 60, temperature: 0, tools: [weather, fTool], tool_choice,
+        messages: [{ role: 'user', content: 'Weather in Paris?' }] });
+      assertEq(m.stop_reason, 'tool_use', `${tool_choice.type}: stop_reason`);
+      const calls = m.content.filter((b) => b.type === 'tool_use');
+      assert(calls.length >= 1, `${tool_choice.type}: a call`);
+      if (tool_choice.type === 'tool') assertEq(calls.map((c) => c.name), ['get_weather'], 'the named tool');
+      for (const c of calls.filter((x) => x.name === 'get_weather')) {
+        assertEq(Object.keys(c.input), ['city'], 'input keys');
+        assert(typeof c.input.city === 'string' && c.input.city.length <= 8, JSON.stringify(c.input));
+      }
+    }
+  });
+
   await t.test('tools: tool_use and tool_result go back as history; tool_choice none drops the tools', async () => {
     assert(call, 'needs the call above');
     const history = [...forced.messages, { role: 'assistant', content: [call] },

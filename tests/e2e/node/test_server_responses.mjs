@@ -119,6 +119,16 @@ try {
     assertEq(ev.at(-1).response.output.map((o) => [o.type, o.name]), [['function_call', 'f']], 'final output');
   });
 
+  await t.test('function tools: tool_choice required forces a call that fits the parameters', async () => {
+    const weather = { type: 'function', name: 'get_weather', parameters: { type: 'object',
+      properties: { city: { type: 'string', maxLength: 8 } }, required: ['city'], additionalProperties: false } };
+    const r = await client.responses.create({ model: QWEN25, input: 'Weather in Paris?', tools: [weather],
+      tool_choice: 'required', max_output_tokens: 60, temperature: 0 });
+    assertEq(r.output.map((o) => [o.type, o.name]), [['function_call', 'get_weather']], 'one call');
+    const args = JSON.parse(r.output[0].arguments);
+    assert(Object.keys(args).join() === 'city' && args.city.length <= 8, r.output[0].arguments);
+  });
+
   await t.test('function_call and function_call_output items go back as input', async () => {
     assert(call, 'needs the call above');
     const history = [{ role: 'user', content: ask }, call, { type: 'function_call_output', call_id: call.call_id, output: '42' }];
