@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static server_compat_req *state(server_job *j) {
     return j->ext;
@@ -299,6 +300,35 @@ const server_fmt server_fmt_anthropic_json = {
 };
 
 /* ---- handlers ---- */
+
+static void anthropic_model(json_t *m) {
+    /* Anthropic's ModelInfo beside OpenAI's fields: type, display_name, created_at (RFC 3339). */
+    time_t t = (time_t)json_integer_value(json_object_get(m, "created"));
+    struct tm tm;
+    char when[32] = "1970-01-01T00:00:00Z";
+    if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_object_set_new(m, "type", json_string("model"));
+    json_object_set(m, "display_name", json_object_get(m, "id"));
+    json_object_set_new(m, "created_at", json_string(when));
+}
+
+json_t *server_anthropic_models_shape(server_call *c, json_t *v) {
+    if (!v || !MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "anthropic-version")) return v;
+    json_t *data = json_object_get(v, "data");
+    if (!json_is_array(data)) {
+        anthropic_model(v);
+        return v;
+    }
+    size_t i, n = json_array_size(data);
+    json_t *m;
+    json_array_foreach(data, i, m) anthropic_model(m);
+    json_object_set_new(v, "has_more", json_false());
+    json_object_set(v, "first_id",
+                    n ? json_object_get(json_array_get(data, 0), "id") : json_null());
+    json_object_set(v, "last_id",
+                    n ? json_object_get(json_array_get(data, n - 1), "id") : json_null());
+    return v;
+}
 
 int server_anthropic_reply_error(server_call *c, const shimmy_error *err) {
     json_t *v = server_anthropic_error_object(err);

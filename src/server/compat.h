@@ -86,6 +86,10 @@ json_t *server_anthropic_error_object(const shimmy_error *err);
 const char *server_anthropic_stop_reason(const char *finish, bool stop_sequence, bool tool_use);
 
 int server_anthropic_reply_error(server_call *c, const shimmy_error *err);
+/* GET /v1/models and /v1/models/{id} asked by an Anthropic client (an anthropic-version header):
+ * v (the OpenAI list or model, owned) gains Anthropic's fields (type, display_name, created_at;
+ * has_more, first_id, last_id). Other requests get v unchanged. */
+json_t *server_anthropic_models_shape(server_call *c, json_t *v);
 int server_handle_messages(server_call *c);
 int server_handle_count_tokens(server_call *c);
 extern const server_fmt server_fmt_anthropic_sse, server_fmt_anthropic_json;

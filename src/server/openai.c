@@ -1,5 +1,6 @@
 /* The OpenAI-compatible endpoints: /v1/models, /v1/chat/completions, /v1/completions, and the
  * formatters that shape their JSON bodies and SSE chunks. */
+#include "compat.h"
 #include "server.h"
 
 #include <stdlib.h>
@@ -329,7 +330,8 @@ int server_handle_models(server_call *c) {
             json_array_append_new(data, adapter_model_object(&a));
     }
     shimmy_model_list_free(l);
-    return server_reply_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+    json_t *v = json_pack("{s:s,s:o}", "object", "list", "data", data);
+    return server_reply_json(c, 200, server_anthropic_models_shape(c, v));
 }
 
 int server_handle_model(server_call *c) {
@@ -343,7 +345,7 @@ int server_handle_model(server_call *c) {
     if (is_model || is_adapter) {
         json_t *v = is_model ? model_object(l, i) : adapter_model_object(&a);
         shimmy_model_list_free(l);
-        return server_reply_json(c, 200, v);
+        return server_reply_json(c, 200, server_anthropic_models_shape(c, v));
     }
     const char *near[1];
     size_t n = shimmy_model_list_suggestions(l, c->param, near, 1);

@@ -110,6 +110,21 @@ try {
     assertEq([none.stop_reason, textOf(none)], [full.stop_reason, text], 'a sequence that never occurs');
   });
 
+  await t.test('models.list and models.retrieve in Anthropic\'s shape', async () => {
+    const ids = [];
+    for await (const m of client.models.list()) {
+      assertEq([m.type, m.display_name], ['model', m.id], 'type, display_name');
+      assert(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(m.created_at), m.created_at);
+      ids.push(m.id);
+    }
+    assertEq(ids.sort(), [DOCS, QWEN25, 'tiny-qwen3-f32'].sort(), 'every model');
+    const one = await client.models.retrieve(DOCS);
+    assertEq([one.id, one.type], [DOCS, 'model'], 'retrieve');
+    // without anthropic-version the OpenAI listing is unchanged
+    const plain = await (await fetch(`${srv.url}/v1/models`)).json();
+    assertEq([plain.object, plain.has_more, plain.data[0].type], ['list', undefined, undefined], 'OpenAI shape');
+  });
+
   await t.test('count_tokens counts what messages.create bills as input', async () => {
     const n = await client.messages.countTokens({ model: DOCS, system: base.system, messages: ask });
     assertEq(n.input_tokens, full.usage.input_tokens, 'same as usage.input_tokens');
