@@ -62,11 +62,11 @@ static const char default_conv[] =
     "{\"role\":\"user\",\"content\":\"Thanks\"}]";
 
 static void check_output(const chat_output *o) {
-    FUZZ_REQUIRE(!(o->len > MAX_OUTPUT || strlen(o->text) > o->len));
+    FUZZ_REQUIRE(o->len <= MAX_OUTPUT && strlen(o->text) <= o->len);
     for (size_t i = 0; i < o->n_spans; i++) {
         const chat_span *s = &o->spans[i];
-        FUZZ_REQUIRE(!(s->begin >= s->end || s->end > o->len));
-        FUZZ_REQUIRE(!(i && s->begin <= o->spans[i - 1].end)); /* sorted, disjoint, merged */
+        FUZZ_REQUIRE(s->begin < s->end && s->end <= o->len);
+        FUZZ_REQUIRE(i == 0 || s->begin > o->spans[i - 1].end); /* sorted, disjoint, merged */
     }
 }
 
@@ -105,9 +105,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     chat_template *t = NULL;
     shimmy_status st = chat_template_new(source, &t, &err);
     if (st != SHIMMY_OK) {
-        FUZZ_REQUIRE(!(t || !err.message[0] || st != SHIMMY_ERR_TEMPLATE));
+        FUZZ_REQUIRE(!t && err.message[0] && st == SHIMMY_ERR_TEMPLATE);
     } else {
-        FUZZ_REQUIRE(!(strcmp(chat_template_source(t), source) != 0));
+        FUZZ_REQUIRE(strcmp(chat_template_source(t), source) == 0);
         chat_output out;
         shimmy_error_clear(&err);
         live = peak = 0;
@@ -121,11 +121,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         bool bad_params = !json_is_array(p.messages) || (p.tools && !json_is_array(p.tools)) ||
                           (p.extra && !json_is_object(p.extra));
         if (st == SHIMMY_OK) {
-            FUZZ_REQUIRE(!(bad_params));
+            FUZZ_REQUIRE(!bad_params);
             check_output(&out);
             chat_output_free(&out);
         } else {
-            FUZZ_REQUIRE(!(!err.message[0] || out.text || out.spans));
+            FUZZ_REQUIRE(err.message[0] && !out.text && !out.spans);
             if (st != (bad_params ? SHIMMY_ERR_INVALID_ARG : SHIMMY_ERR_TEMPLATE)) {
                 fprintf(stderr, "render failed with status %d: %s\n", (int)st, err.message);
                 abort();
@@ -133,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         /* The family classifier reads any template text. */
         const char *fam = chat_family_of(source);
-        FUZZ_REQUIRE(!(!fam || (strcmp(fam, "unknown") != 0 && !chat_builtin_get(fam))));
+        FUZZ_REQUIRE(fam && (strcmp(fam, "unknown") == 0 || chat_builtin_get(fam)));
         chat_template_free(t);
     }
     json_decref(conv);

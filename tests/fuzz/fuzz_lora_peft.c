@@ -86,15 +86,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     shimmy_error err;
     shimmy_error_clear(&err);
     if (lora_adapter_open(dir, base, &a, &err) != SHIMMY_OK) {
-        FUZZ_REQUIRE(!(a || !err.message[0]));
+        FUZZ_REQUIRE(!a && err.message[0]);
         return 0;
     }
-    FUZZ_REQUIRE(!(lora_adapter_format(a) != LORA_FORMAT_PEFT));
+    FUZZ_REQUIRE(lora_adapter_format(a) == LORA_FORMAT_PEFT);
     for (size_t i = 0; i < lora_adapter_n_pairs(a); i++) {
         const lora_pair *p = lora_adapter_pair_at(a, i);
         const gguf_tensor *w = gguf_find_tensor(base, p->weight);
-        FUZZ_REQUIRE(!(!w || w->ne[0] != p->n_in || w->ne[1] != p->n_out || p->rank <= 0));
-        FUZZ_REQUIRE(!(i && strcmp(lora_adapter_pair_at(a, i - 1)->weight, p->weight) >= 0));
+        FUZZ_REQUIRE(w && w->ne[0] == p->n_in && w->ne[1] == p->n_out && p->rank > 0);
+        FUZZ_REQUIRE(i == 0 || strcmp(lora_adapter_pair_at(a, i - 1)->weight, p->weight) < 0);
         const uint8_t *pa = p->a, *pb = p->b;
         uint64_t h = 0;
         for (size_t k = 0; k < (size_t)p->rank * p->a_row_bytes; k++) h = h * 31 + pa[k];

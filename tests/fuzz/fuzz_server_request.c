@@ -33,34 +33,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     shimmy_error_clear(&err);
     shimmy_status st = server_request_parse(api, body, len, CAP, &r, &err);
     if (st != SHIMMY_OK) {
-        FUZZ_REQUIRE(!(!err.message[0]));
+        FUZZ_REQUIRE(err.message[0]);
         if (st != SHIMMY_ERR_INVALID_JSON && st != SHIMMY_ERR_INVALID_ARG) {
             fprintf(stderr, "status %d: %s\n", (int)st, err.message);
             abort();
         }
-        FUZZ_REQUIRE(!(st == SHIMMY_ERR_INVALID_ARG && !err.where[0]));
+        FUZZ_REQUIRE(st != SHIMMY_ERR_INVALID_ARG || err.where[0]);
         return 0;
     }
-    FUZZ_REQUIRE(!(r.api != api || !memchr(r.model, 0, sizeof r.model)));
-    FUZZ_REQUIRE(!(r.n_prompts > SERVER_MAX_PROMPTS || r.n_stop > SERVER_MAX_STOP ||
-                   r.n_bias > SERVER_MAX_BIAS || r.n_lora > SERVER_MAX_LORA));
-    FUZZ_REQUIRE(!(r.max_tokens < -1 || r.max_tokens > CAP));
+    FUZZ_REQUIRE(r.api == api && memchr(r.model, 0, sizeof r.model));
+    FUZZ_REQUIRE(r.n_prompts <= SERVER_MAX_PROMPTS && r.n_stop <= SERVER_MAX_STOP &&
+                 r.n_bias <= SERVER_MAX_BIAS && r.n_lora <= SERVER_MAX_LORA);
+    FUZZ_REQUIRE(r.max_tokens >= -1 && r.max_tokens <= CAP);
     for (size_t i = 0; i < r.n_prompts; i++) sink += strlen(r.prompts[i]);
     for (size_t i = 0; i < r.n_stop; i++) sink += strlen(r.stop[i]);
     for (size_t i = 0; i < r.n_lora; i++)
-        FUZZ_REQUIRE(!(!memchr(r.lora[i].name, 0, sizeof r.lora[i].name) ||
-                       r.lora[i].scale != r.lora[i].scale));
+        FUZZ_REQUIRE(memchr(r.lora[i].name, 0, sizeof r.lora[i].name) &&
+                     r.lora[i].scale == r.lora[i].scale); /* terminated, not NaN */
     if (r.messages) {
-        FUZZ_REQUIRE(!(!json_is_array(r.messages) || r.n_prompts));
+        FUZZ_REQUIRE(json_is_array(r.messages) && r.n_prompts == 0);
         size_t i;
         json_t *m;
         json_array_foreach(r.messages, i, m) {
-            FUZZ_REQUIRE(!(!json_is_object(m) || !json_is_string(json_object_get(m, "role"))));
+            FUZZ_REQUIRE(json_is_object(m) && json_is_string(json_object_get(m, "role")));
         }
     } else {
         FUZZ_REQUIRE(r.n_prompts > 0); /* a request is a conversation or prompts */
     }
-    FUZZ_REQUIRE(!(r.tools.tools && !json_is_array(r.tools.tools)));
+    FUZZ_REQUIRE(!r.tools.tools || json_is_array(r.tools.tools));
     server_request_deinit(&r);
     return 0;
 }

@@ -32,10 +32,10 @@ static void check_parse(server_tool_format f, const char *text, size_t len) {
     server_toolcalls c;
     memset(&c, 0xA5, sizeof c); /* the parser must fill every field */
     shimmy_error err;
-    FUZZ_REQUIRE(!(server_toolcall_parse(f, text, len, &c, &err) != SHIMMY_OK)); /* NOMEM only */
-    FUZZ_REQUIRE(!(c.n == 0 && c.calls));
+    FUZZ_REQUIRE(server_toolcall_parse(f, text, len, &c, &err) == SHIMMY_OK); /* NOMEM only */
+    FUZZ_REQUIRE(c.n > 0 || !c.calls);
     for (size_t i = 0; i < c.n; i++) {
-        FUZZ_REQUIRE(!(!c.calls[i].name || !c.calls[i].name[0] || !c.calls[i].arguments));
+        FUZZ_REQUIRE(c.calls[i].name && c.calls[i].name[0] && c.calls[i].arguments);
         json_error_t je;
         json_t *args = json_loads(c.calls[i].arguments, 0, &je);
         if (!json_is_object(args)) {
@@ -46,7 +46,7 @@ static void check_parse(server_tool_format f, const char *text, size_t len) {
     }
     if (c.content) {
         FUZZ_REQUIRE(c.content_len > 0 && c.content[c.content_len] == 0);
-        FUZZ_REQUIRE(!(is_space(c.content[0]) || is_space(c.content[c.content_len - 1])));
+        FUZZ_REQUIRE(!is_space(c.content[0]) && !is_space(c.content[c.content_len - 1]));
     } else {
         FUZZ_REQUIRE(c.content_len == 0);
     }
@@ -61,14 +61,15 @@ static void check_hold(server_tool_format f, const char *text, size_t len) {
     for (size_t n = 0; n <= len; n += (n + step > len && n < len) ? len - n : step) {
         bool started = false;
         size_t cut = server_toolcall_hold(f, text, n, true, &started);
-        FUZZ_REQUIRE(!(cut > n));
-        FUZZ_REQUIRE(!(cut < n && (unsigned char)text[cut] >= 0x80 &&
-                       (unsigned char)text[cut] < 0xC0)); /* a cut inside a UTF-8 character */
+        FUZZ_REQUIRE(cut <= n);
+        /* never inside a UTF-8 character: the byte at the cut is no continuation byte */
+        FUZZ_REQUIRE(cut == n || (unsigned char)text[cut] < 0x80 ||
+                     (unsigned char)text[cut] >= 0xC0);
         if (cut < prev) {
             fprintf(stderr, "hold released %zu bytes, then only %zu of a longer text\n", prev, cut);
             abort();
         }
-        FUZZ_REQUIRE(!(was_started && !started));
+        FUZZ_REQUIRE(!was_started || started);
         prev = cut;
         was_started = started;
         if (n == len) break;
@@ -88,16 +89,16 @@ static void check_request(const char *text, size_t len) {
         server_tools_check(json_object_get(root, "tools"), json_object_get(root, "tool_choice"),
                            json_object_get(root, "parallel_tool_calls"), &t, &err);
     if (st != SHIMMY_OK) {
-        FUZZ_REQUIRE(!(!err.message[0] || t.tools));
+        FUZZ_REQUIRE(err.message[0] && !t.tools);
     } else {
-        FUZZ_REQUIRE(!(t.tools && !json_is_array(t.tools)));
+        FUZZ_REQUIRE(!t.tools || json_is_array(t.tools));
         json_decref(t.tools);
     }
     json_t *msg = json_object_get(root, "message");
     if (json_is_object(msg)) {
         json_t *copy = json_deep_copy(msg);
         shimmy_error_clear(&err);
-        FUZZ_REQUIRE(!(server_tools_message(copy, 0, &err) != SHIMMY_OK && !err.message[0]));
+        FUZZ_REQUIRE(server_tools_message(copy, 0, &err) == SHIMMY_OK || err.message[0]);
         json_decref(copy);
     }
     json_decref(root);

@@ -29,11 +29,11 @@ static void round_trip(const uint8_t *payload, size_t n, int opcode) {
     memcpy(frame + h, mask, 4);
     for (size_t i = 0; i < n; i++) frame[h + 4 + i] = payload[i] ^ mask[i % 4];
     server_ws_frame f;
-    FUZZ_REQUIRE(!(server_ws_parse_frame(frame, h + 4 + n, n, &f) != 1));
-    FUZZ_REQUIRE(!(f.opcode != opcode || !f.fin || f.len != n || f.consumed != h + 4 + n));
-    FUZZ_REQUIRE(!(n && memcmp(f.payload, payload, n) != 0));
+    FUZZ_REQUIRE(server_ws_parse_frame(frame, h + 4 + n, n, &f) == 1);
+    FUZZ_REQUIRE(f.opcode == opcode && f.fin && f.len == n && f.consumed == h + 4 + n);
+    FUZZ_REQUIRE(n == 0 || memcmp(f.payload, payload, n) == 0);
     /* Every strict prefix needs more bytes. */
-    FUZZ_REQUIRE(!(server_ws_parse_frame(frame, h + 4 + n - 1, n, &f) != 0));
+    FUZZ_REQUIRE(server_ws_parse_frame(frame, h + 4 + n - 1, n, &f) == 0);
     free(frame);
 }
 
@@ -49,15 +49,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         server_ws_frame f;
         int r = server_ws_parse_frame(buf + off, n - off, limit, &f);
         if (r == 0 || r < -2 || r > 1) {
-            FUZZ_REQUIRE(!(r != 0));
+            FUZZ_REQUIRE(r == 0);
             break;
         }
         if (r < 0) break;
-        FUZZ_REQUIRE(!(f.consumed > n - off || f.len > limit || f.opcode < 0 || f.opcode > 15));
-        FUZZ_REQUIRE(!(f.payload != buf + off + (f.consumed - f.len)));
+        FUZZ_REQUIRE(f.consumed <= n - off && f.len <= limit && f.opcode >= 0 && f.opcode <= 15);
+        FUZZ_REQUIRE(f.payload == buf + off + (f.consumed - f.len));
         const unsigned char *mask = orig + off + (f.consumed - f.len - 4);
         for (size_t i = 0; i < f.len; i++)
-            FUZZ_REQUIRE(!(f.payload[i] != (orig[off + f.consumed - f.len + i] ^ mask[i % 4])));
+            FUZZ_REQUIRE(f.payload[i] == (orig[off + f.consumed - f.len + i] ^ mask[i % 4]));
         off += f.consumed;
     }
     round_trip(data + 1, n < 70000 ? n : 70000, (data[0] >> 2) & 1 ? 2 : 1);
