@@ -161,6 +161,7 @@ static bool to_dec(double v, dec *d) {
 typedef struct frac {
     const char *a, *b; /* lower / upper fraction digits or NULL */
     size_t la, lb, K;
+    size_t max; /* fraction digits at most: 16, or one past the bound's own */
     bool ax, bx;
     bool ne[FK + 1][2][2];
     const char *rule[FK + 1][2][2];
@@ -173,13 +174,10 @@ static bool end_ok(const frac *f, size_t k, int tl, int th) {
     return ok;
 }
 
-static size_t canon(const frac *f, size_t k) {
-    return k > f->K ? f->K : k;
-}
-
 /* The digit choices of a state: fn(digit lo, digit hi, next tl, next th) per alternative. */
 typedef void (*alt_fn)(void *u, char lo, char hi, int tl, int th);
 static void alternatives(const frac *f, size_t k, int tl, int th, alt_fn fn, void *u) {
+    if (k >= f->max) return; /* a model cannot write zeros forever */
     char dlo = tl ? (k < f->la ? f->a[k] : '0') : '0';
     char dhi = th ? (k < f->lb ? f->b[k] : '0') : '9';
     if (tl && th && dlo == dhi) {
@@ -200,7 +198,7 @@ typedef struct ne_ctx {
 
 static void ne_alt(void *u, char lo, char hi, int tl, int th) {
     ne_ctx *x = u;
-    size_t k = canon(x->f, x->k + 1);
+    size_t k = x->k + 1;
     (void)lo, (void)hi;
     if ((!tl && !th) || end_ok(x->f, x->k + 1, tl, th) || x->f->ne[k][tl][th]) x->any = true;
 }
@@ -218,7 +216,7 @@ static const char *state_rule(gs_ctx *c, frac *f, size_t k, int tl, int th, cons
 
 static void emit_alt(void *u, char lo, char hi, int tl, int th) {
     emit_ctx *x = u;
-    size_t k = canon(x->f, x->k + 1);
+    size_t k = x->k + 1;
     bool end = (!tl && !th) || end_ok(x->f, x->k + 1, tl, th);
     bool more = (!tl && !th) || x->f->ne[k][tl][th];
     if (!end && !more) return;
@@ -228,7 +226,7 @@ static void emit_alt(void *u, char lo, char hi, int tl, int th) {
     else
         gs_printf(x->b, "[%c-%c]", lo, hi);
     if (!tl && !th) {
-        gs_put(x->b, " [0-9]{0,15}");
+        if (x->f->max > k) gs_printf(x->b, " [0-9]{0,%zu}", x->f->max - k);
         return;
     }
     if (!more) return;
@@ -266,14 +264,15 @@ static bool fraction(gs_ctx *c, gs_buf *o, const char *a, bool ax, const char *b
     f->ax = ax;
     f->bx = bx;
     f->K = f->la > f->lb ? f->la : f->lb;
-    if (f->K >= FK) {
+    if (f->K + 1 >= FK) {
         free(f);
-        return gs_fail(c, path, NULL, "a bound with more than %d fraction digits", FK - 1), false;
+        return gs_fail(c, path, NULL, "a bound with more than %d fraction digits", FK - 2), false;
     }
+    f->max = f->K + 1 > 16 ? f->K + 1 : 16;
     /* Which states can still reach an accepting end: a fixed point from "no". */
     for (bool changed = true; changed;) {
         changed = false;
-        for (size_t k = 0; k <= f->K; k++)
+        for (size_t k = 0; k <= f->max; k++)
             for (int tl = 0; tl < 2; tl++)
                 for (int th = 0; th < 2; th++) {
                     if (f->ne[k][tl][th] || (!tl && !th)) continue;
