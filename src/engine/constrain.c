@@ -18,7 +18,7 @@ shimmy_status engine_constraint_init(engine_constraint *c, const engine_model *m
     if (st) return st;
     c->v = engine_model_vocab(m);
     c->n_vocab = tok_n_vocab(c->v);
-    if ((st = grammar_matcher_new((grammar *)gp->grammar, gv, &c->m, err))) return st;
+    if ((st = grammar_matcher_acquire((grammar *)gp->grammar, gv, &c->m, err))) return st;
     c->mask = core_malloc(((size_t)c->n_vocab + 63) / 64 * sizeof *c->mask);
     c->max_piece = tok_max_piece(c->v) + 1;
     if (gp->grammar_after && *gp->grammar_after) {
@@ -35,7 +35,7 @@ shimmy_status engine_constraint_init(engine_constraint *c, const engine_model *m
 }
 
 void engine_constraint_deinit(engine_constraint *c) {
-    grammar_matcher_free(c->m);
+    grammar_matcher_release(c->m); /* warm for the next generation with this grammar */
     free(c->mask);
     free(c->tail);
     free(c->piece);

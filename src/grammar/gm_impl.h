@@ -48,8 +48,9 @@ typedef struct gm_dstate {
 } gm_dstate;
 
 struct grammar_matcher {
-    grammar *g; /* a reference */
+    grammar *g; /* a reference (none while pooled) */
     const grammar_vocab *gv;
+    uint64_t gv_serial; /* gv's, to tell a pooled matcher of another vocabulary */
     /* interned nodes */
     int32_t *npos, *npar;
     int32_t *succ_off, *succ_len; /* memoized successors in succ[], -1 = not yet */

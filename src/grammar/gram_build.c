@@ -19,6 +19,8 @@ static void parser_free(gp_parser *p) {
 
 void gram_free(grammar *g) {
     if (!g) return;
+    gm_destroy_pooled(g->pool);
+    pthread_mutex_destroy(&g->pool_lock);
     free(g->elems);
     free(g->alts);
     free(g->rules);
@@ -140,6 +142,7 @@ static grammar *flatten(gp_parser *p, uint32_t root) {
     grammar *g = calloc(1, sizeof *g);
     if (!g) return NULL;
     g->refs = 1;
+    pthread_mutex_init(&g->pool_lock, NULL);
     size_t n_elems = 0, n_alts = 0, names = 0;
     for (size_t r = 0; r < p->n_rules; r++) {
         const gp_vec *b = &p->rules[r].body;

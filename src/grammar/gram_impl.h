@@ -4,6 +4,7 @@
 
 #include "grammar.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* An element of an alternative: a terminal (one code point out of a class), a reference to a
@@ -45,9 +46,15 @@ struct grammar {
     uint32_t n_ranges;
     char *names; /* NUL-separated rule names */
     uint32_t root;
+    /* one warmed-up matcher kept between generations (grammar_matcher_release); it holds no
+     * reference, so the grammar frees it */
+    pthread_mutex_t pool_lock;
+    grammar_matcher *pool;
 };
 
 void gram_free(grammar *g);
+/* Frees a pooled matcher (it holds no reference to its grammar). */
+void gm_destroy_pooled(grammar_matcher *m);
 
 static inline bool gram_term_has(const grammar *g, const gram_term *t, uint32_t cp) {
     if (cp < 128) return (t->ascii[cp >> 6] >> (cp & 63)) & 1;

@@ -87,6 +87,15 @@ typedef struct grammar_matcher grammar_matcher;
 shimmy_status grammar_matcher_new(grammar *g, const grammar_vocab *gv, grammar_matcher **out,
                                   shimmy_error *err);
 void grammar_matcher_free(grammar_matcher *m);
+/* The same through the grammar's pool: a matcher of g and gv that an earlier generation warmed
+ * up (its automaton, stacks and mask cache kept: a schema sent with every request pays its first
+ * walks once), reset to the start; or a new one. */
+shimmy_status grammar_matcher_acquire(grammar *g, const grammar_vocab *gv, grammar_matcher **out,
+                                      shimmy_error *err);
+/* Gives m back to its grammar's pool (one per grammar, at most GRAMMAR_POOL_BYTES of state;
+ * otherwise it is freed). NULL is a no-op. */
+#define GRAMMAR_POOL_BYTES ((size_t)4 << 20)
+void grammar_matcher_release(grammar_matcher *m);
 /* Back to the start (the caches are kept). */
 void grammar_matcher_reset(grammar_matcher *m);
 

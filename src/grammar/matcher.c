@@ -373,6 +373,7 @@ shimmy_status grammar_matcher_new(grammar *g, const grammar_vocab *gv, grammar_m
     if (!m) return core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory");
     m->g = grammar_ref(g);
     m->gv = gv;
+    m->gv_serial = gv ? gv->serial : 0;
     shimmy_status st = SHIMMY_OK;
     if (!rehash(m, 1024) || intern(m, -1, -1) != 0) { /* node 0: the empty stack */
         st = core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory");
@@ -415,9 +416,7 @@ fail:
     return st;
 }
 
-void grammar_matcher_free(grammar_matcher *m) {
-    if (!m) return;
-    grammar_unref(m->g);
+static void destroy(grammar_matcher *m) {
     free(m->npos);
     free(m->npar);
     free(m->succ_off);
@@ -435,6 +434,60 @@ void grammar_matcher_free(grammar_matcher *m) {
     gm_dfa_free(m);
     gm_mask_cache_free(m);
     free(m);
+}
+
+void grammar_matcher_free(grammar_matcher *m) {
+    if (!m) return;
+    grammar *g = m->g;
+    destroy(m);
+    grammar_unref(g);
+}
+
+void gm_destroy_pooled(grammar_matcher *m) {
+    if (m) destroy(m);
+}
+
+/* What m holds, roughly (for the pool's bound). */
+static size_t footprint(const grammar_matcher *m) {
+    size_t n = (size_t)m->cap_nodes * 24 + (size_t)m->table_cap * 4 + m->cap_succ * 4 +
+               (size_t)m->cap_dst * sizeof *m->dst + m->cap_dpool * 4 + (size_t)m->dtab_cap * 4 +
+               (size_t)m->tcap * 12 + (size_t)m->n_direct * 1024;
+    for (size_t i = 0; m->gv && i < GM_MASK_CACHE; i++)
+        if (m->cache[i].bits) n += ((size_t)m->gv->n_vocab + 63) / 64 * 8;
+    return n;
+}
+
+shimmy_status grammar_matcher_acquire(grammar *g, const grammar_vocab *gv, grammar_matcher **out,
+                                      shimmy_error *err) {
+    pthread_mutex_lock(&g->pool_lock);
+    grammar_matcher *m = g->pool;
+    g->pool = NULL;
+    pthread_mutex_unlock(&g->pool_lock);
+    if (m && (m->failed || m->gv != gv || !gv || m->gv_serial != gv->serial)) {
+        destroy(m); /* another vocabulary (or a broken one): not reusable */
+        m = NULL;
+    }
+    if (!m) return grammar_matcher_new(g, gv, out, err);
+    m->g = grammar_ref(g);
+    grammar_matcher_reset(m);
+    *out = m;
+    return SHIMMY_OK;
+}
+
+void grammar_matcher_release(grammar_matcher *m) {
+    if (!m) return;
+    grammar *g = m->g;
+    if (m->failed || footprint(m) > GRAMMAR_POOL_BYTES) {
+        grammar_matcher_free(m);
+        return;
+    }
+    pthread_mutex_lock(&g->pool_lock);
+    grammar_matcher *old = g->pool;
+    g->pool = m;
+    m->g = g; /* kept for the pool's checks, without a reference */
+    pthread_mutex_unlock(&g->pool_lock);
+    gm_destroy_pooled(old);
+    grammar_unref(g); /* may free g, and m with it */
 }
 
 void grammar_matcher_reset(grammar_matcher *m) {

@@ -314,7 +314,46 @@ static void test_cache(void) {
     grammar_unref(c);
 }
 
+/* a released matcher comes back warm and reset, for the same grammar and vocabulary only */
+static void test_pool(void) {
+    const char *const pieces[] = {"1", "2", "12", "+"};
+    const size_t len[] = {1, 1, 2, 1};
+    grammar_vocab *gv = NULL, *gv2 = NULL;
+    CHECK(grammar_vocab_from_pieces(pieces, len, NULL, NULL, 4, &gv, NULL) == SHIMMY_OK);
+    CHECK(grammar_vocab_from_pieces(pieces, len, NULL, NULL, 4, &gv2, NULL) == SHIMMY_OK);
+    grammar *g = NULL;
+    CHECK(grammar_compile("root ::= [12]+ (\"+\" [12]+)*", 27, &g, NULL) == SHIMMY_OK);
+    if (!g || !gv || !gv2) return;
+    grammar_matcher *a = NULL, *b = NULL, *c = NULL;
+    CHECK(grammar_matcher_acquire(g, gv, &a, NULL) == SHIMMY_OK);
+    uint64_t mask[1];
+    CHECK(grammar_matcher_mask(a, mask, NULL) == 3); /* "1", "2", "12" */
+    CHECK(grammar_matcher_accept_token(a, 2, NULL) == SHIMMY_OK);
+    CHECK(grammar_matcher_mask(a, mask, NULL) == 4);
+    grammar_matcher_release(a);
+    CHECK(grammar_matcher_acquire(g, gv, &b, NULL) == SHIMMY_OK);
+    CHECK(b == a);                                      /* the warm one */
+    CHECK(grammar_matcher_allows_token(b, 3) == false); /* back at the start */
+    CHECK(grammar_matcher_mask(b, mask, NULL) == 3);
+    CHECK(grammar_matcher_acquire(g, gv, &c, NULL) == SHIMMY_OK);
+    CHECK(c != b); /* the pool holds one; a second user gets a new matcher */
+    grammar_matcher_release(c);
+    grammar_stats st0;
+    grammar_matcher_stats(b, &st0);
+    grammar_matcher_release(b); /* replaces c in the pool */
+    CHECK(st0.masks == 3);      /* the warm one's history */
+    grammar_stats st;
+    CHECK(grammar_matcher_acquire(g, gv2, &a, NULL) == SHIMMY_OK);
+    grammar_matcher_stats(a, &st);
+    CHECK(st.masks == 0); /* another vocabulary: a fresh matcher (maybe at the same address) */
+    grammar_matcher_release(a);
+    grammar_unref(g); /* the pooled matcher goes with the grammar (ASan checks the leak) */
+    grammar_vocab_free(gv);
+    grammar_vocab_free(gv2);
+}
+
 int main(void) {
+    test_pool();
     test_valid();
     test_errors();
     test_against_pcre();
