@@ -97,6 +97,13 @@ try {
     });
   });
 
+  await t.test('the client\'s stream helper assembles the logprobs', async () => {
+    const final = await client.beta.chat.completions.stream({ model: TEXT, messages, temperature: 0, max_tokens: 20, logprobs: true, top_logprobs: 4 }).finalChatCompletion();
+    const c = final.choices[0];
+    assertEq(c.message.content, reference.content, 'content');
+    assertEq(c.logprobs.content.map((e) => e.token), reference.lp.map((e) => e.token), 'the tokens of every chunk, in order');
+  });
+
   await t.test('chat logprobs with top_logprobs 0 and sampling', async () => {
     const r = await client.chat.completions.create({ model: TEXT, messages, temperature: 1.5, seed: 3, max_tokens: 16, logprobs: true });
     const lp = r.choices[0].logprobs.content;
