@@ -272,14 +272,17 @@ static int turn(run_state *s, const char *text, size_t len) {
         return cli_fail(&err);
     }
     if (rs.cancelled && s->out.ansi) fprintf(stderr, "(stopped)\n");
-    if (s->verbose)
+    if (s->verbose) {
+        char reused[64] = "";
+        if (rs.cached_known)
+            snprintf(reused, sizeof reused, " (%d reused from the last turn)", rs.cached_tokens);
         fprintf(stderr,
-                "prompt: %d tokens (%d reused from the last turn); answer: %d tokens, first after "
-                "%.0f ms, %.1f tokens/s\n",
-                rs.prompt_tokens, rs.cached_tokens, rs.completion_tokens, rs.ttft_ms,
+                "prompt: %d tokens%s; answer: %d tokens, first after %.0f ms, %.1f tokens/s\n",
+                rs.prompt_tokens, reused, rs.completion_tokens, rs.ttft_ms,
                 rs.gen_ms > 0 && rs.completion_tokens > 1
                     ? (rs.completion_tokens - 1) * 1000.0 / rs.gen_ms
                     : 0.0);
+    }
     return 0;
 }
 

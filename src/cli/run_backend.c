@@ -203,6 +203,7 @@ static shimmy_status local_reply(run_backend *b, run_conv *c, const shimmy_gen_o
     shimmy_prompt_free(p);
     rs->prompt_tokens = r.prompt_tokens;
     rs->cached_tokens = r.cached_tokens;
+    rs->cached_known = true;
     rs->completion_tokens = r.completion_tokens;
     rs->ttft_ms = r.ttft_ms;
     rs->gen_ms = r.gen_ms;
@@ -255,7 +256,9 @@ static void sse_event(sse *s, const char *data) {
         s->rs->completion_tokens =
             (int32_t)json_integer_value(json_object_get(u, "completion_tokens"));
         json_t *det = json_object_get(u, "prompt_tokens_details");
-        s->rs->cached_tokens = (int32_t)json_integer_value(json_object_get(det, "cached_tokens"));
+        json_t *cached = json_object_get(det, "cached_tokens");
+        s->rs->cached_tokens = (int32_t)json_integer_value(cached);
+        s->rs->cached_known = json_is_integer(cached);
         s->rs->gen_ms = cli_time_ms() - s->t0 - s->rs->ttft_ms;
     }
     json_decref(v);

@@ -168,6 +168,7 @@ typedef struct run_stats {
     int32_t prompt_tokens, cached_tokens, completion_tokens;
     double ttft_ms, gen_ms;
     int dropped_turns; /* turns forgotten because the conversation outgrew the context */
+    bool cached_known; /* cached_tokens was reported (a server may not say) */
     bool cancelled;
 } run_stats;
 
