@@ -6,8 +6,11 @@
 
 #include <microhttpd.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 static shimmy_status bad(shimmy_error *err, const char *where, const char *what) {
     return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, where, "'%s' %s", where, what);
@@ -62,13 +65,54 @@ static shimmy_status opt_bool(const json_t *root, const char *key, bool *out, sh
     return SHIMMY_OK;
 }
 
-/* The vocabulary of the model: header only (no weights), so tokenizing never loads a model. */
-static shimmy_status open_vocab(server *s, const json_t *root, shimmy_vocab **v,
+/* Vocabularies opened for these endpoints, kept for the process (immutable, shared by any
+ * number of threads) and keyed by file identity, as prompt.c keys call formats: opening one
+ * builds the tokenizer from the GGUF header (tens of ms for a 150k-token vocabulary), too much
+ * for every /tokenize. A replaced file (inode, size or mtime) misses; past VOCAB_CACHE files a
+ * vocabulary is opened for the request and freed after it. */
+#define VOCAB_CACHE 8
+static struct {
+    char path[1024];
+    off_t size;
+    time_t mtime;
+    ino_t ino;
+    shimmy_vocab *v;
+} vocab_cache[VOCAB_CACHE];
+static size_t vocab_used;
+static pthread_mutex_t vocab_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The vocabulary of the model (header only, no weights: tokenizing never loads a model).
+ * *owned: the caller frees it (not cached). */
+static shimmy_status open_vocab(server *s, const json_t *root, shimmy_vocab **v, bool *owned,
                                 shimmy_error *err) {
     shimmy_model_list *l = NULL;
     size_t i;
+    *owned = false;
     shimmy_status st = pick_model(s, json_object_get(root, "model"), &l, &i, err);
-    if (!st) st = shimmy_vocab_open(shimmy_model_list_path(l, i), v, err);
+    const char *path = st ? NULL : shimmy_model_list_path(l, i);
+    struct stat fst;
+    bool known = path && stat(path, &fst) == 0 && strlen(path) < sizeof vocab_cache[0].path;
+    pthread_mutex_lock(&vocab_mu);
+    for (size_t k = 0; known && k < vocab_used && !*v; k++)
+        if (strcmp(vocab_cache[k].path, path) == 0 && vocab_cache[k].size == fst.st_size &&
+            vocab_cache[k].mtime == fst.st_mtime && vocab_cache[k].ino == fst.st_ino)
+            *v = vocab_cache[k].v;
+    pthread_mutex_unlock(&vocab_mu);
+    if (!st && !*v) {
+        st = shimmy_vocab_open(path, v, err);
+        *owned = !st;
+        pthread_mutex_lock(&vocab_mu);
+        if (!st && known && vocab_used < VOCAB_CACHE) {
+            size_t k = vocab_used++;
+            snprintf(vocab_cache[k].path, sizeof vocab_cache[k].path, "%s", path);
+            vocab_cache[k].size = fst.st_size;
+            vocab_cache[k].mtime = fst.st_mtime;
+            vocab_cache[k].ino = fst.st_ino;
+            vocab_cache[k].v = *v;
+            *owned = false;
+        }
+        pthread_mutex_unlock(&vocab_mu);
+    }
     shimmy_model_list_free(l);
     return st;
 }
@@ -103,7 +147,8 @@ int server_handle_tokenize(server_call *c) {
     if (!st) st = opt_bool(root, "parse_special", &parse_special, &err);
     if (!st) st = opt_bool(root, "with_pieces", &with_pieces, &err);
     shimmy_vocab *v = NULL;
-    if (!st) st = open_vocab(c->srv, root, &v, &err);
+    bool owned = false;
+    if (!st) st = open_vocab(c->srv, root, &v, &owned, &err);
     int32_t *ids = NULL;
     size_t n = 0;
     unsigned flags = (add_special ? SHIMMY_TOKENIZE_ADD_SPECIAL : 0) |
@@ -113,7 +158,7 @@ int server_handle_tokenize(server_call *c) {
                              &ids, &n, &err);
     json_decref(root);
     if (st) {
-        shimmy_vocab_free(v);
+        if (owned) shimmy_vocab_free(v);
         return server_reply_error(c, &err);
     }
     json_t *tokens = json_array();
@@ -122,7 +167,7 @@ int server_handle_tokenize(server_call *c) {
                                                               piece_json(v, ids[i]))
                                                   : json_integer(ids[i]));
     shimmy_free(ids);
-    shimmy_vocab_free(v);
+    if (owned) shimmy_vocab_free(v);
     return server_reply_json(c, 200, json_pack("{s:o}", "tokens", tokens));
 }
 
@@ -146,7 +191,8 @@ int server_handle_detokenize(server_call *c) {
             ids[i] = (int32_t)json_integer_value(t);
     }
     shimmy_vocab *v = NULL;
-    if (!st) st = open_vocab(c->srv, root, &v, &err);
+    bool owned = false;
+    if (!st) st = open_vocab(c->srv, root, &v, &owned, &err);
     char *text = NULL;
     size_t len = 0;
     /* Special tokens show as their text (llama-server's behaviour); a cut-off character
@@ -156,7 +202,7 @@ int server_handle_detokenize(server_call *c) {
                                &text, &len, &err);
     if (st == SHIMMY_ERR_INVALID_ARG) snprintf(err.where, sizeof err.where, "tokens");
     free(ids);
-    shimmy_vocab_free(v);
+    if (owned) shimmy_vocab_free(v);
     json_decref(root);
     if (st) return server_reply_error(c, &err);
     json_t *s = json_stringn(text ? text : "", len);
