@@ -184,6 +184,9 @@ shimmy_status hub_list(const char *repo, const char *revision, hub_tree *out, sh
                       : 0;
         if (oid && strlen(oid) == 64 && strspn(oid, "0123456789abcdef") == 64)
             memcpy(f->sha256, oid, 65);
+        const char *git = json_string_value(json_object_get(e, "oid"));
+        if (git && strlen(git) == 40 && strspn(git, "0123456789abcdef") == 40)
+            memcpy(f->git_oid, git, 41);
         if (!(f->path = strdup(path))) st = shimmy_error_set(err, SHIMMY_ERR_NOMEM, NULL, "oom");
         out->n++;
     }

@@ -166,12 +166,12 @@ shimmy_status hub_download(const hub_tree *t, size_t i, const char *cache_dir,
     snprintf(repo_dir, sizeof repo_dir, "%s/models--%.*s--%s", cache_dir, (int)(slash - t->repo),
              t->repo, slash + 1);
     snprintf(blobs, sizeof blobs, "%s/blobs", repo_dir);
-    /* a file without an LFS hash (small files) is named by commit and path instead */
+    /* a file not in LFS (a small one) is named by its git blob id, as huggingface_hub does */
     char name[200];
-    if (f->sha256[0])
-        snprintf(name, sizeof name, "%s", f->sha256);
-    else
-        snprintf(name, sizeof name, "%.40s-%zu", t->revision, i);
+    if (!f->sha256[0] && !f->git_oid[0])
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, f->path,
+                                "the Hub lists %s with neither an LFS nor a git id", f->path);
+    snprintf(name, sizeof name, "%s", f->sha256[0] ? f->sha256 : f->git_oid);
     snprintf(blob, sizeof blob, "%s/%s", blobs, name);
     snprintf(part, sizeof part, "%s.incomplete", blob);
     shimmy_status st = mkdirs(blobs, err);

@@ -73,9 +73,10 @@ void cli_sha256_free(cli_sha256 *h);
 /* ---- the Hugging Face Hub (hub.c) ---- */
 
 typedef struct hub_file {
-    char *path;      /* in the repository: "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf" */
-    uint64_t size;   /* bytes (the LFS object's for LFS files) */
-    char sha256[65]; /* the LFS oid, "" for a file not in LFS */
+    char *path;       /* in the repository: "Qwen2.5-0.5B-Instruct-Q4_K_M.gguf" */
+    uint64_t size;    /* bytes (the LFS object's for LFS files) */
+    char sha256[65];  /* the LFS oid, "" for a file not in LFS */
+    char git_oid[41]; /* the git blob id: the cache names a file not in LFS by it */
 } hub_file;
 
 typedef struct hub_tree {

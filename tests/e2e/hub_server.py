@@ -46,8 +46,10 @@ for name, repo in SPEC["repos"].items():
         sha = sha_of(local)
         BLOBS[sha] = local
         listed = sha if path not in repo.get("bad_sha", []) else "f" * 64
+        data = open(local, "rb").read()
+        git = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
         files.append({"path": path, "local": local, "sha": sha, "listed": listed,
-                      "size": os.path.getsize(local)})
+                      "size": len(data), "git": git})
     REPOS[name] = {"files": files, "gated": repo.get("gated", False)}
 
 
@@ -101,7 +103,11 @@ class Hub(http.server.BaseHTTPRequestHandler):
             if parts[4] == "tree":
                 # pages of 3 entries, each naming the next in a Link header, as the Hub pages
                 # long listings
-                entries = [{"type": "file", "path": f["path"], "size": 134, "oid": "a" * 40,
+                # .md files are plain git files (no "lfs"; "oid" is the git blob id), the rest
+                # LFS pointers, as on the Hub
+                entries = [{"type": "file", "path": f["path"], "size": f["size"],
+                            "oid": f["git"]} if f["path"].endswith(".md") else
+                           {"type": "file", "path": f["path"], "size": 134, "oid": "a" * 40,
                             "lfs": {"oid": f["listed"], "size": f["size"], "pointerSize": 134}}
                            for f in repo["files"]] + [{"type": "directory", "path": "docs",
                                                        "oid": "b" * 40, "size": 0}]

@@ -33,7 +33,7 @@ cat > "$T/spec.json" <<EOF
      "Tiny-Llama-Q8_0.gguf": "$M/tiny-llama-spm-Q8_0.gguf",
      "F16/Tiny-Llama-F16-00001-of-00002.gguf": "$M/tiny-llama-spm-F16.gguf",
      "F16/Tiny-Llama-F16-00002-of-00002.gguf": "$M/tiny-llama-spm-Q4_1.gguf",
-     "README.md": "$M/../models/README.md"}},
+     "README.md": "$M/README.md"}},
   "test/Bad-GGUF": {"files": {"Bad-Q4_0.gguf": "$M/tiny-llama-spm-Q4_0.gguf"},
                     "bad_sha": ["Bad-Q4_0.gguf"]},
   "test/Gated-GGUF": {"gated": true,
@@ -89,6 +89,12 @@ check test "$(readlink "$SNAP/F16/Tiny-Llama-F16-00001-of-00002.gguf")" = \
 n=$(grep -c "GET /cdn/" "$T/requests.log")
 check pull test/Tiny-Llama-GGUF/Tiny-Llama-Q4_0.gguf
 check test "$(grep -c "GET /cdn/" "$T/requests.log")" = "$n"
+
+# a file not in LFS: its blob is named by its git id, as huggingface_hub names it
+check pull test/Tiny-Llama-GGUF/README.md
+check cmp "$SNAP/README.md" "$M/README.md"
+GIT_OID=$(python3 -c "import hashlib,sys; d=open(sys.argv[1],'rb').read(); print(hashlib.sha1(b'blob %d\0' % len(d) + d).hexdigest())" "$M/README.md")
+check test "$(readlink "$SNAP/README.md")" = "../../blobs/$GIT_OID"
 
 # 5. no such quant: the quants that exist are listed
 pull test/Tiny-Llama-GGUF:Q5_K_M
