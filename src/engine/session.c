@@ -209,6 +209,8 @@ static void emit(gen_out *o, const char *text, size_t len, int32_t token) {
 static shimmy_status eval_prompt_probs(engine_session *s, const int32_t *t, size_t n,
                                        engine_pieces *pc, shimmy_error *err) {
     for (size_t i = 0; i < n; i++) {
+        /* one step per token: a long prompt must still stop within a step of a cancel */
+        if (__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE)) return SHIMMY_OK;
         shimmy_status st = step(s, t + i, 1, 1, err);
         if (st) return st;
         if (i + 1 < n) engine_pieces_prompt_logits(pc, i + 1, s->be->logits(s->ctx, 0), t[i + 1]);
@@ -279,7 +281,10 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
     tok_decoder dec;
     tok_decoder_init(&dec, v, false, false);
     gen_out out = {sink, user, pc, false};
-    if (!st && prompt_probs && !engine_pieces_prompt_send(pc, prompt, n_prompt)) out.refused = true;
+    if (!st && prompt_probs &&
+        (__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) ||
+         !engine_pieces_prompt_send(pc, prompt, n_prompt)))
+        out.refused = true; /* a cancel during the prompt: no records of what was not scored */
     double t_first = 0.0;
     bool stop_matched = false;
     r.finish = ENGINE_FINISH_LENGTH;
