@@ -66,11 +66,11 @@ typedef struct server_config {
     size_t max_body;         /* bytes */
     int max_tokens_cap;      /* upper bound for max_tokens (and the default) */
     int max_connections;
-    int timeout_s;   /* idle/slow client timeout */
-    int queue_cap;   /* jobs waiting for a slot before 503 */
+    int timeout_s;             /* idle/slow client timeout */
+    int queue_cap;             /* jobs waiting for a slot before 503 */
     uint64_t max_loaded_bytes; /* memory budget of loaded models; 0 = half the machine's RAM */
     double keep_alive_s;       /* idle seconds before a model unloads; 0 = 300; < 0 = never */
-    bool ignore_env; /* registry: read no environment (tests) */
+    bool ignore_env;           /* registry: read no environment (tests) */
     /* A second address served too (serve --ollama: 127.0.0.1:11434, where tools that hard-code
      * Ollama's port look; or a second --bind). NULL = none. Borrowed. */
     const char *extra_host;
@@ -133,7 +133,7 @@ typedef struct server_request {
     /* Raw prompt form: owned strings (completions: one choice each; generate: one). */
     char *prompts[SERVER_MAX_PROMPTS];
     size_t n_prompts;
-    int32_t max_tokens;          /* -1: not given (the rest of the context, up to the cap) */
+    int32_t max_tokens; /* -1: not given (the rest of the context, up to the cap) */
     /* max_tokens is only an upper bound (Anthropic's required max_tokens, Responses'
      * max_output_tokens): more than the context leaves is clamped instead of a 400. */
     bool max_tokens_bound;
@@ -498,8 +498,8 @@ int server_run(server_call *c, server_api api, const server_fmt *stream_fmt,
  * failure). ext/ext_free become the job's (freed on failure too); errors before the reply
  * starts go through reply_error (NULL: server_reply_error). */
 int server_run_parsed(server_call *c, server_request *req, const server_fmt *fmt, void *ext,
-                      void (*ext_free)(void *), int (*reply_error)(server_call *,
-                                                                   const shimmy_error *));
+                      void (*ext_free)(void *),
+                      int (*reply_error)(server_call *, const shimmy_error *));
 
 /* piece.c: the request fields logprobs, top_logprobs, reasoning_format and
  * chat_template_kwargs (called by server_request_parse for those names), their joint check,
