@@ -243,7 +243,9 @@ async function main() {
   const early = median(samples.slice(0, fifth).map((s) => s.anon));
   const late = median(samples.slice(-fifth).map((s) => s.anon));
   const grow = late - early;
-  if (samples.length >= 10 && grow > slackKb)
+  // Under traffic RssAnon swings by tens of MiB with which models are loaded: the medians are a
+  // trend only over enough samples (short runs rely on the resting check).
+  if (samples.length >= 100 && grow > slackKb)
     fail(`RssAnon under traffic grew ${(grow / 1024).toFixed(1)} MiB (limit ${(slackKb / 1024).toFixed(1)} MiB)`);
   if (rest1.fds > rest0.fds) fail(`descriptors at rest: ${rest0.fds} -> ${rest1.fds}`);
   if (rest1.threads > rest0.threads) fail(`threads at rest: ${rest0.threads} -> ${rest1.threads}`);
