@@ -70,7 +70,7 @@ static bool resolve_model(server *s, const char *name, char *out, size_t cap, sh
 
 /* An empty prompt or message list loads the model (or with keep_alive 0 unloads it): Ollama's
  * way of preloading, answered with done_reason "load" / "unload". */
-static int load_only(server_call *c, server_request *req, ollama_opts *o) {
+static int load_only(server_call *c, server_request *req, ollama_opts *o, const char *asked) {
     shimmy_error err;
     bool unload = o->has_keep_alive && o->keep_alive_s == 0;
     if (unload) {
@@ -84,7 +84,7 @@ static int load_only(server_call *c, server_request *req, ollama_opts *o) {
     }
     char ts[40];
     ollama_time(wall_now(), ts);
-    json_t *v = json_pack("{s:s,s:s,s:b,s:s}", "model", req->model, "created_at", ts, "done", 1,
+    json_t *v = json_pack("{s:s,s:s,s:b,s:s}", "model", asked, "created_at", ts, "done", 1,
                           "done_reason", unload ? "unload" : "load");
     if (v && o->chat)
         json_object_set_new(v, "message",
@@ -103,7 +103,8 @@ static int chat_or_generate(server_call *c, bool chat) {
     shimmy_error_clear(&err);
     if (ollama_request_parse(chat, c->body, c->body_len, s->cfg.max_tokens_cap, &req, &o, &err))
         return ollama_reply_error(c, &err);
-    char name[256];
+    char name[256], asked[256];
+    snprintf(asked, sizeof asked, "%s", req.model);
     if (!resolve_model(s, req.model, name, sizeof name, &err)) {
         server_request_deinit(&req);
         ollama_opts_deinit(&o);
@@ -111,7 +112,7 @@ static int chat_or_generate(server_call *c, bool chat) {
     }
     snprintf(req.model, sizeof req.model, "%s", name);
     if (o.load_only) {
-        int ok = load_only(c, &req, &o);
+        int ok = load_only(c, &req, &o, asked);
         server_request_deinit(&req);
         ollama_opts_deinit(&o);
         return ok;
@@ -125,6 +126,7 @@ static int chat_or_generate(server_call *c, bool chat) {
         return ollama_reply_error(c, &err);
     }
     oj->was_loaded = before.state == SHIMMY_LOAD_LOADED;
+    snprintf(oj->model, sizeof oj->model, "%s", asked);
     if (oj->o.grammar) {
         /* The grammar text lives in the job's ext as long as the job's options point at it. */
         req.gen.grammar = oj->o.grammar;

@@ -69,6 +69,7 @@ typedef struct ollama_job {
     double t0_ms;    /* request start, server_clock_ms */
     double begin_ms; /* generation start */
     bool was_loaded; /* the model was loaded before this request */
+    char model[256]; /* the name as the client sent it ("x:latest"), echoed in every reply */
 } ollama_job;
 
 ollama_job *ollama_job_new(ollama_opts *o); /* takes o's contents */

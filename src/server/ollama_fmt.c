@@ -70,9 +70,11 @@ static json_t *text_value(const char *text, size_t len) {
 
 /* {"model", "created_at"} of every chunk. */
 static json_t *head(const server_job *j) {
+    const ollama_job *oj = j->ext;
     char ts[40];
     ollama_time(wall_now(), ts);
-    return json_pack("{s:s,s:s}", "model", j->req.model, "created_at", ts);
+    return json_pack("{s:s,s:s}", "model", oj->model[0] ? oj->model : j->req.model, "created_at",
+                     ts);
 }
 
 static void write_line(server_job *j, json_t *v, bool newline) {

@@ -93,6 +93,7 @@ try {
     // the default tag Ollama clients add resolves to the same model
     const again = await ollama.chat({ model: `${DOCS}:latest`, messages: ask, options: greedy });
     assertEq(again.message.content, r.message.content, 'name:latest = name (greedy)');
+    assertEq(again.model, `${DOCS}:latest`, 'the name is echoed as sent');
   });
 
   await t.test('chat streaming: NDJSON chunks that add up to the same answer', async () => {
