@@ -29,8 +29,9 @@ struct lora_st {
     char *name;
     void *map; /* owned mapping, NULL when the caller's buffer is borrowed */
     size_t map_size;
-    json_t *root;            /* owns the tensor names the table borrows */
-    json_t *meta;            /* borrowed from root, or NULL */
+    int guard;    /* core_mapguard id of the mapping (-1: none): truncation is no SIGBUS */
+    json_t *root; /* owns the tensor names the table borrows */
+    json_t *meta; /* borrowed from root, or NULL */
     lora_st_tensor *tensors; /* sorted by name */
     size_t n;
 };
@@ -226,6 +227,7 @@ static shimmy_status parse(lora_st *st, const uint8_t *p, uint64_t size, shimmy_
 static shimmy_status st_new(const char *name, lora_st **out, shimmy_error *err) {
     *out = core_calloc(1, sizeof **out);
     if (*out) (*out)->name = core_strdup(name);
+    if (*out) (*out)->guard = -1;
     if (!*out || !(*out)->name) {
         free(*out);
         *out = NULL;
@@ -274,6 +276,7 @@ shimmy_status lora_st_open(const char *path, lora_st **out, shimmy_error *err) {
         } else {
             st->map = m;
             st->map_size = size;
+            st->guard = core_mapguard_add(m, size);
         }
     }
     close(fd);
@@ -288,6 +291,7 @@ shimmy_status lora_st_open(const char *path, lora_st **out, shimmy_error *err) {
 
 void lora_st_close(lora_st *st) {
     if (!st) return;
+    core_mapguard_remove(st->guard); /* before munmap: the range may be reused at once */
     if (st->map) munmap(st->map, st->map_size);
     json_decref(st->root);
     free(st->tensors);
