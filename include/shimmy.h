@@ -295,9 +295,9 @@ typedef struct shimmy_token_info {
     const char *bytes; /* what the token decodes to (n_bytes; may be part of a UTF-8 character;
                           control tokens of a prompt give their text, generated ones nothing) */
     size_t n_bytes;
-    bool prompt;      /* a prompt token (shimmy_session_request.prompt_logprobs) */
-    bool has_logprob; /* false when logprobs are off, and for a prompt's first token */
-    float logprob;    /* ln p(token | everything before it) under the raw logits */
+    bool prompt;               /* a prompt token (shimmy_session_request.prompt_logprobs) */
+    bool has_logprob;          /* false when logprobs are off, and for a prompt's first token */
+    float logprob;             /* ln p(token | everything before it) under the raw logits */
     const shimmy_logprob *top; /* the n_top most likely tokens, most likely first (ties: lower
                                   id first); n_top = min(top_logprobs, vocabulary size) */
     size_t n_top;
@@ -311,8 +311,9 @@ typedef struct shimmy_token_info {
  * into (its bytes run past the text: the stop string itself is never text). Tokens that end
  * the generation (end of turn) and tokens wholly inside a matched stop string are not handed
  * over. */
-typedef shimmy_next (*shimmy_piece_fn)(const char *text, size_t len, const shimmy_token_info *tokens,
-                                       size_t n_tokens, void *user);
+typedef shimmy_next (*shimmy_piece_fn)(const char *text, size_t len,
+                                       const shimmy_token_info *tokens, size_t n_tokens,
+                                       void *user);
 
 /* Generates a continuation of prompt (raw text; special-token text in it is parsed) on the
  * calling thread. opts NULL = the spec's generation options. on_token may be NULL. result may
