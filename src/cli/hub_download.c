@@ -26,6 +26,7 @@ typedef struct dl {
     int write_errno;
     long status;
     bool status_checked;
+    bool git; /* not in LFS: checked against the git blob id */
 } dl;
 
 static shimmy_status mkdirs(const char *path, shimmy_error *err) {
@@ -86,7 +87,8 @@ static bool on_data(const char *data, size_t len, void *user) {
             }
             cli_sha256_free(d->sha);
             d->have = d->start = 0;
-            if (!(d->sha = cli_sha256_new())) return false;
+            if (!(d->sha = d->git ? cli_git_blob_hash_new(d->total) : cli_sha256_new()))
+                return false;
         }
     }
     if (d->status < 200 || d->status >= 300)
@@ -183,7 +185,8 @@ shimmy_status hub_download(const hub_tree *t, size_t i, const char *cache_dir,
         return st ? st : write_ref(repo_dir, t, err);
     }
     dl d = {.total = f->size, .name = f->path, .progress = progress, .user = user};
-    if (!(d.sha = cli_sha256_new()))
+    d.git = !f->sha256[0];
+    if (!(d.sha = d.git ? cli_git_blob_hash_new(f->size) : cli_sha256_new()))
         return shimmy_error_set(err, SHIMMY_ERR_NOMEM, NULL, "out of memory");
     if (stat(part, &sb) == 0 && f->size && (uint64_t)sb.st_size > f->size) unlink(part);
     if ((st = hash_existing(&d, part, err))) goto fail;
@@ -277,12 +280,13 @@ shimmy_status hub_download(const hub_tree *t, size_t i, const char *cache_dir,
     char hex[65];
     cli_sha256_final(d.sha, hex);
     d.sha = NULL;
-    if (f->sha256[0] && strcmp(hex, f->sha256) != 0) {
+    const char *want = f->sha256[0] ? f->sha256 : f->git_oid;
+    if (strcmp(hex, want) != 0) {
         unlink(part); /* corrupt: resuming it would only keep the bad bytes */
         return shimmy_error_set(err, SHIMMY_ERR_IO, f->path,
-                                "%s is corrupt: its SHA-256 is %s, the Hub publishes %s; it was "
+                                "%s is corrupt: its %s is %s, the Hub publishes %s; it was "
                                 "removed (pull again)",
-                                f->path, hex, f->sha256);
+                                f->path, d.git ? "git blob id" : "SHA-256", hex, want);
     }
     if (rename(part, blob) != 0)
         return shimmy_error_set(err, SHIMMY_ERR_IO, blob, "cannot rename into %s: %s", blob,

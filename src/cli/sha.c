@@ -23,6 +23,21 @@ cli_sha256 *cli_sha256_new(void) {
     return h;
 }
 
+cli_sha256 *cli_git_blob_hash_new(uint64_t size) {
+    cli_sha256 *h = malloc(sizeof *h);
+    if (!h) return NULL;
+    h->md = EVP_MD_CTX_new();
+    if (!h->md || EVP_DigestInit_ex(h->md, EVP_sha1(), NULL) != 1) {
+        EVP_MD_CTX_free(h->md);
+        free(h);
+        return NULL;
+    }
+    char head[40]; /* git hashes "blob <size>\0" and then the content */
+    const int n = snprintf(head, sizeof head, "blob %llu", (unsigned long long)size);
+    EVP_DigestUpdate(h->md, head, (size_t)n + 1);
+    return h;
+}
+
 void cli_sha256_update(cli_sha256 *h, const void *data, size_t n) {
     EVP_DigestUpdate(h->md, data, n);
 }
@@ -31,8 +46,9 @@ void cli_sha256_final(cli_sha256 *h, char hex[65]) {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_DigestFinal_ex(h->md, d, &n);
-    for (unsigned i = 0; i < n && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    hex[64] = '\0';
+    if (n > 32) n = 32;
+    for (unsigned i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    hex[2 * n] = '\0';
     cli_sha256_free(h);
 }
 

@@ -66,6 +66,9 @@ shimmy_status cli_sha256_file(const char *path, char hex[65], shimmy_error *err)
 /* Incremental: a context for a download that hashes as it writes. */
 typedef struct cli_sha256 cli_sha256;
 cli_sha256 *cli_sha256_new(void); /* NULL when out of memory */
+/* The same context computing git's blob id (SHA-1 of "blob SIZE\0" and the content): the id
+ * the Hub lists for a file not in LFS. Its final digest is 40 hex digits. */
+cli_sha256 *cli_git_blob_hash_new(uint64_t size);
 void cli_sha256_update(cli_sha256 *h, const void *data, size_t n);
 void cli_sha256_final(cli_sha256 *h, char hex[65]); /* and frees h */
 void cli_sha256_free(cli_sha256 *h);

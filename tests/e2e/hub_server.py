@@ -12,8 +12,8 @@ It answers what `shimmy pull` asks the real Hub:
 Repositories come from a JSON spec (argv[1]): {"repos": {"org/name": {"files": {"path":
 "local file"}, "gated": true, "bad_sha": ["path"]}}, "token": "...", "cut": {"path": bytes}}.
 A missing repository is a 404 (X-Error-Code: RepoNotFound); a gated one without the token a 401
-(X-Error-Code: GatedRepo); a "bad_sha" file is listed with a wrong SHA-256; a "cut" file's
-first whole download stops after that many bytes (the connection is closed mid-body). Every
+(X-Error-Code: GatedRepo); a "bad_sha" file is listed with a wrong SHA-256 (or git id); a "cut"
+file's first whole download stops after that many bytes (the connection is closed mid-body). Every
 request is logged, one line each ("GET path range=..."), to argv[2]. The port is printed on
 stdout once listening.
 """
@@ -48,6 +48,8 @@ for name, repo in SPEC["repos"].items():
         listed = sha if path not in repo.get("bad_sha", []) else "f" * 64
         data = open(local, "rb").read()
         git = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        if path in repo.get("bad_sha", []):
+            git = "0" * 40
         files.append({"path": path, "local": local, "sha": sha, "listed": listed,
                       "size": len(data), "git": git})
     REPOS[name] = {"files": files, "gated": repo.get("gated", False)}

@@ -34,8 +34,9 @@ cat > "$T/spec.json" <<EOF
      "F16/Tiny-Llama-F16-00001-of-00002.gguf": "$M/tiny-llama-spm-F16.gguf",
      "F16/Tiny-Llama-F16-00002-of-00002.gguf": "$M/tiny-llama-spm-Q4_1.gguf",
      "README.md": "$M/README.md"}},
-  "test/Bad-GGUF": {"files": {"Bad-Q4_0.gguf": "$M/tiny-llama-spm-Q4_0.gguf"},
-                    "bad_sha": ["Bad-Q4_0.gguf"]},
+  "test/Bad-GGUF": {"files": {"Bad-Q4_0.gguf": "$M/tiny-llama-spm-Q4_0.gguf",
+                              "NOTES.md": "$M/README.md"},
+                    "bad_sha": ["Bad-Q4_0.gguf", "NOTES.md"]},
   "test/Gated-GGUF": {"gated": true,
                       "files": {"Gated-Q4_0.gguf": "$M/tiny-llama-spm-Q5_0.gguf"}}}}
 EOF
@@ -105,6 +106,9 @@ check has "$T/err" "no Q5_K_M file; its quants are: Q4_0, Q8_0, F16"
 pull test/Bad-GGUF:Q4_0
 check test $? -eq 1
 check has "$T/err" "is corrupt: its SHA-256 is $(sha "$M/tiny-llama-spm-Q4_0.gguf")"
+pull test/Bad-GGUF/NOTES.md # a file outside LFS is checked against its git blob id
+check test $? -eq 1
+check has "$T/err" "NOTES.md is corrupt: its git blob id is"
 check test -z "$(find "$HF_HOME/hub/models--test--Bad-GGUF" -type f -o -type l)"
 
 # 7. no such repository (404), a gated one (401) without and with HF_TOKEN
