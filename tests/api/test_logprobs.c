@@ -33,6 +33,7 @@ typedef struct got {
     size_t text_len, bytes_len;
     bool aligned; /* after every call with text, the records' bytes equal the text so far */
     int calls_with_prompt;
+    bool stop_at_prompt; /* the callback says stop when the prompt's records arrive */
 } got;
 
 static shimmy_next on_piece(const char *text, size_t len, const shimmy_token_info *t, size_t n,
@@ -61,11 +62,13 @@ static shimmy_next on_piece(const char *text, size_t len, const shimmy_token_inf
     }
     if (len && (g->bytes_len != g->text_len || memcmp(g->bytes, g->text, g->text_len) != 0))
         g->aligned = false;
-    return SHIMMY_CONTINUE;
+    return n && t[0].prompt && g->stop_at_prompt ? SHIMMY_STOP : SHIMMY_CONTINUE;
 }
 
 /* Bans the 256 byte tokens so that every piece is whole UTF-8 (the text equals the bytes). */
 static shimmy_logit_bias bans[256];
+
+static shimmy_finish last_finish;
 
 static shimmy_status run(const char *prompt_text, const shimmy_gen_options *o, bool prompt_lp,
                          bool ban_bytes, got *g, shimmy_prompt **prompt_out) {
@@ -81,9 +84,13 @@ static shimmy_status run(const char *prompt_text, const shimmy_gen_options *o, b
                                   .n_logit_bias = ban_bytes ? 256 : 0,
                                   .on_piece = on_piece,
                                   .prompt_logprobs = prompt_lp};
+    bool stop_at_prompt = g->stop_at_prompt;
     memset(g, 0, sizeof *g);
     g->aligned = true;
-    shimmy_status st = shimmy_session_generate(s, p, &req, NULL, g, NULL, &err);
+    g->stop_at_prompt = stop_at_prompt;
+    shimmy_session_result res;
+    shimmy_status st = shimmy_session_generate(s, p, &req, NULL, g, &res, &err);
+    last_finish = res.finish;
     CHECK_MSG(st == SHIMMY_OK, "generate: %s", err.message);
     shimmy_session_free(s);
     if (prompt_out)
@@ -137,7 +144,7 @@ static void check_against_eval(const int32_t *ids, size_t n, const rec *r, size_
 
 static void test_values(void) {
     shimmy_gen_options o = {.max_tokens = 24, .logprobs = true, .top_logprobs = TOP};
-    got g;
+    got g = {0};
     shimmy_prompt *p = NULL;
     run("the quick brown", &o, false, false, &g, &p);
     CHECK(g.n > 0);
@@ -167,6 +174,14 @@ static void test_values(void) {
     check_against_eval(ids, g.n, g.r, 0, g.n);
     shimmy_prompt_free(p);
 
+    /* the receiver may stop at the prompt's records: nothing is generated */
+    g.stop_at_prompt = true;
+    run("the quick brown", &o, true, false, &g, &p);
+    CHECK_EQ_INT(last_finish, SHIMMY_FINISH_CANCELLED);
+    CHECK_EQ_INT((int)g.n, (int)shimmy_prompt_token_count(p));
+    shimmy_prompt_free(p);
+    g.stop_at_prompt = false;
+
     /* without logprobs the records still come, with no values */
     o.logprobs = false;
     run("the quick brown", &o, false, false, &g, NULL);
@@ -175,7 +190,7 @@ static void test_values(void) {
 
 static void test_alignment(void) {
     shimmy_gen_options o = {.max_tokens = 40, .logprobs = true};
-    got g;
+    got g = {0};
     run("once upon a time", &o, false, true, &g, NULL);
     CHECK_MSG(g.aligned, "every piece's records spell exactly its text");
     CHECK(g.text_len > 8 && g.bytes_len == g.text_len);
