@@ -95,7 +95,7 @@ struct grammar_vocab {
     uint16_t *height;    /* (n_nodes) levels of the subtree, 1 for a leaf */
     uint8_t *u8;         /* (n_nodes) UTF-8 along the paths (vocab.c, utf8_flags) */
     uint64_t *sub;       /* (n_nodes * 2) the ASCII bytes in each node's subtree, bit 0 set when a
-                            byte >= 0x80 is there too (NUL is never in a token's text) */
+                            byte >= 0x80 or a NUL is there too (u8 bit 2 tells a NUL) */
     uint16_t *tok_n;
     int32_t *toks;
     uint32_t max_depth;

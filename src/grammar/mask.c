@@ -102,6 +102,19 @@ static bool chain_accepts(grammar_matcher *m, const grammar_vocab *gv, uint32_t 
     return true;
 }
 
+/* True when every byte of node i's subtree (its own byte included) leads from state d back to
+ * d: ASCII bytes by d's self-loop set, non-ASCII ones when every non-ASCII character loops and
+ * every path through the subtree, starting on a character boundary, is well-formed UTF-8 (an
+ * unfinished last character is then a live prefix of a character that loops). */
+static bool subtree_loops(const grammar_matcher *m, const grammar_vocab *gv, uint32_t i,
+                          int32_t d) {
+    const gm_dstate *ds = &m->dst[d];
+    if (!ds->direct) return false;
+    const uint64_t *sub = gv->sub + 2 * (size_t)i;
+    if ((sub[0] & 1) && !(ds->loop_high && (gv->u8[i] & 7) == 3)) return false;
+    return ((sub[0] & ~1ull) & ~ds->loop[0]) == 0 && (sub[1] & ~ds->loop[1]) == 0;
+}
+
 int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *err) {
     const grammar_vocab *gv = m->gv;
     if (!gv) {
@@ -157,16 +170,14 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
             i = gv->end[i];
             continue;
         }
-        if (next == prev && m->dst[prev].direct) {
-            /* every byte below leads back to this state (inside a string, say): the whole
-             * subtree is allowed without walking it */
-            const uint64_t *sub = gv->sub + 2 * (size_t)i, *loop = m->dst[prev].loop;
-            const bool high_ok = !(sub[0] & 1) || (m->dst[prev].loop_high && (gv->u8[i] & 3) == 3);
-            if (high_ok && ((sub[0] & ~1ull) & ~loop[0]) == 0 && (sub[1] & ~loop[1]) == 0) {
-                take_subtree(gv, i, mask, &count);
-                i = gv->end[i];
-                continue;
-            }
+        /* every byte below leads back to one state (inside a string, say): the whole subtree
+         * is allowed without walking it. That state is either the one before this node (its
+         * byte loops there too) or the one this node's byte leads to (the first character of a
+         * string body) */
+        if (subtree_loops(m, gv, i, prev) || (next != prev && subtree_loops(m, gv, i, next))) {
+            take_subtree(gv, i, mask, &count);
+            i = gv->end[i];
+            continue;
         }
         m->dlvl[d] = next;
         const uint32_t k0 = gv->tok_first[i], nk = gv->tok_n[i];

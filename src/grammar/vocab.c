@@ -51,8 +51,9 @@ static int cmp_piece(const void *a, const void *b, void *ctx) {
 
 /* UTF-8 decoding along the trie: u8[i] bit 0 when the path to i's parent ends on a character
  * boundary, bit 1 when every path through i's subtree is well-formed UTF-8 (an unfinished last
- * character allowed). The mask walk may then take a subtree as a whole (mask.c). Parents come
- * before children in preorder, so one forward and one backward pass do it. */
+ * character allowed); bit 2 (set in build_trie) when a NUL byte is in the subtree. The mask walk
+ * may then take a subtree as a whole (mask.c). Parents come before children in preorder, so one
+ * forward and one backward pass do it. */
 static bool utf8_flags(grammar_vocab *gv, const uint32_t *parent) {
     const uint32_t n = gv->n_nodes;
     uint8_t *st = malloc(n ? n : 1); /* bits 0-1 need, 2 invalid, 4-7: constraint of the next */
@@ -163,12 +164,14 @@ static bool build_trie(grammar_vocab *gv) {
             gv->sub[2 * i + (b >> 6)] |= 1ull << (b & 63);
         else
             gv->sub[2 * i] |= 1;
+        if (b == 0) gv->u8[i] |= 4; /* bit 0 of sub cannot tell a NUL from a high byte */
         if (!gv->height[i]) gv->height[i] = 1;
         if (parent[i] != UINT32_MAX) {
             if (gv->height[parent[i]] < gv->height[i] + 1)
                 gv->height[parent[i]] = (uint16_t)(gv->height[i] + 1);
             gv->sub[2 * parent[i]] |= gv->sub[2 * i];
             gv->sub[2 * parent[i] + 1] |= gv->sub[2 * i + 1];
+            gv->u8[parent[i]] |= gv->u8[i] & 4;
         }
     }
     free(parent);
