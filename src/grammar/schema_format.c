@@ -43,6 +43,16 @@ static const struct {
        "[0-5] | \"2\" [0-4] [0-9] | \"1\" [0-9] [0-9] | [1-9]? [0-9] ) ){3}" QE,
      7, 15},
     {"hostname", Q LABEL " ( \".\" " LABEL " ){0,3}" QE, 1, 251},
+    /* the full eight-group form only */
+    {"ipv6", Q "[0-9a-fA-F]{1,4} ( \":\" [0-9a-fA-F]{1,4} ){7}" QE, 15, 39},
+    /* http(s) URLs: scheme, host, a few path segments */
+    {"uri",
+     Q "\"http\" \"s\"? \"://\" " LABEL " ( \".\" " LABEL " ){0,3} ( \"/\" "
+       "[a-zA-Z0-9._~\\x2D]{0,20} ){0,4}" QE,
+     8, SIZE_MAX},
+    /* days (and hours) or weeks */
+    {"duration", Q "\"P\" ( [0-9]{1,4} \"D\" ( \"T\" [0-9]{1,2} \"H\" )? | [0-9]{1,3} \"W\" )" QE,
+     3, 10},
 };
 
 const char *gs_format(gs_ctx *c, const char *format, const char *path, size_t *minlen,
@@ -54,7 +64,7 @@ const char *gs_format(gs_ctx *c, const char *format, const char *path, size_t *m
         return gs_rule(c, formats[i].name, formats[i].body);
     }
     return gs_fail(c, path, NULL,
-                   "format \"%s\" is not supported (supported: date, time, date-time, uuid, "
-                   "email, ipv4, hostname); use a pattern instead",
+                   "format \"%s\" is not supported (supported: date, time, date-time, duration, "
+                   "uuid, email, ipv4, ipv6, hostname, uri); use a pattern instead",
                    format);
 }

@@ -68,7 +68,7 @@ const SUPPORTED = new Set(['type', 'enum', 'const', 'properties', 'required', 'a
   'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'minLength', 'maxLength', 'pattern', 'minimum',
   'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'anyOf', '$ref', 'definitions', '$defs', 'uniqueItems:false',
   'format', 'format:date', 'format:time', 'format:date-time', 'format:uuid', 'format:email', 'format:ipv4',
-  'format:hostname', 'title', 'description', 'default', 'examples', '$schema', 'id', '$id', '$comment']);
+  'format:hostname', 'format:ipv6', 'format:uri', 'format:duration', 'title', 'description', 'default', 'examples', '$schema', 'id', '$id', '$comment']);
 const mayRefuse = (kws) => [...kws].some((k) => !SUPPORTED.has(k) && k !== 'oneOf' && k !== 'allOf');
 
 function validator(c) {
