@@ -8,11 +8,11 @@
  * schema), anyOf, oneOf (when its branches are provably disjoint), allOf (merged), $ref into the
  * same document ($defs, definitions, any "#/..." pointer, recursion included), items,
  * prefixItems (and draft-7 tuple items/additionalItems), minItems/maxItems, minLength/maxLength,
- * pattern (the ECMA-262 subset in regex.c), format (date, time, date-time, uuid, email, ipv4,
- * hostname), minimum/maximum/exclusive bounds (exact digit-range rules; numbers with bounds have
- * no exponent). The grammar may describe a subset of the valid documents (an object lists its
- * declared properties only unless additionalProperties asks for more, numbers have at most 15
- * integer digits), never a superset.
+ * pattern (the ECMA-262 subset in regex.c), format (date, time, date-time, duration, uuid,
+ * email, ipv4, ipv6, hostname, uri), minimum/maximum/exclusive bounds (exact digit-range rules;
+ * numbers with bounds have no exponent). The grammar may describe a subset of the valid documents
+ * (an object lists its declared properties only unless additionalProperties asks for more, numbers
+ * have at most 15 integer digits), never a superset.
  *
  * A keyword that changes what is valid but cannot be enforced by a grammar (not, if, uniqueItems,
  * multipleOf, patternProperties, ...) is an error naming the keyword and its JSON pointer, never
