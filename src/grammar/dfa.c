@@ -169,6 +169,13 @@ static void make_direct(grammar_matcher *m, int32_t d) {
     m->dst[d].loop_high = back == d;
 }
 
+bool gm_dfa_direct(grammar_matcher *m, int32_t d) {
+    if (m->dst[d].direct) return true;
+    if (m->n_direct >= MAX_DIRECT) return false;
+    make_direct(m, d);
+    return m->dst[d].direct != NULL;
+}
+
 int32_t gm_dfa_step(grammar_matcher *m, int32_t d, uint8_t b) {
     if (++m->dst[d].hits == HOT_HITS && m->n_direct < MAX_DIRECT) {
         make_direct(m, d);

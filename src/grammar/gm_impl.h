@@ -33,6 +33,21 @@ typedef struct gm_mask {
 
 #define GM_MASK_CACHE 32
 
+/* A slice (slice.c): the tokens a class of states takes whole, as a bitset over token ids.
+ * Inside a string body most of the vocabulary is allowed by a byte-class test alone; setting
+ * those bits token by token is what a mask walk would spend its time on, so the set is computed
+ * once per (first-byte set, loop class) and copied in 64-bit words. A token is in the slice when
+ * its first byte is in f, all its ASCII bytes are in l, and its non-ASCII bytes (if high) are
+ * well-formed UTF-8 starting on a character boundary. */
+typedef struct gm_slice {
+    uint64_t f[2], l[2];
+    bool high;
+    uint64_t *bits; /* owned, NULL = empty entry */
+    uint64_t used;
+} gm_slice;
+
+#define GM_SLICES 8
+
 /* A state of the lazily built automaton the mask walk runs on: a canonical (sorted) set of
  * stacks plus the partial character, interned so that a transition (state, byte) -> state is
  * computed once and then costs one hash lookup. */
@@ -79,6 +94,8 @@ struct grammar_matcher {
     uint32_t n_direct; /* states with a direct table */
     int32_t *dlvl;     /* (max_depth + 1) states of the walk */
     gm_mask cache[GM_MASK_CACHE];
+    gm_slice slices[GM_SLICES];
+    uint8_t *slpath; /* (max_depth + 1) the walk's path is inside the slice, per depth */
     uint64_t clock;
     grammar_stats stats;
     bool failed;
@@ -103,6 +120,25 @@ static inline int32_t gm_dfa_next(grammar_matcher *m, int32_t d, uint8_t b) {
     return t ? t[b] : gm_dfa_step(m, d, b);
 }
 void gm_dfa_reset(grammar_matcher *m);
+/* Gives state d its direct table now (slices need its loop set); false when it cannot. */
+bool gm_dfa_direct(grammar_matcher *m, int32_t d);
+
+/* The slice for a walk that starts in state d (computed on first use), or NULL when none fits
+ * (too few bytes lead into one looping state) or memory is short. */
+const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d);
+void gm_slice_free(grammar_matcher *m);
+
+/* True when node i's whole subtree stays in the byte class (l, high): the test the walk and
+ * the slices share, so that a subtree the walk leaves to the slice is in it. */
+static inline bool gm_class_covers(const grammar_vocab *gv, uint32_t i, const uint64_t l[2],
+                                   bool high) {
+    const uint64_t *sub = gv->sub + 2 * (size_t)i;
+    if ((sub[0] & 1) && !(high && (gv->u8[i] & 7) == 3)) return false;
+    return ((sub[0] & ~1ull) & ~l[0]) == 0 && (sub[1] & ~l[1]) == 0;
+}
+static inline bool gm_in_set(const uint64_t s[2], uint8_t b) {
+    return b < 128 && ((s[b >> 6] >> (b & 63)) & 1);
+}
 void gm_dfa_free(grammar_matcher *m);
 
 #endif

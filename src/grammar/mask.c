@@ -67,13 +67,12 @@ static void cache_store(grammar_matcher *m, uint64_t key, const gm_state *s, con
 }
 
 /* Sets the bits of every token in node i's subtree. */
-static void take_subtree(const grammar_vocab *gv, uint32_t i, uint64_t *mask, int64_t *count) {
+static void take_subtree(const grammar_vocab *gv, uint32_t i, uint64_t *mask) {
     const uint32_t a = gv->tok_first[i], z = gv->tok_first[gv->end[i]];
     for (uint32_t k = a; k < z; k++) {
         const int32_t t = gv->toks[k];
         mask[t >> 6] |= 1ull << (t & 63);
     }
-    *count += z - a;
 }
 
 /* Subtrees at least this large are first tried as a whole. */
@@ -109,10 +108,13 @@ static bool chain_accepts(grammar_matcher *m, const grammar_vocab *gv, uint32_t 
 static bool subtree_loops(const grammar_matcher *m, const grammar_vocab *gv, uint32_t i,
                           int32_t d) {
     const gm_dstate *ds = &m->dst[d];
-    if (!ds->direct) return false;
-    const uint64_t *sub = gv->sub + 2 * (size_t)i;
-    if ((sub[0] & 1) && !(ds->loop_high && (gv->u8[i] & 7) == 3)) return false;
-    return ((sub[0] & ~1ull) & ~ds->loop[0]) == 0 && (sub[1] & ~ds->loop[1]) == 0;
+    return ds->direct && gm_class_covers(gv, i, ds->loop, ds->loop_high);
+}
+
+static int64_t popcount(const uint64_t *mask, size_t words) {
+    int64_t c = 0;
+    for (size_t i = 0; i < words; i++) c += __builtin_popcountll(mask[i]);
+    return c;
 }
 
 int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *err) {
@@ -135,26 +137,41 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
         memcpy(mask, hit->bits, words * sizeof *mask);
         return hit->count;
     }
-    memset(mask, 0, words * sizeof *mask);
-    int64_t count = 0;
-    if (gm_can_end(&m->cur))
-        for (int32_t i = 0; i < gv->n_eog; i++) {
-            const int32_t t = gv->eog[i];
-            mask[t >> 6] |= 1ull << (t & 63);
-            count++;
-        }
-    /* preorder walk: dlvl[d] is the automaton state after the first d bytes of the current
-     * node's path; a refused byte skips the node's whole subtree */
+    /* the automaton first: the slice for the walk's first state needs its tables */
     if (m->n_dst > DFA_FLUSH_STATES || m->tn > DFA_FLUSH_TRANS) gm_dfa_reset(m);
     if (!gm_state_copy(&m->tmp[0], &m->cur) || (m->dlvl[0] = gm_dfa_intern(m, &m->tmp[0])) < 0) {
         core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory for the grammar's automaton");
         return -1;
     }
+    const gm_slice *sl = gm_slice_for(m, m->dlvl[0]);
+    if (m->failed) {
+        gm_fail_error(m, err);
+        return -1;
+    }
+    if (sl)
+        memcpy(mask, sl->bits, words * sizeof *mask);
+    else
+        memset(mask, 0, words * sizeof *mask);
+    if (gm_can_end(&m->cur))
+        for (int32_t i = 0; i < gv->n_eog; i++) {
+            const int32_t t = gv->eog[i];
+            mask[t >> 6] |= 1ull << (t & 63);
+        }
+    /* preorder walk: dlvl[d] is the automaton state after the first d bytes of the current
+     * node's path; a refused byte skips the node's whole subtree */
     const uint32_t n = gv->n_nodes;
+    uint8_t *path = m->slpath; /* path[d]: the first d bytes are inside the slice's prefixes */
     uint64_t visits = 0;
     for (uint32_t i = 0; i < n;) {
         const uint32_t d = gv->depth[i];
         visits++;
+        /* a subtree the slice holds is already in the mask */
+        const bool in_path = sl && (d == 1 || path[d - 1]);
+        if (in_path && (d > 1 || gm_in_set(sl->f, gv->byte[i])) &&
+            gm_class_covers(gv, i, sl->l, sl->high)) {
+            i = gv->end[i];
+            continue;
+        }
         const int32_t prev = m->dlvl[d - 1];
         const int32_t next = gm_dfa_next(m, prev, gv->byte[i]);
         if (next < 0) {
@@ -166,7 +183,7 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
             continue;
         }
         if (gv->end[i] - i >= CHAIN_MIN_NODES && chain_accepts(m, gv, i, prev)) {
-            take_subtree(gv, i, mask, &count);
+            take_subtree(gv, i, mask);
             i = gv->end[i];
             continue;
         }
@@ -175,20 +192,21 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
          * byte loops there too) or the one this node's byte leads to (the first character of a
          * string body) */
         if (subtree_loops(m, gv, i, prev) || (next != prev && subtree_loops(m, gv, i, next))) {
-            take_subtree(gv, i, mask, &count);
+            take_subtree(gv, i, mask);
             i = gv->end[i];
             continue;
         }
         m->dlvl[d] = next;
+        if (sl) path[d] = in_path && gm_in_set(d == 1 ? sl->f : sl->l, gv->byte[i]);
         const uint32_t k0 = gv->tok_first[i], nk = gv->tok_n[i];
         for (uint32_t k = 0; k < nk; k++) {
             const int32_t t = gv->toks[k0 + k];
             mask[t >> 6] |= 1ull << (t & 63);
         }
-        count += nk;
         i++;
     }
     m->stats.trie_visits += visits;
+    const int64_t count = popcount(mask, words); /* slices and subtrees may overlap */
     cache_store(m, key, &m->cur, mask, words, count);
     return count;
 }

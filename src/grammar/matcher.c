@@ -433,6 +433,7 @@ static void destroy(grammar_matcher *m) {
     free(m->dlvl);
     gm_dfa_free(m);
     gm_mask_cache_free(m);
+    gm_slice_free(m);
     free(m);
 }
 
@@ -454,6 +455,8 @@ static size_t footprint(const grammar_matcher *m) {
                (size_t)m->tcap * 12 + (size_t)m->n_direct * 1024;
     for (size_t i = 0; m->gv && i < GM_MASK_CACHE; i++)
         if (m->cache[i].bits) n += ((size_t)m->gv->n_vocab + 63) / 64 * 8;
+    for (size_t i = 0; m->gv && i < GM_SLICES; i++)
+        if (m->slices[i].bits) n += ((size_t)m->gv->n_vocab + 63) / 64 * 8;
     return n;
 }
 
