@@ -23,6 +23,7 @@ fi
 
 instrumented=("$SRC"/src/api/*.c "$SRC"/src/core/*.c "$SRC"/src/engine/*.c
               "$SRC"/src/manager/*.c "$SRC"/src/registry/*.c "$SRC"/src/lora/*.c
+              "$SRC"/src/grammar/*.c "$SRC"/src/sampling/*.c
               "$SRC"/tests/support/*.c)
 fail=0
 for path in api/generate api/manager api/session api/catalog lora/apply; do
