@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +130,12 @@ static void load_path(const char *path, blobs *corpus) {
     free(names);
 }
 
-/* libFuzzer/AFL dictionary: lines `name="value"` or `"value"`, with \\, \" and \xNN escapes. */
+static bool is_hex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* libFuzzer dictionary: lines `name="value"` or `"value"`, with the escapes libFuzzer knows
+ * (\\, \" and \xNN) and no others, so a dictionary libFuzzer would refuse fails here too. */
 static void load_dict(const char *path, blobs *dict) {
     size_t n;
     char *text = (char *)read_file(path, &n);
@@ -137,23 +143,35 @@ static void load_dict(const char *path, blobs *dict) {
         fprintf(stderr, "fuzz driver: cannot read dictionary %s\n", path);
         exit(1);
     }
-    for (size_t i = 0; i < n;) {
+    int line = 0;
+    for (size_t i = 0; i < n; line++) {
         size_t end = i;
         while (end < n && text[end] != '\n') end++;
-        char *q = memchr(text + i, '"', end - i);
+        char *q = memchr(text + i, '"', end - i), *stop = text + end;
         if (text[i] != '#' && q) {
             uint8_t *w = malloc(end - i + 1);
             size_t len = 0;
-            for (char *c = q + 1; c < text + end && *c != '"'; c++) {
-                if (*c == '\\' && c + 1 < text + end && c[1] == 'x' && c + 3 < text + end) {
+            char *c = q + 1;
+            for (; c < stop && *c != '"'; c++) {
+                if (*c != '\\') {
+                    w[len++] = (uint8_t)*c;
+                } else if (c + 1 < stop && (c[1] == '\\' || c[1] == '"')) {
+                    w[len++] = (uint8_t) * ++c;
+                } else if (c + 3 < stop && c[1] == 'x' && is_hex(c[2]) && is_hex(c[3])) {
                     char hex[3] = {c[2], c[3], 0};
                     w[len++] = (uint8_t)strtoul(hex, NULL, 16);
                     c += 3;
-                } else if (*c == '\\' && c + 1 < text + end) {
-                    w[len++] = (uint8_t) * ++c;
                 } else {
-                    w[len++] = (uint8_t)*c;
+                    fprintf(stderr,
+                            "fuzz driver: %s line %d: libFuzzer knows only the escapes "
+                            "\\\\, \\\" and \\xNN\n",
+                            path, line + 1);
+                    exit(2);
                 }
+            }
+            if (c >= stop) {
+                fprintf(stderr, "fuzz driver: %s line %d: unterminated string\n", path, line + 1);
+                exit(2);
             }
             push(dict, w, len);
         }
