@@ -116,8 +116,18 @@ int32_t gm_dfa_intern(grammar_matcher *m, gm_state *s) {
         m->cap_dpool = cap;
     }
     const uint32_t id = m->n_dst++;
-    m->dst[id] = (gm_dstate){
-        (uint32_t)m->n_dpool, s->n, s->acc, s->need, s->total, h, 0, NULL, {0, 0}, false};
+    m->dst[id] = (gm_dstate){(uint32_t)m->n_dpool,
+                             s->n,
+                             s->acc,
+                             s->need,
+                             s->total,
+                             h,
+                             0,
+                             NULL,
+                             {0, 0},
+                             false,
+                             -1,
+                             {0, 0}};
     if (s->n) memcpy(m->dpool + m->n_dpool, s->v, s->n * sizeof *s->v);
     m->n_dpool += s->n;
     m->dtab[i] = id;
@@ -140,6 +150,15 @@ static void make_direct(grammar_matcher *m, int32_t d) {
     ds->direct = t;
     for (int b = 0; b < 128; b++)
         if (t[b] == d) ds->loop[b >> 6] |= 1ull << (b & 63);
+    /* the uniform step (majority vote over the live ASCII targets) */
+    int32_t votes = 0;
+    for (int b = 1; b < 128; b++) {
+        if (t[b] < 0) continue;
+        if (votes == 0) ds->uni = t[b];
+        votes += t[b] == ds->uni ? 1 : -1;
+    }
+    for (int b = 1; b < 128; b++)
+        if (t[b] >= 0 && t[b] == ds->uni) ds->uset[b >> 6] |= 1ull << (b & 63);
     m->n_direct++;
     /* every non-ASCII character leads back here when each stack's class takes all of them or
      * none: then one of them (U+0080) speaks for all */

@@ -60,6 +60,8 @@ typedef struct gm_dstate {
     int32_t *direct;  /* (256) all transitions, for states the walks keep coming back to */
     uint64_t loop[2]; /* with direct: the ASCII bytes that lead back to this very state */
     bool loop_high;   /* ... and so does every non-ASCII character */
+    int32_t uni;      /* with direct: the live state most ASCII bytes lead to (-1: none) */
+    uint64_t uset[2]; /* ... and the ASCII bytes that lead there (a counted repetition's step) */
 } gm_dstate;
 
 struct grammar_matcher {

@@ -130,6 +130,8 @@ typedef struct grammar_stats {
     uint64_t mask_hits;   /* ... answered from the mask cache */
     uint64_t trie_visits; /* trie nodes visited by the walks */
     size_t nodes;         /* interned stack nodes */
+    uint64_t slice_masks; /* walks that started from a slice (a string body's byte class) */
+    uint64_t chain_takes; /* subtrees taken whole along a counted repetition's steps */
 } grammar_stats;
 void grammar_matcher_stats(const grammar_matcher *m, grammar_stats *out);
 

@@ -76,27 +76,22 @@ static void take_subtree(const grammar_vocab *gv, uint32_t i, uint64_t *mask) {
 }
 
 /* Subtrees at least this large are first tried as a whole. */
-#define CHAIN_MIN_NODES 256
+#define CHAIN_MIN_NODES 2
 
 /* True when the whole subtree of node i (entered from state d) is allowed because, level by
  * level, every byte found in the subtree leads to one same live state: a bounded repetition
- * (a string of at most 40 characters) counts up through states that all take those bytes.
- * ASCII subtrees only; states need their direct tables (hot states have them). */
-static bool chain_accepts(grammar_matcher *m, const grammar_vocab *gv, uint32_t i, int32_t d) {
+ * (`[a-z]{1,600}`, a string with maxLength) counts up through states that all take those bytes,
+ * so no state loops but each level is uniform. ASCII subtrees (no NUL) only; each state's
+ * uniform step (uni, uset) comes with its direct table (hot states have them). */
+static bool chain_accepts(const grammar_matcher *m, const grammar_vocab *gv, uint32_t i,
+                          int32_t d) {
     const uint64_t *sub = gv->sub + 2 * (size_t)i;
     if (sub[0] & 1) return false;
-    uint8_t bytes[128];
-    int nb = 0;
-    for (int b = 1; b < 128; b++)
-        if ((sub[b >> 6] >> (b & 63)) & 1) bytes[nb++] = (uint8_t)b;
-    for (uint32_t level = 0; level < gv->height[i]; level++) {
-        const int32_t *t = m->dst[d].direct;
-        if (!t || nb == 0) return false;
-        const int32_t next = t[bytes[0]];
-        if (next < 0) return false;
-        for (int k = 1; k < nb; k++)
-            if (t[bytes[k]] != next) return false;
-        d = next;
+    for (uint32_t level = 0, h = gv->height[i]; level < h; level++) {
+        const gm_dstate *ds = &m->dst[d];
+        if (!ds->direct || ds->uni < 0 || (sub[0] & ~ds->uset[0]) || (sub[1] & ~ds->uset[1]))
+            return false;
+        d = ds->uni;
     }
     return true;
 }
@@ -148,10 +143,12 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
         gm_fail_error(m, err);
         return -1;
     }
-    if (sl)
+    if (sl) {
         memcpy(mask, sl->bits, words * sizeof *mask);
-    else
+        m->stats.slice_masks++;
+    } else {
         memset(mask, 0, words * sizeof *mask);
+    }
     if (gm_can_end(&m->cur))
         for (int32_t i = 0; i < gv->n_eog; i++) {
             const int32_t t = gv->eog[i];
@@ -182,16 +179,17 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
             i = gv->end[i];
             continue;
         }
-        if (gv->end[i] - i >= CHAIN_MIN_NODES && chain_accepts(m, gv, i, prev)) {
-            take_subtree(gv, i, mask);
-            i = gv->end[i];
-            continue;
-        }
         /* every byte below leads back to one state (inside a string, say): the whole subtree
          * is allowed without walking it. That state is either the one before this node (its
          * byte loops there too) or the one this node's byte leads to (the first character of a
          * string body) */
         if (subtree_loops(m, gv, i, prev) || (next != prev && subtree_loops(m, gv, i, next))) {
+            take_subtree(gv, i, mask);
+            i = gv->end[i];
+            continue;
+        }
+        if (gv->end[i] - i >= CHAIN_MIN_NODES && chain_accepts(m, gv, i, prev)) {
+            m->stats.chain_takes++;
             take_subtree(gv, i, mask);
             i = gv->end[i];
             continue;

@@ -21,13 +21,15 @@ static const char *const grammars[] = {
      * takes subtrees whole from either), and an escape inside it */
     "root ::= (\"\\\"\" [^\"\\\\\\x00-\\x1f] ([^\"\\\\\\x00-\\x1f] | \"\\\\n\")* \"\\\"\" \" "
     "\"?){1,3}",
+    /* counted repetitions: the mask takes subtrees whole along the counting states */
+    "root ::= ([A-Za-z ]{1,30} \",\" [0-9]{1,4} \"\\n\"){1,4}",
 };
 
 static bool bit(const uint64_t *m, int32_t t) {
     return (m[t >> 6] >> (t & 63)) & 1;
 }
 
-static void check_vocab(const char *file, int steps) {
+static void check_vocab(const char *file, int steps, bool check_fast_paths) {
     char path[512];
     const char *p = test_data_path(file, path, sizeof path);
     if (!p) {
@@ -49,6 +51,7 @@ static void check_vocab(const char *file, int steps) {
     uint64_t *mask = malloc(words * 8), *again = malloc(words * 8);
     test_rng r;
     test_rng_seed(&r, 2026);
+    uint64_t slices = 0, chains = 0;
     for (size_t gi = 0; gi < sizeof grammars / sizeof grammars[0]; gi++) {
         grammar *g = NULL;
         grammar_matcher *m = NULL;
@@ -98,8 +101,16 @@ static void check_vocab(const char *file, int steps) {
             CHECK(grammar_matcher_accept_token(m, tok, &err) == SHIMMY_OK);
         }
         (void)ended;
+        grammar_stats gs;
+        grammar_matcher_stats(m, &gs);
+        slices += gs.slice_masks;
+        chains += gs.chain_takes;
         grammar_matcher_free(m);
     }
+    /* the fast paths were exercised (and so compared with the token-by-token answer above) */
+    fprintf(stderr, "%s: %llu masks from slices, %llu subtrees along counted steps\n", file,
+            (unsigned long long)slices, (unsigned long long)chains);
+    if (check_fast_paths) CHECK(slices > 0 && chains > 0);
     free(mask);
     free(again);
     grammar_vocab_free(gv);
@@ -130,6 +141,8 @@ static void check_synthetic(void) {
         "root ::= \"\\\"\" [^\"\\\\\\x00-\\x1f]* \"\\\"\"",
         "root ::= [^\"]* \"\\\"\"",
         "root ::= [^\\x00]+",
+        /* the first character's class is narrower than the body's (a slice's first-byte set) */
+        "root ::= \"\\\"\" [b-z] [^\"]* \"\\\"\"",
     };
     grammar_vocab *gv = NULL;
     CHECK(grammar_vocab_from_pieces(src, len, NULL, NULL, N, &gv, NULL) == SHIMMY_OK);
@@ -150,9 +163,12 @@ static void check_synthetic(void) {
                 CHECK_MSG(grammar_matcher_allows_token(m, t) == bit(mask, t),
                           "synthetic grammar %zu step %d token %d: mask %d", gi, step, t,
                           bit(mask, t));
-            if (step == 20 && gi == 0) /* into the string body: its loop state */
+            if ((step == 20 && gi == 0) || (step == 0 && gi == 3)) /* into the string */
                 CHECK(grammar_matcher_accept_token(m, 4, NULL) == SHIMMY_OK);
         }
+        grammar_stats st;
+        grammar_matcher_stats(m, &st);
+        if (gi == 3) CHECK(st.slice_masks > 0);
         grammar_matcher_free(m);
     }
     grammar_vocab_free(gv);
@@ -165,8 +181,8 @@ int main(void) {
 #else
     const int steps = 12;
 #endif
-    check_vocab("vocab/ggml-vocab-llama-spm.gguf", steps);
-    check_vocab("vocab/ggml-vocab-qwen2.gguf", steps);
-    check_vocab("vocab/ggml-vocab-llama-bpe.gguf", steps / 2);
+    check_vocab("vocab/ggml-vocab-llama-spm.gguf", steps, false);
+    check_vocab("vocab/ggml-vocab-qwen2.gguf", steps, true);
+    check_vocab("vocab/ggml-vocab-llama-bpe.gguf", steps / 2, true);
     return test_finish("grammar mask");
 }
