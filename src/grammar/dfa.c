@@ -127,7 +127,8 @@ int32_t gm_dfa_intern(grammar_matcher *m, gm_state *s) {
                              {0, 0},
                              false,
                              -1,
-                             {0, 0}};
+                             {0, 0},
+                             false};
     if (s->n) memcpy(m->dpool + m->n_dpool, s->v, s->n * sizeof *s->v);
     m->n_dpool += s->n;
     m->dtab[i] = id;
@@ -186,6 +187,7 @@ static void make_direct(grammar_matcher *m, int32_t d) {
     const int32_t mid = t[0xC2];
     const int32_t back = mid >= 0 ? gm_dfa_step(m, mid, 0x80) : -1;
     m->dst[d].loop_high = back == d;
+    m->dst[d].uni_high = back >= 0 && back == m->dst[d].uni;
 }
 
 bool gm_dfa_direct(grammar_matcher *m, int32_t d) {

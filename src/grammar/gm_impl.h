@@ -62,6 +62,7 @@ typedef struct gm_dstate {
     bool loop_high;   /* ... and so does every non-ASCII character */
     int32_t uni;      /* with direct: the live state most ASCII bytes lead to (-1: none) */
     uint64_t uset[2]; /* ... and the ASCII bytes that lead there (a counted repetition's step) */
+    bool uni_high;    /* ... and every non-ASCII character leads there too */
 } gm_dstate;
 
 struct grammar_matcher {

@@ -81,15 +81,19 @@ static void take_subtree(const grammar_vocab *gv, uint32_t i, uint64_t *mask) {
 /* True when the whole subtree of node i (entered from state d) is allowed because, level by
  * level, every byte found in the subtree leads to one same live state: a bounded repetition
  * (`[a-z]{1,600}`, a string with maxLength) counts up through states that all take those bytes,
- * so no state loops but each level is uniform. ASCII subtrees (no NUL) only; each state's
- * uniform step (uni, uset) comes with its direct table (hot states have them). */
+ * so no state loops but each level is uniform. Each state's uniform step (uni, uset, uni_high)
+ * comes with its direct table (hot states have them). */
 static bool chain_accepts(const grammar_matcher *m, const grammar_vocab *gv, uint32_t i,
                           int32_t d) {
     const uint64_t *sub = gv->sub + 2 * (size_t)i;
-    if (sub[0] & 1) return false;
+    /* non-ASCII characters: each is one step whatever its length, so a path has at most
+     * height steps; the paths must be well-formed UTF-8 from a character boundary */
+    const bool high = sub[0] & 1;
+    if (high && (gv->u8[i] & 7) != 3) return false;
     for (uint32_t level = 0, h = gv->height[i]; level < h; level++) {
         const gm_dstate *ds = &m->dst[d];
-        if (!ds->direct || ds->uni < 0 || (sub[0] & ~ds->uset[0]) || (sub[1] & ~ds->uset[1]))
+        if (!ds->direct || ds->uni < 0 || ((sub[0] & ~1ull) & ~ds->uset[0]) ||
+            (sub[1] & ~ds->uset[1]) || (high && !ds->uni_high))
             return false;
         d = ds->uni;
     }
