@@ -54,7 +54,7 @@ static const bad_case bad_cases[] = {
     {SERVER_API_COMPLETIONS, COMPL("\"grammar\":\"root ::= nope\""), "grammar", "line 1"},
     {SERVER_API_COMPLETIONS, COMPL("\"grammar\":7"), "grammar", "string"},
     {SERVER_API_COMPLETIONS, COMPL("\"json_schema\":\"{}\""), "json_schema", "object"},
-    {SERVER_API_COMPLETIONS, COMPL("\"json_schema\":{\"type\":\"string\",\"format\":\"ipv6\"}"),
+    {SERVER_API_COMPLETIONS, COMPL("\"json_schema\":{\"type\":\"string\",\"format\":\"uri-template\"}"),
      "json_schema", "/format"},
     {SERVER_API_COMPLETIONS,
      COMPL("\"grammar\":\"root ::= \\\"a\\\"\",\"json_schema\":{\"type\":\"string\"}"),
@@ -89,6 +89,7 @@ int main(void) {
         shimmy_error err = {0};
         shimmy_status st = server_request_parse(c->api, c->body, strlen(c->body), 4096, &r, &err);
         CHECK_MSG(st == SHIMMY_ERR_INVALID_ARG, "%s: status %d", c->body, (int)st);
+        if (st == SHIMMY_OK) server_request_deinit(&r);
         CHECK_MSG(!strcmp(err.where, c->where), "%s: where %s, want %s", c->body, err.where,
                   c->where);
         CHECK_MSG(strstr(err.message, c->says) != NULL, "%s: message \"%s\" lacks \"%s\"", c->body,
