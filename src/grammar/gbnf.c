@@ -136,11 +136,13 @@ static uint32_t find_or_add(gp_parser *p, const char *name, size_t len, size_t a
     return new_rule(p, name, len, at);
 }
 
-/* A generated rule `<parent>-<k>` for a group or a repetition at byte offset at. */
+/* A generated rule `<parent>#<k>` for a group or a repetition at byte offset at. '#' never occurs
+ * in a rule name (it starts a comment), so a user's rule defined later (`item-1`) cannot meet a
+ * generated one. */
 static uint32_t gen_rule(gp_parser *p, uint32_t parent, size_t at) {
     char nm[160];
     for (;;) {
-        int k = snprintf(nm, sizeof nm, "%.100s-%u", p->rules[parent].name, ++p->gen_counter);
+        int k = snprintf(nm, sizeof nm, "%.100s#%u", p->rules[parent].name, ++p->gen_counter);
         size_t len = (size_t)k < sizeof nm ? (size_t)k : sizeof nm - 1;
         uint32_t before = (uint32_t)p->n_rules;
         uint32_t id = find_or_add(p, nm, len, at);

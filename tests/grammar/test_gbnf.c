@@ -52,6 +52,8 @@ static void test_valid(void) {
     CHECK(compiles("root ::= \"\"\n"));
     CHECK(compiles("root::=a-b_c\na-b_c::=\"x\"\r\n"));
     CHECK(compiles(json_gbnf));
+    /* rules named like the compiler's generated ones, defined after the groups that made them */
+    CHECK(compiles("root ::= (\"a\" | \"b\")+ root-1 root-2\nroot-1 ::= \"c\"\nroot-2 ::= [0-9]?"));
     /* right recursion is fine; only left recursion is refused */
     CHECK(compiles("root ::= \"(\" root \")\" root | \"\""));
     grammar *g;
