@@ -42,6 +42,7 @@ typedef struct gm_mask {
 typedef struct gm_slice {
     uint64_t f[2], l[2];
     bool high;
+    bool fhigh;     /* the first character may be non-ASCII too (then its subtree must be in l) */
     uint64_t *bits; /* owned, NULL = empty entry */
     uint64_t used;
 } gm_slice;
@@ -141,6 +142,10 @@ static inline bool gm_class_covers(const grammar_vocab *gv, uint32_t i, const ui
 }
 static inline bool gm_in_set(const uint64_t s[2], uint8_t b) {
     return b < 128 && ((s[b >> 6] >> (b & 63)) & 1);
+}
+/* May a token of the slice start with byte b (the class test then decides its subtree)? */
+static inline bool gm_slice_first(const gm_slice *s, uint8_t b) {
+    return b >= 0x80 ? s->fhigh : gm_in_set(s->f, b);
 }
 void gm_dfa_free(grammar_matcher *m);
 

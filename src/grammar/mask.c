@@ -168,7 +168,7 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
         visits++;
         /* a subtree the slice holds is already in the mask */
         const bool in_path = sl && (d == 1 || path[d - 1]);
-        if (in_path && (d > 1 || gm_in_set(sl->f, gv->byte[i])) &&
+        if (in_path && (d > 1 || gm_slice_first(sl, gv->byte[i])) &&
             gm_class_covers(gv, i, sl->l, sl->high)) {
             i = gv->end[i];
             continue;

@@ -24,9 +24,9 @@ static const char *const grammars[] = {
     /* counted repetitions: the mask takes subtrees whole along the counting states */
     "root ::= ([A-Za-z ]{1,30} \",\" [0-9]{1,4} \"\\n\"){1,4}",
     /* ... and with non-ASCII characters (one step each, whatever their length) */
-    "root ::= [^{}<>]{1,80} \".\"",
+    "root ::= [^{}<>]{1,300} \".\"",
     /* (a class that takes some of them only: characters are walked) */
-    "root ::= [^{}<>\\u00e9]{1,80} \".\"",
+    "root ::= [^{}<>\\u00e9]{1,300} \".\"",
 };
 
 static bool bit(const uint64_t *m, int32_t t) {
