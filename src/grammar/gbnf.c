@@ -336,7 +336,7 @@ static void repeat(gp_parser *p, uint32_t rule, gp_vec *out, size_t start, uint3
         gp_fail(p, SHIMMY_ERR_NOMEM, at, "out of memory");
         return;
     }
-    memcpy(item, out->v + start, n * sizeof *item);
+    if (n) memcpy(item, out->v + start, n * sizeof *item); /* an empty item ("") has no vector */
     p->total_elems -= n;
     out->n = start;
     for (uint32_t i = 0; i < min && !p->st; i++) append_copy(p, out, item, n);
