@@ -19,8 +19,8 @@ static const char *const grammars[] = {
     "root ::= \"yes\" | \"no\" | \"maybe\" [!?]{0,3}",
     /* a string body whose first character leads to another state than the loop (the mask
      * takes subtrees whole from either), and an escape inside it */
-    "root ::= (\"\\\"\" [^\"\\\\\\x00-\\x1f] ([^\"\\\\\\x00-\\x1f] | \"\\\\n\")* \"\\\"\" \" "
-    "\"?){1,3}",
+    ("root ::= (\"\\\"\" [^\"\\\\\\x00-\\x1f] ([^\"\\\\\\x00-\\x1f] | \"\\\\n\")* \"\\\"\" \" "
+     "\"?){1,3}"),
     /* counted repetitions: the mask takes subtrees whole along the counting states */
     "root ::= ([A-Za-z ]{1,30} \",\" [0-9]{1,4} \"\\n\"){1,4}",
     /* ... and with non-ASCII characters (one step each, whatever their length) */
@@ -125,20 +125,9 @@ static void check_vocab(const char *file, int steps, bool check_fast_paths) {
  * cannot tell it from a high byte) must not be taken by a class that refuses NUL, nor a broken
  * UTF-8 sequence. Token-by-token checking is the reference. */
 static void check_synthetic(void) {
-    static const char *const src[] = {"a",
-                                      "ab",
-                                      "a\0",
-                                      "ab\0c",
-                                      "\"",
-                                      "abc",
-                                      "\xC3\xA9",
-                                      "a\xC3",
-                                      "a\xC3\xA9"
-                                      "b",
-                                      "a\x80",
-                                      "\xE2\x82",
-                                      "b\"",
-                                      "\0"};
+    static const char *const src[] = {"a",        "ab",       "a\0",   "ab\0c",         "\"",
+                                      "abc",      "\xC3\xA9", "a\xC3", "a\xC3\xA9\x62", "a\x80",
+                                      "\xE2\x82", "b\"",      "\0"};
     static const size_t len[] = {1, 2, 2, 4, 1, 3, 2, 2, 4, 2, 2, 2, 1};
     enum { N = sizeof len / sizeof len[0] };
     static const char *const gs[] = {
