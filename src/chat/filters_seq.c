@@ -86,7 +86,8 @@ static chat_val select_impl(chat_rt *rt, chat_val v, const chat_args *a, bool by
         if (!test) chat_fail(rt, "no test named '%s'", a->pos[k].u.s->p);
         k++;
     }
-    chat_args ta = {a->n - k, a->pos + k, a->nk, a->kn, a->kv};
+    /* pos is NULL when there are no positional arguments: no offset from it (UB even by 0). */
+    chat_args ta = {a->n - k, a->pos ? a->pos + k : NULL, a->nk, a->kn, a->kv};
     chat_list *out = chat_list_new(rt, l->n);
     for (size_t i = 0; i < l->n; i++) {
         chat_val x = attr ? chat_attr_path(rt, l->v[i], attr) : l->v[i];
