@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -72,6 +73,12 @@ struct core_pool {
     /* Bumped by each run; the low bit says which kind it is (1: task), so a worker knows the
      * kind of the very generation it saw. */
     unsigned generation;
+    /* Contention (the caller's alone): see core_pool_run_items. */
+    int window_runs, window_missed; /* parallel runs observed in this window; without workers */
+    int64_t window_start_ns, window_wait_ns; /* its start; the caller's waits for others' pieces */
+    int64_t solo_until_ns;                   /* run item runs on the caller alone until then */
+    int64_t solo_ns;                         /* the length of the next solo period */
+    int64_t quiet_until_ns;                  /* workers were asleep: not observed until then */
     int stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -100,8 +107,10 @@ static bool claim(share *s, bool owner, int64_t grain, int64_t *lo, int64_t *hi)
     }
 }
 
-/* Claims and runs pieces until every share is empty: its own share first, then the others'. */
-static void run_items(core_pool *p, int ith) {
+/* Claims and runs pieces until every share is empty: its own share first, then the others'.
+ * Returns the number of items this thread ran. */
+static int64_t run_items(core_pool *p, int ith) {
+    int64_t mine = 0;
     for (int k = 0; k < p->n; k++) {
         const int si = (ith + k) % p->n;
         int64_t lo, hi;
@@ -113,8 +122,10 @@ static void run_items(core_pool *p, int ith) {
             void *ctx = __atomic_load_n(&p->ictx, __ATOMIC_ACQUIRE);
             fn(ctx, lo, hi, ith);
             __atomic_add_fetch(&p->done, hi - lo, __ATOMIC_ACQ_REL);
+            mine += hi - lo;
         }
     }
+    return mine;
 }
 
 /* Waits for a generation other than seen (spinning, then sleeping); returns it, or seen when the
@@ -149,7 +160,7 @@ static void *worker_main(void *arg) {
         if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) break;
         seen = gen;
         if (!(gen & 1)) {
-            run_items(p, w->ith); /* safe whatever run is current by now: claims decide */
+            (void)run_items(p, w->ith); /* safe whatever run is current by now: claims decide */
             continue;
         }
         /* a task run waits for every worker, so its fields are this generation's */
@@ -247,8 +258,9 @@ int core_pool_size(const core_pool *p) {
     return p ? p->n : 1;
 }
 
-/* Publishes a run of the given kind (1: task) and wakes sleeping workers. */
-static void publish(core_pool *p, unsigned kind) {
+/* Publishes a run of the given kind (1: task) and wakes sleeping workers; true when some were
+ * asleep. */
+static bool publish(core_pool *p, unsigned kind) {
     const unsigned g = ((__atomic_load_n(&p->generation, __ATOMIC_RELAXED) & ~1u) + 2u) | kind;
     /* seq_cst on both sides (here and in wait_generation) so that either the worker sees the new
      * generation before sleeping or we see it counted among the sleepers. */
@@ -257,7 +269,9 @@ static void publish(core_pool *p, unsigned kind) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
+        return true;
     }
+    return false;
 }
 
 void core_pool_run(core_pool *p, core_task_fn fn, void *ctx) {
@@ -268,7 +282,7 @@ void core_pool_run(core_pool *p, core_task_fn fn, void *ctx) {
     p->fn = fn;
     p->ctx = ctx;
     __atomic_store_n(&p->pending, p->n - 1, __ATOMIC_RELEASE);
-    publish(p, 1);
+    (void)publish(p, 1);
     fn(ctx, 0, p->n);
     /* Yield after a while so that an oversubscribed pool (more threads than free cores) still
      * lets the stragglers run. */
@@ -280,12 +294,56 @@ void core_pool_run(core_pool *p, core_task_fn fn, void *ctx) {
     }
 }
 
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Contention. When other processes keep some of the cores busy, the pool's threads share cores
+ * with them and with each other: a spinning worker then takes CPU time from the caller, and one
+ * descheduled in the middle of a piece makes the caller wait for the scheduler (milliseconds, where
+ * a decode step's runs take microseconds). Measured with docs-llama-30m on 2 cores with one busy
+ * loop beside it, two threads doing item runs gave 0.5-0.75x of what the caller alone gives. So the
+ * caller watches windows of parallel runs: when it spent a quarter of a window's time waiting for
+ * pieces others held, or when in a quarter of its runs no worker claimed anything (workers off
+ * their cores), item runs go to the caller alone for a while (the workers fall asleep, leaving
+ * their cores to whoever needs them), then parallel runs are tried again. The solo periods grow
+ * while contention lasts (50 ms to 2 s), so the probes cost little, and end at the first clean
+ * window. */
+#define WINDOW_RUNS 32
+#define SOLO_MIN_NS 50000000   /* 50 ms, then 200, 800, 2000 */
+#define SOLO_MAX_NS 2000000000 /* 2 s */
+#define WAKE_NS     2000000    /* after waking sleeping workers, runs say nothing for 2 ms */
+
+static void observe(core_pool *p, int64_t now, int64_t wait_ns, bool missed) {
+    if (p->window_runs == 0) {
+        p->window_start_ns = now;
+        p->window_wait_ns = 0;
+        p->window_missed = 0;
+    }
+    p->window_wait_ns += wait_ns;
+    p->window_missed += missed;
+    if (++p->window_runs < WINDOW_RUNS) return;
+    const int64_t span = now - p->window_start_ns;
+    if (p->window_wait_ns * 4 >= span || p->window_missed * 4 >= p->window_runs) {
+        p->solo_ns = p->solo_ns ? p->solo_ns * 4 : SOLO_MIN_NS;
+        if (p->solo_ns > SOLO_MAX_NS) p->solo_ns = SOLO_MAX_NS;
+        p->solo_until_ns = now + p->solo_ns;
+    } else {
+        p->solo_ns = 0;
+    }
+    p->window_runs = 0;
+}
+
 void core_pool_run_items(core_pool *p, core_items_fn fn, void *ctx, int64_t n_items) {
     if (n_items <= 0) return;
-    if (!p || p->n == 1 || n_items == 1 || n_items > INT32_MAX) {
+    if (!p || p->n == 1 || n_items == 1 || n_items > INT32_MAX ||
+        (p->solo_until_ns && now_ns() < p->solo_until_ns)) {
         fn(ctx, 0, n_items, 0);
         return;
     }
+    p->solo_until_ns = 0;
     const int n = p->n;
     int64_t grain = n_items / ((int64_t)n * PIECES_PER_SHARE);
     if (grain < 1) grain = 1;
@@ -299,13 +357,21 @@ void core_pool_run_items(core_pool *p, core_items_fn fn, void *ctx, int64_t n_it
         core_split_range(n_items, i, n, &lo, &hi);
         __atomic_store_n(&p->shares[i].word, pack(lo, hi), __ATOMIC_RELEASE);
     }
-    publish(p, 0);
-    run_items(p, 0);
+    const bool woke = publish(p, 0);
+    const int64_t mine = run_items(p, 0);
     /* Only pieces already claimed remain: wait for those, not for threads that never came. */
+    const int64_t t0 = now_ns();
     for (int spins = 0; __atomic_load_n(&p->done, __ATOMIC_ACQUIRE) < n_items; spins++) {
         if (spins < 20000)
             CPU_RELAX();
         else
             sched_yield();
+    }
+    /* Workers that were asleep take a while to come back, and a run with fewer items than
+     * pieces says little about them. */
+    if (woke) p->quiet_until_ns = t0 + WAKE_NS;
+    if (n_items >= (int64_t)n * 2 && (!p->quiet_until_ns || t0 >= p->quiet_until_ns)) {
+        const int64_t t1 = now_ns();
+        observe(p, t1, t1 - t0, mine == n_items);
     }
 }
