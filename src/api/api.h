@@ -132,8 +132,7 @@ typedef struct api_job {
 /* The compiled grammar of o's grammar or json_schema (a reference the caller drops with
  * grammar_unref), NULL when o asks for none. Errors: SHIMMY_ERR_INVALID_ARG with where "grammar"
  * or the schema's JSON pointer and line:column / the keyword in the message. */
-shimmy_status api_gen_grammar(const shimmy_gen_options *o, struct grammar **out,
-                              shimmy_error *err);
+shimmy_status api_gen_grammar(const shimmy_gen_options *o, struct grammar **out, shimmy_error *err);
 
 /* Resolves opts (NULL = the spec's), checks them, tokenizes `prompt` (NULL: the caller already
  * filled j->prompt, e.g. a chat rendering) and the context budget, and copies the stop strings
