@@ -166,7 +166,7 @@ static size_t lex_number(lexer *lx, size_t i) {
     }
     if (j + 1 < lx->n && lx->s[j] == '.' && lx->s[j + 1] >= '0' && lx->s[j + 1] <= '9') {
         is_float = true;
-        buf[o++] = '.';
+        if (o < sizeof buf - 1) buf[o++] = '.'; /* a full buffer is refused below */
         j++;
         while (j < lx->n && ((lx->s[j] >= '0' && lx->s[j] <= '9') || lx->s[j] == '_')) {
             if (lx->s[j] != '_' && o < sizeof buf - 1) buf[o++] = lx->s[j];
@@ -184,6 +184,10 @@ static size_t lex_number(lexer *lx, size_t i) {
         }
     }
     buf[o] = 0;
+    /* Digits dropped for want of room would change the value silently. */
+    if (o == sizeof buf - 1)
+        chat_parse_fail(lx->p, lx->line, col_of(lx, i), "number literal longer than %d digits",
+                        (int)sizeof buf - 2);
     chat_token *t = push(lx, is_float ? T_FLOAT : T_INT, i);
     t->s = lx->s + i;
     t->len = j - i;
