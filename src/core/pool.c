@@ -78,6 +78,7 @@ struct core_pool {
     int64_t window_start_ns, window_wait_ns; /* its start; the caller's waits for others' pieces */
     int64_t solo_until_ns;                   /* run item runs on the caller alone until then */
     int64_t solo_ns;                         /* the length of the next solo period */
+    double solo_idle;                        /* the machine's idle CPU seconds when it began */
     int64_t quiet_until_ns;                  /* workers were asleep: not observed until then */
     int stop;
     pthread_mutex_t mu;
@@ -308,13 +309,42 @@ static int64_t now_ns(void) {
  * caller watches windows of parallel runs: when it spent a quarter of a window's time waiting for
  * pieces others held, or when in a quarter of its runs no worker claimed anything (workers off
  * their cores), item runs go to the caller alone for a while (the workers fall asleep, leaving
- * their cores to whoever needs them), then parallel runs are tried again. The solo periods grow
- * while contention lasts (50 ms to 2 s), so the probes cost little, and end at the first clean
- * window. */
+ * their cores to whoever needs them). At the end of such a period the machine's idle time
+ * (/proc/stat) says whether the other work is still there: if so the next, longer period follows
+ * (50 ms growing to 2 s); if not, or if it cannot be read, a window of parallel runs decides again.
+ * So a sustained load costs one window of stalls, and a machine that frees up gets its threads
+ * back within one period. */
 #define WINDOW_RUNS 32
 #define SOLO_MIN_NS 50000000   /* 50 ms, then 200, 800, 2000 */
 #define SOLO_MAX_NS 2000000000 /* 2 s */
 #define WAKE_NS     2000000    /* after waking sleeping workers, runs say nothing for 2 ms */
+
+/* Idle CPU seconds of the whole machine since boot (idle + iowait of /proc/stat's first line);
+ * negative when it cannot be read. */
+static double machine_idle_s(void) {
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    unsigned long long v[5] = {0};
+    const int got = fscanf(f, "cpu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4]);
+    fclose(f);
+    const long tck = sysconf(_SC_CLK_TCK);
+    return got == 5 && tck > 0 ? (double)(v[3] + v[4]) / (double)tck : -1;
+}
+
+static void solo_begin(core_pool *p, int64_t now) {
+    p->solo_until_ns = now + p->solo_ns;
+    p->solo_idle = machine_idle_s();
+}
+
+/* At the end of a solo period: true when the machine stayed busy (less than half of the cores the
+ * workers would use sat idle), so the next period follows without a probe: a window of parallel
+ * runs beside a busy process costs a few stalls of milliseconds each. */
+static bool still_busy(core_pool *p, int64_t now) {
+    const double idle = machine_idle_s();
+    if (idle < 0 || p->solo_idle < 0) return false;
+    const double span = (double)(now - (p->solo_until_ns - p->solo_ns)) * 1e-9;
+    return (idle - p->solo_idle) < 0.5 * (double)(p->n - 1) * span;
+}
 
 static void observe(core_pool *p, int64_t now, int64_t wait_ns, bool missed) {
     if (p->window_runs == 0) {
@@ -329,7 +359,7 @@ static void observe(core_pool *p, int64_t now, int64_t wait_ns, bool missed) {
     if (p->window_wait_ns * 4 >= span || p->window_missed * 4 >= p->window_runs) {
         p->solo_ns = p->solo_ns ? p->solo_ns * 4 : SOLO_MIN_NS;
         if (p->solo_ns > SOLO_MAX_NS) p->solo_ns = SOLO_MAX_NS;
-        p->solo_until_ns = now + p->solo_ns;
+        solo_begin(p, now);
     } else {
         p->solo_ns = 0;
     }
@@ -338,12 +368,25 @@ static void observe(core_pool *p, int64_t now, int64_t wait_ns, bool missed) {
 
 void core_pool_run_items(core_pool *p, core_items_fn fn, void *ctx, int64_t n_items) {
     if (n_items <= 0) return;
-    if (!p || p->n == 1 || n_items == 1 || n_items > INT32_MAX ||
-        (p->solo_until_ns && now_ns() < p->solo_until_ns)) {
+    if (!p || p->n == 1 || n_items == 1 || n_items > INT32_MAX) {
         fn(ctx, 0, n_items, 0);
         return;
     }
-    p->solo_until_ns = 0;
+    if (p->solo_until_ns) {
+        const int64_t now = now_ns();
+        if (now < p->solo_until_ns) {
+            fn(ctx, 0, n_items, 0);
+            return;
+        }
+        if (still_busy(p, now)) {
+            if (p->solo_ns < SOLO_MAX_NS) p->solo_ns *= 4;
+            if (p->solo_ns > SOLO_MAX_NS) p->solo_ns = SOLO_MAX_NS;
+            solo_begin(p, now);
+            fn(ctx, 0, n_items, 0);
+            return;
+        }
+        p->solo_until_ns = 0;
+    }
     const int n = p->n;
     int64_t grain = n_items / ((int64_t)n * PIECES_PER_SHARE);
     if (grain < 1) grain = 1;
