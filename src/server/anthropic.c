@@ -469,17 +469,9 @@ shimmy_status server_anthropic_parse(const char *body, size_t len, int32_t cap, 
                                      server_request *out, server_compat_req *x, shimmy_error *err) {
     memset(out, 0, sizeof *out);
     x->count_only = count_only;
-    json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root)
-        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, NULL,
-                                "request body is not valid JSON: %s (line %d, column %d)", je.text,
-                                je.line, je.column);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, NULL,
-                                "request body must be a JSON object");
-    }
+    json_t *root;
+    shimmy_status bst = server_json_body(body, len, &root, err);
+    if (bst) return bst;
     json_t *chat = json_object();
     shimmy_status st = chat ? build_chat(root, count_only, x, chat, err) : nomem(err, NULL);
     json_decref(root);

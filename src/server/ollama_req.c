@@ -495,16 +495,9 @@ shimmy_status ollama_request_parse(bool chat, const char *body, size_t len, int3
                                     .repeat_penalty = 1.1f,
                                     .repeat_last_n = 64,
                                     .seed = SHIMMY_SEED_RANDOM};
-    json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root)
-        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, NULL,
-                                "request body is not valid JSON: %s (line %d, column %d)", je.text,
-                                je.line, je.column);
-    shimmy_status st = json_is_object(root)
-                           ? parse_root(chat, root, cap, req, o, err)
-                           : shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, NULL,
-                                              "request body must be a JSON object");
+    json_t *root;
+    shimmy_status st = server_json_body(body, len, &root, err);
+    if (!st) st = parse_root(chat, root, cap, req, o, err);
     json_decref(root);
     if (!st && !req->model[0]) st = bad(err, "model", "is required");
     if (st) {

@@ -442,24 +442,32 @@ void server_gen_defaults(shimmy_gen_options *o) {
     o->seed = SHIMMY_SEED_RANDOM;
 }
 
+shimmy_status server_json_body(const char *body, size_t len, json_t **out, shimmy_error *err) {
+    json_error_t je;
+    /* jansson validates UTF-8 and refuses NUL bytes in strings unless asked not to. */
+    *out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!*out)
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, NULL,
+                                "request body is not valid JSON: %s (line %d, column %d)", je.text,
+                                je.line, je.column);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, NULL,
+                                "request body must be a JSON object");
+    }
+    return SHIMMY_OK;
+}
+
 shimmy_status server_request_parse(server_api api, const char *body, size_t len,
                                    int32_t max_tokens_cap, server_request *out, shimmy_error *err) {
     memset(out, 0, sizeof *out);
     out->api = api;
     out->max_tokens = -1;
     server_gen_defaults(&out->gen);
-    json_error_t je;
-    /* jansson validates UTF-8 and refuses NUL bytes in strings unless asked not to. */
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root)
-        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, NULL,
-                                "request body is not valid JSON: %s (line %d, column %d)", je.text,
-                                je.line, je.column);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return shimmy_error_set(err, SHIMMY_ERR_INVALID_JSON, NULL,
-                                "request body must be a JSON object");
-    }
+    json_t *root;
+    shimmy_status bst = server_json_body(body, len, &root, err);
+    if (bst) return bst;
     parse_ctx c = {.r = out};
     shimmy_status st = SHIMMY_OK;
     for (size_t i = 0; !st && i < sizeof field_rules / sizeof field_rules[0]; i++) {

@@ -166,6 +166,10 @@ typedef struct server_request {
 /* Parses and validates a JSON body. Errors are SHIMMY_ERR_INVALID_JSON (malformed, not an object,
  * invalid UTF-8) or SHIMMY_ERR_INVALID_ARG with err->where = the offending field ("messages[1].
  * role", "temperature", ...). max_tokens above max_tokens_cap is clamped (see docs/server.md). */
+/* A request body as a JSON object (owned: *out, NULL on failure): SHIMMY_ERR_INVALID_JSON with
+ * jansson's line and column when it is not JSON (invalid UTF-8 and duplicate keys included), or
+ * when it is not an object. Every dialect's parser starts here. */
+shimmy_status server_json_body(const char *body, size_t len, json_t **out, shimmy_error *err);
 shimmy_status server_request_parse(server_api api, const char *body, size_t len,
                                    int32_t max_tokens_cap, server_request *out, shimmy_error *err);
 void server_request_deinit(server_request *r);
