@@ -665,12 +665,24 @@ void shimmy_rendered_free(shimmy_rendered *r);
 
 /* ---- the registry's full scan report ------------------------------------------------------ */
 
+/* How far a scan has come, for a progress display: folders entered, model files (and adapter
+ * folders) found, files read so far; done on the last call. */
+typedef struct shimmy_scan_progress {
+    uint64_t folders, found, read;
+    bool done;
+} shimmy_scan_progress;
+
 typedef struct shimmy_scan_options {
     const char *dirs;         /* colon-separated folders scanned as well; NULL = none */
     const char *const *files; /* explicit model files (borrowed for the call) */
     size_t n_files;
     bool no_defaults; /* scan only dirs and files, not the usual places */
     bool ignore_env;  /* read no environment variable (SHIMMY_MODEL_PATHS, HOME, ...) */
+    /* Called now and then while the scan runs (at most every 100 ms, from the scan's threads but
+     * never two calls at once) and once at the end with done set; NULL = none. p is borrowed for
+     * the call. */
+    void (*progress)(void *user, const shimmy_scan_progress *p);
+    void *progress_user;
 } shimmy_scan_options;
 
 /* A scan with options (NULL = the defaults, as shimmy_discover(NULL)). Unreadable places and

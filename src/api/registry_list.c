@@ -9,6 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The registry's progress reports, handed on in the public header's type. */
+typedef struct progress_relay {
+    void (*fn)(void *user, const shimmy_scan_progress *p);
+    void *user;
+} progress_relay;
+
+static void relay_progress(void *user, const registry_progress *p) {
+    const progress_relay *r = user;
+    shimmy_scan_progress q = {
+        .folders = p->folders, .found = p->found, .read = p->read, .done = p->done};
+    r->fn(r->user, &q);
+}
+
 shimmy_status shimmy_scan(const shimmy_scan_options *o, shimmy_model_list **out,
                           shimmy_error *err) {
     if (!out) return core_error(err, SHIMMY_ERR_INVALID_ARG, "out", "out is NULL");
@@ -24,6 +37,11 @@ shimmy_status shimmy_scan(const shimmy_scan_options *o, shimmy_model_list **out,
                            .n_files = o->n_files,
                            .ignore_env = o->ignore_env,
                            .disable = o->no_defaults ? REGISTRY_NO_DEFAULTS : 0};
+    progress_relay relay = {o->progress, o->progress_user};
+    if (o->progress) {
+        ro.progress = relay_progress;
+        ro.progress_user = &relay;
+    }
     shimmy_status st = registry_scan(&ro, &l->reg, err);
     if (st) {
         free(l);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #define RESOLVE_SUGGESTIONS 3
 
@@ -51,9 +53,39 @@ shimmy_status cli_resolve_model(const char *arg, char *buf, size_t cap, shimmy_e
     return s;
 }
 
+/* A scan's progress on a terminal (stderr): nothing for the first half second, so a quick scan
+ * prints nothing, then one line rewritten in place, erased at the end. */
+typedef struct scan_display {
+    struct timespec t0;
+    bool shown;
+} scan_display;
+
+static void scan_progress(void *user, const shimmy_scan_progress *p) {
+    scan_display *d = user;
+    if (p->done) {
+        if (d->shown) fputs("\r\033[K", stderr);
+        return;
+    }
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    const double ms =
+        (double)(t.tv_sec - d->t0.tv_sec) * 1e3 + (double)(t.tv_nsec - d->t0.tv_nsec) / 1e6;
+    if (ms < 500) return;
+    fprintf(stderr, "\rscanning: %llu folders, %llu model files found, %llu read\033[K",
+            (unsigned long long)p->folders, (unsigned long long)p->found,
+            (unsigned long long)p->read);
+    d->shown = true;
+}
+
 bool cli_scan(const char *cmd, const char *usage, int argc, char **argv, bool *json,
               shimmy_model_list **out, int *rc) {
     shimmy_scan_options o = {0};
+    scan_display display = {0};
+    if (isatty(STDERR_FILENO)) {
+        clock_gettime(CLOCK_MONOTONIC, &display.t0);
+        o.progress = scan_progress;
+        o.progress_user = &display;
+    }
     *json = false;
     *out = NULL;
     for (int i = 1; i < argc; i++) {

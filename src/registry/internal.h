@@ -78,6 +78,19 @@ typedef struct reg_cand {
 typedef struct reg_root reg_root;
 typedef void (*reg_walk_fn)(reg_root *root);
 
+/* A scan's progress counters (atomics), shared by its roots' walkers and the inspection. */
+typedef struct reg_progress {
+    registry_progress_fn fn; /* NULL: counting is off */
+    void *user;
+    uint64_t folders, found, read;
+    double next_ms; /* when the next report is due */
+    int reporting;  /* a report is being made */
+} reg_progress;
+enum { REG_TICK_FOLDER, REG_TICK_FOUND, REG_TICK_READ };
+/* Counts one event and reports when one is due (or, with done, the final state). */
+void reg_progress_tick(reg_progress *p, int what);
+void reg_progress_done(reg_progress *p);
+
 struct reg_root {
     reg_walk_fn walk;
     registry_source source;
@@ -89,6 +102,7 @@ struct reg_root {
     bool env_base;      /* the file is SHIMMY_BASE_GGUF */
     bool cli_lora;      /* the file is an explicit adapter (registry_options.adapter_files) */
     bool explicit_file; /* the file is an explicit model (registry_options.files) */
+    reg_progress *prog; /* the scan's counters; NULL when nobody asked */
     /* output */
     reg_cand **cands;
     size_t n, cap;

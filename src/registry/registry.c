@@ -21,6 +21,7 @@ const char *registry_source_name(registry_source s) {
 /* ---- the parallel phases ---- */
 
 typedef struct scan_job {
+    reg_progress *prog;
     reg_roots *roots;
     reg_cand **cands;
     size_t n_cands;
@@ -33,6 +34,37 @@ static int cmp_cand_path(const void *a, const void *b) {
     int c = strcmp(x->path, y->path);
     if (c || !x->hint || !y->hint) return c ? c : (x->hint != NULL) - (y->hint != NULL);
     return strcmp(x->hint, y->hint);
+}
+
+#define PROGRESS_EVERY_MS 100.0
+
+static void report(reg_progress *p, bool done) {
+    registry_progress r = {.folders = __atomic_load_n(&p->folders, __ATOMIC_RELAXED),
+                           .found = __atomic_load_n(&p->found, __ATOMIC_RELAXED),
+                           .read = __atomic_load_n(&p->read, __ATOMIC_RELAXED),
+                           .done = done};
+    p->fn(p->user, &r);
+}
+
+void reg_progress_tick(reg_progress *p, int what) {
+    if (!p || !p->fn) return;
+    uint64_t *c = what == REG_TICK_FOLDER  ? &p->folders
+                  : what == REG_TICK_FOUND ? &p->found
+                                           : &p->read;
+    __atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+    /* one thread reports at a time; the others just count */
+    if (__atomic_exchange_n(&p->reporting, 1, __ATOMIC_ACQUIRE)) return;
+    const double now = core_time_ms();
+    if (p->next_ms == 0) p->next_ms = now + PROGRESS_EVERY_MS;
+    if (now >= p->next_ms) {
+        report(p, false);
+        p->next_ms = now + PROGRESS_EVERY_MS;
+    }
+    __atomic_store_n(&p->reporting, 0, __ATOMIC_RELEASE);
+}
+
+void reg_progress_done(reg_progress *p) {
+    if (p && p->fn) report(p, true); /* the scan's threads are done: no other report runs */
 }
 
 static void task_walk(void *ctx, int ith, int nth) {
@@ -58,6 +90,7 @@ static void task_inspect(void *ctx, int ith, int nth) {
         size_t i = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
         if (i >= j->n_cands) break;
         reg_inspect(j->cands[i]);
+        reg_progress_tick(j->prog, REG_TICK_READ);
     }
 }
 
@@ -89,7 +122,9 @@ shimmy_status registry_scan(const registry_options *opts, registry **out, shimmy
     /* without a pool the scan still works, on this thread */
     if (nth > 1 && core_pool_new(nth, &pool, NULL) != SHIMMY_OK) pool = NULL;
 
-    scan_job job = {.roots = &roots};
+    reg_progress prog = {.fn = opts->progress, .user = opts->progress_user};
+    for (size_t i = 0; i < roots.n; i++) roots.v[i].prog = &prog;
+    scan_job job = {.roots = &roots, .prog = &prog};
     run(pool, task_walk, &job);
 
     bool nomem = false;
@@ -121,6 +156,7 @@ shimmy_status registry_scan(const registry_options *opts, registry **out, shimmy
         r->files_read = r->n_cands;
     }
     core_pool_free(pool);
+    reg_progress_done(&prog);
     st = nomem ? core_error(err, SHIMMY_ERR_NOMEM, NULL, "no memory while scanning for models")
                : reg_build(r, err);
     if (st) {

@@ -70,6 +70,14 @@ enum {
     REGISTRY_NO_DEFAULTS = 0x1ffu      /* everything except files/dirs given in the options */
 };
 
+/* How far a scan has come: folders entered, model files and adapter folders found, files read
+ * (inspected); done on the last call. */
+typedef struct registry_progress {
+    uint64_t folders, found, read;
+    bool done;
+} registry_progress;
+typedef void (*registry_progress_fn)(void *user, const registry_progress *p);
+
 typedef struct registry_options {
     const char *dirs;         /* colon-separated directories (--model-dirs); NULL = none */
     const char *const *files; /* explicit model files (serve --model), highest priority */
@@ -85,6 +93,10 @@ typedef struct registry_options {
     bool ignore_env;  /* true: read no environment variable at all (tests) */
     int max_depth;    /* directory recursion limit; 0 = 6 */
     int n_threads;    /* 0 = up to 4 */
+    /* Called now and then while the scan runs (at most every 100 ms, from the scan's threads but
+     * never two calls at once) and once at the end with done set; NULL = none. */
+    registry_progress_fn progress;
+    void *progress_user;
 } registry_options;
 
 typedef struct registry registry;

@@ -81,6 +81,7 @@ reg_cand *reg_root_add(reg_root *root, const char *path, reg_naming naming, cons
     c->source = root->source;
     c->naming = naming;
     root->cands[root->n++] = c;
+    reg_progress_tick(root->prog, REG_TICK_FOUND);
     return c;
 }
 
@@ -140,6 +141,7 @@ static void walk_dir(walk_ctx *w, int dfd, char *path, size_t len, int depth) {
         return;
     }
     bool peft_cfg = false;
+    reg_progress_tick(w->root->prog, REG_TICK_FOLDER);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;

@@ -259,6 +259,48 @@ static void test_scan(void) {
     CHECK_EQ_INT(shimmy_model_list_files_read(NULL), 0);
 }
 
+/* Progress reports of a scan: counts never go back, the last report (and only it) is done, and it
+ * counts every folder entered, every model file found and every file read. */
+typedef struct progress_log {
+    shimmy_scan_progress last;
+    int calls, done_calls, went_back;
+} progress_log;
+
+static void on_progress(void *user, const shimmy_scan_progress *p) {
+    progress_log *g = user;
+    g->went_back |= p->folders < g->last.folders || p->found < g->last.found ||
+                    p->read < g->last.read || g->last.done;
+    g->done_calls += p->done;
+    g->last = *p;
+    g->calls++;
+}
+
+static void test_scan_progress(void) {
+    char d[600], sub[700], f[800];
+    snprintf(d, sizeof d, "%s/progress", dir);
+    CHECK(mkdir(d, 0700) == 0);
+    enum { N = 40 };
+    for (int i = 0; i < N; i++) {
+        snprintf(sub, sizeof sub, "%s/m%02d", d, i);
+        snprintf(f, sizeof f, "%s/model-%02d.gguf", sub, i);
+        CHECK(mkdir(sub, 0700) == 0 && symlink(path, f) == 0);
+    }
+    progress_log g = {0};
+    shimmy_scan_options o = {.dirs = d,
+                             .no_defaults = true,
+                             .ignore_env = true,
+                             .progress = on_progress,
+                             .progress_user = &g};
+    shimmy_model_list *l = NULL;
+    shimmy_error err;
+    CHECK_EQ_INT(shimmy_scan(&o, &l, &err), SHIMMY_OK);
+    CHECK(g.calls >= 1 && g.done_calls == 1 && g.last.done && !g.went_back);
+    CHECK_EQ_INT(g.last.folders, N + 1); /* the folder itself and its N subfolders */
+    CHECK_EQ_INT(g.last.found, N);
+    CHECK_EQ_INT(g.last.read, N);
+    shimmy_model_list_free(l);
+}
+
 /* A base and an adapter in one folder are paired; the model's k-th adapter is found by index. */
 static void test_paired(const char *base, const char *lora) {
     char d[600], p1[700], p2[700];
@@ -292,6 +334,7 @@ int main(void) {
     test_bad_params();
     test_generate();
     test_scan();
+    test_scan_progress();
     char base[512], lora[512], wrong[512];
     if (test_data_path("models/tiny-llama-spm-F32.gguf", base, sizeof base) &&
         test_data_path("lora/lora-tiny-llama-spm-r4.gguf", lora, sizeof lora) &&
