@@ -131,26 +131,24 @@ static bool valid_tool_name(const char *s) {
     return true;
 }
 
-/* Text of a string or an array of {"type":"text","text"} blocks, joined with newlines. */
-static shimmy_status text_of(const json_t *v, const char *where, json_t **out, shimmy_error *err) {
+shimmy_status server_compat_join_text(const json_t *v, const char *where, const char *shape,
+                                      server_compat_part_fn part, json_t **out, shimmy_error *err) {
     if (json_is_string(v)) {
         *out = json_incref((json_t *)v);
         return SHIMMY_OK;
     }
-    if (!json_is_array(v)) return fail(err, where, "must be a string or an array of text blocks");
+    if (!json_is_array(v)) return fail(err, where, "%s", shape);
     char *buf = NULL;
     size_t len = 0, i;
     const json_t *b;
     json_array_foreach(v, i, b) {
         char w[128];
         snprintf(w, sizeof w, "%s[%zu]", where, i);
-        const char *type = json_string_value(json_object_get(b, "type"));
-        const json_t *t = json_object_get(b, "text");
-        if (!json_is_object(b) || !type || strcmp(type, "text") != 0 || !json_is_string(t)) {
+        const json_t *t = NULL;
+        shimmy_status st = part(b, w, &t, err);
+        if (st) {
             free(buf);
-            if (type && (strcmp(type, "image") == 0 || strcmp(type, "document") == 0))
-                return fail(err, w, "is %s content: shimmy serves text-only models", type);
-            return fail(err, w, "must be {\"type\":\"text\",\"text\":string}");
+            return st;
         }
         size_t n = json_string_length(t);
         char *p = realloc(buf, len + n + 2);
@@ -166,6 +164,26 @@ static shimmy_status text_of(const json_t *v, const char *where, json_t **out, s
     *out = json_stringn_nocheck(buf ? buf : "", len);
     free(buf);
     return *out ? SHIMMY_OK : nomem(err, where);
+}
+
+/* A {"type":"text","text"} block's text. */
+static shimmy_status text_block(const json_t *b, const char *w, const json_t **text,
+                                shimmy_error *err) {
+    const char *type = json_string_value(json_object_get(b, "type"));
+    const json_t *t = json_object_get(b, "text");
+    if (json_is_object(b) && type && strcmp(type, "text") == 0 && json_is_string(t)) {
+        *text = t;
+        return SHIMMY_OK;
+    }
+    if (type && (strcmp(type, "image") == 0 || strcmp(type, "document") == 0))
+        return fail(err, w, "is %s content: shimmy serves text-only models", type);
+    return fail(err, w, "must be {\"type\":\"text\",\"text\":string}");
+}
+
+/* Text of a string or an array of {"type":"text","text"} blocks, joined with newlines. */
+static shimmy_status text_of(const json_t *v, const char *where, json_t **out, shimmy_error *err) {
+    return server_compat_join_text(v, where, "must be a string or an array of text blocks",
+                                   text_block, out, err);
 }
 
 /* One Anthropic message -> chat messages appended to out: a user turn's tool_result blocks

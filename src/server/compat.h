@@ -106,6 +106,14 @@ int server_handle_responses(server_call *c);
 int server_handle_response_get(server_call *c);
 extern const server_fmt server_fmt_responses_sse, server_fmt_responses_json;
 
+/* The text of v: a string as it is, or an array of parts joined with newlines, where part()
+ * gives a part's text (borrowed) or its error (w names the part: "where[i]"). The
+ * caller's message when v is neither is `shape`. *out is a new reference. */
+typedef shimmy_status (*server_compat_part_fn)(const json_t *part, const char *w,
+                                               const json_t **text, shimmy_error *err);
+shimmy_status server_compat_join_text(const json_t *v, const char *where, const char *shape,
+                                      server_compat_part_fn part, json_t **out, shimmy_error *err);
+
 /* A random id with a prefix ("msg_", "toolu_", "resp_", "fc_", ...): prefix + 24 alphanumerics. */
 void server_compat_id(const char *prefix, char *out, size_t cap);
 

@@ -25,48 +25,31 @@ static bool is_set(const json_t *v) {
     return v && !json_is_null(v);
 }
 
-/* Text of a string or an array of text parts (input_text, output_text, refusal), joined with
- * newlines; images, files and audio are refused (text-only models). */
-static shimmy_status text_of(const json_t *v, const char *where, json_t **out, shimmy_error *err) {
-    if (json_is_string(v)) {
-        *out = json_incref((json_t *)v);
+/* An input_text, output_text or refusal part's text; images, files and audio are refused
+ * (text-only models). */
+static shimmy_status text_part(const json_t *p, const char *w, const json_t **text,
+                               shimmy_error *err) {
+    const char *type = json_string_value(json_object_get(p, "type"));
+    const char *key = type && strcmp(type, "refusal") == 0 ? "refusal" : "text";
+    const json_t *t = json_object_get(p, key);
+    bool is_text = type && (strcmp(type, "input_text") == 0 || strcmp(type, "output_text") == 0 ||
+                            strcmp(type, "refusal") == 0);
+    if (json_is_object(p) && is_text && json_is_string(t)) {
+        *text = t;
         return SHIMMY_OK;
     }
-    if (!json_is_array(v)) return fail(err, where, "must be a string or an array of content parts");
-    char *buf = NULL;
-    size_t len = 0, i;
-    const json_t *p;
-    json_array_foreach(v, i, p) {
-        char w[128];
-        snprintf(w, sizeof w, "%s[%zu]", where, i);
-        const char *type = json_string_value(json_object_get(p, "type"));
-        const char *key = type && strcmp(type, "refusal") == 0 ? "refusal" : "text";
-        const json_t *t = json_object_get(p, key);
-        bool text = type && (strcmp(type, "input_text") == 0 || strcmp(type, "output_text") == 0 ||
-                             strcmp(type, "refusal") == 0);
-        if (!json_is_object(p) || !text || !json_is_string(t)) {
-            free(buf);
-            if (type && strncmp(type, "input_", 6) == 0)
-                return fail(err, w,
-                            "is \"%.40s\": shimmy serves text-only models, only "
-                            "input_text content is supported",
-                            type);
-            return fail(err, w, "must be {\"type\":\"input_text\",\"text\":string}");
-        }
-        size_t n = json_string_length(t);
-        char *q = realloc(buf, len + n + 2);
-        if (!q) {
-            free(buf);
-            return nomem(err, where);
-        }
-        buf = q;
-        if (i) buf[len++] = '\n';
-        memcpy(buf + len, json_string_value(t), n);
-        len += n;
-    }
-    *out = json_stringn_nocheck(buf ? buf : "", len);
-    free(buf);
-    return *out ? SHIMMY_OK : nomem(err, where);
+    if (type && strncmp(type, "input_", 6) == 0)
+        return fail(
+            err, w,
+            "is \"%.40s\": shimmy serves text-only models, only input_text content is supported",
+            type);
+    return fail(err, w, "must be {\"type\":\"input_text\",\"text\":string}");
+}
+
+/* Text of a string or an array of text parts, joined with newlines. */
+static shimmy_status text_of(const json_t *v, const char *where, json_t **out, shimmy_error *err) {
+    return server_compat_join_text(v, where, "must be a string or an array of content parts",
+                                   text_part, out, err);
 }
 
 static shimmy_status message_item(const json_t *it, size_t i, json_t *msgs, shimmy_error *err) {
