@@ -155,21 +155,7 @@ static void sse_begin(server_job *j) {
 
 /* Answer text: with tools it is held from where a call may begin (as the chat stream does). */
 static void sse_answer(server_job *j, const char *text, size_t len) {
-    if (!j->req.tools.tools) {
-        sse_text_out(j, text, len);
-        return;
-    }
-    server_job_acc_append(j, text, len);
-    if (j->tool_held) return;
-    bool started;
-    size_t send = server_toolcall_hold(j->tool_format, j->acc, j->acc_len, !j->tool_sent, &started);
-    if (send) {
-        sse_text_out(j, j->acc, send);
-        memmove(j->acc, j->acc + send, j->acc_len - send);
-        j->acc_len -= send;
-        j->tool_sent = true;
-    }
-    j->tool_held = started;
+    server_job_stream_answer(j, text, len, sse_text_out);
 }
 
 static void sse_text(server_job *j, size_t choice, const char *text, size_t len) {

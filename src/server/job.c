@@ -164,3 +164,22 @@ void server_job_acc_append(server_job *j, const char *text, size_t len) {
     memcpy(j->acc + j->acc_len, text, len);
     j->acc_len += len;
 }
+
+void server_job_stream_answer(server_job *j, const char *text, size_t len,
+                              void (*out)(server_job *j, const char *text, size_t len)) {
+    if (!j->req.tools.tools) {
+        out(j, text, len);
+        return;
+    }
+    server_job_acc_append(j, text, len);
+    if (j->tool_held) return;
+    bool started;
+    size_t send = server_toolcall_hold(j->tool_format, j->acc, j->acc_len, !j->tool_sent, &started);
+    if (send) {
+        out(j, j->acc, send);
+        memmove(j->acc, j->acc + send, j->acc_len - send);
+        j->acc_len -= send;
+        j->tool_sent = true;
+    }
+    j->tool_held = started;
+}

@@ -200,25 +200,14 @@ static void take_thinking(server_job *j, json_t *into) {
     j->think_len = 0;
 }
 
+static void message_out(server_job *j, const char *text, size_t len) {
+    chat_chunk(j, message(text, len));
+}
+
 static void chat_stream_text(server_job *j, size_t choice, const char *text, size_t len) {
     (void)choice;
     if (!len) return;
-    if (!j->req.tools.tools) {
-        chat_chunk(j, message(text, len));
-        return;
-    }
-    /* As the OpenAI stream: text goes out until a call may have begun, then is held. */
-    server_job_acc_append(j, text, len);
-    if (j->tool_held) return;
-    bool started;
-    size_t send = server_toolcall_hold(j->tool_format, j->acc, j->acc_len, !j->tool_sent, &started);
-    if (send) {
-        chat_chunk(j, message(j->acc, send));
-        memmove(j->acc, j->acc + send, j->acc_len - send);
-        j->acc_len -= send;
-        j->tool_sent = true;
-    }
-    j->tool_held = started;
+    server_job_stream_answer(j, text, len, message_out);
 }
 
 static void chat_stream_end(server_job *j, size_t choice, const char *finish) {

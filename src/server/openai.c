@@ -157,24 +157,13 @@ static bool parse_calls(server_job *j, server_toolcalls *c) {
     return c->n > 0;
 }
 
+static void chat_content_out(server_job *j, const char *text, size_t len) {
+    chat_chunk(j, json_pack("{s:o}", "content", text_value(text, len)), NULL);
+}
+
 static void chat_sse_text(server_job *j, size_t choice, const char *text, size_t len) {
     chat_lp_collect(j);
-    if (!j->req.tools.tools) {
-        chat_chunk(j, json_pack("{s:o}", "content", text_value(text, len)), NULL);
-        return;
-    }
-    /* Text goes out until a call may have begun; from there it is held to the end. */
-    server_job_acc_append(j, text, len);
-    if (j->tool_held) return;
-    bool started;
-    size_t send = server_toolcall_hold(j->tool_format, j->acc, j->acc_len, !j->tool_sent, &started);
-    if (send) {
-        chat_chunk(j, json_pack("{s:o}", "content", text_value(j->acc, send)), NULL);
-        memmove(j->acc, j->acc + send, j->acc_len - send);
-        j->acc_len -= send;
-        j->tool_sent = true;
-    }
-    j->tool_held = started;
+    server_job_stream_answer(j, text, len, chat_content_out);
 }
 
 static void chat_sse_end(server_job *j, size_t choice, const char *finish) {

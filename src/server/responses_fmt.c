@@ -247,22 +247,7 @@ static void sse_begin(server_job *j) {
 
 static void sse_text(server_job *j, size_t choice, const char *text, size_t len) {
     lp_collect(j);
-    if (!j->req.tools.tools) {
-        sse_text_out(j, text, len);
-        return;
-    }
-    /* As the chat stream: text goes out until a call may have begun, then it is held. */
-    server_job_acc_append(j, text, len);
-    if (j->tool_held) return;
-    bool started;
-    size_t send = server_toolcall_hold(j->tool_format, j->acc, j->acc_len, !j->tool_sent, &started);
-    if (send) {
-        sse_text_out(j, j->acc, send);
-        memmove(j->acc, j->acc + send, j->acc_len - send);
-        j->acc_len -= send;
-        j->tool_sent = true;
-    }
-    j->tool_held = started;
+    server_job_stream_answer(j, text, len, sse_text_out);
 }
 
 static void sse_reasoning(server_job *j, size_t choice, const char *text, size_t len) {

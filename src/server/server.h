@@ -289,6 +289,11 @@ void server_job_finish(server_job *j, int http_status);
 long server_job_read(server_job *j, char *buf, size_t cap, int wait_ms);
 /* Appends to the worker-side text of the current choice (non-streaming bodies). */
 void server_job_acc_append(server_job *j, const char *text, size_t len);
+/* Answer text of a stream: without tools it goes to out() as it comes; with tools it goes out
+ * until a call may have begun (server_toolcall_hold) and from there is held in j->acc for the
+ * choice's end to parse. Every dialect's stream shares this rule. */
+void server_job_stream_answer(server_job *j, const char *text, size_t len,
+                              void (*out)(server_job *j, const char *text, size_t len));
 /* Waits up to wait_ms for the job to finish; true when it has. */
 bool server_job_wait(server_job *j, int wait_ms);
 void server_job_cancel(server_job *j);
