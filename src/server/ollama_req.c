@@ -10,36 +10,6 @@ static shimmy_status bad(shimmy_error *err, const char *where, const char *what)
     return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, where, "'%s' %s", where, what);
 }
 
-static shimmy_status number_in(const json_t *v, const char *where, double lo, double hi,
-                               double *out, shimmy_error *err) {
-    if (!json_is_number(v)) return bad(err, where, "must be a number");
-    double d = json_number_value(v);
-    if (!(d >= lo && d <= hi))
-        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, where,
-                                "'%s' must be between %g and %g (got %g)", where, lo, hi, d);
-    *out = d;
-    return SHIMMY_OK;
-}
-
-static shimmy_status integer_in(const json_t *v, const char *where, json_int_t lo, json_int_t hi,
-                                json_int_t *out, shimmy_error *err) {
-    json_int_t i;
-    /* JavaScript clients send 5.0 as 5; integral reals count as integers. */
-    if (json_is_integer(v))
-        i = json_integer_value(v);
-    else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
-             fabs(json_real_value(v)) < 9e15)
-        i = (json_int_t)json_real_value(v);
-    else
-        return bad(err, where, "must be an integer");
-    if (i < lo || i > hi)
-        return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, where,
-                                "'%s' must be between %lld and %lld (got %lld)", where,
-                                (long long)lo, (long long)hi, (long long)i);
-    *out = i;
-    return SHIMMY_OK;
-}
-
 /* ---- keep_alive ---- */
 
 shimmy_status ollama_duration_parse(const json_t *v, const char *where, double *seconds,
@@ -120,24 +90,11 @@ static shimmy_status opt_float(opt_ctx *c, const char *key, const json_t *v, cha
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         if (strcmp(rows[i].key, key) != 0) continue;
         double d = 0;
-        shimmy_status st = number_in(v, where, rows[i].lo, rows[i].hi, &d, err);
+        shimmy_status st = server_json_number_in(v, where, rows[i].lo, rows[i].hi, &d, err);
         if (!st) *(float *)((char *)&c->r->gen + rows[i].off) = (float)d;
         return st;
     }
     return SHIMMY_ERR_NOT_FOUND;
-}
-
-static shimmy_status add_stop(server_request *r, const json_t *v, const char *where,
-                              shimmy_error *err) {
-    if (!json_is_string(v)) return bad(err, where, "must be a string or an array of strings");
-    if (json_string_length(v) == 0) return bad(err, where, "must not contain empty strings");
-    if (json_string_length(v) > SHIMMY_MAX_STOP_LEN)
-        return bad(err, where, "has an entry longer than 256 bytes");
-    if (r->n_stop == SERVER_MAX_STOP) return bad(err, where, "has too many entries (at most 16)");
-    if (!(r->stop[r->n_stop] = strdup(json_string_value(v))))
-        return shimmy_error_set(err, SHIMMY_ERR_NOMEM, where, "out of memory");
-    r->n_stop++;
-    return SHIMMY_OK;
 }
 
 static shimmy_status opt_one(opt_ctx *c, const char *key, const json_t *v, int32_t cap,
@@ -149,16 +106,18 @@ static shimmy_status opt_one(opt_ctx *c, const char *key, const json_t *v, int32
     st = SHIMMY_OK;
     json_int_t i;
     if (strcmp(key, "top_k") == 0) {
-        if (!(st = integer_in(v, where, 0, INT32_MAX, &i, err))) c->r->gen.top_k = (int32_t)i;
+        if (!(st = server_json_integer_in(v, where, 0, INT32_MAX, &i, err)))
+            c->r->gen.top_k = (int32_t)i;
     } else if (strcmp(key, "num_predict") == 0) {
         /* -1: until the context is full; -2: fill the context (both: no limit here). */
-        if ((st = integer_in(v, where, -2, INT32_MAX, &i, err))) return st;
+        if ((st = server_json_integer_in(v, where, -2, INT32_MAX, &i, err))) return st;
         if (i == 0) return bad(err, where, "must be -1 (no limit), -2 (fill the context) or >= 1");
         c->r->max_tokens = i < 0 ? -1 : (int32_t)(i > cap ? cap : i);
     } else if (strcmp(key, "num_ctx") == 0) {
-        if (!(st = integer_in(v, where, 1, 1048576, &i, err))) c->o->num_ctx = (int32_t)i;
+        if (!(st = server_json_integer_in(v, where, 1, 1048576, &i, err)))
+            c->o->num_ctx = (int32_t)i;
     } else if (strcmp(key, "seed") == 0) {
-        if ((st = integer_in(v, where, INT64_MIN, INT64_MAX, &i, err))) return st;
+        if ((st = server_json_integer_in(v, where, INT64_MIN, INT64_MAX, &i, err))) return st;
         /* Ollama's -1 (and any negative) means a random seed; others fold into 32 bits, clear
          * of the random marker so that an explicit seed always reproduces. */
         uint64_t u = (uint64_t)i;
@@ -166,16 +125,11 @@ static shimmy_status opt_one(opt_ctx *c, const char *key, const json_t *v, int32
         c->r->gen.seed = i < 0 ? SHIMMY_SEED_RANDOM : (s == SHIMMY_SEED_RANDOM ? s - 1 : s);
     } else if (strcmp(key, "repeat_last_n") == 0) {
         /* Ollama: -1 = the whole context, 0 = off. */
-        if ((st = integer_in(v, where, -1, 1048576, &i, err))) return st;
+        if ((st = server_json_integer_in(v, where, -1, 1048576, &i, err))) return st;
         c->no_lookback = i == 0;
         c->r->gen.repeat_last_n = i < 0 ? 1048576 : (int32_t)i;
     } else if (strcmp(key, "stop") == 0) {
-        if (!json_is_array(v)) return add_stop(c->r, v, where, err);
-        size_t k;
-        const json_t *s;
-        json_array_foreach(v, k, s) {
-            if ((st = add_stop(c->r, s, where, err))) return st;
-        }
+        st = server_request_add_stops(c->r, v, where, err);
     }
     /* Ollama's runner knobs shimmy has no counterpart for (num_gpu, num_thread, num_batch,
      * mirostat, typical_p, use_mmap, ...) are ignored, as Ollama ignores unknown options. */

@@ -38,8 +38,8 @@ static shimmy_status bad(shimmy_error *err, const char *name, const char *what) 
     return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name, "'%s' %s", name, what);
 }
 
-static shimmy_status number_in(const json_t *v, const char *name, double lo, double hi, double *out,
-                               shimmy_error *err) {
+shimmy_status server_json_number_in(const json_t *v, const char *name, double lo, double hi,
+                                    double *out, shimmy_error *err) {
     if (!json_is_number(v)) return bad(err, name, "must be a number");
     double d = json_number_value(v);
     if (!(d >= lo && d <= hi)) {
@@ -50,8 +50,8 @@ static shimmy_status number_in(const json_t *v, const char *name, double lo, dou
     return SHIMMY_OK;
 }
 
-static shimmy_status integer_in(const json_t *v, const char *name, json_int_t lo, json_int_t hi,
-                                json_int_t *out, shimmy_error *err) {
+shimmy_status server_json_integer_in(const json_t *v, const char *name, json_int_t lo,
+                                     json_int_t hi, json_int_t *out, shimmy_error *err) {
     /* Clients written in JavaScript send 5.0 as 5; accept integral reals too. */
     json_int_t i;
     if (json_is_integer(v)) {
@@ -106,7 +106,7 @@ static shimmy_status parse_system(parse_ctx *c, const char *name, const json_t *
 static shimmy_status parse_max_tokens(parse_ctx *c, const char *name, const json_t *v,
                                       shimmy_error *err) {
     json_int_t i;
-    shimmy_status st = integer_in(v, name, 1, INT32_MAX, &i, err);
+    shimmy_status st = server_json_integer_in(v, name, 1, INT32_MAX, &i, err);
     if (st) return st;
     c->r->max_tokens = (int32_t)i;
     c->has_max_tokens = true;
@@ -131,7 +131,7 @@ static shimmy_status parse_float(parse_ctx *c, const char *name, const json_t *v
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         if (strcmp(rows[i].name, name) != 0) continue;
         double d;
-        shimmy_status st = number_in(v, name, rows[i].lo, rows[i].hi, &d, err);
+        shimmy_status st = server_json_number_in(v, name, rows[i].lo, rows[i].hi, &d, err);
         if (st) return st;
         *(float *)((char *)&c->r->gen + rows[i].off) = (float)d;
         if (strcmp(name, "top_p") == 0) c->top_p_zero = d == 0.0;
@@ -143,7 +143,7 @@ static shimmy_status parse_float(parse_ctx *c, const char *name, const json_t *v
 static shimmy_status parse_top_k(parse_ctx *c, const char *name, const json_t *v,
                                  shimmy_error *err) {
     json_int_t i;
-    shimmy_status st = integer_in(v, name, 0, INT32_MAX, &i, err);
+    shimmy_status st = server_json_integer_in(v, name, 0, INT32_MAX, &i, err);
     if (!st) c->r->gen.top_k = (int32_t)i;
     return st;
 }
@@ -151,7 +151,7 @@ static shimmy_status parse_top_k(parse_ctx *c, const char *name, const json_t *v
 static shimmy_status parse_seed(parse_ctx *c, const char *name, const json_t *v,
                                 shimmy_error *err) {
     json_int_t i;
-    shimmy_status st = integer_in(v, name, INT64_MIN, INT64_MAX, &i, err);
+    shimmy_status st = server_json_integer_in(v, name, INT64_MIN, INT64_MAX, &i, err);
     if (st) return st;
     /* OpenAI seeds are 64-bit; fold them into the sampler's 32 bits, keeping clear of the
      * "random seed" marker so an explicit seed is always reproducible. */
@@ -174,16 +174,21 @@ static shimmy_status add_stop(server_request *r, const json_t *v, const char *wh
     return SHIMMY_OK;
 }
 
-static shimmy_status parse_stop(parse_ctx *c, const char *name, const json_t *v,
-                                shimmy_error *err) {
-    if (!json_is_array(v)) return add_stop(c->r, v, name, err);
+shimmy_status server_request_add_stops(server_request *r, const json_t *v, const char *name,
+                                       shimmy_error *err) {
+    if (!json_is_array(v)) return add_stop(r, v, name, err);
     size_t i;
     const json_t *s;
     json_array_foreach(v, i, s) {
-        shimmy_status st = add_stop(c->r, s, name, err);
+        shimmy_status st = add_stop(r, s, name, err);
         if (st) return st;
     }
     return SHIMMY_OK;
+}
+
+static shimmy_status parse_stop(parse_ctx *c, const char *name, const json_t *v,
+                                shimmy_error *err) {
+    return server_request_add_stops(c->r, v, name, err);
 }
 
 static shimmy_status parse_bool(parse_ctx *c, const char *name, const json_t *v,
@@ -213,7 +218,7 @@ static shimmy_status parse_stream_options(parse_ctx *c, const char *name, const 
 
 static shimmy_status parse_n(parse_ctx *c, const char *name, const json_t *v, shimmy_error *err) {
     json_int_t i;
-    shimmy_status st = integer_in(v, name, INT64_MIN, INT64_MAX, &i, err);
+    shimmy_status st = server_json_integer_in(v, name, INT64_MIN, INT64_MAX, &i, err);
     if (st) return st;
     if (i != 1) {
         return shimmy_error_set(
@@ -236,7 +241,7 @@ static shimmy_status parse_logit_bias(parse_ctx *c, const char *name, const json
             return shimmy_error_set(err, SHIMMY_ERR_INVALID_ARG, name,
                                     "'logit_bias' keys must be token ids (got \"%.64s\")", key);
         double b;
-        shimmy_status st = number_in(val, name, -100, 100, &b, err);
+        shimmy_status st = server_json_number_in(val, name, -100, 100, &b, err);
         if (st) return st;
         if (r->n_bias == SERVER_MAX_BIAS) return bad(err, name, "has too many entries");
         r->bias[r->n_bias].token = (int32_t)id;

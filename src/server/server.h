@@ -166,6 +166,16 @@ typedef struct server_request {
 /* Parses and validates a JSON body. Errors are SHIMMY_ERR_INVALID_JSON (malformed, not an object,
  * invalid UTF-8) or SHIMMY_ERR_INVALID_ARG with err->where = the offending field ("messages[1].
  * role", "temperature", ...). max_tokens above max_tokens_cap is clamped (see docs/server.md). */
+/* Field checks shared by the dialects' parsers: a number (integer: also an integral real, as
+ * JavaScript clients send 5.0) within [lo, hi], else SHIMMY_ERR_INVALID_ARG naming the field and
+ * the range; stop strings (one or an array) appended to r->stop with their limits. */
+shimmy_status server_json_number_in(const json_t *v, const char *name, double lo, double hi,
+                                    double *out, shimmy_error *err);
+shimmy_status server_json_integer_in(const json_t *v, const char *name, json_int_t lo,
+                                     json_int_t hi, json_int_t *out, shimmy_error *err);
+shimmy_status server_request_add_stops(server_request *r, const json_t *v, const char *name,
+                                       shimmy_error *err);
+
 /* A request body as a JSON object (owned: *out, NULL on failure): SHIMMY_ERR_INVALID_JSON with
  * jansson's line and column when it is not JSON (invalid UTF-8 and duplicate keys included), or
  * when it is not an object. Every dialect's parser starts here. */
