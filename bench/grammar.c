@@ -103,6 +103,10 @@ static char *case_gbnf(const gcase *c) {
     return g;
 }
 
+static bool trace;
+static int repeat = 1;   /* BENCH_GRAMMAR_REPEAT: walks per token (for a profiler) */
+static const char *only; /* BENCH_GRAMMAR_ONLY: the cases whose name contains it */
+
 static void bench_vocab(const char *file, bool quick) {
     char path[512];
     const char *p = test_data_path(file, path, sizeof path);
@@ -133,6 +137,7 @@ static void bench_vocab(const char *file, bool quick) {
     test_rng_seed(&r, 42);
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const gcase *c = &cases[ci];
+        if (only && !strstr(c->name, only)) continue;
         double comp[20];
         const int reps = quick ? 3 : 20;
         char *text = NULL;
@@ -166,8 +171,27 @@ static void bench_vocab(const char *file, bool quick) {
         for (size_t i = 0; ok && i < toks.n; i++) {
             grammar_matcher_clear_cache(m);
             double a = now_ms();
-            ok = grammar_matcher_mask(m, mask, &err) > 0;
+            grammar_stats s0, s1;
+            grammar_matcher_stats(m, &s0);
+            const int64_t allowed = grammar_matcher_mask(m, mask, &err);
+            ok = allowed > 0;
             full[n] = now_ms() - a;
+            for (int k = 1; k < repeat; k++) { /* profiling: the same walk again, untimed */
+                grammar_matcher_clear_cache(m);
+                grammar_matcher_mask(m, mask, NULL);
+            }
+            if (trace) {
+                grammar_matcher_stats(m, &s1);
+                char piece[64];
+                size_t pl = tok_piece(v, toks.ids[i], false, piece, sizeof piece - 1);
+                piece[pl < sizeof piece ? pl : sizeof piece - 1] = 0;
+                printf("  %-12.12s %3zu %8.3fms allowed %6lld visits %6llu chains %4llu slice %d "
+                       "next '%s'\n",
+                       c->name, i, full[n], (long long)allowed,
+                       (unsigned long long)(s1.trie_visits - s0.trie_visits),
+                       (unsigned long long)(s1.chain_takes - s0.chain_takes),
+                       (int)(s1.slice_masks - s0.slice_masks), piece);
+            }
             /* the engine path on the second matcher (its cache persists) */
             const int32_t sampled =
                 test_rng_u64(&r) % 2 ? toks.ids[i] : (int32_t)(test_rng_u64(&r) % (uint64_t)nv);
@@ -283,10 +307,13 @@ static void bench_decode(bool quick) {
 int main(int argc, char **argv) {
     const bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     const bool decode_only = argc > 1 && strcmp(argv[1], "--decode") == 0;
+    trace = getenv("BENCH_GRAMMAR_TRACE") != NULL;
+    only = getenv("BENCH_GRAMMAR_ONLY");
+    if (getenv("BENCH_GRAMMAR_REPEAT")) repeat = atoi(getenv("BENCH_GRAMMAR_REPEAT"));
     if (!decode_only) {
         bench_vocab("vocab/ggml-vocab-qwen2.gguf", quick);
         bench_vocab("vocab/ggml-vocab-llama-bpe.gguf", quick);
     }
-    bench_decode(quick);
+    if (!only) bench_decode(quick);
     return 0;
 }

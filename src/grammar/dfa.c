@@ -135,18 +135,65 @@ int32_t gm_dfa_intern(grammar_matcher *m, gm_state *s) {
     return (int32_t)id;
 }
 
+/* Byte classes. An ASCII byte's step depends only on which terminals take it, so bytes that
+ * every terminal takes alike are one class (refined terminal by terminal). A byte >= 0x80 is
+ * one class of its own, unless no terminal takes some non-ASCII characters but not all: then
+ * every partial character is collapsed (matcher.c) and a byte's step depends only on its UTF-8
+ * role (the lead classes and the three continuation ranges that step_collapsed tells apart). */
+void gm_dfa_classes(grammar_matcher *m) {
+    const grammar *g = m->g;
+    uint8_t *cls = m->bclass;
+    memset(cls, 0, 128);
+    uint32_t n = 1;
+    bool some = false;
+    for (uint32_t t = 0; t < g->n_terms; t++) {
+        const gram_term *term = &g->terms[t];
+        some = some || term->high == GT_HIGH_SOME;
+        if (n == 128 || (t && memcmp(term->ascii, g->terms[t - 1].ascii, 16) == 0)) continue;
+        int16_t in[128], out[128]; /* old class -> new class, for bytes in / out of term */
+        for (uint32_t c = 0; c < n; c++) in[c] = out[c] = -1;
+        uint32_t k = 0;
+        for (int b = 0; b < 128; b++) {
+            const bool has = (term->ascii[b >> 6] >> (b & 63)) & 1;
+            int16_t *map = has ? &in[cls[b]] : &out[cls[b]];
+            if (*map < 0) *map = (int16_t)k++;
+            cls[b] = (uint8_t)*map;
+        }
+        n = k;
+    }
+    if (some) {
+        for (int b = 128; b < 256; b++) cls[b] = (uint8_t)(n + (uint32_t)(b - 128));
+        n += 128;
+    } else {
+        /* 80-8F, 90-9F, A0-BF (continuation ranges), C0-C1 (never), C2-DF, E0, E1-EC and EE-EF,
+         * ED, F0, F1-F3, F4, F5-FF (never) */
+        static const uint8_t ends[] = {0x8F, 0x9F, 0xBF, 0xC1, 0xDF, 0xE0, 0xEC,
+                                       0xED, 0xEF, 0xF0, 0xF3, 0xF4, 0xFF};
+        static const uint8_t role[] = {0, 1, 2, 3, 4, 5, 6, 7, 6, 8, 9, 10, 3};
+        for (int b = 128, r = 0; b < 256; b++) {
+            while (b > ends[r]) r++;
+            cls[b] = (uint8_t)(n + role[r]);
+        }
+        n += 11;
+    }
+    for (int b = 255; b >= 0; b--) m->brep[cls[b]] = (uint8_t)b;
+    m->n_bclass = n;
+}
+
 static int32_t step_hashed(grammar_matcher *m, int32_t d, uint8_t b);
 
-/* Gives a hot state all 256 transitions in a plain array, and its self-loop bytes. */
+/* Gives a hot state all 256 transitions in a plain array, and its self-loop bytes: one step
+ * per byte class. */
 static void make_direct(grammar_matcher *m, int32_t d) {
-    int32_t *t = malloc(256 * sizeof *t);
+    int32_t *t = malloc(256 * sizeof *t), byclass[256];
     if (!t) return; /* the hash keeps working */
-    for (int b = 0; b < 256; b++) {
-        if ((t[b] = step_hashed(m, d, (uint8_t)b)) == -2) {
+    for (uint32_t c = 0; c < m->n_bclass; c++) {
+        if ((byclass[c] = step_hashed(m, d, m->brep[c])) == -2) {
             free(t);
             return;
         }
     }
+    for (int b = 0; b < 256; b++) t[b] = byclass[m->bclass[b]];
     gm_dstate *ds = &m->dst[d]; /* after the steps: m->dst may have moved */
     ds->direct = t;
     for (int b = 0; b < 128; b++)
@@ -206,7 +253,9 @@ int32_t gm_dfa_step(grammar_matcher *m, int32_t d, uint8_t b) {
     return step_hashed(m, d, b);
 }
 
+/* Memoized per byte class (b stands for its class). */
 static int32_t step_hashed(grammar_matcher *m, int32_t d, uint8_t b) {
+    b = m->brep[m->bclass[b]];
     const uint64_t key = ((uint64_t)(uint32_t)d << 8 | b) + 1;
     if (m->tcap) {
         uint32_t h = (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (m->tcap - 1);

@@ -96,7 +96,12 @@ struct grammar_matcher {
     int32_t *tval;  /* next state, -1 dead */
     uint32_t tcap, tn;
     uint32_t n_direct; /* states with a direct table */
-    int32_t *dlvl;     /* (max_depth + 1) states of the walk */
+    /* bytes no terminal of the grammar tells apart step every state alike: a transition is
+     * computed once per class (for its representative byte) and shared by the class */
+    uint8_t bclass[256]; /* byte -> class */
+    uint8_t brep[256];   /* class -> its first byte */
+    uint32_t n_bclass;
+    int32_t *dlvl; /* (max_depth + 1) states of the walk */
     gm_mask cache[GM_MASK_CACHE];
     gm_slice slices[GM_SLICES];
     uint8_t *slpath; /* (max_depth + 1) the walk's path is inside the slice, per depth */
@@ -124,6 +129,8 @@ static inline int32_t gm_dfa_next(grammar_matcher *m, int32_t d, uint8_t b) {
     return t ? t[b] : gm_dfa_step(m, d, b);
 }
 void gm_dfa_reset(grammar_matcher *m);
+/* Computes m's byte classes from its grammar's terminals (at creation). */
+void gm_dfa_classes(grammar_matcher *m);
 /* Gives state d its direct table now (slices need its loop set); false when it cannot. */
 bool gm_dfa_direct(grammar_matcher *m, int32_t d);
 

@@ -400,6 +400,7 @@ shimmy_status grammar_matcher_new(grammar *g, const grammar_vocab *gv, grammar_m
             goto fail;
         }
     gm_canonical(&m->init);
+    gm_dfa_classes(m);
     m->n_lvl = gv ? gv->max_depth + 1 : 0;
     if (gv && !(m->dlvl = calloc(m->n_lvl, sizeof *m->dlvl))) {
         st = core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory");
