@@ -21,8 +21,8 @@ static shimmy_status cpu_eval(void *ctx, const int32_t *tokens, int32_t n, int32
 static const float *cpu_logits(const void *ctx, int32_t i) {
     return model_ctx_logits(ctx, i);
 }
-static void cpu_truncate(void *ctx, int32_t n_keep) {
-    model_ctx_truncate(ctx, n_keep);
+static int32_t cpu_truncate(void *ctx, int32_t n_keep) {
+    return model_ctx_truncate(ctx, n_keep);
 }
 static int32_t cpu_n_past(const void *ctx) {
     return model_ctx_n_past(ctx);

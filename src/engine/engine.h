@@ -90,7 +90,8 @@ typedef struct engine_backend {
     shimmy_status (*eval)(void *ctx, const int32_t *tokens, int32_t n, int32_t n_logits,
                           shimmy_error *err);
     const float *(*logits)(const void *ctx, int32_t i);
-    void (*truncate)(void *ctx, int32_t n_keep);
+    /* keeps n_keep positions or fewer (sliding-window rings); returns how many it kept */
+    int32_t (*truncate)(void *ctx, int32_t n_keep);
     int32_t (*n_past)(const void *ctx);
     shimmy_status (*set_lora)(void *ctx, const struct lora_set *set, shimmy_error *err);
 } engine_backend;

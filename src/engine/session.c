@@ -122,15 +122,17 @@ static shimmy_status step(engine_session *s, const int32_t *tok, int32_t n, int3
     if (!st && gguf_damaged(engine_model_file(s->m)))
         st = gguf_check_unchanged(engine_model_file(s->m), err);
     if (!st) {
-        memcpy(s->hist + s->n_hist, tok, sizeof *tok * (size_t)n);
+        memmove(s->hist + s->n_hist, tok, sizeof *tok * (size_t)n); /* tok may be hist's own */
         s->n_hist += n;
     }
     return st;
 }
 
-static void truncate_to(engine_session *s, int32_t n) {
-    s->be->truncate(s->ctx, n);
-    s->n_hist = n;
+/* Keeps n positions of the cache or fewer (a sliding-window ring may not hold what position n
+ * would look back on); returns how many it kept. */
+static int32_t truncate_to(engine_session *s, int32_t n) {
+    s->n_hist = s->be->truncate(s->ctx, n);
+    return s->n_hist;
 }
 
 static shimmy_status check_tokens(const engine_session *s, const int32_t *t, size_t n,
@@ -171,7 +173,10 @@ shimmy_status engine_eval(engine_session *s, const int32_t *tokens, size_t n, in
                           s->n_batch < s->n_logits ? s->n_batch : s->n_logits);
     shimmy_status st = check_tokens(s, tokens, n, err);
     if (st) return st;
-    truncate_to(s, pos);
+    const int32_t kept = truncate_to(s, pos);
+    if (kept < pos) /* evaluate again what the cache could not keep */
+        st = eval_chunks(s, s->hist + kept, (size_t)(pos - kept), 0, err);
+    if (st) return st;
     return eval_chunks(s, tokens, n, want_all ? (int32_t)n : 1, err);
 }
 
@@ -265,7 +270,7 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
     while (!prompt_probs && keep < s->n_hist && (size_t)keep < n_prompt - 1 &&
            s->hist[keep] == prompt[keep])
         keep++;
-    truncate_to(s, keep);
+    keep = truncate_to(s, keep);
     r.n_prompt = (int32_t)n_prompt;
     r.n_cached = keep;
     if (prompt_probs)

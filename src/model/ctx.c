@@ -34,9 +34,10 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     if (p->n_ctx < 1 || p->n_ctx > (1 << 24))
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_ctx",
                           "context size %d is out of range (1 .. 16777216)", p->n_ctx);
-    if (p->n_batch < 0 || p->n_logits < 0)
+    if (p->n_batch < 0 || p->n_logits < 0 || p->n_seq < 0 || p->n_seq > 4096)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_batch",
-                          "batch size and logits count must not be negative");
+                          "batch size, logits count and sequences must be in range (sequences "
+                          "0 .. 4096)");
     if (p->kv_type != MODEL_KV_F16 && p->kv_type != MODEL_KV_F32)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "kv_type",
                           "KV cache type must be f16 or f32");
@@ -46,8 +47,9 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->pool = p->pool;
     c->n_threads = p->pool ? core_pool_size(p->pool) : 1;
     c->n_ctx = p->n_ctx;
+    c->n_seq = p->n_seq ? p->n_seq : 1;
     c->n_batch = p->n_batch ? p->n_batch : 512;
-    if (c->n_batch > c->n_ctx) c->n_batch = c->n_ctx;
+    if ((int64_t)c->n_batch > (int64_t)c->n_ctx * c->n_seq) c->n_batch = c->n_ctx * c->n_seq;
     c->n_logits = p->n_logits ? p->n_logits : 1;
     c->kv_type = p->kv_type;
     c->kv_elt = p->kv_type == MODEL_KV_F16 ? 2 : 4;
@@ -55,14 +57,34 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
 
     c->n_ctx_pad = (c->n_ctx + MODEL_KV_PAD - 1) / MODEL_KV_PAD * MODEL_KV_PAD;
     const uint64_t B = (uint64_t)c->n_batch, L = (uint64_t)hp->n_layer, N = (uint64_t)c->n_ctx_pad;
+    const uint64_t S = (uint64_t)c->n_seq;
     const uint64_t q_dim = (uint64_t)hp->n_head * hp->head_dim;
     const uint64_t k_dim = (uint64_t)hp->n_head_kv * hp->head_dim;
     const uint64_t v_dim = (uint64_t)hp->n_head_kv * hp->head_dim_v;
     const uint64_t o_dim = (uint64_t)hp->n_head * hp->head_dim_v;
     const uint64_t xn_dim = o_dim > (uint64_t)hp->n_embd ? o_dim : (uint64_t)hp->n_embd;
     layout l = {0};
-    uint64_t o_k = reserve(&l, L * N, k_dim * c->kv_elt);
-    uint64_t o_v = reserve(&l, L * N, v_dim * c->kv_elt);
+    /* a sliding-window layer keeps a ring that holds its window for every entry of a step: the
+     * first entry of a full batch looks back n_swa - 1 positions before the batch's last one */
+    uint64_t cells_total = 0;
+    const uint64_t o_cells = reserve(&l, L, sizeof(int32_t));
+    const uint64_t o_koff = reserve(&l, L, sizeof(size_t));
+    const uint64_t o_voff = reserve(&l, L, sizeof(size_t));
+    int32_t ring = 0;
+    if (hp->n_swa > 0) {
+        const int64_t want = (int64_t)hp->n_swa + c->n_batch - 1;
+        ring = (int32_t)((want + MODEL_KV_PAD - 1) / MODEL_KV_PAD * MODEL_KV_PAD);
+        if (ring > c->n_ctx_pad) ring = c->n_ctx_pad;
+    }
+    for (int32_t il = 0; il < hp->n_layer; il++)
+        cells_total += (uint64_t)(m->layers[il].window > 0 && ring ? ring : c->n_ctx_pad);
+    uint64_t o_k = reserve(&l, S * cells_total, k_dim * c->kv_elt);
+    uint64_t o_v = reserve(&l, S * cells_total, v_dim * c->kv_elt);
+    const uint64_t o_npast = reserve(&l, S, sizeof(int32_t));
+    const uint64_t o_seqend = reserve(&l, S, sizeof(int32_t));
+    const uint64_t o_seqntok = reserve(&l, S, sizeof(int32_t));
+    const uint64_t o_tok = reserve(&l, B, 4 * sizeof(int32_t)); /* tok, seq, pos, run_end */
+    const uint64_t o_want = reserve(&l, B, 1);
     uint64_t o_x = reserve(&l, B * (uint64_t)hp->n_embd, 4);
     uint64_t o_xn = reserve(&l, B * xn_dim, 4);
     /* q, k, v and att live from the q/k/v products to the output projection, gate and up only
@@ -82,7 +104,8 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->scores_per_thread = (int64_t)(ATT_Q * (2 * N + (uint64_t)hp->head_dim) + 16) & ~(int64_t)15;
     uint64_t o_sc = reserve(&l, (uint64_t)c->n_threads, (uint64_t)c->scores_per_thread * 4);
     uint64_t o_lg = reserve(&l, (uint64_t)c->n_logits * (uint64_t)hp->n_vocab, 4);
-    uint64_t o_rope = reserve(&l, B * (uint64_t)hp->n_rot, 4);
+    uint64_t o_rows = reserve(&l, (uint64_t)c->n_logits, sizeof(int32_t));
+    uint64_t o_rope = reserve(&l, MODEL_ROPE_SLOTS * B * (uint64_t)hp->head_dim, 4);
     if (l.overflow || l.total > SIZE_MAX / 2) {
         free(c);
         return core_error(err, SHIMMY_ERR_NOMEM, "n_ctx",
@@ -106,6 +129,30 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     }
     c->block = base;
     c->block_bytes = (size_t)l.total;
+    c->layer_cells = (int32_t *)(base + o_cells);
+    c->layer_k_off = (size_t *)(base + o_koff);
+    c->layer_v_off = (size_t *)(base + o_voff);
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        const int32_t cells = m->layers[il].window > 0 && ring ? ring : c->n_ctx_pad;
+        c->layer_cells[il] = cells;
+        c->layer_k_off[il] =
+            il ? c->layer_k_off[il - 1] +
+                     (size_t)(S * (uint64_t)c->layer_cells[il - 1] * k_dim * c->kv_elt)
+               : 0;
+        c->layer_v_off[il] =
+            il ? c->layer_v_off[il - 1] +
+                     (size_t)(S * (uint64_t)c->layer_cells[il - 1] * v_dim * c->kv_elt)
+               : 0;
+    }
+    c->seq_n_past = (int32_t *)(base + o_npast);
+    c->seq_end = (int32_t *)(base + o_seqend);
+    c->seq_ntok = (int32_t *)(base + o_seqntok);
+    c->tok = (int32_t *)(base + o_tok);
+    c->tok_seq = c->tok + B;
+    c->tok_pos = c->tok + 2 * B;
+    c->run_end = c->tok + 3 * B;
+    c->want = base + o_want;
+    c->out_rows = (int32_t *)(base + o_rows);
     c->k_cache = base + o_k;
     c->v_cache = base + o_v;
     c->x = (float *)(base + o_x);
@@ -138,7 +185,13 @@ const float *model_ctx_logits(const model_ctx *c, int32_t i) {
 }
 
 int32_t model_ctx_n_past(const model_ctx *c) {
-    return c->n_past;
+    return c->seq_n_past[0];
+}
+int32_t model_ctx_seq_n_past(const model_ctx *c, int32_t seq) {
+    return seq >= 0 && seq < c->n_seq ? c->seq_n_past[seq] : 0;
+}
+int32_t model_ctx_n_seq(const model_ctx *c) {
+    return c->n_seq;
 }
 int32_t model_ctx_n_ctx(const model_ctx *c) {
     return c->n_ctx;
@@ -150,9 +203,25 @@ size_t model_ctx_bytes(const model_ctx *c) {
     return c->bytes;
 }
 
-void model_ctx_truncate(model_ctx *c, int32_t n) {
+int32_t model_ctx_seq_truncate(model_ctx *c, int32_t seq, int32_t n) {
+    if (seq < 0 || seq >= c->n_seq) return 0;
+    const int32_t n_past = c->seq_n_past[seq];
     if (n < 0) n = 0;
-    if (n < c->n_past) c->n_past = n;
+    if (n >= n_past) return n_past;
+    /* position n attends back to n - n_swa + 1; a ring of `cells` holds n_past - cells .. */
+    const int32_t n_swa = c->m->hp.n_swa;
+    for (int32_t il = 0; il < c->m->hp.n_layer && n > 0; il++) {
+        const int32_t cells = c->layer_cells[il];
+        if (c->m->layers[il].window > 0 && cells < c->n_ctx_pad &&
+            (int64_t)n < (int64_t)n_past - cells + n_swa - 1)
+            n = 0;
+    }
+    c->seq_n_past[seq] = n;
+    return n;
+}
+
+int32_t model_ctx_truncate(model_ctx *c, int32_t n) {
+    return model_ctx_seq_truncate(c, 0, n);
 }
 
 shimmy_status model_ctx_set_lora(model_ctx *c, const struct lora_set *set, shimmy_error *err) {

@@ -3,6 +3,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -119,6 +120,7 @@ shimmy_status model_hparams_read(const gguf_file *f, const model_arch *a, model_
     hp->rope_base = 10000.0f;
     hp->rope_freq_scale = 1.0f;
     hp->rms_eps = 1e-5f;
+    hp->n_swa = 0;
     const hp_key keys[] = {
         {"context_length", &hp->n_ctx_train, true, 1, 1 << 24},
         {"embedding_length", &hp->n_embd, true, 1, MAX_DIM},
@@ -135,7 +137,7 @@ shimmy_status model_hparams_read(const gguf_file *f, const model_arch *a, model_
         if (st) return st;
     }
     shimmy_status st;
-    if ((st = read_f32(f, a->name, "attention.layer_norm_rms_epsilon", &hp->rms_eps, true, err)) ||
+    if ((st = read_f32(f, a->name, "attention.layer_norm_rms_epsilon", &hp->rms_eps, false, err)) ||
         (st = read_f32(f, a->name, "rope.freq_base", &hp->rope_base, false, err)) ||
         (st = read_rope_scaling(f, a->name, hp, err)))
         return st;
@@ -166,4 +168,25 @@ shimmy_status model_hparams_read(const gguf_file *f, const model_arch *a, model_
         return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
                           "%s: RMSNorm epsilon and RoPE base must be positive", a->name);
     return SHIMMY_OK;
+}
+
+/* ---- keys for the arch hooks ---- */
+
+shimmy_status model_load_key_i32(model_loader *ld, const char *suffix, bool required, int32_t lo,
+                                 int32_t hi, int32_t *out) {
+    const hp_key k = {suffix, out, required, lo, hi};
+    return read_i32(ld->f, ld->m->arch->name, &k, ld->err);
+}
+
+shimmy_status model_load_key_f32(model_loader *ld, const char *suffix, bool required, float *out) {
+    return read_f32(ld->f, ld->m->arch->name, suffix, out, required, ld->err);
+}
+
+shimmy_status model_load_fail(model_loader *ld, shimmy_status st, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return core_error(ld->err, st, gguf_path(ld->f), "%s", msg);
 }

@@ -6,12 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct binder {
-    const gguf_file *f;
-    model *m;
-    shimmy_error *err;
-    uint64_t type_bytes[GGUF_T_COUNT];
-} binder;
+typedef model_loader binder;
+
+const gguf_file *model_loader_file(const model_loader *ld) {
+    return ld->f;
+}
+const model *model_loader_model(const model_loader *ld) {
+    return ld->m;
+}
+
+static const char *tensor_name(char *buf, size_t cap, int32_t il, const char *name) {
+    if (il < 0) return name;
+    snprintf(buf, cap, "blk.%d.%s", il, name);
+    return buf;
+}
 
 static const gguf_tensor *find(binder *b, const char *name, bool required, shimmy_status *st) {
     const gguf_tensor *t = gguf_find_tensor(b->f, name);
@@ -21,9 +29,10 @@ static const gguf_tensor *find(binder *b, const char *name, bool required, shimm
     return t;
 }
 
-/* A matrix of n_out rows of n_in elements that model_linear can multiply. */
-static shimmy_status bind_matrix(binder *b, const char *name, int64_t n_in, int64_t n_out,
-                                 bool required, model_weight *w) {
+shimmy_status model_load_matrix(model_loader *b, int32_t il, const char *name_in, int64_t n_in,
+                                int64_t n_out, bool required, model_weight *w) {
+    char buf[96];
+    const char *name = tensor_name(buf, sizeof buf, il, name_in);
     shimmy_status st = SHIMMY_OK;
     memset(w, 0, sizeof *w);
     w->slot = -1;
@@ -65,9 +74,10 @@ static shimmy_status bind_matrix(binder *b, const char *name, int64_t n_in, int6
     return SHIMMY_OK;
 }
 
-/* An F32 vector of n elements (norm weights, biases). */
-static shimmy_status bind_vector(binder *b, const char *name, int64_t n, bool required,
-                                 const float **out) {
+shimmy_status model_load_vector(model_loader *b, int32_t il, const char *name_in, int64_t n,
+                                bool required, const float **out) {
+    char buf[96];
+    const char *name = tensor_name(buf, sizeof buf, il, name_in);
     shimmy_status st = SHIMMY_OK;
     *out = NULL;
     const gguf_tensor *t = find(b, name, required, &st);
@@ -84,44 +94,6 @@ static shimmy_status bind_vector(binder *b, const char *name, int64_t n, bool re
         return core_error(b->err, SHIMMY_ERR_FORMAT, gguf_path(b->f),
                           "tensor '%s' data is not 4-byte aligned", name);
     *out = t->data;
-    return SHIMMY_OK;
-}
-
-static shimmy_status bind_layer(binder *b, int il) {
-    const model_hparams *hp = &b->m->hp;
-    model_layer *L = &b->m->layers[il];
-    const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim;
-    const int64_t k_dim = (int64_t)hp->n_head_kv * hp->head_dim;
-    const int64_t v_dim = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    const int64_t o_dim = (int64_t)hp->n_head * hp->head_dim_v;
-    const bool bias_req = b->m->arch->qkv_bias, qkn = b->m->arch->qk_norm;
-    char n[15][64];
-    const char *suffix[15] = {"attn_norm.weight",   "attn_q.weight",      "attn_k.weight",
-                              "attn_v.weight",      "attn_output.weight", "attn_q.bias",
-                              "attn_k.bias",        "attn_v.bias",        "attn_q_norm.weight",
-                              "attn_k_norm.weight", "ffn_norm.weight",    "ffn_gate.weight",
-                              "ffn_up.weight",      "ffn_down.weight",    ""};
-    for (int i = 0; i < 14; i++) snprintf(n[i], sizeof n[i], "blk.%d.%s", il, suffix[i]);
-    shimmy_status st;
-    if ((st = bind_vector(b, n[0], hp->n_embd, true, &L->attn_norm)) ||
-        (st = bind_matrix(b, n[1], hp->n_embd, q_dim, true, &L->wq)) ||
-        (st = bind_matrix(b, n[2], hp->n_embd, k_dim, true, &L->wk)) ||
-        (st = bind_matrix(b, n[3], hp->n_embd, v_dim, true, &L->wv)) ||
-        (st = bind_matrix(b, n[4], o_dim, hp->n_embd, true, &L->wo)) ||
-        (st = bind_vector(b, n[5], q_dim, bias_req, &L->bq)) ||
-        (st = bind_vector(b, n[6], k_dim, bias_req, &L->bk)) ||
-        (st = bind_vector(b, n[7], v_dim, bias_req, &L->bv)) ||
-        (st = bind_vector(b, n[8], hp->head_dim, qkn, &L->q_norm)) ||
-        (st = bind_vector(b, n[9], hp->head_dim, qkn, &L->k_norm)) ||
-        (st = bind_vector(b, n[10], hp->n_embd, true, &L->ffn_norm)) ||
-        (st = bind_matrix(b, n[11], hp->n_embd, hp->n_ff, true, &L->w_gate)) ||
-        (st = bind_matrix(b, n[12], hp->n_embd, hp->n_ff, true, &L->w_up)) ||
-        (st = bind_matrix(b, n[13], hp->n_ff, hp->n_embd, true, &L->w_down)))
-        return st;
-    if (!qkn && (L->q_norm || L->k_norm))
-        return core_error(b->err, SHIMMY_ERR_UNSUPPORTED, gguf_path(b->f),
-                          "tensor '%s' (per-head q/k norm) is not used by architecture %s",
-                          L->q_norm ? n[8] : n[9], b->m->arch->name);
     return SHIMMY_OK;
 }
 
@@ -152,6 +124,7 @@ shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err) {
     b->err = err;
     shimmy_status st = model_hparams_read(f, arch, &m->hp, err);
     if (st) goto fail;
+    if (arch->hparams && (st = arch->hparams(b, &m->hp))) goto fail;
     const gguf_tensor *te = gguf_find_tensor(f, "token_embd.weight");
     if (!te) {
         st = core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
@@ -166,10 +139,12 @@ shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err) {
     }
     m->hp.n_vocab = (int32_t)te->ne[1];
     const model_hparams *hp = &m->hp;
-    if ((st = bind_matrix(b, "token_embd.weight", hp->n_embd, hp->n_vocab, true, &m->tok_embd)) ||
-        (st = bind_vector(b, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
-        (st = bind_matrix(b, "output.weight", hp->n_embd, hp->n_vocab, false, &m->output)) ||
-        (st = bind_vector(b, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
+    if ((st = model_load_matrix(b, -1, "token_embd.weight", hp->n_embd, hp->n_vocab, true,
+                                &m->tok_embd)) ||
+        (st = model_load_vector(b, -1, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
+        (st = model_load_matrix(b, -1, "output.weight", hp->n_embd, hp->n_vocab, false,
+                                &m->output)) ||
+        (st = model_load_vector(b, -1, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
         goto fail;
     if (!m->output.data) {
         m->output = m->tok_embd;
@@ -182,7 +157,7 @@ shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err) {
         goto fail;
     }
     for (int il = 0; il < hp->n_layer; il++)
-        if ((st = bind_layer(b, il))) goto fail;
+        if ((st = arch->bind_layer(b, il, &m->layers[il]))) goto fail;
     for (size_t i = 0; i < gguf_n_tensors(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         m->n_params += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);

@@ -42,17 +42,38 @@ typedef enum model_rope_mode {
     MODEL_ROPE_NEOX  /* rotate (x[i], x[i + n_rot/2]) — qwen2, qwen3 */
 } model_rope_mode;
 
-/* One supported architecture: the differences the shared forward pass is parameterised by. */
+typedef struct model model;
+typedef struct model_ctx model_ctx;
+typedef struct model_layer model_layer;
+typedef struct model_hparams model_hparams;
+typedef struct model_loader model_loader;
+
+/* One supported architecture: one file, src/model/arch_<name>.c, that reads the family's own
+ * hyper-parameters, binds its tensors and composes the shared ops (below) into its forward pass.
+ * Adding a family is adding such a file and its row in hparams.c's table. */
 typedef struct model_arch {
     const char *name; /* value of general.architecture, also the metadata key prefix */
     model_rope_mode rope_mode;
-    bool qkv_bias; /* attn_{q,k,v}.bias required (qwen2); otherwise bound when present */
-    bool qk_norm;  /* per-head RMSNorm of q and k before RoPE (qwen3) */
+    /* Family keys after the common ones (model_hparams_read); may refine or reject. NULL: none. */
+    shimmy_status (*hparams)(model_loader *ld, model_hparams *hp);
+    /* Binds layer il's tensors (model_load_matrix/model_load_vector). */
+    shimmy_status (*bind_layer)(model_loader *ld, int32_t il, model_layer *L);
+    /* The forward pass of the batch in c (model_batch_*): embeddings, blocks, and the logits
+     * of the entries that asked for them (model_out_logits). Allocates nothing. */
+    void (*forward)(model_ctx *c);
 } model_arch;
 
 extern const model_arch model_arch_llama;
 extern const model_arch model_arch_qwen2;
 extern const model_arch model_arch_qwen3;
+
+/* llama's pieces, which the families built on its block reuse (arch_llama.c): the rms_eps key,
+ * the layer binding (biases required or optional, per-head q/k norms required or refused) and
+ * the forward pass. */
+shimmy_status model_llama_hparams(model_loader *ld, model_hparams *hp);
+shimmy_status model_llama_bind(model_loader *ld, int32_t il, model_layer *L, bool bias,
+                               bool qk_norm);
+void model_llama_forward(model_ctx *c);
 
 /* The architecture named `name` (general.architecture), or NULL when unsupported. */
 const model_arch *model_arch_find(const char *name);
@@ -61,7 +82,7 @@ const char *model_arch_names(void);
 
 /* ---- hyper-parameters ---- */
 
-typedef struct model_hparams {
+struct model_hparams {
     int32_t n_vocab;
     int32_t n_ctx_train;
     int32_t n_embd;
@@ -75,7 +96,10 @@ typedef struct model_hparams {
     float rms_eps;
     float rope_base;       /* <arch>.rope.freq_base (default 10000) */
     float rope_freq_scale; /* 1/<arch>.rope.scaling.factor for linear scaling, else 1 */
-} model_hparams;
+    /* Sliding-window attention: layers whose model_layer.window > 0 attend to the last
+     * n_swa positions (their own included) and keep only a ring of cells in the KV cache. */
+    int32_t n_swa; /* <arch>.attention.sliding_window, 0 = none */
+};
 
 /* Reads hyper-parameters of architecture a from f; errors name the missing/bad key. */
 shimmy_status model_hparams_read(const gguf_file *f, const model_arch *a, model_hparams *hp,
@@ -93,19 +117,26 @@ typedef struct model_weight {
     int64_t n_out;
     size_t row_bytes;
     int32_t slot;
-    char name[64]; /* GGUF tensor name, for error messages and adapter binding */
+    char name[96]; /* GGUF tensor name, for error messages and adapter binding */
 } model_weight;
 
-typedef struct model_layer {
-    const float *attn_norm; /* (n_embd) */
+/* A layer's tensors: the union of what the architectures bind (NULL / zeroed when absent). */
+struct model_layer {
+    int32_t window; /* sliding-window layer: attends to the last hp.n_swa positions; 0 = all */
+    const float *attn_norm, *attn_norm_b; /* (n_embd) */
     model_weight wq, wk, wv, wo;
-    const float *bq, *bk, *bv;    /* (n_head*head_dim), (n_head_kv*head_dim), ... or NULL */
-    const float *q_norm, *k_norm; /* (head_dim) or NULL */
-    const float *ffn_norm;        /* (n_embd) */
+    model_weight wqkv;                  /* fused q/k/v (phi3, nomic-bert) */
+    const float *bq, *bk, *bv, *bo;     /* biases or NULL */
+    const float *bqkv;                  /* fused bias or NULL */
+    const float *q_norm, *k_norm;       /* (head_dim) or NULL */
+    const float *attn_post_norm;        /* (n_embd) norm of the attention output (gemma2/3) */
+    const float *ffn_norm, *ffn_norm_b; /* (n_embd) */
     model_weight w_gate, w_up, w_down;
-} model_layer;
+    const float *b_up, *b_down, *b_gate; /* FFN biases or NULL */
+    const float *ffn_post_norm;          /* (n_embd) norm of the FFN output (gemma2/3) */
+};
 
-typedef struct model {
+struct model {
     const gguf_file *file; /* borrowed */
     const model_arch *arch;
     model_hparams hp;
@@ -121,12 +152,33 @@ typedef struct model {
     uint32_t file_type;       /* dominant matrix type (gguf_ttype) */
     size_t max_act_row_bytes; /* largest quantized activation row any product needs */
     int64_t max_in;           /* largest n_in of any weight */
-} model;
+};
 
 /* Binds f's tensors. Unsupported architecture, missing tensor, wrong shape or an unsupported
  * type gives a clear error naming the tensor. */
 shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err);
 void model_free(model *m);
+
+/* ---- loading (used by the arch files' hparams and bind_layer hooks) ----
+ * A model_loader is the state of one model_load: the file, the model being built and the error
+ * to fill. il >= 0 prefixes a tensor name with "blk.<il>."; il < 0 takes it as it is. Every
+ * function returns SHIMMY_OK or an error naming the tensor or key and what was expected; an
+ * absent optional item leaves *out zeroed (NULL data) and returns SHIMMY_OK. */
+const gguf_file *model_loader_file(const model_loader *ld);
+const model *model_loader_model(const model_loader *ld);
+/* A matrix of n_out rows of n_in elements that model_linear can multiply. */
+shimmy_status model_load_matrix(model_loader *ld, int32_t il, const char *name, int64_t n_in,
+                                int64_t n_out, bool required, model_weight *out);
+/* An F32 vector of n elements (norm weights, biases). */
+shimmy_status model_load_vector(model_loader *ld, int32_t il, const char *name, int64_t n,
+                                bool required, const float **out);
+/* "<arch>.<suffix>" as an integer in [lo, hi] / a finite float; absent and optional: untouched. */
+shimmy_status model_load_key_i32(model_loader *ld, const char *suffix, bool required, int32_t lo,
+                                 int32_t hi, int32_t *out);
+shimmy_status model_load_key_f32(model_loader *ld, const char *suffix, bool required, float *out);
+/* An error about the file (SHIMMY_ERR_FORMAT or _UNSUPPORTED) with a printf message. */
+shimmy_status model_load_fail(model_loader *ld, shimmy_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- compute context (KV cache + scratch) ---- */
 
@@ -137,32 +189,53 @@ typedef enum model_kv_type { MODEL_KV_F16 = 0, MODEL_KV_F32 = 1 } model_kv_type;
 #define MODEL_KV_PAD 32
 
 typedef struct model_ctx_params {
-    int32_t n_ctx;    /* KV positions (required, 1 .. n_ctx_train*4) */
-    int32_t n_batch;  /* max tokens per model_ctx_eval (0 = min(512, n_ctx)) */
-    int32_t n_logits; /* max positions whose logits one eval can return (0 = 1) */
+    int32_t n_ctx;    /* KV positions per sequence (required, 1 .. 16M) */
+    int32_t n_seq;    /* sequences the context holds (0 = 1), each with its own n_ctx positions */
+    int32_t n_batch;  /* max entries per model_ctx_decode (0 = min(512, n_ctx)) */
+    int32_t n_logits; /* max entries whose logits one step can return (0 = 1) */
     model_kv_type kv_type;
     core_pool *pool; /* borrowed; NULL = single-threaded */
 } model_ctx_params;
 
-typedef struct model_ctx model_ctx;
 struct lora_set; /* lora/lora.h: adapters attached to a context */
 
 shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx **out,
                             shimmy_error *err);
 void model_ctx_free(model_ctx *c);
 
-/* Runs tokens[0..n) at positions n_past..n_past+n-1, appending them to the KV cache.
- * n <= n_batch; n_past + n <= n_ctx; every token < n_vocab (checked). When n_logits_out > 0 the
- * logits of the last n_logits_out positions are computed (n_logits_out <= the ctx's n_logits). */
+/* One forward step: entry i is token[i] of sequence seq[i] (seq NULL: all 0), appended at that
+ * sequence's next position. A sequence's entries are in order and consecutive positions; the
+ * entries of different sequences may interleave. logits[i] != 0 asks for entry i's logits
+ * (NULL: none); they come back in entry order through model_ctx_logits. */
+typedef struct model_batch {
+    int32_t n;
+    const int32_t *token;
+    const int32_t *seq;
+    const uint8_t *logits;
+} model_batch;
+
+/* Runs a batch (n <= n_batch; each sequence's n_past + its entries <= n_ctx; tokens < n_vocab,
+ * seq < n_seq, at most n_logits entries asking for logits: all checked, nothing changed on an
+ * error). */
+shimmy_status model_ctx_decode(model_ctx *c, const model_batch *b, shimmy_error *err);
+/* Sequence 0 alone: tokens[0..n) appended at its n_past; the logits of the last n_logits_out
+ * positions (n_logits_out <= the ctx's n_logits). */
 shimmy_status model_ctx_eval(model_ctx *c, const int32_t *tokens, int32_t n, int32_t n_logits_out,
                              shimmy_error *err);
-/* Logits of the i-th of the positions computed by the last eval: (n_vocab) floats. */
+/* Logits of the i-th entry that asked for them in the last step: (n_vocab) floats. */
 const float *model_ctx_logits(const model_ctx *c, int32_t i);
+/* Positions cached for sequence 0 (model_ctx_seq_n_past for any). */
 int32_t model_ctx_n_past(const model_ctx *c);
+int32_t model_ctx_seq_n_past(const model_ctx *c, int32_t seq);
 int32_t model_ctx_n_ctx(const model_ctx *c);
+int32_t model_ctx_n_seq(const model_ctx *c);
 int32_t model_ctx_n_batch(const model_ctx *c);
-/* Forgets positions >= n (n <= n_past): keeps the cache of a prefix. */
-void model_ctx_truncate(model_ctx *c, int32_t n);
+/* Forgets sequence seq's positions >= n and returns how many it keeps: n, or fewer when a
+ * sliding-window layer's ring no longer holds the window that position n would attend to (the
+ * caller then evaluates again from the returned length; 0 at worst). */
+int32_t model_ctx_seq_truncate(model_ctx *c, int32_t seq, int32_t n);
+/* model_ctx_seq_truncate of sequence 0. */
+int32_t model_ctx_truncate(model_ctx *c, int32_t n);
 /* Attaches LoRA adapters (borrowed until detached or model_ctx_free; NULL detaches): every later
  * product of a weight an adapter touches adds its low-rank term (before any bias), as llama.cpp
  * does. Allocates the adapters' scratch here, not per product. The cache is not touched: a
@@ -170,6 +243,59 @@ void model_ctx_truncate(model_ctx *c, int32_t n);
 shimmy_status model_ctx_set_lora(model_ctx *c, const struct lora_set *set, shimmy_error *err);
 /* Bytes allocated by the context (KV cache + scratch). */
 size_t model_ctx_bytes(const model_ctx *c);
+
+/* ---- shared ops: what the arch files compose (src/model/ops_*.c, attention.c) ----
+ * They work on the context's current batch (c->n_tok rows) and its scratch buffers. */
+
+/* x (n_tok, n_embd) = rows of the token embedding, times scale (1 = none). */
+void model_op_embed(model_ctx *c, float scale);
+/* out = rms_norm(x) * w per row of n (n_tok rows); x and out may alias. */
+void model_op_rms_norm(model_ctx *c, const float *x, const float *w, float *out, int64_t n);
+/* y (n_tok, dim) += b, b may be NULL. */
+void model_op_add_bias(model_ctx *c, float *y, const float *b, int64_t dim);
+/* x (n_tok, n) += y. */
+void model_op_add(model_ctx *c, float *x, const float *y, int64_t n);
+/* Per-head RMSNorm of y (n_tok, n_head*head_dim) with weights (head_dim); w NULL: nothing. */
+void model_op_head_norm(model_ctx *c, float *y, const float *w, int32_t n_head, int32_t head_dim,
+                        float eps);
+
+/* RoPE of one configuration. model_op_rope_prepare computes the batch's angles once per step
+ * into angle slot `slot` (0 .. MODEL_ROPE_SLOTS-1), shared by every layer that uses it. */
+#define MODEL_ROPE_SLOTS 2
+typedef struct model_rope_cfg {
+    model_rope_mode mode;
+    int32_t n_rot;
+    float base, freq_scale;
+    const float *freq_factors; /* (n_rot/2) or NULL */
+} model_rope_cfg;
+void model_op_rope_prepare(model_ctx *c, int slot, const model_rope_cfg *r);
+/* Rotates q (n_tok, n_head*head_dim) and k (n_tok, n_head_kv*head_dim) with slot's angles. */
+void model_op_rope_qk(model_ctx *c, int slot, const model_rope_cfg *r);
+
+/* Attention of layer il for the batch: stores c->k, c->v (n_tok rows) in the layer's cache
+ * cells of each entry's sequence, then c->att (n_tok, n_head*head_dim_v) = softmax(q·Kᵀ·scale)·V
+ * over the positions each entry sees: its sequence's positions up to its own (causal) or all of
+ * them (not causal), only the last `window` of them when window > 0. softcap > 0 replaces each
+ * score s by softcap·tanh(s/softcap); sinks (n_head) add a per-head logit to the softmax's
+ * denominator. A plain causal full-window layer keeps the reference engine's float order. */
+typedef struct model_attn_params {
+    float scale;
+    float softcap;
+    const float *sinks;
+    bool non_causal;
+} model_attn_params;
+void model_op_attention(model_ctx *c, int32_t il, const model_attn_params *a);
+
+/* GLU of gate and up (n_tok, n_ff): gate = act(gate) * up. */
+typedef enum model_glu { MODEL_GLU_SILU, MODEL_GLU_GELU } model_glu;
+void model_op_glu(model_ctx *c, model_glu act, float *gate, const float *up, int64_t n_ff);
+/* The usual gated FFN of layer L on c->xn: c->xn = down(act(gate(xn)) * up(xn)). */
+void model_op_ffn_glu(model_ctx *c, const model_layer *L, model_glu act);
+/* The usual attention input: q, k, v = xn · (wq, wk, wv)ᵀ + biases. */
+void model_op_qkv(model_ctx *c, const model_layer *L);
+/* Final norm (w, eps) and output projection of the entries that asked for logits, then each
+ * logit l replaced by softcap·tanh(l/softcap) when softcap > 0. */
+void model_op_logits(model_ctx *c, const float *norm_w, float eps, float softcap);
 
 /* ---- operations of the forward pass (exposed for tests) ----
  * model_rms_norm, model_rope_apply, model_softmax and model_swiglu run an AVX2 version when the
@@ -224,6 +350,14 @@ float model_expf_poly(float x);
 
 /* ---- context layout (shared by the model's own files; opaque to other modules) ---- */
 
+/* The state of one model_load (load.c); the arch hooks see it through the functions above. */
+struct model_loader {
+    const gguf_file *f;
+    model *m;
+    shimmy_error *err;
+    uint64_t type_bytes[GGUF_T_COUNT];
+};
+
 /* Query tokens of one head the attention handles together (scratch rows per thread). */
 #define ATT_Q 4
 
@@ -231,17 +365,33 @@ struct model_ctx {
     const model *m;
     core_pool *pool; /* borrowed or NULL */
     int n_threads;
-    int32_t n_ctx, n_batch, n_logits, n_past;
-    int32_t n_ctx_pad;     /* KV rows allocated: n_ctx rounded up to MODEL_KV_PAD */
-    int32_t n_logits_last; /* positions computed by the last eval */
+    int32_t n_ctx, n_seq, n_batch, n_logits;
+    int32_t n_ctx_pad; /* cells of a full layer per sequence: n_ctx rounded up to MODEL_KV_PAD */
+    int32_t n_logits_last; /* entries whose logits the last step computed */
+    int32_t *seq_n_past;   /* (n_seq) positions cached per sequence */
     model_kv_type kv_type;
     size_t kv_elt; /* bytes per cache element */
     void *block;   /* owned: the one zeroed mapping every buffer below is a slice of */
     size_t block_bytes;
-    void *k_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) F16 or F32 */
-    void *v_cache; /* (n_layer, n_head_kv*head_dim_v, n_ctx): transposed, a row per dim */
-    float *x;      /* (n_batch, n_embd) residual stream */
-    float *xn;     /* (n_batch, max(n_embd, n_head*head_dim_v)) normed input / projections */
+    /* Per layer: its K region (n_seq, cells, n_head_kv*head_dim) and its V region (n_seq,
+     * n_head_kv*head_dim_v, cells), transposed (a row per dim). cells = n_ctx_pad for a full
+     * layer; a sliding-window layer keeps a ring of cells (position p in cell p % cells). */
+    size_t *layer_k_off, *layer_v_off; /* (n_layer) byte offsets into k_cache / v_cache */
+    int32_t *layer_cells;              /* (n_layer) */
+    void *k_cache;
+    void *v_cache;
+    /* the current step (set by model_ctx_decode) */
+    int32_t n_tok;
+    int32_t *tok;      /* (n_batch) token per entry */
+    int32_t *tok_seq;  /* (n_batch) sequence per entry */
+    int32_t *tok_pos;  /* (n_batch) position per entry */
+    int32_t *out_rows; /* (n_logits) entries whose logits are computed, in order */
+    int32_t *run_end;  /* (n_batch) attention scratch: index after an entry's run of one seq */
+    int32_t *seq_end;  /* (n_seq) attention scratch: a sequence's positions after the step */
+    int32_t *seq_ntok; /* (n_seq) attention scratch: a sequence's entries in the step */
+    uint8_t *want;     /* (n_batch) model_ctx_eval's logits flags */
+    float *x;          /* (n_batch, n_embd) residual stream */
+    float *xn;         /* (n_batch, max(n_embd, n_head*head_dim_v)) normed input / projections */
     /* q, k, v, att and gate, up overlap (the attention's and the FFN's scratch): see ctx.c */
     float *q;      /* (n_batch, n_head*head_dim) */
     float *k;      /* (n_batch, n_head_kv*head_dim) */
@@ -254,7 +404,7 @@ struct model_ctx {
     int64_t scores_per_thread;
     quant_vec_dot_fn tiled_dot;  /* model_dot_tiled for the cache type */
     float *logits;               /* (n_logits, n_vocab) */
-    float *rope_cs;              /* (n_batch, n_rot) model_rope_angles of the eval's positions */
+    float *rope_cs;              /* (MODEL_ROPE_SLOTS, n_batch, n_rot) angles of the step */
     const struct lora_set *lora; /* borrowed, or NULL */
     float *lora_scratch;         /* owned: lora_set_scratch_floats(lora, n_batch) floats */
     size_t bytes;
