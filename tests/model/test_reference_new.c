@@ -1,0 +1,152 @@
+/*
+ * The newer families and the i-quant files against llama.cpp's (2026) teacher-forced logits,
+ * judged by the rule of testdata/reference/README.md, "How the newer references are judged":
+ * teacher-forced against the `kv_f32` block, prompt tokens exact, and
+ *  - F32 weights: >= 90% of the steps have every reference top-5 logit within 0.01, and the
+ *    argmax equals the reference's on >= 90% of the steps whose top-1 margin exceeds 0.02;
+ *  - F16, BF16 and quantized weights: the argmax equals the reference's on >= 90% of the steps
+ *    whose top-1 margin exceeds 0.2, and >= 80% of the steps have every top-5 logit within 0.25.
+ * Prints one row per case. A file is listed here once its architecture and types load.
+ */
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "test.h"
+#include "tokenizer/tokenizer.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+
+typedef struct new_ref {
+    const char *name;
+    bool f32; /* F32 weights: the tight rule */
+} new_ref;
+
+static const new_ref refs[] = {
+    {"tiny-qwen3-F32", true}, /* not a newer file, but its F32 rule checks this test itself */
+};
+
+typedef struct judge {
+    int steps, close;  /* steps; steps with every top-5 logit within the closeness bound */
+    int decided, same; /* steps beyond the margin; those with the reference's argmax */
+    double max_diff;
+} judge;
+
+static void judge_step(const float *logits, int32_t n_vocab, json_t *top5, double margin_min,
+                       double close_tol, judge *j) {
+    bool close = true;
+    for (size_t k = 0; k < json_array_size(top5); k++) {
+        json_t *pair = json_array_get(top5, k);
+        const int32_t id = (int32_t)json_integer_value(json_array_get(pair, 0));
+        if (id < 0 || id >= n_vocab) {
+            CHECK_MSG(0, "reference id %d outside the vocabulary", id);
+            return;
+        }
+        const double d = fabs((double)logits[id] - json_number_value(json_array_get(pair, 1)));
+        if (d > j->max_diff) j->max_diff = d;
+        if (d > close_tol) close = false;
+    }
+    j->steps++;
+    j->close += close;
+    const double l1 = json_number_value(json_array_get(json_array_get(top5, 0), 1));
+    const double l2 = json_number_value(json_array_get(json_array_get(top5, 1), 1));
+    if (l1 - l2 > margin_min) {
+        const int32_t want = (int32_t)json_integer_value(json_array_get(json_array_get(top5, 0), 0));
+        int32_t best = 0;
+        for (int32_t i = 1; i < n_vocab; i++)
+            if (logits[i] > logits[best]) best = i;
+        j->decided++;
+        j->same += best == want;
+    }
+}
+
+static int32_t *json_ids(json_t *arr, size_t *n) {
+    *n = json_array_size(arr);
+    int32_t *ids = malloc((*n ? *n : 1) * sizeof *ids);
+    for (size_t i = 0; i < *n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
+    return ids;
+}
+
+static void run_case(const model *m, const int32_t *prompt, size_t n_prompt, json_t *kvf,
+                     const new_ref *r, judge *j) {
+    json_t *greedy = json_object_get(kvf, "greedy_tokens");
+    json_t *top5s = json_object_get(kvf, "top5_per_step");
+    const size_t n_steps = json_array_size(top5s);
+    model_ctx_params cp = {.n_ctx = (int32_t)(n_prompt + n_steps + 1),
+                           .n_batch = (int32_t)n_prompt,
+                           .n_logits = 1,
+                           .kv_type = MODEL_KV_F32};
+    model_ctx *c = NULL;
+    shimmy_error err;
+    CHECK_MSG(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK, "%s", err.message);
+    if (!c) return;
+    CHECK_MSG(model_ctx_eval(c, prompt, (int32_t)n_prompt, 1, &err) == SHIMMY_OK, "%s",
+              err.message);
+    for (size_t s = 0; s < n_steps; s++) {
+        judge_step(model_ctx_logits(c, 0), m->hp.n_vocab, json_array_get(top5s, s),
+                   r->f32 ? 0.02 : 0.2, r->f32 ? 0.01 : 0.25, j);
+        if (s + 1 == n_steps) break;
+        const int32_t tok = (int32_t)json_integer_value(json_array_get(greedy, s));
+        if (model_ctx_eval(c, &tok, 1, 1, &err) != SHIMMY_OK) {
+            CHECK_MSG(0, "%s: eval failed: %s", r->name, err.message);
+            break;
+        }
+    }
+    model_ctx_free(c);
+}
+
+static void check_file(const new_ref *r) {
+    char path[1024], jpath[1024], rel[256];
+    snprintf(rel, sizeof rel, "models/%s.gguf", r->name);
+    if (!test_data_path(rel, path, sizeof path)) return;
+    snprintf(rel, sizeof rel, "reference/%s.json", r->name);
+    if (!test_data_path(rel, jpath, sizeof jpath)) return;
+    json_error_t jerr;
+    json_t *root = json_load_file(jpath, 0, &jerr);
+    CHECK_MSG(root != NULL, "%s: %s", jpath, jerr.text);
+    if (!root) return;
+    gguf_file *f = NULL;
+    model *m = NULL;
+    tok_vocab *v = NULL;
+    shimmy_error err;
+    CHECK_MSG(gguf_open(path, &f, &err) == SHIMMY_OK, "%s", err.message);
+    if (f) CHECK_MSG(model_load(f, &m, &err) == SHIMMY_OK, "%s: %s", r->name, err.message);
+    if (f) CHECK_MSG(tok_vocab_load(f, &v, &err) == SHIMMY_OK, "%s: %s", r->name, err.message);
+    json_t *cases = json_object_get(root, "cases");
+    for (size_t ci = 0; m && v && ci < json_array_size(cases); ci++) {
+        json_t *cs = json_array_get(cases, ci);
+        size_t n_prompt;
+        int32_t *prompt = json_ids(json_object_get(cs, "prompt_tokens"), &n_prompt);
+        const char *text = json_string_value(json_object_get(cs, "prompt"));
+        tok_buf tb = {0};
+        tok_encode_opts o = {.add_special = true, .parse_special = true};
+        CHECK(tok_encode(v, text, strlen(text), &o, &tb, &err) == SHIMMY_OK);
+        const bool same = tb.n == n_prompt && !memcmp(tb.ids, prompt, n_prompt * sizeof *prompt);
+        CHECK_MSG(same, "%s case %zu: prompt tokens differ from the reference", r->name, ci);
+        tok_buf_free(&tb);
+        judge j = {0};
+        run_case(m, prompt, n_prompt, json_object_get(cs, "kv_f32"), r, &j);
+        const double close = j.steps ? (double)j.close / j.steps : 0.0;
+        const double agree = j.decided ? (double)j.same / j.decided : 1.0;
+        const bool pass = close >= (r->f32 ? 0.9 : 0.8) && agree >= 0.9;
+        printf("%-32s %2zu %6zu %10.5f %3d/%-3d %3d/%-3d %s\n", r->name, ci, n_prompt, j.max_diff,
+               j.close, j.steps, j.same, j.decided, pass ? "pass" : "FAIL");
+        fflush(stdout);
+        CHECK_MSG(pass, "%s case %zu: %.0f%% of steps close, argmax %.0f%% beyond the margin",
+                  r->name, ci, 100 * close, 100 * agree);
+        free(prompt);
+    }
+    tok_vocab_free(v);
+    model_free(m);
+    gguf_close(f);
+    json_decref(root);
+}
+
+int main(void) {
+    char buf[1024];
+    test_require_data("reference/tiny-qwen3-F32.json", buf, sizeof buf);
+    printf("%-32s %2s %6s %10s %7s %7s\n", "model", "#", "prompt", "max|dlogit|", "close",
+           "argmax");
+    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) check_file(&refs[i]);
+    return test_finish("model/reference_new");
+}
