@@ -76,6 +76,9 @@ typedef enum gguf_ttype {
     GGUF_T_F64 = 28,
     GGUF_T_IQ1_M = 29,
     GGUF_T_BF16 = 30,
+    GGUF_T_TQ1_0 = 34,
+    GGUF_T_TQ2_0 = 35,
+    GGUF_T_MXFP4 = 39,
     GGUF_T_COUNT = 40
 } gguf_ttype;
 

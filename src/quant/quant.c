@@ -20,6 +20,17 @@
                     .quantize = quant_ref_from_float_##sfx,                                        \
                     .vec_dot_batch = quant_ref_vec_dot_##sfx}
 
+/* Codebook types: no quantizer (llama-quantize makes them only with an importance matrix). */
+#define GRID_ROW(T, tname, sfx)                                                                    \
+    [GGUF_T_##T] = {.name = tname,                                                                 \
+                    .type = GGUF_T_##T,                                                            \
+                    .block_size = 256,                                                             \
+                    .type_size = sizeof(quant_block_##sfx),                                        \
+                    .vec_dot_type = GGUF_T_Q8_K,                                                   \
+                    .to_float = quant_ref_to_float_##sfx,                                          \
+                    .vec_dot = quant_ref_vec_dot_##sfx,                                            \
+                    .vec_dot_batch = quant_ref_vec_dot_##sfx}
+
 /* Activation-only types: no dot product of their own. */
 #define ACT_ROW(T, tname, bs, ts, sfx)                                                             \
     [GGUF_T_##T] = {.name = tname,                                                                 \
@@ -33,14 +44,34 @@
                     .quantize = quant_ref_from_float_##sfx}
 
 static const quant_traits ref_table[GGUF_T_COUNT] = {
-    ROW(F32, "F32", 1, 4, F32, f32),         ROW(F16, "F16", 1, 2, F16, f16),
-    ROW(BF16, "BF16", 1, 2, BF16, bf16),     ROW(Q4_0, "Q4_0", 32, 18, Q8_0, q4_0),
-    ROW(Q4_1, "Q4_1", 32, 20, Q8_1, q4_1),   ROW(Q5_0, "Q5_0", 32, 22, Q8_0, q5_0),
-    ROW(Q5_1, "Q5_1", 32, 24, Q8_1, q5_1),   ROW(Q8_0, "Q8_0", 32, 34, Q8_0, q8_0),
-    ACT_ROW(Q8_1, "Q8_1", 32, 36, q8_1),     ROW(Q2_K, "Q2_K", 256, 84, Q8_K, q2_k),
-    ROW(Q3_K, "Q3_K", 256, 110, Q8_K, q3_k), ROW(Q4_K, "Q4_K", 256, 144, Q8_K, q4_k),
-    ROW(Q5_K, "Q5_K", 256, 176, Q8_K, q5_k), ROW(Q6_K, "Q6_K", 256, 210, Q8_K, q6_k),
+    ROW(F32, "F32", 1, 4, F32, f32),
+    ROW(F16, "F16", 1, 2, F16, f16),
+    ROW(BF16, "BF16", 1, 2, BF16, bf16),
+    ROW(Q4_0, "Q4_0", 32, 18, Q8_0, q4_0),
+    ROW(Q4_1, "Q4_1", 32, 20, Q8_1, q4_1),
+    ROW(Q5_0, "Q5_0", 32, 22, Q8_0, q5_0),
+    ROW(Q5_1, "Q5_1", 32, 24, Q8_1, q5_1),
+    ROW(Q8_0, "Q8_0", 32, 34, Q8_0, q8_0),
+    ACT_ROW(Q8_1, "Q8_1", 32, 36, q8_1),
+    ROW(Q2_K, "Q2_K", 256, 84, Q8_K, q2_k),
+    ROW(Q3_K, "Q3_K", 256, 110, Q8_K, q3_k),
+    ROW(Q4_K, "Q4_K", 256, 144, Q8_K, q4_k),
+    ROW(Q5_K, "Q5_K", 256, 176, Q8_K, q5_k),
+    ROW(Q6_K, "Q6_K", 256, 210, Q8_K, q6_k),
     ACT_ROW(Q8_K, "Q8_K", 256, 292, q8_k),
+    /* i-quants, ternary and MXFP4: the activation types are llama.cpp's pairings */
+    ROW(IQ4_NL, "IQ4_NL", 32, 18, Q8_0, iq4_nl),
+    ROW(IQ4_XS, "IQ4_XS", 256, 136, Q8_K, iq4_xs),
+    GRID_ROW(IQ2_XXS, "IQ2_XXS", iq2_xxs),
+    GRID_ROW(IQ2_XS, "IQ2_XS", iq2_xs),
+    GRID_ROW(IQ2_S, "IQ2_S", iq2_s),
+    GRID_ROW(IQ3_XXS, "IQ3_XXS", iq3_xxs),
+    GRID_ROW(IQ3_S, "IQ3_S", iq3_s),
+    GRID_ROW(IQ1_S, "IQ1_S", iq1_s),
+    GRID_ROW(IQ1_M, "IQ1_M", iq1_m),
+    ROW(TQ1_0, "TQ1_0", 256, 54, Q8_K, tq1_0),
+    ROW(TQ2_0, "TQ2_0", 256, 66, Q8_K, tq2_0),
+    ROW(MXFP4, "MXFP4", 32, 17, Q8_0, mxfp4),
 };
 
 typedef struct quant_variant {
@@ -72,6 +103,7 @@ static int active;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void build(void) {
+    quant_iq_tables_init();
     /* Q8_0/Q8_1 are the only types whose model-file quantizer is not the run-time one. */
     quant_traits ref[GGUF_T_COUNT];
     memcpy(ref, ref_table, sizeof ref);

@@ -114,6 +114,133 @@ typedef struct QUANT_PACKED quant_block_q8_k {
 } quant_block_q8_k;
 _Static_assert(sizeof(quant_block_q8_k) == 292, "Q8_K block is 292 bytes");
 
+/* ---- i-quants, ternary and MXFP4 (ref/iq_*.c, ref/ternary.c, ref/mxfp4.c describe the
+ * element order of each) ---- */
+
+typedef struct QUANT_PACKED quant_block_iq4_nl {
+    uint16_t d;
+    uint8_t qs[16]; /* codes into quant_iq4nl_values: element j low nibble, j+16 high nibble */
+} quant_block_iq4_nl;
+_Static_assert(sizeof(quant_block_iq4_nl) == 18, "IQ4_NL block is 18 bytes");
+
+typedef struct QUANT_PACKED quant_block_iq4_xs {
+    uint16_t d;
+    uint16_t scales_h;   /* top 2 bits of the 8 six-bit scales (offset 32), bits 2j..2j+1 */
+    uint8_t scales_l[4]; /* low 4 bits: scale j in nibble j%2 of byte j/2 */
+    uint8_t qs[128];     /* per 32: 16 bytes as in IQ4_NL */
+} quant_block_iq4_xs;
+_Static_assert(sizeof(quant_block_iq4_xs) == 136, "IQ4_XS block is 136 bytes");
+
+typedef struct QUANT_PACKED quant_block_iq2_xxs {
+    uint16_t d;
+    uint8_t qs[64]; /* per 32: 4 grid index bytes, then a u32 of 4x7 sign bits and a 4-bit scale */
+} quant_block_iq2_xxs;
+_Static_assert(sizeof(quant_block_iq2_xxs) == 66, "IQ2_XXS block is 66 bytes");
+
+typedef struct QUANT_PACKED quant_block_iq2_xs {
+    uint16_t d;
+    uint8_t qs[64];    /* 32 u16: 9-bit grid index, 7 sign bits */
+    uint8_t scales[8]; /* two 4-bit scales per 32 (one per 16) */
+} quant_block_iq2_xs;
+_Static_assert(sizeof(quant_block_iq2_xs) == 74, "IQ2_XS block is 74 bytes");
+
+typedef struct QUANT_PACKED quant_block_iq2_s {
+    uint16_t d;
+    uint8_t qs[64]; /* 32 low index bytes, then 32 sign bytes */
+    uint8_t qh[8];  /* index bits 8-9, two bits per group of 8 */
+    uint8_t scales[8];
+} quant_block_iq2_s;
+_Static_assert(sizeof(quant_block_iq2_s) == 82, "IQ2_S block is 82 bytes");
+
+typedef struct QUANT_PACKED quant_block_iq3_xxs {
+    uint16_t d;
+    uint8_t qs[96]; /* 64 grid index bytes (one per 4), then per 32 a u32 of signs + scale */
+} quant_block_iq3_xxs;
+_Static_assert(sizeof(quant_block_iq3_xxs) == 98, "IQ3_XXS block is 98 bytes");
+
+typedef struct QUANT_PACKED quant_block_iq3_s {
+    uint16_t d;
+    uint8_t qs[64];    /* low 8 bits of the 9-bit grid indices, one per 4 */
+    uint8_t qh[8];     /* bit 8 of the 8 indices of a 32 */
+    uint8_t signs[32]; /* one bit per element */
+    uint8_t scales[4]; /* 4-bit scales, two per byte */
+} quant_block_iq3_s;
+_Static_assert(sizeof(quant_block_iq3_s) == 110, "IQ3_S block is 110 bytes");
+
+typedef struct QUANT_PACKED quant_block_iq1_s {
+    uint16_t d;
+    uint8_t qs[32]; /* low 8 bits of the 11-bit grid indices, one per 8 */
+    uint8_t qh[16]; /* 8 u16 per 32: 4x3 index bits, 3-bit scale, delta sign (bit 15) */
+} quant_block_iq1_s;
+_Static_assert(sizeof(quant_block_iq1_s) == 50, "IQ1_S block is 50 bytes");
+
+typedef struct QUANT_PACKED quant_block_iq1_m {
+    uint8_t qs[32];    /* low 8 bits of the grid indices */
+    uint8_t qh[16];    /* per 8 (a nibble): index bits 8-10 and the delta sign (bit 3) */
+    uint8_t scales[8]; /* 4 u16: 3-bit scales per 16 and, in the top nibbles, the fp16 scale */
+} quant_block_iq1_m;
+_Static_assert(sizeof(quant_block_iq1_m) == 56, "IQ1_M block is 56 bytes");
+
+typedef struct QUANT_PACKED quant_block_tq1_0 {
+    uint8_t qs[48]; /* 5 trits per byte (base 3, scaled to 0..255) */
+    uint8_t qh[4];  /* 4 trits per byte */
+    uint16_t d;
+} quant_block_tq1_0;
+_Static_assert(sizeof(quant_block_tq1_0) == 54, "TQ1_0 block is 54 bytes");
+
+typedef struct QUANT_PACKED quant_block_tq2_0 {
+    uint8_t qs[64]; /* 2 bits per element, value - 1 */
+    uint16_t d;
+} quant_block_tq2_0;
+_Static_assert(sizeof(quant_block_tq2_0) == 66, "TQ2_0 block is 66 bytes");
+
+typedef struct QUANT_PACKED quant_block_mxfp4 {
+    uint8_t e;      /* E8M0 shared exponent */
+    uint8_t qs[16]; /* E2M1 codes: element j low nibble, j+16 high nibble */
+} quant_block_mxfp4;
+_Static_assert(sizeof(quant_block_mxfp4) == 17, "MXFP4 block is 17 bytes");
+
+/* IQ1 grid values carry this offset, its sign per group of 8 (IQ1_M) or 32 (IQ1_S). */
+#define QUANT_IQ1_DELTA 0.125f
+
+/* The codebooks (ref/iq_grids.c, generated; see there how they were derived) and their expanded
+ * forms (ref/iq_tables.c; filled by quant_iq_tables_init, which quant_init runs before any
+ * kernel can be reached, read-only afterwards). An 8-wide grid entry is 8 bytes (element j in
+ * byte j), a 4-wide one 4 bytes; IQ1's bytes are signed (-1, 0, 1). */
+extern const int8_t quant_iq4nl_values[16];
+extern const int8_t quant_iq2xxs_levels[4], quant_iq2xs_levels[4], quant_iq2s_levels[4];
+extern const int8_t quant_iq3xxs_levels[8], quant_iq3s_levels[8], quant_iq1s_levels[4];
+extern const uint16_t quant_iq2xxs_packed[256], quant_iq2xs_packed[512], quant_iq2s_packed[1024];
+extern const uint16_t quant_iq3xxs_packed[256], quant_iq3s_packed[512], quant_iq1s_packed[2048];
+extern uint64_t quant_iq2xxs_grid[256], quant_iq2xs_grid[512], quant_iq2s_grid[1024];
+extern uint64_t quant_iq1s_grid[2048];
+extern uint32_t quant_iq3xxs_grid[256], quant_iq3s_grid[512];
+/* 7 stored sign bits -> the 8 signs (the 8th is their parity), as a mask and as 8 bytes of +1
+ * or -1 (for sign-multiplying instructions). */
+extern uint8_t quant_iq_signs[128];
+extern uint64_t quant_iq_signs64[128];
+/* Bit patterns -> 8 bytes of +1/-1 (bit j set: byte j is -1), for IQ2_S/IQ3_S's stored signs. */
+extern uint64_t quant_iq_bits64[256];
+void quant_iq_tables_init(void);
+
+/* E8M0 exponent -> 2^(e-128) as float (MXFP4's codes are stored doubled: E2M1 value x2), with
+ * the two smallest as subnormals. */
+static inline float quant_e8m0_half(uint8_t e) {
+    uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+extern const int8_t quant_mxfp4_values[16];
+
+/* The fp16 scale of an IQ1_M block, kept in the top nibbles of its four scale words. */
+static inline uint16_t quant_iq1m_d(const quant_block_iq1_m *b) {
+    uint16_t sc[4];
+    memcpy(sc, b->scales, 8);
+    return (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) |
+                      (sc[3] & 0xF000));
+}
+
 /* ---- helpers shared by the kernels ---- */
 
 /* Round to nearest, ties to even, for |v| < 2^22 (adding 1.5*2^23 leaves the integer in the low
@@ -197,6 +324,11 @@ QUANT_DECLARE_TYPE(q4_k);
 QUANT_DECLARE_TYPE(q5_k);
 QUANT_DECLARE_TYPE(q6_k);
 QUANT_DECLARE_TYPE(q8_k);
+QUANT_DECLARE_TYPE(iq4_nl);
+QUANT_DECLARE_TYPE(iq4_xs);
+QUANT_DECLARE_TYPE(tq1_0);
+QUANT_DECLARE_TYPE(tq2_0);
+QUANT_DECLARE_TYPE(mxfp4);
 #undef QUANT_DECLARE_TYPE
 
 /* Model-file quantizers that differ from the activation quantizer (llama-quantize's
@@ -217,6 +349,39 @@ void quant_ref_vec_dot_q3_k(int64_t n, float *s, const void *x, const void *y);
 void quant_ref_vec_dot_q4_k(int64_t n, float *s, const void *x, const void *y);
 void quant_ref_vec_dot_q5_k(int64_t n, float *s, const void *x, const void *y);
 void quant_ref_vec_dot_q6_k(int64_t n, float *s, const void *x, const void *y);
+void quant_ref_vec_dot_iq4_nl(int64_t n, float *s, const void *x, const void *y);
+void quant_ref_vec_dot_iq4_xs(int64_t n, float *s, const void *x, const void *y);
+void quant_ref_vec_dot_tq1_0(int64_t n, float *s, const void *x, const void *y);
+void quant_ref_vec_dot_tq2_0(int64_t n, float *s, const void *x, const void *y);
+void quant_ref_vec_dot_mxfp4(int64_t n, float *s, const void *x, const void *y);
+
+/* The grid types: dequantization and dots only (no quantizer without an importance matrix). */
+#define QUANT_DECLARE_GRID(t)                                                                      \
+    void quant_ref_to_float_##t(const void *x, float *y, int64_t n);                               \
+    void quant_ref_vec_dot_##t(int64_t n, float *s, const void *x, const void *y)
+QUANT_DECLARE_GRID(iq2_xxs);
+QUANT_DECLARE_GRID(iq2_xs);
+QUANT_DECLARE_GRID(iq2_s);
+QUANT_DECLARE_GRID(iq3_xxs);
+QUANT_DECLARE_GRID(iq3_s);
+QUANT_DECLARE_GRID(iq1_s);
+QUANT_DECLARE_GRID(iq1_m);
+#undef QUANT_DECLARE_GRID
+
+/* How every dot of the types above combines its exact integer parts with the float scales, in
+ * one place so that the SIMD kernels (which compute only the integers differently) give the
+ * reference's bits. A super-block's (or block's) float term: */
+static inline float quant_iq_term(float dx, float dy, int32_t isum) {
+    const float d = dx * dy;
+    return d * (float)isum;
+}
+/* IQ1_S/IQ1_M: isum over the grid values, isum1 over the activations with the delta signs. */
+static inline float quant_iq1_term(float dx, float dy, int32_t isum, int32_t isum1) {
+    const float d = dx * dy;
+    const float t = QUANT_IQ1_DELTA * (float)isum1;
+    const float v = (float)isum + t;
+    return d * v;
+}
 
 /* ---- ISA variants: each overrides the rows it accelerates in a copy of the table ---- */
 
@@ -230,7 +395,10 @@ void quant_x86_avx512_install_gemm(quant_traits *table); /* tile kernels, avx512
 void quant_x86_avxvnni_install(quant_traits *table);     /* AVX-VNNI tiles, avxvnni_gemm.c */
 /* The AVX2 batched F16 dot, for the AVX-512 tile kernel's sizes it does not tile. */
 void quant_x86_avx2_vec_dot_batch_f16(int64_t n, float *s, const void *x, const void *y);
+void quant_x86_avx2_install_iquants(quant_traits *table);   /* avx2_iquants.c */
+void quant_x86_avx512_install_iquants(quant_traits *table); /* avx512_iquants.c */
 void quant_arm_neon_install(quant_traits *table);
-void quant_arm_neon_install_gemm(quant_traits *table); /* tile kernels, arm/neon_gemm.c */
+void quant_arm_neon_install_iquants(quant_traits *table); /* arm/neon_iquants.c */
+void quant_arm_neon_install_gemm(quant_traits *table);    /* tile kernels, arm/neon_gemm.c */
 
 #endif

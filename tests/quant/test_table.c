@@ -4,10 +4,19 @@
 #include "test.h"
 
 static const uint32_t all_types[] = {
-    GGUF_T_F32,  GGUF_T_F16,  GGUF_T_BF16, GGUF_T_Q4_0, GGUF_T_Q4_1,
-    GGUF_T_Q5_0, GGUF_T_Q5_1, GGUF_T_Q8_0, GGUF_T_Q8_1, GGUF_T_Q2_K,
-    GGUF_T_Q3_K, GGUF_T_Q4_K, GGUF_T_Q5_K, GGUF_T_Q6_K, GGUF_T_Q8_K,
+    GGUF_T_F32,    GGUF_T_F16,   GGUF_T_BF16,    GGUF_T_Q4_0,   GGUF_T_Q4_1,   GGUF_T_Q5_0,
+    GGUF_T_Q5_1,   GGUF_T_Q8_0,  GGUF_T_Q8_1,    GGUF_T_Q2_K,   GGUF_T_Q3_K,   GGUF_T_Q4_K,
+    GGUF_T_Q5_K,   GGUF_T_Q6_K,  GGUF_T_Q8_K,    GGUF_T_IQ4_NL, GGUF_T_IQ4_XS, GGUF_T_IQ2_XXS,
+    GGUF_T_IQ2_XS, GGUF_T_IQ2_S, GGUF_T_IQ3_XXS, GGUF_T_IQ3_S,  GGUF_T_IQ1_S,  GGUF_T_IQ1_M,
+    GGUF_T_TQ1_0,  GGUF_T_TQ2_0, GGUF_T_MXFP4,
 };
+
+/* The codebook types: llama-quantize makes them only with an importance matrix, so the table
+ * offers no quantizer for them (and says so with NULL). */
+static bool grid_type(uint32_t t) {
+    return t == GGUF_T_IQ2_XXS || t == GGUF_T_IQ2_XS || t == GGUF_T_IQ2_S || t == GGUF_T_IQ3_XXS ||
+           t == GGUF_T_IQ3_S || t == GGUF_T_IQ1_S || t == GGUF_T_IQ1_M;
+}
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
 static void test_rows(void) {
@@ -21,7 +30,10 @@ static void test_rows(void) {
         CHECK_STR(q->name, lay.name);
         CHECK_EQ_INT(q->block_size, lay.block_size);
         CHECK_EQ_INT(q->type_size, lay.type_size);
-        CHECK(q->to_float && q->from_float && q->quantize);
+        if (grid_type(t))
+            CHECK(q->to_float && !q->from_float && !q->quantize && q->vec_dot);
+        else
+            CHECK(q->to_float && q->from_float && q->quantize);
         CHECK((q->vec_dot == NULL) == (q->vec_dot_batch == NULL));
         const quant_traits *act = quant_get(q->vec_dot_type);
         CHECK_MSG(act && act->from_float, "%s: activation type %u unusable", q->name,
@@ -38,8 +50,17 @@ static void test_rows(void) {
     CHECK_EQ_INT(quant_get(GGUF_T_Q5_1)->vec_dot_type, GGUF_T_Q8_1);
     CHECK_EQ_INT(quant_get(GGUF_T_Q6_K)->vec_dot_type, GGUF_T_Q8_K);
     CHECK_EQ_INT(quant_get(GGUF_T_BF16)->vec_dot_type, GGUF_T_BF16);
+    /* the pairings of the newer types with their activations, as llama.cpp's CPU traits */
+    CHECK_EQ_INT(quant_get(GGUF_T_IQ4_NL)->vec_dot_type, GGUF_T_Q8_0);
+    CHECK_EQ_INT(quant_get(GGUF_T_MXFP4)->vec_dot_type, GGUF_T_Q8_0);
+    static const uint32_t q8k_types[] = {
+        GGUF_T_IQ4_XS, GGUF_T_IQ2_XXS, GGUF_T_IQ2_XS, GGUF_T_IQ2_S, GGUF_T_IQ3_XXS,
+        GGUF_T_IQ3_S,  GGUF_T_IQ1_S,   GGUF_T_IQ1_M,  GGUF_T_TQ1_0, GGUF_T_TQ2_0};
+    for (size_t i = 0; i < sizeof q8k_types / sizeof q8k_types[0]; i++)
+        CHECK_EQ_INT(quant_get(q8k_types[i])->vec_dot_type, GGUF_T_Q8_K);
     /* ids this build does not handle */
-    CHECK(quant_get(GGUF_T_IQ2_XXS) == NULL);
+    CHECK(quant_get(GGUF_T_I8) == NULL);
+    CHECK(quant_get(GGUF_T_F64) == NULL);
     CHECK(quant_get(4) == NULL);
     CHECK(quant_get(GGUF_T_COUNT) == NULL);
     CHECK(quant_get(0xFFFFFFFFu) == NULL);
