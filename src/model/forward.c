@@ -47,9 +47,12 @@ static float *rope_row(model_ctx *c, int slot, int32_t t) {
 
 void model_op_rope_prepare(model_ctx *c, int slot, const model_rope_cfg *r) {
     /* RoPE's angles depend on the position only: once per step, not per layer and q/k */
-    for (int32_t t = 0; t < c->n_tok; t++)
-        model_rope_angles(rope_row(c, slot, t), r->n_rot, c->tok_pos[t], r->base, r->freq_scale,
-                          r->freq_factors);
+    for (int32_t t = 0; t < c->n_tok; t++) {
+        float *cs = rope_row(c, slot, t);
+        model_rope_angles(cs, r->n_rot, c->tok_pos[t], r->base, r->freq_scale, r->freq_factors);
+        if (r->attn_factor != 0.0f && r->attn_factor != 1.0f)
+            for (int32_t i = 0; i < r->n_rot; i++) cs[i] *= r->attn_factor;
+    }
 }
 
 void model_op_rope_qk(model_ctx *c, int slot, const model_rope_cfg *r) {

@@ -266,7 +266,12 @@ typedef struct model_rope_cfg {
     model_rope_mode mode;
     int32_t n_rot;
     float base, freq_scale;
-    const float *freq_factors; /* (n_rot/2) or NULL */
+    const float *freq_factors; /* (n_rot/2) or NULL: each frequency divided by its factor */
+    float attn_factor;         /* multiplies cos and sin (LongRoPE, YaRN); 0 = 1 */
+    /* YaRN (ext_factor > 0): frequencies ramp between interpolated and extrapolated over the
+     * dims between beta_fast and beta_slow rotations at n_ctx_orig */
+    float ext_factor, beta_fast, beta_slow;
+    int32_t n_ctx_orig;
 } model_rope_cfg;
 void model_op_rope_prepare(model_ctx *c, int slot, const model_rope_cfg *r);
 /* Rotates q (n_tok, n_head*head_dim) and k (n_tok, n_head_kv*head_dim) with slot's angles. */
