@@ -135,16 +135,18 @@ void gm_dfa_classes(grammar_matcher *m);
 bool gm_dfa_direct(grammar_matcher *m, int32_t d);
 
 /* The slice for a walk that starts in state d (computed on first use), or NULL when none fits
- * (too few bytes lead into one looping state) or memory is short. */
-const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d);
+ * (too few bytes lead into one looping state or along a chain) or memory is short. *limit:
+ * UINT32_MAX, or the walk takes only the slice's tokens of at most that many characters (a
+ * counted repetition with that many left), and a subtree only when its paths are no longer. */
+const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, uint32_t *limit);
 void gm_slice_free(grammar_matcher *m);
 
 /* True when node i's whole subtree stays in the byte class (l, high): the test the walk and
  * the slices share, so that a subtree the walk leaves to the slice is in it. */
 static inline bool gm_class_covers(const grammar_vocab *gv, uint32_t i, const uint64_t l[2],
                                    bool high) {
-    const uint64_t *sub = gv->sub + 2 * (size_t)i;
-    if ((sub[0] & 1) && !(high && (gv->u8[i] & 7) == 3)) return false;
+    const uint64_t *sub = gv->nd[i].sub;
+    if ((sub[0] & 1) && !(high && (gv->nd[i].u8 & 7) == 3)) return false;
     return ((sub[0] & ~1ull) & ~l[0]) == 0 && (sub[1] & ~l[1]) == 0;
 }
 static inline bool gm_in_set(const uint64_t s[2], uint8_t b) {

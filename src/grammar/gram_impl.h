@@ -82,23 +82,36 @@ static inline bool gram_term_meets(const grammar *g, const gram_term *t, uint32_
 
 /* ---- vocabulary trie (preorder) ---- */
 
+/* A trie node, all a mask walk reads of it in one 32-byte record (the walk is bound by memory:
+ * one cache line per node visited, not one per field). */
+typedef struct gv_node {
+    uint64_t sub[2];    /* the ASCII bytes in the node's subtree, bit 0 set when a byte >= 0x80 or
+                           a NUL is there too (u8 bit 2 tells a NUL) */
+    uint32_t end;       /* first node after the subtree */
+    uint32_t tok_first; /* toks[tok_first .. tok_first + tok_n) end here; the tokens of the
+                           subtree [i, end) are toks[nd[i].tok_first .. nd[end].tok_first)
+                           (preorder) */
+    uint16_t depth;     /* 1 for children of the root */
+    uint16_t height;    /* levels of the subtree, 1 for a leaf */
+    uint16_t tok_n;
+    uint8_t byte; /* the byte on the edge into the node */
+    uint8_t u8;   /* UTF-8 along the paths (vocab.c, utf8_flags) */
+} gv_node;
+_Static_assert(sizeof(gv_node) == 32, "a trie node is half a cache line");
+
 struct grammar_vocab {
     uint64_t serial; /* unique per vocab in this process: mask caches key on it */
     int32_t n_vocab;
     uint32_t n_nodes;
-    uint8_t *byte;       /* (n_nodes) the byte on the edge into the node */
-    uint16_t *depth;     /* (n_nodes) 1 for children of the root */
-    uint32_t *end;       /* (n_nodes) first node after the subtree */
-    uint32_t *tok_first; /* (n_nodes + 1) toks[tok_first .. tok_first + tok_n) end here; the
-                            tokens of the subtree [i, end[i]) are toks[tok_first[i] ..
-                            tok_first[end[i]]) (preorder) */
-    uint16_t *height;    /* (n_nodes) levels of the subtree, 1 for a leaf */
-    uint8_t *u8;         /* (n_nodes) UTF-8 along the paths (vocab.c, utf8_flags) */
-    uint64_t *sub;       /* (n_nodes * 2) the ASCII bytes in each node's subtree, bit 0 set when a
-                            byte >= 0x80 or a NUL is there too (u8 bit 2 tells a NUL) */
-    uint16_t *tok_n;
+    gv_node *nd; /* (n_nodes + 1) the last one only ends the tok_first ranges */
     int32_t *toks;
     uint32_t max_depth;
+    /* tokens by length in characters (bytes that do not continue a UTF-8 character): le holds
+     * n_le bitsets of n_vocab bits, the c-th (from 0) the text tokens of at most c characters;
+     * max_chars is the longest text token's. A counted repetition with c characters left
+     * allows, of the tokens its class takes whole, exactly those of le[c] (slice.c) */
+    uint32_t max_chars, n_le;
+    uint64_t *le;
     uint32_t *piece_off; /* (n_vocab + 1) token bytes in pieces */
     char *pieces;
     uint8_t *kind; /* (n_vocab) GV_TEXT, GV_EOG or GV_SPECIAL */

@@ -126,12 +126,13 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
 void grammar_matcher_clear_cache(grammar_matcher *m);
 
 typedef struct grammar_stats {
-    uint64_t masks;       /* full masks asked for */
-    uint64_t mask_hits;   /* ... answered from the mask cache */
-    uint64_t trie_visits; /* trie nodes visited by the walks */
-    size_t nodes;         /* interned stack nodes */
-    uint64_t slice_masks; /* walks that started from a slice (a string body's byte class) */
-    uint64_t chain_takes; /* subtrees taken whole along a counted repetition's steps */
+    uint64_t masks;        /* full masks asked for */
+    uint64_t mask_hits;    /* ... answered from the mask cache */
+    uint64_t trie_visits;  /* trie nodes visited by the walks */
+    size_t nodes;          /* interned stack nodes */
+    uint64_t slice_masks;  /* walks that started from a slice (a string body's byte class) */
+    uint64_t chain_takes;  /* subtrees taken whole along a counted repetition's steps */
+    uint64_t short_slices; /* slice masks cut to the characters a counted repetition has left */
 } grammar_stats;
 void grammar_matcher_stats(const grammar_matcher *m, grammar_stats *out);
 

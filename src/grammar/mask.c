@@ -68,7 +68,7 @@ static void cache_store(grammar_matcher *m, uint64_t key, const gm_state *s, con
 
 /* Sets the bits of every token in node i's subtree. */
 static void take_subtree(const grammar_vocab *gv, uint32_t i, uint64_t *mask) {
-    const uint32_t a = gv->tok_first[i], z = gv->tok_first[gv->end[i]];
+    const uint32_t a = gv->nd[i].tok_first, z = gv->nd[gv->nd[i].end].tok_first;
     for (uint32_t k = a; k < z; k++) {
         const int32_t t = gv->toks[k];
         mask[t >> 6] |= 1ull << (t & 63);
@@ -85,12 +85,12 @@ static void take_subtree(const grammar_vocab *gv, uint32_t i, uint64_t *mask) {
  * comes with its direct table (hot states have them). */
 static bool chain_accepts(const grammar_matcher *m, const grammar_vocab *gv, uint32_t i,
                           int32_t d) {
-    const uint64_t *sub = gv->sub + 2 * (size_t)i;
+    const uint64_t *sub = gv->nd[i].sub;
     /* non-ASCII characters: each is one step whatever its length, so a path has at most
      * height steps; the paths must be well-formed UTF-8 from a character boundary */
     const bool high = sub[0] & 1;
-    if (high && (gv->u8[i] & 7) != 3) return false;
-    for (uint32_t level = 0, h = gv->height[i]; level < h; level++) {
+    if (high && (gv->nd[i].u8 & 7) != 3) return false;
+    for (uint32_t level = 0, h = gv->nd[i].height; level < h; level++) {
         const gm_dstate *ds = &m->dst[d];
         if (!ds->direct || ds->uni < 0 || ((sub[0] & ~1ull) & ~ds->uset[0]) ||
             (sub[1] & ~ds->uset[1]) || (high && !ds->uni_high))
@@ -142,12 +142,18 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
         core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory for the grammar's automaton");
         return -1;
     }
-    const gm_slice *sl = gm_slice_for(m, m->dlvl[0]);
+    uint32_t limit;
+    const gm_slice *sl = gm_slice_for(m, m->dlvl[0], &limit);
     if (m->failed) {
         gm_fail_error(m, err);
         return -1;
     }
-    if (sl) {
+    if (sl && limit != UINT32_MAX) {
+        const uint64_t *le = gv->le + words * limit;
+        for (size_t w = 0; w < words; w++) mask[w] = sl->bits[w] & le[w];
+        m->stats.slice_masks++;
+        m->stats.short_slices++;
+    } else if (sl) {
         memcpy(mask, sl->bits, words * sizeof *mask);
         m->stats.slice_masks++;
     } else {
@@ -164,23 +170,25 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
     uint8_t *path = m->slpath; /* path[d]: the first d bytes are inside the slice's prefixes */
     uint64_t visits = 0;
     for (uint32_t i = 0; i < n;) {
-        const uint32_t d = gv->depth[i];
+        const uint32_t d = gv->nd[i].depth;
         visits++;
-        /* a subtree the slice holds is already in the mask */
+        /* a subtree the slice holds is already in the mask (its paths, in bytes, are at least
+         * as long as in characters) */
         const bool in_path = sl && (d == 1 || path[d - 1]);
-        if (in_path && (d > 1 || gm_slice_first(sl, gv->byte[i])) &&
+        if (in_path && (d > 1 || gm_slice_first(sl, gv->nd[i].byte)) &&
+            (limit == UINT32_MAX || d - 1 + gv->nd[i].height <= limit) &&
             gm_class_covers(gv, i, sl->l, sl->high)) {
-            i = gv->end[i];
+            i = gv->nd[i].end;
             continue;
         }
         const int32_t prev = m->dlvl[d - 1];
-        const int32_t next = gm_dfa_next(m, prev, gv->byte[i]);
+        const int32_t next = gm_dfa_next(m, prev, gv->nd[i].byte);
         if (next < 0) {
             if (next == -2) {
                 gm_fail_error(m, err);
                 return -1;
             }
-            i = gv->end[i];
+            i = gv->nd[i].end;
             continue;
         }
         /* every byte below leads back to one state (inside a string, say): the whole subtree
@@ -189,18 +197,18 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
          * string body) */
         if (subtree_loops(m, gv, i, prev) || (next != prev && subtree_loops(m, gv, i, next))) {
             take_subtree(gv, i, mask);
-            i = gv->end[i];
+            i = gv->nd[i].end;
             continue;
         }
-        if (gv->end[i] - i >= CHAIN_MIN_NODES && chain_accepts(m, gv, i, prev)) {
+        if (gv->nd[i].end - i >= CHAIN_MIN_NODES && chain_accepts(m, gv, i, prev)) {
             m->stats.chain_takes++;
             take_subtree(gv, i, mask);
-            i = gv->end[i];
+            i = gv->nd[i].end;
             continue;
         }
         m->dlvl[d] = next;
-        if (sl) path[d] = in_path && gm_in_set(d == 1 ? sl->f : sl->l, gv->byte[i]);
-        const uint32_t k0 = gv->tok_first[i], nk = gv->tok_n[i];
+        if (sl) path[d] = in_path && gm_in_set(d == 1 ? sl->f : sl->l, gv->nd[i].byte);
+        const uint32_t k0 = gv->nd[i].tok_first, nk = gv->nd[i].tok_n;
         for (uint32_t k = 0; k < nk; k++) {
             const int32_t t = gv->toks[k0 + k];
             mask[t >> 6] |= 1ull << (t & 63);

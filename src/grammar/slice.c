@@ -26,23 +26,25 @@ static void compute(const grammar_vocab *gv, gm_slice *s) {
     const size_t words = ((size_t)gv->n_vocab + 63) / 64;
     memset(s->bits, 0, words * sizeof *s->bits);
     for (uint32_t i = 0; i < gv->n_nodes;) {
-        const bool first = gv->depth[i] == 1;
-        const bool in = gm_in_set(first ? s->f : s->l, gv->byte[i]);
-        if ((!first || gm_slice_first(s, gv->byte[i])) && gm_class_covers(gv, i, s->l, s->high)) {
-            for (uint32_t k = gv->tok_first[i], z = gv->tok_first[gv->end[i]]; k < z; k++) {
+        const bool first = gv->nd[i].depth == 1;
+        const bool in = gm_in_set(first ? s->f : s->l, gv->nd[i].byte);
+        if ((!first || gm_slice_first(s, gv->nd[i].byte)) &&
+            gm_class_covers(gv, i, s->l, s->high)) {
+            for (uint32_t k = gv->nd[i].tok_first, z = gv->nd[gv->nd[i].end].tok_first; k < z;
+                 k++) {
                 const int32_t t = gv->toks[k];
                 s->bits[t >> 6] |= 1ull << (t & 63);
             }
-            i = gv->end[i];
+            i = gv->nd[i].end;
         } else if (in) {
-            const uint32_t k0 = gv->tok_first[i];
-            for (uint32_t k = 0; k < gv->tok_n[i]; k++) {
+            const uint32_t k0 = gv->nd[i].tok_first;
+            for (uint32_t k = 0; k < gv->nd[i].tok_n; k++) {
                 const int32_t t = gv->toks[k0 + k];
                 s->bits[t >> 6] |= 1ull << (t & 63);
             }
             i++;
         } else {
-            i = gv->end[i];
+            i = gv->nd[i].end;
         }
     }
 }
@@ -51,36 +53,37 @@ static int popcount2(const uint64_t s[2]) {
     return __builtin_popcountll(s[0]) + __builtin_popcountll(s[1]);
 }
 
-/* A counted repetition (`[^{}<>]{1,600}`) has no looping state, but while the count left is
- * at least the longest token, every count takes the same tokens: those whose characters all
- * lead each state of the chain to the next (uni, uset, uni_high). Then the slice of that common
- * class holds for the walk from d, and for the next counts' walks too (the count is not in
- * the key). Gives the class in key when the chain from d is that long. */
-static bool chain_key(grammar_matcher *m, int32_t d, gm_slice *key) {
+/* A counted repetition (`[^{}<>]{1,600}`) has no looping state, but each state of it takes the
+ * class's characters into the next (uni, uset, uni_high): along such a chain of c steps the
+ * tokens whose characters all take every step, and that have at most c characters, are allowed.
+ * Their class does not depend on the count, so one slice serves every count: the walk takes
+ * the slice's tokens of at most c characters (gv->le) and walks only what is longer or leaves
+ * the class. Gives the class in key and returns c (0: no chain of a class worth a slice; the
+ * longest token's length: any count at least that long). */
+static uint32_t chain_key(grammar_matcher *m, int32_t d, gm_slice *key) {
     const uint32_t need = m->gv->max_depth;
-    if (need > MAX_CHAIN) return false;
     uint64_t c[2] = {~1ull, ~0ull};
     bool high = true;
-    for (uint32_t j = 0; j < need; j++) {
-        if (!gm_dfa_direct(m, d)) return false;
+    uint32_t j = 0;
+    for (; j < need && j < MAX_CHAIN; j++) {
+        if (!gm_dfa_direct(m, d)) break;
         const gm_dstate *ds = &m->dst[d];
-        c[0] &= ds->uset[0];
-        c[1] &= ds->uset[1];
+        const uint64_t n[2] = {c[0] & ds->uset[0], c[1] & ds->uset[1]};
+        if (ds->uni < 0 || popcount2(n) < SLICE_MIN_BYTES) break;
+        c[0] = n[0], c[1] = n[1];
         high = high && ds->uni_high;
-        if (ds->uni < 0 || popcount2(c) < SLICE_MIN_BYTES) return false;
         d = ds->uni;
     }
     *key = (gm_slice){.f = {c[0], c[1]}, .l = {c[0], c[1]}, .high = high, .fhigh = high};
-    return true;
+    return j;
 }
 
-const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d) {
+const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, uint32_t *limit) {
     const grammar_vocab *gv = m->gv;
+    *limit = UINT32_MAX;
     if (!m->slpath && !(m->slpath = calloc(m->n_lvl ? m->n_lvl : 1, 1))) return NULL;
-    /* a state first met now has no direct table; building one (256 transitions) for a state
-     * that may never come back costs more than the slice saves, and the walk itself makes it
-     * direct if the state is hot */
-    if (!m->dst[d].direct) return NULL;
+    /* a direct table costs a step per byte class, a small part of a walk */
+    if (!gm_dfa_direct(m, d)) return NULL;
     /* the state most ASCII bytes lead to (make_direct's majority vote), itself when it loops */
     const int32_t target = m->dst[d].uni;
     if (target < 0 || !gm_dfa_direct(m, target)) return NULL;
@@ -91,7 +94,13 @@ const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d) {
     key.fhigh = key.high && m->dst[d].uni_high;
     for (int b = 0; b < 128; b++)
         if (t[b] == target && gm_in_set(key.l, (uint8_t)b)) key.f[b >> 6] |= 1ull << (b & 63);
-    if (popcount2(key.f) < SLICE_MIN_BYTES && !chain_key(m, d, &key)) return NULL;
+    if (popcount2(key.f) < SLICE_MIN_BYTES) {
+        const uint32_t c = chain_key(m, d, &key);
+        if (c == 0) return NULL;
+        /* the sets of gv->le stop at n_le - 1 characters: a longer count is taken as that long
+         * (fewer tokens from the slice, the walk finds the others) */
+        if (c < gv->max_depth && c <= gv->max_chars) *limit = c < gv->n_le ? c : gv->n_le - 1;
+    }
     gm_slice *victim = &m->slices[0];
     for (size_t i = 0; i < GM_SLICES; i++) {
         gm_slice *s = &m->slices[i];

@@ -14,19 +14,13 @@ static uint64_t next_serial = 1;
 
 void grammar_vocab_free(grammar_vocab *gv) {
     if (!gv) return;
-    free(gv->byte);
-    free(gv->depth);
-    free(gv->end);
-    free(gv->tok_first);
-    free(gv->sub);
-    free(gv->u8);
-    free(gv->height);
-    free(gv->tok_n);
+    free(gv->nd);
     free(gv->toks);
     free(gv->piece_off);
     free(gv->pieces);
     free(gv->kind);
     free(gv->eog);
+    free(gv->le);
     free(gv);
 }
 
@@ -57,13 +51,10 @@ static int cmp_piece(const void *a, const void *b, void *ctx) {
 static bool utf8_flags(grammar_vocab *gv, const uint32_t *parent) {
     const uint32_t n = gv->n_nodes;
     uint8_t *st = malloc(n ? n : 1); /* bits 0-1 need, 2 invalid, 4-7: constraint of the next */
-    if (!(gv->u8 = calloc(n ? n : 1, 1)) || !st) {
-        free(st);
-        return false;
-    }
+    if (!st) return false;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t ps = parent[i] == UINT32_MAX ? 0 : st[parent[i]];
-        const unsigned need = ps & 3, cons = ps >> 4, b = gv->byte[i];
+        const unsigned need = ps & 3, cons = ps >> 4, b = gv->nd[i].byte;
         uint8_t out = 4; /* invalid */
         if (!(ps & 4)) {
             if (need == 0) {
@@ -84,11 +75,40 @@ static bool utf8_flags(grammar_vocab *gv, const uint32_t *parent) {
             }
         }
         st[i] = out;
-        gv->u8[i] = (uint8_t)((ps & 7) == 0 ? 1 : 0) | (out & 4 ? 0 : 2);
+        gv->nd[i].u8 = (uint8_t)((ps & 7) == 0 ? 1 : 0) | (out & 4 ? 0 : 2);
     }
     for (uint32_t i = n; i-- > 0;) /* a subtree is valid when all of it is */
-        if (parent[i] != UINT32_MAX && !(gv->u8[i] & 2)) gv->u8[parent[i]] &= (uint8_t)~2;
+        if (parent[i] != UINT32_MAX && !(gv->nd[i].u8 & 2)) gv->nd[parent[i]].u8 &= (uint8_t)~2;
     free(st);
+    return true;
+}
+
+/* gv->le (gram_impl.h): each token's bit goes into every set from its length on. Sets stop at
+ * LE_MAX characters (longer tokens are in none: a longer repetition left uses the last set). */
+#define LE_MAX 255
+static bool length_sets(grammar_vocab *gv) {
+    const size_t words = ((size_t)gv->n_vocab + 63) / 64;
+    uint32_t *chars = malloc((size_t)gv->n_vocab * sizeof *chars);
+    if (!chars) return false;
+    gv->max_chars = 0;
+    for (int32_t t = 0; t < gv->n_vocab; t++) {
+        uint32_t c = 0;
+        for (uint32_t k = gv->piece_off[t]; k < gv->piece_off[t + 1]; k++)
+            c += ((uint8_t)gv->pieces[k] & 0xC0) != 0x80;
+        chars[t] = c;
+        if (gv->kind[t] == GV_TEXT && c > gv->max_chars) gv->max_chars = c;
+    }
+    gv->n_le = (gv->max_chars < LE_MAX ? gv->max_chars : LE_MAX) + 1;
+    if (!(gv->le = calloc(words * gv->n_le, sizeof *gv->le))) {
+        free(chars);
+        return false;
+    }
+    for (int32_t t = 0; t < gv->n_vocab; t++)
+        if (gv->kind[t] == GV_TEXT && chars[t] < gv->n_le)
+            gv->le[words * chars[t] + ((size_t)t >> 6)] |= 1ull << (t & 63);
+    for (uint32_t c = 1; c < gv->n_le; c++)
+        for (size_t w = 0; w < words; w++) gv->le[words * c + w] |= gv->le[words * (c - 1) + w];
+    free(chars);
     return true;
 }
 
@@ -103,16 +123,9 @@ static bool build_trie(grammar_vocab *gv) {
     int32_t *order = malloc((n_text ? n_text : 1) * sizeof *order);
     gv->toks = malloc((n_text ? n_text : 1) * sizeof *gv->toks);
     const size_t cap = bytes ? bytes : 1;
-    gv->byte = malloc(cap);
-    gv->depth = malloc(cap * sizeof *gv->depth);
-    gv->end = malloc(cap * sizeof *gv->end);
-    gv->tok_first = malloc((cap + 1) * sizeof *gv->tok_first);
-    gv->sub = calloc(cap * 2, sizeof *gv->sub);
-    gv->height = calloc(cap, sizeof *gv->height);
+    gv->nd = calloc(cap + 1, sizeof *gv->nd);
     uint32_t *parent = malloc(cap * sizeof *parent);
-    gv->tok_n = malloc(cap * sizeof *gv->tok_n);
-    if (!order || !gv->toks || !gv->byte || !gv->depth || !gv->end || !gv->tok_first ||
-        !gv->tok_n || !gv->sub || !gv->height || !parent) {
+    if (!order || !gv->toks || !gv->nd || !parent) {
         free(order);
         free(parent);
         return false;
@@ -131,27 +144,27 @@ static bool build_trie(grammar_vocab *gv) {
         const uint32_t len = gv->piece_off[id + 1] - gv->piece_off[id];
         uint32_t lcp = 0;
         while (prev && lcp < len && lcp < prev_len && s[lcp] == prev[lcp]) lcp++;
-        for (; depth > lcp; depth--) gv->end[path[depth]] = n;
+        for (; depth > lcp; depth--) gv->nd[path[depth]].end = n;
         for (; depth < len; depth++) {
-            gv->byte[n] = (uint8_t)s[depth];
-            gv->depth[n] = (uint16_t)(depth + 1);
-            gv->tok_first[n] = n_toks;
+            gv->nd[n].byte = (uint8_t)s[depth];
+            gv->nd[n].depth = (uint16_t)(depth + 1);
+            gv->nd[n].tok_first = n_toks;
             parent[n] = depth ? path[depth] : UINT32_MAX;
-            gv->tok_n[n] = 0;
+            gv->nd[n].tok_n = 0;
             path[depth + 1] = n++;
         }
         const uint32_t node = path[len];
-        if (gv->tok_n[node] < UINT16_MAX) {
+        if (gv->nd[node].tok_n < UINT16_MAX) {
             gv->toks[n_toks++] = id;
-            gv->tok_n[node]++;
+            gv->nd[node].tok_n++;
         }
         if (len > gv->max_depth) gv->max_depth = len;
         prev = s;
         prev_len = len;
     }
-    for (; depth > 0; depth--) gv->end[path[depth]] = n;
+    for (; depth > 0; depth--) gv->nd[path[depth]].end = n;
     gv->n_nodes = n;
-    gv->tok_first[n] = n_toks;
+    gv->nd[n].tok_first = n_toks;
     if (!utf8_flags(gv, parent)) {
         free(parent);
         free(order);
@@ -159,24 +172,26 @@ static bool build_trie(grammar_vocab *gv) {
     }
     /* subtree byte sets, children before parents (reverse preorder) */
     for (uint32_t i = n; i-- > 0;) {
-        const uint8_t b = gv->byte[i];
+        const uint8_t b = gv->nd[i].byte;
         if (b < 0x80)
-            gv->sub[2 * i + (b >> 6)] |= 1ull << (b & 63);
+            gv->nd[i].sub[b >> 6] |= 1ull << (b & 63);
         else
-            gv->sub[2 * i] |= 1;
-        if (b == 0) gv->u8[i] |= 4; /* bit 0 of sub cannot tell a NUL from a high byte */
-        if (!gv->height[i]) gv->height[i] = 1;
+            gv->nd[i].sub[0] |= 1;
+        if (b == 0) gv->nd[i].u8 |= 4; /* bit 0 of sub cannot tell a NUL from a high byte */
+        if (!gv->nd[i].height) gv->nd[i].height = 1;
         if (parent[i] != UINT32_MAX) {
-            if (gv->height[parent[i]] < gv->height[i] + 1)
-                gv->height[parent[i]] = (uint16_t)(gv->height[i] + 1);
-            gv->sub[2 * parent[i]] |= gv->sub[2 * i];
-            gv->sub[2 * parent[i] + 1] |= gv->sub[2 * i + 1];
-            gv->u8[parent[i]] |= gv->u8[i] & 4;
+            if (gv->nd[parent[i]].height < gv->nd[i].height + 1)
+                gv->nd[parent[i]].height = (uint16_t)(gv->nd[i].height + 1);
+            gv->nd[parent[i]].sub[0] |= gv->nd[i].sub[0];
+            gv->nd[parent[i]].sub[1] |= gv->nd[i].sub[1];
+            gv->nd[parent[i]].u8 |= gv->nd[i].u8 & 4;
         }
     }
     free(parent);
     free(order);
-    return true;
+    gv_node *fit = realloc(gv->nd, ((size_t)n + 1) * sizeof *fit); /* room was for every byte */
+    if (fit) gv->nd = fit;
+    return length_sets(gv);
 }
 
 shimmy_status grammar_vocab_from_pieces(const char *const *pieces, const size_t *len,

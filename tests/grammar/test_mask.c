@@ -27,6 +27,13 @@ static const char *const grammars[] = {
     "root ::= [^{}<>]{1,300} \".\"",
     /* (a class that takes some of them only: characters are walked) */
     "root ::= [^{}<>\\u00e9]{1,300} \".\"",
+    /* counts shorter than the longest token: the slice's tokens of at most the characters left
+     * (a string with maxLength, escapes included; a class that goes on after the count; a
+     * count over non-ASCII characters) */
+    ("root ::= \"{\\\"n\\\":\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\nt]){0,24} "
+     "\"\\\",\\\"t\\\":\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\nt]){2,9} \"\\\"}\""),
+    "root ::= ([a-z]{1,6} [a-z0-9 ]* \".\"){1,3}",
+    "root ::= [^{}<>]{0,20} \"}\" [^{}<>]{3,7} \"<\"",
 };
 
 static bool bit(const uint64_t *m, int32_t t) {
@@ -55,7 +62,7 @@ static void check_vocab(const char *file, int steps, bool check_fast_paths) {
     uint64_t *mask = malloc(words * 8), *again = malloc(words * 8);
     test_rng r;
     test_rng_seed(&r, 2026);
-    uint64_t slices = 0, chains = 0;
+    uint64_t slices = 0, chains = 0, shorts = 0;
     for (size_t gi = 0; gi < sizeof grammars / sizeof grammars[0]; gi++) {
         grammar *g = NULL;
         grammar_matcher *m = NULL;
@@ -109,12 +116,16 @@ static void check_vocab(const char *file, int steps, bool check_fast_paths) {
         grammar_matcher_stats(m, &gs);
         slices += gs.slice_masks;
         chains += gs.chain_takes;
+        shorts += gs.short_slices;
         grammar_matcher_free(m);
     }
     /* the fast paths were exercised (and so compared with the token-by-token answer above) */
-    fprintf(stderr, "%s: %llu masks from slices, %llu subtrees along counted steps\n", file,
-            (unsigned long long)slices, (unsigned long long)chains);
-    if (check_fast_paths) CHECK(slices > 0 && chains > 0);
+    fprintf(stderr,
+            "%s: %llu masks from slices (%llu cut to the characters a count has left), %llu "
+            "subtrees along counted steps\n",
+            file, (unsigned long long)slices, (unsigned long long)shorts,
+            (unsigned long long)chains);
+    if (check_fast_paths) CHECK(slices > 0 && chains > 0 && shorts > 0);
     free(mask);
     free(again);
     grammar_vocab_free(gv);
