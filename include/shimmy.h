@@ -485,8 +485,14 @@ int32_t shimmy_vocab_size(const shimmy_vocab *v);
 int32_t shimmy_vocab_bos(const shimmy_vocab *v);
 int32_t shimmy_vocab_eos(const shimmy_vocab *v);
 int32_t shimmy_vocab_eot(const shimmy_vocab *v); /* end of a chat turn */
+/* BERT's [SEP] (WordPiece vocabularies); -1 when the vocabulary has none. */
+int32_t shimmy_vocab_sep(const shimmy_vocab *v);
 /* True when tokenizing with SHIMMY_TOKENIZE_ADD_SPECIAL puts BOS first (the model asks so). */
 bool shimmy_vocab_adds_bos(const shimmy_vocab *v);
+/* True when SHIMMY_TOKENIZE_ADD_SPECIAL appends EOS (tokenizer.ggml.add_eos_token: e.g.
+ * Qwen3-Embedding, whose LAST pooling reads that token). WordPiece vocabularies append [SEP]
+ * instead (after [CLS] first). */
+bool shimmy_vocab_adds_eos(const shimmy_vocab *v);
 /* The stored text of token id as the file spells it (e.g. "▁the"), *len bytes, not
  * NUL-terminated, borrowed like v; NULL (and *len 0) out of range. len may be NULL. */
 const char *shimmy_vocab_token_text(const shimmy_vocab *v, int32_t id, size_t *len);
@@ -506,6 +512,20 @@ size_t shimmy_token_piece(const shimmy_vocab *v, int32_t id, bool special, char 
 SHIMMY_NODISCARD shimmy_status shimmy_tokenize(const shimmy_vocab *v, const char *text, size_t len,
                                                unsigned flags, int32_t **ids, size_t *n,
                                                shimmy_error *err);
+
+/* shimmy_tokenize_pair flags: SHIMMY_TOKENIZE_PARSE_SPECIAL and */
+#define SHIMMY_TOKENIZE_PAIR_LLAMA_SERVER 4u /* llama-server's /v1/rerank form (below) */
+
+/* Two texts as one sequence for a cross-encoder (reranker): a query and a document. By default
+ * Hugging Face's BERT pair form, [BOS] a END b END (END = SEP, else EOS): for BERT
+ * [CLS] a [SEP] b [SEP], which is what llama-embedding scores. With
+ * SHIMMY_TOKENIZE_PAIR_LLAMA_SERVER, llama-server's: [BOS] a [EOS if add_eos] [SEP if add_sep]
+ * b [EOS if add_eos], for BERT [CLS] a [SEP] b (no final [SEP]). Ownership and errors as
+ * shimmy_tokenize. */
+SHIMMY_NODISCARD shimmy_status shimmy_tokenize_pair(const shimmy_vocab *v, const char *a,
+                                                    size_t a_len, const char *b, size_t b_len,
+                                                    unsigned flags, int32_t **ids, size_t *n,
+                                                    shimmy_error *err);
 
 /* shimmy_detokenize flags */
 #define SHIMMY_DETOKENIZE_SPECIAL    1u /* control tokens are shown as their text */

@@ -57,6 +57,12 @@ int32_t shimmy_vocab_eot(const shimmy_vocab *v) {
 bool shimmy_vocab_adds_bos(const shimmy_vocab *v) {
     return v && tok_add_bos(tv(v));
 }
+int32_t shimmy_vocab_sep(const shimmy_vocab *v) {
+    return v ? tok_sep(tv(v)) : -1;
+}
+bool shimmy_vocab_adds_eos(const shimmy_vocab *v) {
+    return v && tok_add_eos(tv(v));
+}
 
 const char *shimmy_vocab_token_text(const shimmy_vocab *v, int32_t id, size_t *len) {
     size_t n = 0;
@@ -96,6 +102,31 @@ shimmy_status shimmy_tokenize(const shimmy_vocab *v, const char *text, size_t le
     if (b.n == 0) tok_buf_free(&b);
     *ids = b.ids;
     *n = b.n;
+    return SHIMMY_OK;
+}
+
+shimmy_status shimmy_tokenize_pair(const shimmy_vocab *v, const char *a, size_t a_len,
+                                   const char *b, size_t b_len, unsigned flags, int32_t **ids,
+                                   size_t *n, shimmy_error *err) {
+    if (ids) *ids = NULL;
+    if (n) *n = 0;
+    if (!v || !ids || !n || (!a && a_len) || (!b && b_len))
+        return core_error(err, SHIMMY_ERR_INVALID_ARG,
+                          !v              ? "vocab"
+                          : (!a && a_len) ? "a"
+                          : (!b && b_len) ? "b"
+                                          : "ids",
+                          "a required pointer is NULL");
+    tok_buf out = {0};
+    tok_encode_opts o = {.parse_special = (flags & SHIMMY_TOKENIZE_PARSE_SPECIAL) != 0};
+    tok_pair_form form =
+        (flags & SHIMMY_TOKENIZE_PAIR_LLAMA_SERVER) ? TOK_PAIR_LLAMA_SERVER : TOK_PAIR_HF;
+    shimmy_status st =
+        tok_encode_pair(tv(v), a ? a : "", a_len, b ? b : "", b_len, form, &o, &out, err);
+    if (st || out.n == 0) tok_buf_free(&out);
+    if (st) return st;
+    *ids = out.ids;
+    *n = out.n;
     return SHIMMY_OK;
 }
 

@@ -117,7 +117,7 @@ static void piece_of(const tok_vocab *v, int32_t id, sbuf *b) {
     if (a & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED))
         sb_put(b, t, n);
     else if (a & TOK_ATTR_NORMAL) {
-        if (v->algo == TOK_ALGO_SPM)
+        if (v->algo != TOK_ALGO_BPE) /* SPM and WPM both spell a space as U+2581 */
             spm_normal_piece(t, n, b);
         else
             bpe_normal_piece(t, n, b);

@@ -200,10 +200,41 @@ shimmy_status tok_encode(const tok_vocab *v, const char *text, size_t len,
         }
     }
     if (st == SHIMMY_OK && add && v->add_eos) st = tok_buf_push(out, v->eos, err);
+    if (st == SHIMMY_OK && add && v->algo == TOK_ALGO_WPM && v->add_sep)
+        st = tok_buf_push(out, v->sep, err);
 done:
     free(cur.a);
     free(next.a);
     tok_scratch_deinit(&s);
+    if (st) out->n = n0;
+    return st;
+}
+
+/* One text of a pair, without BOS/EOS. */
+static shimmy_status encode_plain(const tok_vocab *v, const char *t, size_t n,
+                                  const tok_encode_opts *opts, tok_buf *out, shimmy_error *err) {
+    tok_encode_opts o = {.parse_special = opts && opts->parse_special};
+    return tok_encode(v, t, n, &o, out, err);
+}
+
+static shimmy_status push_if(tok_buf *out, bool on, int32_t id, shimmy_error *err) {
+    return on && id >= 0 ? tok_buf_push(out, id, err) : SHIMMY_OK;
+}
+
+shimmy_status tok_encode_pair(const tok_vocab *v, const char *a, size_t a_len, const char *b,
+                              size_t b_len, tok_pair_form form, const tok_encode_opts *opts,
+                              tok_buf *out, shimmy_error *err) {
+    size_t n0 = out->n;
+    bool hf = form == TOK_PAIR_HF;
+    /* HF closes each text with SEP (EOS without one); the server with EOS (SEP without one) */
+    int32_t end = hf ? (v->sep >= 0 ? v->sep : v->eos) : (v->eos >= 0 ? v->eos : v->sep);
+    bool close = hf || v->add_eos;
+    shimmy_status st = push_if(out, v->add_bos, v->bos, err);
+    if (!st) st = encode_plain(v, a, a_len, opts, out, err);
+    if (!st) st = push_if(out, close, end, err);
+    if (!st && !hf) st = push_if(out, v->add_sep, v->sep, err);
+    if (!st) st = encode_plain(v, b, b_len, opts, out, err);
+    if (!st) st = push_if(out, close, end, err);
     if (st) out->n = n0;
     return st;
 }

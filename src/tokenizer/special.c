@@ -164,12 +164,18 @@ shimmy_status tok_special_setup(tok_vocab *v, const gguf_file *f, shimmy_error *
         else
             *field(v, id_keys[i].field) = (int32_t)id;
     }
+    uint32_t cls; /* BERT converters name [CLS] this way; it is the BOS of WordPiece */
+    if (v->algo == TOK_ALGO_WPM && !gguf_get(f, "tokenizer.ggml.bos_token_id") &&
+        gguf_get_u32(f, "tokenizer.ggml.cls_token_id", &cls) && cls < (uint32_t)v->n_vocab)
+        v->bos = (int32_t)cls;
     if (v->nl < 0) v->nl = v->pad;
     bool b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &b)) v->add_bos = b;
     if (gguf_get_bool(f, "tokenizer.ggml.add_eos_token", &b)) v->add_eos = b;
+    if (gguf_get_bool(f, "tokenizer.ggml.add_sep_token", &b)) v->add_sep = b;
     if (v->add_bos && v->bos < 0) v->add_bos = false;
     if (v->add_eos && v->eos < 0) v->add_eos = false;
+    if (v->add_sep && v->sep < 0) v->add_sep = false;
 
     for (size_t i = 0; i < sizeof text_rules / sizeof text_rules[0]; i++) {
         int32_t *id = field(v, text_rules[i].field);

@@ -1,19 +1,24 @@
 /*
  * tokenizer — text <-> token ids, exactly as the established engine (llama.cpp c392e509) does it.
  *
- * A tok_vocab is built from a GGUF's tokenizer.* metadata alone. Two algorithms:
+ * A tok_vocab is built from a GGUF's tokenizer.* metadata alone. Three algorithms:
  *  - "llama" (SentencePiece-style, SPM): spaces become U+2581, a dummy-prefix space is added,
  *    adjacent pieces are merged best-score-first, unknown characters fall back to <0xXX> bytes.
  *  - "gpt2" (byte-level BPE): the text is split by the pre-tokenizer named in tokenizer.ggml.pre
  *    (a fixed list of regexes per name), each byte maps to a printable code point, and adjacent
  *    symbols are merged lowest-merge-rank-first.
- * Other tokenizer.ggml.model values are refused with SHIMMY_ERR_UNSUPPORTED.
+ *  - "bert" (WordPiece, wordpiece.c): BERT's basic tokenizer (lowercasing and accent stripping as
+ *    tokenizer.ggml.normalizer.* say, punctuation and CJK characters as words of their own), then
+ *    greedy longest-match-first pieces per word; a word that cannot be spelled is [UNK].
+ *    add_special gives [CLS] ... [SEP] (BOS = [CLS]; SEP per add_sep, default on).
+ * Other tokenizer.ggml.model values ("t5" Unigram, "rwkv") are refused with
+ * SHIMMY_ERR_UNSUPPORTED.
  *
  * Special tokens: control, user-defined and unknown tokens are matched in the input text before
  * the algorithm runs, longest first. Control/unknown ones only with parse_special; user-defined
  * ones always (as the engine does). Byte ranges listed in tok_encode_opts.literal are never
  * matched (chat message content). BOS/EOS are added per tokenizer.ggml.add_bos_token /
- * add_eos_token when add_special.
+ * add_eos_token when add_special (WordPiece also SEP, per add_sep_token).
  *
  * Invariants: ids are in [0, tok_n_vocab). Invalid UTF-8 never fails encoding: SPM keeps the bytes
  * (byte tokens), BPE sees each invalid byte as U+FFFD (as the engine does). Decoding never fails
@@ -53,6 +58,7 @@ typedef enum tok_type {
 typedef enum tok_algo {
     TOK_ALGO_SPM, /* tokenizer.ggml.model = "llama" */
     TOK_ALGO_BPE, /* tokenizer.ggml.model = "gpt2" */
+    TOK_ALGO_WPM, /* tokenizer.ggml.model = "bert" */
 } tok_algo;
 
 /* ---- loading ---- */
@@ -79,9 +85,13 @@ int32_t tok_eos(const tok_vocab *v);
 int32_t tok_eot(const tok_vocab *v); /* end of turn: metadata or found by text (<|eot_id|>...) */
 int32_t tok_unk(const tok_vocab *v);
 int32_t tok_pad(const tok_vocab *v);
-int32_t tok_nl(const tok_vocab *v); /* the newline token */
+int32_t tok_nl(const tok_vocab *v);  /* the newline token */
+int32_t tok_sep(const tok_vocab *v); /* BERT's [SEP] (tokenizer.ggml.seperator_token_id) */
 bool tok_add_bos(const tok_vocab *v);
 bool tok_add_eos(const tok_vocab *v);
+/* WordPiece's add_special ends with SEP; every vocab: llama-server puts SEP between a rerank
+ * pair's texts (tokenizer.ggml.add_sep_token; default true for "bert" only). */
+bool tok_add_sep(const tok_vocab *v);
 bool tok_add_space_prefix(const tok_vocab *v);
 
 /* End-of-generation: EOS, EOT, EOM, the FIM pad/repo/sep tokens and every token whose text is
@@ -132,6 +142,22 @@ typedef struct tok_encode_opts {
  * false). On failure (NOMEM, TOO_LARGE, a literal span out of range) out->n is restored. */
 shimmy_status tok_encode(const tok_vocab *v, const char *text, size_t len,
                          const tok_encode_opts *opts, tok_buf *out, shimmy_error *err);
+
+/* Two texts as one sequence, for cross-encoders (rerankers) and sentence-pair models. Both are
+ * tokenized without BOS/EOS (of opts only parse_special is used, for both texts) and joined:
+ *  - TOK_PAIR_HF, Hugging Face's BERT pair template: [BOS] a END b END, with BOS when the vocab
+ *    adds it and END = SEP, else EOS, else nothing. BERT: [CLS] a [SEP] b [SEP].
+ *  - TOK_PAIR_LLAMA_SERVER, llama-server's /v1/rerank form: [BOS if add_bos] a [EOS-or-SEP if
+ *    add_eos] [SEP if add_sep] b [EOS-or-SEP if add_eos], EOS-or-SEP being EOS when the vocab
+ *    has one, else SEP. BERT: [CLS] a [SEP] b (no final [SEP]).
+ * On failure out->n is restored. */
+typedef enum tok_pair_form {
+    TOK_PAIR_HF,
+    TOK_PAIR_LLAMA_SERVER,
+} tok_pair_form;
+shimmy_status tok_encode_pair(const tok_vocab *v, const char *a, size_t a_len, const char *b,
+                              size_t b_len, tok_pair_form form, const tok_encode_opts *opts,
+                              tok_buf *out, shimmy_error *err);
 
 /* ---- decoding ---- */
 

@@ -222,13 +222,15 @@ typedef struct algo_row {
     const char *model;
     tok_algo algo;
     tok_encode_fn encode;
-    int32_t bos, eos, unk;
-    bool add_bos, add_space_prefix, clean_spaces;
+    int32_t bos, eos, unk, sep, pad, mask;
+    bool add_bos, add_sep, add_space_prefix, clean_spaces;
 } algo_row;
 
 static const algo_row algos[] = {
-    {"llama", TOK_ALGO_SPM, tok_spm_encode, 1, 2, 0, true, true, false},
-    {"gpt2", TOK_ALGO_BPE, tok_bpe_encode, 11, 11, -1, false, false, true},
+    {"llama", TOK_ALGO_SPM, tok_spm_encode, 1, 2, 0, -1, -1, -1, true, false, true, false},
+    {"gpt2", TOK_ALGO_BPE, tok_bpe_encode, 11, 11, -1, -1, -1, -1, false, false, false, true},
+    /* [CLS] = 101 is BERT's BOS, [SEP] = 102 closes a sequence */
+    {"bert", TOK_ALGO_WPM, tok_wpm_encode, 101, -1, 100, 102, 0, 103, true, true, false, true},
 };
 
 static shimmy_status load(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
@@ -244,12 +246,14 @@ static shimmy_status load(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
         char name[64];
         return core_error(err, SHIMMY_ERR_UNSUPPORTED, path,
                           "tokenizer '%s' (" KEY_MODEL ") is not supported; shimmy supports "
-                          "'llama' (SentencePiece) and 'gpt2' (byte-level BPE)",
+                          "'llama' (SentencePiece), 'gpt2' (byte-level BPE) and 'bert' "
+                          "(WordPiece)",
                           gguf_str_copy(model, name, sizeof name));
     }
     v->algo = row->algo;
     v->encode_fragment = row->encode;
     v->add_bos = row->add_bos;
+    v->add_sep = row->add_sep;
     v->add_space_prefix = row->add_space_prefix;
     v->clean_spaces = row->clean_spaces;
 
@@ -258,7 +262,10 @@ static shimmy_status load(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
     v->bos = row->bos < v->n_vocab ? row->bos : -1;
     v->eos = row->eos < v->n_vocab ? row->eos : -1;
     v->unk = row->unk < v->n_vocab ? row->unk : -1;
-    v->eot = v->eom = v->sep = v->pad = v->mask = v->nl = -1;
+    v->sep = row->sep < v->n_vocab ? row->sep : -1;
+    v->pad = row->pad < v->n_vocab ? row->pad : -1;
+    v->mask = row->mask < v->n_vocab ? row->mask : -1;
+    v->eot = v->eom = v->nl = -1;
     v->fim_pre = v->fim_suf = v->fim_mid = v->fim_pad = v->fim_rep = v->fim_sep = -1;
 
     gguf_str pre = {0, NULL};
@@ -287,6 +294,10 @@ static shimmy_status load(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
         st = tok_bpe_load(v, f, err);
         if (st) return st;
         st = tok_pretok_compile(v, err);
+        if (st) return st;
+    } else if (v->algo == TOK_ALGO_WPM) {
+        snprintf(v->pre_name, sizeof v->pre_name, "default");
+        st = tok_wpm_load(v, f, err);
         if (st) return st;
     } else {
         snprintf(v->pre_name, sizeof v->pre_name, "default");
@@ -400,6 +411,12 @@ bool tok_add_bos(const tok_vocab *v) {
 }
 bool tok_add_eos(const tok_vocab *v) {
     return v->add_eos;
+}
+bool tok_add_sep(const tok_vocab *v) {
+    return v->add_sep;
+}
+int32_t tok_sep(const tok_vocab *v) {
+    return v->sep;
 }
 bool tok_add_space_prefix(const tok_vocab *v) {
     return v->add_space_prefix;

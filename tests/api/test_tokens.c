@@ -134,6 +134,44 @@ static void test_errors(const shimmy_vocab *v) {
     shimmy_free(NULL);
 }
 
+/* A reranker's (query, document) pair in both forms, and Qwen3-Embedding's appended EOS, on the
+ * test-data models when present (testdata/reference/<stem>.embed.json hold the engine's ids). */
+static void test_embedding_forms(void) {
+    char p[1024];
+    shimmy_error err;
+    shimmy_vocab *v = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (test_data_path("models/tiny-bert-rerank-Q8_0.gguf", p, sizeof p) &&
+        shimmy_vocab_open(p, &v, &err) == SHIMMY_OK) {
+        CHECK_EQ_INT(shimmy_vocab_sep(v), 102);
+        CHECK(shimmy_vocab_adds_bos(v) && !shimmy_vocab_adds_eos(v));
+        static const int32_t hf[] = {101, 7592, 102, 2088, 102};
+        CHECK_EQ_INT(shimmy_tokenize_pair(v, "Hello", 5, "world", 5, 0, &ids, &n, &err), SHIMMY_OK);
+        CHECK(n == 5 && memcmp(ids, hf, sizeof hf) == 0);
+        shimmy_free(ids);
+        CHECK_EQ_INT(shimmy_tokenize_pair(v, "Hello", 5, "world", 5,
+                                          SHIMMY_TOKENIZE_PAIR_LLAMA_SERVER, &ids, &n, &err),
+                     SHIMMY_OK);
+        CHECK(n == 4 && memcmp(ids, hf, 4 * sizeof *ids) == 0);
+        shimmy_free(ids);
+        CHECK_EQ_INT(shimmy_tokenize_pair(v, NULL, 3, "x", 1, 0, &ids, &n, &err),
+                     SHIMMY_ERR_INVALID_ARG);
+        CHECK(ids == NULL && n == 0);
+        shimmy_vocab_free(v);
+    }
+    v = NULL;
+    if (test_data_path("models/tiny-qwen3-embed-F32-tokQ8.gguf", p, sizeof p) &&
+        shimmy_vocab_open(p, &v, &err) == SHIMMY_OK) {
+        CHECK(!shimmy_vocab_adds_bos(v) && shimmy_vocab_adds_eos(v));
+        CHECK_EQ_INT(shimmy_tokenize(v, "Hello", 5, SHIMMY_TOKENIZE_ADD_SPECIAL, &ids, &n, &err),
+                     SHIMMY_OK);
+        CHECK(n == 2 && ids[0] == 9707 && ids[1] == 151643 && ids[1] == shimmy_vocab_eos(v));
+        shimmy_free(ids);
+        shimmy_vocab_free(v);
+    }
+}
+
 static void test_machine(void) {
     CHECK(shimmy_default_threads() >= 1);
     const char *isa = shimmy_cpu_isa();
@@ -159,6 +197,7 @@ int main(void) {
     test_round_trip(shimmy_model_vocab(model));
     test_special_and_utf8(v);
     test_errors(v);
+    test_embedding_forms();
     test_machine();
 
     shimmy_model_unref(model);

@@ -102,8 +102,10 @@ expect() { # name, expected rc, stderr pattern, command...
 }
 expect "missing model" 1 "no-such.gguf" "$BIN" tokenize "$TMP/no-such.gguf" --text hi
 expect "not a gguf" 1 "shimmy: error" "$BIN" tokenize "$TMP/prompt" --text hi
-if [ -f "$DATA/vocab/ggml-vocab-bert-bge.gguf" ]; then
-    expect "unsupported tokenizer" 1 "'bert'" "$BIN" tokenize "$DATA/vocab/ggml-vocab-bert-bge.gguf" --text hi
+if [ -f "$DATA/vocab/ggml-vocab-bert-bge.gguf" ]; then # WordPiece: [CLS] hello , world [SEP]
+    got=$("$BIN" tokenize "$DATA/vocab/ggml-vocab-bert-bge.gguf" --text "Hello, World" --json |
+        jq -c .tokens)
+    check "bert tokenize: got $got" $([ "$got" = "[101,7592,1010,2088,102]" ]; echo $?)
 fi
 expect "id out of range" 1 "not in the vocabulary" "$BIN" detokenize "$SPM" --tokens 1,32000
 expect "missing text file" 1 "no-such.txt" "$BIN" tokenize "$SPM" --file "$TMP/no-such.txt"

@@ -51,6 +51,16 @@ for vi, v in enumerate(vocabs):
     out('tokenizer', '%s-special' % name, bytes([vi, 7]) + specials)
     out('tokenizer', '%s-invalid' % name, bytes([vi, 0]) + b'ok \xff\xc3 \xe2\x82 \xf0\x9f\x98')
 
+# ---- wordpiece: the vocab test strings, alone (four option sets) and as pairs (both forms) ----
+bert = open(os.path.join(DATA, 'vocab', 'ggml-vocab-bert-bge.gguf.inp'), 'rb').read()
+btexts = bert.split(b'\n__ggml_vocab_test__\n')[:-1]
+for k, i in enumerate((1, 12, 20, 30, 33, len(btexts) - 1)):
+    if i < len(btexts):
+        out('wordpiece', '%d' % k, bytes([k % 4, 0]) + btexts[i])
+        out('wordpiece', 'pair-%d' % k, bytes([4 | (k % 2) * 8, 100]) + btexts[i])
+out('wordpiece', 'special', bytes([3, 0]) + b'[CLS] Caf\xc3\xa9 [MASK]\xe6\x9d\xb1\xe4\xba\xac[SEP]x')
+out('wordpiece', 'invalid', bytes([0, 0]) + b'ok \xff\xc3 \xe2\x82 a\xcc\x81 \x01\xe2\x80\x8b')
+
 # ---- safetensors and PEFT adapters ----
 for d in sorted(os.listdir(os.path.join(DATA, 'lora'))):
     p = os.path.join(DATA, 'lora', d)
