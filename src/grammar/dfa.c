@@ -116,19 +116,13 @@ int32_t gm_dfa_intern(grammar_matcher *m, gm_state *s) {
         m->cap_dpool = cap;
     }
     const uint32_t id = m->n_dst++;
-    m->dst[id] = (gm_dstate){(uint32_t)m->n_dpool,
-                             s->n,
-                             s->acc,
-                             s->need,
-                             s->total,
-                             h,
-                             0,
-                             NULL,
-                             {0, 0},
-                             false,
-                             -1,
-                             {0, 0},
-                             false};
+    m->dst[id] = (gm_dstate){.off = (uint32_t)m->n_dpool,
+                             .n = s->n,
+                             .acc = s->acc,
+                             .need = s->need,
+                             .total = s->total,
+                             .hash = h,
+                             .uni = -1};
     if (s->n) memcpy(m->dpool + m->n_dpool, s->v, s->n * sizeof *s->v);
     m->n_dpool += s->n;
     m->dtab[i] = id;
@@ -198,6 +192,8 @@ static void make_direct(grammar_matcher *m, int32_t d) {
     ds->direct = t;
     for (int b = 0; b < 128; b++)
         if (t[b] == d) ds->loop[b >> 6] |= 1ull << (b & 63);
+    for (int b = 0; b < 256; b++)
+        if (t[b] >= 0) ds->live[b >> 6] |= 1ull << (b & 63);
     /* the uniform step (majority vote over the live ASCII targets) */
     int32_t votes = 0;
     for (int b = 1; b < 128; b++) {

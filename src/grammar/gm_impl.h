@@ -45,6 +45,15 @@ typedef struct gm_slice {
     bool fhigh;     /* the first character may be non-ASCII too (then its subtree must be in l) */
     uint64_t *bits; /* owned, NULL = empty entry */
     uint64_t used;
+    /* The frontier: the nodes where a path leaves the slice's prefixes (their parent's path is
+     * a prefix inside the class, their own byte is not, and their subtree is not taken whole),
+     * grouped by that byte: front[fstart[b] .. fstart[b + 1]), in preorder within a group.
+     * A walk from a slice's state knows the state at every prefix inside the class (the loop's,
+     * or the chain's after as many steps), so it visits only these nodes, and only the groups
+     * whose byte some of those states take. NULL when memory was short (then the whole trie
+     * is walked). */
+    uint32_t *front; /* owned */
+    uint32_t fstart[257];
 } gm_slice;
 
 #define GM_SLICES 8
@@ -60,6 +69,7 @@ typedef struct gm_dstate {
     uint32_t hits;    /* lookups through the hash, until the state gets a direct table */
     int32_t *direct;  /* (256) all transitions, for states the walks keep coming back to */
     uint64_t loop[2]; /* with direct: the ASCII bytes that lead back to this very state */
+    uint64_t live[4]; /* with direct: the bytes that lead to a live state */
     bool loop_high;   /* ... and so does every non-ASCII character */
     int32_t uni;      /* with direct: the live state most ASCII bytes lead to (-1: none) */
     uint64_t uset[2]; /* ... and the ASCII bytes that lead there (a counted repetition's step) */
@@ -101,7 +111,8 @@ struct grammar_matcher {
     uint8_t bclass[256]; /* byte -> class */
     uint8_t brep[256];   /* class -> its first byte */
     uint32_t n_bclass;
-    int32_t *dlvl; /* (max_depth + 1) states of the walk */
+    int32_t *dlvl;  /* (max_depth + 1) states of the walk */
+    int32_t *chain; /* (max_depth + 1) states along a counted repetition (slice.c) */
     gm_mask cache[GM_MASK_CACHE];
     gm_slice slices[GM_SLICES];
     uint8_t *slpath; /* (max_depth + 1) the walk's path is inside the slice, per depth */
@@ -134,11 +145,21 @@ void gm_dfa_classes(grammar_matcher *m);
 /* Gives state d its direct table now (slices need its loop set); false when it cannot. */
 bool gm_dfa_direct(grammar_matcher *m, int32_t d);
 
+/* How much of a slice a walk may take: chars UINT32_MAX (all of it), or only its tokens of at
+ * most chars characters (a counted repetition with that many left) and a subtree only when its
+ * paths are no longer, or, with dead_after, when the state after the count refuses the whole
+ * class (the subtree's longer tokens are then refused). */
+typedef struct gm_limit {
+    uint32_t chars;
+    bool dead_after;
+    /* the state after a prefix of k characters inside the class: k = 0 the walk's first state,
+     * otherwise target (a loop), or m->chain[k] when target is -1 (k <= chars) */
+    int32_t target;
+} gm_limit;
+
 /* The slice for a walk that starts in state d (computed on first use), or NULL when none fits
- * (too few bytes lead into one looping state or along a chain) or memory is short. *limit:
- * UINT32_MAX, or the walk takes only the slice's tokens of at most that many characters (a
- * counted repetition with that many left), and a subtree only when its paths are no longer. */
-const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, uint32_t *limit);
+ * (too few bytes lead into one looping state or along a chain) or memory is short. */
+const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, gm_limit *limit);
 void gm_slice_free(grammar_matcher *m);
 
 /* True when node i's whole subtree stays in the byte class (l, high): the test the walk and

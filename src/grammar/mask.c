@@ -110,6 +110,94 @@ static bool subtree_loops(const grammar_matcher *m, const grammar_vocab *gv, uin
     return ds->direct && gm_class_covers(gv, i, ds->loop, ds->loop_high);
 }
 
+/* The preorder walk of the trie nodes [from, to) (whole subtrees; dlvl[depth - 1] holds the
+ * state before the first of them): dlvl[d] is the automaton state after the first d bytes of
+ * the current node's path; a refused byte skips the node's whole subtree. With a slice, the
+ * subtrees it holds (limit: see gm_limit) are skipped. False on failure (m->failed). */
+static bool walk(grammar_matcher *m, uint32_t from, uint32_t to, const gm_slice *sl, uint32_t limit,
+                 uint64_t *mask, uint64_t *visits) {
+    const grammar_vocab *gv = m->gv;
+    uint8_t *path = m->slpath; /* path[d]: the first d bytes are inside the slice's prefixes */
+    for (uint32_t i = from; i < to;) {
+        const uint32_t d = gv->nd[i].depth;
+        ++*visits;
+        /* a subtree the slice holds is already in the mask (its paths, in bytes, are at least
+         * as long as in characters) */
+        const bool in_path = sl && (d == 1 || path[d - 1]);
+        if (in_path && (d > 1 || gm_slice_first(sl, gv->nd[i].byte)) &&
+            (limit == UINT32_MAX || d - 1 + gv->nd[i].height <= limit) &&
+            gm_class_covers(gv, i, sl->l, sl->high)) {
+            i = gv->nd[i].end;
+            continue;
+        }
+        const int32_t prev = m->dlvl[d - 1];
+        const int32_t next = gm_dfa_next(m, prev, gv->nd[i].byte);
+        if (next < 0) {
+            if (next == -2) return false;
+            i = gv->nd[i].end;
+            continue;
+        }
+        /* every byte below leads back to one state (inside a string, say): the whole subtree
+         * is allowed without walking it. That state is either the one before this node (its
+         * byte loops there too) or the one this node's byte leads to (the first character of a
+         * string body) */
+        if (subtree_loops(m, gv, i, prev) || (next != prev && subtree_loops(m, gv, i, next))) {
+            take_subtree(gv, i, mask);
+            i = gv->nd[i].end;
+            continue;
+        }
+        if (gv->nd[i].end - i >= CHAIN_MIN_NODES && chain_accepts(m, gv, i, prev)) {
+            m->stats.chain_takes++;
+            take_subtree(gv, i, mask);
+            i = gv->nd[i].end;
+            continue;
+        }
+        m->dlvl[d] = next;
+        if (sl) path[d] = in_path && gm_in_set(d == 1 ? sl->f : sl->l, gv->nd[i].byte);
+        const uint32_t k0 = gv->nd[i].tok_first, nk = gv->nd[i].tok_n;
+        for (uint32_t k = 0; k < nk; k++) {
+            const int32_t t = gv->toks[k0 + k];
+            mask[t >> 6] |= 1ull << (t & 63);
+        }
+        i++;
+    }
+    return true;
+}
+
+/* The walk from a slice's state through its frontier only (gm_slice): the slice's tokens are in
+ * the mask already; every other token leaves the class at a frontier node, whose parent's state
+ * is known from its depth (lim). A byte group is passed over when no state a prefix can be in
+ * takes its byte; a node's own subtree is walked as usual. */
+static bool walk_front(grammar_matcher *m, const gm_slice *sl, const gm_limit *lim, uint64_t *mask,
+                       uint64_t *visits) {
+    const grammar_vocab *gv = m->gv;
+    const int32_t d0 = m->dlvl[0];
+    /* the bytes some state along the prefixes takes */
+    const uint32_t deepest = lim->target >= 0             ? 1
+                             : lim->chars < gv->max_depth ? lim->chars
+                                                          : gv->max_depth;
+    uint64_t live[4] = {0, 0, 0, 0};
+    for (uint32_t k = 0; k <= deepest; k++) {
+        const int32_t s = k == 0 ? d0 : lim->target >= 0 ? lim->target : m->chain[k];
+        const gm_dstate *ds = &m->dst[s];
+        if (!ds->direct) return walk(m, 0, gv->n_nodes, sl, UINT32_MAX, mask, visits);
+        for (int w = 0; w < 4; w++) live[w] |= ds->live[w];
+    }
+    for (int b = 0; b < 256; b++) {
+        if (!((live[b >> 6] >> (b & 63)) & 1)) continue;
+        for (uint32_t f = sl->fstart[b]; f < sl->fstart[b + 1]; f++) {
+            const uint32_t i = sl->front[f], k = gv->nd[i].depth - 1u;
+            if (k > lim->chars) continue; /* a prefix the count leaves dead */
+            const int32_t s = k == 0 ? d0 : lim->target >= 0 ? lim->target : m->chain[k];
+            ++*visits;
+            if (m->dst[s].direct[b] < 0) continue;
+            m->dlvl[k] = s;
+            if (!walk(m, i, gv->nd[i].end, NULL, UINT32_MAX, mask, visits)) return false;
+        }
+    }
+    return true;
+}
+
 static int64_t popcount(const uint64_t *mask, size_t words) {
     int64_t c = 0;
     for (size_t i = 0; i < words; i++) c += __builtin_popcountll(mask[i]);
@@ -142,14 +230,15 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
         core_error(err, SHIMMY_ERR_NOMEM, "grammar", "out of memory for the grammar's automaton");
         return -1;
     }
-    uint32_t limit;
-    const gm_slice *sl = gm_slice_for(m, m->dlvl[0], &limit);
+    gm_limit lim;
+    const gm_slice *sl = gm_slice_for(m, m->dlvl[0], &lim);
+    const uint32_t limit = lim.dead_after ? UINT32_MAX : lim.chars; /* for the subtree test */
     if (m->failed) {
         gm_fail_error(m, err);
         return -1;
     }
-    if (sl && limit != UINT32_MAX) {
-        const uint64_t *le = gv->le + words * limit;
+    if (sl && lim.chars != UINT32_MAX) {
+        const uint64_t *le = gv->le + words * lim.chars;
         for (size_t w = 0; w < words; w++) mask[w] = sl->bits[w] & le[w];
         m->stats.slice_masks++;
         m->stats.short_slices++;
@@ -164,56 +253,13 @@ int64_t grammar_matcher_mask(grammar_matcher *m, uint64_t *mask, shimmy_error *e
             const int32_t t = gv->eog[i];
             mask[t >> 6] |= 1ull << (t & 63);
         }
-    /* preorder walk: dlvl[d] is the automaton state after the first d bytes of the current
-     * node's path; a refused byte skips the node's whole subtree */
-    const uint32_t n = gv->n_nodes;
-    uint8_t *path = m->slpath; /* path[d]: the first d bytes are inside the slice's prefixes */
     uint64_t visits = 0;
-    for (uint32_t i = 0; i < n;) {
-        const uint32_t d = gv->nd[i].depth;
-        visits++;
-        /* a subtree the slice holds is already in the mask (its paths, in bytes, are at least
-         * as long as in characters) */
-        const bool in_path = sl && (d == 1 || path[d - 1]);
-        if (in_path && (d > 1 || gm_slice_first(sl, gv->nd[i].byte)) &&
-            (limit == UINT32_MAX || d - 1 + gv->nd[i].height <= limit) &&
-            gm_class_covers(gv, i, sl->l, sl->high)) {
-            i = gv->nd[i].end;
-            continue;
-        }
-        const int32_t prev = m->dlvl[d - 1];
-        const int32_t next = gm_dfa_next(m, prev, gv->nd[i].byte);
-        if (next < 0) {
-            if (next == -2) {
-                gm_fail_error(m, err);
-                return -1;
-            }
-            i = gv->nd[i].end;
-            continue;
-        }
-        /* every byte below leads back to one state (inside a string, say): the whole subtree
-         * is allowed without walking it. That state is either the one before this node (its
-         * byte loops there too) or the one this node's byte leads to (the first character of a
-         * string body) */
-        if (subtree_loops(m, gv, i, prev) || (next != prev && subtree_loops(m, gv, i, next))) {
-            take_subtree(gv, i, mask);
-            i = gv->nd[i].end;
-            continue;
-        }
-        if (gv->nd[i].end - i >= CHAIN_MIN_NODES && chain_accepts(m, gv, i, prev)) {
-            m->stats.chain_takes++;
-            take_subtree(gv, i, mask);
-            i = gv->nd[i].end;
-            continue;
-        }
-        m->dlvl[d] = next;
-        if (sl) path[d] = in_path && gm_in_set(d == 1 ? sl->f : sl->l, gv->nd[i].byte);
-        const uint32_t k0 = gv->nd[i].tok_first, nk = gv->nd[i].tok_n;
-        for (uint32_t k = 0; k < nk; k++) {
-            const int32_t t = gv->toks[k0 + k];
-            mask[t >> 6] |= 1ull << (t & 63);
-        }
-        i++;
+    const bool ok = sl && sl->front && (lim.chars == UINT32_MAX || lim.dead_after)
+                        ? walk_front(m, sl, &lim, mask, &visits)
+                        : walk(m, 0, gv->n_nodes, sl, limit, mask, &visits);
+    if (!ok) {
+        gm_fail_error(m, err);
+        return -1;
     }
     m->stats.trie_visits += visits;
     const int64_t count = popcount(mask, words); /* slices and subtrees may overlap */

@@ -457,7 +457,8 @@ static size_t footprint(const grammar_matcher *m) {
     for (size_t i = 0; m->gv && i < GM_MASK_CACHE; i++)
         if (m->cache[i].bits) n += ((size_t)m->gv->n_vocab + 63) / 64 * 8;
     for (size_t i = 0; m->gv && i < GM_SLICES; i++)
-        if (m->slices[i].bits) n += ((size_t)m->gv->n_vocab + 63) / 64 * 8;
+        if (m->slices[i].bits)
+            n += ((size_t)m->gv->n_vocab + 63) / 64 * 8 + (size_t)m->slices[i].fstart[256] * 4;
     return n;
 }
 

@@ -14,39 +14,69 @@
 #define MAX_CHAIN 512
 
 void gm_slice_free(grammar_matcher *m) {
-    for (size_t i = 0; i < GM_SLICES; i++) free(m->slices[i].bits);
+    for (size_t i = 0; i < GM_SLICES; i++) {
+        free(m->slices[i].bits);
+        free(m->slices[i].front);
+    }
     memset(m->slices, 0, sizeof m->slices);
     free(m->slpath);
     m->slpath = NULL;
+    free(m->chain);
+    m->chain = NULL;
 }
 
 /* The tokens of the slice: the same walk the mask does, with the class test only. Every node
- * visited has its path inside the slice (the others are skipped with their subtrees). */
-static void compute(const grammar_vocab *gv, gm_slice *s) {
+ * visited has its path inside the slice (the others are skipped with their subtrees). The
+ * nodes skipped because their byte leaves the class are the frontier (front is NULL, or has
+ * room for every node). Returns their number. */
+static uint32_t compute(const grammar_vocab *gv, gm_slice *s, uint32_t *front) {
     const size_t words = ((size_t)gv->n_vocab + 63) / 64;
     memset(s->bits, 0, words * sizeof *s->bits);
+    uint32_t n_front = 0;
     for (uint32_t i = 0; i < gv->n_nodes;) {
-        const bool first = gv->nd[i].depth == 1;
-        const bool in = gm_in_set(first ? s->f : s->l, gv->nd[i].byte);
-        if ((!first || gm_slice_first(s, gv->nd[i].byte)) &&
-            gm_class_covers(gv, i, s->l, s->high)) {
-            for (uint32_t k = gv->nd[i].tok_first, z = gv->nd[gv->nd[i].end].tok_first; k < z;
-                 k++) {
+        const gv_node *nd = &gv->nd[i];
+        const bool first = nd->depth == 1;
+        if ((!first || gm_slice_first(s, nd->byte)) && gm_class_covers(gv, i, s->l, s->high)) {
+            for (uint32_t k = nd->tok_first, z = gv->nd[nd->end].tok_first; k < z; k++) {
                 const int32_t t = gv->toks[k];
                 s->bits[t >> 6] |= 1ull << (t & 63);
             }
-            i = gv->nd[i].end;
-        } else if (in) {
-            const uint32_t k0 = gv->nd[i].tok_first;
-            for (uint32_t k = 0; k < gv->nd[i].tok_n; k++) {
-                const int32_t t = gv->toks[k0 + k];
+            i = nd->end;
+        } else if (gm_in_set(first ? s->f : s->l, nd->byte)) {
+            for (uint32_t k = 0; k < nd->tok_n; k++) {
+                const int32_t t = gv->toks[nd->tok_first + k];
                 s->bits[t >> 6] |= 1ull << (t & 63);
             }
             i++;
         } else {
-            i = gv->nd[i].end;
+            if (front) front[n_front] = i;
+            n_front++;
+            i = nd->end;
         }
     }
+    return n_front;
+}
+
+/* Computes s's tokens and its frontier grouped by byte (s->front stays NULL when memory is
+ * short). */
+static void build(const grammar_vocab *gv, gm_slice *s) {
+    free(s->front);
+    s->front = NULL;
+    uint32_t *tmp = malloc(((size_t)gv->n_nodes + 1) * sizeof *tmp);
+    const uint32_t n = compute(gv, s, tmp);
+    uint32_t *front = tmp ? malloc((n ? n : 1) * sizeof *front) : NULL;
+    if (!front) {
+        free(tmp);
+        return;
+    }
+    memset(s->fstart, 0, sizeof s->fstart);
+    for (uint32_t k = 0; k < n; k++) s->fstart[gv->nd[tmp[k]].byte + 1]++;
+    for (int b = 0; b < 256; b++) s->fstart[b + 1] += s->fstart[b];
+    uint32_t at[256];
+    memcpy(at, s->fstart, sizeof at);
+    for (uint32_t k = 0; k < n; k++) front[at[gv->nd[tmp[k]].byte]++] = tmp[k];
+    free(tmp);
+    s->front = front;
 }
 
 static int popcount2(const uint64_t s[2]) {
@@ -59,13 +89,14 @@ static int popcount2(const uint64_t s[2]) {
  * Their class does not depend on the count, so one slice serves every count: the walk takes
  * the slice's tokens of at most c characters (gv->le) and walks only what is longer or leaves
  * the class. Gives the class in key and returns c (0: no chain of a class worth a slice; the
- * longest token's length: any count at least that long). */
-static uint32_t chain_key(grammar_matcher *m, int32_t d, gm_slice *key) {
+ * longest token's length: any count at least that long); *end is the state after c steps. */
+static uint32_t chain_key(grammar_matcher *m, int32_t d, gm_slice *key, int32_t *end) {
     const uint32_t need = m->gv->max_depth;
     uint64_t c[2] = {~1ull, ~0ull};
     bool high = true;
     uint32_t j = 0;
     for (; j < need && j < MAX_CHAIN; j++) {
+        m->chain[j] = d;
         if (!gm_dfa_direct(m, d)) break;
         const gm_dstate *ds = &m->dst[d];
         const uint64_t n[2] = {c[0] & ds->uset[0], c[1] & ds->uset[1]};
@@ -75,13 +106,28 @@ static uint32_t chain_key(grammar_matcher *m, int32_t d, gm_slice *key) {
         d = ds->uni;
     }
     *key = (gm_slice){.f = {c[0], c[1]}, .l = {c[0], c[1]}, .high = high, .fhigh = high};
+    *end = m->chain[j] = d;
     return j;
 }
 
-const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, uint32_t *limit) {
+/* True when state d refuses every character of the slice's class: once a count is used up, a
+ * token that stays in the class is dead, so the walk need not go deeper than the count. */
+static bool refuses_class(grammar_matcher *m, int32_t d, const gm_slice *key) {
+    if (!gm_dfa_direct(m, d)) return false;
+    const int32_t *t = m->dst[d].direct;
+    for (int b = 0; b < 128; b++)
+        if (gm_in_set(key->l, (uint8_t)b) && t[b] >= 0) return false;
+    for (int b = 0xC2; key->high && b <= 0xF4; b++) /* the lead bytes of non-ASCII characters */
+        if (t[b] >= 0) return false;
+    return true;
+}
+
+const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, gm_limit *limit) {
     const grammar_vocab *gv = m->gv;
-    *limit = UINT32_MAX;
+    *limit = (gm_limit){UINT32_MAX, false, -1};
     if (!m->slpath && !(m->slpath = calloc(m->n_lvl ? m->n_lvl : 1, 1))) return NULL;
+    if (!m->chain && !(m->chain = malloc((m->n_lvl ? m->n_lvl : 1) * sizeof *m->chain)))
+        return NULL;
     /* a direct table costs a step per byte class, a small part of a walk */
     if (!gm_dfa_direct(m, d)) return NULL;
     /* the state most ASCII bytes lead to (make_direct's majority vote), itself when it loops */
@@ -94,12 +140,18 @@ const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, uint32_t *limit) {
     key.fhigh = key.high && m->dst[d].uni_high;
     for (int b = 0; b < 128; b++)
         if (t[b] == target && gm_in_set(key.l, (uint8_t)b)) key.f[b >> 6] |= 1ull << (b & 63);
+    limit->target = target;
     if (popcount2(key.f) < SLICE_MIN_BYTES) {
-        const uint32_t c = chain_key(m, d, &key);
+        limit->target = -1;
+        int32_t end;
+        const uint32_t c = chain_key(m, d, &key, &end);
         if (c == 0) return NULL;
         /* the sets of gv->le stop at n_le - 1 characters: a longer count is taken as that long
          * (fewer tokens from the slice, the walk finds the others) */
-        if (c < gv->max_depth && c <= gv->max_chars) *limit = c < gv->n_le ? c : gv->n_le - 1;
+        if (c < gv->max_depth && c <= gv->max_chars) {
+            limit->chars = c < gv->n_le ? c : gv->n_le - 1;
+            limit->dead_after = limit->chars == c && refuses_class(m, end, &key);
+        }
     }
     gm_slice *victim = &m->slices[0];
     for (size_t i = 0; i < GM_SLICES; i++) {
@@ -115,9 +167,11 @@ const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, uint32_t *limit) {
     const size_t words = ((size_t)gv->n_vocab + 63) / 64;
     uint64_t *bits = victim->bits ? victim->bits : malloc(words * sizeof *bits);
     if (!bits) return NULL;
+    free(victim->front);
     *victim = key;
     victim->bits = bits;
     victim->used = ++m->clock;
-    compute(gv, victim);
+    victim->front = NULL;
+    build(gv, victim);
     return victim;
 }
