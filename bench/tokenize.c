@@ -33,7 +33,7 @@ static double peak_rss_mb(void) {
 }
 
 static const char *const vocabs[] = {"ggml-vocab-llama-bpe.gguf", "ggml-vocab-qwen2.gguf",
-                                     "ggml-vocab-llama-spm.gguf"};
+                                     "ggml-vocab-llama-spm.gguf", "ggml-vocab-bert-bge.gguf"};
 
 static char *build_text(double mb, size_t *len) {
     char p1[1024], p2[1024];
@@ -132,8 +132,8 @@ static void bench_vocab(const char *name, const char *text, size_t len, int reps
     double mbytes = (double)len / (1024.0 * 1024.0);
     printf("%-26s %-4s n_vocab %6d  load %6.1f ms (wall %6.1f)  heap %5.1f MB (tok_vocab_bytes "
            "%5.1f MB)\n",
-           name, tok_vocab_algo(v) == TOK_ALGO_SPM ? "spm" : "bpe", tok_n_vocab(v), best_load,
-           best_load_wall, (double)heap / (1024.0 * 1024.0),
+           name, (const char *const[]){"spm", "bpe", "wpm"}[tok_vocab_algo(v)], tok_n_vocab(v),
+           best_load, best_load_wall, (double)heap / (1024.0 * 1024.0),
            (double)tok_vocab_bytes(v) / (1024.0 * 1024.0));
     printf("%-26s encode %6.1f MB/s (wall %5.1f), 4 KB prompts %6.1f MB/s, %zu tokens (%.2f "
            "bytes/token), streaming decode %6.1f MB/s\n",
