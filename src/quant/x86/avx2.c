@@ -370,5 +370,6 @@ void quant_x86_avx2_install(quant_traits *t) {
     t[GGUF_T_F32].vec_dot_batch = vec_dot_batch_f32;
     t[GGUF_T_F16].vec_dot_batch = quant_x86_avx2_vec_dot_batch_f16;
     quant_x86_avx2_install_kquants(t);
+    quant_x86_avx2_install_iquants(t);
     quant_x86_avx2_install_gemm(t);
 }

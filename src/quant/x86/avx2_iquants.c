@@ -1,0 +1,389 @@
+/* AVX2 dots of the i-quants, the ternary formats and MXFP4 (element orders in ref/iq_grid.c,
+ * ref/iq4.c, ref/ternary.c, ref/mxfp4.c).
+ *
+ * Only the integer part is vectorised: each block's or super-block's exact integer sum (scale
+ * times products, 32 values per step, int16 pairs widened by madd with the scales) is reduced to
+ * one int32, and the float step is quant_iq_term / quant_iq1_term in the reference's order, so
+ * these kernels give the scalar reference's bits. Codebook entries are gathered 8 (or 4) bytes at
+ * a time from the expanded grids; stored signs become +1/-1 bytes that _mm256_sign_epi8 applies
+ * to the activations, leaving the unsigned grid levels for maddubs (levels <= 62, activations
+ * <= 127 in magnitude: no int16 pair saturates). */
+#include "quant/x86/avx2_util.h"
+
+/* 16 int8 lookup values in both 128-bit lanes */
+static inline __m256i table16(const int8_t *v) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)v));
+}
+
+/* 32 signed 4-bit-code values (legacy nibble order) times 32 activations: 8 int32 lanes */
+static inline __m256i nl_dot32(__m256i tab, const uint8_t *qs, const int8_t *y) {
+    const __m256i w = _mm256_shuffle_epi8(tab, qx_nibbles32(qs));
+    return qx_dot_s8s8(w, _mm256_loadu_si256((const __m256i *)y));
+}
+
+/* As nl_dot32, int16 pairs only (for a scale applied by madd) */
+static inline __m256i nl_pairs32(__m256i tab, const uint8_t *qs, const int8_t *y) {
+    const __m256i w = _mm256_shuffle_epi8(tab, qx_nibbles32(qs));
+    const __m256i yv = _mm256_loadu_si256((const __m256i *)y);
+    return _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(yv, w));
+}
+
+static void vec_dot_iq4_nl(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_iq4_nl *x = vx;
+    const quant_block_q8_0 *y = vy;
+    const __m256i tab = table16(quant_iq4nl_values);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QK; i++)
+        sum += quant_iq_term(qx_h2f(x[i].d), qx_h2f(y[i].d),
+                             qx_hsum_epi32(nl_dot32(tab, x[i].qs, y[i].qs)));
+    *s = sum;
+}
+
+static void vec_dot_mxfp4(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_mxfp4 *x = vx;
+    const quant_block_q8_0 *y = vy;
+    const __m256i tab = table16(quant_mxfp4_values);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QK; i++)
+        sum += quant_iq_term(quant_e8m0_half(x[i].e), qx_h2f(y[i].d),
+                             qx_hsum_epi32(nl_dot32(tab, x[i].qs, y[i].qs)));
+    *s = sum;
+}
+
+static inline __m256i scale2(int s0, int s1) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
+}
+
+static void vec_dot_iq4_xs(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_iq4_xs *x = vx;
+    const quant_block_q8_k *y = vy;
+    const __m256i tab = table16(quant_iq4nl_values);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        __m256i acc = _mm256_setzero_si256();
+        const unsigned h = x[i].scales_h;
+        for (int ib = 0; ib < 8; ib += 2) {
+            const int l0 = x[i].scales_l[ib / 2];
+            const int s0 = ((l0 & 0xF) | ((h >> (2 * ib)) & 3) << 4) - 32;
+            const int s1 = ((l0 >> 4) | ((h >> (2 * ib + 2)) & 3) << 4) - 32;
+            const __m256i p0 = nl_pairs32(tab, x[i].qs + 16 * ib, y[i].qs + 32 * ib);
+            const __m256i p1 = nl_pairs32(tab, x[i].qs + 16 * ib + 16, y[i].qs + 32 * ib + 32);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)s0)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)s1)));
+        }
+        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
+    }
+    *s = sum;
+}
+
+/* ---- codebook types ---- */
+
+static inline __m256i grid4x8(const uint64_t *g, int a, int b, int c, int d) {
+    return _mm256_set_epi64x((long long)g[d], (long long)g[c], (long long)g[b], (long long)g[a]);
+}
+
+static inline __m256i grid8x4(const uint32_t *g, const uint8_t *idx) {
+    return _mm256_set_epi32((int)g[idx[7]], (int)g[idx[6]], (int)g[idx[5]], (int)g[idx[4]],
+                            (int)g[idx[3]], (int)g[idx[2]], (int)g[idx[1]], (int)g[idx[0]]);
+}
+
+/* unsigned levels u times activations y with +1/-1 sign bytes sg, int16 pairs */
+static inline __m256i signed_pairs(__m256i u, __m256i sg, const int8_t *y) {
+    const __m256i yv = _mm256_loadu_si256((const __m256i *)y);
+    return _mm256_maddubs_epi16(u, _mm256_sign_epi8(yv, sg));
+}
+
+static inline __m256i signs_from_index(uint32_t a) {
+    const uint64_t *t = quant_iq_signs64;
+    return _mm256_set_epi64x((long long)t[(a >> 21) & 127], (long long)t[(a >> 14) & 127],
+                             (long long)t[(a >> 7) & 127], (long long)t[a & 127]);
+}
+
+static inline __m256i signs_from_bytes(const uint8_t *b) {
+    const uint64_t *t = quant_iq_bits64;
+    return _mm256_set_epi64x((long long)t[b[3]], (long long)t[b[2]], (long long)t[b[1]],
+                             (long long)t[b[0]]);
+}
+
+static void vec_dot_iq2_xxs(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_iq2_xxs *x = vx;
+    const quant_block_q8_k *y = vy;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ib++) {
+            uint32_t a[2];
+            memcpy(a, x[i].qs + 8 * ib, 8);
+            const uint8_t *ix = x[i].qs + 8 * ib;
+            const __m256i g = grid4x8(quant_iq2xxs_grid, ix[0], ix[1], ix[2], ix[3]);
+            const __m256i p = signed_pairs(g, signs_from_index(a[1]), y[i].qs + 32 * ib);
+            const short ls = (short)(2 * (a[1] >> 28) + 1);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(ls)));
+        }
+        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
+    }
+    *s = 0.125f * sum;
+}
+
+static void vec_dot_iq2_xs(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_iq2_xs *x = vx;
+    const quant_block_q8_k *y = vy;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ib++) {
+            uint16_t q[4];
+            memcpy(q, x[i].qs + 8 * ib, 8);
+            const __m256i g =
+                grid4x8(quant_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
+            const uint64_t *t = quant_iq_signs64;
+            const __m256i sg = _mm256_set_epi64x((long long)t[q[3] >> 9], (long long)t[q[2] >> 9],
+                                                 (long long)t[q[1] >> 9], (long long)t[q[0] >> 9]);
+            const __m256i p = signed_pairs(g, sg, y[i].qs + 32 * ib);
+            const int sc = x[i].scales[ib];
+            acc = _mm256_add_epi32(
+                acc, _mm256_madd_epi16(p, scale2(2 * (sc & 0xF) + 1, 2 * (sc >> 4) + 1)));
+        }
+        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
+    }
+    *s = 0.125f * sum;
+}
+
+static void vec_dot_iq2_s(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_iq2_s *x = vx;
+    const quant_block_q8_k *y = vy;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ib++) {
+            const uint8_t *qs = x[i].qs + 4 * ib;
+            const int h = x[i].qh[ib];
+            const __m256i g =
+                grid4x8(quant_iq2s_grid, qs[0] | (h & 3) << 8, qs[1] | ((h >> 2) & 3) << 8,
+                        qs[2] | ((h >> 4) & 3) << 8, qs[3] | ((h >> 6) & 3) << 8);
+            const __m256i p = signed_pairs(g, signs_from_bytes(qs + 32), y[i].qs + 32 * ib);
+            const int sc = x[i].scales[ib];
+            acc = _mm256_add_epi32(
+                acc, _mm256_madd_epi16(p, scale2(2 * (sc & 0xF) + 1, 2 * (sc >> 4) + 1)));
+        }
+        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
+    }
+    *s = 0.125f * sum;
+}
+
+static void vec_dot_iq3_xxs(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_iq3_xxs *x = vx;
+    const quant_block_q8_k *y = vy;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ib++) {
+            uint32_t a;
+            memcpy(&a, x[i].qs + 64 + 4 * ib, 4);
+            const __m256i g = grid8x4(quant_iq3xxs_grid, x[i].qs + 8 * ib);
+            const __m256i p = signed_pairs(g, signs_from_index(a), y[i].qs + 32 * ib);
+            const short ls = (short)(2 * (a >> 28) + 1);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(ls)));
+        }
+        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
+    }
+    *s = 0.25f * sum;
+}
+
+static void vec_dot_iq3_s(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_iq3_s *x = vx;
+    const quant_block_q8_k *y = vy;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int ib = 0; ib < 8; ib++) {
+            const uint8_t *qs = x[i].qs + 8 * ib;
+            const unsigned h = x[i].qh[ib];
+            const uint32_t *gr = quant_iq3s_grid;
+            const __m256i g = _mm256_set_epi32(
+                (int)gr[qs[7] | ((h >> 7) & 1) << 8], (int)gr[qs[6] | ((h >> 6) & 1) << 8],
+                (int)gr[qs[5] | ((h >> 5) & 1) << 8], (int)gr[qs[4] | ((h >> 4) & 1) << 8],
+                (int)gr[qs[3] | ((h >> 3) & 1) << 8], (int)gr[qs[2] | ((h >> 2) & 1) << 8],
+                (int)gr[qs[1] | ((h >> 1) & 1) << 8], (int)gr[qs[0] | (h & 1) << 8]);
+            const __m256i p =
+                signed_pairs(g, signs_from_bytes(x[i].signs + 4 * ib), y[i].qs + 32 * ib);
+            const short ls = (short)(2 * ((x[i].scales[ib / 2] >> (4 * (ib % 2))) & 0xF) + 1);
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(ls)));
+        }
+        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
+    }
+    *s = sum;
+}
+
+/* IQ1: grid values -1/0/1 applied to the activations by sign_epi8, summed in pairs */
+static inline __m256i iq1_pairs(__m256i g, const int8_t *y) {
+    const __m256i yv = _mm256_loadu_si256((const __m256i *)y);
+    return _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_sign_epi8(yv, g));
+}
+
+static void vec_dot_iq1_s(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_iq1_s *x = vx;
+    const quant_block_q8_k *y = vy;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        __m256i acc = _mm256_setzero_si256();
+        int32_t isum1 = 0;
+        for (int ib = 0; ib < 8; ib++) {
+            uint16_t h;
+            memcpy(&h, x[i].qh + 2 * ib, 2);
+            const uint8_t *qs = x[i].qs + 4 * ib;
+            const __m256i g =
+                grid4x8(quant_iq1s_grid, qs[0] | (h & 7) << 8, qs[1] | ((h >> 3) & 7) << 8,
+                        qs[2] | ((h >> 6) & 7) << 8, qs[3] | ((h >> 9) & 7) << 8);
+            const int ls = 2 * ((h >> 12) & 7) + 1;
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(iq1_pairs(g, y[i].qs + 32 * ib),
+                                                          _mm256_set1_epi16((short)ls)));
+            const int bs = y[i].bsums[2 * ib] + y[i].bsums[2 * ib + 1];
+            isum1 += (h & 0x8000 ? -ls : ls) * bs;
+        }
+        sum += quant_iq1_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc), isum1);
+    }
+    *s = sum;
+}
+
+static void vec_dot_iq1_m(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_iq1_m *x = vx;
+    const quant_block_q8_k *y = vy;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        __m256i acc = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+        uint16_t sw[4];
+        memcpy(sw, x[i].scales, 8);
+        for (int ib = 0; ib < 8; ib++) {
+            const uint8_t *qs = x[i].qs + 4 * ib;
+            const int h0 = x[i].qh[2 * ib], h1 = x[i].qh[2 * ib + 1];
+            const __m256i g =
+                grid4x8(quant_iq1s_grid, qs[0] | (h0 & 7) << 8, qs[1] | ((h0 >> 4) & 7) << 8,
+                        qs[2] | (h1 & 7) << 8, qs[3] | ((h1 >> 4) & 7) << 8);
+            const int ls0 = 2 * ((sw[ib / 2] >> (6 * (ib % 2))) & 7) + 1;
+            const int ls1 = 2 * ((sw[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1;
+            acc = _mm256_add_epi32(
+                acc, _mm256_madd_epi16(iq1_pairs(g, y[i].qs + 32 * ib), scale2(ls0, ls1)));
+            /* the offsets: per 8 activations their sum times scale * delta sign */
+            const short d0 = (short)(h0 & 8 ? -ls0 : ls0), d1 = (short)(h0 & 0x80 ? -ls0 : ls0);
+            const short d2 = (short)(h1 & 8 ? -ls1 : ls1), d3 = (short)(h1 & 0x80 ? -ls1 : ls1);
+            const __m256i dv =
+                _mm256_setr_epi16(d0, d0, d0, d0, d1, d1, d1, d1, d2, d2, d2, d2, d3, d3, d3, d3);
+            const __m256i yv = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * ib));
+            acc1 = _mm256_add_epi32(
+                acc1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), yv), dv));
+        }
+        sum += quant_iq1_term(quant_f16_to_f32(quant_iq1m_d(&x[i])), y[i].d, qx_hsum_epi32(acc),
+                              qx_hsum_epi32(acc1));
+    }
+    *s = sum;
+}
+
+/* ---- ternary ---- */
+
+static inline int32_t q8k_total(const quant_block_q8_k *y) {
+    const __m256i bs = qx_load_bsums(y);
+    return qx_hsum_epi32(_mm256_madd_epi16(bs, _mm256_set1_epi16(1)));
+}
+
+static void vec_dot_tq2_0(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_tq2_0 *x = vx;
+    const quant_block_q8_k *y = vy;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * h));
+            for (int l = 0; l < 4; l++) {
+                const __m256i t = _mm256_and_si256(_mm256_srli_epi16(q, 2 * l), m3);
+                acc = _mm256_add_epi32(
+                    acc, qx_dot_u8s8(
+                             t, _mm256_loadu_si256((const __m256i *)(y[i].qs + 128 * h + 32 * l))));
+            }
+        }
+        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc) - q8k_total(&y[i]));
+    }
+    *s = sum;
+}
+
+/* Trit n of every byte: (byte * 3^n mod 256) * 3 >> 8, on 16-bit lanes (even and odd bytes apart,
+ * since AVX2 has no byte multiply). */
+static inline __m256i trits(__m256i q, int p) {
+    const __m256i lo8 = _mm256_set1_epi16(0x00FF), hi8 = _mm256_set1_epi16((short)0xFF00);
+    const __m256i pv = _mm256_set1_epi16((short)p);
+    const __m256i qn = _mm256_or_si256(_mm256_and_si256(_mm256_mullo_epi16(q, pv), lo8),
+                                       _mm256_mullo_epi16(_mm256_and_si256(q, hi8), pv));
+    const __m256i three = _mm256_set1_epi16(3);
+    const __m256i even = _mm256_srli_epi16(_mm256_mullo_epi16(_mm256_and_si256(qn, lo8), three), 8);
+    const __m256i odd = _mm256_slli_epi16(_mm256_mulhi_epu16(_mm256_and_si256(qn, hi8), three), 8);
+    return _mm256_or_si256(even, odd);
+}
+
+static inline __m128i lo128(__m256i v) {
+    return _mm256_castsi256_si128(v);
+}
+
+static inline int32_t hsum128_epi32(__m128i v) {
+    v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(v);
+}
+
+static void vec_dot_tq1_0(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_tq1_0 *x = vx;
+    const quant_block_q8_k *y = vy;
+    static const int pow3[5] = {1, 3, 9, 27, 81};
+    const __m128i ones = _mm_set1_epi16(1);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        const int8_t *q8 = y[i].qs;
+        /* elements 0..159: trit k of qs[0..31] */
+        __m256i acc = _mm256_setzero_si256();
+        const __m256i q0 = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        for (int k = 0; k < 5; k++)
+            acc = _mm256_add_epi32(acc,
+                                   qx_dot_u8s8(trits(q0, pow3[k]),
+                                               _mm256_loadu_si256((const __m256i *)(q8 + 32 * k))));
+        /* 160..239: trit k of qs[32..47], two trits' 16 values per step, the fifth alone */
+        const __m128i q1 = _mm_loadu_si128((const __m128i *)(x[i].qs + 32));
+        const __m256i q1x = _mm256_set_m128i(q1, q1);
+        for (int k = 0; k < 4; k += 2) {
+            const __m256i t =
+                _mm256_set_m128i(lo128(trits(q1x, pow3[k + 1])), lo128(trits(q1x, pow3[k])));
+            acc = _mm256_add_epi32(
+                acc, qx_dot_u8s8(t, _mm256_loadu_si256((const __m256i *)(q8 + 160 + 16 * k))));
+        }
+        const __m128i y4 = _mm_loadu_si128((const __m128i *)(q8 + 224));
+        __m128i acc4 = _mm_madd_epi16(_mm_maddubs_epi16(lo128(trits(q1x, pow3[4])), y4), ones);
+        /* 240..255: trit k of qh[0..3], 4 values each */
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        const __m256i qhv = _mm256_set1_epi32((int)qh);
+        const __m128i t01 =
+            _mm_unpacklo_epi32(lo128(trits(qhv, pow3[0])), lo128(trits(qhv, pow3[1])));
+        const __m128i t23 =
+            _mm_unpacklo_epi32(lo128(trits(qhv, pow3[2])), lo128(trits(qhv, pow3[3])));
+        const __m128i yh = _mm_loadu_si128((const __m128i *)(q8 + 240));
+        acc4 = _mm_add_epi32(
+            acc4, _mm_madd_epi16(_mm_maddubs_epi16(_mm_unpacklo_epi64(t01, t23), yh), ones));
+        const int32_t isum = qx_hsum_epi32(acc) + hsum128_epi32(acc4) - q8k_total(&y[i]);
+        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, isum);
+    }
+    *s = sum;
+}
+
+void quant_x86_avx2_install_iquants(quant_traits *t) {
+    t[GGUF_T_IQ4_NL].vec_dot = vec_dot_iq4_nl;
+    t[GGUF_T_IQ4_XS].vec_dot = vec_dot_iq4_xs;
+    t[GGUF_T_MXFP4].vec_dot = vec_dot_mxfp4;
+    t[GGUF_T_IQ2_XXS].vec_dot = vec_dot_iq2_xxs;
+    t[GGUF_T_IQ2_XS].vec_dot = vec_dot_iq2_xs;
+    t[GGUF_T_IQ2_S].vec_dot = vec_dot_iq2_s;
+    t[GGUF_T_IQ3_XXS].vec_dot = vec_dot_iq3_xxs;
+    t[GGUF_T_IQ3_S].vec_dot = vec_dot_iq3_s;
+    t[GGUF_T_IQ1_S].vec_dot = vec_dot_iq1_s;
+    t[GGUF_T_IQ1_M].vec_dot = vec_dot_iq1_m;
+    t[GGUF_T_TQ1_0].vec_dot = vec_dot_tq1_0;
+    t[GGUF_T_TQ2_0].vec_dot = vec_dot_tq2_0;
+}
