@@ -153,8 +153,9 @@ typedef struct gm_limit {
     uint32_t chars;
     bool dead_after;
     /* the state after a prefix of k characters inside the class: k = 0 the walk's first state,
-     * otherwise target (a loop), or m->chain[k] when target is -1 (k <= chars) */
+     * otherwise target (a loop), or m->chain[k] when target is -1 (k <= steps) */
     int32_t target;
+    uint32_t steps;
 } gm_limit;
 
 /* The slice for a walk that starts in state d (computed on first use), or NULL when none fits
@@ -172,6 +173,15 @@ static inline bool gm_class_covers(const grammar_vocab *gv, uint32_t i, const ui
 }
 static inline bool gm_in_set(const uint64_t s[2], uint8_t b) {
     return b < 128 && ((s[b >> 6] >> (b & 63)) & 1);
+}
+/* The slice's subtree test (shared by the walk and slice.c): node i's subtree, whose path so
+ * far is inside the class (so it starts on a character boundary), stays in the byte class.
+ * Malformed UTF-8 does not matter: the slice holds only the subtree's well-formed tokens
+ * (gv->wf), and the matcher refuses the others. */
+static inline bool gm_slice_covers(const grammar_vocab *gv, uint32_t i, const gm_slice *s) {
+    const uint64_t *sub = gv->nd[i].sub;
+    if ((sub[0] & 1) && !(s->high && !(gv->nd[i].u8 & 4))) return false;
+    return ((sub[0] & ~1ull) & ~s->l[0]) == 0 && (sub[1] & ~s->l[1]) == 0;
 }
 /* May a token of the slice start with byte b (the class test then decides its subtree)? */
 static inline bool gm_slice_first(const gm_slice *s, uint8_t b) {

@@ -112,6 +112,9 @@ struct grammar_vocab {
      * allows, of the tokens its class takes whole, exactly those of le[c] (slice.c) */
     uint32_t max_chars, n_le;
     uint64_t *le;
+    /* (n_vocab bits) the text tokens that are well-formed UTF-8 (an unfinished last character
+     * allowed): the others are refused wherever a character boundary is */
+    uint64_t *wf;
     uint32_t *piece_off; /* (n_vocab + 1) token bytes in pieces */
     char *pieces;
     uint8_t *kind; /* (n_vocab) GV_TEXT, GV_EOG or GV_SPECIAL */

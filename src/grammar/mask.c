@@ -126,7 +126,7 @@ static bool walk(grammar_matcher *m, uint32_t from, uint32_t to, const gm_slice 
         const bool in_path = sl && (d == 1 || path[d - 1]);
         if (in_path && (d > 1 || gm_slice_first(sl, gv->nd[i].byte)) &&
             (limit == UINT32_MAX || d - 1 + gv->nd[i].height <= limit) &&
-            gm_class_covers(gv, i, sl->l, sl->high)) {
+            gm_slice_covers(gv, i, sl)) {
             i = gv->nd[i].end;
             continue;
         }
@@ -173,21 +173,22 @@ static bool walk_front(grammar_matcher *m, const gm_slice *sl, const gm_limit *l
     const grammar_vocab *gv = m->gv;
     const int32_t d0 = m->dlvl[0];
     /* the bytes some state along the prefixes takes */
-    const uint32_t deepest = lim->target >= 0             ? 1
-                             : lim->chars < gv->max_depth ? lim->chars
-                                                          : gv->max_depth;
+    /* (a frontier node's parent is at most max_depth - 1 bytes deep) */
+    uint32_t deepest = lim->steps < gv->max_depth ? lim->steps : gv->max_depth - 1;
+    if (lim->target >= 0) deepest = 1;
     uint64_t live[4] = {0, 0, 0, 0};
     for (uint32_t k = 0; k <= deepest; k++) {
         const int32_t s = k == 0 ? d0 : lim->target >= 0 ? lim->target : m->chain[k];
-        const gm_dstate *ds = &m->dst[s];
-        if (!ds->direct) return walk(m, 0, gv->n_nodes, sl, UINT32_MAX, mask, visits);
-        for (int w = 0; w < 4; w++) live[w] |= ds->live[w];
+        if (!gm_dfa_direct(m, s)) return walk(m, 0, gv->n_nodes, sl, UINT32_MAX, mask, visits);
+        for (int w = 0; w < 4; w++) live[w] |= m->dst[s].live[w];
     }
     for (int b = 0; b < 256; b++) {
         if (!((live[b >> 6] >> (b & 63)) & 1)) continue;
         for (uint32_t f = sl->fstart[b]; f < sl->fstart[b + 1]; f++) {
             const uint32_t i = sl->front[f], k = gv->nd[i].depth - 1u;
-            if (k > lim->chars) continue; /* a prefix the count leaves dead */
+            /* past the chain: a prefix the count leaves dead (a longer one cannot be in a
+             * token when the chain is unlimited) */
+            if (lim->target < 0 && k > deepest) continue;
             const int32_t s = k == 0 ? d0 : lim->target >= 0 ? lim->target : m->chain[k];
             ++*visits;
             if (m->dst[s].direct[b] < 0) continue;

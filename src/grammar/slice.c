@@ -25,58 +25,59 @@ void gm_slice_free(grammar_matcher *m) {
     m->chain = NULL;
 }
 
-/* The tokens of the slice: the same walk the mask does, with the class test only. Every node
- * visited has its path inside the slice (the others are skipped with their subtrees). The
- * nodes skipped because their byte leaves the class are the frontier (front is NULL, or has
- * room for every node). Returns their number. */
-static uint32_t compute(const grammar_vocab *gv, gm_slice *s, uint32_t *front) {
-    const size_t words = ((size_t)gv->n_vocab + 63) / 64;
-    memset(s->bits, 0, words * sizeof *s->bits);
+/* The nodes where the slice's prefixes end: the same walk the mask does, with the class test
+ * only. Every node visited has its path inside the slice (the others are skipped with their
+ * subtrees). Fills front (room for every node) with the nodes skipped because their byte leaves
+ * the class, and returns their number. */
+static uint32_t frontier(const grammar_vocab *gv, const gm_slice *s, uint32_t *front) {
     uint32_t n_front = 0;
     for (uint32_t i = 0; i < gv->n_nodes;) {
         const gv_node *nd = &gv->nd[i];
         const bool first = nd->depth == 1;
-        if ((!first || gm_slice_first(s, nd->byte)) && gm_class_covers(gv, i, s->l, s->high)) {
-            for (uint32_t k = nd->tok_first, z = gv->nd[nd->end].tok_first; k < z; k++) {
-                const int32_t t = gv->toks[k];
-                s->bits[t >> 6] |= 1ull << (t & 63);
-            }
+        if ((!first || gm_slice_first(s, nd->byte)) && gm_slice_covers(gv, i, s)) {
             i = nd->end;
         } else if (gm_in_set(first ? s->f : s->l, nd->byte)) {
-            for (uint32_t k = 0; k < nd->tok_n; k++) {
-                const int32_t t = gv->toks[nd->tok_first + k];
-                s->bits[t >> 6] |= 1ull << (t & 63);
-            }
             i++;
         } else {
-            if (front) front[n_front] = i;
-            n_front++;
+            front[n_front++] = i;
             i = nd->end;
         }
     }
     return n_front;
 }
 
-/* Computes s's tokens and its frontier grouped by byte (s->front stays NULL when memory is
- * short). */
-static void build(const grammar_vocab *gv, gm_slice *s) {
+/* Computes s's tokens and its frontier grouped by byte. The tokens are the well-formed text
+ * tokens less those under the frontier (the others are in subtrees the class covers or end on
+ * a prefix inside it). False when memory is short. */
+static bool build(const grammar_vocab *gv, gm_slice *s) {
     free(s->front);
     s->front = NULL;
     uint32_t *tmp = malloc(((size_t)gv->n_nodes + 1) * sizeof *tmp);
-    const uint32_t n = compute(gv, s, tmp);
-    uint32_t *front = tmp ? malloc((n ? n : 1) * sizeof *front) : NULL;
+    if (!tmp) return false;
+    const uint32_t n = frontier(gv, s, tmp);
+    uint32_t *front = malloc((n ? n : 1) * sizeof *front);
     if (!front) {
         free(tmp);
-        return;
+        return false;
     }
+    const size_t words = ((size_t)gv->n_vocab + 63) / 64;
+    memcpy(s->bits, gv->wf, words * sizeof *s->bits);
     memset(s->fstart, 0, sizeof s->fstart);
-    for (uint32_t k = 0; k < n; k++) s->fstart[gv->nd[tmp[k]].byte + 1]++;
+    for (uint32_t k = 0; k < n; k++) {
+        const gv_node *nd = &gv->nd[tmp[k]];
+        s->fstart[nd->byte + 1]++;
+        for (uint32_t j = nd->tok_first, z = gv->nd[nd->end].tok_first; j < z; j++) {
+            const int32_t t = gv->toks[j];
+            s->bits[t >> 6] &= ~(1ull << (t & 63));
+        }
+    }
     for (int b = 0; b < 256; b++) s->fstart[b + 1] += s->fstart[b];
     uint32_t at[256];
     memcpy(at, s->fstart, sizeof at);
     for (uint32_t k = 0; k < n; k++) front[at[gv->nd[tmp[k]].byte]++] = tmp[k];
     free(tmp);
     s->front = front;
+    return true;
 }
 
 static int popcount2(const uint64_t s[2]) {
@@ -124,7 +125,7 @@ static bool refuses_class(grammar_matcher *m, int32_t d, const gm_slice *key) {
 
 const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, gm_limit *limit) {
     const grammar_vocab *gv = m->gv;
-    *limit = (gm_limit){UINT32_MAX, false, -1};
+    *limit = (gm_limit){UINT32_MAX, false, -1, 0};
     if (!m->slpath && !(m->slpath = calloc(m->n_lvl ? m->n_lvl : 1, 1))) return NULL;
     if (!m->chain && !(m->chain = malloc((m->n_lvl ? m->n_lvl : 1) * sizeof *m->chain)))
         return NULL;
@@ -146,6 +147,7 @@ const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, gm_limit *limit) {
         int32_t end;
         const uint32_t c = chain_key(m, d, &key, &end);
         if (c == 0) return NULL;
+        limit->steps = c;
         /* the sets of gv->le stop at n_le - 1 characters: a longer count is taken as that long
          * (fewer tokens from the slice, the walk finds the others) */
         if (c < gv->max_depth && c <= gv->max_chars) {
@@ -172,6 +174,10 @@ const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, gm_limit *limit) {
     victim->bits = bits;
     victim->used = ++m->clock;
     victim->front = NULL;
-    build(gv, victim);
+    if (!build(gv, victim)) { /* a slice is optional: walk without it */
+        free(victim->bits);
+        victim->bits = NULL;
+        return NULL;
+    }
     return victim;
 }

@@ -21,6 +21,7 @@ void grammar_vocab_free(grammar_vocab *gv) {
     free(gv->kind);
     free(gv->eog);
     free(gv->le);
+    free(gv->wf);
     free(gv);
 }
 
@@ -51,7 +52,11 @@ static int cmp_piece(const void *a, const void *b, void *ctx) {
 static bool utf8_flags(grammar_vocab *gv, const uint32_t *parent) {
     const uint32_t n = gv->n_nodes;
     uint8_t *st = malloc(n ? n : 1); /* bits 0-1 need, 2 invalid, 4-7: constraint of the next */
-    if (!st) return false;
+    gv->wf = calloc(((size_t)gv->n_vocab + 63) / 64, sizeof *gv->wf);
+    if (!st || !gv->wf) {
+        free(st);
+        return false;
+    }
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t ps = parent[i] == UINT32_MAX ? 0 : st[parent[i]];
         const unsigned need = ps & 3, cons = ps >> 4, b = gv->nd[i].byte;
@@ -76,6 +81,10 @@ static bool utf8_flags(grammar_vocab *gv, const uint32_t *parent) {
         }
         st[i] = out;
         gv->nd[i].u8 = (uint8_t)((ps & 7) == 0 ? 1 : 0) | (out & 4 ? 0 : 2);
+        for (uint32_t k = 0; !(out & 4) && k < gv->nd[i].tok_n; k++) {
+            const int32_t t = gv->toks[gv->nd[i].tok_first + k];
+            gv->wf[t >> 6] |= 1ull << (t & 63);
+        }
     }
     for (uint32_t i = n; i-- > 0;) /* a subtree is valid when all of it is */
         if (parent[i] != UINT32_MAX && !(gv->nd[i].u8 & 2)) gv->nd[parent[i]].u8 &= (uint8_t)~2;

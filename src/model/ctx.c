@@ -41,6 +41,15 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     if (p->kv_type != MODEL_KV_F16 && p->kv_type != MODEL_KV_F32)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "kv_type",
                           "KV cache type must be f16 or f32");
+    if (m->arch->encoder && !p->embeddings)
+        return core_error(err, SHIMMY_ERR_UNSUPPORTED, m->arch->name,
+                          "architecture %s is an embedding model (an encoder): it cannot "
+                          "generate text; use it for embeddings or reranking",
+                          m->arch->name);
+    if (m->pos_embd.data && p->n_ctx > m->pos_embd.n_out)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_ctx",
+                          "context size %d exceeds the %lld positions this model has learned",
+                          p->n_ctx, (long long)m->pos_embd.n_out);
     model_ctx *c = core_calloc(1, sizeof *c);
     if (!c) return core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate a model context");
     c->m = m;
@@ -52,6 +61,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     if ((int64_t)c->n_batch > (int64_t)c->n_ctx * c->n_seq) c->n_batch = c->n_ctx * c->n_seq;
     c->n_logits = p->n_logits ? p->n_logits : 1;
     c->kv_type = p->kv_type;
+    c->embeddings = p->embeddings;
     c->kv_elt = p->kv_type == MODEL_KV_F16 ? 2 : 4;
     c->tiled_dot = model_dot_tiled(p->kv_type == MODEL_KV_F16);
 
@@ -85,7 +95,6 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     const uint64_t o_seqntok = reserve(&l, S, sizeof(int32_t));
     const uint64_t o_tok = reserve(&l, B, 4 * sizeof(int32_t)); /* tok, seq, pos, run_end */
     const uint64_t o_want = reserve(&l, B, 1);
-    const uint64_t o_single = reserve(&l, B, 1);
     uint64_t o_x = reserve(&l, B * (uint64_t)hp->n_embd, 4);
     uint64_t o_xn = reserve(&l, B * xn_dim, 4);
     /* q, k, v and att live from the q/k/v products to the output projection, gate and up only
@@ -104,7 +113,12 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     /* attention scratch per thread: ATT_Q rows of scores, of q and of probabilities */
     c->scores_per_thread = (int64_t)(ATT_Q * (2 * N + (uint64_t)hp->head_dim) + 16) & ~(int64_t)15;
     uint64_t o_sc = reserve(&l, (uint64_t)c->n_threads, (uint64_t)c->scores_per_thread * 4);
-    uint64_t o_lg = reserve(&l, (uint64_t)c->n_logits * (uint64_t)hp->n_vocab, 4);
+    uint64_t o_lg =
+        reserve(&l, c->embeddings ? 0 : (uint64_t)c->n_logits * (uint64_t)hp->n_vocab, 4);
+    uint64_t o_embd = reserve(&l, c->embeddings ? (uint64_t)c->n_logits * hp->n_embd : 0, 4);
+    bool fused = false;
+    for (int32_t il = 0; il < hp->n_layer; il++) fused |= m->layers[il].wqkv.data != NULL;
+    uint64_t o_qkv = reserve(&l, fused ? B * (q_dim + k_dim + v_dim) : 0, 4);
     uint64_t o_rows = reserve(&l, (uint64_t)c->n_logits, sizeof(int32_t));
     uint64_t o_rope = reserve(&l, MODEL_ROPE_SLOTS * B * (uint64_t)hp->head_dim, 4);
     if (l.overflow || l.total > SIZE_MAX / 2) {
@@ -153,7 +167,6 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->tok_pos = c->tok + 2 * B;
     c->run_end = c->tok + 3 * B;
     c->want = base + o_want;
-    c->tok_single = base + o_single;
     c->out_rows = (int32_t *)(base + o_rows);
     c->k_cache = base + o_k;
     c->v_cache = base + o_v;
@@ -168,6 +181,8 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->xq = base + o_xq;
     c->scores = (float *)(base + o_sc);
     c->logits = (float *)(base + o_lg);
+    c->embd = (float *)(base + o_embd);
+    c->qkv = fused ? (float *)(base + o_qkv) : NULL;
     c->rope_cs = (float *)(base + o_rope);
     c->bytes = (size_t)l.total;
     *out = c;
@@ -181,8 +196,13 @@ void model_ctx_free(model_ctx *c) {
     free(c);
 }
 
+const float *model_ctx_embedding(const model_ctx *c, int32_t i) {
+    if (!c->embeddings || i < 0 || i >= c->n_logits_last) return NULL;
+    return c->embd + (int64_t)i * c->m->hp.n_embd;
+}
+
 const float *model_ctx_logits(const model_ctx *c, int32_t i) {
-    if (i < 0 || i >= c->n_logits_last) return NULL;
+    if (c->embeddings || i < 0 || i >= c->n_logits_last) return NULL;
     return c->logits + (int64_t)i * c->m->hp.n_vocab;
 }
 

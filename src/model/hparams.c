@@ -9,7 +9,8 @@
 #include <string.h>
 
 static const model_arch *const arch_table[] = {&model_arch_llama, &model_arch_qwen2,
-                                               &model_arch_qwen3};
+                                               &model_arch_qwen3, &model_arch_bert,
+                                               &model_arch_nomic_bert};
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
 const model_arch *model_arch_find(const char *name) {
@@ -121,6 +122,8 @@ shimmy_status model_hparams_read(const gguf_file *f, const model_arch *a, model_
     hp->rope_freq_scale = 1.0f;
     hp->rms_eps = 1e-5f;
     hp->n_swa = 0;
+    hp->norm_eps = 1e-12f;
+    hp->pooling = MODEL_POOL_UNSPEC;
     const hp_key keys[] = {
         {"context_length", &hp->n_ctx_train, true, 1, 1 << 24},
         {"embedding_length", &hp->n_embd, true, 1, MAX_DIM},
@@ -131,6 +134,7 @@ shimmy_status model_hparams_read(const gguf_file *f, const model_arch *a, model_
         {"attention.key_length", &hp->head_dim, false, 1, 65536},
         {"attention.value_length", &hp->head_dim_v, false, 1, 65536},
         {"rope.dimension_count", &hp->n_rot, false, 0, 65536},
+        {"pooling_type", &hp->pooling, false, MODEL_POOL_NONE, MODEL_POOL_RANK},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         shimmy_status st = read_i32(f, a->name, &keys[i], err);
@@ -139,6 +143,7 @@ shimmy_status model_hparams_read(const gguf_file *f, const model_arch *a, model_
     shimmy_status st;
     if ((st = read_f32(f, a->name, "attention.layer_norm_rms_epsilon", &hp->rms_eps, false, err)) ||
         (st = read_f32(f, a->name, "rope.freq_base", &hp->rope_base, false, err)) ||
+        (st = read_f32(f, a->name, "attention.layer_norm_epsilon", &hp->norm_eps, false, err)) ||
         (st = read_rope_scaling(f, a->name, hp, err)))
         return st;
     if (hp->n_head_kv < 0) hp->n_head_kv = hp->n_head;

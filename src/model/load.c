@@ -97,6 +97,40 @@ shimmy_status model_load_vector(model_loader *b, int32_t il, const char *name_in
     return SHIMMY_OK;
 }
 
+/* The classification head of rerankers (rank pooling), as llama.cpp applies it: h' =
+ * tanh(cls · h + cls.bias) when cls.weight exists, then cls.output · h' + its bias when
+ * cls.output.weight exists (some rerankers have only one of the two). cls.output.weight is
+ * stored 1-D when it has one output. */
+static shimmy_status model_load_cls_head(binder *b) {
+    model *m = b->m;
+    const gguf_tensor *c = gguf_find_tensor(b->f, "cls.weight");
+    const gguf_tensor *o = gguf_find_tensor(b->f, "cls.output.weight");
+    if (!c && !o) return SHIMMY_OK;
+    int64_t n_hid = m->hp.n_embd;
+    shimmy_status st;
+    if (c) {
+        n_hid = c->ne[1];
+        if (n_hid < 1 || n_hid > (1 << 20))
+            return core_error(b->err, SHIMMY_ERR_FORMAT, gguf_path(b->f),
+                              "tensor 'cls.weight' has %lld outputs", (long long)n_hid);
+        if ((st = model_load_matrix(b, -1, "cls.weight", m->hp.n_embd, n_hid, true, &m->cls)) ||
+            (st = model_load_vector(b, -1, "cls.bias", n_hid, false, &m->cls_b)))
+            return st;
+    }
+    m->n_cls_out = (int32_t)n_hid;
+    if (o) {
+        if (o->ne[1] < 1 || o->ne[1] > 4096)
+            return core_error(b->err, SHIMMY_ERR_FORMAT, gguf_path(b->f),
+                              "tensor 'cls.output.weight' has %lld outputs", (long long)o->ne[1]);
+        m->n_cls_out = (int32_t)o->ne[1];
+        if ((st = model_load_matrix(b, -1, "cls.output.weight", n_hid, m->n_cls_out, true,
+                                    &m->cls_out)) ||
+            (st = model_load_vector(b, -1, "cls.output.bias", m->n_cls_out, false, &m->cls_out_b)))
+            return st;
+    }
+    return SHIMMY_OK;
+}
+
 shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err) {
     *out = NULL;
     gguf_str arch_s;
@@ -139,14 +173,19 @@ shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err) {
     }
     m->hp.n_vocab = (int32_t)te->ne[1];
     const model_hparams *hp = &m->hp;
+    /* an encoder has no LM head: its output is the hidden states (and a classifier's scores) */
+    const bool head = !arch->encoder;
     if ((st = model_load_matrix(b, -1, "token_embd.weight", hp->n_embd, hp->n_vocab, true,
                                 &m->tok_embd)) ||
-        (st = model_load_vector(b, -1, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
-        (st = model_load_matrix(b, -1, "output.weight", hp->n_embd, hp->n_vocab, false,
-                                &m->output)) ||
-        (st = model_load_vector(b, -1, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
+        (head && (st = model_load_vector(b, -1, "output_norm.weight", hp->n_embd, true,
+                                         &m->output_norm))) ||
+        (head && (st = model_load_matrix(b, -1, "output.weight", hp->n_embd, hp->n_vocab, false,
+                                         &m->output))) ||
+        (st =
+             model_load_vector(b, -1, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)) ||
+        (st = model_load_cls_head(b)) || (arch->bind_model && (st = arch->bind_model(b))))
         goto fail;
-    if (!m->output.data) {
+    if (head && !m->output.data) {
         m->output = m->tok_embd;
         m->tied_output = true;
     }

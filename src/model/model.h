@@ -61,11 +61,18 @@ typedef struct model_arch {
     /* The forward pass of the batch in c (model_batch_*): embeddings, blocks, and the logits
      * of the entries that asked for them (model_out_logits). Allocates nothing. */
     void (*forward)(model_ctx *c);
+    /* Model-level tensors beyond token_embd/output_norm/output (NULL: none). */
+    shimmy_status (*bind_model)(model_loader *ld);
+    /* A bidirectional encoder (bert family): no output norm or LM head; its contexts must be
+     * created with model_ctx_params.embeddings, the only output it has. */
+    bool encoder;
 } model_arch;
 
 extern const model_arch model_arch_llama;
 extern const model_arch model_arch_qwen2;
 extern const model_arch model_arch_qwen3;
+extern const model_arch model_arch_bert;
+extern const model_arch model_arch_nomic_bert;
 
 /* llama's pieces, which the families built on its block reuse (arch_llama.c): the rms_eps key,
  * the layer binding (biases required or optional, per-head q/k norms required or refused) and
@@ -74,6 +81,15 @@ shimmy_status model_llama_hparams(model_loader *ld, model_hparams *hp);
 shimmy_status model_llama_bind(model_loader *ld, int32_t il, model_layer *L, bool bias,
                                bool qk_norm);
 void model_llama_forward(model_ctx *c);
+
+/* bert's pieces, shared with nomic-bert (arch_bert.c): the LayerNorm epsilon key, the token
+ * types / positions / embedding norm (positions required or not), a block's post-LN norms and
+ * the encoder stack (rope NULL: no rotary positions). */
+shimmy_status model_bert_hparams(model_loader *ld, model_hparams *hp);
+shimmy_status model_bert_bind_model(model_loader *ld, bool positions);
+shimmy_status model_bert_bind_norms(model_loader *ld, int32_t il, model_layer *L);
+struct model_rope_cfg;
+void model_bert_forward_impl(model_ctx *c, const struct model_rope_cfg *rope);
 
 /* The architecture named `name` (general.architecture), or NULL when unsupported. */
 const model_arch *model_arch_find(const char *name);
@@ -99,7 +115,21 @@ struct model_hparams {
     /* Sliding-window attention: layers whose model_layer.window > 0 attend to the last
      * n_swa positions (their own included) and keep only a ring of cells in the KV cache. */
     int32_t n_swa; /* <arch>.attention.sliding_window, 0 = none */
+    /* LayerNorm epsilon (<arch>.attention.layer_norm_epsilon, default 1e-12) */
+    float norm_eps;
+    /* model_pooling from <arch>.pooling_type; MODEL_POOL_UNSPEC when absent */
+    int32_t pooling;
 };
+
+/* How an embedding model pools its final hidden states (llama.cpp's numbering). */
+typedef enum model_pooling {
+    MODEL_POOL_UNSPEC = -1,
+    MODEL_POOL_NONE = 0,
+    MODEL_POOL_MEAN = 1,
+    MODEL_POOL_CLS = 2,
+    MODEL_POOL_LAST = 3,
+    MODEL_POOL_RANK = 4, /* the first row through the classification head (cls.*) */
+} model_pooling;
 
 /* Reads hyper-parameters of architecture a from f; errors name the missing/bad key. */
 shimmy_status model_hparams_read(const gguf_file *f, const model_arch *a, model_hparams *hp,
@@ -134,6 +164,9 @@ struct model_layer {
     model_weight w_gate, w_up, w_down;
     const float *b_up, *b_down, *b_gate; /* FFN biases or NULL */
     const float *ffn_post_norm;          /* (n_embd) norm of the FFN output (gemma2/3) */
+    /* LayerNorm biases of the post-norms; bert's post-LN blocks norm x + attention with
+     * attn_post_norm(_b) and x + FFN with ffn_post_norm(_b) */
+    const float *attn_post_norm_b, *ffn_post_norm_b;
 };
 
 struct model {
@@ -152,6 +185,15 @@ struct model {
     uint32_t file_type;       /* dominant matrix type (gguf_ttype) */
     size_t max_act_row_bytes; /* largest quantized activation row any product needs */
     int64_t max_in;           /* largest n_in of any weight */
+    /* encoders (bert family): learned positions (n_ctx_train rows, or absent), token types (row
+     * 0 is added to every token) and the LayerNorm of the embeddings */
+    model_weight pos_embd, type_embd;
+    const float *embd_norm, *embd_norm_b;
+    /* classification head of rank pooling: score = cls_out · tanh(cls · h + cls_b) + cls_out_b
+     * (cls absent: cls_out applies to h directly); n_cls_out scores per input, 0 = no head */
+    model_weight cls, cls_out;
+    const float *cls_b, *cls_out_b;
+    int32_t n_cls_out;
 };
 
 /* Binds f's tensors. Unsupported architecture, missing tensor, wrong shape or an unsupported
@@ -195,6 +237,9 @@ typedef struct model_ctx_params {
     int32_t n_logits; /* max entries whose logits one step can return (0 = 1) */
     model_kv_type kv_type;
     core_pool *pool; /* borrowed; NULL = single-threaded */
+    /* The entries that ask for output give their final hidden state (n_embd, after the output
+     * norm for decoders) through model_ctx_embedding instead of logits. Required by encoders. */
+    bool embeddings;
 } model_ctx_params;
 
 struct lora_set; /* lora/lora.h: adapters attached to a context */
@@ -224,6 +269,13 @@ shimmy_status model_ctx_eval(model_ctx *c, const int32_t *tokens, int32_t n, int
                              shimmy_error *err);
 /* Logits of the i-th entry that asked for them in the last step: (n_vocab) floats. */
 const float *model_ctx_logits(const model_ctx *c, int32_t i);
+/* Hidden state of the i-th entry that asked for output in the last step of a context made with
+ * `embeddings`: (n_embd) floats, borrowed until the next step; NULL out of range. */
+const float *model_ctx_embedding(const model_ctx *c, int32_t i);
+/* The classification head (model.n_cls_out > 0) over n rows of n_embd (h; n <= n_batch):
+ * scores (n rows of n_cls_out). Uses the context's scratch (not its cache). */
+shimmy_status model_ctx_classify(model_ctx *c, const float *h, int32_t n, float *scores,
+                                 shimmy_error *err);
 /* Positions cached for sequence 0 (model_ctx_seq_n_past for any). */
 int32_t model_ctx_n_past(const model_ctx *c);
 int32_t model_ctx_seq_n_past(const model_ctx *c, int32_t seq);
@@ -301,6 +353,25 @@ void model_op_qkv(model_ctx *c, const model_layer *L);
 /* Final norm (w, eps) and output projection of the entries that asked for logits, then each
  * logit l replaced by softcap·tanh(l/softcap) when softcap > 0. */
 void model_op_logits(model_ctx *c, const float *norm_w, float eps, float softcap);
+
+/* ---- shared ops of encoders (ops_encoder.c) ---- */
+/* x += row 0 of the token types and each entry's learned position (absent weights: nothing),
+ * then x = LayerNorm of the embeddings when the model has one. */
+void model_op_embed_encoder(model_ctx *c);
+/* out = (x - mean) / sqrt(var + eps) * w + b per row of n (w, b may be NULL); may alias. */
+void model_op_layer_norm(model_ctx *c, const float *x, const float *w, const float *b, float *out,
+                         int64_t n, float eps);
+/* x (n_tok, n) = gelu(x), ggml's way: the tanh form looked up in an F16 table (model_gelu). */
+void model_op_gelu(model_ctx *c, float *x, int64_t n);
+/* The plain FFN of layer L on c->xn: c->xn = down(gelu(up(xn) + b_up)) + b_down. */
+void model_op_ffn_gelu(model_ctx *c, const model_layer *L);
+/* q, k, v from the fused product xn · wqkvᵀ (+ bqkv): rows q | k | v. */
+void model_op_qkv_fused(model_ctx *c, const model_layer *L);
+/* The output of an encoder: the final hidden rows (x) of the entries that asked for output,
+ * copied out for model_ctx_embedding. */
+void model_op_hidden(model_ctx *c);
+/* ggml's CPU GELU: x <= -10 gives 0, x >= 10 gives x, else f16(gelu_tanh(f16(x))). */
+float model_gelu(float x);
 
 /* ---- operations of the forward pass (exposed for tests) ----
  * model_rms_norm, model_rope_apply, model_softmax and model_swiglu run an AVX2 version when the
@@ -395,10 +466,6 @@ struct model_ctx {
     int32_t *seq_end;  /* (n_seq) attention scratch: a sequence's positions after the step */
     int32_t *seq_ntok; /* (n_seq) attention scratch: a sequence's entries in the step */
     uint8_t *want;     /* (n_batch) model_ctx_eval's logits flags */
-    /* (n_batch) 1 where the entry is its sequence's only one in the step (a decode step): its
-     * products then use the single-token kernels, so that a sequence's rows do not depend on
-     * what else is in the batch */
-    uint8_t *tok_single;
     float *x;          /* (n_batch, n_embd) residual stream */
     float *xn;         /* (n_batch, max(n_embd, n_head*head_dim_v)) normed input / projections */
     /* q, k, v, att and gate, up overlap (the attention's and the FFN's scratch): see ctx.c */
@@ -413,6 +480,9 @@ struct model_ctx {
     int64_t scores_per_thread;
     quant_vec_dot_fn tiled_dot;  /* model_dot_tiled for the cache type */
     float *logits;               /* (n_logits, n_vocab) */
+    bool embeddings;             /* model_ctx_params.embeddings */
+    float *embd;                 /* (n_logits, n_embd) hidden states of an embeddings step */
+    float *qkv;                  /* (n_batch, q+k+v dims) fused products, when a layer has wqkv */
     float *rope_cs;              /* (MODEL_ROPE_SLOTS, n_batch, n_rot) angles of the step */
     const struct lora_set *lora; /* borrowed, or NULL */
     float *lora_scratch;         /* owned: lora_set_scratch_floats(lora, n_batch) floats */
@@ -426,10 +496,5 @@ void model_linear(model_ctx *c, const model_weight *w, const float *x, float *y,
  * Same results as n_w calls of model_linear, with one thread hand-off instead of n_w. */
 void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
                     float *const *y, int32_t n_tok);
-/* model_linear over n_rows rows that are not the step's entries (logits of some of them):
- * single[i] != 0 marks a row whose entry is its sequence's only one in the step (NULL: the
- * plain rule by n_rows). */
-void model_linear_flags(model_ctx *c, const model_weight *w, const float *x, float *y,
-                        int32_t n_rows, const uint8_t *single);
 
 #endif

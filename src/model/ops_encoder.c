@@ -1,0 +1,153 @@
+/* Shared ops of the encoder families (bert, nomic-bert) and of embedding outputs: LayerNorm
+ * with bias, ggml's table GELU, learned positions and token types, fused q/k/v, the hidden-state
+ * output and the classification head of rerankers. */
+#include "model.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+/* The GELU of every F16 input, as F16: ggml's CPU GELU rounds its input to F16 and looks the
+ * tanh form (evaluated in float) up in such a table, and that rounding is visible at 1e-4 in an
+ * encoder's output (the exact-erf or float tanh forms are about 10x further from it). */
+static uint16_t gelu_table[1 << 16];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static float gelu_tanh(float x) {
+    const float k = 0.79788456080286535587989211986876f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
+}
+
+static void gelu_table_build(void) {
+    for (uint32_t i = 0; i < (1u << 16); i++)
+        gelu_table[i] = quant_f32_to_f16(gelu_tanh(quant_f16_to_f32((uint16_t)i)));
+}
+
+float model_gelu(float x) {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    pthread_once(&gelu_once, gelu_table_build);
+    return quant_f16_to_f32(gelu_table[quant_f32_to_f16(x)]);
+}
+
+void model_op_gelu(model_ctx *c, float *x, int64_t n) {
+    pthread_once(&gelu_once, gelu_table_build);
+    for (int64_t i = 0; i < (int64_t)c->n_tok * n; i++) {
+        const float v = x[i];
+        x[i] = v <= -10.0f  ? 0.0f
+               : v >= 10.0f ? v
+                            : quant_f16_to_f32(gelu_table[quant_f32_to_f16(v)]);
+    }
+}
+
+void model_op_layer_norm(model_ctx *c, const float *x, const float *w, const float *b, float *out,
+                         int64_t n, float eps) {
+    for (int32_t t = 0; t < c->n_tok; t++) {
+        const float *xr = x + (int64_t)t * n;
+        float *y = out + (int64_t)t * n;
+        /* sums in double, as ggml's norm accumulates them */
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; i++) sum += (double)xr[i];
+        const float mean = (float)(sum / (double)n);
+        double sum2 = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            const float d = xr[i] - mean;
+            y[i] = d;
+            sum2 += (double)(d * d);
+        }
+        const float scale = 1.0f / sqrtf((float)(sum2 / (double)n) + eps);
+        for (int64_t i = 0; i < n; i++) {
+            float v = y[i] * scale;
+            if (w) v *= w[i];
+            if (b) v += b[i];
+            y[i] = v;
+        }
+    }
+}
+
+void model_op_embed_encoder(model_ctx *c) {
+    const model *m = c->m;
+    const int64_t E = m->hp.n_embd;
+    float *tmp = c->xn; /* scratch row: xn is free before the first block */
+    if (m->type_embd.data) {
+        m->type_embd.qt->to_float(m->type_embd.data, tmp, E);
+        for (int32_t t = 0; t < c->n_tok; t++)
+            for (int64_t i = 0; i < E; i++) c->x[t * E + i] += tmp[i];
+    }
+    if (m->pos_embd.data) {
+        const unsigned char *pe = m->pos_embd.data;
+        for (int32_t t = 0; t < c->n_tok; t++) {
+            m->pos_embd.qt->to_float(pe + (size_t)c->tok_pos[t] * m->pos_embd.row_bytes, tmp, E);
+            for (int64_t i = 0; i < E; i++) c->x[t * E + i] += tmp[i];
+        }
+    }
+    if (m->embd_norm)
+        model_op_layer_norm(c, c->x, m->embd_norm, m->embd_norm_b, c->x, E, m->hp.norm_eps);
+}
+
+void model_op_ffn_gelu(model_ctx *c, const model_layer *L) {
+    const int64_t n_ff = L->w_up.n_out;
+    model_linear(c, &L->w_up, c->xn, c->up, c->n_tok);
+    model_op_add_bias(c, c->up, L->b_up, n_ff);
+    model_op_gelu(c, c->up, n_ff);
+    model_linear(c, &L->w_down, c->up, c->xn, c->n_tok);
+    model_op_add_bias(c, c->xn, L->b_down, L->w_down.n_out);
+}
+
+void model_op_qkv_fused(model_ctx *c, const model_layer *L) {
+    const model_hparams *hp = &c->m->hp;
+    const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t k_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t v_dim = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    const int64_t n = q_dim + k_dim + v_dim;
+    model_linear(c, &L->wqkv, c->xn, c->qkv, c->n_tok);
+    model_op_add_bias(c, c->qkv, L->bqkv, n);
+    for (int32_t t = 0; t < c->n_tok; t++) {
+        const float *r = c->qkv + (int64_t)t * n;
+        memcpy(c->q + t * q_dim, r, sizeof(float) * (size_t)q_dim);
+        memcpy(c->k + t * k_dim, r + q_dim, sizeof(float) * (size_t)k_dim);
+        memcpy(c->v + t * v_dim, r + q_dim + k_dim, sizeof(float) * (size_t)v_dim);
+    }
+}
+
+void model_op_hidden(model_ctx *c) {
+    const int64_t E = c->m->hp.n_embd;
+    if (!c->embeddings) return;
+    for (int32_t j = 0; j < c->n_logits_last; j++)
+        memcpy(c->embd + j * E, c->x + (int64_t)c->out_rows[j] * E, sizeof(float) * (size_t)E);
+}
+
+shimmy_status model_ctx_classify(model_ctx *c, const float *h, int32_t n, float *scores,
+                                 shimmy_error *err) {
+    const model *m = c->m;
+    if (m->n_cls_out < 1)
+        return core_error(err, SHIMMY_ERR_UNSUPPORTED, m->arch->name,
+                          "this model has no classification head (cls.weight / cls.output.weight)"
+                          ": it cannot rerank");
+    if (n < 1 || n > c->n_batch)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "n", "%d rows to classify; 1 .. %d", n,
+                          c->n_batch);
+    /* the hidden layer goes through the FFN's scratch (n_batch rows of n_ff) or, when wider,
+     * is refused: no known head is wider than its model's FFN */
+    if (m->cls.data && m->cls.n_out > m->hp.n_ff)
+        return core_error(err, SHIMMY_ERR_UNSUPPORTED, m->arch->name,
+                          "classification head of %lld units is wider than the FFN (%d)",
+                          (long long)m->cls.n_out, m->hp.n_ff);
+    const int32_t saved = c->n_tok;
+    c->n_tok = n; /* the ops below work on n_tok rows */
+    const float *in = h;
+    if (m->cls.data) {
+        model_linear(c, &m->cls, h, c->up, n);
+        model_op_add_bias(c, c->up, m->cls_b, m->cls.n_out);
+        for (int64_t i = 0; i < (int64_t)n * m->cls.n_out; i++) c->up[i] = tanhf(c->up[i]);
+        in = c->up;
+    }
+    if (m->cls_out.data) {
+        model_linear(c, &m->cls_out, in, scores, n);
+        model_op_add_bias(c, scores, m->cls_out_b, m->n_cls_out);
+    } else {
+        memcpy(scores, in, sizeof(float) * (size_t)n * (size_t)m->n_cls_out);
+    }
+    c->n_tok = saved;
+    return SHIMMY_OK;
+}
