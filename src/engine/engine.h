@@ -98,6 +98,39 @@ typedef struct engine_backend {
 
 extern const engine_backend engine_backend_cpu;
 
+/* ---- continuous batching (batcher.c) ----
+ * One model context with a sequence per attached session and a thread that runs the sessions'
+ * forward steps together (see batcher.c). Sessions join through engine_session_params.batcher;
+ * a session's logits do not depend on what shares its steps. */
+typedef struct engine_batcher engine_batcher;
+
+typedef struct engine_batcher_params {
+    int32_t n_seq;   /* sessions that can be attached at once (1 .. 256) */
+    int32_t n_ctx;   /* positions per session */
+    int32_t n_chunk; /* prompt tokens a session hands in per step (0 = 256) */
+    model_kv_type kv_type;
+    core_pool *pool;               /* borrowed, required */
+    pthread_mutex_t *compute_lock; /* borrowed; held around each step when non-NULL */
+} engine_batcher_params;
+
+typedef struct engine_batcher_stats {
+    uint64_t steps, entries, sequences; /* forward steps, tokens in them, sessions in them */
+    int32_t last_batch, max_batch;      /* sessions in the last / the largest step */
+    int32_t queued, attached;           /* hand-ins waiting now; sessions attached */
+    double busy_ms;                     /* time spent in forward steps */
+} engine_batcher_stats;
+
+/* The model must outlive the batcher; every session attached must be freed before it. */
+shimmy_status engine_batcher_new(const engine_model *m, const engine_batcher_params *p,
+                                 engine_batcher **out, shimmy_error *err);
+void engine_batcher_free(engine_batcher *b);
+void engine_batcher_get_stats(engine_batcher *b, engine_batcher_stats *out);
+int32_t engine_batcher_n_chunk(const engine_batcher *b);
+int32_t engine_batcher_n_ctx(const engine_batcher *b);
+/* A free sequence as a context of engine_backend_batched (SHIMMY_ERR_BUSY when none is free). */
+shimmy_status engine_batcher_attach(engine_batcher *b, void **ctx, shimmy_error *err);
+extern const engine_backend engine_backend_batched;
+
 /* ---- sessions ---- */
 
 typedef struct engine_session_params {
@@ -108,6 +141,10 @@ typedef struct engine_session_params {
     int32_t n_threads;             /* own pool of this size when pool is NULL; 0 = physical cores */
     core_pool *pool;               /* borrowed, shared between sessions; NULL = own pool */
     pthread_mutex_t *compute_lock; /* borrowed; held around each forward step when non-NULL */
+    /* borrowed; when set the session is a sequence of this batcher (n_ctx is the batcher's,
+     * prompts go in its chunks, no LoRA), or, when all its sequences are taken, a context of
+     * its own as without one */
+    engine_batcher *batcher;
 } engine_session_params;
 
 typedef struct engine_session engine_session;

@@ -2,6 +2,7 @@
  * evaluation, and the generation loop (sample -> detokenize -> stop strings -> sink). */
 #include "constrain.h"
 #include "engine.h"
+#include "lora/lora.h"
 #include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
@@ -21,7 +22,33 @@ struct engine_session {
     size_t text_cap;
     int cancel;
     const struct lora_set *lora; /* borrowed */
+    engine_batcher *batcher;     /* borrowed: the batch it belongs to (NULL: none) */
+    model_kv_type kv_type;
 };
+
+/* Moves the session between the shared batch and a context of its own (adapters are applied
+ * per context); the cache starts empty either way. */
+static shimmy_status switch_ctx(engine_session *s, bool batched, shimmy_error *err) {
+    void *ctx = NULL;
+    const engine_backend *be = batched ? &engine_backend_batched : &engine_backend_cpu;
+    shimmy_status st;
+    if (batched) {
+        st = engine_batcher_attach(s->batcher, &ctx, err);
+    } else {
+        model_ctx_params cp = {.n_ctx = s->n_ctx,
+                               .n_batch = s->n_batch,
+                               .n_logits = s->n_logits,
+                               .kv_type = s->kv_type,
+                               .pool = s->pool};
+        st = be->ctx_new(engine_model_weights(s->m), &cp, &ctx, err);
+    }
+    if (st) return st;
+    s->be->ctx_free(s->ctx);
+    s->ctx = ctx;
+    s->be = be;
+    s->n_hist = 0;
+    return SHIMMY_OK;
+}
 
 shimmy_status engine_session_new(engine_model *m, const engine_session_params *p,
                                  engine_session **out, shimmy_error *err) {
@@ -47,7 +74,18 @@ shimmy_status engine_session_new(engine_model *m, const engine_session_params *p
     s->n_logits = p->n_logits ? p->n_logits : 1;
     s->n_vocab = w->hp.n_vocab;
     shimmy_status st = SHIMMY_OK;
-    if (p->pool) {
+    s->kv_type = p->kv_type;
+    if (p->batcher && p->pool && s->n_logits == 1 &&
+        engine_batcher_attach(p->batcher, &s->ctx, NULL) == SHIMMY_OK) {
+        /* a sequence of the shared batch: its steps run with the other sessions' */
+        s->batcher = p->batcher;
+        s->be = &engine_backend_batched;
+        s->pool = p->pool;
+        if (s->n_ctx > engine_batcher_n_ctx(p->batcher))
+            s->n_ctx = engine_batcher_n_ctx(p->batcher);
+        if (s->n_batch > engine_batcher_n_chunk(p->batcher))
+            s->n_batch = engine_batcher_n_chunk(p->batcher);
+    } else if (p->pool) {
         s->pool = p->pool;
     } else {
         st = core_pool_new(p->n_threads, &s->pool, err);
@@ -58,7 +96,7 @@ shimmy_status engine_session_new(engine_model *m, const engine_session_params *p
                            .n_logits = s->n_logits,
                            .kv_type = p->kv_type,
                            .pool = s->pool};
-    if (!st) st = s->be->ctx_new(w, &cp, &s->ctx, err);
+    if (!st && !s->ctx) st = s->be->ctx_new(w, &cp, &s->ctx, err);
     if (!st) {
         s->hist = core_malloc(sizeof *s->hist * (size_t)s->n_ctx);
         const tok_vocab *v = engine_model_vocab(m);
@@ -100,6 +138,13 @@ void engine_session_cancel(engine_session *s) {
 shimmy_status engine_session_set_lora(engine_session *s, const struct lora_set *set,
                                       shimmy_error *err) {
     if (set == s->lora) return SHIMMY_OK;
+    const bool any = set && lora_set_count(set) > 0;
+    if (s->batcher && any == (s->be == &engine_backend_batched)) {
+        /* adapters leave the shared batch for a context of their own; without them the
+         * session goes back to the batch (when a sequence is free) */
+        shimmy_status sw = switch_ctx(s, !any, any ? err : NULL);
+        if (sw && any) return sw;
+    }
     shimmy_status st = s->be->set_lora(s->ctx, set, err);
     s->lora = st ? NULL : set;
     s->be->truncate(s->ctx, 0); /* K/V of the old weights are stale either way */
@@ -114,9 +159,11 @@ const float *engine_logits(const engine_session *s, int32_t i) {
 /* One forward step under the compute lock; the history follows the cache. */
 static shimmy_status step(engine_session *s, const int32_t *tok, int32_t n, int32_t n_logits,
                           shimmy_error *err) {
-    if (s->lock) pthread_mutex_lock(s->lock);
+    /* the batcher takes the compute lock itself, around the shared step */
+    pthread_mutex_t *lock = s->be == &engine_backend_batched ? NULL : s->lock;
+    if (lock) pthread_mutex_lock(lock);
     shimmy_status st = s->be->eval(s->ctx, tok, n, n_logits, err);
-    if (s->lock) pthread_mutex_unlock(s->lock);
+    if (lock) pthread_mutex_unlock(lock);
     /* A model file truncated under its mapping reads as zero pages from then on (see
      * core_mapguard_add): what this step computed is wrong, so it fails instead. */
     if (!st && gguf_damaged(engine_model_file(s->m)))

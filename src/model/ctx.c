@@ -95,6 +95,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     const uint64_t o_seqntok = reserve(&l, S, sizeof(int32_t));
     const uint64_t o_tok = reserve(&l, B, 4 * sizeof(int32_t)); /* tok, seq, pos, run_end */
     const uint64_t o_want = reserve(&l, B, 1);
+    const uint64_t o_single = reserve(&l, B, 1);
     uint64_t o_x = reserve(&l, B * (uint64_t)hp->n_embd, 4);
     uint64_t o_xn = reserve(&l, B * xn_dim, 4);
     /* q, k, v and att live from the q/k/v products to the output projection, gate and up only
@@ -167,6 +168,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->tok_pos = c->tok + 2 * B;
     c->run_end = c->tok + 3 * B;
     c->want = base + o_want;
+    c->tok_single = base + o_single;
     c->out_rows = (int32_t *)(base + o_rows);
     c->k_cache = base + o_k;
     c->v_cache = base + o_v;

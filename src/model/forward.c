@@ -115,9 +115,13 @@ void model_op_logits(model_ctx *c, const float *norm_w, float eps, float softcap
             model_rms_norm(c->x + (int64_t)c->out_rows[j] * E, norm_w, c->embd + j * E, E, eps);
         return;
     }
-    for (int32_t j = 0; j < n_out; j++)
+    /* the output rows' single flags go in `want`, free during the forward pass (the step's
+     * logits flags were copied into out_rows) */
+    for (int32_t j = 0; j < n_out; j++) {
         model_rms_norm(c->x + (int64_t)c->out_rows[j] * E, norm_w, c->xn + j * E, E, eps);
-    model_linear(c, &m->output, c->xn, c->logits, n_out);
+        c->want[j] = c->tok_single[c->out_rows[j]];
+    }
+    model_linear_flags(c, &m->output, c->xn, c->logits, n_out, c->want);
     if (softcap > 0.0f)
         for (int64_t i = 0; i < (int64_t)n_out * V; i++)
             c->logits[i] = softcap * tanhf(c->logits[i] / softcap);
@@ -158,6 +162,7 @@ shimmy_status model_ctx_decode(model_ctx *c, const model_batch *b, shimmy_error 
         c->tok_pos[t] = c->seq_n_past[s] + cnt[s]++;
         if (b->logits && b->logits[t]) c->out_rows[n_out++] = t;
     }
+    for (int32_t t = 0; t < n; t++) c->tok_single[t] = cnt[c->tok_seq[t]] == 1;
     c->n_tok = n;
     c->n_logits_last = n_out;
     m->arch->forward(c);

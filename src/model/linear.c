@@ -18,6 +18,7 @@ typedef struct lin_task {
     unsigned char *xq_out;
     size_t xq_stride; /* bytes per activation row */
     int32_t n_tok;
+    const uint8_t *single; /* (n_tok) rows that are their sequence's only entry, or NULL */
 } lin_task;
 
 static void quantize_items(void *ctx, int64_t lo, int64_t hi, int slot) {
@@ -35,31 +36,47 @@ static void quantize_items(void *ctx, int64_t lo, int64_t hi, int slot) {
  * of the thread's range go through them once. */
 #define TOK_BLOCK 64
 
+/* Whether token tok's row goes through the tile kernels. The reference runs a product over
+ * several tokens through its batched kernels; over one token the batched order is the plain
+ * one for every type the tile kernels take except the float types (there a single token keeps
+ * vec_dot). In a batch of several sequences "one token" means the entry is its sequence's only
+ * one in the step, so that a decode row is computed the same way alone or with others. */
+static bool tiled_row(const lin_task *t, const model_weight *w, int32_t tok) {
+    if (!w->qt->gemm) return false;
+    if (w->qt->vec_dot_batch == w->qt->vec_dot) return true;
+    return t->single ? !t->single[tok] : t->n_tok > 1;
+}
+
 static void dot_rows(const lin_task *t, int k, int64_t lo, int64_t hi) {
     const model_weight *w = t->w[k];
-    /* The reference runs a product over several tokens through its batched kernels; over one
-     * token the batched order is the plain one for every type the tile kernels take except the
-     * float types (there a single token keeps vec_dot). */
-    if (w->qt->gemm && (t->n_tok > 1 || w->qt->vec_dot_batch == w->qt->vec_dot)) {
-        for (int32_t t0 = 0; t0 < t->n_tok; t0 += TOK_BLOCK) {
-            const int32_t nt = t->n_tok - t0 < TOK_BLOCK ? t->n_tok - t0 : TOK_BLOCK;
-            w->qt->gemm(w->n_in, hi - lo, nt,
-                        (const unsigned char *)w->data + (size_t)lo * w->row_bytes, w->row_bytes,
-                        t->xq + (size_t)t0 * t->xq_stride, t->xq_stride,
-                        t->y[k] + (int64_t)t0 * w->n_out + lo, (size_t)w->n_out);
-        }
-        return;
-    }
     const unsigned char *wd = w->data;
     const quant_vec_dot_fn dot = w->qt->vec_dot;
     const int64_t n_in = w->n_in, n_out = w->n_out;
-    for (int64_t r0 = lo; r0 < hi; r0 += ROW_BLOCK) {
-        const int64_t r1 = r0 + ROW_BLOCK < hi ? r0 + ROW_BLOCK : hi;
-        for (int32_t tok = 0; tok < t->n_tok; tok++) {
-            const void *xr = t->xq + (size_t)tok * t->xq_stride;
-            float *yr = t->y[k] + (int64_t)tok * n_out;
-            for (int64_t r = r0; r < r1; r++) dot(n_in, &yr[r], wd + (size_t)r * w->row_bytes, xr);
+    /* runs of tokens of one kind: tile kernels over a run of batched rows, plain dots over a
+     * run of single ones (the weight rows stay in L1 while every token visits them) */
+    for (int32_t a = 0; a < t->n_tok;) {
+        const bool tiled = tiled_row(t, w, a);
+        int32_t b = a + 1;
+        while (b < t->n_tok && tiled_row(t, w, b) == tiled) b++;
+        if (tiled) {
+            for (int32_t t0 = a; t0 < b; t0 += TOK_BLOCK) {
+                const int32_t nt = b - t0 < TOK_BLOCK ? b - t0 : TOK_BLOCK;
+                w->qt->gemm(w->n_in, hi - lo, nt, wd + (size_t)lo * w->row_bytes, w->row_bytes,
+                            t->xq + (size_t)t0 * t->xq_stride, t->xq_stride,
+                            t->y[k] + (int64_t)t0 * n_out + lo, (size_t)n_out);
+            }
+        } else {
+            for (int64_t r0 = lo; r0 < hi; r0 += ROW_BLOCK) {
+                const int64_t r1 = r0 + ROW_BLOCK < hi ? r0 + ROW_BLOCK : hi;
+                for (int32_t tok = a; tok < b; tok++) {
+                    const void *xr = t->xq + (size_t)tok * t->xq_stride;
+                    float *yr = t->y[k] + (int64_t)tok * n_out;
+                    for (int64_t r = r0; r < r1; r++)
+                        dot(n_in, &yr[r], wd + (size_t)r * w->row_bytes, xr);
+                }
+            }
         }
+        a = b;
     }
 }
 
@@ -108,17 +125,32 @@ static void run(model_ctx *c, core_items_fn fn, lin_task *t, int64_t n_items) {
         fn(t, 0, n_items, 0);
 }
 
+static void linear_rows(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
+                        float *const *y, int32_t n_tok, const uint8_t *single);
+
 void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
                     float *const *y, int32_t n_tok) {
+    /* rows that are the step's entries know which are single; other row sets (logits, expert
+     * groups) follow the plain rule */
+    linear_rows(c, n_w, w, x, y, n_tok, n_tok == c->n_tok ? c->tok_single : NULL);
+}
+
+void model_linear_flags(model_ctx *c, const model_weight *w, const float *x, float *y,
+                        int32_t n_rows, const uint8_t *single) {
+    linear_rows(c, 1, &w, x, &y, n_rows, single);
+}
+
+static void linear_rows(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
+                        float *const *y, int32_t n_tok, const uint8_t *single) {
     /* one group needs one activation type; otherwise each product runs on its own */
     bool same = n_w <= MAX_GROUP;
     for (int k = 1; k < n_w && same; k++)
         same = w[k]->qt->vec_dot_type == w[0]->qt->vec_dot_type && w[k]->n_in == w[0]->n_in;
     if (!same) {
-        for (int k = 0; k < n_w; k++) model_linear_n(c, 1, &w[k], x, &y[k], n_tok);
+        for (int k = 0; k < n_w; k++) linear_rows(c, 1, &w[k], x, &y[k], n_tok, single);
         return;
     }
-    lin_task t = {.n_w = n_w, .x = x, .n_tok = n_tok};
+    lin_task t = {.n_w = n_w, .x = x, .n_tok = n_tok, .single = single};
     for (int k = 0; k < n_w; k++) {
         t.w[k] = w[k];
         t.y[k] = y[k];

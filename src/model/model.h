@@ -466,6 +466,10 @@ struct model_ctx {
     int32_t *seq_end;  /* (n_seq) attention scratch: a sequence's positions after the step */
     int32_t *seq_ntok; /* (n_seq) attention scratch: a sequence's entries in the step */
     uint8_t *want;     /* (n_batch) model_ctx_eval's logits flags */
+    /* (n_batch) 1 where the entry is its sequence's only one in the step (a decode step): its
+     * products then use the single-token kernels, so that a sequence's rows do not depend on
+     * what else is in the batch */
+    uint8_t *tok_single;
     float *x;          /* (n_batch, n_embd) residual stream */
     float *xn;         /* (n_batch, max(n_embd, n_head*head_dim_v)) normed input / projections */
     /* q, k, v, att and gate, up overlap (the attention's and the FFN's scratch): see ctx.c */
@@ -496,5 +500,10 @@ void model_linear(model_ctx *c, const model_weight *w, const float *x, float *y,
  * Same results as n_w calls of model_linear, with one thread hand-off instead of n_w. */
 void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
                     float *const *y, int32_t n_tok);
+/* model_linear over n_rows rows that are not the step's entries (logits of some of them):
+ * single[i] != 0 marks a row whose entry is its sequence's only one in the step (NULL: the
+ * plain rule by n_rows). */
+void model_linear_flags(model_ctx *c, const model_weight *w, const float *x, float *y,
+                        int32_t n_rows, const uint8_t *single);
 
 #endif

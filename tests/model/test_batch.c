@@ -1,0 +1,154 @@
+/*
+ * Batches of several sequences: every sequence's logits are bit for bit those it gets alone
+ * (its prompt in one step, then one token per step), whatever else shares its steps: other
+ * sequences' prompts, their decode steps, or nothing. Also: a bad batch changes nothing, and
+ * truncating one sequence leaves the others alone.
+ */
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "test.h"
+
+#include <string.h>
+
+enum { N_SEQ = 3, N_GEN = 6, MAXP = 24 };
+
+typedef struct seq_case {
+    int32_t prompt[MAXP];
+    int32_t n_prompt;
+    int32_t gen[N_GEN]; /* the tokens fed after the prompt (teacher-forced) */
+} seq_case;
+
+/* Logits after the prompt and after each fed token: (N_GEN + 1, n_vocab). */
+static void run_alone(const model *m, model_kv_type kv, const seq_case *sc, float *out) {
+    model_ctx_params cp = {.n_ctx = 64, .n_batch = MAXP, .kv_type = kv};
+    model_ctx *c = NULL;
+    shimmy_error err;
+    CHECK(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK);
+    if (!c) return;
+    const int32_t V = m->hp.n_vocab;
+    CHECK(model_ctx_eval(c, sc->prompt, sc->n_prompt, 1, &err) == SHIMMY_OK);
+    memcpy(out, model_ctx_logits(c, 0), sizeof(float) * (size_t)V);
+    for (int g = 0; g < N_GEN; g++) {
+        CHECK(model_ctx_eval(c, &sc->gen[g], 1, 1, &err) == SHIMMY_OK);
+        memcpy(out + (size_t)(g + 1) * V, model_ctx_logits(c, 0), sizeof(float) * (size_t)V);
+    }
+    model_ctx_free(c);
+}
+
+/* The same sequences in one context: sequence 0's prompt alone, then sequence 1's prompt in
+ * the same steps as sequence 0's decode, then sequence 2 joining later; interleaved entries. */
+static void run_batched(const model *m, model_kv_type kv, const seq_case *sc, float *out[N_SEQ]) {
+    model_ctx_params cp = {
+        .n_ctx = 64, .n_seq = N_SEQ, .n_batch = 64, .n_logits = N_SEQ, .kv_type = kv};
+    model_ctx *c = NULL;
+    shimmy_error err;
+    CHECK(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK);
+    if (!c) return;
+    const int32_t V = m->hp.n_vocab;
+    int next[N_SEQ] = {-1, -1, -1}; /* -1: prompt not yet run; else tokens fed so far */
+    int32_t tok[64], seq[64];
+    uint8_t want[64];
+    for (int step = 0; step < 12; step++) {
+        int n = 0;
+        int owner[N_SEQ], n_owner = 0; /* sequences whose logits this step returns, in order */
+        for (int s = N_SEQ - 1; s >= 0; s--) { /* reverse order: entries interleave oddly */
+            const bool start = next[s] < 0 && step >= 2 * s;
+            if (start) {
+                for (int i = 0; i < sc[s].n_prompt; i++, n++) {
+                    tok[n] = sc[s].prompt[i];
+                    seq[n] = s;
+                    want[n] = i == sc[s].n_prompt - 1;
+                }
+            } else if (next[s] >= 0 && next[s] < N_GEN) {
+                tok[n] = sc[s].gen[next[s]];
+                seq[n] = s;
+                want[n++] = 1;
+            } else
+                continue;
+            owner[n_owner++] = s;
+        }
+        if (!n) continue;
+        model_batch b = {.n = n, .token = tok, .seq = seq, .logits = want};
+        CHECK(model_ctx_decode(c, &b, &err) == SHIMMY_OK);
+        /* logits come back in entry order: owners were added in that order */
+        for (int k = 0; k < n_owner; k++) {
+            const int s = owner[k];
+            const int slot = next[s] < 0 ? 0 : next[s] + 1;
+            memcpy(out[s] + (size_t)slot * V, model_ctx_logits(c, k), sizeof(float) * (size_t)V);
+            next[s] = next[s] < 0 ? 0 : next[s] + 1;
+        }
+    }
+    for (int s = 0; s < N_SEQ; s++) CHECK_MSG(next[s] == N_GEN, "sequence %d ran %d", s, next[s]);
+    /* a bad batch (a token past the vocabulary) changes nothing */
+    const int32_t n_past1 = model_ctx_seq_n_past(c, 1);
+    int32_t bad[2] = {1, V}, bseq[2] = {1, 1};
+    model_batch bb = {.n = 2, .token = bad, .seq = bseq};
+    CHECK(model_ctx_decode(c, &bb, &err) == SHIMMY_ERR_INVALID_ARG);
+    CHECK(model_ctx_seq_n_past(c, 1) == n_past1);
+    /* truncating one sequence keeps the others */
+    CHECK(model_ctx_seq_truncate(c, 1, 3) == 3);
+    CHECK(model_ctx_seq_n_past(c, 1) == 3 &&
+          model_ctx_seq_n_past(c, 0) == n_past1 - sc[1].n_prompt + sc[0].n_prompt);
+    model_ctx_free(c);
+}
+
+static void check_model(const char *name, model_kv_type kv) {
+    char path[1024], rel[256];
+    snprintf(rel, sizeof rel, "models/%s.gguf", name);
+    if (!test_data_path(rel, path, sizeof path)) return;
+    gguf_file *f = NULL;
+    model *m = NULL;
+    shimmy_error err;
+    CHECK(gguf_open(path, &f, &err) == SHIMMY_OK);
+    if (f) CHECK_MSG(model_load(f, &m, &err) == SHIMMY_OK, "%s: %s", name, err.message);
+    if (!m) {
+        gguf_close(f);
+        return;
+    }
+    const int32_t V = m->hp.n_vocab;
+    seq_case sc[N_SEQ];
+    uint32_t r = 12345;
+    for (int s = 0; s < N_SEQ; s++) {
+        sc[s].n_prompt = s == 1 ? 1 : 5 + 7 * s; /* a one-token prompt is a single entry too */
+        for (int i = 0; i < sc[s].n_prompt; i++)
+            sc[s].prompt[i] = (int32_t)((r = r * 1103515245u + 12345u) >> 8) % V;
+        for (int g = 0; g < N_GEN; g++)
+            sc[s].gen[g] = (int32_t)((r = r * 1103515245u + 12345u) >> 8) % V;
+    }
+    const size_t per = (size_t)(N_GEN + 1) * (size_t)V;
+    float *alone = calloc(N_SEQ * per, sizeof(float)), *both = calloc(N_SEQ * per, sizeof(float));
+    float *outs[N_SEQ];
+    for (int s = 0; s < N_SEQ; s++) {
+        run_alone(m, kv, &sc[s], alone + s * per);
+        outs[s] = both + s * per;
+    }
+    run_batched(m, kv, sc, outs);
+    for (int s = 0; s < N_SEQ; s++)
+        for (int g = 0; g <= N_GEN; g++) {
+            const float *a = alone + s * per + (size_t)g * V, *b = both + s * per + (size_t)g * V;
+            float worst = 0;
+            for (int32_t i = 0; i < V; i++)
+                if (fabsf(a[i] - b[i]) > worst) worst = fabsf(a[i] - b[i]);
+            CHECK_MSG(memcmp(a, b, sizeof(float) * (size_t)V) == 0,
+                      "%s %s seq %d step %d: batched logits differ from alone by up to %g", name,
+                      kv == MODEL_KV_F16 ? "f16" : "f32", s, g, (double)worst);
+        }
+    free(alone);
+    free(both);
+    model_free(m);
+    gguf_close(f);
+}
+
+int main(void) {
+    char buf[1024];
+    test_require_data("models/tiny-llama-spm-F32.gguf", buf, sizeof buf);
+    const char *names[] = {
+        "tiny-llama-spm-F32",  "tiny-llama-spm-F16",         "tiny-llama-spm-BF16",
+        "tiny-llama-spm-Q8_0", "tiny-llama-spm-e256-Q4_K_M", "tiny-qwen2-Q4_0",
+        "tiny-qwen3-F32"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        check_model(names[i], MODEL_KV_F16);
+        check_model(names[i], MODEL_KV_F32);
+    }
+    return test_finish("model/batch");
+}
