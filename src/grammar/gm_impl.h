@@ -38,20 +38,21 @@ typedef struct gm_mask {
  * those bits token by token is what a mask walk would spend its time on, so the set is computed
  * once per (first-byte set, loop class) and copied in 64-bit words. A token is in the slice when
  * its first byte is in f, all its ASCII bytes are in l, and its non-ASCII bytes (if high) are
- * well-formed UTF-8 starting on a character boundary. */
+ * well-formed UTF-8 starting on a character boundary. A slice depends on the vocabulary and its
+ * key only: the vocabulary's cache shares it among every matcher and grammar (immutable once
+ * built, reference-counted: a matcher holds references to the few it uses). */
 typedef struct gm_slice {
     uint64_t f[2], l[2];
     bool high;
     bool fhigh;     /* the first character may be non-ASCII too (then its subtree must be in l) */
-    uint64_t *bits; /* owned, NULL = empty entry */
-    uint64_t used;
+    int refs;       /* atomic */
+    uint64_t *bits; /* owned */
     /* The frontier: the nodes where a path leaves the slice's prefixes (their parent's path is
      * a prefix inside the class, their own byte is not, and their subtree is not taken whole),
      * grouped by that byte: front[fstart[b] .. fstart[b + 1]), in preorder within a group.
      * A walk from a slice's state knows the state at every prefix inside the class (the loop's,
      * or the chain's after as many steps), so it visits only these nodes, and only the groups
-     * whose byte some of those states take. NULL when memory was short (then the whole trie
-     * is walked). */
+     * whose byte some of those states take. */
     uint32_t *front; /* owned */
     uint32_t fstart[257];
 } gm_slice;
@@ -114,7 +115,8 @@ struct grammar_matcher {
     int32_t *dlvl;  /* (max_depth + 1) states of the walk */
     int32_t *chain; /* (max_depth + 1) states along a counted repetition (slice.c) */
     gm_mask cache[GM_MASK_CACHE];
-    gm_slice slices[GM_SLICES];
+    gm_slice *slices[GM_SLICES]; /* references, NULL = empty */
+    uint64_t slice_used[GM_SLICES];
     uint8_t *slpath; /* (max_depth + 1) the walk's path is inside the slice, per depth */
     uint64_t clock;
     grammar_stats stats;

@@ -82,6 +82,10 @@ static inline bool gram_term_meets(const grammar *g, const gram_term *t, uint32_
 
 /* ---- vocabulary trie (preorder) ---- */
 
+typedef struct gv_slice_cache gv_slice_cache;
+gv_slice_cache *gv_slice_cache_new(void); /* NULL when memory is short (then no slices) */
+void gv_slice_cache_free(gv_slice_cache *c);
+
 /* A trie node, all a mask walk reads of it in one 32-byte record (the walk is bound by memory:
  * one cache line per node visited, not one per field). */
 typedef struct gv_node {
@@ -115,7 +119,8 @@ struct grammar_vocab {
     /* (n_vocab bits) the text tokens that are well-formed UTF-8 (an unfinished last character
      * allowed): the others are refused wherever a character boundary is */
     uint64_t *wf;
-    uint32_t *piece_off; /* (n_vocab + 1) token bytes in pieces */
+    gv_slice_cache *slices; /* slice.c: the slices of this vocabulary, shared by all matchers */
+    uint32_t *piece_off;    /* (n_vocab + 1) token bytes in pieces */
     char *pieces;
     uint8_t *kind; /* (n_vocab) GV_TEXT, GV_EOG or GV_SPECIAL */
     int32_t *eog;  /* end-of-generation ids */

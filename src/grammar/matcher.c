@@ -449,16 +449,13 @@ void gm_destroy_pooled(grammar_matcher *m) {
     if (m) destroy(m);
 }
 
-/* What m holds, roughly (for the pool's bound). */
+/* What m holds, roughly (for the pool's bound; its slices belong to the vocabulary). */
 static size_t footprint(const grammar_matcher *m) {
     size_t n = (size_t)m->cap_nodes * 24 + (size_t)m->table_cap * 4 + m->cap_succ * 4 +
                (size_t)m->cap_dst * sizeof *m->dst + m->cap_dpool * 4 + (size_t)m->dtab_cap * 4 +
                (size_t)m->tcap * 12 + (size_t)m->n_direct * 1024;
     for (size_t i = 0; m->gv && i < GM_MASK_CACHE; i++)
         if (m->cache[i].bits) n += ((size_t)m->gv->n_vocab + 63) / 64 * 8;
-    for (size_t i = 0; m->gv && i < GM_SLICES; i++)
-        if (m->slices[i].bits)
-            n += ((size_t)m->gv->n_vocab + 63) / 64 * 8 + (size_t)m->slices[i].fstart[256] * 4;
     return n;
 }
 

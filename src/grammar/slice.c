@@ -5,6 +5,7 @@
  * state; the walk then skips those subtrees without setting their bits one by one. */
 #include "gm_impl.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,11 +14,59 @@
 /* Vocabularies with longer tokens get no chain slices (each chain state costs a direct table). */
 #define MAX_CHAIN 512
 
-void gm_slice_free(grammar_matcher *m) {
-    for (size_t i = 0; i < GM_SLICES; i++) {
-        free(m->slices[i].bits);
-        free(m->slices[i].front);
+/* ---- the vocabulary's cache ---- */
+
+#define GV_SLICES 32 /* slices a vocabulary keeps (least recently used out) */
+
+struct gv_slice_cache {
+    pthread_mutex_t lock;
+    gm_slice *s[GV_SLICES]; /* the cache's references */
+    uint64_t used[GV_SLICES];
+    uint64_t clock;
+};
+
+static void slice_unref(gm_slice *s) {
+    if (s && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        free(s->bits);
+        free(s->front);
+        free(s);
     }
+}
+
+gv_slice_cache *gv_slice_cache_new(void) {
+    gv_slice_cache *c = calloc(1, sizeof *c);
+    if (c && pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void gv_slice_cache_free(gv_slice_cache *c) {
+    if (!c) return;
+    for (size_t i = 0; i < GV_SLICES; i++) slice_unref(c->s[i]);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static bool same_key(const gm_slice *a, const gm_slice *b) {
+    return memcmp(a->f, b->f, sizeof a->f) == 0 && memcmp(a->l, b->l, sizeof a->l) == 0 &&
+           a->high == b->high && a->fhigh == b->fhigh;
+}
+
+/* A referenced slice of key from the cache, or NULL. Locked by the caller. */
+static gm_slice *cache_find(gv_slice_cache *c, const gm_slice *key) {
+    for (size_t i = 0; i < GV_SLICES; i++)
+        if (c->s[i] && same_key(c->s[i], key)) {
+            c->used[i] = ++c->clock;
+            __atomic_add_fetch(&c->s[i]->refs, 1, __ATOMIC_RELAXED);
+            return c->s[i];
+        }
+    return NULL;
+}
+
+void gm_slice_free(grammar_matcher *m) {
+    for (size_t i = 0; i < GM_SLICES; i++) slice_unref(m->slices[i]);
     memset(m->slices, 0, sizeof m->slices);
     free(m->slpath);
     m->slpath = NULL;
@@ -78,6 +127,49 @@ static bool build(const grammar_vocab *gv, gm_slice *s) {
     free(tmp);
     s->front = front;
     return true;
+}
+
+/* The vocabulary's slice of key (a reference), built outside the lock when it is new (two
+ * threads may both build one; the first in the cache wins). NULL when memory is short. */
+static gm_slice *shared(const grammar_vocab *gv, const gm_slice *key) {
+    gv_slice_cache *c = gv->slices;
+    if (!c) return NULL;
+    pthread_mutex_lock(&c->lock);
+    gm_slice *s = cache_find(c, key);
+    pthread_mutex_unlock(&c->lock);
+    if (s) return s;
+    const size_t words = ((size_t)gv->n_vocab + 63) / 64;
+    if (!(s = malloc(sizeof *s))) return NULL;
+    *s = *key;
+    s->refs = 1; /* the caller's */
+    s->front = NULL;
+    if (!(s->bits = malloc(words * sizeof *s->bits)) || !build(gv, s)) {
+        free(s->bits);
+        free(s);
+        return NULL;
+    }
+    pthread_mutex_lock(&c->lock);
+    gm_slice *won = cache_find(c, key);
+    if (!won) {
+        size_t v = 0;
+        for (size_t i = 0; i < GV_SLICES; i++) {
+            if (!c->s[i]) {
+                v = i;
+                break;
+            }
+            if (c->used[i] < c->used[v]) v = i;
+        }
+        slice_unref(c->s[v]);
+        __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED); /* the cache's */
+        c->s[v] = s;
+        c->used[v] = ++c->clock;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (won) {
+        slice_unref(s);
+        return won;
+    }
+    return s;
 }
 
 static int popcount2(const uint64_t s[2]) {
@@ -155,29 +247,19 @@ const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, gm_limit *limit) {
             limit->dead_after = limit->chars == c && refuses_class(m, end, &key);
         }
     }
-    gm_slice *victim = &m->slices[0];
+    size_t victim = 0;
     for (size_t i = 0; i < GM_SLICES; i++) {
-        gm_slice *s = &m->slices[i];
-        if (s->bits && memcmp(s->f, key.f, sizeof key.f) == 0 &&
-            memcmp(s->l, key.l, sizeof key.l) == 0 && s->high == key.high &&
-            s->fhigh == key.fhigh) {
-            s->used = ++m->clock;
-            return s;
+        if (m->slices[i] && same_key(m->slices[i], &key)) {
+            m->slice_used[i] = ++m->clock;
+            return m->slices[i];
         }
-        if (!s->bits || (victim->bits && s->used < victim->used)) victim = s;
+        if (!m->slices[i] || (m->slices[victim] && m->slice_used[i] < m->slice_used[victim]))
+            victim = i;
     }
-    const size_t words = ((size_t)gv->n_vocab + 63) / 64;
-    uint64_t *bits = victim->bits ? victim->bits : malloc(words * sizeof *bits);
-    if (!bits) return NULL;
-    free(victim->front);
-    *victim = key;
-    victim->bits = bits;
-    victim->used = ++m->clock;
-    victim->front = NULL;
-    if (!build(gv, victim)) { /* a slice is optional: walk without it */
-        free(victim->bits);
-        victim->bits = NULL;
-        return NULL;
-    }
-    return victim;
+    gm_slice *sl = shared(gv, &key);
+    if (!sl) return NULL;
+    slice_unref(m->slices[victim]);
+    m->slices[victim] = sl;
+    m->slice_used[victim] = ++m->clock;
+    return sl;
 }

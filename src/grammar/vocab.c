@@ -22,6 +22,7 @@ void grammar_vocab_free(grammar_vocab *gv) {
     free(gv->eog);
     free(gv->le);
     free(gv->wf);
+    gv_slice_cache_free(gv->slices);
     free(gv);
 }
 
@@ -242,6 +243,7 @@ shimmy_status grammar_vocab_from_pieces(const char *const *pieces, const size_t 
         grammar_vocab_free(gv);
         return core_error(err, SHIMMY_ERR_NOMEM, "vocab", "cannot allocate the token trie");
     }
+    gv->slices = gv_slice_cache_new();
     gv->serial = __atomic_fetch_add(&next_serial, 1, __ATOMIC_RELAXED);
     *out = gv;
     return SHIMMY_OK;

@@ -2,8 +2,11 @@
  * the mask from the trie walk equals the mask found token by token (each token's bytes fed to
  * the matcher), end-of-generation tokens are allowed exactly where the grammar can end, special
  * tokens never, and a cached mask equals a computed one. The walk picks random allowed tokens,
- * so byte tokens (SentencePiece) leave characters half-written across tokens. */
+ * so byte tokens (SentencePiece) leave characters half-written across tokens. Matchers on
+ * several threads share a vocabulary's slices. */
 #include "grammar/grammar.h"
+
+#include <pthread.h>
 #include "test.h"
 #include "tokenizer/tokenizer.h"
 
@@ -178,8 +181,83 @@ static void check_synthetic(void) {
     grammar_vocab_free(gv);
 }
 
+/* The vocabulary's slices are shared by every matcher (built by whichever thread needs one
+ * first): matchers on four threads at once, starting from an empty cache, give the same masks
+ * as one thread alone on a vocabulary of its own. */
+typedef struct walker {
+    const grammar_vocab *gv;
+    const char *const *gs;
+    size_t n_gs;
+    uint64_t hash; /* of every mask along the walks */
+    bool ok;
+} walker;
+
+static void *walk_grammars(void *arg) {
+    walker *w = arg;
+    const int32_t n = grammar_vocab_size(w->gv);
+    const size_t words = ((size_t)n + 63) / 64;
+    uint64_t *mask = malloc(words * 8);
+    w->hash = 1469598103934665603ull;
+    w->ok = mask != NULL;
+    for (size_t gi = 0; w->ok && gi < w->n_gs; gi++) {
+        grammar *g = NULL;
+        grammar_matcher *m = NULL;
+        w->ok = grammar_compile(w->gs[gi], strlen(w->gs[gi]), &g, NULL) == SHIMMY_OK &&
+                grammar_matcher_new(g, w->gv, &m, NULL) == SHIMMY_OK;
+        grammar_unref(g);
+        for (int step = 0; w->ok && step < 10; step++) {
+            const int64_t count = grammar_matcher_mask(m, mask, NULL);
+            w->ok = count > 0;
+            for (size_t i = 0; w->ok && i < words; i++)
+                w->hash = (w->hash ^ mask[i]) * 1099511628211ull;
+            int64_t pick = (step * 7919 + 13) % (count > 0 ? count : 1);
+            int32_t tok = -1;
+            for (int32_t t = 0; t < n && tok < 0; t++)
+                if (bit(mask, t) && pick-- == 0) tok = t;
+            if (tok < 0 || grammar_matcher_accept_token(m, tok, NULL) != SHIMMY_OK) break;
+        }
+        grammar_matcher_free(m);
+    }
+    free(mask);
+    return NULL;
+}
+
+static void check_shared_slices(void) {
+    char path[512];
+    const char *p = test_data_path("vocab/ggml-vocab-qwen2.gguf", path, sizeof path);
+    if (!p) return;
+    tok_vocab *v = NULL;
+    grammar_vocab *shared = NULL, *alone = NULL;
+    CHECK(tok_vocab_load_path(p, &v, NULL) == SHIMMY_OK);
+    CHECK(v && grammar_vocab_new(v, &shared, NULL) == SHIMMY_OK);
+    CHECK(v && grammar_vocab_new(v, &alone, NULL) == SHIMMY_OK);
+    if (shared && alone) {
+        /* string bodies, a long and short counts: grammars 3 to the end share classes */
+        const char *const *gs = grammars + 3;
+        const size_t n_gs = sizeof grammars / sizeof grammars[0] - 3;
+        walker ws[4], ref = {alone, gs, n_gs, 0, false};
+        pthread_t th[4];
+        bool started[4];
+        for (int i = 0; i < 4; i++) {
+            ws[i] = (walker){shared, gs, n_gs, 0, false};
+            started[i] = pthread_create(&th[i], NULL, walk_grammars, &ws[i]) == 0;
+        }
+        walk_grammars(&ref);
+        CHECK(ref.ok);
+        for (int i = 0; i < 4; i++) {
+            if (started[i]) pthread_join(th[i], NULL);
+            CHECK(started[i] && ws[i].ok);
+            CHECK_MSG(ws[i].hash == ref.hash, "thread %d: masks differ from one thread's", i);
+        }
+    }
+    grammar_vocab_free(shared);
+    grammar_vocab_free(alone);
+    tok_vocab_free(v);
+}
+
 int main(void) {
     check_synthetic();
+    check_shared_slices();
 #ifdef SHIMMY_TEST_SANITIZED
     const int steps = 4;
 #else
