@@ -178,13 +178,50 @@ static int32_t step_hashed(grammar_matcher *m, int32_t d, uint8_t b);
 
 /* Gives a hot state all 256 transitions in a plain array, and its self-loop bytes: one step
  * per byte class. */
+/* An ASCII character's step from a state with no partial character is the union of the
+ * successors of the stacks whose terminal takes it, so it depends only on which of them do:
+ * classes that the same stacks take share one step (a grammar with many literals has many
+ * classes, and few stacks at a time). Bit k of the result: stack k of d takes byte b; 0 also
+ * when d has too many stacks to tell (then every class is stepped). */
+static uint64_t takers(const grammar_matcher *m, const gm_dstate *ds, uint8_t b) {
+    const grammar *g = m->g;
+    uint64_t bits = 0;
+    for (uint32_t k = 0; k < ds->n; k++) {
+        const int32_t id = m->dpool[ds->off + k];
+        if (id && gram_term_has(g, &g->terms[GE_ARG(g->elems[m->npos[id]])], b)) bits |= 1ull << k;
+    }
+    return bits;
+}
+
 static void make_direct(grammar_matcher *m, int32_t d) {
     int32_t *t = malloc(256 * sizeof *t), byclass[256];
     if (!t) return; /* the hash keeps working */
+    const bool by_takers = m->dst[d].need == 0 && m->dst[d].n <= 64;
+    uint64_t seen[128];
+    int32_t seen_to[128];
+    uint32_t n_seen = 0;
     for (uint32_t c = 0; c < m->n_bclass; c++) {
-        if ((byclass[c] = step_hashed(m, d, m->brep[c])) == -2) {
+        const uint8_t b = m->brep[c];
+        uint32_t k = 0;
+        uint64_t who = 0;
+        if (by_takers && b < 0x80) {
+            if (!(who = takers(m, &m->dst[d], b))) {
+                byclass[c] = -1; /* no stack takes it */
+                continue;
+            }
+            while (k < n_seen && seen[k] != who) k++;
+            if (k < n_seen) {
+                byclass[c] = seen_to[k];
+                continue;
+            }
+        }
+        if ((byclass[c] = step_hashed(m, d, b)) == -2) {
             free(t);
             return;
+        }
+        if (by_takers && b < 0x80 && n_seen < 128) {
+            seen[n_seen] = who;
+            seen_to[n_seen++] = byclass[c];
         }
     }
     for (int b = 0; b < 256; b++) t[b] = byclass[m->bclass[b]];
