@@ -74,23 +74,53 @@ void gm_slice_free(grammar_matcher *m) {
     m->chain = NULL;
 }
 
+/* One step of the frontier pass at node i: the next node, after writing i to *out when it is
+ * on the frontier. */
+static inline uint32_t frontier_step(const grammar_vocab *gv, const gm_slice *s, uint32_t i,
+                                     uint32_t **out) {
+    const gv_node *nd = &gv->nd[i];
+    const bool first = nd->depth == 1;
+    if ((!first || gm_slice_first(s, nd->byte)) && gm_slice_covers(gv, i, s)) return nd->end;
+    if (gm_in_set(first ? s->f : s->l, nd->byte)) return i + 1;
+    *(*out)++ = i;
+    return nd->end;
+}
+
 /* The nodes where the slice's prefixes end: the same walk the mask does, with the class test
  * only. Every node visited has its path inside the slice (the others are skipped with their
  * subtrees). Fills front (room for every node) with the nodes skipped because their byte leaves
- * the class, and returns their number. */
+ * the class, in preorder, and returns their number. The trie is cold when a new class comes
+ * (it is larger than the caches and this pass jumps across it), so the pass runs CURSORS
+ * walks of disjoint runs of the root's subtrees in turn, each prefetching its next node: their
+ * memory latencies overlap instead of adding up. */
+#define CURSORS 8
 static uint32_t frontier(const grammar_vocab *gv, const gm_slice *s, uint32_t *front) {
-    uint32_t n_front = 0;
-    for (uint32_t i = 0; i < gv->n_nodes;) {
-        const gv_node *nd = &gv->nd[i];
-        const bool first = nd->depth == 1;
-        if ((!first || gm_slice_first(s, nd->byte)) && gm_slice_covers(gv, i, s)) {
-            i = nd->end;
-        } else if (gm_in_set(first ? s->f : s->l, nd->byte)) {
-            i++;
-        } else {
-            front[n_front++] = i;
-            i = nd->end;
+    const uint32_t n = gv->n_nodes;
+    uint32_t at[CURSORS], stop[CURSORS];
+    uint32_t *out[CURSORS];
+    uint32_t c = 0;
+    at[0] = 0;
+    for (uint32_t i = 0; i < n && c + 1 < CURSORS; i = gv->nd[i].end)
+        if (i > at[c] && (uint64_t)i * CURSORS >= (uint64_t)n * (c + 1)) at[++c] = i;
+    const uint32_t used = c + 1;
+    for (c = 0; c < used; c++) {
+        stop[c] = c + 1 < used ? at[c + 1] : n;
+        out[c] = front + at[c]; /* a run has at most as many frontier nodes as nodes */
+    }
+    for (bool busy = true; busy;) {
+        busy = false;
+        for (c = 0; c < used; c++) {
+            if (at[c] >= stop[c]) continue;
+            busy = true;
+            at[c] = frontier_step(gv, s, at[c], &out[c]);
+            __builtin_prefetch(&gv->nd[at[c]]);
         }
+    }
+    uint32_t n_front = 0;
+    for (c = 0; c < used; c++) {
+        const uint32_t first = c ? stop[c - 1] : 0, k = (uint32_t)(out[c] - (front + first));
+        memmove(front + n_front, front + first, k * sizeof *front);
+        n_front += k;
     }
     return n_front;
 }
