@@ -5,7 +5,8 @@
  * layers, 16 / 4 heads, n_ff 2816, 32000 tokens, untied output), random weights and the fixture's
  * synthetic tokenizer. TYPE is a llama-quantize style mix: F32, F16, BF16, Q8_0, Q4_0, Q4_1,
  * Q5_0, Q5_1, Q4_K_S, Q4_K_M (Q4_K; Q6_K for output, and for attn_v and ffn_down on the layers
- * llama-quantize's _M rule picks), Q6_K. */
+ * llama-quantize's _M rule picks), Q6_K, IQ4_NL, IQ4_XS (every matrix in that type, the output
+ * included: a benchmark of the type's kernels rather than llama-quantize's mix for it). */
 #include "fixture.h"
 
 #include <stdio.h>
@@ -16,7 +17,7 @@
 static const char usage[] =
     "usage: bench_make_model OUT.gguf TYPE [--n-embd 1024] [--n-layer 16] [--n-head 16]\n"
     "       [--n-head-kv 4] [--n-ff 2816] [--n-vocab 32000] [--n-ctx 4096] [--seed 1] [--tied]\n"
-    "TYPE: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_S Q4_K_M Q6_K\n";
+    "TYPE: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_S Q4_K_M Q6_K IQ4_NL IQ4_XS\n";
 
 typedef struct opt {
     const char *flag;

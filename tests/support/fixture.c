@@ -62,6 +62,8 @@ static const mix mixes[] = {
     {"Q4_K_S", GGUF_T_Q4_K, GGUF_T_Q4_K, GGUF_T_Q4_K, false, 14},
     {"Q4_K_M", GGUF_T_Q4_K, GGUF_T_Q6_K, GGUF_T_Q6_K, true, 15},
     {"Q6_K", GGUF_T_Q6_K, GGUF_T_Q6_K, GGUF_T_Q6_K, false, 18},
+    {"IQ4_NL", GGUF_T_IQ4_NL, GGUF_T_IQ4_NL, GGUF_T_IQ4_NL, false, 25},
+    {"IQ4_XS", GGUF_T_IQ4_XS, GGUF_T_IQ4_XS, GGUF_T_IQ4_XS, false, 30},
 };
 
 bool fixture_params_set_mix(fixture_params *p, const char *name) {

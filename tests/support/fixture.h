@@ -54,7 +54,8 @@ fixture_params fixture_params_default(void);
 
 /* Sets the weight types from a llama-quantize style name: "F32", "F16", "BF16", "Q8_0", "Q4_0",
  * "Q4_1", "Q5_0", "Q5_1", "Q4_K_S" (all Q4_K), "Q4_K_M" (Q4_K; Q6_K for output and, on the
- * raise_by_layer layers, attn_v and ffn_down), "Q6_K". False for other names (p unchanged). */
+ * raise_by_layer layers, attn_v and ffn_down), "Q6_K", "IQ4_NL", "IQ4_XS" (every matrix). False
+ * for other names (p unchanged). */
 bool fixture_params_set_mix(fixture_params *p, const char *mix);
 
 /* Uses one type for every matrix (layer matrices, token_embd, output); norms and biases stay

@@ -267,5 +267,6 @@ void quant_x86_avx512_install(quant_traits *t) {
     t[GGUF_T_Q6_K].vec_dot = vec_dot_q6_k;
     t[GGUF_T_Q4_K].gemm = gemm_q4_k;
     t[GGUF_T_Q6_K].gemm = gemm_q6_k;
+    quant_x86_avx512_install_iquants(t);
     quant_x86_avx512_install_gemm(t);
 }

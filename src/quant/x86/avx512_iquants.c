@@ -1,0 +1,125 @@
+/* AVX-512 (BW) kernels of IQ4_XS: the dot against Q8_K and tiles of one weight row against up to
+ * eight activation rows (prompt batches; a decode step is a tile of one token).
+ *
+ * A super-block's 256 codes become four registers of signed levels (pshufb through the 16
+ * levels), laid out as the activations are: per 32, elements 0..15 (low nibbles) then 16..31
+ * (high nibbles). AVX-512 has no byte sign instruction, so the products take |level| as the
+ * unsigned operand of maddubs and the activations negated where the level is negative (a masked
+ * subtract); no int16 pair can saturate (127 * 127 * 2 < 32767). madd with the 6-bit scales
+ * widens to int32. The super-block's integer sum is exact and its float step is quant_iq_term, as
+ * in the reference, so the results are the reference's bits. Decoding the weights is most of a
+ * dot's work; in a tile each decoded super-block serves every token of the tile. */
+#include "quant/x86/avx2_util.h"
+
+#define IT_ALWAYS static inline __attribute__((always_inline))
+#define IT_RN     8 /* tokens per decoded super-block */
+
+typedef struct iq4_sb {
+    __m512i mag[4];   /* |level| */
+    __mmask64 neg[4]; /* level < 0 */
+    __m512i sc[4];    /* int16 scale per pair: 256-bit half h of step k is 32 * (2k + h) */
+} iq4_sb;
+
+IT_ALWAYS void iq4xs_decode(const quant_block_iq4_xs *b, __m512i tab, iq4_sb *o) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i ia = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    const __m512i ib = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    for (int h = 0; h < 2; h++) {
+        const __m512i q = _mm512_loadu_si512((const void *)(b->qs + 64 * h));
+        const __m512i lo = _mm512_and_si512(q, m4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+        const __m512i l0 = _mm512_shuffle_epi8(tab, _mm512_permutex2var_epi64(lo, ia, hi));
+        const __m512i l1 = _mm512_shuffle_epi8(tab, _mm512_permutex2var_epi64(lo, ib, hi));
+        o->mag[2 * h] = _mm512_abs_epi8(l0);
+        o->mag[2 * h + 1] = _mm512_abs_epi8(l1);
+        o->neg[2 * h] = _mm512_movepi8_mask(l0);
+        o->neg[2 * h + 1] = _mm512_movepi8_mask(l1);
+    }
+    const unsigned sh = b->scales_h;
+    for (int k = 0; k < 4; k++) {
+        const int l = b->scales_l[k];
+        const int s0 = ((l & 0xF) | ((sh >> (4 * k)) & 3) << 4) - 32;
+        const int s1 = ((l >> 4) | ((sh >> (4 * k + 2)) & 3) << 4) - 32;
+        o->sc[k] =
+            _mm512_inserti64x4(_mm512_set1_epi16((short)s0), _mm256_set1_epi16((short)s1), 1);
+    }
+}
+
+IT_ALWAYS int32_t iq4xs_isum(const iq4_sb *w, const int8_t *y) {
+    __m512i acc = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const __m512i yv = _mm512_loadu_si512((const void *)(y + 64 * k));
+        const __m512i ys = _mm512_mask_sub_epi8(yv, w->neg[k], _mm512_setzero_si512(), yv);
+        acc =
+            _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(w->mag[k], ys), w->sc[k]));
+    }
+    return _mm512_reduce_add_epi32(acc);
+}
+
+static inline __m512i iq4_table(void) {
+    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)quant_iq4nl_values));
+}
+
+static void vec_dot_iq4_xs(int64_t n, float *s, const void *vx, const void *vy) {
+    const quant_block_iq4_xs *x = vx;
+    const quant_block_q8_k *y = vy;
+    const __m512i tab = iq4_table();
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
+        iq4_sb w;
+        iq4xs_decode(&x[i], tab, &w);
+        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, iq4xs_isum(&w, y[i].qs));
+    }
+    *s = sum;
+}
+
+/* One weight row against rn activation rows (xs bytes apart); pf: a row to prefetch. */
+IT_ALWAYS void iq4xs_tile(int rn, int64_t nb, const quant_block_iq4_xs *x, const unsigned char *yv,
+                          size_t xs, float *out, size_t ys, const unsigned char *pf) {
+    const __m512i tab = iq4_table();
+    float sum[IT_RN] = {0};
+    for (int64_t i = 0; i < nb; i++) {
+        if (pf)
+            for (int k = 0; k < 3; k++)
+                _mm_prefetch((const char *)pf + sizeof *x * (size_t)i + 64 * (size_t)k,
+                             _MM_HINT_T0);
+        iq4_sb w;
+        iq4xs_decode(&x[i], tab, &w);
+        const float dx = qx_h2f(x[i].d);
+#pragma GCC unroll 8
+        for (int t = 0; t < rn; t++) {
+            const quant_block_q8_k *yb = (const quant_block_q8_k *)(yv + (size_t)t * xs) + i;
+            sum[t] += quant_iq_term(dx, yb->d, iq4xs_isum(&w, yb->qs));
+        }
+    }
+    for (int t = 0; t < rn; t++) out[(size_t)t * ys] = sum[t];
+}
+
+#define IT_AHEAD 4 /* rows ahead to prefetch */
+
+static void gemm_iq4_xs(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws,
+                        const void *vx, size_t xs, float *y, size_t ys) {
+    const unsigned char *w = vw, *x = vx;
+    const int64_t nb = n / QUANT_QKK;
+    for (int64_t r = 0; r < nr; r++) {
+        const quant_block_iq4_xs *wr = (const quant_block_iq4_xs *)(w + (size_t)r * ws);
+        const unsigned char *pf = r + IT_AHEAD < nr ? w + (size_t)(r + IT_AHEAD) * ws : NULL;
+        for (int64_t t = 0; t < nt; t += IT_RN, pf = NULL) {
+            const unsigned char *xt = x + (size_t)t * xs;
+            float *out = y + (size_t)t * ys + r;
+            /* constant shapes: the compiler keeps a tile's sums in registers */
+            if (nt - t >= IT_RN)
+                iq4xs_tile(IT_RN, nb, wr, xt, xs, out, ys, pf);
+            else if (nt - t == 1)
+                iq4xs_tile(1, nb, wr, xt, xs, out, ys, pf);
+            else
+                iq4xs_tile((int)(nt - t), nb, wr, xt, xs, out, ys, pf);
+        }
+    }
+}
+
+void quant_x86_avx512_install_iquants(quant_traits *t) {
+    t[GGUF_T_IQ4_XS].vec_dot = vec_dot_iq4_xs;
+    t[GGUF_T_IQ4_XS].gemm = gemm_iq4_xs;
+}
