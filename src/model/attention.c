@@ -186,7 +186,9 @@ static void attn_general(const attn_task *t, int64_t lo, int64_t hi, int slot) {
             kt->vec_dot(hd, &sc[i], kc + ((size_t)cell * (size_t)lv.k_dim + (size_t)kvh * hd) * elt,
                         qr);
             float v = sc[i] * a->scale;
-            if (a->softcap > 0.0f) v = a->softcap * tanhf(v / a->softcap);
+            /* times the reciprocal, as the reference scales by it (a division may round
+             * differently) */
+            if (a->softcap > 0.0f) v = a->softcap * tanhf(v * (1.0f / a->softcap));
             sc[i] = v;
             if (v > mx) mx = v;
         }

@@ -33,6 +33,11 @@ void model_op_add(model_ctx *c, float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < c->n_tok * n; i++) x[i] += y[i];
 }
 
+void model_op_scale(model_ctx *c, float *x, int64_t n, float s) {
+    if (s == 1.0f) return;
+    for (int64_t i = 0; i < c->n_tok * n; i++) x[i] *= s;
+}
+
 void model_op_head_norm(model_ctx *c, float *y, const float *w, int32_t n_head, int32_t head_dim,
                         float eps) {
     if (!w) return;
@@ -66,13 +71,6 @@ void model_op_rope_qk(model_ctx *c, int slot, const model_rope_cfg *r) {
     }
 }
 
-/* GELU with tanh's approximation in float, as ggml's CPU GELU computes it for the
- * activations these models see (the reference's F16 lookup table agrees to its rounding). */
-static float gelu(float x) {
-    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
-}
-
 void model_op_glu(model_ctx *c, model_glu act, float *gate, const float *up, int64_t n_ff) {
     for (int32_t t = 0; t < c->n_tok; t++) {
         float *g = gate + t * n_ff;
@@ -80,7 +78,8 @@ void model_op_glu(model_ctx *c, model_glu act, float *gate, const float *up, int
         if (act == MODEL_GLU_SILU)
             model_swiglu(g, u, n_ff);
         else
-            for (int64_t i = 0; i < n_ff; i++) g[i] = gelu(g[i]) * u[i];
+            /* the reference's GEGLU: its F16-table GELU of the gate times the up value in F32 */
+            for (int64_t i = 0; i < n_ff; i++) g[i] = model_gelu(g[i]) * u[i];
     }
 }
 
@@ -124,7 +123,7 @@ void model_op_logits(model_ctx *c, const float *norm_w, float eps, float softcap
     model_linear_flags(c, &m->output, c->xn, c->logits, n_out, c->want);
     if (softcap > 0.0f)
         for (int64_t i = 0; i < (int64_t)n_out * V; i++)
-            c->logits[i] = softcap * tanhf(c->logits[i] / softcap);
+            c->logits[i] = softcap * tanhf(c->logits[i] * (1.0f / softcap));
 }
 
 shimmy_status model_ctx_decode(model_ctx *c, const model_batch *b, shimmy_error *err) {

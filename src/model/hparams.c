@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static const model_arch *const arch_table[] = {&model_arch_llama, &model_arch_qwen2,
-                                               &model_arch_qwen3, &model_arch_bert,
-                                               &model_arch_nomic_bert};
+static const model_arch *const arch_table[] = {
+    &model_arch_llama,      &model_arch_qwen2,  &model_arch_qwen3, &model_arch_bert,
+    &model_arch_nomic_bert, &model_arch_gemma2, &model_arch_gemma3};
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
 const model_arch *model_arch_find(const char *name) {

@@ -73,6 +73,8 @@ extern const model_arch model_arch_qwen2;
 extern const model_arch model_arch_qwen3;
 extern const model_arch model_arch_bert;
 extern const model_arch model_arch_nomic_bert;
+extern const model_arch model_arch_gemma2;
+extern const model_arch model_arch_gemma3;
 
 /* llama's pieces, which the families built on its block reuse (arch_llama.c): the rms_eps key,
  * the layer binding (biases required or optional, per-head q/k norms required or refused) and
@@ -81,6 +83,14 @@ shimmy_status model_llama_hparams(model_loader *ld, model_hparams *hp);
 shimmy_status model_llama_bind(model_loader *ld, int32_t il, model_layer *L, bool bias,
                                bool qk_norm);
 void model_llama_forward(model_ctx *c);
+
+/* gemma's pieces, shared by gemma2 and gemma3 (arch_gemma2.c): the layer binding (post-norms,
+ * per-head q/k norms required when qk_norm, the window on layer il iff il % swa_period <
+ * swa_period - 1, or on every layer for period 0) and the block, whose queries are multiplied
+ * by q_scale after rope (the scores are not scaled again). */
+shimmy_status model_gemma_bind(model_loader *ld, int32_t il, model_layer *L, bool qk_norm,
+                               int32_t swa_period);
+void model_gemma_forward(model_ctx *c, float q_scale);
 
 /* bert's pieces, shared with nomic-bert (arch_bert.c): the LayerNorm epsilon key, the token
  * types / positions / embedding norm (positions required or not), a block's post-LN norms and
@@ -115,6 +125,13 @@ struct model_hparams {
     /* Sliding-window attention: layers whose model_layer.window > 0 attend to the last
      * n_swa positions (their own included) and keep only a ring of cells in the KV cache. */
     int32_t n_swa; /* <arch>.attention.sliding_window, 0 = none */
+    /* Rope of the sliding-window layers where a family gives them their own (gemma2/3:
+     * <arch>.rope.freq_base_swa, no scaling); the other layers use rope_base/rope_freq_scale. */
+    float rope_base_swa, rope_freq_scale_swa;
+    /* Soft-caps (gemma2/3): a score s becomes cap·tanh(s/cap); 0 = none. attn_softcap on the
+     * attention scores (<arch>.attn_logit_softcapping), final_softcap on the output logits
+     * (<arch>.final_logit_softcapping). */
+    float attn_softcap, final_softcap;
     /* LayerNorm epsilon (<arch>.attention.layer_norm_epsilon, default 1e-12) */
     float norm_eps;
     /* model_pooling from <arch>.pooling_type; MODEL_POOL_UNSPEC when absent */
@@ -307,6 +324,8 @@ void model_op_rms_norm(model_ctx *c, const float *x, const float *w, float *out,
 void model_op_add_bias(model_ctx *c, float *y, const float *b, int64_t dim);
 /* x (n_tok, n) += y. */
 void model_op_add(model_ctx *c, float *x, const float *y, int64_t n);
+/* x (n_tok, n) *= s (s == 1: nothing). */
+void model_op_scale(model_ctx *c, float *x, int64_t n, float s);
 /* Per-head RMSNorm of y (n_tok, n_head*head_dim) with weights (head_dim); w NULL: nothing. */
 void model_op_head_norm(model_ctx *c, float *y, const float *w, int32_t n_head, int32_t head_dim,
                         float eps);
@@ -470,8 +489,8 @@ struct model_ctx {
      * products then use the single-token kernels, so that a sequence's rows do not depend on
      * what else is in the batch */
     uint8_t *tok_single;
-    float *x;          /* (n_batch, n_embd) residual stream */
-    float *xn;         /* (n_batch, max(n_embd, n_head*head_dim_v)) normed input / projections */
+    float *x;  /* (n_batch, n_embd) residual stream */
+    float *xn; /* (n_batch, max(n_embd, n_head*head_dim_v)) normed input / projections */
     /* q, k, v, att and gate, up overlap (the attention's and the FFN's scratch): see ctx.c */
     float *q;      /* (n_batch, n_head*head_dim) */
     float *k;      /* (n_batch, n_head_kv*head_dim) */

@@ -24,6 +24,8 @@ typedef struct new_ref {
 
 static const new_ref refs[] = {
     {"tiny-qwen3-F32", true}, /* not a newer file, but its F32 rule checks this test itself */
+    {"tiny-gemma3-F32", true},  {"tiny-gemma3-Q8_0", false}, {"tiny-gemma3-e256-Q4_K_M", false},
+    {"tiny-gemma2-F16", false}, {"tiny-gemma2-Q8_0", false},
 };
 
 typedef struct judge {
@@ -51,7 +53,8 @@ static void judge_step(const float *logits, int32_t n_vocab, json_t *top5, doubl
     const double l1 = json_number_value(json_array_get(json_array_get(top5, 0), 1));
     const double l2 = json_number_value(json_array_get(json_array_get(top5, 1), 1));
     if (l1 - l2 > margin_min) {
-        const int32_t want = (int32_t)json_integer_value(json_array_get(json_array_get(top5, 0), 0));
+        const int32_t want =
+            (int32_t)json_integer_value(json_array_get(json_array_get(top5, 0), 0));
         int32_t best = 0;
         for (int32_t i = 1; i < n_vocab; i++)
             if (logits[i] > logits[best]) best = i;
