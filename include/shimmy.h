@@ -1042,10 +1042,44 @@ shimmy_status shimmy_adapter_check(const shimmy_adapter *a, const shimmy_model *
  * generation at a time (one thread), except shimmy_session_cancel (any thread). */
 typedef struct shimmy_session shimmy_session;
 
+/* Continuous batching: sessions created with the same shimmy_batch decode in shared forward
+ * steps (each weight row is read once per step for all of them) while each keeps its own
+ * sampling, grammar, stop strings and prefix cache, and gets exactly the tokens it would get
+ * alone. A session with adapters runs on a context of its own (and rejoins without them); a
+ * session beyond `slots` gets a context of its own. */
+typedef struct shimmy_batch shimmy_batch;
+
+typedef struct shimmy_batch_options {
+    int32_t slots;           /* sessions decoding together, [1, 256] */
+    int32_t ctx_len;         /* positions per session, [0, 1048576]; 0 = shimmy_model_ctx_len */
+    int32_t chunk;           /* prompt tokens a session adds per step, [0, 4096]; 0 = 256 */
+    shimmy_threadpool *pool; /* required, borrowed: runs the shared steps */
+} shimmy_batch_options;
+
+typedef struct shimmy_batch_stats {
+    uint64_t steps;     /* forward steps run */
+    uint64_t tokens;    /* tokens (prompt and generated) in them */
+    uint64_t sequences; /* sessions in them, summed over steps */
+    int32_t last_batch; /* sessions in the last step */
+    int32_t max_batch;  /* sessions in the largest step */
+    int32_t queued;     /* sessions waiting for the next step now */
+    int32_t attached;   /* sessions of the batch now */
+    double busy_ms;     /* time spent in forward steps */
+} shimmy_batch_stats;
+
+/* Holds a reference to m until shimmy_batch_free, which must come after every session created
+ * with the batch is freed. Errors: SHIMMY_ERR_INVALID_ARG (`where` the field), _NOMEM. */
+SHIMMY_NODISCARD shimmy_status shimmy_batch_new(shimmy_model *m, const shimmy_batch_options *o,
+                                                shimmy_batch **out, shimmy_error *err);
+void shimmy_batch_free(shimmy_batch *b);
+void shimmy_batch_get_stats(shimmy_batch *b, shimmy_batch_stats *out);
+
 typedef struct shimmy_session_options {
     int32_t ctx_len;         /* [0, 1048576]; 0 = shimmy_model_ctx_len(m) */
     int32_t threads;         /* [0, 512] without a pool; 0 = the spec's threads */
     shimmy_threadpool *pool; /* borrowed, shared; NULL = the session's own threads */
+    shimmy_batch *batch;     /* borrowed: decode in this batch's shared steps (NULL: alone); the
+                                batch's model must be the session's (same weights) and pool */
 } shimmy_session_options;
 
 /* opts NULL = defaults. Holds a reference to m until shimmy_session_free. Errors:

@@ -92,6 +92,17 @@ typedef struct api_session {
     struct lora_set *lora;
 } api_session;
 
+struct shimmy_threadpool {
+    core_pool *pool;
+    pthread_mutex_t compute_lock; /* held by a session around each forward step */
+};
+
+struct shimmy_batch {
+    shimmy_model *m; /* one reference */
+    engine_batcher *b;
+    shimmy_threadpool *pool; /* borrowed */
+};
+
 struct shimmy_model {
     int refs; /* atomic */
     shimmy_spec spec;

@@ -14,11 +14,6 @@
 
 /* ---- thread pools ---- */
 
-struct shimmy_threadpool {
-    core_pool *pool;
-    pthread_mutex_t compute_lock; /* held by a session around each forward step */
-};
-
 shimmy_status shimmy_threadpool_new(int32_t n_threads, shimmy_threadpool **out, shimmy_error *err) {
     if (!out) return core_error(err, SHIMMY_ERR_INVALID_ARG, "out", "out is NULL");
     *out = NULL;
@@ -126,6 +121,14 @@ shimmy_status shimmy_session_new(shimmy_model *m, const shimmy_session_options *
     if (o->pool) {
         s->params.pool = o->pool->pool;
         s->params.compute_lock = &o->pool->compute_lock;
+    }
+    if (o->batch) {
+        if (o->batch->m->em != m->em || o->batch->pool != o->pool) {
+            free(s);
+            return core_error(err, SHIMMY_ERR_INVALID_ARG, "batch",
+                              "the batch belongs to another model or thread pool");
+        }
+        s->params.batcher = o->batch->b;
     }
     st = engine_session_new(m->em, &s->params, &s->es, err);
     if (st) {

@@ -13,7 +13,7 @@ static const char serve_usage[] =
     "             [--ctx-size N] [--parallel N] [--api-key KEY] [--cors ORIGIN]\n"
     "             [--max-body BYTES] [--max-tokens-cap N] [--max-connections N] [--timeout S]\n"
     "             [--queue N] [--lora FILE|DIR]... [--lora-scaled FILE|DIR SCALE]...\n"
-    "             [--max-loaded BYTES] [--keep-alive S] [--ollama]";
+    "             [--max-loaded BYTES] [--keep-alive S] [--ollama] [--no-batching]";
 
 #define SERVE_MAX_MODELS 64
 
@@ -147,6 +147,11 @@ int cli_cmd_serve(int argc, char **argv) {
             o.cfg.extra_host = o.extra_host;
             o.cfg.extra_port = 11434;
             i--; /* takes no value */
+            continue;
+        }
+        if (strcmp(argv[i], "--no-batching") == 0) { /* slots take turns per forward step */
+            o.cfg.no_batching = true;
+            i--;
             continue;
         }
         if (strcmp(argv[i], "--lora-scaled") == 0) {

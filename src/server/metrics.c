@@ -129,6 +129,34 @@ char *server_metrics_render(server *s) {
         "# HELP shimmy_slots Configured slots (--parallel).\n"
         "# TYPE shimmy_slots gauge\nshimmy_slots %d\n",
         queued, running, s->n_slots);
+    /* continuous batching: every batch's steps summed (one batch per model in use) */
+    shimmy_batch_stats bt = {0};
+    pthread_mutex_lock(&s->qmu);
+    for (int i = 0; s->batches && i < s->n_slots; i++) {
+        if (!s->batches[i].b) continue;
+        shimmy_batch_stats one;
+        shimmy_batch_get_stats(s->batches[i].b, &one);
+        bt.steps += one.steps, bt.tokens += one.tokens, bt.sequences += one.sequences;
+        bt.last_batch += one.last_batch, bt.queued += one.queued;
+        if (one.max_batch > bt.max_batch) bt.max_batch = one.max_batch;
+    }
+    pthread_mutex_unlock(&s->qmu);
+    put(&b,
+        "# HELP shimmy_batch_steps_total Forward steps shared by the slots (continuous "
+        "batching).\n"
+        "# TYPE shimmy_batch_steps_total counter\nshimmy_batch_steps_total %llu\n"
+        "# HELP shimmy_batch_sequences_total Sessions in those steps, summed over steps.\n"
+        "# TYPE shimmy_batch_sequences_total counter\nshimmy_batch_sequences_total %llu\n"
+        "# HELP shimmy_batch_tokens_total Tokens (prompt and generated) in those steps.\n"
+        "# TYPE shimmy_batch_tokens_total counter\nshimmy_batch_tokens_total %llu\n"
+        "# HELP shimmy_batch_size Sessions in the last step.\n"
+        "# TYPE shimmy_batch_size gauge\nshimmy_batch_size %d\n"
+        "# HELP shimmy_batch_size_max Sessions in the largest step.\n"
+        "# TYPE shimmy_batch_size_max gauge\nshimmy_batch_size_max %d\n"
+        "# HELP shimmy_batch_waiting Sessions waiting for the next step.\n"
+        "# TYPE shimmy_batch_waiting gauge\nshimmy_batch_waiting %d\n",
+        (unsigned long long)bt.steps, (unsigned long long)bt.sequences,
+        (unsigned long long)bt.tokens, bt.last_batch, bt.max_batch, bt.queued);
     size_t n;
     shimmy_load_status *infos = server_models_snapshot(s, &n);
     size_t loaded = 0;

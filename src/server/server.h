@@ -61,6 +61,7 @@ typedef struct server_config {
     int n_threads;           /* compute threads; 0 = physical cores */
     int ctx_size;            /* per-slot context; 0 = min(n_ctx_train, 4096) */
     int parallel;            /* slots (concurrent generations) */
+    bool no_batching;        /* slots take turns per step instead of sharing steps */
     const char *api_key;     /* NULL/"" = no authentication */
     const char *cors_origin; /* NULL = no CORS headers */
     size_t max_body;         /* bytes */
@@ -325,6 +326,7 @@ typedef struct server_slot {
     pthread_t thread;
     bool started;
     shimmy_session *session; /* kept between jobs (KV prefix); holds its model */
+    int batch;               /* the server_batch its session decodes in, -1 = none */
     server_job *job;         /* running job, under srv->qmu */
     bool counted;            /* counted in srv->running, under srv->qmu */
 } server_slot;
@@ -365,6 +367,13 @@ struct server {
     int running; /* jobs on slots */
     server_slot *slots;
     int n_slots;
+    /* Continuous batching (slots.c): one batch per model weights that slots' sessions use, freed
+     * with its last session. Under qmu. */
+    struct server_batch {
+        shimmy_batch *b;
+        shimmy_model *m; /* the batch's model (its reference) */
+        int users;
+    } * batches; /* (n_slots) */
 
     atomic_bool stopping;
     atomic_int active; /* connections holding a job (HTTP or WebSocket) */
@@ -501,7 +510,10 @@ int server_handle_ollama_ps(server_call *c);
 int server_handle_ollama_version(server_call *c);
 int server_handle_ollama_root(server_call *c);
 int server_handle_ollama_store(server_call *c); /* pull, push, create, copy, delete: refused */
-int server_handle_ollama_embed(server_call *c); /* embed, embeddings: not served yet */
+/* embed.c: /api/embed and /api/embeddings (Ollama), /v1/embeddings, /v1/rerank and /rerank */
+int server_handle_ollama_embed(server_call *c);
+int server_handle_embeddings(server_call *c);
+int server_handle_rerank(server_call *c);
 /* True for the paths that answer in Ollama's error shape ({"error": "..."}). */
 bool server_route_is_ollama(const char *route);
 int server_handle_tokenize(server_call *c);

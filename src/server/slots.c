@@ -119,6 +119,37 @@ static shimmy_next job_piece(const char *text, size_t len, void *user) {
 static void slot_drop_session(server_slot *sl) {
     shimmy_session_free(sl->session); /* drops its model reference */
     sl->session = NULL;
+    if (sl->batch >= 0) { /* the batch goes with its last session (and its model reference) */
+        struct server_batch *e = &sl->srv->batches[sl->batch];
+        if (--e->users == 0) {
+            shimmy_batch_free(e->b);
+            e->b = NULL;
+            e->m = NULL;
+        }
+        sl->batch = -1;
+    }
+}
+
+/* Under srv->qmu: the batch of m's weights (made on first use), or -1 (batching off, or it
+ * cannot be made: the session then runs alone). */
+static int batch_for(server *s, shimmy_model *m) {
+    if (s->cfg.no_batching || s->n_slots < 2 || !s->batches) return -1;
+    int free_ent = -1;
+    for (int i = 0; i < s->n_slots; i++) {
+        if (s->batches[i].b && shimmy_model_same_weights(s->batches[i].m, m)) return i;
+        if (!s->batches[i].b && free_ent < 0) free_ent = i;
+    }
+    if (free_ent < 0) return -1;
+    shimmy_batch_options bo = {.slots = s->n_slots, .ctx_len = s->cfg.ctx_size, .pool = s->pool};
+    shimmy_error err;
+    if (shimmy_batch_new(m, &bo, &s->batches[free_ent].b, &err) != SHIMMY_OK) {
+        shimmy_log(SHIMMY_LOG_WARN, "slots: no shared batch for '%s' (%s): its slots take turns",
+                   shimmy_model_name(m), err.message);
+        return -1;
+    }
+    s->batches[free_ent].m = m;
+    s->batches[free_ent].users = 0;
+    return free_ent;
 }
 
 /* The slot keeps its session (and with it a reference to its model) after a job so that the
@@ -130,13 +161,21 @@ static shimmy_status slot_bind(server_slot *sl, server_job *j, shimmy_error *err
     slot_drop_session(sl);
     pthread_mutex_unlock(&sl->srv->qmu);
     shimmy_session_options so = {.ctx_len = sl->srv->cfg.ctx_size, .pool = sl->srv->pool};
+    pthread_mutex_lock(&sl->srv->qmu);
+    const int bi = batch_for(sl->srv, j->model);
+    if (bi >= 0) {
+        sl->srv->batches[bi].users++; /* before the session: the batch stays while it is made */
+        so.batch = sl->srv->batches[bi].b;
+    }
+    sl->batch = bi;
+    pthread_mutex_unlock(&sl->srv->qmu);
     shimmy_session *ses = NULL;
     shimmy_status st = shimmy_session_new(j->model, &so, &ses, err);
-    if (st) return st;
     pthread_mutex_lock(&sl->srv->qmu);
     sl->session = ses;
+    if (st) slot_drop_session(sl); /* releases the batch */
     pthread_mutex_unlock(&sl->srv->qmu);
-    return SHIMMY_OK;
+    return st;
 }
 
 /* Gives the slot's capacity back as soon as the engine is done with a job, before the final
@@ -284,7 +323,10 @@ static void *slot_main(void *arg) {
 
 shimmy_status server_slots_start(server *s, shimmy_error *err) {
     s->slots = calloc((size_t)s->n_slots, sizeof *s->slots);
-    if (!s->slots) return shimmy_error_set(err, SHIMMY_ERR_NOMEM, NULL, "out of memory for slots");
+    s->batches = calloc((size_t)s->n_slots, sizeof *s->batches);
+    if (!s->slots || !s->batches)
+        return shimmy_error_set(err, SHIMMY_ERR_NOMEM, NULL, "out of memory for slots");
+    for (int i = 0; i < s->n_slots; i++) s->slots[i].batch = -1;
     for (int i = 0; i < s->n_slots; i++) {
         server_slot *sl = &s->slots[i];
         sl->srv = s;
@@ -320,6 +362,8 @@ void server_slots_stop(server *s) {
         if (s->slots[i].started) pthread_join(s->slots[i].thread, NULL);
     free(s->slots);
     s->slots = NULL;
+    free(s->batches); /* every slot dropped its session, and with the last one its batch */
+    s->batches = NULL;
 }
 
 void server_slots_drop_unloaded(server *s) {
