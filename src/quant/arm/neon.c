@@ -330,5 +330,6 @@ void quant_arm_neon_install(quant_traits *t) {
     t[GGUF_T_F32].vec_dot = vec_dot_f32;
     t[GGUF_T_F16].vec_dot_batch = vec_dot_batch_f16;
     t[GGUF_T_F32].vec_dot_batch = vec_dot_batch_f32;
+    quant_arm_neon_install_iquants(t);
     quant_arm_neon_install_gemm(t);
 }
