@@ -6,7 +6,15 @@
  * R/(L-1)/sqrt(12); Gaussian blocks of 32 span about +-2.1 sigma (16 values: +-1.8), which gives
  * the figures in the table (K-quants must do at least as well as a plain block of the same bits,
  * since their scale search only ever lowers the error). Each bound has some headroom over that
- * estimate; a broken layout or scale gives errors of order 1. */
+ * estimate; a broken layout or scale gives errors of order 1.
+ *
+ * The newer formats: IQ4_NL/IQ4_XS (16 non-uniform levels per 32, the scale fitted by a search
+ * that only lowers the error) are held to the plain 4-bit block's bound. The ternary TQ1_0/TQ2_0
+ * (scale = largest magnitude of 256, values rounded to -1/0/1) lose most small values: an ideal
+ * ternary quantizer simulated on the same distributions gives 0.807 (N(0,1)) and 0.804 (mean
+ * 0.5), bound 0.85; a wrong trit layout puts errors above 1. MXFP4 (E2M1 values, a power-of-two
+ * scale from floor(log2 amax) - 2, so the largest values may saturate) simulated gives 0.115 and
+ * 0.113, bound 0.13. */
 #include "quant/quant.h"
 #include "test.h"
 
@@ -16,10 +24,11 @@ typedef struct case_ {
 } case_;
 
 static const case_ cases[] = {
-    {GGUF_T_F32, 0.0},    {GGUF_T_F16, 4.9e-4}, {GGUF_T_BF16, 3.9e-3}, {GGUF_T_Q8_0, 0.010},
-    {GGUF_T_Q8_1, 0.010}, {GGUF_T_Q8_K, 0.010}, {GGUF_T_Q6_K, 0.022},  {GGUF_T_Q5_0, 0.060},
-    {GGUF_T_Q5_1, 0.060}, {GGUF_T_Q5_K, 0.050}, {GGUF_T_Q4_0, 0.120},  {GGUF_T_Q4_1, 0.120},
-    {GGUF_T_Q4_K, 0.100}, {GGUF_T_Q3_K, 0.220}, {GGUF_T_Q2_K, 0.450},
+    {GGUF_T_F32, 0.0},      {GGUF_T_F16, 4.9e-4},  {GGUF_T_BF16, 3.9e-3}, {GGUF_T_Q8_0, 0.010},
+    {GGUF_T_Q8_1, 0.010},   {GGUF_T_Q8_K, 0.010},  {GGUF_T_Q6_K, 0.022},  {GGUF_T_Q5_0, 0.060},
+    {GGUF_T_Q5_1, 0.060},   {GGUF_T_Q5_K, 0.050},  {GGUF_T_Q4_0, 0.120},  {GGUF_T_Q4_1, 0.120},
+    {GGUF_T_Q4_K, 0.100},   {GGUF_T_Q3_K, 0.220},  {GGUF_T_Q2_K, 0.450},  {GGUF_T_IQ4_NL, 0.120},
+    {GGUF_T_IQ4_XS, 0.120}, {GGUF_T_TQ1_0, 0.850}, {GGUF_T_TQ2_0, 0.850}, {GGUF_T_MXFP4, 0.130},
 };
 
 #define N 4096
