@@ -143,6 +143,7 @@ static bool build(const grammar_vocab *gv, gm_slice *s) {
     memcpy(s->bits, gv->wf, words * sizeof *s->bits);
     memset(s->fstart, 0, sizeof s->fstart);
     for (uint32_t k = 0; k < n; k++) {
+        if (k + 8 < n) __builtin_prefetch(&gv->nd[tmp[k + 8]]);
         const gv_node *nd = &gv->nd[tmp[k]];
         s->fstart[nd->byte + 1]++;
         for (uint32_t j = nd->tok_first, z = gv->nd[nd->end].tok_first; j < z; j++) {
