@@ -24,8 +24,15 @@ typedef struct new_ref {
 
 static const new_ref refs[] = {
     {"tiny-qwen3-F32", true}, /* not a newer file, but its F32 rule checks this test itself */
-    {"tiny-gemma3-F32", true},  {"tiny-gemma3-Q8_0", false}, {"tiny-gemma3-e256-Q4_K_M", false},
-    {"tiny-gemma2-F16", false}, {"tiny-gemma2-Q8_0", false},
+    {"tiny-gemma3-F32", true},
+    {"tiny-gemma3-Q8_0", false},
+    {"tiny-gemma3-e256-Q4_K_M", false},
+    {"tiny-gemma2-F16", false},
+    {"tiny-gemma2-Q8_0", false},
+    /* the i-quant files (IQ4_NL..IQ1_M, TQ1_0, TQ2_0; quant's tables) */
+    {"tiny-llama-iq4-iq3", false},
+    {"tiny-llama-iq2", false},
+    {"tiny-llama-iq1-tq", false},
 };
 
 typedef struct judge {
