@@ -1045,8 +1045,8 @@ typedef struct shimmy_session shimmy_session;
 /* Continuous batching: sessions created with the same shimmy_batch decode in shared forward
  * steps (each weight row is read once per step for all of them) while each keeps its own
  * sampling, grammar, stop strings and prefix cache, and gets exactly the tokens it would get
- * alone. A session with adapters runs on a context of its own (and rejoins without them); a
- * session beyond `slots` gets a context of its own. */
+ * alone. Sessions with different adapters share steps too (each adds its own adapters' terms to
+ * the shared base products); a session beyond `slots` gets a context of its own. */
 typedef struct shimmy_batch shimmy_batch;
 
 typedef struct shimmy_batch_options {

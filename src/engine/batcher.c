@@ -7,9 +7,10 @@
  * Gathering: a step starts when every session that took part in the previous step has handed in
  * its next one (they come back after sampling, well under a millisecond), or GATHER_US after
  * the first hand-in; a session that is slow (a grammar mask, a client) misses one step, not the
- * others' tokens. Prompts come in chunks (the session's n_batch, engine_batcher_params.n_chunk),
- * and a step takes whole chunks while its token budget lasts, so a long prompt shares steps with
- * the running streams instead of stalling them.
+ * others' tokens. Sessions with different adapters share steps too (each entry adds its own
+ * set's low-rank terms). Prompts come in chunks (the session's n_batch,
+ * engine_batcher_params.n_chunk), and a step takes whole chunks while its token budget lasts, so a
+ * long prompt shares steps with the running streams instead of stalling them.
  *
  * Determinism: a session's logits depend only on its own tokens: model_ctx_decode computes a
  * sequence's rows the same way whatever shares the step (tests/model/test_batch.c), and chunk
@@ -31,6 +32,7 @@ struct engine_batcher {
     model_ctx *ctx;
     int32_t n_seq, n_ctx, n_chunk, n_batch, n_vocab;
     pthread_mutex_t *compute_lock; /* borrowed or NULL */
+    pthread_mutex_t step_mu; /* held around each step: adapters' scratch changes between steps */
     pthread_mutex_t mu;
     pthread_cond_t work; /* a hand-in arrived, or stop */
     pthread_cond_t done; /* a step finished */
@@ -39,9 +41,10 @@ struct engine_batcher {
     batch_seq *seqs;   /* (n_seq) */
     batch_seq **queue; /* (n_seq) hand-ins in arrival order */
     int32_t n_queued;
-    int32_t *tok, *seqv; /* (n_batch) the step's entries */
-    uint8_t *want;       /* (n_batch) */
-    batch_seq **took;    /* (n_seq) the step's sessions, in entry order */
+    int32_t *tok, *seqv;          /* (n_batch) the step's entries */
+    uint8_t *want;                /* (n_batch) */
+    const struct lora_set **lora; /* (n_batch) the entries' adapters */
+    batch_seq **took;             /* (n_seq) the step's sessions, in entry order */
     engine_batcher_stats stats;
 };
 
@@ -52,6 +55,7 @@ struct batch_seq {
     bool in_last;  /* took part in the last step: the next gather waits for it */
     float *logits; /* (n_vocab) of its last step, when it asked */
     int32_t n_logits_last;
+    const struct lora_set *lora; /* its adapters (borrowed), or NULL */
     /* the hand-in */
     const int32_t *tok;
     int32_t n, n_logits;
@@ -86,8 +90,9 @@ static bool cohort_back(const engine_batcher *b) {
 
 /* Under mu: moves the hand-ins that fit the token budget into the step's entries, in arrival
  * order (a chunk that does not fit waits for the next step; the first always fits). */
-static int32_t take(engine_batcher *b, int32_t *n_took) {
+static int32_t take(engine_batcher *b, int32_t *n_took, bool *any_lora) {
     int32_t n = 0, k = 0, kept = 0;
+    *any_lora = false;
     for (int32_t i = 0; i < b->n_seq; i++) b->seqs[i].in_last = false;
     for (int32_t i = 0; i < b->n_queued; i++) {
         batch_seq *q = b->queue[i];
@@ -99,7 +104,9 @@ static int32_t take(engine_batcher *b, int32_t *n_took) {
             b->tok[n + t] = q->tok[t];
             b->seqv[n + t] = q->id;
             b->want[n + t] = t >= q->n - q->n_logits;
+            b->lora[n + t] = q->lora;
         }
+        *any_lora |= q->lora != NULL;
         n += q->n;
         q->in_last = true;
         b->took[k++] = q;
@@ -120,15 +127,24 @@ static void *batcher_main(void *arg) {
             if (pthread_cond_timedwait(&b->work, &b->mu, &dl) == ETIMEDOUT) break;
         if (b->stop) break;
         int32_t n_took = 0;
-        const int32_t n = take(b, &n_took);
+        bool any_lora;
+        const int32_t n = take(b, &n_took, &any_lora);
         pthread_mutex_unlock(&b->mu);
 
         const double t0 = now_us();
         shimmy_error err;
-        const model_batch mb = {.n = n, .token = b->tok, .seq = b->seqv, .logits = b->want};
+        /* sessions with different adapters share the step: each entry adds its own set's
+         * low-rank terms to the one base product of every row */
+        const model_batch mb = {.n = n,
+                                .token = b->tok,
+                                .seq = b->seqv,
+                                .logits = b->want,
+                                .lora = any_lora ? b->lora : NULL};
+        pthread_mutex_lock(&b->step_mu);
         if (b->compute_lock) pthread_mutex_lock(b->compute_lock);
         shimmy_status st = model_ctx_decode(b->ctx, &mb, &err);
         if (b->compute_lock) pthread_mutex_unlock(b->compute_lock);
+        pthread_mutex_unlock(&b->step_mu);
         /* logits come back in entry order, one per session that asked */
         int32_t row = 0;
         for (int32_t k = 0; k < n_took; k++) {
@@ -180,6 +196,7 @@ shimmy_status engine_batcher_new(const engine_model *m, const engine_batcher_par
     b->n_vocab = b->w->hp.n_vocab;
     b->compute_lock = p->compute_lock;
     pthread_mutex_init(&b->mu, NULL);
+    pthread_mutex_init(&b->step_mu, NULL);
     pthread_cond_init(&b->work, NULL);
     pthread_cond_init(&b->done, NULL);
     model_ctx_params cp = {.n_ctx = b->n_ctx,
@@ -195,7 +212,8 @@ shimmy_status engine_batcher_new(const engine_model *m, const engine_batcher_par
         b->took = core_calloc((size_t)b->n_seq, sizeof *b->took);
         b->tok = core_calloc((size_t)b->n_batch * 2, sizeof *b->tok);
         b->want = core_calloc((size_t)b->n_batch, 1);
-        if (!b->seqs || !b->queue || !b->took || !b->tok || !b->want)
+        b->lora = core_calloc((size_t)b->n_batch, sizeof *b->lora);
+        if (!b->seqs || !b->queue || !b->took || !b->tok || !b->want || !b->lora)
             st = core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate a batcher");
         else
             b->seqv = b->tok + b->n_batch;
@@ -236,7 +254,9 @@ void engine_batcher_free(engine_batcher *b) {
     free(b->took);
     free(b->tok);
     free(b->want);
+    free(b->lora);
     model_ctx_free(b->ctx);
+    pthread_mutex_destroy(&b->step_mu);
     pthread_mutex_destroy(&b->mu);
     pthread_cond_destroy(&b->work);
     pthread_cond_destroy(&b->done);
@@ -270,6 +290,7 @@ shimmy_status engine_batcher_attach(engine_batcher *b, void **ctx, shimmy_error 
             q->attached = true;
             q->in_last = false;
             q->n_logits_last = 0;
+            q->lora = NULL;
             model_ctx_seq_truncate(b->ctx, q->id, 0);
             *ctx = q;
             break;
@@ -332,11 +353,15 @@ static int32_t bs_n_past(const void *ctx) {
     return model_ctx_seq_n_past(q->b->ctx, q->id);
 }
 
+/* The set's scratch is reserved between steps; from the next step on its entries carry it. */
 static shimmy_status bs_set_lora(void *ctx, const struct lora_set *set, shimmy_error *err) {
-    (void)ctx;
-    if (!set || lora_set_count(set) == 0) return SHIMMY_OK;
-    return core_error(err, SHIMMY_ERR_UNSUPPORTED, "lora",
-                      "adapters are not supported in a shared batch");
+    batch_seq *q = ctx;
+    if (set && lora_set_count(set) == 0) set = NULL;
+    pthread_mutex_lock(&q->b->step_mu);
+    shimmy_status st = model_ctx_lora_reserve(q->b->ctx, set, err);
+    pthread_mutex_unlock(&q->b->step_mu);
+    q->lora = st ? NULL : set;
+    return st;
 }
 
 const engine_backend engine_backend_batched = {

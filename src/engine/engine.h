@@ -142,7 +142,7 @@ typedef struct engine_session_params {
     core_pool *pool;               /* borrowed, shared between sessions; NULL = own pool */
     pthread_mutex_t *compute_lock; /* borrowed; held around each forward step when non-NULL */
     /* borrowed; when set the session is a sequence of this batcher (n_ctx is the batcher's,
-     * prompts go in its chunks, no LoRA), or, when all its sequences are taken, a context of
+     * prompts go in its chunks), or, when all its sequences are taken, a context of
      * its own as without one */
     engine_batcher *batcher;
 } engine_session_params;

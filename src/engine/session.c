@@ -26,30 +26,6 @@ struct engine_session {
     model_kv_type kv_type;
 };
 
-/* Moves the session between the shared batch and a context of its own (adapters are applied
- * per context); the cache starts empty either way. */
-static shimmy_status switch_ctx(engine_session *s, bool batched, shimmy_error *err) {
-    void *ctx = NULL;
-    const engine_backend *be = batched ? &engine_backend_batched : &engine_backend_cpu;
-    shimmy_status st;
-    if (batched) {
-        st = engine_batcher_attach(s->batcher, &ctx, err);
-    } else {
-        model_ctx_params cp = {.n_ctx = s->n_ctx,
-                               .n_batch = s->n_batch,
-                               .n_logits = s->n_logits,
-                               .kv_type = s->kv_type,
-                               .pool = s->pool};
-        st = be->ctx_new(engine_model_weights(s->m), &cp, &ctx, err);
-    }
-    if (st) return st;
-    s->be->ctx_free(s->ctx);
-    s->ctx = ctx;
-    s->be = be;
-    s->n_hist = 0;
-    return SHIMMY_OK;
-}
-
 shimmy_status engine_session_new(engine_model *m, const engine_session_params *p,
                                  engine_session **out, shimmy_error *err) {
     *out = NULL;
@@ -138,13 +114,6 @@ void engine_session_cancel(engine_session *s) {
 shimmy_status engine_session_set_lora(engine_session *s, const struct lora_set *set,
                                       shimmy_error *err) {
     if (set == s->lora) return SHIMMY_OK;
-    const bool any = set && lora_set_count(set) > 0;
-    if (s->batcher && any == (s->be == &engine_backend_batched)) {
-        /* adapters leave the shared batch for a context of their own; without them the
-         * session goes back to the batch (when a sequence is free) */
-        shimmy_status sw = switch_ctx(s, !any, any ? err : NULL);
-        if (sw && any) return sw;
-    }
     shimmy_status st = s->be->set_lora(s->ctx, set, err);
     s->lora = st ? NULL : set;
     s->be->truncate(s->ctx, 0); /* K/V of the old weights are stale either way */

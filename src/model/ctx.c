@@ -194,6 +194,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
 void model_ctx_free(model_ctx *c) {
     if (!c) return;
     core_aligned_free(c->lora_scratch);
+    free(c->row_lora);
     if (c->block) munmap(c->block, c->block_bytes);
     free(c);
 }
@@ -248,13 +249,34 @@ int32_t model_ctx_truncate(model_ctx *c, int32_t n) {
     return model_ctx_seq_truncate(c, 0, n);
 }
 
+shimmy_status model_ctx_lora_reserve(model_ctx *c, const struct lora_set *set, shimmy_error *err) {
+    if (!set) return SHIMMY_OK;
+    const size_t n = lora_set_scratch_floats(set, c->n_batch);
+    if (!c->row_lora) {
+        c->row_lora = core_calloc((size_t)c->n_batch, sizeof *c->row_lora);
+        if (!c->row_lora)
+            return core_error(err, SHIMMY_ERR_NOMEM, "lora", "cannot allocate adapter rows");
+    }
+    if (n <= c->lora_scratch_floats && c->lora_scratch) return SHIMMY_OK;
+    float *p = core_aligned_alloc(64, (n ? n : 1) * sizeof(float));
+    if (!p)
+        return core_error(err, SHIMMY_ERR_NOMEM, "lora",
+                          "cannot allocate %zu floats of adapter scratch", n);
+    core_aligned_free(c->lora_scratch);
+    c->lora_scratch = p;
+    c->lora_scratch_floats = n;
+    return SHIMMY_OK;
+}
+
 shimmy_status model_ctx_set_lora(model_ctx *c, const struct lora_set *set, shimmy_error *err) {
     core_aligned_free(c->lora_scratch);
     c->lora_scratch = NULL;
+    c->lora_scratch_floats = 0;
     c->lora = NULL;
     if (!set || lora_set_count(set) == 0) return SHIMMY_OK;
     size_t n = lora_set_scratch_floats(set, c->n_batch);
     c->lora_scratch = core_aligned_alloc(64, (n ? n : 1) * sizeof(float));
+    c->lora_scratch_floats = n;
     if (!c->lora_scratch)
         return core_error(err, SHIMMY_ERR_NOMEM, "lora",
                           "cannot allocate %zu floats of adapter scratch", n);

@@ -119,6 +119,7 @@ void model_op_logits(model_ctx *c, const float *norm_w, float eps, float softcap
     for (int32_t j = 0; j < n_out; j++) {
         model_rms_norm(c->x + (int64_t)c->out_rows[j] * E, norm_w, c->xn + j * E, E, eps);
         c->want[j] = c->tok_single[c->out_rows[j]];
+        if (c->tok_lora) c->row_lora[j] = c->tok_lora[c->out_rows[j]];
     }
     model_linear_flags(c, &m->output, c->xn, c->logits, n_out, c->want);
     if (softcap > 0.0f)
@@ -134,6 +135,9 @@ shimmy_status model_ctx_decode(model_ctx *c, const model_batch *b, shimmy_error 
                           "%d tokens in one step; the batch holds 1 .. %d", n, c->n_batch);
     /* validate everything before touching the context: a bad batch changes nothing */
     int32_t *cnt = c->seq_ntok, n_out = 0;
+    if (b->lora && c->lora)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "lora",
+                          "per-entry adapters on a context that has adapters attached");
     for (int32_t s = 0; s < c->n_seq; s++) cnt[s] = 0;
     for (int32_t t = 0; t < n; t++) {
         const int32_t s = b->seq ? b->seq[t] : 0;
@@ -164,6 +168,7 @@ shimmy_status model_ctx_decode(model_ctx *c, const model_batch *b, shimmy_error 
     for (int32_t t = 0; t < n; t++) c->tok_single[t] = cnt[c->tok_seq[t]] == 1;
     c->n_tok = n;
     c->n_logits_last = n_out;
+    c->tok_lora = b->lora;
     m->arch->forward(c);
     for (int32_t t = 0; t < n; t++)
         if (c->tok_pos[t] + 1 > c->seq_n_past[c->tok_seq[t]])

@@ -126,28 +126,55 @@ static void run(model_ctx *c, core_items_fn fn, lin_task *t, int64_t n_items) {
 }
 
 static void linear_rows(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
-                        float *const *y, int32_t n_tok, const uint8_t *single);
+                        float *const *y, int32_t n_tok, const uint8_t *single,
+                        const struct lora_set *const *row_lora);
 
 void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
                     float *const *y, int32_t n_tok) {
-    /* rows that are the step's entries know which are single; other row sets (logits, expert
-     * groups) follow the plain rule */
-    linear_rows(c, n_w, w, x, y, n_tok, n_tok == c->n_tok ? c->tok_single : NULL);
+    /* rows that are the step's entries know which are single and their adapters; other row
+     * sets (expert groups) follow the plain rule without adapters */
+    const bool entries = n_tok == c->n_tok;
+    linear_rows(c, n_w, w, x, y, n_tok, entries ? c->tok_single : NULL,
+                entries ? c->tok_lora : NULL);
 }
 
 void model_linear_flags(model_ctx *c, const model_weight *w, const float *x, float *y,
                         int32_t n_rows, const uint8_t *single) {
-    linear_rows(c, 1, &w, x, &y, n_rows, single);
+    /* the logits' rows: their entries' adapters were gathered into row_lora */
+    linear_rows(c, 1, &w, x, &y, n_rows, single, c->tok_lora ? c->row_lora : NULL);
+}
+
+/* Per-row adapters (a batch of sequences with different adapter sets): after the base products
+ * of every row, each run of consecutive rows with one set adds that set's low-rank terms, from
+ * the unquantized input — the same terms, in the same order, as a context with the set
+ * attached adds (lora_set_run without base products). */
+static void add_row_lora(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
+                         float *const *y, int32_t n_tok, const struct lora_set *const *rl) {
+    const char *names[MAX_GROUP];
+    for (int k = 0; k < n_w; k++) names[k] = w[k]->name;
+    const int64_t n_in = w[0]->n_in;
+    for (int32_t a = 0; a < n_tok;) {
+        int32_t b = a + 1;
+        while (b < n_tok && rl[b] == rl[a]) b++;
+        if (rl[a]) {
+            float *ys[MAX_GROUP];
+            for (int k = 0; k < n_w; k++) ys[k] = y[k] + (int64_t)a * w[k]->n_out;
+            lora_set_run(rl[a], n_w, names, b - a, x + (int64_t)a * n_in, ys, c->lora_scratch,
+                         c->n_threads > 1 ? c->pool : NULL, NULL);
+        }
+        a = b;
+    }
 }
 
 static void linear_rows(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
-                        float *const *y, int32_t n_tok, const uint8_t *single) {
+                        float *const *y, int32_t n_tok, const uint8_t *single,
+                        const struct lora_set *const *row_lora) {
     /* one group needs one activation type; otherwise each product runs on its own */
     bool same = n_w <= MAX_GROUP;
     for (int k = 1; k < n_w && same; k++)
         same = w[k]->qt->vec_dot_type == w[0]->qt->vec_dot_type && w[k]->n_in == w[0]->n_in;
     if (!same) {
-        for (int k = 0; k < n_w; k++) linear_rows(c, 1, &w[k], x, &y[k], n_tok, single);
+        for (int k = 0; k < n_w; k++) linear_rows(c, 1, &w[k], x, &y[k], n_tok, single, row_lora);
         return;
     }
     lin_task t = {.n_w = n_w, .x = x, .n_tok = n_tok, .single = single};
@@ -179,6 +206,7 @@ static void linear_rows(model_ctx *c, int n_w, const model_weight *const *w, con
         lora_set_run(c->lora, n_w, names, n_tok, x, y, c->lora_scratch, pool_for(c, &t), &base);
     } else {
         run(c, dot_items, &t, n_units(&t));
+        if (row_lora) add_row_lora(c, n_w, w, x, y, n_tok, row_lora);
     }
 }
 

@@ -274,6 +274,10 @@ typedef struct model_batch {
     const int32_t *token;
     const int32_t *seq;
     const uint8_t *logits;
+    /* adapters per entry (NULL, or NULL entries: none): each entry's products add its own set's
+     * low-rank terms, so sequences with different adapters share a step; needs the sets'
+     * scratch reserved (model_ctx_lora_reserve) and no context-wide set */
+    const struct lora_set *const *lora;
 } model_batch;
 
 /* Runs a batch (n <= n_batch; each sequence's n_past + its entries <= n_ctx; tokens < n_vocab,
@@ -310,6 +314,9 @@ int32_t model_ctx_truncate(model_ctx *c, int32_t n);
  * does. Allocates the adapters' scratch here, not per product. The cache is not touched: a
  * caller that changes adapters must truncate K/V computed with the old ones. */
 shimmy_status model_ctx_set_lora(model_ctx *c, const struct lora_set *set, shimmy_error *err);
+/* Makes the adapters' scratch big enough for set in a batch of n_batch entries (per-entry
+ * adapters, model_batch.lora). Not while a step runs. */
+shimmy_status model_ctx_lora_reserve(model_ctx *c, const struct lora_set *set, shimmy_error *err);
 /* Bytes allocated by the context (KV cache + scratch). */
 size_t model_ctx_bytes(const model_ctx *c);
 
@@ -509,6 +516,11 @@ struct model_ctx {
     float *rope_cs;              /* (MODEL_ROPE_SLOTS, n_batch, n_rot) angles of the step */
     const struct lora_set *lora; /* borrowed, or NULL */
     float *lora_scratch;         /* owned: lora_set_scratch_floats(lora, n_batch) floats */
+    size_t lora_scratch_floats;  /* its size */
+    /* per-entry adapters of the step (model_batch.lora), or NULL; row_lora: the sets of other
+     * row sets (the logits' rows), (n_batch) */
+    const struct lora_set *const *tok_lora;
+    const struct lora_set **row_lora;
     size_t bytes;
 };
 

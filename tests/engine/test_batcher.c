@@ -2,9 +2,11 @@
  * Continuous batching: sessions of one batcher, each generating on its own thread, get exactly
  * the tokens they get alone (greedy and seeded sampling), their steps are actually shared (the
  * batcher's largest step holds several sessions), a session cancelled mid-stream frees its place
- * and leaves the others' output unchanged, and adapters move a session out of the batch.
+ * and leaves the others' output unchanged, and clients with different adapters (or none) in the
+ * same steps get what they get alone with their adapters attached.
  */
 #include "engine/engine.h"
+#include "lora/lora.h"
 #include "test.h"
 #include "tokenizer/tokenizer.h"
 
@@ -18,7 +20,8 @@ typedef struct client {
     core_pool *pool;
     pthread_mutex_t *lock;
     int idx;
-    bool cancel_early; /* stop after a few tokens */
+    bool cancel_early;           /* stop after a few tokens */
+    const struct lora_set *lora; /* attached before generating, or NULL */
     int32_t prompt[40];
     size_t n_prompt;
     int32_t out[N_GEN];
@@ -58,6 +61,10 @@ static void *run_client(void *arg) {
     shimmy_error err;
     c->st = engine_session_new(c->m, &sp, &s, &err);
     if (c->st) return NULL;
+    if (c->lora && (c->st = engine_session_set_lora(s, c->lora, &err))) {
+        engine_session_free(s);
+        return NULL;
+    }
     engine_gen_params gp;
     gen_params(c, &gp);
     engine_result r;
@@ -87,7 +94,19 @@ static void make_prompts(client *cl, const tok_vocab *v) {
     }
 }
 
-static void check_model(const char *name) {
+/* Adapters for the base of `name` from the shared test data, or NULL when absent. */
+static lora_set *open_set(engine_model *m, const char *file, float scale) {
+    char path[1024], rel[256];
+    snprintf(rel, sizeof rel, "lora/%s", file);
+    if (!test_data_path(rel, path, sizeof path)) return NULL;
+    engine_adapter_spec spec = {path, scale};
+    lora_set *set = NULL;
+    shimmy_error err;
+    CHECK_MSG(engine_lora_open(m, &spec, 1, &set, &err) == SHIMMY_OK, "%s: %s", file, err.message);
+    return set;
+}
+
+static void check_model(const char *name, const char *lora_a, const char *lora_b) {
     char path[1024], rel[256];
     snprintf(rel, sizeof rel, "models/%s.gguf", name);
     if (!test_data_path(rel, path, sizeof path)) return;
@@ -101,8 +120,12 @@ static void check_model(const char *name) {
     client alone[N_CLIENTS], batched[N_CLIENTS];
     memset(alone, 0, sizeof alone);
     make_prompts(alone, engine_model_vocab(m));
+    /* clients 1 and 4 with one adapter, 2 with another (or the first at another scale) */
+    lora_set *sa = lora_a ? open_set(m, lora_a, 1.0f) : NULL;
+    lora_set *sb = lora_b ? open_set(m, lora_b, 0.5f) : NULL;
     for (int i = 0; i < N_CLIENTS; i++) {
         alone[i].m = m, alone[i].pool = pool, alone[i].lock = &lock, alone[i].idx = i;
+        alone[i].lora = i == 1 || i == 4 ? sa : i == 2 ? sb : NULL;
         run_client(&alone[i]); /* one after another, each with a context of its own */
         CHECK(alone[i].st == SHIMMY_OK && alone[i].n_out == N_GEN);
     }
@@ -145,6 +168,8 @@ static void check_model(const char *name) {
     CHECK(bs.attached == N_CLIENTS);
     for (int i = 0; i <= N_CLIENTS; i++) engine_session_free(ss[i]);
     engine_batcher_free(b);
+    lora_set_free(sa);
+    lora_set_free(sb);
     core_pool_free(pool);
     engine_model_close(m);
 }
@@ -152,8 +177,9 @@ static void check_model(const char *name) {
 int main(void) {
     char buf[1024];
     test_require_data("models/tiny-llama-spm-F16.gguf", buf, sizeof buf);
-    check_model("tiny-llama-spm-F16");
-    check_model("tiny-llama-spm-e256-Q4_K_M");
-    check_model("tiny-qwen2-Q4_0");
+    check_model("tiny-llama-spm-F16", NULL, NULL);
+    check_model("tiny-llama-spm-F32", "lora-tiny-llama-spm-r4.gguf", "peft-tiny-llama-spm-r8-attn");
+    check_model("tiny-llama-spm-e256-Q4_K_M", NULL, NULL);
+    check_model("tiny-qwen2-Q4_0", "lora-tiny-qwen2-r4.gguf", "lora-tiny-qwen2-r4.gguf");
     return test_finish("engine/batcher");
 }
