@@ -9,8 +9,10 @@
  *    table (rules -> alternatives -> elements; repetitions become generated rules). Immutable and
  *    reference-counted; grammar_cache_get compiles each distinct text once (bounded LRU).
  *  - grammar_vocab: a vocabulary's decoded token bytes as a trie in preorder (one per loaded
- *    vocabulary, shared by every grammar and generation). Control/unknown/unused tokens and
- *    tokens that decode to nothing are not in it: they are never allowed inside the text.
+ *    vocabulary, shared by every grammar and generation), its tokens by length, and a cache of
+ *    the token sets that byte classes take whole (a string body's, built on first use and
+ *    shared by every matcher). Control/unknown/unused tokens and tokens that decode to nothing
+ *    are not in it: they are never allowed inside the text.
  *  - grammar_matcher: one generation's position in the grammar: a deduplicated set of stacks
  *    (interned, so a stack is an id), plus a partial UTF-8 character held across tokens. Literals
  *    and classes are over code points; the matcher advances byte by byte.
@@ -25,8 +27,9 @@
  * grammar_unref. grammar_vocab_new/grammar_vocab_free, grammar_matcher_new/grammar_matcher_free
  * pair up; frees accept NULL. A matcher borrows its grammar (it takes a reference) and its
  * vocab (which must outlive it).
- * Thread-safety: grammar and grammar_vocab are immutable after creation and shared freely; the
- * cache is locked internally. A matcher belongs to one thread at a time.
+ * Thread-safety: grammar and grammar_vocab are immutable after creation (but for the vocab's
+ * token-set cache, locked internally) and shared freely; the compile cache is locked
+ * internally. A matcher belongs to one thread at a time.
  */
 #ifndef SHIMMY_GRAMMAR_H
 #define SHIMMY_GRAMMAR_H

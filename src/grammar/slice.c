@@ -1,8 +1,9 @@
 /* Slices (see gm_impl.h): the tokens that a string-body-like state allows by a byte-class test
- * alone, precomputed as a bitset over token ids. A slice depends only on the vocabulary and two
- * byte sets, not on the grammar's stacks, so the few a grammar needs (one per kind of string
- * body) are computed once per matcher and reused by every mask walk that starts in such a
- * state; the walk then skips those subtrees without setting their bits one by one. */
+ * alone, precomputed as a bitset over token ids, with the frontier where paths leave the class.
+ * A slice depends only on the vocabulary and two byte sets, not on the grammar's stacks, so the
+ * few a grammar needs (one per kind of string body or counted class) are built once per
+ * vocabulary and shared by every matcher and grammar; a mask walk that starts in such a state
+ * copies the bitset (cut to the characters a count has left) and walks only the frontier. */
 #include "gm_impl.h"
 
 #include <pthread.h>
