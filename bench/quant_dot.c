@@ -14,9 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const uint32_t types[] = {GGUF_T_F32,  GGUF_T_F16,  GGUF_T_BF16, GGUF_T_Q8_0, GGUF_T_Q4_0,
-                                 GGUF_T_Q4_1, GGUF_T_Q5_0, GGUF_T_Q5_1, GGUF_T_Q2_K, GGUF_T_Q3_K,
-                                 GGUF_T_Q4_K, GGUF_T_Q5_K, GGUF_T_Q6_K};
+static const uint32_t types[] = {
+    GGUF_T_F32,     GGUF_T_F16,   GGUF_T_BF16,    GGUF_T_Q8_0,   GGUF_T_Q4_0,
+    GGUF_T_Q4_1,    GGUF_T_Q5_0,  GGUF_T_Q5_1,    GGUF_T_Q2_K,   GGUF_T_Q3_K,
+    GGUF_T_Q4_K,    GGUF_T_Q5_K,  GGUF_T_Q6_K,    GGUF_T_IQ4_NL, GGUF_T_IQ4_XS,
+    GGUF_T_IQ3_XXS, GGUF_T_IQ3_S, GGUF_T_IQ2_XXS, GGUF_T_IQ2_XS, GGUF_T_IQ2_S,
+    GGUF_T_IQ1_S,   GGUF_T_IQ1_M, GGUF_T_TQ1_0,   GGUF_T_TQ2_0,  GGUF_T_MXFP4};
 static const uint32_t act_types[] = {GGUF_T_Q8_0, GGUF_T_Q8_1, GGUF_T_Q8_K};
 
 static volatile float sink;
@@ -114,7 +117,12 @@ int main(int argc, char **argv) {
         const quant_traits *ref = quant_get_ref(types[t]);
         if (!wanted(ref->name, argc, argv, first)) continue;
         size_t row_bytes = quant_row_bytes(ref, n);
-        for (int r = 0; r < rows; r++) ref->from_float(src + (size_t)r * n, w + r * row_bytes, n);
+        if (ref->from_float)
+            for (int r = 0; r < rows; r++)
+                ref->from_float(src + (size_t)r * n, w + r * row_bytes, n);
+        else /* the codebook types have no quantizer: random codes (the speed is the same) */
+            for (size_t b = 0; b < row_bytes * (size_t)rows; b++)
+                w[b] = (unsigned char)test_rng_u64(&rng);
         quant_get_ref(ref->vec_dot_type)->from_float(x, xq, n);
         double scalar_ns = 0.0;
         for (int v = 0; v < quant_n_variants(); v++) {

@@ -20,6 +20,17 @@ typedef struct iq4_sb {
     __m512i sc[4];    /* int16 scale per pair: 256-bit half h of step k is 32 * (2k + h) */
 } iq4_sb;
 
+/* int16 lane i of step k takes scale 2k + i / 16 */
+static __m512i iq4_scale_idx[4];
+
+static void iq4_init_idx(void) {
+    for (int k = 0; k < 4; k++) {
+        int16_t lanes[32];
+        for (int i = 0; i < 32; i++) lanes[i] = (int16_t)(2 * k + i / 16);
+        iq4_scale_idx[k] = _mm512_loadu_si512((const void *)lanes);
+    }
+}
+
 IT_ALWAYS void iq4xs_decode(const quant_block_iq4_xs *b, __m512i tab, iq4_sb *o) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i ia = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
@@ -35,14 +46,16 @@ IT_ALWAYS void iq4xs_decode(const quant_block_iq4_xs *b, __m512i tab, iq4_sb *o)
         o->neg[2 * h] = _mm512_movepi8_mask(l0);
         o->neg[2 * h + 1] = _mm512_movepi8_mask(l1);
     }
-    const unsigned sh = b->scales_h;
-    for (int k = 0; k < 4; k++) {
-        const int l = b->scales_l[k];
-        const int s0 = ((l & 0xF) | ((sh >> (4 * k)) & 3) << 4) - 32;
-        const int s1 = ((l >> 4) | ((sh >> (4 * k + 2)) & 3) << 4) - 32;
-        o->sc[k] =
-            _mm512_inserti64x4(_mm512_set1_epi16((short)s0), _mm256_set1_epi16((short)s1), 1);
-    }
+    /* the 8 six-bit scales as bytes: low nibbles from scales_l (scale 2j in the low nibble of
+     * byte j, 2j + 1 in the high one), top bits from scales_h (2 per scale) */
+    uint32_t l4;
+    memcpy(&l4, b->scales_l, 4);
+    const uint64_t lo = _pdep_u64(l4, 0x0F0F0F0F0F0F0F0Full) | /* nibble i -> byte i */
+                        _pdep_u64(b->scales_h, 0x3030303030303030ull);
+    const __m512i s16 = _mm512_sub_epi16(
+        _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)lo))),
+        _mm512_set1_epi16(32));
+    for (int k = 0; k < 4; k++) o->sc[k] = _mm512_permutexvar_epi16(iq4_scale_idx[k], s16);
 }
 
 IT_ALWAYS int32_t iq4xs_isum(const iq4_sb *w, const int8_t *y) {
@@ -120,6 +133,7 @@ static void gemm_iq4_xs(int64_t n, int64_t nr, int64_t nt, const void *vw, size_
 }
 
 void quant_x86_avx512_install_iquants(quant_traits *t) {
+    iq4_init_idx();
     t[GGUF_T_IQ4_XS].vec_dot = vec_dot_iq4_xs;
     t[GGUF_T_IQ4_XS].gemm = gemm_iq4_xs;
 }
