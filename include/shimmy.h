@@ -1054,6 +1054,12 @@ typedef struct shimmy_batch_options {
     int32_t ctx_len;         /* positions per session, [0, 1048576]; 0 = shimmy_model_ctx_len */
     int32_t chunk;           /* prompt tokens a session adds per step, [0, 4096]; 0 = 256 */
     shimmy_threadpool *pool; /* required, borrowed: runs the shared steps */
+    /* Prompt cache: this many more sequences keep the caches of sessions that were freed, and
+     * a session's prompt reuses the longest prefix any sequence of the batch holds (the cached
+     * part is reported as cached_tokens); at most cache_mib MiB of them stay (least recently
+     * used go first). [0, 256] and [0, 1048576]; 0 = none. */
+    int32_t cache_slots;
+    int32_t cache_mib;
 } shimmy_batch_options;
 
 typedef struct shimmy_batch_stats {
@@ -1064,7 +1070,10 @@ typedef struct shimmy_batch_stats {
     int32_t max_batch;  /* sessions in the largest step */
     int32_t queued;     /* sessions waiting for the next step now */
     int32_t attached;   /* sessions of the batch now */
-    double busy_ms;     /* time spent in forward steps */
+    double busy_ms;      /* time spent in forward steps */
+    int32_t cached_seqs;    /* prompt caches kept for sessions that ended */
+    uint64_t cached_tokens; /* their positions */
+    uint64_t reused_tokens; /* prompt positions copied from another sequence's cache */
 } shimmy_batch_stats;
 
 /* Holds a reference to m until shimmy_batch_free, which must come after every session created

@@ -15,6 +15,8 @@ shimmy_status shimmy_batch_new(shimmy_model *m, const shimmy_batch_options *o, s
     api_problems p = {0};
     api_check_range(&p, "ctx_len", o->ctx_len, 1048576);
     api_check_range(&p, "chunk", o->chunk, 4096);
+    api_check_range(&p, "cache_slots", o->cache_slots, 256);
+    api_check_range(&p, "cache_mib", o->cache_mib, 1048576);
     shimmy_status st = api_problems_report(&p, err);
     if (st) return st;
     if (o->slots < 1 || o->slots > 256)
@@ -25,6 +27,8 @@ shimmy_status shimmy_batch_new(shimmy_model *m, const shimmy_batch_options *o, s
     engine_batcher_params bp = {.n_seq = o->slots,
                                 .n_ctx = o->ctx_len ? o->ctx_len : m->n_ctx,
                                 .n_chunk = o->chunk,
+                                .n_cache = o->cache_slots,
+                                .cache_bytes = (uint64_t)o->cache_mib << 20,
                                 .pool = o->pool->pool,
                                 .compute_lock = &o->pool->compute_lock};
     st = engine_batcher_new(m->em, &bp, &b->b, err);
@@ -58,5 +62,8 @@ void shimmy_batch_get_stats(shimmy_batch *b, shimmy_batch_stats *out) {
                                 .max_batch = s.max_batch,
                                 .queued = s.queued,
                                 .attached = s.attached,
-                                .busy_ms = s.busy_ms};
+                                .busy_ms = s.busy_ms,
+                                .cached_seqs = s.cached_seqs,
+                                .cached_tokens = s.cached_tokens,
+                                .reused_tokens = s.reused_tokens};
 }

@@ -13,7 +13,8 @@ static const char serve_usage[] =
     "             [--ctx-size N] [--parallel N] [--api-key KEY] [--cors ORIGIN]\n"
     "             [--max-body BYTES] [--max-tokens-cap N] [--max-connections N] [--timeout S]\n"
     "             [--queue N] [--lora FILE|DIR]... [--lora-scaled FILE|DIR SCALE]...\n"
-    "             [--max-loaded BYTES] [--keep-alive S] [--ollama] [--no-batching]";
+    "             [--max-loaded BYTES] [--keep-alive S] [--ollama] [--no-batching]\n"
+    "             [--cache-ram MIB]";
 
 #define SERVE_MAX_MODELS 64
 
@@ -97,6 +98,7 @@ static bool set_max_loaded(serve_opts *o, const char *v) {
 static bool set_keep_alive(serve_opts *o, const char *v) {
     return cli_parse_double(v, -1, 1e9, &o->cfg.keep_alive_s) && o->cfg.keep_alive_s != 0;
 }
+INT_OPT(set_cache_ram, cache_ram_mib, 0, 1048576)
 static bool set_dirs(serve_opts *o, const char *v) {
     return (o->cfg.model_dirs = v) != NULL;
 }
@@ -128,6 +130,7 @@ static const struct {
     {"--queue", set_queue, "an integer >= 0"},
     {"--max-loaded", set_max_loaded, "bytes of loaded models, >= 1"},
     {"--keep-alive", set_keep_alive, "idle seconds before unloading (-1 = never), not 0"},
+    {"--cache-ram", set_cache_ram, "MiB of prompt cache kept after requests end, 0..1048576"},
 };
 
 int cli_cmd_serve(int argc, char **argv) {

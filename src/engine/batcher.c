@@ -31,6 +31,9 @@ struct engine_batcher {
     const model *w;
     model_ctx *ctx;
     int32_t n_seq, n_ctx, n_chunk, n_batch, n_vocab;
+    int32_t n_all;                 /* sequences: n_seq for sessions + the cache's spares */
+    uint64_t cache_bytes;          /* budget of the caches detached sequences keep */
+    uint64_t pos_bytes;            /* cache bytes of one position */
     pthread_mutex_t *compute_lock; /* borrowed or NULL */
     pthread_mutex_t step_mu; /* held around each step: adapters' scratch changes between steps */
     pthread_mutex_t mu;
@@ -53,9 +56,13 @@ struct batch_seq {
     int32_t id;
     bool attached;
     bool in_last;  /* took part in the last step: the next gather waits for it */
+    int32_t *hist; /* (n_ctx) the tokens whose cache the sequence holds, n_hist of them */
+    int32_t n_hist;
+    double used;   /* when it was last detached (LRU order of the caches) */
     float *logits; /* (n_vocab) of its last step, when it asked */
     int32_t n_logits_last;
     const struct lora_set *lora; /* its adapters (borrowed), or NULL */
+    bool lora_used;              /* its cache was made with adapters since it was attached */
     /* the hand-in */
     const int32_t *tok;
     int32_t n, n_logits;
@@ -81,7 +88,7 @@ static struct timespec deadline_in(double us) {
 
 /* Under mu: every session that was in the last step has handed in again. */
 static bool cohort_back(const engine_batcher *b) {
-    for (int32_t i = 0; i < b->n_seq; i++) {
+    for (int32_t i = 0; i < b->n_all; i++) {
         const batch_seq *q = &b->seqs[i];
         if (q->attached && q->in_last && !q->queued) return false;
     }
@@ -93,7 +100,7 @@ static bool cohort_back(const engine_batcher *b) {
 static int32_t take(engine_batcher *b, int32_t *n_took, bool *any_lora) {
     int32_t n = 0, k = 0, kept = 0;
     *any_lora = false;
-    for (int32_t i = 0; i < b->n_seq; i++) b->seqs[i].in_last = false;
+    for (int32_t i = 0; i < b->n_all; i++) b->seqs[i].in_last = false;
     for (int32_t i = 0; i < b->n_queued; i++) {
         batch_seq *q = b->queue[i];
         if (n + q->n > b->n_batch) {
@@ -161,6 +168,10 @@ static void *batcher_main(void *arg) {
         pthread_mutex_lock(&b->mu);
         for (int32_t k = 0; k < n_took; k++) {
             batch_seq *q = b->took[k];
+            if (!st) { /* the history follows the cache */
+                memcpy(q->hist + q->n_hist, q->tok, sizeof *q->tok * (size_t)q->n);
+                q->n_hist += q->n;
+            }
             q->st = st;
             if (st) q->err = err;
             q->queued = false;
@@ -181,7 +192,8 @@ static void *batcher_main(void *arg) {
 shimmy_status engine_batcher_new(const engine_model *m, const engine_batcher_params *p,
                                  engine_batcher **out, shimmy_error *err) {
     *out = NULL;
-    if (p->n_seq < 1 || p->n_seq > 256 || p->n_ctx < 1 || p->n_chunk < 0)
+    if (p->n_seq < 1 || p->n_seq > 256 || p->n_ctx < 1 || p->n_chunk < 0 || p->n_cache < 0 ||
+        p->n_cache > 256)
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "parallel",
                           "a batcher needs 1 .. 256 sequences and a context of at least 1");
     engine_batcher *b = core_calloc(1, sizeof *b);
@@ -193,6 +205,12 @@ shimmy_status engine_batcher_new(const engine_model *m, const engine_batcher_par
     if (b->n_chunk > b->n_ctx) b->n_chunk = b->n_ctx;
     /* room for one chunk besides every other session's decode token */
     b->n_batch = b->n_chunk + b->n_seq - 1;
+    b->n_all = b->n_seq + p->n_cache;
+    b->cache_bytes = p->cache_bytes;
+    const model_hparams *hp = &b->w->hp;
+    b->pos_bytes = (uint64_t)hp->n_layer * (uint64_t)hp->n_head_kv *
+                   (uint64_t)(hp->head_dim + hp->head_dim_v) *
+                   (p->kv_type == MODEL_KV_F32 ? 4u : 2u);
     b->n_vocab = b->w->hp.n_vocab;
     b->compute_lock = p->compute_lock;
     pthread_mutex_init(&b->mu, NULL);
@@ -200,16 +218,16 @@ shimmy_status engine_batcher_new(const engine_model *m, const engine_batcher_par
     pthread_cond_init(&b->work, NULL);
     pthread_cond_init(&b->done, NULL);
     model_ctx_params cp = {.n_ctx = b->n_ctx,
-                           .n_seq = b->n_seq,
+                           .n_seq = b->n_all,
                            .n_batch = b->n_batch,
                            .n_logits = b->n_seq,
                            .kv_type = p->kv_type,
                            .pool = p->pool};
     shimmy_status st = model_ctx_new(b->w, &cp, &b->ctx, err);
     if (!st) {
-        b->seqs = core_calloc((size_t)b->n_seq, sizeof *b->seqs);
-        b->queue = core_calloc((size_t)b->n_seq, sizeof *b->queue);
-        b->took = core_calloc((size_t)b->n_seq, sizeof *b->took);
+        b->seqs = core_calloc((size_t)b->n_all, sizeof *b->seqs);
+        b->queue = core_calloc((size_t)b->n_all, sizeof *b->queue);
+        b->took = core_calloc((size_t)b->n_all, sizeof *b->took);
         b->tok = core_calloc((size_t)b->n_batch * 2, sizeof *b->tok);
         b->want = core_calloc((size_t)b->n_batch, 1);
         b->lora = core_calloc((size_t)b->n_batch, sizeof *b->lora);
@@ -218,11 +236,12 @@ shimmy_status engine_batcher_new(const engine_model *m, const engine_batcher_par
         else
             b->seqv = b->tok + b->n_batch;
     }
-    for (int32_t i = 0; !st && i < b->n_seq; i++) {
+    for (int32_t i = 0; !st && i < b->n_all; i++) {
         b->seqs[i].b = b;
         b->seqs[i].id = i;
         b->seqs[i].logits = core_malloc(sizeof(float) * (size_t)b->n_vocab);
-        if (!b->seqs[i].logits)
+        b->seqs[i].hist = core_malloc(sizeof(int32_t) * (size_t)b->n_ctx);
+        if (!b->seqs[i].logits || !b->seqs[i].hist)
             st = core_error(err, SHIMMY_ERR_NOMEM, NULL, "cannot allocate a batcher");
     }
     if (!st) {
@@ -248,7 +267,10 @@ void engine_batcher_free(engine_batcher *b) {
         pthread_mutex_unlock(&b->mu);
         pthread_join(b->thread, NULL);
     }
-    for (int32_t i = 0; b->seqs && i < b->n_seq; i++) free(b->seqs[i].logits);
+    for (int32_t i = 0; b->seqs && i < b->n_all; i++) {
+        free(b->seqs[i].logits);
+        free(b->seqs[i].hist);
+    }
     free(b->seqs);
     free(b->queue);
     free(b->took);
@@ -268,7 +290,14 @@ void engine_batcher_get_stats(engine_batcher *b, engine_batcher_stats *out) {
     *out = b->stats;
     out->queued = b->n_queued;
     out->attached = 0;
-    for (int32_t i = 0; i < b->n_seq; i++) out->attached += b->seqs[i].attached;
+    out->cached_seqs = 0;
+    out->cached_tokens = 0;
+    for (int32_t i = 0; i < b->n_all; i++) {
+        const batch_seq *q = &b->seqs[i];
+        out->attached += q->attached;
+        if (!q->attached && q->n_hist)
+            out->cached_seqs++, out->cached_tokens += (uint64_t)q->n_hist;
+    }
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -281,35 +310,104 @@ int32_t engine_batcher_n_ctx(const engine_batcher *b) {
 
 /* ---- the backend a session of the batcher uses (engine_backend's contract) ---- */
 
+/* A session gets an empty sequence, or else the one whose cache was used longest ago (its prompt
+ * can still reuse any other sequence's cache: bs_reuse). */
 shimmy_status engine_batcher_attach(engine_batcher *b, void **ctx, shimmy_error *err) {
     *ctx = NULL;
+    pthread_mutex_lock(&b->step_mu);
     pthread_mutex_lock(&b->mu);
-    for (int32_t i = 0; i < b->n_seq; i++)
-        if (!b->seqs[i].attached) {
-            batch_seq *q = &b->seqs[i];
-            q->attached = true;
-            q->in_last = false;
-            q->n_logits_last = 0;
-            q->lora = NULL;
-            model_ctx_seq_truncate(b->ctx, q->id, 0);
-            *ctx = q;
-            break;
-        }
+    batch_seq *pick = NULL;
+    int32_t n_attached = 0;
+    for (int32_t i = 0; i < b->n_all; i++) {
+        batch_seq *q = &b->seqs[i];
+        n_attached += q->attached;
+        if (q->attached) continue;
+        if (!pick || (pick->n_hist && (!q->n_hist || q->used < pick->used))) pick = q;
+    }
+    if (pick && n_attached < b->n_seq) {
+        pick->attached = true;
+        pick->in_last = false;
+        pick->n_logits_last = 0;
+        pick->lora = NULL;
+        pick->lora_used = false;
+        pick->n_hist = 0;
+        model_ctx_seq_truncate(b->ctx, pick->id, 0);
+        *ctx = pick;
+    }
     pthread_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(&b->step_mu);
     if (!*ctx)
         return core_error(err, SHIMMY_ERR_BUSY, "parallel",
                           "all %d sequences of the batch are in use", b->n_seq);
     return SHIMMY_OK;
 }
 
+/* Under step_mu and mu: detached caches beyond the budget go, least recently used first. */
+static void enforce_budget(engine_batcher *b) {
+    for (;;) {
+        uint64_t total = 0;
+        batch_seq *lru = NULL;
+        for (int32_t i = 0; i < b->n_all; i++) {
+            batch_seq *q = &b->seqs[i];
+            if (q->attached || !q->n_hist) continue;
+            total += (uint64_t)q->n_hist * b->pos_bytes;
+            if (!lru || q->used < lru->used) lru = q;
+        }
+        if (!lru || total <= b->cache_bytes) return;
+        model_ctx_seq_release(b->ctx, lru->id);
+        lru->n_hist = 0;
+    }
+}
+
 static void bs_free(void *ctx) {
     batch_seq *q = ctx;
     engine_batcher *b = q->b;
+    pthread_mutex_lock(&b->step_mu);
     pthread_mutex_lock(&b->mu);
     q->attached = false;
     q->in_last = false;
+    q->lora = NULL;
+    if (q->lora_used) { /* K/V made with adapters are no use to another session */
+        model_ctx_seq_truncate(b->ctx, q->id, 0);
+        q->n_hist = 0;
+    }
+    q->lora_used = false;
+    q->used = now_us();
+    enforce_budget(b);
     pthread_cond_broadcast(&b->work); /* a gather may be waiting for it */
     pthread_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(&b->step_mu);
+}
+
+/* The longest prefix of tokens[0..n) that another sequence's cache holds, copied into this one
+ * when it beats the `have` positions the session kept itself. Caches made with adapters are
+ * not shared (their K/V belong to those weights). */
+static int32_t bs_reuse(void *ctx, const int32_t *tokens, int32_t n, int32_t have) {
+    batch_seq *q = ctx;
+    engine_batcher *b = q->b;
+    if (q->lora) return have;
+    pthread_mutex_lock(&b->step_mu);
+    pthread_mutex_lock(&b->mu);
+    batch_seq *best = NULL;
+    int32_t best_n = have;
+    for (int32_t i = 0; i < b->n_all; i++) {
+        batch_seq *o = &b->seqs[i];
+        if (o == q || o->lora_used || o->n_hist <= best_n) continue;
+        const int32_t lim = o->n_hist < n ? o->n_hist : n;
+        int32_t k = 0;
+        while (k < lim && o->hist[k] == tokens[k]) k++;
+        if (k > best_n) best = o, best_n = k;
+    }
+    int32_t got = have;
+    if (best && model_ctx_seq_copy(b->ctx, q->id, best->id, best_n) == best_n) {
+        memcpy(q->hist, tokens, sizeof *tokens * (size_t)best_n);
+        q->n_hist = best_n;
+        b->stats.reused_tokens += (uint64_t)(best_n - have);
+        got = best_n;
+    }
+    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(&b->step_mu);
+    return got;
 }
 
 static shimmy_status bs_eval(void *ctx, const int32_t *tokens, int32_t n, int32_t n_logits,
@@ -345,7 +443,11 @@ static const float *bs_logits(const void *ctx, int32_t i) {
 /* Between this session's own steps no step touches its sequence, so its cells are its own. */
 static int32_t bs_truncate(void *ctx, int32_t n_keep) {
     batch_seq *q = ctx;
-    return model_ctx_seq_truncate(q->b->ctx, q->id, n_keep);
+    pthread_mutex_lock(&q->b->mu);
+    const int32_t kept = model_ctx_seq_truncate(q->b->ctx, q->id, n_keep);
+    if (kept < q->n_hist) q->n_hist = kept;
+    pthread_mutex_unlock(&q->b->mu);
+    return kept;
 }
 
 static int32_t bs_n_past(const void *ctx) {
@@ -361,6 +463,7 @@ static shimmy_status bs_set_lora(void *ctx, const struct lora_set *set, shimmy_e
     shimmy_status st = model_ctx_lora_reserve(q->b->ctx, set, err);
     pthread_mutex_unlock(&q->b->step_mu);
     q->lora = st ? NULL : set;
+    if (q->lora) q->lora_used = true;
     return st;
 }
 
@@ -370,6 +473,7 @@ const engine_backend engine_backend_batched = {
     .eval = bs_eval,
     .logits = bs_logits,
     .truncate = bs_truncate,
+    .reuse = bs_reuse,
     .n_past = bs_n_past,
     .set_lora = bs_set_lora,
 };

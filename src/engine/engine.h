@@ -92,6 +92,9 @@ typedef struct engine_backend {
     const float *(*logits)(const void *ctx, int32_t i);
     /* keeps n_keep positions or fewer (sliding-window rings); returns how many it kept */
     int32_t (*truncate)(void *ctx, int32_t n_keep);
+    /* optional: the longest prefix of tokens[0..n) another sequence holds, copied into this
+     * context's cache when longer than the `have` positions it kept; returns its positions */
+    int32_t (*reuse)(void *ctx, const int32_t *tokens, int32_t n, int32_t have);
     int32_t (*n_past)(const void *ctx);
     shimmy_status (*set_lora)(void *ctx, const struct lora_set *set, shimmy_error *err);
 } engine_backend;
@@ -108,6 +111,10 @@ typedef struct engine_batcher_params {
     int32_t n_seq;   /* sessions that can be attached at once (1 .. 256) */
     int32_t n_ctx;   /* positions per session */
     int32_t n_chunk; /* prompt tokens a session hands in per step (0 = 256) */
+    /* prompt cache: sequences beyond n_seq that keep the caches of sessions that ended, any of
+     * which a new prompt's prefix may reuse, within cache_bytes of K/V (LRU eviction) */
+    int32_t n_cache;
+    uint64_t cache_bytes;
     model_kv_type kv_type;
     core_pool *pool;               /* borrowed, required */
     pthread_mutex_t *compute_lock; /* borrowed; held around each step when non-NULL */
@@ -118,6 +125,9 @@ typedef struct engine_batcher_stats {
     int32_t last_batch, max_batch;      /* sessions in the last / the largest step */
     int32_t queued, attached;           /* hand-ins waiting now; sessions attached */
     double busy_ms;                     /* time spent in forward steps */
+    int32_t cached_seqs;                /* caches kept by detached sequences */
+    uint64_t cached_tokens;             /* their positions */
+    uint64_t reused_tokens;             /* prompt positions copied from another sequence */
 } engine_batcher_stats;
 
 /* The model must outlive the batcher; every session attached must be freed before it. */

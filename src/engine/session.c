@@ -286,6 +286,14 @@ shimmy_status engine_generate(engine_session *s, const int32_t *prompt, size_t n
     while (!prompt_probs && keep < s->n_hist && (size_t)keep < n_prompt - 1 &&
            s->hist[keep] == prompt[keep])
         keep++;
+    if (!prompt_probs && s->be->reuse) { /* a longer prefix in another sequence's cache */
+        const int32_t got = s->be->reuse(s->ctx, prompt, (int32_t)n_prompt - 1, keep);
+        if (got > keep) {
+            memcpy(s->hist, prompt, sizeof *prompt * (size_t)got);
+            s->n_hist = got;
+            keep = got;
+        }
+    }
     keep = truncate_to(s, keep);
     r.n_prompt = (int32_t)n_prompt;
     r.n_cached = keep;

@@ -245,6 +245,68 @@ int32_t model_ctx_seq_truncate(model_ctx *c, int32_t seq, int32_t n) {
     return n;
 }
 
+/* Byte ranges of sequence s in layer il: its K rows and its V rows, each contiguous. */
+static void seq_ranges(const model_ctx *c, int32_t il, int32_t s, unsigned char **k, size_t *kb,
+                       unsigned char **v, size_t *vb) {
+    const model_hparams *hp = &c->m->hp;
+    const size_t cells = (size_t)c->layer_cells[il];
+    *kb = cells * (size_t)hp->n_head_kv * (size_t)hp->head_dim * c->kv_elt;
+    *vb = cells * (size_t)hp->n_head_kv * (size_t)hp->head_dim_v * c->kv_elt;
+    *k = (unsigned char *)c->k_cache + c->layer_k_off[il] + (size_t)s * *kb;
+    *v = (unsigned char *)c->v_cache + c->layer_v_off[il] + (size_t)s * *vb;
+}
+
+int32_t model_ctx_seq_copy(model_ctx *c, int32_t dst, int32_t src, int32_t n) {
+    if (dst < 0 || dst >= c->n_seq || src < 0 || src >= c->n_seq || dst == src) return 0;
+    if (n > c->seq_n_past[src]) n = c->seq_n_past[src];
+    if (n <= 0) return 0;
+    const model_hparams *hp = &c->m->hp;
+    /* a ring layer must still hold the window position n looks back on (as for truncation) */
+    for (int32_t il = 0; il < hp->n_layer; il++)
+        if (c->m->layers[il].window > 0 && c->layer_cells[il] < c->n_ctx_pad &&
+            (int64_t)n < (int64_t)c->seq_n_past[src] - c->layer_cells[il] + hp->n_swa - 1)
+            return 0;
+    const size_t elt = c->kv_elt;
+    const size_t k_row = (size_t)hp->n_head_kv * (size_t)hp->head_dim * elt;
+    const size_t dv = (size_t)hp->n_head_kv * (size_t)hp->head_dim_v;
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        const int32_t cells = c->layer_cells[il];
+        unsigned char *ks, *vs, *kd, *vd;
+        size_t kb, vb;
+        seq_ranges(c, il, src, &ks, &kb, &vs, &vb);
+        seq_ranges(c, il, dst, &kd, &kb, &vd, &vb);
+        /* positions [n - cells, n) of a ring, [0, n) of a full layer: each in cell p % cells */
+        const int32_t p0 = n > cells ? n - cells : 0;
+        for (int32_t p = p0; p < n;) {
+            const int32_t cell = p % cells;
+            int32_t run = cells - cell < n - p ? cells - cell : n - p;
+            memcpy(kd + (size_t)cell * k_row, ks + (size_t)cell * k_row, (size_t)run * k_row);
+            for (size_t d = 0; d < dv; d++) /* V is transposed: a run of cells per dim */
+                memcpy(vd + (d * (size_t)cells + (size_t)cell) * elt,
+                       vs + (d * (size_t)cells + (size_t)cell) * elt, (size_t)run * elt);
+            p += run;
+        }
+    }
+    c->seq_n_past[dst] = n;
+    return n;
+}
+
+void model_ctx_seq_release(model_ctx *c, int32_t seq) {
+    if (seq < 0 || seq >= c->n_seq) return;
+    c->seq_n_past[seq] = 0;
+    const uintptr_t page = 4096;
+    for (int32_t il = 0; il < c->m->hp.n_layer; il++) {
+        unsigned char *r[2];
+        size_t b[2];
+        seq_ranges(c, il, seq, &r[0], &b[0], &r[1], &b[1]);
+        for (int i = 0; i < 2; i++) { /* whole pages inside the range go back (read as zero) */
+            const uintptr_t a = ((uintptr_t)r[i] + page - 1) & ~(page - 1);
+            const uintptr_t e = ((uintptr_t)r[i] + b[i]) & ~(page - 1);
+            if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+        }
+    }
+}
+
 int32_t model_ctx_truncate(model_ctx *c, int32_t n) {
     return model_ctx_seq_truncate(c, 0, n);
 }

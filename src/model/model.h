@@ -307,6 +307,12 @@ int32_t model_ctx_n_batch(const model_ctx *c);
  * sliding-window layer's ring no longer holds the window that position n would attend to (the
  * caller then evaluates again from the returned length; 0 at worst). */
 int32_t model_ctx_seq_truncate(model_ctx *c, int32_t seq, int32_t n);
+/* Copies the cache of sequence src's first n positions (at most its n_past) into dst, whose
+ * n_past becomes that; returns it, or 0 when a sliding-window ring of src no longer holds what
+ * position n looks back on. Not while a step runs. */
+int32_t model_ctx_seq_copy(model_ctx *c, int32_t dst, int32_t src, int32_t n);
+/* Empties sequence seq and gives its cache's memory back to the system. */
+void model_ctx_seq_release(model_ctx *c, int32_t seq);
 /* model_ctx_seq_truncate of sequence 0. */
 int32_t model_ctx_truncate(model_ctx *c, int32_t n);
 /* Attaches LoRA adapters (borrowed until detached or model_ctx_free; NULL detaches): every later

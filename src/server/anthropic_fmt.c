@@ -63,9 +63,12 @@ static void stop_flush(server_job *j, void (*answer)(server_job *, const char *,
 }
 
 static json_t *usage_json(const server_job *j) {
-    return json_pack("{s:I,s:I,s:i,s:i}", "input_tokens", (json_int_t)j->usage_prompt,
+    /* input_tokens stays the whole prompt (what count_tokens gives); the part whose K/V came
+     * from the prompt cache is reported as cache reads too */
+    return json_pack("{s:I,s:I,s:i,s:I}", "input_tokens", (json_int_t)j->usage_prompt,
                      "output_tokens", (json_int_t)j->usage_completion,
-                     "cache_creation_input_tokens", 0, "cache_read_input_tokens", 0);
+                     "cache_creation_input_tokens", 0, "cache_read_input_tokens",
+                     (json_int_t)j->usage_cached);
 }
 
 /* A tool_use block from a parsed call: input is the object its arguments text holds. */

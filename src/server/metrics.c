@@ -139,6 +139,8 @@ char *server_metrics_render(server *s) {
         bt.steps += one.steps, bt.tokens += one.tokens, bt.sequences += one.sequences;
         bt.last_batch += one.last_batch, bt.queued += one.queued;
         if (one.max_batch > bt.max_batch) bt.max_batch = one.max_batch;
+        bt.cached_tokens += one.cached_tokens, bt.reused_tokens += one.reused_tokens;
+        bt.cached_seqs += one.cached_seqs;
     }
     pthread_mutex_unlock(&s->qmu);
     put(&b,
@@ -157,6 +159,16 @@ char *server_metrics_render(server *s) {
         "# TYPE shimmy_batch_waiting gauge\nshimmy_batch_waiting %d\n",
         (unsigned long long)bt.steps, (unsigned long long)bt.sequences,
         (unsigned long long)bt.tokens, bt.last_batch, bt.max_batch, bt.queued);
+    put(&b,
+        "# HELP shimmy_prompt_cache_entries Prompt caches kept for requests that ended.\n"
+        "# TYPE shimmy_prompt_cache_entries gauge\nshimmy_prompt_cache_entries %d\n"
+        "# HELP shimmy_prompt_cache_tokens Positions held by those caches.\n"
+        "# TYPE shimmy_prompt_cache_tokens gauge\nshimmy_prompt_cache_tokens %llu\n"
+        "# HELP shimmy_prompt_cache_reused_tokens_total Prompt positions copied from another "
+        "sequence's cache.\n"
+        "# TYPE shimmy_prompt_cache_reused_tokens_total counter\n"
+        "shimmy_prompt_cache_reused_tokens_total %llu\n",
+        bt.cached_seqs, (unsigned long long)bt.cached_tokens, (unsigned long long)bt.reused_tokens);
     size_t n;
     shimmy_load_status *infos = server_models_snapshot(s, &n);
     size_t loaded = 0;

@@ -19,9 +19,10 @@ static json_t *text_value(const char *text, size_t len) {
 }
 
 static json_t *usage_object(const server_job *j) {
-    return json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)j->usage_prompt,
+    return json_pack("{s:I,s:I,s:I,s:{s:I}}", "prompt_tokens", (json_int_t)j->usage_prompt,
                      "completion_tokens", (json_int_t)j->usage_completion, "total_tokens",
-                     (json_int_t)(j->usage_prompt + j->usage_completion));
+                     (json_int_t)(j->usage_prompt + j->usage_completion), "prompt_tokens_details",
+                     "cached_tokens", (json_int_t)j->usage_cached);
 }
 
 static json_t *envelope(const server_job *j, const char *object, json_t *choices) {

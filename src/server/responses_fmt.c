@@ -51,11 +51,11 @@ static json_t *response_object(server_job *j, const char *status, const char *fi
     bool done = strcmp(status, "in_progress") != 0;
     json_t *usage = json_null();
     if (done)
-        usage =
-            json_pack("{s:I,s:{s:i},s:I,s:{s:i},s:I}", "input_tokens", (json_int_t)j->usage_prompt,
-                      "input_tokens_details", "cached_tokens", 0, "output_tokens",
-                      (json_int_t)j->usage_completion, "output_tokens_details", "reasoning_tokens",
-                      0, "total_tokens", (json_int_t)(j->usage_prompt + j->usage_completion));
+        usage = json_pack(
+            "{s:I,s:{s:I},s:I,s:{s:i},s:I}", "input_tokens", (json_int_t)j->usage_prompt,
+            "input_tokens_details", "cached_tokens", (json_int_t)j->usage_cached, "output_tokens",
+            (json_int_t)j->usage_completion, "output_tokens_details", "reasoning_tokens", 0,
+            "total_tokens", (json_int_t)(j->usage_prompt + j->usage_completion));
     json_t *incomplete = strcmp(status, "incomplete") == 0
                              ? json_pack("{s:s}", "reason", "max_output_tokens")
                              : json_null();

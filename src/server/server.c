@@ -15,6 +15,7 @@ void server_config_defaults(server_config *c) {
     c->max_connections = 256;
     c->timeout_s = 60;
     c->queue_cap = 64;
+    c->cache_ram_mib = 256;
 }
 
 static shimmy_status check_config(const server_config *c, shimmy_error *err) {

@@ -62,6 +62,7 @@ typedef struct server_config {
     int ctx_size;            /* per-slot context; 0 = min(n_ctx_train, 4096) */
     int parallel;            /* slots (concurrent generations) */
     bool no_batching;        /* slots take turns per step instead of sharing steps */
+    int cache_ram_mib;       /* prompt cache kept after requests end (--cache-ram); 0 = none */
     const char *api_key;     /* NULL/"" = no authentication */
     const char *cors_origin; /* NULL = no CORS headers */
     size_t max_body;         /* bytes */
@@ -250,6 +251,7 @@ struct server_job {
     size_t acc_len, acc_cap;
     json_t *choices; /* non-streaming: finished choices */
     int64_t usage_prompt, usage_completion;
+    int64_t usage_cached; /* prompt tokens whose K/V came from a cache */
     double ttft_ms;
     /* Tool calls (chat with tools): the template's format; a stream holds text back in acc
      * from the moment a call may begin (tool_held), tool_sent once content went out. */

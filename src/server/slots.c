@@ -140,7 +140,12 @@ static int batch_for(server *s, shimmy_model *m) {
         if (!s->batches[i].b && free_ent < 0) free_ent = i;
     }
     if (free_ent < 0) return -1;
-    shimmy_batch_options bo = {.slots = s->n_slots, .ctx_len = s->cfg.ctx_size, .pool = s->pool};
+    /* as many more sequences keep the caches of ended requests, within --cache-ram */
+    shimmy_batch_options bo = {.slots = s->n_slots,
+                               .ctx_len = s->cfg.ctx_size,
+                               .pool = s->pool,
+                               .cache_slots = s->cfg.cache_ram_mib > 0 ? s->n_slots : 0,
+                               .cache_mib = s->cfg.cache_ram_mib};
     shimmy_error err;
     if (shimmy_batch_new(m, &bo, &s->batches[free_ent].b, &err) != SHIMMY_OK) {
         shimmy_log(SHIMMY_LOG_WARN, "slots: no shared batch for '%s' (%s): its slots take turns",
@@ -269,6 +274,7 @@ static void run_job(server_slot *sl, server_job *j) {
             return;
         }
         j->usage_prompt += res.prompt_tokens;
+        j->usage_cached += res.cached_tokens;
         j->usage_completion += res.completion_tokens;
         if (c + 1 == j->n_choices) slot_idle(sl);
         server_job_choice_end(j, c);

@@ -3,7 +3,9 @@
  * the tokens they get alone (greedy and seeded sampling), their steps are actually shared (the
  * batcher's largest step holds several sessions), a session cancelled mid-stream frees its place
  * and leaves the others' output unchanged, and clients with different adapters (or none) in the
- * same steps get what they get alone with their adapters attached.
+ * same steps get what they get alone with their adapters attached. The prompt cache: a session's
+ * prompt reuses the prefix an ended session's cache holds (also across a sliding-window ring),
+ * with the same tokens as without it, and a cache beyond the budget is dropped.
  */
 #include "engine/engine.h"
 #include "lora/lora.h"
@@ -174,6 +176,72 @@ static void check_model(const char *name, const char *lora_a, const char *lora_b
     engine_model_close(m);
 }
 
+/* Greedy generation of prompt (n) from a session of b (or alone when b is NULL). */
+static engine_result gen_once(engine_model *m, engine_batcher *b, core_pool *pool,
+                              pthread_mutex_t *lock, const int32_t *prompt, size_t n,
+                              int32_t *out) {
+    engine_session_params sp = {.n_ctx = 128, .pool = pool, .compute_lock = lock, .batcher = b};
+    engine_session *s = NULL;
+    shimmy_error err;
+    engine_result r = {0};
+    CHECK(engine_session_new(m, &sp, &s, &err) == SHIMMY_OK);
+    if (!s) return r;
+    engine_gen_params gp;
+    engine_gen_params_default(&gp);
+    gp.max_tokens = 12;
+    gp.ignore_eos = true;
+    gp.sampling.temperature = 0.0f;
+    gp.out_tokens = out;
+    gp.out_tokens_cap = 12;
+    CHECK_MSG(engine_generate(s, prompt, n, &gp, NULL, NULL, &r, &err) == SHIMMY_OK, "%s",
+              err.message);
+    engine_session_free(s);
+    return r;
+}
+
+static void check_prompt_cache(const char *name) {
+    char path[1024], rel[256];
+    snprintf(rel, sizeof rel, "models/%s.gguf", name);
+    if (!test_data_path(rel, path, sizeof path)) return;
+    engine_model *m = NULL;
+    shimmy_error err;
+    CHECK_MSG(engine_model_open(path, NULL, &m, &err) == SHIMMY_OK, "%s", err.message);
+    if (!m) return;
+    core_pool *pool = NULL;
+    CHECK(core_pool_new(2, &pool, &err) == SHIMMY_OK);
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    const int32_t V = engine_model_get_info(m)->n_vocab;
+    int32_t p1[40], p2[52];
+    for (int i = 0; i < 52; i++) p2[i] = (int32_t)((i * 7919u + 13u) % (uint32_t)(V - 3)) + 3;
+    memcpy(p1, p2, sizeof p1); /* p2 continues p1 */
+    int32_t want[12], got[12], tmp[12];
+    gen_once(m, NULL, pool, &lock, p2, 52, want);
+    for (int budget = 0; budget < 2; budget++) {
+        engine_batcher *b = NULL;
+        engine_batcher_params bp = {.n_seq = 2,
+                                    .n_ctx = 128,
+                                    .n_chunk = 8,
+                                    .pool = pool,
+                                    .compute_lock = &lock,
+                                    .n_cache = 2,
+                                    .cache_bytes = budget ? 1 : (uint64_t)64 << 20};
+        CHECK(engine_batcher_new(m, &bp, &b, &err) == SHIMMY_OK);
+        gen_once(m, b, pool, &lock, p1, 40, tmp); /* ends: its cache stays (or is dropped) */
+        engine_result r = gen_once(m, b, pool, &lock, p2, 52, got);
+        CHECK_MSG(r.n_cached == (budget ? 0 : 40), "%s budget %d: %d cached", name, budget,
+                  r.n_cached);
+        CHECK_MSG(memcmp(got, want, sizeof want) == 0, "%s budget %d: tokens differ", name, budget);
+        engine_batcher_stats bs;
+        engine_batcher_get_stats(b, &bs);
+        printf("%s cache budget %s: %d cached of 52 prompt tokens, reused %llu, kept caches %d\n",
+               name, budget ? "1 byte" : "64 MiB", r.n_cached, (unsigned long long)bs.reused_tokens,
+               bs.cached_seqs);
+        engine_batcher_free(b);
+    }
+    core_pool_free(pool);
+    engine_model_close(m);
+}
+
 int main(void) {
     char buf[1024];
     test_require_data("models/tiny-llama-spm-F16.gguf", buf, sizeof buf);
@@ -181,5 +249,7 @@ int main(void) {
     check_model("tiny-llama-spm-F32", "lora-tiny-llama-spm-r4.gguf", "peft-tiny-llama-spm-r8-attn");
     check_model("tiny-llama-spm-e256-Q4_K_M", NULL, NULL);
     check_model("tiny-qwen2-Q4_0", "lora-tiny-qwen2-r4.gguf", "lora-tiny-qwen2-r4.gguf");
+    check_prompt_cache("tiny-llama-spm-F32");
+    check_prompt_cache("tiny-gemma3-F32"); /* sliding-window layers: the ring is copied too */
     return test_finish("engine/batcher");
 }
