@@ -254,6 +254,64 @@ const char *shimmy_model_architecture(const shimmy_model *m);
 int32_t shimmy_model_ctx_len(const shimmy_model *m); /* the context each generation gets */
 int32_t shimmy_model_vocab_size(const shimmy_model *m);
 
+/* ---- embeddings and reranking ------------------------------------------------------------ */
+
+/* One input of shimmy_embed: a text (tokenized as the model expects: [CLS] .. [SEP] for BERT,
+ * BOS/EOS as the vocab says) or, when text is NULL, token ids used as given. */
+typedef struct shimmy_embed_input {
+    const char *text; /* NUL-terminated, or NULL */
+    const int32_t *tokens;
+    size_t n_tokens;
+} shimmy_embed_input;
+
+typedef struct shimmy_embed_options {
+    bool raw;           /* the pooled vectors as they are (default: L2-normalised) */
+    int32_t dimensions; /* keep the first n components, then normalise (Matryoshka); 0 = all */
+    /* an input longer than the model's context is cut to it, keeping the final [SEP]/EOS;
+     * otherwise SHIMMY_ERR_CONTEXT_EXCEEDED naming the input ("input[i]") */
+    bool truncate;
+    /* run on this pool's threads (shimmy_threadpool below), taking turns per forward step with
+     * the sessions sharing it; NULL = the model's own threads. Borrowed for the call. */
+    struct shimmy_threadpool *pool;
+} shimmy_embed_options;
+
+/* Vectors of shimmy_embed: n rows of dim floats; n_tokens[i] the tokens input i used.
+ * Owned: shimmy_embeddings_free. */
+typedef struct shimmy_embeddings {
+    size_t n;
+    int32_t dim;
+    float *data;
+    int32_t *n_tokens;
+    uint64_t prompt_tokens; /* sum of n_tokens */
+} shimmy_embeddings;
+
+/* Embeds n inputs, evaluated together in batches (each input attends only to itself), pooled
+ * as the model's GGUF says (<arch>.pooling_type: mean, cls, last; a generative model without
+ * one: mean over its final, output-normed hidden states). Rank-pooling models (rerankers) give
+ * their classifier's scores (dim = its outputs, never normalised). o may be NULL (defaults).
+ * Concurrent calls on one model run one after another. Errors name the input ("input[3]"):
+ * SHIMMY_ERR_INVALID_ARG (empty input, token id out of range), _CONTEXT_EXCEEDED,
+ * _UNSUPPORTED (a model with per-token pooling 'none'). */
+SHIMMY_NODISCARD shimmy_status shimmy_embed(shimmy_model *m, const shimmy_embed_input *in, size_t n,
+                                            const shimmy_embed_options *o, shimmy_embeddings *out,
+                                            shimmy_error *err);
+void shimmy_embeddings_free(shimmy_embeddings *e);
+
+/* Relevance of each document to the query with a reranker (rank pooling and a classification
+ * head; otherwise SHIMMY_ERR_UNSUPPORTED): the first output of the head for the pair
+ * [CLS] query [SEP] document [SEP] (Hugging Face's pair encoding, what llama-embedding scores).
+ * scores has n_docs floats; *prompt_tokens (may be NULL) the tokens of all pairs. o: only
+ * truncate is used (a pair over the context is cut, keeping its final [SEP]). */
+SHIMMY_NODISCARD shimmy_status shimmy_rerank(shimmy_model *m, const char *query,
+                                             const char *const *docs, size_t n_docs,
+                                             const shimmy_embed_options *o, float *scores,
+                                             uint64_t *prompt_tokens, shimmy_error *err);
+
+/* "mean", "cls", "last", "rank" or "none": how shimmy_embed pools this model's states. */
+const char *shimmy_model_pooling(const shimmy_model *m);
+/* Floats per shimmy_embed vector (n_embd, or a reranker's outputs). */
+int32_t shimmy_model_embedding_size(const shimmy_model *m);
+
 /* ---- generation ------------------------------------------------------------------------ */
 
 typedef enum shimmy_finish {

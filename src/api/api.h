@@ -112,6 +112,10 @@ struct shimmy_model {
     int32_t n_ctx;
     pthread_mutex_t lock;
     api_session *idle; /* one finished session kept for reuse (prefix cache) */
+    /* embeddings (embed.c): made on first use, one caller at a time under embed_lock */
+    pthread_mutex_t embed_lock;
+    engine_embedder *embedder;
+    const struct shimmy_threadpool *embed_pool; /* the pool embedder runs on (NULL: its own) */
 };
 
 /* Wraps a loaded engine_model: takes ownership of em (handle NULL) or of handle (em is then the

@@ -18,6 +18,8 @@ static int32_t context_of(const shimmy_spec *spec, const engine_model *em) {
 
 static void model_destroy(shimmy_model *m) {
     api_session_free(m->idle);
+    engine_embed_free(m->embedder);
+    pthread_mutex_destroy(&m->embed_lock);
     lora_set_free(m->lora);
     if (m->handle)
         manager_release(m->handle);
@@ -44,6 +46,7 @@ shimmy_status api_model_new(const shimmy_spec *spec, engine_model *em, manager_h
     m->handle = handle;
     m->em = handle ? manager_handle_model(handle) : em;
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->embed_lock, NULL);
     m->n_ctx = context_of(spec, m->em);
     if (!engine_model_vocab(m->em)) {
         model_destroy(m);

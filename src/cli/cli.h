@@ -28,6 +28,7 @@ int cli_cmd_bench(int argc, char **argv);
 int cli_cmd_generate(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);
 int cli_cmd_detokenize(int argc, char **argv);
+int cli_cmd_embed(int argc, char **argv);
 int cli_cmd_logits(int argc, char **argv);
 int cli_cmd_perplexity(int argc, char **argv);
 int cli_cmd_template(int argc, char **argv);

@@ -19,6 +19,7 @@ static const cli_command commands[] = {
     {"generate", cli_cmd_generate, "generate text from a prompt"},
     {"tokenize", cli_cmd_tokenize, "print the token ids of a text"},
     {"detokenize", cli_cmd_detokenize, "print the text of token ids"},
+    {"embed", cli_cmd_embed, "print embeddings of texts (or rerank scores)"},
     {"logits", cli_cmd_logits, "print top-k logits (reference checking)"},
     {"perplexity", cli_cmd_perplexity, "perplexity of a model on a text file"},
     {"template", cli_cmd_template, "render a chat with a model's template"},

@@ -356,4 +356,50 @@ bool engine_stop_push(engine_stop *st, const char *text, size_t len, const char 
 /* Releases what is still held back (at the end of generation). */
 void engine_stop_flush(engine_stop *st, const char **emit, size_t *n_emit);
 
+/* ---- embeddings and reranking (embed.c) ----
+ * An engine_embedder is a model context with one sequence per input evaluated together: inputs
+ * are packed whole into forward steps (each attends only to itself), pooled as the model says
+ * (<arch>.pooling_type; a generative model without one: MEAN over its output-normed hidden
+ * states) and L2-normalised on request. Rank pooling returns the classification head's scores.
+ * One caller at a time; with a compute lock, each forward step holds it (so that embeddings take
+ * turns with the generations sharing the pool instead of stalling them). */
+typedef struct engine_embedder engine_embedder;
+
+typedef struct engine_embed_params {
+    int32_t n_ctx;     /* tokens per input; 0 = min(n_ctx_train, 8192), 2048 for decoders */
+    int32_t n_seq;     /* inputs per step, [0, 256]; 0 = what a 4 GiB (virtual) F32 cache holds */
+    int32_t n_batch;   /* tokens per step (at least n_ctx: inputs are whole); 0 = 2048 */
+    int32_t n_threads; /* own pool of this size when pool is NULL; 0 = cores */
+    core_pool *pool;   /* borrowed or NULL */
+    pthread_mutex_t *compute_lock; /* borrowed; held around each forward step when non-NULL */
+} engine_embed_params;
+
+typedef struct engine_embed_opts {
+    bool normalize;     /* L2-normalise each vector (ignored for rank scores) */
+    int32_t dimensions; /* keep the first n dims (then renormalise when normalize); 0 = all */
+} engine_embed_opts;
+
+/* The model must outlive the embedder. SHIMMY_ERR_UNSUPPORTED for pooling NONE (per-token
+ * vectors) and for rank pooling without a classification head. */
+shimmy_status engine_embed_new(const engine_model *m, const engine_embed_params *p,
+                               engine_embedder **out, shimmy_error *err);
+void engine_embed_free(engine_embedder *e);
+int32_t engine_embed_n_ctx(const engine_embedder *e);
+/* Floats per output: n_embd, or the head's n_cls_out for rank pooling. */
+int32_t engine_embed_dim(const engine_embedder *e);
+model_pooling engine_embed_pooling(const engine_embedder *e);
+/* An input's tokens as the model expects them (add_special: [CLS] .. [SEP], or BOS/EOS per the
+ * vocab); pair (b non-NULL): the Hugging Face pair encoding [CLS] a [SEP] b [SEP]. Longer than
+ * n_ctx: cut to n_ctx keeping the final special token when truncate, else
+ * SHIMMY_ERR_CONTEXT_EXCEEDED. Appends to out. */
+shimmy_status engine_embed_tokenize(const engine_embedder *e, const char *a, size_t a_len,
+                                    const char *b, size_t b_len, bool truncate, struct tok_buf *out,
+                                    shimmy_error *err);
+/* Embeds n inputs (tokens[i], n_tokens[i] of them, 1 .. n_ctx each, ids in range): out gets n
+ * rows of engine_embed_dim floats (dimensions: of min(dimensions, dim) floats). Errors name
+ * the input index. */
+shimmy_status engine_embed_run(engine_embedder *e, const int32_t *const *tokens,
+                               const int32_t *n_tokens, int32_t n, const engine_embed_opts *o,
+                               float *out, shimmy_error *err);
+
 #endif

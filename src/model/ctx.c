@@ -42,7 +42,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "kv_type",
                           "KV cache type must be f16 or f32");
     if (m->arch->encoder && !p->embeddings)
-        return core_error(err, SHIMMY_ERR_UNSUPPORTED, m->arch->name,
+        return core_error(err, SHIMMY_ERR_UNSUPPORTED, "model",
                           "architecture %s is an embedding model (an encoder): it cannot "
                           "generate text; use it for embeddings or reranking",
                           m->arch->name);

@@ -54,6 +54,10 @@ static const server_route routes[] = {
     {"DELETE", "/api/delete", server_handle_ollama_store, 0},
     {"POST", "/api/embed", server_handle_ollama_embed, 0},
     {"POST", "/api/embeddings", server_handle_ollama_embed, 0},
+    /* Embeddings and reranking (embed.c). */
+    {"POST", "/v1/embeddings", server_handle_embeddings, 0},
+    {"POST", "/v1/rerank", server_handle_rerank, 0},
+    {"POST", "/rerank", server_handle_rerank, 0},
     /* llama-server's small endpoints (extras.c). */
     {"POST", "/tokenize", server_handle_tokenize, 0},
     {"POST", "/detokenize", server_handle_detokenize, 0},

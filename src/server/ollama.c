@@ -248,9 +248,3 @@ int server_handle_ollama_store(server_call *c) {
              c->route);
     return reply_status(c, 501, msg);
 }
-
-int server_handle_ollama_embed(server_call *c) {
-    return reply_status(c, 501,
-                        "embeddings are not served yet: shimmy generates text only "
-                        "(/api/chat, /api/generate, /v1/chat/completions)");
-}

@@ -1,7 +1,8 @@
 /*
  * ollama — Ollama's API on shimmy's port: /api/chat and /api/generate (NDJSON streams, on by
  * default), /api/tags, /api/show, /api/ps, /api/version, HEAD and GET /, clear refusals for
- * the model-store endpoints (pull, push, create, copy, delete) and for embeddings.
+ * the model-store endpoints (pull, push, create, copy, delete); /api/embed and /api/embeddings
+ * are served by embed.c.
  *
  * Pieces:
  *  - ollama_req.c: the request parsers (pure; tests/server/test_ollama.c and the fuzz target

@@ -262,7 +262,7 @@ try {
     await expectError(ollama.generate({ model: DOCS, prompt: 'x', images: ['aGk='] }), 400, /images/);
     await expectError(ollama.pull({ model: 'llama3' }), 501, /shimmy pull/);
     await expectError(ollama.delete({ model: DOCS }), 501, /model store/);
-    await expectError(ollama.embed({ model: DOCS, input: 'x' }), 501, /embeddings/);
+    await expectError(ollama.embed({ model: DOCS, input: [1, 2] }), 400, /input\[0\]/);
     // a body that is no JSON
     const r = await fetch(`${srv.url}/api/chat`, { method: 'POST', body: '{"model":' });
     assertEq(r.status, 400, 'malformed body');
