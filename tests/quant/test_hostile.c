@@ -17,6 +17,43 @@ static void fill_hostile_floats(float *x, int64_t n, test_rng *rng) {
     }
 }
 
+/* The i-quants, ternary types and MXFP4 (not in the shared fixture's type list). */
+static const uint32_t newer_types[] = {
+    GGUF_T_IQ4_NL, GGUF_T_IQ4_XS, GGUF_T_IQ3_XXS, GGUF_T_IQ3_S, GGUF_T_IQ2_XXS, GGUF_T_IQ2_XS,
+    GGUF_T_IQ2_S,  GGUF_T_IQ1_S,  GGUF_T_IQ1_M,   GGUF_T_TQ1_0, GGUF_T_TQ2_0,   GGUF_T_MXFP4,
+};
+
+/* Arbitrary bytes as blocks and as activations, hostile floats through the quantizers they
+ * have (the codebook types have none). */
+static int hostile_newer(test_rng *rng, unsigned char *w, unsigned char *a, float *x, float *y,
+                         int64_t n) {
+    int runs = 0;
+    for (int v = 0; v < quant_n_variants(); v++)
+        for (size_t t = 0; t < sizeof newer_types / sizeof newer_types[0]; t++) {
+            const quant_traits *q =
+                v == 0 ? quant_get_ref(newer_types[t]) : quant_variant_get(v, newer_types[t]);
+            if (!q) continue;
+            const quant_traits *act = quant_get_ref(q->vec_dot_type);
+            for (int rep = 0; rep < 4; rep++) {
+                for (int64_t i = 0; i < n * 4 + 64; i++) w[i] = (unsigned char)test_rng_u64(rng);
+                q->to_float(w + 1, y, n);
+                fill_hostile_floats(x, n, rng);
+                if (q->from_float) q->from_float(x, a + 3, n);
+                if (q->quantize) q->quantize(x, a + 3, n);
+                float s = 0.0f;
+                act->from_float(x, a + 3, n);
+                q->vec_dot(n, &s, w + 1, a + 3);
+                q->vec_dot_batch(n, &s, w + 1, a + 3);
+                /* activations of arbitrary bytes too (-128 levels, odd scales) */
+                for (int64_t i = 0; i < n * 4 + 64; i++) a[i] = (unsigned char)test_rng_u64(rng);
+                q->vec_dot(n, &s, w + 1, a + 3);
+                if (q->gemm) q->gemm(n, 1, 1, w + 1, 0, a + 3, 0, &s, 1);
+                runs++;
+            }
+        }
+    return runs;
+}
+
 int main(void) {
     test_rng rng;
     test_rng_seed(&rng, 99);
@@ -57,6 +94,7 @@ int main(void) {
             }
         }
     }
+    runs += hostile_newer(&rng, w, a, x, y, n);
     fprintf(stderr, "%d hostile runs\n", runs);
     free(w);
     free(a);
