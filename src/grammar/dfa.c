@@ -204,7 +204,11 @@ static void make_direct(grammar_matcher *m, int32_t d) {
         const uint8_t b = m->brep[c];
         uint32_t k = 0;
         uint64_t who = 0;
-        if (by_takers && b < 0x80) {
+        if (b >= 0x80) {
+            byclass[c] = GM_LAZY;
+            continue;
+        }
+        if (by_takers) {
             if (!(who = takers(m, &m->dst[d], b))) {
                 byclass[c] = -1; /* no stack takes it */
                 continue;
@@ -219,7 +223,7 @@ static void make_direct(grammar_matcher *m, int32_t d) {
             free(t);
             return;
         }
-        if (by_takers && b < 0x80 && n_seen < 128) {
+        if (by_takers && n_seen < 128) {
             seen[n_seen] = who;
             seen_to[n_seen++] = byclass[c];
         }
@@ -230,7 +234,7 @@ static void make_direct(grammar_matcher *m, int32_t d) {
     for (int b = 0; b < 128; b++)
         if (t[b] == d) ds->loop[b >> 6] |= 1ull << (b & 63);
     for (int b = 0; b < 256; b++)
-        if (t[b] >= 0) ds->live[b >> 6] |= 1ull << (b & 63);
+        if (t[b] >= 0 || t[b] == GM_LAZY) ds->live[b >> 6] |= 1ull << (b & 63);
     /* the uniform step (majority vote over the live ASCII targets) */
     int32_t votes = 0;
     for (int b = 1; b < 128; b++) {
@@ -264,8 +268,8 @@ static void make_direct(grammar_matcher *m, int32_t d) {
             all = false;
     }
     if (!all || !some) return;
-    const int32_t mid = t[0xC2];
-    const int32_t back = mid >= 0 ? gm_dfa_step(m, mid, 0x80) : -1;
+    const int32_t mid = gm_dfa_next(m, d, 0xC2);
+    const int32_t back = mid >= 0 ? gm_dfa_next(m, mid, 0x80) : -1;
     m->dst[d].loop_high = back == d;
     m->dst[d].uni_high = back >= 0 && back == m->dst[d].uni;
 }
@@ -280,10 +284,22 @@ bool gm_dfa_direct(grammar_matcher *m, int32_t d) {
 int32_t gm_dfa_step(grammar_matcher *m, int32_t d, uint8_t b) {
     if (++m->dst[d].hits == HOT_HITS && m->n_direct < MAX_DIRECT) {
         make_direct(m, d);
-        if (m->dst[d].direct) return m->dst[d].direct[b];
+        if (m->dst[d].direct) return gm_dfa_next(m, d, b);
         if (m->failed) return -2;
     }
     return step_hashed(m, d, b);
+}
+
+int32_t gm_dfa_fill(grammar_matcher *m, int32_t d, uint8_t b) {
+    const int32_t x = step_hashed(m, d, b);
+    if (x == -2) return -2;
+    gm_dstate *ds = &m->dst[d]; /* after the step: m->dst may have moved */
+    for (int k = 128; k < 256; k++) {
+        if (m->bclass[k] != m->bclass[b]) continue;
+        ds->direct[k] = x;
+        if (x < 0) ds->live[k >> 6] &= ~(1ull << (k & 63));
+    }
+    return x;
 }
 
 /* Memoized per byte class (b stands for its class). */

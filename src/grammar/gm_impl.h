@@ -70,7 +70,7 @@ typedef struct gm_dstate {
     uint32_t hits;    /* lookups through the hash, until the state gets a direct table */
     int32_t *direct;  /* (256) all transitions, for states the walks keep coming back to */
     uint64_t loop[2]; /* with direct: the ASCII bytes that lead back to this very state */
-    uint64_t live[4]; /* with direct: the bytes that lead to a live state */
+    uint64_t live[4]; /* with direct: the bytes that lead to a live state (or are GM_LAZY) */
     bool loop_high;   /* ... and so does every non-ASCII character */
     int32_t uni;      /* with direct: the live state most ASCII bytes lead to (-1: none) */
     uint64_t uset[2]; /* ... and the ASCII bytes that lead there (a counted repetition's step) */
@@ -137,9 +137,15 @@ void gm_canonical(gm_state *s);
  * -2: failure, m->failed), forget everything (between walks, when it has grown large). */
 int32_t gm_dfa_intern(grammar_matcher *m, gm_state *s);
 int32_t gm_dfa_step(grammar_matcher *m, int32_t d, uint8_t b);
+/* A direct table's entry for a non-ASCII byte not stepped yet (most states never see one, and
+ * each would intern a partial-character state): gm_dfa_fill steps it and fills its class. */
+#define GM_LAZY (-3)
+int32_t gm_dfa_fill(grammar_matcher *m, int32_t d, uint8_t b);
 static inline int32_t gm_dfa_next(grammar_matcher *m, int32_t d, uint8_t b) {
     const int32_t *t = m->dst[d].direct;
-    return t ? t[b] : gm_dfa_step(m, d, b);
+    if (!t) return gm_dfa_step(m, d, b);
+    const int32_t x = t[b];
+    return x != GM_LAZY ? x : gm_dfa_fill(m, d, b);
 }
 void gm_dfa_reset(grammar_matcher *m);
 /* Computes m's byte classes from its grammar's terminals (at creation). */

@@ -192,7 +192,9 @@ static bool walk_front(grammar_matcher *m, const gm_slice *sl, const gm_limit *l
             if (lim->target < 0 && k > deepest) continue;
             const int32_t s = k == 0 ? d0 : lim->target >= 0 ? lim->target : m->chain[k];
             ++*visits;
-            if (m->dst[s].direct[b] < 0) continue;
+            const int32_t next = gm_dfa_next(m, s, (uint8_t)b);
+            if (next == -2) return false;
+            if (next < 0) continue;
             m->dlvl[k] = s;
             if (!walk(m, i, gv->nd[i].end, NULL, UINT32_MAX, mask, visits)) return false;
         }

@@ -243,7 +243,7 @@ static bool refuses_class(grammar_matcher *m, int32_t d, const gm_slice *key) {
     for (int b = 0; b < 128; b++)
         if (gm_in_set(key->l, (uint8_t)b) && t[b] >= 0) return false;
     for (int b = 0xC2; key->high && b <= 0xF4; b++) /* the lead bytes of non-ASCII characters */
-        if (t[b] >= 0) return false;
+        if (gm_dfa_next(m, d, (uint8_t)b) != -1) return false;
     return true;
 }
 
