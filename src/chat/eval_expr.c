@@ -220,12 +220,12 @@ static chat_val eval_slice(chat_rt *rt, const chat_node *n) {
 
 /* ---- calls ---- */
 
-static void eval_args(chat_rt *rt, const chat_node *n, chat_args *a) {
+void chat_eval_args(chat_rt *rt, const chat_node *n, chat_args *a, int extra) {
     memset(a, 0, sizeof *a);
-    if (!n->n_kids) return;
-    a->pos = chat_alloc(rt, (size_t)n->n_kids * sizeof *a->pos);
-    a->kv = chat_alloc(rt, (size_t)n->n_kids * sizeof *a->kv);
-    a->kn = chat_alloc(rt, (size_t)n->n_kids * sizeof *a->kn);
+    if (!n->n_kids && !extra) return;
+    a->pos = chat_alloc(rt, (size_t)(n->n_kids + extra) * sizeof *a->pos);
+    a->kv = chat_alloc(rt, (size_t)(n->n_kids + extra) * sizeof *a->kv);
+    a->kn = chat_alloc(rt, (size_t)(n->n_kids + extra) * sizeof *a->kn);
     for (int i = 0; i < n->n_kids; i++) {
         chat_val v = chat_eval(rt, n->kids[i]);
         if (n->knames && n->knames[i]) {
@@ -244,8 +244,10 @@ static chat_val call_macro(chat_rt *rt, const chat_fn *fn, const chat_args *a) {
                   rt->max_depth);
     if (a->n > m->n_names)
         chat_fail(rt, "macro '%s' takes not more than %d argument(s)", m->name, m->n_names);
+    const chat_val *caller = NULL; /* a macro that reads `caller` takes it as a keyword */
     for (int k = 0; k < a->nk; k++) {
-        bool known = false;
+        bool known = m->op && strcmp(a->kn[k], "caller") == 0;
+        if (known) caller = &a->kv[k];
         for (int i = 0; i < m->n_names && !known; i++) known = strcmp(m->names[i], a->kn[k]) == 0;
         if (!known) chat_fail(rt, "macro '%s' takes no keyword argument '%s'", m->name, a->kn[k]);
     }
@@ -257,6 +259,7 @@ static chat_val call_macro(chat_rt *rt, const chat_fn *fn, const chat_args *a) {
         chat_val val = v ? *v : m->kids[i] ? chat_eval(rt, m->kids[i]) : chat_undef(m->names[i]);
         chat_scope_set(rt, sc, m->names[i], val);
     }
+    if (m->op) chat_scope_set(rt, sc, "caller", caller ? *caller : chat_undef("caller"));
     rt->depth++;
     rt->out = &buf;
     chat_exec_body(rt, m->body, m->n_body);
@@ -449,7 +452,7 @@ chat_val chat_eval_filter_chain(chat_rt *rt, const chat_node *n, chat_val input)
     if (n->kind != E_FILTER) return chat_eval(rt, n);
     if (n->a) input = chat_eval_filter_chain(rt, n->a, input);
     chat_args a;
-    eval_args(rt, n, &a);
+    chat_eval_args(rt, n, &a, 0);
     step(rt, n);
     return chat_filter_find(n->name)(rt, input, &a);
 }
@@ -488,7 +491,7 @@ static chat_val eval_node(chat_rt *rt, const chat_node *n) {
     case E_CALL: {
         chat_val callee = chat_eval(rt, n->a);
         chat_args a;
-        eval_args(rt, n, &a);
+        chat_eval_args(rt, n, &a, 0);
         rt->line = n->line;
         rt->col = n->col;
         return chat_call(rt, callee, &a);
@@ -497,7 +500,7 @@ static chat_val eval_node(chat_rt *rt, const chat_node *n) {
     case E_TEST: {
         chat_val v = chat_eval(rt, n->a);
         chat_args a;
-        eval_args(rt, n, &a);
+        chat_eval_args(rt, n, &a, 0);
         rt->line = n->line;
         rt->col = n->col;
         bool r = chat_test_find(n->name)(rt, v, &a);

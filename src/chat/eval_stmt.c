@@ -1,6 +1,6 @@
 /* Statement execution: output, if, for (with loop variables, filters, else, break/continue),
- * set (plain, unpacking, namespace attributes, blocks), macros and filter blocks. A for-loop
- * body gets its own scope, so assignments inside do not leak out, as in Jinja. */
+ * set (plain, unpacking, namespace attributes, blocks), macros, call blocks and filter blocks. A
+ * for-loop body gets its own scope, so assignments inside do not leak out, as in Jinja. */
 #include "jinja.h"
 
 #include <string.h>
@@ -109,6 +109,27 @@ static flow exec_stmt(chat_rt *rt, const chat_node *n) {
         fn->macro = n;
         fn->closure = rt->scope;
         chat_scope_set(rt, rt->scope, n->name, (chat_val){CV_FUNC, 0, {.fn = fn}});
+        return FLOW_NORMAL;
+    }
+    case N_CALL_BLOCK: {
+        /* the call with one more keyword argument: `caller`, the block as a macro that renders
+         * in this scope */
+        step(rt, n);
+        chat_fn *fn = chat_alloc(rt, sizeof *fn);
+        fn->name = n->name;
+        fn->macro = n;
+        fn->closure = rt->scope;
+        chat_val callee = chat_eval(rt, n->a->a);
+        if (callee.type == CV_FUNC && !callee.u.fn->macro)
+            chat_fail(rt, "'%s' takes no keyword argument 'caller' (a call block needs a macro)",
+                      callee.u.fn->name ? callee.u.fn->name : "function");
+        chat_args a;
+        chat_eval_args(rt, n->a, &a, 1);
+        a.kn[a.nk] = "caller";
+        a.kv[a.nk++] = (chat_val){CV_FUNC, 0, {.fn = fn}};
+        rt->line = n->line;
+        rt->col = n->col;
+        chat_write_str(rt, rt->out, chat_call(rt, callee, &a));
         return FLOW_NORMAL;
     }
     case N_FILTER_BLOCK: {

@@ -115,7 +115,8 @@ typedef enum chat_nkind {
     N_FOR,
     N_SET,
     N_SET_BLOCK,
-    N_MACRO,
+    N_MACRO,      /* op: 1 when it reads `caller` (then it takes a `caller` argument) */
+    N_CALL_BLOCK, /* a: the call; names/kids/body: the `caller` macro it passes (N_MACRO-like) */
     N_BREAK,
     N_CONTINUE,
     N_FILTER_BLOCK,
@@ -397,6 +398,8 @@ size_t chat_space_before(const char *p, size_t n);
 chat_val chat_eval(chat_rt *rt, const chat_node *n);
 void chat_exec_body(chat_rt *rt, chat_node *const *body, int n); /* in rt->scope */
 chat_val chat_call(chat_rt *rt, chat_val callee, const chat_args *a);
+/* The arguments of call node n evaluated into a, with room for `extra` more keyword ones. */
+void chat_eval_args(chat_rt *rt, const chat_node *n, chat_args *a, int extra);
 /* A filter chain whose innermost operand is an expression, or `input` where it is NULL (filter
  * blocks, block sets). */
 chat_val chat_eval_filter_chain(chat_rt *rt, const chat_node *n, chat_val input);

@@ -1,5 +1,5 @@
 /* Jinja statement parser: template bodies and the block tags chat templates use (if, for, set,
- * macro, filter, break/continue, do, generation). Tags that need files (include, import,
+ * macro, call, filter, break/continue, do, generation). Tags that need files (include, import,
  * extends) are refused: a template is one self-contained text. */
 #include "jinja.h"
 
@@ -141,11 +141,23 @@ static void stmt_set(chat_parser *p, const chat_token *t, chat_nvec *out) {
     chat_nvec_push(p, out, n, NULL);
 }
 
-static void stmt_macro(chat_parser *p, const chat_token *t, chat_nvec *out) {
-    static const char *const end[] = {"endmacro", NULL};
-    chat_node *n = chat_pnode(p, N_MACRO, t);
-    n->name = chat_pname(p, "a macro name");
-    chat_pexpect(p, T_OP, "(", "'(' after the macro name");
+/* Whether the subtree at n reads the name `caller`: Jinja gives a macro its `caller` argument
+ * (the body of a {% call %} block) only then. */
+static bool reads_caller(const chat_node *n) {
+    if (!n) return false;
+    if (n->kind == E_NAME && strcmp(n->name, "caller") == 0) return true;
+    if (reads_caller(n->a) || reads_caller(n->b) || reads_caller(n->c)) return true;
+    for (int i = 0; i < n->n_kids; i++)
+        if (reads_caller(n->kids[i])) return true;
+    for (int i = 0; i < n->n_body; i++)
+        if (reads_caller(n->body[i])) return true;
+    for (int i = 0; i < n->n_orelse; i++)
+        if (reads_caller(n->orelse[i])) return true;
+    return false;
+}
+
+/* `(a, b=default, ...)` after the '(' of a macro or call block, up to and including ')'. */
+static void parse_params(chat_parser *p, const chat_token *t, chat_node *n) {
     chat_nvec params = {0};
     bool seen_default = false;
     while (!at_op(p, ")")) {
@@ -164,17 +176,50 @@ static void stmt_macro(chat_parser *p, const chat_token *t, chat_nvec *out) {
         chat_nvec_push(p, &params, def, name);
     }
     chat_pnext(p);
-    end_tag(p);
     n->kids = params.v;
     n->names = params.names;
     n->n_kids = n->n_names = params.n;
+}
+
+/* A macro's body is its own function: loop controls of an enclosing loop are not legal in it. */
+static void parse_fn_body(chat_parser *p, chat_node *n, const char *closing) {
+    const char *const end[] = {closing, NULL};
     int loops = p->loops;
     p->loops = 0;
     chat_penter(p);
-    body_until(p, end, "endmacro", &n->body, &n->n_body);
+    body_until(p, end, closing, &n->body, &n->n_body);
     p->depth--;
     p->loops = loops;
+}
+
+static void stmt_macro(chat_parser *p, const chat_token *t, chat_nvec *out) {
+    chat_node *n = chat_pnode(p, N_MACRO, t);
+    n->name = chat_pname(p, "a macro name");
+    chat_pexpect(p, T_OP, "(", "'(' after the macro name");
+    parse_params(p, t, n);
+    end_tag(p);
+    parse_fn_body(p, n, "endmacro");
+    n->op = reads_caller(n);                         /* its defaults and body */
     if (chat_pcur(p)->kind == T_NAME) chat_pnext(p); /* `{% endmacro name %}` */
+    end_tag(p);
+    chat_nvec_push(p, out, n, NULL);
+}
+
+/* {% call [(params)] macro(args) %}body{% endcall %}: the macro called with `caller`, a macro
+ * whose body is the block's (rendered in the caller's scope with the params bound). */
+static void stmt_call(chat_parser *p, const chat_token *t, chat_nvec *out) {
+    chat_node *n = chat_pnode(p, N_CALL_BLOCK, t);
+    n->name = "caller";
+    if (at_op(p, "(")) {
+        chat_pnext(p);
+        parse_params(p, t, n);
+    }
+    n->a = chat_parse_expr(p);
+    if (n->a->kind != E_CALL)
+        chat_parse_fail(p, t->line, t->col, "'call' needs a call expression, e.g. m(x)");
+    end_tag(p);
+    parse_fn_body(p, n, "endcall");
+    n->op = reads_caller(n); /* as for a macro: a `caller` of its own when its body reads one */
     end_tag(p);
     chat_nvec_push(p, out, n, NULL);
 }
@@ -231,15 +276,11 @@ static const struct {
     const char *name;
     stmt_fn fn;
 } stmts[] = {
-    {"if", stmt_if},
-    {"for", stmt_for},
-    {"set", stmt_set},
-    {"macro", stmt_macro},
-    {"filter", stmt_filter},
-    {"break", stmt_loopctl},
-    {"continue", stmt_loopctl},
-    {"do", stmt_do},
-    {"generation", stmt_generation},
+    {"if", stmt_if},         {"for", stmt_for},
+    {"set", stmt_set},       {"macro", stmt_macro},
+    {"call", stmt_call},     {"filter", stmt_filter},
+    {"break", stmt_loopctl}, {"continue", stmt_loopctl},
+    {"do", stmt_do},         {"generation", stmt_generation},
 };
 
 static void parse_body(chat_parser *p, const char *const *stops, const char *closing,
