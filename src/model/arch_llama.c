@@ -56,11 +56,7 @@ void model_llama_forward(model_ctx *c) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd;
-    const model_rope_cfg rope = {.mode = m->arch->rope_mode,
-                                 .n_rot = hp->n_rot,
-                                 .base = hp->rope_base,
-                                 .freq_scale = hp->rope_freq_scale,
-                                 .freq_factors = m->rope_freqs};
+    const model_rope_cfg rope = model_rope_cfg_of(m);
     const model_attn_params attn = {.scale = 1.0f / sqrtf((float)hp->head_dim)};
     model_op_embed(c, 1.0f);
     model_op_rope_prepare(c, 0, &rope);

@@ -122,6 +122,8 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     uint64_t o_qkv = reserve(&l, fused ? B * (q_dim + k_dim + v_dim) : 0, 4);
     uint64_t o_rows = reserve(&l, (uint64_t)c->n_logits, sizeof(int32_t));
     uint64_t o_rope = reserve(&l, MODEL_ROPE_SLOTS * B * (uint64_t)hp->head_dim, 4);
+    const uint64_t moe_bytes = model_moe_scratch_bytes(m, (int32_t)B);
+    const uint64_t o_moe = moe_bytes ? reserve(&l, 1, moe_bytes) : 0;
     if (l.overflow || l.total > SIZE_MAX / 2) {
         free(c);
         return core_error(err, SHIMMY_ERR_NOMEM, "n_ctx",
@@ -186,6 +188,7 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->embd = (float *)(base + o_embd);
     c->qkv = fused ? (float *)(base + o_qkv) : NULL;
     c->rope_cs = (float *)(base + o_rope);
+    c->moe = moe_bytes ? base + o_moe : NULL;
     c->bytes = (size_t)l.total;
     *out = c;
     return SHIMMY_OK;

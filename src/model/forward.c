@@ -52,6 +52,15 @@ static float *rope_row(model_ctx *c, int slot, int32_t t) {
 
 void model_op_rope_prepare(model_ctx *c, int slot, const model_rope_cfg *r) {
     /* RoPE's angles depend on the position only: once per step, not per layer and q/k */
+    if (r->ext_factor > 0.0f) { /* YaRN scales cos and sin itself */
+        float corr[2];
+        model_yarn_corr_dims(r->n_rot, r->n_ctx_orig, r->base, r->beta_fast, r->beta_slow, corr);
+        const float af = r->attn_factor != 0.0f ? r->attn_factor : 1.0f;
+        for (int32_t t = 0; t < c->n_tok; t++)
+            model_rope_angles_yarn(rope_row(c, slot, t), r->n_rot, c->tok_pos[t], r->base,
+                                   r->freq_scale, r->freq_factors, r->ext_factor, corr, af);
+        return;
+    }
     for (int32_t t = 0; t < c->n_tok; t++) {
         float *cs = rope_row(c, slot, t);
         model_rope_angles(cs, r->n_rot, c->tok_pos[t], r->base, r->freq_scale, r->freq_factors);

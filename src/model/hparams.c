@@ -9,8 +9,9 @@
 #include <string.h>
 
 static const model_arch *const arch_table[] = {
-    &model_arch_llama,      &model_arch_qwen2,  &model_arch_qwen3, &model_arch_bert,
-    &model_arch_nomic_bert, &model_arch_gemma2, &model_arch_gemma3};
+    &model_arch_llama,      &model_arch_qwen2,   &model_arch_qwen3,
+    &model_arch_qwen3moe,   &model_arch_gpt_oss, &model_arch_bert,
+    &model_arch_nomic_bert, &model_arch_gemma2,  &model_arch_gemma3};
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
 const model_arch *model_arch_find(const char *name) {
@@ -88,6 +89,31 @@ static shimmy_status read_f32(const gguf_file *f, const char *arch, const char *
     return SHIMMY_OK;
 }
 
+/* YaRN with llama.cpp's defaults (beta_fast 32, beta_slow 1, the original context = the
+ * training one) and its attention factor: the factor's mscale 1 + 0.1 ln(factor), divided by
+ * the 1 + 0.1 ln(factor) that rope multiplies in again, times rope.scaling.attn_factor. */
+static shimmy_status read_yarn(const gguf_file *f, const char *arch, float factor,
+                               model_hparams *hp, shimmy_error *err) {
+    if (factor > 0.0f) hp->rope_freq_scale = 1.0f / factor;
+    hp->rope_ext_factor = 1.0f;
+    hp->yarn_beta_fast = 32.0f;
+    hp->yarn_beta_slow = 1.0f;
+    hp->n_ctx_orig_yarn = hp->n_ctx_train;
+    float attn = 1.0f;
+    const hp_key orig = {"rope.scaling.original_context_length", &hp->n_ctx_orig_yarn, false, 1,
+                         1 << 30};
+    shimmy_status st;
+    if ((st = read_i32(f, arch, &orig, err)) ||
+        (st = read_f32(f, arch, "rope.scaling.yarn_beta_fast", &hp->yarn_beta_fast, false, err)) ||
+        (st = read_f32(f, arch, "rope.scaling.yarn_beta_slow", &hp->yarn_beta_slow, false, err)) ||
+        (st = read_f32(f, arch, "rope.scaling.attn_factor", &attn, false, err)))
+        return st;
+    const float fct = 1.0f / hp->rope_freq_scale;
+    const float mscale = fct <= 1.0f ? 1.0f : 0.1f * logf(fct) + 1.0f;
+    hp->yarn_attn_factor = mscale * (1.0f / (1.0f + 0.1f * logf(fct))) * attn;
+    return SHIMMY_OK;
+}
+
 static shimmy_status read_rope_scaling(const gguf_file *f, const char *arch, model_hparams *hp,
                                        shimmy_error *err) {
     char key[128];
@@ -101,10 +127,12 @@ static shimmy_status read_rope_scaling(const gguf_file *f, const char *arch, mod
         /* llama.cpp applies a bare factor as linear scaling only when the type says so */
         return SHIMMY_OK;
     }
+    if (gguf_str_eq(type, "yarn")) return read_yarn(f, arch, factor, hp, err);
     if (!gguf_str_eq(type, "linear")) {
         char name[32];
         return core_error(err, SHIMMY_ERR_UNSUPPORTED, gguf_path(f),
-                          "RoPE scaling type '%s' (%s) is not supported; only linear scaling is",
+                          "RoPE scaling type '%s' (%s) is not supported; only linear and YaRN "
+                          "scaling are",
                           gguf_str_copy(type, name, sizeof name), key);
     }
     if (factor > 0.0f) hp->rope_freq_scale = 1.0f / factor;

@@ -29,8 +29,9 @@ static const gguf_tensor *find(binder *b, const char *name, bool required, shimm
     return t;
 }
 
-shimmy_status model_load_matrix(model_loader *b, int32_t il, const char *name_in, int64_t n_in,
-                                int64_t n_out, bool required, model_weight *w) {
+/* n_out rows of n_in (n_expert 0: a 2-D matrix) or n_expert blocks of them (a 3-D tensor). */
+static shimmy_status load_rows(model_loader *b, int32_t il, const char *name_in, int64_t n_in,
+                               int64_t n_out, int64_t n_expert, bool required, model_weight *w) {
     char buf[96];
     const char *name = tensor_name(buf, sizeof buf, il, name_in);
     shimmy_status st = SHIMMY_OK;
@@ -38,11 +39,22 @@ shimmy_status model_load_matrix(model_loader *b, int32_t il, const char *name_in
     w->slot = -1;
     const gguf_tensor *t = find(b, name, required, &st);
     if (!t) return st;
-    if (t->n_dims > 2 || t->ne[0] != n_in || t->ne[1] != n_out)
+    if (n_expert == 0 && (t->n_dims > 2 || t->ne[0] != n_in || t->ne[1] != n_out))
         return core_error(b->err, SHIMMY_ERR_FORMAT, gguf_path(b->f),
                           "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
                           (long long)t->ne[0], (long long)t->ne[1], (long long)n_in,
                           (long long)n_out);
+    if (n_expert > 0 &&
+        (t->n_dims != 3 || t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_expert))
+        return core_error(b->err, SHIMMY_ERR_FORMAT, gguf_path(b->f),
+                          "tensor '%s' has shape [%lld, %lld, %lld], expected the expert tensor "
+                          "[%lld, %lld, %lld]",
+                          name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                          (long long)n_in, (long long)n_out, (long long)n_expert);
+    if (n_expert > 0) {
+        w->expert_rows = n_out;
+        n_out *= n_expert;
+    }
     const quant_traits *qt = quant_get(t->type);
     if (!qt || !qt->vec_dot || !qt->to_float)
         return core_error(b->err, SHIMMY_ERR_UNSUPPORTED, gguf_path(b->f),
@@ -74,8 +86,23 @@ shimmy_status model_load_matrix(model_loader *b, int32_t il, const char *name_in
     return SHIMMY_OK;
 }
 
+shimmy_status model_load_matrix(model_loader *b, int32_t il, const char *name, int64_t n_in,
+                                int64_t n_out, bool required, model_weight *w) {
+    return load_rows(b, il, name, n_in, n_out, 0, required, w);
+}
+
+shimmy_status model_load_experts(model_loader *b, int32_t il, const char *name, int64_t n_in,
+                                 int64_t n_out, int64_t n_expert, bool required, model_weight *w) {
+    return load_rows(b, il, name, n_in, n_out, n_expert < 1 ? 1 : n_expert, required, w);
+}
+
 shimmy_status model_load_vector(model_loader *b, int32_t il, const char *name_in, int64_t n,
                                 bool required, const float **out) {
+    return model_load_rows_f32(b, il, name_in, n, 1, required, out);
+}
+
+shimmy_status model_load_rows_f32(model_loader *b, int32_t il, const char *name_in, int64_t n,
+                                  int64_t count, bool required, const float **out) {
     char buf[96];
     const char *name = tensor_name(buf, sizeof buf, il, name_in);
     shimmy_status st = SHIMMY_OK;
@@ -86,10 +113,16 @@ shimmy_status model_load_vector(model_loader *b, int32_t il, const char *name_in
         return core_error(b->err, SHIMMY_ERR_UNSUPPORTED, gguf_path(b->f),
                           "tensor '%s' has type %s; norm weights and biases must be F32", name,
                           gguf_type_name(t->type));
-    if (t->ne[0] != n || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1)
+    if (t->ne[0] != n || t->ne[1] != count || t->ne[2] != 1 || t->ne[3] != 1) {
+        if (count == 1)
+            return core_error(b->err, SHIMMY_ERR_FORMAT, gguf_path(b->f),
+                              "tensor '%s' has %lld x %lld elements, expected a vector of %lld",
+                              name, (long long)t->ne[0], (long long)t->ne[1], (long long)n);
         return core_error(b->err, SHIMMY_ERR_FORMAT, gguf_path(b->f),
-                          "tensor '%s' has %lld x %lld elements, expected a vector of %lld", name,
-                          (long long)t->ne[0], (long long)t->ne[1], (long long)n);
+                          "tensor '%s' has shape [%lld, %lld, %lld], expected [%lld, %lld]", name,
+                          (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                          (long long)n, (long long)count);
+    }
     if ((uintptr_t)t->data % sizeof(float))
         return core_error(b->err, SHIMMY_ERR_FORMAT, gguf_path(b->f),
                           "tensor '%s' data is not 4-byte aligned", name);

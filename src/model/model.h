@@ -71,6 +71,8 @@ typedef struct model_arch {
 extern const model_arch model_arch_llama;
 extern const model_arch model_arch_qwen2;
 extern const model_arch model_arch_qwen3;
+extern const model_arch model_arch_qwen3moe;
+extern const model_arch model_arch_gpt_oss;
 extern const model_arch model_arch_bert;
 extern const model_arch model_arch_nomic_bert;
 extern const model_arch model_arch_gemma2;
@@ -125,6 +127,15 @@ struct model_hparams {
     /* Sliding-window attention: layers whose model_layer.window > 0 attend to the last
      * n_swa positions (their own included) and keep only a ring of cells in the KV cache. */
     int32_t n_swa; /* <arch>.attention.sliding_window, 0 = none */
+    /* YaRN (<arch>.rope.scaling.type = yarn): rope_ext_factor 1 (else 0), the training context
+     * the frequencies were made for, the ramp's rotation bounds and llama.cpp's attention factor
+     * (the cos/sin magnitude before rope's own 1 + 0.1 ln(factor)) */
+    float rope_ext_factor, yarn_beta_fast, yarn_beta_slow, yarn_attn_factor;
+    int32_t n_ctx_orig_yarn;
+    /* mixture of experts (model_moe_hparams; 0 = dense): experts per layer, experts each token
+     * uses, rows of one expert's gate/up (<arch>.expert_feed_forward_length), of the shared
+     * expert (0 = none) */
+    int32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
     /* Rope of the sliding-window layers where a family gives them their own (gemma2/3:
      * <arch>.rope.freq_base_swa, no scaling); the other layers use rope_base/rope_freq_scale. */
     float rope_base_swa, rope_freq_scale_swa;
@@ -165,6 +176,9 @@ typedef struct model_weight {
     size_t row_bytes;
     int32_t slot;
     char name[96]; /* GGUF tensor name, for error messages and adapter binding */
+    /* A 3-D expert tensor [n_in, expert_rows, n_expert] is one weight of n_expert*expert_rows
+     * rows; expert e owns rows [e*expert_rows, (e+1)*expert_rows). 0: a plain matrix. */
+    int64_t expert_rows;
 } model_weight;
 
 /* A layer's tensors: the union of what the architectures bind (NULL / zeroed when absent). */
@@ -181,6 +195,14 @@ struct model_layer {
     model_weight w_gate, w_up, w_down;
     const float *b_up, *b_down, *b_gate; /* FFN biases or NULL */
     const float *ffn_post_norm;          /* (n_embd) norm of the FFN output (gemma2/3) */
+    const float *attn_sinks;             /* (n_head) per-head sink logits (gpt-oss) or NULL */
+    /* mixture of experts: the router (n_expert rows of n_embd) and its bias, the experts'
+     * gate/up (n_ff_exp rows each) and down (n_embd rows each) and their per-expert biases
+     * ((n_expert, n_ff_exp) / (n_expert, n_embd)) */
+    model_weight ffn_gate_inp;
+    const float *ffn_gate_inp_b;
+    model_weight ffn_gate_exps, ffn_up_exps, ffn_down_exps;
+    const float *ffn_gate_exps_b, *ffn_up_exps_b, *ffn_down_exps_b;
     /* LayerNorm biases of the post-norms; bert's post-LN blocks norm x + attention with
      * attn_post_norm(_b) and x + FFN with ffn_post_norm(_b) */
     const float *attn_post_norm_b, *ffn_post_norm_b;
@@ -231,6 +253,12 @@ shimmy_status model_load_matrix(model_loader *ld, int32_t il, const char *name, 
 /* An F32 vector of n elements (norm weights, biases). */
 shimmy_status model_load_vector(model_loader *ld, int32_t il, const char *name, int64_t n,
                                 bool required, const float **out);
+/* A 3-D expert tensor [n_in, n_out, n_expert] as one weight (model_weight.expert_rows). */
+shimmy_status model_load_experts(model_loader *ld, int32_t il, const char *name, int64_t n_in,
+                                 int64_t n_out, int64_t n_expert, bool required, model_weight *out);
+/* An F32 tensor of count rows of n elements [n, count] (per-expert biases). */
+shimmy_status model_load_rows_f32(model_loader *ld, int32_t il, const char *name, int64_t n,
+                                  int64_t count, bool required, const float **out);
 /* "<arch>.<suffix>" as an integer in [lo, hi] / a finite float; absent and optional: untouched. */
 shimmy_status model_load_key_i32(model_loader *ld, const char *suffix, bool required, int32_t lo,
                                  int32_t hi, int32_t *out);
@@ -386,6 +414,51 @@ void model_op_qkv(model_ctx *c, const model_layer *L);
  * logit l replaced by softcap·tanh(l/softcap) when softcap > 0. */
 void model_op_logits(model_ctx *c, const float *norm_w, float eps, float softcap);
 
+/* The rope configuration the file describes (base, scaling, YaRN) for hp->n_rot dims. */
+model_rope_cfg model_rope_cfg_of(const model *m);
+/* YaRN's angles (model_rope_angles' layout): each frequency ramps from interpolated
+ * (freq_scale) to extrapolated between the dims corr_dims[0..1] (model_yarn_corr_dims),
+ * weighted by ext_factor, and cos/sin are multiplied by attn_factor·(1 + 0.1 ln(1/freq_scale)),
+ * as ggml's rope computes them. */
+void model_rope_angles_yarn(float *cs, int32_t n_rot, int32_t pos, float base, float freq_scale,
+                            const float *freq_factors, float ext_factor, const float corr_dims[2],
+                            float attn_factor);
+void model_yarn_corr_dims(int32_t n_rot, int32_t n_ctx_orig, float base, float beta_fast,
+                          float beta_slow, float dims[2]);
+
+/* Mixture of experts (ops_moe.c). The router's logits (+ bias) pick each token's
+ * n_expert_used experts; their outputs, weighted, are summed. */
+typedef enum model_moe_gating {
+    MODEL_MOE_SOFTMAX, /* weights = softmax over all experts, top-k of them */
+    MODEL_MOE_SIGMOID, /* weights = sigmoid of each logit, top-k of them */
+    /* top-k of the logits, weights = softmax over the chosen (gpt-oss) */
+    MODEL_MOE_SOFTMAX_TOPK
+} model_moe_gating;
+typedef enum model_moe_act {
+    MODEL_MOE_SILU, /* silu(gate) * up */
+    /* g = min(gate, 7), u = clamp(up, -7, 7): g·sigmoid(1.702 g)·(u + 1) */
+    MODEL_MOE_SWIGLU_OAI
+} model_moe_act;
+typedef struct model_moe_params {
+    model_moe_gating gating;
+    model_moe_act act;
+    bool norm;   /* chosen weights divided by their sum */
+    float scale; /* weights multiplied by it (0 or 1: not) */
+} model_moe_params;
+/* out (n_tok, n_embd) = the layer's experts applied to x (n_tok, n_embd); out may alias x.
+ * Each routed expert's rows are read once per step for all the tokens routed to it. */
+void model_op_moe(model_ctx *c, const model_layer *L, const model_moe_params *p, const float *x,
+                  float *out);
+/* The MoE keys (expert_count, expert_used_count, expert_feed_forward_length,
+ * expert_shared_feed_forward_length) into hp. */
+shimmy_status model_moe_hparams(model_loader *ld, model_hparams *hp);
+/* The router (bias optional: `router_bias` requires it) and the three expert tensors of layer
+ * il (their biases required when expert_bias). */
+shimmy_status model_moe_bind(model_loader *ld, int32_t il, model_layer *L, bool router_bias,
+                             bool expert_bias);
+/* Bytes of a context's MoE scratch for batches of n_batch (0 for a dense model). */
+uint64_t model_moe_scratch_bytes(const model *m, int32_t n_batch);
+
 /* ---- shared ops of encoders (ops_encoder.c) ---- */
 /* x += row 0 of the token types and each entry's learned position (absent weights: nothing),
  * then x = LayerNorm of the embeddings when the model has one. */
@@ -522,6 +595,7 @@ struct model_ctx {
     float *rope_cs;              /* (MODEL_ROPE_SLOTS, n_batch, n_rot) angles of the step */
     const struct lora_set *lora; /* borrowed, or NULL */
     float *lora_scratch;         /* owned: lora_set_scratch_floats(lora, n_batch) floats */
+    void *moe;                   /* model_moe_scratch_bytes of MoE scratch (ops_moe.c) or NULL */
     size_t lora_scratch_floats;  /* its size */
     /* per-entry adapters of the step (model_batch.lora), or NULL; row_lora: the sets of other
      * row sets (the logits' rows), (n_batch) */

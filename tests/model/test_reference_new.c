@@ -24,6 +24,10 @@ typedef struct new_ref {
 
 static const new_ref refs[] = {
     {"tiny-qwen3-F32", true}, /* not a newer file, but its F32 rule checks this test itself */
+    {"tiny-qwen3moe-spm-F16", false},
+    {"tiny-qwen3moe-e256-Q4_K_M", false},
+    {"tiny-gpt-oss-F16", false},
+    {"tiny-gpt-oss-e256-MXFP4_MOE", false},
     {"tiny-gemma3-F32", true},
     {"tiny-gemma3-Q8_0", false},
     {"tiny-gemma3-e256-Q4_K_M", false},
