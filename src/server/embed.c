@@ -144,8 +144,9 @@ static shimmy_status parse_inputs(const json_t *v, const char *name, bool tokens
                                   embed_inputs *x, shimmy_error *err) {
     memset(x, 0, sizeof *x);
     if (!v || json_is_null(v)) return bad(err, name, "is required");
-    const bool single = json_is_string(v) || (json_is_array(v) && json_array_size(v) > 0 &&
-                                              json_is_integer(json_array_get(v, 0)));
+    const bool single =
+        json_is_string(v) || (tokens_ok && json_is_array(v) && json_array_size(v) > 0 &&
+                              json_is_integer(json_array_get(v, 0)));
     if (!single && !json_is_array(v))
         return bad(err, name,
                    tokens_ok ? "must be a string, an array of strings, an array of token ids or "
