@@ -50,6 +50,95 @@ static void vec_dot_mxfp4(int64_t n, float *s, const void *vx, const void *vy) {
     *s = sum;
 }
 
+/* ---- IQ4_NL / MXFP4 tiles: one weight row against up to 8 activation rows (Q8_0) ----
+ * A 32-value block is decoded once for the tile's tokens; the 8 tokens' exact integer sums are
+ * reduced together (one lane per token) and the float step runs on those lanes: per lane the
+ * multiplications and the addition of quant_iq_term, so each lane takes the reference's bits. */
+
+#define NL_RN 8
+
+typedef struct nl_fmt {
+    const int8_t *values;
+    int mx; /* 0: IQ4_NL (fp16 d first), 1: MXFP4 (E8M0 byte first) */
+    size_t block, qs_off;
+} nl_fmt;
+
+/* lane t = the sum of the 8 lanes of p[t] */
+static inline __m256i reduce8(const __m256i p[8]) {
+    const __m256i a =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i b =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+static inline __attribute__((always_inline)) void nl_tile(nl_fmt f, int rn, int64_t nb,
+                                                          const unsigned char *w,
+                                                          const unsigned char *x, size_t xs,
+                                                          float *out, size_t ys) {
+    const __m256i tab = table16(f.values);
+    const unsigned char *tok[NL_RN];
+    for (int t = 0; t < NL_RN; t++) tok[t] = x + (size_t)(t < rn ? t : 0) * xs;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const unsigned char *wb = w + f.block * (size_t)b;
+        const __m256i lv = _mm256_shuffle_epi8(tab, qx_nibbles32(wb + f.qs_off));
+        const __m256i mag = _mm256_sign_epi8(lv, lv);
+        __m256i p[NL_RN];
+        uint16_t dh[NL_RN];
+#pragma GCC unroll 8
+        for (int t = 0; t < NL_RN; t++) {
+            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)tok[t] + b;
+            const __m256i yv = _mm256_loadu_si256((const __m256i *)yb->qs);
+            p[t] = qx_dot_u8s8(mag, _mm256_sign_epi8(yv, lv));
+            dh[t] = yb->d;
+        }
+        uint16_t wd;
+        memcpy(&wd, wb, 2);
+        const float dx = f.mx ? quant_e8m0_half(wb[0]) : qx_h2f(wd);
+        const __m256 dy = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
+        const __m256 d = _mm256_mul_ps(_mm256_set1_ps(dx), dy);
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(reduce8(p))));
+    }
+    float lanes[NL_RN];
+    _mm256_storeu_ps(lanes, acc);
+    for (int t = 0; t < rn; t++) out[(size_t)t * ys] = lanes[t];
+}
+
+static inline __attribute__((always_inline)) void nl_gemm(nl_fmt f, quant_vec_dot_fn dot, int64_t n,
+                                                          int64_t nr, int64_t nt, const void *vw,
+                                                          size_t ws, const void *vx, size_t xs,
+                                                          float *y, size_t ys) {
+    const unsigned char *w = vw, *x = vx;
+    const int64_t nb = n / QUANT_QK;
+    if (nt == 1) { /* a decode step: one row after the other */
+        for (int64_t r = 0; r < nr; r++) dot(n, y + r, w + (size_t)r * ws, x);
+        return;
+    }
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t t = 0; t < nt; t += NL_RN) {
+            const int rn = nt - t < NL_RN ? (int)(nt - t) : NL_RN;
+            nl_tile(f, rn, nb, w + (size_t)r * ws, x + (size_t)t * xs, xs, y + (size_t)t * ys + r,
+                    ys);
+        }
+}
+
+static void vec_dot_iq4_nl(int64_t n, float *s, const void *vx, const void *vy);
+static void vec_dot_mxfp4(int64_t n, float *s, const void *vx, const void *vy);
+
+static void gemm_iq4_nl(int64_t n, int64_t nr, int64_t nt, const void *w, size_t ws, const void *x,
+                        size_t xs, float *y, size_t ys) {
+    const nl_fmt f = {quant_iq4nl_values, 0, sizeof(quant_block_iq4_nl), 2};
+    nl_gemm(f, vec_dot_iq4_nl, n, nr, nt, w, ws, x, xs, y, ys);
+}
+
+static void gemm_mxfp4(int64_t n, int64_t nr, int64_t nt, const void *w, size_t ws, const void *x,
+                       size_t xs, float *y, size_t ys) {
+    const nl_fmt f = {quant_mxfp4_values, 1, sizeof(quant_block_mxfp4), 1};
+    nl_gemm(f, vec_dot_mxfp4, n, nr, nt, w, ws, x, xs, y, ys);
+}
+
 static inline __m256i scale2(int s0, int s1) {
     return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
 }
@@ -375,8 +464,10 @@ static void vec_dot_tq1_0(int64_t n, float *s, const void *vx, const void *vy) {
 
 void quant_x86_avx2_install_iquants(quant_traits *t) {
     t[GGUF_T_IQ4_NL].vec_dot = vec_dot_iq4_nl;
+    t[GGUF_T_IQ4_NL].gemm = gemm_iq4_nl;
     t[GGUF_T_IQ4_XS].vec_dot = vec_dot_iq4_xs;
     t[GGUF_T_MXFP4].vec_dot = vec_dot_mxfp4;
+    t[GGUF_T_MXFP4].gemm = gemm_mxfp4;
     t[GGUF_T_IQ2_XXS].vec_dot = vec_dot_iq2_xxs;
     t[GGUF_T_IQ2_XS].vec_dot = vec_dot_iq2_xs;
     t[GGUF_T_IQ2_S].vec_dot = vec_dot_iq2_s;
