@@ -8,10 +8,14 @@
  * Dot products follow the established engine's numerics (llama.cpp c392e509): a weight row of
  * type T is multiplied with activations already converted to T's vec_dot_type (Q8_0 for
  * Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 for F16, BF16 for BF16, F32 for
- * F32). from_float of the vec_dot_type is how activations are converted, byte for byte as that
- * engine does. The x86 variants also reproduce its order of float operations (so logits match
- * bit for bit where the inputs do); the scalar reference sums in a plain order and agrees to
- * float rounding. vec_dot_batch is the dot for products over several activation rows.
+ * F32; Q8_0 for IQ4_NL and MXFP4, Q8_K for the other i-quants and TQ1_0/TQ2_0). from_float of the
+ * vec_dot_type is how activations are converted, byte for byte as that engine does. The x86
+ * variants also reproduce its order of float operations (so logits match bit for bit where the
+ * inputs do); the scalar reference sums in a plain order and agrees to float rounding. The
+ * i-quants, TQ1_0/TQ2_0 and MXFP4 take one float order in every variant (exact integer sums per
+ * block, the engine's generic float step), so all their kernels give the same bits. Their
+ * codebook types (IQ2_*, IQ3_*, IQ1_*) have no quantizer: from_float and quantize are NULL.
+ * vec_dot_batch is the dot for products over several activation rows.
  *
  * Invariants: kernels never allocate; n is a multiple of the type's block size (callers check);
  * kernels accept unaligned pointers. Ownership: the traits are static; nothing to free.
