@@ -173,6 +173,11 @@ shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err) {
                           "metadata key 'general.architecture' is missing");
     gguf_str_copy(arch_s, arch_name, sizeof arch_name);
     const model_arch *arch = model_arch_find(arch_name);
+    const char *missing = arch ? NULL : model_arch_refusal(arch_name);
+    if (missing)
+        return core_error(err, SHIMMY_ERR_UNSUPPORTED, gguf_path(f),
+                          "architecture '%s' is not supported yet: it needs %s", arch_name,
+                          missing);
     if (!arch)
         return core_error(err, SHIMMY_ERR_UNSUPPORTED, gguf_path(f),
                           "architecture '%s' is not supported (supported: %s)", arch_name,

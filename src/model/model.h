@@ -107,6 +107,8 @@ void model_bert_forward_impl(model_ctx *c, const struct model_rope_cfg *rope);
 const model_arch *model_arch_find(const char *name);
 /* Comma-separated list of supported architecture names (for error messages). */
 const char *model_arch_names(void);
+/* What a known but unsupported architecture lacks (arch_refused.c), or NULL. */
+const char *model_arch_refusal(const char *name);
 
 /* ---- hyper-parameters ---- */
 
