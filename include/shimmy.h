@@ -289,7 +289,8 @@ typedef struct shimmy_embeddings {
  * as the model's GGUF says (<arch>.pooling_type: mean, cls, last; a generative model without
  * one: mean over its final, output-normed hidden states). Rank-pooling models (rerankers) give
  * their classifier's scores (dim = its outputs, never normalised). o may be NULL (defaults).
- * Concurrent calls on one model run one after another. Errors name the input ("input[3]"):
+ * Concurrent calls on one model are combined: their inputs share forward steps, each caller
+ * gets what it would get alone. Errors name the input ("input[3]"):
  * SHIMMY_ERR_INVALID_ARG (empty input, token id out of range), _CONTEXT_EXCEEDED,
  * _UNSUPPORTED (a model with per-token pooling 'none'). */
 SHIMMY_NODISCARD shimmy_status shimmy_embed(shimmy_model *m, const shimmy_embed_input *in, size_t n,

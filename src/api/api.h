@@ -112,10 +112,15 @@ struct shimmy_model {
     int32_t n_ctx;
     pthread_mutex_t lock;
     api_session *idle; /* one finished session kept for reuse (prefix cache) */
-    /* embeddings (embed.c): made on first use, one caller at a time under embed_lock */
+    /* embeddings (embed.c): the embedder is made on first use; callers queue their tokenized
+     * inputs in embed_queue and whoever finds the embedder idle runs everything queued in one
+     * call (concurrent requests share forward steps). All under embed_lock. */
     pthread_mutex_t embed_lock;
+    pthread_cond_t embed_cv; /* a run finished */
     engine_embedder *embedder;
     const struct shimmy_threadpool *embed_pool; /* the pool embedder runs on (NULL: its own) */
+    struct api_embed_wait *embed_queue;
+    bool embed_busy;
 };
 
 /* Wraps a loaded engine_model: takes ownership of em (handle NULL) or of handle (em is then the

@@ -1,8 +1,10 @@
 /* shimmy_embed and shimmy_rerank: inputs tokenized and checked here (errors name the input),
- * then embedded by the model's engine_embedder, made on first use and shared by the model's
- * callers one at a time. */
+ * then embedded by the model's engine_embedder, made on first use. Concurrent callers of one
+ * model combine: each queues its tokenized inputs, and whoever finds the embedder idle runs
+ * every queued request in one call (their inputs share forward steps), then wakes them. */
 #include "api.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,8 @@
  * pool changes; called with embed_lock held. */
 static shimmy_status embedder(shimmy_model *m, shimmy_threadpool *pool, engine_embedder **out,
                               shimmy_error *err) {
+    while (m->embed_busy && m->embedder && m->embed_pool != pool)
+        pthread_cond_wait(&m->embed_cv, &m->embed_lock);
     if (m->embedder && m->embed_pool != pool) {
         engine_embed_free(m->embedder);
         m->embedder = NULL;
@@ -86,21 +90,89 @@ static shimmy_status gather(engine_embedder *e, const shimmy_model *m, const shi
     return SHIMMY_OK;
 }
 
-/* Embeds the gathered inputs into out (n rows of engine_embed_dim, or fewer dimensions). */
-static shimmy_status run(engine_embedder *e, const tok_buf *ids, const size_t *start, size_t n,
-                         const engine_embed_opts *eo, float *out, shimmy_error *err) {
-    const int32_t **tp = core_malloc(sizeof *tp * (n ? n : 1));
-    int32_t *np = core_malloc(sizeof *np * (n ? n : 1));
+/* One caller's inputs in the queue: tokens (start[i] .. start[i+1] of ids) and where their raw
+ * vectors go (n rows of engine_embed_dim); the runner fills st/err and sets done. */
+typedef struct api_embed_wait {
+    const tok_buf *ids;
+    const size_t *start;
+    size_t n;
+    float *out;
+    shimmy_status st;
+    shimmy_error err;
+    bool done;
+    struct api_embed_wait *next;
+} api_embed_wait;
+
+/* Runs every request of the list in one engine call (raw vectors, full size). */
+static void run_batch(engine_embedder *e, api_embed_wait *list) {
+    size_t total = 0;
+    for (api_embed_wait *w = list; w; w = w->next) total += w->n;
+    const int32_t **tp = core_malloc(sizeof *tp * total);
+    int32_t *np = core_malloc(sizeof *np * total);
+    const size_t dim = (size_t)engine_embed_dim(e);
+    float *out = list->next ? core_malloc(sizeof *out * total * dim) : list->out;
+    shimmy_error err;
+    shimmy_error_clear(&err);
     shimmy_status st = SHIMMY_OK;
-    if (!tp || !np) st = core_error(err, SHIMMY_ERR_NOMEM, "input", "out of memory");
-    for (size_t i = 0; !st && i < n; i++) {
-        tp[i] = ids->ids + start[i];
-        np[i] = (int32_t)(start[i + 1] - start[i]);
+    if (!tp || !np || !out) st = core_error(&err, SHIMMY_ERR_NOMEM, "input", "out of memory");
+    size_t k = 0;
+    for (api_embed_wait *w = list; !st && w; w = w->next)
+        for (size_t i = 0; i < w->n; i++, k++) {
+            tp[k] = w->ids->ids + w->start[i];
+            np[k] = (int32_t)(w->start[i + 1] - w->start[i]);
+        }
+    const engine_embed_opts raw = {.normalize = false};
+    if (!st) st = engine_embed_run(e, tp, np, (int32_t)total, &raw, out, &err);
+    k = 0;
+    for (api_embed_wait *w = list; w; w = w->next) {
+        w->st = st;
+        w->err = err;
+        if (!st && out != w->out) memcpy(w->out, out + k * dim, sizeof *out * w->n * dim);
+        k += w->n;
     }
-    if (!st) st = engine_embed_run(e, tp, np, (int32_t)n, eo, out, err);
+    if (out != list->out) free(out);
     free(tp);
     free(np);
-    return st;
+}
+
+/* Queues w and waits until a run (this caller's or another's) has done it. Called and returns
+ * with embed_lock held. */
+static shimmy_status submit(shimmy_model *m, api_embed_wait *w, shimmy_error *err) {
+    api_embed_wait **tail = &m->embed_queue;
+    while (*tail) tail = &(*tail)->next;
+    w->next = NULL;
+    *tail = w;
+    while (!w->done) {
+        if (m->embed_busy) {
+            pthread_cond_wait(&m->embed_cv, &m->embed_lock);
+            continue;
+        }
+        m->embed_busy = true;
+        api_embed_wait *list = m->embed_queue;
+        m->embed_queue = NULL;
+        engine_embedder *e = m->embedder;
+        pthread_mutex_unlock(&m->embed_lock);
+        run_batch(e, list);
+        pthread_mutex_lock(&m->embed_lock);
+        for (api_embed_wait *x = list, *next; x; x = next) {
+            next = x->next; /* x belongs to its caller again once done */
+            x->done = true;
+        }
+        m->embed_busy = false;
+        pthread_cond_broadcast(&m->embed_cv);
+    }
+    if (w->st && err) *err = w->err;
+    return w->st;
+}
+
+/* A raw vector as the caller asked: its first `dims` components (0: all), L2-normalised unless
+ * raw. */
+static void finish(const float *v, int32_t dim, int32_t dims, bool raw, float *dst) {
+    const int32_t d = dims > 0 && dims < dim ? dims : dim;
+    double ss = 0.0;
+    for (int32_t i = 0; i < d; i++) ss += (double)v[i] * v[i];
+    const float scale = !raw && ss > 0.0 ? (float)(1.0 / sqrt(ss)) : 1.0f;
+    for (int32_t i = 0; i < d; i++) dst[i] = v[i] * scale;
 }
 
 shimmy_status shimmy_embed(shimmy_model *m, const shimmy_embed_input *in, size_t n,
@@ -131,25 +203,30 @@ shimmy_status shimmy_embed(shimmy_model *m, const shimmy_embed_input *in, size_t
                         "%d dimensions asked; the model's vectors have %d", (int)o->dimensions,
                         (int)engine_embed_dim(e));
     if (!st) st = gather(e, m, in, n, NULL, o->truncate, &ids, start, err);
+    float *raw = NULL;
     if (!st) {
-        int32_t dim = engine_embed_dim(e);
-        if (engine_embed_pooling(e) != MODEL_POOL_RANK && o->dimensions > 0) dim = o->dimensions;
+        const int32_t full = engine_embed_dim(e);
+        const bool rank = engine_embed_pooling(e) == MODEL_POOL_RANK;
+        const int32_t dim = !rank && o->dimensions > 0 ? o->dimensions : full;
+        raw = core_malloc(sizeof *raw * n * (size_t)full);
         out->data = core_malloc(sizeof *out->data * n * (size_t)dim);
         out->n_tokens = core_malloc(sizeof *out->n_tokens * n);
-        if (!out->data || !out->n_tokens)
+        if (!raw || !out->data || !out->n_tokens)
             st = core_error(err, SHIMMY_ERR_NOMEM, "input", "out of memory");
-        const engine_embed_opts eo = {.normalize = !o->raw, .dimensions = o->dimensions};
-        if (!st) st = run(e, &ids, start, n, &eo, out->data, err);
+        api_embed_wait w = {.ids = &ids, .start = start, .n = n, .out = raw};
+        if (!st) st = submit(m, &w, err);
+        for (size_t i = 0; !st && i < n; i++) {
+            finish(raw + i * (size_t)full, full, dim, rank || o->raw, out->data + i * (size_t)dim);
+            out->n_tokens[i] = (int32_t)(start[i + 1] - start[i]);
+            out->prompt_tokens += (uint64_t)out->n_tokens[i];
+        }
         if (!st) {
             out->n = n;
             out->dim = dim;
-            for (size_t i = 0; i < n; i++) {
-                out->n_tokens[i] = (int32_t)(start[i + 1] - start[i]);
-                out->prompt_tokens += (uint64_t)out->n_tokens[i];
-            }
         }
     }
     pthread_mutex_unlock(&m->embed_lock);
+    free(raw);
     free(start);
     tok_buf_free(&ids);
     if (st) shimmy_embeddings_free(out);
@@ -198,8 +275,8 @@ shimmy_status shimmy_rerank(shimmy_model *m, const char *query, const char *cons
     if (!st) {
         const int32_t dim = engine_embed_dim(e);
         all = core_malloc(sizeof *all * n_docs * (size_t)dim);
-        const engine_embed_opts eo = {.normalize = false};
-        st = all ? run(e, &ids, start, n_docs, &eo, all, err)
+        api_embed_wait w = {.ids = &ids, .start = start, .n = n_docs, .out = all};
+        st = all ? submit(m, &w, err)
                  : core_error(err, SHIMMY_ERR_NOMEM, "documents", "out of memory");
         for (size_t i = 0; !st && i < n_docs; i++) scores[i] = all[i * (size_t)dim];
         if (!st && prompt_tokens) *prompt_tokens = ids.n;

@@ -20,6 +20,7 @@ static void model_destroy(shimmy_model *m) {
     api_session_free(m->idle);
     engine_embed_free(m->embedder);
     pthread_mutex_destroy(&m->embed_lock);
+    pthread_cond_destroy(&m->embed_cv);
     lora_set_free(m->lora);
     if (m->handle)
         manager_release(m->handle);
@@ -47,6 +48,7 @@ shimmy_status api_model_new(const shimmy_spec *spec, engine_model *em, manager_h
     m->em = handle ? manager_handle_model(handle) : em;
     pthread_mutex_init(&m->lock, NULL);
     pthread_mutex_init(&m->embed_lock, NULL);
+    pthread_cond_init(&m->embed_cv, NULL);
     m->n_ctx = context_of(spec, m->em);
     if (!engine_model_vocab(m->em)) {
         model_destroy(m);
