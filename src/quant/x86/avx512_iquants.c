@@ -39,12 +39,13 @@ IT_ALWAYS void iq4xs_decode(const quant_block_iq4_xs *b, __m512i tab, iq4_sb *o)
         const __m512i q = _mm512_loadu_si512((const void *)(b->qs + 64 * h));
         const __m512i lo = _mm512_and_si512(q, m4);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-        const __m512i l0 = _mm512_shuffle_epi8(tab, _mm512_permutex2var_epi64(lo, ia, hi));
-        const __m512i l1 = _mm512_shuffle_epi8(tab, _mm512_permutex2var_epi64(lo, ib, hi));
-        o->mag[2 * h] = _mm512_abs_epi8(l0);
-        o->mag[2 * h + 1] = _mm512_abs_epi8(l1);
-        o->neg[2 * h] = _mm512_movepi8_mask(l0);
-        o->neg[2 * h + 1] = _mm512_movepi8_mask(l1);
+        const __m512i c0 = _mm512_permutex2var_epi64(lo, ia, hi);
+        const __m512i c1 = _mm512_permutex2var_epi64(lo, ib, hi);
+        /* the levels of codes 0..7 are the negative ones (iq4_init checks it) */
+        o->mag[2 * h] = _mm512_shuffle_epi8(tab, c0);
+        o->mag[2 * h + 1] = _mm512_shuffle_epi8(tab, c1);
+        o->neg[2 * h] = _mm512_testn_epi8_mask(c0, _mm512_set1_epi8(8));
+        o->neg[2 * h + 1] = _mm512_testn_epi8_mask(c1, _mm512_set1_epi8(8));
     }
     /* the 8 six-bit scales as bytes: low nibbles from scales_l (scale 2j in the low nibble of
      * byte j, 2j + 1 in the high one), top bits from scales_h (2 per scale) */
@@ -70,8 +71,12 @@ IT_ALWAYS int32_t iq4xs_isum(const iq4_sb *w, const int8_t *y) {
     return _mm512_reduce_add_epi32(acc);
 }
 
+/* |level| per code */
+static int8_t iq4_mag[16];
+static bool iq4_sign_by_code; /* levels of codes 0..7 negative, 8..15 not */
+
 static inline __m512i iq4_table(void) {
-    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)quant_iq4nl_values));
+    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)iq4_mag));
 }
 
 static void vec_dot_iq4_xs(int64_t n, float *s, const void *vx, const void *vy) {
@@ -134,6 +139,13 @@ static void gemm_iq4_xs(int64_t n, int64_t nr, int64_t nt, const void *vw, size_
 
 void quant_x86_avx512_install_iquants(quant_traits *t) {
     iq4_init_idx();
+    iq4_sign_by_code = true;
+    for (int c = 0; c < 16; c++) {
+        const int v = quant_iq4nl_values[c];
+        iq4_mag[c] = (int8_t)(v < 0 ? -v : v);
+        iq4_sign_by_code &= (v < 0) == (c < 8);
+    }
+    if (!iq4_sign_by_code) return; /* (the AVX2 kernels stay) */
     t[GGUF_T_IQ4_XS].vec_dot = vec_dot_iq4_xs;
     t[GGUF_T_IQ4_XS].gemm = gemm_iq4_xs;
 }
