@@ -107,8 +107,12 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     uint64_t o_att = reserve(&l, B * o_dim, 4);
     const uint64_t attn_end = l.total;
     l.total = shared;
-    uint64_t o_gate = reserve(&l, B * (uint64_t)hp->n_ff, 4);
-    uint64_t o_up = reserve(&l, B * (uint64_t)hp->n_ff, 4);
+    /* gate and up are one region, so that a fused gate+up product (phi3) can write its
+     * (n_batch, 2*n_ff) rows from gate */
+    const uint64_t ff_bytes =
+        (B * (uint64_t)hp->n_ff * 4 + CTX_ALIGN - 1) & ~(uint64_t)(CTX_ALIGN - 1);
+    uint64_t o_gate = reserve(&l, 2, ff_bytes);
+    uint64_t o_up = o_gate + ff_bytes;
     if (l.total < attn_end) l.total = attn_end;
     uint64_t o_xq = reserve(&l, B, m->max_act_row_bytes ? m->max_act_row_bytes : 1);
     /* attention scratch per thread: ATT_Q rows of scores, of q and of probabilities */

@@ -9,9 +9,10 @@
 #include <string.h>
 
 static const model_arch *const arch_table[] = {
-    &model_arch_llama,      &model_arch_qwen2,   &model_arch_qwen3,
-    &model_arch_qwen3moe,   &model_arch_gpt_oss, &model_arch_bert,
-    &model_arch_nomic_bert, &model_arch_gemma2,  &model_arch_gemma3};
+    &model_arch_llama,      &model_arch_qwen2,    &model_arch_qwen3,    &model_arch_bert,
+    &model_arch_nomic_bert, &model_arch_qwen3moe, &model_arch_gpt_oss,  &model_arch_gemma2,
+    &model_arch_gemma3,     &model_arch_phi3,     &model_arch_mistral3, &model_arch_smollm3,
+    &model_arch_granite,    &model_arch_olmo2};
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
 const model_arch *model_arch_find(const char *name) {
@@ -89,54 +90,71 @@ static shimmy_status read_f32(const gguf_file *f, const char *arch, const char *
     return SHIMMY_OK;
 }
 
-/* YaRN with llama.cpp's defaults (beta_fast 32, beta_slow 1, the original context = the
- * training one) and its attention factor: the factor's mscale 1 + 0.1 ln(factor), divided by
- * the 1 + 0.1 ln(factor) that rope multiplies in again, times rope.scaling.attn_factor. */
-static shimmy_status read_yarn(const gguf_file *f, const char *arch, float factor,
-                               model_hparams *hp, shimmy_error *err) {
-    if (factor > 0.0f) hp->rope_freq_scale = 1.0f / factor;
+/* YaRN with llama.cpp's defaults (beta_fast 32, beta_slow 1) and its attention factor: the
+ * factor's mscale 1 + 0.1 ln(factor) (divided by the same with yarn_log_multiplier when the file
+ * has one, as Ministral 3 and DeepSeek files do), divided by the 1 + 0.1 ln(factor) that rope
+ * multiplies in again, times rope.scaling.attn_factor. */
+static float yarn_mscale(float factor, float mul) {
+    return factor <= 1.0f ? 1.0f : 0.1f * mul * logf(factor) + 1.0f;
+}
+
+static shimmy_status read_yarn(const gguf_file *f, const char *arch, model_hparams *hp,
+                               shimmy_error *err) {
     hp->rope_ext_factor = 1.0f;
     hp->yarn_beta_fast = 32.0f;
     hp->yarn_beta_slow = 1.0f;
-    hp->n_ctx_orig_yarn = hp->n_ctx_train;
-    float attn = 1.0f;
-    const hp_key orig = {"rope.scaling.original_context_length", &hp->n_ctx_orig_yarn, false, 1,
-                         1 << 30};
+    float log_mul = 0.0f;
     shimmy_status st;
-    if ((st = read_i32(f, arch, &orig, err)) ||
-        (st = read_f32(f, arch, "rope.scaling.yarn_beta_fast", &hp->yarn_beta_fast, false, err)) ||
+    if ((st = read_f32(f, arch, "rope.scaling.yarn_beta_fast", &hp->yarn_beta_fast, false, err)) ||
         (st = read_f32(f, arch, "rope.scaling.yarn_beta_slow", &hp->yarn_beta_slow, false, err)) ||
-        (st = read_f32(f, arch, "rope.scaling.attn_factor", &attn, false, err)))
+        (st = read_f32(f, arch, "rope.scaling.yarn_log_multiplier", &log_mul, false, err)))
         return st;
     const float fct = 1.0f / hp->rope_freq_scale;
-    const float mscale = fct <= 1.0f ? 1.0f : 0.1f * logf(fct) + 1.0f;
-    hp->yarn_attn_factor = mscale * (1.0f / (1.0f + 0.1f * logf(fct))) * attn;
+    const float mscale = log_mul != 0.0f ? yarn_mscale(fct, 1.0f) / yarn_mscale(fct, log_mul)
+                                         : yarn_mscale(fct, 1.0f);
+    hp->yarn_attn_factor = mscale * (1.0f / (1.0f + 0.1f * logf(fct))) * hp->rope_attn_factor;
     return SHIMMY_OK;
 }
 
+/* The rope.scaling.* keys as llama.cpp reads them: the type defaults to linear, and its factor
+ * (or the older rope.scale_linear) divides every frequency unless the type is none; yarn adds
+ * its ramp and attention factor; longrope scales like linear (the factor tensors themselves
+ * are the architecture's: model_rope_longrope_factors). */
 static shimmy_status read_rope_scaling(const gguf_file *f, const char *arch, model_hparams *hp,
                                        shimmy_error *err) {
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
-    gguf_str type;
     float factor = 0.0f;
-    shimmy_status st = read_f32(f, arch, "rope.scaling.factor", &factor, false, err);
-    if (st) return st;
-    bool has_type = gguf_get_str(f, key, &type);
-    if (!has_type || gguf_str_eq(type, "none")) {
-        /* llama.cpp applies a bare factor as linear scaling only when the type says so */
-        return SHIMMY_OK;
-    }
-    if (gguf_str_eq(type, "yarn")) return read_yarn(f, arch, factor, hp, err);
-    if (!gguf_str_eq(type, "linear")) {
-        char name[32];
-        return core_error(err, SHIMMY_ERR_UNSUPPORTED, gguf_path(f),
-                          "RoPE scaling type '%s' (%s) is not supported; only linear and YaRN "
-                          "scaling are",
-                          gguf_str_copy(type, name, sizeof name), key);
-    }
+    char fkey[128];
+    snprintf(fkey, sizeof fkey, "%s.rope.scaling.factor", arch);
+    const hp_key orig = {"rope.scaling.original_context_length", &hp->n_ctx_orig_yarn, false, 1,
+                         1 << 30};
+    hp->n_ctx_orig_yarn = hp->n_ctx_train;
+    hp->rope_attn_factor = 1.0f;
+    shimmy_status st;
+    if ((st = read_f32(f, arch, gguf_get(f, fkey) ? "rope.scaling.factor" : "rope.scale_linear",
+                       &factor, false, err)) ||
+        (st = read_i32(f, arch, &orig, err)) ||
+        (st = read_f32(f, arch, "rope.scaling.attn_factor", &hp->rope_attn_factor, false, err)))
+        return st;
+    if (factor < 0.0f || !(hp->rope_attn_factor > 0.0f))
+        return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
+                          "%s: the RoPE scaling factor and attention factor must be positive",
+                          arch);
+    gguf_str type = {0};
+    if (gguf_get(f, key) && !gguf_get_str(f, key, &type))
+        return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
+                          "metadata key '%s' must be a string", key);
+    const bool has_type = gguf_get(f, key) != NULL;
+    if (has_type && gguf_str_eq(type, "none")) return SHIMMY_OK; /* never scaled */
     if (factor > 0.0f) hp->rope_freq_scale = 1.0f / factor;
-    return SHIMMY_OK;
+    if (!has_type || gguf_str_eq(type, "linear") || gguf_str_eq(type, "longrope")) return SHIMMY_OK;
+    if (gguf_str_eq(type, "yarn")) return read_yarn(f, arch, hp, err);
+    char name[32];
+    return core_error(err, SHIMMY_ERR_UNSUPPORTED, gguf_path(f),
+                      "RoPE scaling type '%s' (%s) is not supported; supported: none, linear, "
+                      "yarn, longrope",
+                      gguf_str_copy(type, name, sizeof name), key);
 }
 
 shimmy_status model_hparams_read(const gguf_file *f, const model_arch *a, model_hparams *hp,

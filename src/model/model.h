@@ -77,6 +77,11 @@ extern const model_arch model_arch_bert;
 extern const model_arch model_arch_nomic_bert;
 extern const model_arch model_arch_gemma2;
 extern const model_arch model_arch_gemma3;
+extern const model_arch model_arch_phi3;
+extern const model_arch model_arch_mistral3;
+extern const model_arch model_arch_smollm3;
+extern const model_arch model_arch_granite;
+extern const model_arch model_arch_olmo2;
 
 /* llama's pieces, which the families built on its block reuse (arch_llama.c): the rms_eps key,
  * the layer binding (biases required or optional, per-head q/k norms required or refused) and
@@ -134,6 +139,18 @@ struct model_hparams {
      * (the cos/sin magnitude before rope's own 1 + 0.1 ln(factor)) */
     float rope_ext_factor, yarn_beta_fast, yarn_beta_slow, yarn_attn_factor;
     int32_t n_ctx_orig_yarn;
+    /* <arch>.rope.scaling.attn_factor (default 1): multiplies rope's cos and sin whatever the
+     * scaling type (LongRoPE files carry it; YaRN folds it into yarn_attn_factor).
+     * n_ctx_orig_yarn (rope.scaling.original_context_length, default n_ctx_train) is read for
+     * every type: LongRoPE picks its factors by it. */
+    float rope_attn_factor;
+    /* Knobs of model_dense_forward (0 = off): granite's embedding_scale (embeddings times it),
+     * residual_scale (attention and FFN outputs times it), attention.scale (replaces
+     * 1/sqrt(head_dim)) and logit_scale (logits divided by it); mistral3's
+     * attention.temperature_scale (model_op_attn_temperature, floor n_ctx_orig_yarn); layers il
+     * with (il + 1) % no_rope_step == 0 get no rope (smollm3: 4; 1: none has rope). */
+    float embd_scale, residual_scale, attn_scale, logit_scale, attn_temp_scale;
+    int32_t no_rope_step;
     /* mixture of experts (model_moe_hparams; 0 = dense): experts per layer, experts each token
      * uses, rows of one expert's gate/up (<arch>.expert_feed_forward_length), of the shared
      * expert (0 = none) */
@@ -197,6 +214,9 @@ struct model_layer {
     model_weight w_gate, w_up, w_down;
     const float *b_up, *b_down, *b_gate; /* FFN biases or NULL */
     const float *ffn_post_norm;          /* (n_embd) norm of the FFN output (gemma2/3) */
+    /* LongRoPE frequency factors (n_rot/2): the file's global rope_factors_short/_long, bound
+     * to every layer (model_rope_longrope_factors picks one); NULL when absent */
+    const float *rope_short, *rope_long;
     const float *attn_sinks;             /* (n_head) per-head sink logits (gpt-oss) or NULL */
     /* mixture of experts: the router (n_expert rows of n_embd) and its bias, the experts'
      * gate/up (n_ff_exp rows each) and down (n_embd rows each) and their per-expert biases
@@ -415,6 +435,25 @@ void model_op_qkv(model_ctx *c, const model_layer *L);
 /* Final norm (w, eps) and output projection of the entries that asked for logits, then each
  * logit l replaced by softcap·tanh(l/softcap) when softcap > 0. */
 void model_op_logits(model_ctx *c, const float *norm_w, float eps, float softcap);
+
+/* ---- shared ops of the smaller dense families (ops_dense.c) ---- */
+/* The FFN of a layer whose ffn_up (w_up) holds gate and up as one matrix of 2*n_ff rows (first
+ * half gate): c->xn = down(silu(gate(xn)) * up(xn)) + b_down. */
+void model_op_ffn_swiglu_fused(model_ctx *c, const model_layer *L);
+/* LongRoPE: L's long factors when the context holds more positions than
+ * hp.n_ctx_orig_yarn, else its short ones (NULL when the file has none). */
+const float *model_rope_longrope_factors(const model_ctx *c, const model_layer *L);
+/* Llama-4-style attention temperature: each entry's q row (q_dim) times
+ * 1 + temp_scale·ln(floor(pos / floor_scale) + 1); temp_scale 0: nothing. */
+void model_op_attn_temperature(model_ctx *c, float *q, int64_t q_dim, float temp_scale,
+                               int32_t floor_scale);
+/* llama's block with the knobs of hparams (embd/residual/attention/logit scales, layers without
+ * rope, attention temperature) and LongRoPE factors: mistral3, smollm3, granite. Its hparams
+ * hook (the rms_eps key; refuses MoE variants and n_rot or value heads unlike the key head) and
+ * layer binding (llama's, plus optional FFN biases and the LongRoPE factor tensors). */
+shimmy_status model_dense_hparams(model_loader *ld, model_hparams *hp);
+shimmy_status model_dense_bind(model_loader *ld, int32_t il, model_layer *L);
+void model_dense_forward(model_ctx *c);
 
 /* The rope configuration the file describes (base, scaling, YaRN) for hp->n_rot dims. */
 model_rope_cfg model_rope_cfg_of(const model *m);

@@ -14,7 +14,8 @@ model_rope_cfg model_rope_cfg_of(const model *m) {
                               .base = hp->rope_base,
                               .freq_scale = hp->rope_freq_scale,
                               .freq_factors = m->rope_freqs,
-                              .attn_factor = hp->rope_ext_factor > 0.0f ? hp->yarn_attn_factor : 0,
+                              .attn_factor = hp->rope_ext_factor > 0.0f ? hp->yarn_attn_factor
+                                                                        : hp->rope_attn_factor,
                               .ext_factor = hp->rope_ext_factor,
                               .beta_fast = hp->yarn_beta_fast,
                               .beta_slow = hp->yarn_beta_slow,
