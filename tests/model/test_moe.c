@@ -1,0 +1,252 @@
+/*
+ * Mixture-of-experts models (qwen3moe, gpt-oss; F16, K-quant and MXFP4 experts):
+ *  - a prompt evaluated in one batch, in chunks of 7 and token by token gives the same logits
+ *    at every position (F32 cache, within 1e-4): the per-expert grouping of a batch computes
+ *    each token as a single step does, and gpt-oss's sliding-window ring (window 16, a 40-token
+ *    prompt) and sinks behave the same whatever the step size. The files are widened to F32
+ *    weights first: a batch's dense products sum in the reference's tiled order and a single
+ *    token's in the plain one, and with F16 or 8-bit activations a 1e-7 difference flips a
+ *    rounding now and then, which these random models amplify to 1e-2..1e-1 in the logits;
+ *  - two sequences sharing steps get bit for bit the logits they get alone (the files as
+ *    they are, F16 cache);
+ *  - files with a broken expert tensor, a missing expert bias or an impossible expert count
+ *    are refused with an error naming the tensor or key.
+ */
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "test.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { N_PROMPT = 40 };
+
+/* Logits of every prompt position, the prompt fed `chunk` tokens per step (F32 cache). */
+static void run_chunked(const model *m, const int32_t *prompt, int32_t chunk, float *out) {
+    model_ctx_params cp = {
+        .n_ctx = 64, .n_batch = chunk, .n_logits = chunk, .kv_type = MODEL_KV_F32};
+    model_ctx *c = NULL;
+    shimmy_error err;
+    CHECK_MSG(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK, "%s", err.message);
+    if (!c) return;
+    const int32_t V = m->hp.n_vocab;
+    for (int32_t p = 0; p < N_PROMPT; p += chunk) {
+        const int32_t n = N_PROMPT - p < chunk ? N_PROMPT - p : chunk;
+        CHECK_MSG(model_ctx_eval(c, prompt + p, n, n, &err) == SHIMMY_OK, "%s", err.message);
+        for (int32_t i = 0; i < n; i++)
+            memcpy(out + (size_t)(p + i) * V, model_ctx_logits(c, i), sizeof(float) * (size_t)V);
+    }
+    model_ctx_free(c);
+}
+
+static void check_steps(const char *name, const model *m, const int32_t *prompt) {
+    const int32_t V = m->hp.n_vocab;
+    const size_t n = (size_t)N_PROMPT * (size_t)V;
+    float *whole = calloc(n, sizeof(float)), *one = calloc(n, sizeof(float)),
+          *chunks = calloc(n, sizeof(float));
+    run_chunked(m, prompt, N_PROMPT, whole);
+    run_chunked(m, prompt, 1, one);
+    run_chunked(m, prompt, 7, chunks);
+    double worst_one = 0, worst_chunk = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst_one = fmax(worst_one, fabs((double)whole[i] - one[i]));
+        worst_chunk = fmax(worst_chunk, fabs((double)whole[i] - chunks[i]));
+    }
+    printf("%-30s batch vs one-by-one %.2e, vs chunks of 7 %.2e\n", name, worst_one, worst_chunk);
+    CHECK_MSG(worst_one <= 1e-4, "%s: one batch and token by token differ by %g", name, worst_one);
+    CHECK_MSG(worst_chunk <= 1e-4, "%s: one batch and chunks differ by %g", name, worst_chunk);
+    free(whole);
+    free(one);
+    free(chunks);
+}
+
+/* Sequence 1's prompt shares its steps with sequence 0's decode; both match their solo runs. */
+static void check_shared_steps(const char *name, const model *m, const int32_t *prompt) {
+    enum { P0 = 9, P1 = 13, GEN = 4 };
+    const int32_t V = m->hp.n_vocab;
+    const int32_t *pr[2] = {prompt, prompt + P0};
+    const int32_t np[2] = {P0, P1};
+    const int32_t *gen = prompt + P0 + P1; /* teacher-forced tokens */
+    float *alone = calloc((size_t)2 * (GEN + 1) * V, sizeof(float));
+    float *both = calloc((size_t)2 * (GEN + 1) * V, sizeof(float));
+    shimmy_error err;
+    for (int s = 0; s < 2; s++) {
+        model_ctx_params cp = {.n_ctx = 64, .n_batch = 32, .kv_type = MODEL_KV_F16};
+        model_ctx *c = NULL;
+        CHECK(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK);
+        if (!c) continue;
+        CHECK(model_ctx_eval(c, pr[s], np[s], 1, &err) == SHIMMY_OK);
+        memcpy(alone + (size_t)s * (GEN + 1) * V, model_ctx_logits(c, 0), sizeof(float) * V);
+        for (int g = 0; g < GEN; g++) {
+            CHECK(model_ctx_eval(c, &gen[g], 1, 1, &err) == SHIMMY_OK);
+            memcpy(alone + ((size_t)s * (GEN + 1) + g + 1) * V, model_ctx_logits(c, 0),
+                   sizeof(float) * V);
+        }
+        model_ctx_free(c);
+    }
+    model_ctx_params cp = {
+        .n_ctx = 64, .n_seq = 2, .n_batch = 32, .n_logits = 2, .kv_type = MODEL_KV_F16};
+    model_ctx *c = NULL;
+    CHECK(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK);
+    if (c) {
+        /* step 0: sequence 0's prompt; step 1: sequence 0's first token + sequence 1's prompt;
+         * then one token of each per step */
+        int32_t tok[32], seq[32];
+        uint8_t want[32];
+        int fed[2] = {-1, -1};
+        for (int step = 0; step <= GEN + 1; step++) {
+            int n = 0, owner[2], n_owner = 0;
+            for (int s = 0; s < 2; s++) {
+                if (fed[s] < 0 && step >= s) {
+                    for (int i = 0; i < np[s]; i++, n++) {
+                        tok[n] = pr[s][i];
+                        seq[n] = s;
+                        want[n] = i == np[s] - 1;
+                    }
+                } else if (fed[s] >= 0 && fed[s] < GEN) {
+                    tok[n] = gen[fed[s]];
+                    seq[n] = s;
+                    want[n++] = 1;
+                } else
+                    continue;
+                owner[n_owner++] = s;
+            }
+            if (!n) continue;
+            const model_batch b = {.n = n, .token = tok, .seq = seq, .logits = want};
+            CHECK(model_ctx_decode(c, &b, &err) == SHIMMY_OK);
+            for (int k = 0; k < n_owner; k++) {
+                const int s = owner[k], slot = fed[s] + 1;
+                memcpy(both + ((size_t)s * (GEN + 1) + slot) * V, model_ctx_logits(c, k),
+                       sizeof(float) * V);
+                fed[s]++;
+            }
+        }
+        model_ctx_free(c);
+    }
+    CHECK_MSG(memcmp(alone, both, sizeof(float) * 2 * (GEN + 1) * V) == 0,
+              "%s: two sequences sharing steps differ from their solo runs", name);
+    free(alone);
+    free(both);
+}
+
+/* Writes src's keys and tensors to path, with tensor `drop` left out, tensor `reshape` given
+ * a last dimension one smaller (its data cut to match), the u32 key `key` set to val, and
+ * every tensor widened to F32 when `widen`. */
+static bool rewrite(const gguf_file *src, const char *path, const char *drop, const char *reshape,
+                    const char *key, uint32_t val, bool widen) {
+    gguf_writer *w = NULL;
+    shimmy_error err;
+    if (gguf_writer_new(&w, &err) != SHIMMY_OK) return false;
+    gguf_writer_copy_kv(w, src, "");
+    if (key) gguf_writer_set_u32(w, key, val);
+    bool ok = true;
+    for (size_t i = 0; i < gguf_n_tensors(src) && ok; i++) {
+        const gguf_tensor *t = gguf_tensor_at(src, i);
+        char name[128];
+        gguf_str_copy(t->name, name, sizeof name);
+        if (drop && !strcmp(name, drop)) continue;
+        int64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+        if (reshape && !strcmp(name, reshape)) ne[t->n_dims - 1]--;
+        const quant_traits *qt = quant_get(t->type);
+        if (!widen || t->type == GGUF_T_F32 || !qt || !qt->to_float) {
+            gguf_writer_add_tensor(w, name, t->type, t->n_dims, ne, t->data);
+            continue;
+        }
+        const int64_t rows = ne[1] * ne[2] * ne[3];
+        float *f32 = malloc(sizeof(float) * (size_t)(rows * ne[0]));
+        ok = f32 != NULL;
+        for (int64_t r = 0; ok && r < rows; r++)
+            qt->to_float((const unsigned char *)t->data + (size_t)r * quant_row_bytes(qt, ne[0]),
+                         f32 + r * ne[0], ne[0]);
+        if (ok) gguf_writer_add_tensor(w, name, GGUF_T_F32, t->n_dims, ne, f32);
+        free(f32);
+    }
+    ok = ok && gguf_writer_write(w, path, &err) == SHIMMY_OK;
+    gguf_writer_free(w);
+    return ok;
+}
+
+static void expect_refused(const gguf_file *src, const char *dir, const char *drop,
+                           const char *reshape, const char *key, uint32_t val, const char *needle) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/broken.gguf", dir);
+    CHECK(rewrite(src, path, drop, reshape, key, val, false));
+    gguf_file *f = NULL;
+    model *m = NULL;
+    shimmy_error err;
+    CHECK(gguf_open(path, &f, &err) == SHIMMY_OK);
+    if (!f) return;
+    CHECK(model_load(f, &m, &err) != SHIMMY_OK);
+    CHECK_MSG(m == NULL && strstr(err.message, needle), "expected an error naming '%s', got: %s",
+              needle, m ? "(loaded)" : err.message);
+    if (!m) printf("refused: %s\n", err.message);
+    model_free(m);
+    gguf_close(f);
+}
+
+/* The file with F32 weights: with 16- and 8-bit activation roundings gone, every step size
+ * computes the same function up to float summation order. */
+static void check_widened(const char *name, const gguf_file *src, const char *dir,
+                          const int32_t *prompt) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/wide.gguf", dir);
+    CHECK(rewrite(src, path, NULL, NULL, NULL, 0, true));
+    gguf_file *f = NULL;
+    model *m = NULL;
+    shimmy_error err;
+    CHECK(gguf_open(path, &f, &err) == SHIMMY_OK);
+    if (f) CHECK_MSG(model_load(f, &m, &err) == SHIMMY_OK, "%s (F32): %s", name, err.message);
+    if (m) check_steps(name, m, prompt);
+    model_free(m);
+    gguf_close(f);
+}
+
+static void check_file(const char *name, const char *dir, bool refusals) {
+    char path[1024], rel[256];
+    snprintf(rel, sizeof rel, "models/%s.gguf", name);
+    if (!test_data_path(rel, path, sizeof path)) return;
+    gguf_file *f = NULL;
+    model *m = NULL;
+    shimmy_error err;
+    CHECK(gguf_open(path, &f, &err) == SHIMMY_OK);
+    if (f) CHECK_MSG(model_load(f, &m, &err) == SHIMMY_OK, "%s: %s", name, err.message);
+    if (!m) {
+        gguf_close(f);
+        return;
+    }
+    CHECK(m->hp.n_expert > 1 && m->hp.n_expert_used >= 1 &&
+          m->layers[0].ffn_up_exps.expert_rows == m->hp.n_ff_exp &&
+          m->layers[0].ffn_up_exps.n_out == (int64_t)m->hp.n_expert * m->hp.n_ff_exp);
+    int32_t prompt[N_PROMPT];
+    uint32_t r = 777;
+    for (int i = 0; i < N_PROMPT; i++)
+        prompt[i] = (int32_t)((r = r * 1103515245u + 12345u) >> 8) % m->hp.n_vocab;
+    check_shared_steps(name, m, prompt);
+    check_widened(name, f, dir, prompt);
+    if (refusals && !strcmp(m->arch->name, "gpt-oss")) {
+        expect_refused(f, dir, NULL, "blk.1.ffn_down_exps.weight", NULL, 0,
+                       "blk.1.ffn_down_exps.weight");
+        expect_refused(f, dir, "blk.0.ffn_up_exps.bias", NULL, NULL, 0, "blk.0.ffn_up_exps.bias");
+        expect_refused(f, dir, "blk.0.attn_sinks.weight", NULL, NULL, 0, "attn_sinks");
+        expect_refused(f, dir, NULL, NULL, "gpt-oss.expert_used_count", 99, "expert_used_count");
+    } else if (refusals) {
+        expect_refused(f, dir, NULL, "blk.0.ffn_gate_exps.weight", NULL, 0,
+                       "blk.0.ffn_gate_exps.weight");
+        expect_refused(f, dir, "blk.1.ffn_gate_inp.weight", NULL, NULL, 0, "ffn_gate_inp");
+        expect_refused(f, dir, NULL, NULL, "qwen3moe.expert_count", 0, "expert_count");
+    }
+    model_free(m);
+    gguf_close(f);
+}
+
+int main(void) {
+    char buf[1024], dir[1024];
+    test_require_data("models/tiny-qwen3moe-spm-F16.gguf", buf, sizeof buf);
+    if (!test_tmpdir(dir, sizeof dir)) test_skip("no temporary directory");
+    check_file("tiny-qwen3moe-spm-F16", dir, true);
+    check_file("tiny-qwen3moe-e256-Q4_K_M", dir, false);
+    check_file("tiny-gpt-oss-F16", dir, true);
+    check_file("tiny-gpt-oss-e256-MXFP4_MOE", dir, false);
+    test_rm_rf(dir);
+    return test_finish("model/moe");
+}
