@@ -75,54 +75,47 @@ void gm_slice_free(grammar_matcher *m) {
     m->chain = NULL;
 }
 
-/* One step of the frontier pass at node i: the next node, after writing i to *out when it is
- * on the frontier. */
-static inline uint32_t frontier_step(const grammar_vocab *gv, const gm_slice *s, uint32_t i,
-                                     uint32_t **out) {
-    const gv_node *nd = &gv->nd[i];
-    const bool first = nd->depth == 1;
-    if ((!first || gm_slice_first(s, nd->byte)) && gm_slice_covers(gv, i, s)) return nd->end;
-    if (gm_in_set(first ? s->f : s->l, nd->byte)) return i + 1;
-    *(*out)++ = i;
-    return nd->end;
+static int cmp_u32(const void *a, const void *b) {
+    const uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
 }
 
-/* The nodes where the slice's prefixes end: the same walk the mask does, with the class test
- * only. Every node visited has its path inside the slice (the others are skipped with their
- * subtrees). Fills front (room for every node) with the nodes skipped because their byte leaves
- * the class, in preorder, and returns their number. The trie is cold when a new class comes
- * (it is larger than the caches and this pass jumps across it), so the pass runs CURSORS
- * walks of disjoint runs of the root's subtrees in turn, each prefetching its next node: their
- * memory latencies overlap instead of adding up. */
-#define CURSORS 8
-static uint32_t frontier(const grammar_vocab *gv, const gm_slice *s, uint32_t *front) {
+/* The nodes where the slice's prefixes end: the walk the mask does, with the class test only.
+ * Every node examined has its path inside the slice (the others are passed over with their
+ * subtrees). Fills front (room for every node) with the nodes passed over because their byte
+ * leaves the class, in preorder, and returns their number; -1 when memory is short.
+ * The trie is cold in cache when a new class comes (it is larger than the caches and the pass
+ * jumps across it), and a depth-first walk would wait for each jump in turn. So the nodes to
+ * examine go through a queue (a node and where its run of siblings stops), each prefetched as it
+ * is queued: by the time it comes out, its memory has arrived, and many jumps are in flight. */
+static int64_t frontier(const grammar_vocab *gv, const gm_slice *s, uint32_t *front) {
     const uint32_t n = gv->n_nodes;
-    uint32_t at[CURSORS], stop[CURSORS];
-    uint32_t *out[CURSORS];
-    uint32_t c = 0;
-    at[0] = 0;
-    for (uint32_t i = 0; i < n && c + 1 < CURSORS; i = gv->nd[i].end)
-        if (i > at[c] && (uint64_t)i * CURSORS >= (uint64_t)n * (c + 1)) at[++c] = i;
-    const uint32_t used = c + 1;
-    for (c = 0; c < used; c++) {
-        stop[c] = c + 1 < used ? at[c + 1] : n;
-        out[c] = front + at[c]; /* a run has at most as many frontier nodes as nodes */
+    uint32_t *qn = malloc(((size_t)n + 1) * sizeof *qn), *qs = malloc(((size_t)n + 1) * sizeof *qs);
+    if (!qn || !qs) {
+        free(qn);
+        free(qs);
+        return -1;
     }
-    for (bool busy = true; busy;) {
-        busy = false;
-        for (c = 0; c < used; c++) {
-            if (at[c] >= stop[c]) continue;
-            busy = true;
-            at[c] = frontier_step(gv, s, at[c], &out[c]);
-            __builtin_prefetch(&gv->nd[at[c]]);
+    uint32_t head = 0, tail = 0, n_front = 0;
+    if (n) qn[tail] = 0, qs[tail++] = n; /* every node is queued at most once */
+    while (head < tail) {
+        const uint32_t i = qn[head], stop = qs[head++];
+        const gv_node *nd = &gv->nd[i];
+        if (nd->end < stop) { /* the next sibling */
+            __builtin_prefetch(&gv->nd[nd->end]);
+            qn[tail] = nd->end, qs[tail++] = stop;
         }
+        const bool first = nd->depth == 1;
+        if ((!first || gm_slice_first(s, nd->byte)) && gm_slice_covers(gv, i, s)) continue;
+        if (gm_in_set(first ? s->f : s->l, nd->byte)) {
+            if (i + 1 < nd->end) qn[tail] = i + 1, qs[tail++] = nd->end; /* the first child */
+            continue;
+        }
+        front[n_front++] = i;
     }
-    uint32_t n_front = 0;
-    for (c = 0; c < used; c++) {
-        const uint32_t first = c ? stop[c - 1] : 0, k = (uint32_t)(out[c] - (front + first));
-        memmove(front + n_front, front + first, k * sizeof *front);
-        n_front += k;
-    }
+    free(qn);
+    free(qs);
+    qsort(front, n_front, sizeof *front, cmp_u32);
     return n_front;
 }
 
@@ -134,7 +127,12 @@ static bool build(const grammar_vocab *gv, gm_slice *s) {
     s->front = NULL;
     uint32_t *tmp = malloc(((size_t)gv->n_nodes + 1) * sizeof *tmp);
     if (!tmp) return false;
-    const uint32_t n = frontier(gv, s, tmp);
+    const int64_t nf = frontier(gv, s, tmp);
+    if (nf < 0) {
+        free(tmp);
+        return false;
+    }
+    const uint32_t n = (uint32_t)nf;
     uint32_t *front = malloc((n ? n : 1) * sizeof *front);
     if (!front) {
         free(tmp);
