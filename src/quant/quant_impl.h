@@ -389,6 +389,7 @@ typedef void (*quant_install_fn)(quant_traits *table /* [GGUF_T_COUNT] */);
 
 void quant_x86_avx2_install(quant_traits *table);
 void quant_x86_avx2_install_kquants(quant_traits *table); /* called by the one above */
+void quant_x86_avx2_install_bf16(quant_traits *table);    /* avx2_bf16.c, likewise */
 void quant_x86_avx512_install(quant_traits *table);
 void quant_x86_avx2_install_gemm(quant_traits *table);   /* tile kernels, avx2_gemm.c */
 void quant_x86_avx512_install_gemm(quant_traits *table); /* tile kernels, avx512_gemm.c */

@@ -2,7 +2,9 @@
  * c392e509 built for x86 with AVX-512, whose logits the model tests compare against): this test
  * recomputes each dot with that order written out in scalar code (8 float lanes, one FMA per
  * block, the same horizontal sums, the min terms folded where that engine folds them) and
- * requires bit-identical results from every SIMD variant, x86 and ARM alike.
+ * requires bit-identical results from every SIMD variant, x86 and ARM alike. BF16 rows follow
+ * that machine's vdpbf16ps, whose scalar model here is checked against the instruction itself
+ * where the CPU has AVX512-BF16.
  *
  * The integer parts come from dequantizing a copy of each block whose fp16 scale is set to 1 (and
  * min scale to 0): every value is then exactly its integer level times its group scale. */
@@ -11,6 +13,9 @@
 
 #include <math.h>
 #include <stddef.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 typedef struct order_case {
     uint32_t type;
@@ -244,6 +249,131 @@ static int check_float_dots(int v, test_rng *rng) {
     return checked;
 }
 
+/* ---- BF16: the engine's machine multiplies BF16 rows with AVX512-BF16's vdpbf16ps ---- */
+
+static float b16(const unsigned char *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return quant_bf16_to_f32(h);
+}
+
+/* One vdpbf16ps over 32 elements into 16 lanes: lane l adds the product of elements 2l+1, then
+ * that of elements 2l, each sum rounded (the products are exact in float). */
+static void engine_dpbf16(float acc[16], const unsigned char *x, const unsigned char *y) {
+    for (int l = 0; l < 16; l++) {
+        const float po = b16(x + 4 * l + 2) * b16(y + 4 * l + 2),
+                    pe = b16(x + 4 * l) * b16(y + 4 * l);
+        acc[l] += po;
+        acc[l] += pe;
+    }
+}
+
+static float engine_reduce16(const float v[16]) {
+    float t8[8], t4[4];
+    for (int l = 0; l < 8; l++) t8[l] = v[l] + v[l + 8];
+    for (int l = 0; l < 4; l++) t4[l] = t8[l] + t8[l + 4];
+    float l02 = t4[0] + t4[2], l13 = t4[1] + t4[3];
+    return l02 + l13;
+}
+
+/* Single rows: two 16-lane accumulators (the first and second 32 of every 64), reduced, summed
+ * in double with the tail's products. */
+static float engine_dot_bf16(int64_t n, const unsigned char *x, const unsigned char *y) {
+    float c1[16] = {0}, c2[16] = {0};
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        engine_dpbf16(c1, x + 2 * i, y + 2 * i);
+        engine_dpbf16(c2, x + 2 * i + 64, y + 2 * i + 64);
+    }
+    double d = engine_reduce16(c1);
+    d += engine_reduce16(c2);
+    for (; i < n; i++) {
+        const float p = b16(x + 2 * i) * b16(y + 2 * i);
+        d += (double)p;
+    }
+    return (float)d;
+}
+
+/* Batches (tinyBLAS): one accumulator, one instruction per 32 elements; other sizes as above. */
+static float engine_dot_bf16_tiled(int64_t n, const unsigned char *x, const unsigned char *y) {
+    if (n % 32) return engine_dot_bf16(n, x, y);
+    float acc[16] = {0};
+    for (int64_t i = 0; i < n; i += 32) engine_dpbf16(acc, x + 2 * i, y + 2 * i);
+    return engine_reduce16(acc);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bf16"))) static void
+hw_dpbf16(float acc[16], const unsigned char *x, const unsigned char *y) {
+    __m512 c = _mm512_loadu_ps(acc);
+    c = _mm512_dpbf16_ps(c, (__m512bh)_mm512_loadu_si512(x), (__m512bh)_mm512_loadu_si512(y));
+    _mm512_storeu_ps(acc, c);
+}
+#endif
+
+/* The model above is the instruction itself, where this CPU has it: random lanes, products and
+ * sums over magnitudes from 2^-20 to 2^20. Returns the number of instructions compared. */
+static int check_dpbf16_model(test_rng *rng) {
+#if defined(__x86_64__)
+    if (!(core_cpu_features() & CORE_CPU_AVX512BF16)) return 0;
+    int n = 0;
+    for (int it = 0; it < 2000; it++) {
+        unsigned char x[64], y[64];
+        float acc[16], got[16];
+        for (int e = 0; e < 32; e++) {
+            const float sx = ldexpf(1.0f, (int)(test_rng_u64(rng) % 41) - 20);
+            const float sy = ldexpf(1.0f, (int)(test_rng_u64(rng) % 41) - 20);
+            quant_ref_from_float_bf16((const float[]){(float)test_rng_normal(rng) * sx}, x + 2 * e,
+                                      1);
+            quant_ref_from_float_bf16((const float[]){(float)test_rng_normal(rng) * sy}, y + 2 * e,
+                                      1);
+        }
+        for (int l = 0; l < 16; l++) acc[l] = got[l] = (float)test_rng_normal(rng);
+        engine_dpbf16(acc, x, y);
+        hw_dpbf16(got, x, y);
+        int same = 1;
+        for (int l = 0; l < 16; l++) same &= memcmp(&acc[l], &got[l], 4) == 0;
+        CHECK_MSG(same, "vdpbf16ps differs from its model (iteration %d)", it);
+        n++;
+    }
+    return n;
+#else
+    (void)rng;
+    return 0;
+#endif
+}
+
+static int check_bf16_dots(int v, test_rng *rng) {
+    const quant_traits *var = quant_variant_get(v, GGUF_T_BF16), *ref = quant_get_ref(GGUF_T_BF16);
+    if (!var || var->vec_dot == ref->vec_dot) return 0;
+    int checked = 0;
+    static const int64_t extra[] = {96, 128, 160, 192, 4160};
+    const size_t n_elems = sizeof qf_elems / sizeof qf_elems[0];
+    for (size_t l = 0; l < n_elems + sizeof extra / sizeof extra[0]; l++) {
+        const int64_t n = l < n_elems ? qf_elems[l] : extra[l - n_elems];
+        float *xw = malloc((size_t)n * sizeof *xw), *xa = malloc((size_t)n * sizeof *xa);
+        qf_fill(xw, n, QF_NORMAL, rng);
+        qf_fill(xa, n, QF_NORMAL, rng);
+        void *bw, *ba;
+        const unsigned char *rw = qf_row(ref, ref->from_float, xw, n, 1, &bw);
+        const unsigned char *ra = qf_row(ref, ref->from_float, xa, n, 2, &ba);
+        float got = NAN, want = engine_dot_bf16(n, rw, ra);
+        var->vec_dot(n, &got, rw, ra);
+        CHECK_MSG(got == want, "%s BF16 n=%lld: %.9g, engine order %.9g", quant_variant_name(v),
+                  (long long)n, got, want);
+        var->vec_dot_batch(n, &got, rw, ra);
+        want = engine_dot_bf16_tiled(n, rw, ra);
+        CHECK_MSG(got == want, "%s BF16 batched n=%lld: %.9g, engine order %.9g",
+                  quant_variant_name(v), (long long)n, got, want);
+        checked++;
+        free(bw);
+        free(ba);
+        free(xw);
+        free(xa);
+    }
+    return checked;
+}
+
 int main(void) {
     test_rng rng;
     test_rng_seed(&rng, 23);
@@ -280,6 +410,9 @@ int main(void) {
     }
     /* the float dots follow the engine's AVX-512 build */
     for (int v = 1; v < quant_n_variants(); v++) n_checked += check_float_dots(v, &rng);
+    const int n_hw = check_dpbf16_model(&rng);
+    fprintf(stderr, "%d vdpbf16ps compared with the BF16 order's model\n", n_hw);
+    for (int v = 1; v < quant_n_variants(); v++) n_checked += check_bf16_dots(v, &rng);
     fprintf(stderr, "%d dots checked against the engine order\n", n_checked);
     if (n_checked == 0) test_skip("no SIMD variant runs here");
     return test_finish("quant/engine_order");

@@ -231,16 +231,11 @@ static void vec_dot_q5_1(int64_t n, float *s, const void *vx, const void *vy) {
  * The reference engine's AVX-512 order, written with pairs of 256-bit registers for its 16
  * lanes, so this variant gives the same bits as the AVX-512 one (and as the engine): single-row
  * dots keep 4 x 16 lanes over n & ~63, folded (a0+a2)+(a1+a3), then a scalar tail (F32:
- * rounded products for groups of 8, FMAs for the last n % 8; F16: double, BF16: float);
- * batched F32/F16 dots keep one 16-lane accumulator (its tiled kernel, n % 16 == 0). */
+ * rounded products for groups of 8, FMAs for the last n % 8; F16: double); batched F32/F16 dots
+ * keep one 16-lane accumulator (its tiled kernel, n % 16 == 0). BF16 is in avx2_bf16.c. */
 
 static inline __m256 load_f16(const unsigned char *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
-static inline __m256 load_bf16(const unsigned char *p) {
-    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
 static inline __m256 load_f32(const unsigned char *p) {
@@ -287,12 +282,6 @@ static inline float one_f16(const unsigned char *p) {
     return qx_h2f(h);
 }
 
-static inline float one_bf16(const unsigned char *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return quant_bf16_to_f32(h);
-}
-
 static inline float one_f32(const unsigned char *p) {
     float f;
     memcpy(&f, p, 4);
@@ -326,17 +315,6 @@ static void vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy) {
     *s = (float)sum;
 }
 
-static void vec_dot_bf16(int64_t n, float *s, const void *vx, const void *vy) {
-    const unsigned char *x = vx, *y = vy;
-    const int64_t np = n & ~(int64_t)63;
-    float sum = dot_64s(np, x, y, 2, load_bf16);
-    for (int64_t i = np; i < n; i++) {
-        const float p = one_bf16(x + 2 * i) * one_bf16(y + 2 * i);
-        sum += p;
-    }
-    *s = sum;
-}
-
 static void vec_dot_batch_f32(int64_t n, float *s, const void *x, const void *y) {
     if (n % 16) {
         vec_dot_f32(n, s, x, y);
@@ -365,11 +343,11 @@ void quant_x86_avx2_install(quant_traits *t) {
     t[GGUF_T_Q4_1].vec_dot = vec_dot_q4_1;
     t[GGUF_T_Q5_1].vec_dot = vec_dot_q5_1;
     t[GGUF_T_F16].vec_dot = vec_dot_f16;
-    t[GGUF_T_BF16].vec_dot = vec_dot_bf16;
     t[GGUF_T_F32].vec_dot = vec_dot_f32;
     t[GGUF_T_F32].vec_dot_batch = vec_dot_batch_f32;
     t[GGUF_T_F16].vec_dot_batch = quant_x86_avx2_vec_dot_batch_f16;
     quant_x86_avx2_install_kquants(t);
+    quant_x86_avx2_install_bf16(t);
     quant_x86_avx2_install_iquants(t);
     quant_x86_avx2_install_gemm(t);
 }
