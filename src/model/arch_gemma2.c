@@ -12,6 +12,33 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdio.h>
+
+/* Whether layer il is a sliding-window layer: per the file's attention.sliding_window_pattern,
+ * a period or one flag per layer (as newer converters write it), else the family's period.
+ * (llama.cpp reads only the period form and falls back to the default for an array; an array
+ * says which layers are local outright, so it is honoured here.) */
+static shimmy_status layer_is_swa(model_loader *ld, int32_t il, int32_t period, bool *out) {
+    const model *m = model_loader_model(ld);
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", m->arch->name);
+    const gguf_value *arr = gguf_get_arr(model_loader_file(ld), key, GGUF_VT_COUNT);
+    if (arr) {
+        const gguf_vtype t = arr->v.arr.elem_type;
+        if (arr->v.arr.count != (uint64_t)m->hp.n_layer || t == GGUF_VT_STRING ||
+            t == GGUF_VT_ARRAY)
+            return model_load_fail(ld, SHIMMY_ERR_FORMAT,
+                                   "metadata key '%s' must be a period or one flag per layer "
+                                   "(%d)",
+                                   key, m->hp.n_layer);
+        *out = gguf_arr_i64(arr, (uint64_t)il) != 0;
+        return SHIMMY_OK;
+    }
+    shimmy_status st =
+        model_load_key_i32(ld, "attention.sliding_window_pattern", false, 0, 1 << 16, &period);
+    *out = period == 0 || il % period < period - 1;
+    return st;
+}
 
 shimmy_status model_gemma_bind(model_loader *ld, int32_t il, model_layer *L, bool qk_norm,
                                int32_t swa_period) {
@@ -21,8 +48,10 @@ shimmy_status model_gemma_bind(model_loader *ld, int32_t il, model_layer *L, boo
     const int64_t k_dim = (int64_t)hp->n_head_kv * hp->head_dim;
     const int64_t v_dim = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const int64_t o_dim = (int64_t)hp->n_head * hp->head_dim_v;
+    bool swa = false;
     shimmy_status st;
-    if ((st = model_load_vector(ld, il, "attn_norm.weight", E, true, &L->attn_norm)) ||
+    if ((st = layer_is_swa(ld, il, swa_period, &swa)) ||
+        (st = model_load_vector(ld, il, "attn_norm.weight", E, true, &L->attn_norm)) ||
         (st = model_load_matrix(ld, il, "attn_q.weight", E, q_dim, true, &L->wq)) ||
         (st = model_load_matrix(ld, il, "attn_k.weight", E, k_dim, true, &L->wk)) ||
         (st = model_load_matrix(ld, il, "attn_v.weight", E, v_dim, true, &L->wv)) ||
@@ -42,8 +71,7 @@ shimmy_status model_gemma_bind(model_loader *ld, int32_t il, model_layer *L, boo
                                "tensor 'blk.%d.attn_%c_norm.weight' (per-head q/k norm) is not "
                                "used by architecture %s",
                                il, L->q_norm ? 'q' : 'k', model_loader_model(ld)->arch->name);
-    if (hp->n_swa > 0 && (swa_period == 0 || il % swa_period < swa_period - 1))
-        L->window = hp->n_swa;
+    if (hp->n_swa > 0 && swa) L->window = hp->n_swa;
     return SHIMMY_OK;
 }
 
@@ -109,10 +137,7 @@ static shimmy_status hparams(model_loader *ld, model_hparams *hp) {
 }
 
 static shimmy_status bind_layer(model_loader *ld, int32_t il, model_layer *L) {
-    int32_t period = 2; /* even layers local, odd layers global */
-    shimmy_status st =
-        model_load_key_i32(ld, "attention.sliding_window_pattern", false, 0, 1 << 16, &period);
-    return st ? st : model_gemma_bind(ld, il, L, false, period);
+    return model_gemma_bind(ld, il, L, false, 2); /* even layers local, odd layers global */
 }
 
 static void forward(model_ctx *c) {

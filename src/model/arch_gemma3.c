@@ -1,7 +1,7 @@
 /* gemma3 (Gemma 3 text models): gemma2's block (arch_gemma2.c) with per-head RMS norms of q and
  * k before rope and no attention soft-cap. When the file has a sliding window, five layers of
- * six are local (the period comes from attention.sliding_window_pattern when present) and those
- * layers rope with their own base (rope.freq_base_swa, 10000 when absent) and no scaling,
+ * six are local (attention.sliding_window_pattern, a period or a flag per layer, overrides) and
+ * those layers rope with their own base (rope.freq_base_swa, 10000 when absent) and no scaling,
  * while the global layers use rope.freq_base with the file's scaling (Gemma 3's linear ×8). A
  * file without a window (converted from a config with sliding_window_pattern 1) has only
  * global layers. The final soft-cap applies only when the file gives one. The 27B model (62
@@ -29,10 +29,7 @@ static shimmy_status hparams(model_loader *ld, model_hparams *hp) {
 }
 
 static shimmy_status bind_layer(model_loader *ld, int32_t il, model_layer *L) {
-    int32_t period = 6;
-    shimmy_status st =
-        model_load_key_i32(ld, "attention.sliding_window_pattern", false, 0, 1 << 16, &period);
-    return st ? st : model_gemma_bind(ld, il, L, true, period);
+    return model_gemma_bind(ld, il, L, true, 6);
 }
 
 static void forward(model_ctx *c) {

@@ -93,8 +93,9 @@ void model_llama_forward(model_ctx *c);
 
 /* gemma's pieces, shared by gemma2 and gemma3 (arch_gemma2.c): the layer binding (post-norms,
  * per-head q/k norms required when qk_norm, the window on layer il iff il % swa_period <
- * swa_period - 1, or on every layer for period 0) and the block, whose queries are multiplied
- * by q_scale after rope (the scores are not scaled again). */
+ * swa_period - 1, or on every layer for period 0, unless the file's
+ * attention.sliding_window_pattern gives the period or a flag per layer) and the block, whose
+ * queries are multiplied by q_scale after rope (the scores are not scaled again). */
 shimmy_status model_gemma_bind(model_loader *ld, int32_t il, model_layer *L, bool qk_norm,
                                int32_t swa_period);
 void model_gemma_forward(model_ctx *c, float q_scale);
@@ -217,7 +218,7 @@ struct model_layer {
     /* LongRoPE frequency factors (n_rot/2): the file's global rope_factors_short/_long, bound
      * to every layer (model_rope_longrope_factors picks one); NULL when absent */
     const float *rope_short, *rope_long;
-    const float *attn_sinks;             /* (n_head) per-head sink logits (gpt-oss) or NULL */
+    const float *attn_sinks; /* (n_head) per-head sink logits (gpt-oss) or NULL */
     /* mixture of experts: the router (n_expert rows of n_embd) and its bias, the experts'
      * gate/up (n_ff_exp rows each) and down (n_embd rows each) and their per-expert biases
      * ((n_expert, n_ff_exp) / (n_expert, n_embd)) */

@@ -205,11 +205,68 @@ static void check_file(const char *name, const char *rel, double tol) {
     test_rm_rf(tmp);
 }
 
+/* Which layers are windowed: Gemma 3's default period 6, or the file's
+ * attention.sliding_window_pattern as a period or as one flag per layer; an array of the wrong
+ * length is refused. */
+static void check_pattern(const char *dir) {
+    char path[1024], copy[1200];
+    test_require_data("models/tiny-gemma3-F32.gguf", path, sizeof path);
+    snprintf(copy, sizeof copy, "%s/pattern.gguf", dir);
+    static const bool flags[8] = {true, false, false, true, true, false, true, false};
+    static const struct {
+        int kind;         /* 0 none, 1 period 2, 2 flags, 3 flags of the wrong length */
+        const char *want; /* 'w' windowed, '.' global; NULL: refused */
+    } cases[] = {{0, "wwwww.ww"}, {1, "w.w.w.w."}, {2, "w..ww.w."}, {3, NULL}};
+    gguf_file *f = NULL;
+    shimmy_error err;
+    CHECK_MSG(gguf_open(path, &f, &err) == SHIMMY_OK, "%s", err.message);
+    for (size_t k = 0; f && k < sizeof cases / sizeof cases[0]; k++) {
+        gguf_writer *w = NULL;
+        CHECK(gguf_writer_new(&w, &err) == SHIMMY_OK);
+        if (!w) break;
+        gguf_writer_copy_kv(w, f, "");
+        const char *key = "gemma3.attention.sliding_window_pattern";
+        if (cases[k].kind == 1) gguf_writer_set_u32(w, key, 2);
+        if (cases[k].kind >= 2)
+            gguf_writer_set_arr(w, key, GGUF_VT_BOOL, flags, cases[k].kind == 2 ? 8 : 7);
+        for (size_t i = 0; i < gguf_n_tensors(f); i++) {
+            const gguf_tensor *t = gguf_tensor_at(f, i);
+            char name[128];
+            snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.data);
+            gguf_writer_add_tensor(w, name, t->type, t->n_dims, t->ne, t->data);
+        }
+        CHECK_MSG(gguf_writer_write(w, copy, &err) == SHIMMY_OK, "%s", err.message);
+        gguf_writer_free(w);
+        gguf_file *g = NULL;
+        model *m = NULL;
+        CHECK_MSG(gguf_open(copy, &g, &err) == SHIMMY_OK, "%s", err.message);
+        const shimmy_status st = g ? model_load(g, &m, &err) : SHIMMY_ERR_IO;
+        if (!cases[k].want) {
+            CHECK_EQ_INT(st, SHIMMY_ERR_FORMAT);
+        } else if (m) {
+            char got[9] = {0};
+            for (int il = 0; il < 8 && il < m->hp.n_layer; il++)
+                got[il] = m->layers[il].window == 8 ? 'w' : m->layers[il].window ? '?' : '.';
+            CHECK_STR(got, cases[k].want);
+        } else {
+            CHECK_MSG(0, "case %zu: %s", k, err.message);
+        }
+        model_free(m);
+        gguf_close(g);
+    }
+    gguf_close(f);
+}
+
 int main(void) {
     check_file("tiny-gemma3", "models/tiny-gemma3-F32.gguf", 1e-4);
     /* its q and k weights are tripled so that the soft-cap bites: scores 9x larger, a sharper
      * softmax, and float noise up to 1e-4 at any position (uniform along the prompt, where a
      * ring error would start where the ring wraps, at 32) */
     check_file("tiny-gemma2", "models/tiny-gemma2-F16.gguf", 2e-4);
+    char dir[1024];
+    if (test_tmpdir(dir, sizeof dir)) {
+        check_pattern(dir);
+        test_rm_rf(dir);
+    }
     return test_finish("model/swa");
 }
