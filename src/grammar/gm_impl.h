@@ -55,6 +55,7 @@ typedef struct gm_slice {
      * whose byte some of those states take. */
     uint32_t *front; /* owned */
     uint32_t fstart[257];
+    uint32_t deepest; /* bytes of the longest path inside the class (and so of its tokens) */
 } gm_slice;
 
 #define GM_SLICES 8

@@ -88,7 +88,7 @@ static int cmp_u32(const void *a, const void *b) {
  * jumps across it), and a depth-first walk would wait for each jump in turn. So the nodes to
  * examine go through a queue (a node and where its run of siblings stops), each prefetched as it
  * is queued: by the time it comes out, its memory has arrived, and many jumps are in flight. */
-static int64_t frontier(const grammar_vocab *gv, const gm_slice *s, uint32_t *front) {
+static int64_t frontier(const grammar_vocab *gv, gm_slice *s, uint32_t *front) {
     const uint32_t n = gv->n_nodes;
     uint32_t *qn = malloc(((size_t)n + 1) * sizeof *qn), *qs = malloc(((size_t)n + 1) * sizeof *qs);
     if (!qn || !qs) {
@@ -106,8 +106,12 @@ static int64_t frontier(const grammar_vocab *gv, const gm_slice *s, uint32_t *fr
             qn[tail] = nd->end, qs[tail++] = stop;
         }
         const bool first = nd->depth == 1;
-        if ((!first || gm_slice_first(s, nd->byte)) && gm_slice_covers(gv, i, s)) continue;
+        if ((!first || gm_slice_first(s, nd->byte)) && gm_slice_covers(gv, i, s)) {
+            if (nd->depth - 1u + nd->height > s->deepest) s->deepest = nd->depth - 1u + nd->height;
+            continue;
+        }
         if (gm_in_set(first ? s->f : s->l, nd->byte)) {
+            if (nd->depth > s->deepest) s->deepest = nd->depth;
             if (i + 1 < nd->end) qn[tail] = i + 1, qs[tail++] = nd->end; /* the first child */
             continue;
         }
@@ -125,6 +129,7 @@ static int64_t frontier(const grammar_vocab *gv, const gm_slice *s, uint32_t *fr
 static bool build(const grammar_vocab *gv, gm_slice *s) {
     free(s->front);
     s->front = NULL;
+    s->deepest = 0;
     uint32_t *tmp = malloc(((size_t)gv->n_nodes + 1) * sizeof *tmp);
     if (!tmp) return false;
     const int64_t nf = frontier(gv, s, tmp);
@@ -278,18 +283,27 @@ const gm_slice *gm_slice_for(grammar_matcher *m, int32_t d, gm_limit *limit) {
         }
     }
     size_t victim = 0;
-    for (size_t i = 0; i < GM_SLICES; i++) {
+    gm_slice *sl = NULL;
+    for (size_t i = 0; i < GM_SLICES && !sl; i++) {
         if (m->slices[i] && same_key(m->slices[i], &key)) {
             m->slice_used[i] = ++m->clock;
-            return m->slices[i];
-        }
-        if (!m->slices[i] || (m->slices[victim] && m->slice_used[i] < m->slice_used[victim]))
+            sl = m->slices[i];
+        } else if (!m->slices[i] ||
+                   (m->slices[victim] && m->slice_used[i] < m->slice_used[victim])) {
             victim = i;
+        }
     }
-    gm_slice *sl = shared(gv, &key);
-    if (!sl) return NULL;
-    slice_unref(m->slices[victim]);
-    m->slices[victim] = sl;
-    m->slice_used[victim] = ++m->clock;
+    if (!sl) {
+        if (!(sl = shared(gv, &key))) return NULL;
+        slice_unref(m->slices[victim]);
+        m->slices[victim] = sl;
+        m->slice_used[victim] = ++m->clock;
+    }
+    /* a count with at least as many characters left as the class's longest path is as good as
+     * no count: every token of the slice fits, and no path inside the class outlasts the chain */
+    if (limit->chars != UINT32_MAX && sl->deepest <= limit->steps) {
+        limit->chars = UINT32_MAX;
+        limit->dead_after = false;
+    }
     return sl;
 }

@@ -37,6 +37,9 @@ static const char *const grammars[] = {
      "\"\\\",\\\"t\\\":\\\"\" ([^\"\\\\\\x00-\\x1f] | \"\\\\\" [\"\\\\nt]){2,9} \"\\\"}\""),
     "root ::= ([a-z]{1,6} [a-z0-9 ]* \".\"){1,3}",
     "root ::= [^{}<>]{0,20} \"}\" [^{}<>]{3,7} \"<\"",
+    /* a count longer than any token of its class, followed by more of the class: as if there
+     * were no count (Qwen2 and Llama 3 write at most three digits in one token) */
+    "root ::= \"#\" ([0-9]{2,40} [0-9a-f]* \".\"){1,3}",
 };
 
 static bool bit(const uint64_t *m, int32_t t) {
