@@ -121,7 +121,7 @@ static void piece_of(const tok_vocab *v, int32_t id, sbuf *b) {
             spm_normal_piece(t, n, b);
         else
             bpe_normal_piece(t, n, b);
-    } else if ((a & TOK_ATTR_BYTE) && v->algo == TOK_ALGO_SPM)
+    } else if ((a & TOK_ATTR_BYTE) && (v->algo == TOK_ALGO_SPM || v->algo == TOK_ALGO_UGM))
         spm_byte_piece(t, n, b);
     /* unused and undefined tokens have no text, as in the engine */
 }

@@ -35,6 +35,7 @@ void tok_scratch_deinit(tok_scratch *s) {
     free(s->cache);
     free(s->ckeys);
     free(s->cids);
+    free(s->best);
     memset(s, 0, sizeof *s);
 }
 

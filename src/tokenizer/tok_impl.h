@@ -94,6 +94,9 @@ struct tok_vocab {
     bool wpm_lower, wpm_strip; /* BertNormalizer: lowercase, strip accents (NFD base) */
     uint32_t max_tok_len;      /* longest token text in bytes: the longest match to try */
 
+    /* UGM (unigram.c) */
+    struct tok_ugm *ugm;
+
     /* SPM */
     int32_t spm_byte[256]; /* token of byte b: <0xXX>, else the 1-char text, else -1 */
     int32_t spm_char[256]; /* token whose text is the single byte b, or -1 */
@@ -175,6 +178,8 @@ struct tok_scratch {
     size_t n_ckeys, cap_ckeys;
     int32_t *cids;
     size_t n_cids, cap_cids;
+    struct tok_ugm_best *best; /* UGM: the Viterbi lattice, one entry per normalized byte */
+    size_t cap_best;
 };
 void tok_scratch_deinit(tok_scratch *s);
 
@@ -210,6 +215,14 @@ shimmy_status tok_bpe_load(tok_vocab *v, const gguf_file *f, shimmy_error *err);
 /* Reads the normalizer flags and the longest token length. */
 shimmy_status tok_wpm_load(tok_vocab *v, const gguf_file *f, shimmy_error *err);
 shimmy_status tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, bool prefix_space,
+                             tok_scratch *s, tok_buf *out, shimmy_error *err);
+
+/* ---- unigram.c ---- */
+/* Reads the precompiled charsmap and the whitespace flags and indexes the pieces. */
+shimmy_status tok_ugm_load(tok_vocab *v, const gguf_file *f, shimmy_error *err);
+void tok_ugm_free(tok_vocab *v);
+size_t tok_ugm_bytes(const tok_vocab *v);
+shimmy_status tok_ugm_encode(const tok_vocab *v, const char *text, size_t len, bool prefix_space,
                              tok_scratch *s, tok_buf *out, shimmy_error *err);
 
 /* ---- ucd.c: the Unicode character data WordPiece needs (ucd_class.c and ucd_nfd.c are

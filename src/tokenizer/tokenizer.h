@@ -1,7 +1,7 @@
 /*
  * tokenizer — text <-> token ids, exactly as the established engine (llama.cpp c392e509) does it.
  *
- * A tok_vocab is built from a GGUF's tokenizer.* metadata alone. Three algorithms:
+ * A tok_vocab is built from a GGUF's tokenizer.* metadata alone. Four algorithms:
  *  - "llama" (SentencePiece-style, SPM): spaces become U+2581, a dummy-prefix space is added,
  *    adjacent pieces are merged best-score-first, unknown characters fall back to <0xXX> bytes.
  *  - "gpt2" (byte-level BPE): the text is split by the pre-tokenizer named in tokenizer.ggml.pre
@@ -11,8 +11,10 @@
  *    tokenizer.ggml.normalizer.* say, punctuation and CJK characters as words of their own), then
  *    greedy longest-match-first pieces per word; a word that cannot be spelled is [UNK].
  *    add_special gives [CLS] ... [SEP] (BOS = [CLS]; SEP per add_sep, default on).
- * Other tokenizer.ggml.model values ("t5" Unigram, "rwkv") are refused with
- * SHIMMY_ERR_UNSUPPORTED.
+ *  - "t5" (SentencePiece Unigram, unigram.c): the precompiled charsmap normalization (NFKC),
+ *    U+2581 for spaces, then the best-scoring segmentation (Viterbi); T5, XLM-RoBERTa (bge-m3,
+ *    multilingual-e5), ALBERT. add_special appends EOS by default.
+ * Other tokenizer.ggml.model values ("rwkv", ...) are refused with SHIMMY_ERR_UNSUPPORTED.
  *
  * Special tokens: control, user-defined and unknown tokens are matched in the input text before
  * the algorithm runs, longest first. Control/unknown ones only with parse_special; user-defined
@@ -59,6 +61,7 @@ typedef enum tok_algo {
     TOK_ALGO_SPM, /* tokenizer.ggml.model = "llama" */
     TOK_ALGO_BPE, /* tokenizer.ggml.model = "gpt2" */
     TOK_ALGO_WPM, /* tokenizer.ggml.model = "bert" */
+    TOK_ALGO_UGM, /* tokenizer.ggml.model = "t5" */
 } tok_algo;
 
 /* ---- loading ---- */

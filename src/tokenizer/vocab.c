@@ -223,14 +223,56 @@ typedef struct algo_row {
     tok_algo algo;
     tok_encode_fn encode;
     int32_t bos, eos, unk, sep, pad, mask;
-    bool add_bos, add_sep, add_space_prefix, clean_spaces;
+    bool add_bos, add_eos, add_sep, add_space_prefix, clean_spaces;
 } algo_row;
 
+#define NO_ID -1
 static const algo_row algos[] = {
-    {"llama", TOK_ALGO_SPM, tok_spm_encode, 1, 2, 0, -1, -1, -1, true, false, true, false},
-    {"gpt2", TOK_ALGO_BPE, tok_bpe_encode, 11, 11, -1, -1, -1, -1, false, false, false, true},
-    /* [CLS] = 101 is BERT's BOS, [SEP] = 102 closes a sequence */
-    {"bert", TOK_ALGO_WPM, tok_wpm_encode, 101, -1, 100, 102, 0, 103, true, true, false, true},
+    {.model = "llama",
+     .algo = TOK_ALGO_SPM,
+     .encode = tok_spm_encode,
+     .bos = 1,
+     .eos = 2,
+     .unk = 0,
+     .sep = NO_ID,
+     .pad = NO_ID,
+     .mask = NO_ID,
+     .add_bos = true,
+     .add_space_prefix = true},
+    {.model = "gpt2",
+     .algo = TOK_ALGO_BPE,
+     .encode = tok_bpe_encode,
+     .bos = 11,
+     .eos = 11,
+     .unk = NO_ID,
+     .sep = NO_ID,
+     .pad = NO_ID,
+     .mask = NO_ID,
+     .clean_spaces = true},
+    /* [CLS] is BERT's BOS, [SEP] closes a sequence */
+    {.model = "bert",
+     .algo = TOK_ALGO_WPM,
+     .encode = tok_wpm_encode,
+     .bos = 101,
+     .eos = NO_ID,
+     .unk = 100,
+     .sep = 102,
+     .pad = 0,
+     .mask = 103,
+     .add_bos = true,
+     .add_sep = true,
+     .clean_spaces = true},
+    /* T5 ends every sequence with </s> and has no BOS */
+    {.model = "t5",
+     .algo = TOK_ALGO_UGM,
+     .encode = tok_ugm_encode,
+     .bos = NO_ID,
+     .eos = 1,
+     .unk = 2,
+     .sep = NO_ID,
+     .pad = 0,
+     .mask = NO_ID,
+     .add_eos = true},
 };
 
 static shimmy_status load(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
@@ -246,13 +288,14 @@ static shimmy_status load(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
         char name[64];
         return core_error(err, SHIMMY_ERR_UNSUPPORTED, path,
                           "tokenizer '%s' (" KEY_MODEL ") is not supported; shimmy supports "
-                          "'llama' (SentencePiece), 'gpt2' (byte-level BPE) and 'bert' "
-                          "(WordPiece)",
+                          "'llama' (SentencePiece), 'gpt2' (byte-level BPE), 'bert' "
+                          "(WordPiece) and 't5' (Unigram)",
                           gguf_str_copy(model, name, sizeof name));
     }
     v->algo = row->algo;
     v->encode_fragment = row->encode;
     v->add_bos = row->add_bos;
+    v->add_eos = row->add_eos;
     v->add_sep = row->add_sep;
     v->add_space_prefix = row->add_space_prefix;
     v->clean_spaces = row->clean_spaces;
@@ -298,6 +341,10 @@ static shimmy_status load(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
     } else if (v->algo == TOK_ALGO_WPM) {
         snprintf(v->pre_name, sizeof v->pre_name, "default");
         st = tok_wpm_load(v, f, err);
+        if (st) return st;
+    } else if (v->algo == TOK_ALGO_UGM) {
+        snprintf(v->pre_name, sizeof v->pre_name, "default");
+        st = tok_ugm_load(v, f, err);
         if (st) return st;
     } else {
         snprintf(v->pre_name, sizeof v->pre_name, "default");
@@ -359,6 +406,7 @@ void tok_vocab_free(tok_vocab *v) {
     free(v->special);
     free(v->pair);
     free(v->spm_pairs);
+    tok_ugm_free(v);
     free(v);
 }
 
@@ -386,6 +434,7 @@ size_t tok_vocab_bytes(const tok_vocab *v) {
     n += pieces + v->n_special * sizeof *v->special;
     if (v->pair) n += ((size_t)v->pmask + 1) * sizeof *v->pair;
     if (v->spm_pairs) n += 65536 / 8;
+    n += tok_ugm_bytes(v);
     return n;
 }
 int32_t tok_bos(const tok_vocab *v) {

@@ -61,6 +61,14 @@ for k, i in enumerate((1, 12, 20, 30, 33, len(btexts) - 1)):
 out('wordpiece', 'special', bytes([3, 0]) + b'[CLS] Caf\xc3\xa9 [MASK]\xe6\x9d\xb1\xe4\xba\xac[SEP]x')
 out('wordpiece', 'invalid', bytes([0, 0]) + b'ok \xff\xc3 \xe2\x82 a\xcc\x81 \x01\xe2\x80\x8b')
 
+# ---- unigram: the ALBERT test vocabulary's strings (tests/tokenizer/data) ----
+uinp = open(os.path.join(SRC, 'tests', 'tokenizer', 'data', 'albert-unigram.gguf.inp'), 'rb').read()
+utexts = uinp.split(b'\n__ggml_vocab_test__\n')[:-1]
+for k, i in enumerate((1, 12, 20, 33, 45, 46, 47, 48, 49, 50, 51, 52, 55)):
+    out('unigram', '%d' % k, bytes([k % 4]) + utexts[i])
+out('unigram', 'invalid', bytes([0]) + b'ok \xff\xc3 \xe2\x82 \xf0\x9f\x98 \xc0\x80 \xed\xa0\x80')
+out('unigram', 'special', bytes([3]) + b'<unk><unk>[CLS]x(y)[MASK]\xe2\x80\x93<pad>')
+
 # ---- safetensors and PEFT adapters ----
 for d in sorted(os.listdir(os.path.join(DATA, 'lora'))):
     p = os.path.join(DATA, 'lora', d)

@@ -276,9 +276,9 @@ static void test_bad_metadata(void) {
     CHECK(try_load(path, &err) == SHIMMY_ERR_FORMAT);
     CHECK(strstr(err.message, "tokenizer.ggml.model") != NULL);
 
-    write_vocab(path, "t5", NULL, 8, false, 0); /* Unigram: not implemented */
+    write_vocab(path, "rwkv", NULL, 8, false, 0); /* not implemented */
     CHECK(try_load(path, &err) == SHIMMY_ERR_UNSUPPORTED);
-    CHECK(strstr(err.message, "'t5'") != NULL);
+    CHECK(strstr(err.message, "'rwkv'") != NULL);
 
     write_vocab(path, "llama", NULL, 0, false, 0);
     CHECK(try_load(path, &err) == SHIMMY_ERR_FORMAT);
