@@ -165,6 +165,64 @@ static void vec_dot_iq4_xs(int64_t n, float *s, const void *vx, const void *vy) 
     *s = sum;
 }
 
+/* IQ4_XS tiles: one weight row against up to 8 activation rows (Q8_K), the super-block decoded
+ * once (levels and scale vectors), each token's exact integer sum as in vec_dot_iq4_xs, the 8
+ * sums reduced together and the float step on one lane per token. */
+static inline __attribute__((always_inline)) void iq4xs_tile(int rn, int64_t nb,
+                                                             const quant_block_iq4_xs *x,
+                                                             const unsigned char *xv, size_t xs,
+                                                             float *out, size_t ys) {
+    const __m256i tab = table16(quant_iq4nl_values);
+    const unsigned char *tok[NL_RN];
+    for (int t = 0; t < NL_RN; t++) tok[t] = xv + (size_t)(t < rn ? t : 0) * xs;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i lv[8], sc[8];
+        const unsigned h = x[i].scales_h;
+        for (int ib = 0; ib < 8; ib++) {
+            const int l = (x[i].scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF;
+            sc[ib] = _mm256_set1_epi16((short)((l | ((h >> (2 * ib)) & 3) << 4) - 32));
+            lv[ib] = _mm256_shuffle_epi8(tab, qx_nibbles32(x[i].qs + 16 * ib));
+        }
+        __m256i p[NL_RN];
+        float dyf[NL_RN];
+#pragma GCC unroll 8
+        for (int t = 0; t < NL_RN; t++) {
+            const quant_block_q8_k *yb = (const quant_block_q8_k *)tok[t] + i;
+            __m256i a = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int ib = 0; ib < 8; ib++) {
+                const __m256i yv = _mm256_loadu_si256((const __m256i *)(yb->qs + 32 * ib));
+                const __m256i pr = _mm256_maddubs_epi16(_mm256_sign_epi8(lv[ib], lv[ib]),
+                                                        _mm256_sign_epi8(yv, lv[ib]));
+                a = _mm256_add_epi32(a, _mm256_madd_epi16(pr, sc[ib]));
+            }
+            p[t] = a;
+            dyf[t] = yb->d;
+        }
+        const __m256 d = _mm256_mul_ps(_mm256_set1_ps(qx_h2f(x[i].d)), _mm256_loadu_ps(dyf));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(reduce8(p))));
+    }
+    float lanes[NL_RN];
+    _mm256_storeu_ps(lanes, acc);
+    for (int t = 0; t < rn; t++) out[(size_t)t * ys] = lanes[t];
+}
+
+static void gemm_iq4_xs(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws,
+                        const void *vx, size_t xs, float *y, size_t ys) {
+    const unsigned char *w = vw, *x = vx;
+    if (nt == 1) { /* a decode step: one row after the other */
+        for (int64_t r = 0; r < nr; r++) vec_dot_iq4_xs(n, y + r, w + (size_t)r * ws, x);
+        return;
+    }
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t t = 0; t < nt; t += NL_RN) {
+            const int rn = nt - t < NL_RN ? (int)(nt - t) : NL_RN;
+            iq4xs_tile(rn, n / QUANT_QKK, (const quant_block_iq4_xs *)(w + (size_t)r * ws),
+                       x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
+        }
+}
+
 /* ---- codebook types ---- */
 
 static inline __m256i grid4x8(const uint64_t *g, int a, int b, int c, int d) {
@@ -466,6 +524,7 @@ void quant_x86_avx2_install_iquants(quant_traits *t) {
     t[GGUF_T_IQ4_NL].vec_dot = vec_dot_iq4_nl;
     t[GGUF_T_IQ4_NL].gemm = gemm_iq4_nl;
     t[GGUF_T_IQ4_XS].vec_dot = vec_dot_iq4_xs;
+    t[GGUF_T_IQ4_XS].gemm = gemm_iq4_xs;
     t[GGUF_T_MXFP4].vec_dot = vec_dot_mxfp4;
     t[GGUF_T_MXFP4].gemm = gemm_mxfp4;
     t[GGUF_T_IQ2_XXS].vec_dot = vec_dot_iq2_xxs;
