@@ -37,6 +37,8 @@ typedef struct probe_result {
     uint64_t rss_before, rss_after, weight_bytes;
     int32_t n_prompt;
     probe_out out;
+    int32_t embed_dim; /* an embedding model (no generation): floats of its vector, else 0 */
+    const char *pooling;
 } probe_result;
 
 /* Registry entry of one file, so a path and a name report the same metadata. */
@@ -73,9 +75,22 @@ static shimmy_status run_probe(const shimmy_model_entry *e, const cli_run_opts *
     shimmy_evaluator *s = NULL;
     int32_t *prompt = NULL;
     size_t n_prompt = 0;
-    if (!(st = shimmy_evaluator_new(m, &ep, &s, err)) &&
-        !(st = shimmy_tokenize(shimmy_model_vocab(m), "Hello", 5, SHIMMY_TOKENIZE_ADD_SPECIAL,
-                               &prompt, &n_prompt, err))) {
+    st = shimmy_evaluator_new(m, &ep, &s, err);
+    if (st == SHIMMY_ERR_UNSUPPORTED && strcmp(shimmy_model_pooling(m), "none") != 0) {
+        /* an encoder cannot generate: the probe embeds "Hello" instead */
+        const shimmy_embed_input in = {.text = "Hello"};
+        shimmy_embeddings emb;
+        const double t0 = cli_time_ms();
+        st = shimmy_embed(m, &in, 1, NULL, &emb, err);
+        res->first_token_ms = cli_time_ms() - t0;
+        res->n_prompt = st ? 0 : emb.n_tokens[0];
+        res->embed_dim = st ? 0 : emb.dim;
+        res->pooling = shimmy_model_pooling(m);
+        res->out.token = -1;
+        shimmy_embeddings_free(&emb);
+    } else if (!st &&
+               !(st = shimmy_tokenize(shimmy_model_vocab(m), "Hello", 5,
+                                      SHIMMY_TOKENIZE_ADD_SPECIAL, &prompt, &n_prompt, err))) {
         /* greedy: the same token every run */
         shimmy_gen_options gp = {.max_tokens = 1, .temperature = 0, .ignore_eos = true};
         int32_t id = -1;
@@ -136,8 +151,12 @@ static void print_human(const shimmy_model_list *l, size_t i, const cli_run_opts
             (double)r->rss_after / (1 << 20),
             (double)(r->rss_after - (r->rss_after > r->rss_before ? r->rss_before : r->rss_after)) /
                 (1 << 20));
-    printf("first token   %.1f ms for %d prompt tokens -> id %d \"%s\"\n", r->first_token_ms,
-           r->n_prompt, r->out.token, shown);
+    if (r->embed_dim)
+        printf("embedding     %.1f ms for %d tokens -> %d floats (%s pooling)\n", r->first_token_ms,
+               r->n_prompt, r->embed_dim, r->pooling);
+    else
+        printf("first token   %.1f ms for %d prompt tokens -> id %d \"%s\"\n", r->first_token_ms,
+               r->n_prompt, r->out.token, shown);
 }
 
 static int print_json(const shimmy_model_list *l, size_t i, const cli_run_opts *lo,
@@ -161,6 +180,10 @@ static int print_json(const shimmy_model_list *l, size_t i, const cli_run_opts *
         (json_int_t)r->rss_before, "rss_after", (json_int_t)r->rss_after, "first_token_ms",
         r->first_token_ms, "prompt_tokens", r->n_prompt, "token", r->out.token, "text", r->out.text,
         r->out.len, "paired_adapters", paired, "adapters", applied);
+    if (doc && r->embed_dim) {
+        json_object_set_new(doc, "embedding_size", json_integer(r->embed_dim));
+        json_object_set_new(doc, "pooling", json_string(r->pooling));
+    }
     char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
     json_decref(doc);
     if (!text) {
