@@ -126,6 +126,9 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     uint64_t o_qkv = reserve(&l, fused ? B * (q_dim + k_dim + v_dim) : 0, 4);
     uint64_t o_rows = reserve(&l, (uint64_t)c->n_logits, sizeof(int32_t));
     uint64_t o_rope = reserve(&l, MODEL_ROPE_SLOTS * B * (uint64_t)hp->head_dim, 4);
+    /* a family's own scratch per entry and recurrent state per sequence (hparams hook) */
+    const uint64_t o_aux = reserve(&l, B * (uint64_t)hp->aux_floats, 4);
+    const uint64_t o_rstate = reserve(&l, S * (uint64_t)hp->state_floats, 4);
     const uint64_t moe_bytes = model_moe_scratch_bytes(m, (int32_t)B);
     const uint64_t o_moe = moe_bytes ? reserve(&l, 1, moe_bytes) : 0;
     if (l.overflow || l.total > SIZE_MAX / 2) {
@@ -193,6 +196,8 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->qkv = fused ? (float *)(base + o_qkv) : NULL;
     c->rope_cs = (float *)(base + o_rope);
     c->moe = moe_bytes ? base + o_moe : NULL;
+    c->aux = hp->aux_floats ? (float *)(base + o_aux) : NULL;
+    c->rstate = hp->state_floats ? (float *)(base + o_rstate) : NULL;
     c->bytes = (size_t)l.total;
     *out = c;
     return SHIMMY_OK;
@@ -240,6 +245,11 @@ int32_t model_ctx_seq_truncate(model_ctx *c, int32_t seq, int32_t n) {
     const int32_t n_past = c->seq_n_past[seq];
     if (n < 0) n = 0;
     if (n >= n_past) return n_past;
+    if (c->rstate) { /* a recurrent state holds the whole sequence or nothing */
+        memset(c->rstate + (int64_t)seq * c->m->hp.state_floats, 0,
+               sizeof(float) * (size_t)c->m->hp.state_floats);
+        n = 0;
+    }
     /* position n attends back to n - n_swa + 1; a ring of `cells` holds n_past - cells .. */
     const int32_t n_swa = c->m->hp.n_swa;
     for (int32_t il = 0; il < c->m->hp.n_layer && n > 0; il++) {
@@ -267,6 +277,12 @@ int32_t model_ctx_seq_copy(model_ctx *c, int32_t dst, int32_t src, int32_t n) {
     if (dst < 0 || dst >= c->n_seq || src < 0 || src >= c->n_seq || dst == src) return 0;
     if (n > c->seq_n_past[src]) n = c->seq_n_past[src];
     if (n <= 0) return 0;
+    if (c->rstate) { /* a recurrent state is the whole sequence's: only all of it copies */
+        if (n != c->seq_n_past[src]) return 0;
+        memcpy(c->rstate + (int64_t)dst * c->m->hp.state_floats,
+               c->rstate + (int64_t)src * c->m->hp.state_floats,
+               sizeof(float) * (size_t)c->m->hp.state_floats);
+    }
     const model_hparams *hp = &c->m->hp;
     /* a ring layer must still hold the window position n looks back on (as for truncation) */
     for (int32_t il = 0; il < hp->n_layer; il++)

@@ -82,6 +82,7 @@ extern const model_arch model_arch_mistral3;
 extern const model_arch model_arch_smollm3;
 extern const model_arch model_arch_granite;
 extern const model_arch model_arch_olmo2;
+extern const model_arch model_arch_qwen35;
 
 /* llama's pieces, which the families built on its block reuse (arch_llama.c): the rms_eps key,
  * the layer binding (biases required or optional, per-head q/k norms required or refused) and
@@ -167,6 +168,15 @@ struct model_hparams {
     float norm_eps;
     /* model_pooling from <arch>.pooling_type; MODEL_POOL_UNSPEC when absent */
     int32_t pooling;
+    /* Gated DeltaNet (qwen35): <arch>.ssm.conv_kernel, .inner_size (value heads x head size),
+     * .state_size (key head size), .time_step_rank (value heads), .group_count (key heads); 0 =
+     * no recurrent layers */
+    int32_t ssm_conv, ssm_inner, ssm_state, ssm_dt_rank, ssm_groups;
+    /* What a family needs beyond the generic buffers, set by its hparams hook (0 = none): scratch
+     * floats per step entry (c->aux) and recurrent-state floats per sequence (c->rstate; a model
+     * with recurrent state keeps a sequence only whole: truncation to an earlier position empties
+     * it) */
+    int64_t aux_floats, state_floats;
 };
 
 /* How an embedding model pools its final hidden states (llama.cpp's numbering). */
@@ -219,6 +229,14 @@ struct model_layer {
      * to every layer (model_rope_longrope_factors picks one); NULL when absent */
     const float *rope_short, *rope_long;
     const float *attn_sinks; /* (n_head) per-head sink logits (gpt-oss) or NULL */
+    /* Gated DeltaNet layer (qwen35; recurrent true): wqkv gives the conv's input (q, k, v),
+     * ssm_z the output gate, ssm_alpha/ssm_beta the decay and write strengths per value head;
+     * ssm_conv1d (conv_dim rows of ssm_conv taps), ssm_dt_b and ssm_a (value heads), ssm_norm
+     * (value head size); its state is at state_off floats into a sequence's c->rstate */
+    bool recurrent;
+    model_weight ssm_z, ssm_alpha, ssm_beta, ssm_out;
+    const float *ssm_conv1d, *ssm_dt_b, *ssm_a, *ssm_norm;
+    int64_t state_off;
     /* mixture of experts: the router (n_expert rows of n_embd) and its bias, the experts'
      * gate/up (n_ff_exp rows each) and down (n_embd rows each) and their per-expert biases
      * ((n_expert, n_ff_exp) / (n_expert, n_embd)) */
@@ -364,6 +382,12 @@ int32_t model_ctx_seq_truncate(model_ctx *c, int32_t seq, int32_t n);
 int32_t model_ctx_seq_copy(model_ctx *c, int32_t dst, int32_t src, int32_t n);
 /* Empties sequence seq and gives its cache's memory back to the system. */
 void model_ctx_seq_release(model_ctx *c, int32_t seq);
+/* Gated DeltaNet (ops_deltanet.c): the recurrent part of layer L for the step: conv over the
+ * sequence's rolling window of wqkv outputs (mixed, (n_tok, conv_dim), overwritten by the conv's
+ * SiLU output), L2-normed q/k, the delta rule over each sequence's state, written to out
+ * (n_tok, ssm_inner), entries in order per sequence. */
+void model_op_deltanet(model_ctx *c, const model_layer *L, float *mixed, const float *g,
+                       const float *beta, float *out);
 /* model_ctx_seq_truncate of sequence 0. */
 int32_t model_ctx_truncate(model_ctx *c, int32_t n);
 /* Attaches LoRA adapters (borrowed until detached or model_ctx_free; NULL detaches): every later
@@ -613,6 +637,8 @@ struct model_ctx {
     int32_t *seq_end;  /* (n_seq) attention scratch: a sequence's positions after the step */
     int32_t *seq_ntok; /* (n_seq) attention scratch: a sequence's entries in the step */
     uint8_t *want;     /* (n_batch) model_ctx_eval's logits flags */
+    float *aux;        /* (n_batch, hp.aux_floats) a family's own scratch, or NULL */
+    float *rstate;     /* (n_seq, hp.state_floats) recurrent state, zero when empty, or NULL */
     /* (n_batch) 1 where the entry is its sequence's only one in the step (a decode step): its
      * products then use the single-token kernels, so that a sequence's rows do not depend on
      * what else is in the batch */

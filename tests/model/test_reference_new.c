@@ -35,6 +35,7 @@ static const new_ref refs[] = {
     {"tiny-gemma2-Q8_0", false},
     {"tiny-phi3-F16", false},
     {"tiny-phi3-Q8_0", false},
+    {"tiny-qwen35-spm-F16", false}, /* Gated DeltaNet hybrid */
     /* the i-quant files (IQ4_NL..IQ1_M, TQ1_0, TQ2_0; quant's tables) */
     {"tiny-llama-iq4-iq3", false},
     {"tiny-llama-iq2", false},
