@@ -127,7 +127,7 @@ static shimmy_status read_rope_scaling(const gguf_file *f, const char *arch, mod
     float factor = 0.0f;
     char fkey[128];
     snprintf(fkey, sizeof fkey, "%s.rope.scaling.factor", arch);
-    const hp_key orig = {"rope.scaling.original_context_length", &hp->n_ctx_orig_yarn, false, 1,
+    const hp_key orig = {"rope.scaling.original_context_length", &hp->n_ctx_orig_yarn, false, 0,
                          1 << 30};
     hp->n_ctx_orig_yarn = hp->n_ctx_train;
     hp->rope_attn_factor = 1.0f;
@@ -137,6 +137,7 @@ static shimmy_status read_rope_scaling(const gguf_file *f, const char *arch, mod
         (st = read_i32(f, arch, &orig, err)) ||
         (st = read_f32(f, arch, "rope.scaling.attn_factor", &hp->rope_attn_factor, false, err)))
         return st;
+    if (hp->n_ctx_orig_yarn == 0) hp->n_ctx_orig_yarn = hp->n_ctx_train; /* 0: not given */
     if (factor < 0.0f || !(hp->rope_attn_factor > 0.0f))
         return core_error(err, SHIMMY_ERR_FORMAT, gguf_path(f),
                           "%s: the RoPE scaling factor and attention factor must be positive",
