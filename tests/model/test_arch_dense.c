@@ -23,7 +23,9 @@ typedef struct spec {
     float embd_scale, residual_scale, attn_scale, logit_scale, temp_scale, attn_factor;
     int no_rope_step, orig_ctx;
     bool longrope;
-    int n_swa; /* OLMo 3: window on layers il % 4 < 3, their rope base base_swa */
+    bool sep_qkv;      /* phi3 with attn_q/k/v instead of attn_qkv */
+    bool no_finetuned; /* granite: rope.scaling.finetuned false (no rope at all) */
+    int n_swa;         /* OLMo 3: window on layers il % 4 < 3, their rope base base_swa */
     float base_swa;
     float rope_factor, yarn_log_mul; /* rope.scaling.factor, .yarn_log_multiplier (0: absent) */
     /* malformed variants */
@@ -127,6 +129,11 @@ static bool write_model(const spec *s, const weights *w, const char *path) {
     if (s->embd_scale != 0.0f) key(g, s, "embedding_scale", s->embd_scale, true);
     if (s->attn_scale != 0.0f) key(g, s, "attention.scale", s->attn_scale, true);
     if (s->temp_scale != 0.0f) key(g, s, "attention.temperature_scale", s->temp_scale, true);
+    if (s->no_finetuned) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.rope.scaling.finetuned", s->arch);
+        gguf_writer_set_bool(g, k, false);
+    }
     if (s->rope_type) {
         char k[128];
         snprintf(k, sizeof k, "%s.rope.scaling.type", s->arch);
@@ -152,18 +159,21 @@ static bool write_model(const spec *s, const weights *w, const char *path) {
             tensor(g, s, il, "post_attention_norm.weight", E, 1, L->post_a);
             tensor(g, s, il, "post_ffw_norm.weight", E, 1, L->post_f);
         }
-        if (s->fused) { /* rows q | k | v, and gate | up */
+        if (s->fused && !s->sep_qkv) { /* rows q | k | v */
             memcpy(fused, L->wq, sizeof L->wq);
             memcpy(fused + QD * E, L->wk, sizeof L->wk);
             memcpy(fused + (QD + KD) * E, L->wv, sizeof L->wv);
             tensor(g, s, il, "attn_qkv.weight", E, QD + 2 * KD, fused);
-            memcpy(fused, L->wg, sizeof L->wg);
-            memcpy(fused + NFF * E, L->wu, sizeof L->wu);
-            tensor(g, s, il, "ffn_up.weight", E, s->up_rows ? s->up_rows : 2 * NFF, fused);
         } else {
             tensor(g, s, il, "attn_q.weight", E, QD, L->wq);
             tensor(g, s, il, "attn_k.weight", E, KD, L->wk);
             tensor(g, s, il, "attn_v.weight", E, KD, L->wv);
+        }
+        if (s->fused) { /* rows gate | up */
+            memcpy(fused, L->wg, sizeof L->wg);
+            memcpy(fused + NFF * E, L->wu, sizeof L->wu);
+            tensor(g, s, il, "ffn_up.weight", E, s->up_rows ? s->up_rows : 2 * NFF, fused);
+        } else {
             tensor(g, s, il, "ffn_gate.weight", E, NFF, L->wg);
             tensor(g, s, il, "ffn_up.weight", E, NFF, L->wu);
         }
@@ -179,7 +189,7 @@ static bool write_model(const spec *s, const weights *w, const char *path) {
 /* ---- the reference: the families' definitions in double, one position at a time ---- */
 
 typedef struct ref_opts {
-    bool rope_off_all, temp_off, scales_off, no_rope_layers_off, factors_off, post_norms_off;
+    bool temp_off, scales_off, no_rope_layers_off, factors_off, post_norms_off;
     bool window_off;
     int n_ctx;
 } ref_opts;
@@ -242,7 +252,7 @@ static void reference(const spec *s, const weights *w, const ref_opts *o, const 
             }
             const bool no_rope =
                 (s->no_rope_step && !o->no_rope_layers_off && (il + 1) % s->no_rope_step == 0) ||
-                o->rope_off_all;
+                (s->no_finetuned && !o->no_rope_layers_off);
             const bool swa = s->n_swa && !o->window_off && il % 4 < 3;
             const double base = swa ? s->base_swa : 10000.0;
             if (!no_rope) {
@@ -433,6 +443,11 @@ int main(void) {
     check_family(&mistral3, &w, dir, 16, (ref_opts){.temp_off = true});
     check_family(&smollm3, &w, dir, 16, (ref_opts){.no_rope_layers_off = true});
     check_family(&granite, &w, dir, 16, (ref_opts){.scales_off = true});
+    spec phi3_sep = phi3, granite_norope = granite;
+    phi3_sep.sep_qkv = true;
+    check_family(&phi3_sep, &w, dir, 16, (ref_opts){.factors_off = true});
+    granite_norope.no_finetuned = true; /* no rope at all; the "off" reference has it */
+    check_family(&granite_norope, &w, dir, 16, (ref_opts){.no_rope_layers_off = true});
     check_family(&olmo2, &w, dir, 16, (ref_opts){.post_norms_off = true});
     spec olmo3 = olmo2;
     olmo3.n_swa = 3;
