@@ -1,6 +1,7 @@
 /* Shared ops of the smaller dense families: the fused gate+up FFN (phi3), LongRoPE's choice of
- * frequency factors (phi3, and mistral3/granite files whose scaling type is longrope) and the
- * per-position attention temperature of Llama-4-style scaling (mistral3). */
+ * frequency factors (phi3, and mistral3/granite files whose scaling type is longrope), the
+ * per-position attention temperature of Llama-4-style scaling (mistral3), and llama's block with
+ * the knobs those families turn (model_dense_*: mistral3, smollm3, granite). */
 #include "model.h"
 
 #include <math.h>
