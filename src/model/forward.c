@@ -81,13 +81,13 @@ void model_op_rope_qk(model_ctx *c, int slot, const model_rope_cfg *r) {
 }
 
 void model_op_glu(model_ctx *c, model_glu act, float *gate, const float *up, int64_t n_ff) {
-    if (act == MODEL_GLU_GELU) {
-        /* the reference's GEGLU: its F16-table GELU of the gate times the up value in F32 */
-        model_op_gelu(c, gate, n_ff);
-        for (int64_t i = 0; i < (int64_t)c->n_tok * n_ff; i++) gate[i] *= up[i];
-        return;
+    for (int32_t t = 0; t < c->n_tok; t++) {
+        /* GELU: the reference's GEGLU, its F16-table GELU of the gate times the up value */
+        if (act == MODEL_GLU_GELU)
+            model_geglu(gate + t * n_ff, up + t * n_ff, n_ff);
+        else
+            model_swiglu(gate + t * n_ff, up + t * n_ff, n_ff);
     }
-    for (int32_t t = 0; t < c->n_tok; t++) model_swiglu(gate + t * n_ff, up + t * n_ff, n_ff);
 }
 
 void model_op_ffn_glu(model_ctx *c, const model_layer *L, model_glu act) {

@@ -543,6 +543,13 @@ void model_op_qkv_fused(model_ctx *c, const model_layer *L);
 void model_op_hidden(model_ctx *c);
 /* ggml's CPU GELU: x <= -10 gives 0, x >= 10 gives x, else f16(gelu_tanh(f16(x))). */
 float model_gelu(float x);
+/* Its table: the F16 bits of the GELU of each F16 input (1 << 16 entries, built once). */
+const uint16_t *model_gelu_table(void);
+/* GEGLU of one row (ops_gelu.c): g[i] = model_gelu(g[i]) * u[i] over n; the AVX2+F16C version
+ * (x86 builds only) is bit-identical to the reference and runs when the CPU has them. */
+void model_geglu(float *g, const float *u, int64_t n);
+void model_geglu_ref(float *g, const float *u, int64_t n);
+void model_geglu_avx2(float *g, const float *u, int64_t n);
 
 /* ---- operations of the forward pass (exposed for tests) ----
  * model_rms_norm, model_rope_apply, model_softmax and model_swiglu run an AVX2 version when the

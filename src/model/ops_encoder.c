@@ -23,6 +23,11 @@ static void gelu_table_build(void) {
         gelu_table[i] = quant_f32_to_f16(gelu_tanh(quant_f16_to_f32((uint16_t)i)));
 }
 
+const uint16_t *model_gelu_table(void) {
+    pthread_once(&gelu_once, gelu_table_build);
+    return gelu_table;
+}
+
 float model_gelu(float x) {
     if (x <= -10.0f) return 0.0f;
     if (x >= 10.0f) return x;
