@@ -139,16 +139,17 @@ shimmy_status model_ctx_classify(model_ctx *c, const float *h, int32_t n, float 
                           "classification head of %lld units is wider than the FFN (%d)",
                           (long long)m->cls.n_out, m->hp.n_ff);
     const int32_t saved = c->n_tok;
-    c->n_tok = n; /* the ops below work on n_tok rows */
+    c->n_tok = n; /* the bias ops work on n_tok rows; the products take the rows as not being
+                   * the step's entries (model_linear_flags with the plain rule) */
     const float *in = h;
     if (m->cls.data) {
-        model_linear(c, &m->cls, h, c->up, n);
+        model_linear_flags(c, &m->cls, h, c->up, n, NULL);
         model_op_add_bias(c, c->up, m->cls_b, m->cls.n_out);
         for (int64_t i = 0; i < (int64_t)n * m->cls.n_out; i++) c->up[i] = tanhf(c->up[i]);
         in = c->up;
     }
     if (m->cls_out.data) {
-        model_linear(c, &m->cls_out, in, scores, n);
+        model_linear_flags(c, &m->cls_out, in, scores, n, NULL);
         model_op_add_bias(c, scores, m->cls_out_b, m->n_cls_out);
     } else {
         memcpy(scores, in, sizeof(float) * (size_t)n * (size_t)m->n_cls_out);
