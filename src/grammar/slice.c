@@ -83,7 +83,8 @@ static int cmp_u32(const void *a, const void *b) {
 /* The nodes where the slice's prefixes end: the walk the mask does, with the class test only.
  * Every node examined has its path inside the slice (the others are passed over with their
  * subtrees). Fills front (room for every node) with the nodes passed over because their byte
- * leaves the class, in preorder, and returns their number; -1 when memory is short.
+ * leaves the class, in preorder, and returns their number (-1 when memory is short); sets
+ * s->deepest from the paths inside the class.
  * The trie is cold in cache when a new class comes (it is larger than the caches and the pass
  * jumps across it), and a depth-first walk would wait for each jump in turn. So the nodes to
  * examine go through a queue (a node and where its run of siblings stops), each prefetched as it
