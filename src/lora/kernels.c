@@ -255,6 +255,8 @@ panel_f16_tokens_avx512(const uint16_t *bp, int64_t rank, const void *ts, size_t
     }
 }
 
+#endif
+
 void lora_panel_f16_tokens_ref(const uint16_t *bp, int64_t rank, const void *ts, size_t ts_row,
                                int n_tok, float scale, float *y, int64_t y_stride,
                                int64_t n_panels) {
@@ -263,6 +265,7 @@ void lora_panel_f16_tokens_ref(const uint16_t *bp, int64_t rank, const void *ts,
                        y + (int64_t)tok * y_stride, n_panels);
 }
 
+#ifdef LORA_X86
 static bool have_avx(void) {
     return (core_cpu_usable() & CORE_CPU_AVX2) != 0;
 }

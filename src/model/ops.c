@@ -369,8 +369,8 @@ __attribute__((target("avx2,f16c"))) void model_f32_to_f16_avx2(const float *x, 
  * references above) when the CPU has AVX2, FMA and F16C and SHIMMY_ISA does not force scalar
  * code.
  * The choice is made once; every thread that races to make it makes the same one. */
-static bool use_avx2(void) {
 #if TILED_X86
+static bool use_avx2(void) {
     static int cached; /* 0 unknown, 1 scalar, 2 avx2 */
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (!v) {
@@ -379,10 +379,8 @@ static bool use_avx2(void) {
         __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     }
     return v == 2;
-#else
-    return false;
-#endif
 }
+#endif
 
 void model_rms_norm(const float *x, const float *w, float *y, int64_t n, float eps) {
 #if TILED_X86

@@ -184,13 +184,29 @@ static void check_model(const ref_model *rm, int *n_run) {
     json_decref(root);
 }
 
+/* Whether name is one of the comma-separated names in list. */
+static bool listed(const char *list, const char *name) {
+    const size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        const size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && memcmp(p, name, n) == 0) return true;
+        p += len + (end != NULL);
+    }
+    return false;
+}
+
 int main(void) {
     char buf[1024];
     test_require_data("reference/tiny-llama-spm-F32.json", buf, sizeof buf);
     printf("%-30s %-9s %-4s %7s %10s %9s %11s\n", "model", "case", "kv", "prompt", "max|dlogit|",
            "argmax", ">target");
+    /* SHIMMY_REF_MODELS: only these models (the ARM64 run under qemu, where a path without the
+     * reference's order for some types is held to the references of the types it has it for) */
+    const char *only = getenv("SHIMMY_REF_MODELS");
     int n_run = 0;
-    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) check_model(&models[i], &n_run);
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        if (!only || listed(only, models[i].name)) check_model(&models[i], &n_run);
     CHECK(n_run > 0);
     return test_finish("model/reference");
 }
