@@ -397,6 +397,7 @@ void quant_x86_avxvnni_install(quant_traits *table);     /* AVX-VNNI tiles, avxv
 /* The AVX2 batched F16 dot, for the AVX-512 tile kernel's sizes it does not tile. */
 void quant_x86_avx2_vec_dot_batch_f16(int64_t n, float *s, const void *x, const void *y);
 void quant_x86_avx2_install_iquants(quant_traits *table);   /* avx2_iquants.c */
+void quant_x86_avx2_install_iqgrid(quant_traits *table);    /* avx2_iqgrid.c, by the above */
 void quant_x86_avx512_install_iquants(quant_traits *table); /* avx512_iquants.c */
 void quant_arm_neon_install(quant_traits *table);
 void quant_arm_neon_install_iquants(quant_traits *table); /* arm/neon_iquants.c */

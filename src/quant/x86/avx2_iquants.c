@@ -1,13 +1,12 @@
-/* AVX2 dots of the i-quants, the ternary formats and MXFP4 (element orders in ref/iq_grid.c,
- * ref/iq4.c, ref/ternary.c, ref/mxfp4.c).
+/* AVX2 dots and tiles of IQ4_NL, IQ4_XS, MXFP4 and dots of the ternary formats (element orders in
+ * ref/iq4.c, ref/mxfp4.c, ref/ternary.c; the codebook i-quants are in avx2_iqgrid.c).
  *
  * Only the integer part is vectorised: each block's or super-block's exact integer sum (scale
  * times products, 32 values per step, int16 pairs widened by madd with the scales) is reduced to
- * one int32, and the float step is quant_iq_term / quant_iq1_term in the reference's order, so
- * these kernels give the scalar reference's bits. Codebook entries are gathered 8 (or 4) bytes at
- * a time from the expanded grids; stored signs become +1/-1 bytes that _mm256_sign_epi8 applies
- * to the activations, leaving the unsigned grid levels for maddubs (levels <= 62, activations
- * <= 127 in magnitude: no int16 pair saturates). */
+ * one int32, and the float step is quant_iq_term in the reference's order, so these kernels give
+ * the scalar reference's bits. The 4-bit codes map to their levels by pshufb; the signed levels
+ * multiply the activations as |level| (maddubs' unsigned operand) times sign-adjusted activations
+ * (no int16 pair can saturate: 127 * 127 * 2 < 32767). */
 #include "quant/x86/avx2_util.h"
 
 /* 16 int8 lookup values in both 128-bit lanes */
@@ -63,16 +62,6 @@ typedef struct nl_fmt {
     size_t block, qs_off;
 } nl_fmt;
 
-/* lane t = the sum of the 8 lanes of p[t] */
-static inline __m256i reduce8(const __m256i p[8]) {
-    const __m256i a =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-    const __m256i b =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
-                            _mm256_permute2x128_si256(a, b, 0x31));
-}
-
 static inline __attribute__((always_inline)) void nl_tile(nl_fmt f, int rn, int64_t nb,
                                                           const unsigned char *w,
                                                           const unsigned char *x, size_t xs,
@@ -99,7 +88,7 @@ static inline __attribute__((always_inline)) void nl_tile(nl_fmt f, int rn, int6
         const float dx = f.mx ? quant_e8m0_half(wb[0]) : qx_h2f(wd);
         const __m256 dy = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
         const __m256 d = _mm256_mul_ps(_mm256_set1_ps(dx), dy);
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(reduce8(p))));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(qx_reduce8_epi32(p))));
     }
     float lanes[NL_RN];
     _mm256_storeu_ps(lanes, acc);
@@ -201,7 +190,7 @@ static inline __attribute__((always_inline)) void iq4xs_tile(int rn, int64_t nb,
             dyf[t] = yb->d;
         }
         const __m256 d = _mm256_mul_ps(_mm256_set1_ps(qx_h2f(x[i].d)), _mm256_loadu_ps(dyf));
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(reduce8(p))));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(qx_reduce8_epi32(p))));
     }
     float lanes[NL_RN];
     _mm256_storeu_ps(lanes, acc);
@@ -221,209 +210,6 @@ static void gemm_iq4_xs(int64_t n, int64_t nr, int64_t nt, const void *vw, size_
             iq4xs_tile(rn, n / QUANT_QKK, (const quant_block_iq4_xs *)(w + (size_t)r * ws),
                        x + (size_t)t * xs, xs, y + (size_t)t * ys + r, ys);
         }
-}
-
-/* ---- codebook types ---- */
-
-static inline __m256i grid4x8(const uint64_t *g, int a, int b, int c, int d) {
-    return _mm256_set_epi64x((long long)g[d], (long long)g[c], (long long)g[b], (long long)g[a]);
-}
-
-static inline __m256i grid8x4(const uint32_t *g, const uint8_t *idx) {
-    return _mm256_set_epi32((int)g[idx[7]], (int)g[idx[6]], (int)g[idx[5]], (int)g[idx[4]],
-                            (int)g[idx[3]], (int)g[idx[2]], (int)g[idx[1]], (int)g[idx[0]]);
-}
-
-/* unsigned levels u times activations y with +1/-1 sign bytes sg, int16 pairs */
-static inline __m256i signed_pairs(__m256i u, __m256i sg, const int8_t *y) {
-    const __m256i yv = _mm256_loadu_si256((const __m256i *)y);
-    return _mm256_maddubs_epi16(u, _mm256_sign_epi8(yv, sg));
-}
-
-static inline __m256i signs_from_index(uint32_t a) {
-    const uint64_t *t = quant_iq_signs64;
-    return _mm256_set_epi64x((long long)t[(a >> 21) & 127], (long long)t[(a >> 14) & 127],
-                             (long long)t[(a >> 7) & 127], (long long)t[a & 127]);
-}
-
-static inline __m256i signs_from_bytes(const uint8_t *b) {
-    const uint64_t *t = quant_iq_bits64;
-    return _mm256_set_epi64x((long long)t[b[3]], (long long)t[b[2]], (long long)t[b[1]],
-                             (long long)t[b[0]]);
-}
-
-static void vec_dot_iq2_xxs(int64_t n, float *s, const void *vx, const void *vy) {
-    const quant_block_iq2_xxs *x = vx;
-    const quant_block_q8_k *y = vy;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
-        __m256i acc = _mm256_setzero_si256();
-        for (int ib = 0; ib < 8; ib++) {
-            uint32_t a[2];
-            memcpy(a, x[i].qs + 8 * ib, 8);
-            const uint8_t *ix = x[i].qs + 8 * ib;
-            const __m256i g = grid4x8(quant_iq2xxs_grid, ix[0], ix[1], ix[2], ix[3]);
-            const __m256i p = signed_pairs(g, signs_from_index(a[1]), y[i].qs + 32 * ib);
-            const short ls = (short)(2 * (a[1] >> 28) + 1);
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(ls)));
-        }
-        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
-    }
-    *s = 0.125f * sum;
-}
-
-static void vec_dot_iq2_xs(int64_t n, float *s, const void *vx, const void *vy) {
-    const quant_block_iq2_xs *x = vx;
-    const quant_block_q8_k *y = vy;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
-        __m256i acc = _mm256_setzero_si256();
-        for (int ib = 0; ib < 8; ib++) {
-            uint16_t q[4];
-            memcpy(q, x[i].qs + 8 * ib, 8);
-            const __m256i g =
-                grid4x8(quant_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
-            const uint64_t *t = quant_iq_signs64;
-            const __m256i sg = _mm256_set_epi64x((long long)t[q[3] >> 9], (long long)t[q[2] >> 9],
-                                                 (long long)t[q[1] >> 9], (long long)t[q[0] >> 9]);
-            const __m256i p = signed_pairs(g, sg, y[i].qs + 32 * ib);
-            const int sc = x[i].scales[ib];
-            acc = _mm256_add_epi32(
-                acc, _mm256_madd_epi16(p, scale2(2 * (sc & 0xF) + 1, 2 * (sc >> 4) + 1)));
-        }
-        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
-    }
-    *s = 0.125f * sum;
-}
-
-static void vec_dot_iq2_s(int64_t n, float *s, const void *vx, const void *vy) {
-    const quant_block_iq2_s *x = vx;
-    const quant_block_q8_k *y = vy;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
-        __m256i acc = _mm256_setzero_si256();
-        for (int ib = 0; ib < 8; ib++) {
-            const uint8_t *qs = x[i].qs + 4 * ib;
-            const int h = x[i].qh[ib];
-            const __m256i g =
-                grid4x8(quant_iq2s_grid, qs[0] | (h & 3) << 8, qs[1] | ((h >> 2) & 3) << 8,
-                        qs[2] | ((h >> 4) & 3) << 8, qs[3] | ((h >> 6) & 3) << 8);
-            const __m256i p = signed_pairs(g, signs_from_bytes(qs + 32), y[i].qs + 32 * ib);
-            const int sc = x[i].scales[ib];
-            acc = _mm256_add_epi32(
-                acc, _mm256_madd_epi16(p, scale2(2 * (sc & 0xF) + 1, 2 * (sc >> 4) + 1)));
-        }
-        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
-    }
-    *s = 0.125f * sum;
-}
-
-static void vec_dot_iq3_xxs(int64_t n, float *s, const void *vx, const void *vy) {
-    const quant_block_iq3_xxs *x = vx;
-    const quant_block_q8_k *y = vy;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
-        __m256i acc = _mm256_setzero_si256();
-        for (int ib = 0; ib < 8; ib++) {
-            uint32_t a;
-            memcpy(&a, x[i].qs + 64 + 4 * ib, 4);
-            const __m256i g = grid8x4(quant_iq3xxs_grid, x[i].qs + 8 * ib);
-            const __m256i p = signed_pairs(g, signs_from_index(a), y[i].qs + 32 * ib);
-            const short ls = (short)(2 * (a >> 28) + 1);
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(ls)));
-        }
-        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
-    }
-    *s = 0.25f * sum;
-}
-
-static void vec_dot_iq3_s(int64_t n, float *s, const void *vx, const void *vy) {
-    const quant_block_iq3_s *x = vx;
-    const quant_block_q8_k *y = vy;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
-        __m256i acc = _mm256_setzero_si256();
-        for (int ib = 0; ib < 8; ib++) {
-            const uint8_t *qs = x[i].qs + 8 * ib;
-            const unsigned h = x[i].qh[ib];
-            const uint32_t *gr = quant_iq3s_grid;
-            const __m256i g = _mm256_set_epi32(
-                (int)gr[qs[7] | ((h >> 7) & 1) << 8], (int)gr[qs[6] | ((h >> 6) & 1) << 8],
-                (int)gr[qs[5] | ((h >> 5) & 1) << 8], (int)gr[qs[4] | ((h >> 4) & 1) << 8],
-                (int)gr[qs[3] | ((h >> 3) & 1) << 8], (int)gr[qs[2] | ((h >> 2) & 1) << 8],
-                (int)gr[qs[1] | ((h >> 1) & 1) << 8], (int)gr[qs[0] | (h & 1) << 8]);
-            const __m256i p =
-                signed_pairs(g, signs_from_bytes(x[i].signs + 4 * ib), y[i].qs + 32 * ib);
-            const short ls = (short)(2 * ((x[i].scales[ib / 2] >> (4 * (ib % 2))) & 0xF) + 1);
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(ls)));
-        }
-        sum += quant_iq_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc));
-    }
-    *s = sum;
-}
-
-/* IQ1: grid values -1/0/1 applied to the activations by sign_epi8, summed in pairs */
-static inline __m256i iq1_pairs(__m256i g, const int8_t *y) {
-    const __m256i yv = _mm256_loadu_si256((const __m256i *)y);
-    return _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_sign_epi8(yv, g));
-}
-
-static void vec_dot_iq1_s(int64_t n, float *s, const void *vx, const void *vy) {
-    const quant_block_iq1_s *x = vx;
-    const quant_block_q8_k *y = vy;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
-        __m256i acc = _mm256_setzero_si256();
-        int32_t isum1 = 0;
-        for (int ib = 0; ib < 8; ib++) {
-            uint16_t h;
-            memcpy(&h, x[i].qh + 2 * ib, 2);
-            const uint8_t *qs = x[i].qs + 4 * ib;
-            const __m256i g =
-                grid4x8(quant_iq1s_grid, qs[0] | (h & 7) << 8, qs[1] | ((h >> 3) & 7) << 8,
-                        qs[2] | ((h >> 6) & 7) << 8, qs[3] | ((h >> 9) & 7) << 8);
-            const int ls = 2 * ((h >> 12) & 7) + 1;
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(iq1_pairs(g, y[i].qs + 32 * ib),
-                                                          _mm256_set1_epi16((short)ls)));
-            const int bs = y[i].bsums[2 * ib] + y[i].bsums[2 * ib + 1];
-            isum1 += (h & 0x8000 ? -ls : ls) * bs;
-        }
-        sum += quant_iq1_term(qx_h2f(x[i].d), y[i].d, qx_hsum_epi32(acc), isum1);
-    }
-    *s = sum;
-}
-
-static void vec_dot_iq1_m(int64_t n, float *s, const void *vx, const void *vy) {
-    const quant_block_iq1_m *x = vx;
-    const quant_block_q8_k *y = vy;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / QUANT_QKK; i++) {
-        __m256i acc = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
-        uint16_t sw[4];
-        memcpy(sw, x[i].scales, 8);
-        for (int ib = 0; ib < 8; ib++) {
-            const uint8_t *qs = x[i].qs + 4 * ib;
-            const int h0 = x[i].qh[2 * ib], h1 = x[i].qh[2 * ib + 1];
-            const __m256i g =
-                grid4x8(quant_iq1s_grid, qs[0] | (h0 & 7) << 8, qs[1] | ((h0 >> 4) & 7) << 8,
-                        qs[2] | (h1 & 7) << 8, qs[3] | ((h1 >> 4) & 7) << 8);
-            const int ls0 = 2 * ((sw[ib / 2] >> (6 * (ib % 2))) & 7) + 1;
-            const int ls1 = 2 * ((sw[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1;
-            acc = _mm256_add_epi32(
-                acc, _mm256_madd_epi16(iq1_pairs(g, y[i].qs + 32 * ib), scale2(ls0, ls1)));
-            /* the offsets: per 8 activations their sum times scale * delta sign */
-            const short d0 = (short)(h0 & 8 ? -ls0 : ls0), d1 = (short)(h0 & 0x80 ? -ls0 : ls0);
-            const short d2 = (short)(h1 & 8 ? -ls1 : ls1), d3 = (short)(h1 & 0x80 ? -ls1 : ls1);
-            const __m256i dv =
-                _mm256_setr_epi16(d0, d0, d0, d0, d1, d1, d1, d1, d2, d2, d2, d2, d3, d3, d3, d3);
-            const __m256i yv = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * ib));
-            acc1 = _mm256_add_epi32(
-                acc1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), yv), dv));
-        }
-        sum += quant_iq1_term(quant_f16_to_f32(quant_iq1m_d(&x[i])), y[i].d, qx_hsum_epi32(acc),
-                              qx_hsum_epi32(acc1));
-    }
-    *s = sum;
 }
 
 /* ---- ternary ---- */
@@ -527,13 +313,7 @@ void quant_x86_avx2_install_iquants(quant_traits *t) {
     t[GGUF_T_IQ4_XS].gemm = gemm_iq4_xs;
     t[GGUF_T_MXFP4].vec_dot = vec_dot_mxfp4;
     t[GGUF_T_MXFP4].gemm = gemm_mxfp4;
-    t[GGUF_T_IQ2_XXS].vec_dot = vec_dot_iq2_xxs;
-    t[GGUF_T_IQ2_XS].vec_dot = vec_dot_iq2_xs;
-    t[GGUF_T_IQ2_S].vec_dot = vec_dot_iq2_s;
-    t[GGUF_T_IQ3_XXS].vec_dot = vec_dot_iq3_xxs;
-    t[GGUF_T_IQ3_S].vec_dot = vec_dot_iq3_s;
-    t[GGUF_T_IQ1_S].vec_dot = vec_dot_iq1_s;
-    t[GGUF_T_IQ1_M].vec_dot = vec_dot_iq1_m;
     t[GGUF_T_TQ1_0].vec_dot = vec_dot_tq1_0;
+    quant_x86_avx2_install_iqgrid(t);
     t[GGUF_T_TQ2_0].vec_dot = vec_dot_tq2_0;
 }

@@ -80,6 +80,16 @@ static inline __m256i qx_pack32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) 
                                        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+/* Lane t = the sum of the 8 lanes of p[t] (the integer sums of 8 tokens side by side). */
+static inline __m256i qx_reduce8_epi32(const __m256i p[8]) {
+    const __m256i a =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i b =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
+                            _mm256_permute2x128_si256(a, b, 0x31));
+}
+
 /* ---- K-quant epilogues in the reference engine's float order ---- */
 
 static inline __m256i qx_load_bsums(const quant_block_q8_k *y) {
