@@ -50,7 +50,7 @@ static shimmy_status bind_layer(model_loader *ld, int32_t il, model_layer *L) {
         (st = model_load_vector(ld, il, "attn_sinks.weight", hp->n_head, true, &L->attn_sinks)) ||
         (st = model_load_vector(ld, il, "post_attention_norm.weight", E, true, &L->ffn_norm)))
         return st;
-    return model_moe_bind(ld, il, L, true, true);
+    return model_moe_bind(ld, il, L, true, true, false);
 }
 
 static void forward(model_ctx *c) {

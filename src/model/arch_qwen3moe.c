@@ -29,16 +29,15 @@ static shimmy_status bind_layer(model_loader *ld, int32_t il, model_layer *L) {
         (st = model_load_vector(ld, il, "attn_k_norm.weight", hp->head_dim, true, &L->k_norm)) ||
         (st = model_load_vector(ld, il, "ffn_norm.weight", E, true, &L->ffn_norm)))
         return st;
-    return model_moe_bind(ld, il, L, false, false);
+    return model_moe_bind(ld, il, L, false, false, false);
 }
 
-static void forward(model_ctx *c) {
+void model_qwen_moe_forward(model_ctx *c, const model_moe_params *moe) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd;
     const model_rope_cfg rope = model_rope_cfg_of(m);
     const model_attn_params attn = {.scale = 1.0f / sqrtf((float)hp->head_dim)};
-    const model_moe_params moe = {.gating = MODEL_MOE_SOFTMAX, .act = MODEL_MOE_SILU, .norm = true};
     model_op_embed(c, 1.0f);
     model_op_rope_prepare(c, 0, &rope);
     for (int32_t il = 0; il < hp->n_layer; il++) {
@@ -50,12 +49,18 @@ static void forward(model_ctx *c) {
         model_op_rope_qk(c, 0, &rope);
         model_op_attention(c, il, &attn);
         model_linear(c, &L->wo, c->att, c->xn, c->n_tok);
+        model_op_add_bias(c, c->xn, L->bo, E);
         model_op_add(c, c->x, c->xn, E);
         model_op_rms_norm(c, c->x, L->ffn_norm, c->xn, E);
-        model_op_moe(c, L, &moe, c->xn, c->xn);
+        model_op_moe(c, L, moe, c->xn, c->xn);
         model_op_add(c, c->x, c->xn, E);
     }
     model_op_logits(c, m->output_norm, hp->rms_eps, 0.0f);
+}
+
+static void forward(model_ctx *c) {
+    const model_moe_params moe = {.gating = MODEL_MOE_SOFTMAX, .act = MODEL_MOE_SILU, .norm = true};
+    model_qwen_moe_forward(c, &moe);
 }
 
 const model_arch model_arch_qwen3moe = {

@@ -73,6 +73,7 @@ extern const model_arch model_arch_qwen2;
 extern const model_arch model_arch_qwen3;
 extern const model_arch model_arch_qwen3moe;
 extern const model_arch model_arch_gpt_oss;
+extern const model_arch model_arch_qwen2moe;
 extern const model_arch model_arch_bert;
 extern const model_arch model_arch_nomic_bert;
 extern const model_arch model_arch_gemma2;
@@ -91,6 +92,10 @@ shimmy_status model_llama_hparams(model_loader *ld, model_hparams *hp);
 shimmy_status model_llama_bind(model_loader *ld, int32_t il, model_layer *L, bool bias,
                                bool qk_norm);
 void model_llama_forward(model_ctx *c);
+struct model_moe_params;
+/* The qwen MoE block (arch_qwen3moe.c, also qwen2moe's): llama's attention (q/k norms and
+ * biases when the layer has them) and model_op_moe with p as the FFN. */
+void model_qwen_moe_forward(model_ctx *c, const struct model_moe_params *p);
 
 /* gemma's pieces, shared by gemma2 and gemma3 (arch_gemma2.c): the layer binding (post-norms,
  * per-head q/k norms required when qk_norm, the window on layer il iff il % swa_period <
@@ -244,6 +249,10 @@ struct model_layer {
     const float *ffn_gate_inp_b;
     model_weight ffn_gate_exps, ffn_up_exps, ffn_down_exps;
     const float *ffn_gate_exps_b, *ffn_up_exps_b, *ffn_down_exps_b;
+    /* a shared expert every token runs (qwen2moe), its output scaled by
+     * sigmoid(ffn_gate_inp_shexp · x) */
+    model_weight ffn_gate_shexp, ffn_up_shexp, ffn_down_shexp;
+    const float *ffn_gate_inp_shexp; /* (n_embd) */
     /* LayerNorm biases of the post-norms; bert's post-LN blocks norm x + attention with
      * attn_post_norm(_b) and x + FFN with ffn_post_norm(_b) */
     const float *attn_post_norm_b, *ffn_post_norm_b;
@@ -518,10 +527,11 @@ void model_op_moe(model_ctx *c, const model_layer *L, const model_moe_params *p,
 /* The MoE keys (expert_count, expert_used_count, expert_feed_forward_length,
  * expert_shared_feed_forward_length) into hp. */
 shimmy_status model_moe_hparams(model_loader *ld, model_hparams *hp);
-/* The router (bias optional: `router_bias` requires it) and the three expert tensors of layer
- * il (their biases required when expert_bias). */
+/* The router (its bias required when router_bias) and the three expert tensors of layer il
+ * (their biases required when expert_bias; the shared expert and its gate when
+ * shared_expert). */
 shimmy_status model_moe_bind(model_loader *ld, int32_t il, model_layer *L, bool router_bias,
-                             bool expert_bias);
+                             bool expert_bias, bool shared_expert);
 /* Bytes of a context's MoE scratch for batches of n_batch (0 for a dense model). */
 uint64_t model_moe_scratch_bytes(const model *m, int32_t n_batch);
 

@@ -35,6 +35,8 @@ typedef struct moe_scratch {
     float *hg, *hu;     /* (A, n_ff_exp) gate / up outputs */
     unsigned char *hq;  /* (A, act) activated rows in down's activation type */
     float *d;           /* (A, n_embd) expert outputs */
+    float *shx;         /* (n_batch, n_embd) the shared expert's output */
+    float *shg;         /* (n_batch) its gate */
 } moe_scratch;
 
 #define MOE_ALIGN 64
@@ -58,7 +60,8 @@ static uint64_t moe_layout(const model *m, int32_t n_batch, unsigned char *base,
                    o_active = take(&at, X * 4), o_xq2 = take(&at, B * act),
                    o_xg = take(&at, A * act), o_xg2 = take(&at, A * act),
                    o_hg = take(&at, A * F * 4), o_hu = take(&at, A * F * 4),
-                   o_hq = take(&at, A * act), o_d = take(&at, A * (uint64_t)hp->n_embd * 4);
+                   o_hq = take(&at, A * act), o_d = take(&at, A * (uint64_t)hp->n_embd * 4),
+                   o_shx = take(&at, B * (uint64_t)hp->n_embd * 4), o_shg = take(&at, B * 4);
     if (base) {
         s->logits = (float *)(base + o_logits);
         s->sel = (int32_t *)(base + o_sel);
@@ -75,6 +78,8 @@ static uint64_t moe_layout(const model *m, int32_t n_batch, unsigned char *base,
         s->hu = (float *)(base + o_hu);
         s->hq = base + o_hq;
         s->d = (float *)(base + o_d);
+        s->shx = (float *)(base + o_shx);
+        s->shg = (float *)(base + o_shg);
     }
     return at;
 }
@@ -239,6 +244,23 @@ void model_op_moe(model_ctx *c, const model_layer *L, const model_moe_params *p,
     moe_scratch s;
     moe_layout(m, c->n_batch, c->moe, &s);
 
+    /* the shared expert first: its products use the context's scratch (and activation rows)
+     * that the routed experts take over below */
+    if (L->ffn_up_shexp.data) {
+        const int64_t Fs = L->ffn_up_shexp.n_out;
+        const model_weight *gu[2] = {&L->ffn_gate_shexp, &L->ffn_up_shexp};
+        float *const guo[2] = {c->gate, c->up};
+        model_linear_n(c, 2, gu, x, guo, n);
+        model_op_glu(c, MODEL_GLU_SILU, c->gate, c->up, Fs);
+        model_linear(c, &L->ffn_down_shexp, c->gate, s.shx, n);
+        const quant_vec_dot_fn dot = quant_get(GGUF_T_F32)->vec_dot;
+        for (int32_t t = 0; t < n; t++) {
+            float g;
+            dot(D, &g, L->ffn_gate_inp_shexp, x + (int64_t)t * D);
+            s.shg[t] = 1.0f / (1.0f + expf(-g));
+        }
+    }
+
     model_linear(c, &L->ffn_gate_inp, x, s.logits, n);
     model_op_add_bias(c, s.logits, L->ffn_gate_inp_b, X);
     for (int32_t t = 0; t < n; t++)
@@ -307,7 +329,8 @@ void model_op_moe(model_ctx *c, const model_layer *L, const model_moe_params *p,
                     s.d[(int64_t)r * D + i] += L->ffn_down_exps_b[e * D + i];
         }
 
-    /* weighted outputs summed in slot order (out may be x: x is no longer read) */
+    /* weighted outputs summed in slot order (out may be x: x is no longer read), then the
+     * gated shared expert */
     for (int32_t t = 0; t < n; t++) {
         float *o = out + (int64_t)t * D;
         for (int32_t j = 0; j < K; j++) {
@@ -317,6 +340,8 @@ void model_op_moe(model_ctx *c, const model_layer *L, const model_moe_params *p,
             else
                 for (int64_t i = 0; i < D; i++) o[i] += d[i] * wj;
         }
+        if (L->ffn_up_shexp.data)
+            for (int64_t i = 0; i < D; i++) o[i] += s.shx[(int64_t)t * D + i] * s.shg[t];
     }
 }
 
@@ -343,7 +368,7 @@ shimmy_status model_moe_hparams(model_loader *ld, model_hparams *hp) {
 }
 
 shimmy_status model_moe_bind(model_loader *ld, int32_t il, model_layer *L, bool router_bias,
-                             bool expert_bias) {
+                             bool expert_bias, bool shared_expert) {
     const model_hparams *hp = &model_loader_model(ld)->hp;
     const int64_t E = hp->n_embd, F = hp->n_ff_exp, X = hp->n_expert;
     shimmy_status st;
@@ -361,6 +386,16 @@ shimmy_status model_moe_bind(model_loader *ld, int32_t il, model_layer *L, bool 
               model_load_rows_f32(ld, il, "ffn_gate_exps.bias", F, X, true, &L->ffn_gate_exps_b)) ||
          (st = model_load_rows_f32(ld, il, "ffn_up_exps.bias", F, X, true, &L->ffn_up_exps_b)) ||
          (st = model_load_rows_f32(ld, il, "ffn_down_exps.bias", E, X, true, &L->ffn_down_exps_b))))
+        return st;
+    const int64_t Fs = hp->n_ff_shexp;
+    if (shared_expert &&
+        ((st = model_load_vector(ld, il, "ffn_gate_inp_shexp.weight", E, true,
+                                 &L->ffn_gate_inp_shexp)) ||
+         (st = model_load_matrix(ld, il, "ffn_gate_shexp.weight", E, Fs, true,
+                                 &L->ffn_gate_shexp)) ||
+         (st = model_load_matrix(ld, il, "ffn_up_shexp.weight", E, Fs, true, &L->ffn_up_shexp)) ||
+         (st =
+              model_load_matrix(ld, il, "ffn_down_shexp.weight", Fs, E, true, &L->ffn_down_shexp))))
         return st;
     return SHIMMY_OK;
 }

@@ -10,6 +10,8 @@
  *  - two sequences sharing steps get bit for bit the logits they get alone (the files as
  *    they are, F16 cache);
  *  - experts whose gate and up need different activation types work;
+ *  - qwen2moe's shared expert: a qwen2 file whose FFN becomes the shared expert of a qwen2moe
+ *    file (the routed experts contributing 0) gives the qwen2 file's logits bit for bit;
  *  - files with a broken expert tensor, a missing expert bias or an impossible expert count
  *    are refused with an error naming the tensor or key.
  */
@@ -261,6 +263,127 @@ static void check_mixed_types(const char *name, const model *m0, const gguf_file
     gguf_close(f);
 }
 
+/* tiny-qwen2 (widened to F32) as qwen2moe: its FFN becomes the shared expert (down x2, gate
+ * input 0: sigmoid 0.5), next to 4 random routed experts whose down matrices are 0. Every
+ * product is then the dense model's (exactly: x2 and x0.5 are exact), so the logits must be
+ * the dense file's bit for bit: the shared expert's path, gate and sum with the routed ones. */
+static bool write_qwen2moe(const gguf_file *src, const char *path) {
+    gguf_writer *w = NULL;
+    shimmy_error err;
+    if (gguf_writer_new(&w, &err) != SHIMMY_OK) return false;
+    for (size_t i = 0; i < gguf_n_kv(src); i++) {
+        const gguf_kv *kv = gguf_kv_at(src, i);
+        char key[256];
+        if (kv->key.len > 6 && !memcmp(kv->key.data, "qwen2.", 6))
+            snprintf(key, sizeof key, "qwen2moe.%.*s", (int)kv->key.len - 6, kv->key.data + 6);
+        else
+            snprintf(key, sizeof key, "%.*s", (int)kv->key.len, kv->key.data);
+        gguf_writer_set_value(w, key, &kv->value);
+    }
+    uint32_t E = 0, n_layer = 0;
+    gguf_get_u32(src, "qwen2.embedding_length", &E);
+    gguf_get_u32(src, "qwen2.block_count", &n_layer);
+    enum { X = 4, F = 32 };
+    gguf_writer_set_str(w, "general.architecture", "qwen2moe");
+    gguf_writer_set_u32(w, "qwen2moe.expert_count", X);
+    gguf_writer_set_u32(w, "qwen2moe.expert_used_count", 2);
+    gguf_writer_set_u32(w, "qwen2moe.expert_feed_forward_length", F);
+    float *buf = calloc((size_t)E * F * X, sizeof(float)), *zero = calloc((size_t)E * F * X, 4);
+    bool ok = buf && zero;
+    for (size_t i = 0; ok && i < gguf_n_tensors(src); i++) {
+        const gguf_tensor *t = gguf_tensor_at(src, i);
+        char name[128], shname[160];
+        gguf_str_copy(t->name, name, sizeof name);
+        const quant_traits *qt = quant_get(t->type);
+        const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+        float *f32 = malloc(sizeof(float) * (size_t)(rows * t->ne[0]));
+        ok = f32 && qt && qt->to_float;
+        for (int64_t r = 0; ok && r < rows; r++)
+            qt->to_float((const unsigned char *)t->data + (size_t)r * quant_row_bytes(qt, t->ne[0]),
+                         f32 + r * t->ne[0], t->ne[0]);
+        const char *ffn = strstr(name, ".ffn_");
+        if (ok && ffn && strcmp(ffn, ".ffn_norm.weight")) {
+            const bool down = strstr(name, "ffn_down") != NULL;
+            if (down)
+                for (int64_t k = 0; k < rows * t->ne[0]; k++) f32[k] *= 2.0f;
+            snprintf(shname, sizeof shname, "%.*s_shexp.weight",
+                     (int)(strstr(name, ".weight") - name), name);
+            gguf_writer_add_tensor(w, shname, GGUF_T_F32, t->n_dims, t->ne, f32);
+        } else if (ok)
+            gguf_writer_add_tensor(w, name, GGUF_T_F32, t->n_dims, t->ne, f32);
+        free(f32);
+    }
+    uint32_t r = 99;
+    for (size_t k = 0; ok && k < (size_t)E * F * X; k++)
+        buf[k] = (float)((int32_t)((r = r * 1103515245u + 12345u) >> 8) % 2001 - 1000) / 4000.0f;
+    for (uint32_t il = 0; ok && il < n_layer; il++) {
+        char name[128];
+        const int64_t ne_inp[2] = {E, X}, ne_gu[3] = {E, F, X}, ne_d[3] = {F, E, X}, ne_g[1] = {E};
+        snprintf(name, sizeof name, "blk.%u.ffn_gate_inp.weight", il);
+        gguf_writer_add_tensor(w, name, GGUF_T_F32, 2, ne_inp, buf + il);
+        snprintf(name, sizeof name, "blk.%u.ffn_gate_exps.weight", il);
+        gguf_writer_add_tensor(w, name, GGUF_T_F32, 3, ne_gu, buf);
+        snprintf(name, sizeof name, "blk.%u.ffn_up_exps.weight", il);
+        gguf_writer_add_tensor(w, name, GGUF_T_F32, 3, ne_gu, buf + 7);
+        snprintf(name, sizeof name, "blk.%u.ffn_down_exps.weight", il);
+        gguf_writer_add_tensor(w, name, GGUF_T_F32, 3, ne_d, zero);
+        snprintf(name, sizeof name, "blk.%u.ffn_gate_inp_shexp.weight", il);
+        gguf_writer_add_tensor(w, name, GGUF_T_F32, 1, ne_g, zero);
+    }
+    ok = ok && gguf_writer_write(w, path, &err) == SHIMMY_OK;
+    free(buf);
+    free(zero);
+    gguf_writer_free(w);
+    return ok;
+}
+
+static model *load(const char *path, gguf_file **f) {
+    model *m = NULL;
+    shimmy_error err;
+    *f = NULL;
+    CHECK_MSG(gguf_open(path, f, &err) == SHIMMY_OK, "%s", err.message);
+    if (*f) CHECK_MSG(model_load(*f, &m, &err) == SHIMMY_OK, "%s: %s", path, err.message);
+    return m;
+}
+
+static void check_qwen2moe(const char *dir) {
+    char path[1024], dense[1200], moe[1200];
+    if (!test_data_path("models/tiny-qwen2-Q4_0.gguf", path, sizeof path)) return;
+    gguf_file *f0 = NULL, *fd = NULL, *fm = NULL;
+    shimmy_error err;
+    CHECK(gguf_open(path, &f0, &err) == SHIMMY_OK);
+    if (!f0) return;
+    snprintf(dense, sizeof dense, "%s/qwen2-f32.gguf", dir);
+    snprintf(moe, sizeof moe, "%s/qwen2moe.gguf", dir);
+    CHECK(rewrite(f0, dense, NULL, NULL, NULL, 0, ""));
+    CHECK(write_qwen2moe(f0, moe));
+    gguf_close(f0);
+    model *md = load(dense, &fd), *mm = load(moe, &fm);
+    if (md && mm) {
+        CHECK(mm->hp.n_expert == 4 && mm->hp.n_ff_shexp == md->hp.n_ff &&
+              mm->layers[1].ffn_up_shexp.n_out == md->hp.n_ff);
+        const int32_t V = md->hp.n_vocab;
+        int32_t prompt[N_PROMPT];
+        uint32_t r = 4242;
+        for (int i = 0; i < N_PROMPT; i++)
+            prompt[i] = (int32_t)((r = r * 1103515245u + 12345u) >> 8) % V;
+        float *a = calloc((size_t)N_PROMPT * V, sizeof(float));
+        float *b = calloc((size_t)N_PROMPT * V, sizeof(float));
+        run_chunked(md, prompt, N_PROMPT, a);
+        run_chunked(mm, prompt, N_PROMPT, b);
+        CHECK_MSG(!memcmp(a, b, sizeof(float) * (size_t)N_PROMPT * V),
+                  "qwen2moe with the dense FFN as its shared expert differs from qwen2");
+        printf("qwen2moe (shared expert = qwen2's FFN) equals qwen2: %s\n",
+               memcmp(a, b, sizeof(float) * (size_t)N_PROMPT * V) ? "no" : "yes");
+        free(a);
+        free(b);
+    }
+    model_free(md);
+    model_free(mm);
+    gguf_close(fd);
+    gguf_close(fm);
+}
+
 static void check_file(const char *name, const char *dir, bool refusals) {
     char path[1024], rel[256];
     snprintf(rel, sizeof rel, "models/%s.gguf", name);
@@ -308,6 +431,7 @@ int main(void) {
     check_file("tiny-qwen3moe-e256-Q4_K_M", dir, false);
     check_file("tiny-gpt-oss-F16", dir, true);
     check_file("tiny-gpt-oss-e256-MXFP4_MOE", dir, false);
+    check_qwen2moe(dir);
     test_rm_rf(dir);
     return test_finish("model/moe");
 }
