@@ -136,7 +136,8 @@ shimmy_status engine_embed_tokenize(const engine_embedder *e, const char *a, siz
         return core_error(err, SHIMMY_ERR_INVALID_ARG, "tokenizer",
                           "the model was opened without a tokenizer");
     const size_t n0 = out->n;
-    const tok_encode_opts o = {.add_special = true, .parse_special = false};
+    /* special-token text counts, as llama-embedding and llama-server tokenize inputs */
+    const tok_encode_opts o = {.add_special = true, .parse_special = true};
     shimmy_status st = b ? tok_encode_pair(v, a, a_len, b, b_len, TOK_PAIR_HF, &o, out, err)
                          : tok_encode(v, a, a_len, &o, out, err);
     if (st) return st;

@@ -246,6 +246,10 @@ static void check_options(void) {
           SHIMMY_OK);
     CHECK(b.n == 16 && b.ids[0] == 101 && b.ids[15] == 102);
     tok_buf_free(&b);
+    /* special-token text is parsed, as llama.cpp tokenizes embedding inputs */
+    CHECK(engine_embed_tokenize(e, "a [SEP] b", 9, NULL, 0, false, &b, &err) == SHIMMY_OK);
+    CHECK(b.n == 5 && b.ids[0] == 101 && b.ids[2] == 102 && b.ids[4] == 102);
+    tok_buf_free(&b);
     const int32_t bad[] = {101, 40000};
     const int32_t *bp = bad, nb = 2;
     const int32_t *both[2] = {tp, bp};
