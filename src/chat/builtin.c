@@ -147,6 +147,40 @@ static const char command_r_src[] = TEXT_MACRO
     "{%- if add_generation_prompt -%}{{- '<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>' -}}{%- endif "
     "-%}";
 
+/* OpenAI harmony (gpt-oss): a system message of the model's standing (identity, knowledge
+ * cutoff, date, reasoning effort: the variables model_identity and reasoning_effort as the
+ * publisher's template reads them), the caller's system or developer message as the developer's
+ * instructions, every message on its channel; earlier answers' thinking is dropped, as there. */
+static const char harmony_src[] = TEXT_MACRO
+    "{%- if model_identity is not defined -%}"
+    "{%- set model_identity = 'You are ChatGPT, a large language model trained by OpenAI.' -%}"
+    "{%- endif -%}"
+    "{%- if reasoning_effort is not defined -%}{%- set reasoning_effort = 'medium' -%}{%- endif -%}"
+    "{{- '<|start|>system<|message|>' + model_identity + '\\nKnowledge cutoff: 2024-06\\nCurrent "
+    "date: ' + strftime_now('%Y-%m-%d') + '\\n\\nReasoning: ' + reasoning_effort + '\\n\\n# Valid "
+    "channels: analysis, commentary, final. Channel must be included for every message.<|end|>' "
+    "-}}"
+    "{%- if messages and messages[0]['role'] in ['system', 'developer'] -%}"
+    "{%- set developer = text(messages[0]['content']) -%}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set developer = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- if developer -%}"
+    "{{- '<|start|>developer<|message|># Instructions\\n\\n' + developer + '\\n\\n<|end|>' -}}"
+    "{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if message['role'] == 'assistant' and loop.last and not add_generation_prompt -%}"
+    "{%- if message['thinking'] is string -%}"
+    "{{- '<|start|>assistant<|channel|>analysis<|message|>' + message['thinking'] + '<|end|>' -}}"
+    "{%- endif -%}"
+    "{{- '<|start|>assistant<|channel|>final<|message|>' + text(message['content']) + "
+    "'<|return|>' -}}"
+    "{%- elif message['role'] == 'assistant' -%}"
+    "{{- '<|start|>assistant<|channel|>final<|message|>' + text(message['content']) + '<|end|>' "
+    "-}}"
+    "{%- elif message['role'] == 'user' -%}"
+    "{{- '<|start|>user<|message|>' + text(message['content']) + '<|end|>' -}}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|start|>assistant' -}}{%- endif -%}";
+
 typedef struct family {
     const char *name;
     const char *source;
@@ -156,8 +190,10 @@ typedef struct family {
     const char *marker[2];
 } family;
 
-/* Order matters: more specific markers first (phi3's <|end|> before zephyr's <|assistant|>). */
+/* Order matters: more specific markers first (phi3's <|end|> before zephyr's <|assistant|>;
+ * harmony's <|channel|> before phi3, whose <|end|> it shares). */
 static const family families[] = {
+    {"harmony", harmony_src, "<|return|>", {"<|channel|>", NULL}},
     {"chatml", chatml_src, "<|im_end|>", {"<|im_start|>", NULL}},
     {"llama3", llama3_src, "<|eot_id|>", {"<|start_header_id|>", NULL}},
     {"gemma", gemma_src, "<end_of_turn>", {"<start_of_turn>", NULL}},
@@ -214,7 +250,7 @@ static const struct {
     {"gemma2", "gemma"},        {"gemma3", "gemma"},      {"qwen", "chatml"},
     {"qwen2", "chatml"},        {"qwen3", "chatml"},      {"phi3", "phi3"},
     {"command-r", "command-r"}, {"cohere2", "command-r"}, {"deepseek2", "deepseek"},
-    {"stablelm", "zephyr"},
+    {"stablelm", "zephyr"},     {"gpt-oss", "harmony"},
 };
 
 const char *chat_builtin_pick(const char *arch, chat_has_token_fn has_token, void *user) {

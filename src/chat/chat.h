@@ -82,7 +82,7 @@ void chat_output_free(chat_output *out);
 /* ---- built-in families ---- */
 
 /* Jinja source of a built-in template ("chatml", "llama2", "llama3", "mistral", "phi3",
- * "gemma", "zephyr", "vicuna", "openchat", "deepseek", "command-r"), or NULL. */
+ * "gemma", "zephyr", "vicuna", "openchat", "deepseek", "command-r", "harmony"), or NULL. */
 const char *chat_builtin_get(const char *name);
 size_t chat_builtin_count(void);
 const char *chat_builtin_name(size_t i); /* NULL when i >= chat_builtin_count() */

@@ -192,7 +192,8 @@ shimmy_next server_job_piece(server_job *j, size_t choice, const char *text, siz
 /* The last bytes of a prompt as text, control tokens spelled out (up to cap - 1 bytes). */
 static size_t prompt_tail(const server_job *j, size_t choice, char *buf, size_t cap) {
     const shimmy_prompt *p = j->prompt[choice];
-    size_t n = shimmy_prompt_token_count(p), k = n < 4 ? n : 4;
+    /* 16 tokens: a vocabulary without harmony's tokens spells "<|start|>assistant" in pieces */
+    size_t n = shimmy_prompt_token_count(p), k = n < 16 ? n : 16;
     char *text = NULL;
     size_t len = 0;
     if (k == 0 || shimmy_detokenize(shimmy_model_vocab(j->model), shimmy_prompt_tokens(p) + n - k,
@@ -232,7 +233,10 @@ void server_job_choice_begin(server_job *j, size_t choice) {
     if (!j->thinks) return;
     char tail[128];
     size_t n = prompt_tail(j, choice, tail, sizeof tail);
-    server_reasoning_init(&j->think, server_reasoning_prompt_opens(tail, n));
+    if (server_reasoning_prompt_harmony(tail, n))
+        server_reasoning_init_harmony(&j->think, j->req.tools.tools != NULL);
+    else
+        server_reasoning_init(&j->think, server_reasoning_prompt_opens(tail, n));
 }
 
 void server_job_choice_end(server_job *j, size_t choice) {

@@ -74,7 +74,32 @@ static server_tool_format tool_format_of(server *s, const char *name) {
     return f;
 }
 
+/* OpenAI's gpt-oss template reads an earlier answer's thinking from "thinking", refuses an
+ * assistant message with both thinking and content beside a call, and cannot read a null
+ * content ("in" on None); OpenAI clients send an answer back as they got it: "content": null
+ * beside tool_calls, thinking in "reasoning_content". As llama-server does for this format, the
+ * thinking moves to "thinking" and such a call's content goes. */
+static void harmony_history(server *s, server_job *j) {
+    size_t i;
+    json_t *m;
+    bool any = false;
+    json_array_foreach(j->req.messages, i, m) any |=
+        json_object_get(m, "tool_calls") || json_object_get(m, "reasoning_content");
+    if (!any || tool_format_of(s, j->base) != SERVER_TOOLS_HARMONY) return;
+    json_array_foreach(j->req.messages, i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!role || strcmp(role, "assistant") != 0) continue;
+        json_t *rc = json_object_get(m, "reasoning_content");
+        if (json_is_string(rc) && !json_object_get(m, "thinking"))
+            json_object_set(m, "thinking", rc);
+        if (json_object_get(m, "tool_calls") && (json_is_null(json_object_get(m, "content")) ||
+                                                 json_is_string(json_object_get(m, "thinking"))))
+            json_object_del(m, "content");
+    }
+}
+
 static shimmy_status render_chat(server *s, server_job *j, shimmy_error *err) {
+    harmony_history(s, j);
     /* The JSON path hands the template every key (tool_calls, tool_call_id, name) and the
      * request's tools; content is already one string per message (server_request_parse). */
     char *msgs = json_dumps(j->req.messages, JSON_COMPACT);

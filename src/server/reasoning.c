@@ -2,6 +2,7 @@
  * stream is cut never matters, with output gathered into runs so a push of many bytes makes
  * few callbacks. */
 #include "reasoning.h"
+#include "harmony.h"
 
 #include <string.h>
 
@@ -36,9 +37,11 @@ static bool is_space(char c) {
 void server_reasoning_init(server_reasoning *r, bool inside) {
     r->state = inside ? THINK_START : START;
     r->held = 0;
+    r->harmony = false;
 }
 
 bool server_reasoning_thinking(const server_reasoning *r) {
+    if (r->harmony) return server_harmony_thinking(r);
     return r->state == START || r->state == THINK_START || r->state == THINK;
 }
 
@@ -123,6 +126,10 @@ static void think_byte(server_reasoning *r, char c, run *o) {
 
 void server_reasoning_push(server_reasoning *r, const char *text, size_t len,
                            server_reasoning_fn out, void *user) {
+    if (r->harmony) {
+        server_harmony_push(r, text, len, out, user);
+        return;
+    }
     run o = {.fn = out, .user = user};
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
@@ -150,6 +157,10 @@ void server_reasoning_push(server_reasoning *r, const char *text, size_t len,
 }
 
 void server_reasoning_flush(server_reasoning *r, server_reasoning_fn out, void *user) {
+    if (r->harmony) {
+        server_harmony_flush(r, out, user);
+        return;
+    }
     run o = {.fn = out, .user = user};
     if (r->state == START) {
         /* Whitespace, or a beginning of "<think>" that never completed: answer text. */

@@ -11,6 +11,7 @@
  *  - the thinking runs to the first "</think>" (or to the end of the output: a model cut off
  *    by max_tokens thought and never answered); leading and trailing whitespace of the
  *    thinking and leading whitespace of the answer are dropped.
+ * OpenAI's harmony format (gpt-oss) has a splitter of its own behind the same calls (below).
  * Memory: a fixed buffer holds back what may still be a tag or trailing whitespace; nothing is
  * allocated. Thread-safety: one splitter per stream, used by one thread.
  */
@@ -36,9 +37,13 @@ typedef void (*server_reasoning_fn)(void *user, bool thinking, const char *text,
 #define SERVER_REASONING_HOLD 256 /* bytes held back at most (a run of trailing whitespace) */
 
 typedef struct server_reasoning {
-    int state;   /* internal: start, thinking, answer-start, answer */
+    int state;   /* internal: start, thinking, answer-start, answer (harmony: its own states) */
     size_t held; /* bytes in hold */
     char hold[SERVER_REASONING_HOLD];
+    bool harmony; /* the stream is in OpenAI's harmony format (harmony.c) */
+    bool calls;   /* harmony: tool calls are wanted (else dropped, as unsolicited) */
+    bool first;   /* harmony: no message has begun yet */
+    int kind;     /* harmony: what the current message's body is */
 } server_reasoning;
 
 /* Starts a stream; inside: the prompt already opened "<think>" (the output starts thinking). */
@@ -50,6 +55,22 @@ void server_reasoning_push(server_reasoning *r, const char *text, size_t len,
 void server_reasoning_flush(server_reasoning *r, server_reasoning_fn out, void *user);
 /* True while the stream is (or may still turn out to be) in the thinking part. */
 bool server_reasoning_thinking(const server_reasoning *r);
+
+/* OpenAI's harmony format (gpt-oss, harmony.c): the answer is a series of messages
+ * "<|channel|>NAME<|message|>BODY<|end|>", each later one opened by "<|start|>assistant"; the
+ * prompt already opened the first. The analysis channel is thinking; final (and commentary
+ * addressed to no one: a preamble for the user) is answer. A message addressed "to=functions.NAME"
+ * is a tool call: when `calls`, it goes to the answer as
+ * "<|start|>assistant to=functions.NAME<|channel|>commentary json<|message|>ARGS<|call|>" (as
+ * the template renders a call, parsed by toolcall.h's SERVER_TOOLS_HARMONY); otherwise, like
+ * calls to other recipients (built-in browser/python tools), it is dropped. "<|end|>",
+ * "<|return|>", "<|call|>" or the end of the stream close a message. Markup that cannot be a
+ * header (too long, unknown markers, text where a header belongs) turns the rest of the stream,
+ * held bytes included, into answer text as written; a header cut off by the end is dropped. */
+void server_reasoning_init_harmony(server_reasoning *r, bool calls);
+
+/* Whether a rendered prompt's end opens a harmony assistant message ("<|start|>assistant"). */
+bool server_reasoning_prompt_harmony(const char *tail, size_t len);
 
 /* Whether a rendered prompt's end opens the thinking: it ends with "<think>" and optional
  * whitespace (DeepSeek-R1's template; Qwen3's with enable_thinking false closes it again). */

@@ -346,7 +346,7 @@ static const field_rule field_rules[] = {
     {"tool_choice", API_CHAT, parse_store_json},
     {"parallel_tool_calls", API_CHAT, parse_store_json},
     {"response_format", API_CHAT | API_COMPL, parse_structured},
-    {"grammar", API_COMPL | API_GEN, parse_structured},
+    {"grammar", API_ALL, parse_structured},
     {"json_schema", API_COMPL | API_GEN, parse_structured},
     {"logprobs", API_CHAT | API_COMPL, parse_output},
     {"top_logprobs", API_CHAT, parse_output},

@@ -169,6 +169,11 @@ shimmy_status server_structured_tools(server_job *j, shimmy_error *err) {
                                 "'tool_choice' forces a tool call, which cannot be combined with "
                                 "'%s'",
                                 j->req.grammar_from);
+    if (j->tool_format == SERVER_TOOLS_HARMONY)
+        return shimmy_error_set(err, SHIMMY_ERR_UNSUPPORTED, "tool_choice",
+                                "'tool_choice' cannot force a call for this model: its harmony "
+                                "format (gpt-oss) calls tools in messages that no grammar here "
+                                "describes; use \"auto\"");
     /* Each tool's parameters alone first, so that an error points into that tool. */
     size_t n = json_array_size(tools), i;
     const json_t *t;

@@ -208,7 +208,7 @@ shimmy_status server_tools_message(json_t *msg, size_t index, shimmy_error *err)
 
 /* ---- formats ---- */
 
-static const char *const format_names[] = {"generic", "hermes", "llama3", "mistral"};
+static const char *const format_names[] = {"generic", "hermes", "llama3", "mistral", "harmony"};
 
 const char *server_toolcall_format_name(server_tool_format f) {
     return (unsigned)f < sizeof format_names / sizeof format_names[0] ? format_names[f] : "unknown";
@@ -216,6 +216,7 @@ const char *server_toolcall_format_name(server_tool_format f) {
 
 server_tool_format server_toolcall_format(const char *source, const char *family) {
     /* The template's own words win: what its system prompt or history rendering writes. */
+    if (source && strstr(source, "<|channel|>")) return SERVER_TOOLS_HARMONY;
     if (source && strstr(source, "<tool_call>")) return SERVER_TOOLS_HERMES;
     if (source && strstr(source, "[TOOL_CALLS]")) return SERVER_TOOLS_MISTRAL;
     if (source && (strstr(source, "<|python_tag|>") ||
@@ -225,6 +226,7 @@ server_tool_format server_toolcall_format(const char *source, const char *family
     if (strcmp(family, "chatml") == 0) return SERVER_TOOLS_HERMES;
     if (strcmp(family, "llama3") == 0) return SERVER_TOOLS_LLAMA3;
     if (strcmp(family, "mistral") == 0) return SERVER_TOOLS_MISTRAL;
+    if (strcmp(family, "harmony") == 0) return SERVER_TOOLS_HARMONY;
     return SERVER_TOOLS_GENERIC;
 }
 
@@ -232,6 +234,9 @@ server_tool_format server_toolcall_format(const char *source, const char *family
 
 static const char HERMES_OPEN[] = "<tool_call>", HERMES_CLOSE[] = "</tool_call>";
 static const char MISTRAL_MARK[] = "[TOOL_CALLS]", PYTHON_TAG[] = "<|python_tag|>";
+static const char HARMONY_OPEN[] = "<|start|>assistant to=functions.",
+                  HARMONY_HEAD[] = "<|channel|>commentary json<|message|>",
+                  HARMONY_END[] = "<|call|>";
 
 static bool is_space(char c) {
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
@@ -353,6 +358,33 @@ static bool parse_mistral(builder *b, const char *t, size_t len, char *content, 
     return b->out->n > 0;
 }
 
+/* Harmony: call blocks anywhere (the splitter's form, toolcall.h), arguments a JSON object and
+ * "<|call|>" after it; text between blocks is content. */
+static bool parse_harmony(builder *b, const char *t, size_t len, char *content, size_t *clen) {
+    size_t i = 0;
+    const char *open;
+    while ((open = find(t, len, i, HARMONY_OPEN))) {
+        size_t at = (size_t)(open - t), name = at + sizeof HARMONY_OPEN - 1, end;
+        memcpy(content + *clen, t + i, at - i);
+        *clen += at - i;
+        const char *head = find(t, len, name, HARMONY_HEAD);
+        if (!head || (size_t)(head - t) - name > 64) return false;
+        json_t *args = json_at(t, len, (size_t)(head - t) + sizeof HARMONY_HEAD - 1, &end);
+        json_t *call = json_is_object(args) ? json_object() : NULL;
+        json_t *nm = json_stringn(t + name, (size_t)(head - t) - name);
+        bool ok = call && nm && !json_object_set(call, "name", nm) &&
+                  !json_object_set(call, "arguments", args) && add_call(b, call);
+        json_decref(nm);
+        json_decref(call);
+        json_decref(args);
+        if (!ok || !starts(t, len, end, HARMONY_END)) return false;
+        i = end + sizeof HARMONY_END - 1;
+    }
+    memcpy(content + *clen, t + i, len - i);
+    *clen += len - i;
+    return b->out->n > 0;
+}
+
 /* Llama 3: the whole answer is one or more call objects (after an optional <|python_tag|>),
  * separated by space or ';'. */
 static bool parse_llama3(builder *b, const char *t, size_t len) {
@@ -396,6 +428,7 @@ shimmy_status server_toolcall_parse(server_tool_format f, const char *text, size
     builder b = {out, 0, false};
     bool found = f == SERVER_TOOLS_HERMES    ? parse_hermes(&b, text, len, content, &clen)
                  : f == SERVER_TOOLS_MISTRAL ? parse_mistral(&b, text, len, content, &clen)
+                 : f == SERVER_TOOLS_HARMONY ? parse_harmony(&b, text, len, content, &clen)
                                              : parse_llama3(&b, text, len);
     if (!found || b.nomem) {
         free(content);
@@ -447,6 +480,7 @@ size_t server_toolcall_hold(server_tool_format f, const char *text, size_t len, 
     }
     const char *marks[2];
     size_t n = 0;
+    if (f == SERVER_TOOLS_HARMONY) marks[n++] = HARMONY_OPEN;
     if (f == SERVER_TOOLS_HERMES || f == SERVER_TOOLS_GENERIC) marks[n++] = HERMES_OPEN;
     if (f == SERVER_TOOLS_MISTRAL || f == SERVER_TOOLS_GENERIC) marks[n++] = MISTRAL_MARK;
     size_t full = len, part = len;

@@ -60,6 +60,9 @@ typedef enum server_tool_format {
                              Hermes) */
     SERVER_TOOLS_LLAMA3,  /* the answer is {"name": .., "parameters": {..}} (Llama 3.1+) */
     SERVER_TOOLS_MISTRAL, /* [TOOL_CALLS][{"name": .., "arguments": {..}, "id": ..}, ..] */
+    SERVER_TOOLS_HARMONY, /* <|start|>assistant to=functions.NAME<|channel|>commentary
+                             json<|message|>{..}<|call|> (gpt-oss: what reasoning.h's harmony
+                             splitter makes of a call message; never the generic format's) */
 } server_tool_format;
 
 /* The format a template asks for, from its source (may be NULL) and the library's family name

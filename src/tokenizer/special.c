@@ -70,8 +70,9 @@ static const text_rule text_rules[] = {
 };
 
 /* Texts that always end generation. */
-static const char *const eog_texts[] = {"<|eot_id|>",    "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                        "<|endoftext|>", "<|eom_id|>", "<EOT>",   NULL};
+static const char *const eog_texts[] = {
+    "<|eot_id|>",    "<|im_end|>",    "<|end|>",    "<|return|>", "<|call|>",
+    "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>",      NULL};
 #undef F
 
 static int32_t *field(tok_vocab *v, size_t off) {
@@ -152,6 +153,23 @@ static shimmy_status newline_token(tok_vocab *v, shimmy_error *err) {
     return st;
 }
 
+/* OpenAI's harmony vocabulary (gpt-oss): an answer is several messages, so "<|end|>" closes one
+ * (the analysis) without ending the turn; "<|return|>" and "<|call|>" end it. The markup that
+ * frames messages is user-defined, so generated text spells it out for the server to split
+ * channels, as llama.cpp does for this vocabulary (recognised by having all three). */
+static void harmony_attrs(tok_vocab *v) {
+    int32_t ret = tok_find(v, "<|return|>", 10), call = tok_find(v, "<|call|>", 8),
+            end = tok_find(v, "<|end|>", 7);
+    if (ret < 0 || call < 0 || end < 0) return;
+    v->eog[end] = 0;
+    static const char *const shown[] = {"<|end|>", "<|channel|>", "<|message|>", "<|start|>",
+                                        "<|constrain|>"};
+    for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
+        int32_t id = tok_find(v, shown[i], strlen(shown[i]));
+        if (id >= 0) v->attr[id] = TOK_ATTR_USER_DEFINED;
+    }
+}
+
 shimmy_status tok_special_setup(tok_vocab *v, const gguf_file *f, shimmy_error *err) {
     shimmy_status st = newline_token(v, err);
     if (st) return st;
@@ -193,6 +211,8 @@ shimmy_status tok_special_setup(tok_vocab *v, const gguf_file *f, shimmy_error *
         v->eog[id] = 1;
         force_control(v, id);
     }
+
+    harmony_attrs(v);
 
     size_t n = 0;
     const uint8_t matched = TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN;

@@ -150,7 +150,7 @@ static void pick_and_classify(void) {
     CHECK_STR(chat_builtin_pick("no-such-arch", vocab_has, (void *)spm), "chatml");
 
     /* every built-in classifies as itself and has a usable end-of-turn text */
-    CHECK(chat_builtin_count() == 11);
+    CHECK(chat_builtin_count() == 12);
     for (size_t i = 0; i < chat_builtin_count(); i++) {
         const char *name = chat_builtin_name(i);
         CHECK_STR(chat_family_of(chat_builtin_get(name)), name);

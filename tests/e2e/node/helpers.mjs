@@ -143,7 +143,7 @@ export async function expectApiError(promise, status, { code, param } = {}) {
   throw new Error(`expected HTTP ${status}, the call succeeded`);
 }
 
-// A copy of a GGUF file with tokenizer.chat_template replaced: the key/value section is rebuilt,
+// A copy of a GGUF file with tokenizer.chat_template replaced (or added): the key/value section is rebuilt,
 // the tensor data is copied after the header, re-aligned (offsets are relative to the data).
 export function withTemplate(src, dst, template) {
   const b = fs.readFileSync(src);
@@ -177,7 +177,7 @@ export function withTemplate(src, dst, template) {
     skip(type);
     if (key === 'tokenizer.chat_template') [at, end] = [start, o];
   }
-  assert(at > 0, 'the model has a chat template to replace');
+  const kvEnd = o;
   for (let i = 0; i < nTensors; i++) {
     const name = u64();
     o += name;
@@ -188,7 +188,18 @@ export function withTemplate(src, dst, template) {
   const text = Buffer.from(template, 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(text.length));
-  const head = Buffer.concat([b.subarray(0, at), len, text, b.subarray(end, o)]);
+  let head;
+  if (at > 0) {
+    head = Buffer.concat([b.subarray(0, at), len, text, b.subarray(end, o)]);
+  } else { // a file without a template gets the key appended
+    const key = Buffer.from('tokenizer.chat_template', 'utf8');
+    const kl = Buffer.alloc(12);
+    kl.writeBigUInt64LE(BigInt(key.length));
+    const type = Buffer.alloc(4);
+    type.writeUInt32LE(8); // string
+    head = Buffer.concat([b.subarray(0, kvEnd), kl.subarray(0, 8), key, type, len, text, b.subarray(kvEnd, o)]);
+    head.writeBigUInt64LE(BigInt(nKv + 1), 16);
+  }
   const pad = Buffer.alloc((align - (head.length % align)) % align);
   fs.writeFileSync(dst, Buffer.concat([head, pad, b.subarray(dataAt)]));
 }
