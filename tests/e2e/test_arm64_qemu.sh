@@ -2,11 +2,11 @@
 # The ARM64 build, run under qemu-user: the library cross-compiled with Debian's aarch64 compiler
 # (cmake/aarch64-linux-gnu.cmake, -DSHIMMY_LIB_ONLY=ON) and the unit tests that hold its kernels
 # to their references: every tests/quant test (the NEON kernels against the scalar references and
-# the x86 engine's float order), every tests/tokenizer test, the element-wise ops, and the forward
-# pass against llama.cpp's logits for the models whose weight types the NEON kernels reproduce
-# the reference order of (F32, Q8_0, Q4_0). The cross tree lives in arm64/ beside the shimmy
-# binary (the CTest build directory). Skips only when the cross packages are absent
-# (scripts/deps.sh --test installs them).
+# the x86 engine's float order), every tests/tokenizer test, the element-wise ops (and RoPE's
+# scalar paths), and the forward pass against llama.cpp's logits for the models whose weight
+# types the NEON kernels reproduce the reference order of (F32, Q8_0, Q4_0). The cross tree lives
+# in arm64/ beside the shimmy binary (the CTest build directory). Skips only when the cross
+# packages are absent (scripts/deps.sh --test installs them).
 set -euo pipefail
 
 skip() {
@@ -29,7 +29,7 @@ jobs=${SHIMMY_ARM64_JOBS:-2}
 start=$SECONDS
 
 # the targets: tests/quant/test_x.c is quant_test_x, and so on
-targets=(model_test_reference model_test_ops)
+targets=(model_test_reference model_test_ops model_test_ops_simd)
 for f in "$src"/tests/quant/test_*.c "$src"/tests/tokenizer/test_*.c; do
     t=${f#"$src"/tests/}
     targets+=("${t%%/*}_$(basename "$f" .c)")
@@ -46,9 +46,8 @@ built=$SECONDS
 
 # CTest runs each test through the toolchain's emulator (qemu-aarch64 with the cross sysroot).
 export SHIMMY_REF_MODELS=tiny-llama-spm-F32,tiny-llama-spm-Q8_0,tiny-llama-spm-Q4_0
-ctest --test-dir "$build" -j "$jobs" --output-on-failure --timeout 300 \
-    -R '^unit/(quant|tokenizer)/|^unit/model/test_(reference|ops)$'
-n=$(ctest --test-dir "$build" -N -R '^unit/(quant|tokenizer)/|^unit/model/test_(reference|ops)$' |
-    grep -c 'Test *#')
+tests='^unit/(quant|tokenizer)/|^unit/model/test_(reference|ops|ops_simd)$'
+ctest --test-dir "$build" -j "$jobs" --output-on-failure --timeout 300 -R "$tests"
+n=$(ctest --test-dir "$build" -N -R "$tests" | grep -c 'Test *#')
 ((n == ${#targets[@]})) || { echo "ran $n tests, built ${#targets[@]}"; exit 1; }
 echo "arm64: $n test programs under qemu-aarch64; build $((built - start)) s, run $((SECONDS - built)) s"

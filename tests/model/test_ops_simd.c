@@ -24,6 +24,7 @@ static bool have_avx2(void) {
     return X86 && (core_cpu_features() & need) == need;
 }
 
+#if X86
 /* mostly normal values, with a share of large ones so that the exp underflows, reaches the
  * subnormal range and overflows; lanes near the vector range edge (-87.3 .. -88.7) included */
 static float sample(test_rng *r, int i) {
@@ -34,6 +35,7 @@ static float sample(test_rng *r, int i) {
     default: return (float)test_rng_normal(r) * 4.0f;
     }
 }
+#endif
 
 static bool same(const float *a, const float *b, int64_t n, const char *what, int64_t len) {
     int64_t bad = -1;
