@@ -343,13 +343,16 @@ shimmy_status model_ctx_lora_reserve(model_ctx *c, const struct lora_set *set, s
             return core_error(err, SHIMMY_ERR_NOMEM, "lora", "cannot allocate adapter rows");
     }
     if (n <= c->lora_scratch_floats && c->lora_scratch) return SHIMMY_OK;
-    float *p = core_aligned_alloc(64, (n ? n : 1) * sizeof(float));
+    /* one scratch per pool thread: sequences' adapter terms run on several threads at once */
+    const int threads = c->n_threads > 0 ? c->n_threads : 1;
+    float *p = core_aligned_alloc(64, (n ? n : 1) * (size_t)threads * sizeof(float));
     if (!p)
         return core_error(err, SHIMMY_ERR_NOMEM, "lora",
                           "cannot allocate %zu floats of adapter scratch", n);
     core_aligned_free(c->lora_scratch);
     c->lora_scratch = p;
     c->lora_scratch_floats = n;
+    c->lora_scratch_threads = threads;
     return SHIMMY_OK;
 }
 
@@ -357,11 +360,13 @@ shimmy_status model_ctx_set_lora(model_ctx *c, const struct lora_set *set, shimm
     core_aligned_free(c->lora_scratch);
     c->lora_scratch = NULL;
     c->lora_scratch_floats = 0;
+    c->lora_scratch_threads = 0;
     c->lora = NULL;
     if (!set || lora_set_count(set) == 0) return SHIMMY_OK;
     size_t n = lora_set_scratch_floats(set, c->n_batch);
     c->lora_scratch = core_aligned_alloc(64, (n ? n : 1) * sizeof(float));
     c->lora_scratch_floats = n;
+    c->lora_scratch_threads = 1;
     if (!c->lora_scratch)
         return core_error(err, SHIMMY_ERR_NOMEM, "lora",
                           "cannot allocate %zu floats of adapter scratch", n);

@@ -147,23 +147,56 @@ void model_linear_flags(model_ctx *c, const model_weight *w, const float *x, flo
 /* Per-row adapters (a batch of sequences with different adapter sets): after the base products
  * of every row, each run of consecutive rows with one set adds that set's low-rank terms, from
  * the unquantized input — the same terms, in the same order, as a context with the set
- * attached adds (lora_set_run without base products). */
+ * attached adds (lora_set_run without base products). The runs are independent (disjoint rows):
+ * the pool's threads take whole runs, each with its own scratch, so a decode step's few rows per
+ * set never pay a pool run's barriers (which stall whenever a thread is off its core). */
+typedef struct row_lora_task {
+    const model_ctx *c;
+    int n_w;
+    const model_weight *const *w;
+    const char *names[MAX_GROUP];
+    const float *x;
+    float *const *y;
+    const struct lora_set *const *rl;
+    int32_t runs[2 * 512]; /* [start, end) of each run with a set */
+    int n_runs;
+} row_lora_task;
+
+static void row_lora_items(void *ctx, int64_t lo, int64_t hi, int slot) {
+    const row_lora_task *t = ctx;
+    const model_ctx *c = t->c;
+    float *scratch = c->lora_scratch + (size_t)slot * c->lora_scratch_floats;
+    for (int64_t i = lo; i < hi; i++) {
+        const int32_t a = t->runs[2 * i], b = t->runs[2 * i + 1];
+        float *ys[MAX_GROUP];
+        for (int k = 0; k < t->n_w; k++) ys[k] = t->y[k] + (int64_t)a * t->w[k]->n_out;
+        lora_set_run(t->rl[a], t->n_w, t->names, b - a, t->x + (int64_t)a * t->w[0]->n_in, ys,
+                     scratch, NULL, NULL);
+    }
+}
+
 static void add_row_lora(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
                          float *const *y, int32_t n_tok, const struct lora_set *const *rl) {
-    const char *names[MAX_GROUP];
-    for (int k = 0; k < n_w; k++) names[k] = w[k]->name;
-    const int64_t n_in = w[0]->n_in;
+    row_lora_task t = {.c = c, .n_w = n_w, .w = w, .x = x, .y = y, .rl = rl};
+    for (int k = 0; k < n_w; k++) t.names[k] = w[k]->name;
     for (int32_t a = 0; a < n_tok;) {
         int32_t b = a + 1;
         while (b < n_tok && rl[b] == rl[a]) b++;
         if (rl[a]) {
-            float *ys[MAX_GROUP];
-            for (int k = 0; k < n_w; k++) ys[k] = y[k] + (int64_t)a * w[k]->n_out;
-            lora_set_run(rl[a], n_w, names, b - a, x + (int64_t)a * n_in, ys, c->lora_scratch,
-                         c->n_threads > 1 ? c->pool : NULL, NULL);
+            if (t.n_runs == 512) { /* more runs than a step can have sets: flush */
+                row_lora_items(&t, 0, t.n_runs, 0);
+                t.n_runs = 0;
+            }
+            t.runs[2 * t.n_runs] = a;
+            t.runs[2 * t.n_runs + 1] = b;
+            t.n_runs++;
         }
         a = b;
     }
+    if (t.n_runs > 1 && c->n_threads > 1 && c->lora_scratch_threads > 1)
+        core_pool_run_items(c->pool, row_lora_items, &t, t.n_runs);
+    else if (t.n_runs)
+        row_lora_items(&t, 0, t.n_runs, 0);
 }
 
 static void linear_rows(model_ctx *c, int n_w, const model_weight *const *w, const float *x,

@@ -681,7 +681,8 @@ struct model_ctx {
     const struct lora_set *lora; /* borrowed, or NULL */
     float *lora_scratch;         /* owned: lora_set_scratch_floats(lora, n_batch) floats */
     void *moe;                   /* model_moe_scratch_bytes of MoE scratch (ops_moe.c) or NULL */
-    size_t lora_scratch_floats;  /* its size */
+    size_t lora_scratch_floats;  /* its size (per thread for per-entry adapters) */
+    int lora_scratch_threads;    /* threads it has room for */
     /* per-entry adapters of the step (model_batch.lora), or NULL; row_lora: the sets of other
      * row sets (the logits' rows), (n_batch) */
     const struct lora_set *const *tok_lora;
