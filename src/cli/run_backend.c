@@ -4,6 +4,7 @@
  * the new message), or a running server's /v1/chat/completions stream (--host), which keeps
  * the prefix in its own slots.
  */
+#include "reasoning.h" /* the server's harmony splitter (gpt-oss) */
 #include "term.h"
 
 #include <jansson.h>
@@ -121,11 +122,25 @@ typedef struct local_call {
     volatile sig_atomic_t *interrupted;
     shimmy_session *session;
     volatile int done;
+    bool harmony; /* gpt-oss: the answer's channels are split (reasoning.h) */
+    server_reasoning split;
 } local_call;
+
+/* A harmony answer's analysis is shown as thinking; only the final text joins the history (the
+ * gpt-oss template refuses channel markup in an earlier answer's content). */
+static void harmony_run(void *user, bool thinking, const char *text, size_t len) {
+    if (thinking)
+        run_out_reasoning(user, text, len);
+    else
+        run_out_text(user, text, len);
+}
 
 static shimmy_next on_token(const char *piece, size_t len, void *user) {
     local_call *c = user;
-    run_out_text(c->out, piece, len);
+    if (c->harmony)
+        server_reasoning_push(&c->split, piece, len, harmony_run, c->out);
+    else
+        run_out_text(c->out, piece, len);
     return *c->interrupted ? SHIMMY_STOP : SHIMMY_CONTINUE;
 }
 
@@ -158,15 +173,18 @@ static shimmy_status make_prompt(run_backend *b, const run_conv *c, shimmy_promp
 }
 
 /* Whether the rendered prompt ends with <think> (and blanks): templates of reasoning models
- * that force the thinking open it themselves. */
-static bool prompt_opens_thinking(const run_backend *b, const shimmy_prompt *p) {
-    const size_t n = shimmy_prompt_token_count(p), k = n < 4 ? n : 4;
+ * that force the thinking open it themselves. *harmony: it ends with gpt-oss's
+ * "<|start|>assistant" (16 tokens: a vocabulary without harmony's tokens spells it in pieces). */
+static bool prompt_opens_thinking(const run_backend *b, const shimmy_prompt *p, bool *harmony) {
+    const size_t n = shimmy_prompt_token_count(p), k = n < 16 ? n : 16;
     char *text = NULL;
     size_t len = 0;
     shimmy_error err;
+    *harmony = false;
     if (!k || shimmy_detokenize(shimmy_model_vocab(b->model), shimmy_prompt_tokens(p) + n - k, k,
                                 SHIMMY_DETOKENIZE_SPECIAL, &text, &len, &err))
         return false;
+    *harmony = server_reasoning_prompt_harmony(text, len);
     while (len && (text[len - 1] == '\n' || text[len - 1] == ' ' || text[len - 1] == '\r')) len--;
     const bool open = len >= 7 && memcmp(text + len - 7, "<think>", 7) == 0;
     shimmy_free(text);
@@ -188,16 +206,20 @@ static shimmy_status local_reply(run_backend *b, run_conv *c, const shimmy_gen_o
         run_conv_drop_oldest(c);
         rs->dropped_turns++;
     }
-    if (prompt_opens_thinking(b, p)) run_out_think_opened(o);
+    bool harmony;
+    if (prompt_opens_thinking(b, p, &harmony)) run_out_think_opened(o);
     shimmy_gen_options g = *opts;
     const int32_t room = ctx - (int32_t)shimmy_prompt_token_count(p);
     if (g.max_tokens <= 0 || g.max_tokens > room) g.max_tokens = room > 0 ? room : 1;
     shimmy_session_request rq = {.options = &g};
     shimmy_session_result r = {0};
-    local_call call = {.out = o, .interrupted = interrupted, .session = b->session};
+    local_call call = {
+        .out = o, .interrupted = interrupted, .session = b->session, .harmony = harmony};
+    if (harmony) server_reasoning_init_harmony(&call.split, false);
     pthread_t watcher;
     const bool watching = pthread_create(&watcher, NULL, watch, &call) == 0;
     st = shimmy_session_generate(b->session, p, &rq, on_token, &call, &r, err);
+    if (harmony) server_reasoning_flush(&call.split, harmony_run, o);
     __atomic_store_n(&call.done, 1, __ATOMIC_RELEASE);
     if (watching) pthread_join(watcher, NULL);
     shimmy_prompt_free(p);
