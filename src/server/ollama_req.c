@@ -417,6 +417,11 @@ static shimmy_status parse_root(bool chat, const json_t *root, int32_t cap, serv
      * behaviour before "think" existed). */
     if (o->think == 0 && !(r->template_vars = json_pack("{s:b}", "enable_thinking", 0)))
         return shimmy_error_set(err, SHIMMY_ERR_NOMEM, "think", "out of memory");
+    /* A level is gpt-oss's reasoning effort (its template's reasoning_effort), as Ollama has it. */
+    const char *level = json_string_value(json_object_get(root, "think"));
+    if (level && o->think == 1 &&
+        !(r->template_vars = json_pack("{s:s}", "reasoning_effort", level)))
+        return shimmy_error_set(err, SHIMMY_ERR_NOMEM, "think", "out of memory");
     if (o->think < 0) r->reasoning_format = SERVER_REASONING_NONE;
     if (chat) {
         const json_t *tools = json_object_get(root, "tools");

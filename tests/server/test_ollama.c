@@ -163,6 +163,21 @@ static void test_chat(void) {
     ollama_opts_deinit(&o);
 }
 
+/* A think level is gpt-oss's reasoning effort: its template's reasoning_effort variable. */
+static void test_think_level(void) {
+    const char *body = "{\"model\":\"gpt-oss\",\"messages\":[{\"role\":\"user\",\"content\":"
+                       "\"hi\"}],\"think\":\"high\"}";
+    server_request r;
+    ollama_opts o;
+    shimmy_error err;
+    CHECK(ollama_request_parse(true, body, strlen(body), 64, &r, &o, &err) == SHIMMY_OK);
+    CHECK_EQ_INT(o.think, 1);
+    CHECK_EQ_INT(r.reasoning_format, SERVER_REASONING_AUTO);
+    CHECK_STR(json_string_value(json_object_get(r.template_vars, "reasoning_effort")), "high");
+    server_request_deinit(&r);
+    ollama_opts_deinit(&o);
+}
+
 static void test_defaults_and_generate(void) {
     const char *body = "{\"model\":\"m\",\"prompt\":\"Why?\",\"system\":\"Answer.\"}";
     server_request r;
@@ -278,6 +293,7 @@ static void test_error_and_time(void) {
 int main(void) {
     test_bad_requests();
     test_chat();
+    test_think_level();
     test_defaults_and_generate();
     test_durations();
     test_error_and_time();
