@@ -84,7 +84,13 @@ try {
     assertEq(chunks[0].choices[0].delta.role, 'assistant', 'role in the first delta');
     const usageChunk = chunks[chunks.length - 1];
     assertEq(usageChunk.choices, [], 'usage chunk has no choices');
-    assertEq(usageChunk.usage, reference.usage, 'streamed usage equals non-streaming usage');
+    // the same prompt again: its prefix may now come from the prompt cache, which only
+    // prompt_tokens_details.cached_tokens tells
+    const counts = (u) => ({ ...u, prompt_tokens_details: undefined });
+    assertEq(counts(usageChunk.usage), counts(reference.usage), 'streamed usage equals non-streaming usage');
+    const cached = usageChunk.usage.prompt_tokens_details?.cached_tokens;
+    assert(Number.isInteger(cached) && cached >= 0 && cached < usageChunk.usage.prompt_tokens,
+      `cached_tokens ${cached}`);
     const finals = chunks.filter((c) => c.choices.length && c.choices[0].finish_reason);
     assertEq(finals.length, 1, 'one final chunk');
     assertEq(finals[0].choices[0].finish_reason, reference.choices[0].finish_reason, 'finish_reason');
@@ -169,7 +175,8 @@ try {
     }
     assertEq(text, r.choices[0].text, 'streamed text');
     assertEq(finish, r.choices[0].finish_reason, 'finish');
-    assertEq(usage, r.usage, 'usage');
+    assertEq({ ...usage, prompt_tokens_details: undefined }, { ...r.usage, prompt_tokens_details: undefined }, 'usage');
+    assert(Number.isInteger(usage.prompt_tokens_details?.cached_tokens), 'cached_tokens reported');
     const e = await client.completions.create({ ...p, echo: true });
     assertEq(e.choices[0].text, p.prompt + r.choices[0].text, 'echo prefixes the prompt');
     const two = await client.completions.create({ ...p, prompt: ['The quick brown fox', 'Once upon'] });
