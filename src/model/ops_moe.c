@@ -41,9 +41,18 @@ typedef struct moe_scratch {
 
 #define MOE_ALIGN 64
 
+/* Sizes saturate at UINT64_MAX, which the context's layout then refuses as too large. */
+static uint64_t mul(uint64_t a, uint64_t b) {
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
 static uint64_t take(uint64_t *at, uint64_t bytes) {
     const uint64_t off = *at;
-    *at += (bytes + MOE_ALIGN - 1) & ~(uint64_t)(MOE_ALIGN - 1);
+    uint64_t end;
+    if (bytes > UINT64_MAX - MOE_ALIGN || __builtin_add_overflow(*at, bytes + MOE_ALIGN - 1, &end))
+        end = UINT64_MAX;
+    *at = end == UINT64_MAX ? end : end & ~(uint64_t)(MOE_ALIGN - 1);
     return off;
 }
 
@@ -52,16 +61,18 @@ static uint64_t moe_layout(const model *m, int32_t n_batch, unsigned char *base,
     const model_hparams *hp = &m->hp;
     const uint64_t B = (uint64_t)n_batch, X = (uint64_t)hp->n_expert,
                    K = (uint64_t)hp->n_expert_used;
-    const uint64_t A = B * K, act = m->max_act_row_bytes, F = (uint64_t)hp->n_ff_exp;
+    const uint64_t A = mul(B, K), act = m->max_act_row_bytes, F = (uint64_t)hp->n_ff_exp;
+    const uint64_t D = (uint64_t)hp->n_embd;
     uint64_t at = 0;
-    const uint64_t o_logits = take(&at, B * X * 4), o_sel = take(&at, A * 4),
-                   o_w = take(&at, A * 4), o_row = take(&at, A * 4), o_tok = take(&at, A * 4),
-                   o_off = take(&at, (X + 1) * 4), o_fill = take(&at, X * 4),
-                   o_active = take(&at, X * 4), o_xq2 = take(&at, B * act),
-                   o_xg = take(&at, A * act), o_xg2 = take(&at, A * act),
-                   o_hg = take(&at, A * F * 4), o_hu = take(&at, A * F * 4),
-                   o_hq = take(&at, A * act), o_d = take(&at, A * (uint64_t)hp->n_embd * 4),
-                   o_shx = take(&at, B * (uint64_t)hp->n_embd * 4), o_shg = take(&at, B * 4);
+    const uint64_t o_logits = take(&at, mul(mul(B, X), 4)), o_sel = take(&at, mul(A, 4)),
+                   o_w = take(&at, mul(A, 4)), o_row = take(&at, mul(A, 4)),
+                   o_tok = take(&at, mul(A, 4)), o_off = take(&at, (X + 1) * 4),
+                   o_fill = take(&at, X * 4), o_active = take(&at, X * 4),
+                   o_xq2 = take(&at, mul(B, act)), o_xg = take(&at, mul(A, act)),
+                   o_xg2 = take(&at, mul(A, act)), o_hg = take(&at, mul(mul(A, F), 4)),
+                   o_hu = take(&at, mul(mul(A, F), 4)), o_hq = take(&at, mul(A, act)),
+                   o_d = take(&at, mul(mul(A, D), 4)), o_shx = take(&at, mul(mul(B, D), 4)),
+                   o_shg = take(&at, mul(B, 4));
     if (base) {
         s->logits = (float *)(base + o_logits);
         s->sel = (int32_t *)(base + o_sel);
@@ -86,6 +97,8 @@ static uint64_t moe_layout(const model *m, int32_t n_batch, unsigned char *base,
 
 uint64_t model_moe_scratch_bytes(const model *m, int32_t n_batch) {
     if (m->hp.n_expert < 1) return 0;
+    /* assignment rows are counted in int32 */
+    if ((int64_t)n_batch * m->hp.n_expert_used > INT32_MAX) return UINT64_MAX;
     return moe_layout(m, n_batch, NULL, NULL);
 }
 
