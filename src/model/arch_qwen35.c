@@ -58,7 +58,12 @@ static shimmy_status hparams(model_loader *ld, model_hparams *hp) {
     /* per entry: wqkv's output, z, alpha, beta and the heads' outputs; or the attention layer's
      * [query | gate] rows and the gates */
     const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim;
-    const int64_t rec = conv_dim(hp) + 2 * (int64_t)hp->ssm_inner + 2 * (int64_t)hp->ssm_dt_rank;
+    /* + the chunked delta rule's scratch: a chunk never holds more entries than the step, so
+     * per entry its floats for a full chunk, divided by the chunk's length, suffice */
+    const int64_t rec =
+        conv_dim(hp) + 2 * (int64_t)hp->ssm_inner + 2 * (int64_t)hp->ssm_dt_rank +
+        model_deltanet_scratch_floats(hp->ssm_state, hp->ssm_state, MODEL_DELTANET_CHUNK) /
+            MODEL_DELTANET_CHUNK;
     hp->aux_floats = rec > 3 * q_dim ? rec : 3 * q_dim;
     return SHIMMY_OK;
 }
@@ -127,7 +132,7 @@ static void deltanet_layer(model_ctx *c, const model_layer *L) {
     const int32_t n = c->n_tok, nv = hp->ssm_dt_rank, dv = hp->ssm_inner / nv;
     const int64_t B = c->n_batch, cd = conv_dim(hp), inner = hp->ssm_inner;
     float *mixed = c->aux, *z = mixed + B * cd, *alpha = z + B * inner, *beta = alpha + B * nv;
-    float *o = beta + B * nv;
+    float *o = beta + B * nv, *scratch = o + B * inner;
     const model_weight *w[4] = {&L->wqkv, &L->ssm_z, &L->ssm_alpha, &L->ssm_beta};
     float *const y[4] = {mixed, z, alpha, beta};
     model_linear_n(c, 4, w, c->xn, y, n);
@@ -137,7 +142,7 @@ static void deltanet_layer(model_ctx *c, const model_layer *L) {
             *a = softplus(*a + L->ssm_dt_b[h]) * L->ssm_a[h]; /* the decay gate, < 0 */
             beta[(int64_t)t * nv + h] = sigmoid(beta[(int64_t)t * nv + h]);
         }
-    model_op_deltanet(c, L, mixed, alpha, beta, o);
+    model_op_deltanet(c, L, mixed, alpha, beta, o, scratch);
     /* gated RMSNorm per value head: norm(o) * silu(z) */
     for (int64_t r = 0; r < (int64_t)n * nv; r++) {
         float *oh = o + r * dv;

@@ -141,6 +141,13 @@ struct model_hparams {
     /* Sliding-window attention: layers whose model_layer.window > 0 attend to the last
      * n_swa positions (their own included) and keep only a ring of cells in the KV cache. */
     int32_t n_swa; /* <arch>.attention.sliding_window, 0 = none */
+    /* Rope of the sliding-window layers where a family gives them their own (gemma2/3:
+     * <arch>.rope.freq_base_swa, no scaling); the other layers use rope_base/rope_freq_scale. */
+    float rope_base_swa, rope_freq_scale_swa;
+    /* Soft-caps (gemma2/3): a score s becomes cap·tanh(s/cap); 0 = none. attn_softcap on the
+     * attention scores (<arch>.attn_logit_softcapping), final_softcap on the output logits
+     * (<arch>.final_logit_softcapping). */
+    float attn_softcap, final_softcap;
     /* YaRN (<arch>.rope.scaling.type = yarn): rope_ext_factor 1 (else 0), the training context
      * the frequencies were made for, the ramp's rotation bounds and llama.cpp's attention factor
      * (the cos/sin magnitude before rope's own 1 + 0.1 ln(factor)) */
@@ -162,13 +169,6 @@ struct model_hparams {
      * uses, rows of one expert's gate/up (<arch>.expert_feed_forward_length), of the shared
      * expert (0 = none) */
     int32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
-    /* Rope of the sliding-window layers where a family gives them their own (gemma2/3:
-     * <arch>.rope.freq_base_swa, no scaling); the other layers use rope_base/rope_freq_scale. */
-    float rope_base_swa, rope_freq_scale_swa;
-    /* Soft-caps (gemma2/3): a score s becomes cap·tanh(s/cap); 0 = none. attn_softcap on the
-     * attention scores (<arch>.attn_logit_softcapping), final_softcap on the output logits
-     * (<arch>.final_logit_softcapping). */
-    float attn_softcap, final_softcap;
     /* LayerNorm epsilon (<arch>.attention.layer_norm_epsilon, default 1e-12) */
     float norm_eps;
     /* model_pooling from <arch>.pooling_type; MODEL_POOL_UNSPEC when absent */
@@ -233,6 +233,9 @@ struct model_layer {
     /* LongRoPE frequency factors (n_rot/2): the file's global rope_factors_short/_long, bound
      * to every layer (model_rope_longrope_factors picks one); NULL when absent */
     const float *rope_short, *rope_long;
+    /* LayerNorm biases of the post-norms; bert's post-LN blocks norm x + attention with
+     * attn_post_norm(_b) and x + FFN with ffn_post_norm(_b) */
+    const float *attn_post_norm_b, *ffn_post_norm_b;
     const float *attn_sinks; /* (n_head) per-head sink logits (gpt-oss) or NULL */
     /* Gated DeltaNet layer (qwen35; recurrent true): wqkv gives the conv's input (q, k, v),
      * ssm_z the output gate, ssm_alpha/ssm_beta the decay and write strengths per value head;
@@ -253,9 +256,6 @@ struct model_layer {
      * sigmoid(ffn_gate_inp_shexp · x) */
     model_weight ffn_gate_shexp, ffn_up_shexp, ffn_down_shexp;
     const float *ffn_gate_inp_shexp; /* (n_embd) */
-    /* LayerNorm biases of the post-norms; bert's post-LN blocks norm x + attention with
-     * attn_post_norm(_b) and x + FFN with ffn_post_norm(_b) */
-    const float *attn_post_norm_b, *ffn_post_norm_b;
 };
 
 struct model {
@@ -394,9 +394,25 @@ void model_ctx_seq_release(model_ctx *c, int32_t seq);
 /* Gated DeltaNet (ops_deltanet.c): the recurrent part of layer L for the step: conv over the
  * sequence's rolling window of wqkv outputs (mixed, (n_tok, conv_dim), overwritten by the conv's
  * SiLU output), L2-normed q/k, the delta rule over each sequence's state, written to out
- * (n_tok, ssm_inner), entries in order per sequence. */
+ * (n_tok, ssm_inner), entries in order per sequence; a run of 2+ entries of one sequence takes
+ * the chunked form. scratch: model_deltanet_scratch_floats(d_k, d_v, n_tok) floats. */
 void model_op_deltanet(model_ctx *c, const model_layer *L, float *mixed, const float *g,
-                       const float *beta, float *out);
+                       const float *beta, float *out, float *scratch);
+/* One value head's delta rule over n tokens of a sequence: token t's q/k at t * qk_stride, v at
+ * t * v_stride, decay gate g (log, < 0) and beta at t * gb_stride, output row at t * o_stride
+ * (d_v floats); S is the head's state as S^T, d_v rows of d_k. */
+typedef struct model_deltanet_seq {
+    const float *q, *k, *v, *g, *beta;
+    float *o;
+    int64_t qk_stride, v_stride, gb_stride, o_stride;
+} model_deltanet_seq;
+enum { MODEL_DELTANET_CHUNK = 64 };
+/* token by token (the reference; decode) and chunk-parallel (prompts; agrees to float rounding) */
+void model_deltanet_tokens(float *S, int32_t dk, int32_t dv, int32_t n,
+                           const model_deltanet_seq *s);
+void model_deltanet_chunked(float *S, int32_t dk, int32_t dv, int32_t n,
+                            const model_deltanet_seq *s, float *scratch);
+int64_t model_deltanet_scratch_floats(int32_t dk, int32_t dv, int32_t n_tok);
 /* model_ctx_seq_truncate of sequence 0. */
 int32_t model_ctx_truncate(model_ctx *c, int32_t n);
 /* Attaches LoRA adapters (borrowed until detached or model_ctx_free; NULL detaches): every later
@@ -680,13 +696,13 @@ struct model_ctx {
     float *rope_cs;              /* (MODEL_ROPE_SLOTS, n_batch, n_rot) angles of the step */
     const struct lora_set *lora; /* borrowed, or NULL */
     float *lora_scratch;         /* owned: lora_set_scratch_floats(lora, n_batch) floats */
-    void *moe;                   /* model_moe_scratch_bytes of MoE scratch (ops_moe.c) or NULL */
     size_t lora_scratch_floats;  /* its size (per thread for per-entry adapters) */
     int lora_scratch_threads;    /* threads it has room for */
     /* per-entry adapters of the step (model_batch.lora), or NULL; row_lora: the sets of other
      * row sets (the logits' rows), (n_batch) */
     const struct lora_set *const *tok_lora;
     const struct lora_set **row_lora;
+    void *moe; /* model_moe_scratch_bytes of MoE scratch (ops_moe.c) or NULL */
     size_t bytes;
 };
 

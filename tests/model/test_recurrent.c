@@ -1,8 +1,9 @@
 /*
  * The recurrent state of a hybrid model (qwen35: Gated DeltaNet layers beside full attention)
- * follows the cache's operations: a prompt evaluated in one batch and in chunks gives the same
- * logits (within 1e-4), and token by token within 2e-2: single rows take the single-token float
- * order, and on this F16 file (activations rounded to 16 bits before every product) a flipped
+ * follows the cache's operations: a prompt evaluated in one batch, in chunks and token by token
+ * gives the same logits within 2e-2: single rows take the single-token float order, a run of
+ * entries the chunked delta rule (its own summation order, different for a chunk of 7 and one
+ * of 37), and on this F16 file (activations rounded to 16 bits before every product) a flipped
  * rounding moves logits by a few 1e-3 — a wrong state (a lost token, a stale conv window) moves
  * them by whole units; a sequence copied whole continues exactly as the original; a
  * truncation to an earlier position empties the sequence (the state cannot go back) and a fresh
@@ -54,7 +55,7 @@ int main(void) {
         worst_single = fmax(worst_single, fabs((double)a[i] - t1[i]));
     }
     printf("one batch vs chunks of 7: %.2e; vs token by token: %.2e\n", worst_chunks, worst_single);
-    CHECK(worst_chunks < 1e-4 && worst_single < 2e-2);
+    CHECK(worst_chunks < 2e-2 && worst_single < 2e-2);
 
     /* two sequences: copy the whole of 0 into 1, then both take the same token */
     model_ctx_params cp = {
