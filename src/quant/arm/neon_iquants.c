@@ -5,7 +5,8 @@
  * codebook entries gathered 8 or 4 bytes at a time, signs multiplied in as +1/-1 bytes) and SDOT
  * sums them against the activations; per group the int32 lanes are scaled exactly (vmlaq_n) and
  * the float step is quant_iq_term / quant_iq1_term as in the reference, so these kernels give
- * the scalar reference's bits, like the x86 ones. */
+ * the scalar reference's bits, like the x86 ones. IQ4_XS also has tiles (a decoded super-block
+ * for up to 4 tokens). */
 #include "quant/quant_impl.h"
 
 #include <arm_neon.h>
@@ -58,6 +59,56 @@ static void vec_dot_iq4_xs(int64_t n, float *s, const void *vx, const void *vy) 
         sum += quant_iq_term(h2f(x[i].d), y[i].d, vaddvq_s32(acc));
     }
     *s = sum;
+}
+
+/* IQ4_XS tiles: one weight row against up to 4 activation rows, the super-block's levels decoded
+ * once for them; per token the integer sum and float step of vec_dot_iq4_xs. */
+#define NT_RN 4
+
+static inline __attribute__((always_inline)) void iq4xs_tile(int rn, int64_t nb,
+                                                             const quant_block_iq4_xs *x,
+                                                             const unsigned char *xv, size_t xs,
+                                                             float *out, size_t ys) {
+    const int8x16_t tab = vld1q_s8(quant_iq4nl_values);
+    float sum[NT_RN] = {0};
+    for (int64_t i = 0; i < nb; i++) {
+        int8x16_t lo[8], hi[8];
+        int32_t ls[8];
+        for (int ib = 0; ib < 8; ib++) {
+            const uint8x16_t q = vld1q_u8(x[i].qs + 16 * ib);
+            lo[ib] = vqtbl1q_s8(tab, vandq_u8(q, vdupq_n_u8(0x0F)));
+            hi[ib] = vqtbl1q_s8(tab, vshrq_n_u8(q, 4));
+            const int l = (x[i].scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF;
+            ls[ib] = (l | ((x[i].scales_h >> (2 * ib)) & 3) << 4) - 32;
+        }
+        const float dx = h2f(x[i].d);
+        for (int t = 0; t < rn; t++) {
+            const quant_block_q8_k *yb = (const quant_block_q8_k *)(xv + (size_t)t * xs) + i;
+            int32x4_t acc = vdupq_n_s32(0);
+            for (int ib = 0; ib < 8; ib++) {
+                const int32x4_t d =
+                    vdotq_s32(vdotq_s32(vdupq_n_s32(0), lo[ib], vld1q_s8(yb->qs + 32 * ib)), hi[ib],
+                              vld1q_s8(yb->qs + 32 * ib + 16));
+                acc = vmlaq_n_s32(acc, d, ls[ib]);
+            }
+            sum[t] += quant_iq_term(dx, yb->d, vaddvq_s32(acc));
+        }
+    }
+    for (int t = 0; t < rn; t++) out[(size_t)t * ys] = sum[t];
+}
+
+static void gemm_iq4_xs(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws,
+                        const void *vx, size_t xs, float *y, size_t ys) {
+    const unsigned char *w = vw, *x = vx;
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t t = 0; t < nt; t += NT_RN) {
+            const quant_block_iq4_xs *wr = (const quant_block_iq4_xs *)(w + (size_t)r * ws);
+            float *o = y + (size_t)t * ys + r;
+            if (nt - t >= NT_RN)
+                iq4xs_tile(NT_RN, n / QUANT_QKK, wr, x + (size_t)t * xs, xs, o, ys);
+            else
+                iq4xs_tile((int)(nt - t), n / QUANT_QKK, wr, x + (size_t)t * xs, xs, o, ys);
+        }
 }
 
 /* ---- codebook types ---- */
@@ -337,6 +388,7 @@ static void vec_dot_tq1_0(int64_t n, float *s, const void *vx, const void *vy) {
 void quant_arm_neon_install_iquants(quant_traits *t) {
     t[GGUF_T_IQ4_NL].vec_dot = vec_dot_iq4_nl;
     t[GGUF_T_IQ4_XS].vec_dot = vec_dot_iq4_xs;
+    t[GGUF_T_IQ4_XS].gemm = gemm_iq4_xs;
     t[GGUF_T_MXFP4].vec_dot = vec_dot_mxfp4;
     t[GGUF_T_IQ2_XXS].vec_dot = vec_dot_iq2_xxs;
     t[GGUF_T_IQ2_XS].vec_dot = vec_dot_iq2_xs;

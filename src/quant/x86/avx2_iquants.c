@@ -128,10 +128,6 @@ static void gemm_mxfp4(int64_t n, int64_t nr, int64_t nt, const void *w, size_t 
     nl_gemm(f, vec_dot_mxfp4, n, nr, nt, w, ws, x, xs, y, ys);
 }
 
-static inline __m256i scale2(int s0, int s1) {
-    return _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
-}
-
 static void vec_dot_iq4_xs(int64_t n, float *s, const void *vx, const void *vy) {
     const quant_block_iq4_xs *x = vx;
     const quant_block_q8_k *y = vy;
