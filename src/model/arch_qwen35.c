@@ -8,6 +8,11 @@
  *                    which is NeoX rope), attention, output times sigmoid(gate); x += wo(...)
  *   then x += ffn(rms_norm(x)) with post_attention_norm as the FFN's input norm (SwiGLU).
  *
+ * qwen35moe (Qwen3.5/3.6 MoE, here too since it shares every layer but the FFN): the FFN is
+ * model_op_moe, a softmax router over all experts, top expert_used_count, weights renormalised,
+ * SwiGLU experts, plus the shared expert every token runs, scaled by
+ * sigmoid(ffn_gate_inp_shexp · x) (required, as in the reference).
+ *
  * The recurrent state of each sequence (conv window + state matrices) lives in c->rstate. */
 #include "model.h"
 
@@ -15,7 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool is_recurrent(const model_hparams *hp, int32_t il, int32_t interval) {
+static bool is_recurrent(int32_t il, int32_t interval) {
     return (il + 1) % interval != 0;
 }
 
@@ -49,11 +54,12 @@ static shimmy_status hparams(model_loader *ld, model_hparams *hp) {
     if (hp->ssm_inner % hp->ssm_dt_rank || hp->ssm_dt_rank % hp->ssm_groups ||
         hp->ssm_inner / hp->ssm_dt_rank != hp->ssm_state)
         return model_load_fail(ld, SHIMMY_ERR_FORMAT,
-                               "qwen35: ssm.inner_size %d must be ssm.time_step_rank %d value "
+                               "%s: ssm.inner_size %d must be ssm.time_step_rank %d value "
                                "heads of ssm.state_size %d, over ssm.group_count %d key heads",
-                               hp->ssm_inner, hp->ssm_dt_rank, hp->ssm_state, hp->ssm_groups);
+                               model_loader_model(ld)->arch->name, hp->ssm_inner, hp->ssm_dt_rank,
+                               hp->ssm_state, hp->ssm_groups);
     int64_t n_rec = 0;
-    for (int32_t il = 0; il < hp->n_layer; il++) n_rec += is_recurrent(hp, il, interval);
+    for (int32_t il = 0; il < hp->n_layer; il++) n_rec += is_recurrent(il, interval);
     hp->state_floats = n_rec * layer_state(hp);
     /* per entry: wqkv's output, z, alpha, beta and the heads' outputs; or the attention layer's
      * [query | gate] rows and the gates */
@@ -68,18 +74,43 @@ static shimmy_status hparams(model_loader *ld, model_hparams *hp) {
     return SHIMMY_OK;
 }
 
+static shimmy_status hparams_moe(model_loader *ld, model_hparams *hp) {
+    shimmy_status st;
+    if ((st = hparams(ld, hp)) || (st = model_moe_hparams(ld, hp))) return st;
+    if (hp->n_ff_shexp == 0) hp->n_ff_shexp = hp->n_ff;
+    /* the shared expert runs in the context's dense FFN scratch, sized by n_ff */
+    if (hp->n_ff < hp->n_ff_shexp) hp->n_ff = hp->n_ff_shexp;
+    return SHIMMY_OK;
+}
+
+static shimmy_status bind_mixer(model_loader *ld, int32_t il, model_layer *L);
+
 static shimmy_status bind_layer(model_loader *ld, int32_t il, model_layer *L) {
+    const model_hparams *hp = &model_loader_model(ld)->hp;
+    const int64_t E = hp->n_embd;
+    shimmy_status st;
+    if ((st = model_load_matrix(ld, il, "ffn_gate.weight", E, hp->n_ff, true, &L->w_gate)) ||
+        (st = model_load_matrix(ld, il, "ffn_up.weight", E, hp->n_ff, true, &L->w_up)) ||
+        (st = model_load_matrix(ld, il, "ffn_down.weight", hp->n_ff, E, true, &L->w_down)))
+        return st;
+    return bind_mixer(ld, il, L);
+}
+
+static shimmy_status bind_layer_moe(model_loader *ld, int32_t il, model_layer *L) {
+    shimmy_status st = model_moe_bind(ld, il, L, false, false, true);
+    return st ? st : bind_mixer(ld, il, L);
+}
+
+/* the norms and the layer's attention or DeltaNet part */
+static shimmy_status bind_mixer(model_loader *ld, int32_t il, model_layer *L) {
     const model_hparams *hp = &model_loader_model(ld)->hp;
     const int64_t E = hp->n_embd, nv = hp->ssm_dt_rank, inner = hp->ssm_inner;
     const int32_t interval = interval_of(ld);
     shimmy_status st;
     if ((st = model_load_vector(ld, il, "attn_norm.weight", E, true, &L->attn_norm)) ||
-        (st = model_load_vector(ld, il, "post_attention_norm.weight", E, true, &L->ffn_norm)) ||
-        (st = model_load_matrix(ld, il, "ffn_gate.weight", E, hp->n_ff, true, &L->w_gate)) ||
-        (st = model_load_matrix(ld, il, "ffn_up.weight", E, hp->n_ff, true, &L->w_up)) ||
-        (st = model_load_matrix(ld, il, "ffn_down.weight", hp->n_ff, E, true, &L->w_down)))
+        (st = model_load_vector(ld, il, "post_attention_norm.weight", E, true, &L->ffn_norm)))
         return st;
-    if (!is_recurrent(hp, il, interval)) {
+    if (!is_recurrent(il, interval)) {
         const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim;
         const int64_t kv = (int64_t)hp->n_head_kv * hp->head_dim;
         return (st = model_load_matrix(ld, il, "attn_q.weight", E, 2 * q_dim, true, &L->wq)) ||
@@ -96,7 +127,7 @@ static shimmy_status bind_layer(model_loader *ld, int32_t il, model_layer *L) {
     }
     L->recurrent = true;
     int64_t before = 0;
-    for (int32_t j = 0; j < il; j++) before += is_recurrent(hp, j, interval);
+    for (int32_t j = 0; j < il; j++) before += is_recurrent(j, interval);
     L->state_off = before * layer_state(hp);
     if ((st = model_load_matrix(ld, il, "attn_qkv.weight", E, conv_dim(hp), true, &L->wqkv)) ||
         (st = model_load_matrix(ld, il, "attn_gate.weight", E, inner, true, &L->ssm_z)) ||
@@ -178,7 +209,8 @@ static void attention_layer(model_ctx *c, const model_layer *L, int32_t il,
     model_linear(c, &L->wo, c->att, c->xn, n);
 }
 
-static void forward(model_ctx *c) {
+/* moe NULL: the dense SwiGLU FFN */
+static void forward_ffn(model_ctx *c, const model_moe_params *moe) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd;
@@ -194,10 +226,22 @@ static void forward(model_ctx *c) {
             attention_layer(c, L, il, &rope);
         model_op_add(c, c->x, c->xn, E);
         model_op_rms_norm(c, c->x, L->ffn_norm, c->xn, E);
-        model_op_ffn_glu(c, L, MODEL_GLU_SILU);
+        if (moe)
+            model_op_moe(c, L, moe, c->xn, c->xn);
+        else
+            model_op_ffn_glu(c, L, MODEL_GLU_SILU);
         model_op_add(c, c->x, c->xn, E);
     }
     model_op_logits(c, m->output_norm, hp->rms_eps, 0.0f);
+}
+
+static void forward(model_ctx *c) {
+    forward_ffn(c, NULL);
+}
+
+static void forward_moe(model_ctx *c) {
+    const model_moe_params moe = {.gating = MODEL_MOE_SOFTMAX, .act = MODEL_MOE_SILU, .norm = true};
+    forward_ffn(c, &moe);
 }
 
 const model_arch model_arch_qwen35 = {
@@ -206,4 +250,12 @@ const model_arch model_arch_qwen35 = {
     .hparams = hparams,
     .bind_layer = bind_layer,
     .forward = forward,
+};
+
+const model_arch model_arch_qwen35moe = {
+    .name = "qwen35moe",
+    .rope_mode = MODEL_ROPE_NEOX,
+    .hparams = hparams_moe,
+    .bind_layer = bind_layer_moe,
+    .forward = forward_moe,
 };

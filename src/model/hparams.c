@@ -12,7 +12,8 @@ static const model_arch *const arch_table[] = {
     &model_arch_llama,      &model_arch_qwen2,    &model_arch_qwen3,    &model_arch_bert,
     &model_arch_nomic_bert, &model_arch_qwen3moe, &model_arch_qwen2moe, &model_arch_gpt_oss,
     &model_arch_gemma2,     &model_arch_gemma3,   &model_arch_phi3,     &model_arch_mistral3,
-    &model_arch_smollm3,    &model_arch_granite,  &model_arch_olmo2,    &model_arch_qwen35};
+    &model_arch_smollm3,    &model_arch_granite,  &model_arch_olmo2,    &model_arch_qwen35,
+    &model_arch_qwen35moe};
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
 const model_arch *model_arch_find(const char *name) {

@@ -84,6 +84,7 @@ extern const model_arch model_arch_smollm3;
 extern const model_arch model_arch_granite;
 extern const model_arch model_arch_olmo2;
 extern const model_arch model_arch_qwen35;
+extern const model_arch model_arch_qwen35moe;
 
 /* llama's pieces, which the families built on its block reuse (arch_llama.c): the rms_eps key,
  * the layer binding (biases required or optional, per-head q/k norms required or refused) and
