@@ -114,12 +114,14 @@ static void tensor(gguf_writer *g, const spec *s, int il, const char *name, int 
 
 /* the experts and the shared expert of layer L as s->mode wants them */
 static void write_ffn(gguf_writer *g, const spec *s, int il, const layer_w *L) {
-    static float xg[NX * NFF * E], xu[NX * NFF * E], xd[NX * E * NFF], shg[E], shd[E * NFF];
+    /* xu has room for the malformed variant's extra rows */
+    static float xg[NX * NFF * E], xu[NX * (NFF + 2) * E], xd[NX * E * NFF], shg[E], shd[E * NFF];
     const float *sg = L->wg, *su = L->wu, *sd = shd;
     memset(shd, 0, sizeof shd);
     memset(shg, 0, sizeof shg);
     if (s->mode == MOE_RANDOM) {
-        memcpy(xg, L->xg, sizeof xg), memcpy(xu, L->xu, sizeof xu), memcpy(xd, L->xd, sizeof xd);
+        memcpy(xg, L->xg, sizeof xg), memcpy(xu, L->xu, sizeof L->xu);
+        memcpy(xd, L->xd, sizeof xd);
         memcpy(shg, L->shg, sizeof shg);
         sd = L->wd;
     } else {
@@ -131,7 +133,7 @@ static void write_ffn(gguf_writer *g, const spec *s, int il, const layer_w *L) {
         }
         if (s->mode == MOE_SHARED_HALF) sd = L->wd; /* gate 0: sigmoid 0.5 */
     }
-    const int rows = s->exp_rows ? s->exp_rows : NFF;
+    const int rows = s->exp_rows ? s->exp_rows : NFF; /* at most NFF + 2 */
     tensor(g, s, il, "ffn_gate_inp.weight", 2, E, NX, 1, L->router);
     tensor(g, s, il, "ffn_gate_exps.weight", 3, E, NFF, NX, xg);
     tensor(g, s, il, "ffn_up_exps.weight", 3, E, rows, NX, xu);
