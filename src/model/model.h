@@ -408,9 +408,11 @@ typedef struct model_deltanet_seq {
     int64_t qk_stride, v_stride, gb_stride, o_stride;
 } model_deltanet_seq;
 enum { MODEL_DELTANET_CHUNK = 64 };
-/* token by token (the reference; decode) and chunk-parallel (prompts; agrees to float rounding) */
+/* token by token: the scalar reference, and with the quant module's F32 dots (decode); and
+ * chunk-parallel (prompts); all agree to float rounding */
 void model_deltanet_tokens(float *S, int32_t dk, int32_t dv, int32_t n,
                            const model_deltanet_seq *s);
+void model_deltanet_step(float *S, int32_t dk, int32_t dv, int32_t n, const model_deltanet_seq *s);
 void model_deltanet_chunked(float *S, int32_t dk, int32_t dv, int32_t n,
                             const model_deltanet_seq *s, float *scratch);
 int64_t model_deltanet_scratch_floats(int32_t dk, int32_t dv, int32_t n_tok);

@@ -21,8 +21,10 @@
  * then o_t = e^{G_t} S0^T q_t + sum_{s<=t} e^{G_t-G_s} (q_t.k_s) u_s and the state after the
  * chunk is e^{G_m} S0 + sum_s e^{G_m-G_s} k_s u_s^T. Every piece is a product of rows (dots of
  * d_k through the quant module's F32 kernel, row updates in blocks of 8 that the compiler
- * vectorises) instead of the token loop's d_k x d_v pass per token; the token recurrence stays
- * as the reference (and as decode's path) and tests/model/test_deltanet.c holds them together. */
+ * vectorises) instead of the token loop's d_k x d_v pass per token. Decode entries take
+ * model_deltanet_step, the token recurrence with the same row products; the scalar token
+ * recurrence (model_deltanet_tokens) is the reference both are held to
+ * (tests/model/test_deltanet.c). */
 #include "model.h"
 #include "quant/quant.h"
 
@@ -71,6 +73,27 @@ static void axpy(int32_t n, float a, const float *restrict x, float *restrict y)
     for (; i + 8 <= n; i += 8)
         for (int32_t l = 0; l < 8; l++) y[i + l] += a * x[i + l];
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+void model_deltanet_step(float *S, int32_t dk, int32_t dv, int32_t n, const model_deltanet_seq *s) {
+    const quant_vec_dot_fn dot = quant_get(GGUF_T_F32)->vec_dot;
+    for (int32_t t = 0; t < n; t++) {
+        const float *q = s->q + t * s->qk_stride, *k = s->k + t * s->qk_stride;
+        const float *v = s->v + t * s->v_stride;
+        const float decay = expf(s->g[t * s->gb_stride]), b = s->beta[t * s->gb_stride];
+        float *o = s->o + t * s->o_stride;
+        for (int32_t j = 0; j < dv; j++) {
+            float *row = S + (int64_t)j * dk, recall;
+            dot(dk, &recall, row, k);
+            /* (decay row) . k = decay (row . k): the decay joins the update below */
+            const float delta = b * (v[j] - decay * recall);
+            int32_t i = 0;
+            for (; i + 8 <= dk; i += 8)
+                for (int32_t l = 0; l < 8; l++) row[i + l] = row[i + l] * decay + k[i + l] * delta;
+            for (; i < dk; i++) row[i] = row[i] * decay + k[i] * delta;
+            dot(dk, &o[j], row, q);
+        }
+    }
 }
 
 int64_t model_deltanet_scratch_floats(int32_t dk, int32_t dv, int32_t n_tok) {
@@ -198,7 +221,7 @@ void model_op_deltanet(model_ctx *c, const model_layer *L, float *mixed, const f
             if (t1 - t0 >= 2)
                 model_deltanet_chunked(Sh, dk, dv, t1 - t0, &s, scratch);
             else
-                model_deltanet_tokens(Sh, dk, dv, t1 - t0, &s);
+                model_deltanet_step(Sh, dk, dv, t1 - t0, &s);
         }
     }
 }

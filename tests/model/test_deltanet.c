@@ -1,6 +1,7 @@
 /*
- * The chunk-parallel delta rule (model_deltanet_chunked, prompts) against the token recurrence
- * (model_deltanet_tokens, its reference and decode's path) on random q/k/v/decays/betas from a
+ * The chunk-parallel delta rule (model_deltanet_chunked, prompts) and the vectorised token
+ * recurrence (model_deltanet_step, decode) against the scalar token recurrence
+ * (model_deltanet_tokens, their reference) on random q/k/v/decays/betas from a
  * random state: lengths below, at and across the chunk size (several chunks + a remainder),
  * head sizes that are not multiples of the 8-float blocks, and decays from mild to strong
  * enough that a chunk's cumulative decay underflows. Outputs and the final state must agree
@@ -39,7 +40,8 @@ static void run_case(int32_t dk, int32_t dv, int32_t n, float g_min) {
     float *x = malloc(sizeof(float) * (size_t)(row * n));
     float *g = malloc(sizeof(float) * (size_t)n * 2), *beta = g + n;
     float *o_ref = malloc(sizeof(float) * (size_t)n * dv * 2), *o = o_ref + (int64_t)n * dv;
-    float *S_ref = malloc(sizeof(float) * (size_t)dk * dv * 2), *S = S_ref + (int64_t)dk * dv;
+    float *S_ref = malloc(sizeof(float) * (size_t)dk * dv * 3), *S = S_ref + (int64_t)dk * dv;
+    float *S0 = S + (int64_t)dk * dv;
     float *scratch = malloc(sizeof(float) * (size_t)model_deltanet_scratch_floats(dk, dv, n));
     for (int64_t i = 0; i < row * n; i++) x[i] = 2.0f * urand() - 1.0f;
     for (int32_t t = 0; t < n; t++) {
@@ -48,7 +50,7 @@ static void run_case(int32_t dk, int32_t dv, int32_t n, float g_min) {
         g[t] = g_min * urand();
         beta[t] = urand();
     }
-    for (int64_t i = 0; i < (int64_t)dk * dv; i++) S_ref[i] = S[i] = 0.5f * urand() - 0.25f;
+    for (int64_t i = 0; i < (int64_t)dk * dv; i++) S0[i] = S_ref[i] = S[i] = 0.5f * urand() - 0.25f;
     model_deltanet_seq s = {.q = x,
                             .k = x + dk,
                             .v = x + 2 * dk,
@@ -64,9 +66,16 @@ static void run_case(int32_t dk, int32_t dv, int32_t n, float g_min) {
     model_deltanet_chunked(S, dk, dv, n, &s, scratch);
     const double eo = rel_diff(o, o_ref, (int64_t)n * dv);
     const double es = rel_diff(S, S_ref, (int64_t)dk * dv);
-    printf("d_k %3d d_v %3d n %3d g >= %5.1f: outputs %.2e, state %.2e\n", dk, dv, n, g_min, eo,
-           es);
-    CHECK_MSG(eo < 1e-5 && es < 1e-5, "d_k %d d_v %d n %d", dk, dv, n);
+    /* the token recurrence with the vector dots, from the same start */
+    memcpy(S, S0, sizeof(float) * (size_t)dk * dv);
+    model_deltanet_step(S, dk, dv, n, &s);
+    const double so = rel_diff(o, o_ref, (int64_t)n * dv);
+    const double ss = rel_diff(S, S_ref, (int64_t)dk * dv);
+    printf("d_k %3d d_v %3d n %3d g >= %5.1f: chunked: outputs %.2e, state %.2e; step: outputs "
+           "%.2e, state %.2e\n",
+           dk, dv, n, g_min, eo, es, so, ss);
+    CHECK_MSG(eo < 1e-5 && es < 1e-5, "chunked: d_k %d d_v %d n %d", dk, dv, n);
+    CHECK_MSG(so < 1e-5 && ss < 1e-5, "step: d_k %d d_v %d n %d", dk, dv, n);
     free(x), free(g), free(o_ref), free(S_ref), free(scratch);
 }
 
