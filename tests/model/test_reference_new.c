@@ -7,6 +7,9 @@
  *  - F16, BF16 and quantized weights: the argmax equals the reference's on >= 90% of the steps
  *    whose top-1 margin exceeds 0.2, and >= 80% of the steps have every top-5 logit within 0.25.
  * Prints one row per case. A file is listed here once its architecture and types load.
+ * A second pass runs the held-out prompts of tests/model/heldout (a long prose paragraph past
+ * every sliding window, a C function, French+German+Japanese; see its README.md) by the same rule,
+ * so that the shared prompts cannot be matched by accident.
  */
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -19,27 +22,29 @@
 
 typedef struct new_ref {
     const char *name;
-    bool f32; /* F32 weights: the tight rule */
+    bool f32;    /* F32 weights: the tight rule */
+    bool shared; /* only the shared references: no held-out file (made by other tools) */
 } new_ref;
 
 static const new_ref refs[] = {
-    {"tiny-qwen3-F32", true}, /* not a newer file, but its F32 rule checks this test itself */
-    {"tiny-qwen3moe-spm-F16", false},
-    {"tiny-qwen3moe-e256-Q4_K_M", false},
-    {"tiny-gpt-oss-F16", false},
-    {"tiny-gpt-oss-e256-MXFP4_MOE", false},
-    {"tiny-gemma3-F32", true},
-    {"tiny-gemma3-Q8_0", false},
-    {"tiny-gemma3-e256-Q4_K_M", false},
-    {"tiny-gemma2-F16", false},
-    {"tiny-gemma2-Q8_0", false},
-    {"tiny-phi3-F16", false},
-    {"tiny-phi3-Q8_0", false},
-    {"tiny-qwen35-spm-F16", false}, /* Gated DeltaNet hybrid */
+    /* not a newer file, but its F32 rule checks this test itself */
+    {"tiny-qwen3-F32", true, true},
+    {"tiny-qwen3moe-spm-F16", false, false},
+    {"tiny-qwen3moe-e256-Q4_K_M", false, false},
+    {"tiny-gpt-oss-F16", false, false},
+    {"tiny-gpt-oss-e256-MXFP4_MOE", false, false},
+    {"tiny-gemma3-F32", true, false},
+    {"tiny-gemma3-Q8_0", false, false},
+    {"tiny-gemma3-e256-Q4_K_M", false, false},
+    {"tiny-gemma2-F16", false, false},
+    {"tiny-gemma2-Q8_0", false, false},
+    {"tiny-phi3-F16", false, false},
+    {"tiny-phi3-Q8_0", false, false},
+    {"tiny-qwen35-spm-F16", false, false}, /* Gated DeltaNet hybrid */
     /* the i-quant files (IQ4_NL..IQ1_M, TQ1_0, TQ2_0; quant's tables) */
-    {"tiny-llama-iq4-iq3", false},
-    {"tiny-llama-iq2", false},
-    {"tiny-llama-iq1-tq", false},
+    {"tiny-llama-iq4-iq3", false, false},
+    {"tiny-llama-iq2", false, false},
+    {"tiny-llama-iq1-tq", false, false},
 };
 
 typedef struct judge {
@@ -112,12 +117,11 @@ static void run_case(const model *m, const int32_t *prompt, size_t n_prompt, jso
     model_ctx_free(c);
 }
 
-static void check_file(const new_ref *r) {
-    char path[1024], jpath[1024], rel[256];
+/* jpath: the reference file (shared or held-out) for model r. */
+static void check_file(const new_ref *r, const char *jpath) {
+    char path[1024], rel[256];
     snprintf(rel, sizeof rel, "models/%s.gguf", r->name);
     if (!test_data_path(rel, path, sizeof path)) return;
-    snprintf(rel, sizeof rel, "reference/%s.json", r->name);
-    if (!test_data_path(rel, jpath, sizeof jpath)) return;
     json_error_t jerr;
     json_t *root = json_load_file(jpath, 0, &jerr);
     CHECK_MSG(root != NULL, "%s: %s", jpath, jerr.text);
@@ -160,10 +164,26 @@ static void check_file(const new_ref *r) {
 }
 
 int main(void) {
-    char buf[1024];
+    char buf[1024], rel[256];
     test_require_data("reference/tiny-qwen3-F32.json", buf, sizeof buf);
     printf("%-32s %2s %6s %10s %7s %7s\n", "model", "#", "prompt", "max|dlogit|", "close",
            "argmax");
-    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) check_file(&refs[i]);
+    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+        snprintf(rel, sizeof rel, "reference/%s.json", refs[i].name);
+        if (test_data_path(rel, buf, sizeof buf)) check_file(&refs[i], buf);
+    }
+    /* The held-out references live in the repository, so a missing one is a failure. */
+    const char *src = getenv("SHIMMY_SRC");
+    CHECK_MSG(src != NULL, "SHIMMY_SRC (the source directory) is not set");
+    printf("held-out prompts (tests/model/heldout):\n");
+    for (size_t i = 0; src && i < sizeof refs / sizeof refs[0]; i++) {
+        if (refs[i].shared) continue;
+        snprintf(buf, sizeof buf, "%s/tests/model/heldout/%s.json", src, refs[i].name);
+        FILE *hf = fopen(buf, "r");
+        CHECK_MSG(hf != NULL, "%s: missing held-out reference", buf);
+        if (!hf) continue;
+        fclose(hf);
+        check_file(&refs[i], buf);
+    }
     return test_finish("model/reference_new");
 }
