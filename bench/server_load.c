@@ -10,8 +10,9 @@
  * TTFT, per-client tokens/s (first token to last) and aggregate tokens/s (all clients, wall
  * clock), plus the server's resident memory from /metrics. Each client's prompt is the text with
  * its index appended (distinct prompts). With --late, one more client sends a prompt of WORDS
- * words MS (default 500) after the others started: its time to first token and the longest
- * gap between two chunks any running stream saw are printed (the stall a long prompt causes).
+ * words MS (default 500) after the others started (8 tokens asked): its time to first token and the
+ * longest gap between two chunks any running stream saw are printed (the stall a long prompt
+ * causes).
  */
 #include "core/core.h"
 
@@ -111,7 +112,7 @@ static void *client_main(void *arg) {
         snprintf(prompt, sizeof prompt, "%s (request %d)", t->prompt, c->index);
     json_t *body =
         json_pack("{s:s,s:[{s:s,s:s}],s:i,s:f,s:b,s:{s:b}}", "model", t->model, "messages", "role",
-                  "user", "content", prompt, "max_tokens", c->prompt ? 1 : t->max_tokens,
+                  "user", "content", prompt, "max_tokens", c->prompt ? 8 : t->max_tokens,
                   "temperature", 0.0, "stream", 1, "stream_options", "include_usage", 1);
     if (t->ban >= 0) {
         char id[16];
