@@ -8,7 +8,8 @@
 # requests after one warm-up gives embeddings/s, and the ratio is shimmy / llama-server.
 # Without MODEL, bench_embed writes its BERT-base-shaped model (F16) and that is used.
 #
-# Environment: SHIMMY_BIN (default build/shimmy), EMBED_BIN (default build/bench_embed).
+# Environment: SHIMMY_BIN (default build/shimmy), EMBED_BIN (default build/bench_embed),
+# SHIMMY_TESTDATA (default ../shared/testdata).
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bench/embed_vs_llamacpp.sh LLAMA_SERVER [MODEL] [-n N] [-l N] [-t N] [-r N]" >&2; exit 2; }
 LS=$1; shift
@@ -25,6 +26,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 BIN=${SHIMMY_BIN:-build/shimmy}
+# bench_embed takes the WordPiece vocabulary from the shared test data
+export SHIMMY_TESTDATA=${SHIMMY_TESTDATA:-$(cd "$(dirname "$0")/.." && pwd)/../shared/testdata}
 if [ -z "$MODEL" ]; then
     MODEL=/tmp/shimmy-bench-bert.gguf
     "${EMBED_BIN:-build/bench_embed}" "$MODEL" -n 1 -l 8 -r 1 --keep >/dev/null
