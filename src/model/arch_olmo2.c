@@ -5,8 +5,8 @@
  * where the q and k norms run over the whole projection (n_head*head_dim and
  * n_head_kv*head_dim weights), not per head. NeoX rope; untied output. OLMo 3 adds a sliding
  * window (attention.sliding_window) on layers il % period < period - 1 (period
- * attention.sliding_window_pattern, default 4) whose rope has base rope.freq_base_swa and no
- * scaling. */
+ * attention.sliding_window_pattern, default 4) whose rope has no scaling (no YaRN) but the same
+ * base: llama.cpp reads rope.freq_base_swa for this architecture and does not use it. */
 #include "model.h"
 
 #include <math.h>
@@ -20,14 +20,7 @@ static shimmy_status hparams(model_loader *ld, model_hparams *hp) {
                                "olmo2: rope.dimension_count %d and the value head size %d must "
                                "equal the key head size %d",
                                hp->n_rot, hp->head_dim_v, hp->head_dim);
-    hp->rope_base_swa = hp->rope_base;
-    hp->rope_freq_scale_swa = 1.0f;
-    if ((st = model_load_key_i32(ld, "attention.sliding_window", false, 0, 1 << 24, &hp->n_swa)) ||
-        (st = model_load_key_f32(ld, "rope.freq_base_swa", false, &hp->rope_base_swa)))
-        return st;
-    if (!(hp->rope_base_swa > 0.0f))
-        return model_load_fail(ld, SHIMMY_ERR_FORMAT, "olmo2.rope.freq_base_swa must be positive");
-    return SHIMMY_OK;
+    return model_load_key_i32(ld, "attention.sliding_window", false, 0, 1 << 24, &hp->n_swa);
 }
 
 static shimmy_status bind_layer(model_loader *ld, int32_t il, model_layer *L) {
@@ -73,7 +66,7 @@ static void forward(model_ctx *c) {
     const size_t x_bytes = sizeof(float) * (size_t)(c->n_tok * E);
     const model_rope_cfg rope = model_rope_cfg_of(m);
     const model_rope_cfg rope_swa = {
-        .mode = rope.mode, .n_rot = rope.n_rot, .base = hp->rope_base_swa, .freq_scale = 1.0f};
+        .mode = rope.mode, .n_rot = rope.n_rot, .base = hp->rope_base, .freq_scale = 1.0f};
     const model_attn_params attn = {.scale = 1.0f / sqrtf((float)hp->head_dim)};
     model_op_embed(c, 1.0f);
     model_op_rope_prepare(c, 0, &rope);

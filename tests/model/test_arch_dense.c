@@ -25,8 +25,8 @@ typedef struct spec {
     bool longrope;
     bool sep_qkv;      /* phi3 with attn_q/k/v instead of attn_qkv */
     bool no_finetuned; /* granite: rope.scaling.finetuned false (no rope at all) */
-    int n_swa;         /* OLMo 3: window on layers il % 4 < 3, their rope base base_swa */
-    float base_swa;
+    int n_swa;         /* OLMo 3: window on layers il % 4 < 3, their rope unscaled */
+    float base_swa;    /* rope.freq_base_swa, written but unused (as llama.cpp's olmo2) */
     float rope_factor, yarn_log_mul; /* rope.scaling.factor, .yarn_log_multiplier (0: absent) */
     /* malformed variants */
     const char *omit; /* a tensor left out */
@@ -254,7 +254,7 @@ static void reference(const spec *s, const weights *w, const ref_opts *o, const 
                 (s->no_rope_step && !o->no_rope_layers_off && (il + 1) % s->no_rope_step == 0) ||
                 (s->no_finetuned && !o->no_rope_layers_off);
             const bool swa = s->n_swa && !o->window_off && il % 4 < 3;
-            const double base = swa ? s->base_swa : 10000.0;
+            const double base = 10000.0;
             if (!no_rope) {
                 rope(s, w, o, q, NH, t, base);
                 rope(s, w, o, K[il][t], NKV, t, base);
