@@ -33,39 +33,16 @@ static double next_normal(uint64_t *s) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-/* The writer copies tensor data only when the file is written: every drawn tensor stays here
- * until then. */
-typedef struct pool {
-    void **p;
-    size_t n, cap;
-} pool;
-
-static void *keep(pool *pl, size_t bytes) {
-    void *b = malloc(bytes ? bytes : 1);
-    if (!b) return NULL;
-    if (pl->n == pl->cap) {
-        const size_t cap = pl->cap ? 2 * pl->cap : 64;
-        void **np = realloc(pl->p, cap * sizeof *np);
-        if (!np) {
-            free(b);
-            return NULL;
-        }
-        pl->p = np, pl->cap = cap;
-    }
-    pl->p[pl->n++] = b;
-    return b;
-}
-
 /* a matrix of n_out rows of n_in, N(0, scale^2 / n_in), as type; or an F32 vector (n_out 0) */
-static bool add(gguf_writer *w, pool *pl, uint64_t *s, const char *name, uint32_t type,
-                int64_t n_in, int64_t n_out, double scale, double mean) {
+static bool add(gguf_writer *w, uint64_t *s, const char *name, uint32_t type, int64_t n_in,
+                int64_t n_out, double scale, double mean) {
     const int64_t rows = n_out ? n_out : 1;
     float *row = malloc(sizeof(float) * (size_t)n_in);
     const quant_traits *qt = quant_get(type);
     const size_t rb = quant_row_bytes(qt, n_in);
-    unsigned char *data = keep(pl, rb * (size_t)rows);
+    unsigned char *data = malloc(rb * (size_t)rows);
     if (!row || !data) {
-        free(row);
+        free(row), free(data);
         return false;
     }
     for (int64_t r = 0; r < rows; r++) {
@@ -78,7 +55,8 @@ static bool add(gguf_writer *w, pool *pl, uint64_t *s, const char *name, uint32_
     }
     free(row);
     const int64_t ne[2] = {n_in, rows};
-    gguf_writer_add_tensor(w, name, type, n_out ? 2 : 1, ne, data);
+    gguf_writer_add_tensor(w, name, type, n_out ? 2 : 1, ne, data); /* copies */
+    free(data);
     return true;
 }
 
@@ -91,7 +69,6 @@ static bool layer_tensor(const char *name, const char *which) {
 static shimmy_status to_qwen35(const char *tmp, const char *out, uint64_t seed, shimmy_error *err) {
     gguf_file *f = NULL;
     gguf_writer *w = NULL;
-    pool pl = {0};
     shimmy_status st = gguf_open(tmp, &f, err);
     if (!st) st = gguf_writer_new(&w, err);
     if (st) goto done;
@@ -107,6 +84,9 @@ static shimmy_status to_qwen35(const char *tmp, const char *out, uint64_t seed, 
     gguf_writer_set_str(w, "general.architecture", "qwen35");
     gguf_writer_set_u32(w, "qwen35.rope.dimension_count", NROT);
     gguf_writer_set_u32(w, "qwen35.full_attention_interval", 4);
+    /* IMRoPE sections (text: all one position); llama.cpp requires the key */
+    const int32_t sections[4] = {11, 11, 10, 0};
+    gguf_writer_set_arr(w, "qwen35.rope.dimension_sections", GGUF_VT_INT32, sections, 4);
     gguf_writer_set_u32(w, "qwen35.ssm.conv_kernel", KC);
     gguf_writer_set_u32(w, "qwen35.ssm.inner_size", NVH * DK);
     gguf_writer_set_u32(w, "qwen35.ssm.state_size", DK);
@@ -137,7 +117,7 @@ static shimmy_status to_qwen35(const char *tmp, const char *out, uint64_t seed, 
             bool ok = true;
 #define ADD(suffix, type, n_in, n_out, scale, mean)                                                \
     (snprintf(nn, sizeof nn, "blk.%d.%s", il, suffix),                                             \
-     ok = ok && add(w, &pl, &s, nn, type, n_in, n_out, scale, mean))
+     ok = ok && add(w, &s, nn, type, n_in, n_out, scale, mean))
             if (attn) {
                 ADD("attn_q.weight", qt, E, 2 * NH * HD, 1.0, 0.0);
                 ADD("attn_k.weight", qt, E, NKV * HD, 1.0, 0.0);
@@ -156,11 +136,10 @@ static shimmy_status to_qwen35(const char *tmp, const char *out, uint64_t seed, 
                 ADD("ssm_norm.weight", GGUF_T_F32, DK, 0, 0.1 * sqrt(DK), 1.0);
                 /* A = -exp(A_log), A_log around 0 */
                 snprintf(nn, sizeof nn, "blk.%d.ssm_a", il);
-                float *a = keep(&pl, sizeof(float) * NVH);
-                ok = ok && a;
-                for (int h = 0; ok && h < NVH; h++) a[h] = (float)-exp(0.5 * next_normal(&s));
+                float a[NVH];
+                for (int h = 0; h < NVH; h++) a[h] = (float)-exp(0.5 * next_normal(&s));
                 const int64_t ne[1] = {NVH};
-                if (ok) gguf_writer_add_tensor(w, nn, GGUF_T_F32, 1, ne, a);
+                gguf_writer_add_tensor(w, nn, GGUF_T_F32, 1, ne, a);
             }
 #undef ADD
             if (!ok) {
@@ -176,8 +155,6 @@ static shimmy_status to_qwen35(const char *tmp, const char *out, uint64_t seed, 
     }
     st = gguf_writer_write(w, out, err);
 done:
-    for (size_t i = 0; i < pl.n; i++) free(pl.p[i]);
-    free(pl.p);
     gguf_writer_free(w);
     gguf_close(f);
     remove(tmp);
