@@ -42,15 +42,23 @@ static int64_t layer_state(const model_hparams *hp) {
 
 static shimmy_status hparams(model_loader *ld, model_hparams *hp) {
     shimmy_status st;
-    int32_t interval = 4;
+    int32_t interval = 4, nextn = 0;
     if ((st = model_llama_hparams(ld, hp)) ||
         (st = model_load_key_i32(ld, "ssm.conv_kernel", true, 1, 64, &hp->ssm_conv)) ||
         (st = model_load_key_i32(ld, "ssm.inner_size", true, 1, 1 << 20, &hp->ssm_inner)) ||
         (st = model_load_key_i32(ld, "ssm.state_size", true, 1, 4096, &hp->ssm_state)) ||
         (st = model_load_key_i32(ld, "ssm.time_step_rank", true, 1, 4096, &hp->ssm_dt_rank)) ||
         (st = model_load_key_i32(ld, "ssm.group_count", true, 1, 4096, &hp->ssm_groups)) ||
-        (st = model_load_key_i32(ld, "full_attention_interval", false, 1, 4096, &interval)))
+        (st = model_load_key_i32(ld, "full_attention_interval", false, 1, 4096, &interval)) ||
+        (st = model_load_key_i32(ld, "nextn_predict_layers", false, 0, 4096, &nextn)))
         return st;
+    /* the converter appends the multi-token-prediction blocks after the main stack (block_count
+     * counts them); the model proper is the blocks before them */
+    if (nextn >= hp->n_layer)
+        return model_load_fail(ld, SHIMMY_ERR_FORMAT,
+                               "%s: nextn_predict_layers %d leaves none of the %d blocks",
+                               model_loader_model(ld)->arch->name, nextn, hp->n_layer);
+    hp->n_layer -= nextn;
     if (hp->ssm_inner % hp->ssm_dt_rank || hp->ssm_dt_rank % hp->ssm_groups ||
         hp->ssm_inner / hp->ssm_dt_rank != hp->ssm_state)
         return model_load_fail(ld, SHIMMY_ERR_FORMAT,

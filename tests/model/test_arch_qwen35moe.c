@@ -12,6 +12,8 @@
  * - With distinct random experts, a prompt evaluated in one batch, in chunks of 5 and token by
  *   token gives the same logits (batch: experts grouped over tokens and the chunked delta rule;
  *   single tokens: the token recurrence), within 1e-3 (F32 weights: float rounding only).
+ * - A file with the converter's multi-token-prediction block appended (nextn_predict_layers)
+ *   is the same model: the block is left out.
  * - Malformed variants are refused with an error naming the problem.
  */
 #include "gguf/gguf.h"
@@ -36,6 +38,8 @@ typedef struct spec {
     bool no_experts;   /* expert_count left out */
     int exp_rows;      /* rows of ffn_up_exps per expert instead of NFF (0: right) */
     bool conv_f16_len; /* ssm_conv1d with the wrong tap count */
+    int mtp;           /* multi-token-prediction blocks appended (nextn_predict_layers); -1: the key
+                        * claims every block */
 } spec;
 
 typedef struct layer_w {
@@ -151,7 +155,9 @@ static bool write_model(const spec *s, const weights *w, const char *path) {
     gguf_writer_set_str(g, "general.architecture", s->arch);
     key(g, s, "context_length", 4096, false);
     key(g, s, "embedding_length", E, false);
-    key(g, s, "block_count", NL, false);
+    const int n_mtp = s->mtp > 0 ? s->mtp : 0;
+    key(g, s, "block_count", NL + n_mtp, false);
+    if (s->mtp) key(g, s, "nextn_predict_layers", s->mtp > 0 ? s->mtp : NL, false);
     key(g, s, "feed_forward_length", NFF, false);
     key(g, s, "attention.head_count", NH, false);
     key(g, s, "attention.head_count_kv", NKV, false);
@@ -203,6 +209,12 @@ static bool write_model(const spec *s, const weights *w, const char *path) {
         } else {
             write_ffn(g, s, il, L);
         }
+    }
+    /* an MTP block: the hidden/embedding projection and norms (its own weights; not run) */
+    for (int il = NL; il < NL + n_mtp; il++) {
+        tensor(g, s, il, "nextn.eh_proj.weight", 2, 2 * E, E, 1, w->l[0].wq);
+        tensor(g, s, il, "nextn.enorm.weight", 1, E, 1, 1, w->l[0].attn_norm);
+        tensor(g, s, il, "attn_norm.weight", 1, E, 1, 1, w->l[0].attn_norm);
     }
     shimmy_status st = gguf_writer_write(g, path, &err);
     gguf_writer_free(g);
@@ -316,6 +328,17 @@ int main(void) {
     model_free(m);
     gguf_close(f);
 
+    /* a file with the converter's MTP block appended: the same model, the block left out */
+    spec mtp = moe;
+    mtp.mtp = 1;
+    if (load(&mtp, &w, dir, &f, &m)) {
+        CHECK_EQ_INT(m->hp.n_layer, NL);
+        float with_mtp[NV];
+        if (run(m, N, with_mtp)) CHECK(memcmp(with_mtp, got, sizeof got) == 0);
+    }
+    model_free(m);
+    gguf_close(f);
+
     spec bad = moe;
     bad.omit = "blk.2.ffn_gate_inp_shexp.weight";
     check_refused(bad, &w, dir, "ffn_gate_inp_shexp");
@@ -333,5 +356,7 @@ int main(void) {
     check_refused(bad, &w, dir, "ssm_conv1d");
     bad = moe, bad.omit = "blk.1.ssm_a";
     check_refused(bad, &w, dir, "ssm_a");
+    bad = moe, bad.mtp = -1;
+    check_refused(bad, &w, dir, "nextn_predict_layers");
     return test_finish("model/arch_qwen35moe");
 }
