@@ -1123,14 +1123,14 @@ typedef struct shimmy_batch_options {
 } shimmy_batch_options;
 
 typedef struct shimmy_batch_stats {
-    uint64_t steps;     /* forward steps run */
-    uint64_t tokens;    /* tokens (prompt and generated) in them */
-    uint64_t sequences; /* sessions in them, summed over steps */
-    int32_t last_batch; /* sessions in the last step */
-    int32_t max_batch;  /* sessions in the largest step */
-    int32_t queued;     /* sessions waiting for the next step now */
-    int32_t attached;   /* sessions of the batch now */
-    double busy_ms;      /* time spent in forward steps */
+    uint64_t steps;         /* forward steps run */
+    uint64_t tokens;        /* tokens (prompt and generated) in them */
+    uint64_t sequences;     /* sessions in them, summed over steps */
+    int32_t last_batch;     /* sessions in the last step */
+    int32_t max_batch;      /* sessions in the largest step */
+    int32_t queued;         /* sessions waiting for the next step now */
+    int32_t attached;       /* sessions of the batch now */
+    double busy_ms;         /* time spent in forward steps */
     int32_t cached_seqs;    /* prompt caches kept for sessions that ended */
     uint64_t cached_tokens; /* their positions */
     uint64_t reused_tokens; /* prompt positions copied from another sequence's cache */
