@@ -4,7 +4,7 @@
  * the new message), or a running server's /v1/chat/completions stream (--host), which keeps
  * the prefix in its own slots.
  */
-#include "reasoning.h" /* the server's harmony splitter (gpt-oss) */
+#include "server.h" /* the server module's interface: its harmony splitter (reasoning.h, gpt-oss) */
 #include "term.h"
 
 #include <jansson.h>

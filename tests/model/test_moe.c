@@ -288,7 +288,9 @@ static bool write_qwen2moe(const gguf_file *src, const char *path) {
     gguf_writer_set_u32(w, "qwen2moe.expert_count", X);
     gguf_writer_set_u32(w, "qwen2moe.expert_used_count", 2);
     gguf_writer_set_u32(w, "qwen2moe.expert_feed_forward_length", F);
-    float *buf = calloc((size_t)E * F * X, sizeof(float)), *zero = calloc((size_t)E * F * X, 4);
+    /* the router and up tensors read buf at small offsets (+il, +7): room for them */
+    const size_t n_buf = (size_t)E * F * X + n_layer + 8;
+    float *buf = calloc(n_buf, sizeof(float)), *zero = calloc((size_t)E * F * X, 4);
     bool ok = buf && zero;
     for (size_t i = 0; ok && i < gguf_n_tensors(src); i++) {
         const gguf_tensor *t = gguf_tensor_at(src, i);
@@ -314,7 +316,7 @@ static bool write_qwen2moe(const gguf_file *src, const char *path) {
         free(f32);
     }
     uint32_t r = 99;
-    for (size_t k = 0; ok && k < (size_t)E * F * X; k++)
+    for (size_t k = 0; ok && k < n_buf; k++)
         buf[k] = (float)((int32_t)((r = r * 1103515245u + 12345u) >> 8) % 2001 - 1000) / 4000.0f;
     for (uint32_t il = 0; ok && il < n_layer; il++) {
         char name[128];
