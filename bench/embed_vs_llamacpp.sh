@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# bench/embed_vs_llamacpp.sh LLAMA_SERVER [MODEL.gguf] [-n 32] [-l 64] [-t 2] [-r 5]
+# bench/embed_vs_llamacpp.sh LLAMA_SERVER [MODEL.gguf] [-n 32] [-l 64] [-t 2] [-r 5] [--pooling P]
 #
 # Embeddings per second over HTTP, side by side: `shimmy serve` and llama.cpp's llama-server
 # --embeddings (built from source outside this repository) on the same file and thread count,
 # one after the other. Each request is one POST /v1/embeddings of -n inputs of -l token ids
 # (the same random ids for both; ids avoid the special tokens); the median wall time of -r
 # requests after one warm-up gives embeddings/s, and the ratio is shimmy / llama-server.
-# Without MODEL, bench_embed writes its BERT-base-shaped model (F16) and that is used.
+# Without MODEL, bench_embed writes its BERT-base-shaped model (F16) and that is used. --pooling
+# gives llama-server a pooling (e.g. mean for a decoder without a pooling type, which is what
+# shimmy does for such a model).
 #
 # Environment: SHIMMY_BIN (default build/shimmy), EMBED_BIN (default build/bench_embed),
 # SHIMMY_TESTDATA (default ../shared/testdata).
@@ -15,13 +17,14 @@ set -euo pipefail
 LS=$1; shift
 MODEL=""
 [ $# -gt 0 ] && [ "${1#-}" = "$1" ] && { MODEL=$1; shift; }
-N=32; LEN=64; T=2; R=5
+N=32; LEN=64; T=2; R=5; POOL=()
 while [ $# -gt 0 ]; do
     case $1 in
     -n) N=$2; shift 2 ;;
     -l) LEN=$2; shift 2 ;;
     -t) T=$2; shift 2 ;;
     -r) R=$2; shift 2 ;;
+    --pooling) POOL=(--pooling "$2"); shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -66,8 +69,8 @@ echo "model $(basename "$MODEL"), $N inputs of $LEN tokens per request, $T threa
 "$BIN" serve --bind "127.0.0.1:$PORT" --model "$MODEL" --threads "$T" >/dev/null 2>&1 & PID=$!
 SH=$(measure)
 stop
-"$LS" -m "$MODEL" --port "$PORT" -t "$T" --embeddings -c $((N * LEN * 2)) -b $((N * LEN)) -ub $((N * LEN)) \
-    -np "$N" >/dev/null 2>&1 & PID=$!
+"$LS" -m "$MODEL" --port "$PORT" -t "$T" --embeddings "${POOL[@]}" -c $((N * LEN * 2)) -b $((N * LEN)) \
+    -ub $((N * LEN)) -np "$N" >/dev/null 2>&1 & PID=$!
 LL=$(measure)
 stop
 printf 'shimmy %s embeddings/s, llama-server %s embeddings/s, ratio %s\n' "$SH" "$LL" \
