@@ -53,6 +53,10 @@ static shimmy_status bind_layer(model_loader *ld, int32_t il, model_layer *L) {
 }
 
 void model_llama_forward(model_ctx *c) {
+    model_llama_forward_ffn(c, NULL);
+}
+
+void model_llama_forward_ffn(model_ctx *c, const struct model_moe_params *moe) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd;
@@ -72,7 +76,10 @@ void model_llama_forward(model_ctx *c) {
         model_op_add_bias(c, c->xn, L->bo, E);
         model_op_add(c, c->x, c->xn, E);
         model_op_rms_norm(c, c->x, L->ffn_norm, c->xn, E);
-        model_op_ffn_glu(c, L, MODEL_GLU_SILU);
+        if (moe)
+            model_op_moe(c, L, moe, c->xn, c->xn);
+        else
+            model_op_ffn_glu(c, L, MODEL_GLU_SILU);
         model_op_add(c, c->x, c->xn, E);
     }
     model_op_logits(c, m->output_norm, hp->rms_eps, 0.0f);

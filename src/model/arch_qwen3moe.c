@@ -33,29 +33,7 @@ static shimmy_status bind_layer(model_loader *ld, int32_t il, model_layer *L) {
 }
 
 void model_qwen_moe_forward(model_ctx *c, const model_moe_params *moe) {
-    const model *m = c->m;
-    const model_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd;
-    const model_rope_cfg rope = model_rope_cfg_of(m);
-    const model_attn_params attn = {.scale = 1.0f / sqrtf((float)hp->head_dim)};
-    model_op_embed(c, 1.0f);
-    model_op_rope_prepare(c, 0, &rope);
-    for (int32_t il = 0; il < hp->n_layer; il++) {
-        const model_layer *L = &m->layers[il];
-        model_op_rms_norm(c, c->x, L->attn_norm, c->xn, E);
-        model_op_qkv(c, L);
-        model_op_head_norm(c, c->q, L->q_norm, hp->n_head, hp->head_dim, hp->rms_eps);
-        model_op_head_norm(c, c->k, L->k_norm, hp->n_head_kv, hp->head_dim, hp->rms_eps);
-        model_op_rope_qk(c, 0, &rope);
-        model_op_attention(c, il, &attn);
-        model_linear(c, &L->wo, c->att, c->xn, c->n_tok);
-        model_op_add_bias(c, c->xn, L->bo, E);
-        model_op_add(c, c->x, c->xn, E);
-        model_op_rms_norm(c, c->x, L->ffn_norm, c->xn, E);
-        model_op_moe(c, L, moe, c->xn, c->xn);
-        model_op_add(c, c->x, c->xn, E);
-    }
-    model_op_logits(c, m->output_norm, hp->rms_eps, 0.0f);
+    model_llama_forward_ffn(c, moe); /* llama's block with the MoE FFN */
 }
 
 static void forward(model_ctx *c) {

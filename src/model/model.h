@@ -98,6 +98,8 @@ shimmy_status model_llama_bind(model_loader *ld, int32_t il, model_layer *L, boo
                                bool qk_norm);
 void model_llama_forward(model_ctx *c);
 struct model_moe_params;
+/* llama's forward pass with the mixture-of-experts FFN of moe in place of SwiGLU (NULL: SwiGLU). */
+void model_llama_forward_ffn(model_ctx *c, const struct model_moe_params *moe);
 /* The qwen MoE block (arch_qwen3moe.c, also qwen2moe's): llama's attention (q/k norms and
  * biases when the layer has them) and model_op_moe with p as the FFN. */
 void model_qwen_moe_forward(model_ctx *c, const struct model_moe_params *p);

@@ -36,38 +36,9 @@ bool server_reasoning_prompt_harmony(const char *tail, size_t len) {
     return len >= LEN(open) && memcmp(tail + len - LEN(open), open, LEN(open)) == 0;
 }
 
-/* Output gathered into runs of one kind, as reasoning.c does. */
-typedef struct run {
-    server_reasoning_fn fn;
-    void *user;
-    bool thinking;
-    size_t len;
-    char buf[512];
-} run;
-
-static void run_flush(run *o) {
-    if (o->len) o->fn(o->user, o->thinking, o->buf, o->len);
-    o->len = 0;
-}
-
-static void run_put(run *o, bool thinking, const char *p, size_t n) {
-    if (n && thinking != o->thinking) {
-        run_flush(o);
-        o->thinking = thinking;
-    }
-    while (n) {
-        size_t k = sizeof o->buf - o->len < n ? sizeof o->buf - o->len : n;
-        memcpy(o->buf + o->len, p, k);
-        o->len += k;
-        p += k;
-        n -= k;
-        if (o->len == sizeof o->buf) run_flush(o);
-    }
-}
-
-static void body_out(server_reasoning *r, run *o, const char *p, size_t n) {
-    if (r->kind == K_THINK) run_put(o, true, p, n);
-    if (r->kind == K_ANSWER || r->kind == K_CALL) run_put(o, false, p, n);
+static void body_out(server_reasoning *r, server_reasoning_run *o, const char *p, size_t n) {
+    if (r->kind == K_THINK) server_reasoning_run_put(o, true, p, n);
+    if (r->kind == K_ANSWER || r->kind == K_CALL) server_reasoning_run_put(o, false, p, n);
 }
 
 static bool ends_with(const char *s, size_t n, const char *m, size_t mn) {
@@ -144,23 +115,23 @@ static int header_kind(const server_reasoning *r, const char *h, size_t n, const
 }
 
 /* Markup that cannot be a header: it and the rest of the stream are answer text. */
-static void degrade(server_reasoning *r, run *o, bool after_start) {
-    if (after_start) run_put(o, false, START_MARK, LEN(START_MARK));
-    run_put(o, false, r->hold, r->held);
+static void degrade(server_reasoning *r, server_reasoning_run *o, bool after_start) {
+    if (after_start) server_reasoning_run_put(o, false, START_MARK, LEN(START_MARK));
+    server_reasoning_run_put(o, false, r->hold, r->held);
     r->held = 0;
     r->state = PLAIN;
 }
 
-static void head_byte(server_reasoning *r, char c, run *o) {
+static void head_byte(server_reasoning *r, char c, server_reasoning_run *o) {
     r->hold[r->held++] = c;
     if (ends_with(r->hold, r->held, MESSAGE, LEN(MESSAGE))) {
         const char *name = NULL;
         size_t name_len = 0, n = r->held - LEN(MESSAGE);
         r->kind = header_kind(r, r->hold, n, &name, &name_len);
         if (r->kind == K_CALL) {
-            run_put(o, false, CALL_OPEN, LEN(CALL_OPEN));
-            run_put(o, false, name, name_len);
-            run_put(o, false, CALL_HEAD, LEN(CALL_HEAD));
+            server_reasoning_run_put(o, false, CALL_OPEN, LEN(CALL_OPEN));
+            server_reasoning_run_put(o, false, name, name_len);
+            server_reasoning_run_put(o, false, CALL_HEAD, LEN(CALL_HEAD));
         }
         r->held = 0;
         r->state = BODY;
@@ -170,11 +141,11 @@ static void head_byte(server_reasoning *r, char c, run *o) {
     if (r->held == sizeof r->hold || !header_viable(r, r->hold, r->held)) degrade(r, o, !r->first);
 }
 
-static void end_message(server_reasoning *r, run *o) {
-    if (r->kind == K_CALL) run_put(o, false, CALL_END, LEN(CALL_END));
+static void end_message(server_reasoning *r, server_reasoning_run *o) {
+    if (r->kind == K_CALL) server_reasoning_run_put(o, false, CALL_END, LEN(CALL_END));
 }
 
-static void body_byte(server_reasoning *r, char c, run *o) {
+static void body_byte(server_reasoning *r, char c, server_reasoning_run *o) {
     r->hold[r->held++] = c;
     for (size_t k = 0; k < N_CLOSERS; k++) {
         size_t mn = strlen(CLOSERS[k]);
@@ -200,7 +171,7 @@ static void body_byte(server_reasoning *r, char c, run *o) {
     r->held = keep;
 }
 
-static void between_byte(server_reasoning *r, char c, run *o) {
+static void between_byte(server_reasoning *r, char c, server_reasoning_run *o) {
     if (r->held == 0 && (c == ' ' || c == '\n' || c == '\r' || c == '\t')) return;
     r->hold[r->held++] = c;
     if (memcmp(r->hold, START_MARK, r->held) != 0) {
@@ -215,20 +186,20 @@ static void between_byte(server_reasoning *r, char c, run *o) {
 
 void server_harmony_push(server_reasoning *r, const char *text, size_t len, server_reasoning_fn out,
                          void *user) {
-    run o = {.fn = out, .user = user};
+    server_reasoning_run o = {.fn = out, .user = user};
     for (size_t i = 0; i < len; i++) {
         switch (r->state) {
         case HEAD: head_byte(r, text[i], &o); break;
         case BODY: body_byte(r, text[i], &o); break;
         case BETWEEN: between_byte(r, text[i], &o); break;
-        default: run_put(&o, false, text + i, len - i); i = len;
+        default: server_reasoning_run_put(&o, false, text + i, len - i); i = len;
         }
     }
-    run_flush(&o);
+    server_reasoning_run_flush(&o);
 }
 
 void server_harmony_flush(server_reasoning *r, server_reasoning_fn out, void *user) {
-    run o = {.fn = out, .user = user};
+    server_reasoning_run o = {.fn = out, .user = user};
     if (r->state == BODY) {
         /* The beginning of a closer that never completed is body; "<|return|>" and "<|call|>"
          * end generation without being text, so the end of the stream closes the message. */
@@ -237,5 +208,5 @@ void server_harmony_flush(server_reasoning *r, server_reasoning_fn out, void *us
         r->state = BETWEEN;
     }
     r->held = 0;
-    run_flush(&o);
+    server_reasoning_run_flush(&o);
 }

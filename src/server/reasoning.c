@@ -45,23 +45,14 @@ bool server_reasoning_thinking(const server_reasoning *r) {
     return r->state == START || r->state == THINK_START || r->state == THINK;
 }
 
-/* Output gathered into runs of one kind. */
-typedef struct run {
-    server_reasoning_fn fn;
-    void *user;
-    bool thinking;
-    size_t len;
-    char buf[512];
-} run;
-
-static void run_flush(run *o) {
+void server_reasoning_run_flush(server_reasoning_run *o) {
     if (o->len) o->fn(o->user, o->thinking, o->buf, o->len);
     o->len = 0;
 }
 
-static void run_put(run *o, bool thinking, const char *p, size_t n) {
+void server_reasoning_run_put(server_reasoning_run *o, bool thinking, const char *p, size_t n) {
     if (n && thinking != o->thinking) {
-        run_flush(o);
+        server_reasoning_run_flush(o);
         o->thinking = thinking;
     }
     while (n) {
@@ -70,7 +61,7 @@ static void run_put(run *o, bool thinking, const char *p, size_t n) {
         o->len += k;
         p += k;
         n -= k;
-        if (o->len == sizeof o->buf) run_flush(o);
+        if (o->len == sizeof o->buf) server_reasoning_run_flush(o);
     }
 }
 
@@ -83,7 +74,7 @@ static size_t tag_suffix(const char *s, size_t n, const char *tag, size_t tag_le
 }
 
 /* START: the hold is whitespace and maybe the beginning of "<think>". */
-static void start_byte(server_reasoning *r, char c, run *o) {
+static void start_byte(server_reasoning *r, char c, server_reasoning_run *o) {
     r->hold[r->held++] = c;
     size_t k = 0;
     while (k < r->held && is_space(r->hold[k])) k++;
@@ -100,14 +91,14 @@ static void start_byte(server_reasoning *r, char c, run *o) {
         return;
     }
     /* No thinking: the output is all answer, as written. */
-    run_put(o, false, r->hold, r->held);
+    server_reasoning_run_put(o, false, r->hold, r->held);
     r->held = 0;
     r->state = ANSWER;
 }
 
 /* THINK: the hold is trailing whitespace of the thinking, then maybe the beginning of
  * "</think>". */
-static void think_byte(server_reasoning *r, char c, run *o) {
+static void think_byte(server_reasoning *r, char c, server_reasoning_run *o) {
     r->hold[r->held++] = c;
     if (r->held >= CLOSE_LEN && memcmp(r->hold + r->held - CLOSE_LEN, CLOSE, CLOSE_LEN) == 0) {
         r->held = 0; /* whitespace before the tag is trailing: dropped */
@@ -119,7 +110,7 @@ static void think_byte(server_reasoning *r, char c, run *o) {
     while (w > 0 && is_space(r->hold[w - 1])) w--;
     /* A whitespace run longer than the hold is not trimmed: it goes out as thinking. */
     if (r->held == sizeof r->hold) w = r->held - tag;
-    run_put(o, true, r->hold, w);
+    server_reasoning_run_put(o, true, r->hold, w);
     memmove(r->hold, r->hold + w, r->held - w);
     r->held -= w;
 }
@@ -130,7 +121,7 @@ void server_reasoning_push(server_reasoning *r, const char *text, size_t len,
         server_harmony_push(r, text, len, out, user);
         return;
     }
-    run o = {.fn = out, .user = user};
+    server_reasoning_run o = {.fn = out, .user = user};
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         switch (r->state) {
@@ -144,16 +135,16 @@ void server_reasoning_push(server_reasoning *r, const char *text, size_t len,
         case ANSWER_START:
             if (is_space(c)) break;
             r->state = ANSWER;
-            run_put(&o, false, &c, 1);
+            server_reasoning_run_put(&o, false, &c, 1);
             break;
         default: {
             /* The answer passes through: the rest of this push at once. */
-            run_put(&o, false, text + i, len - i);
+            server_reasoning_run_put(&o, false, text + i, len - i);
             i = len;
         }
         }
     }
-    run_flush(&o);
+    server_reasoning_run_flush(&o);
 }
 
 void server_reasoning_flush(server_reasoning *r, server_reasoning_fn out, void *user) {
@@ -161,20 +152,20 @@ void server_reasoning_flush(server_reasoning *r, server_reasoning_fn out, void *
         server_harmony_flush(r, out, user);
         return;
     }
-    run o = {.fn = out, .user = user};
+    server_reasoning_run o = {.fn = out, .user = user};
     if (r->state == START) {
         /* Whitespace, or a beginning of "<think>" that never completed: answer text. */
         size_t k = 0;
         while (k < r->held && is_space(r->hold[k])) k++;
-        if (k < r->held) run_put(&o, false, r->hold, r->held);
+        if (k < r->held) server_reasoning_run_put(&o, false, r->hold, r->held);
     } else if (r->state == THINK) {
         /* A beginning of "</think>" that never completed is thinking; trailing space is not. */
         size_t w = r->held;
         while (w > 0 && is_space(r->hold[w - 1])) w--;
-        run_put(&o, true, r->hold, w);
+        server_reasoning_run_put(&o, true, r->hold, w);
     }
     r->held = 0;
-    run_flush(&o);
+    server_reasoning_run_flush(&o);
 }
 
 bool server_reasoning_prompt_opens(const char *tail, size_t len) {

@@ -36,6 +36,18 @@ typedef void (*server_reasoning_fn)(void *user, bool thinking, const char *text,
 
 #define SERVER_REASONING_HOLD 256 /* bytes held back at most (a run of trailing whitespace) */
 
+/* Output gathered into runs of one kind (thinking or not), handed to fn when the kind changes or
+ * the buffer fills; flush hands over the rest. Shared by the <think> and harmony splitters. */
+typedef struct server_reasoning_run {
+    server_reasoning_fn fn;
+    void *user;
+    bool thinking;
+    size_t len;
+    char buf[512];
+} server_reasoning_run;
+void server_reasoning_run_put(server_reasoning_run *o, bool thinking, const char *p, size_t n);
+void server_reasoning_run_flush(server_reasoning_run *o);
+
 typedef struct server_reasoning {
     int state;   /* internal: start, thinking, answer-start, answer (harmony: its own states) */
     size_t held; /* bytes in hold */
