@@ -222,7 +222,8 @@ shimmy_status engine_batcher_new(const engine_model *m, const engine_batcher_par
                            .n_batch = b->n_batch,
                            .n_logits = b->n_seq,
                            .kv_type = p->kv_type,
-                           .pool = p->pool};
+                           .pool = p->pool,
+                           .device = engine_model_device(m)};
     shimmy_status st = model_ctx_new(b->w, &cp, &b->ctx, err);
     if (!st) {
         b->seqs = core_calloc((size_t)b->n_all, sizeof *b->seqs);

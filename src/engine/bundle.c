@@ -1,6 +1,7 @@
 /* engine_model: what is loaded once per file and shared by every session. */
 #include "constrain.h"
 #include "engine.h"
+#include "gpu/gpu.h"
 #include "lora/lora.h"
 #include "tokenizer/tokenizer.h"
 
@@ -16,6 +17,7 @@ struct engine_model {
     char bos_text[128];
     char eos_text[128];
     engine_model_info info;
+    gpu_model *gpu;        /* the weights' copy on a GPU, or NULL: the CPU runs the model */
     grammar_vocab *gvocab; /* built on first use by a grammar (atomic pointer) */
 };
 
@@ -84,6 +86,52 @@ static void fill_info(engine_model *m) {
     in->weight_bytes = w->weight_bytes;
 }
 
+/* Puts the model on the device p asks for (engine_model_params' rules) and fills the info's
+ * device fields. */
+static shimmy_status open_device(engine_model *m, const engine_model_params *p, shimmy_error *err) {
+    engine_model_info *in = &m->info;
+    snprintf(in->device, sizeof in->device, "cpu");
+    const char *dev = p && p->device && *p->device ? p->device : "auto";
+    const int32_t layers = p ? p->n_gpu_layers : 0;
+    if (layers < -1)
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_gpu_layers",
+                          "n_gpu_layers is %d: use 0 or -1 for all layers, N > 0 for the first N",
+                          layers);
+    bool wants = false;
+    shimmy_status st = gpu_parse_device(dev, &wants, err);
+    if (st || !wants) return st;
+    const bool lenient = strcmp(dev, "auto") == 0;
+    if (lenient && !gpu_built()) return SHIMMY_OK; /* the CPU, as always without Vulkan */
+    const model *w = m->weights;
+    if (gpu_built() && !w->arch->device) {
+        if (lenient) {
+            core_log(CORE_LOG_DEBUG, "device auto: the %s architecture runs on the CPU only",
+                     w->arch->name);
+            return SHIMMY_OK;
+        }
+        return core_error(err, SHIMMY_ERR_UNSUPPORTED, "device",
+                          "device %s: the %s architecture runs on the CPU only (use --device cpu "
+                          "or auto)",
+                          dev, w->arch->name);
+    }
+    const gpu_model_params gp = {.device = dev, .n_gpu_layers = layers > 0 ? layers : -1};
+    shimmy_error gerr;
+    memset(&gerr, 0, sizeof gerr);
+    st = gpu_model_open(w, &gp, &m->gpu, lenient ? &gerr : err);
+    if (st && lenient) {
+        core_log(CORE_LOG_WARN, "device auto: %s; running on the CPU", gerr.message);
+        m->gpu = NULL;
+        return SHIMMY_OK;
+    }
+    if (st || !m->gpu) return st;
+    gpu_model_info gi;
+    gpu_model_get_info(m->gpu, &gi);
+    snprintf(in->device, sizeof in->device, "%s", gi.device.name);
+    in->n_gpu_layers = gi.n_gpu_layers;
+    in->device_bytes = gi.weight_bytes;
+    return SHIMMY_OK;
+}
+
 static void special_text(const tok_vocab *v, int32_t id, char *buf, size_t cap) {
     buf[0] = '\0';
     if (!v || id < 0) return;
@@ -124,6 +172,11 @@ shimmy_status engine_model_open(const char *path, const engine_model_params *p, 
         special_text(m->vocab, tok_eos(m->vocab), m->eos_text, sizeof m->eos_text);
     }
     fill_info(m);
+    st = open_device(m, p, err);
+    if (st) {
+        engine_model_close(m);
+        return st;
+    }
     *out = m;
     return SHIMMY_OK;
 }
@@ -132,6 +185,7 @@ void engine_model_close(engine_model *m) {
     if (!m) return;
     grammar_vocab_free(m->gvocab);
     tok_vocab_free(m->vocab);
+    gpu_model_close(m->gpu); /* before the weights it borrows */
     model_free(m->weights);
     gguf_close(m->file);
     free(m->chat_template);
@@ -158,6 +212,12 @@ const model *engine_model_weights(const engine_model *m) {
 }
 const gguf_file *engine_model_file(const engine_model *m) {
     return m->file;
+}
+const model_device *engine_model_device(const engine_model *m) {
+    return m->gpu ? gpu_model_device(m->gpu) : NULL;
+}
+uint64_t engine_model_device_bytes_now(const engine_model *m) {
+    return m->gpu ? m->info.device_bytes + gpu_model_ctx_bytes(m->gpu) : 0;
 }
 
 shimmy_status engine_lora_open(const engine_model *m, const engine_adapter_spec *specs, size_t n,

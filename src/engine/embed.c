@@ -87,7 +87,8 @@ shimmy_status engine_embed_new(const engine_model *em, const engine_embed_params
                                  .n_logits = e->n_batch,
                                  .kv_type = MODEL_KV_F32,
                                  .pool = e->pool,
-                                 .embeddings = true};
+                                 .embeddings = true,
+                                 .device = engine_model_device(em)};
     if (!st) st = model_ctx_new(m, &cp, &e->ctx, err);
     if (!st) {
         e->tok = core_malloc(sizeof *e->tok * (size_t)e->n_batch * 2);

@@ -43,6 +43,15 @@ typedef struct tok_vocab tok_vocab;
 
 typedef struct engine_model_params {
     bool no_tokenizer; /* load weights only (tests of the forward pass without a vocabulary) */
+    /* Where the forward pass runs (gpu.h's device strings). NULL or "auto": a hardware GPU when
+     * there is one (software Vulkan devices are skipped), else the CPU; a GPU that "auto" finds
+     * but cannot use (no device support for the architecture, a failed upload) is a warning in
+     * the log and the CPU runs the model. "cpu": the CPU. "gpu", "vulkan", "vulkan:N", "cuda":
+     * named outright, so failing to open it is the load's error. */
+    const char *device;
+    /* Layers whose weights go to the device: 0 or -1 = all (so a zeroed struct means all
+     * layers), N > 0 = the first N (the rest run on the CPU). "No layers" is device "cpu". */
+    int32_t n_gpu_layers;
 } engine_model_params;
 
 typedef struct engine_model_info {
@@ -58,11 +67,15 @@ typedef struct engine_model_info {
     int32_t n_vocab;
     uint64_t file_bytes;
     uint64_t weight_bytes;
+    char device[256];      /* "cpu", or the GPU's name as the driver gives it */
+    int32_t n_gpu_layers;  /* layers whose weights are on the GPU (0 on the CPU) */
+    uint64_t device_bytes; /* bytes of weights on the GPU (0 on the CPU) */
 } engine_model_info;
 
 typedef struct engine_model engine_model;
 
-/* p may be NULL (defaults). Errors name the file and what is missing or unsupported. */
+/* p may be NULL (defaults: device "auto", all layers). Errors name the file and what is
+ * missing or unsupported, or the device and why it cannot be used. */
 shimmy_status engine_model_open(const char *path, const engine_model_params *p, engine_model **out,
                                 shimmy_error *err);
 void engine_model_close(engine_model *m);
@@ -77,6 +90,12 @@ const char *engine_model_bos_text(const engine_model *m);
 const char *engine_model_eos_text(const engine_model *m);
 const model *engine_model_weights(const engine_model *m);
 const gguf_file *engine_model_file(const engine_model *m);
+/* The GPU the model's contexts run on, for model_ctx_params.device (borrowed until
+ * engine_model_close), or NULL: the CPU. Every context the engine makes passes it. */
+const model_device *engine_model_device(const engine_model *m);
+/* Bytes of GPU memory the model holds now: its weights there (info.device_bytes) and the KV
+ * caches and activations of its live contexts. 0 on the CPU. */
+uint64_t engine_model_device_bytes_now(const engine_model *m);
 
 /* ---- compute backends ---- */
 

@@ -71,7 +71,8 @@ shimmy_status engine_session_new(engine_model *m, const engine_session_params *p
                            .n_batch = s->n_batch,
                            .n_logits = s->n_logits,
                            .kv_type = p->kv_type,
-                           .pool = s->pool};
+                           .pool = s->pool,
+                           .device = engine_model_device(m)};
     if (!st && !s->ctx) st = s->be->ctx_new(w, &cp, &s->ctx, err);
     if (!st) {
         s->hist = core_malloc(sizeof *s->hist * (size_t)s->n_ctx);
