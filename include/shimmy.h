@@ -184,10 +184,16 @@ typedef struct shimmy_model_config {
     const char *template; /* NULL = the model's own template (else one picked from its vocabulary);
                              or a built-in family: "chatml", "llama3", "mistral", ... */
 #endif
-    int32_t ctx_len;               /* [0, 1048576]; 0 = min(trained context, 4096) */
-    int32_t threads;               /* [0, 512]; 0 = physical cores */
-    const char *device;            /* NULL or "cpu" (the only backend today) */
+    int32_t ctx_len; /* [0, 1048576]; 0 = min(trained context, 4096) */
+    int32_t threads; /* [0, 512]; 0 = physical cores */
+    /* Where the model runs: NULL = the SHIMMY_DEVICE environment variable, else "auto" (a
+     * hardware GPU through Vulkan when there is one, else the CPU); "cpu"; "gpu" or "vulkan"
+     * (the first usable Vulkan device); "vulkan:N" (shimmy_list_devices' index N); "cuda" (the
+     * first NVIDIA GPU, through Vulkan). A device named outright that cannot be used fails the
+     * load; "auto" falls back to the CPU. */
+    const char *device;
     shimmy_gen_options generation; /* defaults for requests that pass no options */
+    int32_t gpu_layers; /* >= 0: layers whose weights go to the GPU, 0 = all, N = the first N */
 } shimmy_model_config;
 
 #ifndef __cplusplus
@@ -212,6 +218,7 @@ void shimmy_spec_set_template(shimmy_spec_builder *b, const char *family);
 void shimmy_spec_set_ctx_len(shimmy_spec_builder *b, int32_t ctx_len);
 void shimmy_spec_set_threads(shimmy_spec_builder *b, int32_t threads);
 void shimmy_spec_set_device(shimmy_spec_builder *b, const char *device);
+void shimmy_spec_set_gpu_layers(shimmy_spec_builder *b, int32_t gpu_layers); /* 0 = all */
 /* Copies the options; stop strings are copied too. */
 void shimmy_spec_set_generation(shimmy_spec_builder *b, const shimmy_gen_options *o);
 
@@ -253,6 +260,30 @@ const char *shimmy_model_name(const shimmy_model *m);
 const char *shimmy_model_architecture(const shimmy_model *m);
 int32_t shimmy_model_ctx_len(const shimmy_model *m); /* the context each generation gets */
 int32_t shimmy_model_vocab_size(const shimmy_model *m);
+/* Where it runs: "cpu" or the GPU's name (borrowed until the last unref); the layers whose
+ * weights are on the GPU (0 on the CPU); bytes of GPU memory it holds now (weights, and the KV
+ * caches of its live sessions; 0 on the CPU). */
+const char *shimmy_model_device(const shimmy_model *m);
+int32_t shimmy_model_gpu_layers(const shimmy_model *m);
+uint64_t shimmy_model_device_bytes(const shimmy_model *m);
+
+/* One GPU as the Vulkan loader reports it. */
+typedef struct shimmy_device_info {
+    int32_t index;       /* N of device "vulkan:N" */
+    char name[256];      /* "NVIDIA H100 80GB HBM3", "llvmpipe (LLVM 15.0.6, 256 bits)" */
+    char type[16];       /* "discrete", "integrated", "virtual", "cpu", "other" */
+    uint32_t vendor_id;  /* PCI vendor id */
+    char driver[128];    /* driver name and version */
+    uint64_t vram_bytes; /* the largest device-local heap */
+    bool software;       /* a CPU implementation (lavapipe): "auto" never picks it */
+    bool usable;         /* the backend can run on it; else `why` says what it lacks */
+    char why[160];
+} shimmy_device_info;
+
+/* Fills up to cap devices (out may be NULL to count) and returns how many there are. 0 when
+ * there are none; err (may be NULL) then says why: SHIMMY_ERR_UNSUPPORTED when this build has
+ * no Vulkan backend, else no loader or no device. */
+int32_t shimmy_list_devices(shimmy_device_info *out, int32_t cap, shimmy_error *err);
 
 /* ---- embeddings and reranking ------------------------------------------------------------ */
 
@@ -921,6 +952,9 @@ typedef struct shimmy_catalog_options {
     int32_t threads;           /* [0, 512]: threads of sessions without a pool (0 = cores) */
     uint64_t max_loaded_bytes; /* memory budget of loaded models; 0 = half the machine's RAM */
     double keep_alive_s;       /* idle time before a model unloads; 0 = 300 s; < 0 = never */
+    const char *device;        /* every loaded model's device, as shimmy_model_config.device (NULL =
+                                  SHIMMY_DEVICE unless ignore_env, else "auto") */
+    int32_t gpu_layers;        /* >= 0, as shimmy_model_config.gpu_layers */
 } shimmy_catalog_options;
 
 /* Scans (the options are copied) and makes an empty cache. Errors: SHIMMY_ERR_INVALID_ARG (a
@@ -965,6 +999,8 @@ typedef struct shimmy_load_status {
     int32_t users;      /* references handed out by shimmy_catalog_get and not yet dropped */
     double idle_s;      /* since the last reference was dropped (0 while in use) */
     double load_ms;     /* how long the load took */
+    /* GPU memory it holds now (weights, KV caches); 0 on the CPU */
+    uint64_t device_bytes;
 } shimmy_load_status;
 
 /* The state of the model `name` (SHIMMY_LOAD_NONE for a name never loaded). */

@@ -64,7 +64,7 @@ typedef struct api_fields {
     api_lora lora[API_MAX_LORA];
     size_t n_lora;
     bool too_many_lora;
-    int32_t ctx_len, threads;
+    int32_t ctx_len, threads, gpu_layers;
     shimmy_gen_options gen; /* gen.stop points into stop[] */
     char *stop[SHIMMY_MAX_STOP];
     char *grammar, *json_schema, *grammar_after; /* gen.grammar etc. point here */
@@ -127,6 +127,35 @@ struct shimmy_model {
  * handle's model), also on failure. spec is copied. One reference in *out. */
 shimmy_status api_model_new(const shimmy_spec *spec, engine_model *em, manager_handle *handle,
                             shimmy_model **out, shimmy_error *err);
+/* ---- devices (device.c) ---- */
+
+/* The engine's load parameters for a device and layer count as a spec or catalog gives them:
+ * a NULL or "" device means SHIMMY_DEVICE (unless ignore_env; a value gpu_parse_device refuses
+ * is SHIMMY_ERR_INVALID_ARG naming the variable), else "auto". out->device borrows device or
+ * the environment's string. */
+shimmy_status api_model_params(const char *device, int32_t gpu_layers, bool ignore_env,
+                               engine_model_params *out, shimmy_error *err);
+/* A spec's or catalog's device and gpu_layers fields, as problems. */
+void api_check_device(const char *device, int32_t gpu_layers, api_problems *p);
+/* The manager loader of models with a device: the catalog passes its settings (borrowed for
+ * the loader's life); the public manager passes NULL and sets api_loading_spec (the spec whose
+ * file this thread is loading) around manager_acquire. */
+typedef struct api_device_loader {
+    const char *device;
+    int32_t gpu_layers;
+    bool ignore_env;
+    /* the models it has open, for their GPU memory (api_device_bytes); guarded by mu */
+    pthread_mutex_t mu;
+    struct api_open_model *open;
+} api_device_loader;
+void api_device_loader_init(api_device_loader *dl, const char *device, int32_t gpu_layers,
+                            bool ignore_env);
+void api_device_loader_deinit(api_device_loader *dl); /* after the manager is freed */
+manager_loader api_manager_loader(api_device_loader *dl);
+/* GPU memory the model dl opened from path holds now (0: on the CPU or not open). */
+uint64_t api_device_bytes(api_device_loader *dl, const char *path);
+extern _Thread_local const api_fields *api_loading_spec;
+
 /* A session for one generation (the idle one, or a new one with the spec's settings). */
 shimmy_status api_session_take(shimmy_model *m, api_session **out, shimmy_error *err);
 /* Returns a session after use (kept as the idle one, or freed). */

@@ -17,6 +17,8 @@ struct shimmy_catalog {
     size_t n_files, n_adapters;
     bool no_defaults, ignore_env;
     int32_t ctx_len, threads;
+    char *device;          /* owned copy of the options' device, or NULL */
+    api_device_loader dev; /* the manager loader (device points at `device`) */
 };
 
 static char **copy_strings(const char *const *v, size_t n, bool *ok) {
@@ -38,7 +40,9 @@ static void free_strings(char **v, size_t n) {
 
 static void catalog_destroy(shimmy_catalog *c) {
     manager_free(c->mgr);
+    api_device_loader_deinit(&c->dev);
     free(c->paths);
+    free(c->device);
     free_strings(c->files, c->n_files);
     free_strings(c->adapters, c->n_adapters);
     free(c);
@@ -69,6 +73,7 @@ static shimmy_status check_options(const shimmy_catalog_options *o, shimmy_error
                     "n_adapter_files is %zu but "
                     "adapter_files is NULL",
                     o->n_adapter_files);
+    api_check_device(o->device, o->gpu_layers, &p);
     if (o->keep_alive_s != o->keep_alive_s)
         api_problem(&p, SHIMMY_ERR_INVALID_ARG, "keep_alive_s", "keep_alive_s is NaN");
     return api_problems_report(&p, err);
@@ -85,6 +90,8 @@ shimmy_status shimmy_catalog_open(const shimmy_catalog_options *opts, shimmy_cat
     shimmy_catalog *c = core_calloc(1, sizeof *c);
     if (!c) return core_error(err, SHIMMY_ERR_NOMEM, "catalog", "out of memory");
     bool ok = true;
+    if (o->device && !(c->device = core_strdup(o->device))) ok = false;
+    api_device_loader_init(&c->dev, c->device, o->gpu_layers, o->ignore_env);
     if (o->paths && !(c->paths = core_strdup(o->paths))) ok = false;
     c->files = copy_strings(o->model_files, o->n_model_files, &ok);
     c->n_files = o->n_model_files;
@@ -101,7 +108,7 @@ shimmy_status shimmy_catalog_open(const shimmy_catalog_options *opts, shimmy_cat
     registry *reg = NULL;
     st = scan(c, &reg, err);
     if (!st) {
-        manager_options mo = {.loader = manager_engine_loader(),
+        manager_options mo = {.loader = api_manager_loader(&c->dev),
                               .max_loaded_bytes = o->max_loaded_bytes,
                               .keep_alive_s = o->keep_alive_s};
         st = manager_new(&mo, reg, &c->mgr, err);
@@ -160,6 +167,8 @@ shimmy_status shimmy_catalog_get(shimmy_catalog *c, const char *name, shimmy_mod
     spec.f.base_path = (char *)manager_handle_path(h);
     spec.f.ctx_len = c->ctx_len;
     spec.f.threads = c->threads;
+    spec.f.device = c->device;
+    spec.f.gpu_layers = c->dev.gpu_layers;
     return api_model_new(&spec, NULL, h, out, err);
 }
 
@@ -174,7 +183,7 @@ const char *shimmy_load_state_name(shimmy_load_state s) {
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "unknown";
 }
 
-static void to_status(const manager_info *in, shimmy_load_status *out) {
+static void to_status(shimmy_catalog *c, const manager_info *in, shimmy_load_status *out) {
     static const shimmy_load_state states[] = {
         [MANAGER_NOT_LOADED] = SHIMMY_LOAD_NONE,
         [MANAGER_LOADING] = SHIMMY_LOAD_LOADING,
@@ -190,6 +199,7 @@ static void to_status(const manager_info *in, shimmy_load_status *out) {
     out->users = in->users;
     out->idle_s = in->idle_s;
     out->load_ms = in->load_ms;
+    if (c && in->state == MANAGER_LOADED) out->device_bytes = api_device_bytes(&c->dev, in->path);
 }
 
 void shimmy_catalog_status(shimmy_catalog *c, const char *name, shimmy_load_status *out) {
@@ -198,7 +208,7 @@ void shimmy_catalog_status(shimmy_catalog *c, const char *name, shimmy_load_stat
     memset(&info, 0, sizeof info);
     if (c && name) manager_info_of(c->mgr, name, &info);
     if (!c || !name) snprintf(info.name, sizeof info.name, "%s", name ? name : "");
-    to_status(&info, out);
+    to_status(c, &info, out);
 }
 
 size_t shimmy_catalog_statuses(shimmy_catalog *c, shimmy_load_status *out, size_t cap) {
@@ -212,7 +222,7 @@ size_t shimmy_catalog_statuses(shimmy_catalog *c, shimmy_load_status *out, size_
     manager_info *infos = core_calloc(room, sizeof *infos);
     if (!infos) return n;
     n = manager_list(c->mgr, infos, room);
-    for (size_t i = 0; i < n && i < cap && i < room; i++) to_status(&infos[i], &out[i]);
+    for (size_t i = 0; i < n && i < cap && i < room; i++) to_status(c, &infos[i], &out[i]);
     free(infos);
     return n;
 }

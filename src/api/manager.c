@@ -63,7 +63,7 @@ shimmy_status shimmy_manager_new(const shimmy_manager_options *opts, shimmy_mana
     /* This layer decides what stays cached, so the core manager neither expires models on its
      * own (no reaper, no keep-alive) nor needs more than the budget. */
     manager_options mo = {
-        .loader = manager_engine_loader(),
+        .loader = api_manager_loader(NULL), /* the spec's device (api_loading_spec) */
         .max_loaded_bytes = opts ? opts->max_loaded_bytes : 0,
         .keep_alive_s = -1,
         .no_reaper = true,
@@ -257,7 +257,9 @@ shimmy_status shimmy_manager_get(shimmy_manager *mgr, const char *name, shimmy_m
         st = core_error(err, SHIMMY_ERR_NOMEM, name, "out of memory");
     } else {
         manager_handle *h = NULL;
+        api_loading_spec = &spec.f;
         st = manager_acquire(mgr->core, spec.f.base_path, &h, err);
+        api_loading_spec = NULL;
         if (!st) st = api_model_new(&spec, NULL, h, &m, err);
         api_fields_free(&spec.f);
     }

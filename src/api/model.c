@@ -74,7 +74,9 @@ shimmy_status shimmy_model_load(const shimmy_spec *spec, shimmy_model **out, shi
     *out = NULL;
     if (!spec) return core_error(err, SHIMMY_ERR_INVALID_ARG, "spec", "the spec is NULL");
     engine_model *em = NULL;
-    shimmy_status st = engine_model_open(spec->f.base_path, NULL, &em, err);
+    engine_model_params mp;
+    shimmy_status st = api_model_params(spec->f.device, spec->f.gpu_layers, false, &mp, err);
+    if (!st) st = engine_model_open(spec->f.base_path, &mp, &em, err);
     if (st) return st;
     return api_model_new(spec, em, NULL, out, err);
 }

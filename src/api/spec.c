@@ -79,6 +79,7 @@ bool api_fields_copy(api_fields *dst, const api_fields *src) {
     dst->too_many_lora = src->too_many_lora;
     dst->ctx_len = src->ctx_len;
     dst->threads = src->threads;
+    dst->gpu_layers = src->gpu_layers;
     api_fields_set_gen(dst, &src->gen);
     if (dst->nomem) {
         api_fields_free(dst);
@@ -110,6 +111,9 @@ void shimmy_spec_set_template(shimmy_spec_builder *b, const char *family) {
 }
 void shimmy_spec_set_device(shimmy_spec_builder *b, const char *device) {
     if (b) set_str(&b->f, &b->f.device, device);
+}
+void shimmy_spec_set_gpu_layers(shimmy_spec_builder *b, int32_t gpu_layers) {
+    if (b) b->f.gpu_layers = gpu_layers;
 }
 void shimmy_spec_set_ctx_len(shimmy_spec_builder *b, int32_t ctx_len) {
     if (b) b->f.ctx_len = ctx_len;
@@ -222,10 +226,7 @@ static shimmy_status validate(const api_fields *f, shimmy_error *err) {
     if (f->threads < 0 || f->threads > MAX_THREADS)
         api_problem(&p, SHIMMY_ERR_INVALID_ARG, "threads",
                     "%d is outside [0, %d] (0 = physical cores)", (int)f->threads, MAX_THREADS);
-    if (f->device && strcmp(f->device, "cpu") != 0)
-        api_problem(&p, SHIMMY_ERR_UNSUPPORTED, "device",
-                    "'%s' is not available: this build runs models on the CPU only (\"cpu\")",
-                    f->device);
+    api_check_device(f->device, f->gpu_layers, &p);
     api_gen_options_check(&f->gen, "generation.", &p);
     if (f->gen.max_tokens > 0 && f->ctx_len > 0 && f->gen.max_tokens >= f->ctx_len)
         api_problem(&p, SHIMMY_ERR_INVALID_ARG, "generation.max_tokens",
@@ -274,6 +275,7 @@ shimmy_status shimmy_spec_from_config(const shimmy_model_config *c, shimmy_spec 
     }
     f.ctx_len = c->ctx_len;
     f.threads = c->threads;
+    f.gpu_layers = c->gpu_layers;
     api_fields_set_gen(&f, &c->generation);
     shimmy_status st = freeze(&f, out, err);
     api_fields_free(&f);

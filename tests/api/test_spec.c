@@ -27,7 +27,7 @@ static void test_builder_names_every_bad_field(void) {
     shimmy_spec_set_template(b, "no-such-family");
     shimmy_spec_set_ctx_len(b, -1);
     shimmy_spec_set_threads(b, 100000);
-    shimmy_spec_set_device(b, "cuda");
+    shimmy_spec_set_device(b, "tpu");
     shimmy_gen_options g = {.temperature = 50.0f, .top_p = 1.5f};
     shimmy_spec_set_generation(b, &g);
     shimmy_spec *spec = (shimmy_spec *)1;
@@ -91,9 +91,22 @@ static shimmy_status build_one(const char *base, const char *device, shimmy_erro
 
 static void test_single_causes(void) {
     shimmy_error err;
-    CHECK_EQ_INT(build_one(model, "gpu", &err), SHIMMY_ERR_UNSUPPORTED);
-    CHECK_STR(err.where, "device");
-    CHECK(strstr(err.message, "'gpu'") && strstr(err.message, "cpu"));
+    /* every device string the loader accepts; the device itself is looked for at load */
+    const char *good[] = {"cpu", "auto", "gpu", "vulkan", "vulkan:0", "vulkan:63", "cuda"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        CHECK_MSG(build_one(model, good[i], &err) == SHIMMY_OK, "device '%s': %s", good[i],
+                  err.message);
+    const char *bad[] = {"tpu", "vulkan:x", "vulkan:", "vulkan:64", "vulkan:-1", "GPU", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (!*bad[i]) continue; /* "" is "not set" (SHIMMY_DEVICE, else auto) */
+        CHECK_MSG(build_one(model, bad[i], &err) == SHIMMY_ERR_INVALID_ARG, "device '%s'", bad[i]);
+        CHECK_STR(err.where, "device");
+        CHECK_MSG(strstr(err.message, bad[i]) && strstr(err.message, "cpu") &&
+                      strstr(err.message, "auto") && strstr(err.message, "vulkan:N") &&
+                      strstr(err.message, "cuda"),
+                  "%s", err.message);
+    }
+    CHECK_EQ_INT(build_one(model, "", &err), SHIMMY_OK);
     CHECK_EQ_INT(build_one("/nonexistent/x.gguf", NULL, &err), SHIMMY_ERR_NOT_FOUND);
     CHECK_STR(err.where, "base_path");
     CHECK_EQ_INT(build_one(text_file, NULL, &err), SHIMMY_ERR_FORMAT);
@@ -108,6 +121,32 @@ static void test_single_causes(void) {
     CHECK_EQ_INT(shimmy_spec_build(NULL, &spec, &err), SHIMMY_ERR_INVALID_ARG);
     CHECK(spec == NULL);
     CHECK_EQ_INT(shimmy_spec_from_config(NULL, &spec, &err), SHIMMY_ERR_INVALID_ARG);
+}
+
+/* gpu_layers: 0 = all, N > 0 the first N, negative refused; in both forms */
+static void test_gpu_layers(void) {
+    shimmy_error err;
+    shimmy_spec *spec = NULL;
+    shimmy_spec_builder *b = shimmy_spec_new();
+    shimmy_spec_set_name(b, "m");
+    shimmy_spec_set_base_path(b, model);
+    shimmy_spec_set_device(b, "gpu");
+    shimmy_spec_set_gpu_layers(b, 12);
+    CHECK_EQ_INT(shimmy_spec_build(b, &spec, &err), SHIMMY_OK);
+    shimmy_spec_free(spec);
+    shimmy_spec_set_gpu_layers(b, -1);
+    CHECK_EQ_INT(shimmy_spec_build(b, &spec, &err), SHIMMY_ERR_INVALID_ARG);
+    CHECK_STR(err.where, "gpu_layers");
+    CHECK(strstr(err.message, "-1") && strstr(err.message, "0 = all"));
+    shimmy_spec_builder_free(b);
+    shimmy_model_config c = SHIMMY_MODEL_CONFIG(.name = "m", .base_path = model,
+                                                .device = "vulkan:x", .gpu_layers = -2);
+    CHECK_EQ_INT(shimmy_spec_from_config(&c, &spec, &err), SHIMMY_ERR_INVALID_ARG);
+    CHECK_STR(err.where, "device,gpu_layers");
+    c.device = "vulkan:1";
+    c.gpu_layers = 0;
+    CHECK_EQ_INT(shimmy_spec_from_config(&c, &spec, &err), SHIMMY_OK);
+    shimmy_spec_free(spec);
 }
 
 static void test_config_form(void) {
@@ -239,6 +278,7 @@ int main(void) {
 
     test_builder_names_every_bad_field();
     test_single_causes();
+    test_gpu_layers();
     test_config_form();
     test_options();
     test_errors();
