@@ -210,7 +210,7 @@ int server_handle_ollama_ps(server_call *c) {
         char ts[40];
         ollama_time(left < 0 ? 4102444800.0 /* 2100-01-01: never */ : wall_now() + left, ts);
         json_object_set_new(v, "size", json_integer((json_int_t)st[i].bytes));
-        json_object_set_new(v, "size_vram", json_integer(0));
+        json_object_set_new(v, "size_vram", json_integer((json_int_t)st[i].device_bytes));
         json_object_set_new(v, "expires_at", json_string(ts));
         json_object_set_new(
             v, "context_length",

@@ -88,7 +88,9 @@ static shimmy_status open_catalog(const server_config *cfg, shimmy_catalog **out
                                  .ignore_env = cfg->ignore_env,
                                  .ctx_len = cfg->ctx_size,
                                  .max_loaded_bytes = cfg->max_loaded_bytes,
-                                 .keep_alive_s = cfg->keep_alive_s};
+                                 .keep_alive_s = cfg->keep_alive_s,
+                                 .device = cfg->device,
+                                 .gpu_layers = cfg->gpu_layers};
     return shimmy_catalog_open(&co, out, err);
 }
 

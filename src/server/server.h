@@ -82,6 +82,10 @@ typedef struct server_config {
      * adapter as its model gets. Borrowed. */
     const struct server_lora_arg *loras;
     size_t n_loras;
+    /* serve --device / --gpu-layers: where every model runs (shimmy_catalog_options' device
+     * and gpu_layers: NULL = SHIMMY_DEVICE, else auto; 0 = all layers). Borrowed. */
+    const char *device;
+    int gpu_layers;
 } server_config;
 
 typedef struct server_lora_arg {
