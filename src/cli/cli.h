@@ -76,21 +76,32 @@ typedef struct cli_run_opts {
     size_t n_lora;
     const char *lora_arg[CLI_MAX_LORA]; /* as given: a file, a PEFT folder or a registry name */
     char lora_path[CLI_MAX_LORA][4096]; /* filled by cli_run_resolve_lora */
+    const char *device;                 /* --device D; NULL = SHIMMY_DEVICE, else auto */
+    long gpu_layers;                    /* --gpu-layers/-ngl N; -1 (the default) = all */
 } cli_run_opts;
+
+/* The usage text of the two device options, for each command's usage line. */
+#define CLI_DEVICE_USAGE "[--device cpu|auto|gpu|vulkan[:N]|cuda] [--gpu-layers N]"
 
 void cli_run_opts_init(cli_run_opts *o);
 /* When argv[*i] is one of the shared options, consumes it and its values (leaving *i on the
  * last one, as a for loop's i++ expects) and returns 1; returns 0 when it is not one of them;
  * prints a usage error and returns -1 on a bad value (the command then exits 2). */
 int cli_run_opt(const char *cmd, const char *usage, int argc, char **argv, int *i, cli_run_opts *o);
+/* The same for --device and --gpu-layers/-ngl alone (commands without the other options). */
+int cli_device_opt(const char *cmd, const char *usage, int argc, char **argv, int *i,
+                   cli_run_opts *o);
 /* Turns each --lora argument that is not an existing path into the path of the registry adapter
  * of that name (`shimmy discover` lists them); o->lora[k].path then points into o. */
 shimmy_status cli_run_resolve_lora(cli_run_opts *o, shimmy_error *err);
 
 /* Loads the model file at path (resolved by cli_resolve_model) under the name `name`, the way
- * every model command does; *out is one reference. */
-shimmy_status cli_load_model(const char *name, const char *path, shimmy_model **out,
-                             shimmy_error *err);
+ * every model command does, on o's device (o may be NULL: the default); *out is one reference. */
+shimmy_status cli_load_model(const char *name, const char *path, const cli_run_opts *o,
+                             shimmy_model **out, shimmy_error *err);
+/* Sets spec fields from --device and --gpu-layers (--gpu-layers 0: the CPU, as llama.cpp's -ngl
+ * 0 means). */
+void cli_device_config(const cli_run_opts *o, const char **device, int32_t *gpu_layers);
 
 /* For the commands that only scan (list, discover): parses [--json] [--model-dirs D1:D2]
  * [--help] and scans. Returns true with *out (caller frees with shimmy_model_list_free); false

@@ -13,7 +13,8 @@
 
 static const char *const USAGE =
     "shimmy bench MODEL [-p 512] [-n 128] [-t N] [-r 5] [--kv f16|f32] [--ctx-size N]\n"
-    "       [--lora FILE] [--lora-scaled FILE S] [--json]";
+    "       [--lora FILE] [--lora-scaled FILE S] [--json]\n"
+    "       " CLI_DEVICE_USAGE;
 
 #define MAX_TOKEN (1L << 20)
 
@@ -21,8 +22,14 @@ typedef struct bench_opts {
     const char *model;
     long n_prompt, n_gen, reps;
     bool json;
-    cli_run_opts run; /* --threads, --ctx-size, --kv, --lora, --lora-scaled */
+    cli_run_opts run; /* --threads, --ctx-size, --kv, --lora, --lora-scaled, --device */
 } bench_opts;
+
+/* Where the model ran: "cpu" or the GPU's name, and the layers on it. */
+typedef struct bench_device {
+    const char *name;
+    int32_t layers;
+} bench_device;
 
 /* Mean and sample standard deviation (n - 1, as llama-bench reports) of tokens/s. */
 typedef struct bench_stat {
@@ -133,10 +140,11 @@ static json_t *stat_json(const bench_stat *st) {
 }
 
 static int print_json(const bench_opts *o, int threads, const bench_stat *pp, const bench_stat *tg,
-                      double load_ms, uint64_t rss) {
-    json_t *doc = json_pack("{s:s,s:i,s:o,s:o,s:f,s:I}", "model", o->model, "threads", threads,
-                            "pp", stat_json(pp), "tg", stat_json(tg), "load_ms", load_ms,
-                            "rss_bytes", (json_int_t)rss);
+                      double load_ms, uint64_t rss, const bench_device *dev) {
+    json_t *doc =
+        json_pack("{s:s,s:i,s:o,s:o,s:f,s:I,s:s,s:i}", "model", o->model, "threads", threads, "pp",
+                  stat_json(pp), "tg", stat_json(tg), "load_ms", load_ms, "rss_bytes",
+                  (json_int_t)rss, "device", dev->name, "gpu_layers", (int)dev->layers);
     char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(doc);
     if (!text) {
@@ -149,7 +157,8 @@ static int print_json(const bench_opts *o, int threads, const bench_stat *pp, co
 }
 
 static void print_table(const bench_opts *o, int threads, const bench_stat *pp,
-                        const bench_stat *tg, double load_ms, uint64_t rss) {
+                        const bench_stat *tg, double load_ms, uint64_t rss,
+                        const bench_device *dev) {
     const char *base = strrchr(o->model, '/');
     base = base ? base + 1 : o->model;
     printf("| %-36s | %7s | %-8s | %20s |\n", "model", "threads", "test", "t/s");
@@ -167,6 +176,10 @@ static void print_table(const bench_opts *o, int threads, const bench_stat *pp,
     printf("\nload %.1f ms, resident memory %.1f MiB after %ld repetitions (kv %s, isa %s)\n",
            load_ms, (double)rss / (1 << 20), o->reps, o->run.kv == SHIMMY_KV_F32 ? "f32" : "f16",
            shimmy_cpu_isa());
+    if (dev->layers > 0)
+        printf("device %s (%d layers on it)\n", dev->name, (int)dev->layers);
+    else
+        printf("device %s\n", dev->name);
 }
 
 int cli_cmd_bench(int argc, char **argv) {
@@ -185,7 +198,7 @@ int cli_cmd_bench(int argc, char **argv) {
     rc = 1;
     /* load time as a user waits for it: mapping, weights, vocabulary, KV cache, adapters */
     const double t0 = cli_time_ms();
-    if (cli_load_model(o.model, path, &m, &err)) goto done;
+    if (cli_load_model(o.model, path, &o.run, &m, &err)) goto done;
     /* pp runs use positions [0, p), tg runs [0, n): the larger of the two would do, but p + n
      * keeps the cache the size a request of that shape needs, as llama-bench sizes it.
      * --ctx-size may only make it larger (the KV cache a server would allocate). */
@@ -211,10 +224,11 @@ int cli_cmd_bench(int argc, char **argv) {
     const bench_stat pp = summarize(o.n_prompt, rates, o.reps);
     const bench_stat tg = summarize(o.n_gen, rates + o.reps, o.reps);
     const int threads = o.run.threads > 0 ? (int)o.run.threads : (int)shimmy_default_threads();
+    const bench_device dev = {shimmy_model_device(m), shimmy_model_gpu_layers(m)};
     if (o.json) {
-        rc = print_json(&o, threads, &pp, &tg, load_ms, rss);
+        rc = print_json(&o, threads, &pp, &tg, load_ms, rss, &dev);
     } else {
-        print_table(&o, threads, &pp, &tg, load_ms, rss);
+        print_table(&o, threads, &pp, &tg, load_ms, rss, &dev);
         rc = 0;
     }
 done:

@@ -11,7 +11,8 @@
 #include <string.h>
 
 static const char usage[] = "shimmy embed MODEL (--text TEXT ... | --file PATH|- [--lines]) "
-                            "[--query Q] [--raw] [--dimensions N] [--truncate] [--json]";
+                            "[--query Q] [--raw] [--dimensions N] [--truncate] [--json]\n"
+                            "       " CLI_DEVICE_USAGE;
 
 static void help(void) {
     printf("usage: %s\n\n"
@@ -24,7 +25,9 @@ static void help(void) {
            "  --dimensions N   keep the first N components, then normalise (Matryoshka)\n"
            "  --truncate       cut inputs longer than the model's context (default: error)\n"
            "  --json           print {\"model\",\"pooling\",\"dim\",\"embeddings\",\"tokens\"}\n"
-           "                   (with --query: {\"model\",\"scores\",\"tokens\"})\n",
+           "                   (with --query: {\"model\",\"scores\",\"tokens\"})\n"
+           "  --device D       where the model runs (see shimmy probe --devices)\n"
+           "  --gpu-layers N   layers on the GPU (0 = none; default all)\n",
            usage);
 }
 
@@ -36,13 +39,18 @@ typedef struct embed_opts {
     size_t n_texts;
     bool lines, raw, truncate, json;
     long dims;
+    cli_run_opts dev; /* --device, --gpu-layers */
 } embed_opts;
 
 static int parse(int argc, char **argv, embed_opts *o) {
     memset(o, 0, sizeof *o);
+    cli_run_opts_init(&o->dev);
     o->texts = calloc((size_t)argc, sizeof *o->texts);
     if (!o->texts) return cli_usage_error("embed", usage, "out of memory");
     for (int i = 1; i < argc; i++) {
+        const int r = cli_device_opt("embed", usage, argc, argv, &i, &o->dev);
+        if (r < 0) return 2;
+        if (r > 0) continue;
         const char *a = argv[i];
         const bool val = strcmp(a, "--text") == 0 || strcmp(a, "--file") == 0 ||
                          strcmp(a, "--query") == 0 || strcmp(a, "--dimensions") == 0;
@@ -180,7 +188,7 @@ int cli_cmd_embed(int argc, char **argv) {
             goto done;
         }
     }
-    if (cli_load_model(o.model, path, &m, &err)) goto done;
+    if (cli_load_model(o.model, path, &o.dev, &m, &err)) goto done;
     const shimmy_embed_options eo = {
         .raw = o.raw, .dimensions = (int32_t)o.dims, .truncate = o.truncate};
     if (o.query) {

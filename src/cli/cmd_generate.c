@@ -9,7 +9,8 @@ static const char *const USAGE =
     "shimmy generate MODEL --prompt TEXT [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
     "       [--repeat-penalty R] [--repeat-last-n N] [--seed S] [--stop TEXT]... [--ignore-eos]\n"
     "       [--ctx-size N] [--threads N] [--kv f16|f32] [--lora FILE] [--lora-scaled FILE S]\n"
-    "       [--grammar FILE | --json-schema FILE] [--grammar-after TEXT] [--json]";
+    "       [--grammar FILE | --json-schema FILE] [--grammar-after TEXT] [--json]\n"
+    "       " CLI_DEVICE_USAGE;
 
 #define MAX_STOP 16
 
@@ -212,7 +213,7 @@ int cli_cmd_generate(int argc, char **argv) {
         goto done;
     o.gp.grammar = grammar;
     o.gp.json_schema = schema;
-    if (cli_load_model(o.model, path, &m, &err)) goto done;
+    if (cli_load_model(o.model, path, &o.run, &m, &err)) goto done;
     if (shimmy_tokenize(shimmy_model_vocab(m), o.prompt, strlen(o.prompt),
                         SHIMMY_TOKENIZE_ADD_SPECIAL | SHIMMY_TOKENIZE_PARSE_SPECIAL, &prompt,
                         &n_prompt, &err))

@@ -8,7 +8,8 @@
 
 static const char *const USAGE =
     "shimmy logits MODEL --prompt TEXT [--continue ID,ID,...] [--top K] [--kv f16|f32]\n"
-    "       [--ctx-size N] [--threads N] [--lora FILE] [--lora-scaled FILE S] [--json]";
+    "       [--ctx-size N] [--threads N] [--lora FILE] [--lora-scaled FILE S] [--json]\n"
+    "       " CLI_DEVICE_USAGE;
 
 typedef struct logits_opts {
     const char *model, *prompt, *cont;
@@ -118,7 +119,7 @@ int cli_cmd_logits(int argc, char **argv) {
     int32_t *idx = NULL;
     rc = 1;
     if (o.cont && !parse_ids(o.cont, &cont)) goto done;
-    if (cli_load_model(o.model, path, &m, &err)) goto done;
+    if (cli_load_model(o.model, path, &o.run, &m, &err)) goto done;
     if (shimmy_tokenize(shimmy_model_vocab(m), o.prompt, strlen(o.prompt),
                         SHIMMY_TOKENIZE_ADD_SPECIAL | SHIMMY_TOKENIZE_PARSE_SPECIAL, &prompt,
                         &n_prompt, &err))

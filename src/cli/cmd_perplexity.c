@@ -19,7 +19,8 @@
 
 #define PPL_USAGE                                                                                  \
     "shimmy perplexity MODEL --file TEXT [--ctx-size N] [--batch N] [--kv f16|f32] "               \
-    "[--threads N] [--chunks N] [--kl-base MODEL2] [--lora A] [--lora-scaled A S] [--json]"
+    "[--threads N] [--chunks N] [--kl-base MODEL2] [--lora A] [--lora-scaled A S] [--json]\n"      \
+    "       " CLI_DEVICE_USAGE
 
 typedef struct ppl_opts {
     const char *model, *file, *kl_base;
@@ -80,7 +81,7 @@ static shimmy_status open_side(const char *arg, const ppl_opts *o, bool with_lor
     char path[4096];
     shimmy_status st = cli_resolve_model(arg, path, sizeof path, err);
     if (st) return st;
-    st = cli_load_model(arg, path, &side->model, err);
+    st = cli_load_model(arg, path, &o->run, &side->model, err);
     if (st) return st;
     shimmy_evaluator_params ep = {
         .ctx_len = (int32_t)o->ctx,

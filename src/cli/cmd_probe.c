@@ -1,8 +1,9 @@
-/* shimmy probe MODEL [--json] [--lora A] [--lora-scaled A S] — load a model the way the server
- * does (registry entry, then the library's loader), optionally attach LoRA adapters (files, PEFT
- * folders or registry adapter names), run one generated token, and report what the model is and
- * what it costs: architecture, parameters, quant, context, template, adapters, load time,
- * memory, first-token time. */
+/* shimmy probe MODEL [--json] [--lora A] [--lora-scaled A S] [--device D] — load a model the way
+ * the server does (registry entry, then the library's loader), optionally attach LoRA adapters
+ * (files, PEFT folders or registry adapter names), run one generated token, and report what the
+ * model is and what it costs: architecture, parameters, quant, context, template, adapters, the
+ * device it runs on, load time, memory, first-token time. shimmy probe --devices lists the
+ * Vulkan devices instead. */
 #include "cli.h"
 
 #include <jansson.h>
@@ -11,7 +12,9 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "shimmy probe MODEL [--json] [--lora FILE|DIR|NAME] [--lora-scaled FILE|DIR|NAME SCALE]";
+    "shimmy probe MODEL [--json] [--lora FILE|DIR|NAME] [--lora-scaled FILE|DIR|NAME SCALE]\n"
+    "       " CLI_DEVICE_USAGE "\n"
+    "shimmy probe --devices [--json]   the GPUs (Vulkan devices) a model can run on";
 
 /* The one-token run needs only a small context: its KV cache is what probe allocates. */
 #define PROBE_CTX 128
@@ -39,6 +42,9 @@ typedef struct probe_result {
     probe_out out;
     int32_t embed_dim; /* an embedding model (no generation): floats of its vector, else 0 */
     const char *pooling;
+    char device[256]; /* "cpu" or the GPU's name */
+    int32_t gpu_layers;
+    uint64_t device_bytes; /* after the first token: weights and KV cache */
 } probe_result;
 
 /* Registry entry of one file, so a path and a name report the same metadata. */
@@ -63,10 +69,12 @@ static shimmy_status run_probe(const shimmy_model_entry *e, const cli_run_opts *
     res->rss_before = cli_rss_bytes();
     shimmy_model *m = NULL;
     const double t_load = cli_time_ms();
-    shimmy_status st = cli_load_model(e->name, e->path, &m, err);
+    shimmy_status st = cli_load_model(e->name, e->path, lo, &m, err);
     if (st) return st;
     res->load_ms = cli_time_ms() - t_load;
     res->weight_bytes = shimmy_model_weight_bytes(m);
+    snprintf(res->device, sizeof res->device, "%s", shimmy_model_device(m));
+    res->gpu_layers = shimmy_model_gpu_layers(m);
     shimmy_evaluator_params ep = {.ctx_len = lo->ctx ? (int32_t)lo->ctx : PROBE_CTX,
                                   .kv = lo->kv,
                                   .threads = (int32_t)lo->threads,
@@ -102,6 +110,7 @@ static shimmy_status run_probe(const shimmy_model_entry *e, const cli_run_opts *
         res->out.token = out.result.completion_tokens > 0 ? id : -1;
     }
     res->rss_after = cli_rss_bytes();
+    res->device_bytes = shimmy_model_device_bytes(m);
     shimmy_free(prompt);
     shimmy_evaluator_free(s);
     shimmy_model_unref(m);
@@ -142,6 +151,11 @@ static void print_human(const shimmy_model_list *l, size_t i, const cli_run_opts
             printf("paired LoRA   %s (%s)\n", a.name, a.path);
     for (size_t k = 0; k < lo->n_lora; k++)
         printf("applied LoRA  %s x%g\n", lo->lora[k].path, (double)lo->lora[k].scale);
+    if (r->gpu_layers > 0)
+        printf("device        %s (%d layers, %.1f MiB)\n", r->device, (int)r->gpu_layers,
+               (double)r->device_bytes / (1 << 20));
+    else
+        printf("device        %s\n", r->device);
     printf("file size     %.1f MiB\n", (double)e.size / (1 << 20));
     printf("load time     %.1f ms\n", r->load_ms);
     printf("weights       %.1f MiB\n", (double)r->weight_bytes / (1 << 20));
@@ -180,6 +194,11 @@ static int print_json(const shimmy_model_list *l, size_t i, const cli_run_opts *
         (json_int_t)r->rss_before, "rss_after", (json_int_t)r->rss_after, "first_token_ms",
         r->first_token_ms, "prompt_tokens", r->n_prompt, "token", r->out.token, "text", r->out.text,
         r->out.len, "paired_adapters", paired, "adapters", applied);
+    if (doc) {
+        json_object_set_new(doc, "device", json_string(r->device));
+        json_object_set_new(doc, "gpu_layers", json_integer(r->gpu_layers));
+        json_object_set_new(doc, "device_bytes", json_integer((json_int_t)r->device_bytes));
+    }
     if (doc && r->embed_dim) {
         json_object_set_new(doc, "embedding_size", json_integer(r->embed_dim));
         json_object_set_new(doc, "pooling", json_string(r->pooling));
@@ -195,17 +214,72 @@ static int print_json(const shimmy_model_list *l, size_t i, const cli_run_opts *
     return 0;
 }
 
+/* shimmy probe --devices: index, name, type, memory, and whether a model can run there. */
+static int list_devices(bool json) {
+    shimmy_error err;
+    shimmy_error_clear(&err);
+    const int32_t n = shimmy_list_devices(NULL, 0, &err);
+    shimmy_device_info *d = n > 0 ? calloc((size_t)n, sizeof *d) : NULL;
+    const int32_t got = d ? shimmy_list_devices(d, n, &err) : 0;
+    const int32_t shown = got < n ? got : n;
+    if (json) {
+        json_t *arr = json_array();
+        for (int32_t i = 0; i < shown; i++)
+            json_array_append_new(
+                arr,
+                json_pack("{s:i,s:s,s:s,s:I,s:s,s:I,s:b,s:b,s:s}", "index", d[i].index, "name",
+                          d[i].name, "type", d[i].type, "vendor_id", (json_int_t)d[i].vendor_id,
+                          "driver", d[i].driver, "vram_bytes", (json_int_t)d[i].vram_bytes,
+                          "software", d[i].software, "usable", d[i].usable, "why", d[i].why));
+        json_t *doc = json_pack("{s:o}", "devices", arr);
+        if (doc && !shown && err.status)
+            json_object_set_new(doc, "error", json_string(err.message));
+        char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+        json_decref(doc);
+        free(d);
+        if (!text) {
+            fprintf(stderr, "shimmy: error: the device list could not be encoded as JSON\n");
+            return 1;
+        }
+        puts(text);
+        free(text);
+        return 0;
+    }
+    if (!shown) {
+        printf("no GPU: %s; models run on the CPU\n",
+               err.status ? err.message : "the Vulkan loader reports no device");
+        free(d);
+        return 0;
+    }
+    for (int32_t i = 0; i < shown; i++) {
+        printf("vulkan:%-3d %s\n", (int)d[i].index, d[i].name);
+        printf("           %s%s, %.1f GiB, %s\n", d[i].type, d[i].software ? " (software)" : "",
+               (double)d[i].vram_bytes / (1 << 30), d[i].driver);
+        if (!d[i].usable)
+            printf("           not usable: %s\n", d[i].why);
+        else if (d[i].software)
+            printf("           usable, but auto skips it (name it: --device vulkan:%d)\n",
+                   (int)d[i].index);
+        else
+            printf("           usable\n");
+    }
+    free(d);
+    return 0;
+}
+
 int cli_cmd_probe(int argc, char **argv) {
     const char *arg = NULL;
     cli_run_opts lo;
     cli_run_opts_init(&lo);
-    bool json = false;
+    bool json = false, devices = false;
     for (int i = 1; i < argc; i++) {
         int r = cli_run_opt("probe", usage, argc, argv, &i, &lo);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (strcmp(argv[i], "--json") == 0)
             json = true;
+        else if (strcmp(argv[i], "--devices") == 0)
+            devices = true;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("usage: %s\n", usage);
             return 0;
@@ -216,6 +290,8 @@ int cli_cmd_probe(int argc, char **argv) {
         else
             return cli_usage_error("probe", usage, "unexpected argument '%s'", argv[i]);
     }
+    if (devices && arg) return cli_usage_error("probe", usage, "--devices takes no model");
+    if (devices) return list_devices(json);
     if (!arg) return cli_usage_error("probe", usage, "which model? (a .gguf path or a name)");
     shimmy_error err;
     shimmy_error_clear(&err);

@@ -17,7 +17,8 @@ static const char *const USAGE =
     "       [--top-p P] [--min-p P] [--repeat-penalty R] [--repeat-last-n N]\n"
     "       [--presence-penalty X] [--frequency-penalty X] [--seed S] [-n N] [--stop TEXT]...\n"
     "       [--ctx-size N] [--threads N] [--lora FILE]\n"
-    "       [--lora-scaled FILE S] [--hide-thinking] [--ignore-eos] [--verbose]";
+    "       [--lora-scaled FILE S] [--hide-thinking] [--ignore-eos] [--verbose]\n"
+    "       " CLI_DEVICE_USAGE;
 
 static const char *const HELP =
     "Commands:\n"

@@ -14,7 +14,8 @@ static const char serve_usage[] =
     "             [--max-body BYTES] [--max-tokens-cap N] [--max-connections N] [--timeout S]\n"
     "             [--queue N] [--lora FILE|DIR]... [--lora-scaled FILE|DIR SCALE]...\n"
     "             [--max-loaded BYTES] [--keep-alive S] [--ollama] [--no-batching]\n"
-    "             [--cache-ram MIB]";
+    "             [--cache-ram MIB]\n"
+    "             " CLI_DEVICE_USAGE;
 
 #define SERVE_MAX_MODELS 64
 
@@ -25,6 +26,7 @@ typedef struct serve_opts {
     bool bound;
     const char *models[SERVE_MAX_MODELS];
     server_lora_arg loras[SERVE_MAX_MODELS];
+    long gpu_layers; /* --gpu-layers as given (-1 = all) */
 } serve_opts;
 
 typedef bool (*opt_fn)(serve_opts *o, const char *v);
@@ -99,6 +101,14 @@ static bool set_keep_alive(serve_opts *o, const char *v) {
     return cli_parse_double(v, -1, 1e9, &o->cfg.keep_alive_s) && o->cfg.keep_alive_s != 0;
 }
 INT_OPT(set_cache_ram, cache_ram_mib, 0, 1048576)
+static bool set_device(serve_opts *o, const char *v) {
+    return (o->cfg.device = v) != NULL;
+}
+/* As for the other commands: 0 = none (the CPU), -1 or all = every layer. */
+static bool set_gpu_layers(serve_opts *o, const char *v) {
+    o->gpu_layers = -1;
+    return strcmp(v, "all") == 0 || cli_parse_long(v, -1, 1 << 20, &o->gpu_layers);
+}
 static bool set_dirs(serve_opts *o, const char *v) {
     return (o->cfg.model_dirs = v) != NULL;
 }
@@ -131,10 +141,13 @@ static const struct {
     {"--max-loaded", set_max_loaded, "bytes of loaded models, >= 1"},
     {"--keep-alive", set_keep_alive, "idle seconds before unloading (-1 = never), not 0"},
     {"--cache-ram", set_cache_ram, "MiB of prompt cache kept after requests end, 0..1048576"},
+    {"--device", set_device, "cpu, auto, gpu, vulkan, vulkan:N or cuda"},
+    {"--gpu-layers", set_gpu_layers, "a layer count (0 = none: the CPU; -1 or all = every layer)"},
+    {"-ngl", set_gpu_layers, "a layer count (0 = none: the CPU; -1 or all = every layer)"},
 };
 
 int cli_cmd_serve(int argc, char **argv) {
-    serve_opts o = {0};
+    serve_opts o = {.gpu_layers = -1};
     server_config_defaults(&o.cfg);
     snprintf(o.host, sizeof o.host, "%s", o.cfg.host);
     for (int i = 1; i < argc; i += 2) {
@@ -178,6 +191,8 @@ int cli_cmd_serve(int argc, char **argv) {
             return cli_usage_error("serve", serve_usage, "%s expects %s (got '%s')", argv[i],
                                    serve_options[k].expect, argv[i + 1]);
     }
+    o.cfg.gpu_layers = o.gpu_layers > 0 ? (int)o.gpu_layers : 0;
+    if (o.gpu_layers == 0) o.cfg.device = "cpu";
     o.cfg.host = o.host;
     o.cfg.models = o.models;
     o.cfg.loras = o.loras;

@@ -81,7 +81,8 @@ int cli_print_man(const cli_command *cmds, size_t n) {
     printf(".SH NAME\nshimmy \\- local LLM inference server with an OpenAI-compatible API\n");
     printf(".SH SYNOPSIS\n.B shimmy\n.I command\n[\\fIoptions\\fR]\n");
     printf(".SH DESCRIPTION\nshimmy finds the GGUF models on the disk (./models, ~/models, the "
-           "Hugging Face cache, the Ollama store, LM Studio), runs them on the CPU and serves "
+           "Hugging Face cache, the Ollama store, LM Studio), runs them on the CPU or a GPU "
+           "(Vulkan; \\fB\\-\\-device\\fR, \\fBshimmy probe \\-\\-devices\\fR) and serves "
            "them over an OpenAI-compatible HTTP API. It also chats in the terminal "
            "(\\fBshimmy run\\fR) and downloads models from the Hugging Face Hub "
            "(\\fBshimmy pull\\fR).\n");
@@ -106,6 +107,9 @@ int cli_print_man(const cli_command *cmds, size_t n) {
            ".TP\n.B SHIMMY_HOST\nThe server that run \\-\\-host, ps and stop talk to "
            "(default http://127.0.0.1:11435).\n"
            ".TP\n.B SHIMMY_API_KEY\nSent as a bearer token by run \\-\\-host, ps and stop.\n"
+           ".TP\n.B SHIMMY_DEVICE\nThe device of commands and models given no \\-\\-device: "
+           "cpu, auto (the default: a hardware GPU when there is one), gpu, vulkan, vulkan:N or "
+           "cuda.\n"
            ".TP\n.B SHIMMY_LOG\n\\fBdebug\\fR or \\fBwarn\\fR: how much the library logs.\n"
            ".TP\n.B NO_COLOR\nNo ANSI colours or dimming in run.\n");
     printf(".SH FILES\n.TP\n.I ~/.cache/huggingface/hub\nModels pulled from the Hub.\n"

@@ -80,7 +80,7 @@ shimmy_status run_backend_local(const char *model, cli_run_opts *ro, bool progre
                     .rss0 = cli_rss_bytes()};
     pthread_t shower;
     const bool showing = progress && pthread_create(&shower, NULL, show_load, &w) == 0;
-    st = cli_load_model(model, path, &b->model, err);
+    st = cli_load_model(model, path, ro, &b->model, err);
     __atomic_store_n(&w.done, 1, __ATOMIC_RELEASE);
     if (showing) {
         pthread_join(shower, NULL);

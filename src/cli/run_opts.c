@@ -1,7 +1,7 @@
 /*
  * The options every command that runs a model shares (--threads, --ctx-size, --kv, --lora,
- * --lora-scaled), parsed in one place so generate, logits, perplexity, bench and probe accept
- * exactly the same spellings, ranges and messages.
+ * --lora-scaled, --device, --gpu-layers), parsed in one place so generate, logits, perplexity,
+ * bench and probe accept exactly the same spellings, ranges and messages.
  */
 #include "cli.h"
 
@@ -13,6 +13,42 @@
 void cli_run_opts_init(cli_run_opts *o) {
     memset(o, 0, sizeof *o);
     o->kv = SHIMMY_KV_F16;
+    o->gpu_layers = -1;
+}
+
+void cli_device_config(const cli_run_opts *o, const char **device, int32_t *gpu_layers) {
+    *device = o ? o->device : NULL;
+    *gpu_layers = 0; /* all */
+    if (o && o->gpu_layers == 0)
+        *device = "cpu";
+    else if (o && o->gpu_layers > 0)
+        *gpu_layers = (int32_t)o->gpu_layers;
+}
+
+int cli_device_opt(const char *cmd, const char *usage, int argc, char **argv, int *i,
+                   cli_run_opts *o) {
+    const char *a = argv[*i];
+    const char *val = *i + 1 < argc ? argv[*i + 1] : NULL;
+    bool device = strcmp(a, "--device") == 0;
+    bool layers = strcmp(a, "--gpu-layers") == 0 || strcmp(a, "-ngl") == 0;
+    if (!device && !layers) return 0;
+    if (!val) {
+        cli_usage_error(cmd, usage, "option %s needs a value", a);
+        return -1;
+    }
+    if (device) {
+        o->device = val; /* checked with the model spec, which lists the accepted forms */
+    } else if (strcmp(val, "all") == 0) {
+        o->gpu_layers = -1;
+    } else if (!cli_parse_long(val, -1, 1 << 20, &o->gpu_layers)) {
+        cli_usage_error(cmd, usage,
+                        "--gpu-layers must be a layer count (0 = none: the CPU; -1 or all = "
+                        "every layer), not '%s'",
+                        val);
+        return -1;
+    }
+    (*i)++;
+    return 1;
 }
 
 int cli_run_opt(const char *cmd, const char *usage, int argc, char **argv, int *i,
@@ -23,7 +59,8 @@ int cli_run_opt(const char *cmd, const char *usage, int argc, char **argv, int *
     bool ctx = strcmp(a, "--ctx-size") == 0 || strcmp(a, "-c") == 0;
     bool kv = strcmp(a, "--kv") == 0;
     bool lora = strcmp(a, "--lora") == 0, scaled = strcmp(a, "--lora-scaled") == 0;
-    if (!threads && !ctx && !kv && !lora && !scaled) return 0;
+    if (!threads && !ctx && !kv && !lora && !scaled)
+        return cli_device_opt(cmd, usage, argc, argv, i, o);
     if (!val) {
         cli_usage_error(cmd, usage, "option %s needs a value", a);
         return -1;
@@ -93,8 +130,8 @@ shimmy_status cli_run_resolve_lora(cli_run_opts *o, shimmy_error *err) {
 }
 
 /* The model's name is the file's base name: errors about the model then say which file. */
-shimmy_status cli_load_model(const char *name, const char *path, shimmy_model **out,
-                             shimmy_error *err) {
+shimmy_status cli_load_model(const char *name, const char *path, const cli_run_opts *o,
+                             shimmy_model **out, shimmy_error *err) {
     *out = NULL;
     const char *base = strrchr(name, '/');
     base = base && base[1] ? base + 1 : name;
@@ -104,6 +141,7 @@ shimmy_status cli_load_model(const char *name, const char *path, shimmy_model **
         shown[n] = (unsigned char)base[n] < 0x20 || base[n] == 0x7f ? '?' : base[n];
     shown[n] = '\0';
     shimmy_model_config cfg = {.name = n ? shown : "model", .base_path = path};
+    cli_device_config(o, &cfg.device, &cfg.gpu_layers);
     shimmy_spec *spec = NULL;
     shimmy_status st = shimmy_spec_from_config(&cfg, &spec, err);
     if (!st) st = shimmy_model_load(spec, out, err);

@@ -29,7 +29,7 @@ check "bench --json rc=$rc $(head -c 300 "$TMP/err")" test "$rc" -eq 0
 check "one JSON object on stdout: $(head -c 300 "$TMP/out")" \
     jq -e 'type == "object"' "$TMP/out"
 check "exactly the documented keys" jq -e '(keys | sort) ==
-    ["load_ms", "model", "pp", "rss_bytes", "tg", "threads"]' "$TMP/out"
+    ["device", "gpu_layers", "load_ms", "model", "pp", "rss_bytes", "tg", "threads"]' "$TMP/out"
 check "pp: n 16, positive rate, stddev >= 0" jq -e '.pp | (keys | sort) ==
     ["n", "stddev", "tokens_per_s"] and .n == 16 and .tokens_per_s > 0 and .stddev >= 0' \
     "$TMP/out"
