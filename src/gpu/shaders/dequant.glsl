@@ -9,7 +9,8 @@
  *   uint dequant_run(uint rb, uint k, out float v[32])
  * rb: byte offset of the row in `w`; k: index of the run (elements 32k .. 32k+31); returns how
  * many of the 32 are inside the row (32 except the tail of a float row, whose other entries are
- * 0). Blocks are not 4-byte aligned in general (Q4_0's are 18 bytes, and the row itself may
+ * 0); and void dequant_init(), which main calls once, in uniform control flow, before any run
+ * (the codebook i-quants copy their grid into shared memory there; a barrier). Blocks are not 4-byte aligned in general (Q4_0's are 18 bytes, and the row itself may
  * start at any byte), so every field is read through rd8/rd16/rd32, which extract bytes from
  * the words and read the second word only when a field straddles two. The host must size the
  * buffer to the bytes rounded up to a multiple of 4.
@@ -397,6 +398,196 @@ uint dequant_run(uint rb, uint k, out float v[32]) {
         }
     }
     return 32u;
+}
+#endif
+
+/* ---------------- the codebook i-quants (ref/iq_grid.c): super-blocks of 256, run = the 32 of
+ * sub-block ib = k % 8, four groups of 8 (l = 0..3) ---------------- */
+
+#if defined(TYPE_IQ2_XXS) || defined(TYPE_IQ2_XS) || defined(TYPE_IQ2_S) ||                     \
+    defined(TYPE_IQ3_XXS) || defined(TYPE_IQ3_S) || defined(TYPE_IQ1_S) || defined(TYPE_IQ1_M)
+#define MATMUL_TYPE_OK
+#define DEQUANT_HAS_INIT
+#include "dequant_iq_grids.glsl"
+
+/* The codebook, copied into shared memory once per workgroup (a constant array indexed by a
+ * run-time value is slow or spilled on many drivers). */
+shared uint iq_grid[IQ_GRID_WORDS];
+void dequant_init() {
+    for (uint i = gl_LocalInvocationID.x; i < IQ_GRID_WORDS; i += gl_WorkGroupSize.x)
+        iq_grid[i] = iq_grid_packed[i];
+    barrier();
+}
+
+uint iq_entry(uint e) {
+    return (iq_grid[e >> 1] >> (16u * (e & 1u))) & 0xFFFFu;
+}
+
+int iq_level(uint i) {
+    return bitfieldExtract(int(i < 4u ? IQ_LEVELS_LO : IQ_LEVELS_HI), int(8u * (i & 3u)), 8);
+}
+
+/* 7 stored sign bits -> 8 (the 8th is their parity) */
+uint iq_signs7(uint s) {
+    return s | (uint(bitCount(s) & 1) << 7);
+}
+
+/* v[8l .. 8l+7] = dl * (grid value, negated where the sign bit is set) of an 8-wide entry */
+#define IQ_PUT8(l, entry, signs, dl)                                                               \
+    {                                                                                              \
+        const uint e_ = (entry), s_ = (signs);                                                     \
+        [[unroll]] for (uint j_ = 0u; j_ < 8u; j_++) {                                             \
+            const int g_ = iq_level((e_ >> (2u * j_)) & 3u);                                       \
+            v[8u * (l) + j_] = (dl) * float(((s_ >> j_) & 1u) != 0u ? -g_ : g_);                   \
+        }                                                                                          \
+    }
+
+/* the same from two 4-wide entries */
+#define IQ_PUT4X2(l, e0, e1, signs, dl)                                                            \
+    {                                                                                              \
+        const uint e_ = (e0) | ((e1) << 16), s_ = (signs);                                         \
+        [[unroll]] for (uint j_ = 0u; j_ < 8u; j_++) {                                             \
+            const int g_ = iq_level((e_ >> (3u * (j_ & 3u) + 16u * (j_ >> 2))) & 7u);              \
+            v[8u * (l) + j_] = (dl) * float(((s_ >> j_) & 1u) != 0u ? -g_ : g_);                   \
+        }                                                                                          \
+    }
+
+/* IQ1: dl * (grid value -1/0/1 + delta / 8) */
+#define IQ1_PUT8(l, entry, neg, dl)                                                                \
+    {                                                                                              \
+        const uint e_ = (entry);                                                                   \
+        const float dt_ = (neg) ? -0.125 : 0.125;                                                  \
+        [[unroll]] for (uint j_ = 0u; j_ < 8u; j_++)                                               \
+            v[8u * (l) + j_] = (dl) * (float(iq_level((e_ >> (2u * j_)) & 3u)) + dt_);             \
+    }
+#endif
+
+/* IQ2_XXS (66 bytes: d, qs[64]): per 32 two u32: grid index byte l of the first, 7-bit sign
+ * index l (bits 7l) of the second, whose top nibble s gives d * (0.5 + s) / 4. */
+#if defined(TYPE_IQ2_XXS)
+uint dequant_run(uint rb, uint k, out float v[32]) {
+    const uint ib = k & 7u, o = rb + 66u * (k >> 3);
+    const float d = rdh(o);
+    const uint a0 = rd32(o + 2u + 8u * ib), a1 = rd32(o + 6u + 8u * ib);
+    const float dl = d * (0.5 + float(a1 >> 28)) * 0.25;
+    [[unroll]] for (uint l = 0u; l < 4u; l++)
+        IQ_PUT8(l, iq_entry((a0 >> (8u * l)) & 255u), iq_signs7((a1 >> (7u * l)) & 127u), dl)
+    return 32u;
+}
+#endif
+
+/* IQ2_XS (74 bytes: d, qs[32] u16, scales[8]): u16 4ib + l: 9-bit index, 7-bit sign index;
+ * scales[ib] low nibble for the first 16, high for the second; d * (0.5 + s) / 4. */
+#if defined(TYPE_IQ2_XS)
+uint dequant_run(uint rb, uint k, out float v[32]) {
+    const uint ib = k & 7u, o = rb + 74u * (k >> 3);
+    const float d = rdh(o);
+    const uint sc = rd8(o + 66u + ib);
+    const float dl0 = d * (0.5 + float(sc & 15u)) * 0.25, dl1 = d * (0.5 + float(sc >> 4)) * 0.25;
+    [[unroll]] for (uint l = 0u; l < 4u; l++) {
+        const uint q = rd16(o + 2u + 8u * ib + 2u * l);
+        IQ_PUT8(l, iq_entry(q & 511u), iq_signs7(q >> 9), l < 2u ? dl0 : dl1)
+    }
+    return 32u;
+}
+#endif
+
+/* IQ2_S (82 bytes: d, qs[64] = 32 index bytes then 32 sign bytes, qh[8], scales[8]): index
+ * qs[4ib + l] | bits 2l of qh[ib] << 8, signs qs[32 + 4ib + l]; scales as IQ2_XS. */
+#if defined(TYPE_IQ2_S)
+uint dequant_run(uint rb, uint k, out float v[32]) {
+    const uint ib = k & 7u, o = rb + 82u * (k >> 3);
+    const float d = rdh(o);
+    const uint sc = rd8(o + 74u + ib), qh = rd8(o + 66u + ib);
+    const uint idx = rd32(o + 2u + 4u * ib), sg = rd32(o + 34u + 4u * ib);
+    const float dl0 = d * (0.5 + float(sc & 15u)) * 0.25, dl1 = d * (0.5 + float(sc >> 4)) * 0.25;
+    [[unroll]] for (uint l = 0u; l < 4u; l++)
+        IQ_PUT8(l, iq_entry(((idx >> (8u * l)) & 255u) | (((qh >> (2u * l)) & 3u) << 8)),
+                (sg >> (8u * l)) & 255u, l < 2u ? dl0 : dl1)
+    return 32u;
+}
+#endif
+
+/* IQ3_XXS (98 bytes: d, qs[96]): 4-wide indices qs[8ib + 2l], qs[8ib + 2l + 1]; u32 at
+ * qs[64 + 4ib]: 7-bit sign indices, scale nibble on top: d * (0.5 + s) / 2. */
+#if defined(TYPE_IQ3_XXS)
+uint dequant_run(uint rb, uint k, out float v[32]) {
+    const uint ib = k & 7u, o = rb + 98u * (k >> 3);
+    const float d = rdh(o);
+    const uint a = rd32(o + 66u + 4u * ib);
+    const uint i0 = rd32(o + 2u + 8u * ib), i1 = rd32(o + 6u + 8u * ib);
+    const float dl = d * (0.5 + float(a >> 28)) * 0.5;
+    [[unroll]] for (uint l = 0u; l < 4u; l++) {
+        const uint two = l < 2u ? i0 >> (16u * l) : i1 >> (16u * (l - 2u));
+        IQ_PUT4X2(l, iq_entry(two & 255u), iq_entry((two >> 8) & 255u),
+                  iq_signs7((a >> (7u * l)) & 127u), dl)
+    }
+    return 32u;
+}
+#endif
+
+/* IQ3_S (110 bytes: d, qs[64], qh[8], signs[32], scales[4]): 9-bit indices qs[8ib + 2l + h] |
+ * bit (2l + h) of qh[ib] << 8, signs[4ib + l], scale nibble ib % 2 of scales[ib / 2]:
+ * d * (1 + 2s). */
+#if defined(TYPE_IQ3_S)
+uint dequant_run(uint rb, uint k, out float v[32]) {
+    const uint ib = k & 7u, o = rb + 110u * (k >> 3);
+    const float d = rdh(o);
+    const uint qh = rd8(o + 66u + ib), sg = rd32(o + 74u + 4u * ib);
+    const uint sc = (rd8(o + 106u + (ib >> 1)) >> (4u * (ib & 1u))) & 15u;
+    const uint i0 = rd32(o + 2u + 8u * ib), i1 = rd32(o + 6u + 8u * ib);
+    const float dl = d * float(1u + 2u * sc);
+    [[unroll]] for (uint l = 0u; l < 4u; l++) {
+        const uint two = l < 2u ? i0 >> (16u * l) : i1 >> (16u * (l - 2u));
+        const uint e0 = iq_entry((two & 255u) | (((qh >> (2u * l)) & 1u) << 8));
+        const uint e1 = iq_entry(((two >> 8) & 255u) | (((qh >> (2u * l + 1u)) & 1u) << 8));
+        IQ_PUT4X2(l, e0, e1, (sg >> (8u * l)) & 255u, dl)
+    }
+    return 32u;
+}
+#endif
+
+/* IQ1_S (50 bytes: d, qs[32], qh[8] u16): u16 qh[ib]: index bits 8-10 of group l at bits 3l,
+ * scale s at bits 12-14 (d * (2s + 1)), delta sign bit 15; low index bits qs[4ib + l]. */
+#if defined(TYPE_IQ1_S)
+uint dequant_run(uint rb, uint k, out float v[32]) {
+    const uint ib = k & 7u, o = rb + 50u * (k >> 3);
+    const float d = rdh(o);
+    const uint h = rd16(o + 34u + 2u * ib), lo = rd32(o + 2u + 4u * ib);
+    const float dl = d * float(2u * ((h >> 12) & 7u) + 1u);
+    const bool neg = (h & 0x8000u) != 0u;
+    [[unroll]] for (uint l = 0u; l < 4u; l++)
+        IQ1_PUT8(l, iq_entry(((lo >> (8u * l)) & 255u) | (((h >> (3u * l)) & 7u) << 8)), neg, dl)
+    return 32u;
+}
+#endif
+
+/* IQ1_M (56 bytes: qs[32], qh[16], scales[8] = 4 u16): low index bits qs[4ib + l]; nibble l % 2
+ * of qh[2ib + l / 2]: index bits 8-10 and the delta sign (bit 3); scale word ib / 2: 3-bit
+ * scales of the two 16s at bits 6 (ib % 2) and + 3; the fp16 d in the words' top nibbles. */
+#if defined(TYPE_IQ1_M)
+uint dequant_run(uint rb, uint k, out float v[32]) {
+    const uint ib = k & 7u, o = rb + 56u * (k >> 3);
+    const uint s01 = rd32(o + 48u), s23 = rd32(o + 52u);
+    const uint d16 = ((s01 >> 12) & 0x000Fu) | ((s01 >> 24) & 0x00F0u) | ((s23 >> 4) & 0x0F00u) |
+                     ((s23 >> 16) & 0xF000u);
+    const float d = unpackHalf2x16(d16).x;
+    const uint sw = ((ib < 4u ? s01 : s23) >> (16u * ((ib >> 1) & 1u))) & 0xFFFFu;
+    const uint sh = 6u * (ib & 1u);
+    const float dl0 = d * float(2u * ((sw >> sh) & 7u) + 1u);
+    const float dl1 = d * float(2u * ((sw >> (sh + 3u)) & 7u) + 1u);
+    const uint lo = rd32(o + 4u * ib), qh = rd16(o + 32u + 2u * ib);
+    [[unroll]] for (uint l = 0u; l < 4u; l++) {
+        const uint nib = (qh >> (4u * l)) & 15u;
+        IQ1_PUT8(l, iq_entry(((lo >> (8u * l)) & 255u) | ((nib & 7u) << 8)), (nib & 8u) != 0u,
+                 l < 2u ? dl0 : dl1)
+    }
+    return 32u;
+}
+#endif
+
+#if !defined(DEQUANT_HAS_INIT)
+void dequant_init() {
 }
 #endif
 
