@@ -91,4 +91,5 @@ const model_arch model_arch_llama = {
     .hparams = model_llama_hparams,
     .bind_layer = bind_layer,
     .forward = model_llama_forward,
+    .device = true,
 };

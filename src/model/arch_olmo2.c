@@ -73,6 +73,7 @@ static void forward(model_ctx *c) {
     if (hp->n_swa > 0) model_op_rope_prepare(c, 1, &rope_swa);
     for (int32_t il = 0; il < hp->n_layer; il++) {
         const model_layer *L = &m->layers[il];
+        model_dev_host(c);
         memcpy(c->xn, c->x, x_bytes); /* the projections read xn: here the un-normed x */
         model_op_qkv(c, L);
         model_op_rms_norm(c, c->q, L->q_norm, c->q, q_dim);
@@ -85,6 +86,7 @@ static void forward(model_ctx *c) {
         model_linear(c, &L->wo, c->att, c->xn, c->n_tok);
         model_op_rms_norm(c, c->xn, L->attn_post_norm, c->xn, E);
         model_op_add(c, c->x, c->xn, E);
+        model_dev_host(c);
         memcpy(c->xn, c->x, x_bytes);
         model_op_ffn_glu(c, L, MODEL_GLU_SILU);
         model_op_rms_norm(c, c->xn, L->ffn_post_norm, c->xn, E);

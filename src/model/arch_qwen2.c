@@ -11,4 +11,5 @@ const model_arch model_arch_qwen2 = {
     .hparams = model_llama_hparams,
     .bind_layer = bind_layer,
     .forward = model_llama_forward,
+    .device = true,
 };

@@ -246,6 +246,9 @@ static void store_kv(model_ctx *c, int32_t il) {
 void model_op_attention(model_ctx *c, int32_t il, const model_attn_params *a) {
     const model_hparams *hp = &c->m->hp;
     const model_layer *L = &c->m->layers[il];
+    /* a layer's cache lives on one side: its attention runs there */
+    if (model_dev_layer(c, il) && c->dev->ops->attention(c->dev_ctx, c, il, a)) return;
+    model_dev_host(c);
     store_kv(c, il);
     /* runs of entries of one sequence, and each sequence's length after the step */
     int32_t *run_end = c->run_end, *seq_end = c->seq_end, *seq_ntok = c->seq_ntok;

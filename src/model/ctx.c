@@ -199,12 +199,28 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     c->aux = hp->aux_floats ? (float *)(base + o_aux) : NULL;
     c->rstate = hp->state_floats ? (float *)(base + o_rstate) : NULL;
     c->bytes = (size_t)l.total;
+    if (p->device) {
+        if (!m->arch->device) {
+            model_ctx_free(c);
+            return core_error(err, SHIMMY_ERR_UNSUPPORTED, "device",
+                              "architecture %s does not run on a %s device yet (use the CPU)",
+                              m->arch->name, p->device->ops->name);
+        }
+        c->dev = p->device;
+        shimmy_status st = c->dev->ops->ctx_new(c->dev->impl, c, &c->dev_ctx, err);
+        if (st) {
+            c->dev = NULL;
+            model_ctx_free(c);
+            return st;
+        }
+    }
     *out = c;
     return SHIMMY_OK;
 }
 
 void model_ctx_free(model_ctx *c) {
     if (!c) return;
+    if (c->dev) c->dev->ops->ctx_free(c->dev_ctx);
     core_aligned_free(c->lora_scratch);
     free(c->row_lora);
     if (c->block) munmap(c->block, c->block_bytes);
@@ -273,6 +289,14 @@ static void seq_ranges(const model_ctx *c, int32_t il, int32_t s, unsigned char 
     *v = (unsigned char *)c->v_cache + c->layer_v_off[il] + (size_t)s * *vb;
 }
 
+static void host_copy(model_ctx *c, void *dst, const void *src, size_t bytes) {
+    (void)c;
+    memcpy(dst, src, bytes);
+}
+static void dev_copy(model_ctx *c, void *dst, const void *src, size_t bytes) {
+    c->dev->ops->copy(c->dev_ctx, c, dst, src, bytes);
+}
+
 int32_t model_ctx_seq_copy(model_ctx *c, int32_t dst, int32_t src, int32_t n) {
     if (dst < 0 || dst >= c->n_seq || src < 0 || src >= c->n_seq || dst == src) return 0;
     if (n > c->seq_n_past[src]) n = c->seq_n_past[src];
@@ -294,6 +318,9 @@ int32_t model_ctx_seq_copy(model_ctx *c, int32_t dst, int32_t src, int32_t n) {
     const size_t dv = (size_t)hp->n_head_kv * (size_t)hp->head_dim_v;
     for (int32_t il = 0; il < hp->n_layer; il++) {
         const int32_t cells = c->layer_cells[il];
+        /* a layer whose cache is on a device copies there (the host's copy is unused) */
+        const bool dev = c->dev && c->dev->ops->layer(c->dev->impl, il);
+        void (*const copy)(model_ctx *, void *, const void *, size_t) = dev ? dev_copy : host_copy;
         unsigned char *ks, *vs, *kd, *vd;
         size_t kb, vb;
         seq_ranges(c, il, src, &ks, &kb, &vs, &vb);
@@ -303,10 +330,10 @@ int32_t model_ctx_seq_copy(model_ctx *c, int32_t dst, int32_t src, int32_t n) {
         for (int32_t p = p0; p < n;) {
             const int32_t cell = p % cells;
             int32_t run = cells - cell < n - p ? cells - cell : n - p;
-            memcpy(kd + (size_t)cell * k_row, ks + (size_t)cell * k_row, (size_t)run * k_row);
+            copy(c, kd + (size_t)cell * k_row, ks + (size_t)cell * k_row, (size_t)run * k_row);
             for (size_t d = 0; d < dv; d++) /* V is transposed: a run of cells per dim */
-                memcpy(vd + (d * (size_t)cells + (size_t)cell) * elt,
-                       vs + (d * (size_t)cells + (size_t)cell) * elt, (size_t)run * elt);
+                copy(c, vd + (d * (size_t)cells + (size_t)cell) * elt,
+                     vs + (d * (size_t)cells + (size_t)cell) * elt, (size_t)run * elt);
             p += run;
         }
     }

@@ -10,6 +10,7 @@ void model_op_embed(model_ctx *c, float scale) {
     const model *m = c->m;
     const int64_t E = m->hp.n_embd;
     const unsigned char *emb = m->tok_embd.data;
+    model_dev_host(c);
     for (int32_t t = 0; t < c->n_tok; t++) {
         float *x = c->x + t * E;
         m->tok_embd.qt->to_float(emb + (size_t)c->tok[t] * m->tok_embd.row_bytes, x, E);
@@ -19,28 +20,42 @@ void model_op_embed(model_ctx *c, float scale) {
 }
 
 void model_op_rms_norm(model_ctx *c, const float *x, const float *w, float *out, int64_t n) {
+    if ((w ? model_dev_want(c, w) : model_dev_here(c)) &&
+        c->dev->ops->rms_norm(c->dev_ctx, c, x, w, out, n, c->n_tok, c->m->hp.rms_eps))
+        return;
+    model_dev_host(c);
     for (int32_t t = 0; t < c->n_tok; t++)
         model_rms_norm(x + t * n, w, out + t * n, n, c->m->hp.rms_eps);
 }
 
 void model_op_add_bias(model_ctx *c, float *y, const float *b, int64_t dim) {
     if (!b) return;
+    if (model_dev_want(c, b) && c->dev->ops->add_bias(c->dev_ctx, c, y, b, dim, c->n_tok)) return;
+    model_dev_host(c);
     for (int32_t t = 0; t < c->n_tok; t++)
         for (int64_t i = 0; i < dim; i++) y[t * dim + i] += b[i];
 }
 
 void model_op_add(model_ctx *c, float *x, const float *y, int64_t n) {
+    if (model_dev_here(c) && c->dev->ops->add(c->dev_ctx, c, x, y, n)) return;
+    model_dev_host(c);
     for (int64_t i = 0; i < c->n_tok * n; i++) x[i] += y[i];
 }
 
 void model_op_scale(model_ctx *c, float *x, int64_t n, float s) {
     if (s == 1.0f) return;
+    if (model_dev_here(c) && c->dev->ops->scale(c->dev_ctx, c, x, c->n_tok * n, s)) return;
+    model_dev_host(c);
     for (int64_t i = 0; i < c->n_tok * n; i++) x[i] *= s;
 }
 
 void model_op_head_norm(model_ctx *c, float *y, const float *w, int32_t n_head, int32_t head_dim,
                         float eps) {
     if (!w) return;
+    if (model_dev_want(c, w) &&
+        c->dev->ops->rms_norm(c->dev_ctx, c, y, w, y, head_dim, (int64_t)c->n_tok * n_head, eps))
+        return;
+    model_dev_host(c);
     for (int64_t i = 0; i < (int64_t)c->n_tok * n_head; i++)
         model_rms_norm(y + i * head_dim, w, y + i * head_dim, head_dim, eps);
 }
@@ -48,6 +63,13 @@ void model_op_head_norm(model_ctx *c, float *y, const float *w, int32_t n_head, 
 /* Angle rows are head_dim long (n_rot <= head_dim), so that every configuration fits. */
 static float *rope_row(model_ctx *c, int slot, int32_t t) {
     return c->rope_cs + ((int64_t)slot * c->n_batch + t) * c->m->hp.head_dim;
+}
+
+/* The angles are the host's to compute (every rope variant); a device gets a copy. */
+static void rope_upload(model_ctx *c, int slot) {
+    if (c->dev)
+        c->dev->ops->upload(c->dev_ctx, c, rope_row(c, slot, 0),
+                            sizeof(float) * (size_t)c->n_tok * (size_t)c->m->hp.head_dim);
 }
 
 void model_op_rope_prepare(model_ctx *c, int slot, const model_rope_cfg *r) {
@@ -59,6 +81,7 @@ void model_op_rope_prepare(model_ctx *c, int slot, const model_rope_cfg *r) {
         for (int32_t t = 0; t < c->n_tok; t++)
             model_rope_angles_yarn(rope_row(c, slot, t), r->n_rot, c->tok_pos[t], r->base,
                                    r->freq_scale, r->freq_factors, r->ext_factor, corr, af);
+        rope_upload(c, slot);
         return;
     }
     for (int32_t t = 0; t < c->n_tok; t++) {
@@ -67,12 +90,19 @@ void model_op_rope_prepare(model_ctx *c, int slot, const model_rope_cfg *r) {
         if (r->attn_factor != 0.0f && r->attn_factor != 1.0f)
             for (int32_t i = 0; i < r->n_rot; i++) cs[i] *= r->attn_factor;
     }
+    rope_upload(c, slot);
 }
 
 void model_op_rope_qk(model_ctx *c, int slot, const model_rope_cfg *r) {
     const model_hparams *hp = &c->m->hp;
     const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim;
     const int64_t k_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    if (model_dev_here(c)) { /* the device runs every rope: its angles came from the host */
+        const float *cs = rope_row(c, slot, 0);
+        c->dev->ops->rope(c->dev_ctx, c, c->q, hp->n_head, hp->head_dim, r->n_rot, cs, r->mode);
+        c->dev->ops->rope(c->dev_ctx, c, c->k, hp->n_head_kv, hp->head_dim, r->n_rot, cs, r->mode);
+        return;
+    }
     for (int32_t t = 0; t < c->n_tok; t++) {
         const float *cs = rope_row(c, slot, t);
         model_rope_apply(c->q + t * q_dim, hp->n_head, hp->head_dim, r->n_rot, cs, r->mode);
@@ -81,6 +111,8 @@ void model_op_rope_qk(model_ctx *c, int slot, const model_rope_cfg *r) {
 }
 
 void model_op_glu(model_ctx *c, model_glu act, float *gate, const float *up, int64_t n_ff) {
+    if (model_dev_here(c) && c->dev->ops->glu(c->dev_ctx, c, (int)act, gate, up, n_ff)) return;
+    model_dev_host(c);
     for (int32_t t = 0; t < c->n_tok; t++) {
         /* GELU: the reference's GEGLU, its F16-table GELU of the gate times the up value */
         if (act == MODEL_GLU_GELU)
@@ -116,7 +148,18 @@ void model_op_logits(model_ctx *c, const float *norm_w, float eps, float softcap
     const int64_t E = m->hp.n_embd, V = m->hp.n_vocab;
     const int32_t n_out = c->n_logits_last;
     if (n_out == 0) return;
+    /* on a device: the output rows gathered into xn, normed there (into embd for hidden
+     * states) */
+    const bool dev = model_dev_want(c, norm_w) &&
+                     c->dev->ops->gather(c->dev_ctx, c, c->x, c->xn, E, c->out_rows, n_out) &&
+                     c->dev->ops->rms_norm(c->dev_ctx, c, c->xn, norm_w,
+                                           c->embeddings ? c->embd : c->xn, E, n_out, eps);
+    if (!dev) model_dev_host(c);
     if (c->embeddings) { /* the normed hidden states (what llama.cpp pools), no logits */
+        if (dev) {
+            model_dev_fetch(c, c->embd, sizeof(float) * (size_t)(n_out * E));
+            return;
+        }
         for (int32_t j = 0; j < n_out; j++)
             model_rms_norm(c->x + (int64_t)c->out_rows[j] * E, norm_w, c->embd + j * E, E, eps);
         return;
@@ -124,12 +167,17 @@ void model_op_logits(model_ctx *c, const float *norm_w, float eps, float softcap
     /* the output rows' single flags go in `want`, free during the forward pass (the step's
      * logits flags were copied into out_rows) */
     for (int32_t j = 0; j < n_out; j++) {
-        model_rms_norm(c->x + (int64_t)c->out_rows[j] * E, norm_w, c->xn + j * E, E, eps);
+        if (!dev) model_rms_norm(c->x + (int64_t)c->out_rows[j] * E, norm_w, c->xn + j * E, E, eps);
         c->want[j] = c->tok_single[c->out_rows[j]];
         if (c->tok_lora) c->row_lora[j] = c->tok_lora[c->out_rows[j]];
     }
     model_linear_flags(c, &m->output, c->xn, c->logits, n_out, c->want);
-    if (softcap > 0.0f)
+    const bool capped =
+        softcap <= 0.0f ||
+        (model_dev_here(c) && c->dev->ops->softcap(c->dev_ctx, c, c->logits, n_out * V, softcap));
+    /* the logits are the step's result: in host memory whichever side made them */
+    model_dev_fetch(c, c->logits, sizeof(float) * (size_t)(n_out * V));
+    if (!capped)
         for (int64_t i = 0; i < (int64_t)n_out * V; i++)
             c->logits[i] = softcap * tanhf(c->logits[i] * (1.0f / softcap));
 }
@@ -176,7 +224,17 @@ shimmy_status model_ctx_decode(model_ctx *c, const model_batch *b, shimmy_error 
     c->n_tok = n;
     c->n_logits_last = n_out;
     c->tok_lora = b->lora;
-    m->arch->forward(c);
+    if (c->dev) {
+        c->dev_resident = false; /* a step starts on the host: the embeddings */
+        const shimmy_status st = c->dev->ops->begin(c->dev_ctx, c);
+        if (!st) m->arch->forward(c);
+        /* a device error fails the step (end says what it was); the positions are not kept */
+        const shimmy_status st2 = c->dev->ops->end(c->dev_ctx, c, err);
+        if (st || st2)
+            return st2 ? st2 : core_error(err, st, "device", "the device failed this step");
+    } else {
+        m->arch->forward(c);
+    }
     for (int32_t t = 0; t < n; t++)
         if (c->tok_pos[t] + 1 > c->seq_n_past[c->tok_seq[t]])
             c->seq_n_past[c->tok_seq[t]] = c->tok_pos[t] + 1;

@@ -129,8 +129,27 @@ static void linear_rows(model_ctx *c, int n_w, const model_weight *const *w, con
                         float *const *y, int32_t n_tok, const uint8_t *single,
                         const struct lora_set *const *row_lora);
 
+/* A product on the device when it holds the weight and takes the case (true: done). */
+static bool on_device(model_ctx *c, const model_weight *w, const float *x, float *y,
+                      int32_t n_rows) {
+    if (model_dev_want(c, w->data) && c->dev->ops->linear(c->dev_ctx, c, w, x, y, n_rows))
+        return true;
+    model_dev_host(c);
+    return false;
+}
+
 void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const float *x,
                     float *const *y, int32_t n_tok) {
+    if (c->dev) {
+        /* one at a time: each goes where its weight is */
+        for (int i = 0; i < n_w; i++)
+            if (!on_device(c, w[i], x, y[i], n_tok)) {
+                const bool entries = n_tok == c->n_tok;
+                linear_rows(c, 1, &w[i], x, &y[i], n_tok, entries ? c->tok_single : NULL,
+                            entries ? c->tok_lora : NULL);
+            }
+        return;
+    }
     /* rows that are the step's entries know which are single and their adapters; other row
      * sets (expert groups) follow the plain rule without adapters */
     const bool entries = n_tok == c->n_tok;
@@ -140,6 +159,7 @@ void model_linear_n(model_ctx *c, int n_w, const model_weight *const *w, const f
 
 void model_linear_flags(model_ctx *c, const model_weight *w, const float *x, float *y,
                         int32_t n_rows, const uint8_t *single) {
+    if (c->dev && on_device(c, w, x, y, n_rows)) return;
     /* the logits' rows: their entries' adapters were gathered into row_lora */
     linear_rows(c, 1, &w, x, &y, n_rows, single, c->tok_lora ? c->row_lora : NULL);
 }

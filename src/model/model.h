@@ -70,6 +70,10 @@ typedef struct model_arch {
     /* A bidirectional encoder (bert family): no output norm or LM head; its contexts must be
      * created with model_ctx_params.embeddings, the only output it has. */
     bool encoder;
+    /* Its forward pass runs on a device (model_device): every loop of its own over the
+     * context's buffers is behind model_dev_host, checked against the references on the
+     * device. A context with a device refuses the other architectures, naming this. */
+    bool device;
 } model_arch;
 
 extern const model_arch model_arch_llama;
@@ -332,6 +336,57 @@ typedef enum model_kv_type { MODEL_KV_F16 = 0, MODEL_KV_F32 = 1 } model_kv_type;
  * reference engine does: the float order of its dot kernels depends on that length. */
 #define MODEL_KV_PAD 32
 
+/* ---- compute devices (src/gpu implements one; this module only calls through the table) ----
+ * A device holds copies of some of the model's weights and of each context's block (KV cache
+ * and activations, at the same byte offsets), and runs some ops there. device.c decides where
+ * each op runs: an op with a weight runs on the device iff the device holds that weight (so
+ * partial offload and tensor types without a shader run on the CPU); an op without one runs
+ * where the activations are; layer il's attention runs where its KV cache is (device_layer).
+ * Moving between the two copies the step's rows of the activation buffers. A device op
+ * returns false when it cannot run that instance; the CPU then runs it. Device errors (lost
+ * device, out of memory) are kept by the device and returned by end(): the step fails. */
+typedef struct model_dev_ops {
+    const char *name;
+    shimmy_status (*ctx_new)(void *impl, model_ctx *c, void **dc, shimmy_error *err);
+    void (*ctx_free)(void *dc);
+    /* begin: a step's entries are laid out (tok, tok_seq, tok_pos); end: all recorded work
+     * done, or the error that stopped it */
+    shimmy_status (*begin)(void *dc, model_ctx *c);
+    shimmy_status (*end)(void *dc, model_ctx *c, shimmy_error *err);
+    /* bytes at host address p (inside c->block) to the device copy / back: recorded in
+     * order with the ops; a download's bytes are in host memory once flush returns */
+    void (*upload)(void *dc, model_ctx *c, const void *p, size_t bytes);
+    void (*download)(void *dc, model_ctx *c, void *p, size_t bytes);
+    void (*flush)(void *dc, model_ctx *c);
+    /* the device copy of bytes at src (inside c->block) to its copy of dst (sequence copies
+     * of the KV cache; between steps) */
+    void (*copy)(void *dc, model_ctx *c, void *dst, const void *src, size_t bytes);
+    bool (*holds)(const void *impl, const void *p); /* p: a weight or vector of the model */
+    bool (*layer)(const void *impl, int32_t il);    /* layer il's KV cache is on the device */
+    /* the ops, with model_op_*'s meaning; rows: entries (or rows) they apply to */
+    bool (*rms_norm)(void *dc, model_ctx *c, const float *x, const float *w, float *out, int64_t n,
+                     int64_t rows, float eps);
+    bool (*linear)(void *dc, model_ctx *c, const model_weight *w, const float *x, float *y,
+                   int32_t rows);
+    bool (*add)(void *dc, model_ctx *c, float *x, const float *y, int64_t n); /* n floats */
+    bool (*add_bias)(void *dc, model_ctx *c, float *y, const float *b, int64_t dim, int64_t rows);
+    bool (*scale)(void *dc, model_ctx *c, float *x, int64_t n, float s); /* n floats */
+    bool (*softcap)(void *dc, model_ctx *c, float *x, int64_t n, float cap);
+    /* rows of n_head heads of head_dim, rotated with the angle rows at cs (one per entry) */
+    bool (*rope)(void *dc, model_ctx *c, float *x, int32_t n_head, int32_t head_dim, int32_t n_rot,
+                 const float *cs, model_rope_mode mode);
+    bool (*glu)(void *dc, model_ctx *c, int act, float *gate, const float *up, int64_t n_ff);
+    bool (*attention)(void *dc, model_ctx *c, int32_t il, const void *attn_params);
+    /* dst row j (n floats) = src row idx[j] for j < rows */
+    bool (*gather)(void *dc, model_ctx *c, const float *src, float *dst, int64_t n,
+                   const int32_t *idx, int32_t rows);
+} model_dev_ops;
+
+typedef struct model_device {
+    const model_dev_ops *ops;
+    void *impl; /* the backend's per-model state (weights on the device) */
+} model_device;
+
 typedef struct model_ctx_params {
     int32_t n_ctx;    /* KV positions per sequence (required, 1 .. 16M) */
     int32_t n_seq;    /* sequences the context holds (0 = 1), each with its own n_ctx positions */
@@ -342,6 +397,8 @@ typedef struct model_ctx_params {
     /* The entries that ask for output give their final hidden state (n_embd, after the output
      * norm for decoders) through model_ctx_embedding instead of logits. Required by encoders. */
     bool embeddings;
+    /* borrowed (must outlive the context), or NULL: the CPU alone */
+    const model_device *device;
 } model_ctx_params;
 
 struct lora_set; /* lora/lora.h: adapters attached to a context */
@@ -515,7 +572,26 @@ struct model_ctx {
     const struct lora_set **row_lora;
     void *moe; /* model_moe_scratch_bytes of MoE scratch (ops_moe.c) or NULL */
     size_t bytes;
+    /* the device (model_ctx_params.device) or NULL, its copy of this context, and where the
+     * step's activations are now (true: the device's copy is the current one) */
+    const model_device *dev;
+    void *dev_ctx;
+    bool dev_resident;
 };
+
+/* ---- where ops run (device.c): the ops call these, nothing else does ----
+ * model_dev_here: the activations are on the device (an op without weights runs there).
+ * model_dev_want: the op using weight p runs on the device (true: activations moved there)
+ * or on the CPU (false: moved back). model_dev_host: the CPU is about to read or write the
+ * activations (an op the device lacks, an arch's own loop). model_dev_layer: layer il's
+ * attention runs on the device (activations moved there) or not. model_dev_fetch: bytes at p
+ * (a step's results: logits, hidden states) brought back from the device. All are no-ops
+ * without a device. */
+bool model_dev_here(model_ctx *c);
+bool model_dev_want(model_ctx *c, const void *p);
+void model_dev_host(model_ctx *c);
+bool model_dev_layer(model_ctx *c, int32_t il);
+void model_dev_fetch(model_ctx *c, void *p, size_t bytes);
 
 /* y (n_tok, w->n_out) = x (n_tok, w->n_in) · wᵀ. The single entry point for every weight
  * product (quantizes x once with w's vec_dot_type into the ctx scratch). */

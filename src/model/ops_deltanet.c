@@ -186,6 +186,7 @@ void model_op_deltanet(model_ctx *c, const model_layer *L, float *mixed, const f
     const int32_t dv = hp->ssm_inner / nv, K = hp->ssm_conv;
     const int64_t conv_dim = 2 * (int64_t)nk * dk + hp->ssm_inner;
     const float qscale = 1.0f / sqrtf((float)dk);
+    model_dev_host(c);
     for (int32_t t = 0; t < c->n_tok; t++) {
         float *win = c->rstate + (int64_t)c->tok_seq[t] * hp->state_floats + L->state_off;
         float *x = mixed + (int64_t)t * conv_dim;

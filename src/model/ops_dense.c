@@ -13,6 +13,7 @@ void model_op_ffn_swiglu_fused(model_ctx *c, const model_layer *L) {
      * that holds (n_batch, 2*n_ff) */
     float *gu = c->gate;
     model_linear(c, &L->w_up, c->xn, gu, c->n_tok);
+    model_dev_host(c);
     for (int32_t t = 0; t < c->n_tok; t++) {
         float *g = gu + (int64_t)t * 2 * n_ff;
         /* the SwiGLU of one row (its own exp grouping, as over a separate gate row), then the
@@ -34,6 +35,7 @@ const float *model_rope_longrope_factors(const model_ctx *c, const model_layer *
 void model_op_attn_temperature(model_ctx *c, float *q, int64_t q_dim, float temp_scale,
                                int32_t floor_scale) {
     if (temp_scale == 0.0f || floor_scale <= 0) return;
+    model_dev_host(c);
     for (int32_t t = 0; t < c->n_tok; t++) {
         /* the reference computes the factor in double from float positions, then stores it as
          * a float that multiplies q */

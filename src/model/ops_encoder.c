@@ -37,6 +37,7 @@ float model_gelu(float x) {
 
 void model_op_gelu(model_ctx *c, float *x, int64_t n) {
     pthread_once(&gelu_once, gelu_table_build);
+    model_dev_host(c);
     for (int64_t i = 0; i < (int64_t)c->n_tok * n; i++) {
         const float v = x[i];
         x[i] = v <= -10.0f  ? 0.0f
@@ -47,6 +48,7 @@ void model_op_gelu(model_ctx *c, float *x, int64_t n) {
 
 void model_op_layer_norm(model_ctx *c, const float *x, const float *w, const float *b, float *out,
                          int64_t n, float eps) {
+    model_dev_host(c);
     for (int32_t t = 0; t < c->n_tok; t++) {
         const float *xr = x + (int64_t)t * n;
         float *y = out + (int64_t)t * n;
@@ -74,6 +76,7 @@ void model_op_embed_encoder(model_ctx *c) {
     const model *m = c->m;
     const int64_t E = m->hp.n_embd;
     float *tmp = c->xn; /* scratch row: xn is free before the first block */
+    model_dev_host(c);
     if (m->type_embd.data) {
         m->type_embd.qt->to_float(m->type_embd.data, tmp, E);
         for (int32_t t = 0; t < c->n_tok; t++)
@@ -107,6 +110,7 @@ void model_op_qkv_fused(model_ctx *c, const model_layer *L) {
     const int64_t n = q_dim + k_dim + v_dim;
     model_linear(c, &L->wqkv, c->xn, c->qkv, c->n_tok);
     model_op_add_bias(c, c->qkv, L->bqkv, n);
+    model_dev_host(c);
     for (int32_t t = 0; t < c->n_tok; t++) {
         const float *r = c->qkv + (int64_t)t * n;
         memcpy(c->q + t * q_dim, r, sizeof(float) * (size_t)q_dim);
@@ -118,6 +122,7 @@ void model_op_qkv_fused(model_ctx *c, const model_layer *L) {
 void model_op_hidden(model_ctx *c) {
     const int64_t E = c->m->hp.n_embd;
     if (!c->embeddings) return;
+    model_dev_host(c);
     for (int32_t j = 0; j < c->n_logits_last; j++)
         memcpy(c->embd + j * E, c->x + (int64_t)c->out_rows[j] * E, sizeof(float) * (size_t)E);
 }

@@ -256,6 +256,7 @@ void model_op_moe(model_ctx *c, const model_layer *L, const model_moe_params *p,
     const size_t act = m->max_act_row_bytes;
     moe_scratch s;
     moe_layout(m, c->n_batch, c->moe, &s);
+    model_dev_host(c); /* routing and the experts' products are the CPU's */
 
     /* the shared expert first: its products use the context's scratch (and activation rows)
      * that the routed experts take over below */

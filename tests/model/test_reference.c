@@ -5,6 +5,7 @@
  * and how many steps agree on the argmax.
  */
 #include "gguf/gguf.h"
+#include "gpu/gpu.h"
 #include "model/model.h"
 #include "test.h"
 #include "tokenizer/tokenizer.h"
@@ -92,6 +93,11 @@ static void compare_step(const float *logits, int32_t n_vocab, json_t *top5, dou
     }
 }
 
+/* SHIMMY_TEST_DEVICE (CTest's unit/gpu/reference): the same cases on that device (gpu.h's
+ * device strings), every layer on it, or the first SHIMMY_TEST_GPU_LAYERS (partial offload) */
+static const char *test_device;
+static const model_device *cur_device;
+
 /* Teacher-forces prompt + greedy[:-1] and compares every step with top5 (a JSON array). */
 static void run_case(const model *m, model_kv_type kv, const int32_t *prompt, size_t n_prompt,
                      json_t *greedy, json_t *top5s, const ref_model *rm, int max_steps,
@@ -101,10 +107,11 @@ static void run_case(const model *m, model_kv_type kv, const int32_t *prompt, si
     model_ctx_params cp = {.n_ctx = (int32_t)(n_prompt + n_steps + 1),
                            .n_batch = (int32_t)n_prompt,
                            .n_logits = 1,
-                           .kv_type = kv};
+                           .kv_type = kv,
+                           .device = cur_device};
     model_ctx *c = NULL;
     shimmy_error err;
-    CHECK(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK);
+    CHECK_MSG(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK, "%s: %s", label, err.message);
     if (!c) return;
     CHECK(model_ctx_eval(c, prompt, (int32_t)n_prompt, 1, &err) == SHIMMY_OK);
     for (size_t s = 0; s < n_steps; s++) {
@@ -138,6 +145,15 @@ static void check_model(const ref_model *rm, int *n_run) {
     CHECK_MSG(gguf_open(path, &f, &err) == SHIMMY_OK, "%s", err.message);
     if (f) CHECK_MSG(model_load(f, &m, &err) == SHIMMY_OK, "%s: %s", rm->name, err.message);
     if (f) CHECK_MSG(tok_vocab_load(f, &v, &err) == SHIMMY_OK, "%s: %s", rm->name, err.message);
+    gpu_model *gm = NULL;
+    if (m && test_device) {
+        const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = nl ? atoi(nl) : -1};
+        CHECK_MSG(gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm, "%s on %s: %s", rm->name,
+                  test_device, gm ? "" : err.message);
+        cur_device = gpu_model_device(gm);
+        if (!gm) m = NULL;
+    }
     json_t *cases = json_object_get(root, "cases");
     int max_cases = (int)json_array_size(cases), max_steps = 0;
 #ifdef SHIMMY_TEST_SANITIZED
@@ -178,6 +194,8 @@ static void check_model(const ref_model *rm, int *n_run) {
         free(prompt);
     }
     (*n_run)++;
+    gpu_model_close(gm);
+    cur_device = NULL;
     tok_vocab_free(v);
     model_free(m);
     gguf_close(f);
@@ -204,6 +222,17 @@ int main(void) {
     /* SHIMMY_REF_MODELS: only these models (the ARM64 run under qemu, where a path without the
      * reference's order for some types is held to the references of the types it has it for) */
     const char *only = getenv("SHIMMY_REF_MODELS");
+    test_device = getenv("SHIMMY_TEST_DEVICE");
+    if (test_device) {
+        shimmy_error err = {0};
+        gpu_device_info info[8];
+        const int32_t n = gpu_list(info, 8, &err);
+        if (n <= 0) {
+            printf("SKIP: no Vulkan device (%s)\n", err.message);
+            return 77;
+        }
+        printf("device %s: %s (%s)\n", test_device, info[0].name, info[0].driver);
+    }
     int n_run = 0;
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
         if (!only || listed(only, models[i].name)) check_model(&models[i], &n_run);

@@ -1,0 +1,53 @@
+/* Tests' entry to one shader on its own: the matrix product of any weight type. */
+#include "gpu_vk.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+shimmy_status gpu_debug_matmul(uint32_t type, const void *w, int64_t n_in, int64_t n_out,
+                               const float *x, int32_t n_tok, float *y, shimmy_error *err) {
+    gpu_vk_device *d = gpu_vk_device_get(-1, true, false, err);
+    if (!d) return SHIMMY_ERR_UNSUPPORTED;
+    char name[48];
+    snprintf(name, sizeof name, "matmul_%s", gguf_type_name(type));
+    for (char *p = name; *p; p++) *p = (char)tolower((unsigned char)*p);
+    if (!gpu_vk_pipeline(d, name))
+        return core_error(err, SHIMMY_ERR_UNSUPPORTED, "type", "no shader %s", name);
+    uint64_t row_bytes = 0;
+    if (!gguf_row_bytes(type, n_in, &row_bytes))
+        return core_error(err, SHIMMY_ERR_INVALID_ARG, "n_in", "rows of %lld do not fit %s",
+                          (long long)n_in, gguf_type_name(type));
+    const uint64_t wb = row_bytes * (uint64_t)n_out, xb = (uint64_t)n_in * (uint64_t)n_tok * 4;
+    const uint64_t yb = (uint64_t)n_out * (uint64_t)n_tok * 4;
+    gpu_vk_buf bw = {0}, bx = {0}, by = {0};
+    gpu_vk_rec r = {0};
+    shimmy_status st;
+    if ((st = gpu_vk_buf_new(d, (wb + 3) & ~3ull, false, &bw, err)) ||
+        (st = gpu_vk_buf_new(d, xb, false, &bx, err)) ||
+        (st = gpu_vk_buf_new(d, yb, false, &by, err)) ||
+        (st = gpu_vk_rec_init(&r, d, 4 * (wb + xb + yb) + (1 << 20), err)))
+        goto done;
+    gpu_vk_fill(&r, bw.buf, 0, bw.size);
+    gpu_vk_upload(&r, bw.buf, 0, w, wb);
+    gpu_vk_upload(&r, bx.buf, 0, x, xb);
+    struct {
+        uint32_t n_in, n_out, n_tok, w_off, row_bytes, x_off, x_stride, y_off, y_stride;
+    } pc = {(uint32_t)n_in,      (uint32_t)n_out,
+            (uint32_t)n_tok,     0,
+            (uint32_t)row_bytes, 0,
+            (uint32_t)n_in,      0,
+            (uint32_t)n_out};
+    const gpu_vk_bind b[3] = {{bw.buf, 0, bw.size}, {bx.buf, 0, bx.size}, {by.buf, 0, by.size}};
+    gpu_vk_dispatch(&r, name, b, 3, &pc, sizeof pc, n_out < 32768 ? (uint32_t)n_out : 32768,
+                    (uint32_t)((n_tok + 7) / 8), (uint32_t)((n_out + 32767) / 32768));
+    gpu_vk_download(&r, by.buf, 0, y, yb);
+    st = gpu_vk_submit(&r);
+    if (st) core_error(err, st, "device", "%s", r.why);
+done:
+    gpu_vk_rec_deinit(&r);
+    gpu_vk_buf_free(d, &bw);
+    gpu_vk_buf_free(d, &bx);
+    gpu_vk_buf_free(d, &by);
+    return st;
+}
