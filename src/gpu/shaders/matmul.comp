@@ -91,7 +91,7 @@ void main() {
     [[unroll]] for (uint s = WG / 2u; s > 0u; s >>= 1) {
         if (lid < s) {
             [[unroll]] for (uint t = 0u; t < TILE; t++)
-                red[t * WG + lid] += red[t * WG + lid + s];
+                if (t < nt) red[t * WG + lid] += red[t * WG + lid + s];
         }
         barrier();
     }
