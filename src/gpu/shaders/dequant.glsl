@@ -10,10 +10,11 @@
  * rb: byte offset of the row in `w`; k: index of the run (elements 32k .. 32k+31); returns how
  * many of the 32 are inside the row (32 except the tail of a float row, whose other entries are
  * 0); and void dequant_init(), which main calls once, in uniform control flow, before any run
- * (the codebook i-quants copy their grid into shared memory there; a barrier). Blocks are not 4-byte aligned in general (Q4_0's are 18 bytes, and the row itself may
- * start at any byte), so every field is read through rd8/rd16/rd32, which extract bytes from
- * the words and read the second word only when a field straddles two. The host must size the
- * buffer to the bytes rounded up to a multiple of 4.
+ * (the types with a lookup table, IQ4_NL/IQ4_XS/MXFP4 and the codebook i-quants, copy it into
+ * shared memory there, then a barrier). Blocks are not 4-byte aligned in general (Q4_0's are 18
+ * bytes, and the row itself may start at any byte), so every field is read through
+ * rd8/rd16/rd32, which extract bytes from the words and read the second word only when a field
+ * straddles two. The host must size the buffer to the bytes rounded up to a multiple of 4.
  *
  * Element orders (quant_impl.h): Q4/Q5/IQ4_NL/MXFP4 blocks hold element j in the low nibble of
  * byte j and element j+16 in the high one; the K-quants' sub-blocks of 32 are described at
@@ -172,44 +173,45 @@ uint dequant_run(uint rb, uint k, out float v[32]) {
 }
 #endif
 
-/* IQ4_NL (18 bytes: d, qs[16]): d * kvalues[code]; MXFP4 (17: e, qs[16]): the doubled E2M1
- * value * 2^(e-128). */
-#if defined(TYPE_IQ4_NL) || defined(TYPE_IQ4_XS)
-const float kvalues_iq4nl[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0,
-                                          -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+/* IQ4_NL (18 bytes: d, qs[16]): d * kvalues[code]; IQ4_XS below; MXFP4 (17: e, qs[16]): the
+ * doubled E2M1 value * 2^(e-128). Their 16 levels are copied into shared memory by dequant_init
+ * (a constant array indexed at run time is slow or spilled on some drivers). */
+#if defined(TYPE_IQ4_NL) || defined(TYPE_IQ4_XS) || defined(TYPE_MXFP4)
+#define DEQUANT_HAS_INIT
+#if defined(TYPE_MXFP4)
+const float kv_const[16] = float[16](0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 0.0, -1.0, -2.0,
+                                     -3.0, -4.0, -6.0, -8.0, -12.0);
+#else
+const float kv_const[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0,
+                                     1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+#endif
+shared float kv_tab[16];
+void dequant_init() {
+    const uint i = gl_LocalInvocationID.x;
+    if (i < 16u) kv_tab[i] = kv_const[i];
+    barrier();
+}
 #endif
 
 #if defined(TYPE_IQ4_NL) || defined(TYPE_MXFP4)
 #define MATMUL_TYPE_OK
-#if defined(TYPE_MXFP4)
-const float kvalues_mxfp4[16] = float[16](0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 0.0, -1.0,
-                                          -2.0, -3.0, -4.0, -6.0, -8.0, -12.0);
-#endif
 uint dequant_run(uint rb, uint k, out float v[32]) {
 #if defined(TYPE_IQ4_NL)
     const uint o = rb + 18u * k, qo = o + 2u;
     const float d = rdh(o);
-#define KV kvalues_iq4nl
 #else
     const uint o = rb + 17u * k, qo = o + 1u;
     const uint e = rd8(o);
     /* quant_e8m0_half: 2^(e-128), the two smallest as subnormals */
     const float d = uintBitsToFloat(e < 2u ? (0x00200000u << e) : ((e - 1u) << 23));
-#define KV kvalues_mxfp4
 #endif
     uint q[4];
     rd_words4(qo, q);
     [[unroll]] for (uint j = 0u; j < 16u; j++) {
         const uint b = BYTE_OF(q, j);
-#if defined(TYPE_IQ4_NL)
-        v[j] = d * KV[b & 15u];
-        v[j + 16u] = d * KV[b >> 4];
-#else
-        v[j] = KV[b & 15u] * d;
-        v[j + 16u] = KV[b >> 4] * d;
-#endif
+        v[j] = d * kv_tab[b & 15u];
+        v[j + 16u] = d * kv_tab[b >> 4];
     }
-#undef KV
     return 32u;
 }
 #endif
@@ -345,8 +347,8 @@ uint dequant_run(uint rb, uint k, out float v[32]) {
     rd_words4(o + 8u + 16u * ib, q);
     [[unroll]] for (uint j = 0u; j < 16u; j++) {
         const uint b = BYTE_OF(q, j);
-        v[j] = dl * kvalues_iq4nl[b & 15u];
-        v[j + 16u] = dl * kvalues_iq4nl[b >> 4];
+        v[j] = dl * kv_tab[b & 15u];
+        v[j + 16u] = dl * kv_tab[b >> 4];
     }
     return 32u;
 }

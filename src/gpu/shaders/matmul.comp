@@ -9,7 +9,7 @@
  * threads taking k = lid, lid + 64, ...), dequantizes a run once (dequant.glsl, the CPU
  * reference's values) and uses it for the up to 8 tokens; the partial sums are then reduced
  * across the workgroup in shared memory (no subgroup operations: runs on any Vulkan 1.0
- * device). The codebook i-quants first copy their grid into shared memory. n_in is a multiple
+ * device). Types with a lookup table first copy it into shared memory. n_in is a multiple
  * of the block size for quantized types; float types take any n_in.
  *
  * Bindings (set 0): 0 weights (raw bytes as words, sized to a multiple of 4 bytes), 1 x, 2 y.
@@ -51,7 +51,7 @@ void main() {
     const uint t0 = gl_WorkGroupID.y * TILE;
     /* uniform across the workgroup: whole workgroups leave before any barrier */
     if (r >= p.n_out || t0 >= p.n_tok) return;
-    dequant_init(); /* the i-quants' codebook into shared memory (a barrier); else nothing */
+    dequant_init(); /* a lookup table into shared memory (a barrier); else nothing */
     const uint nt = min(TILE, p.n_tok - t0);
     const uint lid = gl_LocalInvocationID.x;
     const uint rb = p.w_off + r * p.row_bytes;
