@@ -3,10 +3,11 @@
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format libmicrohttpd-dev libjansson-dev libpcre2-dev
-  libedit-dev libcurl4-openssl-dev libssl-dev)
+  libedit-dev libcurl4-openssl-dev libssl-dev libvulkan-dev glslc)
 cross=()
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(nodejs npm curl python3 jq tmux systemd)
+  # mesa-vulkan-drivers: lavapipe, the software Vulkan device the GPU backend's tests run on
+  pkgs+=(nodejs npm curl python3 jq tmux systemd mesa-vulkan-drivers)
   # The ARM64 test (tests/e2e/test_arm64_qemu.sh): Debian's cross compiler, qemu-user and the
   # arm64 builds of the two libraries the library links (the arm64 architecture is added for
   # them). The test skips where these cannot be installed, so they never fail the others.

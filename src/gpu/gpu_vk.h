@@ -177,6 +177,13 @@ void gpu_vk_fail(gpu_vk_rec *r, VkResult vr, const char *what);
 gpu_vk_bind gpu_vk_range(const gpu_vk_device *d, VkBuffer buf, uint64_t off, uint64_t bytes,
                          uint32_t elt, uint32_t *elem);
 
+/* matmul.comp's push constants and dispatch for n_out rows of n_in times n_tok tokens: threads
+ * per row (a power of two up to 64, about four runs of 32 elements each) and the groups. */
+typedef struct gpu_vk_mm_pc {
+    uint32_t n_in, n_out, n_tok, w_off, row_bytes, x_off, x_stride, y_off, y_stride, tpr;
+} gpu_vk_mm_pc;
+void gpu_vk_matmul(gpu_vk_rec *r, const char *pipe, const gpu_vk_bind b[3], gpu_vk_mm_pc *pc);
+
 /* Tests' entry: y (n_tok, n_out) = x (n_tok, n_in) · wᵀ for n_out rows of `type` on the first
  * usable device (software ones too). SHIMMY_ERR_UNSUPPORTED when there is none. */
 shimmy_status gpu_debug_matmul(uint32_t type, const void *w, int64_t n_in, int64_t n_out,

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 shimmy_status gpu_debug_matmul(uint32_t type, const void *w, int64_t n_in, int64_t n_out,
@@ -31,16 +32,17 @@ shimmy_status gpu_debug_matmul(uint32_t type, const void *w, int64_t n_in, int64
     gpu_vk_fill(&r, bw.buf, 0, bw.size);
     gpu_vk_upload(&r, bw.buf, 0, w, wb);
     gpu_vk_upload(&r, bx.buf, 0, x, xb);
-    struct {
-        uint32_t n_in, n_out, n_tok, w_off, row_bytes, x_off, x_stride, y_off, y_stride;
-    } pc = {(uint32_t)n_in,      (uint32_t)n_out,
-            (uint32_t)n_tok,     0,
-            (uint32_t)row_bytes, 0,
-            (uint32_t)n_in,      0,
-            (uint32_t)n_out};
+    gpu_vk_mm_pc pc = {.n_in = (uint32_t)n_in,
+                       .n_out = (uint32_t)n_out,
+                       .n_tok = (uint32_t)n_tok,
+                       .row_bytes = (uint32_t)row_bytes,
+                       .x_stride = (uint32_t)n_in,
+                       .y_stride = (uint32_t)n_out};
     const gpu_vk_bind b[3] = {{bw.buf, 0, bw.size}, {bx.buf, 0, bx.size}, {by.buf, 0, by.size}};
-    gpu_vk_dispatch(&r, name, b, 3, &pc, sizeof pc, n_out < 32768 ? (uint32_t)n_out : 32768,
-                    (uint32_t)((n_tok + 7) / 8), (uint32_t)((n_out + 32767) / 32768));
+    /* tests force the threads per row (a power of two up to 64) to reach every split */
+    const char *tpr = getenv("SHIMMY_GPU_TPR");
+    if (tpr) pc.tpr = (uint32_t)atoi(tpr);
+    gpu_vk_matmul(&r, name, b, &pc);
     gpu_vk_download(&r, by.buf, 0, y, yb);
     st = gpu_vk_submit(&r);
     if (st) core_error(err, st, "device", "%s", r.why);

@@ -131,24 +131,20 @@ static bool linear_tokens(gpu_ctx *g, const char *name, const model_weight *w, c
     by = gpu_ctx_act(g, y, (uint64_t)rows * (uint64_t)w->n_out * 4, 4, &yo0);
     for (int64_t r0 = 0; r0 < w->n_out; r0 += per) {
         const int64_t nr = w->n_out - r0 < per ? w->n_out - r0 : per;
-        struct {
-            uint32_t n_in, n_out, n_tok, w_off, row_bytes, x_off, x_stride, y_off, y_stride;
-        } pc = {.n_in = (uint32_t)w->n_in,
-                .n_out = (uint32_t)nr,
-                .n_tok = (uint32_t)rows,
-                .row_bytes = (uint32_t)w->row_bytes,
-                .x_off = xo,
-                .x_stride = (uint32_t)w->n_in,
-                .y_off = yo0 + (uint32_t)r0,
-                .y_stride = (uint32_t)w->n_out};
+        gpu_vk_mm_pc pc = {.n_in = (uint32_t)w->n_in,
+                           .n_out = (uint32_t)nr,
+                           .n_tok = (uint32_t)rows,
+                           .row_bytes = (uint32_t)w->row_bytes,
+                           .x_off = xo,
+                           .x_stride = (uint32_t)w->n_in,
+                           .y_off = yo0 + (uint32_t)r0,
+                           .y_stride = (uint32_t)w->n_out};
         gpu_vk_bind b[3];
         const unsigned char *wp = (const unsigned char *)w->data + (size_t)r0 * w->row_bytes;
         if (!gpu_ctx_weight(g, wp, (uint64_t)nr * w->row_bytes, 1, &b[0], &pc.w_off)) return false;
         b[1] = bx;
         b[2] = by;
-        const uint32_t gx = nr < 32768 ? (uint32_t)nr : 32768;
-        gpu_vk_dispatch(&g->rec, name, b, 3, &pc, sizeof pc, gx, (uint32_t)((rows + 7) / 8),
-                        (uint32_t)((nr + 32767) / 32768));
+        gpu_vk_matmul(&g->rec, name, b, &pc);
     }
     return true;
 }

@@ -116,6 +116,19 @@ void gpu_vk_dispatch(gpu_vk_rec *r, const char *name, const gpu_vk_bind *b, int 
     r->dirty = true;
 }
 
+void gpu_vk_matmul(gpu_vk_rec *r, const char *pipe, const gpu_vk_bind b[3], gpu_vk_mm_pc *pc) {
+    /* threads per row: about eight runs of 32 each at least (0: pick; tests force others) */
+    const uint32_t runs = (pc->n_in + 31) / 32;
+    uint32_t tpr = pc->tpr;
+    if (tpr == 0 || tpr > 64 || (tpr & (tpr - 1)))
+        for (tpr = 1; tpr < 64 && tpr * 16 <= runs;) tpr *= 2;
+    pc->tpr = tpr;
+    const uint32_t rows = 64 / tpr, groups = (pc->n_out + rows - 1) / rows;
+    const uint32_t gx = groups < 32768 ? groups : 32768;
+    gpu_vk_dispatch(r, pipe, b, 3, pc, sizeof *pc, gx, (pc->n_tok + 7) / 8,
+                    (groups + 32767) / 32768);
+}
+
 /* Room for `bytes` in staging (16-aligned), submitting first when it is full. */
 static bool stage(gpu_vk_rec *r, uint64_t bytes, uint64_t *off) {
     uint64_t need = (bytes + 15) & ~(uint64_t)15;
@@ -200,8 +213,9 @@ shimmy_status gpu_vk_submit(gpu_vk_rec *r) {
         vr = fn->vkQueueSubmit(r->d->queue, 1, &si, r->fence);
         pthread_mutex_unlock(&r->d->lock);
         if (vr == VK_SUCCESS) {
-            /* a minute is far beyond any step; past it the device is as good as lost */
-            vr = fn->vkWaitForFences(r->d->dev, 1, &r->fence, VK_TRUE, 60ull * 1000000000ull);
+            /* drivers report a hung device as lost on their own; ten minutes (a software
+             * device's long prompt batch takes a while) bounds a driver that does not */
+            vr = fn->vkWaitForFences(r->d->dev, 1, &r->fence, VK_TRUE, 600ull * 1000000000ull);
         }
     }
     if (vr != VK_SUCCESS) {

@@ -198,10 +198,21 @@ int main(int argc, char **argv) {
         fprintf(stderr, "gpu/matmul: %-7s %s\n", q->name,
                 n_failed_cases == failed_before ? "ok" : "FAILED");
     }
-    /* more rows than one dispatch dimension holds: rows 32768.. come from gl_WorkGroupID.z */
+    /* more row groups than one dispatch dimension holds: groups 32768.. come from
+     * gl_WorkGroupID.z (one row per workgroup forced, as rows of 16k elements would get); and
+     * every rows-per-workgroup split the host can pick */
     if (!only) {
+        setenv("SHIMMY_GPU_TPR", "64", 1);
         run_case(quant_get_ref(GGUF_T_Q4_0), 32, 32768 + 37, 9, &rng);
         run_case(quant_get_ref(GGUF_T_F16), 33, 32768 + 5, 2, &rng);
+        for (int tpr = 1; tpr <= 64; tpr *= 2) {
+            char v[8];
+            snprintf(v, sizeof v, "%d", tpr);
+            setenv("SHIMMY_GPU_TPR", v, 1);
+            run_case(quant_get_ref(GGUF_T_Q4_K), 1024, 67, 9, &rng);
+            run_case(quant_get_ref(GGUF_T_F32), 1000, 130, 3, &rng);
+        }
+        unsetenv("SHIMMY_GPU_TPR");
     }
     fprintf(stderr, "gpu/matmul: %d products, %d failed\n", n_cases, n_failed_cases);
     return test_finish("gpu/matmul");

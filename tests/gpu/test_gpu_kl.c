@@ -1,0 +1,151 @@
+/*
+ * The Vulkan backend against the CPU's reference-order path on the trained model (DESIGN.md,
+ * "Numerics": a fast path's criteria): docs-llama-30m Q8_0 and Q4_K_M over text/ppl-eval.txt in
+ * llama-perplexity's chunks (512 tokens, BOS first, positions 256..510 scored), on the device
+ * and on the CPU: mean KL divergence of the device's next-token distribution from the CPU's
+ * <= 0.001, the same top token at >= 99% of positions, perplexity within 0.3%. Every layer on
+ * the device, and split (half the layers). Skips where there is no Vulkan device.
+ * SHIMMY_KL_CHUNKS sets the chunks (default 2: a software device is slow; 38 is the file).
+ */
+#include "gguf/gguf.h"
+#include "gpu/gpu.h"
+#include "model/model.h"
+#include "test.h"
+#include "tokenizer/tokenizer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CTX 512
+
+typedef struct kl_stats {
+    double nll_dev, nll_cpu, kl;
+    long n, top_same;
+} kl_stats;
+
+/* log-softmax in double, as llama-perplexity sums */
+static void log_softmax(const float *l, int32_t n, double *out) {
+    float mx = l[0];
+    for (int32_t j = 1; j < n; j++) mx = l[j] > mx ? l[j] : mx;
+    double s = 0;
+    for (int32_t j = 0; j < n; j++) s += exp((double)(l[j] - mx));
+    const double lse = log(s);
+    for (int32_t j = 0; j < n; j++) out[j] = (double)(l[j] - mx) - lse;
+}
+
+static int32_t argmax(const double *x, int32_t n) {
+    int32_t b = 0;
+    for (int32_t j = 1; j < n; j++)
+        if (x[j] > x[b]) b = j;
+    return b;
+}
+
+static model_ctx *new_ctx(const model *m, const model_device *dev) {
+    model_ctx_params cp = {
+        .n_ctx = CTX, .n_batch = CTX, .n_logits = CTX, .kv_type = MODEL_KV_F16, .device = dev};
+    model_ctx *c = NULL;
+    shimmy_error err = {0};
+    CHECK_MSG(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK, "%s", err.message);
+    return c;
+}
+
+static void run_chunks(const model *m, const model_device *dev, const int32_t *toks, long n_tok,
+                       int32_t bos, long chunks, kl_stats *st) {
+    model_ctx *cc = new_ctx(m, NULL), *dc = new_ctx(m, dev);
+    if (!cc || !dc) {
+        model_ctx_free(cc);
+        model_ctx_free(dc);
+        return;
+    }
+    const int32_t V = m->hp.n_vocab;
+    double *pc = malloc(sizeof(double) * (size_t)V), *pd = malloc(sizeof(double) * (size_t)V);
+    int32_t chunk[CTX];
+    shimmy_error err = {0};
+    for (long ci = 0; ci < chunks && (ci + 1) * CTX <= n_tok; ci++) {
+        memcpy(chunk, toks + ci * CTX, sizeof chunk);
+        chunk[0] = bos;
+        model_ctx_truncate(cc, 0);
+        model_ctx_truncate(dc, 0);
+        CHECK_MSG(model_ctx_eval(cc, chunk, CTX, CTX, &err) == SHIMMY_OK, "%s", err.message);
+        CHECK_MSG(model_ctx_eval(dc, chunk, CTX, CTX, &err) == SHIMMY_OK, "%s", err.message);
+        for (int32_t i = CTX / 2; i < CTX - 1; i++) {
+            log_softmax(model_ctx_logits(cc, i), V, pc);
+            log_softmax(model_ctx_logits(dc, i), V, pd);
+            double kl = 0;
+            for (int32_t j = 0; j < V; j++) kl += exp(pc[j]) * (pc[j] - pd[j]);
+            st->kl += kl;
+            st->nll_cpu -= pc[chunk[i + 1]];
+            st->nll_dev -= pd[chunk[i + 1]];
+            st->top_same += argmax(pc, V) == argmax(pd, V);
+            st->n++;
+        }
+    }
+    free(pc);
+    free(pd);
+    model_ctx_free(cc);
+    model_ctx_free(dc);
+}
+
+static void check_model(const char *name, const char *text, long chunks) {
+    char rel[256], path[1024];
+    snprintf(rel, sizeof rel, "models/%s.gguf", name);
+    if (!test_data_path(rel, path, sizeof path)) return;
+    gguf_file *f = NULL;
+    model *m = NULL;
+    tok_vocab *v = NULL;
+    shimmy_error err = {0};
+    CHECK_MSG(gguf_open(path, &f, &err) == SHIMMY_OK, "%s", err.message);
+    if (f) CHECK_MSG(model_load(f, &m, &err) == SHIMMY_OK, "%s", err.message);
+    if (f) CHECK_MSG(tok_vocab_load(f, &v, &err) == SHIMMY_OK, "%s", err.message);
+    tok_buf tb = {0};
+    const tok_encode_opts o = {.add_special = true, .parse_special = false};
+    if (v) CHECK(tok_encode(v, text, strlen(text), &o, &tb, &err) == SHIMMY_OK);
+    const int32_t split[2] = {-1, m ? m->hp.n_layer / 2 : 0};
+    for (int k = 0; m && v && k < 2; k++) {
+        gpu_model *g = NULL;
+        const gpu_model_params gp = {.device = "vulkan", .n_gpu_layers = split[k]};
+        CHECK_MSG(gpu_model_open(m, &gp, &g, &err) == SHIMMY_OK && g, "%s: %s", name,
+                  g ? "" : err.message);
+        if (!g) break;
+        kl_stats st = {0};
+        run_chunks(m, gpu_model_device(g), tb.ids, (long)tb.n, tok_bos(v), chunks, &st);
+        gpu_model_close(g);
+        if (st.n == 0) continue;
+        const double ppl_c = exp(st.nll_cpu / (double)st.n), ppl_d = exp(st.nll_dev / (double)st.n);
+        const double kl = st.kl / (double)st.n, same = (double)st.top_same / (double)st.n;
+        printf("%-24s layers %-4s tokens %5ld  ppl cpu %.4f device %.4f (%+.3f%%)  KL %.6f  "
+               "same top %.2f%%\n",
+               name, k ? "half" : "all", st.n, ppl_c, ppl_d, 100.0 * (ppl_d / ppl_c - 1.0), kl,
+               100.0 * same);
+        CHECK_MSG(kl <= 0.001, "%s: mean KL %.6f > 0.001", name, kl);
+        CHECK_MSG(same >= 0.99, "%s: same top token at %.2f%% < 99%%", name, 100.0 * same);
+        CHECK_MSG(fabs(ppl_d / ppl_c - 1.0) <= 0.003, "%s: perplexity %.4f vs the CPU's %.4f", name,
+                  ppl_d, ppl_c);
+    }
+    tok_buf_free(&tb);
+    tok_vocab_free(v);
+    model_free(m);
+    gguf_close(f);
+}
+
+int main(void) {
+    char path[1024];
+    test_require_data("text/ppl-eval.txt", path, sizeof path);
+    shimmy_error err = {0};
+    gpu_device_info info[4];
+    if (gpu_list(info, 4, &err) <= 0) {
+        printf("SKIP: no Vulkan device (%s)\n", err.message);
+        return 77;
+    }
+    char *text = test_read_file(path, NULL);
+    CHECK(text != NULL);
+    const char *env = getenv("SHIMMY_KL_CHUNKS");
+    const long chunks = env ? atol(env) : 2;
+    if (text) {
+        check_model("docs-llama-30m-Q8_0", text, chunks);
+        check_model("docs-llama-30m-Q4_K_M", text, chunks);
+    }
+    free(text);
+    return test_finish("gpu/kl");
+}
