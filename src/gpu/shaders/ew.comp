@@ -18,13 +18,15 @@ void main() {
     case 0: v += b[p.b_off + i]; break;
     case 1: v += b[p.b_off + i % p.dim]; break;
     case 2: v *= p.s; break;
-    case 3: v = p.s * tanh(v / p.s); break;
+    case 3: v = p.s * tanh_acc(v * (1.0 / p.s)); break; // times the reciprocal, as the CPU
     case 4: v = v / (1.0 + exp(-v)) * b[p.b_off + i]; break;
     default: {
         // the tanh form of GELU, as ggml's GEGLU computes it (the CPU looks it up in an F16
-        // table of the same function); past |10| it is 0 or the identity
-        const float g = v <= -10.0 ? 0.0 : v >= 10.0 ? v
-            : 0.5 * v * (1.0 + tanh(0.7978845608028654 * v * (1.0 + 0.044715 * v * v)));
+        // table of the same function); past |10| it is 0 or the identity. 0.5 (1 + tanh z) is
+        // written 1 / (1 + e^-2z), which does not cancel where z is very negative (in float
+        // 1 + tanh(z) is 0 or one ulp of 1 there, whatever the true value)
+        const float z = 0.7978845608028654 * v * (1.0 + 0.044715 * v * v);
+        const float g = v <= -10.0 ? 0.0 : v >= 10.0 ? v : v / (1.0 + exp(-2.0 * z));
         v = g * b[p.b_off + i];
     }
     }
