@@ -189,4 +189,17 @@ void gpu_vk_matmul(gpu_vk_rec *r, const char *pipe, const gpu_vk_bind b[3], gpu_
 shimmy_status gpu_debug_matmul(uint32_t type, const void *w, int64_t n_in, int64_t n_out,
                                const float *x, int32_t n_tok, float *y, shimmy_error *err);
 
+/* Tests' entry to any shader: buffer i (host bytes, at least 4 on the device, rounded up to 4)
+ * is uploaded to binding i, pipeline `pipe` runs once over (gx, gy, gz) workgroups with push
+ * constants pc (pc_bytes, at most 128), and the `out` buffers are downloaded back over their
+ * host bytes. SHIMMY_ERR_UNSUPPORTED when there is no device or no such shader. */
+typedef struct gpu_debug_buf {
+    void *host;
+    size_t bytes;
+    bool out;
+} gpu_debug_buf;
+shimmy_status gpu_debug_run(const char *pipe, const gpu_debug_buf *bufs, int n_bufs, const void *pc,
+                            uint32_t pc_bytes, uint32_t gx, uint32_t gy, uint32_t gz,
+                            shimmy_error *err);
+
 #endif
