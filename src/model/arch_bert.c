@@ -135,4 +135,5 @@ const model_arch model_arch_bert = {
     .forward = forward,
     .bind_model = bind_model,
     .encoder = true,
+    .device = true,
 };

@@ -44,4 +44,5 @@ const model_arch model_arch_gemma3 = {
     .hparams = hparams,
     .bind_layer = bind_layer,
     .forward = forward,
+    .device = true,
 };

@@ -85,4 +85,5 @@ const model_arch model_arch_gpt_oss = {
     .hparams = hparams,
     .bind_layer = bind_layer,
     .forward = forward,
+    .device = true,
 };

@@ -32,4 +32,5 @@ const model_arch model_arch_granite = {
     .hparams = hparams,
     .bind_layer = model_dense_bind,
     .forward = model_dense_forward,
+    .device = true,
 };

@@ -41,4 +41,5 @@ const model_arch model_arch_nomic_bert = {
     .forward = forward,
     .bind_model = bind_model,
     .encoder = true,
+    .device = true,
 };

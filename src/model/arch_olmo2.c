@@ -10,7 +10,6 @@
 #include "model.h"
 
 #include <math.h>
-#include <string.h>
 
 static shimmy_status hparams(model_loader *ld, model_hparams *hp) {
     shimmy_status st = model_llama_hparams(ld, hp);
@@ -57,13 +56,28 @@ static shimmy_status bind_layer(model_loader *ld, int32_t il, model_layer *L) {
     return SHIMMY_OK;
 }
 
+/* q, k, v of the un-normed x (OLMo 2 has no norm before its attention) */
+static void qkv_of_x(model_ctx *c, const model_layer *L) {
+    const model_weight *w[3] = {&L->wq, &L->wk, &L->wv};
+    float *const y[3] = {c->q, c->k, c->v};
+    model_linear_n(c, 3, w, c->x, y, c->n_tok);
+}
+
+/* xn = down(silu(gate(x)) * up(x)): the FFN of the un-normed x (no biases in this family) */
+static void ffn_of_x(model_ctx *c, const model_layer *L) {
+    const model_weight *w[2] = {&L->w_gate, &L->w_up};
+    float *const y[2] = {c->gate, c->up};
+    model_linear_n(c, 2, w, c->x, y, c->n_tok);
+    model_op_glu(c, MODEL_GLU_SILU, c->gate, c->up, L->w_up.n_out);
+    model_linear(c, &L->w_down, c->gate, c->xn, c->n_tok);
+}
+
 static void forward(model_ctx *c) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd;
     const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim;
     const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
-    const size_t x_bytes = sizeof(float) * (size_t)(c->n_tok * E);
     const model_rope_cfg rope = model_rope_cfg_of(m);
     const model_rope_cfg rope_swa = {
         .mode = rope.mode, .n_rot = rope.n_rot, .base = hp->rope_base, .freq_scale = 1.0f};
@@ -73,9 +87,9 @@ static void forward(model_ctx *c) {
     if (hp->n_swa > 0) model_op_rope_prepare(c, 1, &rope_swa);
     for (int32_t il = 0; il < hp->n_layer; il++) {
         const model_layer *L = &m->layers[il];
-        model_dev_host(c);
-        memcpy(c->xn, c->x, x_bytes); /* the projections read xn: here the un-normed x */
-        model_op_qkv(c, L);
+        /* the products read x itself: the same rows a copy into xn would give them, and
+         * nothing for the device to move */
+        qkv_of_x(c, L);
         model_op_rms_norm(c, c->q, L->q_norm, c->q, q_dim);
         model_op_rms_norm(c, c->k, L->k_norm, c->k, kv_dim);
         if (L->window > 0)
@@ -86,9 +100,7 @@ static void forward(model_ctx *c) {
         model_linear(c, &L->wo, c->att, c->xn, c->n_tok);
         model_op_rms_norm(c, c->xn, L->attn_post_norm, c->xn, E);
         model_op_add(c, c->x, c->xn, E);
-        model_dev_host(c);
-        memcpy(c->xn, c->x, x_bytes);
-        model_op_ffn_glu(c, L, MODEL_GLU_SILU);
+        ffn_of_x(c, L);
         model_op_rms_norm(c, c->xn, L->ffn_post_norm, c->xn, E);
         model_op_add(c, c->x, c->xn, E);
     }
@@ -101,4 +113,5 @@ const model_arch model_arch_olmo2 = {
     .hparams = hparams,
     .bind_layer = bind_layer,
     .forward = forward,
+    .device = true,
 };

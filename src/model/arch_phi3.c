@@ -93,4 +93,5 @@ const model_arch model_arch_phi3 = {
     .hparams = hparams,
     .bind_layer = bind_layer,
     .forward = forward,
+    .device = true,
 };

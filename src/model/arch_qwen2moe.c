@@ -46,4 +46,5 @@ const model_arch model_arch_qwen2moe = {
     .hparams = hparams,
     .bind_layer = bind_layer,
     .forward = forward,
+    .device = true,
 };

@@ -169,12 +169,17 @@ static float sigmoid(float x) {
 static void deltanet_layer(model_ctx *c, const model_layer *L) {
     const model_hparams *hp = &c->m->hp;
     const int32_t n = c->n_tok, nv = hp->ssm_dt_rank, dv = hp->ssm_inner / nv;
-    const int64_t B = c->n_batch, cd = conv_dim(hp), inner = hp->ssm_inner;
-    float *mixed = c->aux, *z = mixed + B * cd, *alpha = z + B * inner, *beta = alpha + B * nv;
-    float *o = beta + B * nv, *scratch = o + B * inner;
+    const int64_t cd = conv_dim(hp), inner = hp->ssm_inner;
+    /* the pieces are laid out by the step's n entries, not n_batch: the first n rows of aux
+     * (n * aux_floats floats, what a device moves) hold all but the delta rule's scratch,
+     * which the CPU alone uses */
+    float *mixed = c->aux, *z = mixed + n * cd, *alpha = z + n * inner, *beta = alpha + n * nv;
+    float *o = beta + n * nv, *scratch = o + n * inner;
     const model_weight *w[4] = {&L->wqkv, &L->ssm_z, &L->ssm_alpha, &L->ssm_beta};
     float *const y[4] = {mixed, z, alpha, beta};
     model_linear_n(c, 4, w, c->xn, y, n);
+    /* the gates, the recurrence and the gated norm are the CPU's */
+    model_dev_host(c);
     for (int32_t t = 0; t < n; t++)
         for (int32_t h = 0; h < nv; h++) {
             float *a = &alpha[(int64_t)t * nv + h];
@@ -196,11 +201,14 @@ static void attention_layer(model_ctx *c, const model_layer *L, int32_t il,
                             const model_rope_cfg *rope) {
     const model_hparams *hp = &c->m->hp;
     const int32_t n = c->n_tok, hd = hp->head_dim;
-    const int64_t q_dim = (int64_t)hp->n_head * hd, B = c->n_batch;
-    float *qg = c->aux, *gate = qg + B * 2 * q_dim;
+    const int64_t q_dim = (int64_t)hp->n_head * hd;
+    /* [query | gate] rows, then the gates: within aux's first n rows (3 * q_dim <= aux_floats),
+     * which a device moves */
+    float *qg = c->aux, *gate = qg + (int64_t)n * 2 * q_dim;
     const model_weight *w[3] = {&L->wq, &L->wk, &L->wv};
     float *const y[3] = {qg, c->k, c->v};
     model_linear_n(c, 3, w, c->xn, y, n);
+    model_dev_host(c);
     for (int32_t t = 0; t < n; t++) /* per head [query | gate] */
         for (int32_t h = 0; h < hp->n_head; h++) {
             const float *src = qg + (int64_t)t * 2 * q_dim + (int64_t)h * 2 * hd;
@@ -213,6 +221,7 @@ static void attention_layer(model_ctx *c, const model_layer *L, int32_t il,
     model_op_rope_qk(c, 0, rope);
     const model_attn_params attn = {.scale = 1.0f / sqrtf((float)hd)};
     model_op_attention(c, il, &attn);
+    model_dev_host(c);
     for (int64_t i = 0; i < (int64_t)n * q_dim; i++) c->att[i] *= sigmoid(gate[i]);
     model_linear(c, &L->wo, c->att, c->xn, n);
 }
@@ -258,6 +267,7 @@ const model_arch model_arch_qwen35 = {
     .hparams = hparams,
     .bind_layer = bind_layer,
     .forward = forward,
+    .device = true,
 };
 
 const model_arch model_arch_qwen35moe = {
@@ -266,4 +276,5 @@ const model_arch model_arch_qwen35moe = {
     .hparams = hparams_moe,
     .bind_layer = bind_layer_moe,
     .forward = forward_moe,
+    .device = true,
 };

@@ -47,4 +47,5 @@ const model_arch model_arch_qwen3moe = {
     .hparams = hparams,
     .bind_layer = bind_layer,
     .forward = forward,
+    .device = true,
 };

@@ -16,4 +16,5 @@ const model_arch model_arch_smollm3 = {
     .hparams = hparams,
     .bind_layer = model_dense_bind,
     .forward = model_dense_forward,
+    .device = true,
 };

@@ -7,8 +7,35 @@
 #include <math.h>
 #include <string.h>
 
+/* The rows [r0, r0 + n) of w as a weight of their own (same name and slot: only for products
+ * that no adapter touches). */
+static model_weight rows_of(const model_weight *w, int64_t r0, int64_t n) {
+    model_weight v = *w;
+    v.data = (const unsigned char *)w->data + (size_t)r0 * w->row_bytes;
+    v.n_out = n;
+    return v;
+}
+
+/* Whether a fused product runs on the device as row views: its weight is there and no adapter
+ * is attached (adapters key on the whole tensor, and their products are the CPU's anyway). */
+static bool split_on_device(const model_ctx *c, const model_weight *w) {
+    return c->dev && !c->lora && !c->tok_lora && c->dev->ops->holds(c->dev->impl, w->data);
+}
+
 void model_op_ffn_swiglu_fused(model_ctx *c, const model_layer *L) {
     const int64_t n_ff = L->w_down.n_in;
+    if (split_on_device(c, &L->w_up)) {
+        /* on a device: the two halves as two products into gate and up, whose rows the
+         * device's SwiGLU takes (the fused rows of 2*n_ff would be split by the host) */
+        const model_weight g = rows_of(&L->w_up, 0, n_ff), u = rows_of(&L->w_up, n_ff, n_ff);
+        const model_weight *gu[2] = {&g, &u};
+        float *const gu_out[2] = {c->gate, c->up};
+        model_linear_n(c, 2, gu, c->xn, gu_out, c->n_tok);
+        model_op_glu(c, MODEL_GLU_SILU, c->gate, c->up, n_ff);
+        model_linear(c, &L->w_down, c->gate, c->xn, c->n_tok);
+        model_op_add_bias(c, c->xn, L->b_down, L->w_down.n_out);
+        return;
+    }
     /* one product gives rows of [gate | up]; gate and up are one region of the context (ctx.c)
      * that holds (n_batch, 2*n_ff) */
     float *gu = c->gate;
@@ -32,15 +59,29 @@ const float *model_rope_longrope_factors(const model_ctx *c, const model_layer *
     return c->n_ctx > c->m->hp.n_ctx_orig_yarn ? L->rope_long : L->rope_short;
 }
 
+/* Entry t's factor: the reference computes it in double from float positions, then stores it
+ * as a float that multiplies q. */
+static float temp_factor(const model_ctx *c, int32_t t, float temp_scale, int32_t floor_scale) {
+    const float steps = floorf((float)c->tok_pos[t] / (float)floor_scale);
+    return (float)(log((double)steps + 1.0) * (double)temp_scale + 1.0);
+}
+
 void model_op_attn_temperature(model_ctx *c, float *q, int64_t q_dim, float temp_scale,
                                int32_t floor_scale) {
     if (temp_scale == 0.0f || floor_scale <= 0) return;
+    /* one factor for the whole step (every position below floor_scale: 1, nothing to do) is a
+     * plain scale, which a device runs where q is */
+    const float s0 = temp_factor(c, 0, temp_scale, floor_scale);
+    bool uniform = true;
+    for (int32_t t = 1; t < c->n_tok && uniform; t++)
+        uniform = temp_factor(c, t, temp_scale, floor_scale) == s0;
+    if (uniform) {
+        model_op_scale(c, q, q_dim, s0);
+        return;
+    }
     model_dev_host(c);
     for (int32_t t = 0; t < c->n_tok; t++) {
-        /* the reference computes the factor in double from float positions, then stores it as
-         * a float that multiplies q */
-        const float steps = floorf((float)c->tok_pos[t] / (float)floor_scale);
-        const float s = (float)(log((double)steps + 1.0) * (double)temp_scale + 1.0);
+        const float s = temp_factor(c, t, temp_scale, floor_scale);
         float *row = q + (int64_t)t * q_dim;
         for (int64_t i = 0; i < q_dim; i++) row[i] *= s;
     }
@@ -113,7 +154,9 @@ void model_dense_forward(model_ctx *c) {
     }
     model_op_logits(c, m->output_norm, hp->rms_eps, 0.0f);
     if (hp->logit_scale != 0.0f && hp->logit_scale != 1.0f) {
-        /* the reference multiplies by the reciprocal */
+        /* the reference multiplies by the reciprocal; the logits are the step's result, in
+         * host memory whichever side made them (model_op_logits fetched them), and no device
+         * op reads them again */
         const float s = 1.0f / hp->logit_scale;
         for (int32_t j = 0; j < c->n_logits_last; j++) {
             float *l = (float *)model_ctx_logits(c, j);

@@ -108,6 +108,25 @@ void model_op_qkv_fused(model_ctx *c, const model_layer *L) {
     const int64_t k_dim = (int64_t)hp->n_head_kv * hp->head_dim;
     const int64_t v_dim = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const int64_t n = q_dim + k_dim + v_dim;
+    if (c->dev && !c->lora && !c->tok_lora && c->dev->ops->holds(c->dev->impl, L->wqkv.data)) {
+        /* on a device: the three row ranges as products of their own straight into q, k and v
+         * (no host copy between them); adapters key on the whole tensor, so with adapters
+         * (whose products are the CPU's anyway) the fused product below runs */
+        model_weight w3[3];
+        const int64_t r0[3] = {0, q_dim, q_dim + k_dim}, rows[3] = {q_dim, k_dim, v_dim};
+        const model_weight *wp[3];
+        float *const y[3] = {c->q, c->k, c->v};
+        for (int i = 0; i < 3; i++) {
+            w3[i] = L->wqkv;
+            w3[i].data = (const unsigned char *)L->wqkv.data + (size_t)r0[i] * L->wqkv.row_bytes;
+            w3[i].n_out = rows[i];
+            wp[i] = &w3[i];
+        }
+        model_linear_n(c, 3, wp, c->xn, y, c->n_tok);
+        if (L->bqkv)
+            for (int i = 0; i < 3; i++) model_op_add_bias(c, y[i], L->bqkv + r0[i], rows[i]);
+        return;
+    }
     model_linear(c, &L->wqkv, c->xn, c->qkv, c->n_tok);
     model_op_add_bias(c, c->qkv, L->bqkv, n);
     model_dev_host(c);
@@ -150,6 +169,7 @@ shimmy_status model_ctx_classify(model_ctx *c, const float *h, int32_t n, float 
     if (m->cls.data) {
         model_linear_flags(c, &m->cls, h, c->up, n, NULL);
         model_op_add_bias(c, c->up, m->cls_b, m->cls.n_out);
+        model_dev_host(c);
         for (int64_t i = 0; i < (int64_t)n * m->cls.n_out; i++) c->up[i] = tanhf(c->up[i]);
         in = c->up;
     }

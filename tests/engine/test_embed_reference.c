@@ -9,8 +9,11 @@
  *  - the same inputs one at a time give the batch's vectors (within the same tolerance);
  *  - rank pooling: scores within 1e-3 (F32) / 0.03 (Q8_0) of the single-text and pair scores.
  * Prints one row per input.
+ * SHIMMY_TEST_DEVICE (CTest's unit/gpu/embed_reference): the same on that device (every layer, or
+ * the first SHIMMY_TEST_GPU_LAYERS), held to the same tolerances.
  */
 #include "engine/engine.h"
+#include "gpu/gpu.h"
 #include "test.h"
 #include "tokenizer/tokenizer.h"
 
@@ -188,7 +191,14 @@ static void check_file(const embed_ref *r) {
     engine_model *em = NULL;
     engine_embedder *e = NULL;
     shimmy_error err;
-    CHECK_MSG(engine_model_open(path, NULL, &em, &err) == SHIMMY_OK, "%s", err.message);
+    const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+    const engine_model_params mp = {.device = getenv("SHIMMY_TEST_DEVICE"),
+                                    .n_gpu_layers = nl ? atoi(nl) : 0};
+    CHECK_MSG(engine_model_open(path, mp.device ? &mp : NULL, &em, &err) == SHIMMY_OK, "%s",
+              err.message);
+    if (em && mp.device)
+        CHECK_MSG(engine_model_get_info(em)->n_gpu_layers > 0, "%s: not on the device (%s)",
+                  r->name, engine_model_get_info(em)->device);
     /* 4 inputs per step: the 6 inputs take two steps, each of several sequences */
     const engine_embed_params ep = {.n_ctx = 512, .n_seq = 4, .n_threads = 2};
     if (em)
@@ -263,6 +273,16 @@ static void check_options(void) {
 int main(void) {
     char buf[1024];
     test_require_data("reference/tiny-bert-cls-Q8_0.embed.json", buf, sizeof buf);
+    const char *device = getenv("SHIMMY_TEST_DEVICE");
+    if (device) {
+        shimmy_error err = {0};
+        gpu_device_info info[8];
+        if (gpu_list(info, 8, &err) <= 0) {
+            printf("SKIP: no Vulkan device (%s)\n", err.message);
+            return 77;
+        }
+        printf("device %s: %s\n", device, info[0].name);
+    }
     printf("%-28s %-16s %4s %10s %10s %9s\n", "model", "input", "toks", "max|d|", "raw|d|",
            "cos/score");
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) check_file(&refs[i]);

@@ -5,8 +5,11 @@
  * the same weights written in this file from the families' definitions. For each family the
  * same reference with its special mechanism turned off must differ clearly, so that the check
  * can fail. Malformed variants must be refused with an error naming the problem.
+ * SHIMMY_TEST_DEVICE (CTest's unit/gpu/arch_dense): the families run on that device (every layer,
+ * or the first SHIMMY_TEST_GPU_LAYERS), held to the same reference.
  */
 #include "gguf/gguf.h"
+#include "gpu/gpu.h"
 #include "model/model.h"
 #include "test.h"
 
@@ -319,8 +322,17 @@ static bool run(const char *path, int n_ctx, double *out) {
     model_ctx *c = NULL;
     shimmy_error err;
     bool ok = gguf_open(path, &f, &err) == SHIMMY_OK && model_load(f, &m, &err) == SHIMMY_OK;
-    const model_ctx_params cp = {
-        .n_ctx = n_ctx, .n_batch = N_PROMPT, .n_logits = N_PROMPT, .kv_type = MODEL_KV_F32};
+    gpu_model *gm = NULL;
+    const char *dev = getenv("SHIMMY_TEST_DEVICE"), *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+    if (ok && dev) {
+        const gpu_model_params gp = {.device = dev, .n_gpu_layers = nl ? atoi(nl) : -1};
+        ok = gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm;
+    }
+    const model_ctx_params cp = {.n_ctx = n_ctx,
+                                 .n_batch = N_PROMPT,
+                                 .n_logits = N_PROMPT,
+                                 .kv_type = MODEL_KV_F32,
+                                 .device = gpu_model_device(gm)};
     ok = ok && model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK &&
          model_ctx_eval(c, toks, N_PROMPT, N_PROMPT, &err) == SHIMMY_OK;
     for (int t = 0; ok && t < N_PROMPT; t++)
@@ -331,6 +343,7 @@ static bool run(const char *path, int n_ctx, double *out) {
     }
     CHECK_MSG(ok, "%s: %s", path, err.message);
     model_ctx_free(c);
+    gpu_model_close(gm);
     model_free(m);
     gguf_close(f);
     return ok;
@@ -416,6 +429,15 @@ static void check_rope_keys(const spec *base, const weights *w, const char *dir)
 }
 
 int main(void) {
+    if (getenv("SHIMMY_TEST_DEVICE")) {
+        shimmy_error err = {0};
+        gpu_device_info info[8];
+        if (gpu_list(info, 8, &err) <= 0) {
+            printf("SKIP: no Vulkan device (%s)\n", err.message);
+            return 77;
+        }
+        printf("device %s: %s\n", getenv("SHIMMY_TEST_DEVICE"), info[0].name);
+    }
     char dir[512];
     test_tmpdir(dir, sizeof dir);
     static weights w;

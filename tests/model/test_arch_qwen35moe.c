@@ -17,6 +17,7 @@
  * - Malformed variants are refused with an error naming the problem.
  */
 #include "gguf/gguf.h"
+#include "gpu/gpu.h"
 #include "model/model.h"
 #include "test.h"
 
@@ -223,10 +224,12 @@ static bool write_model(const spec *s, const weights *w, const char *path) {
 }
 
 static int32_t toks[N];
+static const model_device *cur_device; /* the device run() uses, or NULL: the CPU */
 
 /* the last entry's logits after the prompt fed in pieces of chunk */
 static bool run(const model *m, int chunk, float *out) {
-    model_ctx_params cp = {.n_ctx = 64, .n_batch = N, .kv_type = MODEL_KV_F32};
+    model_ctx_params cp = {
+        .n_ctx = 64, .n_batch = N, .kv_type = MODEL_KV_F32, .device = cur_device};
     model_ctx *c = NULL;
     shimmy_error err;
     CHECK_MSG(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK, "%s", err.message);
@@ -292,6 +295,14 @@ static void check_refused(spec s, const weights *w, const char *dir, const char 
 }
 
 int main(void) {
+    if (getenv("SHIMMY_TEST_DEVICE")) {
+        shimmy_error err = {0};
+        gpu_device_info info[8];
+        if (gpu_list(info, 8, &err) <= 0) {
+            printf("SKIP: no Vulkan device (%s)\n", err.message);
+            return 77;
+        }
+    }
     char dir[512];
     test_tmpdir(dir, sizeof dir);
     static weights w;
@@ -324,6 +335,24 @@ int main(void) {
             CHECK(dc < 1e-3 && ds < 1e-3);
             CHECK(dd > 0.05); /* the experts make a difference */
         }
+        /* SHIMMY_TEST_DEVICE (CTest's unit/gpu/arch_qwen35moe): on that device (every layer, or
+         * the first SHIMMY_TEST_GPU_LAYERS), as one batch and token by token, against the CPU */
+        const char *dev = getenv("SHIMMY_TEST_DEVICE"), *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+        gpu_model *gm = NULL;
+        shimmy_error err;
+        const gpu_model_params gp = {.device = dev, .n_gpu_layers = nl ? atoi(nl) : -1};
+        if (dev)
+            CHECK_MSG(gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm, "on %s: %s", dev,
+                      gm ? "" : err.message);
+        cur_device = gpu_model_device(gm);
+        float dev_batch[NV], dev_single[NV];
+        if (gm && run(m, N, dev_batch) && run(m, 1, dev_single)) {
+            const double db = max_diff(dev_batch, got), ds = max_diff(dev_single, got);
+            printf("on %s: one batch vs the CPU %.2e, token by token %.2e\n", dev, db, ds);
+            CHECK(db < 1e-3 && ds < 1e-3);
+        }
+        cur_device = NULL;
+        gpu_model_close(gm);
     }
     model_free(m);
     gguf_close(f);

@@ -2,13 +2,26 @@
  * The forward pass with LoRA adapters attached (model_ctx_set_lora) against llama.cpp's
  * teacher-forced logits in lora/reference.json, for every entry (single and stacked adapters,
  * user scales), loading each adapter both as GGUF and as the equivalent PEFT folder.
+ *
+ * SHIMMY_TEST_DEVICE (CTest's unit/gpu/lora): every case runs on that device too, beside a CPU
+ * context fed the same tokens. With adapters attached the device's products fall back to the
+ * CPU's (the other ops stay on the device), so the device is held to the same reference
+ * tolerance and its logits to the CPU's within DEVICE_TOL; an entry without adapters on a
+ * quantized file is the plain device path, judged by unit/gpu/reference (its figures shown).
  */
 #include "gguf/gguf.h"
+#include "gpu/gpu.h"
 #include "lora/lora.h"
 #include "model/model.h"
 #include "test.h"
 
 #include <jansson.h>
+
+/* device logits against the CPU's with adapters attached (F32 files: the F32 rule's 0.01) */
+#define DEVICE_TOL 0.01
+
+static const char *test_device;
+static double dev_vs_cpu; /* the largest |device - CPU| logit of the entry */
 
 /* "lora-tiny-llama-spm-r4.gguf" -> "peft-tiny-llama-spm-r4" */
 static void peft_name(const char *gguf_name, char *out, size_t cap) {
@@ -48,6 +61,18 @@ static double run_entry(json_t *entry, bool peft, int max_cases, int *argmax_bad
         }
     }
     const double tol = m && m->file_type == GGUF_T_F32 ? 0.01 : 0.1;
+    gpu_model *gm = NULL;
+    const bool adapters_on = json_array_size(adapters) > 0;
+    /* on a device without adapters a quantized file is the plain device path: shown only */
+    const bool held = !test_device || adapters_on || (m && m->file_type == GGUF_T_F32);
+    dev_vs_cpu = 0.0;
+    if (m && test_device) {
+        const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = nl ? atoi(nl) : -1};
+        CHECK_MSG(gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm, "on %s: %s", test_device,
+                  gm ? "" : err.message);
+        if (!gm) max_cases = 0;
+    }
     json_t *cases = json_object_get(entry, "cases");
     for (int ci = 0; m && ci < (int)json_array_size(cases) && ci < max_cases; ci++) {
         json_t *cs = json_array_get(cases, (size_t)ci);
@@ -60,21 +85,38 @@ static double run_entry(json_t *entry, bool peft, int max_cases, int *argmax_bad
             prompt[i] = (int32_t)json_integer_value(json_array_get(jp, i));
         model_ctx_params cp = {.n_ctx = (int32_t)(n_prompt + n_steps + 1),
                                .n_batch = (int32_t)n_prompt,
-                               .kv_type = MODEL_KV_F32};
-        model_ctx *c = NULL;
+                               .kv_type = MODEL_KV_F32,
+                               .device = gpu_model_device(gm)};
+        model_ctx *c = NULL, *c_cpu = NULL;
         CHECK(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK);
         if (!c) break;
         CHECK(model_ctx_set_lora(c, set, &err) == SHIMMY_OK);
         CHECK(model_ctx_eval(c, prompt, (int32_t)n_prompt, 1, &err) == SHIMMY_OK);
+        if (gm) { /* the CPU beside it, fed the same tokens */
+            cp.device = NULL;
+            CHECK(model_ctx_new(m, &cp, &c_cpu, &err) == SHIMMY_OK);
+            if (c_cpu) CHECK(model_ctx_set_lora(c_cpu, set, &err) == SHIMMY_OK);
+            if (c_cpu)
+                CHECK(model_ctx_eval(c_cpu, prompt, (int32_t)n_prompt, 1, &err) == SHIMMY_OK);
+        }
         for (size_t s = 0; s < n_steps; s++) {
             const float *lg = model_ctx_logits(c, 0);
+            if (c_cpu) {
+                const float *l0 = model_ctx_logits(c_cpu, 0);
+                for (int32_t i = 0; i < m->hp.n_vocab; i++) {
+                    const double d = fabs((double)lg[i] - l0[i]);
+                    if (d > dev_vs_cpu || d != d) dev_vs_cpu = d != d ? INFINITY : d;
+                }
+            }
             json_t *t5 = json_array_get(top5s, s);
             for (size_t j = 0; j < json_array_size(t5); j++) {
                 int32_t id = (int32_t)json_integer_value(json_array_get(json_array_get(t5, j), 0));
                 double want = json_number_value(json_array_get(json_array_get(t5, j), 1));
                 double d = fabs(lg[id] - want);
                 if (d > max_diff) max_diff = d;
-                CHECK_MSG(d <= tol, "case %d step %zu id %d: %f vs %f", ci, s, id, lg[id], want);
+                if (held)
+                    CHECK_MSG(d <= tol, "case %d step %zu id %d: %f vs %f", ci, s, id, lg[id],
+                              want);
             }
             double l1 = json_number_value(json_array_get(json_array_get(t5, 0), 1));
             double l2 = json_number_value(json_array_get(json_array_get(t5, 1), 1));
@@ -83,13 +125,19 @@ static double run_entry(json_t *entry, bool peft, int max_cases, int *argmax_bad
             int32_t best = 0;
             for (int32_t i = 1; i < m->hp.n_vocab; i++)
                 if (lg[i] > lg[best]) best = i;
-            if (l1 - l2 > 2 * tol && best != want_top) (*argmax_bad)++;
+            if (held && l1 - l2 > 2 * tol && best != want_top) (*argmax_bad)++;
             if (s + 1 == n_steps) break;
             int32_t tok = (int32_t)json_integer_value(json_array_get(greedy, s));
             CHECK(model_ctx_eval(c, &tok, 1, 1, &err) == SHIMMY_OK);
+            if (c_cpu) CHECK(model_ctx_eval(c_cpu, &tok, 1, 1, &err) == SHIMMY_OK);
         }
         model_ctx_free(c);
+        model_ctx_free(c_cpu);
     }
+    if (gm && adapters_on)
+        CHECK_MSG(dev_vs_cpu <= DEVICE_TOL, "device logits differ from the CPU's by %g",
+                  dev_vs_cpu);
+    gpu_model_close(gm);
     lora_set_free(set);
     model_free(m);
     gguf_close(f);
@@ -105,6 +153,18 @@ int main(void) {
     if (!root) return test_finish("model/lora");
     json_t *entries = json_object_get(root, "entries");
     int max_cases = 3;
+    test_device = getenv("SHIMMY_TEST_DEVICE");
+    if (test_device) {
+        shimmy_error err = {0};
+        gpu_device_info info[8];
+        if (gpu_list(info, 8, &err) <= 0) {
+            printf("SKIP: no Vulkan device (%s)\n", err.message);
+            json_decref(root);
+            return 77;
+        }
+        printf("device %s: %s\n", test_device, info[0].name);
+        max_cases = 1; /* a software device is slow: one case per entry */
+    }
 #ifdef SHIMMY_TEST_SANITIZED
     max_cases = 1;
 #endif
@@ -126,8 +186,10 @@ int main(void) {
             int bad = 0;
             double d = run_entry(entry, peft, max_cases, &bad);
             CHECK_EQ_INT(bad, 0);
-            printf("%-26s %-60s %10.6f\n", json_string_value(json_object_get(entry, "base_model")),
+            printf("%-26s %-60s %10.6f", json_string_value(json_object_get(entry, "base_model")),
                    label[0] ? label : "(none)", d);
+            if (test_device) printf("  device vs cpu %.2e", dev_vs_cpu);
+            printf("\n");
         }
     }
     json_decref(root);

@@ -10,8 +10,15 @@
  * A second pass runs the held-out prompts of tests/model/heldout (a long prose paragraph past
  * every sliding window, a C function, French+German+Japanese; see its README.md) by the same rule,
  * so that the shared prompts cannot be matched by accident.
+ *
+ * SHIMMY_TEST_DEVICE (CTest's unit/gpu/reference_new and reference_new_split) runs the same
+ * cases on that device (gpu.h's device strings), every layer on it or the first
+ * SHIMMY_TEST_GPU_LAYERS, by the same rule: F32 files keep the tight criteria, the others the
+ * rule's own. SHIMMY_REF_PART=i/N runs only the files i, i+N, i+2N, ... of the list (so that a
+ * slow software device can split it over several tests); SHIMMY_REF_MODELS=a,b only those.
  */
 #include "gguf/gguf.h"
+#include "gpu/gpu.h"
 #include "model/model.h"
 #include "test.h"
 #include "tokenizer/tokenizer.h"
@@ -46,6 +53,10 @@ static const new_ref refs[] = {
     {"tiny-llama-iq2", false, false},
     {"tiny-llama-iq1-tq", false, false},
 };
+
+/* the device the cases run on (SHIMMY_TEST_DEVICE), or NULL: the CPU */
+static const char *test_device;
+static const model_device *cur_device;
 
 typedef struct judge {
     int steps, close;  /* steps; steps with every top-5 logit within the closeness bound */
@@ -100,7 +111,8 @@ static void run_case(const model *m, const int32_t *prompt, size_t n_prompt, jso
     model_ctx_params cp = {.n_ctx = (int32_t)(n_prompt + n_steps + 1),
                            .n_batch = n_batch,
                            .n_logits = 1,
-                           .kv_type = MODEL_KV_F32};
+                           .kv_type = MODEL_KV_F32,
+                           .device = cur_device};
     model_ctx *c = NULL;
     shimmy_error err;
     CHECK_MSG(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK, "%s", err.message);
@@ -143,6 +155,15 @@ static void check_file(const new_ref *r, const char *jpath, int32_t chunk) {
     CHECK_MSG(gguf_open(path, &f, &err) == SHIMMY_OK, "%s", err.message);
     if (f) CHECK_MSG(model_load(f, &m, &err) == SHIMMY_OK, "%s: %s", r->name, err.message);
     if (f) CHECK_MSG(tok_vocab_load(f, &v, &err) == SHIMMY_OK, "%s: %s", r->name, err.message);
+    gpu_model *gm = NULL;
+    if (m && test_device) {
+        const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = nl ? atoi(nl) : -1};
+        CHECK_MSG(gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm, "%s on %s: %s", r->name,
+                  test_device, gm ? "" : err.message);
+        cur_device = gpu_model_device(gm);
+        if (!gm) m = NULL;
+    }
     json_t *cases = json_object_get(root, "cases");
     for (size_t ci = 0; m && v && ci < json_array_size(cases); ci++) {
         json_t *cs = json_array_get(cases, ci);
@@ -167,18 +188,58 @@ static void check_file(const new_ref *r, const char *jpath, int32_t chunk) {
                   r->name, ci, 100 * close, 100 * agree);
         free(prompt);
     }
+    gpu_model_close(gm);
+    cur_device = NULL;
     tok_vocab_free(v);
     model_free(m);
     gguf_close(f);
     json_decref(root);
 }
 
+/* Whether name is one of the comma-separated names in list. */
+static bool listed(const char *list, const char *name) {
+    const size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        const size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && memcmp(p, name, n) == 0) return true;
+        p += len + (end != NULL);
+    }
+    return false;
+}
+
+/* Whether file i of the list runs: in part part_i of part_n, and listed in only (NULL: any). */
+static bool wanted(size_t i, int part_i, int part_n, const char *only) {
+    return (int)(i % (size_t)part_n) == part_i && (!only || listed(only, refs[i].name));
+}
+
 int main(void) {
     char buf[1024], rel[256];
     test_require_data("reference/tiny-qwen3-F32.json", buf, sizeof buf);
+    test_device = getenv("SHIMMY_TEST_DEVICE");
+    if (test_device) {
+        shimmy_error err = {0};
+        gpu_device_info info[8];
+        const int32_t n = gpu_list(info, 8, &err);
+        if (n <= 0) {
+            printf("SKIP: no Vulkan device (%s)\n", err.message);
+            return 77;
+        }
+        const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+        printf("device %s: %s (%s), %s layers\n", test_device, info[0].name, info[0].driver,
+               nl ? nl : "all");
+    }
+    const char *part = getenv("SHIMMY_REF_PART"), *only = getenv("SHIMMY_REF_MODELS");
+    int part_i = 0, part_n = 1;
+    if (part && (sscanf(part, "%d/%d", &part_i, &part_n) != 2 || part_n < 1 || part_i < 0 ||
+                 part_i >= part_n)) {
+        printf("SHIMMY_REF_PART must be i/N with 0 <= i < N, not '%s'\n", part);
+        return 1;
+    }
     printf("%-32s %2s %6s %10s %7s %7s\n", "model", "#", "prompt", "max|dlogit|", "close",
            "argmax");
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+        if (!wanted(i, part_i, part_n, only)) continue;
         snprintf(rel, sizeof rel, "reference/%s.json", refs[i].name);
         if (test_data_path(rel, buf, sizeof buf)) check_file(&refs[i], buf, 0);
     }
@@ -194,7 +255,7 @@ int main(void) {
         else
             printf("held-out prompts (tests/model/heldout):\n");
         for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
-            if (refs[i].shared) continue;
+            if (refs[i].shared || !wanted(i, part_i, part_n, only)) continue;
             snprintf(buf, sizeof buf, "%s/tests/model/heldout/%s.json", src, refs[i].name);
             FILE *hf = fopen(buf, "r");
             CHECK_MSG(hf != NULL, "%s: missing held-out reference", buf);
