@@ -23,6 +23,7 @@ static void ctx_free(void *dc) {
     }
     gpu_vk_buf_free(g->d, &g->act);
     gpu_vk_buf_free(g->d, &g->meta);
+    gpu_vk_buf_free(g->d, &g->xq);
     __atomic_fetch_sub(&g->g->ctx_bytes, g->bytes, __ATOMIC_RELAXED);
     free(g->kbuf);
     free(g->vbuf);
@@ -64,6 +65,8 @@ static shimmy_status ctx_new(void *impl, model_ctx *c, void **dc, shimmy_error *
     if (!st) st = gpu_vk_buf_new(d, act, false, &g->act, err);
     const uint64_t meta = (3ull * (uint64_t)c->n_batch + (uint64_t)c->n_logits) * 4;
     if (!st) st = gpu_vk_buf_new(d, meta, false, &g->meta, err);
+    const uint64_t xq = (uint64_t)c->n_batch * (uint64_t)c->m->max_in * 4;
+    if (!st) st = gpu_vk_buf_new(d, xq, false, &g->xq, err);
     if (!st) st = gpu_vk_rec_init(&g->rec, d, STAGING_BYTES, err);
     g->c = c;
     if (st) {
@@ -82,7 +85,7 @@ static shimmy_status ctx_new(void *impl, model_ctx *c, void **dc, shimmy_error *
         ctx_free(g);
         return st;
     }
-    g->bytes += act + meta;
+    g->bytes += act + meta + xq;
     __atomic_fetch_add(&gm->ctx_bytes, g->bytes, __ATOMIC_RELAXED);
     *dc = g;
     return SHIMMY_OK;

@@ -48,6 +48,7 @@ typedef struct gpu_ctx {
     gpu_vk_buf act;
     const unsigned char *act_base; /* c->x: host address of act's byte 0 */
     gpu_vk_buf meta;               /* (3 n_batch + n_logits) int32 */
+    gpu_vk_buf xq; /* (n_batch, model max_in) floats: activations rounded for a product */
     uint64_t bytes;
 } gpu_ctx;
 

@@ -123,11 +123,41 @@ bool gpu_op_linear(void *dc, model_ctx *c, const model_weight *w, const float *x
     return true;
 }
 
+/* quant_act.comp's mode for the activations of a product with weights of type t: they are
+ * rounded as the CPU's reference order rounds them (its vec_dot_type), so that the device's
+ * products differ from the CPU's by float order only, not by that rounding, which random and
+ * quantized weights amplify from layer to layer */
+static uint32_t act_mode(const quant_traits *qt) {
+    switch (qt->vec_dot_type) {
+    case GGUF_T_Q8_0:
+    case GGUF_T_Q8_1: return 1;
+    case GGUF_T_Q8_K: return 2;
+    case GGUF_T_F16: return 3;
+    case GGUF_T_BF16: return 4;
+    default: return 0;
+    }
+}
+
 static bool linear_tokens(gpu_ctx *g, const char *name, const model_weight *w, const float *x,
                           float *y, int32_t rows, int64_t per) {
     gpu_vk_bind bx, by;
     uint32_t xo, yo0;
     bx = gpu_ctx_act(g, x, (uint64_t)rows * (uint64_t)w->n_in * 4, 4, &xo);
+    const uint32_t mode = act_mode(w->qt);
+    if (mode) {
+        struct {
+            uint32_t mode, n, rows, x_off, x_stride, y_off;
+        } pc = {mode, (uint32_t)w->n_in, (uint32_t)rows, xo, (uint32_t)w->n_in, 0};
+        const gpu_vk_bind bq = {
+            .buf = g->xq.buf, .off = 0, .range = (uint64_t)rows * (uint64_t)w->n_in * 4};
+        const gpu_vk_bind b[2] = {bx, bq};
+        const uint64_t items = (uint64_t)rows * (mode == 1   ? (uint64_t)(w->n_in + 31) / 32
+                                                 : mode == 2 ? (uint64_t)(w->n_in + 255) / 256
+                                                             : (uint64_t)w->n_in);
+        gpu_ctx_run(g, "quant_act", b, 2, &pc, sizeof pc, (items + 63) / 64);
+        bx = bq;
+        xo = 0;
+    }
     by = gpu_ctx_act(g, y, (uint64_t)rows * (uint64_t)w->n_out * 4, 4, &yo0);
     for (int64_t r0 = 0; r0 < w->n_out; r0 += per) {
         const int64_t nr = w->n_out - r0 < per ? w->n_out - r0 : per;

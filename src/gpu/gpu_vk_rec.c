@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void dispatch(gpu_vk_rec *r, const char *name, const gpu_vk_bind *b, int nb, const void *pc,
+                     uint32_t pc_bytes, uint32_t gx, uint32_t gy, uint32_t gz);
+
 void gpu_vk_fail(gpu_vk_rec *r, VkResult vr, const char *what) {
     if (r->failed) return;
     r->failed = vr == VK_ERROR_OUT_OF_DEVICE_MEMORY || vr == VK_ERROR_OUT_OF_HOST_MEMORY
@@ -86,7 +89,50 @@ static void barrier(gpu_vk_rec *r) {
     r->dirty = false;
 }
 
+/* SHIMMY_GPU_PROFILE=1: every dispatch is submitted and waited for on its own, and the time
+ * per pipeline is printed at exit (a developer's view of where a step goes; slow) */
+static struct prof {
+    const char *name;
+    double ms;
+    long n;
+} g_prof[GPU_VK_MAX_PIPES];
+static int g_prof_on = -1;
+
+static void prof_print(void) {
+    for (int i = 0; i < GPU_VK_MAX_PIPES && g_prof[i].name; i++)
+        fprintf(stderr, "gpu profile: %-16s %8ld dispatches %10.1f ms\n", g_prof[i].name,
+                g_prof[i].n, g_prof[i].ms);
+}
+
+static void prof_add(const char *name, double ms) {
+    for (int k = 0; k < gpu_spv_count; k++) /* the table's name outlives the caller's */
+        if (strcmp(gpu_spv_table[k].name, name) == 0) name = gpu_spv_table[k].name;
+    for (int i = 0; i < GPU_VK_MAX_PIPES; i++) {
+        if (!g_prof[i].name) g_prof[i].name = name;
+        if (g_prof[i].name == name || strcmp(g_prof[i].name, name) == 0) {
+            g_prof[i].ms += ms;
+            g_prof[i].n++;
+            return;
+        }
+    }
+}
+
 void gpu_vk_dispatch(gpu_vk_rec *r, const char *name, const gpu_vk_bind *b, int nb, const void *pc,
+                     uint32_t pc_bytes, uint32_t gx, uint32_t gy, uint32_t gz) {
+    if (g_prof_on < 0) {
+        g_prof_on = getenv("SHIMMY_GPU_PROFILE") != NULL;
+        if (g_prof_on) atexit(prof_print);
+    }
+    if (g_prof_on && r->open) gpu_vk_submit(r); /* what came before is not this one's time */
+    const double t0 = g_prof_on ? core_time_ms() : 0.0;
+    dispatch(r, name, b, nb, pc, pc_bytes, gx, gy, gz);
+    if (g_prof_on) {
+        gpu_vk_submit(r);
+        prof_add(name, core_time_ms() - t0);
+    }
+}
+
+static void dispatch(gpu_vk_rec *r, const char *name, const gpu_vk_bind *b, int nb, const void *pc,
                      uint32_t pc_bytes, uint32_t gx, uint32_t gy, uint32_t gz) {
     if (gx == 0 || gy == 0 || gz == 0 || !begin(r)) return;
     VkPipeline p = gpu_vk_pipeline(r->d, name);

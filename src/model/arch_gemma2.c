@@ -75,20 +75,6 @@ shimmy_status model_gemma_bind(model_loader *ld, int32_t il, model_layer *L, boo
     return SHIMMY_OK;
 }
 
-/* xn = down(gelu(gate(xn)) * up(xn)) (no biases in this family). The GEGLU is the host's on a
- * device too: the reference looks GELU up in an F16 table (input and output rounded to F16,
- * model_gelu), which the device's shader does not reproduce (it computes the tanh form in
- * float); on the quantized files that difference, fed through every later layer, takes the
- * logits past the references' rule, while the host's table keeps them within it. */
-static void ffn_geglu(model_ctx *c, const model_layer *L) {
-    const model_weight *gu[2] = {&L->w_gate, &L->w_up};
-    float *const gu_out[2] = {c->gate, c->up};
-    model_linear_n(c, 2, gu, c->xn, gu_out, c->n_tok);
-    model_dev_host(c);
-    model_op_glu(c, MODEL_GLU_GELU, c->gate, c->up, L->w_up.n_out);
-    model_linear(c, &L->w_down, c->gate, c->xn, c->n_tok);
-}
-
 void model_gemma_forward(model_ctx *c, float q_scale) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
@@ -123,7 +109,7 @@ void model_gemma_forward(model_ctx *c, float q_scale) {
         model_op_rms_norm(c, c->xn, L->attn_post_norm, c->xn, E);
         model_op_add(c, c->x, c->xn, E);
         model_op_rms_norm(c, c->x, L->ffn_norm, c->xn, E);
-        ffn_geglu(c, L);
+        model_op_ffn_glu(c, L, MODEL_GLU_GELU); /* no biases in this family */
         model_op_rms_norm(c, c->xn, L->ffn_post_norm, c->xn, E);
         model_op_add(c, c->x, c->xn, E);
     }

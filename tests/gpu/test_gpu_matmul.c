@@ -18,15 +18,6 @@
 #include <stdint.h>
 #include <strings.h>
 
-#ifdef SHIMMY_TEST_SANITIZED
-/* LeakSanitizer's hook: Vulkan drivers keep allocations where LSan cannot see them (lavapipe
- * reports one 48-byte block per pipeline, which lives as long as the device, until exit). */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void) {
-    return "leak:libvulkan\nleak:libnvidia-\nleak:libLLVM\n";
-}
-#endif
-
 static const uint32_t types[] = {
     GGUF_T_F32,   GGUF_T_F16,     GGUF_T_BF16,  GGUF_T_Q4_0,    GGUF_T_Q4_1,
     GGUF_T_Q5_0,  GGUF_T_Q5_1,    GGUF_T_Q8_0,  GGUF_T_Q2_K,    GGUF_T_Q3_K,
@@ -206,7 +197,7 @@ int main(int argc, char **argv) {
         run_case(quant_get_ref(GGUF_T_Q4_0), 32, 32768 + 37, 9, &rng);
         run_case(quant_get_ref(GGUF_T_F16), 33, 32768 + 5, 2, &rng);
         for (int tpr = 1; tpr <= 64; tpr *= 2) {
-            char v[8];
+            char v[16];
             snprintf(v, sizeof v, "%d", tpr);
             setenv("SHIMMY_GPU_TPR", v, 1);
             run_case(quant_get_ref(GGUF_T_Q4_K), 1024, 67, 9, &rng);

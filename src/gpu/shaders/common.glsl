@@ -19,3 +19,15 @@ float tanh_acc(float x) {
     }
     return sign(x) * (1.0 - 2.0 / (exp(2.0 * a) + 1.0));
 }
+
+// x rounded to the nearest F16 value, ties to even, as the CPU's conversion rounds (a shader's
+// own float16_t conversion may round another way: Vulkan leaves it to the implementation).
+// Normal F16 values keep 10 mantissa bits; below 2^-14 the grid is 2^-24 (both scalings are
+// exact); past 65504 the result is infinite as the conversion's.
+float round_f16(float x) {
+    const float a = abs(x);
+    if (a < 6.103515625e-05) return roundEven(x * 16777216.0) * 5.9604644775390625e-08;
+    if (a >= 65520.0) return x * (1.0 / 0.0);
+    const uint u = floatBitsToUint(x);
+    return uintBitsToFloat((u + 0xfffu + ((u >> 13) & 1u)) & 0xffffe000u);
+}

@@ -21,12 +21,12 @@ void main() {
     case 3: v = p.s * tanh_acc(v * (1.0 / p.s)); break; // times the reciprocal, as the CPU
     case 4: v = v / (1.0 + exp(-v)) * b[p.b_off + i]; break;
     default: {
-        // the tanh form of GELU, as ggml's GEGLU computes it (the CPU looks it up in an F16
-        // table of the same function); past |10| it is 0 or the identity. 0.5 (1 + tanh z) is
-        // written 1 / (1 + e^-2z), which does not cancel where z is very negative (in float
-        // 1 + tanh(z) is 0 or one ulp of 1 there, whatever the true value)
-        const float z = 0.7978845608028654 * v * (1.0 + 0.044715 * v * v);
-        const float g = v <= -10.0 ? 0.0 : v >= 10.0 ? v : v / (1.0 + exp(-2.0 * z));
+        // GEGLU as the CPU computes it (model_gelu): GELU's tanh form, in float, of the input
+        // rounded to F16, its result rounded to F16 (ggml looks it up in a table of exactly
+        // that); past |10| it is 0 or the identity
+        const float h = round_f16(v);
+        const float z = 0.79788456080286535587989211986876 * h * (1.0 + 0.044715 * h * h);
+        const float g = v <= -10.0 ? 0.0 : v >= 10.0 ? v : round_f16(0.5 * h * (1.0 + tanh_acc(z)));
         v = g * b[p.b_off + i];
     }
     }
