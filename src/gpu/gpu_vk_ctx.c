@@ -123,7 +123,11 @@ static shimmy_status end(void *dc, model_ctx *c, shimmy_error *err) {
     gpu_ctx *g = dc;
     (void)c;
     shimmy_status st = gpu_vk_submit(&g->rec);
-    if (st) return core_error(err, st, "device", "%s", g->rec.why);
+    if (st)
+        return core_error(err, st, "device",
+                          "%s; this request failed, and the model goes on on the CPU (restart "
+                          "shimmy to use the device again)",
+                          g->rec.why);
     return SHIMMY_OK;
 }
 

@@ -241,6 +241,17 @@ void gpu_vk_fill(gpu_vk_rec *r, VkBuffer dst, uint64_t off, uint64_t bytes) {
     r->dirty = true;
 }
 
+/* SHIMMY_GPU_FAIL_AFTER=N: the submissions after the first N report a lost device (tests of
+ * what a device error does to a request and to the server) */
+static bool inject_failure(void) {
+    static long after = -2, count;
+    if (after == -2) {
+        const char *e = getenv("SHIMMY_GPU_FAIL_AFTER");
+        after = e ? atol(e) : -1;
+    }
+    return after >= 0 && __atomic_add_fetch(&count, 1, __ATOMIC_RELAXED) > after;
+}
+
 shimmy_status gpu_vk_submit(gpu_vk_rec *r) {
     if (!r->open) {
         r->staged = 0;
@@ -264,6 +275,7 @@ shimmy_status gpu_vk_submit(gpu_vk_rec *r) {
             vr = fn->vkWaitForFences(r->d->dev, 1, &r->fence, VK_TRUE, 600ull * 1000000000ull);
         }
     }
+    if (vr == VK_SUCCESS && inject_failure()) vr = VK_ERROR_DEVICE_LOST;
     if (vr != VK_SUCCESS) {
         gpu_vk_fail(r, vr, "a submission");
     } else if (!r->failed) {

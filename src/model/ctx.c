@@ -218,6 +218,21 @@ shimmy_status model_ctx_new(const model *m, const model_ctx_params *p, model_ctx
     return SHIMMY_OK;
 }
 
+void model_ctx_drop_device(model_ctx *c) {
+    if (!c->dev) return;
+    core_log(CORE_LOG_ERROR,
+             "the %s device failed: this context continues on the CPU (its cached positions are "
+             "dropped)",
+             c->dev->ops->name);
+    c->dev->ops->ctx_free(c->dev_ctx);
+    c->dev = NULL;
+    c->dev_ctx = NULL;
+    c->dev_resident = false;
+    for (int32_t s = 0; s < c->n_seq; s++) c->seq_n_past[s] = 0;
+    if (c->rstate)
+        memset(c->rstate, 0, sizeof(float) * (size_t)c->n_seq * (size_t)c->m->hp.state_floats);
+}
+
 void model_ctx_free(model_ctx *c) {
     if (!c) return;
     if (c->dev) c->dev->ops->ctx_free(c->dev_ctx);

@@ -228,10 +228,14 @@ shimmy_status model_ctx_decode(model_ctx *c, const model_batch *b, shimmy_error 
         c->dev_resident = false; /* a step starts on the host: the embeddings */
         const shimmy_status st = c->dev->ops->begin(c->dev_ctx, c);
         if (!st) m->arch->forward(c);
-        /* a device error fails the step (end says what it was); the positions are not kept */
+        /* a device error fails the step (end says what it was) and the context falls back to
+         * the CPU: its cache was on the device, so every sequence starts over */
         const shimmy_status st2 = c->dev->ops->end(c->dev_ctx, c, err);
-        if (st || st2)
-            return st2 ? st2 : core_error(err, st, "device", "the device failed this step");
+        if (st || st2) {
+            shimmy_status r = st2 ? st2 : core_error(err, st, "device", "the device failed");
+            model_ctx_drop_device(c);
+            return r;
+        }
     } else {
         m->arch->forward(c);
     }

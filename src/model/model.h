@@ -489,6 +489,9 @@ shimmy_status model_ctx_set_lora(model_ctx *c, const struct lora_set *set, shimm
 /* Makes the adapters' scratch big enough for set in a batch of n_batch entries (per-entry
  * adapters, model_batch.lora). Not while a step runs. */
 shimmy_status model_ctx_lora_reserve(model_ctx *c, const struct lora_set *set, shimmy_error *err);
+/* Leaves the context's device (a device error: model_ctx_decode calls it): later steps run on
+ * the CPU, every sequence is emptied (the cache was on the device). */
+void model_ctx_drop_device(model_ctx *c);
 /* Bytes allocated by the context (KV cache + scratch). */
 size_t model_ctx_bytes(const model_ctx *c);
 
