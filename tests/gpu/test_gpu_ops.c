@@ -86,9 +86,6 @@ typedef struct ew_pc {
     float s;
 } ew_pc;
 
-/* ggml's tanh GELU in double, with the shader's (and the CPU's) ends at |10|; 0.5 (1 + tanh z)
- * as 1 / (1 + e^-2z), which even double cannot cancel (near -10 the value is about 1e-37) */
-
 static double geglu_vs_table; /* largest |device - model_geglu_ref| */
 
 static void ew_case(test_rng *rng, uint32_t op, uint32_t n, uint32_t dim, float s, bool offsets) {
