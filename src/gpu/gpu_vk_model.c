@@ -70,6 +70,58 @@ static bool wanted(const gpu_model *g, const char *name, uint32_t type) {
     return false;
 }
 
+/* Unless told how many layers, as many as fit: the weights the device would take, layer by
+ * layer, within 85% of its memory less 1 GiB for the contexts' caches and activations, or within
+ * SHIMMY_GPU_MEMORY bytes (a number with an optional K, M or G) when set (a model larger than
+ * the device then runs split rather than not at all). */
+static void fit_layers(gpu_model *g) {
+    const model *m = g->m;
+    const int32_t L = m->hp.n_layer;
+    const double vram = (double)g->d->info.vram_bytes;
+    double budget = vram * 0.85 - 1024.0 * 1024.0 * 1024.0;
+    const char *cap = getenv("SHIMMY_GPU_MEMORY");
+    if (cap && *cap) {
+        char *end = NULL;
+        budget = strtod(cap, &end);
+        budget *= *end == 'K' || *end == 'k'   ? 1024.0
+                  : *end == 'M' || *end == 'm' ? 1048576.0
+                  : *end == 'G' || *end == 'g' ? 1073741824.0
+                                               : 1.0;
+    }
+    double *layer = calloc((size_t)L + 1, sizeof *layer); /* [L]: the output's */
+    if (!layer || vram <= 0) {
+        free(layer);
+        return;
+    }
+    const gguf_file *f = m->file;
+    for (size_t i = 0; i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        char name[128];
+        gguf_str_copy(t->name, name, sizeof name);
+        g->n_gpu_layers = L; /* what wanted() asks of every tensor */
+        g->output_on = true;
+        if (!wanted(g, name, t->type)) continue;
+        const int il = strncmp(name, "blk.", 4) == 0 ? atoi(name + 4) : L;
+        if (il >= 0 && il <= L) layer[il] += (double)t->nbytes;
+    }
+    double used = layer[L];
+    int32_t n = 0;
+    while (n < L && used + layer[n] <= budget) used += layer[n++];
+    const bool with_output = n == L && used <= budget;
+    if (!with_output) { /* the output stays with the CPU (and the layers that do not fit) */
+        used = 0;
+        for (n = 0; n < L && used + layer[n] <= budget; n++) used += layer[n];
+    }
+    g->n_gpu_layers = n;
+    g->output_on = with_output;
+    if (!with_output)
+        core_log(CORE_LOG_WARN,
+                 "%s: %.0f MiB for weights hold %d of the %d layers, not the output; the rest "
+                 "runs on the CPU (--gpu-layers and SHIMMY_GPU_MEMORY set it)",
+                 g->d->info.name, budget / 1048576.0, n, L);
+    free(layer);
+}
+
 shimmy_status gpu_model_open(const model *m, const gpu_model_params *p, gpu_model **out,
                              shimmy_error *err) {
     *out = NULL;
@@ -110,6 +162,7 @@ shimmy_status gpu_model_open(const model *m, const gpu_model_params *p, gpu_mode
     const int32_t L = m->hp.n_layer;
     g->n_gpu_layers = !p || p->n_gpu_layers < 0 || p->n_gpu_layers > L ? L : p->n_gpu_layers;
     g->output_on = g->n_gpu_layers == L;
+    if (!p || p->n_gpu_layers < 0) fit_layers(g);
     g->mdev.ops = &gpu_vk_dev_ops;
     g->mdev.impl = g;
     const gguf_file *f = m->file;

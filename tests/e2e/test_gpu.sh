@@ -37,6 +37,14 @@ check "probe --device vulkan rc=$? $(head -c 300 "$TMP/err")" $?
 jq -e '(.device | test("cpu") | not) and .gpu_layers > 0' "$TMP/probe" > /dev/null
 check "probe reports the device and its layers: $(head -c 400 "$TMP/probe")" $?
 
+# a device too small for the model: as many layers as fit, the rest and the output on the CPU
+SHIMMY_GPU_MEMORY=4M "$BIN" probe "$DEMO" --device vulkan --json > "$TMP/fit" 2> "$TMP/err"
+check "probe with 4 MiB for weights rc=$? $(head -c 300 "$TMP/err")" $?
+jq -e '.gpu_layers > 0 and .gpu_layers < 6 and (.text | length > 0)' "$TMP/fit" > /dev/null
+check "some of the 6 layers fit, and it generates: $(head -c 300 "$TMP/fit")" $?
+grep -q "layers, not the output" "$TMP/err"
+check "the log says how many fit: $(head -c 300 "$TMP/err")" $?
+
 # generate: the CPU's greedy text on the F32 model, whole and split
 gen() { "$BIN" generate "$F32" --prompt "Once upon a time" -n 24 --temp 0 -t 1 "$@"; }
 gen --device cpu > "$TMP/cpu" 2> /dev/null
