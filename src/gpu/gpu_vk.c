@@ -2,7 +2,9 @@
  * and the recorder (one command buffer per submission, global barriers between dispatches). */
 #include "gpu_vk.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +157,16 @@ int32_t gpu_list(gpu_device_info *out, int32_t cap, shimmy_error *err) {
         check_device(fn, pd[i], &out[i], &fam);
     }
     return (int32_t)n;
+}
+
+bool gpu_vk_hardware_present(void) {
+    if (access("/dev/nvidia0", F_OK) == 0 || access("/dev/dxg", F_OK) == 0) return true;
+    DIR *dir = opendir("/dev/dri");
+    bool found = false;
+    for (struct dirent *e; dir && !found && (e = readdir(dir));)
+        found = strncmp(e->d_name, "renderD", 7) == 0;
+    if (dir) closedir(dir);
+    return found;
 }
 
 bool gpu_built(void) {

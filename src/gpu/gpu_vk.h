@@ -108,6 +108,10 @@ typedef struct gpu_vk_device {
     uint64_t max_alloc;                 /* largest allocation */
 } gpu_vk_device;
 
+/* Whether the machine shows a GPU device node (/dev/dri/renderD*, /dev/nvidia0, /dev/dxg):
+ * without one only software Vulkan devices can exist. */
+bool gpu_vk_hardware_present(void);
+
 /* Device `index` (or, index < 0, the first usable one by preference: discrete, integrated,
  * virtual, then software when allow_software; NVIDIA only when nvidia). NULL when none: err
  * says why. */

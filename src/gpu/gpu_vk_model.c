@@ -130,6 +130,12 @@ shimmy_status gpu_model_open(const model *m, const gpu_model_params *p, gpu_mode
     shimmy_status st = gpu_parse_device(dev, &gpu, err);
     if (st || !gpu) return st;
     const bool named = strncmp(dev, "vulkan:", 7) == 0, cuda = strcmp(dev, "cuda") == 0;
+    if (strcmp(dev, "auto") == 0 && !gpu_vk_hardware_present()) {
+        /* no GPU device node: a Vulkan instance would load only software drivers (lavapipe
+         * brings LLVM: some 40 MB resident and a slower start) to find none that auto takes */
+        core_log(CORE_LOG_DEBUG, "device auto: no GPU device node; running on the CPU");
+        return SHIMMY_OK;
+    }
     const bool any = strcmp(dev, "auto") != 0; /* gpu, vulkan, cuda: software devices too */
     shimmy_error e2 = {0};
     gpu_vk_device *d = gpu_vk_device_get(named ? atoi(dev + 7) : -1, any && !cuda, cuda, &e2);

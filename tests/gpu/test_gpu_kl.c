@@ -2,8 +2,8 @@
  * The Vulkan backend against the CPU's reference-order path on the trained model (DESIGN.md,
  * "Numerics": a fast path's criteria): docs-llama-30m over text/ppl-eval.txt in
  * llama-perplexity's chunks (512 tokens, BOS first, positions 256..510 scored), on the device
- * and on the CPU: Q4_K_M with every layer on the device, Q8_0 split (half the layers). Over the
- * whole file (SHIMMY_KL_CHUNKS=38, about 9,700 scored tokens) the contract's bounds apply: mean
+ * and on the CPU: Q4_K_M with every layer on the device (and, SHIMMY_KL_SPLIT=1, Q8_0 split). Over
+ * the whole file (SHIMMY_KL_CHUNKS=38, about 9,700 scored tokens) the contract's bounds apply: mean
  * KL divergence of the device's next-token distribution from the CPU's <= 0.001, the same top
  * token at >= 99% of positions, perplexity within 0.3%. By default (2 chunks: a software device
  * is slow) the KL bound is the same, but the other two are widened to what 510 tokens can
@@ -141,6 +141,12 @@ done:
 }
 
 int main(void) {
+#ifdef SHIMMY_TEST_SANITIZED
+    /* a statistic over thousands of positions of a 30M model, minutes under ASan; the code it
+     * runs is the sanitizer build's in asan/gpu/reference (the device's forward pass) */
+    printf("SKIP: the numerics of the unit build; asan/gpu/reference runs this code\n");
+    return 77;
+#endif
     char path[1024];
     test_require_data("text/ppl-eval.txt", path, sizeof path);
     shimmy_error err = {0};
@@ -152,14 +158,11 @@ int main(void) {
     char *text = test_read_file(path, NULL);
     CHECK(text != NULL);
     const char *env = getenv("SHIMMY_KL_CHUNKS");
-#ifdef SHIMMY_TEST_SANITIZED
-    const long chunks = env ? atol(env) : 1; /* the same code, checked on one chunk */
-#else
     const long chunks = env ? atol(env) : 2;
-#endif
     if (text) {
         check_model("docs-llama-30m-Q4_K_M", text, chunks, false);
-        check_model("docs-llama-30m-Q8_0", text, chunks, true);
+        /* split: SHIMMY_KL_SPLIT=1 (CI's split runs are unit/gpu/reference_split and e2e) */
+        if (getenv("SHIMMY_KL_SPLIT")) check_model("docs-llama-30m-Q8_0", text, chunks, true);
     }
     free(text);
     return test_finish("gpu/kl");
