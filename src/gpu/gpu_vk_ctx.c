@@ -93,6 +93,7 @@ static shimmy_status ctx_new(void *impl, model_ctx *c, void **dc, shimmy_error *
 
 static shimmy_status begin(void *dc, model_ctx *c) {
     gpu_ctx *g = dc;
+    g->xq_has.valid = false;
     if (g->rec.failed) return g->rec.failed;
     /* per entry: position, sequence, the sequence's length after the step (what a non-causal
      * entry sees); then the output rows */
@@ -149,6 +150,7 @@ bool gpu_ctx_weight(const gpu_ctx *g, const void *p, uint64_t bytes, uint32_t el
 void gpu_ctx_run(gpu_ctx *g, const char *pipe, const gpu_vk_bind *b, int nb, const void *pc,
                  uint32_t pc_bytes, uint64_t groups) {
     if (groups == 0) return;
+    g->xq_has.valid = false; /* any of these may write what xq was rounded from */
     const uint64_t gx = groups < 65535 ? groups : 65535;
     gpu_vk_dispatch(&g->rec, pipe, b, nb, pc, pc_bytes, (uint32_t)gx,
                     (uint32_t)((groups + gx - 1) / gx), 1);
@@ -182,6 +184,7 @@ static bool locate(const gpu_ctx *g, const void *p, VkBuffer *buf, uint64_t *off
 
 static void upload(void *dc, model_ctx *c, const void *p, size_t bytes) {
     gpu_ctx *g = dc;
+    g->xq_has.valid = false;
     VkBuffer b;
     uint64_t off;
     (void)c;
@@ -203,6 +206,7 @@ static void flush(void *dc, model_ctx *c) {
 
 static void copy(void *dc, model_ctx *c, void *dst, const void *src, size_t bytes) {
     gpu_ctx *g = dc;
+    g->xq_has.valid = false;
     VkBuffer bd, bs;
     uint64_t od, os;
     (void)c;

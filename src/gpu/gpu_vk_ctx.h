@@ -49,6 +49,15 @@ typedef struct gpu_ctx {
     const unsigned char *act_base; /* c->x: host address of act's byte 0 */
     gpu_vk_buf meta;               /* (3 n_batch + n_logits) int32 */
     gpu_vk_buf xq; /* (n_batch, model max_in) floats: activations rounded for a product */
+    /* what xq holds: rows of n floats at host address x rounded by mode; valid until anything
+     * writes the activations (every dispatch but a product clears it, and a product whose
+     * output is x), so q/k/v and gate/up round their shared input once */
+    struct {
+        const float *x;
+        uint32_t mode, n;
+        int32_t rows;
+        bool valid;
+    } xq_has;
     uint64_t bytes;
 } gpu_ctx;
 
