@@ -191,9 +191,9 @@ static void check_file(const embed_ref *r) {
     engine_model *em = NULL;
     engine_embedder *e = NULL;
     shimmy_error err;
-    const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+    /* the engine reads 0 as every layer, as test_gpu_layers' -1 */
     const engine_model_params mp = {.device = getenv("SHIMMY_TEST_DEVICE"),
-                                    .n_gpu_layers = nl ? atoi(nl) : 0};
+                                    .n_gpu_layers = test_device_layers()};
     CHECK_MSG(engine_model_open(path, mp.device ? &mp : NULL, &em, &err) == SHIMMY_OK, "%s",
               err.message);
     if (em && mp.device)
@@ -273,16 +273,7 @@ static void check_options(void) {
 int main(void) {
     char buf[1024];
     test_require_data("reference/tiny-bert-cls-Q8_0.embed.json", buf, sizeof buf);
-    const char *device = getenv("SHIMMY_TEST_DEVICE");
-    if (device) {
-        shimmy_error err = {0};
-        gpu_device_info info[8];
-        if (gpu_list(info, 8, &err) <= 0) {
-            printf("SKIP: no Vulkan device (%s)\n", err.message);
-            return 77;
-        }
-        printf("device %s: %s\n", device, info[0].name);
-    }
+    test_device_get();
     printf("%-28s %-16s %4s %10s %10s %9s\n", "model", "input", "toks", "max|d|", "raw|d|",
            "cos/score");
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) check_file(&refs[i]);

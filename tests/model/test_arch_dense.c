@@ -323,9 +323,9 @@ static bool run(const char *path, int n_ctx, double *out) {
     shimmy_error err;
     bool ok = gguf_open(path, &f, &err) == SHIMMY_OK && model_load(f, &m, &err) == SHIMMY_OK;
     gpu_model *gm = NULL;
-    const char *dev = getenv("SHIMMY_TEST_DEVICE"), *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+    const char *dev = getenv("SHIMMY_TEST_DEVICE");
     if (ok && dev) {
-        const gpu_model_params gp = {.device = dev, .n_gpu_layers = nl ? atoi(nl) : -1};
+        const gpu_model_params gp = {.device = dev, .n_gpu_layers = test_device_layers()};
         ok = gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm;
     }
     const model_ctx_params cp = {.n_ctx = n_ctx,
@@ -429,15 +429,7 @@ static void check_rope_keys(const spec *base, const weights *w, const char *dir)
 }
 
 int main(void) {
-    if (getenv("SHIMMY_TEST_DEVICE")) {
-        shimmy_error err = {0};
-        gpu_device_info info[8];
-        if (gpu_list(info, 8, &err) <= 0) {
-            printf("SKIP: no Vulkan device (%s)\n", err.message);
-            return 77;
-        }
-        printf("device %s: %s\n", getenv("SHIMMY_TEST_DEVICE"), info[0].name);
-    }
+    test_device_get();
     char dir[512];
     test_tmpdir(dir, sizeof dir);
     static weights w;

@@ -295,14 +295,7 @@ static void check_refused(spec s, const weights *w, const char *dir, const char 
 }
 
 int main(void) {
-    if (getenv("SHIMMY_TEST_DEVICE")) {
-        shimmy_error err = {0};
-        gpu_device_info info[8];
-        if (gpu_list(info, 8, &err) <= 0) {
-            printf("SKIP: no Vulkan device (%s)\n", err.message);
-            return 77;
-        }
-    }
+    test_device_get();
     char dir[512];
     test_tmpdir(dir, sizeof dir);
     static weights w;
@@ -337,10 +330,10 @@ int main(void) {
         }
         /* SHIMMY_TEST_DEVICE (CTest's unit/gpu/arch_qwen35moe): on that device (every layer, or
          * the first SHIMMY_TEST_GPU_LAYERS), as one batch and token by token, against the CPU */
-        const char *dev = getenv("SHIMMY_TEST_DEVICE"), *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+        const char *dev = getenv("SHIMMY_TEST_DEVICE");
         gpu_model *gm = NULL;
         shimmy_error err;
-        const gpu_model_params gp = {.device = dev, .n_gpu_layers = nl ? atoi(nl) : -1};
+        const gpu_model_params gp = {.device = dev, .n_gpu_layers = test_device_layers()};
         if (dev)
             CHECK_MSG(gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm, "on %s: %s", dev,
                       gm ? "" : err.message);

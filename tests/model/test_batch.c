@@ -127,8 +127,7 @@ static void check_model(const char *name, model_kv_type kv) {
     }
     gpu_model *gm = NULL;
     if (test_device) {
-        const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
-        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = nl ? atoi(nl) : -1};
+        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = test_device_layers()};
         CHECK_MSG(gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm, "%s on %s: %s", name,
                   test_device, gm ? "" : err.message);
         cur_device = gpu_model_device(gm);
@@ -191,16 +190,7 @@ static void check_model(const char *name, model_kv_type kv) {
 int main(void) {
     char buf[1024];
     test_require_data("models/tiny-llama-spm-F32.gguf", buf, sizeof buf);
-    test_device = getenv("SHIMMY_TEST_DEVICE");
-    if (test_device) {
-        shimmy_error err = {0};
-        gpu_device_info info[8];
-        if (gpu_list(info, 8, &err) <= 0) {
-            printf("SKIP: no Vulkan device (%s)\n", err.message);
-            return 77;
-        }
-        printf("device %s: %s\n", test_device, info[0].name);
-    }
+    test_device = test_device_get();
     const char *names[] = {
         "tiny-llama-spm-F32",  "tiny-llama-spm-F16",         "tiny-llama-spm-BF16",
         "tiny-llama-spm-Q8_0", "tiny-llama-spm-e256-Q4_K_M", "tiny-qwen2-Q4_0",

@@ -67,8 +67,7 @@ static double run_entry(json_t *entry, bool peft, int max_cases, int *argmax_bad
     const bool held = !test_device || adapters_on || (m && m->file_type == GGUF_T_F32);
     dev_vs_cpu = 0.0;
     if (m && test_device) {
-        const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
-        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = nl ? atoi(nl) : -1};
+        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = test_device_layers()};
         CHECK_MSG(gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm, "on %s: %s", test_device,
                   gm ? "" : err.message);
         if (!gm) max_cases = 0;
@@ -153,18 +152,8 @@ int main(void) {
     if (!root) return test_finish("model/lora");
     json_t *entries = json_object_get(root, "entries");
     int max_cases = 3;
-    test_device = getenv("SHIMMY_TEST_DEVICE");
-    if (test_device) {
-        shimmy_error err = {0};
-        gpu_device_info info[8];
-        if (gpu_list(info, 8, &err) <= 0) {
-            printf("SKIP: no Vulkan device (%s)\n", err.message);
-            json_decref(root);
-            return 77;
-        }
-        printf("device %s: %s\n", test_device, info[0].name);
-        max_cases = 1; /* a software device is slow: one case per entry */
-    }
+    test_device = test_device_get();
+    if (test_device) max_cases = 1; /* a software device is slow: one case per entry */
 #ifdef SHIMMY_TEST_SANITIZED
     max_cases = 1;
 #endif

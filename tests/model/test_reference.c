@@ -182,8 +182,7 @@ static void check_model(const ref_model *rm, int *n_run) {
     judged = test_device && !strstr(rm->name, "-F32");
     gpu_model *gm = NULL;
     if (m && test_device) {
-        const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
-        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = nl ? atoi(nl) : -1};
+        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = test_device_layers()};
         CHECK_MSG(gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm, "%s on %s: %s", rm->name,
                   test_device, gm ? "" : err.message);
         cur_device = gpu_model_device(gm);
@@ -268,17 +267,7 @@ int main(void) {
     /* SHIMMY_REF_MODELS: only these models (the ARM64 run under qemu, where a path without the
      * reference's order for some types is held to the references of the types it has it for) */
     const char *only = getenv("SHIMMY_REF_MODELS");
-    test_device = getenv("SHIMMY_TEST_DEVICE");
-    if (test_device) {
-        shimmy_error err = {0};
-        gpu_device_info info[8];
-        const int32_t n = gpu_list(info, 8, &err);
-        if (n <= 0) {
-            printf("SKIP: no Vulkan device (%s)\n", err.message);
-            return 77;
-        }
-        printf("device %s: %s (%s)\n", test_device, info[0].name, info[0].driver);
-    }
+    test_device = test_device_get();
     int n_run = 0;
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
         if (!only || listed(only, models[i].name)) check_model(&models[i], &n_run);

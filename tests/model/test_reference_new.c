@@ -160,8 +160,7 @@ static void check_file(const new_ref *r, const char *jpath, int32_t chunk) {
     if (f) CHECK_MSG(tok_vocab_load(f, &v, &err) == SHIMMY_OK, "%s: %s", r->name, err.message);
     gpu_model *gm = NULL;
     if (m && test_device) {
-        const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
-        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = nl ? atoi(nl) : -1};
+        const gpu_model_params gp = {.device = test_device, .n_gpu_layers = test_device_layers()};
         CHECK_MSG(gpu_model_open(m, &gp, &gm, &err) == SHIMMY_OK && gm, "%s on %s: %s", r->name,
                   test_device, gm ? "" : err.message);
         cur_device = gpu_model_device(gm);
@@ -228,19 +227,7 @@ static bool wanted(size_t i, int part_i, int part_n, const char *only) {
 int main(void) {
     char buf[1024], rel[256];
     test_require_data("reference/tiny-qwen3-F32.json", buf, sizeof buf);
-    test_device = getenv("SHIMMY_TEST_DEVICE");
-    if (test_device) {
-        shimmy_error err = {0};
-        gpu_device_info info[8];
-        const int32_t n = gpu_list(info, 8, &err);
-        if (n <= 0) {
-            printf("SKIP: no Vulkan device (%s)\n", err.message);
-            return 77;
-        }
-        const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
-        printf("device %s: %s (%s), %s layers\n", test_device, info[0].name, info[0].driver,
-               nl ? nl : "all");
-    }
+    test_device = test_device_get();
     const char *part = getenv("SHIMMY_REF_PART"), *only = getenv("SHIMMY_REF_MODELS");
     int part_i = 0, part_n = 1;
     if (part && (sscanf(part, "%d/%d", &part_i, &part_n) != 2 || part_n < 1 || part_i < 0 ||

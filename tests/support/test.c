@@ -1,6 +1,8 @@
 /* Shared unit-test support: counters, skips, test-data paths, temp dirs and a seeded PRNG. */
 #include "test.h"
 
+#include "gpu/gpu.h"
+
 #include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +13,26 @@ int test_checks;
 int test_finish(const char *name) {
     printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
     return test_failures ? 1 : 0;
+}
+
+const char *test_device_get(void) {
+    const char *dev = getenv("SHIMMY_TEST_DEVICE");
+    if (!dev) return NULL;
+    shimmy_error err = {0};
+    gpu_device_info info[8];
+    if (gpu_list(info, 8, &err) <= 0) {
+        char why[600];
+        snprintf(why, sizeof why, "no Vulkan device (%s)", err.message);
+        test_skip(why);
+    }
+    const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+    printf("device %s: %s (%s), %s layers\n", dev, info[0].name, info[0].driver, nl ? nl : "all");
+    return dev;
+}
+
+int test_device_layers(void) {
+    const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
+    return nl ? atoi(nl) : -1;
 }
 
 void test_skip(const char *why) {

@@ -55,6 +55,13 @@ extern int test_checks;
 /* Prints the summary and returns the process exit code. */
 int test_finish(const char *name);
 
+/* SHIMMY_TEST_DEVICE (CTest's unit/gpu runs of the model tests): NULL when unset; else that
+ * device string (gpu.h's forms), once a Vulkan device is seen to exist (none: the test is
+ * skipped, exit 77, saying why), the device and SHIMMY_TEST_GPU_LAYERS printed. */
+const char *test_device_get(void);
+/* SHIMMY_TEST_GPU_LAYERS: the layers a model gets on the test device (-1 = every layer). */
+int test_device_layers(void);
+
 /* Exits 77 (skip) with a message. */
 void test_skip(const char *why) __attribute__((noreturn));
 
