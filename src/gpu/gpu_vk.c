@@ -2,6 +2,7 @@
  * and the recorder (one command buffer per submission, global barriers between dispatches). */
 #include "gpu_vk.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
 #include <unistd.h>
@@ -311,6 +312,17 @@ gpu_vk_device *gpu_vk_device_get(int32_t index, bool allow_software, bool nvidia
     }
     pthread_mutex_unlock(&g_lock);
     return d;
+}
+
+void gpu_vk_matmul_name(uint32_t type, char *out, size_t cap) {
+    snprintf(out, cap, "matmul_%s", gguf_type_name(type));
+    for (char *p = out; *p; p++) *p = (char)tolower((unsigned char)*p);
+}
+
+bool gpu_vk_has_shader(const char *name) {
+    for (int k = 0; k < gpu_spv_count; k++)
+        if (strcmp(gpu_spv_table[k].name, name) == 0) return true;
+    return false;
 }
 
 VkPipeline gpu_vk_pipeline(gpu_vk_device *d, const char *name) {

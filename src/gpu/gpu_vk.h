@@ -84,6 +84,11 @@ typedef struct gpu_spv {
 extern const gpu_spv gpu_spv_table[];
 extern const int gpu_spv_count;
 
+/* The product shader of GGUF type `type` ("matmul_q4_k" for Q4_K) into out. */
+void gpu_vk_matmul_name(uint32_t type, char *out, size_t cap);
+/* Whether the binary has shader `name`. */
+bool gpu_vk_has_shader(const char *name);
+
 /* The pipelines, all with the same layout: GPU_VK_BINDINGS storage buffers (push
  * descriptors) and up to 128 bytes of push constants. */
 #define GPU_VK_BINDINGS  6

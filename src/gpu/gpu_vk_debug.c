@@ -2,7 +2,6 @@
  * any pipeline run once over buffers the test fills. */
 #include "gpu_vk.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +11,7 @@ shimmy_status gpu_debug_matmul(uint32_t type, const void *w, int64_t n_in, int64
     gpu_vk_device *d = gpu_vk_device_get(-1, true, false, err);
     if (!d) return SHIMMY_ERR_UNSUPPORTED;
     char name[48];
-    snprintf(name, sizeof name, "matmul_%s", gguf_type_name(type));
-    for (char *p = name; *p; p++) *p = (char)tolower((unsigned char)*p);
+    gpu_vk_matmul_name(type, name, sizeof name);
     if (!gpu_vk_pipeline(d, name))
         return core_error(err, SHIMMY_ERR_UNSUPPORTED, "type", "no shader %s", name);
     uint64_t row_bytes = 0;

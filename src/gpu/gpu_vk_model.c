@@ -2,7 +2,6 @@
  * (quantized types stay quantized), found again by their host address. */
 #include "gpu_vk_ctx.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,14 +40,9 @@ bool gpu_vk_layer(const void *impl, int32_t il) {
 
 /* Whether the binary has a matrix product shader for GGUF type `type`. */
 static bool has_matmul(uint32_t type) {
-    char name[48] = "matmul_";
-    const char *tn = gguf_type_name(type);
-    size_t i = strlen(name);
-    for (; *tn && i + 1 < sizeof name; tn++) name[i++] = (char)tolower((unsigned char)*tn);
-    name[i] = '\0';
-    for (int k = 0; k < gpu_spv_count; k++)
-        if (strcmp(gpu_spv_table[k].name, name) == 0) return true;
-    return false;
+    char name[48];
+    gpu_vk_matmul_name(type, name, sizeof name);
+    return gpu_vk_has_shader(name);
 }
 
 /* Which tensors the device gets: a layer's (when the layer is on it) and the output's (when

@@ -3,7 +3,6 @@
  * weight it needs is not on the device or it has no shader for the case. */
 #include "gpu_vk_ctx.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -88,12 +87,6 @@ bool gpu_op_rms_norm(void *dc, model_ctx *c, const float *x, const float *w, flo
     return true;
 }
 
-/* "matmul_q4_k" for GGUF type Q4_K */
-static void matmul_name(uint32_t type, char *out, size_t cap) {
-    snprintf(out, cap, "matmul_%s", gguf_type_name(type));
-    for (char *p = out; *p; p++) *p = (char)tolower((unsigned char)*p);
-}
-
 static bool linear_tokens(gpu_ctx *g, const char *name, const model_weight *w, const float *x,
                           float *y, int32_t rows, int64_t per);
 
@@ -102,7 +95,7 @@ bool gpu_op_linear(void *dc, model_ctx *c, const model_weight *w, const float *x
     gpu_ctx *g = dc;
     if (c->lora || c->tok_lora) return false; /* adapters' terms: the CPU's products */
     char name[48];
-    matmul_name(w->type, name, sizeof name);
+    gpu_vk_matmul_name(w->type, name, sizeof name);
     if (!gpu_vk_pipeline(g->d, name)) return false;
     if (!gpu_model_find(g->g, w->data)) return false;
     /* rows of the weight per dispatch, so that each binding stays within the device's range */
