@@ -1,8 +1,9 @@
 /* bench_gemm — speed of the weight-product kernels per type and variant, in the shapes of
  * inference: a prompt batch (ROWS weight rows x TOKENS activation rows) and a decode step (one
  * activation row). For each it times the tile kernel (quant_traits.gemm) and the per-pair loop
- * it replaces (vec_dot for every pair), and
- * prints multiply-adds per second of each and their ratio. Times are the thread's CPU time, so a
+ * it replaces (vec_dot for every pair), and, where the variant has a repacked layout
+ * (quant_traits.pack), that layout's kernel; it prints multiply-adds per second of each and the
+ * ratios to the loop. Times are the thread's CPU time, so a
  * busy machine stretches the wall clock but not the figures (caches are still shared).
  *
  * usage: bench_gemm [-n N] [-r ROWS] [-k TOKENS] [-t SECONDS_PER_CASE] [TYPE...] */
@@ -23,7 +24,7 @@ static double cpu_s(void) {
 typedef struct shape {
     const quant_traits *q;
     int64_t n, rows, toks;
-    const unsigned char *w, *a;
+    const unsigned char *w, *a, *packed;
     size_t wrow, arow;
     float *y;
 } shape;
@@ -37,6 +38,10 @@ static void run_loop(const shape *s) {
 
 static void run_gemm(const shape *s) {
     s->q->gemm(s->n, s->rows, s->toks, s->w, s->wrow, s->a, s->arow, s->y, (size_t)s->rows);
+}
+
+static void run_pack(const shape *s) {
+    s->q->pack->gemm(s->n, 0, s->rows, s->toks, s->packed, s->a, s->arow, s->y, (size_t)s->rows);
 }
 
 /* Multiply-adds per second of fn over about `secs` of CPU time. */
@@ -85,8 +90,8 @@ int main(int argc, char **argv) {
     test_rng rng;
     test_rng_seed(&rng, 1);
     float *xf = malloc((size_t)n * sizeof *xf);
-    printf("%-12s %-6s %7s | %10s %10s %6s\n", "variant", "type", "tokens", "loop GMAC/s",
-           "gemm GMAC/s", "ratio");
+    printf("%-12s %-6s %7s | %10s %10s %6s %10s %6s\n", "variant", "type", "tokens", "loop GMAC/s",
+           "gemm GMAC/s", "ratio", "pack GMAC/s", "ratio");
     for (int v = 0; v < quant_n_variants(); v++)
         for (uint32_t type = 0; type < GGUF_T_COUNT; type++) {
             const quant_traits *q = quant_variant_get(v, type);
@@ -110,16 +115,34 @@ int main(int argc, char **argv) {
             }
             s.w = w;
             s.a = a;
+            unsigned char *packed = NULL;
+            if (q->pack) {
+                const size_t bytes = quant_pack_bytes(q->pack, q->block_size, n, rows);
+                const size_t group =
+                    bytes / (size_t)((rows + QUANT_PACK_ROWS - 1) / QUANT_PACK_ROWS);
+                packed = aligned_alloc(64, (bytes + 63) / 64 * 64);
+                for (int64_t r = 0; r < rows; r += QUANT_PACK_ROWS)
+                    q->pack->pack(w + (size_t)r * s.wrow, s.wrow,
+                                  (int)(rows - r < QUANT_PACK_ROWS ? rows - r : QUANT_PACK_ROWS), n,
+                                  packed + (size_t)(r / QUANT_PACK_ROWS) * group);
+                s.packed = packed;
+            }
             s.y = malloc((size_t)(rows * toks) * sizeof *s.y);
             const int64_t kinds[2] = {toks, 1};
             for (int k = 0; k < 2; k++) {
                 s.toks = kinds[k];
                 const double lo = rate(run_loop, &s, secs), g = rate(run_gemm, &s, secs);
-                printf("%-12s %-6s %7lld | %10.2f %10.2f %6.2f\n", quant_variant_name(v), q->name,
+                printf("%-12s %-6s %7lld | %10.2f %10.2f %6.2f", quant_variant_name(v), q->name,
                        (long long)s.toks, lo * 1e-9, g * 1e-9, g / lo);
+                if (packed) {
+                    const double pk = rate(run_pack, &s, secs);
+                    printf(" %10.2f %6.2f", pk * 1e-9, pk / lo);
+                }
+                printf("\n");
             }
             free(w);
             free(a);
+            free(packed);
             free(s.y);
         }
     free(xf);

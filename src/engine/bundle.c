@@ -132,6 +132,11 @@ static shimmy_status open_device(engine_model *m, const engine_model_params *p, 
     return SHIMMY_OK;
 }
 
+static bool device_holds(void *ud, const void *data) {
+    const model_device *d = gpu_model_device(ud);
+    return d && d->ops->holds(d->impl, data);
+}
+
 static void special_text(const tok_vocab *v, int32_t id, char *buf, size_t cap) {
     buf[0] = '\0';
     if (!v || id < 0) return;
@@ -173,6 +178,8 @@ shimmy_status engine_model_open(const char *path, const engine_model_params *p, 
     }
     fill_info(m);
     st = open_device(m, p, err);
+    /* after the device took its copies: what stays on the CPU gets the CPU's layouts */
+    if (!st) st = model_repack(m->weights, m->gpu ? device_holds : NULL, m->gpu, 0, err);
     if (st) {
         engine_model_close(m);
         return st;

@@ -155,6 +155,10 @@ void gguf_close(gguf_file *f);
 shimmy_status gguf_check_unchanged(const gguf_file *f, shimmy_error *err);
 /* Only the first condition, as one atomic load (for checks between forward passes). */
 bool gguf_damaged(const gguf_file *f);
+/* Drops the whole pages of [p, p + n) from this process's resident memory when they lie in f's
+ * mapping (a later read brings them back from the file); does nothing for a memory buffer. For
+ * data a caller has copied elsewhere (model_repack). */
+void gguf_release(const gguf_file *f, const void *p, size_t n);
 
 uint32_t gguf_version(const gguf_file *f);
 const char *gguf_path(const gguf_file *f); /* the path or name given at open */

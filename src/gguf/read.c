@@ -512,6 +512,17 @@ shimmy_status gguf_open_header(const char *path, gguf_file **out, shimmy_error *
     return open_mapped(path, true, out, err);
 }
 
+void gguf_release(const gguf_file *f, const void *p, size_t n) {
+    if (!f || !f->map || !n) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), map = (uintptr_t)f->map;
+    uintptr_t a = (uintptr_t)p, b = a + n;
+    if (a < map || b > map + f->map_size) return;
+    a = (a + page - 1) & ~(page - 1); /* whole pages only: neighbours may still be in use */
+    b &= ~(page - 1);
+    /* a private read-only file mapping: the pages are dropped, not the file's contents */
+    if (a < b) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 bool gguf_damaged(const gguf_file *f) {
     return f && core_mapguard_damaged(f->guard);
 }

@@ -49,6 +49,15 @@ static bool tiled_row(const lin_task *t, const model_weight *w, int32_t tok) {
 
 static void dot_rows(const lin_task *t, int k, int64_t lo, int64_t hi) {
     const model_weight *w = t->w[k];
+    if (w->pack) { /* repacked rows: one kernel for every token, alone or batched, so a row's
+                    * arithmetic never depends on what else is in the step */
+        for (int32_t t0 = 0; t0 < t->n_tok; t0 += TOK_BLOCK) {
+            const int32_t nt = t->n_tok - t0 < TOK_BLOCK ? t->n_tok - t0 : TOK_BLOCK;
+            w->pk->gemm(w->n_in, lo, hi, nt, w->pack, t->xq + (size_t)t0 * t->xq_stride,
+                        t->xq_stride, t->y[k] + (int64_t)t0 * w->n_out, (size_t)w->n_out);
+        }
+        return;
+    }
     const unsigned char *wd = w->data;
     const quant_vec_dot_fn dot = w->qt->vec_dot;
     const int64_t n_in = w->n_in, n_out = w->n_out;

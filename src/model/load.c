@@ -256,5 +256,6 @@ fail:
 void model_free(model *m) {
     if (!m) return;
     free(m->layers);
+    core_aligned_free(m->pack_mem);
     free(m);
 }

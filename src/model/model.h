@@ -225,6 +225,11 @@ typedef struct model_weight {
     /* A 3-D expert tensor [n_in, expert_rows, n_expert] is one weight of n_expert*expert_rows
      * rows; expert e owns rows [e*expert_rows, (e+1)*expert_rows). 0: a plain matrix. */
     int64_t expert_rows;
+    /* The rows repacked by model_repack for this CPU's fastest kernels (pk describes the layout,
+     * owned by the model's pack memory), or NULL: products on the CPU read pack when it is set;
+     * data keeps pointing into the mapping (the device, row views and adapters key on it). */
+    const void *pack;
+    const quant_pack *pk;
 } model_weight;
 
 /* A layer's tensors: the union of what the architectures bind (NULL / zeroed when absent). */
@@ -294,12 +299,30 @@ struct model {
     model_weight cls, cls_out;
     const float *cls_b, *cls_out_b;
     int32_t n_cls_out;
+    /* model_repack's copies (owned; NULL before or without it), their size, how many weights
+     * and bytes of the file they replace, and the layouts used ("q4_k.x16/avx512-vnni, ...") */
+    void *pack_mem;
+    size_t pack_bytes;
+    int32_t n_packed;
+    uint64_t packed_file_bytes;
+    char pack_layouts[96];
 };
 
 /* Binds f's tensors. Unsupported architecture, missing tensor, wrong shape or an unsupported
  * type gives a clear error naming the tensor. */
 shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err);
 void model_free(model *m);
+
+/* Repacks the weight matrices this CPU has a faster layout for (quant_traits.pack: Q4_K and
+ * Q6_K with AVX-512 VNNI) into memory the model owns, in parallel on n_threads (<= 0: every
+ * core), and releases the file pages they came from, so resident memory stays about the file's
+ * size. Weights a device holds (held(ud, w->data) true), expert tensors and the token embedding
+ * (read by rows) stay as they are. Call once, after any device took its copies and before any
+ * context is created. No-op with SHIMMY_REPACK=0 in the environment (the reference-order
+ * kernels: DESIGN.md "Numerics"). On failure (no memory) nothing is repacked and the model
+ * works as before. */
+shimmy_status model_repack(model *m, bool (*held)(void *ud, const void *data), void *ud,
+                           int n_threads, shimmy_error *err);
 
 /* ---- loading (used by the arch files' hparams and bind_layer hooks) ----
  * A model_loader is the state of one model_load: the file, the model being built and the error

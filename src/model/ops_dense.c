@@ -13,6 +13,8 @@ static model_weight rows_of(const model_weight *w, int64_t r0, int64_t n) {
     model_weight v = *w;
     v.data = (const unsigned char *)w->data + (size_t)r0 * w->row_bytes;
     v.n_out = n;
+    v.pack = NULL; /* a view of the file's rows (a repacked copy holds whole groups) */
+    v.pk = NULL;
     return v;
 }
 

@@ -119,6 +119,7 @@ void model_op_qkv_fused(model_ctx *c, const model_layer *L) {
         for (int i = 0; i < 3; i++) {
             w3[i] = L->wqkv;
             w3[i].data = (const unsigned char *)L->wqkv.data + (size_t)r0[i] * L->wqkv.row_bytes;
+            w3[i].pack = NULL; /* a view of the file's rows */
             w3[i].n_out = rows[i];
             wp[i] = &w3[i];
         }

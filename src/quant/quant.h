@@ -39,6 +39,35 @@ typedef void (*quant_vec_dot_fn)(int64_t n, float *s, const void *x, const void 
 typedef void (*quant_gemm_fn)(int64_t n, int64_t nr, int64_t nt, const void *w, size_t w_stride,
                               const void *x, size_t x_stride, float *y, size_t y_stride);
 
+/* A repacked layout of a weight type (issue #19's "kernel-friendly layouts"): the rows in groups
+ * of QUANT_PACK_ROWS, interleaved so that one 32-bit lane of a 512-bit vector holds one row and
+ * one integer dot instruction multiplies 4 values of 16 rows with 4 activations of a token.
+ * quant/ref/pack.c documents each layout. Products through it keep exact integer sums per
+ * sub-block but take their own float order (a fast path in DESIGN.md's "Numerics"): they agree
+ * with vec_dot to float rounding, not bit for bit. */
+#define QUANT_PACK_ROWS 16
+
+typedef struct quant_pack {
+    const char *name;   /* the layout and its kernels, e.g. "q4_k.x16/avx512-vnni" */
+    size_t block_bytes; /* one group's bytes per block_size input elements */
+    /* Packs rows [0, n_rows) of src (src_stride bytes apart, n_in elements each; n_rows <=
+     * QUANT_PACK_ROWS, missing rows are zero) into one group at dst (n_in / block_size *
+     * block_bytes bytes). */
+    void (*pack)(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
+    /* y[t * y_stride + r] = dot(row r, activation row t) for r0 <= r < r1, t < nt: the packed
+     * matrix starts at w (groups n_in / block_size * block_bytes bytes apart), activations of the
+     * vec_dot_type x_stride bytes apart. Rows of a group outside [r0, r1) are not written. */
+    void (*gemm)(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w, const void *x,
+                 size_t x_stride, float *y, size_t y_stride);
+} quant_pack;
+
+/* Bytes of a packed matrix of n_out rows of n_in elements. */
+static inline size_t quant_pack_bytes(const quant_pack *p, uint32_t block_size, int64_t n_in,
+                                      int64_t n_out) {
+    const size_t groups = (size_t)((n_out + QUANT_PACK_ROWS - 1) / QUANT_PACK_ROWS);
+    return groups * (size_t)(n_in / block_size) * p->block_bytes;
+}
+
 typedef struct quant_traits {
     const char *name;
     uint32_t type;
@@ -65,6 +94,10 @@ typedef struct quant_traits {
      * The fast path for prompt batches and, where vec_dot_batch is vec_dot (every quantized
      * type), for single tokens too. */
     quant_gemm_fn gemm;
+    /* Optional (NULL = none): this variant's repacked layout and its kernels. Only variants
+     * whose integer dots make it pay have one (today AVX-512 VNNI: Q4_K, Q6_K); the
+     * reference-order path (SHIMMY_ISA=avx2) has none. */
+    const quant_pack *pack;
 } quant_traits;
 
 /* Bytes of a row of n elements of this type (n a multiple of block_size). */
@@ -81,6 +114,10 @@ const quant_traits *quant_get_ref(uint32_t type);
 /* Name of the kernel set in use: "avx512-vnni", "avx2-vnni", "avx2", "neon-dotprod" or
  * "scalar". */
 const char *quant_isa(void);
+
+/* The scalar kernels of a repacked layout (same layout and integer sums as the variant's, for
+ * tests and as the reference beside the SIMD ones), or NULL when the type has no layout. */
+const quant_pack *quant_pack_ref(uint32_t type);
 
 /* Every compiled ISA variant, for tests that hold each equal to the reference.
  * quant_variant_get returns NULL when the variant has no kernel for the type or the CPU cannot

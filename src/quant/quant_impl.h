@@ -399,6 +399,12 @@ void quant_x86_avx2_vec_dot_batch_f16(int64_t n, float *s, const void *x, const 
 void quant_x86_avx2_install_iquants(quant_traits *table);   /* avx2_iquants.c */
 void quant_x86_avx2_install_iqgrid(quant_traits *table);    /* avx2_iqgrid.c, by the above */
 void quant_x86_avx512_install_iquants(quant_traits *table); /* avx512_iquants.c */
+void quant_x86_avx512_install_pack(quant_traits *table);    /* repacked layouts, avx512_pack.c */
+/* ref/pack.c: the layouts' packers (shared by every variant that has the layout) */
+void quant_pack_q4_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
+void quant_pack_q6_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
+#define QUANT_Q4_K_X16_BYTES 2368 /* one group's super-block */
+#define QUANT_Q6_K_X16_BYTES 3360
 void quant_arm_neon_install(quant_traits *table);
 void quant_arm_neon_install_iquants(quant_traits *table); /* arm/neon_iquants.c */
 void quant_arm_neon_install_gemm(quant_traits *table);    /* tile kernels, arm/neon_gemm.c */

@@ -137,6 +137,8 @@ static void check_model(const char *name, model_kv_type kv) {
             return;
         }
     }
+    /* the engine's default layouts: a row's arithmetic must not depend on the batch there too */
+    test_model_repack(m, gm);
     const int32_t V = m->hp.n_vocab;
     seq_case sc[N_SEQ];
     uint32_t r = 12345;

@@ -76,6 +76,14 @@ typedef struct step_stats {
 #define JUDGE_CLOSE  0.25
 #define JUDGE_MARGIN 0.2
 static bool judged; /* the case being compared is shown, not held */
+/* The CPU's repacked layouts, a fast path by DESIGN.md's "Numerics": what holds them is the
+ * kernels against the scalar ones op by op (unit/quant/pack) and the trained model's KL
+ * divergence and perplexity against the reference-order path (unit/model/repack_kl); here their
+ * cases are shown and held to the argmax part of the newer references' rule (at least 90% of
+ * the steps whose reference margin exceeds JUDGE_MARGIN). On the random-weight files their
+ * logits drift like llama.cpp's own AMX path does (up to 0.42 on tiny-llama-spm-e256-Q4_K_M's
+ * 53-token prompt with an F16 cache, every argmax equal). */
+static bool ruled;
 
 /* Compares logits with one step's reference top-5 [[id, logit], ...]. */
 static void compare_step(const float *logits, int32_t n_vocab, json_t *top5, double tol,
@@ -188,6 +196,11 @@ static void check_model(const ref_model *rm, int *n_run) {
         cur_device = gpu_model_device(gm);
         if (!gm) m = NULL;
     }
+    /* the CPU's repacked layouts (what the engine runs by default) are a fast path (see ruled);
+     * SHIMMY_REPACK=0 (CTest's unit/model/reference_order) keeps the reference-order kernels
+     * and the strict 0.1 */
+    ruled = !test_device && test_model_repack(m, gm) > 0;
+    judged |= ruled;
     json_t *cases = json_object_get(root, "cases");
     int max_cases = (int)json_array_size(cases), max_steps = 0;
     /* the sanitizer build checks the same code on a slice that runs in seconds; so does a
@@ -230,7 +243,10 @@ static void check_model(const ref_model *rm, int *n_run) {
                        rm->name, cname, kv == 0 ? "f32" : "f16", n_prompt, st.max_diff,
                        st.argmax_ok, st.argmax_n, st.n_over, st.n_values, st.close, st.steps,
                        st.same, st.decided);
-            else
+            if (ruled)
+                CHECK_MSG(st.same * 10 >= st.decided * 9, "%s: argmax %d of %d decided steps",
+                          label, st.same, st.decided);
+            else if (!judged)
                 printf("%-30s %-9s %-4s %7zu %10.6f %4d/%-4d %5d/%-5d %s\n", rm->name, cname,
                        kv == 0 ? "f32" : "f16", n_prompt, st.max_diff, st.argmax_ok, st.argmax_n,
                        st.n_over, st.n_values, st.max_diff <= rm->tol ? "ok" : "over target");

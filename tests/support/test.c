@@ -2,6 +2,7 @@
 #include "test.h"
 
 #include "gpu/gpu.h"
+#include "model/model.h"
 
 #include <ftw.h>
 #include <sys/stat.h>
@@ -33,6 +34,19 @@ const char *test_device_get(void) {
 int test_device_layers(void) {
     const char *nl = getenv("SHIMMY_TEST_GPU_LAYERS");
     return nl ? atoi(nl) : -1;
+}
+
+static bool held_by(void *ud, const void *data) {
+    const model_device *d = gpu_model_device(ud);
+    return d && d->ops->holds(d->impl, data);
+}
+
+int test_model_repack(model *m, gpu_model *gm) {
+    if (!m) return 0;
+    shimmy_error err = {0};
+    CHECK_MSG(model_repack(m, gm ? held_by : NULL, gm, 0, &err) == SHIMMY_OK, "repack: %s",
+              err.message);
+    return m->n_packed;
 }
 
 void test_skip(const char *why) {

@@ -62,6 +62,13 @@ const char *test_device_get(void);
 /* SHIMMY_TEST_GPU_LAYERS: the layers a model gets on the test device (-1 = every layer). */
 int test_device_layers(void);
 
+/* What the engine does after a model's device copies are made (model_repack: the CPU's
+ * layouts for the weights the device does not hold; gm may be NULL); returns how many weights
+ * were repacked (0 with SHIMMY_REPACK=0 or on a CPU without such layouts). */
+struct model;
+struct gpu_model;
+int test_model_repack(struct model *m, struct gpu_model *gm);
+
 /* Exits 77 (skip) with a message. */
 void test_skip(const char *why) __attribute__((noreturn));
 

@@ -269,4 +269,5 @@ void quant_x86_avx512_install(quant_traits *t) {
     t[GGUF_T_Q6_K].gemm = gemm_q6_k;
     quant_x86_avx512_install_iquants(t);
     quant_x86_avx512_install_gemm(t);
+    quant_x86_avx512_install_pack(t);
 }

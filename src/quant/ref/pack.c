@@ -1,0 +1,193 @@
+/* The repacked layouts (quant.h, quant_pack) and their scalar kernels.
+ *
+ * A group is QUANT_PACK_ROWS (16) rows; a group's super-block (256 inputs of each row) is one
+ * record, records of a group follow each other, groups follow each other. Inside a record every
+ * field is [..][16 rows]: one 512-bit load gives one field of all 16 rows, lane r = row r.
+ *
+ * q4_k.x16, 2368 bytes (144 per row, as Q4_K, + 4):
+ *   uint16 d[16], dmin[16]          the rows' f16 scales
+ *   uint8  sc[8][16]                sub-block j's 6-bit scale
+ *   uint8  mn[4][16][2]             the 6-bit mins of sub-blocks 2p and 2p+1
+ *   uint8  qs[8][4][16][4]          sub-block j, step k: row r's 4 bytes; byte b holds level
+ *                                   32j + 4k + b in its low nibble, 32j + 16 + 4k + b in its high
+ * q6_k.x16, 3360 bytes (210 per row, as Q6_K):
+ *   uint16 d[16]
+ *   int8   sc[8][16][2]             the scales of sub-blocks 2p and 2p+1 (16 inputs each)
+ *   uint8  ql[8][4][16][4]          pair p (inputs 32p..32p+31), step k: low 4 bits of level
+ *                                   32p + 4k + b (low nibble) and 32p + 16 + 4k + b (high)
+ *   uint8  qh[8][2][16][4]          pair p, half h: bits 2s..2s+1 of byte b are the high 2 bits of
+ *                                   level 32p + 16h + 4s + b
+ * Levels are the format's unsigned ones (Q4_K 0..15 with value d*sc*q - dmin*m, Q6_K 0..63 with
+ * value d*sc*(q - 32)). With 4 consecutive levels of a row in one lane, an unsigned-by-signed
+ * byte dot (VNNI vpdpbusd) against 4 activations of one token gives that row's partial sum in
+ * its lane: no horizontal sums, and one float step per row and super-block for 16 rows at once.
+ *
+ * The kernels here are the layouts' scalar references: per row, token and super-block the
+ * integer sums are exact, the super-block's value d * sum - dmin * mins is the exact one rounded
+ * once to double (products of an f16 scale and a 32-bit sum are exact in double), added times
+ * the token's scale with one fused step to a double sum, which is rounded to float once: the
+ * SIMD kernels take the same steps, so the two give the same bits (tests/quant/test_pack.c). */
+#include "quant/quant_impl.h"
+
+#include <math.h>
+
+enum { R = QUANT_PACK_ROWS };
+
+/* Levels, scales and mins of one Q4_K super-block. */
+static void q4_k_levels(const quant_block_q4_k *b, uint8_t q[256], uint8_t sc[8], uint8_t mn[8]) {
+    for (int v = 0; v < 256; v++) {
+        const int c = v / 64, l = v % 64;
+        q[v] = l < 32 ? (uint8_t)(b->qs[32 * c + l] & 0xF) : (uint8_t)(b->qs[32 * c + l - 32] >> 4);
+    }
+    for (int j = 0; j < 8; j++) quant_k4_scale_min(j, b->scales, &sc[j], &mn[j]);
+}
+
+static void q6_k_levels(const quant_block_q6_k *b, uint8_t q[256]) {
+    for (int v = 0; v < 256; v++) {
+        const int n = v / 128, w = v % 128, l = w % 32, qq = w / 32;
+        const uint8_t lo = b->ql[64 * n + l + (qq & 1) * 32];
+        const int low = qq < 2 ? lo & 0xF : lo >> 4;
+        q[v] = (uint8_t)(low | (((b->qh[32 * n + l] >> (2 * qq)) & 3) << 4));
+    }
+}
+
+void quant_pack_q4_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst) {
+    const int64_t nb = n_in / QUANT_QKK;
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t *o = (uint8_t *)dst + i * QUANT_Q4_K_X16_BYTES;
+        memset(o, 0, QUANT_Q4_K_X16_BYTES);
+        for (int r = 0; r < n_rows; r++) {
+            const quant_block_q4_k *b =
+                (const quant_block_q4_k *)((const uint8_t *)src + (size_t)r * src_stride) + i;
+            uint8_t q[256], sc[8], mn[8];
+            q4_k_levels(b, q, sc, mn);
+            memcpy(o + 2 * r, &b->d, 2);
+            memcpy(o + 32 + 2 * r, &b->dmin, 2);
+            for (int j = 0; j < 8; j++) {
+                o[64 + 16 * j + r] = sc[j];
+                o[192 + 32 * (j / 2) + 2 * r + (j & 1)] = mn[j];
+                for (int k = 0; k < 4; k++)
+                    for (int bb = 0; bb < 4; bb++)
+                        o[320 + 256 * j + 64 * k + 4 * r + bb] =
+                            (uint8_t)(q[32 * j + 4 * k + bb] | (q[32 * j + 16 + 4 * k + bb] << 4));
+            }
+        }
+    }
+}
+
+void quant_pack_q6_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst) {
+    const int64_t nb = n_in / QUANT_QKK;
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t *o = (uint8_t *)dst + i * QUANT_Q6_K_X16_BYTES;
+        memset(o, 0, QUANT_Q6_K_X16_BYTES);
+        for (int r = 0; r < n_rows; r++) {
+            const quant_block_q6_k *b =
+                (const quant_block_q6_k *)((const uint8_t *)src + (size_t)r * src_stride) + i;
+            uint8_t q[256];
+            q6_k_levels(b, q);
+            memcpy(o + 2 * r, &b->d, 2);
+            for (int j = 0; j < 16; j++)
+                o[32 + 32 * (j / 2) + 2 * r + (j & 1)] = (uint8_t)b->scales[j];
+            for (int p = 0; p < 8; p++)
+                for (int k = 0; k < 4; k++)
+                    for (int bb = 0; bb < 4; bb++) {
+                        const int lo = q[32 * p + 4 * k + bb], hi = q[32 * p + 16 + 4 * k + bb];
+                        o[288 + 256 * p + 64 * k + 4 * r + bb] =
+                            (uint8_t)((lo & 0xF) | (hi & 0xF) << 4);
+                        o[2336 + 128 * p + 4 * r + bb] |= (uint8_t)((lo >> 4) << (2 * k));
+                        o[2336 + 128 * p + 64 + 4 * r + bb] |= (uint8_t)((hi >> 4) << (2 * k));
+                    }
+        }
+    }
+}
+
+static void store_rows(int64_t g, int64_t r0, int64_t r1, const double acc[R], float *y) {
+    for (int r = 0; r < R; r++) {
+        const int64_t row = g * R + r;
+        if (row >= r0 && row < r1) y[row] = (float)acc[r];
+    }
+}
+
+static void gemm_q4_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QKK;
+    for (int64_t g = r0 / R; g * R < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q4_K_X16_BYTES;
+        for (int64_t t = 0; t < nt; t++) {
+            const quant_block_q8_k *yb = (const quant_block_q8_k *)((const uint8_t *)x + t * xs);
+            double acc[R] = {0};
+            for (int64_t i = 0; i < nb; i++) {
+                const uint8_t *o = gw + i * QUANT_Q4_K_X16_BYTES;
+                for (int r = 0; r < R; r++) {
+                    int32_t isum = 0, msum = 0;
+                    for (int j = 0; j < 8; j++) {
+                        int32_t dot = 0;
+                        for (int k = 0; k < 4; k++)
+                            for (int bb = 0; bb < 4; bb++) {
+                                const uint8_t q = o[320 + 256 * j + 64 * k + 4 * r + bb];
+                                dot += (q & 0xF) * yb[i].qs[32 * j + 4 * k + bb];
+                                dot += (q >> 4) * yb[i].qs[32 * j + 16 + 4 * k + bb];
+                            }
+                        isum += o[64 + 16 * j + r] * dot;
+                        msum += o[192 + 32 * (j / 2) + 2 * r + (j & 1)] *
+                                (yb[i].bsums[2 * j] + yb[i].bsums[2 * j + 1]);
+                    }
+                    uint16_t d, dm;
+                    memcpy(&d, o + 2 * r, 2);
+                    memcpy(&dm, o + 32 + 2 * r, 2);
+                    /* exact products in double, one rounding (see avx512_pack.c) */
+                    const double v =
+                        (double)quant_f16_to_f32(d) * isum - (double)quant_f16_to_f32(dm) * msum;
+                    acc[r] = fma(v, (double)yb[i].d, acc[r]);
+                }
+            }
+            store_rows(g, r0, r1, acc, y + t * ys);
+        }
+    }
+}
+
+static void gemm_q6_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QKK;
+    for (int64_t g = r0 / R; g * R < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q6_K_X16_BYTES;
+        for (int64_t t = 0; t < nt; t++) {
+            const quant_block_q8_k *yb = (const quant_block_q8_k *)((const uint8_t *)x + t * xs);
+            double acc[R] = {0};
+            for (int64_t i = 0; i < nb; i++) {
+                const uint8_t *o = gw + i * QUANT_Q6_K_X16_BYTES;
+                for (int r = 0; r < R; r++) {
+                    int32_t isum = 0, osum = 0;
+                    for (int j = 0; j < 16; j++) {
+                        const int p = j / 2, h = j & 1;
+                        int32_t dot = 0;
+                        for (int k = 0; k < 4; k++)
+                            for (int bb = 0; bb < 4; bb++) {
+                                const uint8_t l = o[288 + 256 * p + 64 * k + 4 * r + bb];
+                                const uint8_t hb = o[2336 + 128 * p + 64 * h + 4 * r + bb];
+                                const int q = (h ? l >> 4 : l & 0xF) | ((hb >> (2 * k)) & 3) << 4;
+                                dot += q * yb[i].qs[16 * j + 4 * k + bb];
+                            }
+                        const int sc = (int8_t)o[32 + 32 * p + 2 * r + h];
+                        isum += sc * dot;
+                        osum += sc * yb[i].bsums[j];
+                    }
+                    uint16_t d;
+                    memcpy(&d, o + 2 * r, 2);
+                    const double v = (double)quant_f16_to_f32(d) * (isum - 32 * osum);
+                    acc[r] = fma(v, (double)yb[i].d, acc[r]);
+                }
+            }
+            store_rows(g, r0, r1, acc, y + t * ys);
+        }
+    }
+}
+
+static const quant_pack ref_q4_k = {"q4_k.x16/scalar", QUANT_Q4_K_X16_BYTES, quant_pack_q4_k_x16,
+                                    gemm_q4_k_x16};
+static const quant_pack ref_q6_k = {"q6_k.x16/scalar", QUANT_Q6_K_X16_BYTES, quant_pack_q6_k_x16,
+                                    gemm_q6_k_x16};
+
+const quant_pack *quant_pack_ref(uint32_t type) {
+    return type == GGUF_T_Q4_K ? &ref_q4_k : type == GGUF_T_Q6_K ? &ref_q6_k : NULL;
+}

@@ -1,0 +1,247 @@
+/* AVX-512 VNNI kernels of the repacked layouts (quant/ref/pack.c describes them; the scalar
+ * kernels there are the reference these are tested against).
+ *
+ * One zmm holds 4 levels of each of 16 rows; vpdpbusd with the token's 4 activations broadcast
+ * from memory adds each row's 4 products into its own lane, so a sub-block of 16 rows costs 4
+ * (Q6_K) or 8 (Q4_K) dot instructions per token and one multiply by the rows' scales: against
+ * the row-at-a-time kernels (maddubs, madd, a horizontal fold and a float step per row) about a
+ * quarter of the instructions for the same exact integer sums. A tile of tokens shares each
+ * decoded sub-block; the float step is one per super-block for 16 rows at once. */
+#include "quant/x86/avx2_util.h"
+
+#define PK_ALWAYS static inline __attribute__((always_inline))
+#define PK_TOK    4 /* tokens per tile: each with two dot chains, eight chains in flight */
+
+PK_ALWAYS __m512i bc32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+PK_ALWAYS __m512i dot4(__m512i acc, __m512i q, const int8_t *y) {
+    return _mm512_dpbusd_epi32(acc, q, bc32(y));
+}
+
+/* A decode step streams each matrix once; the hardware prefetchers stop at every 4 KiB page, so
+ * the first token tile fetches the records PK_AHEAD records ahead itself (later tiles find them
+ * in cache). */
+#define PK_AHEAD 2
+PK_ALWAYS void prefetch_record(const uint8_t *o, size_t bytes, bool on) {
+    if (on)
+        for (size_t l = 0; l < bytes; l += 64)
+            _mm_prefetch((const char *)o + PK_AHEAD * bytes + l, _MM_HINT_T0);
+}
+
+PK_ALWAYS __mmask16 row_mask(int64_t g, int64_t r0, int64_t r1) {
+    const int64_t a = r0 > g * 16 ? r0 - g * 16 : 0, b = r1 < g * 16 + 16 ? r1 - g * 16 : 16;
+    return (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1));
+}
+
+/* Per row, acc += (d * a - m * b) * dy in double, lanes 0-7 in acc[0], 8-15 in acc[1]: the
+ * products of an f16 scale and a 32-bit sum are exact in double, so each super-block adds its
+ * exact value rounded once, and the row's sum is rounded to float once at the end. Q4_K's two
+ * terms nearly cancel (the mins are about half the levels' range); in float the result would
+ * carry the rounding of the large terms, and every such error can flip a later activation's
+ * 8-bit rounding. */
+PK_ALWAYS void add_scaled(__m512d acc[2], __m512 d, __m512i a, __m512 m, __m512i b, float dy) {
+    const __m512d y = _mm512_set1_pd((double)dy);
+    const __m512d lo = _mm512_fnmadd_pd(
+        _mm512_cvtps_pd(_mm512_castps512_ps256(m)), _mm512_cvtepi32_pd(_mm512_castsi512_si256(b)),
+        _mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(d)),
+                      _mm512_cvtepi32_pd(_mm512_castsi512_si256(a))));
+    const __m512d hi =
+        _mm512_fnmadd_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(m, 1)),
+                         _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(b, 1)),
+                         _mm512_mul_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(d, 1)),
+                                       _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(a, 1))));
+    acc[0] = _mm512_fmadd_pd(lo, y, acc[0]);
+    acc[1] = _mm512_fmadd_pd(hi, y, acc[1]);
+}
+
+PK_ALWAYS void store_acc(float *y, __mmask16 mask, const __m512d acc[2]) {
+    const __m512 v = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(acc[0])),
+                                        _mm512_cvtpd_ps(acc[1]), 1);
+    _mm512_mask_storeu_ps(y, mask, v);
+}
+
+/* ---- q4_k.x16 ---- */
+
+PK_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
+                         float *y, size_t ys, __mmask16 mask, bool pf) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512d acc[PK_TOK][2];
+    #pragma GCC unroll 8
+    for (int t = 0; t < PK_TOK; t++) acc[t][0] = acc[t][1] = _mm512_setzero_pd();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *o = gw + i * QUANT_Q4_K_X16_BYTES;
+        prefetch_record(o, QUANT_Q4_K_X16_BYTES, pf);
+        __m512i isum[PK_TOK];
+        #pragma GCC unroll 8
+        for (int t = 0; t < PK_TOK; t++) isum[t] = _mm512_setzero_si512();
+        #pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            const __m512i sc =
+                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(o + 64 + 16 * j)));
+            const uint8_t *q = o + 320 + 256 * j;
+            __m512i lo[4], hi[4];
+            #pragma GCC unroll 8
+            for (int k = 0; k < 4; k++) {
+                const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * k));
+                lo[k] = _mm512_and_si512(v, m4);
+                hi[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const quant_block_q8_k *yb = (const quant_block_q8_k *)(x + (size_t)t * xs) + i;
+                const int8_t *yq = yb->qs + 32 * j;
+                __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+                #pragma GCC unroll 8
+                for (int k = 0; k < 4; k++) {
+                    a = dot4(a, lo[k], yq + 4 * k);
+                    b = dot4(b, hi[k], yq + 16 + 4 * k);
+                }
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(_mm512_add_epi32(a, b), sc));
+            }
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
+        const __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(o + 32)));
+        __m512i mn[4];
+        #pragma GCC unroll 8
+        for (int p = 0; p < 4; p++)
+            mn[p] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(o + 192 + 32 * p)));
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const quant_block_q8_k *yb = (const quant_block_q8_k *)(x + (size_t)t * xs) + i;
+            /* the mins pair with the 32-input sums: bsums[2j] + bsums[2j+1] */
+            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
+                                              _mm_loadu_si128((const __m128i *)(yb->bsums + 8)));
+            __m512i ms = _mm512_madd_epi16(mn[0], _mm512_broadcastd_epi32(bs));
+            ms = _mm512_add_epi32(
+                ms, _mm512_madd_epi16(mn[1], _mm512_broadcastd_epi32(_mm_srli_si128(bs, 4))));
+            ms = _mm512_add_epi32(
+                ms, _mm512_madd_epi16(mn[2], _mm512_broadcastd_epi32(_mm_srli_si128(bs, 8))));
+            ms = _mm512_add_epi32(
+                ms, _mm512_madd_epi16(mn[3], _mm512_broadcastd_epi32(_mm_srli_si128(bs, 12))));
+            add_scaled(acc[t], dw, isum[t], mw, ms, yb->d);
+        }
+    }
+    for (int t = 0; t < nt; t++) store_acc(y + (size_t)t * ys, mask, acc[t]);
+}
+
+static void gemm_q4_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QKK;
+    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q4_K_X16_BYTES;
+        const __mmask16 mask = row_mask(g, r0, r1);
+        for (int64_t t = 0; t < nt; t += PK_TOK) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + g * 16;
+            if (nt - t >= PK_TOK)
+                q4_k_tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);
+            else if (nt - t == 1)
+                q4_k_tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);
+            else
+                q4_k_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);
+        }
+    }
+}
+
+/* ---- q6_k.x16 ---- */
+
+/* Levels of group k (0..3) of a pair's half: low nibbles l, high bits at 2k of qh, moved to
+ * bits 4-5 (16-bit shifts; the mask drops what crossed bytes). */
+PK_ALWAYS __m512i q6_hi2(__m512i qh, int k) {
+    const __m512i m = _mm512_set1_epi8(0x30);
+    switch (k) {
+    case 0: return _mm512_and_si512(_mm512_slli_epi16(qh, 4), m);
+    case 1: return _mm512_and_si512(_mm512_slli_epi16(qh, 2), m);
+    case 2: return _mm512_and_si512(qh, m);
+    default: return _mm512_and_si512(_mm512_srli_epi16(qh, 2), m);
+    }
+}
+
+PK_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
+                         float *y, size_t ys, __mmask16 mask, bool pf) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512d acc[PK_TOK][2];
+    #pragma GCC unroll 8
+    for (int t = 0; t < PK_TOK; t++) acc[t][0] = acc[t][1] = _mm512_setzero_pd();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *o = gw + i * QUANT_Q6_K_X16_BYTES;
+        prefetch_record(o, QUANT_Q6_K_X16_BYTES, pf);
+        __m512i isum[PK_TOK], osum[PK_TOK];
+        #pragma GCC unroll 8
+        for (int t = 0; t < PK_TOK; t++) isum[t] = osum[t] = _mm512_setzero_si512();
+        #pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) {
+            /* lane r: the int16 scales of sub-blocks 2p, 2p+1 */
+            const __m512i sp =
+                _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(o + 32 + 32 * p)));
+            const __m512i se = _mm512_srai_epi32(_mm512_slli_epi32(sp, 16), 16);
+            const __m512i so = _mm512_srai_epi32(sp, 16);
+            const uint8_t *ql = o + 288 + 256 * p, *qh = o + 2336 + 128 * p;
+            const __m512i h0 = _mm512_loadu_si512((const void *)qh);
+            const __m512i h1 = _mm512_loadu_si512((const void *)(qh + 64));
+            __m512i ue[4], uo[4];
+            #pragma GCC unroll 8
+            for (int k = 0; k < 4; k++) {
+                const __m512i l = _mm512_loadu_si512((const void *)(ql + 64 * k));
+                ue[k] = _mm512_or_si512(_mm512_and_si512(l, m4), q6_hi2(h0, k));
+                uo[k] =
+                    _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), q6_hi2(h1, k));
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const quant_block_q8_k *yb = (const quant_block_q8_k *)(x + (size_t)t * xs) + i;
+                const int8_t *yq = yb->qs + 32 * p;
+                __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+                #pragma GCC unroll 8
+                for (int k = 0; k < 4; k++) {
+                    a = dot4(a, ue[k], yq + 4 * k);
+                    b = dot4(b, uo[k], yq + 16 + 4 * k);
+                }
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(a, se),
+                                                                     _mm512_mullo_epi32(b, so)));
+                osum[t] = _mm512_add_epi32(osum[t], _mm512_madd_epi16(sp, bc32(yb->bsums + 2 * p)));
+            }
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const quant_block_q8_k *yb = (const quant_block_q8_k *)(x + (size_t)t * xs) + i;
+            const __m512i tot = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(osum[t], 5));
+            add_scaled(acc[t], dw, tot, _mm512_setzero_ps(), _mm512_setzero_si512(), yb->d);
+        }
+    }
+    for (int t = 0; t < nt; t++) store_acc(y + (size_t)t * ys, mask, acc[t]);
+}
+
+static void gemm_q6_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QKK;
+    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q6_K_X16_BYTES;
+        const __mmask16 mask = row_mask(g, r0, r1);
+        for (int64_t t = 0; t < nt; t += PK_TOK) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + g * 16;
+            if (nt - t >= PK_TOK)
+                q6_k_tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);
+            else if (nt - t == 1)
+                q6_k_tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);
+            else
+                q6_k_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);
+        }
+    }
+}
+
+static const quant_pack pack_q4_k = {"q4_k.x16/avx512-vnni", QUANT_Q4_K_X16_BYTES,
+                                     quant_pack_q4_k_x16, gemm_q4_k_x16};
+static const quant_pack pack_q6_k = {"q6_k.x16/avx512-vnni", QUANT_Q6_K_X16_BYTES,
+                                     quant_pack_q6_k_x16, gemm_q6_k_x16};
+
+void quant_x86_avx512_install_pack(quant_traits *t) {
+    t[GGUF_T_Q4_K].pack = &pack_q4_k;
+    t[GGUF_T_Q6_K].pack = &pack_q6_k;
+}
