@@ -266,6 +266,10 @@ int32_t shimmy_model_vocab_size(const shimmy_model *m);
 const char *shimmy_model_device(const shimmy_model *m);
 int32_t shimmy_model_gpu_layers(const shimmy_model *m);
 uint64_t shimmy_model_device_bytes(const shimmy_model *m);
+/* The CPU's kernels for this model (borrowed until the last unref): the kernel set and the
+ * layouts its matrices were repacked into at load, e.g. "avx512-vnni; repacked
+ * q4_k.x16/avx512-vnni, q6_k.x16/avx512-vnni: 112 matrices, 150.0 MiB", or "avx2". */
+const char *shimmy_model_cpu_kernels(const shimmy_model *m);
 
 /* One GPU as the Vulkan loader reports it. */
 typedef struct shimmy_device_info {

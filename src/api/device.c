@@ -159,3 +159,6 @@ int32_t shimmy_model_gpu_layers(const shimmy_model *m) {
 uint64_t shimmy_model_device_bytes(const shimmy_model *m) {
     return m ? engine_model_device_bytes_now(m->em) : 0;
 }
+const char *shimmy_model_cpu_kernels(const shimmy_model *m) {
+    return m ? engine_model_get_info(m->em)->cpu_kernels : NULL;
+}

@@ -29,6 +29,7 @@ typedef struct bench_opts {
 typedef struct bench_device {
     const char *name;
     int32_t layers;
+    const char *cpu_kernels; /* shimmy_model_cpu_kernels */
 } bench_device;
 
 /* Mean and sample standard deviation (n - 1, as llama-bench reports) of tokens/s. */
@@ -141,10 +142,10 @@ static json_t *stat_json(const bench_stat *st) {
 
 static int print_json(const bench_opts *o, int threads, const bench_stat *pp, const bench_stat *tg,
                       double load_ms, uint64_t rss, const bench_device *dev) {
-    json_t *doc =
-        json_pack("{s:s,s:i,s:o,s:o,s:f,s:I,s:s,s:i}", "model", o->model, "threads", threads, "pp",
-                  stat_json(pp), "tg", stat_json(tg), "load_ms", load_ms, "rss_bytes",
-                  (json_int_t)rss, "device", dev->name, "gpu_layers", (int)dev->layers);
+    json_t *doc = json_pack("{s:s,s:i,s:o,s:o,s:f,s:I,s:s,s:i,s:s}", "model", o->model, "threads",
+                            threads, "pp", stat_json(pp), "tg", stat_json(tg), "load_ms", load_ms,
+                            "rss_bytes", (json_int_t)rss, "device", dev->name, "gpu_layers",
+                            (int)dev->layers, "cpu_kernels", dev->cpu_kernels);
     char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(doc);
     if (!text) {
@@ -173,9 +174,10 @@ static void print_table(const bench_opts *o, int threads, const bench_stat *pp,
         printf("| %-36.36s | %7d | %-8s | %11.2f ± %6.2f |\n", base, threads, test, rows[k]->mean,
                rows[k]->stddev);
     }
-    printf("\nload %.1f ms, resident memory %.1f MiB after %ld repetitions (kv %s, isa %s)\n",
-           load_ms, (double)rss / (1 << 20), o->reps, o->run.kv == SHIMMY_KV_F32 ? "f32" : "f16",
-           shimmy_cpu_isa());
+    printf(
+        "\nload %.1f ms, resident memory %.1f MiB after %ld repetitions (kv %s, cpu kernels %s)\n",
+        load_ms, (double)rss / (1 << 20), o->reps, o->run.kv == SHIMMY_KV_F32 ? "f32" : "f16",
+        dev->cpu_kernels);
     if (dev->layers > 0)
         printf("device %s (%d layers on it)\n", dev->name, (int)dev->layers);
     else
@@ -224,7 +226,8 @@ int cli_cmd_bench(int argc, char **argv) {
     const bench_stat pp = summarize(o.n_prompt, rates, o.reps);
     const bench_stat tg = summarize(o.n_gen, rates + o.reps, o.reps);
     const int threads = o.run.threads > 0 ? (int)o.run.threads : (int)shimmy_default_threads();
-    const bench_device dev = {shimmy_model_device(m), shimmy_model_gpu_layers(m)};
+    const bench_device dev = {shimmy_model_device(m), shimmy_model_gpu_layers(m),
+                              shimmy_model_cpu_kernels(m)};
     if (o.json) {
         rc = print_json(&o, threads, &pp, &tg, load_ms, rss, &dev);
     } else {

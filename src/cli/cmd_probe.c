@@ -43,6 +43,7 @@ typedef struct probe_result {
     int32_t embed_dim; /* an embedding model (no generation): floats of its vector, else 0 */
     const char *pooling;
     char device[256]; /* "cpu" or the GPU's name */
+    char cpu_kernels[192];
     int32_t gpu_layers;
     uint64_t device_bytes; /* after the first token: weights and KV cache */
 } probe_result;
@@ -74,6 +75,7 @@ static shimmy_status run_probe(const shimmy_model_entry *e, const cli_run_opts *
     res->load_ms = cli_time_ms() - t_load;
     res->weight_bytes = shimmy_model_weight_bytes(m);
     snprintf(res->device, sizeof res->device, "%s", shimmy_model_device(m));
+    snprintf(res->cpu_kernels, sizeof res->cpu_kernels, "%s", shimmy_model_cpu_kernels(m));
     res->gpu_layers = shimmy_model_gpu_layers(m);
     shimmy_evaluator_params ep = {.ctx_len = lo->ctx ? (int32_t)lo->ctx : PROBE_CTX,
                                   .kv = lo->kv,
@@ -156,6 +158,7 @@ static void print_human(const shimmy_model_list *l, size_t i, const cli_run_opts
                (double)r->device_bytes / (1 << 20));
     else
         printf("device        %s\n", r->device);
+    printf("cpu kernels   %s\n", r->cpu_kernels);
     printf("file size     %.1f MiB\n", (double)e.size / (1 << 20));
     printf("load time     %.1f ms\n", r->load_ms);
     printf("weights       %.1f MiB\n", (double)r->weight_bytes / (1 << 20));
@@ -198,6 +201,7 @@ static int print_json(const shimmy_model_list *l, size_t i, const cli_run_opts *
         json_object_set_new(doc, "device", json_string(r->device));
         json_object_set_new(doc, "gpu_layers", json_integer(r->gpu_layers));
         json_object_set_new(doc, "device_bytes", json_integer((json_int_t)r->device_bytes));
+        json_object_set_new(doc, "cpu_kernels", json_string(r->cpu_kernels));
     }
     if (doc && r->embed_dim) {
         json_object_set_new(doc, "embedding_size", json_integer(r->embed_dim));

@@ -132,6 +132,16 @@ static shimmy_status open_device(engine_model *m, const engine_model_params *p, 
     return SHIMMY_OK;
 }
 
+static void describe_kernels(engine_model *m) {
+    const model *w = m->weights;
+    engine_model_info *in = &m->info;
+    int n = snprintf(in->cpu_kernels, sizeof in->cpu_kernels, "%s", quant_isa());
+    if (w->n_packed > 0 && n > 0 && (size_t)n < sizeof in->cpu_kernels)
+        snprintf(in->cpu_kernels + n, sizeof in->cpu_kernels - (size_t)n,
+                 "; repacked %s: %d matrices, %.1f MiB", w->pack_layouts, (int)w->n_packed,
+                 (double)w->pack_bytes / (1 << 20));
+}
+
 static bool device_holds(void *ud, const void *data) {
     const model_device *d = gpu_model_device(ud);
     return d && d->ops->holds(d->impl, data);
@@ -180,6 +190,7 @@ shimmy_status engine_model_open(const char *path, const engine_model_params *p, 
     st = open_device(m, p, err);
     /* after the device took its copies: what stays on the CPU gets the CPU's layouts */
     if (!st) st = model_repack(m->weights, m->gpu ? device_holds : NULL, m->gpu, 0, err);
+    if (!st) describe_kernels(m);
     if (st) {
         engine_model_close(m);
         return st;

@@ -70,6 +70,10 @@ typedef struct engine_model_info {
     char device[256];      /* "cpu", or the GPU's name as the driver gives it */
     int32_t n_gpu_layers;  /* layers whose weights are on the GPU (0 on the CPU) */
     uint64_t device_bytes; /* bytes of weights on the GPU (0 on the CPU) */
+    /* the CPU's kernel set and the repacked layouts its matrices got (model_repack), e.g.
+     * "avx512-vnni; repacked q4_k.x16/avx512-vnni, q6_k.x16/avx512-vnni: 112 of 113 matrices,
+     * 150.0 MiB" or "avx2" */
+    char cpu_kernels[192];
 } engine_model_info;
 
 typedef struct engine_model engine_model;

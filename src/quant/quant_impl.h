@@ -403,6 +403,8 @@ void quant_x86_avx512_install_pack(quant_traits *table);    /* repacked layouts,
 /* ref/pack.c: the layouts' packers (shared by every variant that has the layout) */
 void quant_pack_q4_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
 void quant_pack_q6_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
+void quant_pack_q4_0_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
+#define QUANT_Q4_0_X16_BYTES 288 /* one group's block of 32 */
 #define QUANT_Q4_K_X16_BYTES 2368 /* one group's super-block */
 #define QUANT_Q6_K_X16_BYTES 3360
 void quant_arm_neon_install(quant_traits *table);

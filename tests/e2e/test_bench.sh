@@ -29,7 +29,8 @@ check "bench --json rc=$rc $(head -c 300 "$TMP/err")" test "$rc" -eq 0
 check "one JSON object on stdout: $(head -c 300 "$TMP/out")" \
     jq -e 'type == "object"' "$TMP/out"
 check "exactly the documented keys" jq -e '(keys | sort) ==
-    ["device", "gpu_layers", "load_ms", "model", "pp", "rss_bytes", "tg", "threads"]' "$TMP/out"
+    ["cpu_kernels", "device", "gpu_layers", "load_ms", "model", "pp", "rss_bytes", "tg", "threads"]' "$TMP/out"
+check "cpu_kernels names the kernel set first" jq -e '.cpu_kernels | test("^(scalar|avx2|avx2-vnni|avx512-vnni|neon-dotprod)")' "$TMP/out"
 check "pp: n 16, positive rate, stddev >= 0" jq -e '.pp | (keys | sort) ==
     ["n", "stddev", "tokens_per_s"] and .n == 16 and .tokens_per_s > 0 and .stddev >= 0' \
     "$TMP/out"

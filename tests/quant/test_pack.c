@@ -120,14 +120,14 @@ int main(void) {
     test_rng rng;
     test_rng_seed(&rng, 11);
     int n_checked = 0;
-    const uint32_t types[] = {GGUF_T_Q4_K, GGUF_T_Q6_K};
+    const uint32_t types[] = {GGUF_T_Q4_0, GGUF_T_Q4_K, GGUF_T_Q6_K};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         CHECK(quant_pack_ref(types[ti]) != NULL);
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
             for (int pattern = 0; pattern < 2; pattern++)
                 check_shape(types[ti], &shapes[si], pattern, &rng, &n_checked);
     }
-    CHECK(quant_pack_ref(GGUF_T_Q4_0) == NULL);
+    CHECK(quant_pack_ref(GGUF_T_Q8_0) == NULL);
     printf("%d products checked (kernel set %s)\n", n_checked, quant_isa());
     return test_finish("quant/pack");
 }

@@ -17,10 +17,15 @@
  *                                   32p + 4k + b (low nibble) and 32p + 16 + 4k + b (high)
  *   uint8  qh[8][2][16][4]          pair p, half h: bits 2s..2s+1 of byte b are the high 2 bits of
  *                                   level 32p + 16h + 4s + b
+ * q4_0.x16, 288 bytes per 32 inputs (18 per row, as Q4_0):
+ *   uint16 d[16]
+ *   uint8  qs[4][16][4]             step k: row r's Q4_0 bytes 4k..4k+3 as they are (levels
+ *                                   4k + b in the low nibbles, 16 + 4k + b in the high ones)
  * Levels are the format's unsigned ones (Q4_K 0..15 with value d*sc*q - dmin*m, Q6_K 0..63 with
- * value d*sc*(q - 32)). With 4 consecutive levels of a row in one lane, an unsigned-by-signed
- * byte dot (VNNI vpdpbusd) against 4 activations of one token gives that row's partial sum in
- * its lane: no horizontal sums, and one float step per row and super-block for 16 rows at once.
+ * value d*sc*(q - 32), Q4_0 0..15 with value d*(q - 8)). With 4 consecutive levels of a row in one
+ * lane, an unsigned-by-signed byte dot (VNNI vpdpbusd) against 4 activations of one token gives
+ * that row's partial sum in its lane: no horizontal sums, and one float step per row and
+ * super-block for 16 rows at once.
  *
  * The kernels here are the layouts' scalar references: per row, token and super-block the
  * integer sums are exact, the super-block's value d * sum - dmin * mins is the exact one rounded
@@ -97,6 +102,20 @@ void quant_pack_q6_k_x16(const void *src, size_t src_stride, int n_rows, int64_t
                         o[2336 + 128 * p + 4 * r + bb] |= (uint8_t)((lo >> 4) << (2 * k));
                         o[2336 + 128 * p + 64 + 4 * r + bb] |= (uint8_t)((hi >> 4) << (2 * k));
                     }
+        }
+    }
+}
+
+void quant_pack_q4_0_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst) {
+    const int64_t nb = n_in / QUANT_QK;
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t *o = (uint8_t *)dst + i * QUANT_Q4_0_X16_BYTES;
+        memset(o, 0, QUANT_Q4_0_X16_BYTES);
+        for (int r = 0; r < n_rows; r++) {
+            const quant_block_q4_0 *b =
+                (const quant_block_q4_0 *)((const uint8_t *)src + (size_t)r * src_stride) + i;
+            memcpy(o + 2 * r, &b->d, 2);
+            for (int k = 0; k < 4; k++) memcpy(o + 32 + 64 * k + 4 * r, b->qs + 4 * k, 4);
         }
     }
 }
@@ -183,11 +202,54 @@ static void gemm_q6_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
     }
 }
 
+/* Per row and block: (d * dy) * (sum q*y - 8 * sum y), the sum exact, the scale's product and
+ * the fused add in float (the SIMD kernels' steps). */
+static void gemm_q4_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QK;
+    for (int64_t g = r0 / R; g * R < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q4_0_X16_BYTES;
+        for (int64_t t = 0; t < nt; t++) {
+            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)((const uint8_t *)x + t * xs);
+            float acc[R] = {0};
+            for (int64_t i = 0; i < nb; i++) {
+                const uint8_t *o = gw + i * QUANT_Q4_0_X16_BYTES;
+                int32_t sy = 0;
+                for (int j = 0; j < QUANT_QK; j++) sy += yb[i].qs[j];
+                const float dy = quant_f16_to_f32(yb[i].d);
+                for (int r = 0; r < R; r++) {
+                    int32_t dot = 0;
+                    for (int k = 0; k < 4; k++)
+                        for (int bb = 0; bb < 4; bb++) {
+                            const uint8_t q = o[32 + 64 * k + 4 * r + bb];
+                            dot += (q & 0xF) * yb[i].qs[4 * k + bb];
+                            dot += (q >> 4) * yb[i].qs[16 + 4 * k + bb];
+                        }
+                    uint16_t d;
+                    memcpy(&d, o + 2 * r, 2);
+                    acc[r] = fmaf((float)(dot - 8 * sy), quant_f16_to_f32(d) * dy, acc[r]);
+                }
+            }
+            for (int r = 0; r < R; r++) {
+                const int64_t row = g * R + r;
+                if (row >= r0 && row < r1) y[t * ys + row] = acc[r];
+            }
+        }
+    }
+}
+
+static const quant_pack ref_q4_0 = {"q4_0.x16/scalar", QUANT_Q4_0_X16_BYTES, quant_pack_q4_0_x16,
+                                    gemm_q4_0_x16};
 static const quant_pack ref_q4_k = {"q4_k.x16/scalar", QUANT_Q4_K_X16_BYTES, quant_pack_q4_k_x16,
                                     gemm_q4_k_x16};
 static const quant_pack ref_q6_k = {"q6_k.x16/scalar", QUANT_Q6_K_X16_BYTES, quant_pack_q6_k_x16,
                                     gemm_q6_k_x16};
 
 const quant_pack *quant_pack_ref(uint32_t type) {
-    return type == GGUF_T_Q4_K ? &ref_q4_k : type == GGUF_T_Q6_K ? &ref_q6_k : NULL;
+    switch (type) {
+    case GGUF_T_Q4_0: return &ref_q4_0;
+    case GGUF_T_Q4_K: return &ref_q4_k;
+    case GGUF_T_Q6_K: return &ref_q6_k;
+    default: return NULL;
+    }
 }

@@ -23,13 +23,13 @@ PK_ALWAYS __m512i dot4(__m512i acc, __m512i q, const int8_t *y) {
 }
 
 /* A decode step streams each matrix once; the hardware prefetchers stop at every 4 KiB page, so
- * the first token tile fetches the records PK_AHEAD records ahead itself (later tiles find them
- * in cache). */
-#define PK_AHEAD 2
+ * the first token tile fetches what lies PK_AHEAD bytes ahead itself (later tiles find it in
+ * cache): one record's lines per record. */
+#define PK_AHEAD 4608
 PK_ALWAYS void prefetch_record(const uint8_t *o, size_t bytes, bool on) {
     if (on)
         for (size_t l = 0; l < bytes; l += 64)
-            _mm_prefetch((const char *)o + PK_AHEAD * bytes + l, _MM_HINT_T0);
+            _mm_prefetch((const char *)o + PK_AHEAD + l, _MM_HINT_T0);
 }
 
 PK_ALWAYS __mmask16 row_mask(int64_t g, int64_t r0, int64_t r1) {
@@ -70,21 +70,21 @@ PK_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                          float *y, size_t ys, __mmask16 mask, bool pf) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512d acc[PK_TOK][2];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int t = 0; t < PK_TOK; t++) acc[t][0] = acc[t][1] = _mm512_setzero_pd();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *o = gw + i * QUANT_Q4_K_X16_BYTES;
         prefetch_record(o, QUANT_Q4_K_X16_BYTES, pf);
         __m512i isum[PK_TOK];
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int t = 0; t < PK_TOK; t++) isum[t] = _mm512_setzero_si512();
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             const __m512i sc =
                 _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(o + 64 + 16 * j)));
             const uint8_t *q = o + 320 + 256 * j;
             __m512i lo[4], hi[4];
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int k = 0; k < 4; k++) {
                 const __m512i v = _mm512_loadu_si512((const void *)(q + 64 * k));
                 lo[k] = _mm512_and_si512(v, m4);
@@ -95,7 +95,7 @@ PK_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                 const quant_block_q8_k *yb = (const quant_block_q8_k *)(x + (size_t)t * xs) + i;
                 const int8_t *yq = yb->qs + 32 * j;
                 __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
-                #pragma GCC unroll 8
+#pragma GCC unroll 8
                 for (int k = 0; k < 4; k++) {
                     a = dot4(a, lo[k], yq + 4 * k);
                     b = dot4(b, hi[k], yq + 16 + 4 * k);
@@ -106,7 +106,7 @@ PK_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
         const __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(o + 32)));
         __m512i mn[4];
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int p = 0; p < 4; p++)
             mn[p] = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(o + 192 + 32 * p)));
 #pragma GCC unroll 4
@@ -165,15 +165,15 @@ PK_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                          float *y, size_t ys, __mmask16 mask, bool pf) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512d acc[PK_TOK][2];
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int t = 0; t < PK_TOK; t++) acc[t][0] = acc[t][1] = _mm512_setzero_pd();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *o = gw + i * QUANT_Q6_K_X16_BYTES;
         prefetch_record(o, QUANT_Q6_K_X16_BYTES, pf);
         __m512i isum[PK_TOK], osum[PK_TOK];
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int t = 0; t < PK_TOK; t++) isum[t] = osum[t] = _mm512_setzero_si512();
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int p = 0; p < 8; p++) {
             /* lane r: the int16 scales of sub-blocks 2p, 2p+1 */
             const __m512i sp =
@@ -184,7 +184,7 @@ PK_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
             const __m512i h0 = _mm512_loadu_si512((const void *)qh);
             const __m512i h1 = _mm512_loadu_si512((const void *)(qh + 64));
             __m512i ue[4], uo[4];
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int k = 0; k < 4; k++) {
                 const __m512i l = _mm512_loadu_si512((const void *)(ql + 64 * k));
                 ue[k] = _mm512_or_si512(_mm512_and_si512(l, m4), q6_hi2(h0, k));
@@ -196,7 +196,7 @@ PK_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                 const quant_block_q8_k *yb = (const quant_block_q8_k *)(x + (size_t)t * xs) + i;
                 const int8_t *yq = yb->qs + 32 * p;
                 __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
-                #pragma GCC unroll 8
+#pragma GCC unroll 8
                 for (int k = 0; k < 4; k++) {
                     a = dot4(a, ue[k], yq + 4 * k);
                     b = dot4(b, uo[k], yq + 16 + 4 * k);
@@ -236,12 +236,81 @@ static void gemm_q6_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
     }
 }
 
+/* ---- q4_0.x16 ---- */
+
+/* sum of the 32 activations of a Q8_0 block, in every lane */
+PK_ALWAYS __m512i block_sum(const int8_t *qs) {
+    const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1),
+                                          _mm256_loadu_si256((const __m256i *)qs));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+    return _mm512_broadcastd_epi32(h);
+}
+
+PK_ALWAYS void q4_0_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
+                         float *y, size_t ys, __mmask16 mask, bool pf) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[PK_TOK];
+#pragma GCC unroll 8
+    for (int t = 0; t < PK_TOK; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *o = gw + i * QUANT_Q4_0_X16_BYTES;
+        prefetch_record(o, QUANT_Q4_0_X16_BYTES, pf);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
+        __m512i lo[4], hi[4];
+#pragma GCC unroll 8
+        for (int k = 0; k < 4; k++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(o + 32 + 64 * k));
+            lo[k] = _mm512_and_si512(v, m4);
+            hi[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)(x + (size_t)t * xs) + i;
+            __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int k = 0; k < 4; k++) {
+                a = dot4(a, lo[k], yb->qs + 4 * k);
+                b = dot4(b, hi[k], yb->qs + 16 + 4 * k);
+            }
+            const __m512i s =
+                _mm512_sub_epi32(_mm512_add_epi32(a, b), _mm512_slli_epi32(block_sum(yb->qs), 3));
+            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx_h2f(yb->d)));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, mask, acc[t]);
+}
+
+static void gemm_q4_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QK;
+    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q4_0_X16_BYTES;
+        const __mmask16 mask = row_mask(g, r0, r1);
+        for (int64_t t = 0; t < nt; t += PK_TOK) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + g * 16;
+            if (nt - t >= PK_TOK)
+                q4_0_tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);
+            else if (nt - t == 1)
+                q4_0_tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);
+            else
+                q4_0_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);
+        }
+    }
+}
+
+static const quant_pack pack_q4_0 = {"q4_0.x16/avx512-vnni", QUANT_Q4_0_X16_BYTES,
+                                     quant_pack_q4_0_x16, gemm_q4_0_x16};
 static const quant_pack pack_q4_k = {"q4_k.x16/avx512-vnni", QUANT_Q4_K_X16_BYTES,
                                      quant_pack_q4_k_x16, gemm_q4_k_x16};
 static const quant_pack pack_q6_k = {"q6_k.x16/avx512-vnni", QUANT_Q6_K_X16_BYTES,
                                      quant_pack_q6_k_x16, gemm_q6_k_x16};
 
 void quant_x86_avx512_install_pack(quant_traits *t) {
+    t[GGUF_T_Q4_0].pack = &pack_q4_0;
     t[GGUF_T_Q4_K].pack = &pack_q4_k;
     t[GGUF_T_Q6_K].pack = &pack_q6_k;
 }
