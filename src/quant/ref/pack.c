@@ -38,23 +38,19 @@
 
 enum { R = QUANT_PACK_ROWS };
 
-/* Levels, scales and mins of one Q4_K super-block. */
-static void q4_k_levels(const quant_block_q4_k *b, uint8_t q[256], uint8_t sc[8], uint8_t mn[8]) {
-    for (int v = 0; v < 256; v++) {
-        const int c = v / 64, l = v % 64;
-        q[v] = l < 32 ? (uint8_t)(b->qs[32 * c + l] & 0xF) : (uint8_t)(b->qs[32 * c + l - 32] >> 4);
-    }
-    for (int j = 0; j < 8; j++) quant_k4_scale_min(j, b->scales, &sc[j], &mn[j]);
+/* The packers move 4 bytes (4 inputs of a row) at a time: loading at load time runs over the
+ * whole file, so they take 32-bit words, not levels one by one. */
+static uint32_t rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
-static void q6_k_levels(const quant_block_q6_k *b, uint8_t q[256]) {
-    for (int v = 0; v < 256; v++) {
-        const int n = v / 128, w = v % 128, l = w % 32, qq = w / 32;
-        const uint8_t lo = b->ql[64 * n + l + (qq & 1) * 32];
-        const int low = qq < 2 ? lo & 0xF : lo >> 4;
-        q[v] = (uint8_t)(low | (((b->qh[32 * n + l] >> (2 * qq)) & 3) << 4));
-    }
+static void wr32(uint8_t *p, uint32_t v) {
+    memcpy(p, &v, 4);
 }
+
+#define LO4 0x0F0F0F0Fu
 
 void quant_pack_q4_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst) {
     const int64_t nb = n_in / QUANT_QKK;
@@ -64,17 +60,22 @@ void quant_pack_q4_k_x16(const void *src, size_t src_stride, int n_rows, int64_t
         for (int r = 0; r < n_rows; r++) {
             const quant_block_q4_k *b =
                 (const quant_block_q4_k *)((const uint8_t *)src + (size_t)r * src_stride) + i;
-            uint8_t q[256], sc[8], mn[8];
-            q4_k_levels(b, q, sc, mn);
             memcpy(o + 2 * r, &b->d, 2);
             memcpy(o + 32 + 2 * r, &b->dmin, 2);
             for (int j = 0; j < 8; j++) {
-                o[64 + 16 * j + r] = sc[j];
-                o[192 + 32 * (j / 2) + 2 * r + (j & 1)] = mn[j];
-                for (int k = 0; k < 4; k++)
-                    for (int bb = 0; bb < 4; bb++)
-                        o[320 + 256 * j + 64 * k + 4 * r + bb] =
-                            (uint8_t)(q[32 * j + 4 * k + bb] | (q[32 * j + 16 + 4 * k + bb] << 4));
+                uint8_t sc, mn;
+                quant_k4_scale_min(j, b->scales, &sc, &mn);
+                o[64 + 16 * j + r] = sc;
+                o[192 + 32 * (j / 2) + 2 * r + (j & 1)] = mn;
+                /* qs[32c + l]: input 64c + l in the low nibble, 64c + 32 + l in the high one;
+                 * sub-block j = 2c takes the low nibbles, 2c + 1 the high ones */
+                const uint8_t *q = b->qs + 32 * (j / 2);
+                for (int k = 0; k < 4; k++) {
+                    const uint32_t a = rd32(q + 4 * k), c = rd32(q + 16 + 4 * k);
+                    const uint32_t v =
+                        j & 1 ? ((a >> 4) & LO4) | (c & ~LO4) : (a & LO4) | ((c & LO4) << 4);
+                    wr32(o + 320 + 256 * j + 64 * k + 4 * r, v);
+                }
             }
         }
     }
@@ -88,20 +89,28 @@ void quant_pack_q6_k_x16(const void *src, size_t src_stride, int n_rows, int64_t
         for (int r = 0; r < n_rows; r++) {
             const quant_block_q6_k *b =
                 (const quant_block_q6_k *)((const uint8_t *)src + (size_t)r * src_stride) + i;
-            uint8_t q[256];
-            q6_k_levels(b, q);
             memcpy(o + 2 * r, &b->d, 2);
             for (int j = 0; j < 16; j++)
                 o[32 + 32 * (j / 2) + 2 * r + (j & 1)] = (uint8_t)b->scales[j];
-            for (int p = 0; p < 8; p++)
-                for (int k = 0; k < 4; k++)
-                    for (int bb = 0; bb < 4; bb++) {
-                        const int lo = q[32 * p + 4 * k + bb], hi = q[32 * p + 16 + 4 * k + bb];
-                        o[288 + 256 * p + 64 * k + 4 * r + bb] =
-                            (uint8_t)((lo & 0xF) | (hi & 0xF) << 4);
-                        o[2336 + 128 * p + 4 * r + bb] |= (uint8_t)((lo >> 4) << (2 * k));
-                        o[2336 + 128 * p + 64 + 4 * r + bb] |= (uint8_t)((hi >> 4) << (2 * k));
-                    }
+            /* pair p (inputs 32p..32p+31) is quarter qq = p % 4 of half n = p / 4: input l of it
+             * has its low 4 bits in ql[64n + 32(qq & 1) + l] (the low nibble for qq < 2) and its
+             * high 2 bits at 2qq of qh[32n + l] */
+            for (int p = 0; p < 8; p++) {
+                const int n = p / 4, qq = p % 4;
+                const uint8_t *ql = b->ql + 64 * n + 32 * (qq & 1), *qh = b->qh + 32 * n;
+                uint32_t h[2] = {0, 0};
+                for (int k = 0; k < 4; k++) {
+                    const uint32_t a = rd32(ql + 4 * k), c = rd32(ql + 16 + 4 * k);
+                    const uint32_t v =
+                        qq < 2 ? (a & LO4) | ((c & LO4) << 4) : ((a >> 4) & LO4) | (c & ~LO4);
+                    wr32(o + 288 + 256 * p + 64 * k + 4 * r, v);
+                    for (int hh = 0; hh < 2; hh++)
+                        h[hh] |= ((rd32(qh + 16 * hh + 4 * k) >> (2 * qq)) & 0x03030303u)
+                                 << (2 * k);
+                }
+                wr32(o + 2336 + 128 * p + 4 * r, h[0]);
+                wr32(o + 2336 + 128 * p + 64 + 4 * r, h[1]);
+            }
         }
     }
 }
