@@ -90,12 +90,10 @@ void model_bert_forward_impl(model_ctx *c, const model_rope_cfg *rope) {
     const model *m = c->m;
     const model_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd;
-    const size_t row_bytes = sizeof(float) * (size_t)E * (size_t)c->n_tok;
     const model_attn_params attn = {.scale = 1.0f / sqrtf((float)hp->head_dim), .non_causal = true};
     model_op_embed(c, 1.0f);
     model_op_embed_encoder(c);
-    model_dev_host(c);
-    memcpy(c->xn, c->x, row_bytes);
+    model_op_copy_rows(c, c->xn, c->x, E);
     if (rope) model_op_rope_prepare(c, 0, rope);
     for (int32_t il = 0; il < hp->n_layer; il++) {
         const model_layer *L = &m->layers[il];
@@ -109,16 +107,14 @@ void model_bert_forward_impl(model_ctx *c, const model_rope_cfg *rope) {
         model_op_add_bias(c, c->xn, L->bo, E);
         model_op_add(c, c->x, c->xn, E);
         model_op_layer_norm(c, c->x, L->attn_post_norm, L->attn_post_norm_b, c->x, E, hp->norm_eps);
-        model_dev_host(c);
-        memcpy(c->xn, c->x, row_bytes);
+        model_op_copy_rows(c, c->xn, c->x, E);
         if (L->w_gate.data)
             model_op_ffn_glu(c, L, MODEL_GLU_SILU);
         else
             model_op_ffn_gelu(c, L);
         model_op_add(c, c->x, c->xn, E);
         model_op_layer_norm(c, c->x, L->ffn_post_norm, L->ffn_post_norm_b, c->x, E, hp->norm_eps);
-        model_dev_host(c);
-        memcpy(c->xn, c->x, row_bytes);
+        model_op_copy_rows(c, c->xn, c->x, E);
     }
     model_op_hidden(c);
 }

@@ -180,11 +180,18 @@ static void attn_general(const attn_task *t, int64_t lo, int64_t hi, int slot) {
         const int32_t n = last - first + 1;
         const unsigned char *kc = seq_k(c, &lv, s), *vc = seq_v(c, &lv, s);
         conv(c->q + tok * q_dim + (int64_t)h * hd, qr, hd);
+        /* an encoder's input sits in cells [0, n) of its own: every dot in one call (the
+         * fast path's order; a causal entry keeps the reference's dot per cell) */
+        const bool rows = kt->dot_rows && a->non_causal && first + n <= lv.cells;
+        if (rows)
+            kt->dot_rows(hd, n, kc + ((size_t)first * (size_t)lv.k_dim + (size_t)kvh * hd) * elt,
+                         (size_t)lv.k_dim * elt, qr, sc);
         float mx = -INFINITY;
         for (int32_t i = 0; i < n; i++) {
             const int32_t cell = (first + i) % lv.cells;
-            kt->vec_dot(hd, &sc[i], kc + ((size_t)cell * (size_t)lv.k_dim + (size_t)kvh * hd) * elt,
-                        qr);
+            if (!rows)
+                kt->vec_dot(hd, &sc[i],
+                            kc + ((size_t)cell * (size_t)lv.k_dim + (size_t)kvh * hd) * elt, qr);
             float v = sc[i] * a->scale;
             /* times the reciprocal, as the reference scales by it (a division may round
              * differently) */
@@ -207,8 +214,13 @@ static void attn_general(const attn_task *t, int64_t lo, int64_t hi, int slot) {
         for (int32_t i = 0; i < n; i++) prf[(first + i) % lv.cells] = sc[i] * inv;
         conv(prf, pr, used);
         float *out = c->att + tok * o_dim + (int64_t)h * hdv;
-        for (int32_t d = 0; d < hdv; d++)
-            kt->vec_dot(used, &out[d], vc + ((size_t)kvh * hdv + (size_t)d) * lv.cells * elt, pr);
+        if (rows)
+            kt->dot_rows(used, hdv, vc + (size_t)kvh * hdv * lv.cells * elt, lv.cells * elt, pr,
+                         out);
+        else
+            for (int32_t d = 0; d < hdv; d++)
+                kt->vec_dot(used, &out[d], vc + ((size_t)kvh * hdv + (size_t)d) * lv.cells * elt,
+                            pr);
     }
 }
 
@@ -220,14 +232,22 @@ static void attn_items(void *ctx, int64_t lo, int64_t hi, int slot) {
         attn_plain(t, lo, hi, slot);
 }
 
-/* The step's K and V rows into their cells (position p of a ring layer in cell p % cells). */
-static void store_kv(model_ctx *c, int32_t il) {
-    const layer_view lv = view(c, il);
+typedef struct store_task {
+    model_ctx *c;
+    int32_t il;
+} store_task;
+
+/* The step's K and V rows into their cells (position p of a ring layer in cell p % cells); each
+ * entry writes cells of its own, so the entries are split over the pool. */
+static void store_rows(void *ctx, int64_t lo, int64_t hi) {
+    const store_task *st = ctx;
+    model_ctx *c = st->c;
+    const layer_view lv = view(c, st->il);
     const size_t elt = c->kv_elt;
     const quant_from_float_fn conv = kv_from_float(c);
     enum { RUN = 64 };
     unsigned char buf[RUN * 4];
-    for (int32_t t = 0; t < c->n_tok; t++) {
+    for (int32_t t = (int32_t)lo; t < (int32_t)hi; t++) {
         const int32_t s = c->tok_seq[t], cell = c->tok_pos[t] % lv.cells;
         unsigned char *kc = (unsigned char *)seq_k(c, &lv, s);
         conv(c->k + t * lv.k_dim, kc + (size_t)cell * (size_t)lv.k_dim * elt, lv.k_dim);
@@ -237,8 +257,14 @@ static void store_kv(model_ctx *c, int32_t il) {
         for (int64_t j0 = 0; j0 < lv.v_dim; j0 += RUN) {
             const int64_t nj = lv.v_dim - j0 < RUN ? lv.v_dim - j0 : RUN;
             conv(&c->v[t * lv.v_dim + j0], buf, nj);
-            for (int64_t j = 0; j < nj; j++)
-                memcpy(vc + ((size_t)(j0 + j) * lv.cells + cell) * elt, buf + j * elt, elt);
+            /* typed stores: a memcpy of a variable 2 or 4 bytes is a call per element (an
+             * encoder batch of 2,048 tokens stores 1.5M elements per layer) */
+            if (elt == 4)
+                for (int64_t j = 0; j < nj; j++)
+                    memcpy(vc + ((size_t)(j0 + j) * lv.cells + cell) * 4, buf + j * 4, 4);
+            else
+                for (int64_t j = 0; j < nj; j++)
+                    memcpy(vc + ((size_t)(j0 + j) * lv.cells + cell) * 2, buf + j * 2, 2);
         }
     }
 }
@@ -249,7 +275,8 @@ void model_op_attention(model_ctx *c, int32_t il, const model_attn_params *a) {
     /* a layer's cache lives on one side: its attention runs there */
     if (model_dev_layer(c, il) && c->dev->ops->attention(c->dev_ctx, c, il, a)) return;
     model_dev_host(c);
-    store_kv(c, il);
+    store_task st = {c, il};
+    model_run_rows(c, c->n_tok, (int64_t)view(c, il).k_dim * 2, store_rows, &st);
     /* runs of entries of one sequence, and each sequence's length after the step */
     int32_t *run_end = c->run_end, *seq_end = c->seq_end, *seq_ntok = c->seq_ntok;
     for (int32_t s = 0; s < c->n_seq; s++) seq_end[s] = seq_ntok[s] = 0;

@@ -28,18 +28,76 @@ void model_op_rms_norm(model_ctx *c, const float *x, const float *w, float *out,
         model_rms_norm(x + t * n, w, out + t * n, n, c->m->hp.rms_eps);
 }
 
+typedef struct rows_task {
+    model_rows_fn fn;
+    void *ctx;
+} rows_task;
+
+static void rows_items(void *ctx, int64_t lo, int64_t hi, int slot) {
+    (void)slot;
+    const rows_task *t = ctx;
+    t->fn(t->ctx, lo, hi);
+}
+
+/* below this many elements a pool run's wake-up costs more than the loop */
+#define ROWS_PARALLEL_MIN (1 << 15)
+
+void model_run_rows(model_ctx *c, int64_t n_rows, int64_t row_elems, model_rows_fn fn, void *ctx) {
+    if (c->pool && c->n_threads > 1 && n_rows > 1 && n_rows * row_elems >= ROWS_PARALLEL_MIN) {
+        rows_task t = {fn, ctx};
+        core_pool_run_items(c->pool, rows_items, &t, n_rows);
+    } else {
+        fn(ctx, 0, n_rows);
+    }
+}
+
+typedef struct bias_rows {
+    float *y;
+    const float *b;
+    int64_t dim;
+} bias_rows;
+
+static void add_bias_rows(void *ctx, int64_t lo, int64_t hi) {
+    const bias_rows *a = ctx;
+    for (int64_t t = lo; t < hi; t++)
+        for (int64_t i = 0; i < a->dim; i++) a->y[t * a->dim + i] += a->b[i];
+}
+
 void model_op_add_bias(model_ctx *c, float *y, const float *b, int64_t dim) {
     if (!b) return;
     if (model_dev_want(c, b) && c->dev->ops->add_bias(c->dev_ctx, c, y, b, dim, c->n_tok)) return;
     model_dev_host(c);
-    for (int32_t t = 0; t < c->n_tok; t++)
-        for (int64_t i = 0; i < dim; i++) y[t * dim + i] += b[i];
+    bias_rows a = {y, b, dim};
+    model_run_rows(c, c->n_tok, dim, add_bias_rows, &a);
+}
+
+typedef struct add_rows_args {
+    float *x;
+    const float *y;
+    int64_t n;
+} add_rows_args;
+
+static void add_rows(void *ctx, int64_t lo, int64_t hi) {
+    const add_rows_args *a = ctx;
+    for (int64_t i = lo * a->n; i < hi * a->n; i++) a->x[i] += a->y[i];
 }
 
 void model_op_add(model_ctx *c, float *x, const float *y, int64_t n) {
     if (model_dev_here(c) && c->dev->ops->add(c->dev_ctx, c, x, y, n)) return;
     model_dev_host(c);
-    for (int64_t i = 0; i < c->n_tok * n; i++) x[i] += y[i];
+    add_rows_args a = {x, y, n};
+    model_run_rows(c, c->n_tok, n, add_rows, &a);
+}
+
+static void copy_rows(void *ctx, int64_t lo, int64_t hi) {
+    const add_rows_args *a = ctx;
+    memcpy(a->x + lo * a->n, a->y + lo * a->n, sizeof(float) * (size_t)((hi - lo) * a->n));
+}
+
+void model_op_copy_rows(model_ctx *c, float *dst, const float *src, int64_t n) {
+    model_dev_host(c);
+    add_rows_args a = {dst, src, n};
+    model_run_rows(c, c->n_tok, n, copy_rows, &a);
 }
 
 void model_op_scale(model_ctx *c, float *x, int64_t n, float s) {

@@ -7,13 +7,24 @@
 
 #define MAX_GROUP 4
 
+/* The activations a weight's kernels read: its layout's (model_repack) or its type's. */
+static uint32_t act_type(const model_weight *w) {
+    return w->pk ? w->pk->act_type : w->qt->vec_dot_type;
+}
+
+static quant_from_float_fn act_convert(const model_weight *w) {
+    if (w->pk && w->pk->act_from_float) return w->pk->act_from_float;
+    const quant_traits *vt = quant_get(act_type(w));
+    return vt ? vt->from_float : NULL;
+}
+
 typedef struct lin_task {
     const model_weight *w[MAX_GROUP]; /* products sharing the same input */
     float *y[MAX_GROUP];              /* (n_tok, w[i]->n_out) */
     int64_t row0[MAX_GROUP + 1];      /* prefix sums of n_out: the rows are split as one range */
     int n_w;
-    const quant_traits *vt; /* traits of the activation type */
-    const float *x;         /* (n_tok, n_in) */
+    quant_from_float_fn convert; /* makes the activation rows */
+    const float *x;              /* (n_tok, n_in) */
     const unsigned char *xq;
     unsigned char *xq_out;
     size_t xq_stride; /* bytes per activation row */
@@ -26,7 +37,7 @@ static void quantize_items(void *ctx, int64_t lo, int64_t hi, int slot) {
     lin_task *t = ctx;
     const int64_t n_in = t->w[0]->n_in;
     for (int64_t i = lo; i < hi; i++)
-        t->vt->from_float(t->x + i * n_in, t->xq_out + (size_t)i * t->xq_stride, n_in);
+        t->convert(t->x + i * n_in, t->xq_out + (size_t)i * t->xq_stride, n_in);
 }
 
 /* Rows in blocks so that a block of weight rows stays in L1 while every token visits it. */
@@ -234,7 +245,8 @@ static void linear_rows(model_ctx *c, int n_w, const model_weight *const *w, con
     /* one group needs one activation type; otherwise each product runs on its own */
     bool same = n_w <= MAX_GROUP;
     for (int k = 1; k < n_w && same; k++)
-        same = w[k]->qt->vec_dot_type == w[0]->qt->vec_dot_type && w[k]->n_in == w[0]->n_in;
+        same = act_type(w[k]) == act_type(w[0]) && act_convert(w[k]) == act_convert(w[0]) &&
+               w[k]->n_in == w[0]->n_in;
     if (!same) {
         for (int k = 0; k < n_w; k++) linear_rows(c, 1, &w[k], x, &y[k], n_tok, single, row_lora);
         return;
@@ -245,11 +257,11 @@ static void linear_rows(model_ctx *c, int n_w, const model_weight *const *w, con
         t.y[k] = y[k];
         t.row0[k + 1] = t.row0[k] + w[k]->n_out;
     }
-    if (w[0]->qt->vec_dot_type == GGUF_T_F32) {
+    if (act_type(w[0]) == GGUF_T_F32 && !(w[0]->pk && w[0]->pk->act_from_float)) {
         t.xq = (const unsigned char *)x;
         t.xq_stride = (size_t)w[0]->n_in * sizeof(float);
     } else {
-        t.vt = quant_get(w[0]->qt->vec_dot_type);
+        t.convert = act_convert(w[0]);
         t.xq_out = c->xq;
         t.xq = c->xq;
         t.xq_stride = c->m->max_act_row_bytes;

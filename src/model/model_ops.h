@@ -17,8 +17,17 @@ void model_op_embed(model_ctx *c, float scale);
 void model_op_rms_norm(model_ctx *c, const float *x, const float *w, float *out, int64_t n);
 /* y (n_tok, dim) += b, b may be NULL. */
 void model_op_add_bias(model_ctx *c, float *y, const float *b, int64_t dim);
+
+/* Runs fn over rows [0, n_rows) on the context's pool when the rows hold enough elements
+ * (row_elems each) to pay for waking it, else on the calling thread. fn must compute each row
+ * alone (the split never changes a result). For the element-wise ops between the products: on
+ * a prompt or an encoder batch they were the serial part of a step. */
+typedef void (*model_rows_fn)(void *ctx, int64_t lo, int64_t hi);
+void model_run_rows(model_ctx *c, int64_t n_rows, int64_t row_elems, model_rows_fn fn, void *ctx);
 /* x (n_tok, n) += y. */
 void model_op_add(model_ctx *c, float *x, const float *y, int64_t n);
+/* dst (n_tok, n) = src, on the host (its rows split over the pool like the ops above) */
+void model_op_copy_rows(model_ctx *c, float *dst, const float *src, int64_t n);
 /* x (n_tok, n) *= s (s == 1: nothing). */
 void model_op_scale(model_ctx *c, float *x, int64_t n, float s);
 /* Per-head RMSNorm of y (n_tok, n_head*head_dim) with weights (head_dim); w NULL: nothing. */
@@ -153,7 +162,8 @@ void model_op_hidden(model_ctx *c);
 float model_gelu(float x);
 /* Its table: the F16 bits of the GELU of each F16 input (1 << 16 entries, built once). */
 const uint16_t *model_gelu_table(void);
-/* GEGLU of one row (ops_gelu.c): g[i] = model_gelu(g[i]) * u[i] over n; the AVX2+F16C version
+/* GEGLU of one row (ops_gelu.c): g[i] = model_gelu(g[i]) * u[i] over n (u NULL: g[i] =
+ * model_gelu(g[i])); the AVX2+F16C version
  * (x86 builds only) is bit-identical to the reference and runs when the CPU has them. */
 void model_geglu(float *g, const float *u, int64_t n);
 void model_geglu_ref(float *g, const float *u, int64_t n);

@@ -35,23 +35,35 @@ float model_gelu(float x) {
     return quant_f16_to_f32(gelu_table[quant_f32_to_f16(x)]);
 }
 
-void model_op_gelu(model_ctx *c, float *x, int64_t n) {
-    pthread_once(&gelu_once, gelu_table_build);
-    model_dev_host(c);
-    for (int64_t i = 0; i < (int64_t)c->n_tok * n; i++) {
-        const float v = x[i];
-        x[i] = v <= -10.0f  ? 0.0f
-               : v >= 10.0f ? v
-                            : quant_f16_to_f32(gelu_table[quant_f32_to_f16(v)]);
-    }
+typedef struct gelu_rows {
+    float *x;
+    int64_t n;
+} gelu_rows;
+
+static void gelu_items(void *ctx, int64_t lo, int64_t hi) {
+    const gelu_rows *g = ctx;
+    model_geglu(g->x + lo * g->n, NULL, (hi - lo) * g->n);
 }
 
-void model_op_layer_norm(model_ctx *c, const float *x, const float *w, const float *b, float *out,
-                         int64_t n, float eps) {
+void model_op_gelu(model_ctx *c, float *x, int64_t n) {
     model_dev_host(c);
-    for (int32_t t = 0; t < c->n_tok; t++) {
-        const float *xr = x + (int64_t)t * n;
-        float *y = out + (int64_t)t * n;
+    gelu_rows g = {x, n};
+    model_run_rows(c, c->n_tok, n, gelu_items, &g);
+}
+
+typedef struct norm_rows {
+    const float *x, *w, *b;
+    float *out;
+    int64_t n;
+    float eps;
+} norm_rows;
+
+static void layer_norm_items(void *ctx, int64_t lo, int64_t hi) {
+    const norm_rows *a = ctx;
+    const int64_t n = a->n;
+    for (int64_t t = lo; t < hi; t++) {
+        const float *xr = a->x + t * n;
+        float *y = a->out + t * n;
         /* sums in double, as ggml's norm accumulates them */
         double sum = 0.0;
         for (int64_t i = 0; i < n; i++) sum += (double)xr[i];
@@ -62,14 +74,21 @@ void model_op_layer_norm(model_ctx *c, const float *x, const float *w, const flo
             y[i] = d;
             sum2 += (double)(d * d);
         }
-        const float scale = 1.0f / sqrtf((float)(sum2 / (double)n) + eps);
+        const float scale = 1.0f / sqrtf((float)(sum2 / (double)n) + a->eps);
         for (int64_t i = 0; i < n; i++) {
             float v = y[i] * scale;
-            if (w) v *= w[i];
-            if (b) v += b[i];
+            if (a->w) v *= a->w[i];
+            if (a->b) v += a->b[i];
             y[i] = v;
         }
     }
+}
+
+void model_op_layer_norm(model_ctx *c, const float *x, const float *w, const float *b, float *out,
+                         int64_t n, float eps) {
+    model_dev_host(c);
+    norm_rows a = {x, w, b, out, n, eps};
+    model_run_rows(c, c->n_tok, n, layer_norm_items, &a);
 }
 
 void model_op_embed_encoder(model_ctx *c) {

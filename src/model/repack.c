@@ -57,7 +57,7 @@ static int list_weights(model *m, model_weight **out) {
 
 static bool wanted(const model_weight *w, bool (*held)(void *, const void *), void *ud) {
     return w->data && w->qt && w->qt->pack && !w->pack && w->expert_rows == 0 &&
-           w->n_in % w->qt->block_size == 0 && !(held && held(ud, w->data));
+           w->n_in % w->qt->pack->in_multiple == 0 && !(held && held(ud, w->data));
 }
 
 shimmy_status model_repack(model *m, bool (*held)(void *ud, const void *data), void *ud,
@@ -110,6 +110,11 @@ shimmy_status model_repack(model *m, bool (*held)(void *ud, const void *data), v
                 w->pack = (const unsigned char *)m->pack_mem + off[i];
                 w->pk = w->qt->pack;
                 m->packed_file_bytes += (uint64_t)w->n_out * w->row_bytes;
+                /* the layout's activation rows share the context's scratch (model_ctx_new
+                 * sizes it from this, so repacking comes before any context) */
+                uint64_t act = 0;
+                if (gguf_row_bytes(w->pk->act_type, w->n_in, &act) && act > m->max_act_row_bytes)
+                    m->max_act_row_bytes = (size_t)act;
                 if (!strstr(m->pack_layouts, w->pk->name) &&
                     len + strlen(w->pk->name) + 3 < sizeof m->pack_layouts)
                     len += (size_t)snprintf(m->pack_layouts + len, sizeof m->pack_layouts - len,

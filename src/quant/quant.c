@@ -167,7 +167,8 @@ const quant_traits *quant_variant_get(int i, uint32_t type) {
     if (i == 0) return &tables[0][type];
     const quant_traits *t = &tables[i][type], *r = &tables[0][type];
     if (t->to_float == r->to_float && t->from_float == r->from_float && t->vec_dot == r->vec_dot &&
-        t->vec_dot_batch == r->vec_dot_batch && t->gemm == r->gemm && t->pack == r->pack)
+        t->vec_dot_batch == r->vec_dot_batch && t->gemm == r->gemm && t->pack == r->pack &&
+        t->dot_rows == r->dot_rows)
         return NULL; /* nothing of this variant's own for the type */
     return t;
 }

@@ -48,8 +48,14 @@ typedef void (*quant_gemm_fn)(int64_t n, int64_t nr, int64_t nt, const void *w, 
 #define QUANT_PACK_ROWS 16
 
 typedef struct quant_pack {
-    const char *name;   /* the layout and its kernels, e.g. "q4_k.x16/avx512-vnni" */
-    size_t block_bytes; /* one group's bytes per block_size input elements */
+    const char *name;     /* the layout and its kernels, e.g. "q4_k.x16/avx512-vnni" */
+    size_t block_bytes;   /* one group's bytes per block_size input elements */
+    uint32_t in_multiple; /* n_in must be a multiple of this */
+    /* The activations the gemm reads: act_type rows made by act_from_float (NULL: that type's
+     * from_float). The float layouts read F32 rows already rounded as the weight type's
+     * vec_dot_type would round them, so the products are the reference's products. */
+    uint32_t act_type;
+    quant_from_float_fn act_from_float;
     /* Packs rows [0, n_rows) of src (src_stride bytes apart, n_in elements each; n_rows <=
      * QUANT_PACK_ROWS, missing rows are zero) into one group at dst (n_in / block_size *
      * block_bytes bytes). */
@@ -67,6 +73,10 @@ static inline size_t quant_pack_bytes(const quant_pack *p, uint32_t block_size, 
     const size_t groups = (size_t)((n_out + QUANT_PACK_ROWS - 1) / QUANT_PACK_ROWS);
     return groups * (size_t)(n_in / block_size) * p->block_bytes;
 }
+
+/* y[r] = dot(row r, x) for r < nr: rows w_stride bytes apart, x of the vec_dot_type. */
+typedef void (*quant_dot_rows_fn)(int64_t n, int64_t nr, const void *w, size_t w_stride,
+                                  const void *x, float *y);
 
 typedef struct quant_traits {
     const char *name;
@@ -95,9 +105,13 @@ typedef struct quant_traits {
      * type), for single tokens too. */
     quant_gemm_fn gemm;
     /* Optional (NULL = none): this variant's repacked layout and its kernels. Only variants
-     * whose integer dots make it pay have one (today AVX-512 VNNI: Q4_K, Q6_K); the
+     * whose dots make it pay have one (today AVX-512 VNNI: Q4_0, Q4_K, Q6_K, F16); the
      * reference-order path (SHIMMY_ISA=avx2) has none. */
     const quant_pack *pack;
+    /* Optional (NULL = none): many rows against one activation row, in this variant's own float
+     * order (agrees with vec_dot to rounding): today F32 with AVX-512, for an encoder's
+     * attention (a query against every key, probabilities against every value row). */
+    quant_dot_rows_fn dot_rows;
 } quant_traits;
 
 /* Bytes of a row of n elements of this type (n a multiple of block_size). */

@@ -57,6 +57,14 @@ int main(void) {
             model_geglu_ref(a + off, u + off, n);
             model_geglu_avx2(b + off, u + off, n);
             CHECK_MSG(memcmp(a, b, sizeof a) == 0, "n %d offset %d", n, off);
+            /* plain GELU (u NULL): the same values as the table times 1 */
+            memcpy(a, g0, sizeof a);
+            memcpy(b, g0, sizeof b);
+            model_geglu_ref(a + off, NULL, n);
+            model_geglu_avx2(b + off, NULL, n);
+            CHECK_MSG(memcmp(a, b, sizeof a) == 0, "gelu n %d offset %d", n, off);
+            for (int i = 0; i < n; i++)
+                CHECK_MSG(a[off + i] == model_gelu(g0[off + i]), "gelu n %d element %d", n, i);
             n_cases++;
         }
     /* every F16 value in the table's range once: each table word and half */

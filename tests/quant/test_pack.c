@@ -42,7 +42,14 @@ static void check_shape(uint32_t type, const shape *s, int pattern, test_rng *rn
     const size_t pbytes = quant_pack_bytes(pref, ref->block_size, s->n_in, s->n_out);
     const size_t group = pbytes / (size_t)((s->n_out + 15) / 16);
     float *xf = malloc((size_t)s->n_in * sizeof *xf);
+    /* the pack's own activation rows, made from the same values (the float layouts read F32
+     * rows rounded as the reference rounds them) */
+    const quant_traits *pact = quant_get_ref(pref->act_type);
+    const quant_from_float_fn pconv =
+        pref->act_from_float ? pref->act_from_float : pact->from_float;
+    const size_t parow = quant_row_bytes(pact, s->n_in);
     unsigned char *w = malloc(wrow * (size_t)s->n_out), *a = malloc(arow * (size_t)s->nt);
+    unsigned char *pa = malloc(parow * (size_t)s->nt);
     unsigned char *pw = aligned_alloc(64, (pbytes + 63) / 64 * 64);
     const size_t ys = (size_t)s->n_out + 2, ny = ys * (size_t)s->nt;
     float *want = calloc(ny, sizeof *want), *got = malloc(ny * sizeof *got);
@@ -54,6 +61,7 @@ static void check_shape(uint32_t type, const shape *s, int pattern, test_rng *rn
         for (int64_t i = 0; i < s->n_in; i++)
             xf[i] = (float)test_rng_normal(rng) * (pattern && i == t ? 40.0f : 1.0f);
         act->from_float(xf, a + (size_t)t * arow, s->n_in);
+        pconv(xf, pa + (size_t)t * parow, s->n_in);
     }
     for (int64_t g = 0; g * 16 < s->n_out; g++) {
         const int rows = (int)(s->n_out - g * 16 < 16 ? s->n_out - g * 16 : 16);
@@ -70,7 +78,8 @@ static void check_shape(uint32_t type, const shape *s, int pattern, test_rng *rn
         const quant_pack *p = v < 0 ? pref : var ? var->pack : NULL;
         if (!p) continue;
         for (size_t i = 0; i < ny; i++) got[i] = SENTINEL;
-        p->gemm(s->n_in, s->r0, s->r1, s->nt, pw, a, arow, got, ys);
+        if (var) CHECK(p->act_type == pref->act_type); /* one activation row for the layout */
+        p->gemm(s->n_in, s->r0, s->r1, s->nt, pw, pa, parow, got, ys);
         double worst = 0;
         int outside = 0;
         for (int64_t t = 0; t < s->nt; t++)
@@ -97,7 +106,7 @@ static void check_shape(uint32_t type, const shape *s, int pattern, test_rng *rn
         if (v >= 0) { /* against the scalar layout kernels */
             float *sref = malloc(ny * sizeof *sref);
             for (size_t i = 0; i < ny; i++) sref[i] = SENTINEL;
-            pref->gemm(s->n_in, s->r0, s->r1, s->nt, pw, a, arow, sref, ys);
+            pref->gemm(s->n_in, s->r0, s->r1, s->nt, pw, pa, parow, sref, ys);
             double d = 0;
             for (size_t i = 0; i < ny; i++) {
                 const double e = fabs((double)got[i] - sref[i]) / scale;
@@ -111,6 +120,7 @@ static void check_shape(uint32_t type, const shape *s, int pattern, test_rng *rn
     free(xf);
     free(w);
     free(a);
+    free(pa);
     free(pw);
     free(want);
     free(got);
@@ -120,7 +130,7 @@ int main(void) {
     test_rng rng;
     test_rng_seed(&rng, 11);
     int n_checked = 0;
-    const uint32_t types[] = {GGUF_T_Q4_0, GGUF_T_Q4_K, GGUF_T_Q6_K};
+    const uint32_t types[] = {GGUF_T_F16, GGUF_T_Q4_0, GGUF_T_Q4_K, GGUF_T_Q6_K};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         CHECK(quant_pack_ref(types[ti]) != NULL);
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)

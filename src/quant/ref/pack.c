@@ -21,6 +21,10 @@
  *   uint16 d[16]
  *   uint8  qs[4][16][4]             step k: row r's Q4_0 bytes 4k..4k+3 as they are (levels
  *                                   4k + b in the low nibbles, 16 + 4k + b in the high ones)
+ * f16.x16, 32 bytes per input (2 per row, as F16):
+ *   uint16 w[16]                    the 16 rows' weights of input k (record k)
+ *   read with F32 activations that are the reference's F16 ones (quant_ref_f32_via_f16): each
+ *   record is one conversion and one broadcast FMA per token for 16 rows.
  * Levels are the format's unsigned ones (Q4_K 0..15 with value d*sc*q - dmin*m, Q6_K 0..63 with
  * value d*sc*(q - 32), Q4_0 0..15 with value d*(q - 8)). With 4 consecutive levels of a row in one
  * lane, an unsigned-by-signed byte dot (VNNI vpdpbusd) against 4 activations of one token gives
@@ -127,6 +131,20 @@ void quant_pack_q4_0_x16(const void *src, size_t src_stride, int n_rows, int64_t
             for (int k = 0; k < 4; k++) memcpy(o + 32 + 64 * k + 4 * r, b->qs + 4 * k, 4);
         }
     }
+}
+
+void quant_pack_f16_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst) {
+    uint16_t *o = dst;
+    memset(o, 0, (size_t)n_in * R * 2);
+    for (int r = 0; r < n_rows; r++) {
+        const uint16_t *row = (const uint16_t *)((const uint8_t *)src + (size_t)r * src_stride);
+        for (int64_t k = 0; k < n_in; k++) o[k * R + r] = row[k];
+    }
+}
+
+void quant_ref_f32_via_f16(const float *x, void *vy, int64_t n) {
+    float *y = vy;
+    for (int64_t i = 0; i < n; i++) y[i] = quant_f16_to_f32(quant_f32_to_f16(x[i]));
 }
 
 static void store_rows(int64_t g, int64_t r0, int64_t r1, const double acc[R], float *y) {
@@ -247,15 +265,42 @@ static void gemm_q4_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
     }
 }
 
-static const quant_pack ref_q4_0 = {"q4_0.x16/scalar", QUANT_Q4_0_X16_BYTES, quant_pack_q4_0_x16,
-                                    gemm_q4_0_x16};
-static const quant_pack ref_q4_k = {"q4_k.x16/scalar", QUANT_Q4_K_X16_BYTES, quant_pack_q4_k_x16,
-                                    gemm_q4_k_x16};
-static const quant_pack ref_q6_k = {"q6_k.x16/scalar", QUANT_Q6_K_X16_BYTES, quant_pack_q6_k_x16,
-                                    gemm_q6_k_x16};
+/* Per row and token: one fmaf chain in input order (the SIMD kernels' order, whatever the
+ * number of tokens). */
+static void gemm_f16_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                         const void *x, size_t xs, float *y, size_t ys) {
+    for (int64_t g = r0 / R; g * R < r1; g++) {
+        const uint16_t *gw = (const uint16_t *)w + (size_t)g * (size_t)n_in * R;
+        for (int64_t t = 0; t < nt; t++) {
+            const float *xt = (const float *)((const uint8_t *)x + t * xs);
+            for (int r = 0; r < R; r++) {
+                const int64_t row = g * R + r;
+                if (row < r0 || row >= r1) continue;
+                float a = 0;
+                for (int64_t k = 0; k < n_in; k++)
+                    a = fmaf(quant_f16_to_f32(gw[k * R + r]), xt[k], a);
+                y[t * ys + row] = a;
+            }
+        }
+    }
+}
+
+static const quant_pack ref_f16 = {
+    "f16.x16/scalar",   2 * R,       2, GGUF_T_F32, quant_ref_f32_via_f16,
+    quant_pack_f16_x16, gemm_f16_x16};
+static const quant_pack ref_q4_0 = {
+    "q4_0.x16/scalar",   QUANT_Q4_0_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
+    quant_pack_q4_0_x16, gemm_q4_0_x16};
+static const quant_pack ref_q4_k = {
+    "q4_k.x16/scalar",   QUANT_Q4_K_X16_BYTES, QUANT_QKK, GGUF_T_Q8_K, NULL,
+    quant_pack_q4_k_x16, gemm_q4_k_x16};
+static const quant_pack ref_q6_k = {
+    "q6_k.x16/scalar",   QUANT_Q6_K_X16_BYTES, QUANT_QKK, GGUF_T_Q8_K, NULL,
+    quant_pack_q6_k_x16, gemm_q6_k_x16};
 
 const quant_pack *quant_pack_ref(uint32_t type) {
     switch (type) {
+    case GGUF_T_F16: return &ref_f16;
     case GGUF_T_Q4_0: return &ref_q4_0;
     case GGUF_T_Q4_K: return &ref_q4_k;
     case GGUF_T_Q6_K: return &ref_q6_k;

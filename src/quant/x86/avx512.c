@@ -262,7 +262,57 @@ static void gemm_q6_k(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t 
     }
 }
 
+/* ---- F32 rows against one vector: 4 rows per pass, one 16-lane accumulator each, the tail
+ * of n % 16 through masked loads; the four sums reduced together ---- */
+
+static inline float hsum512(__m512 v) {
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    return qx_hsum_ps(h);
+}
+
+static void dot_rows_f32(int64_t n, int64_t nr, const void *vw, size_t ws, const void *vx,
+                         float *y) {
+    const unsigned char *w = vw;
+    const float *x = vx;
+    const __mmask16 tail = (__mmask16)((1u << (n % 16)) - 1);
+    const int64_t n16 = n - n % 16;
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) {
+        const float *a = (const float *)(w + (size_t)r * ws),
+                    *b = (const float *)((const unsigned char *)a + ws);
+        const float *c = (const float *)((const unsigned char *)b + ws),
+                    *d = (const float *)((const unsigned char *)c + ws);
+        __m512 sa = _mm512_setzero_ps(), sb = sa, sc = sa, sd = sa;
+        for (int64_t i = 0; i < n16; i += 16) {
+            const __m512 xv = _mm512_loadu_ps(x + i);
+            sa = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), xv, sa);
+            sb = _mm512_fmadd_ps(_mm512_loadu_ps(b + i), xv, sb);
+            sc = _mm512_fmadd_ps(_mm512_loadu_ps(c + i), xv, sc);
+            sd = _mm512_fmadd_ps(_mm512_loadu_ps(d + i), xv, sd);
+        }
+        if (tail) {
+            const __m512 xv = _mm512_maskz_loadu_ps(tail, x + n16);
+            sa = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, a + n16), xv, sa);
+            sb = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, b + n16), xv, sb);
+            sc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, c + n16), xv, sc);
+            sd = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, d + n16), xv, sd);
+        }
+        y[r] = hsum512(sa), y[r + 1] = hsum512(sb), y[r + 2] = hsum512(sc), y[r + 3] = hsum512(sd);
+    }
+    for (; r < nr; r++) {
+        const float *a = (const float *)(w + (size_t)r * ws);
+        __m512 sa = _mm512_setzero_ps();
+        for (int64_t i = 0; i < n16; i += 16)
+            sa = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(x + i), sa);
+        if (tail)
+            sa = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, a + n16),
+                                 _mm512_maskz_loadu_ps(tail, x + n16), sa);
+        y[r] = hsum512(sa);
+    }
+}
+
 void quant_x86_avx512_install(quant_traits *t) {
+    t[GGUF_T_F32].dot_rows = dot_rows_f32;
     t[GGUF_T_Q4_K].vec_dot = vec_dot_q4_k;
     t[GGUF_T_Q6_K].vec_dot = vec_dot_q6_k;
     t[GGUF_T_Q4_K].gemm = gemm_q4_k;

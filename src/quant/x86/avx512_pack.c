@@ -302,14 +302,93 @@ static void gemm_q4_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
     }
 }
 
-static const quant_pack pack_q4_0 = {"q4_0.x16/avx512-vnni", QUANT_Q4_0_X16_BYTES,
-                                     quant_pack_q4_0_x16, gemm_q4_0_x16};
-static const quant_pack pack_q4_k = {"q4_k.x16/avx512-vnni", QUANT_Q4_K_X16_BYTES,
-                                     quant_pack_q4_k_x16, gemm_q4_k_x16};
-static const quant_pack pack_q6_k = {"q6_k.x16/avx512-vnni", QUANT_Q6_K_X16_BYTES,
-                                     quant_pack_q6_k_x16, gemm_q6_k_x16};
+/* ---- f16.x16 ---- */
+
+#define PK_TOK_F16 8 /* tokens per tile */
+
+/* acc[g][t] += w_k * x_t[k] over the inputs, one chain per row and token in input order (a
+ * token alone or in a tile, one group or two: the same steps, so the same bits). Two groups
+ * per pass when the range has them: each broadcast activation then feeds two FMAs, which keeps
+ * the loads (one broadcast per token and input) below the FMA rate. */
+PK_ALWAYS void f16_tile(int ng, int nt, int64_t n_in, const uint16_t *gw, size_t gstride,
+                        const uint8_t *x, size_t xs, float *y, size_t ys, __mmask16 m0,
+                        __mmask16 m1, bool pf) {
+    __m512 acc[2][PK_TOK_F16];
+#pragma GCC unroll 8
+    for (int t = 0; t < PK_TOK_F16; t++) acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n_in; k++) {
+        if (pf && (k & 1) == 0) {
+            _mm_prefetch((const char *)(gw + k * 16) + PK_AHEAD, _MM_HINT_T0);
+            if (ng > 1) _mm_prefetch((const char *)(gw + gstride + k * 16) + PK_AHEAD, _MM_HINT_T0);
+        }
+        const __m512 w0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gw + k * 16)));
+        const __m512 w1 =
+            ng > 1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(gw + gstride + k * 16)))
+                   : w0;
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) {
+            const __m512 xv = _mm512_set1_ps(((const float *)(x + (size_t)t * xs))[k]);
+            acc[0][t] = _mm512_fmadd_ps(w0, xv, acc[0][t]);
+            if (ng > 1) acc[1][t] = _mm512_fmadd_ps(w1, xv, acc[1][t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        _mm512_mask_storeu_ps(y + (size_t)t * ys, m0, acc[0][t]);
+        if (ng > 1) _mm512_mask_storeu_ps(y + (size_t)t * ys + 16, m1, acc[1][t]);
+    }
+}
+
+static void gemm_f16_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                         const void *x, size_t xs, float *y, size_t ys) {
+    const size_t gstride = (size_t)n_in * 16; /* elements between groups */
+    for (int64_t g = r0 / 16; g * 16 < r1;) {
+        const int ng = (g + 1) * 16 < r1 ? 2 : 1;
+        const uint16_t *gw = (const uint16_t *)w + (size_t)g * gstride;
+        const __mmask16 m0 = row_mask(g, r0, r1), m1 = ng > 1 ? row_mask(g + 1, r0, r1) : 0;
+        for (int64_t t = 0; t < nt; t += PK_TOK_F16) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + g * 16;
+            const int rn = nt - t >= PK_TOK_F16 ? PK_TOK_F16 : (int)(nt - t);
+            if (ng == 2 && rn == PK_TOK_F16)
+                f16_tile(2, PK_TOK_F16, n_in, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
+            else if (ng == 2 && rn == 1)
+                f16_tile(2, 1, n_in, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
+            else if (ng == 2)
+                f16_tile(2, rn, n_in, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
+            else if (rn == 1)
+                f16_tile(1, 1, n_in, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
+            else
+                f16_tile(1, rn, n_in, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
+        }
+        g += ng;
+    }
+}
+
+/* F32 activations rounded to f16 and back (round to nearest even, as F16C rounds the
+ * reference's activations) */
+static void f32_via_f16(const float *x, void *vy, int64_t n) {
+    float *y = vy;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i),
+                                                                _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) y[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+static const quant_pack pack_f16 = {"f16.x16/avx512",   32,          2, GGUF_T_F32, f32_via_f16,
+                                    quant_pack_f16_x16, gemm_f16_x16};
+static const quant_pack pack_q4_0 = {
+    "q4_0.x16/avx512-vnni", QUANT_Q4_0_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
+    quant_pack_q4_0_x16,    gemm_q4_0_x16};
+static const quant_pack pack_q4_k = {
+    "q4_k.x16/avx512-vnni", QUANT_Q4_K_X16_BYTES, QUANT_QKK, GGUF_T_Q8_K, NULL,
+    quant_pack_q4_k_x16,    gemm_q4_k_x16};
+static const quant_pack pack_q6_k = {
+    "q6_k.x16/avx512-vnni", QUANT_Q6_K_X16_BYTES, QUANT_QKK, GGUF_T_Q8_K, NULL,
+    quant_pack_q6_k_x16,    gemm_q6_k_x16};
 
 void quant_x86_avx512_install_pack(quant_traits *t) {
+    t[GGUF_T_F16].pack = &pack_f16;
     t[GGUF_T_Q4_0].pack = &pack_q4_0;
     t[GGUF_T_Q4_K].pack = &pack_q4_k;
     t[GGUF_T_Q6_K].pack = &pack_q6_k;
