@@ -5,7 +5,8 @@
 # middle of an answer (the chat goes on), Ctrl-C on the prompt, Ctrl-D to leave; then piped
 # mode (one answer, no prompt printed) and a greedy answer that matches `shimmy generate` over
 # the same rendered prompt. --ignore-eos keeps every answer going to its -n, so the long one is
-# still running when Ctrl-C comes.
+# still running when Ctrl-C comes (6,000 tokens in a context of 8,192: about 10 s at the demo
+# model's 1,500 tokens/s and the longer attention; 1,000 tokens in its own 1,024 took 0.7 s).
 set -u
 BIN=${SHIMMY_BIN:?SHIMMY_BIN must point to the shimmy binary}
 SRC=${SHIMMY_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -36,7 +37,7 @@ export HOME="$T/home" XDG_STATE_HOME="$T/state"
 mkdir -p "$HOME"
 
 cat > "$T/session.sh" <<EOF
-"$BIN" run "$MODEL" --seed 7 -n 24 --verbose --threads 2 --ignore-eos
+"$BIN" run "$MODEL" --seed 7 -n 24 --verbose --threads 2 --ignore-eos --ctx-size 8192
 echo EXIT=\$? > "$T/exit"
 sleep 30
 EOF
@@ -83,8 +84,8 @@ tm send-keys -t run '"""' Enter 'first line' Enter 'second line"""' Enter
 check wait_for 'answer: [0-9]+ tokens' 3
 
 # Ctrl-C in the middle of a long answer stops it, and the chat goes on
-tm send-keys -t run '/set num_predict 2000' Enter
-check wait_for 'Set num_predict to 2000'
+tm send-keys -t run '/set num_predict 6000' Enter
+check wait_for 'Set num_predict to 6000'
 tm send-keys -t run '/clear' Enter
 tm send-keys -t run 'Write a long essay about PostgreSQL.' Enter
 sleep 1.5
@@ -92,7 +93,7 @@ tm send-keys -t run C-c
 check wait_for '\(stopped\)'
 check wait_for 'answer: [0-9]+ tokens' 4
 stopped_n=$(pane | sed -nE 's/.*answer: ([0-9]+) tokens.*/\1/p' | tail -n1)
-check test "${stopped_n:-2000}" -lt 2000
+check test "${stopped_n:-6000}" -lt 6000
 # Ctrl-C on an empty prompt: a hint, not an exit
 tm send-keys -t run C-c
 check wait_for 'Ctrl-D or /bye to leave\)'
