@@ -405,6 +405,9 @@ void quant_pack_q4_k_x16(const void *src, size_t src_stride, int n_rows, int64_t
 void quant_pack_q6_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
 void quant_pack_q4_0_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
 #define QUANT_Q4_0_X16_BYTES 288 /* one group's block of 32 */
+void quant_pack_q8_0_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
+#define QUANT_Q8_0_X16_BYTES 544
+void quant_pack_bf16_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
 void quant_pack_f16_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
 /* F32 rows rounded to f16 and back: the activations of the f16.x16 layout */
 void quant_ref_f32_via_f16(const float *x, void *y, int64_t n);

@@ -92,8 +92,15 @@ static void test_generation_peak(engine_model *m, uint64_t file_bytes, model_kv_
            kv == MODEL_KV_F16 ? "f16" : "f32", n_ctx, (double)peak / 1048576.0,
            (double)bound / 1048576.0, (double)file_bytes / 1048576.0,
            (double)kv_bytes(w, n_ctx, kv) / 1048576.0);
+#ifndef SHIMMY_TEST_SANITIZED
     CHECK_MSG(peak <= bound, "peak resident set %llu bytes exceeds file + KV + 32 MiB = %llu",
               (unsigned long long)peak, (unsigned long long)bound);
+#else
+    /* under AddressSanitizer the resident set also holds its shadow (an eighth of every
+     * allocation: 4 MiB for the 34 MiB repacked copy) and its quarantine of freed blocks, which
+     * are the sanitizer's, not the product's; the plain build holds the bound */
+    (void)bound;
+#endif
     engine_session_free(s);
 }
 

@@ -78,7 +78,9 @@ static void check_shape(uint32_t type, const shape *s, int pattern, test_rng *rn
         const quant_pack *p = v < 0 ? pref : var ? var->pack : NULL;
         if (!p) continue;
         for (size_t i = 0; i < ny; i++) got[i] = SENTINEL;
-        if (var) CHECK(p->act_type == pref->act_type); /* one activation row for the layout */
+        if (var) /* one layout: the same bytes and activation rows as its scalar kernels' */
+            CHECK(p->act_type == pref->act_type && p->block_bytes == pref->block_bytes &&
+                  p->in_multiple == pref->in_multiple && p->pack == pref->pack);
         p->gemm(s->n_in, s->r0, s->r1, s->nt, pw, pa, parow, got, ys);
         double worst = 0;
         int outside = 0;
@@ -130,14 +132,15 @@ int main(void) {
     test_rng rng;
     test_rng_seed(&rng, 11);
     int n_checked = 0;
-    const uint32_t types[] = {GGUF_T_F16, GGUF_T_Q4_0, GGUF_T_Q4_K, GGUF_T_Q6_K};
+    const uint32_t types[] = {GGUF_T_F16,  GGUF_T_BF16, GGUF_T_Q4_0,
+                              GGUF_T_Q8_0, GGUF_T_Q4_K, GGUF_T_Q6_K};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         CHECK(quant_pack_ref(types[ti]) != NULL);
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
             for (int pattern = 0; pattern < 2; pattern++)
                 check_shape(types[ti], &shapes[si], pattern, &rng, &n_checked);
     }
-    CHECK(quant_pack_ref(GGUF_T_Q8_0) == NULL);
+    CHECK(quant_pack_ref(GGUF_T_Q5_K) == NULL);
     printf("%d products checked (kernel set %s)\n", n_checked, quant_isa());
     return test_finish("quant/pack");
 }

@@ -21,6 +21,13 @@
  *   uint16 d[16]
  *   uint8  qs[4][16][4]             step k: row r's Q4_0 bytes 4k..4k+3 as they are (levels
  *                                   4k + b in the low nibbles, 16 + 4k + b in the high ones)
+ * q8_0.x16, 544 bytes per 32 inputs (34 per row, as Q8_0):
+ *   uint16 d[16]
+ *   uint8  qs[8][16][4]             step k: row r's values 4k..4k+3 plus 128 (unsigned, for the
+ *                                   unsigned-by-signed dot; the kernels take 128 * sum(y) off)
+ * bf16.x16, 64 bytes per 2 inputs (2 per row per input, as BF16):
+ *   uint16 w[16][2]                 record p: row r's weights of inputs 2p, 2p+1 (one vdpbf16ps
+ *                                   lane), read with the reference's BF16 activations
  * f16.x16, 32 bytes per input (2 per row, as F16):
  *   uint16 w[16]                    the 16 rows' weights of input k (record k)
  *   read with F32 activations that are the reference's F16 ones (quant_ref_f32_via_f16): each
@@ -139,6 +146,32 @@ void quant_pack_f16_x16(const void *src, size_t src_stride, int n_rows, int64_t 
     for (int r = 0; r < n_rows; r++) {
         const uint16_t *row = (const uint16_t *)((const uint8_t *)src + (size_t)r * src_stride);
         for (int64_t k = 0; k < n_in; k++) o[k * R + r] = row[k];
+    }
+}
+
+void quant_pack_q8_0_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst) {
+    const int64_t nb = n_in / QUANT_QK;
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t *o = (uint8_t *)dst + i * QUANT_Q8_0_X16_BYTES;
+        memset(o, 0, QUANT_Q8_0_X16_BYTES);
+        for (int r = 0; r < n_rows; r++) {
+            const quant_block_q8_0 *b =
+                (const quant_block_q8_0 *)((const uint8_t *)src + (size_t)r * src_stride) + i;
+            memcpy(o + 2 * r, &b->d, 2);
+            for (int k = 0; k < 8; k++)
+                wr32(o + 32 + 64 * k + 4 * r, rd32((const uint8_t *)b->qs + 4 * k) ^ 0x80808080u);
+        }
+        for (int r = n_rows; r < R; r++) /* missing rows: level 128, value 0 */
+            for (int k = 0; k < 8; k++) wr32(o + 32 + 64 * k + 4 * r, 0x80808080u);
+    }
+}
+
+void quant_pack_bf16_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst) {
+    uint8_t *o = dst;
+    memset(o, 0, (size_t)n_in * R * 2);
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *row = (const uint8_t *)src + (size_t)r * src_stride;
+        for (int64_t p = 0; p < n_in / 2; p++) memcpy(o + p * 4 * R + 4 * r, row + 4 * p, 4);
     }
 }
 
@@ -265,6 +298,62 @@ static void gemm_q4_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
     }
 }
 
+/* Per row and block: (d * dy) * (sum u*y - 128 * sum y) with u = q + 128, as for Q4_0. */
+static void gemm_q8_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QK;
+    for (int64_t g = r0 / R; g * R < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q8_0_X16_BYTES;
+        for (int64_t t = 0; t < nt; t++) {
+            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)((const uint8_t *)x + t * xs);
+            float acc[R] = {0};
+            for (int64_t i = 0; i < nb; i++) {
+                const uint8_t *o = gw + i * QUANT_Q8_0_X16_BYTES;
+                int32_t sy = 0;
+                for (int j = 0; j < QUANT_QK; j++) sy += yb[i].qs[j];
+                const float dy = quant_f16_to_f32(yb[i].d);
+                for (int r = 0; r < R; r++) {
+                    int32_t dot = 0;
+                    for (int k = 0; k < 8; k++)
+                        for (int bb = 0; bb < 4; bb++)
+                            dot += o[32 + 64 * k + 4 * r + bb] * yb[i].qs[4 * k + bb];
+                    uint16_t d;
+                    memcpy(&d, o + 2 * r, 2);
+                    acc[r] = fmaf((float)(dot - 128 * sy), quant_f16_to_f32(d) * dy, acc[r]);
+                }
+            }
+            for (int r = 0; r < R; r++) {
+                const int64_t row = g * R + r;
+                if (row >= r0 && row < r1) y[t * ys + row] = acc[r];
+            }
+        }
+    }
+}
+
+/* Per row and token: one chain over the input pairs, each adding the odd input's product and
+ * then the even one's with a rounding after each (what vdpbf16ps does to a lane; two BF16 values
+ * multiply exactly in float, so an fmaf per product is the same step). */
+static void gemm_bf16_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    for (int64_t g = r0 / R; g * R < r1; g++) {
+        const uint16_t *gw = (const uint16_t *)w + (size_t)g * (size_t)n_in * R;
+        for (int64_t t = 0; t < nt; t++) {
+            const uint16_t *xt = (const uint16_t *)((const uint8_t *)x + t * xs);
+            for (int r = 0; r < R; r++) {
+                const int64_t row = g * R + r;
+                if (row < r0 || row >= r1) continue;
+                float a = 0;
+                for (int64_t p = 0; p < n_in / 2; p++) {
+                    const uint16_t *wp = gw + p * 2 * R + 2 * r;
+                    a = fmaf(quant_bf16_to_f32(wp[1]), quant_bf16_to_f32(xt[2 * p + 1]), a);
+                    a = fmaf(quant_bf16_to_f32(wp[0]), quant_bf16_to_f32(xt[2 * p]), a);
+                }
+                y[t * ys + row] = a;
+            }
+        }
+    }
+}
+
 /* Per row and token: one fmaf chain in input order (the SIMD kernels' order, whatever the
  * number of tokens). */
 static void gemm_f16_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
@@ -288,6 +377,11 @@ static void gemm_f16_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const
 static const quant_pack ref_f16 = {
     "f16.x16/scalar",   2 * R,       2, GGUF_T_F32, quant_ref_f32_via_f16,
     quant_pack_f16_x16, gemm_f16_x16};
+static const quant_pack ref_bf16 = {"bf16.x16/scalar",   2 * R,        2, GGUF_T_BF16, NULL,
+                                    quant_pack_bf16_x16, gemm_bf16_x16};
+static const quant_pack ref_q8_0 = {
+    "q8_0.x16/scalar",   QUANT_Q8_0_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
+    quant_pack_q8_0_x16, gemm_q8_0_x16};
 static const quant_pack ref_q4_0 = {
     "q4_0.x16/scalar",   QUANT_Q4_0_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
     quant_pack_q4_0_x16, gemm_q4_0_x16};
@@ -301,7 +395,9 @@ static const quant_pack ref_q6_k = {
 const quant_pack *quant_pack_ref(uint32_t type) {
     switch (type) {
     case GGUF_T_F16: return &ref_f16;
+    case GGUF_T_BF16: return &ref_bf16;
     case GGUF_T_Q4_0: return &ref_q4_0;
+    case GGUF_T_Q8_0: return &ref_q8_0;
     case GGUF_T_Q4_K: return &ref_q4_k;
     case GGUF_T_Q6_K: return &ref_q6_k;
     default: return NULL;

@@ -302,6 +302,57 @@ static void gemm_q4_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
     }
 }
 
+/* ---- q8_0.x16 ---- */
+
+PK_ALWAYS void q8_0_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
+                         float *y, size_t ys, __mmask16 mask, bool pf) {
+    __m512 acc[PK_TOK];
+#pragma GCC unroll 8
+    for (int t = 0; t < PK_TOK; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *o = gw + i * QUANT_Q8_0_X16_BYTES;
+        prefetch_record(o, QUANT_Q8_0_X16_BYTES, pf);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
+        __m512i q[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) q[k] = _mm512_loadu_si512((const void *)(o + 32 + 64 * k));
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)(x + (size_t)t * xs) + i;
+            __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int k = 0; k < 4; k++) {
+                a = dot4(a, q[k], yb->qs + 4 * k);
+                b = dot4(b, q[k + 4], yb->qs + 16 + 4 * k);
+            }
+            const __m512i s =
+                _mm512_sub_epi32(_mm512_add_epi32(a, b), _mm512_slli_epi32(block_sum(yb->qs), 7));
+            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx_h2f(yb->d)));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, mask, acc[t]);
+}
+
+static void gemm_q8_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QK;
+    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q8_0_X16_BYTES;
+        const __mmask16 mask = row_mask(g, r0, r1);
+        for (int64_t t = 0; t < nt; t += PK_TOK) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + g * 16;
+            if (nt - t >= PK_TOK)
+                q8_0_tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);
+            else if (nt - t == 1)
+                q8_0_tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);
+            else
+                q8_0_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);
+        }
+    }
+}
+
 /* ---- f16.x16 ---- */
 
 #define PK_TOK_F16 8 /* tokens per tile */
@@ -364,6 +415,63 @@ static void gemm_f16_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const
     }
 }
 
+/* ---- bf16.x16 (AVX512-BF16) ---- */
+
+/* acc[g][t] += pairs of 16 rows' weights . the token's pair, one vdpbf16ps per record: 32
+ * products per instruction, in one chain per row and token (batch invariant, as for F16) */
+PK_ALWAYS void bf16_tile(int ng, int nt, int64_t n_pairs, const uint8_t *gw, size_t gstride,
+                         const uint8_t *x, size_t xs, float *y, size_t ys, __mmask16 m0,
+                         __mmask16 m1, bool pf) {
+    __m512 acc[2][PK_TOK_F16];
+#pragma GCC unroll 8
+    for (int t = 0; t < PK_TOK_F16; t++) acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < n_pairs; p++) {
+        if (pf) {
+            _mm_prefetch((const char *)gw + p * 64 + PK_AHEAD, _MM_HINT_T0);
+            if (ng > 1) _mm_prefetch((const char *)gw + gstride + p * 64 + PK_AHEAD, _MM_HINT_T0);
+        }
+        const __m512bh w0 = (__m512bh)_mm512_loadu_si512((const void *)(gw + p * 64));
+        const __m512bh w1 =
+            ng > 1 ? (__m512bh)_mm512_loadu_si512((const void *)(gw + gstride + p * 64)) : w0;
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) {
+            const __m512bh xv = (__m512bh)bc32(x + (size_t)t * xs + 4 * p);
+            acc[0][t] = _mm512_dpbf16_ps(acc[0][t], w0, xv);
+            if (ng > 1) acc[1][t] = _mm512_dpbf16_ps(acc[1][t], w1, xv);
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        _mm512_mask_storeu_ps(y + (size_t)t * ys, m0, acc[0][t]);
+        if (ng > 1) _mm512_mask_storeu_ps(y + (size_t)t * ys + 16, m1, acc[1][t]);
+    }
+}
+
+static void gemm_bf16_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const size_t gstride = (size_t)n_in * 32; /* bytes between groups */
+    for (int64_t g = r0 / 16; g * 16 < r1;) {
+        const int ng = (g + 1) * 16 < r1 ? 2 : 1;
+        const uint8_t *gw = (const uint8_t *)w + (size_t)g * gstride;
+        const __mmask16 m0 = row_mask(g, r0, r1), m1 = ng > 1 ? row_mask(g + 1, r0, r1) : 0;
+        for (int64_t t = 0; t < nt; t += PK_TOK_F16) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + g * 16;
+            const int rn = nt - t >= PK_TOK_F16 ? PK_TOK_F16 : (int)(nt - t);
+            if (ng == 2 && rn == PK_TOK_F16)
+                bf16_tile(2, PK_TOK_F16, n_in / 2, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
+            else if (ng == 2 && rn == 1)
+                bf16_tile(2, 1, n_in / 2, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
+            else if (ng == 2)
+                bf16_tile(2, rn, n_in / 2, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
+            else if (rn == 1)
+                bf16_tile(1, 1, n_in / 2, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
+            else
+                bf16_tile(1, rn, n_in / 2, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
+        }
+        g += ng;
+    }
+}
+
 /* F32 activations rounded to f16 and back (round to nearest even, as F16C rounds the
  * reference's activations) */
 static void f32_via_f16(const float *x, void *vy, int64_t n) {
@@ -377,6 +485,11 @@ static void f32_via_f16(const float *x, void *vy, int64_t n) {
 
 static const quant_pack pack_f16 = {"f16.x16/avx512",   32,          2, GGUF_T_F32, f32_via_f16,
                                     quant_pack_f16_x16, gemm_f16_x16};
+static const quant_pack pack_bf16 = {"bf16.x16/avx512-bf16", 32,           2, GGUF_T_BF16, NULL,
+                                     quant_pack_bf16_x16,    gemm_bf16_x16};
+static const quant_pack pack_q8_0 = {
+    "q8_0.x16/avx512-vnni", QUANT_Q8_0_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
+    quant_pack_q8_0_x16,    gemm_q8_0_x16};
 static const quant_pack pack_q4_0 = {
     "q4_0.x16/avx512-vnni", QUANT_Q4_0_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
     quant_pack_q4_0_x16,    gemm_q4_0_x16};
@@ -390,6 +503,9 @@ static const quant_pack pack_q6_k = {
 void quant_x86_avx512_install_pack(quant_traits *t) {
     t[GGUF_T_F16].pack = &pack_f16;
     t[GGUF_T_Q4_0].pack = &pack_q4_0;
+    t[GGUF_T_Q8_0].pack = &pack_q8_0;
+    /* vdpbf16ps is not part of the variant's requirements: only where the CPU has it */
+    if (core_cpu_usable() & CORE_CPU_AVX512BF16) t[GGUF_T_BF16].pack = &pack_bf16;
     t[GGUF_T_Q4_K].pack = &pack_q4_k;
     t[GGUF_T_Q6_K].pack = &pack_q6_k;
 }
