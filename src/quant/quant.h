@@ -105,7 +105,8 @@ typedef struct quant_traits {
      * type), for single tokens too. */
     quant_gemm_fn gemm;
     /* Optional (NULL = none): this variant's repacked layout and its kernels. Only variants
-     * whose dots make it pay have one (today AVX-512 VNNI: Q4_0, Q4_K, Q6_K, F16); the
+     * whose dots make it pay have one (today AVX-512 VNNI: Q4_0, Q8_0, Q4_K, Q6_K, F16, and BF16
+     * where the CPU has AVX512-BF16); the
      * reference-order path (SHIMMY_ISA=avx2) has none. */
     const quant_pack *pack;
     /* Optional (NULL = none): many rows against one activation row, in this variant's own float
