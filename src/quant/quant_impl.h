@@ -407,6 +407,8 @@ void quant_pack_q4_0_x16(const void *src, size_t src_stride, int n_rows, int64_t
 #define QUANT_Q4_0_X16_BYTES 288 /* one group's block of 32 */
 void quant_pack_q8_0_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
 #define QUANT_Q8_0_X16_BYTES 544
+void quant_pack_mxfp4_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
+#define QUANT_MXFP4_X16_BYTES 272
 void quant_pack_bf16_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
 void quant_pack_f16_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
 /* F32 rows rounded to f16 and back: the activations of the f16.x16 layout */

@@ -1,7 +1,8 @@
 /* The repacked layouts (quant_pack): a matrix packed in groups of 16 rows and multiplied by each
  * variant's kernels gives every row's dot to float rounding of the reference vec_dot on the
- * original rows (within 1e-5 of the outputs' RMS; the integer sums are exact, only the float
- * order differs), the SIMD kernels agree with the layout's scalar kernels within 1e-6 of the RMS,
+ * original rows (within 1e-5 of the outputs' RMS, or of the RMS of their sums of |products| where
+ * that is larger; the integer sums are exact, only the float order differs), the SIMD kernels
+ * agree with the layout's scalar kernels within 1e-6 of the same scale,
  * and a product over a row range writes exactly those rows: partial groups (n_out not a multiple
  * of 16), ranges that start and end inside a group, one token, tiles and their remainders. */
 #include "quant/quant.h"
@@ -71,7 +72,27 @@ static void check_shape(uint32_t type, const shape *s, int pattern, test_rng *rn
         for (int64_t r = 0; r < s->n_out; r++)
             ref->vec_dot(s->n_in, &want[(size_t)t * ys + (size_t)r], w + (size_t)r * wrow,
                          a + (size_t)t * arow);
-    const double scale = rms(want, ny) + 1e-30;
+    /* the scale of the error: the outputs' RMS, or, where the products cancel (one row and one
+     * token can sum to nearly zero), the RMS of their sums of |products| (the quantity a float
+     * dot's rounding error is proportional to) */
+    double mag2 = 0;
+    {
+        float *wf = malloc(sizeof(float) * (size_t)s->n_in),
+              *af = malloc(sizeof(float) * (size_t)s->n_in);
+        for (int64_t r = 0; r < s->n_out; r++) {
+            ref->to_float(w + (size_t)r * wrow, wf, s->n_in);
+            for (int64_t t = 0; t < s->nt; t++) {
+                act->to_float(a + (size_t)t * arow, af, s->n_in);
+                double m = 0;
+                for (int64_t i = 0; i < s->n_in; i++) m += fabs((double)wf[i] * af[i]);
+                mag2 += m * m;
+            }
+        }
+        free(wf);
+        free(af);
+    }
+    const double mag = sqrt(mag2 / (double)(s->n_out * s->nt));
+    const double scale = (rms(want, ny) > mag ? rms(want, ny) : mag) + 1e-30;
     /* the scalar layout kernels first, then every variant that has the layout */
     for (int v = -1; v < quant_n_variants(); v++) {
         const quant_traits *var = v < 0 ? NULL : quant_variant_get(v, type);
@@ -132,8 +153,8 @@ int main(void) {
     test_rng rng;
     test_rng_seed(&rng, 11);
     int n_checked = 0;
-    const uint32_t types[] = {GGUF_T_F16,  GGUF_T_BF16, GGUF_T_Q4_0,
-                              GGUF_T_Q8_0, GGUF_T_Q4_K, GGUF_T_Q6_K};
+    const uint32_t types[] = {GGUF_T_F16,   GGUF_T_BF16, GGUF_T_Q4_0, GGUF_T_Q8_0,
+                              GGUF_T_MXFP4, GGUF_T_Q4_K, GGUF_T_Q6_K};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         CHECK(quant_pack_ref(types[ti]) != NULL);
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)

@@ -64,6 +64,8 @@ static const mix mixes[] = {
     {"Q6_K", GGUF_T_Q6_K, GGUF_T_Q6_K, GGUF_T_Q6_K, false, 18},
     {"IQ4_NL", GGUF_T_IQ4_NL, GGUF_T_IQ4_NL, GGUF_T_IQ4_NL, false, 25},
     {"IQ4_XS", GGUF_T_IQ4_XS, GGUF_T_IQ4_XS, GGUF_T_IQ4_XS, false, 30},
+    /* every matrix MXFP4 but the output (Q8_0): the MoE benchmark's MXFP4 experts */
+    {"MXFP4", GGUF_T_MXFP4, GGUF_T_Q8_0, GGUF_T_MXFP4, false, 38},
 };
 
 bool fixture_params_set_mix(fixture_params *p, const char *name) {

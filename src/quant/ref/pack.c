@@ -21,6 +21,11 @@
  *   uint16 d[16]
  *   uint8  qs[4][16][4]             step k: row r's Q4_0 bytes 4k..4k+3 as they are (levels
  *                                   4k + b in the low nibbles, 16 + 4k + b in the high ones)
+ * mxfp4.x16, 272 bytes per 32 inputs (17 per row, as MXFP4):
+ *   uint8  e[16]                    the rows' E8M0 exponents
+ *   uint8  qs[4][16][4]             as q4_0.x16: row r's MXFP4 code bytes 4k..4k+3 as they are;
+ *                                   the kernels look the codes up as value + 12 (unsigned) and
+ *                                   take 12 * sum(y) off
  * q8_0.x16, 544 bytes per 32 inputs (34 per row, as Q8_0):
  *   uint16 d[16]
  *   uint8  qs[8][16][4]             step k: row r's values 4k..4k+3 plus 128 (unsigned, for the
@@ -146,6 +151,20 @@ void quant_pack_f16_x16(const void *src, size_t src_stride, int n_rows, int64_t 
     for (int r = 0; r < n_rows; r++) {
         const uint16_t *row = (const uint16_t *)((const uint8_t *)src + (size_t)r * src_stride);
         for (int64_t k = 0; k < n_in; k++) o[k * R + r] = row[k];
+    }
+}
+
+void quant_pack_mxfp4_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst) {
+    const int64_t nb = n_in / QUANT_QK;
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t *o = (uint8_t *)dst + i * QUANT_MXFP4_X16_BYTES;
+        memset(o, 0, QUANT_MXFP4_X16_BYTES);
+        for (int r = 0; r < n_rows; r++) {
+            const quant_block_mxfp4 *b =
+                (const quant_block_mxfp4 *)((const uint8_t *)src + (size_t)r * src_stride) + i;
+            o[r] = b->e;
+            for (int k = 0; k < 4; k++) memcpy(o + 16 + 64 * k + 4 * r, b->qs + 4 * k, 4);
+        }
     }
 }
 
@@ -298,6 +317,38 @@ static void gemm_q4_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
     }
 }
 
+/* Per row and block: (e * dy) * (sum v*y) with v the code's value (doubled E2M1, e the halved
+ * E8M0 scale), the sum exact, one fmaf. */
+static void gemm_mxfp4_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                           const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QK;
+    for (int64_t g = r0 / R; g * R < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_MXFP4_X16_BYTES;
+        for (int64_t t = 0; t < nt; t++) {
+            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)((const uint8_t *)x + t * xs);
+            float acc[R] = {0};
+            for (int64_t i = 0; i < nb; i++) {
+                const uint8_t *o = gw + i * QUANT_MXFP4_X16_BYTES;
+                const float dy = quant_f16_to_f32(yb[i].d);
+                for (int r = 0; r < R; r++) {
+                    int32_t dot = 0;
+                    for (int k = 0; k < 4; k++)
+                        for (int bb = 0; bb < 4; bb++) {
+                            const uint8_t q = o[16 + 64 * k + 4 * r + bb];
+                            dot += quant_mxfp4_values[q & 0xF] * yb[i].qs[4 * k + bb];
+                            dot += quant_mxfp4_values[q >> 4] * yb[i].qs[16 + 4 * k + bb];
+                        }
+                    acc[r] = fmaf((float)dot, quant_e8m0_half(o[r]) * dy, acc[r]);
+                }
+            }
+            for (int r = 0; r < R; r++) {
+                const int64_t row = g * R + r;
+                if (row >= r0 && row < r1) y[t * ys + row] = acc[r];
+            }
+        }
+    }
+}
+
 /* Per row and block: (d * dy) * (sum u*y - 128 * sum y) with u = q + 128, as for Q4_0. */
 static void gemm_q8_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
                           const void *x, size_t xs, float *y, size_t ys) {
@@ -379,6 +430,9 @@ static const quant_pack ref_f16 = {
     quant_pack_f16_x16, gemm_f16_x16};
 static const quant_pack ref_bf16 = {"bf16.x16/scalar",   2 * R,        2, GGUF_T_BF16, NULL,
                                     quant_pack_bf16_x16, gemm_bf16_x16};
+static const quant_pack ref_mxfp4 = {
+    "mxfp4.x16/scalar",   QUANT_MXFP4_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
+    quant_pack_mxfp4_x16, gemm_mxfp4_x16};
 static const quant_pack ref_q8_0 = {
     "q8_0.x16/scalar",   QUANT_Q8_0_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
     quant_pack_q8_0_x16, gemm_q8_0_x16};
@@ -398,6 +452,7 @@ const quant_pack *quant_pack_ref(uint32_t type) {
     case GGUF_T_BF16: return &ref_bf16;
     case GGUF_T_Q4_0: return &ref_q4_0;
     case GGUF_T_Q8_0: return &ref_q8_0;
+    case GGUF_T_MXFP4: return &ref_mxfp4;
     case GGUF_T_Q4_K: return &ref_q4_k;
     case GGUF_T_Q6_K: return &ref_q6_k;
     default: return NULL;

@@ -302,6 +302,77 @@ static void gemm_q4_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
     }
 }
 
+/* ---- mxfp4.x16 ---- */
+
+/* the 16 rows' halved E8M0 scales as floats (quant_e8m0_half: 2^(e - 128), denormal for e < 2) */
+PK_ALWAYS __m512 e8m0_half16(const uint8_t *e) {
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)e));
+    const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(v, _mm512_set1_epi32(1)), 23);
+    const __m512i tiny = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), v);
+    const __mmask16 small = _mm512_cmplt_epu32_mask(v, _mm512_set1_epi32(2));
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(small, normal, tiny));
+}
+
+PK_ALWAYS void mxfp4_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
+                          float *y, size_t ys, __mmask16 mask, bool pf) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    /* the codes' values + 12 (0..24): unsigned for vpdpbusd; 12 * sum(y) is taken off */
+    int8_t lut[16];
+    for (int i = 0; i < 16; i++) lut[i] = (int8_t)(quant_mxfp4_values[i] + 12);
+    const __m512i tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lut));
+    __m512 acc[PK_TOK];
+#pragma GCC unroll 8
+    for (int t = 0; t < PK_TOK; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *o = gw + i * QUANT_MXFP4_X16_BYTES;
+        prefetch_record(o, QUANT_MXFP4_X16_BYTES, pf);
+        const __m512 dw = e8m0_half16(o);
+        __m512i lo[4], hi[4];
+#pragma GCC unroll 8
+        for (int k = 0; k < 4; k++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(o + 16 + 64 * k));
+            lo[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(v, m4));
+            hi[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)(x + (size_t)t * xs) + i;
+            __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int k = 0; k < 4; k++) {
+                a = dot4(a, lo[k], yb->qs + 4 * k);
+                b = dot4(b, hi[k], yb->qs + 16 + 4 * k);
+            }
+            const __m512i sy = block_sum(yb->qs);
+            const __m512i off =
+                _mm512_add_epi32(_mm512_slli_epi32(sy, 3), _mm512_slli_epi32(sy, 2));
+            const __m512i s = _mm512_sub_epi32(_mm512_add_epi32(a, b), off);
+            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx_h2f(yb->d)));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, mask, acc[t]);
+}
+
+static void gemm_mxfp4_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                           const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QK;
+    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_MXFP4_X16_BYTES;
+        const __mmask16 mask = row_mask(g, r0, r1);
+        for (int64_t t = 0; t < nt; t += PK_TOK) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + g * 16;
+            if (nt - t >= PK_TOK)
+                mxfp4_tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);
+            else if (nt - t == 1)
+                mxfp4_tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);
+            else
+                mxfp4_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);
+        }
+    }
+}
+
 /* ---- q8_0.x16 ---- */
 
 PK_ALWAYS void q8_0_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
@@ -487,6 +558,9 @@ static const quant_pack pack_f16 = {"f16.x16/avx512",   32,          2, GGUF_T_F
                                     quant_pack_f16_x16, gemm_f16_x16};
 static const quant_pack pack_bf16 = {"bf16.x16/avx512-bf16", 32,           2, GGUF_T_BF16, NULL,
                                      quant_pack_bf16_x16,    gemm_bf16_x16};
+static const quant_pack pack_mxfp4 = {
+    "mxfp4.x16/avx512-vnni", QUANT_MXFP4_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
+    quant_pack_mxfp4_x16,    gemm_mxfp4_x16};
 static const quant_pack pack_q8_0 = {
     "q8_0.x16/avx512-vnni", QUANT_Q8_0_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
     quant_pack_q8_0_x16,    gemm_q8_0_x16};
@@ -504,6 +578,7 @@ void quant_x86_avx512_install_pack(quant_traits *t) {
     t[GGUF_T_F16].pack = &pack_f16;
     t[GGUF_T_Q4_0].pack = &pack_q4_0;
     t[GGUF_T_Q8_0].pack = &pack_q8_0;
+    t[GGUF_T_MXFP4].pack = &pack_mxfp4;
     /* vdpbf16ps is not part of the variant's requirements: only where the CPU has it */
     if (core_cpu_usable() & CORE_CPU_AVX512BF16) t[GGUF_T_BF16].pack = &pack_bf16;
     t[GGUF_T_Q4_K].pack = &pack_q4_k;
