@@ -25,7 +25,7 @@ static const char usage[] =
     "usage: bench_make_model OUT.gguf TYPE [--n-embd 1024] [--n-layer 16] [--n-head 16]\n"
     "       [--n-head-kv 4] [--n-ff 2816] [--n-vocab 32000] [--n-ctx 4096] [--head-dim N]\n"
     "       [--seed 1] [--tied] [--gemma3]\n"
-    "TYPE: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_S Q4_K_M Q6_K IQ4_NL IQ4_XS\n";
+    "TYPE: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_S Q4_K_M Q6_K IQ4_NL IQ4_XS MXFP4\n";
 
 typedef struct opt {
     const char *flag;
