@@ -281,105 +281,60 @@ static void gemm_q6_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
     }
 }
 
-/* Per row and block: (d * dy) * (sum q*y - 8 * sum y), the sum exact, the scale's product and
- * the fused add in float (the SIMD kernels' steps). */
-static void gemm_q4_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                          const void *x, size_t xs, float *y, size_t ys) {
+/* The three layouts of 32-value blocks against Q8_0 activations (q4_0.x16, mxfp4.x16,
+ * q8_0.x16). Per row and block: (scale * dy) * (sum v*y) with v the signed value (Q4_0: q - 8,
+ * MXFP4: the code's doubled E2M1 value, Q8_0: q), the sum exact (the SIMD kernels sum unsigned
+ * levels and take offset * sum(y) off: the same integer), one fmaf. */
+enum { LEG_Q4_0, LEG_MXFP4, LEG_Q8_0 };
+
+static int legacy_value(int kind, const uint8_t *o, int r, int j) {
+    if (kind == LEG_Q8_0) return o[32 + 64 * (j / 4) + 4 * r + j % 4] - 128;
+    const int jj = j % 16, off = kind == LEG_MXFP4 ? 16 : 32;
+    const uint8_t b = o[off + 64 * (jj / 4) + 4 * r + jj % 4];
+    const int q = j < 16 ? b & 0xF : b >> 4;
+    return kind == LEG_MXFP4 ? quant_mxfp4_values[q] : q - 8;
+}
+
+static float legacy_scale(int kind, const uint8_t *o, int r) {
+    if (kind == LEG_MXFP4) return quant_e8m0_half(o[r]);
+    uint16_t d;
+    memcpy(&d, o + 2 * r, 2);
+    return quant_f16_to_f32(d);
+}
+
+static void gemm_legacy(int kind, size_t bytes, int64_t n_in, int64_t r0, int64_t r1, int64_t nt,
+                        const void *w, const void *x, size_t xs, float *y, size_t ys) {
     const int64_t nb = n_in / QUANT_QK;
     for (int64_t g = r0 / R; g * R < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q4_0_X16_BYTES;
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * bytes;
         for (int64_t t = 0; t < nt; t++) {
             const quant_block_q8_0 *yb = (const quant_block_q8_0 *)((const uint8_t *)x + t * xs);
             float acc[R] = {0};
             for (int64_t i = 0; i < nb; i++) {
-                const uint8_t *o = gw + i * QUANT_Q4_0_X16_BYTES;
-                int32_t sy = 0;
-                for (int j = 0; j < QUANT_QK; j++) sy += yb[i].qs[j];
+                const uint8_t *o = gw + i * bytes;
                 const float dy = quant_f16_to_f32(yb[i].d);
                 for (int r = 0; r < R; r++) {
                     int32_t dot = 0;
-                    for (int k = 0; k < 4; k++)
-                        for (int bb = 0; bb < 4; bb++) {
-                            const uint8_t q = o[32 + 64 * k + 4 * r + bb];
-                            dot += (q & 0xF) * yb[i].qs[4 * k + bb];
-                            dot += (q >> 4) * yb[i].qs[16 + 4 * k + bb];
-                        }
-                    uint16_t d;
-                    memcpy(&d, o + 2 * r, 2);
-                    acc[r] = fmaf((float)(dot - 8 * sy), quant_f16_to_f32(d) * dy, acc[r]);
+                    for (int j = 0; j < QUANT_QK; j++)
+                        dot += legacy_value(kind, o, r, j) * yb[i].qs[j];
+                    acc[r] = fmaf((float)dot, legacy_scale(kind, o, r) * dy, acc[r]);
                 }
             }
-            for (int r = 0; r < R; r++) {
-                const int64_t row = g * R + r;
-                if (row >= r0 && row < r1) y[t * ys + row] = acc[r];
-            }
+            double out[R]; /* exact: store_rows rounds them back to the same floats */
+            for (int r = 0; r < R; r++) out[r] = acc[r];
+            store_rows(g, r0, r1, out, y + t * ys);
         }
     }
 }
 
-/* Per row and block: (e * dy) * (sum v*y) with v the code's value (doubled E2M1, e the halved
- * E8M0 scale), the sum exact, one fmaf. */
-static void gemm_mxfp4_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                           const void *x, size_t xs, float *y, size_t ys) {
-    const int64_t nb = n_in / QUANT_QK;
-    for (int64_t g = r0 / R; g * R < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_MXFP4_X16_BYTES;
-        for (int64_t t = 0; t < nt; t++) {
-            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)((const uint8_t *)x + t * xs);
-            float acc[R] = {0};
-            for (int64_t i = 0; i < nb; i++) {
-                const uint8_t *o = gw + i * QUANT_MXFP4_X16_BYTES;
-                const float dy = quant_f16_to_f32(yb[i].d);
-                for (int r = 0; r < R; r++) {
-                    int32_t dot = 0;
-                    for (int k = 0; k < 4; k++)
-                        for (int bb = 0; bb < 4; bb++) {
-                            const uint8_t q = o[16 + 64 * k + 4 * r + bb];
-                            dot += quant_mxfp4_values[q & 0xF] * yb[i].qs[4 * k + bb];
-                            dot += quant_mxfp4_values[q >> 4] * yb[i].qs[16 + 4 * k + bb];
-                        }
-                    acc[r] = fmaf((float)dot, quant_e8m0_half(o[r]) * dy, acc[r]);
-                }
-            }
-            for (int r = 0; r < R; r++) {
-                const int64_t row = g * R + r;
-                if (row >= r0 && row < r1) y[t * ys + row] = acc[r];
-            }
-        }
+#define LEGACY_GEMM(name, kind, bytes)                                                             \
+    static void name(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,              \
+                     const void *x, size_t xs, float *y, size_t ys) {                              \
+        gemm_legacy(kind, bytes, n_in, r0, r1, nt, w, x, xs, y, ys);                               \
     }
-}
-
-/* Per row and block: (d * dy) * (sum u*y - 128 * sum y) with u = q + 128, as for Q4_0. */
-static void gemm_q8_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                          const void *x, size_t xs, float *y, size_t ys) {
-    const int64_t nb = n_in / QUANT_QK;
-    for (int64_t g = r0 / R; g * R < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q8_0_X16_BYTES;
-        for (int64_t t = 0; t < nt; t++) {
-            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)((const uint8_t *)x + t * xs);
-            float acc[R] = {0};
-            for (int64_t i = 0; i < nb; i++) {
-                const uint8_t *o = gw + i * QUANT_Q8_0_X16_BYTES;
-                int32_t sy = 0;
-                for (int j = 0; j < QUANT_QK; j++) sy += yb[i].qs[j];
-                const float dy = quant_f16_to_f32(yb[i].d);
-                for (int r = 0; r < R; r++) {
-                    int32_t dot = 0;
-                    for (int k = 0; k < 8; k++)
-                        for (int bb = 0; bb < 4; bb++)
-                            dot += o[32 + 64 * k + 4 * r + bb] * yb[i].qs[4 * k + bb];
-                    uint16_t d;
-                    memcpy(&d, o + 2 * r, 2);
-                    acc[r] = fmaf((float)(dot - 128 * sy), quant_f16_to_f32(d) * dy, acc[r]);
-                }
-            }
-            for (int r = 0; r < R; r++) {
-                const int64_t row = g * R + r;
-                if (row >= r0 && row < r1) y[t * ys + row] = acc[r];
-            }
-        }
-    }
-}
+LEGACY_GEMM(gemm_q4_0_x16, LEG_Q4_0, QUANT_Q4_0_X16_BYTES)
+LEGACY_GEMM(gemm_mxfp4_x16, LEG_MXFP4, QUANT_MXFP4_X16_BYTES)
+LEGACY_GEMM(gemm_q8_0_x16, LEG_Q8_0, QUANT_Q8_0_X16_BYTES)
 
 /* Per row and token: one chain over the input pairs, each adding the odd input's product and
  * then the even one's with a rounding after each (what vdpbf16ps does to a lane; two BF16 values

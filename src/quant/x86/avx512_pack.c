@@ -64,6 +64,29 @@ PK_ALWAYS void store_acc(float *y, __mmask16 mask, const __m512d acc[2]) {
     _mm512_mask_storeu_ps(y, mask, v);
 }
 
+/* The products of a layout with blocks of BLOCK inputs (BYTES per group and block): whole
+ * groups of the row range, the tokens in tiles of PK_TOK (constant shapes for a full tile and
+ * for one token, so the compiler keeps the tile in registers); the first tile prefetches. */
+#define PK_GEMM(fn, tile, BYTES, BLOCK)                                                            \
+    static void fn(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w, const void *x, \
+                   size_t xs, float *y, size_t ys) {                                               \
+        const int64_t nb = n_in / (BLOCK);                                                         \
+        for (int64_t g = r0 / 16; g * 16 < r1; g++) {                                              \
+            const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * (BYTES);                   \
+            const __mmask16 mask = row_mask(g, r0, r1);                                            \
+            for (int64_t t = 0; t < nt; t += PK_TOK) {                                             \
+                const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;                           \
+                float *yt = y + (size_t)t * ys + g * 16;                                           \
+                if (nt - t >= PK_TOK)                                                              \
+                    tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);                            \
+                else if (nt - t == 1)                                                              \
+                    tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);                                 \
+                else                                                                               \
+                    tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);                     \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
 /* ---- q4_k.x16 ---- */
 
 PK_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
@@ -128,24 +151,7 @@ PK_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
     for (int t = 0; t < nt; t++) store_acc(y + (size_t)t * ys, mask, acc[t]);
 }
 
-static void gemm_q4_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                          const void *x, size_t xs, float *y, size_t ys) {
-    const int64_t nb = n_in / QUANT_QKK;
-    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q4_K_X16_BYTES;
-        const __mmask16 mask = row_mask(g, r0, r1);
-        for (int64_t t = 0; t < nt; t += PK_TOK) {
-            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + g * 16;
-            if (nt - t >= PK_TOK)
-                q4_k_tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);
-            else if (nt - t == 1)
-                q4_k_tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);
-            else
-                q4_k_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);
-        }
-    }
-}
+PK_GEMM(gemm_q4_k_x16, q4_k_tile, QUANT_Q4_K_X16_BYTES, QUANT_QKK)
 
 /* ---- q6_k.x16 ---- */
 
@@ -217,26 +223,14 @@ PK_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
     for (int t = 0; t < nt; t++) store_acc(y + (size_t)t * ys, mask, acc[t]);
 }
 
-static void gemm_q6_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                          const void *x, size_t xs, float *y, size_t ys) {
-    const int64_t nb = n_in / QUANT_QKK;
-    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q6_K_X16_BYTES;
-        const __mmask16 mask = row_mask(g, r0, r1);
-        for (int64_t t = 0; t < nt; t += PK_TOK) {
-            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + g * 16;
-            if (nt - t >= PK_TOK)
-                q6_k_tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);
-            else if (nt - t == 1)
-                q6_k_tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);
-            else
-                q6_k_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);
-        }
-    }
-}
+PK_GEMM(gemm_q6_k_x16, q6_k_tile, QUANT_Q6_K_X16_BYTES, QUANT_QKK)
 
-/* ---- q4_0.x16 ---- */
+/* ---- q4_0.x16, mxfp4.x16, q8_0.x16: blocks of 32 against Q8_0 activations ----
+ * One tile for the three: 8 vectors of unsigned levels per block (Q4_0's nibbles; MXFP4's codes
+ * looked up as value + 12; Q8_0's values + 128), two dot chains per token, the offset taken off
+ * with the block's activation sum, one float FMA with the rows' scale times the token's. */
+
+enum { LEG_Q4_0, LEG_MXFP4, LEG_Q8_0 };
 
 /* sum of the 32 activations of a Q8_0 block, in every lane */
 PK_ALWAYS __m512i block_sum(const int8_t *qs) {
@@ -248,62 +242,6 @@ PK_ALWAYS __m512i block_sum(const int8_t *qs) {
     return _mm512_broadcastd_epi32(h);
 }
 
-PK_ALWAYS void q4_0_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
-                         float *y, size_t ys, __mmask16 mask, bool pf) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc[PK_TOK];
-#pragma GCC unroll 8
-    for (int t = 0; t < PK_TOK; t++) acc[t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *o = gw + i * QUANT_Q4_0_X16_BYTES;
-        prefetch_record(o, QUANT_Q4_0_X16_BYTES, pf);
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
-        __m512i lo[4], hi[4];
-#pragma GCC unroll 8
-        for (int k = 0; k < 4; k++) {
-            const __m512i v = _mm512_loadu_si512((const void *)(o + 32 + 64 * k));
-            lo[k] = _mm512_and_si512(v, m4);
-            hi[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-        }
-#pragma GCC unroll 4
-        for (int t = 0; t < nt; t++) {
-            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)(x + (size_t)t * xs) + i;
-            __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
-#pragma GCC unroll 8
-            for (int k = 0; k < 4; k++) {
-                a = dot4(a, lo[k], yb->qs + 4 * k);
-                b = dot4(b, hi[k], yb->qs + 16 + 4 * k);
-            }
-            const __m512i s =
-                _mm512_sub_epi32(_mm512_add_epi32(a, b), _mm512_slli_epi32(block_sum(yb->qs), 3));
-            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx_h2f(yb->d)));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[t]);
-        }
-    }
-    for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, mask, acc[t]);
-}
-
-static void gemm_q4_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                          const void *x, size_t xs, float *y, size_t ys) {
-    const int64_t nb = n_in / QUANT_QK;
-    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q4_0_X16_BYTES;
-        const __mmask16 mask = row_mask(g, r0, r1);
-        for (int64_t t = 0; t < nt; t += PK_TOK) {
-            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + g * 16;
-            if (nt - t >= PK_TOK)
-                q4_0_tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);
-            else if (nt - t == 1)
-                q4_0_tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);
-            else
-                q4_0_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);
-        }
-    }
-}
-
-/* ---- mxfp4.x16 ---- */
-
 /* the 16 rows' halved E8M0 scales as floats (quant_e8m0_half: 2^(e - 128), denormal for e < 2) */
 PK_ALWAYS __m512 e8m0_half16(const uint8_t *e) {
     const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)e));
@@ -313,80 +251,51 @@ PK_ALWAYS __m512 e8m0_half16(const uint8_t *e) {
     return _mm512_castsi512_ps(_mm512_mask_blend_epi32(small, normal, tiny));
 }
 
-PK_ALWAYS void mxfp4_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
-                          float *y, size_t ys, __mmask16 mask, bool pf) {
+/* offset * sum(y): 8 for Q4_0's nibbles, 12 for MXFP4's shifted values, 128 for Q8_0's */
+PK_ALWAYS __m512i block_offset(int kind, __m512i sy) {
+    if (kind == LEG_Q4_0) return _mm512_slli_epi32(sy, 3);
+    if (kind == LEG_Q8_0) return _mm512_slli_epi32(sy, 7);
+    return _mm512_add_epi32(_mm512_slli_epi32(sy, 3), _mm512_slli_epi32(sy, 2));
+}
+
+PK_ALWAYS void legacy_tile(int kind, int nt, int64_t nb, const uint8_t *gw, const uint8_t *x,
+                           size_t xs, float *y, size_t ys, __mmask16 mask, bool pf) {
+    const size_t bytes = kind == LEG_Q4_0    ? QUANT_Q4_0_X16_BYTES
+                         : kind == LEG_MXFP4 ? QUANT_MXFP4_X16_BYTES
+                                             : QUANT_Q8_0_X16_BYTES;
+    const size_t qs_off = kind == LEG_MXFP4 ? 16 : 32; /* the scales: 16 E8M0 or 16 fp16 */
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    /* the codes' values + 12 (0..24): unsigned for vpdpbusd; 12 * sum(y) is taken off */
-    int8_t lut[16];
-    for (int i = 0; i < 16; i++) lut[i] = (int8_t)(quant_mxfp4_values[i] + 12);
-    const __m512i tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lut));
+    __m512i tab = _mm512_setzero_si512();
+    if (kind == LEG_MXFP4) { /* the codes' values + 12 (0..24), unsigned for vpdpbusd */
+        int8_t lut[16];
+        for (int i = 0; i < 16; i++) lut[i] = (int8_t)(quant_mxfp4_values[i] + 12);
+        tab = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lut));
+    }
     __m512 acc[PK_TOK];
 #pragma GCC unroll 8
     for (int t = 0; t < PK_TOK; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *o = gw + i * QUANT_MXFP4_X16_BYTES;
-        prefetch_record(o, QUANT_MXFP4_X16_BYTES, pf);
-        const __m512 dw = e8m0_half16(o);
-        __m512i lo[4], hi[4];
+        const uint8_t *o = gw + i * bytes, *qs = o + qs_off;
+        prefetch_record(o, bytes, pf);
+        const __m512 dw = kind == LEG_MXFP4
+                              ? e8m0_half16(o)
+                              : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
+        __m512i q[8]; /* steps 0..3: inputs 4k..4k+3; 4..7: inputs 16 + 4(k - 4).. */
 #pragma GCC unroll 8
         for (int k = 0; k < 4; k++) {
-            const __m512i v = _mm512_loadu_si512((const void *)(o + 16 + 64 * k));
-            lo[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(v, m4));
-            hi[k] = _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
-        }
-#pragma GCC unroll 4
-        for (int t = 0; t < nt; t++) {
-            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)(x + (size_t)t * xs) + i;
-            __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
-#pragma GCC unroll 8
-            for (int k = 0; k < 4; k++) {
-                a = dot4(a, lo[k], yb->qs + 4 * k);
-                b = dot4(b, hi[k], yb->qs + 16 + 4 * k);
+            if (kind == LEG_Q8_0) {
+                q[k] = _mm512_loadu_si512((const void *)(qs + 64 * k));
+                q[k + 4] = _mm512_loadu_si512((const void *)(qs + 256 + 64 * k));
+                continue;
             }
-            const __m512i sy = block_sum(yb->qs);
-            const __m512i off =
-                _mm512_add_epi32(_mm512_slli_epi32(sy, 3), _mm512_slli_epi32(sy, 2));
-            const __m512i s = _mm512_sub_epi32(_mm512_add_epi32(a, b), off);
-            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx_h2f(yb->d)));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[t]);
+            const __m512i v = _mm512_loadu_si512((const void *)(qs + 64 * k));
+            q[k] = _mm512_and_si512(v, m4);
+            q[k + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            if (kind == LEG_MXFP4) {
+                q[k] = _mm512_shuffle_epi8(tab, q[k]);
+                q[k + 4] = _mm512_shuffle_epi8(tab, q[k + 4]);
+            }
         }
-    }
-    for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, mask, acc[t]);
-}
-
-static void gemm_mxfp4_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                           const void *x, size_t xs, float *y, size_t ys) {
-    const int64_t nb = n_in / QUANT_QK;
-    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_MXFP4_X16_BYTES;
-        const __mmask16 mask = row_mask(g, r0, r1);
-        for (int64_t t = 0; t < nt; t += PK_TOK) {
-            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + g * 16;
-            if (nt - t >= PK_TOK)
-                mxfp4_tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);
-            else if (nt - t == 1)
-                mxfp4_tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);
-            else
-                mxfp4_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);
-        }
-    }
-}
-
-/* ---- q8_0.x16 ---- */
-
-PK_ALWAYS void q8_0_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
-                         float *y, size_t ys, __mmask16 mask, bool pf) {
-    __m512 acc[PK_TOK];
-#pragma GCC unroll 8
-    for (int t = 0; t < PK_TOK; t++) acc[t] = _mm512_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *o = gw + i * QUANT_Q8_0_X16_BYTES;
-        prefetch_record(o, QUANT_Q8_0_X16_BYTES, pf);
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
-        __m512i q[8];
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) q[k] = _mm512_loadu_si512((const void *)(o + 32 + 64 * k));
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++) {
             const quant_block_q8_0 *yb = (const quant_block_q8_0 *)(x + (size_t)t * xs) + i;
@@ -397,7 +306,7 @@ PK_ALWAYS void q8_0_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                 b = dot4(b, q[k + 4], yb->qs + 16 + 4 * k);
             }
             const __m512i s =
-                _mm512_sub_epi32(_mm512_add_epi32(a, b), _mm512_slli_epi32(block_sum(yb->qs), 7));
+                _mm512_sub_epi32(_mm512_add_epi32(a, b), block_offset(kind, block_sum(yb->qs)));
             const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(qx_h2f(yb->d)));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc[t]);
         }
@@ -405,24 +314,47 @@ PK_ALWAYS void q8_0_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
     for (int t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + (size_t)t * ys, mask, acc[t]);
 }
 
-static void gemm_q8_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                          const void *x, size_t xs, float *y, size_t ys) {
-    const int64_t nb = n_in / QUANT_QK;
-    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q8_0_X16_BYTES;
-        const __mmask16 mask = row_mask(g, r0, r1);
-        for (int64_t t = 0; t < nt; t += PK_TOK) {
-            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + g * 16;
-            if (nt - t >= PK_TOK)
-                q8_0_tile(PK_TOK, nb, gw, xt, xs, yt, ys, mask, t == 0);
-            else if (nt - t == 1)
-                q8_0_tile(1, nb, gw, xt, xs, yt, ys, mask, t == 0);
-            else
-                q8_0_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, mask, t == 0);
-        }
+#define LEGACY_TILE(name, kind)                                                                    \
+    PK_ALWAYS void name(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,        \
+                        float *y, size_t ys, __mmask16 mask, bool pf) {                            \
+        legacy_tile(kind, nt, nb, gw, x, xs, y, ys, mask, pf);                                     \
     }
-}
+LEGACY_TILE(q4_0_tile, LEG_Q4_0)
+LEGACY_TILE(mxfp4_tile, LEG_MXFP4)
+LEGACY_TILE(q8_0_tile, LEG_Q8_0)
+PK_GEMM(gemm_q4_0_x16, q4_0_tile, QUANT_Q4_0_X16_BYTES, QUANT_QK)
+PK_GEMM(gemm_mxfp4_x16, mxfp4_tile, QUANT_MXFP4_X16_BYTES, QUANT_QK)
+PK_GEMM(gemm_q8_0_x16, q8_0_tile, QUANT_Q8_0_X16_BYTES, QUANT_QK)
+
+/* The 16-bit layouts' products: two groups per pass where the row range has them, tokens in
+ * tiles of PK_TOK_F16 (constant shapes for a full tile and one token); N inputs (F16) or input
+ * pairs (BF16) of GROUP bytes per group. */
+#define PK_GEMM16(fn, tile, N, GROUP)                                                              \
+    static void fn(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w, const void *x, \
+                   size_t xs, float *y, size_t ys) {                                               \
+        const size_t gbytes = (GROUP);                                                             \
+        for (int64_t g = r0 / 16; g * 16 < r1;) {                                                  \
+            const int ng = (g + 1) * 16 < r1 ? 2 : 1;                                              \
+            const uint8_t *gw = (const uint8_t *)w + (size_t)g * gbytes;                           \
+            const __mmask16 m0 = row_mask(g, r0, r1), m1 = ng > 1 ? row_mask(g + 1, r0, r1) : 0;   \
+            for (int64_t t = 0; t < nt; t += PK_TOK_F16) {                                         \
+                const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;                           \
+                float *yt = y + (size_t)t * ys + g * 16;                                           \
+                const int rn = nt - t >= PK_TOK_F16 ? PK_TOK_F16 : (int)(nt - t);                  \
+                if (ng == 2 && rn == PK_TOK_F16)                                                   \
+                    tile(2, PK_TOK_F16, (N), gw, gbytes, xt, xs, yt, ys, m0, m1, t == 0);          \
+                else if (ng == 2 && rn == 1)                                                       \
+                    tile(2, 1, (N), gw, gbytes, xt, xs, yt, ys, m0, m1, t == 0);                   \
+                else if (ng == 2)                                                                  \
+                    tile(2, rn, (N), gw, gbytes, xt, xs, yt, ys, m0, m1, t == 0);                  \
+                else if (rn == 1)                                                                  \
+                    tile(1, 1, (N), gw, gbytes, xt, xs, yt, ys, m0, m1, t == 0);                   \
+                else                                                                               \
+                    tile(1, rn, (N), gw, gbytes, xt, xs, yt, ys, m0, m1, t == 0);                  \
+            }                                                                                      \
+            g += ng;                                                                               \
+        }                                                                                          \
+    }
 
 /* ---- f16.x16 ---- */
 
@@ -432,9 +364,11 @@ static void gemm_q8_0_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
  * token alone or in a tile, one group or two: the same steps, so the same bits). Two groups
  * per pass when the range has them: each broadcast activation then feeds two FMAs, which keeps
  * the loads (one broadcast per token and input) below the FMA rate. */
-PK_ALWAYS void f16_tile(int ng, int nt, int64_t n_in, const uint16_t *gw, size_t gstride,
+PK_ALWAYS void f16_tile(int ng, int nt, int64_t n_in, const uint8_t *gb, size_t gbytes,
                         const uint8_t *x, size_t xs, float *y, size_t ys, __mmask16 m0,
                         __mmask16 m1, bool pf) {
+    const uint16_t *gw = (const uint16_t *)(const void *)gb;
+    const size_t gstride = gbytes / 2; /* elements between the two groups */
     __m512 acc[2][PK_TOK_F16];
 #pragma GCC unroll 8
     for (int t = 0; t < PK_TOK_F16; t++) acc[0][t] = acc[1][t] = _mm512_setzero_ps();
@@ -460,31 +394,7 @@ PK_ALWAYS void f16_tile(int ng, int nt, int64_t n_in, const uint16_t *gw, size_t
     }
 }
 
-static void gemm_f16_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                         const void *x, size_t xs, float *y, size_t ys) {
-    const size_t gstride = (size_t)n_in * 16; /* elements between groups */
-    for (int64_t g = r0 / 16; g * 16 < r1;) {
-        const int ng = (g + 1) * 16 < r1 ? 2 : 1;
-        const uint16_t *gw = (const uint16_t *)w + (size_t)g * gstride;
-        const __mmask16 m0 = row_mask(g, r0, r1), m1 = ng > 1 ? row_mask(g + 1, r0, r1) : 0;
-        for (int64_t t = 0; t < nt; t += PK_TOK_F16) {
-            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + g * 16;
-            const int rn = nt - t >= PK_TOK_F16 ? PK_TOK_F16 : (int)(nt - t);
-            if (ng == 2 && rn == PK_TOK_F16)
-                f16_tile(2, PK_TOK_F16, n_in, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
-            else if (ng == 2 && rn == 1)
-                f16_tile(2, 1, n_in, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
-            else if (ng == 2)
-                f16_tile(2, rn, n_in, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
-            else if (rn == 1)
-                f16_tile(1, 1, n_in, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
-            else
-                f16_tile(1, rn, n_in, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
-        }
-        g += ng;
-    }
-}
+PK_GEMM16(gemm_f16_x16, f16_tile, n_in, (size_t)n_in * 32)
 
 /* ---- bf16.x16 (AVX512-BF16) ---- */
 
@@ -517,31 +427,7 @@ PK_ALWAYS void bf16_tile(int ng, int nt, int64_t n_pairs, const uint8_t *gw, siz
     }
 }
 
-static void gemm_bf16_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                          const void *x, size_t xs, float *y, size_t ys) {
-    const size_t gstride = (size_t)n_in * 32; /* bytes between groups */
-    for (int64_t g = r0 / 16; g * 16 < r1;) {
-        const int ng = (g + 1) * 16 < r1 ? 2 : 1;
-        const uint8_t *gw = (const uint8_t *)w + (size_t)g * gstride;
-        const __mmask16 m0 = row_mask(g, r0, r1), m1 = ng > 1 ? row_mask(g + 1, r0, r1) : 0;
-        for (int64_t t = 0; t < nt; t += PK_TOK_F16) {
-            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + g * 16;
-            const int rn = nt - t >= PK_TOK_F16 ? PK_TOK_F16 : (int)(nt - t);
-            if (ng == 2 && rn == PK_TOK_F16)
-                bf16_tile(2, PK_TOK_F16, n_in / 2, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
-            else if (ng == 2 && rn == 1)
-                bf16_tile(2, 1, n_in / 2, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
-            else if (ng == 2)
-                bf16_tile(2, rn, n_in / 2, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
-            else if (rn == 1)
-                bf16_tile(1, 1, n_in / 2, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
-            else
-                bf16_tile(1, rn, n_in / 2, gw, gstride, xt, xs, yt, ys, m0, m1, t == 0);
-        }
-        g += ng;
-    }
-}
+PK_GEMM16(gemm_bf16_x16, bf16_tile, n_in / 2, (size_t)n_in * 32)
 
 /* F32 activations rounded to f16 and back (round to nearest even, as F16C rounds the
  * reference's activations) */
