@@ -24,28 +24,6 @@
 
 #define CTX 512
 
-typedef struct kl_stats {
-    double nll_dev, nll_cpu, kl;
-    long n, top_same;
-} kl_stats;
-
-/* log-softmax in double, as llama-perplexity sums */
-static void log_softmax(const float *l, int32_t n, double *out) {
-    float mx = l[0];
-    for (int32_t j = 1; j < n; j++) mx = l[j] > mx ? l[j] : mx;
-    double s = 0;
-    for (int32_t j = 0; j < n; j++) s += exp((double)(l[j] - mx));
-    const double lse = log(s);
-    for (int32_t j = 0; j < n; j++) out[j] = (double)(l[j] - mx) - lse;
-}
-
-static int32_t argmax(const double *x, int32_t n) {
-    int32_t b = 0;
-    for (int32_t j = 1; j < n; j++)
-        if (x[j] > x[b]) b = j;
-    return b;
-}
-
 static model_ctx *new_ctx(const model *m, const model_device *dev) {
     model_ctx_params cp = {
         .n_ctx = CTX, .n_batch = CTX, .n_logits = CTX, .kv_type = MODEL_KV_F16, .device = dev};
@@ -56,38 +34,9 @@ static model_ctx *new_ctx(const model *m, const model_device *dev) {
 }
 
 static void run_chunks(const model *m, const model_device *dev, const int32_t *toks, long n_tok,
-                       int32_t bos, long chunks, kl_stats *st) {
+                       int32_t bos, long chunks, test_kl *st) {
     model_ctx *cc = new_ctx(m, NULL), *dc = new_ctx(m, dev);
-    if (!cc || !dc) {
-        model_ctx_free(cc);
-        model_ctx_free(dc);
-        return;
-    }
-    const int32_t V = m->hp.n_vocab;
-    double *pc = malloc(sizeof(double) * (size_t)V), *pd = malloc(sizeof(double) * (size_t)V);
-    int32_t chunk[CTX];
-    shimmy_error err = {0};
-    for (long ci = 0; ci < chunks && (ci + 1) * CTX <= n_tok; ci++) {
-        memcpy(chunk, toks + ci * CTX, sizeof chunk);
-        chunk[0] = bos;
-        model_ctx_truncate(cc, 0);
-        model_ctx_truncate(dc, 0);
-        CHECK_MSG(model_ctx_eval(cc, chunk, CTX, CTX, &err) == SHIMMY_OK, "%s", err.message);
-        CHECK_MSG(model_ctx_eval(dc, chunk, CTX, CTX, &err) == SHIMMY_OK, "%s", err.message);
-        for (int32_t i = CTX / 2; i < CTX - 1; i++) {
-            log_softmax(model_ctx_logits(cc, i), V, pc);
-            log_softmax(model_ctx_logits(dc, i), V, pd);
-            double kl = 0;
-            for (int32_t j = 0; j < V; j++) kl += exp(pc[j]) * (pc[j] - pd[j]);
-            st->kl += kl;
-            st->nll_cpu -= pc[chunk[i + 1]];
-            st->nll_dev -= pd[chunk[i + 1]];
-            st->top_same += argmax(pc, V) == argmax(pd, V);
-            st->n++;
-        }
-    }
-    free(pc);
-    free(pd);
+    if (cc && dc) test_kl_chunks(cc, dc, CTX, toks, n_tok, bos, chunks, st);
     model_ctx_free(cc);
     model_ctx_free(dc);
 }
@@ -114,11 +63,11 @@ static void check_model(const char *name, const char *text, long chunks, bool ha
         CHECK_MSG(gpu_model_open(m, &gp, &g, &err) == SHIMMY_OK && g, "%s: %s", name,
                   g ? "" : err.message);
         if (!g) goto done;
-        kl_stats st = {0};
+        test_kl st = {0};
         run_chunks(m, gpu_model_device(g), tb.ids, (long)tb.n, tok_bos(v), chunks, &st);
         gpu_model_close(g);
         if (st.n == 0) goto done;
-        const double ppl_c = exp(st.nll_cpu / (double)st.n), ppl_d = exp(st.nll_dev / (double)st.n);
+        const double ppl_c = exp(st.nll_a / (double)st.n), ppl_d = exp(st.nll_b / (double)st.n);
         const double kl = st.kl / (double)st.n, same = (double)st.top_same / (double)st.n;
         printf("%-24s layers %-4s tokens %5ld  ppl cpu %.4f device %.4f (%+.3f%%)  KL %.6f  "
                "same top %.2f%%\n",

@@ -28,28 +28,6 @@
 
 #define CTX 512
 
-typedef struct kl_stats {
-    double nll_ref, nll_pack, kl;
-    long n, top_same;
-} kl_stats;
-
-/* log-softmax in double, as llama-perplexity sums */
-static void log_softmax(const float *l, int32_t n, double *out) {
-    float mx = l[0];
-    for (int32_t j = 1; j < n; j++) mx = l[j] > mx ? l[j] : mx;
-    double s = 0;
-    for (int32_t j = 0; j < n; j++) s += exp((double)(l[j] - mx));
-    const double lse = log(s);
-    for (int32_t j = 0; j < n; j++) out[j] = (double)(l[j] - mx) - lse;
-}
-
-static int32_t argmax(const double *x, int32_t n) {
-    int32_t b = 0;
-    for (int32_t j = 1; j < n; j++)
-        if (x[j] > x[b]) b = j;
-    return b;
-}
-
 static core_pool *pool; /* both contexts', used one after the other */
 
 static model_ctx *new_ctx(const model *m) {
@@ -59,38 +37,6 @@ static model_ctx *new_ctx(const model *m) {
     shimmy_error err = {0};
     CHECK_MSG(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK, "%s", err.message);
     return c;
-}
-
-static void run_chunks(const model *ref, const model *packed, const int32_t *toks, long n_tok,
-                       int32_t bos, long chunks, kl_stats *st) {
-    model_ctx *rc = new_ctx(ref), *pc = new_ctx(packed);
-    const int32_t V = ref->hp.n_vocab;
-    double *pr = malloc(sizeof(double) * (size_t)V), *pp = malloc(sizeof(double) * (size_t)V);
-    int32_t chunk[CTX];
-    shimmy_error err = {0};
-    for (long ci = 0; rc && pc && ci < chunks && (ci + 1) * CTX <= n_tok; ci++) {
-        memcpy(chunk, toks + ci * CTX, sizeof chunk);
-        chunk[0] = bos;
-        model_ctx_truncate(rc, 0);
-        model_ctx_truncate(pc, 0);
-        CHECK_MSG(model_ctx_eval(rc, chunk, CTX, CTX, &err) == SHIMMY_OK, "%s", err.message);
-        CHECK_MSG(model_ctx_eval(pc, chunk, CTX, CTX, &err) == SHIMMY_OK, "%s", err.message);
-        for (int32_t i = CTX / 2; i < CTX - 1; i++) {
-            log_softmax(model_ctx_logits(rc, i), V, pr);
-            log_softmax(model_ctx_logits(pc, i), V, pp);
-            double kl = 0;
-            for (int32_t j = 0; j < V; j++) kl += exp(pr[j]) * (pr[j] - pp[j]);
-            st->kl += kl;
-            st->nll_ref -= pr[chunk[i + 1]];
-            st->nll_pack -= pp[chunk[i + 1]];
-            st->top_same += argmax(pr, V) == argmax(pp, V);
-            st->n++;
-        }
-    }
-    free(pr);
-    free(pp);
-    model_ctx_free(rc);
-    model_ctx_free(pc);
 }
 
 /* llama-perplexity's figure for this file with an F16 cache, or 0 */
@@ -139,13 +85,16 @@ int main(void) {
     CHECK(text && tok_encode(v, text, strlen(text), &o, &tb, &err) == SHIMMY_OK);
     const char *env = getenv("SHIMMY_KL_CHUNKS");
     const long chunks = env ? atol(env) : 38;
-    kl_stats st = {0};
+    test_kl st = {0};
     CHECK(core_pool_new(0, &pool, &err) == SHIMMY_OK);
-    run_chunks(ref, packed, tb.ids, (long)tb.n, tok_bos(v), chunks, &st);
+    model_ctx *rc = new_ctx(ref), *pc = new_ctx(packed);
+    if (rc && pc) test_kl_chunks(rc, pc, CTX, tb.ids, (long)tb.n, tok_bos(v), chunks, &st);
+    model_ctx_free(rc);
+    model_ctx_free(pc);
     CHECK(st.n > 0);
     if (st.n > 0) {
-        const double ppl_r = exp(st.nll_ref / (double)st.n);
-        const double ppl_p = exp(st.nll_pack / (double)st.n);
+        const double ppl_r = exp(st.nll_a / (double)st.n);
+        const double ppl_p = exp(st.nll_b / (double)st.n);
         const double kl = st.kl / (double)st.n, same = (double)st.top_same / (double)st.n;
         const double lp = st.n == 9690 ? llama_ppl("docs-llama-30m-Q4_K_M.gguf") : 0;
         printf("docs-llama-30m-Q4_K_M tokens %ld  ppl reference-order %.4f repacked %.4f "

@@ -5,6 +5,9 @@
 #include "model/model.h"
 
 #include <ftw.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +50,53 @@ int test_model_repack(model *m, gpu_model *gm) {
     CHECK_MSG(model_repack(m, gm ? held_by : NULL, gm, 0, &err) == SHIMMY_OK, "repack: %s",
               err.message);
     return m->n_packed;
+}
+
+/* log-softmax in double, as llama-perplexity sums */
+static void log_softmax(const float *l, int32_t n, double *out) {
+    float mx = l[0];
+    for (int32_t j = 1; j < n; j++) mx = l[j] > mx ? l[j] : mx;
+    double s = 0;
+    for (int32_t j = 0; j < n; j++) s += exp((double)(l[j] - mx));
+    const double lse = log(s);
+    for (int32_t j = 0; j < n; j++) out[j] = (double)(l[j] - mx) - lse;
+}
+
+static int32_t argmax_d(const double *x, int32_t n) {
+    int32_t b = 0;
+    for (int32_t j = 1; j < n; j++)
+        if (x[j] > x[b]) b = j;
+    return b;
+}
+
+void test_kl_chunks(model_ctx *a, model_ctx *b, int32_t n_ctx, const int32_t *toks, long n_tok,
+                    int32_t bos, long chunks, test_kl *st) {
+    const int32_t V = a->m->hp.n_vocab;
+    double *pa = malloc(sizeof(double) * (size_t)V), *pb = malloc(sizeof(double) * (size_t)V);
+    int32_t *chunk = malloc(sizeof *chunk * (size_t)n_ctx);
+    shimmy_error err = {0};
+    for (long ci = 0; pa && pb && chunk && ci < chunks && (ci + 1) * n_ctx <= n_tok; ci++) {
+        memcpy(chunk, toks + ci * n_ctx, sizeof *chunk * (size_t)n_ctx);
+        chunk[0] = bos;
+        model_ctx_truncate(a, 0);
+        model_ctx_truncate(b, 0);
+        CHECK_MSG(model_ctx_eval(a, chunk, n_ctx, n_ctx, &err) == SHIMMY_OK, "%s", err.message);
+        CHECK_MSG(model_ctx_eval(b, chunk, n_ctx, n_ctx, &err) == SHIMMY_OK, "%s", err.message);
+        for (int32_t i = n_ctx / 2; i < n_ctx - 1; i++) {
+            log_softmax(model_ctx_logits(a, i), V, pa);
+            log_softmax(model_ctx_logits(b, i), V, pb);
+            double kl = 0;
+            for (int32_t j = 0; j < V; j++) kl += exp(pa[j]) * (pa[j] - pb[j]);
+            st->kl += kl;
+            st->nll_a -= pa[chunk[i + 1]];
+            st->nll_b -= pb[chunk[i + 1]];
+            st->top_same += argmax_d(pa, V) == argmax_d(pb, V);
+            st->n++;
+        }
+    }
+    free(pa);
+    free(pb);
+    free(chunk);
 }
 
 void test_skip(const char *why) {

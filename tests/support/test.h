@@ -69,6 +69,18 @@ struct model;
 struct gpu_model;
 int test_model_repack(struct model *m, struct gpu_model *gm);
 
+/* Two forward paths compared on a text, llama-perplexity's way (chunks of n_ctx tokens, BOS
+ * first, positions n_ctx/2 .. n_ctx-2 scored): a is the reference. Sums the negative
+ * log-likelihoods of each, the KL divergence of b's next-token distribution from a's and the
+ * positions where their top tokens agree; the contexts must take n_ctx logits per step. */
+typedef struct test_kl {
+    double nll_a, nll_b, kl;
+    long n, top_same;
+} test_kl;
+struct model_ctx;
+void test_kl_chunks(struct model_ctx *a, struct model_ctx *b, int32_t n_ctx, const int32_t *toks,
+                    long n_tok, int32_t bos, long chunks, test_kl *st);
+
 /* Exits 77 (skip) with a message. */
 void test_skip(const char *why) __attribute__((noreturn));
 
