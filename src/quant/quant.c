@@ -115,6 +115,11 @@ static void build(void) {
         const quant_variant *var = &variants[v];
         const quant_traits *base = var->base < 0 ? ref : tables[var->base];
         memcpy(tables[v], base, sizeof ref);
+        runnable[v] = (usable & var->needs) == var->needs;
+        /* Install functions are compiled for their ISA, so the compiler may use its instructions
+         * even in the table stores (gcc fills the table with zmm moves): a variant the CPU cannot
+         * run is never installed and stays a copy of its base. */
+        if (!runnable[v]) continue;
         if (var->install) var->install(tables[v]);
         /* a variant that brings a row dot but no batched one batches with its row dot (where the
          * batched dot it inherits is the reference's or its base's row dot, not an order of its
@@ -125,8 +130,7 @@ static void build(void) {
                 row->vec_dot_batch == ref[t].vec_dot_batch || row->vec_dot_batch == base[t].vec_dot;
             if (row->vec_dot != base[t].vec_dot && plain_batch) row->vec_dot_batch = row->vec_dot;
         }
-        runnable[v] = (usable & var->needs) == var->needs;
-        if (runnable[v]) active = v;
+        active = v;
     }
 }
 
