@@ -137,9 +137,18 @@ static void describe_kernels(engine_model *m) {
     engine_model_info *in = &m->info;
     int n = snprintf(in->cpu_kernels, sizeof in->cpu_kernels, "%s", quant_isa());
     if (w->n_packed > 0 && n > 0 && (size_t)n < sizeof in->cpu_kernels)
-        snprintf(in->cpu_kernels + n, sizeof in->cpu_kernels - (size_t)n,
-                 "; repacked %s: %d matrices, %.1f MiB", w->pack_layouts, (int)w->n_packed,
-                 (double)w->pack_bytes / (1 << 20));
+        n += snprintf(in->cpu_kernels + n, sizeof in->cpu_kernels - (size_t)n,
+                      "; repacked %s: %d matrices, %.1f MiB", w->pack_layouts, (int)w->n_packed,
+                      (double)w->pack_bytes / (1 << 20));
+    if (w->n_xpacked > 0 && n > 0 && (size_t)n < sizeof in->cpu_kernels) {
+        if (w->n_packed > 0)
+            snprintf(in->cpu_kernels + n, sizeof in->cpu_kernels - (size_t)n,
+                     "; %d expert tensors packed per expert on first use", (int)w->n_xpacked);
+        else
+            snprintf(in->cpu_kernels + n, sizeof in->cpu_kernels - (size_t)n,
+                     "; repacked %s: %d expert tensors, per expert on first use", w->pack_layouts,
+                     (int)w->n_xpacked);
+    }
 }
 
 static bool device_holds(void *ud, const void *data) {

@@ -255,6 +255,7 @@ fail:
 
 void model_free(model *m) {
     if (!m) return;
+    model_expert_packs_free(m);
     free(m->layers);
     core_aligned_free(m->pack_mem);
     free(m);

@@ -35,6 +35,7 @@
 #include "gguf/gguf.h"
 #include "quant/quant.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -230,6 +231,10 @@ typedef struct model_weight {
      * data keeps pointing into the mapping (the device, row views and adapters key on it). */
     const void *pack;
     const quant_pack *pk;
+    /* Expert tensors with a layout (pk): expert e's rows in it (model_expert_pack, on the
+     * expert's first use, so resident memory grows only with the experts a model routes to), or
+     * NULL until then; n_expert entries, the array and the copies owned by the model. */
+    _Atomic(const void *) *xpack;
 } model_weight;
 
 /* A layer's tensors: the union of what the architectures bind (NULL / zeroed when absent). */
@@ -304,6 +309,7 @@ struct model {
     void *pack_mem;
     size_t pack_bytes;
     int32_t n_packed;
+    int32_t n_xpacked; /* expert tensors whose experts are packed on first use */
     uint64_t packed_file_bytes;
     char pack_layouts[96];
 };
@@ -316,13 +322,20 @@ void model_free(model *m);
 /* Repacks the weight matrices this CPU has a faster layout for (quant_traits.pack: Q4_0, Q8_0,
  * Q4_K, Q6_K, F16, BF16 with AVX-512) into memory the model owns, in parallel on n_threads (<= 0:
  * every core), and releases the file pages they came from, so resident memory stays about the
- * file's size. Weights a device holds (held(ud, w->data) true), expert tensors and the token
- * embedding (read by rows) stay as they are. Call once, after any device took its copies and before
- * any context is created. No-op with SHIMMY_REPACK=0 in the environment (the reference-order
- * kernels: DESIGN.md "Numerics"). On failure (no memory) nothing is repacked and the model
- * works as before. */
+ * file's size. Weights a device holds (held(ud, w->data) true) and the token embedding (read by
+ * rows) stay as they are; MXFP4 expert tensors get their layout per expert on first use
+ * (model_expert_pack), other expert tensors keep the row kernels. Call once, after any device took
+ * its copies and before any context is created. No-op with SHIMMY_REPACK=0 in the environment (the
+ * reference-order kernels: DESIGN.md "Numerics"). On failure (no memory) nothing is repacked and
+ * the model works as before. */
 shimmy_status model_repack(model *m, bool (*held)(void *ud, const void *data), void *ud,
                            int n_threads, shimmy_error *err);
+/* Expert e of w in w->pk's layout, packed now if this is its first use (thread-safe: several
+ * contexts may race, one copy wins), its file pages released; NULL when w has no expert layout
+ * or there was no memory for it (the row kernels then serve it). */
+const void *model_expert_pack(const model *m, const model_weight *w, int32_t e);
+/* Frees the expert copies (model_free). */
+void model_expert_packs_free(model *m);
 
 /* ---- loading (used by the arch files' hparams and bind_layer hooks) ----
  * A model_loader is the state of one model_load: the file, the model being built and the error

@@ -166,6 +166,16 @@ static void expert_rows(const moe_task *t, int k, int32_t e, int64_t lo, int64_t
     const unsigned char *wd =
         (const unsigned char *)w->data + ((size_t)e * (size_t)R + (size_t)lo) * w->row_bytes;
     const unsigned char *xq = t->xq[k] + (size_t)a0 * t->xq_stride;
+    const void *xp = w->xpack ? atomic_load_explicit(&w->xpack[e], memory_order_acquire) : NULL;
+    if (xp) { /* the expert's layout: its kernel for every token, alone or batched */
+        float *ye = t->y[k] + (int64_t)a0 * R;
+        for (int32_t t0 = 0; t0 < nt; t0 += MOE_TOK_BLOCK) {
+            const int32_t n = nt - t0 < MOE_TOK_BLOCK ? nt - t0 : MOE_TOK_BLOCK;
+            w->pk->gemm(w->n_in, lo, hi, n, xp, xq + (size_t)t0 * t->xq_stride, t->xq_stride,
+                        ye + (int64_t)t0 * R, (size_t)R);
+        }
+        return;
+    }
     float *y = t->y[k] + (int64_t)a0 * R + lo;
     if (w->qt->gemm && w->qt->vec_dot_batch == w->qt->vec_dot) {
         for (int32_t t0 = 0; t0 < nt; t0 += MOE_TOK_BLOCK) {
@@ -206,6 +216,39 @@ static void run_products(model_ctx *c, moe_task *t, int32_t n_active, int64_t n_
         core_pool_run_items(c->pool, moe_items, t, n_items);
     else
         moe_items(t, 0, n_items, 0);
+}
+
+/* The routed experts' layouts (model_expert_pack), packed in parallel where this step is an
+ * expert's first use, before any product reads them: every token an expert ever serves goes
+ * through the same kernel. */
+typedef struct xpack_task {
+    const model *m;
+    const model_weight *w[3];
+    const int32_t *e; /* experts to pack, each for the three weights */
+} xpack_task;
+
+static void xpack_items(void *ctx, int64_t lo, int64_t hi, int slot) {
+    (void)slot;
+    const xpack_task *t = ctx;
+    for (int64_t i = lo; i < hi; i++) model_expert_pack(t->m, t->w[i % 3], t->e[i / 3]);
+}
+
+static void pack_experts(model_ctx *c, const model_layer *L, const int32_t *active,
+                         int32_t n_active, int32_t *todo) {
+    xpack_task t = {c->m, {&L->ffn_gate_exps, &L->ffn_up_exps, &L->ffn_down_exps}, todo};
+    int32_t n = 0;
+    for (int32_t ai = 0; ai < n_active; ai++)
+        for (int k = 0; k < 3; k++)
+            if (t.w[k]->xpack &&
+                !atomic_load_explicit(&t.w[k]->xpack[active[ai]], memory_order_acquire)) {
+                todo[n++] = active[ai];
+                break;
+            }
+    if (n == 0) return;
+    if (c->pool && c->n_threads > 1)
+        core_pool_run_items(c->pool, xpack_items, &t, (int64_t)n * 3);
+    else
+        xpack_items(&t, 0, (int64_t)n * 3, 0);
 }
 
 /* Rows of n floats converted to the activation type `type` (F32: copied). */
@@ -295,6 +338,7 @@ void model_op_moe(model_ctx *c, const model_layer *L, const model_moe_params *p,
         s.tok[r] = i / K;
     }
     const int32_t A = n * K;
+    pack_experts(c, L, s.active, n_active, s.fill); /* (fill is free again) */
 
     /* the input once per activation type, then gathered into the assignment rows */
     const uint32_t tg = L->ffn_gate_exps.qt->vec_dot_type, tu = L->ffn_up_exps.qt->vec_dot_type;

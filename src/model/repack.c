@@ -60,6 +60,90 @@ static bool wanted(const model_weight *w, bool (*held)(void *, const void *), vo
            w->n_in % w->qt->pack->in_multiple == 0 && !(held && held(ud, w->data));
 }
 
+/* ---- experts: their layout per expert, on first use ----
+ * A mixture of experts routes each token to a few of many experts, and a model much larger than
+ * the memory a user has is the point of the format: packing every expert at load would make all
+ * of them resident. Each expert is packed when a step first routes a token to it, and its file
+ * pages released then. Only MXFP4 experts so far: their row kernel (a horizontal fold and a
+ * float step per row and block) made an MXFP4 mixture of experts generate at about half
+ * llama.cpp's speed, while the K-quant experts' row kernels keep up; the layout must read the
+ * rows' own activation type (the gathered rows are quantized once for every expert) and an
+ * expert must be whole groups. */
+static bool expert_wanted(const model_weight *w, bool (*held)(void *, const void *), void *ud) {
+    const quant_pack *pk = w->qt ? w->qt->pack : NULL;
+    return w->data && pk && w->expert_rows > 0 && !w->xpack && w->type == GGUF_T_MXFP4 &&
+           w->expert_rows % QUANT_PACK_ROWS == 0 && w->n_in % pk->in_multiple == 0 &&
+           pk->act_type == w->qt->vec_dot_type && !pk->act_from_float &&
+           !(held && held(ud, w->data));
+}
+
+#define EXPERT_WEIGHTS(L)                                                                          \
+    { &(L)->ffn_gate_exps, &(L)->ffn_up_exps, &(L)->ffn_down_exps }
+
+static shimmy_status expert_tables(model *m, bool (*held)(void *, const void *), void *ud,
+                                   shimmy_error *err) {
+    for (int32_t il = 0; il < m->hp.n_layer; il++) {
+        model_weight *ws[] = EXPERT_WEIGHTS(&m->layers[il]);
+        for (int k = 0; k < 3; k++) {
+            model_weight *w = ws[k];
+            if (!expert_wanted(w, held, ud)) continue;
+            const int64_t n_expert = w->n_out / w->expert_rows;
+            w->xpack = calloc((size_t)n_expert, sizeof *w->xpack);
+            if (!w->xpack)
+                return core_error(err, SHIMMY_ERR_NOMEM, "repack",
+                                  "no memory for the expert table of %s", w->name);
+            for (int64_t e = 0; e < n_expert; e++) atomic_init(&w->xpack[e], NULL);
+            w->pk = w->qt->pack;
+            m->n_xpacked++;
+            const size_t len = strlen(m->pack_layouts);
+            if (!strstr(m->pack_layouts, w->pk->name) &&
+                len + strlen(w->pk->name) + 3 < sizeof m->pack_layouts)
+                snprintf(m->pack_layouts + len, sizeof m->pack_layouts - len, "%s%s",
+                         len ? ", " : "", w->pk->name);
+        }
+    }
+    return SHIMMY_OK;
+}
+
+const void *model_expert_pack(const model *m, const model_weight *w, int32_t e) {
+    if (!w->xpack) return NULL;
+    const void *p = atomic_load_explicit(&w->xpack[e], memory_order_acquire);
+    if (p) return p;
+    const quant_pack *pk = w->pk;
+    const int64_t R = w->expert_rows;
+    const size_t group = (size_t)(w->n_in / w->qt->block_size) * pk->block_bytes;
+    unsigned char *dst = core_aligned_alloc(64, (size_t)(R / QUANT_PACK_ROWS) * group);
+    if (!dst) return NULL;
+    const unsigned char *src =
+        (const unsigned char *)w->data + (size_t)e * (size_t)R * w->row_bytes;
+    for (int64_t r = 0; r < R; r += QUANT_PACK_ROWS)
+        pk->pack(src + (size_t)r * w->row_bytes, w->row_bytes, QUANT_PACK_ROWS, w->n_in,
+                 dst + (size_t)(r / QUANT_PACK_ROWS) * group);
+    const void *none = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&w->xpack[e], &none, dst, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        core_aligned_free(dst); /* another context packed it first */
+        return none;
+    }
+    /* a reader that has not seen the copy yet faults the private mapping's pages back in */
+    gguf_release(m->file, src, (size_t)R * w->row_bytes);
+    return dst;
+}
+
+void model_expert_packs_free(model *m) {
+    if (!m || !m->layers) return;
+    for (int32_t il = 0; il < m->hp.n_layer; il++) {
+        model_weight *ws[] = EXPERT_WEIGHTS(&m->layers[il]);
+        for (int k = 0; k < 3; k++) {
+            if (!ws[k]->xpack) continue;
+            for (int64_t e = 0; e < ws[k]->n_out / ws[k]->expert_rows; e++)
+                core_aligned_free((void *)atomic_load(&ws[k]->xpack[e]));
+            free(ws[k]->xpack);
+            ws[k]->xpack = NULL;
+        }
+    }
+}
+
 shimmy_status model_repack(model *m, bool (*held)(void *ud, const void *data), void *ud,
                            int n_threads, shimmy_error *err) {
     const char *env = getenv("SHIMMY_REPACK");
@@ -124,5 +208,5 @@ shimmy_status model_repack(model *m, bool (*held)(void *ud, const void *data), v
     }
     free(all);
     free(off);
-    return st;
+    return st ? st : expert_tables(m, held, ud, err);
 }

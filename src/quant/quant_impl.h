@@ -400,6 +400,7 @@ void quant_x86_avx2_install_iquants(quant_traits *table);   /* avx2_iquants.c */
 void quant_x86_avx2_install_iqgrid(quant_traits *table);    /* avx2_iqgrid.c, by the above */
 void quant_x86_avx512_install_iquants(quant_traits *table); /* avx512_iquants.c */
 void quant_x86_avx512_install_pack(quant_traits *table);    /* repacked layouts, avx512_pack.c */
+void quant_x86_avx2_install_pack(quant_traits *table);      /* mxfp4.x16, avx2_pack.c */
 /* ref/pack.c: the layouts' packers (shared by every variant that has the layout) */
 void quant_pack_q4_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
 void quant_pack_q6_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);

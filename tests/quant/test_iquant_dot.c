@@ -88,7 +88,9 @@ static void compare(uint32_t type, int nb, int off, bool quantized, test_rng *r)
 /* A tile kernel over several rows and tokens equals vec_dot per pair. */
 static void compare_gemm(int v, const quant_traits *q, test_rng *r) {
     const quant_traits *act = quant_get_ref(q->vec_dot_type);
-    static const int shapes[][3] = {{1, 1, 1}, {3, 5, 2}, {7, 8, 4}, {2, 13, 9}, {16, 16, 3}};
+    /* nt = 1 with 8 or more rows takes the decode tiles (8 rows per vector, then a tail) */
+    static const int shapes[][3] = {{1, 1, 1},   {3, 5, 2},  {7, 8, 4}, {2, 13, 9},
+                                    {16, 16, 3}, {5, 19, 1}, {1, 8, 1}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int nb = shapes[si][0], nr = shapes[si][1], nt = shapes[si][2];
         const int64_t n = (int64_t)nb * q->block_size;

@@ -350,4 +350,5 @@ void quant_x86_avx2_install(quant_traits *t) {
     quant_x86_avx2_install_bf16(t);
     quant_x86_avx2_install_iquants(t);
     quant_x86_avx2_install_gemm(t);
+    quant_x86_avx2_install_pack(t);
 }

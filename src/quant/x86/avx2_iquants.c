@@ -95,14 +95,47 @@ static inline __attribute__((always_inline)) void nl_tile(nl_fmt f, int rn, int6
     for (int t = 0; t < rn; t++) out[(size_t)t * ys] = lanes[t];
 }
 
+/* A decode step (one token): 8 weight rows at once, one lane per row. The 8 rows' exact integer
+ * sums of a block are reduced together and lane r takes row r's float steps in its vec_dot's
+ * order (d = dx * dy, then acc + d * isum, block after block), so each output has its vec_dot's
+ * bits; what the tile saves is the per-block horizontal sum and the serial float chain of one
+ * row at a time, which left a row dot waiting on latency. */
+static inline __attribute__((always_inline)) void nl_rows8(nl_fmt f, int64_t nb,
+                                                           const unsigned char *w, size_t ws,
+                                                           const unsigned char *x, float *out) {
+    const __m256i tab = table16(f.values);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const quant_block_q8_0 *yb = (const quant_block_q8_0 *)x + b;
+        const __m256i yv = _mm256_loadu_si256((const __m256i *)yb->qs);
+        const unsigned char *wb = w + f.block * (size_t)b;
+        __m256i p[8];
+        float dx[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) {
+            const unsigned char *wr = wb + (size_t)r * ws;
+            const __m256i lv = _mm256_shuffle_epi8(tab, qx_nibbles32(wr + f.qs_off));
+            p[r] = qx_dot_u8s8(_mm256_sign_epi8(lv, lv), _mm256_sign_epi8(yv, lv));
+            uint16_t h;
+            memcpy(&h, wr, 2);
+            dx[r] = f.mx ? quant_e8m0_half(wr[0]) : qx_h2f(h);
+        }
+        const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(dx), _mm256_set1_ps(qx_h2f(yb->d)));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(qx_reduce8_epi32(p))));
+    }
+    _mm256_storeu_ps(out, acc);
+}
+
 static inline __attribute__((always_inline)) void nl_gemm(nl_fmt f, quant_vec_dot_fn dot, int64_t n,
                                                           int64_t nr, int64_t nt, const void *vw,
                                                           size_t ws, const void *vx, size_t xs,
                                                           float *y, size_t ys) {
     const unsigned char *w = vw, *x = vx;
     const int64_t nb = n / QUANT_QK;
-    if (nt == 1) { /* a decode step: one row after the other */
-        for (int64_t r = 0; r < nr; r++) dot(n, y + r, w + (size_t)r * ws, x);
+    if (nt == 1) { /* a decode step: 8 rows at a time */
+        int64_t r = 0;
+        for (; r + 8 <= nr; r += 8) nl_rows8(f, nb, w + (size_t)r * ws, ws, x, y + r);
+        for (; r < nr; r++) dot(n, y + r, w + (size_t)r * ws, x);
         return;
     }
     for (int64_t r = 0; r < nr; r++)

@@ -1,0 +1,148 @@
+/* AVX2 kernel of the mxfp4.x16 layout (quant/ref/pack.c describes it; its scalar kernel there is
+ * the reference this one is tested against, bit for bit).
+ *
+ * Without VNNI, a 32-bit lane still holds 4 codes of one row: vpshufb turns them into values + 12
+ * (0..24, unsigned), vpmaddubsw multiplies them with the token's 4 activations broadcast to every
+ * lane and adds pairs into int16 (4 steps of a block stay below 4 * 2 * 24 * 127 = 24384), and one
+ * vpmaddwd per block and half turns the pairs into each row's exact 32-bit sum, in its own lane.
+ * Against the row-at-a-time kernels (a decode, a horizontal fold and a float step per row and
+ * block, and the scale converted row by row) that is about a third of the instructions, and the
+ * matrix is read as one stream. MXFP4 is the one layout AVX2 gets: the first-wave types keep the
+ * reference's order on this ISA (SHIMMY_ISA=avx2), and an MXFP4 mixture of experts spends nearly
+ * all its time in these products. 16 rows are two ymm halves (rows 0-7, 8-15). */
+#include "quant/x86/avx2_util.h"
+
+#define P2_ALWAYS static inline __attribute__((always_inline))
+#define P2_TOK    4 /* tokens per tile */
+
+/* A decode step streams each matrix once; the first token tile fetches what lies P2_AHEAD bytes
+ * ahead (the hardware prefetchers stop at each 4 KiB page), later tiles find it in cache. */
+#define P2_AHEAD 4352
+
+/* rows 8h..8h+7's halved E8M0 scales as floats (quant_e8m0_half: 2^(e - 128), denormal e < 2) */
+P2_ALWAYS __m256 e8m0_half8(const uint8_t *e) {
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)e));
+    const __m256i normal = _mm256_slli_epi32(_mm256_sub_epi32(v, _mm256_set1_epi32(1)), 23);
+    const __m256i tiny = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), v);
+    const __m256i small = _mm256_cmpgt_epi32(_mm256_set1_epi32(2), v);
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(normal, tiny, small));
+}
+
+P2_ALWAYS __m256i bc32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* 12 * (sum of a Q8_0 block's 32 activations), in every lane */
+P2_ALWAYS __m256i offset12(const int8_t *qs) {
+    const __m256i s = _mm256_madd_epi16(
+        _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)qs)),
+        _mm256_set1_epi16(1));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 1));
+    h = _mm_mullo_epi32(h, _mm_set1_epi32(12));
+    return _mm256_broadcastd_epi32(h);
+}
+
+/* Rows of group g in [r0, r1): a full group is stored as two vectors, a partial one lane by lane.
+ */
+P2_ALWAYS void store16(float *y, int64_t g, int64_t r0, int64_t r1, const __m256 acc[2]) {
+    if (r0 <= g * 16 && g * 16 + 16 <= r1) {
+        _mm256_storeu_ps(y, acc[0]);
+        _mm256_storeu_ps(y + 8, acc[1]);
+        return;
+    }
+    float v[16];
+    _mm256_storeu_ps(v, acc[0]);
+    _mm256_storeu_ps(v + 8, acc[1]);
+    for (int r = 0; r < 16; r++)
+        if (g * 16 + r >= r0 && g * 16 + r < r1) y[r] = v[r];
+}
+
+P2_ALWAYS void mxfp4_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
+                          float *y, size_t ys, int64_t g, int64_t r0, int64_t r1, bool pf) {
+    int8_t lut[16];
+    for (int i = 0; i < 16; i++) lut[i] = (int8_t)(quant_mxfp4_values[i] + 12);
+    const __m256i tab = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lut));
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[P2_TOK][2];
+#pragma GCC unroll 8
+    for (int t = 0; t < P2_TOK; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *o = gw + i * QUANT_MXFP4_X16_BYTES, *qs = o + 16;
+        if (pf)
+            for (int l = 0; l < QUANT_MXFP4_X16_BYTES; l += 64)
+                _mm_prefetch((const char *)o + P2_AHEAD + l, _MM_HINT_T0);
+        __m256i off[P2_TOK];
+        __m256 dy[P2_TOK];
+#pragma GCC unroll 4
+        for (int t = 0; t < P2_TOK; t++) { /* (zeroed: keeps the compiler sure nothing is unset) */
+            off[t] = _mm256_setzero_si256();
+            dy[t] = _mm256_setzero_ps();
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) {
+            const quant_block_q8_0 *yb = (const quant_block_q8_0 *)(x + (size_t)t * xs) + i;
+            off[t] = offset12(yb->qs);
+            dy[t] = _mm256_set1_ps(qx_h2f(yb->d));
+        }
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256 dw = e8m0_half8(o + 8 * h);
+            __m256i a[P2_TOK], b[P2_TOK];
+#pragma GCC unroll 4
+            for (int t = 0; t < P2_TOK; t++) a[t] = b[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 64 * k + 32 * h));
+                const __m256i lo = _mm256_shuffle_epi8(tab, _mm256_and_si256(v, m4));
+                const __m256i hi =
+                    _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    const int8_t *yq = ((const quant_block_q8_0 *)(x + (size_t)t * xs) + i)->qs;
+                    a[t] = _mm256_add_epi16(a[t], _mm256_maddubs_epi16(lo, bc32(yq + 4 * k)));
+                    b[t] = _mm256_add_epi16(b[t], _mm256_maddubs_epi16(hi, bc32(yq + 16 + 4 * k)));
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                const __m256i s = _mm256_sub_epi32(
+                    _mm256_add_epi32(_mm256_madd_epi16(a[t], ones), _mm256_madd_epi16(b[t], ones)),
+                    off[t]);
+                acc[t][h] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, dy[t]), acc[t][h]);
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++) store16(y + (size_t)t * ys, g, r0, r1, acc[t]);
+}
+
+static void gemm_mxfp4_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                           const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QK;
+    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_MXFP4_X16_BYTES;
+        for (int64_t t = 0; t < nt; t += P2_TOK) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + g * 16;
+            /* constant shapes for a full tile and one token keep the tile in registers */
+            if (nt - t >= P2_TOK)
+                mxfp4_tile(P2_TOK, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
+            else if (nt - t == 1)
+                mxfp4_tile(1, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
+            else
+                mxfp4_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
+        }
+    }
+}
+
+static const quant_pack pack_mxfp4 = {
+    "mxfp4.x16/avx2",     QUANT_MXFP4_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
+    quant_pack_mxfp4_x16, gemm_mxfp4_x16};
+
+void quant_x86_avx2_install_pack(quant_traits *t) {
+    t[GGUF_T_MXFP4].pack = &pack_mxfp4;
+}
