@@ -10,6 +10,9 @@
  *  - two sequences sharing steps get bit for bit the logits they get alone (the files as
  *    they are, F16 cache);
  *  - experts whose gate and up need different activation types work;
+ *  - MXFP4 experts packed per expert on first use (where the CPU has their layout): only routed
+ *    experts, all three matrices, the same logits alone and sharing steps, within float rounding
+ *    of the row kernels;
  *  - qwen2moe's shared expert: a qwen2 file whose FFN becomes the shared expert of a qwen2moe
  *    file (the routed experts contributing 0) gives the qwen2 file's logits bit for bit;
  *  - files with a broken expert tensor, a missing expert bias or an impossible expert count
@@ -20,6 +23,7 @@
 #include "test.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { N_PROMPT = 40 };
@@ -386,6 +390,61 @@ static void check_qwen2moe(const char *dir) {
     gguf_close(fm);
 }
 
+static int count_packed(const model *m, int32_t il) {
+    const model_layer *L = &m->layers[il];
+    int n = 0;
+    for (int32_t e = 0; e < m->hp.n_expert; e++) {
+        const bool g = atomic_load(&L->ffn_gate_exps.xpack[e]) != NULL;
+        CHECK_MSG(g == (atomic_load(&L->ffn_up_exps.xpack[e]) != NULL) &&
+                      g == (atomic_load(&L->ffn_down_exps.xpack[e]) != NULL),
+                  "layer %d expert %d: gate, up and down packed apart", il, e);
+        n += g;
+    }
+    return n;
+}
+
+/* MXFP4 experts in their layout (model_expert_pack), where this CPU has one: nothing is packed
+ * before a step routes to it, a routed expert's three matrices are packed together, a sequence
+ * sharing steps with another still gets its solo logits bit for bit, and the logits stay within
+ * float rounding of the row kernels' (the layout keeps exact integer sums; only each block's
+ * multiply-add is fused). */
+static void check_expert_packs(const char *name, const model *plain, const gguf_file *f,
+                               const int32_t *prompt) {
+    model *m = NULL;
+    shimmy_error err;
+    CHECK_MSG(model_load(f, &m, &err) == SHIMMY_OK, "%s: %s", name, err.message);
+    if (!m) return;
+    test_model_repack(m, NULL);
+    const char *env = getenv("SHIMMY_REPACK");
+    const bool want = quant_get(GGUF_T_MXFP4)->pack && !(env && strcmp(env, "0") == 0);
+    CHECK_MSG((m->layers[0].ffn_gate_exps.xpack != NULL) == want &&
+                  m->n_xpacked == (want ? 3 * m->hp.n_layer : 0),
+              "%s: expert layouts %s", name, want ? "missing" : "where the CPU has none");
+    if (!want || !m->layers[0].ffn_gate_exps.xpack) {
+        model_free(m);
+        return;
+    }
+    for (int32_t il = 0; il < m->hp.n_layer; il++)
+        CHECK_MSG(count_packed(m, il) == 0, "%s: layer %d packed before any step", name, il);
+    float *a = malloc(sizeof(float) * N_PROMPT * (size_t)m->hp.n_vocab);
+    float *b = malloc(sizeof(float) * N_PROMPT * (size_t)m->hp.n_vocab);
+    run_chunked(m, prompt, 1, a);
+    int32_t first = count_packed(m, 0);
+    CHECK_MSG(first >= m->hp.n_expert_used && first <= m->hp.n_expert,
+              "%s: %d experts of layer 0 packed after %d tokens", name, first, N_PROMPT);
+    run_chunked(plain, prompt, 1, b);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)N_PROMPT * (size_t)m->hp.n_vocab; i++)
+        worst = fmax(worst, fabs((double)a[i] - (double)b[i]));
+    printf("%s: %d of %d experts of layer 0 packed; logits within %.2g of the row kernels'\n", name,
+           first, m->hp.n_expert, worst);
+    CHECK_MSG(worst <= 1e-3, "%s: packed experts' logits differ by %g", name, worst);
+    check_shared_steps(name, m, prompt);
+    free(a);
+    free(b);
+    model_free(m);
+}
+
 static void check_file(const char *name, const char *dir, bool refusals) {
     char path[1024], rel[256];
     snprintf(rel, sizeof rel, "models/%s.gguf", name);
@@ -409,6 +468,7 @@ static void check_file(const char *name, const char *dir, bool refusals) {
     check_shared_steps(name, m, prompt);
     check_widened(name, f, dir, prompt);
     if (m->layers[0].ffn_gate_exps.type == GGUF_T_Q4_K) check_mixed_types(name, m, f, dir, prompt);
+    if (m->layers[0].ffn_gate_exps.type == GGUF_T_MXFP4) check_expert_packs(name, m, f, prompt);
     if (refusals && !strcmp(m->arch->name, "gpt-oss")) {
         expect_refused(f, dir, NULL, "blk.1.ffn_down_exps.weight", NULL, 0,
                        "blk.1.ffn_down_exps.weight");
