@@ -26,6 +26,8 @@ typedef struct shape {
     int64_t n, rows, toks;
     const unsigned char *w, *a, *packed;
     size_t wrow, arow;
+    const unsigned char *pa; /* the activations as the layout reads them */
+    size_t parow;
     float *y;
 } shape;
 
@@ -41,7 +43,7 @@ static void run_gemm(const shape *s) {
 }
 
 static void run_pack(const shape *s) {
-    s->q->pack->gemm(s->n, 0, s->rows, s->toks, s->packed, s->a, s->arow, s->y, (size_t)s->rows);
+    s->q->pack->gemm(s->n, 0, s->rows, s->toks, s->packed, s->pa, s->parow, s->y, (size_t)s->rows);
 }
 
 /* Multiply-adds per second of fn over about `secs` of CPU time. */
@@ -95,7 +97,7 @@ int main(int argc, char **argv) {
     for (int v = 0; v < quant_n_variants(); v++)
         for (uint32_t type = 0; type < GGUF_T_COUNT; type++) {
             const quant_traits *q = quant_variant_get(v, type);
-            if (!q || !q->gemm || !wanted(q->name, argc, argv, i)) continue;
+            if (!q || !(q->gemm || q->pack) || !wanted(q->name, argc, argv, i)) continue;
             const quant_traits *at = quant_get_ref(q->vec_dot_type);
             shape s = {.q = q, .n = n, .rows = rows};
             s.wrow = quant_row_bytes(q, n);
@@ -115,8 +117,17 @@ int main(int argc, char **argv) {
             }
             s.w = w;
             s.a = a;
-            unsigned char *packed = NULL;
+            unsigned char *packed = NULL, *pa = NULL;
             if (q->pack) {
+                const quant_traits *pt = quant_get_ref(q->pack->act_type);
+                s.parow = quant_row_bytes(pt, n);
+                pa = malloc(s.parow * (size_t)toks);
+                for (int64_t t = 0; t < toks; t++) {
+                    for (int64_t j = 0; j < n; j++) xf[j] = (float)test_rng_normal(&rng);
+                    (q->pack->act_from_float ? q->pack->act_from_float
+                                             : pt->from_float)(xf, pa + (size_t)t * s.parow, n);
+                }
+                s.pa = pa;
                 const size_t bytes = quant_pack_bytes(q->pack, q->block_size, n, rows);
                 const size_t group =
                     bytes / (size_t)((rows + QUANT_PACK_ROWS - 1) / QUANT_PACK_ROWS);
@@ -131,7 +142,8 @@ int main(int argc, char **argv) {
             const int64_t kinds[2] = {toks, 1};
             for (int k = 0; k < 2; k++) {
                 s.toks = kinds[k];
-                const double lo = rate(run_loop, &s, secs), g = rate(run_gemm, &s, secs);
+                const double lo = rate(run_loop, &s, secs);
+                const double g = q->gemm ? rate(run_gemm, &s, secs) : lo; /* none: the loop */
                 printf("%-12s %-6s %7lld | %10.2f %10.2f %6.2f", quant_variant_name(v), q->name,
                        (long long)s.toks, lo * 1e-9, g * 1e-9, g / lo);
                 if (packed) {
@@ -143,6 +155,7 @@ int main(int argc, char **argv) {
             free(w);
             free(a);
             free(packed);
+            free(pa);
             free(s.y);
         }
     free(xf);

@@ -21,6 +21,7 @@ typedef struct shape {
 static const shape shapes[] = {
     {256, 16, 1, 0, 16},   {256, 1, 1, 0, 1},    {768, 40, 5, 0, 40},  {768, 40, 9, 3, 37},
     {4096, 33, 4, 16, 33}, {512, 17, 3, 15, 17}, {1024, 64, 8, 5, 60}, {256, 48, 13, 0, 48},
+    {512, 80, 1, 3, 77}, /* one token over several groups at once (AVX2 F16: 4 per pass) */
 };
 
 /* pattern 0: N(0,1) weights and activations; 1: every level at its extremes (weights +-8 and

@@ -48,15 +48,15 @@ P2_ALWAYS __m256i offset12(const int8_t *qs) {
 
 /* Rows of group g in [r0, r1): a full group is stored as two vectors, a partial one lane by lane.
  */
-P2_ALWAYS void store16(float *y, int64_t g, int64_t r0, int64_t r1, const __m256 acc[2]) {
+P2_ALWAYS void store16(float *y, int64_t g, int64_t r0, int64_t r1, __m256 lo, __m256 hi) {
     if (r0 <= g * 16 && g * 16 + 16 <= r1) {
-        _mm256_storeu_ps(y, acc[0]);
-        _mm256_storeu_ps(y + 8, acc[1]);
+        _mm256_storeu_ps(y, lo);
+        _mm256_storeu_ps(y + 8, hi);
         return;
     }
     float v[16];
-    _mm256_storeu_ps(v, acc[0]);
-    _mm256_storeu_ps(v + 8, acc[1]);
+    _mm256_storeu_ps(v, lo);
+    _mm256_storeu_ps(v + 8, hi);
     for (int r = 0; r < 16; r++)
         if (g * 16 + r >= r0 && g * 16 + r < r1) y[r] = v[r];
 }
@@ -117,7 +117,8 @@ P2_ALWAYS void mxfp4_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *
             }
         }
     }
-    for (int t = 0; t < nt; t++) store16(y + (size_t)t * ys, g, r0, r1, acc[t]);
+#pragma GCC unroll 8 /* (a loop left rolled keeps the accumulators in memory) */
+    for (int t = 0; t < nt; t++) store16(y + (size_t)t * ys, g, r0, r1, acc[t][0], acc[t][1]);
 }
 
 static void gemm_mxfp4_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
@@ -139,10 +140,110 @@ static void gemm_mxfp4_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, con
     }
 }
 
+/* ---- f16.x16 ----
+ * acc[g][t] += w_k * x_t[k] over the inputs, one FMA chain per row and token in input order, as
+ * the layout's scalar kernel (a token alone or in a tile: the same steps, the same bits). A
+ * prompt tile is one group (two ymm of rows) against 6 tokens, 12 accumulators fed by one
+ * conversion per 8 rows and one broadcast per token; a single token takes 4 groups per pass so
+ * that 8 chains hide the FMA latency. */
+#define P2_F16_TOK 6
+#define P2_F16_NG  4
+
+/* One group (rows in two ymm halves) against nt <= P2_F16_TOK tokens. */
+P2_ALWAYS void f16_tile_tok(int nt, int64_t n_in, const uint16_t *gw, const uint8_t *x, size_t xs,
+                            float *y, size_t ys, int64_t g, int64_t r0, int64_t r1, bool pf) {
+    /* a partial tile repeats token 0 in the missing places: every loop below has constant
+     * bounds, which is what keeps gcc from mirroring the accumulators on the stack */
+    const float *xt[P2_F16_TOK];
+    for (int t = 0; t < P2_F16_TOK; t++) xt[t] = (const float *)(x + (size_t)(t < nt ? t : 0) * xs);
+    __m256 a0[P2_F16_TOK], a1[P2_F16_TOK];
+#pragma GCC unroll 8
+    for (int t = 0; t < P2_F16_TOK; t++) a0[t] = a1[t] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n_in; k++) {
+        const uint16_t *rec = gw + k * 16;
+        if (pf && (k & 1) == 0) _mm_prefetch((const char *)rec + P2_AHEAD, _MM_HINT_T0);
+        const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)rec));
+        const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rec + 8)));
+#pragma GCC unroll 8
+        for (int t = 0; t < P2_F16_TOK; t++) {
+            const __m256 xv = _mm256_broadcast_ss(xt[t] + k);
+            a0[t] = _mm256_fmadd_ps(w0, xv, a0[t]);
+            a1[t] = _mm256_fmadd_ps(w1, xv, a1[t]);
+        }
+    }
+#pragma GCC unroll 8 /* (a loop left rolled keeps the accumulators in memory) */
+    for (int t = 0; t < nt; t++) store16(y + (size_t)t * ys, g, r0, r1, a0[t], a1[t]);
+}
+
+/* ng <= P2_F16_NG groups against one token. */
+P2_ALWAYS void f16_tile_rows(int ng, int64_t n_in, const uint16_t *gw, size_t gstride,
+                             const float *x, float *y, int64_t g, int64_t r0, int64_t r1) {
+    __m256 acc[2 * P2_F16_NG];
+#pragma GCC unroll 8
+    for (int i = 0; i < 2 * P2_F16_NG; i++) acc[i] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n_in; k++) {
+        const __m256 xv = _mm256_broadcast_ss(x + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < ng; j++) {
+            const uint16_t *rec = gw + (size_t)j * gstride + k * 16;
+            if ((k & 1) == 0) _mm_prefetch((const char *)rec + P2_AHEAD, _MM_HINT_T0);
+            acc[2 * j] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)rec)), xv,
+                                         acc[2 * j]);
+            acc[2 * j + 1] = _mm256_fmadd_ps(
+                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rec + 8))), xv, acc[2 * j + 1]);
+        }
+    }
+#pragma GCC unroll 8 /* (a loop left rolled keeps the accumulators in memory) */
+    for (int j = 0; j < ng; j++) store16(y + 16 * j, g + j, r0, r1, acc[2 * j], acc[2 * j + 1]);
+}
+
+static void gemm_f16_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                         const void *x, size_t xs, float *y, size_t ys) {
+    const size_t gstride = (size_t)n_in * 16; /* elements of one group */
+    const int64_t g1 = (r1 + 15) / 16;
+    for (int64_t g = r0 / 16; g < g1;) {
+        const uint16_t *gw = (const uint16_t *)w + (size_t)g * gstride;
+        float *yg = y + g * 16;
+        if (nt == 1) {
+            const int ng = g1 - g >= P2_F16_NG ? P2_F16_NG : (int)(g1 - g);
+            if (ng == P2_F16_NG)
+                f16_tile_rows(P2_F16_NG, n_in, gw, gstride, x, yg, g, r0, r1);
+            else
+                f16_tile_rows(ng, n_in, gw, gstride, x, yg, g, r0, r1);
+            g += ng;
+            continue;
+        }
+        for (int64_t t = 0; t < nt; t += P2_F16_TOK) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = yg + (size_t)t * ys;
+            if (nt - t >= P2_F16_TOK)
+                f16_tile_tok(P2_F16_TOK, n_in, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
+            else
+                f16_tile_tok((int)(nt - t), n_in, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
+        }
+        g++;
+    }
+}
+
+/* F32 activations rounded to f16 and back (round to nearest even, as F16C rounds the
+ * reference's activations) */
+static void f32_via_f16(const float *x, void *vy, int64_t n) {
+    float *out = vy;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                                                  _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) out[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+static const quant_pack pack_f16 = {"f16.x16/avx2",     32,          2, GGUF_T_F32, f32_via_f16,
+                                    quant_pack_f16_x16, gemm_f16_x16};
+
 static const quant_pack pack_mxfp4 = {
     "mxfp4.x16/avx2",     QUANT_MXFP4_X16_BYTES, QUANT_QK, GGUF_T_Q8_0, NULL,
     quant_pack_mxfp4_x16, gemm_mxfp4_x16};
 
 void quant_x86_avx2_install_pack(quant_traits *t) {
     t[GGUF_T_MXFP4].pack = &pack_mxfp4;
+    t[GGUF_T_F16].pack = &pack_f16;
 }
