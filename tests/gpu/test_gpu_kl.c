@@ -5,12 +5,13 @@
  * and on the CPU: Q4_K_M with every layer on the device (and, SHIMMY_KL_SPLIT=1, Q8_0 split). Over
  * the whole file (SHIMMY_KL_CHUNKS=38, about 9,700 scored tokens) the contract's bounds apply: mean
  * KL divergence of the device's next-token distribution from the CPU's <= 0.001, the same top
- * token at >= 99% of positions, perplexity within 0.3%. By default (2 chunks: a software device
- * is slow) the KL bound is the same, but the other two are widened to what 510 tokens can
- * resolve: on them the CPU's own two float orders (the whole chunk as one batch against token
- * by token, both the reference's arithmetic) already differ by 0.31% in perplexity on Q4_K_M and
- * agree on the top token at 99.4% (Q8_0), so there a 0.5% and a 98% bound. Skips where there
- * is no Vulkan device.
+ * token at >= 99% of positions, perplexity within 0.3%. By default (1 chunk, 255 scored tokens:
+ * a software device is slow, 95 s for it alone on a 2-vCPU Zen 3, where 2 chunks took 5.4 min
+ * of a 13-minute suite) the KL bound is the same, but the other two are widened to what so few
+ * tokens can resolve: on 510 of them the CPU's own two float orders (the whole chunk as one batch
+ * against token by token, both the reference's arithmetic) already differ by 0.31% in perplexity
+ * on Q4_K_M and agree on the top token at 99.4% (Q8_0), so there a 0.5% and a 98% bound. Skips
+ * where there is no Vulkan device.
  */
 #include "gguf/gguf.h"
 #include "gpu/gpu.h"
@@ -107,7 +108,7 @@ int main(void) {
     char *text = test_read_file(path, NULL);
     CHECK(text != NULL);
     const char *env = getenv("SHIMMY_KL_CHUNKS");
-    const long chunks = env ? atol(env) : 2;
+    const long chunks = env ? atol(env) : 1;
     if (text) {
         check_model("docs-llama-30m-Q4_K_M", text, chunks, false);
         /* split: SHIMMY_KL_SPLIT=1 (CI's split runs are unit/gpu/reference_split and e2e) */
