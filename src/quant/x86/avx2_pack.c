@@ -1,5 +1,5 @@
-/* AVX2 kernel of the mxfp4.x16 layout (quant/ref/pack.c describes it; its scalar kernel there is
- * the reference this one is tested against, bit for bit).
+/* AVX2 kernels of the mxfp4.x16, f16.x16 and q4_k.x16 layouts (quant/ref/pack.c describes them;
+ * their scalar kernels there are the reference these are tested against, bit for bit).
  *
  * Without VNNI, a 32-bit lane still holds 4 codes of one row: vpshufb turns them into values + 12
  * (0..24, unsigned), vpmaddubsw multiplies them with the token's 4 activations broadcast to every
@@ -7,9 +7,10 @@
  * vpmaddwd per block and half turns the pairs into each row's exact 32-bit sum, in its own lane.
  * Against the row-at-a-time kernels (a decode, a horizontal fold and a float step per row and
  * block, and the scale converted row by row) that is about a third of the instructions, and the
- * matrix is read as one stream. MXFP4 is the one layout AVX2 gets: the first-wave types keep the
- * reference's order on this ISA (SHIMMY_ISA=avx2), and an MXFP4 mixture of experts spends nearly
- * all its time in these products. 16 rows are two ymm halves (rows 0-7, 8-15). */
+ * matrix is read as one stream. 16 rows are two ymm halves (rows 0-7, 8-15). The layouts AVX2
+ * gets are those its row kernels served worst: MXFP4 (a fold and a float step per row and
+ * block), F16 (no tile: one row dot per (row, token) pair) and Q4_K (no tile either). The
+ * reference-order path (SHIMMY_ISA=avx2) uses none of them (model_repack). */
 #include "quant/x86/avx2_util.h"
 
 #define P2_ALWAYS static inline __attribute__((always_inline))
@@ -236,6 +237,134 @@ static void f32_via_f16(const float *x, void *vy, int64_t n) {
     for (; i < n; i++) out[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
 }
 
+/* ---- q4_k.x16 ----
+ * Per row, token and super-block the exact integer sums (levels 0..15 by vpmaddubsw into int16
+ * pairs: a sub-block's 8 steps stay below 8 * 2 * 15 * 127 = 30480; then vpmaddwd with the
+ * sub-block's scale in both halves of the lane), d * sum - dmin * mins formed in double with one
+ * rounding and added times the token's scale to a double sum, as the layout's scalar kernel. */
+#define P2_K_TOK 2
+
+/* rows 8h..8h+7's u8 scales as (s, s) int16 pairs, one per 32-bit lane */
+P2_ALWAYS __m256i scale_pairs(const uint8_t *sc) {
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc));
+    return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+}
+
+/* acc[0..1] (rows 8h..8h+3, 8h+4..8h+7) += (d * a - m * b) * dy in double */
+P2_ALWAYS void add_scaled8(__m256d acc[2], __m256 d, __m256i a, __m256 m, __m256i b, double dy) {
+    const __m256d y = _mm256_set1_pd(dy);
+    const __m256d lo = _mm256_fnmadd_pd(
+        _mm256_cvtps_pd(_mm256_castps256_ps128(m)), _mm256_cvtepi32_pd(_mm256_castsi256_si128(b)),
+        _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(d)),
+                      _mm256_cvtepi32_pd(_mm256_castsi256_si128(a))));
+    const __m256d hi =
+        _mm256_fnmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(m, 1)),
+                         _mm256_cvtepi32_pd(_mm256_extracti128_si256(b, 1)),
+                         _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(d, 1)),
+                                       _mm256_cvtepi32_pd(_mm256_extracti128_si256(a, 1))));
+    acc[0] = _mm256_fmadd_pd(lo, y, acc[0]);
+    acc[1] = _mm256_fmadd_pd(hi, y, acc[1]);
+}
+
+P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
+                         float *y, size_t ys, int64_t g, int64_t r0, int64_t r1, bool pf) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const quant_block_q8_k *tok[P2_K_TOK];
+    for (int t = 0; t < P2_K_TOK; t++)
+        tok[t] = (const quant_block_q8_k *)(x + (size_t)(t < nt ? t : 0) * xs);
+    __m256d acc[P2_K_TOK][4];
+    for (int t = 0; t < P2_K_TOK; t++)
+        for (int q = 0; q < 4; q++) acc[t][q] = _mm256_setzero_pd();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *o = gw + i * QUANT_Q4_K_X16_BYTES;
+        if (pf)
+            for (int l = 0; l < QUANT_Q4_K_X16_BYTES; l += 64)
+                _mm_prefetch((const char *)o + P2_AHEAD + l, _MM_HINT_T0);
+        __m256i isum[P2_K_TOK][2];
+        for (int t = 0; t < P2_K_TOK; t++) isum[t][0] = isum[t][1] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+        for (int j = 0; j < 8; j++) {
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const __m256i sc = scale_pairs(o + 64 + 16 * j + 8 * h);
+                __m256i p[P2_K_TOK];
+#pragma GCC unroll 4
+                for (int t = 0; t < P2_K_TOK; t++) p[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    const __m256i v =
+                        _mm256_loadu_si256((const __m256i *)(o + 320 + 256 * j + 64 * k + 32 * h));
+                    const __m256i lo = _mm256_and_si256(v, m4);
+                    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+#pragma GCC unroll 4
+                    for (int t = 0; t < P2_K_TOK; t++) {
+                        const int8_t *yq = tok[t][i].qs + 32 * j;
+                        p[t] = _mm256_add_epi16(
+                            p[t],
+                            _mm256_add_epi16(_mm256_maddubs_epi16(lo, bc32(yq + 4 * k)),
+                                             _mm256_maddubs_epi16(hi, bc32(yq + 16 + 4 * k))));
+                    }
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < P2_K_TOK; t++)
+                    isum[t][h] = _mm256_add_epi32(isum[t][h], _mm256_madd_epi16(p[t], sc));
+            }
+        }
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o + 16 * h)));
+            const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o + 32 + 16 * h)));
+            __m256i mn[4];
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                mn[q] = _mm256_cvtepu8_epi16(
+                    _mm_loadu_si128((const __m128i *)(o + 192 + 32 * q + 16 * h)));
+#pragma GCC unroll 4
+            for (int t = 0; t < P2_K_TOK; t++) {
+                const quant_block_q8_k *yb = &tok[t][i];
+                /* the mins pair with the 32-input sums: bsums[2j] + bsums[2j+1] */
+                const __m128i bs =
+                    _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
+                                   _mm_loadu_si128((const __m128i *)(yb->bsums + 8)));
+                __m256i ms = _mm256_madd_epi16(mn[0], _mm256_broadcastd_epi32(bs));
+                ms = _mm256_add_epi32(
+                    ms, _mm256_madd_epi16(mn[1], _mm256_broadcastd_epi32(_mm_srli_si128(bs, 4))));
+                ms = _mm256_add_epi32(
+                    ms, _mm256_madd_epi16(mn[2], _mm256_broadcastd_epi32(_mm_srli_si128(bs, 8))));
+                ms = _mm256_add_epi32(
+                    ms, _mm256_madd_epi16(mn[3], _mm256_broadcastd_epi32(_mm_srli_si128(bs, 12))));
+                add_scaled8(&acc[t][2 * h], dw, isum[t][h], mw, ms, (double)yb->d);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const __m256 lo = _mm256_set_m128(_mm256_cvtpd_ps(acc[t][1]), _mm256_cvtpd_ps(acc[t][0]));
+        const __m256 hi = _mm256_set_m128(_mm256_cvtpd_ps(acc[t][3]), _mm256_cvtpd_ps(acc[t][2]));
+        store16(y + (size_t)t * ys, g, r0, r1, lo, hi);
+    }
+}
+
+static void gemm_q4_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QKK;
+    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q4_K_X16_BYTES;
+        for (int64_t t = 0; t < nt; t += P2_K_TOK) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + g * 16;
+            if (nt - t >= P2_K_TOK)
+                q4_k_tile(P2_K_TOK, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
+            else
+                q4_k_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
+        }
+    }
+}
+
+static const quant_pack pack_q4_k = {
+    "q4_k.x16/avx2",     QUANT_Q4_K_X16_BYTES, QUANT_QKK, GGUF_T_Q8_K, NULL,
+    quant_pack_q4_k_x16, gemm_q4_k_x16};
+
 static const quant_pack pack_f16 = {"f16.x16/avx2",     32,          2, GGUF_T_F32, f32_via_f16,
                                     quant_pack_f16_x16, gemm_f16_x16};
 
@@ -246,4 +375,5 @@ static const quant_pack pack_mxfp4 = {
 void quant_x86_avx2_install_pack(quant_traits *t) {
     t[GGUF_T_MXFP4].pack = &pack_mxfp4;
     t[GGUF_T_F16].pack = &pack_f16;
+    t[GGUF_T_Q4_K].pack = &pack_q4_k;
 }
