@@ -320,8 +320,8 @@ shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err);
 void model_free(model *m);
 
 /* Repacks the weight matrices this CPU has a faster layout for (quant_traits.pack: Q4_0, Q8_0,
- * Q4_K, Q6_K, MXFP4, F16, BF16 with AVX-512; F16 and MXFP4 with AVX2) into memory the model owns,
- * in parallel on n_threads (<= 0: every core), and releases the file pages they came from, so
+ * Q4_K, Q6_K, MXFP4, F16, BF16 with AVX-512; F16, MXFP4 and Q4_K with AVX2) into memory the model
+ * owns, in parallel on n_threads (<= 0: every core), and releases the file pages they came from, so
  * resident memory stays about the file's size. Weights a device holds (held(ud, w->data) true) and
  * the token embedding (read by rows) stay as they are; MXFP4 expert tensors get their layout per
  * expert on first use (model_expert_pack), other expert tensors keep the row kernels. Call once,
