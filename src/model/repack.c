@@ -66,9 +66,11 @@ static bool wanted(const model_weight *w, bool (*held)(void *, const void *), vo
  * of them resident. Each expert is packed when a step first routes a token to it, and its file
  * pages released then. Only MXFP4 experts so far: their row kernel (a horizontal fold and a
  * float step per row and block) made an MXFP4 mixture of experts generate at about half
- * llama.cpp's speed, while the K-quant experts' row kernels keep up; the layout must read the
- * rows' own activation type (the gathered rows are quantized once for every expert) and an
- * expert must be whole groups. */
+ * llama.cpp's speed on every CPU, and the layout keeps MXFP4's products within float rounding
+ * of the row kernels'. K-quant experts would move the K-quant MoE references' numerics to the
+ * layouts' order and were not measured yet (their row kernels keep up on AVX-512, not on AVX2).
+ * The layout must read the rows' own activation type (the gathered rows are quantized once for
+ * every expert) and an expert must be whole groups. */
 static bool expert_wanted(const model_weight *w, bool (*held)(void *, const void *), void *ud) {
     const quant_pack *pk = w->qt ? w->qt->pack : NULL;
     return w->data && pk && w->expert_rows > 0 && !w->xpack && w->type == GGUF_T_MXFP4 &&
