@@ -320,14 +320,15 @@ shimmy_status model_load(const gguf_file *f, model **out, shimmy_error *err);
 void model_free(model *m);
 
 /* Repacks the weight matrices this CPU has a faster layout for (quant_traits.pack: Q4_0, Q8_0,
- * Q4_K, Q6_K, MXFP4, F16, BF16 with AVX-512; F16, MXFP4 and Q4_K with AVX2) into memory the model
- * owns, in parallel on n_threads (<= 0: every core), and releases the file pages they came from, so
- * resident memory stays about the file's size. Weights a device holds (held(ud, w->data) true) and
- * the token embedding (read by rows) stay as they are; MXFP4 expert tensors get their layout per
- * expert on first use (model_expert_pack), other expert tensors keep the row kernels. Call once,
- * after any device took its copies and before any context is created. No-op with SHIMMY_REPACK=0 or
- * SHIMMY_ISA=avx2|scalar in the environment (the reference-order kernels: DESIGN.md "Numerics"). On
- * failure (no memory) nothing is repacked and the model works as before. */
+ * Q4_K, Q6_K, MXFP4, F16, BF16 with AVX-512; F16, MXFP4, Q4_K and Q6_K with AVX2) into memory the
+ * model owns, in parallel on n_threads (<= 0: every core), and releases the file pages they came
+ * from, so resident memory stays about the file's size. Weights a device holds (held(ud, w->data)
+ * true) and the token embedding (read by rows) stay as they are; MXFP4 expert tensors get their
+ * layout per expert on first use (model_expert_pack), other expert tensors keep the row kernels.
+ * Call once, after any device took its copies and before any context is created. No-op with
+ * SHIMMY_REPACK=0 or SHIMMY_ISA=avx2|scalar in the environment (the reference-order kernels:
+ * DESIGN.md "Numerics"). On failure (no memory) nothing is repacked and the model works as before.
+ */
 shimmy_status model_repack(model *m, bool (*held)(void *ud, const void *data), void *ud,
                            int n_threads, shimmy_error *err);
 /* Expert e of w in w->pk's layout, packed now if this is its first use (thread-safe: several

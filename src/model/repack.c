@@ -150,7 +150,7 @@ shimmy_status model_repack(model *m, bool (*held)(void *ud, const void *data), v
                            int n_threads, shimmy_error *err) {
     const char *env = getenv("SHIMMY_REPACK"), *isa = getenv("SHIMMY_ISA");
     /* SHIMMY_ISA=avx2 (or scalar) asks for the reference's order: row kernels only, though the
-     * AVX2 variant has layouts (F16, MXFP4, Q4_K) for the default path */
+     * AVX2 variant has layouts (F16, MXFP4, Q4_K, Q6_K) for the default path */
     const bool ref_order = isa && (strcmp(isa, "avx2") == 0 || strcmp(isa, "scalar") == 0);
     if (!m || m->pack_mem || ref_order || (env && strcmp(env, "0") == 0)) return SHIMMY_OK;
     const int n_all = list_weights(m, NULL);

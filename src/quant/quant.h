@@ -106,8 +106,8 @@ typedef struct quant_traits {
     quant_gemm_fn gemm;
     /* Optional (NULL = none): this variant's repacked layout and its kernels. Only variants
      * whose dots make it pay have one (AVX-512 VNNI: Q4_0, Q8_0, Q4_K, Q6_K, MXFP4, F16, and
-     * BF16 where the CPU has AVX512-BF16; AVX2: F16, MXFP4 and Q4_K); the reference-order path
-     * (SHIMMY_ISA=avx2) uses none (model_repack). */
+     * BF16 where the CPU has AVX512-BF16; AVX2: F16, MXFP4, Q4_K and Q6_K); the reference-order
+     * path (SHIMMY_ISA=avx2) uses none (model_repack). */
     const quant_pack *pack;
     /* Optional (NULL = none): many rows against one activation row, in this variant's own float
      * order (agrees with vec_dot to rounding): today F32 with AVX-512, for an encoder's

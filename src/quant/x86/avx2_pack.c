@@ -1,5 +1,5 @@
-/* AVX2 kernels of the mxfp4.x16, f16.x16 and q4_k.x16 layouts (quant/ref/pack.c describes them;
- * their scalar kernels there are the reference these are tested against, bit for bit).
+/* AVX2 kernels of the mxfp4.x16, f16.x16, q4_k.x16 and q6_k.x16 layouts (quant/ref/pack.c describes
+ * them; their scalar kernels there are the reference these are tested against, bit for bit).
  *
  * Without VNNI, a 32-bit lane still holds 4 codes of one row: vpshufb turns them into values + 12
  * (0..24, unsigned), vpmaddubsw multiplies them with the token's 4 activations broadcast to every
@@ -9,7 +9,7 @@
  * block, and the scale converted row by row) that is about a third of the instructions, and the
  * matrix is read as one stream. 16 rows are two ymm halves (rows 0-7, 8-15). The layouts AVX2
  * gets are those its row kernels served worst: MXFP4 (a fold and a float step per row and
- * block), F16 (no tile: one row dot per (row, token) pair) and Q4_K (no tile either). The
+ * block), F16, Q4_K and Q6_K (no tile: one row dot per (row, token) pair). The
  * reference-order path (SHIMMY_ISA=avx2) uses none of them (model_repack). */
 #include "quant/x86/avx2_util.h"
 
@@ -361,6 +361,122 @@ static void gemm_q4_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, cons
     }
 }
 
+/* ---- q6_k.x16 ----
+ * Levels 0..63 (the high 2 bits moved to bits 4-5 as in AVX-512), vpmaddubsw pairs summed two
+ * steps at a time (2 * 2 * 63 * 127 = 32004), vpmaddwd with the sub-block's signed scale; the
+ * offset 32 through the scaled block sums; d * (sum - 32 * offsets) in double. */
+P2_ALWAYS __m256i q6_hi2(__m256i qh, int k) {
+    const __m256i m = _mm256_set1_epi8(0x30);
+    switch (k) {
+    case 0: return _mm256_and_si256(_mm256_slli_epi16(qh, 4), m);
+    case 1: return _mm256_and_si256(_mm256_slli_epi16(qh, 2), m);
+    case 2: return _mm256_and_si256(qh, m);
+    default: return _mm256_and_si256(_mm256_srli_epi16(qh, 2), m);
+    }
+}
+
+P2_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
+                         float *y, size_t ys, int64_t g, int64_t r0, int64_t r1, bool pf) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), lo16 = _mm256_set1_epi32(0xFFFF);
+    const quant_block_q8_k *tok[P2_K_TOK];
+    for (int t = 0; t < P2_K_TOK; t++)
+        tok[t] = (const quant_block_q8_k *)(x + (size_t)(t < nt ? t : 0) * xs);
+    __m256d acc[P2_K_TOK][4];
+    for (int t = 0; t < P2_K_TOK; t++)
+        for (int q = 0; q < 4; q++) acc[t][q] = _mm256_setzero_pd();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *o = gw + i * QUANT_Q6_K_X16_BYTES;
+        if (pf)
+            for (int l = 0; l < QUANT_Q6_K_X16_BYTES; l += 64)
+                _mm_prefetch((const char *)o + P2_AHEAD + l, _MM_HINT_T0);
+        __m256i isum[P2_K_TOK][2], osum[P2_K_TOK][2];
+        for (int t = 0; t < P2_K_TOK; t++)
+            isum[t][0] = isum[t][1] = osum[t][0] = osum[t][1] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+        for (int p = 0; p < 8; p++) {
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                /* lane r: the int16 scales of sub-blocks 2p, 2p+1 */
+                const __m256i sp = _mm256_cvtepi8_epi16(
+                    _mm_loadu_si128((const __m128i *)(o + 32 + 32 * p + 16 * h)));
+                const __m256i se =
+                    _mm256_or_si256(_mm256_and_si256(sp, lo16), _mm256_slli_epi32(sp, 16));
+                const __m256i so =
+                    _mm256_or_si256(_mm256_srli_epi32(sp, 16), _mm256_andnot_si256(lo16, sp));
+                const uint8_t *ql = o + 288 + 256 * p + 32 * h, *qh = o + 2336 + 128 * p + 32 * h;
+                const __m256i h0 = _mm256_loadu_si256((const __m256i *)qh);
+                const __m256i h1 = _mm256_loadu_si256((const __m256i *)(qh + 64));
+                __m256i ue[4], uo[4];
+#pragma GCC unroll 4
+                for (int k = 0; k < 4; k++) {
+                    const __m256i l = _mm256_loadu_si256((const __m256i *)(ql + 64 * k));
+                    ue[k] = _mm256_or_si256(_mm256_and_si256(l, m4), q6_hi2(h0, k));
+                    uo[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l, 4), m4),
+                                            q6_hi2(h1, k));
+                }
+#pragma GCC unroll 4
+                for (int t = 0; t < P2_K_TOK; t++) {
+                    const quant_block_q8_k *yb = &tok[t][i];
+                    const int8_t *yq = yb->qs + 32 * p;
+                    __m256i s = _mm256_setzero_si256();
+#pragma GCC unroll 2
+                    for (int k = 0; k < 4; k += 2) {
+                        const __m256i e =
+                            _mm256_add_epi16(_mm256_maddubs_epi16(ue[k], bc32(yq + 4 * k)),
+                                             _mm256_maddubs_epi16(ue[k + 1], bc32(yq + 4 * k + 4)));
+                        const __m256i od = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(uo[k], bc32(yq + 16 + 4 * k)),
+                            _mm256_maddubs_epi16(uo[k + 1], bc32(yq + 20 + 4 * k)));
+                        s = _mm256_add_epi32(s, _mm256_add_epi32(_mm256_madd_epi16(e, se),
+                                                                 _mm256_madd_epi16(od, so)));
+                    }
+                    isum[t][h] = _mm256_add_epi32(isum[t][h], s);
+                    int32_t bs;
+                    memcpy(&bs, yb->bsums + 2 * p, 4);
+                    osum[t][h] =
+                        _mm256_add_epi32(osum[t][h], _mm256_madd_epi16(sp, _mm256_set1_epi32(bs)));
+                }
+            }
+        }
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o + 16 * h)));
+#pragma GCC unroll 4
+            for (int t = 0; t < P2_K_TOK; t++) {
+                const __m256i tot = _mm256_sub_epi32(isum[t][h], _mm256_slli_epi32(osum[t][h], 5));
+                add_scaled8(&acc[t][2 * h], dw, tot, _mm256_setzero_ps(), _mm256_setzero_si256(),
+                            (double)tok[t][i].d);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++) {
+        const __m256 lo = _mm256_set_m128(_mm256_cvtpd_ps(acc[t][1]), _mm256_cvtpd_ps(acc[t][0]));
+        const __m256 hi = _mm256_set_m128(_mm256_cvtpd_ps(acc[t][3]), _mm256_cvtpd_ps(acc[t][2]));
+        store16(y + (size_t)t * ys, g, r0, r1, lo, hi);
+    }
+}
+
+static void gemm_q6_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
+                          const void *x, size_t xs, float *y, size_t ys) {
+    const int64_t nb = n_in / QUANT_QKK;
+    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
+        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q6_K_X16_BYTES;
+        for (int64_t t = 0; t < nt; t += P2_K_TOK) {
+            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
+            float *yt = y + (size_t)t * ys + g * 16;
+            if (nt - t >= P2_K_TOK)
+                q6_k_tile(P2_K_TOK, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
+            else
+                q6_k_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
+        }
+    }
+}
+
+static const quant_pack pack_q6_k = {
+    "q6_k.x16/avx2",     QUANT_Q6_K_X16_BYTES, QUANT_QKK, GGUF_T_Q8_K, NULL,
+    quant_pack_q6_k_x16, gemm_q6_k_x16};
+
 static const quant_pack pack_q4_k = {
     "q4_k.x16/avx2",     QUANT_Q4_K_X16_BYTES, QUANT_QKK, GGUF_T_Q8_K, NULL,
     quant_pack_q4_k_x16, gemm_q4_k_x16};
@@ -376,4 +492,5 @@ void quant_x86_avx2_install_pack(quant_traits *t) {
     t[GGUF_T_MXFP4].pack = &pack_mxfp4;
     t[GGUF_T_F16].pack = &pack_f16;
     t[GGUF_T_Q4_K].pack = &pack_q4_k;
+    t[GGUF_T_Q6_K].pack = &pack_q6_k;
 }
