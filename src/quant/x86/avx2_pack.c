@@ -122,24 +122,29 @@ P2_ALWAYS void mxfp4_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *
     for (int t = 0; t < nt; t++) store16(y + (size_t)t * ys, g, r0, r1, acc[t][0], acc[t][1]);
 }
 
-static void gemm_mxfp4_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                           const void *x, size_t xs, float *y, size_t ys) {
-    const int64_t nb = n_in / QUANT_QK;
-    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_MXFP4_X16_BYTES;
-        for (int64_t t = 0; t < nt; t += P2_TOK) {
-            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + g * 16;
-            /* constant shapes for a full tile and one token keep the tile in registers */
-            if (nt - t >= P2_TOK)
-                mxfp4_tile(P2_TOK, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
-            else if (nt - t == 1)
-                mxfp4_tile(1, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
-            else
-                mxfp4_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
-        }
+/* The products of a block layout (BYTES per group and BLOCK inputs): whole groups of the row
+ * range, the tokens in tiles of TOK (constant shapes for a full tile and for one token keep the
+ * tile in registers); the first tile prefetches. */
+#define P2_GEMM(fn, tile, BYTES, BLOCK, TOK)                                                       \
+    static void fn(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w, const void *x, \
+                   size_t xs, float *y, size_t ys) {                                               \
+        const int64_t nb = n_in / (BLOCK);                                                         \
+        for (int64_t g = r0 / 16; g * 16 < r1; g++) {                                              \
+            const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * (BYTES);                   \
+            for (int64_t t = 0; t < nt; t += (TOK)) {                                              \
+                const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;                           \
+                float *yt = y + (size_t)t * ys + g * 16;                                           \
+                if (nt - t >= (TOK))                                                               \
+                    tile((TOK), nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);                        \
+                else if (nt - t == 1)                                                              \
+                    tile(1, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);                            \
+                else                                                                               \
+                    tile((int)(nt - t), nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);                \
+            }                                                                                      \
+        }                                                                                          \
     }
-}
+
+P2_GEMM(gemm_mxfp4_x16, mxfp4_tile, QUANT_MXFP4_X16_BYTES, QUANT_QK, P2_TOK)
 
 /* ---- f16.x16 ----
  * acc[g][t] += w_k * x_t[k] over the inputs, one FMA chain per row and token in input order, as
@@ -266,6 +271,17 @@ P2_ALWAYS void add_scaled8(__m256d acc[2], __m256 d, __m256i a, __m256 m, __m256
     acc[1] = _mm256_fmadd_pd(hi, y, acc[1]);
 }
 
+/* the rows' double sums of nt tokens, rounded to float once */
+P2_ALWAYS void store_pd(int nt, __m256d acc[P2_K_TOK][4], float *y, size_t ys, int64_t g,
+                        int64_t r0, int64_t r1) {
+#pragma GCC unroll 4 /* (a loop left rolled keeps the accumulators in memory) */
+    for (int t = 0; t < nt; t++) {
+        const __m256 lo = _mm256_set_m128(_mm256_cvtpd_ps(acc[t][1]), _mm256_cvtpd_ps(acc[t][0]));
+        const __m256 hi = _mm256_set_m128(_mm256_cvtpd_ps(acc[t][3]), _mm256_cvtpd_ps(acc[t][2]));
+        store16(y + (size_t)t * ys, g, r0, r1, lo, hi);
+    }
+}
+
 P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
                          float *y, size_t ys, int64_t g, int64_t r0, int64_t r1, bool pf) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -337,29 +353,10 @@ P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
             }
         }
     }
-#pragma GCC unroll 4
-    for (int t = 0; t < nt; t++) {
-        const __m256 lo = _mm256_set_m128(_mm256_cvtpd_ps(acc[t][1]), _mm256_cvtpd_ps(acc[t][0]));
-        const __m256 hi = _mm256_set_m128(_mm256_cvtpd_ps(acc[t][3]), _mm256_cvtpd_ps(acc[t][2]));
-        store16(y + (size_t)t * ys, g, r0, r1, lo, hi);
-    }
+    store_pd(nt, acc, y, ys, g, r0, r1);
 }
 
-static void gemm_q4_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                          const void *x, size_t xs, float *y, size_t ys) {
-    const int64_t nb = n_in / QUANT_QKK;
-    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q4_K_X16_BYTES;
-        for (int64_t t = 0; t < nt; t += P2_K_TOK) {
-            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + g * 16;
-            if (nt - t >= P2_K_TOK)
-                q4_k_tile(P2_K_TOK, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
-            else
-                q4_k_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
-        }
-    }
-}
+P2_GEMM(gemm_q4_k_x16, q4_k_tile, QUANT_Q4_K_X16_BYTES, QUANT_QKK, P2_K_TOK)
 
 /* ---- q6_k.x16 ----
  * Levels 0..63 (the high 2 bits moved to bits 4-5 as in AVX-512), vpmaddubsw pairs summed two
@@ -449,29 +446,10 @@ P2_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
             }
         }
     }
-#pragma GCC unroll 4
-    for (int t = 0; t < nt; t++) {
-        const __m256 lo = _mm256_set_m128(_mm256_cvtpd_ps(acc[t][1]), _mm256_cvtpd_ps(acc[t][0]));
-        const __m256 hi = _mm256_set_m128(_mm256_cvtpd_ps(acc[t][3]), _mm256_cvtpd_ps(acc[t][2]));
-        store16(y + (size_t)t * ys, g, r0, r1, lo, hi);
-    }
+    store_pd(nt, acc, y, ys, g, r0, r1);
 }
 
-static void gemm_q6_k_x16(int64_t n_in, int64_t r0, int64_t r1, int64_t nt, const void *w,
-                          const void *x, size_t xs, float *y, size_t ys) {
-    const int64_t nb = n_in / QUANT_QKK;
-    for (int64_t g = r0 / 16; g * 16 < r1; g++) {
-        const uint8_t *gw = (const uint8_t *)w + (size_t)(g * nb) * QUANT_Q6_K_X16_BYTES;
-        for (int64_t t = 0; t < nt; t += P2_K_TOK) {
-            const uint8_t *xt = (const uint8_t *)x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + g * 16;
-            if (nt - t >= P2_K_TOK)
-                q6_k_tile(P2_K_TOK, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
-            else
-                q6_k_tile((int)(nt - t), nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);
-        }
-    }
-}
+P2_GEMM(gemm_q6_k_x16, q6_k_tile, QUANT_Q6_K_X16_BYTES, QUANT_QKK, P2_K_TOK)
 
 static const quant_pack pack_q6_k = {
     "q6_k.x16/avx2",     QUANT_Q6_K_X16_BYTES, QUANT_QKK, GGUF_T_Q8_K, NULL,
