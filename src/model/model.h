@@ -323,8 +323,9 @@ void model_free(model *m);
  * Q4_K, Q6_K, MXFP4, F16, BF16 with AVX-512; F16, MXFP4, Q4_K and Q6_K with AVX2) into memory the
  * model owns, in parallel on n_threads (<= 0: every core), and releases the file pages they came
  * from, so resident memory stays about the file's size. Weights a device holds (held(ud, w->data)
- * true) and the token embedding (read by rows) stay as they are; MXFP4 expert tensors get their
- * layout per expert on first use (model_expert_pack), other expert tensors keep the row kernels.
+ * true) and the token embedding (read by rows) stay as they are; expert tensors with a layout get
+ * it per expert on first use (model_expert_pack), expert tensors without one keep the row
+ * kernels.
  * Call once, after any device took its copies and before any context is created. No-op with
  * SHIMMY_REPACK=0 or SHIMMY_ISA=avx2|scalar in the environment (the reference-order kernels:
  * DESIGN.md "Numerics"). On failure (no memory) nothing is repacked and the model works as before.

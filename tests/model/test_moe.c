@@ -10,9 +10,9 @@
  *  - two sequences sharing steps get bit for bit the logits they get alone (the files as
  *    they are, F16 cache);
  *  - experts whose gate and up need different activation types work;
- *  - MXFP4 experts packed per expert on first use (where the CPU has their layout): only routed
- *    experts, all three matrices, the same logits alone and sharing steps, within float rounding
- *    of the row kernels;
+ *  - MXFP4 and K-quant experts packed per expert on first use (where the CPU has their layout):
+ *    only routed experts, all three matrices, the same logits alone and sharing steps, within
+ *    float rounding of the row kernels;
  *  - qwen2moe's shared expert: a qwen2 file whose FFN becomes the shared expert of a qwen2moe
  *    file (the routed experts contributing 0) gives the qwen2 file's logits bit for bit;
  *  - files with a broken expert tensor, a missing expert bias or an impossible expert count
@@ -403,11 +403,32 @@ static int count_packed(const model *m, int32_t il) {
     return n;
 }
 
-/* MXFP4 experts in their layout (model_expert_pack), where this CPU has one: nothing is packed
- * before a step routes to it, a routed expert's three matrices are packed together, a sequence
- * sharing steps with another still gets its solo logits bit for bit, and the logits stay within
- * float rounding of the row kernels' (the layout keeps exact integer sums; only each block's
- * multiply-add is fused). */
+/* Each token alone at position 0 (the context truncated between them): out[t] = its logits. */
+static void run_alone(const model *m, const int32_t *prompt, float *out) {
+    model_ctx_params cp = {.n_ctx = 8, .n_batch = 1, .n_logits = 1, .kv_type = MODEL_KV_F32};
+    model_ctx *c = NULL;
+    shimmy_error err;
+    CHECK_MSG(model_ctx_new(m, &cp, &c, &err) == SHIMMY_OK, "%s", err.message);
+    if (!c) return;
+    const int32_t V = m->hp.n_vocab;
+    for (int32_t t = 0; t < N_PROMPT; t++) {
+        model_ctx_truncate(c, 0);
+        CHECK_MSG(model_ctx_eval(c, prompt + t, 1, 1, &err) == SHIMMY_OK, "%s", err.message);
+        memcpy(out + (size_t)t * V, model_ctx_logits(c, 0), sizeof(float) * (size_t)V);
+    }
+    model_ctx_free(c);
+}
+
+/* Expert layouts (model_expert_pack), where this CPU has one: nothing is packed before a step
+ * routes to it, a routed expert's three matrices are packed together, a sequence sharing steps
+ * with another still gets its solo logits bit for bit, and the logits stay within float
+ * rounding of the row kernels'. MXFP4's layout keeps exact integer sums and fuses only each
+ * block's multiply-add: the whole prompt is compared. The K-quant layouts sum each row's
+ * blocks in another order (test_pack holds them to their scalar kernels), and a 1e-6
+ * difference that meets a router at a near-tie or goes through attention becomes 0.1-0.5 in
+ * these random models' logits after a few dozen positions: each token is compared alone, at
+ * position 0, and at most one in ten may meet a router tie closer than the rounding itself
+ * (1 of the 40 does here). A wrong expert or a misplaced row moves every token. */
 static void check_expert_packs(const char *name, const model *plain, const gguf_file *f,
                                const int32_t *prompt) {
     model *m = NULL;
@@ -416,7 +437,8 @@ static void check_expert_packs(const char *name, const model *plain, const gguf_
     if (!m) return;
     test_model_repack(m, NULL);
     const char *env = getenv("SHIMMY_REPACK");
-    const bool want = quant_get(GGUF_T_MXFP4)->pack && !(env && strcmp(env, "0") == 0);
+    const bool want =
+        quant_get(m->layers[0].ffn_gate_exps.type)->pack && !(env && strcmp(env, "0") == 0);
     CHECK_MSG((m->layers[0].ffn_gate_exps.xpack != NULL) == want &&
                   m->n_xpacked == (want ? 3 * m->hp.n_layer : 0),
               "%s: expert layouts %s", name, want ? "missing" : "where the CPU has none");
@@ -432,13 +454,31 @@ static void check_expert_packs(const char *name, const model *plain, const gguf_
     int32_t first = count_packed(m, 0);
     CHECK_MSG(first >= m->hp.n_expert_used && first <= m->hp.n_expert,
               "%s: %d experts of layer 0 packed after %d tokens", name, first, N_PROMPT);
-    run_chunked(plain, prompt, 1, b);
+    const bool exact = m->layers[0].ffn_gate_exps.type == GGUF_T_MXFP4;
+    if (!exact) {
+        run_alone(m, prompt, a);
+        run_alone(plain, prompt, b);
+    } else {
+        run_chunked(plain, prompt, 1, b);
+    }
+    /* worst over the tokens within rounding; a token beyond it is a router tie flipped */
+    const int32_t V = m->hp.n_vocab;
     double worst = 0;
-    for (size_t i = 0; i < (size_t)N_PROMPT * (size_t)m->hp.n_vocab; i++)
-        worst = fmax(worst, fabs((double)a[i] - (double)b[i]));
-    printf("%s: %d of %d experts of layer 0 packed; logits within %.2g of the row kernels'\n", name,
-           first, m->hp.n_expert, worst);
-    CHECK_MSG(worst <= 1e-3, "%s: packed experts' logits differ by %g", name, worst);
+    int32_t close = 0;
+    for (int32_t t = 0; t < N_PROMPT; t++) {
+        double w = 0;
+        for (int32_t v = 0; v < V; v++)
+            w = fmax(w, fabs((double)a[(size_t)t * V + v] - (double)b[(size_t)t * V + v]));
+        if (w <= 1e-4) close++, worst = fmax(worst, w);
+    }
+    printf("%s: %d of %d experts of layer 0 packed; %s: %d/%d tokens' logits within %.2g of the "
+           "row kernels'\n",
+           name, first, m->hp.n_expert, exact ? "a prompt" : "tokens alone", close, N_PROMPT,
+           worst);
+    /* MXFP4: every position; K-quant: a near-tie now and then, never most tokens */
+    CHECK_MSG(exact ? close == N_PROMPT : close >= N_PROMPT * 9 / 10,
+              "%s: packed experts' logits differ from the row kernels' at %d of %d tokens", name,
+              N_PROMPT - close, N_PROMPT);
     check_shared_steps(name, m, prompt);
     free(a);
     free(b);
@@ -468,7 +508,7 @@ static void check_file(const char *name, const char *dir, bool refusals) {
     check_shared_steps(name, m, prompt);
     check_widened(name, f, dir, prompt);
     if (m->layers[0].ffn_gate_exps.type == GGUF_T_Q4_K) check_mixed_types(name, m, f, dir, prompt);
-    if (m->layers[0].ffn_gate_exps.type == GGUF_T_MXFP4) check_expert_packs(name, m, f, prompt);
+    if (m->layers[0].ffn_gate_exps.type != GGUF_T_F16) check_expert_packs(name, m, f, prompt);
     if (refusals && !strcmp(m->arch->name, "gpt-oss")) {
         expect_refused(f, dir, NULL, "blk.1.ffn_down_exps.weight", NULL, 0,
                        "blk.1.ffn_down_exps.weight");
