@@ -124,10 +124,16 @@ static void attn_plain(const attn_task *t, int64_t lo, int64_t hi, int slot) {
         if (kq_gemm) /* rows past a token's own length are computed and then never read */
             kq_gemm(hd, n_kv_last, nq, kc + (size_t)kvh * hd * elt, (size_t)lv.k_dim * elt, qr_all,
                     (size_t)hd * elt, sc_all, (size_t)N);
+        /* an F16 cache's row dots in one call where the variant has them with the same bits */
+        const bool kq_rows = kq_dot == kt->vec_dot && kt->dot_rows && c->kv_type == MODEL_KV_F16;
+        const bool kqv_rows = kqv_dot == kt->vec_dot && kt->dot_rows && c->kv_type == MODEL_KV_F16;
         for (int32_t i = 0; i < nq; i++) {
             const int32_t n_kv = c->tok_pos[tok0 + i] + 1;
             float *sc = sc_all + i * N;
-            if (kq_gemm)
+            if (kq_rows)
+                kt->dot_rows(hd, n_kv, kc + (size_t)kvh * hd * elt, (size_t)lv.k_dim * elt,
+                             qr_all + (size_t)i * hd * elt, sc);
+            if (kq_gemm || kq_rows)
                 for (int32_t p = 0; p < n_kv; p++) sc[p] *= scale;
             else
                 for (int32_t p = 0; p < n_kv; p++) {
@@ -143,6 +149,9 @@ static void attn_plain(const attn_task *t, int64_t lo, int64_t hi, int slot) {
         if (kqv_gemm)
             kqv_gemm(n_kv_pad, hdv, nq, vc + (size_t)kvh * hdv * lv.cells * elt,
                      (size_t)lv.cells * elt, pr_all, (size_t)N * elt, out, (size_t)o_dim);
+        else if (kqv_rows)
+            kt->dot_rows(n_kv_pad, hdv, vc + (size_t)kvh * hdv * lv.cells * elt,
+                         (size_t)lv.cells * elt, pr_all, out);
         else
             for (int32_t d = 0; d < hdv; d++)
                 kqv_dot(n_kv_pad, &out[d], vc + ((size_t)kvh * hdv + (size_t)d) * lv.cells * elt,

@@ -109,9 +109,11 @@ typedef struct quant_traits {
      * BF16 where the CPU has AVX512-BF16; AVX2: F16, MXFP4, Q4_K and Q6_K); the reference-order
      * path (SHIMMY_ISA=avx2) uses none (model_repack). */
     const quant_pack *pack;
-    /* Optional (NULL = none): many rows against one activation row, in this variant's own float
-     * order (agrees with vec_dot to rounding): today F32 with AVX-512, for an encoder's
-     * attention (a query against every key, probabilities against every value row). */
+    /* Optional (NULL = none): many rows against one activation row, for attention (a query
+     * against every key, probabilities against every value row). F32 with AVX-512: this
+     * variant's own float order (agrees with vec_dot to rounding; an encoder's attention). F16
+     * with AVX2 and up: each row bit-identical to vec_dot (the reference-order attention uses
+     * it: x converted once, no call per row). */
     quant_dot_rows_fn dot_rows;
 } quant_traits;
 

@@ -246,24 +246,29 @@ typedef __m256 (*load8_fn)(const unsigned char *p);
 
 /* The vector part over the first np = n & ~63 elements: a<k><h> holds lanes 8h..8h+7 of the
  * engine's accumulator k (named registers: an array here ends up on the stack). */
-static inline float dot_64s(int64_t np, const unsigned char *a, const unsigned char *b, int esz,
-                            load8_fn load) {
+static inline float dot_64s_ab(int64_t np, const unsigned char *a, int ea, load8_fn la,
+                               const unsigned char *b, int eb, load8_fn lb) {
     __m256 a0l = _mm256_setzero_ps(), a0h = a0l, a1l = a0l, a1h = a0l, a2l = a0l, a2h = a0l,
            a3l = a0l, a3h = a0l;
     for (int64_t i = 0; i < np; i += 64) {
-        const unsigned char *pa = a + i * esz, *pb = b + i * esz;
-        a0l = _mm256_fmadd_ps(load(pa), load(pb), a0l);
-        a0h = _mm256_fmadd_ps(load(pa + 8 * esz), load(pb + 8 * esz), a0h);
-        a1l = _mm256_fmadd_ps(load(pa + 16 * esz), load(pb + 16 * esz), a1l);
-        a1h = _mm256_fmadd_ps(load(pa + 24 * esz), load(pb + 24 * esz), a1h);
-        a2l = _mm256_fmadd_ps(load(pa + 32 * esz), load(pb + 32 * esz), a2l);
-        a2h = _mm256_fmadd_ps(load(pa + 40 * esz), load(pb + 40 * esz), a2h);
-        a3l = _mm256_fmadd_ps(load(pa + 48 * esz), load(pb + 48 * esz), a3l);
-        a3h = _mm256_fmadd_ps(load(pa + 56 * esz), load(pb + 56 * esz), a3h);
+        const unsigned char *pa = a + i * ea, *pb = b + i * eb;
+        a0l = _mm256_fmadd_ps(la(pa), lb(pb), a0l);
+        a0h = _mm256_fmadd_ps(la(pa + 8 * ea), lb(pb + 8 * eb), a0h);
+        a1l = _mm256_fmadd_ps(la(pa + 16 * ea), lb(pb + 16 * eb), a1l);
+        a1h = _mm256_fmadd_ps(la(pa + 24 * ea), lb(pb + 24 * eb), a1h);
+        a2l = _mm256_fmadd_ps(la(pa + 32 * ea), lb(pb + 32 * eb), a2l);
+        a2h = _mm256_fmadd_ps(la(pa + 40 * ea), lb(pb + 40 * eb), a2h);
+        a3l = _mm256_fmadd_ps(la(pa + 48 * ea), lb(pb + 48 * eb), a3l);
+        a3h = _mm256_fmadd_ps(la(pa + 56 * ea), lb(pb + 56 * eb), a3h);
     }
     __m256 lo = _mm256_add_ps(_mm256_add_ps(a0l, a2l), _mm256_add_ps(a1l, a3l));
     __m256 hi = _mm256_add_ps(_mm256_add_ps(a0h, a2h), _mm256_add_ps(a1h, a3h));
     return qx_reduce16(lo, hi);
+}
+
+static inline float dot_64s(int64_t np, const unsigned char *a, const unsigned char *b, int esz,
+                            load8_fn load) {
+    return dot_64s_ab(np, a, esz, load, b, esz, load);
 }
 
 static inline float dot_tiled(int64_t n, const unsigned char *a, const unsigned char *b, int esz,
@@ -315,6 +320,71 @@ static void vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy) {
     *s = (float)sum;
 }
 
+/* Attention's rows (a query against every key, probabilities against every value row): each
+ * row gets vec_dot_f16's bits (the same accumulators, fold and tail), with x converted to F32
+ * once instead of once per row and no call per row. The tail past n & ~63 (32 cells of a
+ * value row half the time) is a chain of double additions in element order; four rows go
+ * through it together, one row per lane (products rounded to float as there, a 4 x 4
+ * transpose, then the adds in order), so four chains overlap instead of one waiting on each
+ * add. Longer x than the stack copy holds (past 4096 cache cells) goes row by row. */
+#define ROWS_F16_MAX 4096
+
+/* rows a..a+3 (stride ws) times xf over elements [i0, i1), i1 - i0 a multiple of 4, added in
+ * order to each row's lane of sum */
+static inline __m256d tail4_f16(__m256d sum, const unsigned char *a, size_t ws, const float *xf,
+                                int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; i += 4) {
+        const __m128 xv = _mm_load_ps(xf + i);
+        __m256d p[4];
+        for (int q = 0; q < 4; q++)
+            p[q] = _mm256_cvtps_pd(_mm_mul_ps(
+                _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(a + (size_t)q * ws + 2 * i))), xv));
+        const __m256d t0 = _mm256_unpacklo_pd(p[0], p[1]), t1 = _mm256_unpackhi_pd(p[0], p[1]);
+        const __m256d t2 = _mm256_unpacklo_pd(p[2], p[3]), t3 = _mm256_unpackhi_pd(p[2], p[3]);
+        sum = _mm256_add_pd(sum, _mm256_permute2f128_pd(t0, t2, 0x20));
+        sum = _mm256_add_pd(sum, _mm256_permute2f128_pd(t1, t3, 0x20));
+        sum = _mm256_add_pd(sum, _mm256_permute2f128_pd(t0, t2, 0x31));
+        sum = _mm256_add_pd(sum, _mm256_permute2f128_pd(t1, t3, 0x31));
+    }
+    return sum;
+}
+
+static void dot_rows_f16(int64_t n, int64_t nr, const void *vw, size_t ws, const void *vx,
+                         float *y) {
+    const unsigned char *w = vw, *x = vx;
+    if (n > ROWS_F16_MAX) {
+        for (int64_t r = 0; r < nr; r++) vec_dot_f16(n, y + r, w + (size_t)r * ws, x);
+        return;
+    }
+    const int64_t np = n & ~(int64_t)63, n4 = n & ~(int64_t)3;
+    float xf[ROWS_F16_MAX] __attribute__((aligned(32)));
+    for (int64_t i = 0; i < np; i += 8) _mm256_store_ps(xf + i, load_f16(x + 2 * i));
+    for (int64_t i = np; i < n; i++) xf[i] = one_f16(x + 2 * i);
+    const unsigned char *xb = (const unsigned char *)xf;
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) {
+        const unsigned char *a = w + (size_t)r * ws;
+        __m256d sum = _mm256_set_pd(dot_64s_ab(np, a + 3 * ws, 2, load_f16, xb, 4, load_f32),
+                                    dot_64s_ab(np, a + 2 * ws, 2, load_f16, xb, 4, load_f32),
+                                    dot_64s_ab(np, a + ws, 2, load_f16, xb, 4, load_f32),
+                                    dot_64s_ab(np, a, 2, load_f16, xb, 4, load_f32));
+        sum = tail4_f16(sum, a, ws, xf, np, n4);
+        double s4[4];
+        _mm256_storeu_pd(s4, sum);
+        for (int q = 0; q < 4; q++) {
+            for (int64_t i = n4; i < n; i++)
+                s4[q] += (double)(one_f16(a + (size_t)q * ws + 2 * i) * xf[i]);
+            y[r + q] = (float)s4[q];
+        }
+    }
+    for (; r < nr; r++) {
+        const unsigned char *a = w + (size_t)r * ws;
+        double sum = dot_64s_ab(np, a, 2, load_f16, xb, 4, load_f32);
+        for (int64_t i = np; i < n; i++) sum += (double)(one_f16(a + 2 * i) * xf[i]);
+        y[r] = (float)sum;
+    }
+}
+
 static void vec_dot_batch_f32(int64_t n, float *s, const void *x, const void *y) {
     if (n % 16) {
         vec_dot_f32(n, s, x, y);
@@ -343,6 +413,7 @@ void quant_x86_avx2_install(quant_traits *t) {
     t[GGUF_T_Q4_1].vec_dot = vec_dot_q4_1;
     t[GGUF_T_Q5_1].vec_dot = vec_dot_q5_1;
     t[GGUF_T_F16].vec_dot = vec_dot_f16;
+    t[GGUF_T_F16].dot_rows = dot_rows_f16;
     t[GGUF_T_F32].vec_dot = vec_dot_f32;
     t[GGUF_T_F32].vec_dot_batch = vec_dot_batch_f32;
     t[GGUF_T_F16].vec_dot_batch = quant_x86_avx2_vec_dot_batch_f16;

@@ -138,6 +138,10 @@ P2_ALWAYS void mxfp4_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *
                     tile((TOK), nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);                        \
                 else if (nt - t == 1)                                                              \
                     tile(1, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);                            \
+                else if (nt - t == 2)                                                              \
+                    tile(2, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);                            \
+                else if (nt - t == 3)                                                              \
+                    tile(3, nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);                            \
                 else                                                                               \
                     tile((int)(nt - t), nb, gw, xt, xs, yt, ys, g, r0, r1, t == 0);                \
             }                                                                                      \
@@ -247,7 +251,7 @@ static void f32_via_f16(const float *x, void *vy, int64_t n) {
  * pairs: a sub-block's 8 steps stay below 8 * 2 * 15 * 127 = 30480; then vpmaddwd with the
  * sub-block's scale in both halves of the lane), d * sum - dmin * mins formed in double with one
  * rounding and added times the token's scale to a double sum, as the layout's scalar kernel. */
-#define P2_K_TOK 2
+#define P2_K_TOK 4
 
 /* rows 8h..8h+7's u8 scales as (s, s) int16 pairs, one per 32-bit lane */
 P2_ALWAYS __m256i scale_pairs(const uint8_t *sc) {
@@ -288,6 +292,7 @@ P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
     const quant_block_q8_k *tok[P2_K_TOK];
     for (int t = 0; t < P2_K_TOK; t++)
         tok[t] = (const quant_block_q8_k *)(x + (size_t)(t < nt ? t : 0) * xs);
+    /* (updated once per super-block and half: memory is fine, registers go to the sums) */
     __m256d acc[P2_K_TOK][4];
     for (int t = 0; t < P2_K_TOK; t++)
         for (int q = 0; q < 4; q++) acc[t][q] = _mm256_setzero_pd();
@@ -296,12 +301,14 @@ P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
         if (pf)
             for (int l = 0; l < QUANT_Q4_K_X16_BYTES; l += 64)
                 _mm_prefetch((const char *)o + P2_AHEAD + l, _MM_HINT_T0);
-        __m256i isum[P2_K_TOK][2];
-        for (int t = 0; t < P2_K_TOK; t++) isum[t][0] = isum[t][1] = _mm256_setzero_si256();
+                /* one half of the rows at a time: nt sums and nt pair sums stay in registers */
 #pragma GCC unroll 1
-        for (int j = 0; j < 8; j++) {
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < 2; h++) {
+            __m256i isum[P2_K_TOK];
+#pragma GCC unroll 4
+            for (int t = 0; t < P2_K_TOK; t++) isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+            for (int j = 0; j < 8; j++) {
                 const __m256i sc = scale_pairs(o + 64 + 16 * j + 8 * h);
                 __m256i p[P2_K_TOK];
 #pragma GCC unroll 4
@@ -313,7 +320,7 @@ P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                     const __m256i lo = _mm256_and_si256(v, m4);
                     const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
 #pragma GCC unroll 4
-                    for (int t = 0; t < P2_K_TOK; t++) {
+                    for (int t = 0; t < nt; t++) {
                         const int8_t *yq = tok[t][i].qs + 32 * j;
                         p[t] = _mm256_add_epi16(
                             p[t],
@@ -322,12 +329,9 @@ P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                     }
                 }
 #pragma GCC unroll 4
-                for (int t = 0; t < P2_K_TOK; t++)
-                    isum[t][h] = _mm256_add_epi32(isum[t][h], _mm256_madd_epi16(p[t], sc));
+                for (int t = 0; t < nt; t++)
+                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p[t], sc));
             }
-        }
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
             const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o + 16 * h)));
             const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o + 32 + 16 * h)));
             __m256i mn[4];
@@ -336,7 +340,7 @@ P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                 mn[q] = _mm256_cvtepu8_epi16(
                     _mm_loadu_si128((const __m128i *)(o + 192 + 32 * q + 16 * h)));
 #pragma GCC unroll 4
-            for (int t = 0; t < P2_K_TOK; t++) {
+            for (int t = 0; t < nt; t++) {
                 const quant_block_q8_k *yb = &tok[t][i];
                 /* the mins pair with the 32-input sums: bsums[2j] + bsums[2j+1] */
                 const __m128i bs =
@@ -349,7 +353,7 @@ P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                     ms, _mm256_madd_epi16(mn[2], _mm256_broadcastd_epi32(_mm_srli_si128(bs, 8))));
                 ms = _mm256_add_epi32(
                     ms, _mm256_madd_epi16(mn[3], _mm256_broadcastd_epi32(_mm_srli_si128(bs, 12))));
-                add_scaled8(&acc[t][2 * h], dw, isum[t][h], mw, ms, (double)yb->d);
+                add_scaled8(&acc[t][2 * h], dw, isum[t], mw, ms, (double)yb->d);
             }
         }
     }
@@ -378,7 +382,7 @@ P2_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
     const quant_block_q8_k *tok[P2_K_TOK];
     for (int t = 0; t < P2_K_TOK; t++)
         tok[t] = (const quant_block_q8_k *)(x + (size_t)(t < nt ? t : 0) * xs);
-    __m256d acc[P2_K_TOK][4];
+    __m256d acc[P2_K_TOK][4]; /* (memory, as in q4_k_tile) */
     for (int t = 0; t < P2_K_TOK; t++)
         for (int q = 0; q < 4; q++) acc[t][q] = _mm256_setzero_pd();
     for (int64_t i = 0; i < nb; i++) {
@@ -386,13 +390,14 @@ P2_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
         if (pf)
             for (int l = 0; l < QUANT_Q6_K_X16_BYTES; l += 64)
                 _mm_prefetch((const char *)o + P2_AHEAD + l, _MM_HINT_T0);
-        __m256i isum[P2_K_TOK][2], osum[P2_K_TOK][2];
-        for (int t = 0; t < P2_K_TOK; t++)
-            isum[t][0] = isum[t][1] = osum[t][0] = osum[t][1] = _mm256_setzero_si256();
 #pragma GCC unroll 1
-        for (int p = 0; p < 8; p++) {
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < 2; h++) {
+            /* sum - 32 * offsets, one vector per token: integer wraparound keeps it exact */
+            __m256i isum[P2_K_TOK];
+#pragma GCC unroll 4
+            for (int t = 0; t < P2_K_TOK; t++) isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+            for (int p = 0; p < 8; p++) {
                 /* lane r: the int16 scales of sub-blocks 2p, 2p+1 */
                 const __m256i sp = _mm256_cvtepi8_epi16(
                     _mm_loadu_si128((const __m128i *)(o + 32 + 32 * p + 16 * h)));
@@ -403,47 +408,44 @@ P2_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                 const uint8_t *ql = o + 288 + 256 * p + 32 * h, *qh = o + 2336 + 128 * p + 32 * h;
                 const __m256i h0 = _mm256_loadu_si256((const __m256i *)qh);
                 const __m256i h1 = _mm256_loadu_si256((const __m256i *)(qh + 64));
-                __m256i ue[4], uo[4];
+#pragma GCC unroll 2
+                for (int k = 0; k < 4; k += 2) {
+                    __m256i ue[2], uo[2];
+#pragma GCC unroll 2
+                    for (int u = 0; u < 2; u++) {
+                        const __m256i l = _mm256_loadu_si256((const __m256i *)(ql + 64 * (k + u)));
+                        ue[u] = _mm256_or_si256(_mm256_and_si256(l, m4), q6_hi2(h0, k + u));
+                        uo[u] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l, 4), m4),
+                                                q6_hi2(h1, k + u));
+                    }
 #pragma GCC unroll 4
-                for (int k = 0; k < 4; k++) {
-                    const __m256i l = _mm256_loadu_si256((const __m256i *)(ql + 64 * k));
-                    ue[k] = _mm256_or_si256(_mm256_and_si256(l, m4), q6_hi2(h0, k));
-                    uo[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l, 4), m4),
-                                            q6_hi2(h1, k));
+                    for (int t = 0; t < nt; t++) {
+                        const int8_t *yq = tok[t][i].qs + 32 * p;
+                        const __m256i e =
+                            _mm256_add_epi16(_mm256_maddubs_epi16(ue[0], bc32(yq + 4 * k)),
+                                             _mm256_maddubs_epi16(ue[1], bc32(yq + 4 * k + 4)));
+                        const __m256i od =
+                            _mm256_add_epi16(_mm256_maddubs_epi16(uo[0], bc32(yq + 16 + 4 * k)),
+                                             _mm256_maddubs_epi16(uo[1], bc32(yq + 20 + 4 * k)));
+                        isum[t] =
+                            _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(e, se),
+                                                                       _mm256_madd_epi16(od, so)));
+                    }
                 }
 #pragma GCC unroll 4
-                for (int t = 0; t < P2_K_TOK; t++) {
-                    const quant_block_q8_k *yb = &tok[t][i];
-                    const int8_t *yq = yb->qs + 32 * p;
-                    __m256i s = _mm256_setzero_si256();
-#pragma GCC unroll 2
-                    for (int k = 0; k < 4; k += 2) {
-                        const __m256i e =
-                            _mm256_add_epi16(_mm256_maddubs_epi16(ue[k], bc32(yq + 4 * k)),
-                                             _mm256_maddubs_epi16(ue[k + 1], bc32(yq + 4 * k + 4)));
-                        const __m256i od = _mm256_add_epi16(
-                            _mm256_maddubs_epi16(uo[k], bc32(yq + 16 + 4 * k)),
-                            _mm256_maddubs_epi16(uo[k + 1], bc32(yq + 20 + 4 * k)));
-                        s = _mm256_add_epi32(s, _mm256_add_epi32(_mm256_madd_epi16(e, se),
-                                                                 _mm256_madd_epi16(od, so)));
-                    }
-                    isum[t][h] = _mm256_add_epi32(isum[t][h], s);
+                for (int t = 0; t < nt; t++) {
                     int32_t bs;
-                    memcpy(&bs, yb->bsums + 2 * p, 4);
-                    osum[t][h] =
-                        _mm256_add_epi32(osum[t][h], _mm256_madd_epi16(sp, _mm256_set1_epi32(bs)));
+                    memcpy(&bs, tok[t][i].bsums + 2 * p, 4);
+                    isum[t] = _mm256_sub_epi32(
+                        isum[t],
+                        _mm256_slli_epi32(_mm256_madd_epi16(sp, _mm256_set1_epi32(bs)), 5));
                 }
             }
-        }
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
             const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o + 16 * h)));
 #pragma GCC unroll 4
-            for (int t = 0; t < P2_K_TOK; t++) {
-                const __m256i tot = _mm256_sub_epi32(isum[t][h], _mm256_slli_epi32(osum[t][h], 5));
-                add_scaled8(&acc[t][2 * h], dw, tot, _mm256_setzero_ps(), _mm256_setzero_si256(),
-                            (double)tok[t][i].d);
-            }
+            for (int t = 0; t < nt; t++)
+                add_scaled8(&acc[t][2 * h], dw, isum[t], _mm256_setzero_ps(),
+                            _mm256_setzero_si256(), (double)tok[t][i].d);
         }
     }
     store_pd(nt, acc, y, ys, g, r0, r1);
