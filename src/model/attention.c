@@ -105,9 +105,9 @@ static void attn_plain(const attn_task *t, int64_t lo, int64_t hi, int slot) {
                                                                                      : kt->vec_dot;
         const quant_vec_dot_fn kqv_dot =
             batch && n_kv_pad % 16 == 0 && hdv % 4 == 0 ? tiled : kt->vec_dot;
-        /* where the batched order applies and the cache type has tile kernels (F16 with
-         * AVX-512), a head's dots go through them as one product: same bits, a fifth of the
-         * time */
+        /* where the batched order applies and the cache type has tile kernels (F16 with AVX2
+         * and AVX-512), a head's dots go through them as one product: same bits, a fraction of
+         * the time */
         const quant_gemm_fn kq_gemm =
             kq_dot == tiled && c->kv_type == MODEL_KV_F16 ? kt->gemm : NULL;
         const quant_gemm_fn kqv_gemm =
