@@ -110,7 +110,7 @@ typedef struct quant_traits {
      * path (SHIMMY_ISA=avx2) uses none (model_repack). */
     const quant_pack *pack;
     /* Optional (NULL = none): many rows against one activation row, for attention (a query
-     * against every key, probabilities against every value row). F32 with AVX-512: this
+     * against every key, probabilities against every value row). F32 with AVX2 and AVX-512: the
      * variant's own float order (agrees with vec_dot to rounding; an encoder's attention). F16
      * with AVX2 and up: each row bit-identical to vec_dot (the reference-order attention uses
      * it: x converted once, no call per row). */
