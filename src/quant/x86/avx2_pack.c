@@ -250,7 +250,10 @@ static void f32_via_f16(const float *x, void *vy, int64_t n) {
  * Per row, token and super-block the exact integer sums (levels 0..15 by vpmaddubsw into int16
  * pairs: a sub-block's 8 steps stay below 8 * 2 * 15 * 127 = 30480; then vpmaddwd with the
  * sub-block's scale in both halves of the lane), d * sum - dmin * mins formed in double with one
- * rounding and added times the token's scale to a double sum, as the layout's scalar kernel. */
+ * rounding and added times the token's scale to a double sum, as the layout's scalar kernel.
+ * Tiles of 4 tokens over one half of the 16 rows at a time: 4 tokens' integer sums and pair sums
+ * fit AVX2's 16 registers that way (over both halves only 2 tokens did), and the double sums
+ * are touched once per super-block and half. */
 #define P2_K_TOK 4
 
 /* rows 8h..8h+7's u8 scales as (s, s) int16 pairs, one per 32-bit lane */
@@ -298,10 +301,11 @@ P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
         for (int q = 0; q < 4; q++) acc[t][q] = _mm256_setzero_pd();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *o = gw + i * QUANT_Q4_K_X16_BYTES;
-        if (pf)
+        if (pf) {
             for (int l = 0; l < QUANT_Q4_K_X16_BYTES; l += 64)
                 _mm_prefetch((const char *)o + P2_AHEAD + l, _MM_HINT_T0);
-                /* one half of the rows at a time: nt sums and nt pair sums stay in registers */
+        }
+        /* one half of the rows at a time: nt sums and nt pair sums stay in registers */
 #pragma GCC unroll 1
         for (int h = 0; h < 2; h++) {
             __m256i isum[P2_K_TOK];
