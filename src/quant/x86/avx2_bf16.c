@@ -99,33 +99,7 @@ GB_ALWAYS void bf16_tile(int rm, int rn, int64_t n, const unsigned char *w, size
         for (int t = 0; t < rn; t++) y[(size_t)t * ys + r] = qx_reduce16(lo[r][t], hi[r][t]);
 }
 
-static void gemm_bf16(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws, const void *vx,
-                      size_t xs, float *y, size_t ys) {
-    const unsigned char *w = vw, *x = vx;
-    if (n % 32) {
-        for (int64_t t = 0; t < nt; t++)
-            for (int64_t r = 0; r < nr; r++)
-                vec_dot_bf16(n, &y[(size_t)t * ys + r], w + (size_t)r * ws, x + (size_t)t * xs);
-        return;
-    }
-    for (int64_t r = 0; r < nr; r += 2) {
-        const int rm = nr - r < 2 ? 1 : 2;
-        for (int64_t t = 0; t < nt; t += 2) {
-            const int rn = nt - t < 2 ? 1 : 2;
-            const unsigned char *wr = w + (size_t)r * ws, *xt = x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + r;
-            /* constant shapes: the compiler keeps the tile in registers */
-            if (rm == 2 && rn == 2)
-                bf16_tile(2, 2, n, wr, ws, xt, xs, yt, ys);
-            else if (rm == 2)
-                bf16_tile(2, 1, n, wr, ws, xt, xs, yt, ys);
-            else if (rn == 2)
-                bf16_tile(1, 2, n, wr, ws, xt, xs, yt, ys);
-            else
-                bf16_tile(1, 1, n, wr, ws, xt, xs, yt, ys);
-        }
-    }
-}
+QX_GEMM_2X2(gemm_bf16, bf16_tile, 32, vec_dot_bf16)
 
 void quant_x86_avx2_install_bf16(quant_traits *t) {
     t[GGUF_T_BF16].vec_dot = vec_dot_bf16;

@@ -61,34 +61,7 @@ GB_ALWAYS void f16_tile2(int rm, int rn, int64_t n, const unsigned char *w, size
             y[(size_t)t * ys + r] = qx_reduce16(acc[r][t][0], acc[r][t][1]);
 }
 
-static void gemm_f16(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws, const void *vx,
-                     size_t xs, float *y, size_t ys) {
-    const unsigned char *w = vw, *x = vx;
-    if (n % 16) {
-        for (int64_t t = 0; t < nt; t++)
-            for (int64_t r = 0; r < nr; r++)
-                quant_x86_avx2_vec_dot_batch_f16(n, &y[(size_t)t * ys + r], w + (size_t)r * ws,
-                                                 x + (size_t)t * xs);
-        return;
-    }
-    for (int64_t r = 0; r < nr; r += 2) {
-        const int rm = nr - r < 2 ? 1 : 2;
-        for (int64_t t = 0; t < nt; t += 2) {
-            const int rn = nt - t < 2 ? 1 : 2;
-            const unsigned char *wr = w + (size_t)r * ws, *xt = x + (size_t)t * xs;
-            float *yt = y + (size_t)t * ys + r;
-            /* constant shapes: the tile stays in registers */
-            if (rm == 2 && rn == 2)
-                f16_tile2(2, 2, n, wr, ws, xt, xs, yt, ys);
-            else if (rm == 2)
-                f16_tile2(2, 1, n, wr, ws, xt, xs, yt, ys);
-            else if (rn == 2)
-                f16_tile2(1, 2, n, wr, ws, xt, xs, yt, ys);
-            else
-                f16_tile2(1, 1, n, wr, ws, xt, xs, yt, ys);
-        }
-    }
-}
+QX_GEMM_2X2(gemm_f16, f16_tile2, 16, quant_x86_avx2_vec_dot_batch_f16)
 
 void quant_x86_avx2_install_gemm(quant_traits *t) {
     t[GGUF_T_Q8_0].gemm = gemm_q8_0;

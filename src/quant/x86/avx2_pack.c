@@ -20,6 +20,11 @@
  * ahead (the hardware prefetchers stop at each 4 KiB page), later tiles find it in cache. */
 #define P2_AHEAD 4352
 
+/* the lines of one group block, P2_AHEAD bytes ahead */
+P2_ALWAYS void prefetch_ahead(const uint8_t *o, int bytes) {
+    for (int l = 0; l < bytes; l += 64) _mm_prefetch((const char *)o + P2_AHEAD + l, _MM_HINT_T0);
+}
+
 /* rows 8h..8h+7's halved E8M0 scales as floats (quant_e8m0_half: 2^(e - 128), denormal e < 2) */
 P2_ALWAYS __m256 e8m0_half8(const uint8_t *e) {
     const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)e));
@@ -73,9 +78,7 @@ P2_ALWAYS void mxfp4_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *
     for (int t = 0; t < P2_TOK; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *o = gw + i * QUANT_MXFP4_X16_BYTES, *qs = o + 16;
-        if (pf)
-            for (int l = 0; l < QUANT_MXFP4_X16_BYTES; l += 64)
-                _mm_prefetch((const char *)o + P2_AHEAD + l, _MM_HINT_T0);
+        if (pf) prefetch_ahead(o, QUANT_MXFP4_X16_BYTES);
         __m256i off[P2_TOK];
         __m256 dy[P2_TOK];
 #pragma GCC unroll 4
@@ -289,23 +292,26 @@ P2_ALWAYS void store_pd(int nt, __m256d acc[P2_K_TOK][4], float *y, size_t ys, i
     }
 }
 
+/* the tile's token rows (a missing token reads token 0, never used) and zeroed double sums */
+P2_ALWAYS void k_tile_start(int nt, const uint8_t *x, size_t xs,
+                            const quant_block_q8_k *tok[P2_K_TOK], __m256d acc[P2_K_TOK][4]) {
+    for (int t = 0; t < P2_K_TOK; t++) {
+        tok[t] = (const quant_block_q8_k *)(x + (size_t)(t < nt ? t : 0) * xs);
+        for (int q = 0; q < 4; q++) acc[t][q] = _mm256_setzero_pd();
+    }
+}
+
 P2_ALWAYS void q4_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
                          float *y, size_t ys, int64_t g, int64_t r0, int64_t r1, bool pf) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const quant_block_q8_k *tok[P2_K_TOK];
-    for (int t = 0; t < P2_K_TOK; t++)
-        tok[t] = (const quant_block_q8_k *)(x + (size_t)(t < nt ? t : 0) * xs);
     /* (updated once per super-block and half: memory is fine, registers go to the sums) */
     __m256d acc[P2_K_TOK][4];
-    for (int t = 0; t < P2_K_TOK; t++)
-        for (int q = 0; q < 4; q++) acc[t][q] = _mm256_setzero_pd();
+    k_tile_start(nt, x, xs, tok, acc);
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *o = gw + i * QUANT_Q4_K_X16_BYTES;
-        if (pf) {
-            for (int l = 0; l < QUANT_Q4_K_X16_BYTES; l += 64)
-                _mm_prefetch((const char *)o + P2_AHEAD + l, _MM_HINT_T0);
-        }
-        /* one half of the rows at a time: nt sums and nt pair sums stay in registers */
+        if (pf) prefetch_ahead(o, QUANT_Q4_K_X16_BYTES);
+            /* one half of the rows at a time: nt sums and nt pair sums stay in registers */
 #pragma GCC unroll 1
         for (int h = 0; h < 2; h++) {
             __m256i isum[P2_K_TOK];
@@ -384,16 +390,12 @@ P2_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                          float *y, size_t ys, int64_t g, int64_t r0, int64_t r1, bool pf) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), lo16 = _mm256_set1_epi32(0xFFFF);
     const quant_block_q8_k *tok[P2_K_TOK];
-    for (int t = 0; t < P2_K_TOK; t++)
-        tok[t] = (const quant_block_q8_k *)(x + (size_t)(t < nt ? t : 0) * xs);
-    __m256d acc[P2_K_TOK][4]; /* (memory, as in q4_k_tile) */
-    for (int t = 0; t < P2_K_TOK; t++)
-        for (int q = 0; q < 4; q++) acc[t][q] = _mm256_setzero_pd();
+    /* (updated once per super-block and half: memory is fine, registers go to the sums) */
+    __m256d acc[P2_K_TOK][4];
+    k_tile_start(nt, x, xs, tok, acc);
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *o = gw + i * QUANT_Q6_K_X16_BYTES;
-        if (pf)
-            for (int l = 0; l < QUANT_Q6_K_X16_BYTES; l += 64)
-                _mm_prefetch((const char *)o + P2_AHEAD + l, _MM_HINT_T0);
+        if (pf) prefetch_ahead(o, QUANT_Q6_K_X16_BYTES);
 #pragma GCC unroll 1
         for (int h = 0; h < 2; h++) {
             /* sum - 32 * offsets, one vector per token: integer wraparound keeps it exact */

@@ -122,4 +122,35 @@ static inline __m256i qx_bsums_prod(__m128i scales8, const quant_block_q8_k *y) 
     return _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales8), qx_load_bsums(y));
 }
 
+/* A tile product driver over tiles of up to 2 rows x 2 tokens, each shape a constant so the
+ * tile stays in registers (the F16 and BF16 batched-order kernels): inputs not a multiple of
+ * STEP go pair by pair through DOT, which the tile's elements equal bit for bit. */
+#define QX_GEMM_2X2(fn, tile, STEP, DOT)                                                           \
+    static void fn(int64_t n, int64_t nr, int64_t nt, const void *vw, size_t ws, const void *vx,   \
+                   size_t xs, float *y, size_t ys) {                                               \
+        const unsigned char *w = vw, *x = vx;                                                      \
+        if (n % (STEP)) {                                                                          \
+            for (int64_t t = 0; t < nt; t++)                                                       \
+                for (int64_t r = 0; r < nr; r++)                                                   \
+                    DOT(n, &y[(size_t)t * ys + r], w + (size_t)r * ws, x + (size_t)t * xs);        \
+            return;                                                                                \
+        }                                                                                          \
+        for (int64_t r = 0; r < nr; r += 2) {                                                      \
+            const int rm = nr - r < 2 ? 1 : 2;                                                     \
+            for (int64_t t = 0; t < nt; t += 2) {                                                  \
+                const int rn = nt - t < 2 ? 1 : 2;                                                 \
+                const unsigned char *wr = w + (size_t)r * ws, *xt = x + (size_t)t * xs;            \
+                float *yt = y + (size_t)t * ys + r;                                                \
+                if (rm == 2 && rn == 2)                                                            \
+                    tile(2, 2, n, wr, ws, xt, xs, yt, ys);                                         \
+                else if (rm == 2)                                                                  \
+                    tile(2, 1, n, wr, ws, xt, xs, yt, ys);                                         \
+                else if (rn == 2)                                                                  \
+                    tile(1, 2, n, wr, ws, xt, xs, yt, ys);                                         \
+                else                                                                               \
+                    tile(1, 1, n, wr, ws, xt, xs, yt, ys);                                         \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
 #endif
