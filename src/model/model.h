@@ -312,6 +312,10 @@ struct model {
     int32_t n_xpacked; /* expert tensors whose experts are packed on first use */
     uint64_t packed_file_bytes;
     char pack_layouts[96];
+    /* model_repack ran on the fast path (not SHIMMY_ISA=avx2/scalar, not SHIMMY_REPACK=0): the
+     * repacked layouts and, for a decode entry, attention by KV head (dot_rows_n) in the
+     * variant's own order. False keeps the reference's order everywhere. */
+    bool fast_order;
 };
 
 /* Binds f's tensors. Unsupported architecture, missing tensor, wrong shape or an unsupported

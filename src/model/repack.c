@@ -152,7 +152,9 @@ shimmy_status model_repack(model *m, bool (*held)(void *ud, const void *data), v
     /* SHIMMY_ISA=avx2 (or scalar) asks for the reference's order: row kernels only, though the
      * AVX2 variant has layouts (F16, MXFP4, Q4_K, Q6_K) for the default path */
     const bool ref_order = isa && (strcmp(isa, "avx2") == 0 || strcmp(isa, "scalar") == 0);
-    if (!m || m->pack_mem || ref_order || (env && strcmp(env, "0") == 0)) return SHIMMY_OK;
+    if (!m || m->pack_mem) return SHIMMY_OK;
+    if (ref_order || (env && strcmp(env, "0") == 0)) return SHIMMY_OK;
+    m->fast_order = true;
     const int n_all = list_weights(m, NULL);
     model_weight **all = malloc(sizeof *all * (size_t)n_all);
     size_t *off = malloc(sizeof *off * (size_t)n_all);

@@ -109,6 +109,7 @@ static void build(void) {
     memcpy(ref, ref_table, sizeof ref);
     ref[GGUF_T_Q8_0].quantize = quant_ref_quantize_q8_0;
     ref[GGUF_T_Q8_1].quantize = quant_ref_quantize_q8_1;
+    ref[GGUF_T_F16].dot_rows_n = quant_ref_dot_rows_n_f16;
 
     const uint32_t usable = core_cpu_usable();
     for (int v = 0; v < N_VARIANTS; v++) {
@@ -172,7 +173,7 @@ const quant_traits *quant_variant_get(int i, uint32_t type) {
     const quant_traits *t = &tables[i][type], *r = &tables[0][type];
     if (t->to_float == r->to_float && t->from_float == r->from_float && t->vec_dot == r->vec_dot &&
         t->vec_dot_batch == r->vec_dot_batch && t->gemm == r->gemm && t->pack == r->pack &&
-        t->dot_rows == r->dot_rows)
+        t->dot_rows == r->dot_rows && t->dot_rows_n == r->dot_rows_n)
         return NULL; /* nothing of this variant's own for the type */
     return t;
 }

@@ -78,6 +78,11 @@ static inline size_t quant_pack_bytes(const quant_pack *p, uint32_t block_size, 
 typedef void (*quant_dot_rows_fn)(int64_t n, int64_t nr, const void *w, size_t w_stride,
                                   const void *x, float *y);
 
+/* y[j * y_stride + r] = dot(row r, x + j * x_stride) for r < nr, j < nx: rows of the type w_stride
+ * bytes apart, nx vectors of n floats. */
+typedef void (*quant_dot_rows_n_fn)(int64_t n, int64_t nr, const void *w, size_t w_stride, int nx,
+                                    const float *x, size_t x_stride, float *y, size_t y_stride);
+
 typedef struct quant_traits {
     const char *name;
     uint32_t type;
@@ -115,6 +120,12 @@ typedef struct quant_traits {
      * with AVX2 and up: each row bit-identical to vec_dot (the reference-order attention uses
      * it: x converted once, no call per row). */
     quant_dot_rows_fn dot_rows;
+    /* Optional (NULL = none): many rows against a few F32 vectors at once, each row converted
+     * once for all of them: the fast path's attention, every query head of a KV head against
+     * its keys and values (F16). The variant's own order, which for a (row, vector) pair does
+     * not depend on nx or on the other vectors (a decode entry's heads may be split differently
+     * from step to step); agrees with the exact sum to float rounding. */
+    quant_dot_rows_n_fn dot_rows_n;
 } quant_traits;
 
 /* Bytes of a row of n elements of this type (n a multiple of block_size). */

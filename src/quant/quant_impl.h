@@ -338,6 +338,8 @@ void quant_ref_quantize_q8_1(const float *x, void *y, int64_t n);
 
 void quant_ref_vec_dot_f32(int64_t n, float *s, const void *x, const void *y);
 void quant_ref_vec_dot_f16(int64_t n, float *s, const void *x, const void *y);
+void quant_ref_dot_rows_n_f16(int64_t n, int64_t nr, const void *w, size_t ws, int nx,
+                              const float *x, size_t xs, float *y, size_t ys);
 void quant_ref_vec_dot_bf16(int64_t n, float *s, const void *x, const void *y);
 void quant_ref_vec_dot_q4_0(int64_t n, float *s, const void *x, const void *y);
 void quant_ref_vec_dot_q4_1(int64_t n, float *s, const void *x, const void *y);
@@ -401,6 +403,7 @@ void quant_x86_avx2_install_iqgrid(quant_traits *table);    /* avx2_iqgrid.c, by
 void quant_x86_avx512_install_iquants(quant_traits *table); /* avx512_iquants.c */
 void quant_x86_avx512_install_pack(quant_traits *table);    /* repacked layouts, avx512_pack.c */
 void quant_x86_avx2_install_pack(quant_traits *table);      /* mxfp4.x16, avx2_pack.c */
+void quant_x86_avx2_install_attn(quant_traits *table);      /* dot_rows_n, avx2_attn.c */
 /* ref/pack.c: the layouts' packers (shared by every variant that has the layout) */
 void quant_pack_q4_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);
 void quant_pack_q6_k_x16(const void *src, size_t src_stride, int n_rows, int64_t n_in, void *dst);

@@ -15,7 +15,10 @@
  * roundings, and on a 30M model those flips move the top token at 1.5% of positions whatever
  * the order (AVX2's q4_k.x16 and q6_k.x16 kernels take the layouts' steps bit for bit: the same
  * 0.00096, 98.44%, -0.006% on a Zen 3). Skips where the CPU has no repacked layout for the file
- * (SHIMMY_ISA=avx2 or scalar, a CPU without AVX2, SHIMMY_REPACK=0).
+ * (SHIMMY_ISA=avx2 or scalar, a CPU without AVX2, SHIMMY_REPACK=0). The first 12 chunks again in
+ * decode steps (one token per step after the chunk's first half), which also hold the fast
+ * path's attention by KV head (F32 sums where the reference's order folds in double): the same
+ * bounds.
  */
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -90,8 +93,26 @@ int main(void) {
     CHECK(core_pool_new(0, &pool, &err) == SHIMMY_OK);
     model_ctx *rc = new_ctx(ref), *pc = new_ctx(packed);
     if (rc && pc) test_kl_chunks(rc, pc, CTX, tb.ids, (long)tb.n, tok_bos(v), chunks, &st);
+    /* decode steps (one entry per step, what generation runs): the fast path's attention by KV
+     * head joins the layouts there; the first 12 chunks, the same bounds */
+    const char *denv = getenv("SHIMMY_KL_DECODE_CHUNKS");
+    const long dchunks = denv ? atol(denv) : 12;
+    test_kl dst = {0};
+    if (rc && pc) test_kl_decode(rc, pc, CTX, tb.ids, (long)tb.n, tok_bos(v), dchunks, &dst);
     model_ctx_free(rc);
     model_ctx_free(pc);
+    CHECK(dst.n > 0);
+    if (dst.n > 0) {
+        const double kl = dst.kl / (double)dst.n, same = (double)dst.top_same / (double)dst.n;
+        const double ppl_r = exp(dst.nll_a / (double)dst.n), ppl_p = exp(dst.nll_b / (double)dst.n);
+        printf("decode steps: tokens %ld  ppl reference-order %.4f fast path %.4f (%+.3f%%)  "
+               "KL %.6f  same top %.2f%%\n",
+               dst.n, ppl_r, ppl_p, 100.0 * (ppl_p / ppl_r - 1.0), kl, 100.0 * same);
+        CHECK_MSG(kl <= 0.001, "decode steps: mean KL %.6f > 0.001", kl);
+        CHECK_MSG(same >= 0.98, "decode steps: same top token at %.2f%% < 98%%", 100.0 * same);
+        CHECK_MSG(fabs(ppl_p / ppl_r - 1.0) <= 0.003,
+                  "decode steps: perplexity %.4f vs reference-order %.4f", ppl_p, ppl_r);
+    }
     CHECK(st.n > 0);
     if (st.n > 0) {
         const double ppl_r = exp(st.nll_a / (double)st.n);

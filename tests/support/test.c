@@ -69,6 +69,48 @@ static int32_t argmax_d(const double *x, int32_t n) {
     return b;
 }
 
+static void kl_add(const float *la, const float *lb, int32_t V, int32_t next, double *pa,
+                   double *pb, test_kl *st) {
+    log_softmax(la, V, pa);
+    log_softmax(lb, V, pb);
+    double kl = 0;
+    for (int32_t j = 0; j < V; j++) kl += exp(pa[j]) * (pa[j] - pb[j]);
+    st->kl += kl;
+    st->nll_a -= pa[next];
+    st->nll_b -= pb[next];
+    st->top_same += argmax_d(pa, V) == argmax_d(pb, V);
+    st->n++;
+}
+
+void test_kl_decode(model_ctx *a, model_ctx *b, int32_t n_ctx, const int32_t *toks, long n_tok,
+                    int32_t bos, long chunks, test_kl *st) {
+    const int32_t V = a->m->hp.n_vocab, half = n_ctx / 2;
+    double *pa = malloc(sizeof(double) * (size_t)V), *pb = malloc(sizeof(double) * (size_t)V);
+    int32_t *chunk = malloc(sizeof *chunk * (size_t)n_ctx);
+    shimmy_error err = {0};
+    for (long ci = 0; pa && pb && chunk && ci < chunks && (ci + 1) * n_ctx <= n_tok; ci++) {
+        memcpy(chunk, toks + ci * n_ctx, sizeof *chunk * (size_t)n_ctx);
+        chunk[0] = bos;
+        model_ctx *c[2] = {a, b};
+        bool ok = true;
+        for (int k = 0; k < 2; k++) {
+            model_ctx_truncate(c[k], 0);
+            ok &= model_ctx_eval(c[k], chunk, half, 1, &err) == SHIMMY_OK;
+        }
+        CHECK_MSG(ok, "%s", err.message);
+        for (int32_t i = half; ok && i < n_ctx - 1; i++) {
+            for (int k = 0; k < 2; k++)
+                ok &= model_ctx_eval(c[k], &chunk[i], 1, 1, &err) == SHIMMY_OK;
+            CHECK_MSG(ok, "%s", err.message);
+            if (ok)
+                kl_add(model_ctx_logits(a, 0), model_ctx_logits(b, 0), V, chunk[i + 1], pa, pb, st);
+        }
+    }
+    free(pa);
+    free(pb);
+    free(chunk);
+}
+
 void test_kl_chunks(model_ctx *a, model_ctx *b, int32_t n_ctx, const int32_t *toks, long n_tok,
                     int32_t bos, long chunks, test_kl *st) {
     const int32_t V = a->m->hp.n_vocab;
@@ -82,17 +124,8 @@ void test_kl_chunks(model_ctx *a, model_ctx *b, int32_t n_ctx, const int32_t *to
         model_ctx_truncate(b, 0);
         CHECK_MSG(model_ctx_eval(a, chunk, n_ctx, n_ctx, &err) == SHIMMY_OK, "%s", err.message);
         CHECK_MSG(model_ctx_eval(b, chunk, n_ctx, n_ctx, &err) == SHIMMY_OK, "%s", err.message);
-        for (int32_t i = n_ctx / 2; i < n_ctx - 1; i++) {
-            log_softmax(model_ctx_logits(a, i), V, pa);
-            log_softmax(model_ctx_logits(b, i), V, pb);
-            double kl = 0;
-            for (int32_t j = 0; j < V; j++) kl += exp(pa[j]) * (pa[j] - pb[j]);
-            st->kl += kl;
-            st->nll_a -= pa[chunk[i + 1]];
-            st->nll_b -= pb[chunk[i + 1]];
-            st->top_same += argmax_d(pa, V) == argmax_d(pb, V);
-            st->n++;
-        }
+        for (int32_t i = n_ctx / 2; i < n_ctx - 1; i++)
+            kl_add(model_ctx_logits(a, i), model_ctx_logits(b, i), V, chunk[i + 1], pa, pb, st);
     }
     free(pa);
     free(pb);

@@ -80,6 +80,10 @@ typedef struct test_kl {
 struct model_ctx;
 void test_kl_chunks(struct model_ctx *a, struct model_ctx *b, int32_t n_ctx, const int32_t *toks,
                     long n_tok, int32_t bos, long chunks, test_kl *st);
+/* The same positions reached by decode steps: each chunk's first half as one prompt, then one
+ * token per step (the path a generation takes: one entry per sequence). */
+void test_kl_decode(struct model_ctx *a, struct model_ctx *b, int32_t n_ctx, const int32_t *toks,
+                    long n_tok, int32_t bos, long chunks, test_kl *st);
 
 /* Exits 77 (skip) with a message. */
 void test_skip(const char *why) __attribute__((noreturn));

@@ -67,6 +67,20 @@ void quant_ref_vec_dot_f16(int64_t n, float *s, const void *x, const void *y) {
     *s = (float)sum;
 }
 
+/* each (row, vector) pair summed in double, in element order: the exact sum to one rounding */
+void quant_ref_dot_rows_n_f16(int64_t n, int64_t nr, const void *w, size_t ws, int nx,
+                              const float *x, size_t xs, float *y, size_t ys) {
+    const unsigned char *a = w;
+    for (int j = 0; j < nx; j++)
+        for (int64_t r = 0; r < nr; r++) {
+            double sum = 0.0;
+            for (int64_t i = 0; i < n; i++)
+                sum += (double)quant_f16_to_f32(load_u16(a + (size_t)r * ws, i)) *
+                       (double)x[(size_t)j * xs + (size_t)i];
+            y[(size_t)j * ys + (size_t)r] = (float)sum;
+        }
+}
+
 void quant_ref_vec_dot_bf16(int64_t n, float *s, const void *x, const void *y) {
     const unsigned char *a = x, *b = y;
     double sum = 0.0;

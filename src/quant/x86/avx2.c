@@ -478,4 +478,5 @@ void quant_x86_avx2_install(quant_traits *t) {
     quant_x86_avx2_install_iquants(t);
     quant_x86_avx2_install_gemm(t);
     quant_x86_avx2_install_pack(t);
+    quant_x86_avx2_install_attn(t);
 }
