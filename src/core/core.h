@@ -122,6 +122,10 @@ typedef void (*core_items_fn)(void *ctx, int64_t lo, int64_t hi, int slot);
  * computes an item varies from run to run: fn must give the same result on any slot. Allocates
  * nothing. */
 void core_pool_run_items(core_pool *p, core_items_fn fn, void *ctx, int64_t n_items);
+/* Idle workers sleep now instead of spinning until the next run (which wakes them): for a
+ * caller that knows a gap is coming in which other threads of the process need the cores (the
+ * batcher while its sessions sample their next tokens). A hint; any thread may call it. */
+void core_pool_rest(core_pool *p);
 
 /* Splits [0, n) into nth near-equal contiguous ranges; range ith is [*lo, *hi). */
 static inline void core_split_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {

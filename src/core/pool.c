@@ -80,6 +80,7 @@ struct core_pool {
     int64_t solo_ns;                         /* the length of the next solo period */
     double solo_idle;                        /* the machine's idle CPU seconds when it began */
     int64_t quiet_until_ns;                  /* workers were asleep: not observed until then */
+    unsigned rest; /* generation + 1 after which idle workers sleep at once (core_pool_rest) */
     int stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -136,7 +137,7 @@ static unsigned wait_generation(core_pool *p, unsigned seen) {
     int spins = 0;
     while ((gen = __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE)) == seen &&
            !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE)) {
-        if (++spins < SPIN_ITERS) {
+        if (++spins < SPIN_ITERS && __atomic_load_n(&p->rest, __ATOMIC_RELAXED) != seen + 1) {
             CPU_RELAX();
             continue;
         }
@@ -293,6 +294,14 @@ void core_pool_run(core_pool *p, core_task_fn fn, void *ctx) {
         else
             sched_yield();
     }
+}
+
+void core_pool_rest(core_pool *p) {
+    if (!p || p->n == 1) return;
+    /* a hint: a worker that sees it sleeps, and the next run's publish wakes it (it re-checks
+     * the generation under the mutex before waiting, so no run is missed) */
+    __atomic_store_n(&p->rest, __atomic_load_n(&p->generation, __ATOMIC_ACQUIRE) + 1,
+                     __ATOMIC_RELAXED);
 }
 
 static int64_t now_ns(void) {

@@ -35,6 +35,7 @@ struct engine_batcher {
     uint64_t cache_bytes;          /* budget of the caches detached sequences keep */
     uint64_t pos_bytes;            /* cache bytes of one position */
     pthread_mutex_t *compute_lock; /* borrowed or NULL */
+    core_pool *pool;               /* borrowed: the context's */
     pthread_mutex_t step_mu; /* held around each step: adapters' scratch changes between steps */
     pthread_mutex_t mu;
     pthread_cond_t work; /* a hand-in arrived, or stop */
@@ -150,6 +151,9 @@ static void *batcher_main(void *arg) {
         pthread_mutex_lock(&b->step_mu);
         if (b->compute_lock) pthread_mutex_lock(b->compute_lock);
         shimmy_status st = model_ctx_decode(b->ctx, &mb, &err);
+        /* the sessions now sample on their own threads: with more of them than one, the pool's
+         * workers would spin through that gap on the cores those threads need */
+        if (n_took > 1) core_pool_rest(b->pool);
         if (b->compute_lock) pthread_mutex_unlock(b->compute_lock);
         pthread_mutex_unlock(&b->step_mu);
         /* logits come back in entry order, one per session that asked */
@@ -213,6 +217,7 @@ shimmy_status engine_batcher_new(const engine_model *m, const engine_batcher_par
                    (p->kv_type == MODEL_KV_F32 ? 4u : 2u);
     b->n_vocab = b->w->hp.n_vocab;
     b->compute_lock = p->compute_lock;
+    b->pool = p->pool;
     pthread_mutex_init(&b->mu, NULL);
     pthread_mutex_init(&b->step_mu, NULL);
     pthread_cond_init(&b->work, NULL);
