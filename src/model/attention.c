@@ -366,6 +366,13 @@ static void store_rows(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
+bool model_attn_by_kv(const model *m) {
+    /* only with a SIMD dot_rows_n: the scalar reference's (a variant without one, as NEON
+     * today) would be slower than that variant's per-head dots */
+    const quant_dot_rows_n_fn rows_n = quant_get(GGUF_T_F16)->dot_rows_n;
+    return m->fast_order && rows_n && rows_n != quant_get_ref(GGUF_T_F16)->dot_rows_n;
+}
+
 void model_op_attention(model_ctx *c, int32_t il, const model_attn_params *a) {
     const model_hparams *hp = &c->m->hp;
     const model_layer *L = &c->m->layers[il];
@@ -400,8 +407,7 @@ void model_op_attention(model_ctx *c, int32_t il, const model_attn_params *a) {
      * thread two jobs): a decode entry's rows are converted once for all of them, and a prompt
      * run's per-head products find the rows the group's previous head read in cache */
     const int32_t gqa = hp->n_head / hp->n_head_kv;
-    at.by_kv = !at.general && c->m->fast_order && c->kv_type == MODEL_KV_F16 &&
-               quant_get(GGUF_T_F16)->dot_rows_n;
+    at.by_kv = !at.general && c->kv_type == MODEL_KV_F16 && model_attn_by_kv(c->m);
     if (at.by_kv) {
         const int64_t want = parallel ? 2 * (int64_t)c->n_threads : 1;
         for (int32_t g = gqa; g > 1; g--)

@@ -57,7 +57,9 @@ void model_op_rope_qk(model_ctx *c, int slot, const model_rope_cfg *r);
  * over the positions each entry sees: its sequence's positions up to its own (causal) or all of
  * them (not causal), only the last `window` of them when window > 0. softcap > 0 replaces each
  * score s by softcap·tanh(s/softcap); sinks (n_head) add a per-head logit to the softmax's
- * denominator. A plain causal full-window layer keeps the reference engine's float order. */
+ * denominator. A plain causal full-window layer keeps the reference engine's float order, except
+ * on the fast path with an F16 cache, where a decode entry attends by KV head (model_attn_by_kv).
+ */
 typedef struct model_attn_params {
     float scale;
     float softcap;
@@ -65,6 +67,10 @@ typedef struct model_attn_params {
     bool non_causal;
 } model_attn_params;
 void model_op_attention(model_ctx *c, int32_t il, const model_attn_params *a);
+/* Whether a decode entry's query heads of one KV head attend together with an F16 cache
+ * (quant_traits.dot_rows_n, F32 sums in the variant's order): the fast path (model_repack ran)
+ * on a CPU whose kernel set has its own dot_rows_n. */
+bool model_attn_by_kv(const model *m);
 
 /* GLU of gate and up (n_tok, n_ff): gate = act(gate) * up. */
 typedef enum model_glu { MODEL_GLU_SILU, MODEL_GLU_GELU } model_glu;

@@ -237,7 +237,7 @@ static void check_model(const ref_model *rm, int *n_run) {
              * sums in the variant's order): a fast path too, except for F32 files, which are
              * held to 0.01 on every path */
             ruled = model_ruled ||
-                    (kv == 1 && m->fast_order && !test_device && !strstr(rm->name, "-F32"));
+                    (kv == 1 && model_attn_by_kv(m) && !test_device && !strstr(rm->name, "-F32"));
             judged = model_judged || ruled;
             char label[256];
             snprintf(label, sizeof label, "%s/%s/%s", rm->name, cname, kv == 0 ? "f32" : "f16");
