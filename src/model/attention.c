@@ -9,7 +9,8 @@
  * order. Everything else (sliding windows over a ring of cells, soft-capped scores, sinks,
  * encoders that see the whole input) goes through the general path, one query at a time, with
  * the same kernels but no claim to the reference's order (the newer families are judged by
- * tolerance). */
+ * tolerance). On the fast path (model_attn_by_kv) a plain layer's decode entry with an F16
+ * cache attends by KV head instead: the same roundings, F32 sums in the kernel set's order. */
 #include "model.h"
 
 #include <math.h>
