@@ -82,28 +82,34 @@ static void kl_add(const float *la, const float *lb, int32_t V, int32_t next, do
     st->n++;
 }
 
-void test_kl_decode(model_ctx *a, model_ctx *b, int32_t n_ctx, const int32_t *toks, long n_tok,
-                    int32_t bos, long chunks, test_kl *st) {
+/* Each chunk into both contexts, in one step (decode = false: logits of every position) or as
+ * its first half and then one token per step; the positions n_ctx/2 .. n_ctx-2 scored. */
+static void kl_run(model_ctx *a, model_ctx *b, int32_t n_ctx, const int32_t *toks, long n_tok,
+                   int32_t bos, long chunks, bool decode, test_kl *st) {
     const int32_t V = a->m->hp.n_vocab, half = n_ctx / 2;
     double *pa = malloc(sizeof(double) * (size_t)V), *pb = malloc(sizeof(double) * (size_t)V);
     int32_t *chunk = malloc(sizeof *chunk * (size_t)n_ctx);
+    model_ctx *c[2] = {a, b};
     shimmy_error err = {0};
     for (long ci = 0; pa && pb && chunk && ci < chunks && (ci + 1) * n_ctx <= n_tok; ci++) {
         memcpy(chunk, toks + ci * n_ctx, sizeof *chunk * (size_t)n_ctx);
         chunk[0] = bos;
-        model_ctx *c[2] = {a, b};
         bool ok = true;
         for (int k = 0; k < 2; k++) {
             model_ctx_truncate(c[k], 0);
-            ok &= model_ctx_eval(c[k], chunk, half, 1, &err) == SHIMMY_OK;
+            ok &= model_ctx_eval(c[k], chunk, decode ? half : n_ctx, decode ? 1 : n_ctx, &err) ==
+                  SHIMMY_OK;
         }
         CHECK_MSG(ok, "%s", err.message);
         for (int32_t i = half; ok && i < n_ctx - 1; i++) {
-            for (int k = 0; k < 2; k++)
-                ok &= model_ctx_eval(c[k], &chunk[i], 1, 1, &err) == SHIMMY_OK;
-            CHECK_MSG(ok, "%s", err.message);
-            if (ok)
-                kl_add(model_ctx_logits(a, 0), model_ctx_logits(b, 0), V, chunk[i + 1], pa, pb, st);
+            if (decode) {
+                for (int k = 0; k < 2; k++)
+                    ok &= model_ctx_eval(c[k], &chunk[i], 1, 1, &err) == SHIMMY_OK;
+                CHECK_MSG(ok, "%s", err.message);
+                if (!ok) break;
+            }
+            const int32_t row = decode ? 0 : i;
+            kl_add(model_ctx_logits(a, row), model_ctx_logits(b, row), V, chunk[i + 1], pa, pb, st);
         }
     }
     free(pa);
@@ -111,25 +117,14 @@ void test_kl_decode(model_ctx *a, model_ctx *b, int32_t n_ctx, const int32_t *to
     free(chunk);
 }
 
+void test_kl_decode(model_ctx *a, model_ctx *b, int32_t n_ctx, const int32_t *toks, long n_tok,
+                    int32_t bos, long chunks, test_kl *st) {
+    kl_run(a, b, n_ctx, toks, n_tok, bos, chunks, true, st);
+}
+
 void test_kl_chunks(model_ctx *a, model_ctx *b, int32_t n_ctx, const int32_t *toks, long n_tok,
                     int32_t bos, long chunks, test_kl *st) {
-    const int32_t V = a->m->hp.n_vocab;
-    double *pa = malloc(sizeof(double) * (size_t)V), *pb = malloc(sizeof(double) * (size_t)V);
-    int32_t *chunk = malloc(sizeof *chunk * (size_t)n_ctx);
-    shimmy_error err = {0};
-    for (long ci = 0; pa && pb && chunk && ci < chunks && (ci + 1) * n_ctx <= n_tok; ci++) {
-        memcpy(chunk, toks + ci * n_ctx, sizeof *chunk * (size_t)n_ctx);
-        chunk[0] = bos;
-        model_ctx_truncate(a, 0);
-        model_ctx_truncate(b, 0);
-        CHECK_MSG(model_ctx_eval(a, chunk, n_ctx, n_ctx, &err) == SHIMMY_OK, "%s", err.message);
-        CHECK_MSG(model_ctx_eval(b, chunk, n_ctx, n_ctx, &err) == SHIMMY_OK, "%s", err.message);
-        for (int32_t i = n_ctx / 2; i < n_ctx - 1; i++)
-            kl_add(model_ctx_logits(a, i), model_ctx_logits(b, i), V, chunk[i + 1], pa, pb, st);
-    }
-    free(pa);
-    free(pb);
-    free(chunk);
+    kl_run(a, b, n_ctx, toks, n_tok, bos, chunks, false, st);
 }
 
 void test_skip(const char *why) {
