@@ -268,8 +268,11 @@ static void f32_via_f16(const float *x, void *vy, int64_t n) {
 
 /* rows 8h..8h+7's u8 scales as (s, s) int16 pairs, one per 32-bit lane */
 P2_ALWAYS __m256i scale_pairs(const uint8_t *sc) {
-    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc));
-    return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+    /* one shuffle puts scale r in both 16-bit halves of lane r (bytes 0-3 in the low 128 bits,
+     * 4-7 in the high) where a widening, a shift and an or took three vector operations */
+    const __m256i pat = _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1, 4,
+                                         -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1);
+    return _mm256_shuffle_epi8(_mm256_broadcastq_epi64(_mm_loadl_epi64((const __m128i *)sc)), pat);
 }
 
 /* acc[0..1] (rows 8h..8h+3, 8h+4..8h+7) += (d * a - m * b) * dy in double */
@@ -395,7 +398,7 @@ P2_ALWAYS __m256i q6_hi2(__m256i qh, int k) {
 
 P2_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x, size_t xs,
                          float *y, size_t ys, int64_t g, int64_t r0, int64_t r1, bool pf) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), lo16 = _mm256_set1_epi32(0xFFFF);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
     const quant_block_q8_k *tok[P2_K_TOK];
     /* (updated once per super-block and half: memory is fine, registers go to the sums) */
     __m256d acc[P2_K_TOK][4];
@@ -414,10 +417,14 @@ P2_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                 /* lane r: the int16 scales of sub-blocks 2p, 2p+1 */
                 const __m256i sp = _mm256_cvtepi8_epi16(
                     _mm_loadu_si128((const __m128i *)(o + 32 + 32 * p + 16 * h)));
-                const __m256i se =
-                    _mm256_or_si256(_mm256_and_si256(sp, lo16), _mm256_slli_epi32(sp, 16));
-                const __m256i so =
-                    _mm256_or_si256(_mm256_srli_epi32(sp, 16), _mm256_andnot_si256(lo16, sp));
+                /* the even and odd sub-blocks' scales in both halves of each lane (one shuffle
+                 * each) */
+                const __m256i se = _mm256_shuffle_epi8(
+                    sp, _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1,
+                                         0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13));
+                const __m256i so = _mm256_shuffle_epi8(
+                    sp, _mm256_setr_epi8(2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15, 2,
+                                         3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15));
                 const uint8_t *ql = o + 288 + 256 * p + 32 * h, *qh = o + 2336 + 128 * p + 32 * h;
                 const __m256i h0 = _mm256_loadu_si256((const __m256i *)qh);
                 const __m256i h1 = _mm256_loadu_si256((const __m256i *)(qh + 64));
@@ -445,14 +452,14 @@ P2_ALWAYS void q6_k_tile(int nt, int64_t nb, const uint8_t *gw, const uint8_t *x
                         P2_CHAIN(isum[t]);
                     }
                 }
+                /* 32 * scale still fits int16 (|scale| <= 128): the offsets' madd then needs no
+                 * shift per token */
+                const __m256i sp32 = _mm256_slli_epi16(sp, 5);
 #pragma GCC unroll 4
-                for (int t = 0; t < nt; t++) {
-                    int32_t bs;
-                    memcpy(&bs, tok[t][i].bsums + 2 * p, 4);
+                for (int t = 0; t < nt; t++)
                     isum[t] = _mm256_sub_epi32(
                         isum[t],
-                        _mm256_slli_epi32(_mm256_madd_epi16(sp, _mm256_set1_epi32(bs)), 5));
-                }
+                        _mm256_madd_epi16(sp32, bc32((const int8_t *)(tok[t][i].bsums + 2 * p))));
             }
             const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o + 16 * h)));
 #pragma GCC unroll 4
